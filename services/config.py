@@ -1,0 +1,65 @@
+"""Settings shared by every squall process, built once at start-up and passed down.
+
+Every process takes the same flags (or SQUALL_* environment variables, read only in `from_env`):
+  --bootstrap / SQUALL_KAFKA_BOOTSTRAP    Kafka bootstrap servers, e.g. 127.0.0.1:9092
+  --topic-prefix / SQUALL_TOPIC_PREFIX    prefix of every topic (isolates stacks and tests)
+  --database-url / SQUALL_DATABASE_URL    postgresql:// URL of the read models
+  --home / SQUALL_HOME                    state directory (logs, blobs, pids), default ~/.squall
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from events.topics import Topics
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; the message names the setting and what to set."""
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    bootstrap_servers: str
+    database_url: str
+    home: Path
+    topic_prefix: str = "squall."
+
+    @property
+    def topics(self) -> Topics:
+        return Topics(prefix=self.topic_prefix)
+
+    @property
+    def blob_root(self) -> Path:
+        """Where job logs, status documents and resource usage are stored (the local blob store)."""
+        return self.home / "blobs"
+
+    def with_overrides(self, **kw: object) -> ServiceConfig:
+        return replace(self, **kw)  # type: ignore[arg-type]
+
+
+def default_home() -> Path:
+    return Path(os.environ.get("SQUALL_HOME") or Path.home() / ".squall")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--bootstrap", default=os.environ.get("SQUALL_KAFKA_BOOTSTRAP"),
+                        help="Kafka bootstrap servers (SQUALL_KAFKA_BOOTSTRAP)")
+    parser.add_argument("--topic-prefix", default=os.environ.get("SQUALL_TOPIC_PREFIX", "squall."),
+                        help="prefix of every topic (SQUALL_TOPIC_PREFIX)")
+    parser.add_argument("--database-url", default=os.environ.get("SQUALL_DATABASE_URL"),
+                        help="postgresql:// URL of the read models (SQUALL_DATABASE_URL)")
+    parser.add_argument("--home", default=str(default_home()), help="state directory (SQUALL_HOME)")
+
+
+def from_args(args: argparse.Namespace, need_database: bool = True) -> ServiceConfig:
+    if not args.bootstrap:
+        raise ConfigError("Kafka is not configured: pass --bootstrap HOST:PORT or set SQUALL_KAFKA_BOOTSTRAP")
+    if need_database and not args.database_url:
+        raise ConfigError("PostgreSQL is not configured: pass --database-url postgresql://... "
+                          "or set SQUALL_DATABASE_URL")
+    return ServiceConfig(bootstrap_servers=args.bootstrap, database_url=args.database_url or "",
+                         home=Path(args.home), topic_prefix=args.topic_prefix)

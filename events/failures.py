@@ -1,0 +1,48 @@
+"""Failure cause codes carried in `JobAttemptCompleted.failure_cause`, and which are the system's fault.
+
+Workers and the driver report causes; the core decides: a system failure with attempts left returns
+the job to Ready for a new attempt (with backoff); a user failure or a non-retryable error is final.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# the user's process: outcome Failed, never retried
+NONZERO_EXIT: Final = "nonzero_exit"
+OUT_OF_MEMORY: Final = "out_of_memory"  # exit 137 with the OOM flag; still the user's failure (Hail: Failed)
+
+# the job cannot run as specified: outcome Error, never retried
+TIMED_OUT: Final = "timed_out"
+IMAGE_NOT_FOUND: Final = "image_not_found"
+STORAGE_QUOTA_EXCEEDED: Final = "storage_quota_exceeded"
+INPUT_FAILED: Final = "input_failed"
+OUTPUT_FAILED: Final = "output_failed"
+TOO_MANY_ATTEMPTS: Final = "too_many_attempts"
+INVALID_JOB: Final = "invalid_job"
+
+# cancellation: outcome Cancelled
+KILLED: Final = "killed"
+
+# the system's fault: outcome Error, retried with a new attempt while attempts remain
+INSTANCE_LOST: Final = "instance_lost"
+WORKER_CRASHED: Final = "worker_crashed"
+IMAGE_PULL_FAILED: Final = "image_pull_failed"  # transient registry/network trouble
+INTERNAL_ERROR: Final = "internal_error"
+
+SYSTEM_FAILURES: Final = frozenset({INSTANCE_LOST, WORKER_CRASHED, IMAGE_PULL_FAILED, INTERNAL_ERROR})
+
+# what the API shows as the error's short form, Hail's wording where Hail has one
+SHORT_ERRORS: Final = {
+    TIMED_OUT: "timed out",
+    IMAGE_NOT_FOUND: "image not found",
+    OUT_OF_MEMORY: "out of memory",
+    STORAGE_QUOTA_EXCEEDED: "storage quota exceeded",
+    TOO_MANY_ATTEMPTS: "too many attempts",
+    INSTANCE_LOST: "instance lost",
+    WORKER_CRASHED: "worker crashed",
+}
+
+
+def is_system_failure(cause: str | None) -> bool:
+    return cause in SYSTEM_FAILURES

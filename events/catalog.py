@@ -355,6 +355,7 @@ class BatchCancelled:
     producer: str
     causation_id: str | None = None
     batch_id: int
+    reason: str | None = None
 
     def to_avro(self) -> dict[str, Any]:
         return {
@@ -363,6 +364,7 @@ class BatchCancelled:
             'producer': self.producer,
             'causation_id': self.causation_id,
             'batch_id': self.batch_id,
+            'reason': self.reason,
         }
 
     @classmethod
@@ -373,6 +375,7 @@ class BatchCancelled:
             producer=d['producer'],
             causation_id=d['causation_id'],
             batch_id=d['batch_id'],
+            reason=d['reason'],
         )
 
 

@@ -1,0 +1,383 @@
+"""A real single-node Apache Kafka broker (KRaft, combined controller+broker) on loopback.
+
+The jars come from Maven Central through `mvn dependency:copy-dependencies`, once, into
+~/.cache/squall/kafka/<version>/libs; after that a start takes a few seconds. The broker keeps
+its log dirs, its own logs and a pid file under `data_dir`, so `start()` is idempotent: a second
+call finds the running broker and returns the same bootstrap address.
+
+    python -m deploy.kafka start --data-dir /tmp/k      # prints the bootstrap address
+    python -m deploy.kafka stop --data-dir /tmp/k
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+KAFKA_VERSION = "4.1.1"
+LOG4J_VERSION = "2.24.3"
+CACHE_ROOT = Path(os.environ.get("SQUALL_CACHE") or Path.home() / ".cache" / "squall")
+DEFAULT_HEAP = "-Xmx768m"
+START_TIMEOUT_S = 90.0
+STOP_TIMEOUT_S = 20.0
+
+_POM = """<?xml version="1.0" encoding="UTF-8"?>
+<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>squall.deploy</groupId>
+  <artifactId>kafka-runtime</artifactId>
+  <version>1</version>
+  <packaging>pom</packaging>
+  <dependencies>
+    <dependency>
+      <groupId>org.apache.kafka</groupId><artifactId>kafka_2.13</artifactId><version>{kafka}</version>
+    </dependency>
+    <dependency>
+      <groupId>org.apache.logging.log4j</groupId><artifactId>log4j-core</artifactId><version>{log4j}</version>
+    </dependency>
+    <dependency>
+      <groupId>org.apache.logging.log4j</groupId><artifactId>log4j-slf4j-impl</artifactId><version>{log4j}</version>
+    </dependency>
+  </dependencies>
+</project>
+"""
+
+# The broker logs to files in its data dir (never to the test's stdout).
+_LOG4J2_PROPERTIES = """status = warn
+appender.file.type = RollingFile
+appender.file.name = file
+appender.file.fileName = {logs}/server.log
+appender.file.filePattern = {logs}/server.log.%i
+appender.file.layout.type = PatternLayout
+appender.file.layout.pattern = [%d] %p %m (%c)%n
+appender.file.policies.type = Policies
+appender.file.policies.size.type = SizeBasedTriggeringPolicy
+appender.file.policies.size.size = 20MB
+appender.file.strategy.type = DefaultRolloverStrategy
+appender.file.strategy.max = 3
+rootLogger.level = INFO
+rootLogger.appenderRef.file.ref = file
+"""
+
+
+class KafkaDeployError(RuntimeError):
+    """The broker could not be resolved, formatted or started; the message says where to look."""
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def kafka_jars(version: str = KAFKA_VERSION, cache_root: Path = CACHE_ROOT) -> Path:
+    """The directory with Kafka's runtime jars, resolved with mvn on first use and cached."""
+    home = cache_root / "kafka" / version
+    libs = home / "libs"
+    done = home / ".resolved"
+    if done.exists():
+        return libs
+    if shutil.which("mvn") is None:
+        raise KafkaDeployError("mvn is not installed: apt-get install -y maven openjdk-17-jre-headless")
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "pom.xml").write_text(_POM.format(kafka=version, log4j=LOG4J_VERSION))
+    tmp_libs = home / "libs.partial"
+    shutil.rmtree(tmp_libs, ignore_errors=True)
+    cmd = ["mvn", "-q", "-B", "-f", str(home / "pom.xml"), "dependency:copy-dependencies",
+           f"-DoutputDirectory={tmp_libs}", "-DincludeScope=runtime"]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise KafkaDeployError(f"resolving Kafka {version} jars with mvn failed ({' '.join(cmd)}):\n"
+                               f"{proc.stdout[-3000:]}{proc.stderr[-3000:]}")
+    shutil.rmtree(libs, ignore_errors=True)
+    tmp_libs.rename(libs)
+    done.write_text(version)
+    return libs
+
+
+def _java() -> str:
+    java = shutil.which("java")
+    if java is None:
+        raise KafkaDeployError("java is not installed: apt-get install -y openjdk-17-jre-headless")
+    return java
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child of ours still answers kill(0); treat it as gone.
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+async def wait_until_answers(bootstrap: str, timeout_s: float) -> None:
+    """Poll the broker's metadata with aiokafka until it answers or the timeout passes."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    deadline = time.monotonic() + timeout_s
+    with _quiet("aiokafka"):  # "Unable connect" errors are expected while the JVM boots
+        while time.monotonic() < deadline:
+            if await _answers(AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=3000)):
+                return
+            await asyncio.sleep(0.3)
+    raise KafkaDeployError(f"Kafka at {bootstrap} did not answer within {timeout_s:.0f}s")
+
+
+async def _answers(admin: object) -> bool:
+    try:
+        await admin.start()  # type: ignore[attr-defined]
+        await admin.describe_cluster()  # type: ignore[attr-defined]
+        return True
+    except Exception:  # not up yet: connection refused, no controller, ...
+        return False
+    finally:
+        try:
+            await admin.close()  # type: ignore[attr-defined]
+        except Exception:
+            pass
+
+
+@contextlib.contextmanager
+def _quiet(logger_name: str) -> Iterator[None]:
+    logger = logging.getLogger(logger_name)
+    previous = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(previous)
+
+
+class KafkaBroker:
+    """One KRaft broker whose whole state lives in `data_dir`."""
+
+    def __init__(self, data_dir: Path, port: int | None = None, heap: str = DEFAULT_HEAP,
+                 version: str = KAFKA_VERSION) -> None:
+        self.data_dir = Path(data_dir)
+        self.requested_port = port
+        self.heap = heap
+        self.version = version
+
+    # --- files in data_dir -------------------------------------------------------------------
+    @property
+    def pid_file(self) -> Path:
+        return self.data_dir / "kafka.pid"
+
+    @property
+    def port_file(self) -> Path:
+        return self.data_dir / "kafka.port"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.data_dir / "logs"
+
+    @property
+    def storage_dir(self) -> Path:
+        return self.data_dir / "kraft-data"
+
+    def _read_pid(self) -> int | None:
+        try:
+            return int(self.pid_file.read_text().strip())
+        except (OSError, ValueError):
+            return None
+
+    def _ports(self) -> tuple[int, int]:
+        """(broker port, controller port): kept in data_dir so a restart reuses them."""
+        try:
+            broker, controller = (int(p) for p in self.port_file.read_text().split())
+            if self.requested_port in (None, broker):
+                return broker, controller
+        except (OSError, ValueError):
+            pass
+        broker = self.requested_port or free_port()
+        controller = free_port()
+        while controller == broker:
+            controller = free_port()
+        self.port_file.write_text(f"{broker} {controller}\n")
+        return broker, controller
+
+    @property
+    def bootstrap(self) -> str:
+        broker, _ = self._ports()
+        return f"127.0.0.1:{broker}"
+
+    def is_running(self) -> bool:
+        pid = self._read_pid()
+        return pid is not None and _pid_alive(pid)
+
+    # --- lifecycle ---------------------------------------------------------------------------
+    def _write_config(self, broker_port: int, controller_port: int) -> Path:
+        props = {
+            "process.roles": "broker,controller",
+            "node.id": "1",
+            "controller.quorum.voters": f"1@127.0.0.1:{controller_port}",
+            "listeners": f"PLAINTEXT://127.0.0.1:{broker_port},CONTROLLER://127.0.0.1:{controller_port}",
+            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{broker_port}",
+            "controller.listener.names": "CONTROLLER",
+            "inter.broker.listener.name": "PLAINTEXT",
+            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            "log.dirs": str(self.storage_dir),
+            "num.partitions": "1",
+            "default.replication.factor": "1",
+            "min.insync.replicas": "1",
+            "offsets.topic.replication.factor": "1",
+            "offsets.topic.num.partitions": "8",
+            "transaction.state.log.replication.factor": "1",
+            "transaction.state.log.min.isr": "1",
+            "share.coordinator.state.topic.replication.factor": "1",
+            "share.coordinator.state.topic.min.isr": "1",
+            "group.initial.rebalance.delay.ms": "0",
+            "auto.create.topics.enable": "false",
+            "delete.topic.enable": "true",
+            "log.segment.bytes": str(64 * 1024 * 1024),
+            "log.retention.hours": "-1",
+        }
+        path = self.data_dir / "server.properties"
+        path.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
+        (self.data_dir / "log4j2.properties").write_text(_LOG4J2_PROPERTIES.format(logs=self.log_dir))
+        return path
+
+    def _java_cmd(self, main_class: str, *args: str) -> list[str]:
+        libs = kafka_jars(self.version)
+        return [_java(), self.heap, "-Xms128m", "-XX:+UseG1GC", "-XX:TieredStopAtLevel=1",
+                "-Djava.awt.headless=true",
+                f"-Dlog4j2.configurationFile={self.data_dir / 'log4j2.properties'}",
+                f"-Dkafka.logs.dir={self.log_dir}",
+                "-cp", f"{libs}/*", main_class, *args]
+
+    def _format_storage(self, config: Path) -> None:
+        if (self.storage_dir / "meta.properties").exists():
+            return
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cmd = self._java_cmd("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config),
+                             "--ignore-formatted")
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise KafkaDeployError(f"formatting Kafka storage in {self.storage_dir} failed:\n"
+                                   f"{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+
+    def start(self, timeout_s: float = START_TIMEOUT_S) -> str:
+        """Start (or find running) and wait until the broker answers; returns the bootstrap address."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.log_dir.mkdir(exist_ok=True)
+        if self.is_running():
+            bootstrap = self.bootstrap
+            _run_coroutine(wait_until_answers(bootstrap, timeout_s))
+            return bootstrap
+        broker_port, controller_port = self._ports()
+        config = self._write_config(broker_port, controller_port)
+        self._format_storage(config)
+        out = open(self.log_dir / "stdout.log", "ab")  # noqa: SIM115 - handed to the child
+        try:
+            proc = subprocess.Popen(self._java_cmd("kafka.Kafka", str(config)), stdout=out,
+                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    start_new_session=True)
+        finally:
+            out.close()
+        self.pid_file.write_text(f"{proc.pid}\n")
+        bootstrap = f"127.0.0.1:{broker_port}"
+        try:
+            _run_coroutine(self._wait_started(proc, bootstrap, timeout_s))
+        except BaseException:
+            self.stop()
+            raise
+        return bootstrap
+
+    async def _wait_started(self, proc: subprocess.Popen[bytes], bootstrap: str, timeout_s: float) -> None:
+        waiter = asyncio.ensure_future(wait_until_answers(bootstrap, timeout_s))
+        while not waiter.done():
+            if proc.poll() is not None:
+                waiter.cancel()
+                raise KafkaDeployError(f"Kafka exited with code {proc.returncode} while starting; "
+                                       f"see {self.log_dir}/server.log and stdout.log")
+            await asyncio.sleep(0.2)
+        waiter.result()
+
+    def stop(self, timeout_s: float = STOP_TIMEOUT_S) -> None:
+        """SIGTERM (a clean shutdown), then SIGKILL if it has not exited within timeout_s."""
+        pid = self._read_pid()
+        if pid is None:
+            return
+        if _pid_alive(pid):
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            deadline = time.monotonic() + timeout_s
+            while _pid_alive(pid) and time.monotonic() < deadline:
+                _reap(pid)
+                time.sleep(0.1)
+            if _pid_alive(pid):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            _reap(pid)
+        self.pid_file.unlink(missing_ok=True)
+
+
+def _reap(pid: int) -> None:
+    """Collect our own child's exit status so it does not linger as a zombie."""
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+def _run_coroutine(coro: object) -> None:
+    """Run a coroutine to completion from sync code, even when an event loop is already running
+    in this thread (e.g. inside an async test fixture): then it runs in a helper thread."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        asyncio.run(coro)  # type: ignore[arg-type]
+        return
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, coro).result()  # type: ignore[arg-type]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m deploy.kafka", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("action", choices=["start", "stop", "status", "fetch"])
+    parser.add_argument("--data-dir", type=Path, default=Path.home() / ".squall" / "kafka")
+    parser.add_argument("--port", type=int, default=None)
+    args = parser.parse_args(argv)
+    broker = KafkaBroker(args.data_dir, port=args.port)
+    if args.action == "fetch":
+        print(kafka_jars())
+    elif args.action == "start":
+        print(broker.start())
+    elif args.action == "stop":
+        broker.stop()
+    else:
+        running = broker.is_running()
+        print(f"running {broker.bootstrap}" if running else "stopped")
+        return 0 if running else 3
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

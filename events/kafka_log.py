@@ -1,0 +1,216 @@
+"""The event log on Apache Kafka, through aiokafka.
+
+    log = await KafkaEventLog.connect("127.0.0.1:9092", client_id="front")
+    await log.create_topics(Topics().specs())
+    positions = await log.append([Message(topic, value, key)])
+    records = await log.read(topic, partition=0, start_offset=0)
+    await log.close()
+
+aiokafka's defaults are not Kafka's safe ones, so every setting that matters is explicit here:
+the producer waits for all in-sync replicas and is idempotent (no duplicates on retry); readers
+see only committed records; group consumers never auto-commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Sequence
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, OffsetOutOfRangeError
+from aiokafka.structs import ConsumerRecord, TopicPartition
+
+from events.errors import LogError
+from events.log import Message, Position, Record
+from events.topics import TopicSpec
+
+_NO_ERROR = 0
+_TOPIC_ALREADY_EXISTS = 36
+METADATA_WAIT_S = 30.0
+
+
+def _record(r: ConsumerRecord) -> Record:  # type: ignore[type-arg]
+    return Record(topic=r.topic, partition=r.partition, offset=r.offset, key=r.key, value=r.value,
+                  timestamp_ms=r.timestamp, headers=tuple((k, bytes(v)) for k, v in (r.headers or ())))
+
+
+class KafkaGroupConsumer:
+    """A consumer-group member (events.log.GroupConsumer) over an AIOKafkaConsumer."""
+
+    def __init__(self, consumer: AIOKafkaConsumer) -> None:
+        self._consumer = consumer
+
+    async def getmany(self, timeout_ms: int = 1000, max_records: int | None = None) -> list[Record]:
+        try:
+            batches = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
+        except KafkaError as exc:
+            raise LogError(f"consuming failed: {exc!r}") from exc
+        return [_record(r) for tp in sorted(batches, key=lambda t: (t.topic, t.partition)) for r in batches[tp]]
+
+    async def commit(self, offsets: dict[tuple[str, int], int]) -> None:
+        if not offsets:
+            return
+        try:
+            await self._consumer.commit({TopicPartition(t, p): o for (t, p), o in offsets.items()})
+        except KafkaError as exc:
+            raise LogError(f"committing offsets {offsets} failed: {exc!r}") from exc
+
+    def assignment(self) -> set[tuple[str, int]]:
+        return {(tp.topic, tp.partition) for tp in self._consumer.assignment()}
+
+    async def close(self) -> None:
+        await self._consumer.stop()
+
+
+class KafkaEventLog:
+    """events.log.EventLog on a Kafka cluster. Create with `await KafkaEventLog.connect(...)`."""
+
+    def __init__(self, bootstrap: str, client_id: str, producer: AIOKafkaProducer,
+                 reader: AIOKafkaConsumer, admin: AIOKafkaAdminClient, replication_factor: int) -> None:
+        self.bootstrap = bootstrap
+        self.client_id = client_id
+        self._producer = producer
+        self._reader = reader
+        self._admin = admin
+        self._replication_factor = replication_factor
+        self._read_lock = asyncio.Lock()  # one shared reader: reads must not interleave seeks
+        self._reader_at: tuple[TopicPartition, int] | None = None  # where the reader will continue
+
+    @classmethod
+    async def connect(cls, bootstrap: str, client_id: str = "squall", *, linger_ms: int = 5,
+                      max_batch_size: int = 512 * 1024, replication_factor: int = 1,
+                      request_timeout_ms: int = 30_000) -> KafkaEventLog:
+        """Connect producer, reader and admin client. `replication_factor` applies to created topics
+        (1 for a single broker; 3 on a production cluster)."""
+        producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap, client_id=f"{client_id}-producer", acks="all",
+            enable_idempotence=True, linger_ms=linger_ms, max_batch_size=max_batch_size,
+            request_timeout_ms=request_timeout_ms)
+        reader = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap, client_id=f"{client_id}-reader", group_id=None,
+            enable_auto_commit=False, isolation_level="read_committed", auto_offset_reset="none",
+            request_timeout_ms=request_timeout_ms, fetch_max_wait_ms=100)
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id=f"{client_id}-admin",
+                                    request_timeout_ms=request_timeout_ms)
+        started: list[AIOKafkaProducer | AIOKafkaConsumer | AIOKafkaAdminClient] = []
+        try:
+            for client in (producer, reader, admin):
+                await client.start()
+                started.append(client)
+        except Exception as exc:
+            for client in started:
+                with contextlib.suppress(Exception):
+                    await _stop(client)
+            raise LogError(f"cannot connect to Kafka at {bootstrap}: {exc!r}; is the broker running "
+                           "(squall kafka start) and --bootstrap right?") from exc
+        return cls(bootstrap, client_id, producer, reader, admin, replication_factor)
+
+    async def create_topics(self, specs: Sequence[TopicSpec]) -> None:
+        new = [NewTopic(s.name, num_partitions=s.partitions, replication_factor=self._replication_factor,
+                        topic_configs={"cleanup.policy": "compact"} if s.compacted else {})
+               for s in specs]
+        if not new:
+            return
+        try:
+            response = await self._admin.create_topics(new)
+        except KafkaError as exc:
+            raise LogError(f"creating topics {[s.name for s in specs]} failed: {exc!r}") from exc
+        for topic_error in response.topic_errors:
+            name, code = topic_error[0], topic_error[1]
+            if code not in (_NO_ERROR, _TOPIC_ALREADY_EXISTS):
+                message = topic_error[2] if len(topic_error) > 2 else ""
+                raise LogError(f"creating topic {name!r} failed: error code {code} {message}")
+        for spec in specs:  # the broker answers before every client sees the new metadata
+            await self._wait_partitions(spec.name)
+
+    async def _wait_partitions(self, topic: str) -> set[int]:
+        deadline = time.monotonic() + METADATA_WAIT_S
+        while True:
+            try:
+                found = await self._producer.partitions_for(topic)
+                if found:
+                    return set(found)
+            except KafkaError as exc:
+                if time.monotonic() > deadline:
+                    raise LogError(f"topic {topic!r} does not exist (create it with create_topics): "
+                                   f"{exc!r}") from exc
+            if time.monotonic() > deadline:
+                raise LogError(f"topic {topic!r} has no partitions after {METADATA_WAIT_S:.0f}s")
+            await asyncio.sleep(0.05)
+
+    async def append(self, messages: Sequence[Message]) -> list[Position]:
+        """Send every message (batched by the producer), then wait for all acknowledgements."""
+        try:
+            futures = [await self._producer.send(m.topic, m.value, key=m.key, headers=list(m.headers) or None)
+                       for m in messages]
+            metas = await asyncio.gather(*futures)
+        except KafkaError as exc:
+            raise LogError(f"appending {len(messages)} messages failed (some may be stored): {exc!r}") from exc
+        return [Position(md.topic, md.partition, md.offset) for md in metas]
+
+    async def partitions(self, topic: str) -> int:
+        return len(await self._wait_partitions(topic))
+
+    async def end_offsets(self, topic: str) -> dict[int, int]:
+        parts = [TopicPartition(topic, p) for p in sorted(await self._wait_partitions(topic))]
+        try:
+            ends = await self._reader.end_offsets(parts)
+        except KafkaError as exc:
+            raise LogError(f"end offsets of {topic!r} failed: {exc!r}") from exc
+        return {tp.partition: int(offset) for tp, offset in ends.items()}
+
+    async def read(self, topic: str, partition: int, start_offset: int, max_records: int = 10_000,
+                   timeout_ms: int = 1000) -> list[Record]:
+        tp = TopicPartition(topic, partition)
+        async with self._read_lock:
+            # Continuing where the last read stopped keeps the reader's prefetched data: no seek.
+            if self._reader_at != (tp, start_offset):
+                if self._reader.assignment() != {tp}:
+                    self._reader.assign([tp])
+                self._reader.seek(tp, start_offset)
+            self._reader_at = None
+            try:
+                batches = await self._reader.getmany(tp, timeout_ms=timeout_ms, max_records=max_records)
+            except OffsetOutOfRangeError:
+                return await self._out_of_range(tp, start_offset)
+            except KafkaError as exc:
+                raise LogError(f"reading {topic}[{partition}] from {start_offset} failed: {exc!r}") from exc
+            records = [_record(r) for r in batches.get(tp, [])]
+            self._reader_at = (tp, records[-1].offset + 1 if records else start_offset)
+            return records
+
+    async def _out_of_range(self, tp: TopicPartition, start_offset: int) -> list[Record]:
+        end = (await self._reader.end_offsets([tp]))[tp]
+        if start_offset >= end:
+            return []  # past the end: nothing there yet, like an empty partition
+        raise LogError(f"offset {start_offset} of {tp.topic}[{tp.partition}] is no longer in the log "
+                       f"(deleted by retention); the log ends at {end}")
+
+    async def group_consumer(self, group_id: str, topics: Sequence[str]) -> KafkaGroupConsumer:
+        consumer = AIOKafkaConsumer(
+            *topics, bootstrap_servers=self.bootstrap, client_id=f"{self.client_id}-{group_id}",
+            group_id=group_id, enable_auto_commit=False, isolation_level="read_committed",
+            auto_offset_reset="earliest", session_timeout_ms=6000, heartbeat_interval_ms=500,
+            fetch_max_wait_ms=100)
+        try:
+            await consumer.start()
+        except KafkaError as exc:
+            with contextlib.suppress(Exception):
+                await consumer.stop()
+            raise LogError(f"joining consumer group {group_id!r} on {list(topics)} failed: {exc!r}") from exc
+        return KafkaGroupConsumer(consumer)
+
+    async def close(self) -> None:
+        for client in (self._producer, self._reader, self._admin):
+            with contextlib.suppress(Exception):
+                await _stop(client)
+
+
+async def _stop(client: AIOKafkaProducer | AIOKafkaConsumer | AIOKafkaAdminClient) -> None:
+    if isinstance(client, AIOKafkaAdminClient):
+        await client.close()
+    else:
+        await client.stop()

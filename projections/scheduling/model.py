@@ -1,0 +1,97 @@
+"""The records the scheduling projection keeps in memory: jobs waiting or running, instances, attempts.
+
+Everything is plain mutable data owned by `SchedulingState`; only its fold changes it. Sizes are in
+Hail's units: cpu in mCPU, memory in bytes, storage in GiB.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+JobKey = tuple[int, int]  # (batch_id, job_id)
+
+JOB_PRIVATE_POOL = "job-private"
+
+
+class JobPhase(Enum):
+    PENDING = "pending"  # created; parents not complete yet
+    READY = "ready"  # in the ready queue
+    CREATING = "creating"  # waiting for its job-private instance
+    RUNNING = "running"  # an accepted attempt holds capacity
+    FINISHING = "finishing"  # its attempt ended; the resolver decides what comes next
+
+
+class InstanceState(Enum):
+    PENDING = "pending"  # requested or created, not yet activated
+    ACTIVE = "active"
+    INACTIVE = "inactive"  # deactivated: takes no more work; deletion follows
+
+
+@dataclass(frozen=True, slots=True)
+class Demand:
+    """What one attempt of a job takes from an instance."""
+
+    cores_mcpu: int
+    memory_bytes: int
+    storage_gib: int
+
+
+@dataclass(slots=True)
+class JobEntry:
+    key: JobKey
+    user: str
+    pool: str
+    demand: Demand
+    preemptible: bool
+    regions: tuple[str, ...] | None
+    machine_type: str | None
+    phase: JobPhase = JobPhase.PENDING
+    not_before: int | None = None  # retry backoff (ms)
+    attempt_id: str | None = None  # the current (accepted) attempt
+
+
+@dataclass(slots=True)
+class AttemptEntry:
+    """An accepted attempt that still holds capacity on its instance."""
+
+    attempt_id: str
+    job: JobKey
+    instance_name: str
+    user: str
+    pool: str
+    demand: Demand
+
+
+@dataclass(slots=True)
+class InstanceEntry:
+    name: str
+    pool: str
+    region: str
+    preemptible: bool
+    cores_mcpu: int
+    memory_bytes: int
+    storage_gib: int
+    state: InstanceState = InstanceState.PENDING
+    requested_at: int = 0
+    created: bool = False  # the provider accepted it (InstanceCreated)
+    provider_id: str | None = None
+    machine_type: str | None = None
+    job_private_for: str | None = None  # "batch_id:job_id:attempt_id"
+    activated_at: int | None = None
+    last_heartbeat_at: int | None = None
+    deactivated_at: int | None = None
+    # when the last attempt left (or activation): the autoscaler's idle clock; None while busy
+    idle_since: int | None = None
+    free_cores_mcpu: int = 0
+    free_memory_bytes: int = 0
+    free_storage_gib: int = 0
+    attempts: set[str] = field(default_factory=set)
+
+    @property
+    def live(self) -> bool:
+        return self.state is not InstanceState.INACTIVE
+
+    def last_sign_of_life(self) -> int:
+        """The newest time the instance proved it is alive (heartbeat, activation, or request)."""
+        return max(t for t in (self.last_heartbeat_at, self.activated_at, self.requested_at) if t is not None)

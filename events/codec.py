@@ -42,8 +42,7 @@ class Codec:
         except KeyError:
             raise UnknownEventType(event.SCHEMA_NAME) from None
         buf = BytesIO()
-        buf.write(MAGIC)
-        buf.write(schema.fingerprint)
+        buf.write(MAGIC + schema.fingerprint)
         schemaless_writer(buf, schema.parsed, event.to_avro())
         return buf.getvalue()
 
@@ -55,8 +54,14 @@ class Codec:
         if writer is None:
             raise UnknownSchemaFingerprint(fp)
         reader = self._writers[writer.event_name]
+        # Schema resolution costs more than the read itself: skip it when the writer is current.
+        reader_schema = None if reader is writer else reader.parsed
         try:
-            record = schemaless_reader(BytesIO(data[HEADER_LEN:]), writer.parsed, reader.parsed)
+            body = BytesIO(data)
+            body.seek(HEADER_LEN)
+            record = schemaless_reader(body, writer.parsed, reader_schema)
+            if body.tell() != len(data):
+                raise ValueError(f"{len(data) - body.tell()} bytes left after the record")
             return EVENT_TYPES[writer.event_name].from_avro(record)  # type: ignore[arg-type]
         except Exception as exc:  # fastavro raises assorted errors on truncated or garbled bodies
             raise CorruptEvent(f"{writer.event_name} v{writer.version}: body does not decode: {exc!r}") from exc

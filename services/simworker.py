@@ -80,6 +80,8 @@ class SimFleet:
         self.instances: dict[str, SimInstance] = {}
         self.running: dict[str, dict[str, _Running]] = {}  # instance -> attempt id -> running
         self._seen_attempts: set[str] = set()  # assignments are re-sent until started: run each once
+        self._live_by_job: dict[tuple[int, int], str] = {}  # job -> attempt running on this fleet
+        self.double_runs: list[tuple[int, int, str, str]] = []  # (batch, job, attempt, other live attempt)
         self.completed: dict[str, int] = {}  # instance -> attempts completed
         self.max_concurrent_mcpu: dict[str, int] = {}  # instance -> the most cores ever in use
         self._tasks: list[asyncio.Task[None]] = []
@@ -110,6 +112,16 @@ class SimFleet:
         for running in self.running.pop(name, {}).values():
             if running.timer is not None:
                 running.timer.cancel()
+            a = running.attempt
+            if self._live_by_job.get((a.batch_id, a.job_id)) == a.attempt_id:
+                del self._live_by_job[(a.batch_id, a.job_id)]
+
+    def running_mcpu_by_user(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for on_instance in self.running.values():
+            for r in on_instance.values():
+                out[r.attempt.user] = out.get(r.attempt.user, 0) + r.attempt.cores_mcpu
+        return out
 
     async def serve_all(self, group_id: str | None = None) -> None:
         """Serve every instance of this fleet from one reader over all assignment partitions."""
@@ -152,6 +164,9 @@ class SimFleet:
         now = self._clock()
         running = _Running(a, now)
         on_instance[a.attempt_id] = running
+        other = self._live_by_job.setdefault((a.batch_id, a.job_id), a.attempt_id)
+        if other != a.attempt_id:  # an invariant tests check: never two live attempts of one job
+            self.double_runs.append((a.batch_id, a.job_id, a.attempt_id, other))
         in_use = sum(r.attempt.cores_mcpu for r in on_instance.values())
         self.max_concurrent_mcpu[a.instance_name] = max(self.max_concurrent_mcpu.get(a.instance_name, 0), in_use)
         self._outbox.append(JobAttemptStarted(
@@ -176,6 +191,8 @@ class SimFleet:
             return
         if running.timer is not None:
             running.timer.cancel()
+        if self._live_by_job.get((a.batch_id, a.job_id)) == a.attempt_id:
+            del self._live_by_job[(a.batch_id, a.job_id)]
         self.completed[a.instance_name] = self.completed.get(a.instance_name, 0) + 1
         now = self._clock()
         self._outbox.append(JobAttemptCompleted(

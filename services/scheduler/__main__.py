@@ -1,0 +1,78 @@
+"""python -m services.scheduler: run one scheduler (it leads when the group makes it leader).
+
+Run several for failover; exactly one places jobs at a time. With --database-url it also writes
+per-job "why not scheduled" reasons to scheduling_explanations.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+from pathlib import Path
+
+from events.codec import Codec
+from events.kafka_log import KafkaEventLog
+from events.publisher import Publisher
+from services.autoscaler.pools import load_pools
+from services.config import add_arguments, from_args
+from services.health.detector import HealthSettings
+from services.scheduler.explanations import ExplanationWriter
+from services.scheduler.service import Scheduler, SchedulerSettings
+
+log = logging.getLogger("services.scheduler")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m services.scheduler", description=__doc__.split("\n\n")[0])
+    add_arguments(p)
+    p.add_argument("--scheduler-id", default=f"{socket.gethostname()}-{os.getpid()}",
+                   help="this process's name in leader elections (default host-pid)")
+    p.add_argument("--pools", type=Path, default=None, help="pools YAML file (default: the six standard pools)")
+    p.add_argument("--region", default="local", help="region of the default pools and job-private instances")
+    p.add_argument("--provider", default="local", help="provider named in job-private InstanceRequested events")
+    p.add_argument("--heartbeat-timeout", type=float, default=60.0,
+                   help="seconds without a heartbeat before an instance is deactivated (not_responding)")
+    p.add_argument("--activation-timeout", type=float, default=300.0,
+                   help="seconds a requested instance may take to activate")
+    return p
+
+
+async def run(args: argparse.Namespace) -> None:
+    config = from_args(args, need_database=False)
+    settings = SchedulerSettings(
+        pools=load_pools(args.pools, args.region), job_private_region=args.region, provider=args.provider,
+        health=HealthSettings(heartbeat_timeout_ms=int(args.heartbeat_timeout * 1000),
+                              activation_timeout_ms=int(args.activation_timeout * 1000)))
+    event_log = await KafkaEventLog.connect(config.bootstrap_servers, client_id=f"scheduler-{args.scheduler_id}")
+    explanations = ExplanationWriter(config.database_url) if config.database_url else None
+    if explanations is not None:
+        await explanations.start()
+    scheduler = Scheduler(event_log, Publisher(event_log, config.topics, Codec()), args.scheduler_id, settings,
+                          explanations=explanations)
+    task = asyncio.create_task(scheduler.run())
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, task.cancel)
+    try:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    finally:
+        if explanations is not None:
+            await explanations.close()
+        await event_log.close()
+        log.info("scheduler %s stopped after %d passes, %d placements", args.scheduler_id,
+                 scheduler.stats.passes, scheduler.stats.placed)
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    asyncio.run(run(parser().parse_args()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,202 @@
+"""The driver on the real broker: DAG order, fair share, no over-commit, failover after SIGKILL, lost instances.
+
+The lifecycle core runs in `StandinResolver` (events.core evolve + react over the batch topic);
+workers are simulated (services.simworker) so the tests measure the driver, not podman.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from events.catalog import InstanceDeactivated, JobAttemptCompleted, JobAttemptScheduled, JobCompleted
+from events.codec import Codec
+from events.core.fairshare import UserDemand, allocate
+from events.core.state import SUCCESS
+from events.publisher import Publisher
+from services.health.detector import HealthSettings
+from services.scheduler.service import Scheduler, SchedulerSettings
+from services.simworker import SimFleet, SimInstance
+from tests.unit.driver.driver_support import JobDef, StandinResolver, batch_events, wait_until
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+async def read_topic(log, topic):  # type: ignore[no-untyped-def]
+    codec = Codec()
+    out = []
+    for partition, end in sorted((await log.end_offsets(topic)).items()):
+        offset = 0
+        while offset < end:
+            records = await log.read(topic, partition, offset, timeout_ms=1000)
+            out.extend(codec.decode(r.value) for r in records)
+            offset = records[-1].offset + 1
+    return out
+
+
+class Stack:
+    """Resolver stand-in + simulated fleet (+ optionally an in-process scheduler) on one log."""
+
+    def __init__(self, log, topics, *, job_duration_ms: int = 0, heartbeat_interval_s: float = 5.0) -> None:  # type: ignore[no-untyped-def]
+        self.log = log
+        self.publisher = Publisher(log, topics, Codec())
+        self.resolver = StandinResolver(log, self.publisher)
+        self.fleet = SimFleet(log, self.publisher, job_duration_ms=job_duration_ms,
+                              heartbeat_interval_s=heartbeat_interval_s)
+        self.tasks: list[asyncio.Task[None]] = []
+
+    async def start(self, instances: list[SimInstance]) -> None:
+        self.resolver.start()
+        for instance in instances:
+            await self.fleet.add(instance)
+        self.tasks.append(asyncio.create_task(self.fleet.serve_all()))
+
+    def run_scheduler(self, scheduler: Scheduler) -> None:
+        self.tasks.append(asyncio.create_task(scheduler.run()))
+
+    def complete(self, *batch_ids: int) -> bool:
+        return all(b in self.resolver.batches and self.resolver.batches[b].complete for b in batch_ids)
+
+    async def close(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await self.fleet.close()
+        await self.resolver.close()
+
+
+async def test_dag_batch_respects_dependencies_and_never_overcommits(kafka_log, topics) -> None:
+    stack = Stack(kafka_log, topics, job_duration_ms=20)
+    await stack.start([SimInstance(name="w1", cores_mcpu=4000), SimInstance(name="w2", cores_mcpu=2000)])
+    stack.run_scheduler(Scheduler(kafka_log, stack.publisher, "s1"))
+    # 10 roots, each with 3 children, and one sink depending on every child
+    jobs = [JobDef() for _ in range(10)]
+    for root in range(1, 11):
+        jobs += [JobDef(parents=(root,)) for _ in range(3)]
+    jobs.append(JobDef(parents=tuple(range(11, 41))))
+    try:
+        await stack.publisher.publish(batch_events(1, "alice", jobs, now_ms()))
+        await wait_until(lambda: stack.complete(1), timeout_s=60)
+        events = await read_topic(kafka_log, topics.batch)
+        sj_at = {e.job_id: i for i, e in enumerate(events) if isinstance(e, JobAttemptScheduled)}
+        done_at = {e.job_id: i for i, e in enumerate(events) if isinstance(e, JobCompleted)}
+        states = {e.job_id: e.state for e in events if isinstance(e, JobCompleted)}
+        assert states == dict.fromkeys(range(1, 42), SUCCESS)
+        for child, job in enumerate(jobs, start=1):
+            assert all(done_at[p] < sj_at[child] for p in job.parents), f"job {child} started before a parent ended"
+        assert stack.fleet.max_concurrent_mcpu["w1"] <= 4000 and stack.fleet.max_concurrent_mcpu["w2"] <= 2000
+        assert stack.fleet.double_runs == []
+    finally:
+        await stack.close()
+
+
+async def test_two_users_get_their_water_filling_shares(kafka_log, topics) -> None:
+    stack = Stack(kafka_log, topics, job_duration_ms=250)
+    await stack.start([SimInstance(name=f"w{i}", cores_mcpu=8000) for i in range(2)])
+    scheduler = Scheduler(kafka_log, stack.publisher, "s1")
+    stack.run_scheduler(scheduler)
+    try:
+        # alice fills the cluster first; bob arrives later with as much work
+        await stack.publisher.publish(batch_events(1, "alice", [JobDef() for _ in range(400)], now_ms()))
+        await wait_until(lambda: stack.fleet.running_mcpu_by_user().get("alice", 0) >= 16_000, timeout_s=30)
+        await stack.publisher.publish(batch_events(2, "bob", [JobDef() for _ in range(400)], now_ms()))
+        await asyncio.sleep(1.0)  # alice's head start drains as her jobs finish
+        used = {"alice": 0, "bob": 0}  # core-samples: time-weighted use over a 3 s window
+        for _ in range(60):
+            usage = stack.fleet.running_mcpu_by_user()
+            assert usage.get("alice", 0) + usage.get("bob", 0) <= 16_000
+            for user in used:
+                used[user] += usage.get(user, 0)
+            await asyncio.sleep(0.05)
+        assert not stack.complete(1) and not stack.complete(2), "both users must stay backlogged in the window"
+        target = allocate({"alice": UserDemand(0, 10**6), "bob": UserDemand(0, 10**6)}, 16_000)
+        alice_target = target["alice"] / 16_000
+        alice_share = used["alice"] / (used["alice"] + used["bob"])
+        assert abs(alice_share - alice_target) <= 0.05, f"alice got {alice_share:.3f}, target {alice_target:.3f}"
+        await wait_until(lambda: stack.complete(1, 2), timeout_s=60)
+        assert max(stack.fleet.max_concurrent_mcpu.values()) <= 8000
+        assert stack.fleet.double_runs == []
+    finally:
+        await stack.close()
+
+
+def _scheduler_process(kafka_bootstrap: str, prefix: str, name: str, log_dir: Path) -> subprocess.Popen[bytes]:
+    out = open(log_dir / f"scheduler-{name}.log", "wb")  # noqa: SIM115 - closed with the process
+    return subprocess.Popen(
+        [sys.executable, "-m", "services.scheduler", "--bootstrap", kafka_bootstrap, "--topic-prefix", prefix,
+         "--scheduler-id", name, "--home", str(log_dir)],
+        stdout=out, stderr=subprocess.STDOUT, cwd=REPO, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+async def test_sigkilled_scheduler_is_replaced_and_every_job_finishes_once(kafka_log, kafka_bootstrap, topics,
+                                                                           tmp_path) -> None:
+    stack = Stack(kafka_log, topics, job_duration_ms=100)
+    await stack.start([SimInstance(name=f"w{i}", cores_mcpu=4000) for i in range(2)])
+    first = _scheduler_process(kafka_bootstrap, topics.prefix, "A", tmp_path)
+    await asyncio.sleep(2.0)  # let A win the election
+    second = _scheduler_process(kafka_bootstrap, topics.prefix, "B", tmp_path)
+    n_jobs = 300
+    try:
+        await stack.publisher.publish(batch_events(1, "alice", [JobDef() for _ in range(n_jobs)], now_ms()))
+        await wait_until(lambda: 1 in stack.resolver.batches
+                         and stack.resolver.batches[1].n_completed >= n_jobs // 4, timeout_s=60)
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+        assert not stack.complete(1), "the batch finished before the kill: make it bigger"
+        await wait_until(lambda: stack.complete(1), timeout_s=90)
+        events = await read_topic(kafka_log, topics.batch)
+        states = {e.job_id: e.state for e in events if isinstance(e, JobCompleted)}
+        assert states == dict.fromkeys(range(1, n_jobs + 1), SUCCESS)
+        epochs = {e.scheduler_epoch for e in events if isinstance(e, JobAttemptScheduled)}
+        assert epochs == {1, 2}, f"both leaders should have placed jobs, saw epochs {epochs}"
+        accepted = stack.resolver.batches[1]
+        assert all(len(job.attempt_ids) == 1 for job in accepted.jobs.values())
+        assert stack.fleet.double_runs == []
+        assert max(stack.fleet.max_concurrent_mcpu.values()) <= 4000
+    finally:
+        for process in (first, second):
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+        await stack.close()
+
+
+async def test_a_silent_instance_is_deactivated_and_its_jobs_retried_elsewhere(kafka_log, topics) -> None:
+    stack = Stack(kafka_log, topics, job_duration_ms=3000, heartbeat_interval_s=0.3)
+    await stack.start([SimInstance(name="doomed", cores_mcpu=2000)])
+    settings = SchedulerSettings(health=HealthSettings(heartbeat_timeout_ms=1500), health_interval_ms=200)
+    stack.run_scheduler(Scheduler(kafka_log, stack.publisher, "s1", settings))
+    try:
+        await stack.publisher.publish(batch_events(1, "alice", [JobDef(), JobDef()], now_ms()))
+        await wait_until(lambda: len(stack.fleet.running.get("doomed", {})) == 2, timeout_s=30)
+        stack.fleet.kill("doomed")
+        await stack.fleet.add(SimInstance(name="spare", cores_mcpu=2000))
+        await wait_until(lambda: stack.complete(1), timeout_s=60)
+        events = await read_topic(kafka_log, topics.batch) + await read_topic(kafka_log, topics.instance)
+        lost = [e for e in events if isinstance(e, JobAttemptCompleted) and e.failure_cause == "instance_lost"]
+        assert sorted(e.job_id for e in lost) == [1, 2] and {e.producer for e in lost} == {"health"}
+        assert any(isinstance(e, InstanceDeactivated) and e.instance_name == "doomed"
+                   and e.reason == "not_responding" for e in events)
+        final = {e.job_id: (e.state, e.n_attempts) for e in events if isinstance(e, JobCompleted)}
+        assert final == {1: (SUCCESS, 2), 2: (SUCCESS, 2)}
+        assert stack.fleet.completed["spare"] == 2
+    finally:
+        await stack.close()

@@ -104,7 +104,7 @@ def _info_from_list_entry(attrs: dict[str, Any]) -> ContainerInfo:
     status = state.get("Status") if isinstance(state, dict) else state
     names = attrs.get("Names") or [attrs.get("Name") or ""]
     return ContainerInfo(id=str(attrs.get("Id")), name=str(names[0]).lstrip("/"),
-                         labels=dict(attrs.get("Labels") or {}), running=status == "running")
+                         labels=dict(attrs.get("Labels") or {}), state=str(status or "unknown"))
 
 
 class PodmanRuntime:

@@ -89,7 +89,11 @@ class ContainerInfo:
     id: str
     name: str
     labels: Mapping[str, str]
-    running: bool
+    state: str  # created | running | exited | ... (the engine's word)
+
+    @property
+    def running(self) -> bool:
+        return self.state == "running"
 
 
 LogSink = Callable[[bytes], None]

@@ -1,0 +1,94 @@
+"""Run a worker agent:
+
+    python -m worker --instance-name w1 --cores 2 --memory-gib 4 --storage-gib 10 \\
+        --pool standard --region local --bootstrap 127.0.0.1:9092 [--topic-prefix squall.] [--home ~/.squall]
+
+State goes under <home>/instances/<instance-name>/ (journal, scratch volumes); logs, status
+documents and resource usage under <home>/blobs/ (worker/blobs.py). SIGTERM or SIGINT drains:
+no new work, running attempts get --drain-timeout seconds, then InstanceDeactivated.
+Needs root and podman set up by deploy/podman/setup.sh; the API service is started if absent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from services.config import ConfigError, ServiceConfig, add_arguments, from_args
+from worker.agent import Agent, AgentSettings
+from worker.attempt import AttemptServices, WorkerLimits
+from worker.blobs import LocalBlobStore
+from worker.clock import SystemClock
+from worker.journal import Journal
+from worker.podman_runtime import PodmanRuntime
+from worker.podman_service import DEFAULT_SOCKET, ensure_podman_service
+from worker.scratch import GIB, ScratchManager
+from worker.storage import StorageRouter
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m worker", description="squall worker agent")
+    p.add_argument("--instance-name", required=True, help="this instance's name (unique in the fleet)")
+    p.add_argument("--cores", type=int, required=True, help="cores offered to jobs")
+    p.add_argument("--memory-gib", type=float, required=True, help="memory offered to jobs, GiB")
+    p.add_argument("--storage-gib", type=int, required=True, help="scratch storage offered to jobs, GiB")
+    p.add_argument("--pool", default="standard")
+    p.add_argument("--region", default="local")
+    p.add_argument("--preemptible", action="store_true")
+    p.add_argument("--podman-socket", type=Path, default=DEFAULT_SOCKET, help="podman API unix socket")
+    p.add_argument("--heartbeat-interval", type=float, default=5.0, help="seconds between heartbeats")
+    p.add_argument("--drain-timeout", type=float, default=60.0, help="seconds running attempts get at shutdown")
+    p.add_argument("--pids-limit", type=int, default=WorkerLimits.pids_limit, help="max processes per job")
+    p.add_argument("--scratch-mode", choices=("loop", "directory"), default="loop",
+                   help="loop: an ext4 image per attempt enforces the storage quota; directory: no quota")
+    add_arguments(p)
+    return p
+
+
+async def run_agent(args: argparse.Namespace, config: ServiceConfig) -> None:
+    from events.kafka_log import KafkaEventLog  # imported here: unit tests of the CLI need no aiokafka
+
+    ensure_podman_service(args.podman_socket)
+    state_dir = config.home / "instances" / args.instance_name
+    log = await KafkaEventLog.connect(config.bootstrap_servers, client_id=f"worker-{args.instance_name}")
+    runtime = PodmanRuntime(args.podman_socket)
+    journal = Journal(state_dir)
+    services = AttemptServices(
+        instance_name=args.instance_name, runtime=runtime,
+        scratch=ScratchManager(state_dir / "scratch", mode=args.scratch_mode), storage=StorageRouter(),
+        blobs=LocalBlobStore(config.blob_root), clock=SystemClock(), limits=WorkerLimits(pids_limit=args.pids_limit))
+    settings = AgentSettings(
+        instance_name=args.instance_name, cores=args.cores, memory_bytes=int(args.memory_gib * GIB),
+        storage_gib=args.storage_gib, pool=args.pool, region=args.region, preemptible=args.preemptible,
+        heartbeat_interval_s=args.heartbeat_interval, drain_timeout_s=args.drain_timeout)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await log.create_topics(config.topics.specs())
+        await Agent(settings, log, config.topics, services, journal).run(stop)
+    finally:
+        journal.close()
+        await runtime.close()
+        await log.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        config = from_args(args, need_database=False)
+    except ConfigError as exc:
+        print(f"python -m worker: {exc}", file=sys.stderr)
+        return 2
+    asyncio.run(run_agent(args, config))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

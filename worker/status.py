@@ -1,0 +1,50 @@
+"""The attempt's status document (Hail's worker status, STATUS_FORMAT_VERSION 5; HAIL-REFERENCE §1.4).
+
+Written to status_key(...) in the blob store when the attempt ends; the front end serves it as
+the job's `status`. Pure: built from the assignment and the outcome.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from events import failures
+from events.catalog import AttemptAssigned
+from worker.attempt import AttemptOutcome
+from worker.step import StepResult
+
+STATUS_FORMAT_VERSION = 5
+_STATE_OF_OUTCOME = {"Success": "succeeded", "Failed": "failed", "Error": "error", "Cancelled": "cancelled"}
+
+
+def _container_status(step: StepResult) -> dict[str, Any]:
+    doc: dict[str, Any] = {"name": step.name, "state": step.state, "timing": step.timing}
+    if step.error:
+        doc["error"] = step.error
+        doc["short_error"] = failures.SHORT_ERRORS.get(step.failure_cause or "", step.error)
+    if step.ran_container or step.container_id:
+        doc["container_status"] = {
+            "started_at": step.container_started_at, "finished_at": step.container_finished_at,
+            "state": "finished" if step.ended_at is not None else "running",
+            "exit_code": step.exit_code, "out_of_memory": step.out_of_memory}
+    return doc
+
+
+def status_document(a: AttemptAssigned, outcome: AttemptOutcome, region: str) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "version": STATUS_FORMAT_VERSION, "format_version": STATUS_FORMAT_VERSION,
+        "worker": a.instance_name, "batch_id": a.batch_id, "job_id": a.job_id, "attempt_id": a.attempt_id,
+        "job_group_id": a.job_group_id, "user": a.user, "state": _STATE_OF_OUTCOME[outcome.outcome],
+        "resources": [{"name": "cpu_mcpu", "quantity": a.cores_mcpu},
+                      {"name": "memory_bytes", "quantity": a.memory_bytes},
+                      {"name": "storage_gib", "quantity": a.storage_gib}],
+        "region": region, "start_time": outcome.started_at, "end_time": outcome.ended_at,
+        "timing": {s.name: {"start_time": s.started_at, "finish_time": s.ended_at,
+                            "duration": None if s.started_at is None or s.ended_at is None
+                            else s.ended_at - s.started_at}
+                   for s in outcome.steps if s.state != "skipped"},
+        "container_statuses": {s.name: _container_status(s) for s in outcome.steps if s.state != "skipped"},
+    }
+    if outcome.error:
+        doc["error"] = outcome.error
+    return doc

@@ -1,0 +1,3 @@
+from services.front.server import main
+
+main()

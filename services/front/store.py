@@ -1,0 +1,212 @@
+"""The front end's own tables (services/front/migrations): batch ids, tokens, update bookkeeping.
+
+Each function takes an open psycopg connection inside the caller's transaction, so a request's
+checks and reservations are atomic. Appending events happens outside these transactions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from psycopg import AsyncConnection
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+from services.front.errors import Conflict, InvalidRequest, NotFound
+from services.front.specs import ROOT_JOB_GROUP_ID, BatchRequest, UpdateRequest
+
+
+@dataclass(frozen=True, slots=True)
+class BatchRow:
+    batch_id: int
+    user_name: str
+    billing_project: str
+    token: str
+    attributes: dict[str, str]
+    time_created: int
+    cancelled: bool
+    deleted: bool
+    n_updates: int
+    n_reserved_jobs: int
+    n_reserved_job_groups: int
+    n_committed_jobs: int
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateRow:
+    batch_id: int
+    update_id: int
+    token: str
+    n_jobs: int
+    n_job_groups: int
+    start_job_id: int
+    start_job_group_id: int
+    time_created: int
+    committed: bool
+    time_committed: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class GroupRow:
+    job_group_id: int
+    parent_job_group_id: int | None
+    depth: int
+    cancelled: bool
+
+
+async def insert_batch(conn: AsyncConnection, user: str, spec: BatchRequest, now_ms: int) -> tuple[BatchRow, bool]:
+    """The batch for (user, token): created now, or the one a previous try created (False)."""
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(
+        "INSERT INTO front_batches (user_name, billing_project, token, attributes, time_created) "
+        "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (user_name, token) DO NOTHING RETURNING *",
+        (user, spec.billing_project, spec.token, Jsonb(spec.attributes), now_ms))
+    row = await cur.fetchone()
+    if row is not None:
+        await conn.execute(
+            "INSERT INTO front_job_groups (batch_id, job_group_id, depth) VALUES (%s, %s, 0)",
+            (row["batch_id"], ROOT_JOB_GROUP_ID))
+        return BatchRow(**row), True
+    await cur.execute("SELECT * FROM front_batches WHERE user_name = %s AND token = %s FOR UPDATE",
+                      (user, spec.token))
+    existing = await cur.fetchone()
+    assert existing is not None  # the conflicting row cannot vanish: batches are never removed
+    return BatchRow(**existing), False
+
+
+async def batch_for_user(conn: AsyncConnection, batch_id: int, user: str, *, lock: bool = False,
+                         include_deleted: bool = False) -> BatchRow:
+    """The caller's batch, or NotFound (also for other users' batches: existence is not leaked)."""
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute("SELECT * FROM front_batches WHERE batch_id = %s" + (" FOR UPDATE" if lock else ""),
+                      (batch_id,))
+    row = await cur.fetchone()
+    if row is None or row["user_name"] != user or (row["deleted"] and not include_deleted):
+        raise NotFound(f"batch {batch_id} not found")
+    return BatchRow(**row)
+
+
+async def reserve_update(conn: AsyncConnection, batch: BatchRow, spec: UpdateRequest, now_ms: int) -> UpdateRow:
+    """Reserve the next update's id blocks (or return the update a previous try reserved).
+
+    `batch` must have been read with lock=True in this transaction, so blocks never overlap.
+    """
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute("SELECT * FROM front_updates WHERE batch_id = %s AND token = %s",
+                      (batch.batch_id, spec.token))
+    existing = await cur.fetchone()
+    if existing is not None:
+        return _same_update(UpdateRow(**existing), spec)
+    if batch.cancelled:
+        raise Conflict(f"batch {batch.batch_id} is cancelled: it accepts no new updates")
+    update = UpdateRow(
+        batch_id=batch.batch_id, update_id=batch.n_updates + 1, token=spec.token, n_jobs=spec.n_jobs,
+        n_job_groups=spec.n_job_groups, start_job_id=batch.n_reserved_jobs + 1,
+        start_job_group_id=batch.n_reserved_job_groups + 1, time_created=now_ms, committed=False,
+        time_committed=None)
+    await conn.execute(
+        "INSERT INTO front_updates (batch_id, update_id, token, n_jobs, n_job_groups, start_job_id, "
+        "start_job_group_id, time_created) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+        (update.batch_id, update.update_id, update.token, update.n_jobs, update.n_job_groups,
+         update.start_job_id, update.start_job_group_id, now_ms))
+    await conn.execute(
+        "UPDATE front_batches SET n_updates = n_updates + 1, n_reserved_jobs = n_reserved_jobs + %s, "
+        "n_reserved_job_groups = n_reserved_job_groups + %s WHERE batch_id = %s",
+        (spec.n_jobs, spec.n_job_groups, batch.batch_id))
+    return update
+
+
+def _same_update(update: UpdateRow, spec: UpdateRequest) -> UpdateRow:
+    if (update.n_jobs, update.n_job_groups) != (spec.n_jobs, spec.n_job_groups):
+        raise Conflict(
+            f"update token {spec.token!r} was already used for update {update.update_id} with n_jobs="
+            f"{update.n_jobs}, n_job_groups={update.n_job_groups}; use a new token for a different update")
+    return update
+
+
+async def get_update(conn: AsyncConnection, batch_id: int, update_id: int, *, lock: bool = False) -> UpdateRow:
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute("SELECT * FROM front_updates WHERE batch_id = %s AND update_id = %s"
+                      + (" FOR UPDATE" if lock else ""), (batch_id, update_id))
+    row = await cur.fetchone()
+    if row is None:
+        raise NotFound(f"update {update_id} of batch {batch_id} not found")
+    return UpdateRow(**row)
+
+
+async def job_range_state(conn: AsyncConnection, update: UpdateRow, first: int, last: int) -> bool:
+    """True if exactly this range was already received (a resend); InvalidRequest if it overlaps another."""
+    cur = await conn.execute(
+        "SELECT first_job_id, last_job_id FROM front_job_ranges WHERE batch_id = %s AND update_id = %s "
+        "AND first_job_id <= %s AND last_job_id >= %s", (update.batch_id, update.update_id, last, first))
+    rows = await cur.fetchall()
+    if not rows:
+        return False
+    if rows == [(first, last)]:
+        return True
+    other_first, other_last = next(r for r in rows if r != (first, last))
+    raise InvalidRequest("bunch", f"job ids {first}..{last} overlap ids {other_first}..{other_last} already "
+                                  f"received for update {update.update_id}; resend exactly the same bunch or none")
+
+
+async def record_job_range(conn: AsyncConnection, update: UpdateRow, first: int, last: int) -> None:
+    """Record a received bunch (after its events are in the log); a concurrent resend is harmless."""
+    await conn.execute("SELECT 1 FROM front_updates WHERE batch_id = %s AND update_id = %s FOR UPDATE",
+                       (update.batch_id, update.update_id))
+    if await job_range_state(conn, update, first, last):
+        return
+    await conn.execute(
+        "INSERT INTO front_job_ranges (batch_id, update_id, first_job_id, last_job_id) VALUES (%s, %s, %s, %s)",
+        (update.batch_id, update.update_id, first, last))
+
+
+async def received_counts(conn: AsyncConnection, update: UpdateRow) -> tuple[int, int]:
+    """(jobs, job groups) of this update whose events are in the log."""
+    cur = await conn.execute(
+        "SELECT (SELECT coalesce(sum(last_job_id - first_job_id + 1), 0) FROM front_job_ranges "
+        "        WHERE batch_id = %(b)s AND update_id = %(u)s), "
+        "       (SELECT count(*) FROM front_job_groups WHERE batch_id = %(b)s AND update_id = %(u)s)",
+        {"b": update.batch_id, "u": update.update_id})
+    row = await cur.fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1])
+
+
+async def mark_committed(conn: AsyncConnection, update: UpdateRow, now_ms: int) -> None:
+    cur = await conn.execute(
+        "UPDATE front_updates SET committed = true, time_committed = %s "
+        "WHERE batch_id = %s AND update_id = %s AND NOT committed", (now_ms, update.batch_id, update.update_id))
+    if cur.rowcount:
+        await conn.execute("UPDATE front_batches SET n_committed_jobs = n_committed_jobs + %s WHERE batch_id = %s",
+                           (update.n_jobs, update.batch_id))
+
+
+async def groups_of(conn: AsyncConnection, batch_id: int) -> dict[int, GroupRow]:
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute("SELECT job_group_id, parent_job_group_id, depth, cancelled FROM front_job_groups "
+                      "WHERE batch_id = %s", (batch_id,))
+    return {r["job_group_id"]: GroupRow(**r) for r in await cur.fetchall()}
+
+
+async def insert_groups(conn: AsyncConnection, batch_id: int, update_id: int, groups: list[GroupRow]) -> None:
+    async with conn.cursor() as cur:
+        await cur.executemany(
+            "INSERT INTO front_job_groups (batch_id, job_group_id, update_id, parent_job_group_id, depth) "
+            "VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+            [(batch_id, g.job_group_id, update_id, g.parent_job_group_id, g.depth) for g in groups])
+
+
+async def mark_cancelled(conn: AsyncConnection, batch_id: int, *, deleted: bool = False) -> None:
+    await conn.execute("UPDATE front_batches SET cancelled = true, deleted = deleted OR %s WHERE batch_id = %s",
+                       (deleted, batch_id))
+    await conn.execute("UPDATE front_job_groups SET cancelled = true WHERE batch_id = %s AND job_group_id = %s",
+                       (batch_id, ROOT_JOB_GROUP_ID))
+
+
+async def mark_group_cancelled(conn: AsyncConnection, batch_id: int, job_group_id: int) -> None:
+    """Cancel a group and its descendants (depth is bounded, so two levels cover them)."""
+    await conn.execute(
+        "UPDATE front_job_groups SET cancelled = true WHERE batch_id = %(b)s AND (job_group_id = %(g)s "
+        "OR parent_job_group_id = %(g)s OR parent_job_group_id IN "
+        "(SELECT job_group_id FROM front_job_groups WHERE batch_id = %(b)s AND parent_job_group_id = %(g)s))",
+        {"b": batch_id, "g": job_group_id})

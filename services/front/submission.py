@@ -1,0 +1,226 @@
+"""The write side: create batches and updates, add groups and jobs, commit, cancel, delete.
+
+Every operation follows one pattern so that any retry is safe:
+1. check and reserve in the front's tables (one transaction; tokens make it idempotent);
+2. append the derived events (deterministic ids) — the commit point, acks=all;
+3. record what is now in the log (received ranges, committed flag) in a second transaction.
+A crash between 2 and 3 makes the retry re-append the same events, which consumers dedupe.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from psycopg_pool import AsyncConnectionPool
+
+from events.catalog import Event
+from events.errors import LogError
+from events.publisher import Publisher
+from services.front import store
+from services.front.errors import Conflict, Forbidden, NotFound, Unavailable
+from services.front.plan import (
+    Stamp,
+    batch_created,
+    batch_deleted,
+    cancel_requested,
+    check_commit_counts,
+    group_cancel_requested,
+    plan_groups,
+    plan_jobs,
+    update_committed,
+    update_created,
+)
+from services.front.specs import ROOT_JOB_GROUP_ID, BatchRequest, GroupRequest, JobRequest, UpdateRequest
+from services.front.users import is_member
+
+Clock = Callable[[], int]
+
+
+class Submissions:
+    def __init__(self, pool: AsyncConnectionPool, publisher: Publisher, clock: Clock, producer: str) -> None:
+        self.pool = pool
+        self.publisher = publisher
+        self.clock = clock
+        self.producer = producer
+
+    def _stamp(self) -> Stamp:
+        return Stamp(producer=self.producer, occurred_at=self.clock())
+
+    async def _append(self, events: Sequence[Event]) -> None:
+        try:
+            await self.publisher.publish(events)
+        except LogError as exc:
+            raise Unavailable(f"the event log did not accept the request ({exc}); retry it") from exc
+
+    # -- batches ------------------------------------------------------------------------------
+
+    async def create_batch(self, user: str, spec: BatchRequest) -> dict[str, Any]:
+        stamp = self._stamp()
+        async with self.pool.connection() as conn:
+            await _check_billing_project(conn, user, spec.billing_project)
+            async with conn.transaction():
+                batch, _ = await store.insert_batch(conn, user, spec, stamp.occurred_at)
+                update = None
+                if spec.n_jobs or spec.n_job_groups:
+                    update = await store.reserve_update(
+                        conn, batch, UpdateRequest(spec.token, spec.n_jobs, spec.n_job_groups), stamp.occurred_at)
+        events: list[Event] = [batch_created(batch, spec, stamp)]
+        if update is not None:
+            events.append(update_created(update, stamp))
+        await self._append(events)
+        return {"id": batch.batch_id, "update_id": update and update.update_id,
+                "start_job_group_id": update and update.start_job_group_id,
+                "start_job_id": update and update.start_job_id}
+
+    async def create_fast(self, user: str, spec: BatchRequest, groups: list[GroupRequest],
+                          jobs: list[JobRequest]) -> dict[str, Any]:
+        stamp = self._stamp()
+        update_spec = UpdateRequest(spec.token, spec.n_jobs, spec.n_job_groups)
+        async with self.pool.connection() as conn:
+            await _check_billing_project(conn, user, spec.billing_project)
+            async with conn.transaction():
+                batch, _ = await store.insert_batch(conn, user, spec, stamp.occurred_at)
+                update = await store.reserve_update(conn, batch, update_spec, stamp.occurred_at)
+                if update.committed:  # a retry of a create-fast that fully succeeded
+                    return _fast_answer(update, id=batch.batch_id)
+                # Planning inside the transaction: invalid specs roll the reservation back.
+                existing = await store.groups_of(conn, batch.batch_id)
+                group_events, group_rows = plan_groups(update, groups, existing, stamp)
+                job_events = plan_jobs(update, batch, jobs, stamp)
+                check_commit_counts(update, len(jobs), len(groups))
+        await self._append([batch_created(batch, spec, stamp), update_created(update, stamp), *group_events,
+                            *job_events, update_committed(update, stamp)])
+        await self._record_fast(update, group_rows, len(jobs), stamp)
+        return _fast_answer(update, id=batch.batch_id)
+
+    async def _record_fast(self, update: store.UpdateRow, group_rows: list[store.GroupRow], n_jobs: int,
+                           stamp: Stamp) -> None:
+        async with self.pool.connection() as conn, conn.transaction():
+            await store.insert_groups(conn, update.batch_id, update.update_id, group_rows)
+            if n_jobs:
+                await store.record_job_range(conn, update, 1, n_jobs)
+            await store.mark_committed(conn, update, stamp.occurred_at)
+
+    # -- updates ------------------------------------------------------------------------------
+
+    async def create_update(self, user: str, batch_id: int, spec: UpdateRequest) -> dict[str, Any]:
+        stamp = self._stamp()
+        async with self.pool.connection() as conn, conn.transaction():
+            batch = await store.batch_for_user(conn, batch_id, user, lock=True)
+            update = await store.reserve_update(conn, batch, spec, stamp.occurred_at)
+        await self._append([update_created(update, stamp)])
+        return {"update_id": update.update_id, "start_job_group_id": update.start_job_group_id,
+                "start_job_id": update.start_job_id}
+
+    async def update_fast(self, user: str, batch_id: int, spec: UpdateRequest, groups: list[GroupRequest],
+                          jobs: list[JobRequest]) -> dict[str, Any]:
+        stamp = self._stamp()
+        async with self.pool.connection() as conn, conn.transaction():
+            batch = await store.batch_for_user(conn, batch_id, user, lock=True)
+            update = await store.reserve_update(conn, batch, spec, stamp.occurred_at)
+            if update.committed:
+                return _fast_answer(update)
+            existing = await store.groups_of(conn, batch_id)
+            group_events, group_rows = plan_groups(update, groups, existing, stamp)
+            job_events = plan_jobs(update, batch, jobs, stamp)
+            check_commit_counts(update, len(jobs), len(groups))
+        await self._append([update_created(update, stamp), *group_events, *job_events,
+                            update_committed(update, stamp)])
+        await self._record_fast(update, group_rows, len(jobs), stamp)
+        return _fast_answer(update)
+
+    async def add_groups(self, user: str, batch_id: int, update_id: int, groups: list[GroupRequest]) -> None:
+        stamp = self._stamp()
+        async with self.pool.connection() as conn:
+            batch = await store.batch_for_user(conn, batch_id, user)
+            update = await store.get_update(conn, batch_id, update_id)
+            existing = await store.groups_of(conn, batch_id)
+        first_new = update.start_job_group_id + groups[0].job_group_id - 1 if groups else None
+        if first_new in existing:  # a resend: every group of a bunch is recorded together
+            return
+        _refuse_if_closed(batch, update)
+        events, rows = plan_groups(update, groups, existing, stamp)
+        await self._append(events)
+        async with self.pool.connection() as conn, conn.transaction():
+            await store.insert_groups(conn, batch_id, update_id, rows)
+
+    async def add_jobs(self, user: str, batch_id: int, update_id: int, jobs: list[JobRequest]) -> None:
+        if not jobs:
+            return
+        stamp = self._stamp()
+        first, last = jobs[0].job_id, jobs[-1].job_id
+        async with self.pool.connection() as conn:
+            batch = await store.batch_for_user(conn, batch_id, user)
+            update = await store.get_update(conn, batch_id, update_id)
+            if await store.job_range_state(conn, update, first, last):
+                return  # a resent bunch: its events are already in the log
+        _refuse_if_closed(batch, update)
+        await self._append(plan_jobs(update, batch, jobs, stamp))
+        async with self.pool.connection() as conn, conn.transaction():
+            await store.record_job_range(conn, update, first, last)
+
+    async def commit(self, user: str, batch_id: int, update_id: int) -> dict[str, Any]:
+        stamp = self._stamp()
+        async with self.pool.connection() as conn:
+            async with conn.transaction():
+                batch = await store.batch_for_user(conn, batch_id, user)
+                update = await store.get_update(conn, batch_id, update_id)
+                if update.committed:
+                    return _commit_answer(update)
+                if batch.cancelled:
+                    raise Conflict(f"batch {batch_id} is cancelled: its update {update_id} cannot be committed")
+                check_commit_counts(update, *await store.received_counts(conn, update))
+            await self._append([update_committed(update, stamp)])
+            async with conn.transaction():
+                await store.mark_committed(conn, update, stamp.occurred_at)
+        return _commit_answer(update)
+
+    # -- cancel and delete ------------------------------------------------------------------------
+
+    async def cancel(self, user: str, batch_id: int, job_group_id: int = ROOT_JOB_GROUP_ID) -> None:
+        """Mark first (so no update slips in after the 200), then append; a retry re-appends."""
+        stamp = self._stamp()
+        async with self.pool.connection() as conn, conn.transaction():
+            batch = await store.batch_for_user(conn, batch_id, user, lock=True)
+            if job_group_id == ROOT_JOB_GROUP_ID:
+                await store.mark_cancelled(conn, batch_id)
+            else:
+                if job_group_id not in await store.groups_of(conn, batch_id):
+                    raise NotFound(f"job group {job_group_id} of batch {batch_id} not found")
+                await store.mark_group_cancelled(conn, batch_id, job_group_id)
+        if job_group_id == ROOT_JOB_GROUP_ID:
+            await self._append([cancel_requested(batch, "cancel", stamp)])
+        else:
+            await self._append([group_cancel_requested(batch, job_group_id, stamp)])
+
+    async def delete(self, user: str, batch_id: int) -> None:
+        stamp = self._stamp()
+        async with self.pool.connection() as conn, conn.transaction():
+            batch = await store.batch_for_user(conn, batch_id, user, lock=True)
+            await store.mark_cancelled(conn, batch_id, deleted=True)
+        await self._append([cancel_requested(batch, "delete", stamp), batch_deleted(batch, stamp)])
+
+
+def _refuse_if_closed(batch: store.BatchRow, update: store.UpdateRow) -> None:
+    if update.committed:
+        raise Conflict(f"update {update.update_id} of batch {batch.batch_id} is already committed; "
+                       "create a new update to add jobs")
+    if batch.cancelled:
+        raise Conflict(f"batch {batch.batch_id} is cancelled: it accepts no new jobs or job groups")
+
+
+async def _check_billing_project(conn: Any, user: str, billing_project: str) -> None:
+    if not await is_member(conn, user, billing_project):
+        raise Forbidden(f"unknown billing project {billing_project!r} for user {user!r}; "
+                        "use one you are a member of (GET /api/v1alpha/billing_projects)")
+
+
+def _fast_answer(update: store.UpdateRow, **extra: Any) -> dict[str, Any]:
+    return {**extra, "update_id": update.update_id, "start_job_group_id": update.start_job_group_id,
+            "start_job_id": update.start_job_id}
+
+
+def _commit_answer(update: store.UpdateRow) -> dict[str, Any]:
+    return {"start_job_id": update.start_job_id, "start_job_group_id": update.start_job_group_id}
+

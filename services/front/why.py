@@ -1,0 +1,45 @@
+"""A job's "why is it (not) running" answer: the scheduler's explanation, or one from its state.
+
+Reason codes are the core's (`events.core.explain.Reason`) where one applies, so the API, the
+metrics and the scheduler speak the same words.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from events.core.explain import Reason
+from services.front.shapes import time_str
+
+_COMPLETE = ("Success", "Failed", "Error", "Cancelled")
+
+
+def explain(job: dict[str, Any], scheduler: dict[str, Any] | None, parent_states: dict[int, str],
+            now_ms: int) -> dict[str, Any]:
+    """{reason_code, message, source}: source is 'scheduler' or 'state'."""
+    state = job["state"]
+    if state in _COMPLETE:
+        detail = f" with exit code {job['exit_code']}" if job["exit_code"] is not None else ""
+        return _state("complete", f"the job finished as {state}{detail}"
+                      + (f": {job['reason']}" if job["reason"] else ""))
+    if state == "Pending":
+        waiting = sorted(p for p, s in parent_states.items() if s not in _COMPLETE)
+        shown = ", ".join(str(p) for p in waiting[:10]) + (" ..." if len(waiting) > 10 else "")
+        return _state(Reason.WAITING_FOR_PARENTS.value,
+                      f"waiting for {len(waiting)} parent job(s) to complete: {shown}" if waiting
+                      else "all parents are complete; the job becomes Ready momentarily")
+    if state in ("Running", "Creating"):
+        return _state("running" if state == "Running" else Reason.CREATING.value,
+                      f"attempt {job['current_attempt_id']} is {state.lower()}")
+    if scheduler is not None:
+        return {"reason_code": scheduler["reason_code"], "message": scheduler["message"],
+                "updated_at": time_str(scheduler["updated_at"]), "source": "scheduler"}
+    not_before = job.get("not_before")
+    if not_before is not None and not_before > now_ms:
+        return _state(Reason.BACKOFF.value,
+                      f"retrying after a system failure; not before {time_str(not_before)} (backoff)")
+    return _state("waiting_for_scheduler", "the job is Ready; the scheduler has not considered it yet")
+
+
+def _state(code: str, message: str) -> dict[str, Any]:
+    return {"reason_code": code, "message": message, "source": "state"}

@@ -1,0 +1,65 @@
+"""The live read-model projector: `python -m projections.readmodel --bootstrap ... --database-url ...`.
+
+Applies pending migrations, then folds the batch and instance topics into Postgres until SIGTERM
+or SIGINT. It may be killed at any moment (even SIGKILL): offsets are stored with the rows, so a
+restart resumes exactly where the last committed transaction ended.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+
+from events.kafka_log import KafkaEventLog
+from projections.cost import PriceTable
+from projections.db import READMODEL_MIGRATIONS, migrate
+from projections.readmodel.service import run_readmodel
+from projections.runner import RunnerSettings
+from services.config import ConfigError, ServiceConfig, add_arguments, from_args
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m projections.readmodel", description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    parser.add_argument("--schema", default="public", help="Postgres schema of the read models")
+    parser.add_argument("--prices", default=None, help="YAML price table (see projections/cost.py)")
+    parser.add_argument("--workers", type=int, default=RunnerSettings.workers,
+                        help="parallel workers (partitions are dealt among them)")
+    parser.add_argument("--max-batch", type=int, default=RunnerSettings.max_batch,
+                        help="records per transaction")
+    return parser.parse_args(argv)
+
+
+async def serve(config: ServiceConfig, schema: str, prices: PriceTable, settings: RunnerSettings) -> None:
+    migrate(config.database_url, [READMODEL_MIGRATIONS], schema=schema)
+    log = await KafkaEventLog.connect(config.bootstrap_servers, client_id="squall-readmodel")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await log.create_topics(config.topics.specs())
+        await run_readmodel(log, config.topics, config.database_url, schema, prices, settings, stop=stop)
+    finally:
+        await log.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        config = from_args(args)
+        prices = PriceTable.from_yaml(args.prices) if args.prices else PriceTable()
+    except (ConfigError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    settings = RunnerSettings(workers=args.workers, max_batch=args.max_batch)
+    asyncio.run(serve(config, args.schema, prices, settings))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

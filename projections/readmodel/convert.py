@@ -1,0 +1,236 @@
+"""convert(event, position) -> ops: the pure first step of the read-model projection.
+
+No I/O, no clock: everything comes from the event and its position in the log. Events the read
+models do not show (worker assignments, leader election) convert to no ops. Every batch-topic
+event also yields an audit row (the audit index: job -> its events' positions); instance events
+do not (heartbeats would swamp it, and they belong to no batch).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from events import catalog as ev
+from events.failures import SHORT_ERRORS
+from events.log import Position
+from projections.readmodel import ops
+
+_WORKER_STATE = {"Success": "succeeded", "Failed": "failed", "Error": "error", "Cancelled": "cancelled"}
+
+
+class ConvertError(ValueError):
+    """The event is well-formed Avro but its content cannot be projected (e.g. bad spec_json)."""
+
+
+def convert(event: ev.Event, position: Position) -> list[ops.Op]:
+    handler = _HANDLERS.get(type(event))
+    result: list[ops.Op] = handler(event) if handler is not None else []
+    if event.TOPIC == "batch":
+        result.append(_audit(event, position))
+    return result
+
+
+def _audit(event: Any, position: Position) -> ops.RecordAudit:
+    return ops.RecordAudit(
+        batch_id=event.batch_id, job_id=getattr(event, "job_id", None), topic=position.topic,
+        partition=position.partition, offset=position.offset, event_type=event.SCHEMA_NAME,
+        event_id=event.event_id, occurred_at=event.occurred_at, causation_id=event.causation_id,
+        producer=event.producer, attempt_id=getattr(event, "attempt_id", None) or getattr(
+            event, "after_attempt_id", None))
+
+
+# --- batch topic --------------------------------------------------------------------------------
+
+def _batch_created(e: ev.BatchCreated) -> list[ops.Op]:
+    return [ops.CreateBatch(batch_id=e.batch_id, user=e.user, billing_project=e.billing_project,
+                            token=e.token, attributes=dict(e.attributes), callback=e.callback,
+                            cancel_after_n_failures=e.cancel_after_n_failures, at=e.occurred_at)]
+
+
+def _update_created(e: ev.BatchUpdateCreated) -> list[ops.Op]:
+    return [ops.CreateUpdate(batch_id=e.batch_id, update_id=e.update_id, token=e.token, n_jobs=e.n_jobs,
+                             n_job_groups=e.n_job_groups, start_job_id=e.start_job_id,
+                             start_job_group_id=e.start_job_group_id, at=e.occurred_at)]
+
+
+def _update_committed(e: ev.BatchUpdateCommitted) -> list[ops.Op]:
+    return [ops.CommitUpdate(batch_id=e.batch_id, update_id=e.update_id, n_jobs=e.n_jobs, at=e.occurred_at)]
+
+
+def _group_created(e: ev.JobGroupCreated) -> list[ops.Op]:
+    if e.job_group_id == e.parent_job_group_id or e.job_group_id <= 0:
+        raise ConvertError(f"JobGroupCreated: group {e.job_group_id} cannot have parent {e.parent_job_group_id}")
+    return [ops.CreateJobGroup(batch_id=e.batch_id, job_group_id=e.job_group_id,
+                               parent_job_group_id=e.parent_job_group_id, update_id=e.update_id,
+                               attributes=dict(e.attributes), callback=e.callback,
+                               cancel_after_n_failures=e.cancel_after_n_failures, at=e.occurred_at)]
+
+
+def _cancel_group(e: ev.JobGroupCancelRequested | ev.JobGroupCancelled) -> list[ops.Op]:
+    return [ops.CancelJobGroup(batch_id=e.batch_id, job_group_id=e.job_group_id)]
+
+
+def _cancel_batch(e: ev.BatchCancelRequested | ev.BatchCancelled) -> list[ops.Op]:
+    return [ops.CancelJobGroup(batch_id=e.batch_id, job_group_id=0)]
+
+
+def _batch_deleted(e: ev.BatchDeleted) -> list[ops.Op]:
+    return [ops.DeleteBatch(batch_id=e.batch_id)]
+
+
+def _batch_completed(e: ev.BatchCompleted) -> list[ops.Op]:
+    return [ops.CompleteBatch(batch_id=e.batch_id, n_jobs=e.n_jobs, at=e.occurred_at)]
+
+
+def _job_created(e: ev.JobCreated) -> list[ops.Op]:
+    try:
+        spec = json.loads(e.spec_json)
+    except ValueError as exc:
+        raise ConvertError(f"JobCreated {e.batch_id}/{e.job_id}: spec_json is not JSON: {exc}") from exc
+    r = e.spec.resources
+    return [ops.CreateJob(
+        batch_id=e.batch_id, job_id=e.job_id, job_group_id=e.job_group_id, update_id=e.update_id,
+        name=e.attributes.get("name"), user=e.user, billing_project=e.billing_project,
+        always_run=e.always_run, n_max_attempts=e.n_max_attempts, parent_ids=tuple(e.parent_ids),
+        attributes=dict(e.attributes), spec=spec, cores_mcpu=r.cores_mcpu, memory_bytes=r.memory_bytes,
+        storage_gib=r.storage_gib, preemptible=r.preemptible, worker_type=r.worker_type, at=e.occurred_at)]
+
+
+def _job_ready(e: ev.JobBecameReady) -> list[ops.Op]:
+    return [ops.MarkJobReady(batch_id=e.batch_id, job_id=e.job_id, after_attempt_id=e.after_attempt_id,
+                             not_before=e.not_before, at=e.occurred_at)]
+
+
+def _job_creating(e: ev.JobCreating) -> list[ops.Op]:
+    return [ops.ScheduleAttempt(batch_id=e.batch_id, job_id=e.job_id, attempt_id=e.attempt_id,
+                                instance_name=e.instance_name, cores_mcpu=None, memory_bytes=None,
+                                storage_gib=None, creating=True, at=e.occurred_at)]
+
+
+def _attempt_scheduled(e: ev.JobAttemptScheduled) -> list[ops.Op]:
+    return [ops.ScheduleAttempt(batch_id=e.batch_id, job_id=e.job_id, attempt_id=e.attempt_id,
+                                instance_name=e.instance_name, cores_mcpu=e.cores_mcpu,
+                                memory_bytes=e.memory_bytes, storage_gib=e.storage_gib, creating=False,
+                                at=e.occurred_at)]
+
+
+def _attempt_started(e: ev.JobAttemptStarted) -> list[ops.Op]:
+    return [ops.StartAttempt(batch_id=e.batch_id, job_id=e.job_id, attempt_id=e.attempt_id,
+                             instance_name=e.instance_name, started_at=e.started_at)]
+
+
+def _attempt_completed(e: ev.JobAttemptCompleted) -> list[ops.Op]:
+    return [ops.EndAttempt(batch_id=e.batch_id, job_id=e.job_id, attempt_id=e.attempt_id,
+                           instance_name=e.instance_name, outcome=e.outcome, exit_code=e.exit_code,
+                           failure_cause=e.failure_cause, error=e.error, started_at=e.started_at,
+                           ended_at=e.ended_at, status=worker_status(e))]
+
+
+def _job_completed(e: ev.JobCompleted) -> list[ops.Op]:
+    return [ops.CompleteJob(batch_id=e.batch_id, job_id=e.job_id, state=e.state, attempt_id=e.attempt_id,
+                            exit_code=e.exit_code, reason=e.reason, n_attempts=e.n_attempts, at=e.occurred_at)]
+
+
+def _job_cancelled(e: ev.JobCancelled) -> list[ops.Op]:
+    return [ops.CompleteJob(batch_id=e.batch_id, job_id=e.job_id, state="Cancelled", attempt_id=None,
+                            exit_code=None, reason=e.reason, n_attempts=None, at=e.occurred_at)]
+
+
+def worker_status(e: ev.JobAttemptCompleted) -> dict[str, Any]:
+    """The MJC as Hail's worker status document (STATUS_FORMAT_VERSION 5 field names)."""
+    containers: dict[str, Any] = {}
+    for step in e.steps:
+        timing: dict[str, Any] = {}
+        if step.started_at is not None:
+            finish = step.ended_at
+            timing["running"] = {"start_time": step.started_at, "finish_time": finish,
+                                 "duration": None if finish is None else finish - step.started_at}
+        container: dict[str, Any] = {
+            "name": step.name, "state": step.state, "timing": timing,
+            "container_status": {"started_at": step.started_at, "finished_at": step.ended_at,
+                                 "state": "finished" if step.ended_at is not None else "running",
+                                 "exit_code": step.exit_code, "out_of_memory": step.out_of_memory}}
+        if step.error is not None:
+            container["error"] = step.error
+        if step.out_of_memory:
+            container["short_error"] = "out of memory"
+        containers[step.name] = container
+    status: dict[str, Any] = {
+        "version": 5, "worker": e.instance_name, "batch_id": e.batch_id, "job_id": e.job_id,
+        "attempt_id": e.attempt_id, "state": _WORKER_STATE.get(e.outcome, e.outcome.lower()),
+        "format_version": 5, "start_time": e.started_at, "end_time": e.ended_at,
+        "exit_code": e.exit_code, "out_of_memory": e.out_of_memory, "failure_cause": e.failure_cause,
+        "container_statuses": containers,
+    }
+    if e.error is not None:
+        status["error"] = e.error
+    if e.failure_cause in SHORT_ERRORS:
+        status["short_error"] = SHORT_ERRORS[e.failure_cause]
+    if e.resource_usage is not None:
+        status["resource_usage"] = e.resource_usage.to_avro()
+    return status
+
+
+# --- instance topic -----------------------------------------------------------------------------
+
+def _instance_requested(e: ev.InstanceRequested) -> list[ops.Op]:
+    return [ops.UpsertInstance(name=e.instance_name, state="pending", values=(
+        ("pool", e.pool), ("provider", e.provider), ("machine_type", e.machine_type),
+        ("cores_mcpu", e.cores_mcpu), ("memory_bytes", e.memory_bytes), ("storage_gib", e.storage_gib),
+        ("preemptible", e.preemptible), ("region", e.region), ("job_private_for", e.job_private_for),
+        ("time_requested", e.occurred_at)))]
+
+
+def _instance_created(e: ev.InstanceCreated) -> list[ops.Op]:
+    return [ops.UpsertInstance(name=e.instance_name, state="pending", values=(
+        ("provider", e.provider), ("provider_id", e.provider_id), ("time_created", e.occurred_at)))]
+
+
+def _instance_activated(e: ev.InstanceActivated) -> list[ops.Op]:
+    return [ops.UpsertInstance(name=e.instance_name, state="active", values=(
+        ("pool", e.pool), ("cores_mcpu", e.cores_mcpu), ("memory_bytes", e.memory_bytes),
+        ("storage_gib", e.storage_gib), ("region", e.region), ("preemptible", e.preemptible),
+        ("agent_version", e.agent_version), ("time_activated", e.occurred_at)))]
+
+
+def _instance_heartbeat(e: ev.InstanceHeartbeat) -> list[ops.Op]:
+    return [ops.UpsertInstance(name=e.instance_name, state=None, values=(), heartbeat_at=e.occurred_at)]
+
+
+def _instance_deactivated(e: ev.InstanceDeactivated) -> list[ops.Op]:
+    return [ops.UpsertInstance(name=e.instance_name, state="inactive", values=(
+        ("time_deactivated", e.occurred_at), ("reason", e.reason)))]
+
+
+def _instance_deleted(e: ev.InstanceDeleted) -> list[ops.Op]:
+    return [ops.UpsertInstance(name=e.instance_name, state="deleted", values=(
+        ("time_deleted", e.occurred_at), ("reason", e.reason)))]
+
+
+_HANDLERS: dict[type, Any] = {
+    ev.BatchCreated: _batch_created,
+    ev.BatchUpdateCreated: _update_created,
+    ev.BatchUpdateCommitted: _update_committed,
+    ev.JobGroupCreated: _group_created,
+    ev.JobGroupCancelRequested: _cancel_group,
+    ev.JobGroupCancelled: _cancel_group,
+    ev.BatchCancelRequested: _cancel_batch,
+    ev.BatchCancelled: _cancel_batch,
+    ev.BatchDeleted: _batch_deleted,
+    ev.BatchCompleted: _batch_completed,
+    ev.JobCreated: _job_created,
+    ev.JobBecameReady: _job_ready,
+    ev.JobCreating: _job_creating,
+    ev.JobAttemptScheduled: _attempt_scheduled,
+    ev.JobAttemptStarted: _attempt_started,
+    ev.JobAttemptCompleted: _attempt_completed,
+    ev.JobCompleted: _job_completed,
+    ev.JobCancelled: _job_cancelled,
+    ev.InstanceRequested: _instance_requested,
+    ev.InstanceCreated: _instance_created,
+    ev.InstanceActivated: _instance_activated,
+    ev.InstanceHeartbeat: _instance_heartbeat,
+    ev.InstanceDeactivated: _instance_deactivated,
+    ev.InstanceDeleted: _instance_deleted,
+}

@@ -1,0 +1,188 @@
+"""Read-model operations: what one event asks of the tables, before any guard is applied.
+
+`convert` (pure) turns an event into ops; `fold.ReadModel.apply` applies them to row images with
+the guards that make re-delivery and re-ordering harmless; the sink writes the merged images.
+Times are ms since the epoch, always taken from the event, never from a clock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class CreateBatch:
+    batch_id: int
+    user: str
+    billing_project: str
+    token: str
+    attributes: dict[str, str]
+    callback: str | None
+    cancel_after_n_failures: int | None
+    at: int
+
+
+@dataclass(frozen=True, slots=True)
+class CreateUpdate:
+    batch_id: int
+    update_id: int
+    token: str
+    n_jobs: int
+    n_job_groups: int
+    start_job_id: int
+    start_job_group_id: int
+    at: int
+
+
+@dataclass(frozen=True, slots=True)
+class CommitUpdate:
+    batch_id: int
+    update_id: int
+    n_jobs: int
+    at: int
+
+
+@dataclass(frozen=True, slots=True)
+class CreateJobGroup:
+    batch_id: int
+    job_group_id: int
+    parent_job_group_id: int
+    update_id: int
+    attributes: dict[str, str]
+    callback: str | None
+    cancel_after_n_failures: int | None
+    at: int
+
+
+@dataclass(frozen=True, slots=True)
+class CancelJobGroup:
+    """A group (0: the whole batch) is cancelled; requested or derived, the flag is the same."""
+
+    batch_id: int
+    job_group_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteBatch:
+    batch_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class CompleteBatch:
+    batch_id: int
+    n_jobs: int  # the batch size the completion was derived for: a stale one is ignored
+    at: int
+
+
+@dataclass(frozen=True, slots=True)
+class CreateJob:
+    batch_id: int
+    job_id: int
+    job_group_id: int
+    update_id: int
+    name: str | None
+    user: str
+    billing_project: str
+    always_run: bool
+    n_max_attempts: int
+    parent_ids: tuple[int, ...]
+    attributes: dict[str, str]
+    spec: Any  # the spec JSON document
+    cores_mcpu: int
+    memory_bytes: int
+    storage_gib: int
+    preemptible: bool
+    worker_type: str | None
+    at: int
+
+
+@dataclass(frozen=True, slots=True)
+class MarkJobReady:
+    batch_id: int
+    job_id: int
+    after_attempt_id: str | None  # set for a retry: only the job's current attempt may be retried
+    not_before: int | None
+    at: int
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleAttempt:
+    """SJ (creating=False) or a job-private instance booting for the attempt (creating=True)."""
+
+    batch_id: int
+    job_id: int
+    attempt_id: str
+    instance_name: str
+    cores_mcpu: int | None
+    memory_bytes: int | None
+    storage_gib: int | None
+    creating: bool
+    at: int
+
+
+@dataclass(frozen=True, slots=True)
+class StartAttempt:
+    batch_id: int
+    job_id: int
+    attempt_id: str
+    instance_name: str
+    started_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class EndAttempt:
+    batch_id: int
+    job_id: int
+    attempt_id: str
+    instance_name: str
+    outcome: str
+    exit_code: int | None
+    failure_cause: str | None
+    error: str | None
+    started_at: int | None
+    ended_at: int
+    status: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class CompleteJob:
+    batch_id: int
+    job_id: int
+    state: str  # Success | Failed | Error | Cancelled
+    attempt_id: str | None
+    exit_code: int | None
+    reason: str | None
+    n_attempts: int | None
+    at: int
+
+
+@dataclass(frozen=True, slots=True)
+class RecordAudit:
+    batch_id: int
+    job_id: int | None
+    topic: str
+    partition: int
+    offset: int
+    event_type: str
+    event_id: str
+    occurred_at: int
+    causation_id: str | None
+    producer: str
+    attempt_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class UpsertInstance:
+    """An instance event: `state` is where it moves (None: no state change, e.g. a heartbeat);
+    `values` are the columns it fills; a state never moves backwards."""
+
+    name: str
+    state: str | None
+    values: tuple[tuple[str, Any], ...]
+    heartbeat_at: int | None = None
+
+
+Op = (CreateBatch | CreateUpdate | CommitUpdate | CreateJobGroup | CancelJobGroup | DeleteBatch
+      | CompleteBatch | CreateJob | MarkJobReady | ScheduleAttempt | StartAttempt | EndAttempt
+      | CompleteJob | RecordAudit | UpsertInstance)

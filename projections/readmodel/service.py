@@ -1,0 +1,31 @@
+"""Running the read-model projection over a log: the live process and replay share this."""
+
+from __future__ import annotations
+
+import asyncio
+
+from events.log import EventLog
+from events.topics import Topics
+from projections.cost import PriceTable
+from projections.readmodel.projection import ReadModelProjection
+from projections.runner import Runner, RunnerSettings, TopicPartition
+
+
+def readmodel_runner(log: EventLog, topics: Topics, database_url: str, schema: str = "public",
+                     prices: PriceTable | None = None, settings: RunnerSettings | None = None) -> Runner:
+    """A runner folding the batch and instance topics into the read-model tables of `schema`."""
+
+    async def open_projection() -> ReadModelProjection:
+        return await ReadModelProjection.open(database_url, schema=schema, prices=prices)
+
+    return Runner(log, [topics.batch, topics.instance], open_projection, quarantine_topic=topics.quarantine,
+                  settings=settings)
+
+
+async def run_readmodel(log: EventLog, topics: Topics, database_url: str, schema: str = "public",
+                        prices: PriceTable | None = None, settings: RunnerSettings | None = None,
+                        stop: asyncio.Event | None = None,
+                        until: dict[TopicPartition, int] | None = None) -> Runner:
+    runner = readmodel_runner(log, topics, database_url, schema, prices, settings)
+    await runner.run(stop=stop, until=until)
+    return runner

@@ -1,0 +1,130 @@
+"""The Postgres side of the read-model projection: load the rows a batch touches, write what changed.
+
+Set-based on purpose (replay must be fast): one SELECT per table joined to UNNEST-ed keys, COPY for
+new rows and audit entries, COPY into a per-connection staging table + one UPDATE ... FROM for
+changed rows. Everything runs inside the caller's transaction.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from projections.readmodel import ops
+from projections.readmodel.fold import GROUPS_OF_BATCH, Key, ReadModel, needs
+from projections.readmodel.tables import AUDIT, JOB_GROUPS, STATEFUL, Table
+
+_BY_NAME = {t.name: t for t in STATEFUL}
+# the Postgres types of each table's key columns, to UNNEST typed arrays
+_KEY_TYPES = {
+    "batches": ("bigint",), "batch_updates": ("bigint", "int"), "jobs": ("bigint", "int"),
+    "attempts": ("bigint", "int", "text"), "instances": ("text",), "job_groups": ("bigint", "int"),
+}
+
+
+def _stage(table: Table) -> str:
+    return f"stage_{table.name}"
+
+
+async def prepare(conn: psycopg.AsyncConnection) -> None:
+    """Create this connection's staging tables (temporary; emptied at each commit)."""
+    async with conn.transaction():
+        for table in STATEFUL:
+            cols = sql.SQL(", ").join(map(sql.Identifier, table.key + table.mutable))
+            await conn.execute(sql.SQL(
+                "CREATE TEMP TABLE IF NOT EXISTS {} ON COMMIT DELETE ROWS AS SELECT {} FROM {} WITH NO DATA"
+            ).format(sql.Identifier(_stage(table)), cols, sql.Identifier(table.name)))
+
+
+async def load(conn: psycopg.AsyncConnection, model: ReadModel, op_list: Iterable[ops.Op]) -> None:
+    """Hold in `model` every existing row the ops will read."""
+    wanted: dict[str, set[Key]] = defaultdict(set)
+    for op in op_list:
+        for table, key in needs(op):
+            wanted[table].add(key)
+    group_batches = wanted.pop(GROUPS_OF_BATCH, set())
+    if group_batches:
+        await _load_groups(conn, model, [k[0] for k in group_batches])
+    for name, keys in wanted.items():
+        if keys:
+            await _load_keys(conn, model, _BY_NAME[name], keys)
+
+
+async def _load_keys(conn: psycopg.AsyncConnection, model: ReadModel, table: Table, keys: set[Key]) -> None:
+    types = _KEY_TYPES[table.name]
+    columns = list(zip(*keys, strict=True))
+    unnest = sql.SQL(", ").join(sql.SQL("%s::{}[]").format(sql.SQL(t)) for t in types)
+    key_names = [f"k{i}" for i in range(len(types))]
+    join = sql.SQL(" AND ").join(
+        sql.SQL("t.{} = k.{}").format(sql.Identifier(c), sql.Identifier(k)) for c, k in zip(table.key, key_names, strict=True))
+    query = sql.SQL("SELECT {} FROM {} t JOIN unnest({}) AS k({}) ON {}").format(
+        sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(c)) for c in table.loaded),
+        sql.Identifier(table.name), unnest, sql.SQL(", ").join(map(sql.Identifier, key_names)), join)
+    cur = await conn.execute(query, [list(c) for c in columns])
+    n_key = len(table.key)
+    for record in await cur.fetchall():
+        model.load(table.name, tuple(record[:n_key]), dict(zip(table.loaded, record, strict=True)))
+
+
+async def _load_groups(conn: psycopg.AsyncConnection, model: ReadModel, batch_ids: list[int]) -> None:
+    table = JOB_GROUPS
+    query = sql.SQL("SELECT {} FROM job_groups WHERE batch_id = ANY(%s::bigint[])").format(
+        sql.SQL(", ").join(map(sql.Identifier, table.loaded)))
+    cur = await conn.execute(query, (batch_ids,))
+    for record in await cur.fetchall():
+        model.load(table.name, (record[0], record[1]), dict(zip(table.loaded, record, strict=True)))
+
+
+def _cell(table: Table, column: str, value: Any) -> Any:
+    if column in table.json and value is not None:
+        return json.dumps(value, separators=(",", ":"))
+    return value
+
+
+async def _copy(conn: psycopg.AsyncConnection, target: str, columns: tuple[str, ...],
+                rows: Iterable[tuple[Any, ...]]) -> None:
+    statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
+        sql.Identifier(target), sql.SQL(", ").join(map(sql.Identifier, columns)))
+    async with conn.cursor().copy(statement) as copy:
+        for row in rows:
+            await copy.write_row(row)
+
+
+async def write(conn: psycopg.AsyncConnection, model: ReadModel) -> None:
+    """Write every row the fold created or changed, the audit entries and the update commits."""
+    for table in STATEFUL:
+        new = model.new[table.name]
+        if new:
+            rows = model.rows[table.name]
+            await _copy(conn, table.name, table.columns,
+                        (tuple(_cell(table, c, rows[k][c]) for c in table.columns) for k in sorted(new)))
+        dirty = model.dirty[table.name]
+        if dirty:
+            await _update(conn, model, table, dirty)
+    for batch_id, update_id in model.committed_updates:  # jobs of the update this batch did not hold
+        await conn.execute("UPDATE jobs SET committed = true WHERE batch_id = %s AND update_id = %s AND NOT committed",
+                           (batch_id, update_id))
+    if model.audit:
+        await _copy(conn, AUDIT.name, AUDIT.key + AUDIT.fixed, (
+            (a.topic, a.partition, a.offset, a.batch_id, a.job_id, a.event_type, a.event_id, a.occurred_at,
+             a.causation_id, a.producer, a.attempt_id) for a in model.audit))
+
+
+async def _update(conn: psycopg.AsyncConnection, model: ReadModel, table: Table, keys: set[Key]) -> None:
+    rows = model.rows[table.name]
+    columns = table.key + table.mutable
+    await _copy(conn, _stage(table), columns,
+                (tuple(_cell(table, c, rows[k][c]) for c in columns) for k in sorted(keys)))
+    assignments = sql.SQL(", ").join(
+        sql.SQL("{} = s.{}").format(sql.Identifier(c), sql.Identifier(c)) for c in table.mutable)
+    match = sql.SQL(" AND ").join(
+        sql.SQL("t.{} = s.{}").format(sql.Identifier(c), sql.Identifier(c)) for c in table.key)
+    await conn.execute(sql.SQL("UPDATE {} t SET {} FROM {} s WHERE {}").format(
+        sql.Identifier(table.name), assignments, sql.Identifier(_stage(table)), match))
+    # empty the staging table now, not only at commit, so a second write in this transaction starts clean
+    await conn.execute(sql.SQL("DELETE FROM {}").format(sql.Identifier(_stage(table))))

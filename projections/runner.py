@@ -1,0 +1,223 @@
+"""The generic projection loop over an EventLog: ordered per partition, parallel across partitions.
+
+Offsets live with the projection's own state (Postgres `projection_offsets`), not in Kafka's group
+offsets: each worker asks the projection where each of its partitions stands, reads from there,
+and hands a chunk (up to `max_batch` records) to `Projection.apply`, which stores the effects and
+the new offsets in ONE transaction. A crash at any point therefore loses or repeats nothing.
+
+Poison: a record that does not decode is quarantined straight away; if applying a chunk fails
+with `PoisonError`, the chunk is split in halves until the one record at fault is found, and
+that record is quarantined (table + quarantine topic, with the reason). The loop keeps going.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+from events.catalog import Event
+from events.codec import Codec
+from events.errors import DecodeError
+from events.log import EventLog, Message, Record
+
+log = logging.getLogger(__name__)
+
+TopicPartition = tuple[str, int]
+
+
+class PoisonError(Exception):
+    """Applying the chunk failed because of its content (not the database or the network)."""
+
+
+class OffsetsMoved(Exception):
+    """The stored offsets are not where this worker expected: another worker applied the records."""
+
+
+@dataclass(frozen=True)
+class Quarantined:
+    record: Record
+    reason: str
+    event_type: str | None
+
+
+@dataclass(frozen=True)
+class PartitionChunk:
+    """Consecutive records of one partition: [start_offset, next_offset)."""
+
+    topic: str
+    partition: int
+    start_offset: int
+    next_offset: int
+    events: Sequence[tuple[Record, Event]]
+    quarantined: Sequence[Quarantined] = ()
+
+
+class Projection:
+    """What the runner drives. One instance per worker (it owns a database connection)."""
+
+    name: str
+
+    async def stored_offsets(self, partitions: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
+        raise NotImplementedError
+
+    async def apply(self, chunks: Sequence[PartitionChunk]) -> None:
+        """Store the chunks' effects and each partition's next_offset in one transaction.
+        Raise OffsetsMoved if a partition's stored offset is not its chunk's start_offset,
+        PoisonError if the content cannot be applied."""
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        raise NotImplementedError
+
+
+@dataclass
+class RunnerSettings:
+    max_batch: int = 5_000        # records per transaction (over all of a worker's partitions)
+    workers: int = 2              # parallel workers; partitions are dealt round-robin
+    idle_sleep_s: float = 0.05    # pause when every partition is caught up
+    read_timeout_ms: int = 200
+    publish_quarantine: bool = True  # replay quarantines into its table only, never the topic again
+
+
+class Runner:
+    def __init__(self, log_: EventLog, topics: Sequence[str], open_projection: Callable[[], Awaitable[Projection]],
+                 quarantine_topic: str | None, settings: RunnerSettings | None = None,
+                 codec: Codec | None = None) -> None:
+        self.log = log_
+        self.topics = list(topics)
+        self.open_projection = open_projection
+        self.quarantine_topic = quarantine_topic
+        self.settings = settings or RunnerSettings()
+        self.codec = codec or Codec()
+        self.applied = 0  # records applied or quarantined by this runner (all workers)
+
+    async def partitions(self) -> list[TopicPartition]:
+        return [(t, p) for t in self.topics for p in range(await self.log.partitions(t))]
+
+    async def run(self, stop: asyncio.Event | None = None, until: dict[TopicPartition, int] | None = None) -> None:
+        """Process until `stop` is set, or (with `until`) until every partition reached its offset."""
+        stop = stop or asyncio.Event()
+        partitions = await self.partitions()
+        n = max(1, min(self.settings.workers, len(partitions)))
+        shares = [partitions[i::n] for i in range(n)]
+        await asyncio.gather(*(self._worker(share, stop, until) for share in shares))
+
+    async def _worker(self, share: list[TopicPartition], stop: asyncio.Event,
+                      until: dict[TopicPartition, int] | None) -> None:
+        projection = await self.open_projection()
+        try:
+            offsets = await projection.stored_offsets(share)
+            while not stop.is_set():
+                limits = until if until is not None else await self._end_offsets(share)
+                todo = [tp for tp in share if offsets[tp] < limits.get(tp, 0)]
+                if not todo:
+                    if until is not None:
+                        return
+                    await _sleep_or_stop(stop, self.settings.idle_sleep_s)
+                    continue
+                chunks = await self._read(todo, offsets, limits)
+                await self._publish([q for c in chunks for q in c.quarantined])
+                try:
+                    await self._apply(projection, chunks)
+                except OffsetsMoved:
+                    log.warning("offsets moved under this worker (another projector?); reloading them")
+                    offsets = await projection.stored_offsets(share)
+                    continue
+                for chunk in chunks:
+                    offsets[(chunk.topic, chunk.partition)] = chunk.next_offset
+        finally:
+            await projection.close()
+
+    async def _end_offsets(self, share: list[TopicPartition]) -> dict[TopicPartition, int]:
+        ends: dict[TopicPartition, int] = {}
+        for topic in {t for t, _ in share}:
+            for partition, end in (await self.log.end_offsets(topic)).items():
+                ends[(topic, partition)] = end
+        return ends
+
+    async def _read(self, todo: list[TopicPartition], offsets: dict[TopicPartition, int],
+                    limits: dict[TopicPartition, int]) -> list[PartitionChunk]:
+        budget = self.settings.max_batch
+        chunks = []
+        for topic, partition in todo:
+            if budget <= 0:
+                break
+            start = offsets[(topic, partition)]
+            want = min(budget, limits[(topic, partition)] - start)
+            records = await self.log.read(topic, partition, start, max_records=want,
+                                          timeout_ms=self.settings.read_timeout_ms)
+            records = [r for r in records if r.offset < limits[(topic, partition)]][:want]
+            if records:
+                budget -= len(records)
+                chunks.append(self._decode(topic, partition, records))
+        return chunks
+
+    def _decode(self, topic: str, partition: int, records: Sequence[Record]) -> PartitionChunk:
+        events: list[tuple[Record, Event]] = []
+        quarantined: list[Quarantined] = []
+        for record in records:
+            try:
+                events.append((record, self.codec.decode(record.value)))
+            except DecodeError as exc:
+                quarantined.append(Quarantined(record, f"cannot decode: {exc}", self.codec.event_name_of(record.value)))
+        return PartitionChunk(topic, partition, records[0].offset, records[-1].offset + 1, events, quarantined)
+
+    async def _apply(self, projection: Projection, chunks: list[PartitionChunk]) -> None:
+        try:
+            await projection.apply(chunks)
+            self.applied += sum(c.next_offset - c.start_offset for c in chunks)
+            return
+        except PoisonError as exc:
+            if len(chunks) == 1 and len(chunks[0].events) == 1:
+                await self._quarantine_single(projection, chunks[0], str(exc))
+                return
+        for chunk in chunks:  # find the record at fault: partitions one by one, then halves
+            for half in _halves(chunk):
+                await self._apply(projection, [half])
+
+    async def _quarantine_single(self, projection: Projection, chunk: PartitionChunk, reason: str) -> None:
+        record, event = chunk.events[0]
+        entry = Quarantined(record, f"cannot apply: {reason}", event.SCHEMA_NAME)
+        log.error("quarantined %s[%d]@%d (%s): %s", record.topic, record.partition, record.offset,
+                  event.SCHEMA_NAME, reason)
+        await self._publish([entry])
+        await self._apply(projection, [PartitionChunk(chunk.topic, chunk.partition, chunk.start_offset,
+                                                      chunk.next_offset, (), (*chunk.quarantined, entry))])
+
+    async def _publish(self, entries: list[Quarantined]) -> None:
+        # before the commit: a crash may publish an entry twice (harmless), never lose it
+        if not entries or not self.settings.publish_quarantine or self.quarantine_topic is None:
+            return
+        await self.log.append([quarantine_message(self.quarantine_topic, q) for q in entries])
+
+
+def quarantine_message(topic: str, entry: Quarantined) -> Message:
+    r = entry.record
+    headers = (("reason", entry.reason.encode()), ("source_topic", r.topic.encode()),
+               ("source_partition", str(r.partition).encode()), ("source_offset", str(r.offset).encode()),
+               ("event_type", (entry.event_type or "").encode()))
+    return Message(topic=topic, value=r.value, key=r.key, headers=headers)
+
+
+def _halves(chunk: PartitionChunk) -> list[PartitionChunk]:
+    """Split a chunk into two consecutive chunks (by offset), each keeping its quarantined records."""
+    offsets = sorted({r.offset for r, _ in chunk.events} | {q.record.offset for q in chunk.quarantined})
+    if len(offsets) <= 1:
+        return [chunk]
+    middle = offsets[len(offsets) // 2]
+    first = PartitionChunk(chunk.topic, chunk.partition, chunk.start_offset, middle,
+                           [e for e in chunk.events if e[0].offset < middle],
+                           [q for q in chunk.quarantined if q.record.offset < middle])
+    second = PartitionChunk(chunk.topic, chunk.partition, middle, chunk.next_offset,
+                            [e for e in chunk.events if e[0].offset >= middle],
+                            [q for q in chunk.quarantined if q.record.offset >= middle])
+    return [first, second]
+
+
+async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+    except TimeoutError:
+        pass

@@ -1,0 +1,224 @@
+"""The operators' web UI as one Starlette app: `create_ui(...)`, mounted by the front end at /ui.
+
+Server-rendered Jinja2 pages over the read models; the only scripts are static/ui.js (live logs).
+Sign-in takes the user's API token and keeps it in an HttpOnly cookie (session.py); every page
+resolves it to a user through the front end's token table and shows only that user's batches.
+Actions go through the public API with the user's token (cancel: PATCH {api_base}/batches/{id}/cancel),
+so the UI never writes events or tables itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlencode
+
+import httpx
+import jinja2
+from psycopg import AsyncConnection
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.templating import Jinja2Templates
+
+from services.webui import pages, present, session
+from services.webui.db import ReadModelPool
+from services.webui.readmodels import PAGE_SIZE, get_batch, user_for_token
+
+HERE = Path(__file__).parent
+MAX_FORM_BYTES = 16 * 1024
+
+
+@dataclass
+class UiContext:
+    pool: ReadModelPool
+    templates: Jinja2Templates
+    blob_root: Path
+    api_base: str
+    api_transport: httpx.AsyncBaseTransport | None
+    secure_cookies: bool
+    page_size: int
+
+
+@dataclass
+class Visit:
+    """One signed-in request: what every page handler needs."""
+
+    request: Request
+    ui: UiContext
+    conn: AsyncConnection
+    user: str
+    token: str
+
+    def path_for(self, name: str, **params: Any) -> str:
+        return path_for(self.request, name, **params)
+
+    def render(self, template: str, status_code: int = 200, **context: Any) -> Response:
+        context.update(user=self.user, csrf=session.csrf_token(self.token))
+        return render(self.request, template, status_code=status_code, **context)
+
+
+def path_for(request: Request, name: str, **params: Any) -> str:
+    """A path inside this app, prefixed with wherever the app is mounted (its root_path)."""
+    ui_app: Starlette = request.scope["ui_app"]
+    return request.scope.get("root_path", "").rstrip("/") + str(ui_app.router.url_path_for(name, **params))
+
+
+def render(request: Request, template: str, status_code: int = 200, **context: Any) -> Response:
+    ui: UiContext = request.scope["ui_app"].state.ui
+    context.setdefault("user", None)
+    return ui.templates.TemplateResponse(
+        request, template, {"path_for": lambda name, **p: path_for(request, name, **p), **context},
+        status_code=status_code)
+
+
+PageHandler = Callable[[Visit], Awaitable[Response]]
+
+
+def signed_in(handler: PageHandler) -> Callable[[Request], Awaitable[Response]]:
+    """Resolve the cookie to a user (or send the browser to sign in), and lend the handler a connection."""
+    async def endpoint(request: Request) -> Response:
+        ui: UiContext = request.scope["ui_app"].state.ui
+        token = session.token_from(request)
+        async with ui.pool.connection() as conn:
+            user = await user_for_token(conn, token) if token else None
+            if user is None or token is None:
+                here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+                target = path_for(request, "login") + "?" + urlencode({"next": here})
+                response = RedirectResponse(target, status_code=303)
+                if token:  # a revoked or mistyped token: forget it
+                    session.clear_token_cookie(response, request)
+                return response
+            return await handler(Visit(request=request, ui=ui, conn=conn, user=user, token=token))
+    return endpoint
+
+
+async def read_form(request: Request) -> dict[str, str]:
+    """A small urlencoded form (the UI's own forms), without a multipart dependency."""
+    body = await request.body()
+    if len(body) > MAX_FORM_BYTES:
+        raise HTTPException(413, "form too large")
+    return {k: v[0] for k, v in parse_qs(body.decode("utf-8", errors="replace")).items()}
+
+
+async def login_page(request: Request) -> Response:
+    next_path = session.safe_next(request.query_params.get("next"), path_for(request, "batches"))
+    return render(request, "login.html", next=next_path, error=None)
+
+
+async def login(request: Request) -> Response:
+    ui: UiContext = request.scope["ui_app"].state.ui
+    form = await read_form(request)
+    token = form.get("token", "").strip()
+    next_path = session.safe_next(form.get("next"), path_for(request, "batches"))
+    async with ui.pool.connection() as conn:
+        user = await user_for_token(conn, token) if token else None
+    if user is None:
+        return render(request, "login.html", status_code=401, next=next_path,
+                      error="That token is not valid. Use the token your squall account was given.")
+    response = RedirectResponse(next_path, status_code=303)
+    session.set_token_cookie(response, request, token, secure=ui.secure_cookies)
+    return response
+
+
+async def logout(request: Request) -> Response:
+    response = RedirectResponse(path_for(request, "login"), status_code=303)
+    session.clear_token_cookie(response, request)
+    return response
+
+
+async def home(request: Request) -> Response:
+    return RedirectResponse(path_for(request, "batches"), status_code=303)
+
+
+@signed_in
+async def cancel_batch(visit: Visit) -> Response:
+    """Forward the cancel to the API as the user, then show the batch again with the outcome."""
+    request = visit.request
+    batch_id = request.path_params["batch_id"]
+    form = await read_form(request)
+    if not session.csrf_ok(visit.token, form.get("csrf")):
+        raise HTTPException(403, "This form has expired; reload the page and try again.")
+    if await get_batch(visit.conn, visit.user, batch_id) is None:
+        raise HTTPException(404, f"batch {batch_id} not found")
+    url = api_url(request, visit.ui.api_base, f"/batches/{batch_id}/cancel")
+    try:
+        async with httpx.AsyncClient(transport=visit.ui.api_transport, timeout=30) as client:
+            answer = await client.patch(url, headers={"Authorization": f"Bearer {visit.token}"})
+        outcome = "requested" if answer.is_success else f"failed ({answer.status_code}: {answer.text[:200]})"
+    except httpx.HTTPError as exc:
+        outcome = f"failed (the API could not be reached: {exc})"
+    target = visit.path_for("batch", batch_id=batch_id) + "?" + urlencode({"cancel": outcome})
+    return RedirectResponse(target, status_code=303)
+
+
+def api_url(request: Request, api_base: str, path: str) -> str:
+    """api_base may be absolute (another host) or a path on the host that served this page."""
+    base = api_base.rstrip("/")
+    if not base.startswith(("http://", "https://")):
+        base = f"{request.url.scheme}://{request.url.netloc}{base}"
+    return base + path
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    return render(request, "error.html", status_code=exc.status_code, status=exc.status_code, message=exc.detail)
+
+
+class _MarkUiApp:
+    """Record this app in the scope: a mounted app's routes are resolved against it, not the outer router."""
+
+    def __init__(self, app: Any, ui_app: Starlette) -> None:
+        self.app = app
+        self.ui_app = ui_app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        scope["ui_app"] = self.ui_app
+        await self.app(scope, receive, send)
+
+
+def create_ui(database_url: str, blob_root: Path, api_base: str = "/api/v1alpha", *,
+              api_transport: httpx.AsyncBaseTransport | None = None, secure_cookies: bool = False,
+              page_size: int = PAGE_SIZE) -> Starlette:
+    """The UI app. Mount it (e.g. at /ui) in the front end; `api_base` is where the API answers.
+
+    `api_transport` lets a process call its own API in-process (httpx.ASGITransport) instead of over
+    the network; `secure_cookies` should be True when the UI is served over HTTPS; `page_size` is
+    how many batches or jobs a list shows (the API's 50 by default).
+    """
+    # autoescape everything (not only *.html): every value on a page may come from a user
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True)
+    env.filters.update(present.FILTERS)
+    templates = Jinja2Templates(env=env)
+    ui = UiContext(pool=ReadModelPool(database_url), templates=templates, blob_root=Path(blob_root),
+                   api_base=api_base, api_transport=api_transport, secure_cookies=secure_cookies,
+                   page_size=page_size)
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        yield
+        await ui.pool.close()
+
+    routes = [
+        Route("/", home, name="home"),
+        Route("/login", login_page, methods=["GET"], name="login"),
+        Route("/login", login, methods=["POST"], name="login_submit"),
+        Route("/logout", logout, methods=["POST"], name="logout"),
+        Route("/batches", signed_in(pages.batches), name="batches"),
+        Route("/batches/{batch_id:int}", signed_in(pages.batch), name="batch"),
+        Route("/batches/{batch_id:int}/cancel", cancel_batch, methods=["POST"], name="cancel_batch"),
+        Route("/batches/{batch_id:int}/jobs/{job_id:int}", signed_in(pages.job), name="job"),
+        Route("/batches/{batch_id:int}/jobs/{job_id:int}/log/{step}", signed_in(pages.job_log), name="job_log"),
+        Route("/instances", signed_in(pages.instances), name="instances"),
+        Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error})
+    app.state.ui = ui
+    app.add_middleware(_MarkUiApp, ui_app=app)
+    return app

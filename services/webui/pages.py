@@ -1,0 +1,157 @@
+"""The UI's pages, one handler each: batches, a batch, a job (and its raw log), instances and pools.
+
+Handlers take a `Visit` (the signed-in user, a read-model connection, the request) and return a
+rendered template; they only read. A batch that is not the user's is a 404, as in the API.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from starlette.exceptions import HTTPException
+from starlette.responses import PlainTextResponse, Response
+
+from services.webui import blobs, present, readmodels
+from services.webui.charts import line_chart
+from services.webui.query_language import QueryError
+from services.webui.steps import steps_from_status
+
+if TYPE_CHECKING:
+    from services.webui.app import Visit
+
+
+def _int_param(visit: Visit, name: str) -> int | None:
+    raw = visit.request.query_params.get(name)
+    if raw is None or raw == "":
+        return None
+    if not raw.isdigit():
+        raise HTTPException(400, f"{name} must be a number, not {raw!r}")
+    return int(raw)
+
+
+async def batches(visit: Visit) -> Response:
+    q = visit.request.query_params.get("q", "")
+    last_batch_id = _int_param(visit, "last_batch_id")
+    try:
+        rows, next_after = await readmodels.list_batches(visit.conn, visit.user, q, last_batch_id,
+                                                             visit.ui.page_size)
+        error = None
+    except QueryError as exc:
+        rows, next_after, error = [], None, str(exc)
+    for row in rows:
+        row["api_state"] = present.batch_state(row)
+    return visit.render("batches.html", status_code=400 if error else 200, batches=rows, q=q,
+                        next_after=next_after, query_error=error, paged=last_batch_id is not None)
+
+
+async def _users_batch(visit: Visit) -> dict:
+    batch_id = visit.request.path_params["batch_id"]
+    batch = await readmodels.get_batch(visit.conn, visit.user, batch_id)
+    if batch is None:
+        raise HTTPException(404, f"batch {batch_id} not found")
+    batch["api_state"] = present.batch_state(batch)
+    return batch
+
+
+async def batch(visit: Visit) -> Response:
+    row = await _users_batch(visit)
+    q = visit.request.query_params.get("q", "")
+    last_job_id = _int_param(visit, "last_job_id")
+    try:
+        jobs, next_after = await readmodels.list_jobs(visit.conn, row["batch_id"], q, last_job_id,
+                                                        visit.ui.page_size)
+        error = None
+    except QueryError as exc:
+        jobs, next_after, error = [], None, str(exc)
+    counts = await readmodels.job_state_counts(visit.conn, row["batch_id"])
+    return visit.render("batch.html", status_code=400 if error else 200, batch=row, jobs=jobs, q=q,
+                        next_after=next_after, query_error=error, state_counts=counts,
+                        cancel_outcome=visit.request.query_params.get("cancel"),
+                        cancellable=row["state"] != "complete" and not row["cancelled"])
+
+
+async def _users_job(visit: Visit) -> tuple[dict, dict]:
+    row = await _users_batch(visit)
+    job_id = visit.request.path_params["job_id"]
+    job = await readmodels.get_job(visit.conn, row["batch_id"], job_id)
+    if job is None:
+        raise HTTPException(404, f"job {row['batch_id']}/{job_id} not found")
+    return row, job
+
+
+def _chosen_attempt(visit: Visit, job: dict, attempts: list[dict]) -> dict | None:
+    """The attempt named by ?attempt_id=, else the job's current one, else the latest."""
+    wanted = visit.request.query_params.get("attempt_id") or job.get("current_attempt_id")
+    for attempt in attempts:
+        if attempt["attempt_id"] == wanted:
+            return attempt
+    return attempts[-1] if attempts else None
+
+
+def _usage_charts(visit: Visit, batch_id: int, job_id: int, attempt_id: str) -> list[dict]:
+    charts = []
+    for step in blobs.STEPS:
+        try:
+            samples = blobs.read_resource_usage(visit.ui.blob_root, batch_id, job_id, attempt_id, step)
+        except blobs.UsageFormatError as exc:
+            charts.append({"step": step, "error": str(exc)})
+            continue
+        if samples is None:
+            continue
+        times = [s.time_ms for s in samples]
+        charts.append({"step": step, "error": None, "svgs": [
+            line_chart(f"{step}: cpu (cores)", times, [s.cpu_cores for s in samples], lambda v: f"{v:.2f}"),
+            line_chart(f"{step}: memory", times, [float(s.memory_bytes) for s in samples],
+                       lambda v: present.size(int(v)), colour="#9c4221"),
+        ]})
+    return charts
+
+
+async def job(visit: Visit) -> Response:
+    row, job_row = await _users_job(visit)
+    batch_id, job_id = row["batch_id"], job_row["job_id"]
+    attempts = await readmodels.list_attempts(visit.conn, batch_id, job_id)
+    attempt = _chosen_attempt(visit, job_row, attempts)
+    logs = {}
+    charts: list[dict] = []
+    if attempt is not None:
+        for step in blobs.STEPS:
+            log = blobs.read_log(visit.ui.blob_root, batch_id, job_id, attempt["attempt_id"], step)
+            if log is not None:
+                logs[step] = log
+        charts = _usage_charts(visit, batch_id, job_id, attempt["attempt_id"])
+    status = (attempt or {}).get("status") or job_row.get("status")
+    explanation = None
+    if job_row["state"] in ("Pending", "Ready"):
+        explanation = await readmodels.scheduling_explanation(visit.conn, batch_id, job_id)
+    return visit.render(
+        "job.html", batch=row, job=job_row, attempts=attempts, attempt=attempt, logs=logs, charts=charts,
+        steps=steps_from_status(status), audit=await readmodels.audit_trail(visit.conn, batch_id, job_id),
+        explanation=explanation, live=job_row["state"] in present.LIVE_JOB_STATES)
+
+
+async def job_log(visit: Visit) -> Response:
+    """The raw log of one step (all of it), for the live view and for downloading."""
+    row, job_row = await _users_job(visit)
+    step = visit.request.path_params["step"]
+    if step not in blobs.STEPS:
+        raise HTTPException(404, f"no step {step!r}: one of {', '.join(blobs.STEPS)}")
+    attempts = await readmodels.list_attempts(visit.conn, row["batch_id"], job_row["job_id"])
+    attempt = _chosen_attempt(visit, job_row, attempts)
+    # Only a known attempt id reaches the blob path: the query string never names a file.
+    if attempt is None or attempt["attempt_id"] != (visit.request.query_params.get("attempt_id")
+                                                    or attempt["attempt_id"]):
+        raise HTTPException(404, "no such attempt for this job")
+    attempt_id = attempt["attempt_id"]
+    log = blobs.read_log(visit.ui.blob_root, row["batch_id"], job_row["job_id"], attempt_id, step, tail_bytes=None)
+    # The live view stops polling once the job's state is terminal.
+    headers = {"X-Squall-Job-State": job_row["state"], "Cache-Control": "no-store"}
+    return PlainTextResponse("" if log is None else log.text, headers=headers,
+                             status_code=200 if log is not None else 404)
+
+
+async def instances(visit: Visit) -> Response:
+    show_deleted = visit.request.query_params.get("deleted") == "1"
+    rows = await readmodels.list_instances(visit.conn, include_deleted=show_deleted)
+    return visit.render("instances.html", instances=rows, pools=readmodels.summarise_pools(rows),
+                        show_deleted=show_deleted)

@@ -1,0 +1,261 @@
+"""Every page and auth path of the UI, in-process, over the real read-model schema in PostgreSQL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+from webui_seed import ALICE_TOKEN, BOB_TOKEN, RecordingTransport, mounted_ui, sign_in
+
+from services.webui.session import COOKIE_NAME, csrf_token
+
+pytestmark = pytest.mark.postgres
+
+
+# --- auth ---------------------------------------------------------------------------------------
+
+def test_pages_send_an_anonymous_visitor_to_sign_in_and_back(client: TestClient) -> None:
+    answer = client.get("/ui/batches/1?q=bad")
+    assert answer.status_code == 303
+    assert answer.headers["location"] == "/ui/login?next=%2Fui%2Fbatches%2F1%3Fq%3Dbad"
+    form = client.get(answer.headers["location"])
+    assert form.status_code == 200
+    assert 'value="/ui/batches/1?q=bad"' in form.text
+
+    signed = client.post("/ui/login", data={"token": ALICE_TOKEN, "next": "/ui/batches/1?q=bad"})
+    assert signed.status_code == 303
+    assert signed.headers["location"] == "/ui/batches/1?q=bad"
+    cookie = signed.headers["set-cookie"]
+    assert f"{COOKIE_NAME}={ALICE_TOKEN}" in cookie
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/ui/" in cookie
+
+
+def test_a_wrong_token_is_refused_and_sets_no_cookie(client: TestClient) -> None:
+    answer = client.post("/ui/login", data={"token": "not-a-token"})
+    assert answer.status_code == 401
+    assert "not valid" in answer.text
+    assert "set-cookie" not in answer.headers
+
+
+def test_sign_in_never_redirects_off_site(client: TestClient) -> None:
+    for target in ("https://evil.example/", "//evil.example/x", "javascript:alert(1)"):
+        answer = client.post("/ui/login", data={"token": ALICE_TOKEN, "next": target})
+        assert answer.headers["location"] == "/ui/batches", target
+
+
+def test_a_revoked_token_cookie_is_cleared(client: TestClient) -> None:
+    client.cookies.set(COOKIE_NAME, "revoked-token", path="/ui/")
+    answer = client.get("/ui/batches")
+    assert answer.status_code == 303
+    assert f'{COOKIE_NAME}=""' in answer.headers["set-cookie"]
+
+
+def test_sign_out_forgets_the_token(client: TestClient) -> None:
+    sign_in(client)
+    answer = client.post("/ui/logout")
+    assert answer.status_code == 303
+    client.cookies.clear()  # the browser drops the expired cookie
+    assert client.get("/ui/batches").status_code == 303
+
+
+# --- batches ------------------------------------------------------------------------------------
+
+def test_batches_lists_only_the_users_visible_batches_newest_first(client: TestClient) -> None:
+    sign_in(client)
+    page = client.get("/ui/batches")
+    assert page.status_code == 200
+    assert "nightly-align" in page.text
+    assert page.text.index('href="/ui/batches/2"') < page.text.index('href="/ui/batches/1"')
+    assert "bobs-batch" not in page.text and 'href="/ui/batches/3"' not in page.text
+    assert "deleted-batch" not in page.text
+    assert '<span class="badge failure">failure</span>' in page.text  # batch 1 has a failed job
+    assert '<span class="badge success">success</span>' in page.text  # batch 2
+
+
+@pytest.mark.parametrize(("q", "shown", "hidden"), [
+    ("failure", [1], [2]),
+    ("!failure", [2], [1]),
+    ("complete", [2], [1]),
+    ("env=prod", [1], [2]),
+    ("has:env", [1], [2]),
+    ("user:bob", [], [1, 2, 3]),  # a query never widens what the user may see
+])
+def test_batches_filter_with_the_v1_query_language(client: TestClient, q: str, shown: list[int],
+                                                   hidden: list[int]) -> None:
+    sign_in(client)
+    page = client.get("/ui/batches", params={"q": q})
+    assert page.status_code == 200
+    for batch_id in shown:
+        assert f'href="/ui/batches/{batch_id}"' in page.text, q
+    for batch_id in hidden:
+        assert f'href="/ui/batches/{batch_id}"' not in page.text, q
+
+
+def test_a_bad_query_is_a_400_that_names_the_term(client: TestClient) -> None:
+    sign_in(client)
+    page = client.get("/ui/batches", params={"q": "colour:blue"})
+    assert page.status_code == 400
+    assert "unknown batch query term &#39;colour:blue&#39;" in page.text
+
+
+def test_batches_page_through_older_batches(ui_db: tuple[str, Path], api: RecordingTransport) -> None:
+    with mounted_ui(ui_db, api, page_size=1) as client:
+        _page_through_batches(client)
+
+
+def _page_through_batches(client: TestClient) -> None:
+    sign_in(client)
+    first = client.get("/ui/batches")
+    assert 'href="/ui/batches/2"' in first.text and 'href="/ui/batches/1"' not in first.text
+    assert 'id="older" href="/ui/batches?q=&amp;last_batch_id=2"' in first.text
+    second = client.get("/ui/batches", params={"last_batch_id": 2})
+    assert 'href="/ui/batches/1"' in second.text and 'href="/ui/batches/2"' not in second.text
+    assert 'id="older"' not in second.text
+
+
+# --- a batch ------------------------------------------------------------------------------------
+
+def test_batch_page_shows_counters_and_the_job_table(client: TestClient) -> None:
+    sign_in(client)
+    page = client.get("/ui/batches/1")
+    assert page.status_code == 200
+    assert '<dd id="n-jobs">4</dd>' in page.text
+    for job_id in (1, 2, 3, 4):
+        assert f'data-job-id="{job_id}"' in page.text
+    assert "1m 30s" in page.text          # job 1's duration
+    assert "$0.0100" in page.text         # job 1's cost
+    assert '<span class="badge failed">Failed</span>' in page.text
+    assert 'id="cancel-batch"' in page.text
+    assert f'name="csrf" value="{csrf_token(ALICE_TOKEN)}"' in page.text
+
+
+def test_batch_jobs_filter(client: TestClient) -> None:
+    sign_in(client)
+    page = client.get("/ui/batches/1", params={"q": "bad"})
+    assert 'data-job-id="4"' in page.text and 'data-job-id="1"' not in page.text
+    live = client.get("/ui/batches/1", params={"q": "live"})
+    assert 'data-job-id="2"' in live.text and 'data-job-id="3"' in live.text and 'data-job-id="1"' not in live.text
+
+
+def test_another_users_batch_is_not_found(client: TestClient) -> None:
+    sign_in(client)
+    assert client.get("/ui/batches/3").status_code == 404
+    assert client.get("/ui/batches/3/jobs/1").status_code == 404
+    assert client.get("/ui/batches/4").status_code == 404  # deleted
+
+
+def test_a_complete_batch_has_no_cancel_button(client: TestClient) -> None:
+    sign_in(client)
+    assert 'id="cancel-batch"' not in client.get("/ui/batches/2").text
+
+
+# --- cancel -------------------------------------------------------------------------------------
+
+def test_cancel_calls_the_api_with_the_users_token(client: TestClient, api: RecordingTransport) -> None:
+    sign_in(client)
+    answer = client.post("/ui/batches/1/cancel", data={"csrf": csrf_token(ALICE_TOKEN)})
+    assert answer.status_code == 303
+    assert answer.headers["location"] == "/ui/batches/1?cancel=requested"
+    assert api.requests == [("PATCH", "/api/v1alpha/batches/1/cancel", f"Bearer {ALICE_TOKEN}")]
+    assert "Cancel requested." in client.get(answer.headers["location"]).text
+
+
+def test_cancel_without_the_form_token_is_refused(client: TestClient, api: RecordingTransport) -> None:
+    sign_in(client)
+    assert client.post("/ui/batches/1/cancel", data={"csrf": "forged"}).status_code == 403
+    assert client.post("/ui/batches/1/cancel").status_code == 403
+    assert api.requests == []
+
+
+def test_cancel_of_another_users_batch_is_not_found(client: TestClient, api: RecordingTransport) -> None:
+    sign_in(client)
+    assert client.post("/ui/batches/3/cancel", data={"csrf": csrf_token(ALICE_TOKEN)}).status_code == 404
+    assert api.requests == []
+
+
+def test_an_api_refusal_is_shown(client: TestClient, api: RecordingTransport) -> None:
+    api.status = 400
+    sign_in(client)
+    answer = client.post("/ui/batches/1/cancel", data={"csrf": csrf_token(ALICE_TOKEN)})
+    assert answer.headers["location"].startswith("/ui/batches/1?cancel=failed")
+
+
+# --- a job --------------------------------------------------------------------------------------
+
+def test_job_page_shows_attempts_steps_logs_usage_and_audit(client: TestClient) -> None:
+    sign_in(client)
+    page = client.get("/ui/batches/1/jobs/1")
+    assert page.status_code == 200
+    text = page.text
+    assert "a-1a" in text and "instance_lost" in text and "a-1b" in text
+    assert '<tr class="chosen">' in text                            # the current attempt is selected
+    assert 'id="steps"' in text and "1m 30s" in text                 # step timing of main
+    assert "aligning reads..." in text
+    assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in text  # a log never becomes markup
+    assert "<script>alert" not in text
+    assert text.count('<svg class="chart"') == 2                     # cpu and memory of main
+    assert "<polyline" in text
+    assert "JobAttemptScheduled" in text and "squall.batch/0@5" in text
+    assert '"image": "ubuntu:24.04"' in text                        # the spec, pretty-printed
+    assert 'data-live-url' not in text                               # a finished job is not polled
+
+
+def test_job_page_for_an_earlier_attempt(client: TestClient) -> None:
+    sign_in(client)
+    page = client.get("/ui/batches/1/jobs/1", params={"attempt_id": "a-1a"})
+    assert "No logs for this attempt." in page.text
+
+
+def test_a_ready_job_explains_why_it_is_not_scheduled(client: TestClient) -> None:
+    sign_in(client)
+    page = client.get("/ui/batches/1/jobs/3")
+    assert 'id="why-not-scheduled"' in page.text
+    assert "over_fair_share" in page.text and "fair share of 2 cores" in page.text
+    assert "Not scheduled yet." in page.text
+
+
+def test_a_running_job_follows_its_log(client: TestClient) -> None:
+    sign_in(client)
+    page = client.get("/ui/batches/1/jobs/2")
+    assert 'data-live-url="/ui/batches/1/jobs/2/log/main?attempt_id=a-2"' in page.text
+    log = client.get("/ui/batches/1/jobs/2/log/main", params={"attempt_id": "a-2"})
+    assert log.status_code == 200
+    assert log.text == "step 1 of 3\n"
+    assert log.headers["x-squall-job-state"] == "Running"
+    assert log.headers["cache-control"] == "no-store"
+
+
+def test_raw_logs_only_for_known_steps_and_attempts(client: TestClient) -> None:
+    sign_in(client)
+    assert client.get("/ui/batches/1/jobs/1/log/main").text.startswith("aligning reads")
+    assert client.get("/ui/batches/1/jobs/1/log/nope").status_code == 404
+    assert client.get("/ui/batches/1/jobs/1/log/main", params={"attempt_id": "../../2"}).status_code == 404
+    assert client.get("/ui/batches/1/jobs/1/log/input").status_code == 404  # the step wrote no log
+    assert client.get("/ui/batches/1/jobs/3/log/main").status_code == 404  # no attempt yet
+
+
+def test_a_missing_job_is_not_found(client: TestClient) -> None:
+    sign_in(client)
+    assert client.get("/ui/batches/1/jobs/99").status_code == 404
+
+
+# --- instances ----------------------------------------------------------------------------------
+
+def test_instances_and_pool_utilisation(client: TestClient) -> None:
+    sign_in(client)
+    page = client.get("/ui/instances")
+    assert page.status_code == 200
+    # w-1 runs job 2's attempt (2 of 4 cores): 50%; the pool has 2 of 8 active cores in use: 25%
+    assert "50%" in page.text and "25%" in page.text
+    assert "w-1" in page.text and "w-2" in page.text and "w-3" not in page.text
+    assert "2 active, 1 deleted" not in page.text and "2 active" in page.text
+    assert "w-3" in client.get("/ui/instances", params={"deleted": "1"}).text
+
+
+def test_every_signed_in_page_shows_who_is_signed_in(client: TestClient) -> None:
+    sign_in(client, BOB_TOKEN)
+    for path in ("/ui/batches", "/ui/batches/3", "/ui/batches/3/jobs/1", "/ui/instances"):
+        page = client.get(path)
+        assert page.status_code == 200, path
+        assert '<span class="who" id="signed-in-user">bob</span>' in page.text, path

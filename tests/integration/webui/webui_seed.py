@@ -1,0 +1,157 @@
+"""A read-model database seeded with two users' batches, and a blob store with one attempt's logs and usage.
+
+The schema is the real one: projections/migrations plus services/front/migrations, applied with
+projections.db.migrate, so the UI is tested against the tables the projections and front end create.
+
+alice (token ALICE_TOKEN):
+  batch 1 "nightly-align", running: job 1 Success (2 attempts: instance lost, then success; logs and
+           usage on disk), job 2 Running (live log on disk), job 3 Ready (a scheduling explanation),
+           job 4 Failed (exit 1)
+  batch 2 complete and successful, one job;   batch 4 deleted (never shown)
+bob (token BOB_TOKEN): batch 3, which alice must never see.
+Instances: w-1 and w-2 active in pool "standard", w-3 deleted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import psycopg
+from starlette.applications import Starlette
+from starlette.routing import Mount
+from starlette.testclient import TestClient
+
+from projections.db import READMODEL_MIGRATIONS, migrate
+from services.webui import create_ui
+from services.webui.blobs import UsageSample, encode_resource_usage, log_path, resource_usage_path
+
+FRONT_MIGRATIONS = Path(__file__).resolve().parents[3] / "services" / "front" / "migrations"
+ALICE_TOKEN = "alice-secret-token"
+BOB_TOKEN = "bob-secret-token"
+T0 = 1_764_000_000_000  # ms
+MAIN_LOG = "aligning reads...\n<script>alert('x')</script>\ndone\n"
+
+
+def _insert(conn: psycopg.Connection, table: str, **row: object) -> None:
+    columns = ", ".join(f'"{c}"' for c in row)
+    marks = ", ".join(["%s"] * len(row))
+    values = [json.dumps(v) if isinstance(v, dict | list) else v for v in row.values()]
+    conn.execute(f"INSERT INTO {table} ({columns}) VALUES ({marks})", values)
+
+
+def _batch(conn: psycopg.Connection, batch_id: int, user: str, **kw: object) -> None:
+    row: dict[str, object] = dict(batch_id=batch_id, user=user, billing_project="test", token=f"t{batch_id}",
+                                  attributes={}, state="running", time_created=T0 + batch_id, time_closed=T0 + 10)
+    row.update(kw)
+    _insert(conn, "batches", **row)
+
+
+def _job(conn: psycopg.Connection, batch_id: int, job_id: int, user: str, state: str, **kw: object) -> None:
+    row: dict[str, object] = dict(
+        batch_id=batch_id, job_id=job_id, job_group_id=0, update_id=1, name=f"job-{job_id}", user=user,
+        billing_project="test", state=state, committed=True, always_run=False, n_max_attempts=3,
+        attributes={"name": f"job-{job_id}"}, spec={"process": {"type": "docker", "image": "ubuntu:24.04",
+                                                                "command": ["bash", "-c", "echo hi"]}},
+        cores_mcpu=1000, memory_bytes=3_750_000_000, storage_gib=0, preemptible=True, time_created=T0)
+    row.update(kw)
+    parent_ids = row.pop("parent_ids", [])
+    columns = ", ".join(f'"{c}"' for c in row) + ", parent_ids"
+    marks = ", ".join(["%s"] * len(row)) + ", %s"
+    values = [json.dumps(v) if isinstance(v, dict) else v for v in row.values()] + [parent_ids]
+    conn.execute(f"INSERT INTO jobs ({columns}) VALUES ({marks})", values)
+
+
+def seed(url: str, blob_root: Path) -> None:
+    migrate(url, [READMODEL_MIGRATIONS, FRONT_MIGRATIONS])
+    with psycopg.connect(url) as conn:
+        for name, token in (("alice", ALICE_TOKEN), ("bob", BOB_TOKEN)):
+            _insert(conn, "front_users", name=name, created_at=T0)
+            _insert(conn, "front_tokens", token_sha256=hashlib.sha256(token.encode()).hexdigest(),
+                    user_name=name, created_at=T0)
+
+        _batch(conn, 1, "alice", attributes={"name": "nightly-align", "env": "prod"}, n_jobs=4, n_completed=2,
+               n_succeeded=1, n_failed=1, msec_mcpu=90_000_000, cost=0.0123)
+        _job(conn, 1, 1, "alice", "Success", exit_code=0, n_attempts=2, current_attempt_id="a-1b",
+             start_time=T0 + 5_000, end_time=T0 + 95_000, duration_ms=90_000, cost=0.01,
+             status={"steps": [{"name": "main", "state": "succeeded", "started_at": T0 + 5_000,
+                                "ended_at": T0 + 95_000, "exit_code": 0, "out_of_memory": False, "error": None}]})
+        _job(conn, 1, 2, "alice", "Running", n_attempts=1, current_attempt_id="a-2", start_time=T0 + 6_000)
+        _job(conn, 1, 3, "alice", "Ready", parent_ids=[1])
+        _job(conn, 1, 4, "alice", "Failed", exit_code=1, n_attempts=1, current_attempt_id="a-4",
+             start_time=T0 + 7_000, end_time=T0 + 8_000, duration_ms=1_000)
+        _insert(conn, "attempts", batch_id=1, job_id=1, attempt_id="a-1a", instance_name="w-3",
+                scheduled_at=T0 + 1_000, start_time=T0 + 1_500, end_time=T0 + 4_000, outcome="Error",
+                failure_cause="instance_lost", error="instance lost", cores_mcpu=1000)
+        _insert(conn, "attempts", batch_id=1, job_id=1, attempt_id="a-1b", instance_name="w-1",
+                scheduled_at=T0 + 4_500, start_time=T0 + 5_000, end_time=T0 + 95_000, outcome="Success",
+                exit_code=0, cores_mcpu=1000)
+        _insert(conn, "attempts", batch_id=1, job_id=2, attempt_id="a-2", instance_name="w-1",
+                scheduled_at=T0 + 5_500, start_time=T0 + 6_000, cores_mcpu=2000)
+        _insert(conn, "attempts", batch_id=1, job_id=4, attempt_id="a-4", instance_name="w-2",
+                scheduled_at=T0 + 6_500, start_time=T0 + 7_000, end_time=T0 + 8_000, outcome="Failed",
+                exit_code=1, failure_cause="nonzero_exit", cores_mcpu=1000)
+        _insert(conn, "scheduling_explanations", batch_id=1, job_id=3, reason_code="over_fair_share",
+                message="alice is using her fair share of 2 cores", updated_at=T0 + 9_000)
+        for offset, (event, attempt) in enumerate([("JobCreated", None), ("JobBecameReady", None),
+                                                   ("JobAttemptScheduled", "a-1a"), ("JobAttemptCompleted", "a-1a"),
+                                                   ("JobAttemptScheduled", "a-1b"), ("JobCompleted", "a-1b")]):
+            _insert(conn, "audit", batch_id=1, job_id=1, topic="squall.batch", partition=0, offset=offset,
+                    event_type=event, event_id=f"e{offset}", occurred_at=T0 + offset, producer="test",
+                    attempt_id=attempt)
+
+        _batch(conn, 2, "alice", state="complete", n_jobs=1, n_completed=1, n_succeeded=1,
+               time_completed=T0 + 60_000)
+        _job(conn, 2, 1, "alice", "Success", exit_code=0)
+        _batch(conn, 3, "bob", attributes={"name": "bobs-batch"}, n_jobs=1)
+        _job(conn, 3, 1, "bob", "Running")
+        _batch(conn, 4, "alice", deleted=True, attributes={"name": "deleted-batch"})
+
+        for name, state in (("w-1", "active"), ("w-2", "active"), ("w-3", "deleted")):
+            _insert(conn, "instances", name=name, pool="standard", provider="local", state=state, cores_mcpu=4000,
+                    memory_bytes=16 << 30, storage_gib=100, region="local", preemptible=False,
+                    last_heartbeat=T0 + 9_000)
+
+    main_log = log_path(blob_root, 1, 1, "a-1b", "main")
+    main_log.parent.mkdir(parents=True, exist_ok=True)
+    main_log.write_text(MAIN_LOG)
+    live_log = log_path(blob_root, 1, 2, "a-2", "main")
+    live_log.parent.mkdir(parents=True, exist_ok=True)
+    live_log.write_text("step 1 of 3\n")
+    samples = [UsageSample(time_ms=T0 + 5_000 + i * 1_000, memory_bytes=(100 + 10 * i) << 20, cpu_cores=0.5 + i / 20,
+                           storage_bytes=0, upload_bytes_per_s=0.0, download_bytes_per_s=0.0) for i in range(10)]
+    resource_usage_path(blob_root, 1, 1, "a-1b", "main").write_bytes(encode_resource_usage(samples))
+
+
+
+
+def sign_in(client: TestClient, token: str = ALICE_TOKEN) -> None:
+    answer = client.post("/ui/login", data={"token": token, "next": "/ui/batches"})
+    assert answer.status_code == 303, answer.text
+
+
+class RecordingTransport:
+    """Stands in for the API in-process: records each request and answers 200 (or `status`)."""
+
+    def __init__(self, status: int = 200) -> None:
+        self.status = status
+        self.requests: list[tuple[str, str, str | None]] = []
+
+    def transport(self) -> httpx.MockTransport:
+        def handle(request: httpx.Request) -> httpx.Response:
+            self.requests.append((request.method, request.url.path, request.headers.get("authorization")))
+            return httpx.Response(self.status, json={})
+        return httpx.MockTransport(handle)
+
+
+@contextmanager
+def mounted_ui(ui_db: tuple[str, Path], api: RecordingTransport, page_size: int = 50) -> Iterator[TestClient]:
+    url, blob_root = ui_db
+    ui = create_ui(url, blob_root, api_transport=api.transport(), page_size=page_size)
+    front = Starlette(routes=[Mount("/ui", app=ui)])
+    with TestClient(front, follow_redirects=False) as test_client:
+        yield test_client

@@ -1,0 +1,252 @@
+"""The read-model fold: states, Hail's counters, cost, and idempotence under re-delivery. No database."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from events import catalog as ev
+from events.failures import INSTANCE_LOST
+from events.log import Position
+from projections.cost import PriceTable
+from projections.readmodel.convert import convert
+from projections.readmodel.fold import ReadModel, UnknownEntity
+from tests.fakes.streams import StreamShape, build_stream, job_spec, spec_json
+
+B = 5
+
+
+class Log:
+    """Events with positions, folded into a ReadModel as they are added."""
+
+    def __init__(self) -> None:
+        self.model = ReadModel()
+        self.offset = 0
+        self.t = 1_000
+
+    def add(self, event_type: type, **fields: Any) -> Any:
+        self.t += 10
+        event = event_type(event_id=f"e{self.offset}", occurred_at=fields.pop("at", self.t), producer="t", **fields)
+        self.model.apply_all(convert(event, Position("b", 0, self.offset)))
+        self.offset += 1
+        return event
+
+    def batch(self, n_jobs: int, groups: bool = True) -> None:
+        self.add(ev.BatchCreated, batch_id=B, user="u", billing_project="bp", token="t", attributes={})
+        self.add(ev.BatchUpdateCreated, batch_id=B, update_id=1, token="u1", n_jobs=n_jobs, n_job_groups=1,
+                 start_job_id=1, start_job_group_id=1)
+        if groups:
+            self.add(ev.JobGroupCreated, batch_id=B, update_id=1, job_group_id=1, parent_job_group_id=0, attributes={})
+            self.add(ev.JobGroupCreated, batch_id=B, update_id=1, job_group_id=2, parent_job_group_id=1, attributes={})
+        for j in range(1, n_jobs + 1):
+            self.job(j, group=2 if groups else 0)
+        self.add(ev.BatchUpdateCommitted, batch_id=B, update_id=1, n_jobs=n_jobs, n_job_groups=1, start_job_id=1,
+                 start_job_group_id=1)
+
+    def job(self, j: int, group: int = 0, update: int = 1, cores: int = 1000) -> None:
+        spec = job_spec(cores_mcpu=cores, memory_bytes=2 * 1024**3, storage_gib=10, preemptible=True)
+        self.add(ev.JobCreated, batch_id=B, job_id=j, update_id=update, job_group_id=group, parent_ids=(),
+                 always_run=False, n_max_attempts=3, user="u", billing_project="bp", attributes={"name": f"j{j}"},
+                 spec=spec, spec_json=spec_json(spec))
+
+    def run(self, j: int, attempt: str, outcome: str = "Success", start: int = 10_000, end: int = 13_600,
+            complete: bool = True, cause: str | None = None) -> None:
+        self.add(ev.JobAttemptScheduled, batch_id=B, job_id=j, attempt_id=attempt, instance_name="i1",
+                 scheduler_epoch=1, user="u", cores_mcpu=1000, memory_bytes=2 * 1024**3, storage_gib=10)
+        self.add(ev.JobAttemptStarted, batch_id=B, job_id=j, attempt_id=attempt, instance_name="i1", started_at=start)
+        self.add(ev.JobAttemptCompleted, batch_id=B, job_id=j, attempt_id=attempt, instance_name="i1",
+                 outcome=outcome, exit_code=0 if outcome == "Success" else 1, failure_cause=cause,
+                 out_of_memory=False, started_at=start, ended_at=end, steps=())
+        if complete:
+            self.add(ev.JobCompleted, batch_id=B, job_id=j, state=outcome, attempt_id=attempt,
+                     exit_code=0 if outcome == "Success" else 1, reason=cause, n_attempts=1)
+
+    def ready(self, j: int, after: str | None = None) -> None:
+        self.add(ev.JobBecameReady, batch_id=B, job_id=j, after_attempt_id=after, reason="r")
+
+    def row(self, table: str, *key: Any) -> dict[str, Any]:
+        return self.model.rows[table][key]
+
+
+def counters(row: dict[str, Any]) -> tuple[int, ...]:
+    return tuple(row[k] for k in ("n_jobs", "n_completed", "n_succeeded", "n_failed", "n_cancelled"))
+
+
+def test_new_batch_is_complete_with_its_root_group() -> None:
+    log = Log()
+    log.add(ev.BatchCreated, batch_id=B, user="u", billing_project="bp", token="t", attributes={"a": "b"})
+    batch = log.row("batches", B)
+    assert batch["state"] == "complete" and counters(batch) == (0, 0, 0, 0, 0)
+    assert log.row("job_groups", B, 0)["ancestor_ids"] == [0]
+
+
+def test_commit_counts_jobs_in_their_group_and_every_ancestor() -> None:
+    log = Log()
+    log.batch(3)
+    assert [log.row("jobs", B, j)["state"] for j in (1, 2, 3)] == ["Pending"] * 3
+    assert all(log.row("jobs", B, j)["committed"] for j in (1, 2, 3))
+    batch = log.row("batches", B)
+    assert (batch["state"], batch["n_jobs"], batch["n_committed_updates"], batch["time_closed"]) == (
+        "running", 3, 1, log.t)
+    assert log.row("job_groups", B, 2)["ancestor_ids"] == [2, 1, 0]
+    assert [log.row("job_groups", B, g)["n_jobs"] for g in (0, 1, 2)] == [3, 3, 3]
+    assert log.row("job_groups", B, 2)["state"] == "running"
+
+
+def test_job_lifecycle_states_timings_and_cost() -> None:
+    log = Log()
+    log.batch(2)
+    log.ready(1)
+    assert log.row("jobs", B, 1)["state"] == "Ready"
+    log.run(1, "a1", complete=False)
+    job = log.row("jobs", B, 1)
+    assert (job["state"], job["current_attempt_id"], job["n_attempts"], job["start_time"]) == (
+        "Running", "a1", 1, 10_000)
+    log.add(ev.JobCompleted, batch_id=B, job_id=1, state="Success", attempt_id="a1", exit_code=0, reason=None,
+            n_attempts=1)
+    job = log.row("jobs", B, 1)
+    assert (job["state"], job["end_time"], job["duration_ms"], job["exit_code"]) == ("Success", 13_600, 3_600, 0)
+    # one hour? no: 3.6 s of 1 core = 3,600 ms x 1,000 mCPU
+    assert job["msec_mcpu"] == 3_600 * 1000
+    prices = PriceTable()
+    hours = 3_600 / 3_600_000
+    assert job["cost"] == pytest.approx(hours * (prices.cpu_core_hour_preemptible + 2 * prices.memory_gib_hour_preemptible
+                                                 + 10 * prices.storage_gib_hour_preemptible))
+    assert set(job["cost_breakdown"]) == {"cpu/preemptible", "memory/preemptible", "storage/preemptible"}
+    assert job["status"]["attempt_id"] == "a1" and job["status"]["job_group_id"] == 2
+    for row in (log.row("batches", B), log.row("job_groups", B, 0), log.row("job_groups", B, 2)):
+        assert counters(row) == (2, 1, 1, 0, 0)
+        assert row["msec_mcpu"] == job["msec_mcpu"] and row["cost"] == pytest.approx(job["cost"])
+    assert log.row("batches", B)["state"] == "running"
+
+
+def test_last_completion_completes_groups_and_batch_failures_and_cancellations_count() -> None:
+    log = Log()
+    log.batch(3)
+    log.ready(1)
+    log.run(1, "a1", outcome="Failed", cause="nonzero_exit")
+    log.add(ev.JobCancelled, batch_id=B, job_id=2, reason="parent failed")
+    log.ready(3)
+    log.run(3, "a3")
+    batch = log.row("batches", B)
+    assert counters(batch) == (3, 3, 1, 1, 1)
+    assert batch["state"] == "complete" and batch["time_completed"] == log.t
+    assert log.row("job_groups", B, 2)["state"] == "complete"
+    assert log.row("jobs", B, 2)["state"] == "Cancelled" and log.row("jobs", B, 2)["duration_ms"] is None
+    log.add(ev.BatchCompleted, batch_id=B, n_jobs=3, n_succeeded=1, n_failed=1, n_cancelled=1)
+    assert log.row("batches", B)["time_completed"] != log.t  # already complete: unchanged
+
+
+def test_retry_after_a_lost_instance_bills_both_attempts() -> None:
+    log = Log()
+    log.batch(1)
+    log.ready(1)
+    log.run(1, "a1", outcome="Error", complete=False, cause=INSTANCE_LOST, start=0, end=1_000)
+    log.ready(1, after="a1")
+    assert log.row("jobs", B, 1)["state"] == "Ready" and log.row("jobs", B, 1)["current_attempt_id"] is None
+    log.run(1, "a2", start=2_000, end=4_000)
+    job = log.row("jobs", B, 1)
+    assert (job["state"], job["n_attempts"], job["current_attempt_id"]) == ("Success", 2, "a2")
+    assert job["msec_mcpu"] == (1_000 + 2_000) * 1000
+    assert log.row("attempts", B, 1, "a1")["failure_cause"] == INSTANCE_LOST
+    assert log.row("attempts", B, 1, "a2")["outcome"] == "Success"
+
+
+def test_stale_reports_change_nothing() -> None:
+    log = Log()
+    log.batch(1)
+    log.ready(1)
+    log.run(1, "a1", outcome="Error", complete=False, cause=INSTANCE_LOST)
+    log.ready(1, after="a1")
+    log.run(1, "a2", complete=False)
+    before = {t: {k: dict(v) for k, v in rows.items()} for t, rows in log.model.rows.items()}
+    log.ready(1, after="a1")  # a retry of an attempt that is no longer current
+    log.ready(1)  # the first readiness, re-derived
+    log.add(ev.JobAttemptScheduled, batch_id=B, job_id=1, attempt_id="a1", instance_name="i1", scheduler_epoch=1,
+            user="u", cores_mcpu=1000, memory_bytes=1, storage_gib=0)  # an old SJ again
+    log.add(ev.JobAttemptScheduled, batch_id=B, job_id=1, attempt_id="zz", instance_name="i2", scheduler_epoch=1,
+            user="u", cores_mcpu=1000, memory_bytes=1, storage_gib=0)  # an SJ that lost a race
+    assert log.model.rows == before
+
+
+def test_a_later_update_reopens_the_batch_and_a_stale_completion_is_ignored() -> None:
+    log = Log()
+    log.batch(1, groups=False)
+    log.ready(1)
+    log.run(1, "a1")
+    assert log.row("batches", B)["state"] == "complete"
+    log.add(ev.BatchUpdateCreated, batch_id=B, update_id=2, token="u2", n_jobs=1, n_job_groups=0, start_job_id=2,
+            start_job_group_id=1)
+    log.job(2, update=2)
+    assert not log.row("jobs", B, 2)["committed"]
+    log.add(ev.BatchUpdateCommitted, batch_id=B, update_id=2, n_jobs=1, n_job_groups=0, start_job_id=2,
+            start_job_group_id=1)
+    assert log.row("batches", B)["state"] == "running" and log.row("batches", B)["time_completed"] is None
+    log.add(ev.BatchCompleted, batch_id=B, n_jobs=1, n_succeeded=1, n_failed=0, n_cancelled=0)  # for update 1
+    assert log.row("batches", B)["state"] == "running"
+    assert counters(log.row("batches", B)) == (2, 1, 1, 0, 0)
+
+
+def test_cancel_and_delete_flags() -> None:
+    log = Log()
+    log.batch(1)
+    log.add(ev.JobGroupCancelRequested, batch_id=B, job_group_id=2, user="u")
+    assert log.row("job_groups", B, 2)["cancelled"] and not log.row("batches", B)["cancelled"]
+    log.add(ev.BatchCancelled, batch_id=B)
+    assert log.row("batches", B)["cancelled"] and log.row("job_groups", B, 0)["cancelled"]
+    log.add(ev.BatchDeleted, batch_id=B, user="u")
+    assert log.row("batches", B)["deleted"]
+
+
+def test_events_for_things_never_created_are_unknown_entities() -> None:
+    log = Log()
+    with pytest.raises(UnknownEntity, match="batch 5"):
+        log.add(ev.BatchUpdateCreated, batch_id=B, update_id=1, token="u", n_jobs=1, n_job_groups=0,
+                start_job_id=1, start_job_group_id=1)
+    log.batch(0, groups=False)
+    with pytest.raises(UnknownEntity, match="job 5/9"):
+        log.ready(9)
+
+
+def test_instance_states_only_move_forward() -> None:
+    log = Log()
+    log.add(ev.InstanceActivated, instance_name="i", pool="p", cores_mcpu=4000, memory_bytes=1, storage_gib=10,
+            region="r", preemptible=True)
+    log.add(ev.InstanceHeartbeat, instance_name="i", running_attempt_ids=(), at=50_000)
+    log.add(ev.InstanceRequested, instance_name="i", pool="p", provider="local", machine_type="m", cores_mcpu=4000,
+            memory_bytes=1, storage_gib=10, preemptible=True, region="r")  # late: fills gaps only
+    log.add(ev.InstanceHeartbeat, instance_name="i", running_attempt_ids=(), at=40_000)  # older heartbeat
+    row = log.row("instances", "i")
+    assert (row["state"], row["provider"], row["last_heartbeat"]) == ("active", "local", 50_000)
+    log.add(ev.InstanceDeleted, instance_name="i", reason="idle")
+    log.add(ev.InstanceDeactivated, instance_name="i", reason="late")
+    assert (log.row("instances", "i")["state"], log.row("instances", "i")["reason"]) == ("deleted", "idle")
+    log.add(ev.InstanceHeartbeat, instance_name="ghost", running_attempt_ids=())
+    assert ("ghost",) not in log.model.rows["instances"]
+
+
+def fold(events: list[ev.Event]) -> dict[str, Any]:
+    model = ReadModel()
+    for offset, event in enumerate(events):
+        model.apply_all(convert(event, Position("b", 0, offset)))
+    return model.rows
+
+
+SMALL = build_stream(StreamShape(n_batches=2, jobs_per_batch=8, n_instances=2, p_retry=0.3, p_fail=0.2,
+                                 p_cancel=0.2), seed=3).events
+SMALL_ROWS = fold(SMALL)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, len(SMALL) - 1), st.integers(0, len(SMALL))), min_size=1, max_size=8))
+def test_redelivering_any_event_later_changes_no_row(copies: list[tuple[int, int]]) -> None:
+    """A copy of event i re-delivered at a later position (a duplicate, or an old event after newer ones)."""
+    events = list(SMALL)
+    for source, where in copies:
+        event = SMALL[source]
+        position = max(where, events.index(event) + 1)
+        events.insert(position, event)
+    assert fold(events) == SMALL_ROWS

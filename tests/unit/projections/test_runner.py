@@ -1,0 +1,124 @@
+"""The generic runner over the in-memory log: order, offsets, batching, quarantine and bisection."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from events import catalog as ev
+from events.log import Message
+from events.memory_log import MemoryEventLog
+from events.publisher import Publisher
+from events.topics import Topics
+from projections.runner import (
+    OffsetsMoved,
+    PartitionChunk,
+    PoisonError,
+    Projection,
+    Runner,
+    RunnerSettings,
+    TopicPartition,
+)
+
+
+class MemoryProjection(Projection):
+    """An honest fake: applies chunks atomically to dicts; poison = a BatchDeleted for batch 666."""
+
+    name = "fake"
+
+    def __init__(self, store: dict) -> None:
+        self.store = store
+
+    async def stored_offsets(self, partitions: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
+        return {tp: self.store["offsets"].get(tp, 0) for tp in partitions}
+
+    async def apply(self, chunks: Sequence[PartitionChunk]) -> None:
+        self.store["calls"] += 1
+        for chunk in chunks:
+            if self.store["offsets"].get((chunk.topic, chunk.partition), 0) != chunk.start_offset:
+                raise OffsetsMoved(chunk.topic)
+            if any(isinstance(e, ev.BatchDeleted) and e.batch_id == 666 for _, e in chunk.events):
+                raise PoisonError("batch 666 is cursed")
+        for chunk in chunks:
+            for record, event in chunk.events:
+                self.store["seen"].setdefault(record.partition, []).append((record.offset, event.batch_id))
+            for q in chunk.quarantined:
+                self.store["quarantined"].append((q.record.offset, q.reason))
+            self.store["offsets"][(chunk.topic, chunk.partition)] = chunk.next_offset
+
+    async def close(self) -> None:
+        pass
+
+
+def deleted(batch_id: int) -> ev.BatchDeleted:
+    return ev.BatchDeleted(event_id=f"d{batch_id}", occurred_at=1, producer="t", batch_id=batch_id, user="u")
+
+
+def new_store() -> dict:
+    return {"offsets": {}, "seen": {}, "quarantined": [], "calls": 0}
+
+
+async def run_to_end(log: MemoryEventLog, topics: Topics, store: dict, **settings: int) -> Runner:
+    async def open_projection() -> Projection:
+        return MemoryProjection(store)
+
+    runner = Runner(log, [topics.batch], open_projection, topics.quarantine, RunnerSettings(**settings))
+    until = {(topics.batch, p): end for p, end in (await log.end_offsets(topics.batch)).items()}
+    await runner.run(until=until)
+    return runner
+
+
+async def test_every_partition_in_order_in_batches(memory_log: MemoryEventLog, topics: Topics) -> None:
+    await Publisher(memory_log, topics).publish([deleted(b) for b in range(1, 101)])
+    store = new_store()
+    runner = await run_to_end(memory_log, topics, store, max_batch=7, workers=3)
+    assert runner.applied == 100
+    assert sorted(b for seen in store["seen"].values() for _, b in seen) == list(range(1, 101))
+    for seen in store["seen"].values():
+        assert [o for o, _ in seen] == list(range(len(seen)))
+    assert store["calls"] >= 100 // 7
+
+
+async def test_resumes_from_the_stored_offsets(memory_log: MemoryEventLog, topics: Topics) -> None:
+    publisher = Publisher(memory_log, topics)
+    await publisher.publish([deleted(b) for b in range(1, 21)])
+    store = new_store()
+    await run_to_end(memory_log, topics, store)
+    await publisher.publish([deleted(b) for b in range(21, 31)])
+    await run_to_end(memory_log, topics, store)
+    assert sorted(b for seen in store["seen"].values() for _, b in seen) == list(range(1, 31))
+
+
+async def test_poison_is_bisected_quarantined_and_published(memory_log: MemoryEventLog, topics: Topics) -> None:
+    await Publisher(memory_log, topics).publish([deleted(b) for b in (1, 2, 666, 4, 5)])
+    await memory_log.append([Message(topics.batch, b"\xc3\x01garbage!", key=b"1")])  # does not decode
+    store = new_store()
+    await run_to_end(memory_log, topics, store, max_batch=100, workers=1)
+    applied = sorted(b for seen in store["seen"].values() for _, b in seen)
+    assert applied == [1, 2, 4, 5]
+    reasons = sorted(reason.split(":")[0] for _, reason in store["quarantined"])
+    assert reasons == ["cannot apply", "cannot decode"]
+    published = [r for p in range(await memory_log.partitions(topics.quarantine))
+                 for r in await memory_log.read(topics.quarantine, p, 0, timeout_ms=10)]
+    assert len(published) == 2
+    headers = dict(next(r for r in published if b"cursed" in dict(r.headers)["reason"]).headers)
+    assert headers["event_type"] == b"BatchDeleted" and headers["source_topic"] == topics.batch.encode()
+
+
+async def test_a_live_runner_stops_when_told(memory_log: MemoryEventLog, topics: Topics) -> None:
+    store = new_store()
+
+    async def open_projection() -> Projection:
+        return MemoryProjection(store)
+
+    runner = Runner(memory_log, [topics.batch], open_projection, topics.quarantine, RunnerSettings(idle_sleep_s=0.01))
+    stop = asyncio.Event()
+    task = asyncio.create_task(runner.run(stop=stop))
+    await Publisher(memory_log, topics).publish([deleted(b) for b in range(1, 6)])
+    for _ in range(200):
+        if runner.applied == 5:
+            break
+        await asyncio.sleep(0.01)
+    stop.set()
+    await asyncio.wait_for(task, 5)
+    assert runner.applied == 5

@@ -1,0 +1,77 @@
+"""InstanceProvider: how the autoscaler gets and gives back worker machines.
+
+Adapters: `local` (worker agent processes on this machine) and `gce` (Compute Engine VMs). Both
+are idempotent by instance name: creating a name that exists, or deleting one that is gone, is
+not an error — the autoscaler may retry after a crash without knowing how far it got.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InstanceSpec:
+    """One worker machine to create (what InstanceRequested records)."""
+
+    name: str
+    pool: str
+    machine_type: str
+    cores_mcpu: int
+    memory_bytes: int
+    storage_gib: int
+    preemptible: bool
+    region: str
+    job_private_for: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderInstance:
+    """An instance as the provider reports it."""
+
+    name: str
+    provider_id: str  # what delete needs to find it again (pid, zone/name)
+    status: str  # provider's word: running, provisioning, terminated, ...
+
+
+class ProviderError(Exception):
+    """Base of provider failures; `retry_after_s` says when trying again makes sense."""
+
+    retry_after_s: float = 30.0
+
+
+class QuotaExceeded(ProviderError):
+    """The project is out of quota (cpus, instances, or API rate): retry later, anywhere."""
+
+    retry_after_s = 60.0
+
+
+class ZoneExhausted(ProviderError):
+    """The zone has no capacity for this machine type now: another zone may."""
+
+    retry_after_s = 120.0
+
+
+class ProviderUnavailable(ProviderError):
+    """The provider's API failed transiently (5xx, timeouts): retry soon."""
+
+    retry_after_s = 10.0
+
+
+class InstanceProvider(Protocol):
+    name: str
+
+    async def create(self, spec: InstanceSpec) -> ProviderInstance:
+        """Start creating the instance; returns once the provider accepted it (it may still boot)."""
+        ...
+
+    async def delete(self, name: str, provider_id: str | None = None) -> None:
+        """Delete the instance; an instance that does not exist is already deleted."""
+        ...
+
+    async def list(self) -> list[ProviderInstance]:
+        """Every instance of this cluster the provider knows, to reconcile with the log."""
+        ...
+
+    async def close(self) -> None: ...

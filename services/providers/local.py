@@ -1,0 +1,134 @@
+"""The local provider: each instance is a worker agent process on this machine (the embedded default).
+
+    python -m worker --instance-name N --cores C --memory-gib M --storage-gib S --pool P --region local
+        --bootstrap ... --topic-prefix ... --home ... [--database-url ...] [--preemptible]
+
+Processes run in their own session (they outlive an autoscaler restart) and are tracked by pid
+files under <home>/instances/<name>.pid, so `list` finds them again after a restart. The command
+is configurable: `python -m services.simworker` takes the same flags and runs nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from services.config import ServiceConfig
+from services.providers.base import InstanceSpec, ProviderError, ProviderInstance
+
+log = logging.getLogger(__name__)
+
+GIB = 1024**3
+WORKER_COMMAND: tuple[str, ...] = (sys.executable, "-m", "worker")
+SIMULATED_WORKER_COMMAND: tuple[str, ...] = (sys.executable, "-m", "services.simworker")
+
+
+class LocalProvider:
+    name = "local"
+
+    def __init__(self, config: ServiceConfig, command: Sequence[str] = WORKER_COMMAND,
+                 extra_args: Sequence[str] = (), stop_timeout_s: float = 30.0) -> None:
+        self._config = config
+        self._command = tuple(command)
+        self._extra_args = tuple(extra_args)
+        self._stop_timeout_s = stop_timeout_s
+        self.dir = config.home / "instances"
+        self._children: dict[str, subprocess.Popen[bytes]] = {}  # reaped by us, so no zombies
+
+    def _pid_file(self, name: str) -> Path:
+        return self.dir / f"{name}.pid"
+
+    def command_for(self, spec: InstanceSpec) -> list[str]:
+        c = self._config
+        args = [*self._command, "--instance-name", spec.name, "--cores", str(max(1, spec.cores_mcpu // 1000)),
+                "--memory-gib", f"{spec.memory_bytes / GIB:g}", "--storage-gib", str(spec.storage_gib),
+                "--pool", spec.pool, "--region", spec.region,
+                "--bootstrap", c.bootstrap_servers, "--topic-prefix", c.topic_prefix, "--home", str(c.home)]
+        if c.database_url:
+            args += ["--database-url", c.database_url]
+        if spec.preemptible:
+            args.append("--preemptible")
+        return args + list(self._extra_args)
+
+    async def create(self, spec: InstanceSpec) -> ProviderInstance:
+        existing = self._alive_pid(spec.name)
+        if existing is not None:
+            return ProviderInstance(spec.name, str(existing), "running")
+        process = await asyncio.to_thread(self._spawn, spec)
+        self._children[spec.name] = process
+        self._pid_file(spec.name).write_text(f"{process.pid}\n")
+        log.info("started local instance %s (pid %d)", spec.name, process.pid)
+        return ProviderInstance(spec.name, str(process.pid), "running")
+
+    def _spawn(self, spec: InstanceSpec) -> subprocess.Popen[bytes]:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with open(self.dir / f"{spec.name}.log", "ab") as out:
+            try:
+                return subprocess.Popen(self.command_for(spec), stdout=out, stderr=subprocess.STDOUT,
+                                        stdin=subprocess.DEVNULL, start_new_session=True)
+            except OSError as exc:
+                raise ProviderError(f"cannot start the worker for {spec.name} ({self._command[0]}): {exc}") from exc
+
+    async def delete(self, name: str, provider_id: str | None = None) -> None:
+        pid = self._alive_pid(name)
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)  # the agent drains, then announces InstanceDeactivated
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + self._stop_timeout_s
+            while self._alive_pid(name) is not None and loop.time() < deadline:
+                await asyncio.sleep(0.1)
+            if self._alive_pid(name) is not None:
+                log.warning("local instance %s (pid %d) ignored SIGTERM for %.0fs; killing it", name, pid,
+                            self._stop_timeout_s)
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+                while self._alive_pid(name) is not None:
+                    await asyncio.sleep(0.05)
+        self._pid_file(name).unlink(missing_ok=True)
+        self._children.pop(name, None)
+
+    async def list(self) -> list[ProviderInstance]:
+        if not self.dir.is_dir():
+            return []
+        found = []
+        for pid_file in sorted(self.dir.glob("*.pid")):
+            name = pid_file.stem
+            pid = self._alive_pid(name)
+            if pid is None:
+                pid_file.unlink(missing_ok=True)  # the process ended on its own (or the machine rebooted)
+            else:
+                found.append(ProviderInstance(name, str(pid), "running"))
+        return found
+
+    def _alive_pid(self, name: str) -> int | None:
+        child = self._children.get(name)
+        if child is not None:
+            return child.pid if child.poll() is None else None
+        try:
+            pid = int(self._pid_file(name).read_text().strip())
+        except (OSError, ValueError):
+            return None
+        return pid if _is_instance_process(pid, name) else None
+
+    async def close(self) -> None:
+        """Leave the instances running: they belong to the fleet, not to this process."""
+
+
+def _is_instance_process(pid: int, name: str) -> bool:
+    """The pid is alive, not a zombie, and still runs this instance (pids get reused)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    if stat.rsplit(")", 1)[-1].split()[0] == "Z":
+        return False
+    return name.encode() in cmdline

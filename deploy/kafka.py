@@ -140,7 +140,8 @@ async def wait_until_answers(bootstrap: str, timeout_s: float) -> None:
             if await _answers(AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=3000)):
                 return
             await asyncio.sleep(0.3)
-    raise KafkaDeployError(f"Kafka at {bootstrap} did not answer within {timeout_s:.0f}s")
+    raise KafkaDeployError(f"Kafka at {bootstrap} did not answer within {timeout_s:.0f}s "
+                           "(an overloaded machine starts the JVM slowly; see the broker's logs)")
 
 
 async def _answers(admin: object) -> bool:
@@ -298,6 +299,9 @@ class KafkaBroker:
         bootstrap = f"127.0.0.1:{broker_port}"
         try:
             _run_coroutine(self._wait_started(proc, bootstrap, timeout_s))
+        except KafkaDeployError as exc:
+            self.stop()
+            raise KafkaDeployError(f"{exc}\nbroker output:\n{self.log_tail()}") from exc
         except BaseException:
             self.stop()
             raise
@@ -308,10 +312,23 @@ class KafkaBroker:
         while not waiter.done():
             if proc.poll() is not None:
                 waiter.cancel()
-                raise KafkaDeployError(f"Kafka exited with code {proc.returncode} while starting; "
-                                       f"see {self.log_dir}/server.log and stdout.log")
+                raise KafkaDeployError(f"Kafka exited with code {proc.returncode} while starting "
+                                       f"(logs in {self.log_dir})")
             await asyncio.sleep(0.2)
         waiter.result()
+
+    def log_tail(self, lines: int = 25) -> str:
+        """The broker's last output and errors, for error messages (the data dir may be deleted)."""
+        out = []
+        for name in ("stdout.log", "server.log"):
+            try:
+                text = (self.log_dir / name).read_text(errors="replace").splitlines()
+            except OSError:
+                continue
+            if name == "server.log":
+                text = [line for line in text if " ERROR " in line or " FATAL " in line or "Exception" in line]
+            out += [f"[{name}] {line}" for line in text[-lines:]]
+        return "\n".join(out) or "(no output)"
 
     def stop(self, timeout_s: float = STOP_TIMEOUT_S) -> None:
         """SIGTERM (a clean shutdown), then SIGKILL if it has not exited within timeout_s."""

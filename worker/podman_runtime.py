@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -46,6 +47,7 @@ CPU_PERIOD_US = 100_000
 LOCAL_IMAGE_PREFIX = "localhost/"
 CGROUP_V1_ROOT = Path("/sys/fs/cgroup")
 LOG_POLL_S = 0.05
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 _NOT_FOUND_HINTS = ("manifest unknown", "name unknown", "not found", "repository does not exist",
                     "requested access to the resource is denied", "unauthorized", "invalid reference format",
@@ -67,20 +69,19 @@ def _parse_time_ms(value: str | None) -> int | None:
     """podman's RFC 3339 timestamps (nanoseconds, zone offset) to epoch ms; None for the zero time."""
     if not value or value.startswith("0001-"):
         return None
-    head, _, rest = value.partition(".")
-    zone = ""
-    if rest:
-        digits = "".join(ch for ch in rest if ch.isdigit())
+    head, dot, rest = value[:19], value[19:20], value[20:]
+    digits = ""
+    if dot == ".":
+        digits = "".join(itertools.takewhile(str.isdigit, rest))
         zone = rest[len(digits):]
-        frac = (digits + "000000")[:6]
     else:
-        frac, head, zone = "000000", value[:19], value[19:]
+        zone = value[19:]
     zone = "+00:00" if zone in ("Z", "") else zone
     try:
-        parsed = datetime.fromisoformat(f"{head}.{frac}{zone}")
+        parsed = datetime.fromisoformat(f"{head}.{(digits + '000000')[:6]}{zone}")
     except ValueError:
         return None
-    return int(parsed.timestamp() * 1000)
+    return (parsed - _EPOCH) // timedelta(milliseconds=1)
 
 
 def _read_from(path: str, offset: int) -> bytes:

@@ -108,9 +108,13 @@ async def run_container_step(name: str, spec: ContainerSpec, *, runtime: Contain
         kill_watch.cancel()
         stop_sampling.set()
         await asyncio.gather(sampler, return_exceptions=True)
-        try:
-            await asyncio.wait_for(logs, LOG_DRAIN_TIMEOUT_S)
-        except (TimeoutError, Exception):  # the log is best effort; the outcome is not
+        if waiter.done():
+            try:
+                await asyncio.wait_for(logs, LOG_DRAIN_TIMEOUT_S)
+            except Exception:  # the log is best effort (timeout included); the outcome is not
+                logs.cancel()
+        else:  # we are being cancelled (agent stopping hard): the container lives on, stop following it
+            waiter.cancel()
             logs.cancel()
         appender.close()
     blobs.put(usage_key, series.to_json())

@@ -1,0 +1,140 @@
+"""The UI in a real browser: headless Chromium against uvicorn on a loopback port, with seeded data.
+
+The server is the UI mounted at /ui next to a stand-in for the API's cancel endpoint (the real one
+belongs to the front end): it records each PATCH and its Authorization header, so the test sees
+that the cancel button reached the API with the signed-in user's token. Screenshots land in
+artifacts/screenshots/ (batch.png is the batch page) and are kept as test artefacts.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Mount, Route
+from webui_cdp import Browser, Page, find_or_install_chromium
+from webui_seed import ALICE_TOKEN, log_path
+
+from services.webui import create_ui
+
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+
+SCREENSHOTS = Path(__file__).resolve().parents[3] / "artifacts" / "screenshots"
+
+
+class CancelRecorder:
+    def __init__(self) -> None:
+        self.calls: list[tuple[int, str | None]] = []
+
+    async def cancel(self, request: Request) -> JSONResponse:
+        self.calls.append((request.path_params["batch_id"], request.headers.get("authorization")))
+        return JSONResponse({})
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def recorder() -> CancelRecorder:
+    return CancelRecorder()
+
+
+@pytest.fixture(scope="module")
+def server(ui_db: tuple[str, Path], recorder: CancelRecorder) -> Iterator[str]:
+    url, blob_root = ui_db
+    app = Starlette(routes=[
+        Route("/api/v1alpha/batches/{batch_id:int}/cancel", recorder.cancel, methods=["PATCH"]),
+        Mount("/ui", app=create_ui(url, blob_root)),
+    ])
+    port = free_port()
+    uvicorn_server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                                                   lifespan="on"))
+    thread = threading.Thread(target=uvicorn_server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not uvicorn_server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        uvicorn_server.should_exit = True
+        thread.join(timeout=15)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    chromium = Browser(find_or_install_chromium())
+    try:
+        yield chromium
+    finally:
+        chromium.close()
+
+
+@pytest.fixture(scope="module")
+def page(browser: Browser, server: str) -> Iterator[Page]:
+    """A tab signed in as alice through the login form."""
+    tab = browser.page()
+    try:
+        tab.navigate(f"{server}/ui/batches")
+        tab.wait_for("location.pathname === '/ui/login'")
+        tab.evaluate(f"document.querySelector('#token').value = {ALICE_TOKEN!r}")
+        tab.evaluate("document.querySelector('#sign-in').click()")
+        tab.wait_for("location.pathname === '/ui/batches' && document.readyState === 'complete'")
+        yield tab
+    finally:
+        tab.close()
+
+
+def test_sign_in_lands_on_the_users_batches(page: Page) -> None:
+    assert page.evaluate("document.querySelector('#signed-in-user').textContent") == "alice"
+    links = page.evaluate("[...document.querySelectorAll('#batches a')].map(a => a.textContent)")
+    assert links == ["2", "1"]
+    # the token cookie is HttpOnly: no script on the page can read it
+    assert "squall_ui_token" not in page.evaluate("document.cookie")
+
+
+def test_the_batch_page_shows_its_jobs(page: Page, server: str) -> None:
+    page.navigate(f"{server}/ui/batches/1")
+    page.wait_for("document.querySelectorAll('#jobs tr.job').length === 4")
+    states = page.evaluate("[...document.querySelectorAll('#jobs tr.job .badge')].map(b => b.textContent)")
+    assert states == ["Success", "Running", "Ready", "Failed"]
+    shot = page.screenshot(SCREENSHOTS / "batch.png")
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
+
+
+def test_the_job_page_follows_a_running_log(page: Page, server: str, ui_db: tuple[str, Path]) -> None:
+    _, blob_root = ui_db
+    page.navigate(f"{server}/ui/batches/1/jobs/2")
+    assert page.evaluate("document.querySelector('#log-main').textContent") == "step 1 of 3\n"
+    with log_path(blob_root, 1, 2, "a-2", "main").open("a") as log:
+        log.write("step 2 of 3\n")
+    page.wait_for("document.querySelector('#log-main').textContent.includes('step 2 of 3')", timeout_s=10)
+
+
+def test_the_job_page_plots_resource_usage(page: Page, server: str) -> None:
+    page.navigate(f"{server}/ui/batches/1/jobs/1")
+    assert page.evaluate("document.querySelectorAll('#usage-main svg polyline').length") == 2
+    page.screenshot(SCREENSHOTS / "job.png")
+
+
+def test_cancel_reaches_the_api_with_the_users_token(page: Page, server: str, recorder: CancelRecorder) -> None:
+    page.navigate(f"{server}/ui/batches/1")
+    page.evaluate("document.querySelector('#cancel-batch').click()")
+    page.wait_for("document.querySelector('#cancel-outcome') !== null")
+    assert page.evaluate("document.querySelector('#cancel-outcome').textContent.trim()") == "Cancel requested."
+    assert page.dialogs == ["Cancel every job of batch 1 that has not finished?"]
+    assert recorder.calls == [(1, f"Bearer {ALICE_TOKEN}")]
+    page.screenshot(SCREENSHOTS / "batch-cancel-requested.png")

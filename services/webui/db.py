@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from psycopg import AsyncConnection
-from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 
@@ -28,7 +27,7 @@ class ReadModelPool:
             if self._pool is None:
                 # autocommit: every page is a handful of independent reads; no transaction held open
                 pool = AsyncConnectionPool(self._database_url, min_size=1, max_size=self._max_size, open=False,
-                                           kwargs={"autocommit": True, "row_factory": dict_row})
+                                           kwargs={"autocommit": True})
                 await pool.open(wait=True, timeout=10)
                 self._pool = pool
             return self._pool

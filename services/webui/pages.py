@@ -6,14 +6,14 @@ rendered template; they only read. A batch that is not the user's is a 404, as i
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from starlette.exceptions import HTTPException
 from starlette.responses import PlainTextResponse, Response
 
+from services.front.errors import InvalidRequest
 from services.webui import blobs, present, readmodels
 from services.webui.charts import line_chart
-from services.webui.query_language import QueryError
 from services.webui.steps import steps_from_status
 
 if TYPE_CHECKING:
@@ -36,7 +36,7 @@ async def batches(visit: Visit) -> Response:
         rows, next_after = await readmodels.list_batches(visit.conn, visit.user, q, last_batch_id,
                                                              visit.ui.page_size)
         error = None
-    except QueryError as exc:
+    except InvalidRequest as exc:
         rows, next_after, error = [], None, str(exc)
     for row in rows:
         row["api_state"] = present.batch_state(row)
@@ -61,7 +61,7 @@ async def batch(visit: Visit) -> Response:
         jobs, next_after = await readmodels.list_jobs(visit.conn, row["batch_id"], q, last_job_id,
                                                         visit.ui.page_size)
         error = None
-    except QueryError as exc:
+    except InvalidRequest as exc:
         jobs, next_after, error = [], None, str(exc)
     counts = await readmodels.job_state_counts(visit.conn, row["batch_id"])
     return visit.render("batch.html", status_code=400 if error else 200, batch=row, jobs=jobs, q=q,
@@ -88,8 +88,9 @@ def _chosen_attempt(visit: Visit, job: dict, attempts: list[dict]) -> dict | Non
     return attempts[-1] if attempts else None
 
 
-def _usage_charts(visit: Visit, batch_id: int, job_id: int, attempt_id: str) -> list[dict]:
-    charts = []
+def _usage_charts(visit: Visit, batch_id: int, job_id: int, attempt_id: str) -> list[dict[str, Any]]:
+    """Per step with samples: cpu and memory charts, or the reason the samples could not be read."""
+    charts: list[dict[str, Any]] = []
     for step in blobs.STEPS:
         try:
             samples = blobs.read_resource_usage(visit.ui.blob_root, batch_id, job_id, attempt_id, step)

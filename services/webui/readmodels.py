@@ -1,98 +1,117 @@
-"""The UI's reads of the read models (projections/migrations) and the front end's token table.
+"""The UI's reads of the read models (projections/migrations) and of the front end's own tables.
 
-Every function takes an open async connection whose rows are dicts, and every batch-scoped read
-takes the signed-in user: a batch of someone else reads as absent, exactly like the API's 404.
+Every function takes an open async connection and returns rows as dicts. Batch visibility and the
+query language are the front end's (services/front: front_batches, query.py, users.py), so the UI
+shows exactly what the API would; a batch of someone else reads as absent, like the API's 404.
 """
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
-from psycopg import AsyncConnection, sql
+from psycopg import AsyncConnection
+from psycopg.rows import dict_row
 
-from services.webui.query_language import batch_condition, job_condition
+from services.front.query import batch_condition, job_condition
+from services.front.users import user_for_token
+
+__all__ = ["user_for_token", "list_batches", "get_batch", "list_jobs", "job_state_counts", "get_job",
+           "list_attempts", "audit_trail", "scheduling_explanation", "list_instances", "summarise_pools"]
 
 Row = dict[str, Any]
 PAGE_SIZE = 50
 
+# Visibility comes from the front end's own table, as in the API (deleted batches never show);
+# counters come from the read model. A batch the projection has not reached yet is not listed.
+# The cancel flag is the front's (set at once) or the projection's, whichever knows first.
+_BATCH_SELECT = """
+    SELECT b.*, (b.cancelled OR f.cancelled) AS cancelled_any
+    FROM front_batches f JOIN batches b ON b.batch_id = f.batch_id
+"""
 
-async def user_for_token(conn: AsyncConnection, token: str) -> str | None:
-    """The user a bearer token belongs to (the front end stores sha256 hex digests of tokens)."""
-    digest = hashlib.sha256(token.encode()).hexdigest()
-    cur = await conn.execute("SELECT user_name FROM front_tokens WHERE token_sha256 = %s", (digest,))
-    row = await cur.fetchone()
-    return None if row is None else row["user_name"]
+
+async def _rows(conn: AsyncConnection, query: str, params: Any = None) -> list[Row]:
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(query, params)  # type: ignore[arg-type]  # composed at run time from fixed fragments
+    return await cur.fetchall()
+
+
+async def _row(conn: AsyncConnection, query: str, params: Any = None) -> Row | None:
+    rows = await _rows(conn, query, params)
+    return rows[0] if rows else None
+
+
+def _batch_row(row: Row) -> Row:
+    row["cancelled"] = row.pop("cancelled_any")
+    return row
 
 
 async def list_batches(conn: AsyncConnection, user: str, q: str = "", last_batch_id: int | None = None,
                        limit: int = PAGE_SIZE) -> tuple[list[Row], int | None]:
-    """The user's visible batches, newest first, one page; and the id to continue after (None at the end)."""
-    condition, params = batch_condition(q)
-    query = sql.SQL("""
-        SELECT * FROM batches
-        WHERE "user" = %s AND NOT deleted AND ({}) AND (%s::bigint IS NULL OR batch_id < %s::bigint)
-        ORDER BY batch_id DESC LIMIT %s""").format(condition)
-    cur = await conn.execute(query, [user, *params, last_batch_id, last_batch_id, limit + 1])
-    rows = await cur.fetchall()
-    return _page(rows, limit, "batch_id")
+    """The user's visible batches, newest first, one page; and the id to continue after (None at the end).
+
+    `q` is Hail's v1 query language, parsed by the front end's parser (InvalidRequest names a bad term).
+    """
+    cond = batch_condition(q)
+    cond.add("f.user_name = {u} AND NOT f.deleted", False, u=user)
+    if last_batch_id is not None:
+        cond.add("f.batch_id < {last}", False, last=last_batch_id)
+    rows = await _rows(conn, f"{_BATCH_SELECT} WHERE {cond.where()} ORDER BY f.batch_id DESC LIMIT {int(limit) + 1}",
+                       cond.params)
+    return _page([_batch_row(r) for r in rows], limit, "batch_id")
 
 
 async def get_batch(conn: AsyncConnection, user: str, batch_id: int) -> Row | None:
-    cur = await conn.execute('SELECT * FROM batches WHERE batch_id = %s AND "user" = %s AND NOT deleted',
-                             (batch_id, user))
-    return await cur.fetchone()
+    row = await _row(conn, f"{_BATCH_SELECT} WHERE f.batch_id = %s AND f.user_name = %s AND NOT f.deleted",
+                     (batch_id, user))
+    return None if row is None else _batch_row(row)
 
 
 async def list_jobs(conn: AsyncConnection, batch_id: int, q: str = "", last_job_id: int | None = None,
                     limit: int = PAGE_SIZE) -> tuple[list[Row], int | None]:
     """A batch's committed jobs by id, one page (the caller has checked the batch is the user's)."""
-    condition, params = job_condition(q)
-    query = sql.SQL("""
-        SELECT batch_id, job_id, job_group_id, name, state, exit_code, reason, start_time, end_time,
-               duration_ms, cost, msec_mcpu, n_attempts, always_run, cores_mcpu, memory_bytes
-        FROM jobs
-        WHERE batch_id = %s AND committed AND ({}) AND (%s::int IS NULL OR job_id > %s::int)
-        ORDER BY job_id LIMIT %s""").format(condition)
-    cur = await conn.execute(query, [batch_id, *params, last_job_id, last_job_id, limit + 1])
-    rows = await cur.fetchall()
+    cond = job_condition(q)
+    cond.add("j.batch_id = {b} AND j.committed", False, b=batch_id)
+    if last_job_id is not None:
+        cond.add("j.job_id > {last}", False, last=last_job_id)
+    rows = await _rows(conn, f"""
+        SELECT j.batch_id, j.job_id, j.job_group_id, j.name, j.state, j.exit_code, j.reason, j.start_time,
+               j.end_time, j.duration_ms, j.cost, j.msec_mcpu, j.n_attempts, j.always_run, j.cores_mcpu,
+               j.memory_bytes
+        FROM jobs j WHERE {cond.where()} ORDER BY j.job_id LIMIT {int(limit) + 1}""", cond.params)
     return _page(rows, limit, "job_id")
 
 
 async def job_state_counts(conn: AsyncConnection, batch_id: int) -> dict[str, int]:
-    cur = await conn.execute(
-        "SELECT state, count(*) AS n FROM jobs WHERE batch_id = %s AND committed GROUP BY state", (batch_id,))
-    return {row["state"]: row["n"] for row in await cur.fetchall()}
+    rows = await _rows(conn, "SELECT state, count(*) AS n FROM jobs WHERE batch_id = %s AND committed GROUP BY state",
+                       (batch_id,))
+    return {row["state"]: row["n"] for row in rows}
 
 
 async def get_job(conn: AsyncConnection, batch_id: int, job_id: int) -> Row | None:
-    cur = await conn.execute("SELECT * FROM jobs WHERE batch_id = %s AND job_id = %s AND committed",
-                             (batch_id, job_id))
-    return await cur.fetchone()
+    return await _row(conn, "SELECT * FROM jobs WHERE batch_id = %s AND job_id = %s AND committed",
+                      (batch_id, job_id))
 
 
 async def list_attempts(conn: AsyncConnection, batch_id: int, job_id: int) -> list[Row]:
     """Attempts in the order they were scheduled (an unscheduled one, if any, last)."""
-    cur = await conn.execute("""
+    return await _rows(conn, """
         SELECT * FROM attempts WHERE batch_id = %s AND job_id = %s
         ORDER BY scheduled_at NULLS LAST, start_time NULLS LAST, attempt_id""", (batch_id, job_id))
-    return await cur.fetchall()
 
 
 async def audit_trail(conn: AsyncConnection, batch_id: int, job_id: int) -> list[Row]:
     """The job's events in log order (one partition holds a batch, so offsets order them)."""
-    cur = await conn.execute("""
+    return await _rows(conn, """
         SELECT topic, "partition", "offset", event_type, event_id, occurred_at, causation_id, producer, attempt_id
         FROM audit WHERE batch_id = %s AND job_id = %s
         ORDER BY occurred_at, topic, "partition", "offset" """, (batch_id, job_id))
-    return await cur.fetchall()
 
 
 async def scheduling_explanation(conn: AsyncConnection, batch_id: int, job_id: int) -> Row | None:
-    cur = await conn.execute(
-        "SELECT reason_code, message, updated_at FROM scheduling_explanations WHERE batch_id = %s AND job_id = %s",
+    return await _row(
+        conn, "SELECT reason_code, message, updated_at FROM scheduling_explanations WHERE batch_id = %s AND job_id = %s",
         (batch_id, job_id))
-    return await cur.fetchone()
 
 
 # Cores in use on an instance: attempts placed there that have not ended.
@@ -107,8 +126,7 @@ _INSTANCE_USAGE = """
 
 async def list_instances(conn: AsyncConnection, include_deleted: bool = False) -> list[Row]:
     where = "" if include_deleted else "WHERE i.state <> 'deleted'"
-    cur = await conn.execute(f"{_INSTANCE_USAGE} {where} ORDER BY i.pool NULLS LAST, i.name")
-    rows = await cur.fetchall()
+    rows = await _rows(conn, f"{_INSTANCE_USAGE} {where} ORDER BY i.pool NULLS LAST, i.name")
     for row in rows:
         row["utilisation"] = _ratio(row["used_mcpu"], row["cores_mcpu"])
     return rows

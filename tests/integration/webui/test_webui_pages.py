@@ -96,7 +96,7 @@ def test_a_bad_query_is_a_400_that_names_the_term(client: TestClient) -> None:
     sign_in(client)
     page = client.get("/ui/batches", params={"q": "colour:blue"})
     assert page.status_code == 400
-    assert "unknown batch query term &#39;colour:blue&#39;" in page.text
+    assert "unknown term &#39;colour:blue&#39;" in page.text
 
 
 def test_batches_page_through_older_batches(ui_db: tuple[str, Path], api: RecordingTransport) -> None:

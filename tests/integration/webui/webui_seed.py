@@ -45,10 +45,15 @@ def _insert(conn: psycopg.Connection, table: str, **row: object) -> None:
 
 
 def _batch(conn: psycopg.Connection, batch_id: int, user: str, **kw: object) -> None:
+    """The front end's row (ownership, visibility) and the read model's row (counters)."""
     row: dict[str, object] = dict(batch_id=batch_id, user=user, billing_project="test", token=f"t{batch_id}",
                                   attributes={}, state="running", time_created=T0 + batch_id, time_closed=T0 + 10)
     row.update(kw)
     _insert(conn, "batches", **row)
+    _insert(conn, "front_batches", batch_id=batch_id, user_name=user, billing_project=row["billing_project"],
+            token=row["token"], attributes=row["attributes"], time_created=row["time_created"],
+            cancelled=row.get("cancelled", False), deleted=row.get("deleted", False), n_updates=1,
+            n_committed_jobs=row.get("n_jobs", 0))
 
 
 def _job(conn: psycopg.Connection, batch_id: int, job_id: int, user: str, state: str, **kw: object) -> None:

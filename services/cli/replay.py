@@ -1,0 +1,193 @@
+"""`squall replay`, `squall audit`, `squall quarantine list`: rebuild, verify and inspect projections.
+
+Each command finds Kafka and PostgreSQL from --bootstrap/--database-url/--topic-prefix (or
+SQUALL_KAFKA_BOOTSTRAP / SQUALL_DATABASE_URL / SQUALL_TOPIC_PREFIX), else from the local stack
+started by `squall up` in --home.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from pathlib import Path
+
+import typer
+
+from services.cli import app
+from services.config import ConfigError, ServiceConfig, default_home, from_args
+
+BootstrapOption = typer.Option(None, "--bootstrap", envvar="SQUALL_KAFKA_BOOTSTRAP", help="Kafka bootstrap servers")
+DatabaseOption = typer.Option(None, "--database-url", envvar="SQUALL_DATABASE_URL", help="postgresql:// URL")
+PrefixOption = typer.Option(None, "--topic-prefix", envvar="SQUALL_TOPIC_PREFIX", help="topic prefix")
+HomeOption = typer.Option(None, "--home", help="state directory of `squall up` (default $SQUALL_HOME or ~/.squall)")
+
+quarantine_app = typer.Typer(no_args_is_help=True, help="Events a projection could not decode or apply.")
+app.add_typer(quarantine_app, name="quarantine")
+
+
+def _config(bootstrap: str | None, database_url: str | None, topic_prefix: str | None,
+            home: Path | None) -> ServiceConfig:
+    home = (home or default_home()).expanduser()
+    if not (bootstrap and database_url):
+        from deploy.stack import StackState
+
+        state = StackState.load(home)
+        if state is not None:
+            bootstrap = bootstrap or state.bootstrap
+            database_url = database_url or state.database_url
+            topic_prefix = topic_prefix or state.topic_prefix
+    args = argparse.Namespace(bootstrap=bootstrap, database_url=database_url,
+                              topic_prefix=topic_prefix or "squall.", home=str(home))
+    try:
+        return from_args(args)
+    except ConfigError as exc:
+        typer.echo(f"error: {exc} (or start the local stack with `squall up`)", err=True)
+        raise typer.Exit(2) from exc
+
+
+def _database_url(database_url: str | None, home: Path | None) -> str:
+    """The database alone (commands that do not read the log)."""
+    if database_url:
+        return database_url
+    from deploy.stack import StackState
+
+    state = StackState.load((home or default_home()).expanduser())
+    if state is None:
+        typer.echo("error: PostgreSQL is not configured: pass --database-url postgresql://... or set "
+                   "SQUALL_DATABASE_URL (or start the local stack with `squall up`)", err=True)
+        raise typer.Exit(2)
+    return state.database_url
+
+
+@app.command()
+def replay(
+    projection: str | None = typer.Option(None, "--projection", help="the projection to rebuild (readmodel)"),
+    all_: bool = typer.Option(False, "--all", help="rebuild every projection (the default)"),
+    schema: str = typer.Option("replay_readmodel", "--schema", help="scratch schema to rebuild into (dropped first)"),
+    verify: bool = typer.Option(False, "--verify", help="compare the rebuilt tables with the live ones, row for row"),
+    live_schema: str = typer.Option("public", "--live-schema", help="schema of the live read models"),
+    prices: Path | None = typer.Option(None, "--prices", help="YAML price table the live projector uses"),
+    max_differences: int = typer.Option(100, "--max-differences"),
+    bootstrap: str | None = BootstrapOption, database_url: str | None = DatabaseOption,
+    topic_prefix: str | None = PrefixOption, home: Path | None = HomeOption,
+) -> None:
+    """Rebuild projections from offset 0 into a fresh schema; with --verify, exit 1 on any difference."""
+    from projections.cost import PriceTable
+    from projections.replay import PROJECTIONS
+
+    if projection is not None and all_:
+        raise typer.BadParameter("give --projection NAME or --all, not both")
+    if projection is not None and projection not in PROJECTIONS:
+        raise typer.BadParameter(f"unknown projection {projection!r}; known: {', '.join(PROJECTIONS)}")
+    config = _config(bootstrap, database_url, topic_prefix, home)
+    price_table = PriceTable.from_yaml(prices) if prices else PriceTable()
+    result = asyncio.run(_replay(config, schema, verify, live_schema, price_table, max_differences))
+    rate = result.events / result.seconds if result.seconds > 0 else 0.0
+    typer.echo(f"rebuilt readmodel into schema {result.schema}: {result.events} events in "
+               f"{result.seconds:.1f} s ({rate:,.0f} events/s)")
+    if not verify:
+        return
+    for difference in result.differences:
+        typer.echo(str(difference))
+    if result.differences:
+        more = " (first ones shown)" if len(result.differences) >= max_differences else ""
+        typer.echo(f"{len(result.differences)} difference(s){more} between {live_schema} and {schema}")
+        raise typer.Exit(1)
+    typer.echo(f"no differences: {result.rows_compared} rows compared ({live_schema} vs {schema})")
+
+
+async def _replay(config: ServiceConfig, schema: str, verify: bool, live_schema: str, prices, max_differences: int):  # type: ignore[no-untyped-def]
+    from events.kafka_log import KafkaEventLog
+    from projections.replay import rebuild, replay_and_verify
+
+    log = await KafkaEventLog.connect(config.bootstrap_servers, client_id="squall-replay")
+    try:
+        if verify:
+            return await replay_and_verify(log, config.topics, config.database_url, live_schema, schema, prices,
+                                           max_differences=max_differences)
+        return await rebuild(log, config.topics, config.database_url, schema, prices=prices)
+    finally:
+        await log.close()
+
+
+@app.command()
+def audit(
+    batch_id: int = typer.Argument(..., help="batch id"),
+    job_id: int | None = typer.Argument(None, help="job id (default: every event of the batch)"),
+    at: str | None = typer.Option(None, "--at", help="as-of view: a log offset, a time in ms, or an ISO time"),
+    schema: str = typer.Option("public", "--schema", help="schema of the read models"),
+    bootstrap: str | None = BootstrapOption, database_url: str | None = DatabaseOption,
+    topic_prefix: str | None = PrefixOption, home: Path | None = HomeOption,
+) -> None:
+    """Print a batch's (or job's) event history with offsets, causes and timestamps; --at adds an as-of view."""
+    from projections.audit import history, iso, parse_as_of
+    from projections.db import connect
+
+    try:
+        as_of = parse_as_of(at) if at is not None else None
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    config = _config(bootstrap, database_url, topic_prefix, home)
+    with connect(config.database_url, schema=schema) as conn:
+        entries = history(conn, batch_id, job_id)
+        if not entries:
+            typer.echo(f"no events for batch {batch_id}" + (f" job {job_id}" if job_id else ""), err=True)
+            raise typer.Exit(1)
+        shown = [e for e in entries if as_of is None or as_of.includes(e)]
+        typer.echo(f"{'POSITION':<28} {'OCCURRED_AT':<25} {'EVENT':<22} {'JOB':>6} {'ATTEMPT':<12} "
+                   f"{'EVENT_ID':<26} {'CAUSE':<26} PRODUCER")
+        for e in shown:
+            typer.echo(f"{e.topic.rsplit('.', 1)[-1] + f'[{e.partition}]@{e.offset}':<28} {iso(e.occurred_at):<25} "
+                       f"{e.event_type:<22} {e.job_id if e.job_id is not None else '-':>6} "
+                       f"{e.attempt_id or '-':<12} {e.event_id:<26} {e.causation_id or '-':<26} {e.producer}")
+        typer.echo(f"{len(shown)} event(s)" + (f" of {len(entries)} up to --at {at}" if as_of else ""))
+        if as_of is not None:
+            asyncio.run(_print_as_of(config, conn, batch_id, job_id, as_of, at or ""))
+
+
+async def _print_as_of(config: ServiceConfig, conn, batch_id: int, job_id: int | None, as_of, at: str) -> None:  # type: ignore[no-untyped-def]
+    from events.kafka_log import KafkaEventLog
+    from projections.audit import as_of as fold_as_of
+    from projections.audit import iso
+
+    log = await KafkaEventLog.connect(config.bootstrap_servers, client_id="squall-audit")
+    try:
+        model, _ = await fold_as_of(log, conn, batch_id, as_of)
+    finally:
+        await log.close()
+    batch = model.rows["batches"].get((batch_id,))
+    typer.echo(f"\nas of {at}:")
+    if batch is None:
+        typer.echo(f"  batch {batch_id} did not exist yet")
+        return
+    typer.echo(f"  batch {batch_id}: state={batch['state']} cancelled={batch['cancelled']} n_jobs={batch['n_jobs']} "
+               f"completed={batch['n_completed']} succeeded={batch['n_succeeded']} failed={batch['n_failed']} "
+               f"cancelled_jobs={batch['n_cancelled']} msec_mcpu={batch['msec_mcpu']} cost={batch['cost']:.6f}")
+    jobs = sorted((k[1], row) for k, row in model.rows["jobs"].items() if job_id is None or k[1] == job_id)
+    for jid, row in jobs:
+        typer.echo(f"  job {jid:>6}: {row['state']:<9} attempts={row['n_attempts']} attempt={row['current_attempt_id']} "
+                   f"exit_code={row['exit_code']} start={iso(row['start_time'])} end={iso(row['end_time'])}")
+
+
+@quarantine_app.command("list")
+def quarantine_list(
+    limit: int = typer.Option(50, "--limit", help="newest first, at most this many"),
+    schema: str = typer.Option("public", "--schema", help="schema of the read models"),
+    database_url: str | None = DatabaseOption, home: Path | None = HomeOption,
+) -> None:
+    """List the events projections quarantined (could not decode or apply), with the reason."""
+    from projections.audit import iso
+    from projections.db import connect
+
+    with connect(_database_url(database_url, home), schema=schema) as conn:
+        total = conn.execute("SELECT count(*) FROM quarantine").fetchone()[0]  # type: ignore[index]
+        rows = conn.execute('SELECT topic, partition, "offset", projection, event_type, reason, quarantined_at, '
+                            'length(raw) FROM quarantine ORDER BY quarantined_at DESC, topic, partition, "offset" '
+                            "LIMIT %s", (limit,)).fetchall()
+    if not rows:
+        typer.echo("nothing quarantined")
+        return
+    for topic, partition, offset, projection, event_type, reason, at, size in rows:
+        typer.echo(f"{topic}[{partition}]@{offset}  {iso(at)}  {projection}  {event_type or '?'}  "
+                   f"{size} bytes  {reason}")
+    typer.echo(f"{total} quarantined in all" + (f", newest {len(rows)} shown" if total > len(rows) else ""))

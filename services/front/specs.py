@@ -147,8 +147,10 @@ def _parse_group(field: str, body: Any) -> GroupRequest:
     if absolute is not None and in_update is not None:
         raise InvalidRequest(field, "give absolute_parent_id or in_update_parent_id, not both")
     if in_update is not None:
-        in_update = as_int(f"{field}.in_update_parent_id", in_update, minimum=1)
-        if in_update >= group_id:
+        in_update = as_int(f"{field}.in_update_parent_id", in_update, minimum=0)
+        if in_update == ROOT_JOB_GROUP_ID:  # Hail's client names the root of a new batch this way
+            in_update, absolute = None, ROOT_JOB_GROUP_ID
+        elif in_update >= group_id:
             raise InvalidRequest(f"{field}.in_update_parent_id",
                                  f"must name an earlier group of this update (< {group_id}), not {in_update}")
     if absolute is None and in_update is None:
@@ -206,7 +208,9 @@ def parse_job(field: str, body: Any, rules: SpecRules) -> JobRequest:
     if absolute_group is not None and in_update_group is not None:
         raise InvalidRequest(field, "give absolute_job_group_id or in_update_job_group_id, not both")
     if in_update_group is not None:
-        in_update_group = as_int(f"{field}.in_update_job_group_id", in_update_group, minimum=1)
+        in_update_group = as_int(f"{field}.in_update_job_group_id", in_update_group, minimum=0)
+        if in_update_group == ROOT_JOB_GROUP_ID:  # Hail's client names the root of a new batch this way
+            in_update_group, absolute_group = None, ROOT_JOB_GROUP_ID
     elif absolute_group is not None:
         absolute_group = as_int(f"{field}.absolute_job_group_id", absolute_group, minimum=0)
     else:

@@ -1,0 +1,188 @@
+"""`squall submit | wait | batch | logs | cancel`: the producer client (events.client) on the command line.
+
+The API URL and token come from --api-url/--token, else SQUALL_API_URL/SQUALL_TOKEN, else the
+local stack's state file ($SQUALL_HOME/stack.json, written by `squall up`).
+
+A batch description for `squall submit` (YAML or JSON); jobs name their parents by name::
+
+    billing_project: alice        # optional: defaults to the stack's / SQUALL_BILLING_PROJECT
+    attributes: {name: hello}
+    jobs:
+      - name: hello
+        image: busybox
+        command: [echo, hello]
+      - name: world
+        image: busybox
+        command: [sh, -c, "echo world"]
+        parents: [hello]
+        cpu: 250m                  # also: memory, storage, env {K: V}, always_run, n_max_attempts, timeout
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import typer
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from events.client import ApiError, BatchBuilder, JobRef, SettingsError, SquallClient, load_settings
+from services.cli import app
+
+console = Console()
+T = TypeVar("T")
+
+ApiUrl = typer.Option(None, "--api-url", help="front end URL (SQUALL_API_URL, or the local stack's)")
+Token = typer.Option(None, "--token", help="bearer token (SQUALL_TOKEN, or the local stack's)")
+_JOB_KEYS = {"name", "image", "command", "parents", "cpu", "memory", "storage", "env", "always_run",
+             "n_max_attempts", "timeout", "attributes", "network", "regions"}
+
+
+class DescriptionError(ValueError):
+    """The batch description file is malformed; the message names the job and key."""
+
+
+def _run(api_url: str | None, token: str | None, action: Callable[[SquallClient], Awaitable[T]],
+         billing_project: str | None = None) -> T:
+    async def go() -> T:
+        async with SquallClient(load_settings(api_url, token, billing_project)) as client:
+            return await action(client)
+
+    try:
+        return asyncio.run(go())
+    except (SettingsError, ApiError, DescriptionError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+
+
+def build_batch(client: SquallClient, description: dict[str, Any]) -> BatchBuilder:
+    """A BatchBuilder from a parsed batch description (see the module docstring)."""
+    if not isinstance(description, dict) or not isinstance(description.get("jobs"), list):
+        raise DescriptionError("the description must be a mapping with a 'jobs' list")
+    unknown = set(description) - {"billing_project", "attributes", "jobs", "cancel_after_n_failures"}
+    if unknown:
+        raise DescriptionError(f"unknown top-level key {sorted(unknown)[0]!r}; allowed: billing_project, "
+                               "attributes, cancel_after_n_failures, jobs")
+    batch = client.new_batch(billing_project=description.get("billing_project"),
+                             attributes={str(k): str(v) for k, v in (description.get("attributes") or {}).items()},
+                             cancel_after_n_failures=description.get("cancel_after_n_failures"))
+    by_name: dict[str, JobRef] = {}
+    for i, job in enumerate(description["jobs"]):
+        where = f"jobs[{i}]" + (f" ({job.get('name')})" if isinstance(job, dict) and job.get("name") else "")
+        if not isinstance(job, dict) or "image" not in job or "command" not in job:
+            raise DescriptionError(f"{where}: each job needs 'image' and 'command'")
+        bad = set(job) - _JOB_KEYS
+        if bad:
+            raise DescriptionError(f"{where}: unknown key {sorted(bad)[0]!r}; allowed: {', '.join(sorted(_JOB_KEYS))}")
+        command = job["command"]
+        if isinstance(command, str):
+            command = ["sh", "-c", command]
+        parents = []
+        for parent in job.get("parents") or []:
+            if parent not in by_name:
+                raise DescriptionError(f"{where}: parent {parent!r} is not an earlier job's name")
+            parents.append(by_name[parent])
+        ref = batch.add_job(
+            str(job["image"]), [str(c) for c in command], name=job.get("name"), parents=parents,
+            cpu=_opt_str(job.get("cpu")), memory=_opt_str(job.get("memory")), storage=_opt_str(job.get("storage")),
+            env={str(k): str(v) for k, v in (job.get("env") or {}).items()} or None,
+            always_run=bool(job.get("always_run", False)), n_max_attempts=job.get("n_max_attempts"),
+            timeout_s=job.get("timeout"), attributes=job.get("attributes"), network=job.get("network"),
+            regions=job.get("regions"))
+        if job.get("name"):
+            if job["name"] in by_name:
+                raise DescriptionError(f"{where}: another job is already named {job['name']!r}")
+            by_name[job["name"]] = ref
+    return batch
+
+
+def _opt_str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _load(file: Path) -> dict[str, Any]:
+    try:
+        text = file.read_text()
+    except OSError as exc:
+        raise DescriptionError(f"cannot read {file}: {exc.strerror}") from exc
+    try:
+        data = json.loads(text) if file.suffix == ".json" else yaml.safe_load(text)
+    except (ValueError, yaml.YAMLError) as exc:
+        raise DescriptionError(f"{file} is not valid {'JSON' if file.suffix == '.json' else 'YAML'}: {exc}") from exc
+    return data  # type: ignore[no-any-return]
+
+
+@app.command()
+def submit(file: Path = typer.Argument(..., help="batch description (.yaml/.yml/.json)"),
+           wait: bool = typer.Option(False, "--wait", help="wait for the batch to complete"),
+           billing_project: str | None = typer.Option(None, "--billing-project"),
+           api_url: str | None = ApiUrl, token: str | None = Token) -> None:
+    """Submit a batch described in a YAML or JSON file; prints its id."""
+    try:
+        description = _load(file)
+    except DescriptionError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+
+    async def go(client: SquallClient) -> dict[str, Any] | None:
+        submitted = await build_batch(client, description).submit()
+        console.print(f"submitted batch [bold]{submitted.id}[/bold] ({len(description['jobs'])} jobs)")
+        return await submitted.wait(progress=True) if wait else None
+
+    status = _run(api_url, token, go, billing_project)
+    if status is not None and status["state"] != "success":
+        raise typer.Exit(1)
+
+
+@app.command("wait")
+def wait_cmd(batch_id: int = typer.Argument(...), timeout: float | None = typer.Option(None, "--timeout"),
+             api_url: str | None = ApiUrl, token: str | None = Token) -> None:
+    """Wait for a batch to complete (progress bar); exit 0 on success, 1 otherwise."""
+    status = _run(api_url, token, lambda c: c.batch(batch_id).wait(progress=True, timeout_s=timeout))
+    console.print(f"batch {batch_id}: {status['state']} ({status['n_succeeded']} succeeded, "
+                  f"{status['n_failed']} failed, {status['n_cancelled']} cancelled)")
+    if status["state"] != "success":
+        raise typer.Exit(1)
+
+
+@app.command("batch")
+def batch_cmd(batch_id: int = typer.Argument(...), as_json: bool = typer.Option(False, "--json"),
+              api_url: str | None = ApiUrl, token: str | None = Token) -> None:
+    """A batch's status and its job table."""
+    async def go(client: SquallClient) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        submitted = client.batch(batch_id)
+        return await submitted.status(), await submitted.jobs()
+
+    status, jobs = _run(api_url, token, go)
+    if as_json:
+        typer.echo(json.dumps({"batch": status, "jobs": jobs}, indent=2))
+        return
+    console.print(f"batch [bold]{batch_id}[/bold] {status['state']}  {status['n_completed']}/{status['n_jobs']} "
+                  f"complete  created {status['time_created']}  duration {status['duration'] or '-'}")
+    table = Table("job", "name", "state", "exit code", "duration (ms)")
+    for job in jobs:
+        table.add_row(str(job["job_id"]), job["name"] or "", job["state"],
+                      "" if job["exit_code"] is None else str(job["exit_code"]),
+                      "" if job["duration"] is None else str(job["duration"]))
+    console.print(table)
+
+
+@app.command()
+def logs(batch_id: int = typer.Argument(...), job_id: int = typer.Argument(...),
+         step: str = typer.Option("main", "--step", help="input | main | output"),
+         attempt: str | None = typer.Option(None, "--attempt", help="attempt id (default: the latest)"),
+         api_url: str | None = ApiUrl, token: str | None = Token) -> None:
+    """Print a job step's log (the output so far while it runs)."""
+    typer.echo(_run(api_url, token, lambda c: c.batch(batch_id).log(job_id, step, attempt)), nl=False)
+
+
+@app.command()
+def cancel(batch_id: int = typer.Argument(...), api_url: str | None = ApiUrl, token: str | None = Token) -> None:
+    """Cancel a batch: jobs not yet running never run; running ones are killed (always_run jobs still run)."""
+    _run(api_url, token, lambda c: c.batch(batch_id).cancel())
+    console.print(f"batch {batch_id}: cancel requested")

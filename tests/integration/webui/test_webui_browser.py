@@ -21,9 +21,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
 from webui_cdp import Browser, Page, find_or_install_chromium
-from webui_seed import ALICE_TOKEN, log_path
+from webui_seed import ALICE_TOKEN
 
 from services.webui import create_ui
+from worker.blobs import log_path
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 

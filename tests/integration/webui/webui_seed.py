@@ -28,7 +28,9 @@ from starlette.testclient import TestClient
 
 from projections.db import READMODEL_MIGRATIONS, migrate
 from services.webui import create_ui
-from services.webui.blobs import UsageSample, encode_resource_usage, log_path, resource_usage_path
+from worker.blobs import log_path, resource_usage_path
+from worker.runtime import UsageSample
+from worker.usage import UsageSeries
 
 FRONT_MIGRATIONS = Path(__file__).resolve().parents[3] / "services" / "front" / "migrations"
 ALICE_TOKEN = "alice-secret-token"
@@ -127,11 +129,11 @@ def seed(url: str, blob_root: Path) -> None:
     live_log = log_path(blob_root, 1, 2, "a-2", "main")
     live_log.parent.mkdir(parents=True, exist_ok=True)
     live_log.write_text("step 1 of 3\n")
-    samples = [UsageSample(time_ms=T0 + 5_000 + i * 1_000, memory_bytes=(100 + 10 * i) << 20, cpu_cores=0.5 + i / 20,
-                           storage_bytes=0, upload_bytes_per_s=0.0, download_bytes_per_s=0.0) for i in range(10)]
-    resource_usage_path(blob_root, 1, 1, "a-1b", "main").write_bytes(encode_resource_usage(samples))
-
-
+    usage = UsageSeries()  # what the worker writes: cpu from cumulative ns, memory growing
+    for i in range(10):
+        usage.add(T0 + 5_000 + i * 1_000, UsageSample(cpu_usage_ns=i * i * 50_000_000, memory_bytes=(100 + 10 * i) << 20),
+                  io_bytes=0)
+    resource_usage_path(blob_root, 1, 1, "a-1b", "main").write_bytes(usage.to_json())
 
 
 def sign_in(client: TestClient, token: str = ALICE_TOKEN) -> None:

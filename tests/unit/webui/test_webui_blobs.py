@@ -1,8 +1,8 @@
-"""Logs and resource usage from the blob store: tails, absent files, Hail's usage format."""
+"""Logs and resource usage from the blob store: tails, absent files, the worker's usage format."""
 
 from __future__ import annotations
 
-import struct
+import json
 from pathlib import Path
 
 import pytest
@@ -11,12 +11,12 @@ from services.webui.blobs import (
     UsageFormatError,
     UsageSample,
     decode_resource_usage,
-    encode_resource_usage,
-    log_path,
     read_log,
     read_resource_usage,
-    resource_usage_path,
 )
+from worker.blobs import log_path, resource_usage_path
+from worker.runtime import UsageSample as RuntimeSample
+from worker.usage import UsageSeries
 
 
 def write_log(root: Path, text: bytes, step: str = "main") -> None:
@@ -44,31 +44,36 @@ def test_absent_logs_and_usage_are_none(tmp_path: Path) -> None:
     assert read_resource_usage(tmp_path, 7, 3, "att", "main") is None
 
 
-def test_unknown_steps_are_refused(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="unknown step"):
-        read_log(tmp_path, 7, 3, "att", "../etc")
+@pytest.mark.parametrize(("attempt_id", "step"), [("att", "../etc"), ("..", "main"), ("a/b", "main")])
+def test_paths_outside_the_layout_are_refused(tmp_path: Path, attempt_id: str, step: str) -> None:
+    with pytest.raises(ValueError):
+        read_log(tmp_path, 7, 3, attempt_id, step)
 
 
-def test_usage_round_trips_and_ignores_a_half_written_record(tmp_path: Path) -> None:
-    samples = [UsageSample(time_ms=1_000 * i, memory_bytes=i << 20, cpu_cores=0.25 * i, storage_bytes=4096,
-                           upload_bytes_per_s=1.5, download_bytes_per_s=2.5) for i in range(3)]
-    data = encode_resource_usage(samples)
-    assert decode_resource_usage(data + b"\x00" * 10) == samples
+def test_reads_what_the_worker_writes(tmp_path: Path) -> None:
+    series = UsageSeries()
+    series.add(1_000, RuntimeSample(cpu_usage_ns=0, memory_bytes=10 << 20), io_bytes=0)
+    series.add(2_000, RuntimeSample(cpu_usage_ns=500_000_000, memory_bytes=30 << 20), io_bytes=4096)
     path = resource_usage_path(tmp_path, 7, 3, "att", "main")
     path.parent.mkdir(parents=True)
-    path.write_bytes(data)
-    assert read_resource_usage(tmp_path, 7, 3, "att", "main") == samples
+    path.write_bytes(series.to_json())
+    assert read_resource_usage(tmp_path, 7, 3, "att", "main") == [
+        UsageSample(time_ms=1_000, memory_bytes=10 << 20, cpu_cores=0.0, storage_bytes=0),
+        UsageSample(time_ms=2_000, memory_bytes=30 << 20, cpu_cores=0.5, storage_bytes=4096),
+    ]
 
 
-def test_usage_in_hails_layout_sums_both_storage_columns() -> None:
-    record = struct.pack(">qqdqqdd", 5, 100, 150.0, 10, 20, 0.0, 0.0)
-    (sample,) = decode_resource_usage(struct.pack(">q", 2) + record)
-    assert sample.cpu_cores == 1.5 and sample.storage_bytes == 30
+def test_columns_are_found_by_name() -> None:
+    doc = {"columns": ["cpu_usage", "time_msecs", "new_column"], "index": [0], "data": [[1.5, 42, "x"]]}
+    assert decode_resource_usage(json.dumps(doc).encode()) == [
+        UsageSample(time_ms=42, memory_bytes=0, cpu_cores=1.5, storage_bytes=0)]
 
 
-def test_other_usage_versions_are_refused() -> None:
-    with pytest.raises(UsageFormatError, match="version 1"):
-        decode_resource_usage(struct.pack(">q", 1))
-    with pytest.raises(UsageFormatError, match="shorter"):
-        decode_resource_usage(b"\x00\x01")
-    assert decode_resource_usage(b"") == []
+@pytest.mark.parametrize(("data", "message"), [
+    (b"\x00\x00", "not a split-orientation JSON table"),
+    (b'{"columns": ["memory_in_bytes"], "data": []}', "no time_msecs column"),
+    (b'{"columns": ["time_msecs", "cpu_usage"], "data": [[1]]}', "row 0 does not fit"),
+])
+def test_malformed_usage_is_named(data: bytes, message: str) -> None:
+    with pytest.raises(UsageFormatError, match=message):
+        decode_resource_usage(data)

@@ -1,0 +1,386 @@
+"""The discrete-event simulation: the real fair share, matcher and autoscaler over simulated time.
+
+One heap of (time, sequence, kind, a, b) events; the sequence number breaks ties, so the run is a
+pure function of the workload and the seed. What is real: `fairshare.allocate`,
+`matching.match` and `autoscale.decide`, called exactly as the scheduler and autoscaler call
+them. What is modelled: the job lifecycle (ready → running → done; a job is ready when all its
+parents are done; a preempted attempt puts the job back at the head of its user's queue),
+runtimes drawn from the workload's distributions, boot times and preemptions. The lifecycle is
+modelled directly rather than through the events.core fold, which would cost tens of
+microseconds per event and make a million-job run take too long here.
+
+A scheduling cycle runs at most every `cycle_ms`, and only after something changed (jobs became
+ready, capacity was freed or added), like Hail's `run_if_changed` loop.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+import time
+from array import array
+from collections import deque
+from collections.abc import Iterator
+
+from events.core.autoscale import decide
+from events.core.fairshare import UserDemand, allocate
+from events.core.matching import ReadyJob, match
+from services.simulator.fleet import ACTIVE, DELETED, Fleet, SimInstance
+from services.simulator.report import FairShareSample, Recorder, Report, fair_share_errors, percentiles_ms
+from services.simulator.workload import BatchGroup, Workload
+
+SUBMIT, INSTANCE_UP, JOB_DONE, PREEMPT, CYCLE, AUTOSCALE, SAMPLE = range(7)
+HOUR_MS = 3_600_000
+
+
+class Simulation:
+    def __init__(self, workload: Workload, seed: int | None = None) -> None:
+        self.workload = workload
+        self.seed = workload.seed if seed is None else seed
+        self.rng = random.Random(self.seed)
+        self.now = 0
+        self.heap: list[tuple[int, int, int, int, int]] = []
+        self.sequence = 0
+        self.fleet = Fleet(tuple(p.config for p in workload.pools))
+        self.sim_pools = {p.config.name: p for p in workload.pools}
+        self.groups = workload.batch_groups
+        # Per job (index = job id): its batch group, first job of its batch, unfinished parents, ready time.
+        self.job_group = array("i")
+        self.job_base = array("q")
+        self.pending_parents = array("i")
+        self.ready_since = array("q")
+        self.running: dict[int, tuple[SimInstance, int]] = {}  # job -> (instance, attempt sequence)
+        self.queues: dict[str, dict[str, deque[int]]] = {pool: {} for pool in self.fleet.pools}
+        self.ready_mcpu: dict[str, dict[str, int]] = {pool: {} for pool in self.fleet.pools}
+        self.running_mcpu: dict[str, dict[str, int]] = {pool: {} for pool in self.fleet.pools}
+        self.unfinished: dict[str, dict[str, int]] = {pool: {} for pool in self.fleet.pools}
+        # Fair share can only converge after a turnover of running jobs (they are never preempted for
+        # fairness), so the error is judged `fair_share_settle_ms` after demand last jumped in a pool.
+        self.demand_changed_ms: dict[str, int] = dict.fromkeys(self.fleet.pools, 0)
+        self.ready_job_cache: dict[int, ReadyJob] = {}
+        self.done = 0
+        self.events = 0
+        self.cycle_pending = False
+        self.recorder = Recorder()
+
+    # -- the loop ------------------------------------------------------------------------------
+
+    def run(self) -> Report:
+        started = time.perf_counter()
+        self._setup()
+        total = self.workload.total_jobs
+        heap, recorder, fleet = self.heap, self.recorder, self.fleet
+        while heap and self.done < total:
+            when, _, kind, a, b = heapq.heappop(heap)
+            if when != self.now:
+                recorder.advance(when, sum(fleet.used_mcpu.values()), sum(fleet.active_mcpu.values()))
+                self.now = when
+            self.events += 1
+            if kind == JOB_DONE:
+                self._job_done(a, b)
+            elif kind == CYCLE:
+                self.cycle_pending = False
+                self._cycle()
+            elif kind == SUBMIT:
+                self._submit(a)
+            elif kind == INSTANCE_UP:
+                self._instance_up(fleet.instances[a])
+            elif kind == PREEMPT:
+                self._preempt(fleet.instances[a])
+            elif kind == AUTOSCALE:
+                self._autoscale()
+                self._at(self.now + self.workload.autoscale_every_ms, AUTOSCALE)
+            elif kind == SAMPLE:
+                self._sample()
+                self._at(self.now + self.workload.sample_every_ms, SAMPLE)
+        if self.done < total:
+            raise RuntimeError(
+                f"simulation stalled with {total - self.done} jobs unfinished (no capacity can run them)"
+            )
+        return self._report(time.perf_counter() - started)
+
+    def _at(self, when: int, kind: int, a: int = 0, b: int = 0) -> None:
+        self.sequence += 1
+        heapq.heappush(self.heap, (when, self.sequence, kind, a, b))
+
+    def _changed(self) -> None:
+        if not self.cycle_pending:
+            self.cycle_pending = True
+            cycle = self.workload.cycle_ms
+            self._at((self.now // cycle + 1) * cycle, CYCLE)
+
+    def _setup(self) -> None:
+        for sim_pool in self.workload.pools:
+            for _ in range(sim_pool.initial_instances):
+                self._at(0, INSTANCE_UP, self.fleet.request(sim_pool.config.name).index)
+        for index, group in enumerate(self.groups):
+            for n in range(group.count):
+                self._at(group.start_ms + n * group.every_ms, SUBMIT, index, n)
+        self._at(0, AUTOSCALE)
+        self._at(self.workload.sample_every_ms, SAMPLE)
+
+    # -- jobs ----------------------------------------------------------------------------------
+
+    def _submit(self, group_index: int) -> None:
+        group = self.groups[group_index]
+        base = len(self.job_group)
+        size = group.jobs_per_batch
+        self.job_group.extend([group_index] * size)
+        self.job_base.extend([base] * size)
+        self.ready_since.extend([0] * size)
+        pending = [0] * size
+        if group.fanout_parents:
+            for child in range(group.fanout_parents, group.fanout_parents * (1 + group.fanout_children)):
+                pending[child] = 1
+        if group.gather:
+            pending[size - 1] = size - 1
+        self.pending_parents.extend(pending)
+        unfinished = self.unfinished[group.pool]
+        unfinished[group.user] = unfinished.get(group.user, 0) + size
+        self.demand_changed_ms[group.pool] = self.now
+        for offset in range(size):
+            if pending[offset] == 0:
+                self._make_ready(base + offset, group, front=False)
+
+    def _make_ready(self, job: int, group: BatchGroup, front: bool) -> None:
+        self.ready_since[job] = self.now
+        queue = self.queues[group.pool].get(group.user)
+        if queue is None:
+            queue = self.queues[group.pool][group.user] = deque()
+        if front:
+            queue.appendleft(job)
+        else:
+            queue.append(job)
+        ready = self.ready_mcpu[group.pool]
+        ready[group.user] = ready.get(group.user, 0) + group.cores_mcpu
+        self._changed()
+
+    def _children(self, job: int, group: BatchGroup) -> Iterator[int]:
+        base = self.job_base[job]
+        offset = job - base
+        last = base + group.jobs_per_batch - 1
+        if group.fanout_parents and offset < group.fanout_parents:
+            first_child = base + group.fanout_parents + offset * group.fanout_children
+            yield from range(first_child, first_child + group.fanout_children)
+        if group.gather and job != last:
+            yield last
+
+    def _start(self, job: int, group: BatchGroup, instance: SimInstance) -> None:
+        self.fleet.start(instance, job, group.cores_mcpu, group.memory_bytes, group.storage_gib)
+        self.sequence += 1
+        self.running[job] = (instance, self.sequence)
+        self.recorder.wait(group.user, self.now - self.ready_since[job])
+        running = self.running_mcpu[group.pool]
+        running[group.user] = running.get(group.user, 0) + group.cores_mcpu
+        self._at(self.now + group.runtime.sample_ms(self.rng), JOB_DONE, job, self.sequence)
+
+    def _job_done(self, job: int, attempt: int) -> None:
+        current = self.running.get(job)
+        if current is None or current[1] != attempt:
+            return  # a preempted attempt's completion: fenced, like a stale MJC
+        instance = current[0]
+        del self.running[job]
+        group = self.groups[self.job_group[job]]
+        self.fleet.finish(instance, job, group.cores_mcpu, group.memory_bytes, group.storage_gib, self.now)
+        self.running_mcpu[group.pool][group.user] -= group.cores_mcpu
+        self.done += 1
+        unfinished = self.unfinished[group.pool]
+        unfinished[group.user] -= 1
+        if unfinished[group.user] == 0:
+            self.demand_changed_ms[group.pool] = self.now
+        pending = self.pending_parents
+        for child in self._children(job, group):
+            pending[child] -= 1
+            if pending[child] == 0:
+                self._make_ready(child, group, front=False)
+        self._changed()
+
+    # -- instances -----------------------------------------------------------------------------
+
+    def _instance_up(self, instance: SimInstance) -> None:
+        if instance.state in (ACTIVE, DELETED):
+            return
+        self.fleet.activate(instance, self.now)
+        live = sum(len(live) for live in self.fleet.live.values())
+        self.recorder.peak_instances = max(self.recorder.peak_instances, live)
+        rate = self.sim_pools[instance.pool].preemptions_per_instance_hour
+        if rate > 0:
+            self._at(self.now + 1 + int(self.rng.expovariate(rate / HOUR_MS)), PREEMPT, instance.index)
+        self._changed()
+
+    def _preempt(self, instance: SimInstance) -> None:
+        if instance.state != ACTIVE:
+            return
+        orphans = self.fleet.delete(instance)
+        # the newest attempts go back first, so the oldest ends up at the head of the queue
+        for job in reversed(orphans):
+            del self.running[job]
+            group = self.groups[self.job_group[job]]
+            self.running_mcpu[group.pool][group.user] -= group.cores_mcpu
+            self.recorder.preempted_attempts += 1
+            self._make_ready(job, group, front=True)
+
+    def _autoscale(self) -> None:
+        pools = tuple(self.fleet.pools.values())
+        demand = {pool: sum(ready.values()) for pool, ready in self.ready_mcpu.items()}
+        statuses = [status for pool in self.fleet.pools for status in self.fleet.statuses(pool)]
+        decision = decide(pools, demand, statuses, self.now)
+        for pool, count in decision.requests.items():
+            for _ in range(count):
+                instance = self.fleet.request(pool)
+                self._at(self.now + self.sim_pools[pool].boot_ms, INSTANCE_UP, instance.index)
+        for name in decision.deletions:
+            orphans = self.fleet.delete(self.fleet.by_name[name])
+            if orphans:
+                raise AssertionError(f"autoscaler deleted {name} with running jobs")
+
+    # -- scheduling ----------------------------------------------------------------------------
+
+    def _cycle(self) -> None:
+        started = time.perf_counter()
+        self.recorder.cycles += 1
+        for pool in self.fleet.pools:
+            self._schedule_pool(pool)
+        self.recorder.schedule_wall_s += time.perf_counter() - started
+
+    def _schedule_pool(self, pool: str) -> None:
+        queues = self.queues[pool]
+        heads = [self.groups[self.job_group[queue[0]]].cores_mcpu for queue in queues.values() if queue]
+        if not heads or self.fleet.free_mcpu(pool) < min(heads):
+            return
+        smallest = min(heads)
+        instances = list(self.fleet.free_capacity(pool, smallest))
+        # What the smallest waiting jobs could use: fragments smaller than a job are not free cores.
+        usable = sum(i.free_mcpu // smallest * smallest for i in instances)
+        if usable == 0:
+            return
+        ready, running = self.ready_mcpu[pool], self.running_mcpu[pool]
+        demand = {
+            user: UserDemand(running.get(user, 0), ready[user]) for user, queue in queues.items() if queue
+        }
+        shares = allocate(demand, usable)
+        # Each user's slice of its queue head: whole jobs up to its share (the last job may round it up,
+        # so users with big jobs are not starved; the next cycle's allocation sees the difference).
+        slices: list[list[int]] = []
+        granted: dict[str, int] = {}
+        for user in sorted(shares, key=lambda u: (-shares[u], u)):
+            share, queue, taken, cores = shares[user], queues[user], [], 0
+            while queue and cores < share:
+                job = queue.popleft()
+                taken.append(job)
+                cores += self.groups[self.job_group[job]].cores_mcpu
+            if taken:
+                slices.append(taken)
+                granted[user] = cores
+        candidates = [job for round_ in _round_robin(slices) for job in round_]
+        cache = self.ready_job_cache
+        ready_jobs = [cache.get(job) or self._ready_job(job) for job in candidates]
+        result = match(ready_jobs, instances, {pool: granted}, self.now)
+        placed = set()
+        by_name = self.fleet.by_name
+        cache = self.ready_job_cache
+        for assignment in result.assignments:
+            job = assignment.job_id
+            placed.add(job)
+            del cache[job]
+            group = self.groups[self.job_group[job]]
+            ready[group.user] -= group.cores_mcpu
+            self._start(job, group, by_name[assignment.instance_name])
+        self.recorder.placements += len(result.assignments)
+        for taken in reversed(slices):  # unplaced jobs go back to the head of their queue, in order
+            for job in reversed(taken):
+                if job not in placed:
+                    queues[self.groups[self.job_group[job]].user].appendleft(job)
+
+    def _ready_job(self, job: int) -> ReadyJob:
+        group = self.groups[self.job_group[job]]
+        ready_job = self.ready_job_cache[job] = ReadyJob(
+            batch_id=self.job_base[job],
+            job_id=job,
+            user=group.user,
+            pool=group.pool,
+            cores_mcpu=group.cores_mcpu,
+            memory_bytes=group.memory_bytes,
+            storage_gib=group.storage_gib,
+            preemptible=group.preemptible,
+        )
+        return ready_job
+
+    # -- measurements --------------------------------------------------------------------------
+
+    def _sample(self) -> None:
+        for pool in self.fleet.pools:
+            capacity = self.fleet.active_mcpu[pool]
+            ready = {u: c for u, c in self.ready_mcpu[pool].items() if c > 0}
+            running = {u: c for u, c in self.running_mcpu[pool].items() if c > 0}
+            free = self.fleet.free_mcpu(pool)
+            # saturated: demand exceeds what is free, and less than 5% of the pool is idle
+            if capacity <= 0 or not ready or sum(ready.values()) < free or free > capacity // 20:
+                self.recorder.samples.append(FairShareSample(self.now, pool, None, False))
+                continue
+            errors = fair_share_errors(running, ready, capacity)
+            settled = self.now - self.demand_changed_ms[pool] >= self.workload.fair_share_settle_ms
+            self.recorder.samples.append(FairShareSample(self.now, pool, errors, settled))
+
+    def _report(self, wall_s: float) -> Report:
+        r = self.recorder
+        all_waits = [w for waits in r.waits_by_user.values() for w in waits]
+        saturated = [s for s in r.samples if s.errors is not None]
+        settled = [s for s in saturated if s.settled]
+        by_user: dict[str, list[float]] = {}
+        for sample in settled:
+            for user, error in sample.errors.items():
+                by_user.setdefault(user, []).append(error)
+        abs_errors = [abs(e) for errors in by_user.values() for e in errors]
+        results = {
+            "workload": self.workload.name,
+            "seed": self.seed,
+            "jobs": self.workload.total_jobs,
+            "placements": r.placements,
+            "cycles": r.cycles,
+            "simulated_s": self.now / 1000,
+            "peak_instances": r.peak_instances,
+            "instances_requested": self.fleet.requested,
+            "instances_deleted": self.fleet.deleted,
+            "preempted_attempts": r.preempted_attempts,
+            "utilisation": round(r.used_area / r.capacity_area, 6) if r.capacity_area else 0.0,
+            "queue_wait_ms": percentiles_ms(all_waits),
+            "queue_wait_ms_by_user": {u: percentiles_ms(w) for u, w in sorted(r.waits_by_user.items())},
+            "fair_share": {
+                "samples": len(r.samples),
+                "saturated_samples": len(saturated),
+                "settled_samples": len(settled),
+                "settle_s": self.workload.fair_share_settle_ms / 1000,
+                "max_abs_error": round(max(abs_errors, default=0.0), 6),
+                "mean_abs_error": round(sum(abs_errors) / len(abs_errors), 6) if abs_errors else 0.0,
+                "by_user": {
+                    u: {
+                        "mean_error": round(sum(e) / len(e), 6),
+                        "max_abs_error": round(max(abs(x) for x in e), 6),
+                    }
+                    for u, e in sorted(by_user.items())
+                },
+                "series": [
+                    {"t_s": s.t_ms / 1000, "pool": s.pool, "settled": s.settled, "errors": s.errors}
+                    for s in saturated
+                ],
+            },
+        }
+        timing = {
+            "wall_s": round(wall_s, 3),
+            "scheduling_wall_s": round(r.schedule_wall_s, 3),
+            "decisions_per_s": round(r.placements / r.schedule_wall_s) if r.schedule_wall_s else 0,
+            "simulated_events_per_s": round(self.events / wall_s) if wall_s else 0,
+        }
+        return Report(results=results, timing=timing)
+
+
+def _round_robin(slices: list[list[int]]) -> Iterator[list[int]]:
+    """Interleave users' slices: the first job of each user, then the second of each, ..."""
+    longest = max((len(s) for s in slices), default=0)
+    for position in range(longest):
+        yield [s[position] for s in slices if position < len(s)]
+
+
+def simulate(workload: Workload, seed: int | None = None) -> Report:
+    return Simulation(workload, seed).run()

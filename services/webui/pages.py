@@ -88,6 +88,15 @@ def _chosen_attempt(visit: Visit, job: dict, attempts: list[dict]) -> dict | Non
     return attempts[-1] if attempts else None
 
 
+def _attempt_status(job: dict, attempt: dict | None) -> dict | None:
+    """The worker status of the chosen attempt; the job's own status describes only its current attempt."""
+    if attempt is None:
+        return None
+    if attempt.get("status"):
+        return attempt["status"]
+    return job.get("status") if attempt["attempt_id"] == job.get("current_attempt_id") else None
+
+
 def _usage_charts(visit: Visit, batch_id: int, job_id: int, attempt_id: str) -> list[dict[str, Any]]:
     """Per step with samples: cpu and memory charts, or the reason the samples could not be read."""
     charts: list[dict[str, Any]] = []
@@ -121,7 +130,7 @@ async def job(visit: Visit) -> Response:
             if log is not None:
                 logs[step] = log
         charts = _usage_charts(visit, batch_id, job_id, attempt["attempt_id"])
-    status = (attempt or {}).get("status") or job_row.get("status")
+    status = _attempt_status(job_row, attempt)
     explanation = None
     if job_row["state"] in ("Pending", "Ready"):
         explanation = await readmodels.scheduling_explanation(visit.conn, batch_id, job_id)

@@ -190,7 +190,7 @@ def test_job_page_shows_attempts_steps_logs_usage_and_audit(client: TestClient) 
     text = page.text
     assert "a-1a" in text and "instance_lost" in text and "a-1b" in text
     assert '<tr class="chosen">' in text                            # the current attempt is selected
-    assert 'id="steps"' in text and "1m 30s" in text                 # step timing of main
+    assert 'id="steps"' in text and "running 1m 30s" in text         # main's timing, as the projection stores it
     assert "aligning reads..." in text
     assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in text  # a log never becomes markup
     assert "<script>alert" not in text
@@ -205,6 +205,7 @@ def test_job_page_for_an_earlier_attempt(client: TestClient) -> None:
     sign_in(client)
     page = client.get("/ui/batches/1/jobs/1", params={"attempt_id": "a-1a"})
     assert "No logs for this attempt." in page.text
+    assert 'id="steps"' not in page.text  # the job's status belongs to its current attempt, a-1b
 
 
 def test_a_ready_job_explains_why_it_is_not_scheduled(client: TestClient) -> None:

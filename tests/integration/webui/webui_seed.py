@@ -26,7 +26,9 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 from starlette.testclient import TestClient
 
+from events.catalog import JobAttemptCompleted, StepTiming
 from projections.db import READMODEL_MIGRATIONS, migrate
+from projections.readmodel.convert import worker_status
 from services.webui import create_ui
 from worker.blobs import log_path, resource_usage_path
 from worker.runtime import UsageSample
@@ -73,6 +75,16 @@ def _job(conn: psycopg.Connection, batch_id: int, job_id: int, user: str, state:
     conn.execute(f"INSERT INTO jobs ({columns}) VALUES ({marks})", values)
 
 
+def job_1_status() -> dict[str, object]:
+    """The status the read-model projection stores for job 1's successful attempt (its own converter)."""
+    completed = JobAttemptCompleted(
+        event_id="mjc-1", occurred_at=T0 + 95_000, producer="test", batch_id=1, job_id=1, attempt_id="a-1b",
+        instance_name="w-1", outcome="Success", exit_code=0, out_of_memory=False, started_at=T0 + 5_000,
+        ended_at=T0 + 95_000, steps=(StepTiming(name="main", state="succeeded", started_at=T0 + 5_000,
+                                                ended_at=T0 + 95_000, exit_code=0),))
+    return worker_status(completed)
+
+
 def seed(url: str, blob_root: Path) -> None:
     migrate(url, [READMODEL_MIGRATIONS, FRONT_MIGRATIONS])
     with psycopg.connect(url) as conn:
@@ -85,8 +97,7 @@ def seed(url: str, blob_root: Path) -> None:
                n_succeeded=1, n_failed=1, msec_mcpu=90_000_000, cost=0.0123)
         _job(conn, 1, 1, "alice", "Success", exit_code=0, n_attempts=2, current_attempt_id="a-1b",
              start_time=T0 + 5_000, end_time=T0 + 95_000, duration_ms=90_000, cost=0.01,
-             status={"steps": [{"name": "main", "state": "succeeded", "started_at": T0 + 5_000,
-                                "ended_at": T0 + 95_000, "exit_code": 0, "out_of_memory": False, "error": None}]})
+             status=job_1_status())
         _job(conn, 1, 2, "alice", "Running", n_attempts=1, current_attempt_id="a-2", start_time=T0 + 6_000)
         _job(conn, 1, 3, "alice", "Ready", parent_ids=[1])
         _job(conn, 1, 4, "alice", "Failed", exit_code=1, n_attempts=1, current_attempt_id="a-4",

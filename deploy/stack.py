@@ -48,6 +48,7 @@ class StackState:
     embedded_postgres: bool
     workers: int = 1
     worker_cores: int = 2
+    heartbeat_timeout_s: float = 30.0
     extra: dict[str, str] = field(default_factory=dict)
 
     def save(self) -> None:
@@ -76,15 +77,37 @@ def common_args(state: StackState) -> tuple[str, ...]:
             "--database-url", state.database_url, "--home", state.home)
 
 
+def write_pools(state: StackState) -> Path:
+    """The local stack's pools: small workers of each type, `workers` standard ones kept warm.
+
+    Jobs pick a pool by memory keyword and preemptibility (Hail's rule), so every type exists;
+    the autoscaler starts a worker for a pool only when that pool has ready work.
+    """
+    import yaml
+
+    pools = []
+    for worker_type in ("standard", "highcpu", "highmem"):
+        for preemptible in (True, False):
+            warm = state.workers if (worker_type, preemptible) == ("standard", True) else 0
+            pools.append({"name": worker_type + ("" if preemptible else "-np"), "worker_type": worker_type,
+                          "preemptible": preemptible, "worker_cores": state.worker_cores, "storage_gib": 20,
+                          "min_instances": warm, "max_instances": max(2, state.workers), "max_new_per_loop": 2,
+                          "idle_time_ms": 300_000})
+    path = Path(state.home) / "pools.yaml"
+    path.write_text(yaml.safe_dump({"pools": pools}, sort_keys=False))
+    return path
+
+
 def service_specs(state: StackState) -> list[ProcessSpec]:
     common = common_args(state)
+    pools = str(write_pools(state))
     return [
         ProcessSpec("resolver", SERVICE_MODULES["resolver"], common),
         ProcessSpec("readmodel", SERVICE_MODULES["readmodel"], common),
-        ProcessSpec("scheduler", SERVICE_MODULES["scheduler"], common),
+        ProcessSpec("scheduler", SERVICE_MODULES["scheduler"],
+                    (*common, "--pools", pools, "--heartbeat-timeout", str(state.heartbeat_timeout_s))),
         ProcessSpec("autoscaler", SERVICE_MODULES["autoscaler"],
-                    (*common, "--provider", "local", "--min-instances", str(state.workers),
-                     "--worker-cores", str(state.worker_cores))),
+                    (*common, "--provider", "local", "--pools", pools, "--loop-period", "2")),
         ProcessSpec("front", SERVICE_MODULES["front"], (*common, "--host", "127.0.0.1", "--port", str(state.port))),
     ]
 
@@ -132,7 +155,7 @@ def migration_dirs() -> list[Path]:
 
 
 def up(home: Path, *, bootstrap: str | None = None, database_url: str | None = None, port: int | None = None,
-       topic_prefix: str = "squall.", workers: int = 1, worker_cores: int = 2,
+       topic_prefix: str = "squall.", workers: int = 1, worker_cores: int = 2, heartbeat_timeout_s: float = 30.0,
        say=print, timeout_s: float = 120.0) -> StackState:  # type: ignore[no-untyped-def]
     """Bring the stack up (idempotent) and return its state once the API answers."""
     from deploy.postgres import create_database
@@ -162,7 +185,8 @@ def up(home: Path, *, bootstrap: str | None = None, database_url: str | None = N
     state = StackState(home=str(home), api_url=f"http://127.0.0.1:{port}", token=token,
                        billing_project=DEFAULT_BILLING_PROJECT, bootstrap=bootstrap, database_url=database_url,
                        topic_prefix=topic_prefix, port=port, embedded_kafka=embedded_kafka,
-                       embedded_postgres=embedded_postgres, workers=workers, worker_cores=worker_cores)
+                       embedded_postgres=embedded_postgres, workers=workers, worker_cores=worker_cores,
+                       heartbeat_timeout_s=heartbeat_timeout_s)
     state.token = _ensure_default_user(database_url, token)
     state.save()
 
@@ -187,10 +211,22 @@ def _port_taken_by_other(state: StackState) -> bool:
 
 
 def _ensure_default_user(database_url: str, token: str) -> str:
-    """The default user and billing project exist; returns a token that works for them."""
-    from services.front.users import ensure_user
+    """The default user and billing project exist; returns a token that works for them (the old one
+    if it still does, so `squall up` twice keeps the token users already copied)."""
+    import psycopg
 
-    return ensure_user(database_url, DEFAULT_USER, billing_project=DEFAULT_BILLING_PROJECT, token=token or None)
+    from services.front.users import create_user, token_digest
+
+    async def ensure() -> str:
+        async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+            if token:
+                cur = await conn.execute("SELECT 1 FROM front_tokens WHERE token_sha256 = %s", (token_digest(token),))
+                if await cur.fetchone():
+                    return token
+            created = await create_user(conn, DEFAULT_USER, billing_project=DEFAULT_BILLING_PROJECT)
+            return created.token
+
+    return asyncio.run(ensure())
 
 
 def down(home: Path, say=print) -> None:  # type: ignore[no-untyped-def]
@@ -217,15 +253,14 @@ def down(home: Path, say=print) -> None:  # type: ignore[no-untyped-def]
 
 
 def _stop_local_workers(home: Path, say) -> None:  # type: ignore[no-untyped-def]
-    """Workers started by the local provider keep pid files under <home>/instances/*/."""
-    instances = home / "instances"
-    if not instances.exists():
-        return
-    for pid_file in instances.glob("*/*.pid"):
-        table = ProcessTable(pid_file.parent.parent)
-        table.run_dir = pid_file.parent
-        if table.stop(pid_file.stem):
-            say(f"stopped worker {pid_file.parent.name}")
+    """Workers started by the local provider keep pid files <home>/instances/<name>.pid.
+
+    SIGTERM lets each agent drain and announce InstanceDeactivated before it exits."""
+    table = ProcessTable(home)
+    table.run_dir = home / "instances"
+    for name in table.names():
+        if table.stop(name, timeout_s=70.0):
+            say(f"stopped worker {name}")
 
 
 def status(home: Path) -> dict[str, object]:

@@ -1,0 +1,61 @@
+"""DAG semantics, cancellation, always_run and logs through the HTTP API on a real local stack."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from services.demo import EXPECTED_STATES, run_demo
+from tests.e2e.conftest import StackClient, job
+
+pytestmark = [pytest.mark.e2e, pytest.mark.kafka, pytest.mark.postgres, pytest.mark.podman]
+
+
+def test_demo_dag_ends_as_its_semantics_say(e2e_stack: StackClient) -> None:
+    s = e2e_stack.state
+    result = run_demo(s.api_url, s.token, s.billing_project, timeout_s=300)
+    assert result.unexpected() == {}
+    assert {j["name"] for j in result.jobs} == set(EXPECTED_STATES)
+    b = result.batch
+    assert (b["state"], b["complete"], b["n_jobs"]) == ("failure", True, 8)
+    assert (b["n_succeeded"], b["n_failed"], b["n_cancelled"]) == (6, 1, 1)
+    by_name = {j["name"]: j for j in result.jobs}
+    assert by_name["flaky-step"]["exit_code"] == 3
+
+
+def test_logs_of_a_finished_job(e2e_stack: StackClient) -> None:
+    batch_id = e2e_stack.submit([job(1, ["sh", "-c", "echo hello from squall; echo oops >&2"])])
+    assert e2e_stack.wait(batch_id)["state"] == "success"
+    main = e2e_stack.http.get(f"/batches/{batch_id}/jobs/1/log/main").raise_for_status().text
+    assert "hello from squall" in main
+    logs = e2e_stack.http.get(f"/batches/{batch_id}/jobs/1/log").raise_for_status().json()
+    assert "hello from squall" in logs["main"]
+    attempts = e2e_stack.http.get(f"/batches/{batch_id}/jobs/1/attempts").raise_for_status().json()
+    assert len(attempts) == 1 and attempts[0]["end_time"] is not None
+
+
+def test_cancel_mid_run_stops_running_jobs_and_cancels_the_rest(e2e_stack: StackClient) -> None:
+    jobs = [job(i, ["sh", "-c", "sleep 60"]) for i in (1, 2)]
+    jobs.append(job(3, ["sh", "-c", "echo never"], parents=[1]))
+    jobs.append(job(4, ["sh", "-c", "echo always"], parents=[1], always_run=True))
+    batch_id = e2e_stack.submit(jobs)
+    e2e_stack.wait_for(lambda: all(j["state"] == "Running" for j in e2e_stack.jobs(batch_id).values()
+                                   if j["job_id"] in (1, 2)), what="jobs 1 and 2 running")
+    started = time.monotonic()
+    e2e_stack.http.patch(f"/batches/{batch_id}/cancel").raise_for_status()
+    b = e2e_stack.wait(batch_id, timeout_s=90)
+    assert time.monotonic() - started < 60, "running jobs were not killed within seconds"
+    states = {i: j["state"] for i, j in e2e_stack.jobs(batch_id).items()}
+    assert states[1] == states[2] == states[3] == "Cancelled"
+    assert states[4] == "Success"  # always_run survives a batch cancel
+    assert b["state"] == "cancelled"
+
+
+def test_a_cancelled_batch_refuses_updates(e2e_stack: StackClient) -> None:
+    batch_id = e2e_stack.submit([job(1, ["sh", "-c", "sleep 30"])])
+    e2e_stack.http.patch(f"/batches/{batch_id}/cancel").raise_for_status()
+    resp = e2e_stack.http.post(f"/batches/{batch_id}/update-fast", json={
+        "update": {"token": "u2", "n_jobs": 1, "n_job_groups": 0}, "bunch": [job(1, ["true"])], "job_groups": []})
+    assert resp.status_code == 400
+    e2e_stack.wait(batch_id)

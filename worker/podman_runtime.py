@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import itertools
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -47,6 +48,7 @@ CPU_PERIOD_US = 100_000
 LOCAL_IMAGE_PREFIX = "localhost/"
 CGROUP_V1_ROOT = Path("/sys/fs/cgroup")
 LOG_POLL_S = 0.05
+CGROUP_POLL_S = 0.01
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 _NOT_FOUND_HINTS = ("manifest unknown", "name unknown", "not found", "repository does not exist",
@@ -82,6 +84,24 @@ def _parse_time_ms(value: str | None) -> int | None:
     except ValueError:
         return None
     return (parsed - _EPOCH) // timedelta(milliseconds=1)
+
+
+def _wait_for_empty_cgroup(container_id: str) -> None:
+    """Block until the container's processes are gone, watching its pids cgroup on this host.
+
+    The API's wait polls the container state under libpod's locks every 10 ms; with many jobs
+    running that polling loads the service. Reading one sysfs file is much cheaper, so the API
+    wait is only called once the processes have exited (it then returns at once). Without a v1
+    pids cgroup for the container (another cgroup layout), this returns at once and the API waits.
+    """
+    procs = CGROUP_V1_ROOT / "pids" / "libpod_parent" / f"libpod-{container_id}" / "cgroup.procs"
+    while True:
+        try:
+            if not procs.read_bytes().strip():
+                return
+        except OSError:
+            return
+        time.sleep(CGROUP_POLL_S)
 
 
 def _read_from(path: str, offset: int) -> bytes:
@@ -225,6 +245,7 @@ class PodmanRuntime:
 
     def _wait_sync(self, container_id: str) -> ContainerExit:
         def wait_and_inspect(c: Any) -> ContainerExit:
+            _wait_for_empty_cgroup(container_id)
             c.wait(condition=["exited", "stopped"], interval="10ms")
             c.reload()
             state = c.attrs.get("State", {})

@@ -106,6 +106,21 @@ class SimFleet:
             event_id=derived_event_id("InstanceDeactivated", name, reason), occurred_at=self._clock(),
             producer=f"simworker/{name}", instance_name=name, reason=reason)])
 
+    async def drain(self, name: str, quiet_s: float = 1.0, timeout_s: float = 60.0) -> None:
+        """Shut an instance down cleanly: announce it takes no more work, keep serving what is already
+        on its way (placements made before the announcement landed) until nothing runs, then stop."""
+        await self._publisher.publish([InstanceDeactivated(
+            event_id=derived_event_id("InstanceDeactivated", name, "drained"), occurred_at=self._clock(),
+            producer=f"simworker/{name}", instance_name=name, reason="drained")])
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        while loop.time() - started < timeout_s:
+            if loop.time() - started >= quiet_s and not self.running.get(name):
+                break
+            await asyncio.sleep(0.1)
+        await self._flush()
+        self.instances.pop(name, None)
+
     def kill(self, name: str) -> None:
         """Vanish without a word (a lost VM): no more events from this instance."""
         self.instances.pop(name, None)
@@ -136,10 +151,10 @@ class SimFleet:
         finally:
             await consumer.close()
 
-    async def serve_one(self, name: str, partition: int) -> None:
-        """Serve one instance by reading only its partition of the assignments topic."""
+    async def serve_one(self, name: str, partition: int, offset: int) -> None:
+        """Serve one instance by reading only its partition of the assignments topic from `offset`
+        (taken before the instance announced itself, so no assignment can slip in between)."""
         topic = self._publisher.topics.assignment
-        offset = (await self._log.end_offsets(topic)).get(partition, 0)
         self._tasks.append(asyncio.create_task(self._heartbeats()))
         while name in self.instances:
             records = await self._log.read(topic, partition, offset, timeout_ms=500)
@@ -240,6 +255,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--preemptible", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--job-duration-ms", type=int, default=0, help="how long each simulated job runs")
     parser.add_argument("--heartbeat-interval", type=float, default=5.0, help="seconds between heartbeats")
+    parser.add_argument("--drain-timeout", type=float, default=60.0, help="seconds running attempts get at shutdown")
     return parser
 
 
@@ -261,15 +277,17 @@ async def _main(args: argparse.Namespace) -> None:
                            memory_bytes=int(args.memory_gib * GIB), storage_gib=args.storage_gib, region=args.region,
                            preemptible=args.preemptible)
     n_partitions = await event_log.partitions(config.topics.assignment)
+    partition = partition_for(instance.name.encode(), n_partitions)
+    start = (await event_log.end_offsets(config.topics.assignment)).get(partition, 0)
     await fleet.add(instance)
-    serving = asyncio.create_task(fleet.serve_one(instance.name, partition_for(instance.name.encode(), n_partitions)))
+    serving = asyncio.create_task(fleet.serve_one(instance.name, partition, start))
     stopping = asyncio.create_task(stop.wait())
     await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    if stop.is_set():
+        await fleet.drain(instance.name, timeout_s=args.drain_timeout)
     serving.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await serving
-    if stop.is_set():
-        await fleet.remove(instance.name, reason="drained")
     await fleet.close()
     await event_log.close()
     log.info("simulated worker %s (pid %d) stopped", instance.name, os.getpid())

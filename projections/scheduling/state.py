@@ -160,8 +160,11 @@ class SchedulingState:
         freed = self._release_attempt(e.attempt_id, ended_at=e.ended_at)
         job = self.jobs.get((e.batch_id, e.job_id))
         if job is not None and job.attempt_id == e.attempt_id:
+            was_creating = job.phase is JobPhase.CREATING
             self.creating.discard(job.key)
             job.phase, job.attempt_id = JobPhase.FINISHING, None
+            if was_creating:
+                self._forget_private_instance(e.instance_name)
         return freed
 
     def _on_job_finished(self, e: JobCompleted | JobCancelled) -> bool:
@@ -169,7 +172,10 @@ class SchedulingState:
         if job is None:
             return False
         self._queue(job).discard(job.key, job.demand.cores_mcpu)
-        self.creating.discard(job.key)
+        if job.key in self.creating:
+            self.creating.discard(job.key)
+            job.phase = JobPhase.FINISHING
+            self._forget_private_instance_of(job)
         if job.attempt_id is not None:
             return self._release_attempt(job.attempt_id, ended_at=e.occurred_at)
         return False
@@ -221,10 +227,28 @@ class SchedulingState:
         return False
 
     def _on_instance_deleted(self, e: InstanceDeleted) -> bool:
-        inst = self.instances.pop(e.instance_name, None)
+        inst = self.instances.get(e.instance_name)
         if inst is not None:
-            inst.state = InstanceState.INACTIVE
+            if inst.state is not InstanceState.INACTIVE:
+                inst.state, inst.deactivated_at = InstanceState.INACTIVE, e.occurred_at
+            inst.deleted = True
+            self._forget_if_done(inst)
         return False
+
+    def _forget_if_done(self, inst: InstanceEntry) -> None:
+        """Drop a deleted instance once nothing on it waits to be ended (health needs it until then)."""
+        if inst.deleted and not inst.attempts and self.private_job_waiting(inst) is None:
+            self.instances.pop(inst.name, None)
+
+    def private_job_waiting(self, inst: InstanceEntry) -> JobEntry | None:
+        """The Creating job a job-private instance was requested for, while it still waits for it."""
+        if not inst.job_private_for:
+            return None
+        batch_id, job_id, attempt_id = inst.job_private_for.split(":")
+        job = self.jobs.get((int(batch_id), int(job_id)))
+        if job is not None and job.phase is JobPhase.CREATING and job.attempt_id == attempt_id:
+            return job
+        return None
 
     # ---- helpers -----------------------------------------------------------------------------
 
@@ -255,7 +279,18 @@ class SchedulingState:
             inst.attempts.discard(attempt_id)
             if not inst.attempts and ended_at is not None:
                 inst.idle_since = ended_at
+            self._forget_if_done(inst)
         return True
+
+    def _forget_private_instance(self, name: str) -> None:
+        inst = self.instances.get(name)
+        if inst is not None:
+            self._forget_if_done(inst)
+
+    def _forget_private_instance_of(self, job: JobEntry) -> None:
+        for inst in list(self.instances.values()):
+            if inst.deleted and inst.job_private_for and inst.job_private_for.startswith(f"{job.key[0]}:{job.key[1]}:"):
+                self._forget_if_done(inst)
 
 
 _HANDLERS = {

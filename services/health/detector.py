@@ -64,11 +64,9 @@ def _end_attempts(state: SchedulingState, inst: InstanceEntry, now_ms: int, reas
         attempt = state.attempts.get(attempt_id)
         if attempt is not None:
             ended.append((attempt.job[0], attempt.job[1], attempt_id))
-    if inst.job_private_for and not inst.attempts:  # a Creating job waits on this instance
-        batch_id, job_id, attempt_id = inst.job_private_for.split(":")
-        job = state.jobs.get((int(batch_id), int(job_id)))
-        if job is not None and job.attempt_id == attempt_id:
-            ended.append((job.key[0], job.key[1], attempt_id))
+    waiting = state.private_job_waiting(inst)  # a Creating job whose instance will never come
+    if waiting is not None and waiting.attempt_id is not None:
+        ended.append((waiting.key[0], waiting.key[1], waiting.attempt_id))
     return [JobAttemptCompleted(
         event_id=derived_event_id("JobAttemptCompleted", "health", batch_id, job_id, attempt_id),
         occurred_at=now_ms, producer=PRODUCER, batch_id=batch_id, job_id=job_id, attempt_id=attempt_id,

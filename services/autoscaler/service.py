@@ -1,0 +1,243 @@
+"""The autoscaler: keep each pool's fleet the size its ready work needs, through an InstanceProvider.
+
+Each loop (every `loop_period_s`, on its own folded view of the log):
+1. grow: the pure `events.core.autoscale.decide` compares each pool's ready cores with free and
+   booting capacity; for each new instance it appends InstanceRequested, asks the provider, and
+   appends InstanceCreated (or, if the provider refuses, InstanceDeactivated + InstanceDeleted
+   with reason `create_failed`, and the pool waits `retry_after_s` before asking again);
+2. realize: an InstanceRequested nobody created — a job-private instance the scheduler asked
+   for, or one whose creator crashed — is created now;
+3. shrink: an instance idle past its pool's idle time (never one with attempts; keeping the
+   pool's minimum) is deactivated, deleted at the provider, and marked InstanceDeleted; so is an
+   inactive one (lost, drained, a finished job-private instance) once no attempt on it is open;
+4. reconcile (every `reconcile_interval_s`): a created instance the provider no longer lists is
+   deactivated (`does_not_exist`) so health ends its attempts.
+Only one autoscaler should run per cluster; it needs no leadership for safety (every action is
+idempotent by instance name), only to avoid doubled requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import string
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from events.catalog import Event, InstanceCreated, InstanceDeactivated, InstanceDeleted, InstanceRequested
+from events.core.autoscale import InstanceStatus, PoolConfig, decide
+from events.envelope import derived_event_id
+from events.log import EventLog
+from events.publisher import Publisher
+from projections.scheduling.model import InstanceEntry, InstanceState
+from projections.scheduling.state import SchedulingState
+from services.providers.base import InstanceProvider, InstanceSpec, ProviderError
+from services.scheduler.view import StateFollower
+
+log = logging.getLogger(__name__)
+_ALPHABET = string.ascii_lowercase + string.digits
+
+
+def random_instance_name(pool: str) -> str:
+    return f"squall-{pool}-" + "".join(secrets.choice(_ALPHABET) for _ in range(8))
+
+
+def wall_clock_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass(frozen=True)
+class AutoscalerSettings:
+    pools: tuple[PoolConfig, ...]
+    loop_period_s: float = 15.0  # Hail's autoscaler_loop_period_secs
+    realize_after_ms: int = 30_000  # a pool instance requested this long ago but never created gets created
+    vanished_grace_ms: int = 120_000  # a created instance may take this long to show in the provider's list
+    reconcile_interval_s: float = 60.0
+
+
+@dataclass
+class AutoscalerStats:
+    loops: int = 0
+    requested: int = 0
+    created: int = 0
+    create_failures: int = 0
+    deleted: int = 0
+
+
+class Autoscaler:
+    def __init__(self, log_: EventLog, publisher: Publisher, provider: InstanceProvider,
+                 settings: AutoscalerSettings, *, clock: Callable[[], int] = wall_clock_ms,
+                 new_name: Callable[[str], str] = random_instance_name, view_id: str | None = None) -> None:
+        self._log = log_
+        self._publisher = publisher
+        self.provider = provider
+        self.settings = settings
+        self._clock = clock
+        self._new_name = new_name
+        self._view_id = view_id or secrets.token_hex(4)
+        self._pools = {p.name: p for p in settings.pools}
+        self._pool_paused_until: dict[str, int] = {}
+        self._busy: set[str] = set()  # instance names with a provider call in flight
+        self._last_reconcile = 0.0
+        self.follower: StateFollower | None = None
+        self.stats = AutoscalerStats()
+
+    @property
+    def producer(self) -> str:
+        return f"autoscaler/{self.provider.name}"
+
+    async def run(self) -> None:
+        topics = self._publisher.topics
+        self.follower = StateFollower(self._log, topics, f"{topics.prefix}autoscaler-view.{self._view_id}",
+                                      self._publisher.codec)
+        await self.follower.start()
+        try:
+            await self.follower.catch_up()
+            while True:
+                await self.loop_once()
+                loop = asyncio.get_running_loop()
+                until = loop.time() + self.settings.loop_period_s
+                while (left := until - loop.time()) > 0:
+                    await self.follower.poll(timeout_ms=max(1, int(left * 1000)))
+        finally:
+            await self.follower.close()
+
+    async def loop_once(self) -> None:
+        assert self.follower is not None
+        await self.follower.poll(timeout_ms=0)
+        state = self.follower.state
+        now = self._clock()
+        self.stats.loops += 1
+        await self._grow_and_shrink(state, now)
+        await self._realize_requested(state, now)
+        await self._delete_inactive(state, now)
+        if time.monotonic() - self._last_reconcile >= self.settings.reconcile_interval_s:
+            self._last_reconcile = time.monotonic()
+            await self._reconcile(state, now)
+
+    # ---- grow and shrink ---------------------------------------------------------------------
+
+    async def _grow_and_shrink(self, state: SchedulingState, now: int) -> None:
+        ready = {pool: 0 for pool in self._pools}
+        for (pool, _user), queue in state.ready.items():
+            if pool in ready:
+                ready[pool] += queue.cores_mcpu
+        statuses = [InstanceStatus(name=i.name, pool=i.pool, pending=i.state is InstanceState.PENDING,
+                                   free_mcpu=i.free_cores_mcpu, running_attempts=len(i.attempts),
+                                   idle_since_ms=i.idle_since)
+                    for i in state.instances.values() if i.live and i.pool in self._pools]
+        decision = decide(self.settings.pools, ready, statuses, now)
+        requests: list[InstanceSpec] = []
+        for pool_name, n in sorted(decision.requests.items()):
+            if self._pool_paused_until.get(pool_name, 0) > now:
+                continue
+            pool = self._pools[pool_name]
+            requests += [InstanceSpec(name=self._new_name(pool_name), pool=pool_name, machine_type=pool.machine_type,
+                                      cores_mcpu=pool.worker_mcpu, memory_bytes=pool.worker_memory_bytes,
+                                      storage_gib=pool.storage_gib, preemptible=pool.preemptible,
+                                      region=pool.region) for _ in range(n)]
+        if requests:
+            await self._publisher.publish([self._requested(spec, now) for spec in requests])
+            self.stats.requested += len(requests)
+            await asyncio.gather(*(self._create(spec) for spec in requests))
+        for name in decision.deletions:
+            inst = state.instances.get(name)
+            if inst is not None and not inst.attempts:
+                await self._delete(inst, "idle")
+
+    def _requested(self, spec: InstanceSpec, now: int) -> InstanceRequested:
+        return InstanceRequested(
+            event_id=derived_event_id("InstanceRequested", spec.name), occurred_at=now, producer=self.producer,
+            instance_name=spec.name, pool=spec.pool, provider=self.provider.name, machine_type=spec.machine_type,
+            cores_mcpu=spec.cores_mcpu, memory_bytes=spec.memory_bytes, storage_gib=spec.storage_gib,
+            preemptible=spec.preemptible, region=spec.region, job_private_for=spec.job_private_for)
+
+    async def _create(self, spec: InstanceSpec) -> None:
+        self._busy.add(spec.name)
+        try:
+            created = await self.provider.create(spec)
+        except ProviderError as exc:
+            self.stats.create_failures += 1
+            pause_ms = int(exc.retry_after_s * 1000)
+            self._pool_paused_until[spec.pool] = self._clock() + pause_ms
+            log.warning("creating %s failed (%s); pool %s waits %.0fs", spec.name, exc, spec.pool, exc.retry_after_s)
+            now = self._clock()
+            await self._publisher.publish([
+                InstanceDeactivated(event_id=derived_event_id("InstanceDeactivated", spec.name, "create_failed"),
+                                    occurred_at=now, producer=self.producer, instance_name=spec.name,
+                                    reason="create_failed"),
+                InstanceDeleted(event_id=derived_event_id("InstanceDeleted", spec.name), occurred_at=now,
+                                producer=self.producer, instance_name=spec.name, reason="create_failed")])
+            return
+        finally:
+            self._busy.discard(spec.name)
+        self.stats.created += 1
+        await self._publisher.publish([InstanceCreated(
+            event_id=derived_event_id("InstanceCreated", spec.name), occurred_at=self._clock(),
+            producer=self.producer, instance_name=spec.name, provider=self.provider.name,
+            provider_id=created.provider_id)])
+
+    async def _realize_requested(self, state: SchedulingState, now: int) -> None:
+        """Create instances that were requested but never created (job-private, or a crashed creator)."""
+        todo = [i for i in state.instances.values()
+                if i.state is InstanceState.PENDING and not i.created and i.name not in self._busy
+                and (i.job_private_for or now - i.requested_at >= self.settings.realize_after_ms)]
+        await asyncio.gather(*(self._create(_spec_of(i)) for i in todo))
+
+    # ---- deletion ----------------------------------------------------------------------------
+
+    async def _delete_inactive(self, state: SchedulingState, now: int) -> None:
+        for inst in list(state.instances.values()):
+            if inst.deleted or inst.name in self._busy:
+                continue
+            finished_private = (inst.job_private_for is not None and inst.state is InstanceState.ACTIVE
+                                and not inst.attempts and state.private_job_waiting(inst) is None)
+            if finished_private:
+                await self._delete(inst, "job_complete")
+            elif inst.state is InstanceState.INACTIVE and not inst.attempts \
+                    and state.private_job_waiting(inst) is None:
+                await self._delete(inst, "deactivated")
+
+    async def _delete(self, inst: InstanceEntry, reason: str) -> None:
+        self._busy.add(inst.name)
+        try:
+            if inst.state is not InstanceState.INACTIVE:  # first stop placements on it
+                await self._publisher.publish([InstanceDeactivated(
+                    event_id=derived_event_id("InstanceDeactivated", inst.name, reason), occurred_at=self._clock(),
+                    producer=self.producer, instance_name=inst.name, reason=reason)])
+            try:
+                await self.provider.delete(inst.name, inst.provider_id)
+            except ProviderError as exc:
+                log.warning("deleting %s failed (%s); the next loop retries", inst.name, exc)
+                return
+            self.stats.deleted += 1
+            await self._publisher.publish([InstanceDeleted(
+                event_id=derived_event_id("InstanceDeleted", inst.name), occurred_at=self._clock(),
+                producer=self.producer, instance_name=inst.name, reason=reason)])
+        finally:
+            self._busy.discard(inst.name)
+
+    async def _reconcile(self, state: SchedulingState, now: int) -> None:
+        try:
+            listed = {i.name for i in await self.provider.list()}
+        except ProviderError as exc:
+            log.warning("listing instances failed (%s); reconciling later", exc)
+            return
+        vanished: list[Event] = []
+        for inst in state.instances.values():
+            if inst.live and inst.created and inst.name not in listed and inst.name not in self._busy \
+                    and now - inst.requested_at >= self.settings.vanished_grace_ms:
+                vanished.append(InstanceDeactivated(
+                    event_id=derived_event_id("InstanceDeactivated", inst.name, "does_not_exist"), occurred_at=now,
+                    producer=self.producer, instance_name=inst.name, reason="does_not_exist"))
+        if vanished:
+            log.warning("%d instances vanished from the provider; deactivating them", len(vanished))
+            await self._publisher.publish(vanished)
+
+
+def _spec_of(inst: InstanceEntry) -> InstanceSpec:
+    return InstanceSpec(name=inst.name, pool=inst.pool, machine_type=inst.machine_type or "",
+                        cores_mcpu=inst.cores_mcpu, memory_bytes=inst.memory_bytes, storage_gib=inst.storage_gib,
+                        preemptible=inst.preemptible, region=inst.region, job_private_for=inst.job_private_for)

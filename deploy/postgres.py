@@ -15,6 +15,7 @@ Given an external URL (`EmbeddedPostgres.external(url)`), nothing is started or 
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
 import re
 import sys
@@ -60,6 +61,11 @@ class EmbeddedPostgres:
         except Exception as exc:
             raise PostgresDeployError(f"embedded PostgreSQL in {self.data_dir} did not start: {exc!r}; "
                                       f"see {self.data_dir / 'log'}") from exc
+        # With cleanup_mode=None the wheel's atexit hook only does bookkeeping, and fails when a
+        # process starts the same server twice: drop the hook and the bookkeeping now.
+        atexit.unregister(server._cleanup)
+        server.global_process_id_list.get_and_remove(os.getpid())
+        PostgresServer._instances.pop(self.data_dir, None)
         return str(server.get_uri())
 
     def url(self) -> str | None:

@@ -159,10 +159,17 @@ async def cancel_batch(visit: Visit) -> Response:
 
 
 def api_url(request: Request, api_base: str, path: str) -> str:
-    """api_base may be absolute (another host) or a path on the host that served this page."""
+    """api_base may be absolute (another host) or a path on the server that served this page.
+
+    A relative base is resolved against the address this server accepted the connection on, never
+    the Host header: the request carries the user's token, and a client must not choose its target.
+    """
     base = api_base.rstrip("/")
     if not base.startswith(("http://", "https://")):
-        base = f"{request.url.scheme}://{request.url.netloc}{base}"
+        host, port = request.scope.get("server") or ("127.0.0.1", 80)
+        host = f"[{host}]" if ":" in host else host
+        scheme = "https" if request.scope.get("scheme") == "https" else "http"
+        base = f"{scheme}://{host}:{port}{base}"
     return base + path
 
 

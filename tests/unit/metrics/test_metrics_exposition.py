@@ -134,3 +134,27 @@ def test_start_metrics_server_serves_the_registry(metrics: SquallMetrics) -> Non
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
         body = response.read().decode()
     assert "squall_jobs_scheduled_total 1.0" in body
+
+
+def test_http_middleware_on_a_fastapi_app_with_a_mounted_ui(metrics: SquallMetrics) -> None:
+    """The front end is FastAPI with the web UI mounted at /ui: both get route templates."""
+    from fastapi import FastAPI
+
+    api = FastAPI()
+
+    @api.get("/api/v1alpha/batches/{batch_id}")
+    async def batch(batch_id: int) -> dict[str, int]:
+        return {"id": batch_id}
+
+    async def ui_page(_request: Request) -> PlainTextResponse:
+        return PlainTextResponse("ui")
+
+    api.mount("/ui", Starlette(routes=[Route("/batches/{batch_id:int}", ui_page)]))
+    add_metrics(api, metrics)
+    with TestClient(api) as client:
+        assert client.get("/api/v1alpha/batches/3").json() == {"id": 3}
+        assert client.get("/ui/batches/3").text == "ui"
+
+    hist = "squall_http_request_duration_seconds_count"
+    assert sample(metrics, hist, method="GET", route="/api/v1alpha/batches/{batch_id}", status="200") == 1
+    assert sample(metrics, hist, method="GET", route="/ui/batches/{batch_id:int}", status="200") == 1

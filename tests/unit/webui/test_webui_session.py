@@ -26,3 +26,4 @@ def test_csrf_token_is_per_token_and_not_the_token() -> None:
     assert csrf_ok("a", csrf_token("a"))
     assert not csrf_ok("a", csrf_token("b"))
     assert not csrf_ok("a", None)
+

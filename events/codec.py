@@ -80,8 +80,8 @@ class Codec:
             try:
                 return compiled.decode(data if type(data) is bytes else bytes(data), HEADER_LEN)  # type: ignore[no-any-return]
             except Exception as exc:  # truncated or garbled bodies fail in assorted ways
-                writer = self._by_fp[fp]
-                raise CorruptEvent(f"{writer.event_name} v{writer.version}: body does not decode: {exc!r}") from exc
+                current = self._by_fp[fp]
+                raise CorruptEvent(f"{current.event_name} v{current.version}: body does not decode: {exc!r}") from exc
         writer = self._by_fp.get(fp)
         if writer is None:
             raise UnknownSchemaFingerprint(fp)

@@ -178,7 +178,7 @@ class KafkaEventLog:
         return streams
 
     def _batches(self, messages: Sequence[Message], indexes: list[int]) -> Iterator[tuple[Any, list[int]]]:
-        batch, members = self._producer.create_batch(), []
+        batch, members = self._producer.create_batch(), list[int]()
         for index in indexes:
             m = messages[index]
             if batch.append(key=m.key, value=m.value, timestamp=None, headers=list(m.headers)) is None:

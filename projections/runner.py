@@ -21,6 +21,7 @@ from events.catalog import Event
 from events.codec import Codec
 from events.errors import DecodeError
 from events.log import EventLog, Message, Record
+from projections.reader import LogReader, PartitionReader
 
 log = logging.getLogger(__name__)
 
@@ -84,14 +85,19 @@ class RunnerSettings:
 class Runner:
     def __init__(self, log_: EventLog, topics: Sequence[str], open_projection: Callable[[], Awaitable[Projection]],
                  quarantine_topic: str | None, settings: RunnerSettings | None = None,
-                 codec: Codec | None = None) -> None:
+                 codec: Codec | None = None,
+                 open_reader: Callable[[Sequence[TopicPartition]], Awaitable[PartitionReader]] | None = None) -> None:
         self.log = log_
         self.topics = list(topics)
         self.open_projection = open_projection
         self.quarantine_topic = quarantine_topic
         self.settings = settings or RunnerSettings()
         self.codec = codec or Codec()
+        self.open_reader = open_reader or self._log_reader
         self.applied = 0  # records applied or quarantined by this runner (all workers)
+
+    async def _log_reader(self, share: Sequence[TopicPartition]) -> PartitionReader:
+        return LogReader(self.log, share)
 
     async def partitions(self) -> list[TopicPartition]:
         return [(t, p) for t in self.topics for p in range(await self.log.partitions(t))]
@@ -107,54 +113,36 @@ class Runner:
     async def _worker(self, share: list[TopicPartition], stop: asyncio.Event,
                       until: dict[TopicPartition, int] | None) -> None:
         projection = await self.open_projection()
+        reader = await self.open_reader(share)
         try:
             offsets = await projection.stored_offsets(share)
+            await reader.seek(offsets)
+            limits = {tp: until.get(tp, 0) for tp in share} if until is not None else {}
             while not stop.is_set():
-                limits = until if until is not None else await self._end_offsets(share)
-                todo = [tp for tp in share if offsets[tp] < limits.get(tp, 0)]
-                if not todo:
-                    if until is not None:
-                        return
-                    await _sleep_or_stop(stop, self.settings.idle_sleep_s)
+                if until is not None and all(offsets[tp] >= until.get(tp, 0) for tp in share):
+                    return
+                fetched = await reader.fetch(limits, self.settings.max_batch, self.settings.read_timeout_ms)
+                if not fetched:
+                    if until is None:
+                        await _sleep_or_stop(stop, self.settings.idle_sleep_s)
                     continue
-                chunks = await self._read(todo, offsets, limits)
+                chunks = [self._decode(tp, offsets[tp], records) for tp, records in fetched.items()]
                 await self._publish([q for c in chunks for q in c.quarantined])
                 try:
                     await self._apply(projection, chunks)
                 except OffsetsMoved:
                     log.warning("offsets moved under this worker (another projector?); reloading them")
                     offsets = await projection.stored_offsets(share)
+                    await reader.seek(offsets)
                     continue
                 for chunk in chunks:
                     offsets[(chunk.topic, chunk.partition)] = chunk.next_offset
         finally:
+            await reader.close()
             await projection.close()
 
-    async def _end_offsets(self, share: list[TopicPartition]) -> dict[TopicPartition, int]:
-        ends: dict[TopicPartition, int] = {}
-        for topic in {t for t, _ in share}:
-            for partition, end in (await self.log.end_offsets(topic)).items():
-                ends[(topic, partition)] = end
-        return ends
-
-    async def _read(self, todo: list[TopicPartition], offsets: dict[TopicPartition, int],
-                    limits: dict[TopicPartition, int]) -> list[PartitionChunk]:
-        budget = self.settings.max_batch
-        chunks = []
-        for topic, partition in todo:
-            if budget <= 0:
-                break
-            start = offsets[(topic, partition)]
-            want = min(budget, limits[(topic, partition)] - start)
-            records = await self.log.read(topic, partition, start, max_records=want,
-                                          timeout_ms=self.settings.read_timeout_ms)
-            records = [r for r in records if r.offset < limits[(topic, partition)]][:want]
-            if records:
-                budget -= len(records)
-                chunks.append(self._decode(topic, partition, records))
-        return chunks
-
-    def _decode(self, topic: str, partition: int, records: Sequence[Record]) -> PartitionChunk:
+    def _decode(self, tp: TopicPartition, start: int, records: Sequence[Record]) -> PartitionChunk:
+        """A chunk from the worker's position (not the first record's offset: the log may have gaps)."""
         events: list[tuple[Record, Event]] = []
         quarantined: list[Quarantined] = []
         for record in records:
@@ -162,7 +150,7 @@ class Runner:
                 events.append((record, self.codec.decode(record.value)))
             except DecodeError as exc:
                 quarantined.append(Quarantined(record, f"cannot decode: {exc}", self.codec.event_name_of(record.value)))
-        return PartitionChunk(topic, partition, records[0].offset, records[-1].offset + 1, events, quarantined)
+        return PartitionChunk(tp[0], tp[1], start, records[-1].offset + 1, events, quarantined)
 
     async def _apply(self, projection: Projection, chunks: list[PartitionChunk]) -> None:
         try:
@@ -221,3 +209,14 @@ async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
         await asyncio.wait_for(stop.wait(), timeout=seconds)
     except TimeoutError:
         pass
+
+
+def tune_gc_for_batches() -> None:
+    """For projector processes: a batch allocates many short-lived dicts, and CPython's default
+    young-generation threshold (700) then runs the cyclic collector thousands of times per batch
+    over the long-lived objects. Freeze what start-up allocated and collect less often."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 50)

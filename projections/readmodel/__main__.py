@@ -17,7 +17,7 @@ from events.kafka_log import KafkaEventLog
 from projections.cost import PriceTable
 from projections.db import READMODEL_MIGRATIONS, migrate
 from projections.readmodel.service import run_readmodel
-from projections.runner import RunnerSettings
+from projections.runner import RunnerSettings, tune_gc_for_batches
 from services.config import ConfigError, ServiceConfig, add_arguments, from_args
 
 
@@ -57,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     settings = RunnerSettings(workers=args.workers, max_batch=args.max_batch)
+    tune_gc_for_batches()
     asyncio.run(serve(config, args.schema, prices, settings))
     return 0
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 
+from events.kafka_log import KafkaEventLog
 from events.log import EventLog
 from events.topics import Topics
 from projections.cost import PriceTable
-from projections.readmodel.projection import ReadModelProjection
+from projections.reader import KafkaPartitionReader, PartitionReader
+from projections.readmodel.projection import NAME, ReadModelProjection
 from projections.runner import Runner, RunnerSettings, TopicPartition
 
 
@@ -18,8 +21,15 @@ def readmodel_runner(log: EventLog, topics: Topics, database_url: str, schema: s
     async def open_projection() -> ReadModelProjection:
         return await ReadModelProjection.open(database_url, schema=schema, prices=prices)
 
+    open_reader = None
+    if isinstance(log, KafkaEventLog):  # one consumer per worker over its partitions (see projections.reader)
+        bootstrap = log.bootstrap
+
+        async def open_reader(share: Sequence[TopicPartition]) -> PartitionReader:
+            return await KafkaPartitionReader.open(bootstrap, share, client_id=f"squall-{NAME}-{schema}")
+
     return Runner(log, [topics.batch, topics.instance], open_projection, quarantine_topic=topics.quarantine,
-                  settings=settings)
+                  settings=settings, open_reader=open_reader)
 
 
 async def run_readmodel(log: EventLog, topics: Topics, database_url: str, schema: str = "public",

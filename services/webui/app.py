@@ -166,10 +166,10 @@ def api_url(request: Request, api_base: str, path: str) -> str:
     """
     base = api_base.rstrip("/")
     if not base.startswith(("http://", "https://")):
-        host, port = request.scope.get("server") or ("127.0.0.1", 80)
+        host, port = request.scope.get("server") or ("127.0.0.1", None)
         host = f"[{host}]" if ":" in host else host
         scheme = "https" if request.scope.get("scheme") == "https" else "http"
-        base = f"{scheme}://{host}:{port}{base}"
+        base = f"{scheme}://{host}{'' if port is None else f':{port}'}{base}"  # no port: an in-process server
     return base + path
 
 

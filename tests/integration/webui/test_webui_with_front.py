@@ -1,0 +1,79 @@
+"""The UI mounted in the real front end, as the lead will mount it: a batch submitted through the API,
+projected by the real read-model projection, shown by the UI, and cancelled through the real API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from psycopg_pool import AsyncConnectionPool
+
+from events.log import EventLog
+from events.publisher import Publisher
+from events.topics import Topics
+from projections.readmodel.service import run_readmodel
+from services.front.app import create_app
+from services.front.deps import FrontDeps
+from services.front.server import apply_migrations
+from services.front.users import create_user
+from services.webui import create_ui
+from services.webui.session import csrf_token
+
+pytestmark = pytest.mark.postgres
+
+
+async def project_everything(log: EventLog, topics: Topics, database_url: str) -> None:
+    until = {(t, p): end for t in (topics.batch, topics.instance) for p, end in (await log.end_offsets(t)).items()}
+    await run_readmodel(log, topics, database_url, until=until)
+
+
+@pytest.fixture
+async def front(fresh_db: str, memory_log: EventLog, topics: Topics, tmp_path: Path) -> AsyncIterator[tuple]:
+    await asyncio.to_thread(apply_migrations, fresh_db)
+    pool = AsyncConnectionPool(fresh_db, min_size=1, max_size=4, open=False)
+    await pool.open(wait=True)
+    async with pool.connection() as conn:
+        alice = await create_user(conn, "alice")
+    app = create_app(FrontDeps(pool=pool, publisher=Publisher(memory_log, topics), blob_root=tmp_path))
+    # the UI reaches the API in-process, through the same app it is mounted in
+    ui = create_ui(fresh_db, tmp_path, api_transport=httpx.ASGITransport(app=app))
+    app.mount("/ui", ui)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://front") as client:
+        yield client, alice.token
+    await ui.state.ui.pool.close()
+    await pool.close()
+
+
+async def test_a_submitted_batch_is_shown_and_cancelled_through_the_api(
+        front: tuple[httpx.AsyncClient, str], memory_log: EventLog, topics: Topics, fresh_db: str) -> None:
+    client, token = front
+    job = {"process": {"type": "docker", "image": "ubuntu:24.04", "command": ["sleep", "60"]},
+           "absolute_parent_ids": [], "in_update_parent_ids": [], "attributes": {"name": "sleeper"}}
+    created = await client.post("/api/v1alpha/batches/create-fast", headers={"Authorization": f"Bearer {token}"},
+                                json={"batch": {"billing_project": "alice", "token": "b1", "n_jobs": 2,
+                                                "attributes": {"name": "from-the-api"}},
+                                      "bunch": [{**job, "job_id": 1}, {**job, "job_id": 2}]})
+    assert created.status_code == 200, created.text
+    batch_id = created.json()["id"]
+    await project_everything(memory_log, topics, fresh_db)
+
+    signed = await client.post("/ui/login", data={"token": token})
+    assert signed.status_code == 303
+    listing = await client.get("/ui/batches")
+    assert f'href="/ui/batches/{batch_id}"' in listing.text and "from-the-api" in listing.text
+    page = await client.get(f"/ui/batches/{batch_id}")
+    assert page.text.count('class="job state-') == 2 and "sleeper" in page.text
+    assert 'id="cancel-batch"' in page.text
+
+    cancelled = await client.post(f"/ui/batches/{batch_id}/cancel", data={"csrf": csrf_token(token)})
+    assert cancelled.headers["location"] == f"/ui/batches/{batch_id}?cancel=requested"
+    after = await client.get(cancelled.headers["location"])
+    # the front marks the batch cancelled at once; the UI reads that flag with the read model's
+    assert '<span class="badge cancelled" id="batch-state">cancelled</span>' in after.text
+    assert 'id="cancel-batch"' not in after.text
+    api_view = await client.get(f"/api/v1alpha/batches/{batch_id}", headers={"Authorization": f"Bearer {token}"})
+    assert api_view.json()["state"] == "cancelled"

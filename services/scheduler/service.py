@@ -19,7 +19,6 @@ import asyncio
 import heapq
 import logging
 import secrets
-import string
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -41,12 +40,9 @@ from services.scheduler.view import StateFollower
 
 log = logging.getLogger(__name__)
 
-_ALPHABET = string.ascii_lowercase + string.digits
-
-
 def random_attempt_id() -> str:
     """Hail uses 6 random alphanumerics; attempt ids only need to differ between one job's attempts."""
-    return "".join(secrets.choice(_ALPHABET) for _ in range(8))
+    return secrets.token_hex(4)
 
 
 def wall_clock_ms() -> int:

@@ -1,0 +1,229 @@
+"""Driver throughput and latency through the real broker, with simulated instant workers.
+
+    python tests/bench/bench_driver.py [--bootstrap HOST:PORT] [--jobs 20000] [--rate 200]
+
+Shape of the run (as deployed): the scheduler is its own process (`python -m services.scheduler`);
+the lifecycle core runs as `python -m projections.resolver` when that module exists, otherwise as
+the in-process stand-in (events.core evolve + react, tests/unit/driver/driver_support.py); the
+workers are a SimFleet (MJS + MJC Success as soon as an attempt is assigned).
+
+Prints:
+- throughput: N no-op jobs submitted at once (batches of 1,000); jobs scheduled+completed per second
+  from the first commit to the last JobCompleted;
+- latency: jobs submitted at a steady --rate in batches of 10; submit (commit) → SJ p50/p99, and
+  submit → JobCompleted p50/p99, from the events' own timestamps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import importlib.util
+import os
+import resource
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+from events.catalog import BatchUpdateCommitted, JobAttemptScheduled, JobCompleted  # noqa: E402
+from events.codec import Codec  # noqa: E402
+from events.kafka_log import KafkaEventLog  # noqa: E402
+from events.publisher import Publisher  # noqa: E402
+from events.topics import Topics  # noqa: E402
+from services.simworker import SimFleet, SimInstance  # noqa: E402
+from tests.unit.driver.driver_support import JobDef, StandinResolver, batch_events  # noqa: E402
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class CompletionCounter:
+    """Counts JobCompleted on the batch topic by fingerprint, without decoding bodies."""
+
+    def __init__(self, log: KafkaEventLog, topics: Topics, codec: Codec) -> None:
+        self._log, self._topics, self._codec = log, topics, codec
+        self.completed = 0
+        self.last_at = 0.0
+
+    async def run(self) -> None:
+        consumer = await self._log.group_consumer(f"{self._topics.prefix}bench-{uuid.uuid4().hex[:6]}",
+                                                  [self._topics.batch])
+        try:
+            while True:
+                for record in await consumer.getmany(timeout_ms=200, max_records=10_000):
+                    if self._codec.event_name_of(record.value) == "JobCompleted":
+                        self.completed += 1
+                        self.last_at = time.monotonic()
+        finally:
+            await consumer.close()
+
+
+async def wait_for(predicate, timeout_s: float) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"benchmark stalled: condition not met in {timeout_s:.0f}s")
+        await asyncio.sleep(0.02)
+
+
+async def job_latencies(log: KafkaEventLog, topics: Topics, batch_ids: set[int]) -> tuple[list[int], list[int]]:
+    codec = Codec()
+    committed: dict[int, int] = {}
+    scheduled: dict[tuple[int, int], int] = {}
+    completed: dict[tuple[int, int], int] = {}
+    for partition, end in (await log.end_offsets(topics.batch)).items():
+        offset = 0
+        while offset < end:
+            records = await log.read(topics.batch, partition, offset, timeout_ms=1000)
+            for r in records:
+                name = codec.event_name_of(r.value)
+                if name not in ("BatchUpdateCommitted", "JobAttemptScheduled", "JobCompleted"):
+                    continue
+                e = codec.decode(r.value)
+                if e.batch_id not in batch_ids:  # type: ignore[union-attr]
+                    continue
+                if isinstance(e, BatchUpdateCommitted):
+                    committed[e.batch_id] = e.occurred_at
+                elif isinstance(e, JobAttemptScheduled):
+                    scheduled.setdefault((e.batch_id, e.job_id), e.occurred_at)
+                elif isinstance(e, JobCompleted):
+                    completed[(e.batch_id, e.job_id)] = e.occurred_at
+            offset = records[-1].offset + 1
+    to_sj = [t - committed[b] for (b, _), t in scheduled.items()]
+    to_done = [t - committed[b] for (b, _), t in completed.items()]
+    return to_sj, to_done
+
+
+def spawn(args: list[str], log_file: Path) -> subprocess.Popen[bytes]:
+    with open(log_file, "wb") as out:
+        return subprocess.Popen([sys.executable, *args], cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
+                                stdout=subprocess.DEVNULL, stderr=out)
+
+
+def cpu_seconds(pid: int) -> float:
+    """user + system CPU of a live process, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def pct(values: list[int], q: float) -> float:
+    return statistics.quantiles(values, n=100)[int(q) - 1] if len(values) >= 2 else float(values[0])
+
+
+async def bench(bootstrap: str, n_jobs: int, rate: float, n_latency_jobs: int, n_instances: int) -> None:
+    topics = Topics(prefix=f"bench{uuid.uuid4().hex[:8]}.")
+    log = await KafkaEventLog.connect(bootstrap, client_id="bench-driver")
+    await log.create_topics(topics.specs())
+    codec = Codec()
+    publisher = Publisher(log, topics, codec)
+    home = Path(tempfile.mkdtemp(prefix="bench-driver-"))
+    processes: dict[str, subprocess.Popen[bytes]] = {}
+    tasks: list[asyncio.Task[None]] = []
+    common = ["--bootstrap", bootstrap, "--topic-prefix", topics.prefix, "--home", str(home)]
+    resolver: StandinResolver | None = None
+    try:
+        profile = ["-m", "cProfile", "-o", os.environ["BENCH_PROFILE"]] if os.environ.get("BENCH_PROFILE") else []
+        processes["scheduler"] = spawn([*profile, "-m", "services.scheduler", "--scheduler-id", "bench", *common],
+                                       home / "scheduler.log")
+        if importlib.util.find_spec("projections.resolver") is not None:
+            processes["resolver"] = spawn(["-m", "projections.resolver", *common], home / "resolver.log")
+            resolver_kind = "projections.resolver (process)"
+        else:
+            resolver = StandinResolver(log, publisher)
+            resolver.start()
+            resolver_kind = "stand-in core (in the bench process)"
+        fleet = SimFleet(log, publisher, heartbeat_interval_s=5.0)
+        for i in range(n_instances):
+            await fleet.add(SimInstance(name=f"sim-{i}", cores_mcpu=16_000))
+        tasks.append(asyncio.create_task(fleet.serve_all()))
+        counter = CompletionCounter(log, topics, codec)
+        tasks.append(asyncio.create_task(counter.run()))
+        await asyncio.sleep(8.0)  # the scheduler wins its election and rebuilds
+
+        # --- throughput: everything at once --------------------------------------------------
+        per_batch = 1000
+        batches = [batch_events(b, f"user{b % 4}", [JobDef()] * min(per_batch, n_jobs - (b - 1) * per_batch),
+                                now_ms()) for b in range(1, -(-n_jobs // per_batch) + 1)]
+        started = time.monotonic()
+        for events in batches:
+            await publisher.publish(events)
+        submitted = time.monotonic()
+        await wait_for(lambda: counter.completed >= n_jobs, timeout_s=max(120.0, n_jobs / 50))
+        elapsed = counter.last_at - started
+        sj, done = await job_latencies(log, topics, set(range(1, len(batches) + 1)))
+        print(f"driver bench: {n_jobs} no-op jobs, {n_instances} simulated 16-core instances, resolver: "
+              f"{resolver_kind}")
+        print(f"  submit {n_jobs} jobs: {submitted - started:.2f} s ({n_jobs / (submitted - started):,.0f} jobs/s)")
+        print(f"  scheduled+completed: {elapsed:.2f} s -> {n_jobs / elapsed:,.0f} jobs/s end to end")
+        print(f"  under that load: commit->SJ p50 {pct(sj, 50):.0f} ms p99 {pct(sj, 99):.0f} ms; "
+              f"commit->JobCompleted p50 {pct(done, 50):.0f} ms p99 {pct(done, 99):.0f} ms")
+
+        # --- latency: a steady trickle -------------------------------------------------------
+        first = len(batches) + 1
+        n_batches = max(1, n_latency_jobs // 10)
+        base = counter.completed
+        for i in range(n_batches):
+            await publisher.publish(batch_events(first + i, f"user{i % 4}", [JobDef()] * 10, now_ms()))
+            await asyncio.sleep(10 / rate)
+        await wait_for(lambda: counter.completed >= base + n_batches * 10, timeout_s=120)
+        sj, done = await job_latencies(log, topics, set(range(first, first + n_batches)))
+        print(f"  steady {rate:.0f} jobs/s (batches of 10): commit->SJ p50 {pct(sj, 50):.0f} ms "
+              f"p99 {pct(sj, 99):.0f} ms; commit->JobCompleted p50 {pct(done, 50):.0f} ms p99 {pct(done, 99):.0f} ms")
+        cpu = {name: cpu_seconds(p.pid) for name, p in processes.items()}
+        own = resource.getrusage(resource.RUSAGE_SELF)
+        print(f"  cpu seconds: bench process (fleet, counter{', resolver' if resolver else ''}) "
+              f"{own.ru_utime + own.ru_stime:.1f}; " + "; ".join(f"{k} {v:.1f}" for k, v in cpu.items()))
+    finally:
+        for task in tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if resolver is not None:
+            await resolver.close()
+        for process in processes.values():
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        await log.close()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--bootstrap", default=os.environ.get("SQUALL_TEST_KAFKA_BOOTSTRAP"),
+                        help="an existing broker; default: start one for the run")
+    parser.add_argument("--jobs", type=int, default=20_000)
+    parser.add_argument("--rate", type=float, default=200.0, help="jobs/s of the latency phase")
+    parser.add_argument("--latency-jobs", type=int, default=2_000)
+    parser.add_argument("--instances", type=int, default=50)
+    args = parser.parse_args()
+    if args.bootstrap:
+        asyncio.run(bench(args.bootstrap, args.jobs, args.rate, args.latency_jobs, args.instances))
+        return
+    from deploy.kafka import KafkaBroker
+
+    data_dir = Path(tempfile.mkdtemp(prefix="bench-driver-kafka-"))
+    broker = KafkaBroker(data_dir)
+    try:
+        bootstrap = broker.start()
+        asyncio.run(bench(bootstrap, args.jobs, args.rate, args.latency_jobs, args.instances))
+    finally:
+        broker.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -180,12 +180,13 @@ def _job_cancelled(s: BatchState, e: JobCancelled) -> None:
 
 
 def _attempt_scheduled(s: BatchState, e: JobAttemptScheduled | JobCreating) -> None:
-    if e.scheduler_epoch < s.max_scheduler_epoch:
-        return  # a deposed scheduler's decision
-    s.max_scheduler_epoch = e.scheduler_epoch
     job = s.jobs.get(e.job_id)
-    if job is None or not job.committed:
+    if job is None or not job.committed or (e.job_id, e.attempt_id) in s.rejected_attempts:
         return
+    if e.scheduler_epoch < s.max_scheduler_epoch:
+        s.rejected_attempts.add((e.job_id, e.attempt_id))  # a deposed scheduler's decision
+        return
+    s.max_scheduler_epoch = e.scheduler_epoch
     attempt = job.attempt
     creating_now_placed = (isinstance(e, JobAttemptScheduled) and job.state == CREATING and attempt is not None
                            and attempt.attempt_id == e.attempt_id and job.completion is None)
@@ -194,6 +195,8 @@ def _attempt_scheduled(s: BatchState, e: JobAttemptScheduled | JobCreating) -> N
         attempt.instance_name = e.instance_name
         attempt.scheduled_event_id, attempt.scheduled_at = e.event_id, e.occurred_at
     elif job.state != READY or e.attempt_id in job.attempt_ids or s.is_job_cancelled(job):
+        if e.attempt_id not in job.attempt_ids:
+            s.rejected_attempts.add((e.job_id, e.attempt_id))
         return
     else:
         cores, memory, storage = _requested_resources(e, job)

@@ -308,6 +308,7 @@ class BatchState:
         "jobs",
         "deleted",
         "max_scheduler_epoch",
+        "rejected_attempts",
         "completed_n_jobs",
         "n_committed_updates",
         "cause_id",
@@ -338,6 +339,8 @@ class BatchState:
         self.jobs: dict[int, Job] = {}
         self.deleted = False
         self.max_scheduler_epoch = 0
+        # (job_id, attempt_id) of SJs that lost (rare): a re-delivered copy must lose again later
+        self.rejected_attempts: set[tuple[int, str]] = set()
         self.completed_n_jobs: int | None = None  # n_jobs named by the last accepted BatchCompleted
         self.n_committed_updates = 0
         self.cause_id = cause_id
@@ -429,7 +432,8 @@ class BatchState:
         self.dirty_batch = True
 
     def snapshot(self) -> dict[str, Any]:
-        """The facts, comparable with ==: equal snapshots mean equal lifecycles."""
+        """The facts, comparable with ==: equal snapshots mean equal lifecycles. Leaves out the
+        bookkeeping (dirty marks, causes) and the record of rejected SJs, which only fences repeats."""
         return {
             "batch": (
                 self.batch_id,

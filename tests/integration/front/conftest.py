@@ -1,89 +1,24 @@
-"""Fixtures for the front end's endpoint tests: a migrated fresh database, the memory log, users.
+"""Fixtures for the front end's endpoint tests (the harness itself is front_harness.py).
 
-`front` is an in-process client (httpx over ASGI) authenticated as alice; `bob` is a second
-user's headers, to prove users cannot see each other's batches.
+`front` is an in-process client (httpx over ASGI) authenticated as alice, over the memory log and
+a migrated fresh database; `front.bob` holds a second user's headers, to prove users cannot see
+each other's batches.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
-from psycopg_pool import AsyncConnectionPool
+from front_harness import Front, make_front
 
-from events.codec import Codec
 from events.log import EventLog
-from events.publisher import Publisher
 from events.topics import Topics
-from services.front.app import create_app
-from services.front.deps import FrontDeps
-from services.front.server import apply_migrations
-from services.front.specs import SpecRules
-from services.front.users import create_user
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "hail: runs the unmodified Hail Batch client (hailtop) against the front end")
-
-
-@dataclass
-class Front:
-    client: httpx.AsyncClient
-    pool: AsyncConnectionPool
-    log: EventLog
-    topics: Topics
-    deps: FrontDeps
-    alice: dict[str, str]
-    bob: dict[str, str]
-    blob_root: Path
-
-    async def events(self) -> list:
-        """Every event on the batch topic, decoded, in partition/offset order."""
-        codec = Codec()
-        out = []
-        for partition in range(await self.log.partitions(self.topics.batch)):
-            for record in await self.log.read(self.topics.batch, partition, 0, timeout_ms=100):
-                out.append(codec.decode(record.value))
-        return out
-
-    async def sql(self, query: str, params: tuple | dict = ()) -> list[tuple]:
-        async with self.pool.connection() as conn:
-            cur = await conn.execute(query, params)
-            return await cur.fetchall() if cur.description else []
-
-
-class FixedClock:
-    def __init__(self, now_ms: int = 1_700_000_000_000) -> None:
-        self.now_ms = now_ms
-
-    def __call__(self) -> int:
-        return self.now_ms
-
-
-async def make_front(db_url: str, log: EventLog, topics: Topics, blob_root: Path) -> AsyncIterator[Front]:
-    await asyncio.to_thread(apply_migrations, db_url)
-    pool = AsyncConnectionPool(db_url, min_size=1, max_size=8, open=False)
-    await pool.open(wait=True)
-    async with pool.connection() as conn:
-        alice = await create_user(conn, "alice", "alice-project")
-        bob = await create_user(conn, "bob")
-    deps = FrontDeps(pool=pool, publisher=Publisher(log, topics), blob_root=blob_root,
-                     rules=SpecRules(supported_regions=("local", "us-central1")), clock=FixedClock(),
-                     producer="front/test")
-    app = create_app(deps)
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://front",
-                                 headers={"Authorization": f"Bearer {alice.token}"}) as client:
-        try:
-            yield Front(client=client, pool=pool, log=log, topics=topics, deps=deps,
-                        alice={"Authorization": f"Bearer {alice.token}"},
-                        bob={"Authorization": f"Bearer {bob.token}"}, blob_root=blob_root)
-        finally:
-            await pool.close()
 
 
 @pytest.fixture

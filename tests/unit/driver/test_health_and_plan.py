@@ -1,0 +1,96 @@
+"""Pure parts of the driver: which instances are lost, and what one scheduling pass places where."""
+
+from __future__ import annotations
+
+from driver_events import activated, created, creating, deactivated, heartbeat, ready, requested, scheduled
+
+from events.catalog import InstanceDeactivated, JobAttemptCompleted
+from events.core.fairshare import UserDemand, allocate
+from projections.scheduling.model import Demand
+from projections.scheduling.state import SchedulingState
+from services.health.detector import HealthSettings, lost_instance_events
+from services.scheduler.plan import Reservation, plan_cycle, private_instance_name
+
+SETTINGS = HealthSettings(heartbeat_timeout_ms=1000, activation_timeout_ms=5000, drain_grace_ms=500)
+
+
+def fold(*events) -> SchedulingState:  # type: ignore[no-untyped-def]
+    state = SchedulingState()
+    for e in events:
+        state.apply(e)
+    return state
+
+
+# ---- health ------------------------------------------------------------------------------------
+
+def test_a_silent_instance_is_deactivated_and_each_of_its_attempts_ends_as_instance_lost() -> None:
+    state = fold(activated("w1", at=0), activated("w2", at=0), created(1), created(2), ready(1), ready(2),
+                 scheduled(1, "a1", "w1"), scheduled(2, "a2", "w1"), heartbeat("w1", 100), heartbeat("w2", 1500))
+    assert lost_instance_events(state, 1100, SETTINGS) == []
+    events = lost_instance_events(state, 1101, SETTINGS)
+    [deact] = [e for e in events if isinstance(e, InstanceDeactivated)]
+    ended = [e for e in events if isinstance(e, JobAttemptCompleted)]
+    assert (deact.instance_name, deact.reason) == ("w1", "not_responding")
+    assert sorted((e.job_id, e.attempt_id) for e in ended) == [(1, "a1"), (2, "a2")]
+    assert {(e.outcome, e.failure_cause, e.producer) for e in ended} == {("Error", "instance_lost", "health")}
+    assert [e.event_id for e in lost_instance_events(state, 1101, SETTINGS)] == [e.event_id for e in events]
+
+
+def test_an_instance_that_never_activates_times_out_and_ends_the_creating_job() -> None:
+    name = private_instance_name((1, 1), "p1")
+    state = fold(created(1, cores=8000, machine_type="n1-standard-8"), ready(1),
+                 requested(name, pool="job-private", at=0, job_private_for="1:1:p1"), creating(1, "p1", name))
+    assert lost_instance_events(state, 5000, SETTINGS) == []
+    events = lost_instance_events(state, 5001, SETTINGS)
+    assert [(type(e).__name__, getattr(e, "reason", None) or getattr(e, "attempt_id", None)) for e in events] == [
+        ("InstanceDeactivated", "activation_timeout"), ("JobAttemptCompleted", "p1")]
+
+
+def test_attempts_left_on_a_deactivated_instance_end_after_the_drain_grace() -> None:
+    state = fold(activated("w1"), created(1), ready(1), scheduled(1, "a1", "w1"), deactivated("w1", at=100))
+    assert lost_instance_events(state, 599, SETTINGS) == []
+    [ended] = lost_instance_events(state, 600, SETTINGS)
+    assert isinstance(ended, JobAttemptCompleted) and ended.attempt_id == "a1"
+
+
+# ---- one scheduling pass -------------------------------------------------------------------------
+
+def test_reservations_keep_a_pass_from_overcommitting_an_instance() -> None:
+    state = fold(activated("w1", cores=2000), *(created(j) for j in range(1, 5)), *(ready(j) for j in range(1, 5)))
+    first = plan_cycle(state, [], now_ms=0)
+    assert [(a.job_id, a.instance_name) for a in first.assignments] == [(1, "w1"), (2, "w1")]
+    reserved = [Reservation((1, a.job_id), "alice", "standard", a.instance_name, Demand(1000, a.memory_bytes, 0), 0)
+                for a in first.assignments]
+    second = plan_cycle(state, reserved, now_ms=0)
+    assert second.assignments == []  # w1 is full until the SJs come back
+    assert {e.job_id for e in second.explanations} == {3, 4}
+
+
+def test_shares_follow_water_filling_and_the_bigger_share_goes_first() -> None:
+    state = fold(activated("w1", cores=8000, memory=64 * 1024**3),
+                 *(created(j, user="alice") for j in range(1, 11)), *(ready(j) for j in range(1, 11)),
+                 *(created(j, user="bob", batch=2) for j in range(1, 3)), *(ready(j, batch=2) for j in range(1, 3)))
+    plan = plan_cycle(state, [], now_ms=0)
+    expected = allocate({"alice": UserDemand(0, 10_000), "bob": UserDemand(0, 2000)}, 8000)
+    assert plan.shares["standard"] == expected == {"alice": 6000, "bob": 2000}
+    placed = [a.user for a in plan.assignments]
+    assert placed.count("alice") == 6 and placed.count("bob") == 2 and placed[0] == "alice"
+
+
+def test_jobs_in_backoff_wait() -> None:
+    state = fold(activated("w1"), created(1), ready(1, not_before=500, at=1))
+    assert plan_cycle(state, [], now_ms=499).assignments == []
+    assert [a.job_id for a in plan_cycle(state, [], now_ms=500).assignments] == [1]
+
+
+def test_a_machine_type_job_asks_for_its_own_instance_and_is_placed_when_it_is_active() -> None:
+    state = fold(created(1, cores=8000, machine_type="n1-standard-8"), ready(1))
+    plan = plan_cycle(state, [], now_ms=0)
+    assert [(r.job_id, r.machine_type) for r in plan.job_private_requests] == [(1, "n1-standard-8")]
+    name = private_instance_name((1, 1), "p1")
+    for e in (requested(name, pool="job-private", cores=8000, job_private_for="1:1:p1"), creating(1, "p1", name),
+              activated(name, pool="job-private", cores=8000)):
+        state.apply(e)
+    plan = plan_cycle(state, [], now_ms=0)
+    assert plan.job_private_requests == [] and [(c.job.key, c.instance.name) for c in plan.creating_placements] == [
+        ((1, 1), name)]

@@ -1,0 +1,124 @@
+"""The scheduling projection's fold: queues, fair-share inputs, capacity, and the core's SJ fences."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from driver_events import (
+    GIB,
+    activated,
+    attempt_done,
+    cancelled,
+    completed,
+    created,
+    creating,
+    deactivated,
+    deleted,
+    heartbeat,
+    ready,
+    requested,
+    scheduled,
+)
+
+from projections.scheduling.model import InstanceState, JobPhase
+from projections.scheduling.state import SchedulingState
+
+
+def fold(*events) -> SchedulingState:  # type: ignore[no-untyped-def]
+    state = SchedulingState()
+    for e in events:
+        state.apply(e)
+    return state
+
+
+def test_ready_jobs_queue_per_user_and_pool_in_batch_then_job_order() -> None:
+    state = fold(created(2, batch=5), created(1, batch=5), created(1, batch=3), created(1, user="bob", batch=4),
+                 created(9, batch=3, preemptible=False),
+                 ready(2, batch=5), ready(1, batch=5), ready(1, batch=3), ready(1, batch=4), ready(9, batch=3))
+    assert list(state.ready[("standard", "alice")]) == [(3, 1), (5, 1), (5, 2)]
+    assert list(state.ready[("standard", "bob")]) == [(4, 1)]
+    assert list(state.ready[("standard-np", "alice")]) == [(3, 9)]
+    assert state.user_cores("standard") == {"alice": (0, 3000), "bob": (0, 1000)}
+
+
+def test_an_accepted_sj_moves_cores_from_ready_to_running_and_takes_instance_capacity() -> None:
+    state = fold(activated("w1", cores=4000, memory=16 * GIB, storage=100), created(1, cores=2000), ready(1),
+                 scheduled(1, "a1", "w1", cores=2000, memory=4 * GIB, storage=10))
+    w1 = state.instances["w1"]
+    assert (w1.free_cores_mcpu, w1.free_memory_bytes, w1.free_storage_gib) == (2000, 12 * GIB, 90)
+    assert state.user_cores("standard") == {"alice": (2000, 0)}
+    assert state.jobs[(1, 1)].phase is JobPhase.RUNNING and w1.idle_since is None
+
+
+def test_the_core_rejects_a_second_sj_for_a_running_job_and_an_older_epoch() -> None:
+    state = fold(activated("w1"), created(1), created(2), ready(1), ready(2),
+                 scheduled(1, "a1", "w1", epoch=2), scheduled(1, "a2", "w1", epoch=2),  # job 1 already running
+                 scheduled(2, "b1", "w1", epoch=1))  # a deposed leader's placement
+    assert set(state.attempts) == {"a1"}
+    assert state.instances["w1"].free_cores_mcpu == 3000
+    assert state.jobs[(1, 2)].phase is JobPhase.READY
+
+
+def test_a_completed_attempt_frees_capacity_once_and_starts_the_idle_clock() -> None:
+    state = fold(activated("w1"), created(1), ready(1), scheduled(1, "a1", "w1"),
+                 attempt_done(1, "a1", "w1", at=50), attempt_done(1, "a1", "w1", at=60))
+    w1 = state.instances["w1"]
+    assert w1.free_cores_mcpu == 4000 and w1.idle_since == 50 and not w1.attempts
+    assert state.user_cores("standard") == {}
+    state.apply(completed(1, attempt="a1"))
+    assert (1, 1) not in state.jobs
+
+
+def test_a_retry_returns_the_job_to_the_queue_with_its_backoff() -> None:
+    state = fold(activated("w1"), created(1), ready(1), scheduled(1, "a1", "w1"),
+                 attempt_done(1, "a1", "w1", outcome="Error"), ready(1, not_before=9000, at=1))
+    job = state.jobs[(1, 1)]
+    assert job.phase is JobPhase.READY and job.not_before == 9000 and job.attempt_id is None
+    assert list(state.ready[("standard", "alice")]) == [(1, 1)]
+
+
+def test_cancelling_a_ready_job_leaves_the_queue() -> None:
+    state = fold(created(1), ready(1), cancelled(1))
+    assert len(state.ready[("standard", "alice")]) == 0 and state.ready[("standard", "alice")].cores_mcpu == 0
+
+
+def test_instance_lifecycle_requested_active_inactive_deleted() -> None:
+    state = fold(requested("w1", at=5))
+    assert state.instances["w1"].state is InstanceState.PENDING and state.pending_instances("standard")
+    state.apply(activated("w1", at=7))
+    state.apply(heartbeat("w1", at=20))
+    w1 = state.instances["w1"]
+    assert w1.state is InstanceState.ACTIVE and w1.last_sign_of_life() == 20 and w1.idle_since == 7
+    state.apply(deactivated("w1", at=30))
+    assert w1.state is InstanceState.INACTIVE and w1.deactivated_at == 30 and state.active_instances() == []
+    state.apply(deleted("w1"))
+    assert "w1" not in state.instances
+
+
+def test_a_deleted_instance_is_kept_until_its_attempts_are_ended() -> None:
+    state = fold(activated("w1"), created(1), ready(1), scheduled(1, "a1", "w1"), deactivated("w1"), deleted("w1"))
+    assert state.instances["w1"].deleted and state.instances["w1"].attempts == {"a1"}
+    state.apply(attempt_done(1, "a1", "w1", outcome="Error"))
+    assert "w1" not in state.instances
+
+
+def test_a_creating_job_is_placed_on_its_private_instance_with_the_same_attempt() -> None:
+    name = "job-1-1-p1"
+    state = fold(created(1, cores=8000, machine_type="n1-standard-8"), ready(1),
+                 requested(name, pool="job-private", cores=8000, job_private_for="1:1:p1"), creating(1, "p1", name))
+    assert state.jobs[(1, 1)].phase is JobPhase.CREATING and state.creating == {(1, 1)}
+    assert state.private_job_waiting(state.instances[name]) is state.jobs[(1, 1)]
+    state.apply(activated(name, pool="job-private", cores=8000))
+    state.apply(scheduled(1, "p1", name, cores=8000))
+    assert state.jobs[(1, 1)].phase is JobPhase.RUNNING and state.creating == set()
+    assert state.instances[name].free_cores_mcpu == 0
+
+
+def test_replaying_the_same_events_gives_the_same_state() -> None:
+    events = [activated("w1"), created(1), created(2), ready(1), ready(2), scheduled(1, "a1", "w1"),
+              attempt_done(1, "a1", "w1", at=9), completed(1, attempt="a1")]
+    one, two = fold(*events), fold(*events)
+    assert one.user_cores("standard") == two.user_cores("standard")
+    assert asdict(one.instances["w1"]) == asdict(two.instances["w1"])
+    assert {k: asdict(j) for k, j in one.jobs.items()} == {k: asdict(j) for k, j in two.jobs.items()}
+    assert list(one.ready[("standard", "alice")]) == list(two.ready[("standard", "alice")]) == [(1, 2)]

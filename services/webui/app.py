@@ -229,3 +229,10 @@ def create_ui(database_url: str, blob_root: Path, api_base: str = "/api/v1alpha"
     app.state.ui = ui
     app.add_middleware(_MarkUiApp, ui_app=app)
     return app
+
+
+async def close_ui(app: Starlette) -> None:
+    """Close the UI's database pool; call it at shutdown when the UI is mounted (Starlette runs no
+    lifespan of a mounted app). Harmless if the pool never opened."""
+    ui: UiContext = app.state.ui
+    await ui.pool.close()

@@ -105,6 +105,7 @@ def test_sign_in_lands_on_the_users_batches(page: Page) -> None:
     assert links == ["2", "1"]
     # the token cookie is HttpOnly: no script on the page can read it
     assert "squall_ui_token" not in page.evaluate("document.cookie")
+    page.screenshot(SCREENSHOTS / "batches.png")
 
 
 def test_the_batch_page_shows_its_jobs(page: Page, server: str) -> None:
@@ -129,6 +130,13 @@ def test_the_job_page_plots_resource_usage(page: Page, server: str) -> None:
     page.navigate(f"{server}/ui/batches/1/jobs/1")
     assert page.evaluate("document.querySelectorAll('#usage-main svg polyline').length") == 2
     page.screenshot(SCREENSHOTS / "job.png")
+
+
+def test_the_instances_page_shows_pool_utilisation(page: Page, server: str) -> None:
+    page.navigate(f"{server}/ui/instances")
+    widths = page.evaluate("[...document.querySelectorAll('#pools .meter span')].map(s => s.style.width)")
+    assert widths == ["25%"]
+    page.screenshot(SCREENSHOTS / "instances.png")
 
 
 def test_cancel_reaches_the_api_with_the_users_token(page: Page, server: str, recorder: CancelRecorder) -> None:

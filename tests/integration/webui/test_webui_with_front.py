@@ -20,7 +20,7 @@ from services.front.app import create_app
 from services.front.deps import FrontDeps
 from services.front.server import apply_migrations
 from services.front.users import create_user
-from services.webui import create_ui
+from services.webui import close_ui, create_ui
 from services.webui.session import csrf_token
 
 pytestmark = pytest.mark.postgres
@@ -44,7 +44,7 @@ async def front(fresh_db: str, memory_log: EventLog, topics: Topics, tmp_path: P
     app.mount("/ui", ui)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://front") as client:
         yield client, alice.token
-    await ui.state.ui.pool.close()
+    await close_ui(ui)
     await pool.close()
 
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -45,9 +48,18 @@ def test_broker_start_is_idempotent_and_data_survives_a_restart(tmp_path: Path) 
     broker.stop()  # stopping a stopped broker is harmless
 
 
+@pytest.fixture
+def pg_dir() -> Iterator[Path]:
+    # Not tmp_path: the server runs as another user, and pytest keeps resetting its own temp root
+    # to mode 0700 (a concurrent pytest run does it too), which locks that user out.
+    root = Path(tempfile.mkdtemp(prefix="squall-test-deploy-pg-"))
+    yield root / "pg"
+    shutil.rmtree(root, ignore_errors=True)
+
+
 @pytest.mark.postgres
-def test_embedded_postgres_is_idempotent_and_creates_databases(tmp_path: Path) -> None:
-    server = EmbeddedPostgres(tmp_path / "pg")
+def test_embedded_postgres_is_idempotent_and_creates_databases(pg_dir: Path) -> None:
+    server = EmbeddedPostgres(pg_dir)
     try:
         url = server.start()
         assert server.start() == url

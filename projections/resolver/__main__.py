@@ -1,0 +1,62 @@
+"""The dependency resolver: `python -m projections.resolver --bootstrap HOST:PORT [--topic-prefix P]`.
+
+Folds the batch topic with the lifecycle core and appends what it derives (jobs ready, cancelled
+or completed, batches cancelled or completed, attempts assigned to workers or to be killed).
+Run one or more: members of the consumer group "<prefix>resolver" share the partitions. It may
+be killed at any moment; the next owner of a partition rebuilds it from the log.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import socket
+import sys
+
+from events.kafka_log import KafkaEventLog
+from projections.resolver.service import Resolver, ResolverSettings
+from services.config import ConfigError, ServiceConfig, add_arguments, from_args
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m projections.resolver", description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    parser.add_argument("--max-records", type=int, default=ResolverSettings.max_records,
+                        help="records folded between two appends")
+    return parser.parse_args(argv)
+
+
+async def serve(config: ServiceConfig, settings: ResolverSettings) -> None:
+    log = await KafkaEventLog.connect(config.bootstrap_servers, client_id="squall-resolver")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await log.create_topics(config.topics.specs())
+        producer = f"resolver/{socket.gethostname()}:{os.getpid()}"
+        await Resolver(log, config.topics, producer, settings).run(stop)
+    finally:
+        await log.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        config = from_args(args, need_database=False)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.max_records < 1:
+        print("error: --max-records must be at least 1", file=sys.stderr)
+        return 2
+    asyncio.run(serve(config, ResolverSettings(max_records=args.max_records)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -88,13 +88,18 @@ class Autoscaler:
     def producer(self) -> str:
         return f"autoscaler/{self.provider.name}"
 
-    async def run(self) -> None:
+    async def start(self) -> None:
+        """Fold the log up to now (a fresh private view), before the first loop."""
         topics = self._publisher.topics
         self.follower = StateFollower(self._log, topics, f"{topics.prefix}autoscaler-view.{self._view_id}",
                                       self._publisher.codec)
         await self.follower.start()
+        await self.follower.catch_up()
+
+    async def run(self) -> None:
+        await self.start()
+        assert self.follower is not None
         try:
-            await self.follower.catch_up()
             while True:
                 await self.loop_once()
                 loop = asyncio.get_running_loop()
@@ -102,6 +107,10 @@ class Autoscaler:
                 while (left := until - loop.time()) > 0:
                     await self.follower.poll(timeout_ms=max(1, int(left * 1000)))
         finally:
+            await self.close()
+
+    async def close(self) -> None:
+        if self.follower is not None:
             await self.follower.close()
 
     async def loop_once(self) -> None:

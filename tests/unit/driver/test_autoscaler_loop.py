@@ -1,0 +1,174 @@
+"""The autoscaler loop on the in-memory log, with an in-memory provider and with the fake Compute API."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from driver_events import activated, cancelled, created, ready, requested
+from fake_compute import FakeCompute, FakeComputeServer
+
+from events.catalog import InstanceCreated, InstanceDeactivated, InstanceDeleted, InstanceRequested
+from events.codec import Codec
+from events.core.autoscale import PoolConfig
+from events.publisher import Publisher
+from services.autoscaler.service import Autoscaler, AutoscalerSettings
+from services.providers.base import InstanceSpec, ProviderInstance, QuotaExceeded
+from services.providers.gce import GceProvider, GceSettings
+
+POOL = PoolConfig(name="standard", worker_type="standard", preemptible=True, worker_cores=4, storage_gib=100,
+                  min_instances=1, max_instances=5, max_new_per_loop=3, idle_time_ms=10_000, region="us-central1")
+
+
+class MemoryProvider:
+    """An honest in-memory InstanceProvider; `fail_next` makes the next creates raise it."""
+
+    name = "memory"
+
+    def __init__(self) -> None:
+        self.instances: dict[str, InstanceSpec] = {}
+        self.fail_next: list[Exception] = []
+        self.deleted: list[str] = []
+
+    async def create(self, spec: InstanceSpec) -> ProviderInstance:
+        if self.fail_next:
+            raise self.fail_next.pop(0)
+        self.instances[spec.name] = spec
+        return ProviderInstance(spec.name, f"mem/{spec.name}", "running")
+
+    async def delete(self, name: str, provider_id: str | None = None) -> None:
+        self.instances.pop(name, None)
+        self.deleted.append(name)
+
+    async def list(self) -> list[ProviderInstance]:
+        return [ProviderInstance(n, f"mem/{n}", "running") for n in self.instances]
+
+    async def close(self) -> None:
+        pass
+
+
+class Clock:
+    def __init__(self, now: int = 1_000_000) -> None:
+        self.now = now
+
+    def __call__(self) -> int:
+        return self.now
+
+
+async def instance_events(log, topics):  # type: ignore[no-untyped-def]
+    codec = Codec()
+    out = []
+    for partition, end in (await log.end_offsets(topics.instance)).items():
+        out.extend(codec.decode(r.value) for r in await log.read(topics.instance, partition, 0, max_records=end,
+                                                                   timeout_ms=0))
+    return sorted(out, key=lambda e: e.occurred_at)
+
+
+def names() -> object:
+    counter = itertools.count(1)
+    return lambda pool: f"{pool}-{next(counter)}"
+
+
+async def make(memory_log, topics, provider, clock, pool=POOL, **settings):  # type: ignore[no-untyped-def]
+    publisher = Publisher(memory_log, topics, Codec())
+    autoscaler = Autoscaler(memory_log, publisher, provider,
+                            AutoscalerSettings(pools=(pool,), reconcile_interval_s=0, **settings),
+                            clock=clock, new_name=names())
+    await autoscaler.start()
+    return autoscaler, publisher
+
+
+async def test_tops_up_to_the_minimum_then_grows_with_ready_demand_within_the_per_loop_limit(memory_log, topics):
+    provider, clock = MemoryProvider(), Clock()
+    autoscaler, publisher = await make(memory_log, topics, provider, clock)
+    await autoscaler.loop_once()
+    assert sorted(provider.instances) == ["standard-1"]
+    # 20 ready one-core jobs, 4-core workers: 5 needed; one is booting; at most 3 per loop
+    await publisher.publish([created(j) for j in range(1, 21)] + [ready(j) for j in range(1, 21)])
+    await autoscaler.loop_once()
+    assert sorted(provider.instances) == ["standard-1", "standard-2", "standard-3", "standard-4"]
+    events = await instance_events(memory_log, topics)
+    assert [type(e).__name__ for e in events].count("InstanceRequested") == 4
+    assert {e.instance_name for e in events if isinstance(e, InstanceCreated)} == set(provider.instances)
+    created_2 = next(e for e in events if isinstance(e, InstanceRequested) and e.instance_name == "standard-2")
+    assert (created_2.machine_type, created_2.cores_mcpu, created_2.region) == ("n1-standard-4", 4000, "us-central1")
+    await autoscaler.close()
+
+
+async def test_a_refused_create_is_recorded_and_the_pool_waits_before_asking_again(memory_log, topics):
+    provider, clock = MemoryProvider(), Clock()
+    provider.fail_next = [QuotaExceeded("Quota 'CPUS' exceeded")]
+    autoscaler, _ = await make(memory_log, topics, provider, clock)
+    await autoscaler.loop_once()
+    events = await instance_events(memory_log, topics)
+    assert [(type(e).__name__, getattr(e, "reason", None)) for e in events] == [
+        ("InstanceRequested", None), ("InstanceDeactivated", "create_failed"), ("InstanceDeleted", "create_failed")]
+    clock.now += 30_000
+    await autoscaler.loop_once()
+    assert provider.instances == {}  # quota: wait a minute
+    clock.now += 31_000
+    await autoscaler.loop_once()
+    assert list(provider.instances) == ["standard-2"]
+    await autoscaler.close()
+
+
+async def test_idle_instances_go_after_their_idle_time_but_never_below_the_minimum(memory_log, topics):
+    provider, clock = MemoryProvider(), Clock()
+    autoscaler, publisher = await make(memory_log, topics, provider, clock, pool=POOL)
+    await publisher.publish([requested(n, cores=4000, at=clock.now) for n in ("a", "b", "c")]
+                            + [activated(n, cores=4000, at=clock.now) for n in ("a", "b", "c")])
+    provider.instances.update({n: None for n in ("a", "b", "c")})  # type: ignore[misc]
+    clock.now += 9_999
+    await autoscaler.loop_once()
+    assert provider.deleted == []
+    clock.now += 1
+    await autoscaler.loop_once()
+    assert len(provider.deleted) == 2 and len(provider.instances) == 1
+    events = await instance_events(memory_log, topics)
+    assert sorted(e.instance_name for e in events if isinstance(e, InstanceDeleted)) == sorted(provider.deleted)
+    assert {e.reason for e in events if isinstance(e, InstanceDeactivated)} == {"idle"}
+    await autoscaler.close()
+
+
+async def test_a_job_private_request_is_created_and_a_vanished_instance_is_deactivated(memory_log, topics):
+    provider, clock = MemoryProvider(), Clock()
+    pool = PoolConfig(name="standard", worker_type="standard", preemptible=True, min_instances=0)
+    autoscaler, publisher = await make(memory_log, topics, provider, clock, pool=pool, vanished_grace_ms=1000)
+    await publisher.publish([requested("job-1-1-p1", pool="job-private", cores=8000, at=clock.now,
+                                       job_private_for="1:1:p1")])
+    await autoscaler.loop_once()
+    assert list(provider.instances) == ["job-1-1-p1"]
+    provider.instances.clear()  # the VM disappeared behind our back
+    clock.now += 1000
+    await autoscaler.loop_once()
+    events = await instance_events(memory_log, topics)
+    assert any(isinstance(e, InstanceDeactivated) and e.reason == "does_not_exist" for e in events)
+    await autoscaler.close()
+
+
+@pytest.mark.parametrize("exhausted", [set(), {"us-central1-a"}])
+async def test_with_the_gce_provider_it_inserts_and_deletes_the_right_vms(memory_log, topics, exhausted):
+    clock = Clock()
+    with FakeComputeServer(FakeCompute(exhausted_zones=exhausted, fail_next_posts=1)) as server:
+        gce = GceProvider(GceSettings(project="proj", zones=("us-central1-a", "us-central1-b"),
+                                      kafka_bootstrap="10.0.0.2:9092", api_endpoint=server.endpoint,
+                                      operation_poll_s=0.01))
+        pool = PoolConfig(name="standard", worker_type="standard", preemptible=True, worker_cores=4, min_instances=0,
+                          max_instances=2, idle_time_ms=1000, region="us-central1")
+        autoscaler, publisher = await make(memory_log, topics, gce, clock, pool=pool)
+        await publisher.publish([created(j, cores=2000) for j in (1, 2, 3, 4)] + [ready(j) for j in (1, 2, 3, 4)])
+        await autoscaler.loop_once()
+        live = sorted(server.fake.instances)
+        zone = "us-central1-b" if exhausted else "us-central1-a"
+        assert live == [(zone, "standard-1"), (zone, "standard-2")]
+        assert {i["machineType"] for i in server.fake.instances.values()} == {f"zones/{zone}/machineTypes/n1-standard-4"}
+        # the jobs went elsewhere; both VMs activate and idle past 1 s: both are deleted (min 0)
+        await publisher.publish([activated(n, cores=4000, at=clock.now) for _, n in live])
+        await publisher.publish([cancelled(j) for j in (1, 2, 3, 4)])
+        clock.now += 1000
+        await autoscaler.loop_once()
+        assert server.fake.instances == {}
+        assert sorted(c.path for c in server.fake.deletes()) == ["instances/standard-1", "instances/standard-2"]
+        assert {c.zone for c in server.fake.deletes()} == {zone}  # found by provider id, no zone guessing
+        await autoscaler.close()
+        await gce.close()

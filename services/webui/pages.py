@@ -6,6 +6,7 @@ rendered template; they only read. A batch that is not the user's is a 404, as i
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Any
 
 from starlette.exceptions import HTTPException
@@ -18,6 +19,9 @@ from services.webui.steps import steps_from_status
 
 if TYPE_CHECKING:
     from services.webui.app import Visit
+
+# The raw-log route serves at most this much (the end of the log): it is read into memory.
+RAW_LOG_MAX_BYTES = 8 * 1024 * 1024
 
 
 def _int_param(visit: Visit, name: str) -> int | None:
@@ -124,12 +128,13 @@ async def job(visit: Visit) -> Response:
     attempt = _chosen_attempt(visit, job_row, attempts)
     logs = {}
     charts: list[dict] = []
-    if attempt is not None:
+    if attempt is not None:  # file reads off the event loop: a slow disk must not stall other pages
         for step in blobs.STEPS:
-            log = blobs.read_log(visit.ui.blob_root, batch_id, job_id, attempt["attempt_id"], step)
+            log = await asyncio.to_thread(blobs.read_log, visit.ui.blob_root, batch_id, job_id,
+                                          attempt["attempt_id"], step)
             if log is not None:
                 logs[step] = log
-        charts = _usage_charts(visit, batch_id, job_id, attempt["attempt_id"])
+        charts = await asyncio.to_thread(_usage_charts, visit, batch_id, job_id, attempt["attempt_id"])
     status = _attempt_status(job_row, attempt)
     explanation = None
     if job_row["state"] in ("Pending", "Ready"):
@@ -137,11 +142,14 @@ async def job(visit: Visit) -> Response:
     return visit.render(
         "job.html", batch=row, job=job_row, attempts=attempts, attempt=attempt, logs=logs, charts=charts,
         steps=steps_from_status(status), audit=await readmodels.audit_trail(visit.conn, batch_id, job_id),
-        explanation=explanation, live=job_row["state"] in present.LIVE_JOB_STATES)
+        explanation=explanation, live=job_row["state"] in present.LIVE_JOB_STATES, log_tail_bytes=blobs.LOG_TAIL_BYTES)
 
 
 async def job_log(visit: Visit) -> Response:
-    """The raw log of one step (all of it), for the live view and for downloading."""
+    """The raw text of one step's log, for the live view: its last `?tail=` bytes, at most 8 MiB.
+
+    Whole logs of any size are the API's business (GET /api/v1alpha/batches/{b}/jobs/{j}/log/{step}).
+    """
     row, job_row = await _users_job(visit)
     step = visit.request.path_params["step"]
     if step not in blobs.STEPS:
@@ -153,9 +161,12 @@ async def job_log(visit: Visit) -> Response:
                                                     or attempt["attempt_id"]):
         raise HTTPException(404, "no such attempt for this job")
     attempt_id = attempt["attempt_id"]
-    log = blobs.read_log(visit.ui.blob_root, row["batch_id"], job_row["job_id"], attempt_id, step, tail_bytes=None)
+    tail = _int_param(visit, "tail") or RAW_LOG_MAX_BYTES
+    log = await asyncio.to_thread(blobs.read_log, visit.ui.blob_root, row["batch_id"], job_row["job_id"],
+                                  attempt_id, step, min(tail, RAW_LOG_MAX_BYTES))
     # The live view stops polling once the job's state is terminal.
-    headers = {"X-Squall-Job-State": job_row["state"], "Cache-Control": "no-store"}
+    headers = {"X-Squall-Job-State": job_row["state"], "Cache-Control": "no-store",
+               "X-Squall-Log-Truncated": "true" if log is not None and log.truncated else "false"}
     return PlainTextResponse("" if log is None else log.text, headers=headers,
                              status_code=200 if log is not None else 404)
 

@@ -219,12 +219,14 @@ def test_a_ready_job_explains_why_it_is_not_scheduled(client: TestClient) -> Non
 def test_a_running_job_follows_its_log(client: TestClient) -> None:
     sign_in(client)
     page = client.get("/ui/batches/1/jobs/2")
-    assert 'data-live-url="/ui/batches/1/jobs/2/log/main?attempt_id=a-2"' in page.text
+    assert 'data-live-url="/ui/batches/1/jobs/2/log/main?attempt_id=a-2&amp;tail=262144"' in page.text
     log = client.get("/ui/batches/1/jobs/2/log/main", params={"attempt_id": "a-2"})
     assert log.status_code == 200
     assert log.text == "step 1 of 3\n"
     assert log.headers["x-squall-job-state"] == "Running"
     assert log.headers["cache-control"] == "no-store"
+    tail = client.get("/ui/batches/1/jobs/2/log/main", params={"attempt_id": "a-2", "tail": 7})
+    assert tail.text == "1 of 3\n" and tail.headers["x-squall-log-truncated"] == "true"
 
 
 def test_raw_logs_only_for_known_steps_and_attempts(client: TestClient) -> None:

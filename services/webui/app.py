@@ -1,6 +1,7 @@
 """The operators' web UI as one Starlette app: `create_ui(...)`, mounted by the front end at /ui.
 
-Server-rendered Jinja2 pages over the read models; the only scripts are static/ui.js (live logs).
+Server-rendered Jinja2 pages over the read models; the only script is static/ui.js (live logs and a
+cancel confirmation), and every page works without it.
 Sign-in takes the user's API token and keeps it in an HttpOnly cookie (session.py); every page
 resolves it to a user through the front end's token table and shows only that user's batches.
 Actions go through the public API with the user's token (cancel: PATCH {api_base}/batches/{id}/cancel),
@@ -101,9 +102,11 @@ def signed_in(handler: PageHandler) -> Callable[[Request], Awaitable[Response]]:
 
 async def read_form(request: Request) -> dict[str, str]:
     """A small urlencoded form (the UI's own forms), without a multipart dependency."""
-    body = await request.body()
-    if len(body) > MAX_FORM_BYTES:
-        raise HTTPException(413, "form too large")
+    body = bytearray()
+    async for chunk in request.stream():  # stop reading at the cap instead of buffering any size
+        body += chunk
+        if len(body) > MAX_FORM_BYTES:
+            raise HTTPException(413, "form too large")
     return {k: v[0] for k, v in parse_qs(body.decode("utf-8", errors="replace")).items()}
 
 

@@ -168,6 +168,14 @@ def test_cancel_without_the_form_token_is_refused(client: TestClient, api: Recor
     assert api.requests == []
 
 
+def test_an_oversized_form_is_refused(client: TestClient, api: RecordingTransport) -> None:
+    sign_in(client)
+    answer = client.post("/ui/batches/1/cancel", content=b"csrf=" + b"x" * 20_000,
+                         headers={"content-type": "application/x-www-form-urlencoded"})
+    assert answer.status_code == 413
+    assert api.requests == []
+
+
 def test_cancel_of_another_users_batch_is_not_found(client: TestClient, api: RecordingTransport) -> None:
     sign_in(client)
     assert client.post("/ui/batches/3/cancel", data={"csrf": csrf_token(ALICE_TOKEN)}).status_code == 404

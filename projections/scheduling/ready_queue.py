@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 from sortedcontainers import SortedSet
 
@@ -38,14 +38,3 @@ class ReadyQueue:
 
     def __iter__(self) -> Iterator[JobKey]:
         return iter(self._keys)
-
-    def head(self, limit: int, skip: Callable[[JobKey], bool] | None = None) -> list[JobKey]:
-        """Up to `limit` keys from the front, leaving out those `skip` rejects."""
-        out: list[JobKey] = []
-        for key in self._keys:
-            if skip is not None and skip(key):
-                continue
-            out.append(key)
-            if len(out) >= limit:
-                break
-        return out

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from events.core.explain import Explanation
 from events.core.fairshare import UserDemand, allocate
 from events.core.matching import (
-    QUARTER_CORE_MCPU,
     Assignment,
     InstanceCapacity,
     JobPrivateRequest,
@@ -114,20 +113,22 @@ def plan_cycle(state: SchedulingState, reservations: Iterable[Reservation], now_
 
 def _head_jobs(state: SchedulingState, pool: str, user: str | None, reserved: set[JobKey], now_ms: int,
                share_mcpu: int = 0) -> list[ReadyJob]:
-    """The front of one user's queue (all users for job-private): enough jobs to use the share."""
+    """The front of one user's queue (all users for job-private): the jobs that fit the share, plus
+    the next one (so the matcher can say why it waits), and at least MIN_JOBS_PER_USER."""
     out: list[ReadyJob] = []
     queues = [(user, state.ready[(pool, user)])] if user is not None else list(state.ready_queues(pool))
     jobs = state.jobs
     for _, queue in queues:
-        # the smallest job is a quarter core: more jobs than this cannot fit the share
-        limit = min(MAX_JOBS_PER_USER, max(MIN_JOBS_PER_USER, share_mcpu // QUARTER_CORE_MCPU + 1))
-
-        def skip(key: JobKey) -> bool:
+        budget, taken = share_mcpu, 0
+        for key in queue:
             job = jobs[key]
-            return key in reserved or (job.not_before is not None and job.not_before > now_ms)
-
-        for key in queue.head(limit, skip=skip):
-            out.append(_ready_job(jobs[key]))
+            if key in reserved or (job.not_before is not None and job.not_before > now_ms):
+                continue
+            out.append(_ready_job(job))
+            taken += 1
+            budget -= job.demand.cores_mcpu
+            if taken >= MAX_JOBS_PER_USER or (budget < 0 and taken >= MIN_JOBS_PER_USER):
+                break
     return out
 
 

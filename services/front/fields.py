@@ -23,7 +23,9 @@ def require_list(field: str, value: Any) -> list[Any]:
 
 
 def reject_unknown(field: str, obj: Mapping[str, Any], allowed: Iterable[str]) -> None:
-    allowed_set = set(allowed)
+    allowed_set = allowed if isinstance(allowed, frozenset) else frozenset(allowed)
+    if allowed_set.issuperset(obj):
+        return
     unknown = sorted(k for k in obj if k not in allowed_set)
     if unknown:
         where = f"{field}.{unknown[0]}" if field else unknown[0]

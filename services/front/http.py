@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
+import orjson
 from fastapi import Depends, Path, Request
 
 from services.front.deps import FrontDeps
@@ -31,10 +31,6 @@ User = Annotated[str, Depends(current_user)]
 Deps = Annotated[FrontDeps, Depends(deps_of)]
 
 
-def _no_constants(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
-
-
 async def json_body(request: Request, limit: int) -> Any:
     """The request's JSON body; 413 beyond `limit` bytes, 400 when it is not JSON."""
     declared = request.headers.get("content-length")
@@ -51,11 +47,9 @@ async def json_body(request: Request, limit: int) -> Any:
     if not body.strip():
         raise InvalidRequest("body", "is empty; send a JSON document")
     try:
-        return json.loads(body, parse_constant=_no_constants)
-    except (ValueError, UnicodeDecodeError) as exc:
+        return orjson.loads(body)  # strict JSON: NaN/Infinity and nesting deeper than 1024 are errors
+    except orjson.JSONDecodeError as exc:
         raise InvalidRequest("body", f"is not valid JSON ({exc})") from None
-    except RecursionError:
-        raise InvalidRequest("body", "is nested too deeply") from None
 
 
 def json_request_body(schema: dict[str, Any], description: str) -> dict[str, Any]:

@@ -7,12 +7,14 @@ allowed. Ids stay update-relative here; `services.front.submission` maps them to
 
 from __future__ import annotations
 
-import json
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from events.catalog import EnvVar, FileCopy, JobSpec
+import orjson
+
+from events.catalog import EnvVar, FileCopy, JobSpec, Resources
 from events.core.resources import ResourceDefaults, ResourceError, resolve_resources
 from services.front.errors import InvalidRequest
 from services.front.fields import (
@@ -23,7 +25,6 @@ from services.front.fields import (
     as_number,
     as_str,
     as_str_list,
-    optional,
     reject_unknown,
     require_list,
     require_object,
@@ -35,18 +36,18 @@ MAX_JOB_GROUPS_DEPTH: Final = 2
 DEFAULT_N_MAX_ATTEMPTS: Final = 20
 MAX_JOBS_PER_UPDATE: Final = 10_000_000
 
-BATCH_FIELDS: Final = ("billing_project", "token", "n_jobs", "n_job_groups", "attributes", "callback",
-                       "cancel_after_n_failures")
-UPDATE_FIELDS: Final = ("token", "n_jobs", "n_job_groups")
-GROUP_FIELDS: Final = ("job_group_id", "attributes", "callback", "cancel_after_n_failures",
-                       "absolute_parent_id", "in_update_parent_id")
-JOB_FIELDS: Final = (
+BATCH_FIELDS: Final = frozenset(("billing_project", "token", "n_jobs", "n_job_groups", "attributes", "callback",
+                                 "cancel_after_n_failures"))
+UPDATE_FIELDS: Final = frozenset(("token", "n_jobs", "n_job_groups"))
+GROUP_FIELDS: Final = frozenset(("job_group_id", "attributes", "callback", "cancel_after_n_failures",
+                       "absolute_parent_id", "in_update_parent_id"))
+JOB_FIELDS: Final = frozenset((
     "job_id", "process", "absolute_parent_ids", "in_update_parent_ids", "parent_ids",
     "absolute_job_group_id", "in_update_job_group_id", "always_run", "n_max_attempts", "always_copy_output",
     "attributes", "env", "input_files", "output_files", "cloudfuse", "gcsfuse", "resources", "network",
     "port", "timeout", "secrets", "service_account", "regions", "requester_pays_project", "user_code",
     "mount_tokens", "unconfined", "command", "image", "pvc_size",
-)
+))
 NETWORKS: Final = ("public", "private")
 
 
@@ -103,8 +104,8 @@ class SpecRules:
 def parse_batch(body: Any) -> BatchRequest:
     obj = require_object("batch", body)
     reject_unknown("batch", obj, BATCH_FIELDS)
-    cancel_after = optional(obj, "cancel_after_n_failures")
-    callback = optional(obj, "callback")
+    cancel_after = obj.get("cancel_after_n_failures")
+    callback = obj.get("callback")
     return BatchRequest(
         billing_project=as_str("batch.billing_project", require_present("batch", obj, "billing_project"),
                                nonempty=True, max_len=100),
@@ -142,8 +143,8 @@ def _parse_group(field: str, body: Any) -> GroupRequest:
     obj = require_object(field, body)
     reject_unknown(field, obj, GROUP_FIELDS)
     group_id = as_int(f"{field}.job_group_id", require_present(field, obj, "job_group_id"), minimum=1)
-    absolute = optional(obj, "absolute_parent_id")
-    in_update = optional(obj, "in_update_parent_id")
+    absolute = obj.get("absolute_parent_id")
+    in_update = obj.get("in_update_parent_id")
     if absolute is not None and in_update is not None:
         raise InvalidRequest(field, "give absolute_parent_id or in_update_parent_id, not both")
     if in_update is not None:
@@ -155,8 +156,8 @@ def _parse_group(field: str, body: Any) -> GroupRequest:
                                  f"must name an earlier group of this update (< {group_id}), not {in_update}")
     if absolute is None and in_update is None:
         absolute = ROOT_JOB_GROUP_ID
-    cancel_after = optional(obj, "cancel_after_n_failures")
-    callback = optional(obj, "callback")
+    cancel_after = obj.get("cancel_after_n_failures")
+    callback = obj.get("callback")
     return GroupRequest(
         job_group_id=group_id,
         attributes=as_attributes(f"{field}.attributes", obj.get("attributes") or {}),
@@ -191,7 +192,7 @@ def parse_job(field: str, body: Any, rules: SpecRules) -> JobRequest:
     process_type = process.get("type")
     jvm = process_type == "jvm"
     try:
-        resources = resolve_resources(optional(obj, "resources"), rules.resource_defaults, jvm=jvm)
+        resources = _resources(obj.get("resources"), rules.resource_defaults, jvm)
     except ResourceError as exc:
         raise InvalidRequest(f"{field}.{exc.field}", exc.message) from None
     image, command, jar_url = _parse_process(f"{field}.process", process)
@@ -203,8 +204,8 @@ def parse_job(field: str, body: Any, rules: SpecRules) -> JobRequest:
         if parent >= job_id:
             raise InvalidRequest(f"{field}.in_update_parent_ids[{i}]",
                                  f"a parent must be an earlier job of this update (< {job_id}), not {parent}")
-    absolute_group = optional(obj, "absolute_job_group_id")
-    in_update_group = optional(obj, "in_update_job_group_id")
+    absolute_group = obj.get("absolute_job_group_id")
+    in_update_group = obj.get("in_update_job_group_id")
     if absolute_group is not None and in_update_group is not None:
         raise InvalidRequest(field, "give absolute_job_group_id or in_update_job_group_id, not both")
     if in_update_group is not None:
@@ -226,24 +227,24 @@ def parse_job(field: str, body: Any, rules: SpecRules) -> JobRequest:
     network = obj.get("network") or "public"
     if network not in NETWORKS:
         raise InvalidRequest(f"{field}.network", f"{network!r} is not allowed; use one of {', '.join(NETWORKS)}")
-    timeout = optional(obj, "timeout")
+    timeout = obj.get("timeout")
     if timeout is not None and as_number(f"{field}.timeout", timeout) <= 0:
         raise InvalidRequest(f"{field}.timeout", f"must be a positive number of seconds, not {timeout}")
-    port = optional(obj, "port")
+    port = obj.get("port")
     if port is not None:
         port = as_int(f"{field}.port", port, minimum=1, maximum=65535)
-    regions = _parse_regions(f"{field}.regions", optional(obj, "regions"), rules.supported_regions)
-    always_copy = optional(obj, "always_copy_output")
+    regions = _parse_regions(f"{field}.regions", obj.get("regions"), rules.supported_regions)
+    always_copy = obj.get("always_copy_output")
     for flag in ("mount_tokens", "unconfined"):
-        if optional(obj, flag) is not None:
+        if obj.get(flag) is not None:
             as_bool(f"{field}.{flag}", obj[flag])
-    if optional(obj, "unconfined"):
+    if obj.get("unconfined"):
         raise InvalidRequest(f"{field}.unconfined", "only the ci user may run unconfined jobs; remove it")
     for text in ("user_code", "requester_pays_project"):
-        if optional(obj, text) is not None:
+        if obj.get(text) is not None:
             as_str(f"{field}.{text}", obj[text])
     attributes = as_attributes(f"{field}.attributes", obj.get("attributes") or {})
-    n_max_attempts = optional(obj, "n_max_attempts")
+    n_max_attempts = obj.get("n_max_attempts")
 
     spec = JobSpec(
         process_type="jvm" if jvm else "docker",
@@ -268,13 +269,25 @@ def parse_job(field: str, body: Any, rules: SpecRules) -> JobRequest:
         in_update_parent_ids=in_update_parents,
         absolute_job_group_id=absolute_group,
         in_update_job_group_id=in_update_group,
-        always_run=as_bool(f"{field}.always_run", obj["always_run"]) if optional(obj, "always_run") is not None
+        always_run=as_bool(f"{field}.always_run", obj["always_run"]) if obj.get("always_run") is not None
         else False,
         n_max_attempts=as_int(f"{field}.n_max_attempts", obj["n_max_attempts"], minimum=1, maximum=1000),
         attributes=attributes,
         spec=spec,
-        spec_json=json.dumps(obj, separators=(",", ":")),
+        spec_json=orjson.dumps(obj).decode(),
     )
+
+
+def _resources(raw: Any, defaults: ResourceDefaults, jvm: bool) -> Resources:
+    """Resolve, memoised: a bunch usually repeats a handful of resource requests a thousand times."""
+    if isinstance(raw, dict) and all(isinstance(v, str | int | float | bool | None) for v in raw.values()):
+        return _resources_cached(tuple(sorted(raw.items())), defaults, jvm)
+    return resolve_resources(raw, defaults, jvm=jvm)
+
+
+@functools.lru_cache(maxsize=4096)
+def _resources_cached(items: tuple[tuple[str, Any], ...], defaults: ResourceDefaults, jvm: bool) -> Resources:
+    return resolve_resources(dict(items), defaults, jvm=jvm)
 
 
 def _rewrite_legacy(field: str, obj: dict[str, Any]) -> None:
@@ -322,10 +335,10 @@ def _parse_process(field: str, process: Mapping[str, Any]) -> tuple[str | None, 
 def _refuse_unsupported(field: str, obj: Mapping[str, Any]) -> None:
     """Hail features squall does not run: refused loudly rather than silently ignored."""
     for key in ("secrets", "cloudfuse"):
-        if optional(obj, key):
+        if obj.get(key):
             require_list(f"{field}.{key}", obj[key])
             raise InvalidRequest(f"{field}.{key}", "is not supported by squall; remove it")
-    if optional(obj, "service_account") is not None:
+    if obj.get("service_account") is not None:
         raise InvalidRequest(f"{field}.service_account", "only the ci and test users may set it; remove it")
 
 

@@ -174,7 +174,7 @@ class KafkaBroker:
 
     def __init__(self, data_dir: Path, port: int | None = None, heap: str = DEFAULT_HEAP,
                  version: str = KAFKA_VERSION) -> None:
-        self.data_dir = Path(data_dir)
+        self.data_dir = Path(data_dir).resolve()
         self.requested_port = port
         self.heap = heap
         self.version = version
@@ -224,7 +224,15 @@ class KafkaBroker:
 
     def is_running(self) -> bool:
         pid = self._read_pid()
-        return pid is not None and _pid_alive(pid)
+        return pid is not None and _pid_alive(pid) and self._is_this_broker(pid)
+
+    def _is_this_broker(self, pid: int) -> bool:
+        """A stale pid file may name a pid the system has since given to another process."""
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            return True  # no /proc: trust the pid file
+        return str(self.data_dir / "server.properties").encode() in cmdline
 
     # --- lifecycle ---------------------------------------------------------------------------
     def _write_config(self, broker_port: int, controller_port: int) -> Path:
@@ -330,12 +338,20 @@ class KafkaBroker:
             out += [f"[{name}] {line}" for line in text[-lines:]]
         return "\n".join(out) or "(no output)"
 
+    def stop_when_gone(self, owner_pid: int, remove_data: bool = False) -> None:
+        """Start a small watchdog process that stops this broker (and with remove_data deletes its
+        data dir) once `owner_pid` has exited: a test run killed hard leaves no broker behind."""
+        cmd = [sys.executable, "-m", "deploy.kafka", "watch", "--data-dir", str(self.data_dir),
+               "--owner", str(owner_pid)] + (["--remove-data"] if remove_data else [])
+        subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                         start_new_session=True, cwd=str(Path(__file__).resolve().parent.parent))
+
     def stop(self, timeout_s: float = STOP_TIMEOUT_S) -> None:
         """SIGTERM (a clean shutdown), then SIGKILL if it has not exited within timeout_s."""
         pid = self._read_pid()
         if pid is None:
             return
-        if _pid_alive(pid):
+        if _pid_alive(pid) and self._is_this_broker(pid):
             try:
                 os.kill(pid, signal.SIGTERM)
             except ProcessLookupError:
@@ -375,16 +391,31 @@ def _run_coroutine(coro: object) -> None:
         pool.submit(asyncio.run, coro).result()  # type: ignore[arg-type]
 
 
+def _watch(broker: KafkaBroker, owner_pid: int, remove_data: bool) -> None:
+    while _pid_alive(owner_pid) and broker.is_running():
+        time.sleep(1.0)
+    broker.stop()
+    if remove_data:
+        shutil.rmtree(broker.data_dir, ignore_errors=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m deploy.kafka", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("action", choices=["start", "stop", "status", "fetch"])
+    parser.add_argument("action", choices=["start", "stop", "status", "fetch", "watch"],
+                        help="watch: stop the broker once --owner PID exits (used by stop_when_gone)")
     parser.add_argument("--data-dir", type=Path, default=Path.home() / ".squall" / "kafka")
     parser.add_argument("--port", type=int, default=None)
+    parser.add_argument("--owner", type=int, default=None, help="watch: the pid whose exit stops the broker")
+    parser.add_argument("--remove-data", action="store_true", help="watch: delete --data-dir afterwards")
     args = parser.parse_args(argv)
     broker = KafkaBroker(args.data_dir, port=args.port)
     if args.action == "fetch":
         print(kafka_jars())
+    elif args.action == "watch":
+        if args.owner is None:
+            parser.error("watch needs --owner PID")
+        _watch(broker, args.owner, args.remove_data)
     elif args.action == "start":
         print(broker.start())
     elif args.action == "stop":

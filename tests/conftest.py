@@ -34,7 +34,9 @@ def kafka_bootstrap() -> Iterator[str]:
     data_dir = Path(tempfile.mkdtemp(prefix="squall-test-kafka-"))
     broker = KafkaBroker(data_dir)
     try:
-        yield broker.start()
+        bootstrap = broker.start()
+        broker.stop_when_gone(os.getpid(), remove_data=True)  # even if this run is killed hard
+        yield bootstrap
     finally:
         broker.stop()
         shutil.rmtree(data_dir, ignore_errors=True)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -42,9 +44,17 @@ def test_broker_start_is_idempotent_and_data_survives_a_restart(tmp_path: Path) 
         assert not broker.is_running()
         assert broker.start() == bootstrap  # same port, same data
         assert asyncio.run(_append_and_count(bootstrap, "kept", append=False)) == 1
+
+        owner = subprocess.Popen(["sleep", "60"])
+        broker.stop_when_gone(owner.pid)
+        owner.kill()
+        owner.wait()
+        deadline = time.monotonic() + 30
+        while broker.is_running() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not broker.is_running(), "the watchdog did not stop the broker after its owner exited"
     finally:
         broker.stop()
-    assert not broker.is_running()
     broker.stop()  # stopping a stopped broker is harmless
 
 

@@ -162,18 +162,18 @@ class Submissions:
 
     async def commit(self, user: str, batch_id: int, update_id: int) -> dict[str, Any]:
         stamp = self._stamp()
-        async with self.pool.connection() as conn:
-            async with conn.transaction():
-                batch = await store.batch_for_user(conn, batch_id, user)
-                update = await store.get_update(conn, batch_id, update_id)
-                if update.committed:
-                    return _commit_answer(update)
-                if batch.cancelled:
-                    raise Conflict(f"batch {batch_id} is cancelled: its update {update_id} cannot be committed")
-                check_commit_counts(update, *await store.received_counts(conn, update))
+        # One transaction holding the batch row across the append: a concurrent cancel waits for
+        # it, so "a cancelled batch commits nothing" holds without a window between check and append.
+        async with self.pool.connection() as conn, conn.transaction():
+            batch = await store.batch_for_user(conn, batch_id, user, lock=True)
+            update = await store.get_update(conn, batch_id, update_id)
+            if update.committed:
+                return _commit_answer(update)
+            if batch.cancelled:
+                raise Conflict(f"batch {batch_id} is cancelled: its update {update_id} cannot be committed")
+            check_commit_counts(update, *await store.received_counts(conn, update))
             await self._append([update_committed(update, stamp)])
-            async with conn.transaction():
-                await store.mark_committed(conn, update, stamp.occurred_at)
+            await store.mark_committed(conn, update, stamp.occurred_at)
         return _commit_answer(update)
 
     # -- cancel and delete ------------------------------------------------------------------------

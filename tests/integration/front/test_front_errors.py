@@ -84,3 +84,34 @@ async def test_bad_path_and_query_parameters_get_400(front):
     assert (await front.client.get("/api/v1alpha/batches?last_batch_id=x")).status_code == 400
     r = await front.client.get("/api/v1alpha/batches/1/jobs?recursive=maybe")
     assert r.status_code in (400, 404)
+
+
+async def test_log_outage_is_503_and_the_retry_appends_the_same_events(front, monkeypatch):
+    from events.errors import LogError
+
+    body = {"batch": batch(2, token="outage"), "bunch": dag(2), "job_groups": []}
+    real_publish = front.deps.publisher.publish
+
+    async def down(events):
+        raise LogError("broker unreachable")
+
+    monkeypatch.setattr(front.deps.publisher, "publish", down)
+    r = await front.client.post("/api/v1alpha/batches/create-fast", json=body)
+    assert r.status_code == 503 and "retry" in r.json()["message"]
+    assert await front.events() == []
+
+    # the log is back, but the process "crashes" after appending and before recording
+    async def append_then_crash(events):
+        await real_publish(events)
+        raise LogError("connection lost after the append")
+
+    monkeypatch.setattr(front.deps.publisher, "publish", append_then_crash)
+    assert (await front.client.post("/api/v1alpha/batches/create-fast", json=body)).status_code == 503
+    first = [e.event_id for e in await front.events()]
+    monkeypatch.setattr(front.deps.publisher, "publish", real_publish)
+    r = await front.client.post("/api/v1alpha/batches/create-fast", json=body)
+    assert r.status_code == 200
+    events = await front.events()
+    assert [e.event_id for e in events] == first + first  # re-appended with the same ids: consumers dedupe
+    again = await front.client.post("/api/v1alpha/batches/create-fast", json=body)
+    assert again.json() == r.json() and len(await front.events()) == len(events)  # now recorded: nothing more

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import orjson
 import psycopg
+from psycopg.types.json import set_json_loads
 
 from events.log import Position
 from projections.cost import PriceTable
@@ -31,6 +33,7 @@ class ReadModelProjection(Projection):
     async def open(cls, database_url: str, schema: str = "public",
                    prices: PriceTable | None = None) -> ReadModelProjection:
         conn = await connect_async(database_url, schema=schema)
+        set_json_loads(orjson.loads, conn)  # rows loaded back carry jsonb (cost breakdowns, statuses)
         await sink.prepare(conn)
         return cls(conn, prices)
 

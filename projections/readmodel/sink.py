@@ -7,16 +7,15 @@ changed rows. Everything runs inside the caller's transaction.
 
 from __future__ import annotations
 
-import json
-from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
 from projections.readmodel import ops
-from projections.readmodel.fold import GROUPS_OF_BATCH, Key, ReadModel, needs
+from projections.readmodel.copytext import copy_text
+from projections.readmodel.fold import GROUPS_OF_BATCH, Key, ReadModel, keys_to_load
 from projections.readmodel.tables import AUDIT, JOB_GROUPS, STATEFUL, Table
 
 _BY_NAME = {t.name: t for t in STATEFUL}
@@ -43,10 +42,7 @@ async def prepare(conn: psycopg.AsyncConnection) -> None:
 
 async def load(conn: psycopg.AsyncConnection, model: ReadModel, op_list: Iterable[ops.Op]) -> None:
     """Hold in `model` every existing row the ops will read."""
-    wanted: dict[str, set[Key]] = defaultdict(set)
-    for op in op_list:
-        for table, key in needs(op):
-            wanted[table].add(key)
+    wanted = keys_to_load(op_list)
     group_batches = wanted.pop(GROUPS_OF_BATCH, set())
     if group_batches:
         await _load_groups(conn, model, [k[0] for k in group_batches])
@@ -80,19 +76,13 @@ async def _load_groups(conn: psycopg.AsyncConnection, model: ReadModel, batch_id
         model.load(table.name, (record[0], record[1]), dict(zip(table.loaded, record, strict=True)))
 
 
-def _cell(table: Table, column: str, value: Any) -> Any:
-    if column in table.json and value is not None:
-        return json.dumps(value, separators=(",", ":"))
-    return value
-
-
-async def _copy(conn: psycopg.AsyncConnection, target: str, columns: tuple[str, ...],
-                rows: Iterable[tuple[Any, ...]]) -> None:
+async def _copy(conn: psycopg.AsyncConnection, table: Table, target: str, columns: tuple[str, ...],
+                rows: Iterable[Sequence[Any]]) -> None:
     statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
         sql.Identifier(target), sql.SQL(", ").join(map(sql.Identifier, columns)))
+    text = copy_text(rows, [c in table.json for c in columns])
     async with conn.cursor().copy(statement) as copy:
-        for row in rows:
-            await copy.write_row(row)
+        await copy.write(text.encode())
 
 
 async def write(conn: psycopg.AsyncConnection, model: ReadModel) -> None:
@@ -101,8 +91,8 @@ async def write(conn: psycopg.AsyncConnection, model: ReadModel) -> None:
         new = model.new[table.name]
         if new:
             rows = model.rows[table.name]
-            await _copy(conn, table.name, table.columns,
-                        (tuple(_cell(table, c, rows[k][c]) for c in table.columns) for k in sorted(new)))
+            await _copy(conn, table, table.name, table.columns,
+                        ([rows[k][c] for c in table.columns] for k in sorted(new)))
         dirty = model.dirty[table.name]
         if dirty:
             await _update(conn, model, table, dirty)
@@ -110,7 +100,7 @@ async def write(conn: psycopg.AsyncConnection, model: ReadModel) -> None:
         await conn.execute("UPDATE jobs SET committed = true WHERE batch_id = %s AND update_id = %s AND NOT committed",
                            (batch_id, update_id))
     if model.audit:
-        await _copy(conn, AUDIT.name, AUDIT.key + AUDIT.fixed, (
+        await _copy(conn, AUDIT, AUDIT.name, AUDIT.key + AUDIT.fixed, (
             (a.topic, a.partition, a.offset, a.batch_id, a.job_id, a.event_type, a.event_id, a.occurred_at,
              a.causation_id, a.producer, a.attempt_id) for a in model.audit))
 
@@ -118,8 +108,7 @@ async def write(conn: psycopg.AsyncConnection, model: ReadModel) -> None:
 async def _update(conn: psycopg.AsyncConnection, model: ReadModel, table: Table, keys: set[Key]) -> None:
     rows = model.rows[table.name]
     columns = table.key + table.mutable
-    await _copy(conn, _stage(table), columns,
-                (tuple(_cell(table, c, rows[k][c]) for c in columns) for k in sorted(keys)))
+    await _copy(conn, table, _stage(table), columns, ([rows[k][c] for c in columns] for k in sorted(keys)))
     assignments = sql.SQL(", ").join(
         sql.SQL("{} = s.{}").format(sql.Identifier(c), sql.Identifier(c)) for c in table.mutable)
     match = sql.SQL(" AND ").join(

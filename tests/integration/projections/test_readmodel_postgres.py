@@ -8,6 +8,8 @@ from typing import Any
 import psycopg
 import pytest
 
+from events import catalog as ev
+from events.codec import Codec
 from events.log import EventLog, Message, Position
 from events.publisher import Publisher
 from events.topics import Topics
@@ -51,11 +53,11 @@ async def test_tables_equal_the_pure_fold_for_any_chunking(memory_log: EventLog,
     await run_readmodel(memory_log, topics, readmodel_db, settings=RunnerSettings(max_batch=37, workers=3),
                         until=await ends(memory_log, topics))
     model = ReadModel()  # the same records, folded in log order without a database
+    codec = Codec()
     for topic in (topics.batch, topics.instance):
         for partition in range(await memory_log.partitions(topic)):
             for record in await memory_log.read(topic, partition, 0, timeout_ms=10):
-                from events.codec import Codec
-                model.apply_all(convert(Codec().decode(record.value), Position(topic, partition, record.offset)))
+                model.apply_all(convert(codec.decode(record.value), Position(topic, partition, record.offset)))
     stored = table_rows(readmodel_db)
     for table in STATEFUL:
         assert stored[table.name].keys() == model.rows[table.name].keys(), table.name
@@ -90,7 +92,6 @@ async def test_poison_is_quarantined_and_the_projection_keeps_going(memory_log: 
         Message(topics.batch, b"not avro at all", key=b"1"),
         Message(topics.batch, codec_bytes.value[:12], key=b"1"),  # truncated body
     ])
-    from events import catalog as ev
     orphan = ev.JobBecameReady(event_id="x", occurred_at=1, producer="t", batch_id=999_999, job_id=1, reason="r")
     await Publisher(memory_log, topics).publish([orphan])  # a job the log never created
     await run_readmodel(memory_log, topics, readmodel_db, until=await ends(memory_log, topics))

@@ -1,0 +1,27 @@
+"""COPY text encoding of read-model rows."""
+
+from __future__ import annotations
+
+import pytest
+
+from projections.readmodel.copytext import copy_text, text_cell
+
+
+def test_cells() -> None:
+    assert text_cell(None) == "\\N" and text_cell(None, is_json=True) == "\\N"
+    assert text_cell(True) == "t" and text_cell(False) == "f"
+    assert text_cell(12) == "12" and text_cell(0.1) == "0.1"
+    assert text_cell([3, 1]) == "{3,1}"
+    assert text_cell("a\tb\nc\\d\re") == "a\\tb\\nc\\\\d\\re"
+    assert text_cell({"k": "x\\y", "n": 1.5}, is_json=True) == '{"k":"x\\\\\\\\y","n":1.5}'
+
+
+def test_rows_end_with_a_newline_and_json_columns_are_encoded() -> None:
+    text = copy_text([(1, {"a": 1}, None), (2, None, "s")], [False, True, False])
+    assert text == '1\t{"a":1}\t\\N\n2\t\\N\ts\n'
+    assert copy_text([], [False]) == ""
+
+
+def test_an_unsupported_value_is_a_type_error() -> None:
+    with pytest.raises(TypeError, match="bytes"):
+        copy_text([(b"raw",)], [False])

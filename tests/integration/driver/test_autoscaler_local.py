@@ -21,7 +21,7 @@ from services.config import ServiceConfig
 from services.providers.local import SIMULATED_WORKER_COMMAND, LocalProvider
 from services.scheduler.service import Scheduler
 from tests.integration.driver.test_driver_on_kafka import read_topic
-from tests.unit.driver.driver_support import JobDef, StandinResolver, batch_events, wait_until
+from tests.unit.driver.driver_support import BatchWatcher, JobDef, ResolverProcess, batch_events, wait_until
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -36,8 +36,10 @@ async def test_scales_up_for_demand_and_back_down_to_the_minimum(kafka_log, kafk
     pool = PoolConfig(name="standard", worker_type="standard", preemptible=True, worker_cores=2, storage_gib=10,
                       min_instances=1, max_instances=3, idle_time_ms=2000, region="local")
     autoscaler = Autoscaler(kafka_log, publisher, provider, AutoscalerSettings(pools=(pool,), loop_period_s=0.5))
-    resolver = StandinResolver(kafka_log, publisher)
+    resolver = ResolverProcess(kafka_log, publisher)
     resolver.start()
+    watcher = BatchWatcher(kafka_log, publisher)
+    watcher.start()
     tasks = [asyncio.create_task(autoscaler.run()),
              asyncio.create_task(Scheduler(kafka_log, publisher, "s1").run())]
     try:
@@ -48,7 +50,7 @@ async def test_scales_up_for_demand_and_back_down_to_the_minimum(kafka_log, kafk
         await publisher.publish(batch_events(1, "alice", [JobDef() for _ in range(12)], int(time.time() * 1000)))
         await wait_until(lambda: len([i for i in autoscaler.follower.state.active_instances()]) == 3, timeout_s=60)
         assert autoscaler.stats.requested == 3
-        await wait_until(lambda: 1 in resolver.batches and resolver.batches[1].complete, timeout_s=90)
+        await wait_until(lambda: 1 in watcher.complete, timeout_s=90)
         # idle for 2 s: back to the minimum, never below
         await wait_until(lambda: autoscaler.stats.deleted == 2, timeout_s=60)
         await asyncio.sleep(3 * 0.5 + 2.0)
@@ -63,6 +65,7 @@ async def test_scales_up_for_demand_and_back_down_to_the_minimum(kafka_log, kafk
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        await watcher.close()
         await resolver.close()
         for instance in await provider.list():
             await provider.delete(instance.name)

@@ -1,7 +1,9 @@
 """The driver on the real broker: DAG order, fair share, no over-commit, failover after SIGKILL, lost instances.
 
-The lifecycle core runs in `StandinResolver` (events.core evolve + react over the batch topic);
-workers are simulated (services.simworker) so the tests measure the driver, not podman.
+The lifecycle core runs in the real resolver (projections.resolver.service.Resolver) when it is
+present, else in `StandinResolver` (the same events.core evolve + react); workers are simulated
+(services.simworker) so the tests measure the driver, not podman. Verdicts come from the log
+itself, folded with the core after the run.
 """
 
 from __future__ import annotations
@@ -25,7 +27,14 @@ from events.publisher import Publisher
 from services.health.detector import HealthSettings
 from services.scheduler.service import Scheduler, SchedulerSettings
 from services.simworker import SimFleet, SimInstance
-from tests.unit.driver.driver_support import JobDef, StandinResolver, batch_events, wait_until
+from tests.unit.driver.driver_support import (
+    BatchWatcher,
+    JobDef,
+    ResolverProcess,
+    batch_events,
+    fold_batches,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -54,13 +63,15 @@ class Stack:
     def __init__(self, log, topics, *, job_duration_ms: int = 0, heartbeat_interval_s: float = 5.0) -> None:  # type: ignore[no-untyped-def]
         self.log = log
         self.publisher = Publisher(log, topics, Codec())
-        self.resolver = StandinResolver(log, self.publisher)
+        self.resolver = ResolverProcess(log, self.publisher)
+        self.watcher = BatchWatcher(log, self.publisher)
         self.fleet = SimFleet(log, self.publisher, job_duration_ms=job_duration_ms,
                               heartbeat_interval_s=heartbeat_interval_s)
         self.tasks: list[asyncio.Task[None]] = []
 
     async def start(self, instances: list[SimInstance]) -> None:
         self.resolver.start()
+        self.watcher.start()
         for instance in instances:
             await self.fleet.add(instance)
         self.tasks.append(asyncio.create_task(self.fleet.serve_all()))
@@ -69,7 +80,7 @@ class Stack:
         self.tasks.append(asyncio.create_task(scheduler.run()))
 
     def complete(self, *batch_ids: int) -> bool:
-        return all(b in self.resolver.batches and self.resolver.batches[b].complete for b in batch_ids)
+        return all(b in self.watcher.complete for b in batch_ids)
 
     async def close(self) -> None:
         for task in self.tasks:
@@ -77,6 +88,7 @@ class Stack:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         await self.fleet.close()
+        await self.watcher.close()
         await self.resolver.close()
 
 
@@ -153,8 +165,7 @@ async def test_sigkilled_scheduler_is_replaced_and_every_job_finishes_once(kafka
     n_jobs = 300
     try:
         await stack.publisher.publish(batch_events(1, "alice", [JobDef() for _ in range(n_jobs)], now_ms()))
-        await wait_until(lambda: 1 in stack.resolver.batches
-                         and stack.resolver.batches[1].n_completed >= n_jobs // 4, timeout_s=60)
+        await wait_until(lambda: stack.watcher.n_completed.get(1, 0) >= n_jobs // 4, timeout_s=60)
         first.send_signal(signal.SIGKILL)
         first.wait()
         assert not stack.complete(1), "the batch finished before the kill: make it bigger"
@@ -164,7 +175,7 @@ async def test_sigkilled_scheduler_is_replaced_and_every_job_finishes_once(kafka
         assert states == dict.fromkeys(range(1, n_jobs + 1), SUCCESS)
         epochs = {e.scheduler_epoch for e in events if isinstance(e, JobAttemptScheduled)}
         assert epochs == {1, 2}, f"both leaders should have placed jobs, saw epochs {epochs}"
-        accepted = stack.resolver.batches[1]
+        accepted = fold_batches(events)[1]  # what the core accepted: one attempt per job
         assert all(len(job.attempt_ids) == 1 for job in accepted.jobs.values())
         assert stack.fleet.double_runs == []
         assert max(stack.fleet.max_concurrent_mcpu.values()) <= 4000

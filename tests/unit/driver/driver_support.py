@@ -68,6 +68,87 @@ def batch_events(batch_id: int, user: str, jobs: Sequence[JobDef], now_ms: int) 
     return out
 
 
+class BatchWatcher:
+    """Counts JobCompleted and BatchCompleted per batch from the batch topic (by fingerprint first)."""
+
+    def __init__(self, log: EventLog, publisher: Publisher) -> None:
+        self._log = log
+        self._publisher = publisher
+        self.n_completed: dict[int, int] = {}
+        self.complete: set[int] = set()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        topic = self._publisher.topics.batch
+        consumer = await self._log.group_consumer(f"{topic}.watcher-{uuid.uuid4().hex[:6]}", [topic])
+        codec = self._publisher.codec
+        try:
+            while True:
+                for record in await consumer.getmany(timeout_ms=200, max_records=5000):
+                    name = codec.event_name_of(record.value)
+                    if name == "JobCompleted":
+                        batch_id = codec.decode(record.value).batch_id  # type: ignore[union-attr]
+                        self.n_completed[batch_id] = self.n_completed.get(batch_id, 0) + 1
+                    elif name == "BatchCompleted":
+                        self.complete.add(codec.decode(record.value).batch_id)  # type: ignore[union-attr]
+        finally:
+            await consumer.close()
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+
+class ResolverProcess:
+    """The real resolver (projections.resolver) when it exists, else the stand-in; same start/close."""
+
+    def __init__(self, log: EventLog, publisher: Publisher) -> None:
+        self.kind = "stand-in"
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._standin: StandinResolver | None = None
+        try:
+            from projections.resolver.service import Resolver
+        except ImportError:
+            self._standin = StandinResolver(log, publisher)
+            return
+        self.kind = "projections.resolver"
+        self._resolver = Resolver(log, publisher.topics, "test/resolver")
+
+    def start(self) -> None:
+        if self._standin is not None:
+            self._standin.start()
+        else:
+            self._task = asyncio.create_task(self._resolver.run(self._stop))
+
+    async def close(self) -> None:
+        if self._standin is not None:
+            await self._standin.close()
+        elif self._task is not None:
+            self._stop.set()
+            try:
+                await asyncio.wait_for(self._task, 10)
+            except (TimeoutError, asyncio.CancelledError):
+                self._task.cancel()
+
+
+def fold_batches(events: Sequence[Event]) -> dict[int, BatchState]:
+    """The lifecycle core's verdict on a finished log: each batch's final state."""
+    states: dict[int, BatchState] = {}
+    for event in events:
+        batch_id = getattr(event, "batch_id", None)
+        if batch_id is not None:
+            state = evolve(states.get(batch_id), event)
+            if state is not None:
+                states[batch_id] = state
+    return states
+
+
 class StandinResolver:
     """The lifecycle core over the batch topic; appends what `react` derives (see module doc)."""
 

@@ -88,3 +88,65 @@ async def test_a_job_no_instance_can_hold_waits_with_a_reason(memory_log, topics
         with contextlib.suppress(asyncio.CancelledError):
             await running
         await resolver.close()
+
+
+class SimProvider:
+    """An InstanceProvider whose instances are simulated workers that boot at once."""
+
+    name = "sim"
+
+    def __init__(self, fleet: SimFleet) -> None:
+        self.fleet = fleet
+        self.created: list[str] = []
+
+    async def create(self, spec):  # type: ignore[no-untyped-def]
+        from services.providers.base import ProviderInstance
+
+        self.created.append(spec.name)
+        await self.fleet.add(SimInstance(name=spec.name, pool=spec.pool, cores_mcpu=spec.cores_mcpu,
+                                         memory_bytes=spec.memory_bytes, storage_gib=spec.storage_gib))
+        return ProviderInstance(spec.name, spec.name, "running")
+
+    async def delete(self, name, provider_id=None):  # type: ignore[no-untyped-def]
+        if name in self.fleet.instances:
+            await self.fleet.drain(name, quiet_s=0)
+
+    async def list(self):  # type: ignore[no-untyped-def]
+        return []
+
+    async def close(self) -> None:
+        pass
+
+
+async def test_a_machine_type_job_runs_on_its_own_instance_which_goes_away_after(memory_log, topics) -> None:
+    from events.core.autoscale import PoolConfig
+    from services.autoscaler.service import Autoscaler, AutoscalerSettings
+
+    publisher = Publisher(memory_log, topics, Codec())
+    resolver = StandinResolver(memory_log, publisher)
+    resolver.start()
+    fleet = SimFleet(memory_log, publisher, job_duration_ms=50)
+    provider = SimProvider(fleet)
+    pool = PoolConfig(name="standard", worker_type="standard", preemptible=True, min_instances=0)
+    autoscaler = Autoscaler(memory_log, publisher, provider, AutoscalerSettings(pools=(pool,), loop_period_s=0.05,
+                                                                                reconcile_interval_s=3600))
+    scheduler = Scheduler(memory_log, publisher, "s1")
+    tasks = [asyncio.create_task(t) for t in (fleet.serve_all(), autoscaler.run(), scheduler.run())]
+    try:
+        spec = job_spec(cores_mcpu=8000, machine_type="n1-highmem-8")
+        await publisher.publish(batch_events(3, "carol", [JobDef(spec=spec)], now_ms()))
+        await wait_until(lambda: 3 in resolver.batches and resolver.batches[3].complete, timeout_s=20)
+        assert resolver.batches[3].jobs[1].state == SUCCESS
+        [name] = provider.created
+        assert name.startswith("job-3-1-") and fleet.completed[name] == 1
+        await wait_until(lambda: name not in fleet.instances, timeout_s=10)  # deleted once its job finished
+        events = await read_all(memory_log, topics.batch)
+        kinds = [type(e).__name__ for e in events if getattr(e, "job_id", None) == 1]
+        assert kinds.index("JobCreating") < kinds.index("JobAttemptScheduled") < kinds.index("JobAttemptCompleted")
+    finally:
+        for task in tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await fleet.close()
+        await resolver.close()

@@ -49,6 +49,12 @@ JOB_FIELDS: Final = frozenset((
     "mount_tokens", "unconfined", "command", "image", "pvc_size",
 ))
 NETWORKS: Final = ("public", "private")
+_DOCKER_FIELDS: Final = frozenset(("type", "image", "command", "mount_docker_socket"))
+_JVM_FIELDS: Final = frozenset(("type", "jar_spec", "command", "profile"))
+_JAR_FIELDS: Final = frozenset(("type", "value"))
+_ENV_FIELDS: Final = frozenset(("name", "value"))
+_COPY_FIELDS: Final = frozenset(("from", "to"))
+_SCALARS: Final = (str, int, float, bool, type(None))
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,7 +286,7 @@ def parse_job(field: str, body: Any, rules: SpecRules) -> JobRequest:
 
 def _resources(raw: Any, defaults: ResourceDefaults, jvm: bool) -> Resources:
     """Resolve, memoised: a bunch usually repeats a handful of resource requests a thousand times."""
-    if isinstance(raw, dict) and all(isinstance(v, str | int | float | bool | None) for v in raw.values()):
+    if isinstance(raw, dict) and all(isinstance(v, _SCALARS) for v in raw.values()):
         return _resources_cached(tuple(sorted(raw.items())), defaults, jvm)
     return resolve_resources(raw, defaults, jvm=jvm)
 
@@ -312,15 +318,15 @@ def _rewrite_legacy(field: str, obj: dict[str, Any]) -> None:
 def _parse_process(field: str, process: Mapping[str, Any]) -> tuple[str | None, tuple[str, ...], str | None]:
     kind = process.get("type")
     if kind == "docker":
-        reject_unknown(field, process, ("type", "image", "command", "mount_docker_socket"))
+        reject_unknown(field, process, _DOCKER_FIELDS)
         if process.get("mount_docker_socket"):
             raise InvalidRequest(f"{field}.mount_docker_socket", "is not supported; remove it")
         image = as_str(f"{field}.image", require_present(field, process, "image"), nonempty=True, max_len=1024)
         return image, as_str_list(f"{field}.command", require_present(field, process, "command")), None
     if kind == "jvm":
-        reject_unknown(field, process, ("type", "jar_spec", "command", "profile"))
+        reject_unknown(field, process, _JVM_FIELDS)
         jar_spec = require_object(f"{field}.jar_spec", require_present(field, process, "jar_spec"))
-        reject_unknown(f"{field}.jar_spec", jar_spec, ("type", "value"))
+        reject_unknown(f"{field}.jar_spec", jar_spec, _JAR_FIELDS)
         if jar_spec.get("type") != "jar_url":
             raise InvalidRequest(f"{field}.jar_spec.type",
                                  f"{jar_spec.get('type')!r} is not supported; use 'jar_url' with the jar's URL")
@@ -346,7 +352,7 @@ def _parse_env(field: str, value: Any) -> tuple[EnvVar, ...]:
     out = []
     for i, item in enumerate(require_list(field, value)):
         entry = require_object(f"{field}[{i}]", item)
-        reject_unknown(f"{field}[{i}]", entry, ("name", "value"))
+        reject_unknown(f"{field}[{i}]", entry, _ENV_FIELDS)
         out.append(EnvVar(name=as_str(f"{field}[{i}].name", require_present(f"{field}[{i}]", entry, "name"),
                                       nonempty=True),
                           value=as_str(f"{field}[{i}].value", require_present(f"{field}[{i}]", entry, "value"))))
@@ -357,7 +363,7 @@ def _parse_copies(field: str, value: Any) -> tuple[FileCopy, ...]:
     out = []
     for i, item in enumerate(require_list(field, value)):
         entry = require_object(f"{field}[{i}]", item)
-        reject_unknown(f"{field}[{i}]", entry, ("from", "to"))
+        reject_unknown(f"{field}[{i}]", entry, _COPY_FIELDS)
         out.append(FileCopy(src=as_str(f"{field}[{i}].from", require_present(f"{field}[{i}]", entry, "from"),
                                        nonempty=True),
                             dst=as_str(f"{field}[{i}].to", require_present(f"{field}[{i}]", entry, "to"),

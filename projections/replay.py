@@ -59,21 +59,23 @@ class ReplayResult:
 
 async def rebuild(log: EventLog, topics: Topics, database_url: str, schema: str = DEFAULT_SCRATCH,
                   until: dict[TopicPartition, int] | None = None, prices: PriceTable | None = None,
-                  settings: RunnerSettings | None = None) -> ReplayResult:
+                  settings: RunnerSettings | None = None, in_place: bool = False) -> ReplayResult:
     """Drop `schema`, create the read-model tables there and fold the log from offset 0 up to `until`
-    (default: the log's end offsets now)."""
+    (default: the log's end offsets now). `in_place`: the schema's tables were emptied by `reset`;
+    keep them and fold into them."""
     check_schema_name(schema)
-    if schema == "public":
+    if schema == "public" and not in_place:
         raise ValueError("replay builds into a scratch schema, never 'public'; pass another --schema")
     if until is None:
         until = {}
         for topic in (topics.batch, topics.instance):
             for partition, end in (await log.end_offsets(topic)).items():
                 until[(topic, partition)] = end
-    drop_schema(database_url, schema)
-    migrate(database_url, [READMODEL_MIGRATIONS], schema=schema)
+    if not in_place:
+        drop_schema(database_url, schema)
+        migrate(database_url, [READMODEL_MIGRATIONS], schema=schema)
     settings = settings or RunnerSettings()
-    settings.publish_quarantine = False  # the live projector already published them
+    settings.publish_quarantine = False  # the live projector published them when it first met them
     started = time.perf_counter()
     runner = await run_readmodel(log, topics, database_url, schema, prices, settings, until=until)
     return ReplayResult(schema=schema, events=runner.applied, seconds=time.perf_counter() - started, until=until)
@@ -96,6 +98,16 @@ async def replay_and_verify(log: EventLog, topics: Topics, database_url: str, li
             with connect(database_url, schema=schema) as scratch:
                 result.differences, result.rows_compared = compare(live, scratch, max_differences)
     return result
+
+
+def reset(database_url: str, schema: str = "public") -> None:
+    """Empty the read-model tables of `schema` and its stored offsets, so the projector rebuilds them
+    from offset 0. Safe while a projector runs: its next transaction finds the offsets moved
+    (the offset rows are its fence), reloads them and starts over; two rebuilders serialise."""
+    tables = [t for t in PROJECTED if t != "projection_offsets"]
+    with connect(database_url, schema=schema) as conn, conn.transaction():
+        conn.execute(sql.SQL("TRUNCATE {}").format(sql.SQL(", ").join(map(sql.Identifier, tables))))
+        conn.execute("DELETE FROM projection_offsets WHERE projection = %s", (READMODEL,))
 
 
 def compare(live: psycopg.Connection, rebuilt: psycopg.Connection,

@@ -68,6 +68,8 @@ def replay(
     live_schema: str = typer.Option("public", "--live-schema", help="schema of the live read models"),
     prices: Path | None = typer.Option(None, "--prices", help="YAML price table the live projector uses"),
     max_differences: int = typer.Option(100, "--max-differences"),
+    in_place: bool = typer.Option(False, "--in-place", help="empty the LIVE read models and rebuild them there "
+                                  "(after a projection code change; the API shows partial data meanwhile)"),
     bootstrap: str | None = BootstrapOption, database_url: str | None = DatabaseOption,
     topic_prefix: str | None = PrefixOption, home: Path | None = HomeOption,
 ) -> None:
@@ -81,7 +83,15 @@ def replay(
         raise typer.BadParameter(f"unknown projection {projection!r}; known: {', '.join(PROJECTIONS)}")
     config = _config(bootstrap, database_url, topic_prefix, home)
     price_table = PriceTable.from_yaml(prices) if prices else PriceTable()
-    result = asyncio.run(_replay(config, schema, verify, live_schema, price_table, max_differences))
+    if in_place:
+        if verify:
+            raise typer.BadParameter("--in-place rebuilds the live tables: there is nothing to --verify against")
+        from projections.replay import reset
+
+        reset(config.database_url, live_schema)
+        typer.echo(f"emptied the read models of schema {live_schema}; rebuilding from offset 0")
+        schema = live_schema
+    result = asyncio.run(_replay(config, schema, verify, live_schema, price_table, max_differences, in_place))
     rate = result.events / result.seconds if result.seconds > 0 else 0.0
     typer.echo(f"rebuilt readmodel into schema {result.schema}: {result.events} events in "
                f"{result.seconds:.1f} s ({rate:,.0f} events/s)")
@@ -96,12 +106,17 @@ def replay(
     typer.echo(f"no differences: {result.rows_compared} rows compared ({live_schema} vs {schema})")
 
 
-async def _replay(config: ServiceConfig, schema: str, verify: bool, live_schema: str, prices, max_differences: int):  # type: ignore[no-untyped-def]
+async def _replay(config: ServiceConfig, schema: str, verify: bool, live_schema: str, prices,  # type: ignore[no-untyped-def]
+                  max_differences: int, in_place: bool):
     from events.kafka_log import KafkaEventLog
     from projections.replay import rebuild, replay_and_verify
+    from projections.runner import tune_gc_for_batches
 
+    tune_gc_for_batches()
     log = await KafkaEventLog.connect(config.bootstrap_servers, client_id="squall-replay")
     try:
+        if in_place:
+            return await rebuild(log, config.topics, config.database_url, schema, prices=prices, in_place=True)
         if verify:
             return await replay_and_verify(log, config.topics, config.database_url, live_schema, schema, prices,
                                            max_differences=max_differences)

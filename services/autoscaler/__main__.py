@@ -13,15 +13,17 @@ import contextlib
 import logging
 import shlex
 import signal
+import sys
 from pathlib import Path
 
 from events.codec import Codec
+from events.errors import LogError
 from events.kafka_log import KafkaEventLog
 from events.publisher import Publisher
-from services.autoscaler.pools import load_pools
+from services.autoscaler.pools import PoolConfigError, load_pools
 from services.autoscaler.service import Autoscaler, AutoscalerSettings
 from services.config import ConfigError, ServiceConfig, add_arguments, from_args
-from services.providers.base import InstanceProvider
+from services.providers.base import InstanceProvider, ProviderError
 from services.providers.local import WORKER_COMMAND, LocalProvider
 
 log = logging.getLogger("services.autoscaler")
@@ -84,7 +86,11 @@ async def run(args: argparse.Namespace) -> None:
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    asyncio.run(run(parser().parse_args()))
+    try:
+        asyncio.run(run(parser().parse_args()))
+    except (ConfigError, PoolConfigError, ProviderError, LogError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

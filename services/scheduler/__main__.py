@@ -13,14 +13,17 @@ import logging
 import os
 import signal
 import socket
+import sys
 from pathlib import Path
 
 from events.codec import Codec
+from events.errors import LogError
 from events.kafka_log import KafkaEventLog
 from events.publisher import Publisher
-from services.autoscaler.pools import load_pools
-from services.config import add_arguments, from_args
+from services.autoscaler.pools import PoolConfigError, load_pools
+from services.config import ConfigError, add_arguments, from_args
 from services.health.detector import HealthSettings
+from services.providers.base import ProviderError
 from services.scheduler.explanations import ExplanationWriter
 from services.scheduler.service import Scheduler, SchedulerSettings
 
@@ -71,7 +74,11 @@ async def run(args: argparse.Namespace) -> None:
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    asyncio.run(run(parser().parse_args()))
+    try:
+        asyncio.run(run(parser().parse_args()))
+    except (ConfigError, PoolConfigError, ProviderError, LogError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

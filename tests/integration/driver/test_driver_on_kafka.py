@@ -19,7 +19,14 @@ from pathlib import Path
 
 import pytest
 
-from events.catalog import InstanceDeactivated, JobAttemptCompleted, JobAttemptScheduled, JobCompleted
+from events.catalog import (
+    BatchCancelRequested,
+    InstanceDeactivated,
+    JobAttemptCompleted,
+    JobAttemptScheduled,
+    JobCancelled,
+    JobCompleted,
+)
 from events.codec import Codec
 from events.core.fairshare import UserDemand, allocate
 from events.core.state import SUCCESS
@@ -209,5 +216,27 @@ async def test_a_silent_instance_is_deactivated_and_its_jobs_retried_elsewhere(k
         final = {e.job_id: (e.state, e.n_attempts) for e in events if isinstance(e, JobCompleted)}
         assert final == {1: (SUCCESS, 2), 2: (SUCCESS, 2)}
         assert stack.fleet.completed["spare"] == 2
+    finally:
+        await stack.close()
+
+
+async def test_cancelling_a_batch_kills_running_attempts_and_cancels_waiting_jobs(kafka_log, topics) -> None:
+    stack = Stack(kafka_log, topics, job_duration_ms=60_000)
+    await stack.start([SimInstance(name="w1", cores_mcpu=4000)])
+    stack.run_scheduler(Scheduler(kafka_log, stack.publisher, "s1"))
+    try:
+        await stack.publisher.publish(batch_events(1, "alice", [JobDef() for _ in range(10)], now_ms()))
+        await wait_until(lambda: len(stack.fleet.running["w1"]) == 4, timeout_s=30)
+        await stack.publisher.publish([BatchCancelRequested(event_id="cancel-1", occurred_at=now_ms(),
+                                                            producer="test/front", batch_id=1, user="alice",
+                                                            reason="cancel")])
+        await wait_until(lambda: stack.complete(1), timeout_s=30)
+        events = await read_topic(kafka_log, topics.batch)
+        killed = [e for e in events if isinstance(e, JobAttemptCompleted) and e.outcome == "Cancelled"]
+        assert len(killed) == 4 and {e.failure_cause for e in killed} == {"killed"}
+        states = [e.state for e in events if isinstance(e, JobCompleted)]
+        assert states == ["Cancelled"] * 4  # the running ones; the 6 waiting ones got JobCancelled
+        assert sum(isinstance(e, JobCancelled) for e in events) == 6
+        assert sum(isinstance(e, JobAttemptScheduled) for e in events) == 4
     finally:
         await stack.close()

@@ -21,6 +21,7 @@ import time
 from array import array
 from collections import deque
 from collections.abc import Iterator
+from itertools import zip_longest
 
 from events.core.autoscale import decide
 from events.core.fairshare import UserDemand, allocate
@@ -286,7 +287,7 @@ class Simulation:
                 granted[user] = cores
         # Every candidate is within its user's share, so their order only matters for packing: the
         # biggest jobs first (first-fit decreasing), so small jobs do not fragment the room big ones need.
-        candidates = [job for round_ in _round_robin(slices) for job in round_]
+        candidates = _round_robin(slices)
         candidates.sort(key=lambda job: -groups[job_group[job]].cores_mcpu)
         cache = self.ready_job_cache
         ready_jobs = [cache.get(job) or self._ready_job(job) for job in candidates]
@@ -398,11 +399,9 @@ class Simulation:
         return Report(results=results, timing=timing)
 
 
-def _round_robin(slices: list[list[int]]) -> Iterator[list[int]]:
+def _round_robin(slices: list[list[int]]) -> list[int]:
     """Interleave users' slices: the first job of each user, then the second of each, ..."""
-    longest = max((len(s) for s in slices), default=0)
-    for position in range(longest):
-        yield [s[position] for s in slices if position < len(s)]
+    return [job for round_ in zip_longest(*slices) for job in round_ if job is not None]
 
 
 def simulate(workload: Workload, seed: int | None = None) -> Report:

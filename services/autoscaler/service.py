@@ -38,6 +38,7 @@ from services.scheduler.view import StateFollower
 
 log = logging.getLogger(__name__)
 _ALPHABET = string.ascii_lowercase + string.digits
+_STOPPED_STATUSES = frozenset({"terminated", "stopping", "stopped", "suspended", "suspending"})
 
 
 def random_instance_name(pool: str) -> str:
@@ -230,17 +231,24 @@ class Autoscaler:
 
     async def _reconcile(self, state: SchedulingState, now: int) -> None:
         try:
-            listed = {i.name for i in await self.provider.list()}
+            listed = {i.name: i.status for i in await self.provider.list()}
         except ProviderError as exc:
             log.warning("listing instances failed (%s); reconciling later", exc)
             return
         vanished: list[Event] = []
         for inst in state.instances.values():
-            if inst.live and inst.created and inst.name not in listed and inst.name not in self._busy \
-                    and now - inst.requested_at >= self.settings.vanished_grace_ms:
-                vanished.append(InstanceDeactivated(
-                    event_id=derived_event_id("InstanceDeactivated", inst.name, "does_not_exist"), occurred_at=now,
-                    producer=self.producer, instance_name=inst.name, reason="does_not_exist"))
+            if not inst.live or inst.name in self._busy:
+                continue
+            status = listed.get(inst.name)
+            if status in _STOPPED_STATUSES:  # e.g. a preempted spot VM: its work is lost now
+                reason = "terminated"
+            elif status is None and inst.created and now - inst.requested_at >= self.settings.vanished_grace_ms:
+                reason = "does_not_exist"
+            else:
+                continue
+            vanished.append(InstanceDeactivated(
+                event_id=derived_event_id("InstanceDeactivated", inst.name, reason), occurred_at=now,
+                producer=self.producer, instance_name=inst.name, reason=reason))
         if vanished:
             log.warning("%d instances vanished from the provider; deactivating them", len(vanished))
             await self._publisher.publish(vanished)

@@ -43,16 +43,22 @@ class StateFollower:
     async def start(self) -> None:
         self._consumer = await self._log.group_consumer(self._group_id, [self._topics.batch, self._topics.instance])
 
-    async def catch_up(self, timeout_s: float = 120.0) -> None:
-        """Fold everything appended before this call (the rebuild after becoming leader)."""
+    async def catch_up(self, timeout_s: float | None = None) -> None:
+        """Fold everything appended before this call (the rebuild after becoming leader).
+        Without a timeout it takes as long as the log needs, logging progress every 10 s."""
         targets = {}
         for topic in (self._topics.batch, self._topics.instance):
             for partition, end in (await self._log.end_offsets(topic)).items():
                 if end > 0:
                     targets[(topic, partition)] = end
-        deadline = time.monotonic() + timeout_s
+        started = last_report = time.monotonic()
         while any(self.positions.get(tp, 0) < end for tp, end in targets.items()):
-            if time.monotonic() > deadline:
+            now = time.monotonic()
+            if now - last_report >= 10.0:
+                last_report = now
+                left = sum(end - self.positions.get(tp, 0) for tp, end in targets.items())
+                log.info("rebuilding the scheduling view: %d records folded, %d to go", self.state.events_applied, left)
+            if timeout_s is not None and now - started > timeout_s:
                 behind = {f"{t}[{p}]": end - self.positions.get((t, p), 0) for (t, p), end in targets.items()
                           if self.positions.get((t, p), 0) < end}
                 raise TimeoutError(f"replay did not reach the end of the log in {timeout_s:.0f}s; behind: {behind}")

@@ -26,6 +26,7 @@ from events.catalog import (
     JobAttemptScheduled,
     JobCancelled,
     JobCompleted,
+    SchedulerLeaderElected,
 )
 from events.codec import Codec
 from events.core.fairshare import UserDemand, allocate
@@ -167,7 +168,11 @@ async def test_sigkilled_scheduler_is_replaced_and_every_job_finishes_once(kafka
     stack = Stack(kafka_log, topics, job_duration_ms=100)
     await stack.start([SimInstance(name=f"w{i}", cores_mcpu=4000) for i in range(2)])
     first = _scheduler_process(kafka_bootstrap, topics.prefix, "A", tmp_path)
-    await asyncio.sleep(2.0)  # let A win the election
+    for _ in range(600):  # A wins the first election before B even starts
+        if any(isinstance(e, SchedulerLeaderElected) and e.scheduler_id == "A"
+               for e in await read_topic(kafka_log, topics.control)):
+            break
+        await asyncio.sleep(0.1)
     second = _scheduler_process(kafka_bootstrap, topics.prefix, "B", tmp_path)
     n_jobs = 300
     try:

@@ -29,6 +29,7 @@ class MemoryProvider:
         self.instances: dict[str, InstanceSpec] = {}
         self.fail_next: list[Exception] = []
         self.deleted: list[str] = []
+        self.status: dict[str, str] = {}  # name -> what list() reports (default running)
 
     async def create(self, spec: InstanceSpec) -> ProviderInstance:
         if self.fail_next:
@@ -41,7 +42,7 @@ class MemoryProvider:
         self.deleted.append(name)
 
     async def list(self) -> list[ProviderInstance]:
-        return [ProviderInstance(n, f"mem/{n}", "running") for n in self.instances]
+        return [ProviderInstance(n, f"mem/{n}", self.status.get(n, "running")) for n in self.instances]
 
     async def close(self) -> None:
         pass
@@ -143,6 +144,19 @@ async def test_a_job_private_request_is_created_and_a_vanished_instance_is_deact
     await autoscaler.loop_once()
     events = await instance_events(memory_log, topics)
     assert any(isinstance(e, InstanceDeactivated) and e.reason == "does_not_exist" for e in events)
+    await autoscaler.close()
+
+
+async def test_a_preempted_vm_is_deactivated_as_terminated(memory_log, topics):
+    provider, clock = MemoryProvider(), Clock()
+    autoscaler, publisher = await make(memory_log, topics, provider, clock)
+    await autoscaler.loop_once()  # the pool's minimum: one instance
+    [name] = provider.instances
+    await publisher.publish([activated(name, cores=4000, at=clock.now)])
+    provider.status[name] = "terminated"
+    await autoscaler.loop_once()
+    events = await instance_events(memory_log, topics)
+    assert [(e.instance_name, e.reason) for e in events if isinstance(e, InstanceDeactivated)] == [(name, "terminated")]
     await autoscaler.close()
 
 

@@ -169,6 +169,7 @@ def match(
 
     remaining: dict[tuple[str, str], int] = {}
     stopped_users: set[tuple[str, str]] = set()
+    placed_users: set[tuple[str, str]] = set()
     failed_shapes: set[tuple[object, ...]] = set()
     no_capacity_reasons: dict[tuple[str, tuple[str, ...] | None, bool], Reason] = {}
     result = MatchResult()
@@ -196,8 +197,12 @@ def match(
             left = remaining.get(user_key)
             if left is None:
                 left = remaining[user_key] = shares[job.pool].get(job.user, 0)
-            if user_key in stopped_users or job.cores_mcpu > left:
-                # Hail stops a user once their next job would exceed the share, so big jobs are not starved.
+            # A user whose next job would exceed its share stops for this cycle (Hail), so its big jobs
+            # keep their place. Exception: a user with a positive share that has placed nothing yet takes
+            # one job even if the share is smaller than that job; otherwise a share split finer than a job
+            # (1 free core, 3 users) would leave cores idle until enough accumulate.
+            over = job.cores_mcpu > left and (left <= 0 or user_key in placed_users)
+            if user_key in stopped_users or over:
                 stopped_users.add(user_key)
                 explanations.append(
                     _explain(
@@ -246,6 +251,7 @@ def match(
             continue
         if left is not None:
             remaining[user_key] = left - job.cores_mcpu
+            placed_users.add(user_key)
         assignments.append(
             Assignment(
                 job.batch_id,

@@ -272,7 +272,6 @@ class Simulation:
         # smaller than its next job still gets that one job, so users with big jobs are not starved
         # (the next cycle's allocation sees the cores it took).
         slices: list[list[int]] = []
-        granted: dict[str, int] = {}
         groups, job_group = self.groups, self.job_group
         for user in sorted(shares, key=lambda u: (-shares[u], u)):
             share, queue, taken, cores = shares[user], queues[user], [], 0
@@ -284,14 +283,13 @@ class Simulation:
                 cores += next_cores
             if taken:
                 slices.append(taken)
-                granted[user] = cores
         # Every candidate is within its user's share, so their order only matters for packing: the
         # biggest jobs first (first-fit decreasing), so small jobs do not fragment the room big ones need.
         candidates = _round_robin(slices)
         candidates.sort(key=lambda job: -groups[job_group[job]].cores_mcpu)
         cache = self.ready_job_cache
         ready_jobs = [cache.get(job) or self._ready_job(job) for job in candidates]
-        result = match(ready_jobs, instances, {pool: granted}, self.now)
+        result = match(ready_jobs, instances, {pool: shares}, self.now)
         placed = set()
         by_name = self.fleet.by_name
         cache = self.ready_job_cache

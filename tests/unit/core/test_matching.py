@@ -86,6 +86,15 @@ def test_fair_share_stops_a_user_at_its_share():
     assert "user alice has used its fair share of pool standard" in result.explanations[0].message
 
 
+def test_a_share_smaller_than_one_job_still_starts_one_job():
+    # one free core split three ways: without the allowance nobody would start anything
+    jobs = [job(1, user="a"), job(2, user="b"), job(3, user="c"), job(4, user="a")]
+    shares = {"standard": {"a": 334, "b": 333, "c": 333}}
+    result = match(jobs, [instance("i", 1_000)], shares, NOW)
+    assert placements(result) == {1: "i"}
+    assert reasons(result) == {2: Reason.NO_CAPACITY, 3: Reason.NO_CAPACITY, 4: Reason.OVER_FAIR_SHARE}
+
+
 def test_pools_without_shares_are_not_limited_and_users_without_share_get_none():
     shares = {"standard": {"alice": 1_000}}
     result = match(
@@ -177,11 +186,13 @@ def test_never_over_commits_and_every_placement_satisfies_the_job(jobs, instance
     for name, (mcpu, memory, storage) in used.items():
         i = by_name[name]
         assert mcpu <= i.free_mcpu and memory <= i.free_memory_bytes and storage <= i.free_storage_gib
-    for user, limit in shares["standard"].items():
-        placed = sum(
+    for user in ("a", "b", "c"):
+        limit = shares["standard"].get(user, 0)
+        placed = [
             a.cores_mcpu for a in result.assignments if a.user == user and by_id[a.job_id].pool == "standard"
-        )
-        assert placed <= limit
+        ]
+        # within the share; a positive share smaller than a job may start exactly that one job
+        assert sum(placed) <= limit or (limit > 0 and len(placed) == 1)
     accounted = [a.job_id for a in result.assignments] + [e.job_id for e in result.explanations]
     accounted += [r.job_id for r in result.job_private_requests]
     assert sorted(accounted) == sorted(by_id)

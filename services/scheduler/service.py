@@ -87,6 +87,7 @@ class Scheduler:
         self.stats = SchedulerStats()
         self.epoch: int | None = None
         self._backoffs: list[int] = []  # heap of retry not_before times still to wake up for
+        self._released = False  # a reservation ended without its placement being accepted
         self.leading = asyncio.Event()  # set while this process leads and has caught up
 
     @property
@@ -140,7 +141,8 @@ class Scheduler:
             if now >= next_health_check:
                 await health.check()
                 next_health_check = now + self.settings.health_interval_ms
-            dirty |= self._expire_reservations(now)
+            dirty |= self._expire_reservations(now) or self._released
+            self._released = False
             dirty |= self._backoff_expired(now)
             if dirty:
                 dirty = False
@@ -152,7 +154,10 @@ class Scheduler:
 
     def _on_folded(self, event: Event, _woke: bool) -> None:
         if isinstance(event, JobAttemptScheduled | JobCreating):
-            self.reservations.pop(event.attempt_id, None)
+            reservation = self.reservations.pop(event.attempt_id, None)
+            if reservation is not None and self.follower is not None \
+                    and event.attempt_id not in self.follower.state.attempts and isinstance(event, JobAttemptScheduled):
+                self._released = True  # the core turned it down (e.g. the job was cancelled): capacity is back
         elif isinstance(event, JobBecameReady) and event.not_before is not None:
             heapq.heappush(self._backoffs, event.not_before)
 

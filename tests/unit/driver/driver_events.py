@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from driver_support import job_spec
-
 from events.catalog import (
     InstanceActivated,
     InstanceCreated,
@@ -19,6 +17,7 @@ from events.catalog import (
     JobCreated,
     JobCreating,
 )
+from tests.unit.driver.driver_support import job_spec
 
 GIB = 1024**3
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from driver_events import activated, cancelled, created, ready, requested
-from fake_compute import FakeCompute, FakeComputeServer
 
 from events.catalog import InstanceCreated, InstanceDeactivated, InstanceDeleted, InstanceRequested
 from events.codec import Codec
@@ -15,6 +13,8 @@ from events.publisher import Publisher
 from services.autoscaler.service import Autoscaler, AutoscalerSettings
 from services.providers.base import InstanceSpec, ProviderInstance, QuotaExceeded
 from services.providers.gce import GceProvider, GceSettings
+from tests.unit.driver.driver_events import activated, cancelled, created, ready, requested
+from tests.unit.driver.fake_compute import FakeCompute, FakeComputeServer
 
 POOL = PoolConfig(name="standard", worker_type="standard", preemptible=True, worker_cores=4, storage_gib=100,
                   min_instances=1, max_instances=5, max_new_per_loop=3, idle_time_ms=10_000, region="us-central1")

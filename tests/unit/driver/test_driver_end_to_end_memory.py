@@ -7,14 +7,13 @@ import contextlib
 import itertools
 import time
 
-from driver_support import GIB, JobDef, StandinResolver, batch_events, job_spec, wait_until
-
 from events.catalog import JobAttemptScheduled, JobCompleted
 from events.codec import Codec
 from events.core.state import SUCCESS
 from events.publisher import Publisher
 from services.scheduler.service import Scheduler
 from services.simworker import SimFleet, SimInstance
+from tests.unit.driver.driver_support import GIB, JobDef, StandinResolver, batch_events, job_spec, wait_until
 
 
 def now_ms() -> int:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from fake_compute import FakeCompute, FakeComputeServer
 
 from services.providers.base import InstanceSpec, ProviderError, QuotaExceeded, ZoneExhausted
 from services.providers.gce import GceProvider, GceSettings
+from tests.unit.driver.fake_compute import FakeCompute, FakeComputeServer
 
 GIB = 1024**3
 

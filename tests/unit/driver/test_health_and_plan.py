@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
-from driver_events import activated, created, creating, deactivated, heartbeat, ready, requested, scheduled
-
 from events.catalog import InstanceDeactivated, JobAttemptCompleted
 from events.core.fairshare import UserDemand, allocate
 from projections.scheduling.model import Demand
 from projections.scheduling.state import SchedulingState
 from services.health.detector import HealthSettings, lost_instance_events
 from services.scheduler.plan import Reservation, plan_cycle, private_instance_name
+from tests.unit.driver.driver_events import (
+    activated,
+    created,
+    creating,
+    deactivated,
+    heartbeat,
+    ready,
+    requested,
+    scheduled,
+)
 
 SETTINGS = HealthSettings(heartbeat_timeout_ms=1000, activation_timeout_ms=5000, drain_grace_ms=500)
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-from driver_events import (
+from projections.scheduling.model import InstanceState, JobPhase
+from projections.scheduling.state import SchedulingState
+from tests.unit.driver.driver_events import (
     GIB,
     activated,
     attempt_done,
@@ -19,9 +21,6 @@ from driver_events import (
     requested,
     scheduled,
 )
-
-from projections.scheduling.model import InstanceState, JobPhase
-from projections.scheduling.state import SchedulingState
 
 
 def fold(*events) -> SchedulingState:  # type: ignore[no-untyped-def]

@@ -80,9 +80,10 @@ class Resolver:
         for tp in sorted(mine - set(self.core.partitions)):
             started = time.monotonic()
             records = await self._read_all(tp)
-            derived += self.core.rebuild(tp, records)
-            log.info("rebuilt %s[%d] from %d records in %.2fs; %d events were missing", tp[0], tp[1],
-                     len(records), time.monotonic() - started, len(derived))
+            missing = self.core.rebuild(tp, records)
+            log.info("rebuilt %s[%d] from %d records in %.2fs; %d derived events were missing", tp[0], tp[1],
+                     len(records), time.monotonic() - started, len(missing))
+            derived += missing
         return derived
 
     async def _read_all(self, tp: TopicPartition) -> list[Record]:

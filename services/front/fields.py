@@ -72,15 +72,26 @@ def as_number(field: str, value: Any) -> float:
     return float(value)
 
 
+# Each list/map reader checks the common well-formed case in one pass first (a bunch holds
+# thousands of specs), and walks item by item only to name the offending item.
+
 def as_str_list(field: str, value: Any) -> tuple[str, ...]:
+    if type(value) is list and all(type(v) is str and len(v) <= 65536 for v in value) \
+            and "\x00" not in "".join(value):
+        return tuple(value)
     return tuple(as_str(f"{field}[{i}]", v) for i, v in enumerate(require_list(field, value)))
 
 
 def as_int_list(field: str, value: Any, *, minimum: int) -> tuple[int, ...]:
+    if type(value) is list and all(type(v) is int and minimum <= v <= MAX_INT32 for v in value):
+        return tuple(value)
     return tuple(as_int(f"{field}[{i}]", v, minimum=minimum) for i, v in enumerate(require_list(field, value)))
 
 
 def as_attributes(field: str, value: Any) -> dict[str, str]:
+    if type(value) is dict and all(type(k) is str and type(v) is str and len(k) <= 256 and len(v) <= 65536
+                                   and "\x00" not in k and "\x00" not in v for k, v in value.items()):
+        return dict(value)
     obj = require_object(field, value)
     for key, item in obj.items():
         as_str(f"{field}.{key}", key, max_len=256)

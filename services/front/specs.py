@@ -349,6 +349,10 @@ def _refuse_unsupported(field: str, obj: Mapping[str, Any]) -> None:
 
 
 def _parse_env(field: str, value: Any) -> tuple[EnvVar, ...]:
+    if type(value) is list and all(
+            type(e) is dict and len(e) == 2 and type(e.get("name")) is str and type(e.get("value")) is str
+            and e["name"] and "\x00" not in e["name"] and "\x00" not in e["value"] for e in value):
+        return tuple(EnvVar(name=e["name"], value=e["value"]) for e in value)
     out = []
     for i, item in enumerate(require_list(field, value)):
         entry = require_object(f"{field}[{i}]", item)

@@ -7,98 +7,10 @@ Kafka broker and PostgreSQL server, started with the same code as `squall up`.
 from __future__ import annotations
 
 import shutil
-import tempfile
-import time
-import uuid
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
-
-from deploy import stack
-from deploy.postgres import create_database
-
-pytestmark = [pytest.mark.e2e]
-
-
-class StackClient:
-    """A running stack and an authenticated HTTP client on its API."""
-
-    def __init__(self, state: stack.StackState) -> None:
-        self.state = state
-        self.home = Path(state.home)
-        self.http = httpx.Client(base_url=f"{state.api_url}/api/v1alpha",
-                                 headers={"Authorization": f"Bearer {state.token}"}, timeout=30.0)
-
-    def submit(self, jobs: list[dict[str, Any]], **batch: Any) -> int:
-        body = {"batch": {"billing_project": self.state.billing_project, "token": uuid.uuid4().hex,
-                          "n_jobs": len(jobs), **batch}, "bunch": jobs, "job_groups": []}
-        resp = self.http.post("/batches/create-fast", json=body)
-        assert resp.status_code == 200, resp.text
-        return int(resp.json()["id"])
-
-    def batch(self, batch_id: int) -> dict[str, Any]:
-        return self.http.get(f"/batches/{batch_id}").raise_for_status().json()
-
-    def jobs(self, batch_id: int) -> dict[int, dict[str, Any]]:
-        out: dict[int, dict[str, Any]] = {}
-        last: int | None = None
-        while True:
-            params = {"last_job_id": last} if last else {}
-            page = self.http.get(f"/batches/{batch_id}/jobs", params=params).raise_for_status().json()
-            out.update({j["job_id"]: j for j in page["jobs"]})
-            last = page.get("last_job_id")
-            if not last:
-                return out
-
-    def wait(self, batch_id: int, timeout_s: float = 240.0) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            try:
-                b = self.batch(batch_id)
-                if b["complete"]:
-                    return b
-            except httpx.HTTPError:
-                pass  # the front end may be restarting in a drill
-            time.sleep(0.5)
-        raise AssertionError(f"batch {batch_id} not complete after {timeout_s}s: {self.batch(batch_id)}")
-
-    def wait_for(self, predicate, timeout_s: float = 120.0, what: str = "condition"):  # type: ignore[no-untyped-def]
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            try:
-                value = predicate()
-                if value:
-                    return value
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.3)
-        raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
-
-    def close(self) -> None:
-        self.http.close()
-
-
-def job(job_id: int, command: list[str], parents: list[int] | None = None, image: str = "localhost/busybox:latest",
-        **extra: Any) -> dict[str, Any]:
-    return {"job_id": job_id, "process": {"type": "docker", "image": image, "command": command},
-            "in_update_parent_ids": parents or [], "resources": {"cpu": "0.25", "memory": "lowmem"}, **extra}
-
-
-def start_stack(kafka_bootstrap: str, pg_url: str, **kw: Any) -> StackClient:
-    home = Path(tempfile.mkdtemp(prefix="squall-e2e-"))
-    db = create_database(pg_url, f"e2e_{uuid.uuid4().hex[:12]}")
-    state = stack.up(home, bootstrap=kafka_bootstrap, database_url=db, port=stack.free_port(),
-                     topic_prefix=f"e{uuid.uuid4().hex[:10]}.", say=lambda m: None, **kw)
-    return StackClient(state)
-
-
-def stop_stack(client: StackClient) -> None:
-    client.close()
-    stack.down(client.home, say=lambda m: None)
-    shutil.rmtree(client.home, ignore_errors=True)
+from e2e_harness import StackClient, start_stack, stop_stack
 
 
 @pytest.fixture(scope="module")

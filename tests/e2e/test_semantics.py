@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 
 import pytest
+from e2e_harness import StackClient, job
 
 from services.demo import EXPECTED_STATES, run_demo
-from tests.e2e.conftest import StackClient, job
 
 pytestmark = [pytest.mark.e2e, pytest.mark.kafka, pytest.mark.postgres, pytest.mark.podman]
 

@@ -12,14 +12,21 @@ front end's own tables and schema_migrations are not projections.
 
 from __future__ import annotations
 
+import asyncio
+import json
+import sys
+import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import psycopg
+import yaml
 from psycopg import sql
 
+from events.kafka_log import KafkaEventLog
 from events.log import EventLog
 from events.topics import Topics
 from projections.cost import PriceTable
@@ -59,10 +66,12 @@ class ReplayResult:
 
 async def rebuild(log: EventLog, topics: Topics, database_url: str, schema: str = DEFAULT_SCRATCH,
                   until: dict[TopicPartition, int] | None = None, prices: PriceTable | None = None,
-                  settings: RunnerSettings | None = None, in_place: bool = False) -> ReplayResult:
+                  settings: RunnerSettings | None = None, in_place: bool = False,
+                  processes: int = 1) -> ReplayResult:
     """Drop `schema`, create the read-model tables there and fold the log from offset 0 up to `until`
     (default: the log's end offsets now). `in_place`: the schema's tables were emptied by `reset`;
-    keep them and fold into them."""
+    keep them and fold into them. `processes` > 1 (Kafka only): that many projector processes,
+    each folding a share of the partitions (Python folds on one core per process)."""
     check_schema_name(schema)
     if schema == "public" and not in_place:
         raise ValueError("replay builds into a scratch schema, never 'public'; pass another --schema")
@@ -77,13 +86,40 @@ async def rebuild(log: EventLog, topics: Topics, database_url: str, schema: str 
     settings = settings or RunnerSettings()
     settings.publish_quarantine = False  # the live projector published them when it first met them
     started = time.perf_counter()
-    runner = await run_readmodel(log, topics, database_url, schema, prices, settings, until=until)
-    return ReplayResult(schema=schema, events=runner.applied, seconds=time.perf_counter() - started, until=until)
+    if processes > 1 and isinstance(log, KafkaEventLog):
+        await _rebuild_in_processes(log.bootstrap, topics, database_url, schema, until, prices, settings, processes)
+        applied = sum(until.values())  # every share ran to its `until` (a failure raised)
+    else:
+        applied = (await run_readmodel(log, topics, database_url, schema, prices, settings, until=until)).applied
+    return ReplayResult(schema=schema, events=applied, seconds=time.perf_counter() - started, until=until)
+
+
+async def _rebuild_in_processes(bootstrap: str, topics: Topics, database_url: str, schema: str,
+                                until: dict[TopicPartition, int], prices: PriceTable | None,
+                                settings: RunnerSettings, processes: int) -> None:
+    with tempfile.TemporaryDirectory(prefix="squall-replay-") as tmp:
+        args = ["--bootstrap", bootstrap, "--topic-prefix", topics.prefix, "--database-url", database_url,
+                "--schema", schema, "--workers", str(settings.workers), "--max-batch", str(settings.max_batch),
+                "--until-json", json.dumps({f"{t}:{p}": o for (t, p), o in until.items()}),
+                "--no-publish-quarantine"]
+        if prices is not None:
+            price_file = Path(tmp) / "prices.yaml"
+            price_file.write_text(yaml.safe_dump(asdict(prices)))
+            args += ["--prices", str(price_file)]
+        children = [await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "projections.readmodel", *args, "--shard", f"{i}/{processes}",
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE) for i in range(processes)]
+        outcomes = await asyncio.gather(*(child.communicate() for child in children))
+    for i, (child, (_, stderr)) in enumerate(zip(children, outcomes, strict=True)):
+        if child.returncode != 0:
+            tail = stderr.decode(errors="replace")[-2000:]
+            raise RuntimeError(f"replay shard {i}/{processes} exited with {child.returncode}:\n{tail}")
 
 
 async def replay_and_verify(log: EventLog, topics: Topics, database_url: str, live_schema: str = "public",
                             schema: str = DEFAULT_SCRATCH, prices: PriceTable | None = None,
-                            settings: RunnerSettings | None = None, max_differences: int = 100) -> ReplayResult:
+                            settings: RunnerSettings | None = None, max_differences: int = 100,
+                            processes: int = 1) -> ReplayResult:
     """Rebuild into `schema` up to the live projection's position, then compare row for row."""
     with connect(database_url, schema=live_schema) as live:
         live.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
@@ -94,7 +130,7 @@ async def replay_and_verify(log: EventLog, topics: Topics, database_url: str, li
             for topic in (topics.batch, topics.instance):  # partitions the live one never stored: nothing yet
                 for partition in range(await log.partitions(topic)):
                     until.setdefault((topic, partition), 0)
-            result = await rebuild(log, topics, database_url, schema, until, prices, settings)
+            result = await rebuild(log, topics, database_url, schema, until, prices, settings, processes=processes)
             with connect(database_url, schema=schema) as scratch:
                 result.differences, result.rows_compared = compare(live, scratch, max_differences)
     return result

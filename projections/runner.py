@@ -102,10 +102,16 @@ class Runner:
     async def partitions(self) -> list[TopicPartition]:
         return [(t, p) for t in self.topics for p in range(await self.log.partitions(t))]
 
-    async def run(self, stop: asyncio.Event | None = None, until: dict[TopicPartition, int] | None = None) -> None:
-        """Process until `stop` is set, or (with `until`) until every partition reached its offset."""
+    async def run(self, stop: asyncio.Event | None = None, until: dict[TopicPartition, int] | None = None,
+                  shard: tuple[int, int] | None = None) -> None:
+        """Process until `stop` is set, or (with `until`) until every partition reached its offset.
+        `shard` (index, count): only every count-th partition from index, to spread partitions over
+        processes (each process then deals its share among its workers)."""
         stop = stop or asyncio.Event()
         partitions = await self.partitions()
+        if shard is not None:
+            index, count = shard
+            partitions = partitions[index::count]
         n = max(1, min(self.settings.workers, len(partitions)))
         shares = [partitions[i::n] for i in range(n)]
         await asyncio.gather(*(self._worker(share, stop, until) for share in shares))

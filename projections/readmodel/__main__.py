@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import signal
 import sys
@@ -17,7 +18,7 @@ from events.kafka_log import KafkaEventLog
 from projections.cost import PriceTable
 from projections.db import READMODEL_MIGRATIONS, migrate
 from projections.readmodel.service import run_readmodel
-from projections.runner import RunnerSettings, tune_gc_for_batches
+from projections.runner import RunnerSettings, TopicPartition, tune_gc_for_batches
 from services.config import ConfigError, ServiceConfig, add_arguments, from_args
 
 
@@ -30,10 +31,32 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="parallel workers (partitions are dealt among them)")
     parser.add_argument("--max-batch", type=int, default=RunnerSettings.max_batch,
                         help="records per transaction")
+    parser.add_argument("--shard", type=_shard, default=None, metavar="I/N",
+                        help="only partitions I, I+N, I+2N, ... (run N processes to spread the work)")
+    parser.add_argument("--until-json", default=None,
+                        help='replay: stop at these offsets, {"topic:partition": offset, ...}')
+    parser.add_argument("--no-publish-quarantine", action="store_true",
+                        help="replay: quarantine into the table only (the live projector published them)")
     return parser.parse_args(argv)
 
 
-async def serve(config: ServiceConfig, schema: str, prices: PriceTable, settings: RunnerSettings) -> None:
+def _shard(text: str) -> tuple[int, int]:
+    try:
+        index, count = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--shard {text!r}: expected I/N, e.g. 0/2") from None
+    if not 0 <= index < count:
+        raise argparse.ArgumentTypeError(f"--shard {text!r}: I must be in 0..N-1")
+    return index, count
+
+
+def parse_until(text: str) -> dict[TopicPartition, int]:
+    return {(key.rsplit(":", 1)[0], int(key.rsplit(":", 1)[1])): int(offset)
+            for key, offset in json.loads(text).items()}
+
+
+async def serve(config: ServiceConfig, schema: str, prices: PriceTable, settings: RunnerSettings,
+                shard: tuple[int, int] | None = None, until: dict[TopicPartition, int] | None = None) -> None:
     migrate(config.database_url, [READMODEL_MIGRATIONS], schema=schema)
     log = await KafkaEventLog.connect(config.bootstrap_servers, client_id="squall-readmodel")
     stop = asyncio.Event()
@@ -42,7 +65,8 @@ async def serve(config: ServiceConfig, schema: str, prices: PriceTable, settings
         loop.add_signal_handler(sig, stop.set)
     try:
         await log.create_topics(config.topics.specs())
-        await run_readmodel(log, config.topics, config.database_url, schema, prices, settings, stop=stop)
+        await run_readmodel(log, config.topics, config.database_url, schema, prices, settings, stop=stop,
+                            until=until, shard=shard)
     finally:
         await log.close()
 
@@ -56,9 +80,11 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    settings = RunnerSettings(workers=args.workers, max_batch=args.max_batch)
+    settings = RunnerSettings(workers=args.workers, max_batch=args.max_batch,
+                              publish_quarantine=not args.no_publish_quarantine)
+    until = parse_until(args.until_json) if args.until_json else None
     tune_gc_for_batches()
-    asyncio.run(serve(config, args.schema, prices, settings))
+    asyncio.run(serve(config, args.schema, prices, settings, args.shard, until))
     return 0
 
 

@@ -34,8 +34,8 @@ def readmodel_runner(log: EventLog, topics: Topics, database_url: str, schema: s
 
 async def run_readmodel(log: EventLog, topics: Topics, database_url: str, schema: str = "public",
                         prices: PriceTable | None = None, settings: RunnerSettings | None = None,
-                        stop: asyncio.Event | None = None,
-                        until: dict[TopicPartition, int] | None = None) -> Runner:
+                        stop: asyncio.Event | None = None, until: dict[TopicPartition, int] | None = None,
+                        shard: tuple[int, int] | None = None) -> Runner:
     runner = readmodel_runner(log, topics, database_url, schema, prices, settings)
-    await runner.run(stop=stop, until=until)
+    await runner.run(stop=stop, until=until, shard=shard)
     return runner

@@ -68,6 +68,7 @@ def replay(
     live_schema: str = typer.Option("public", "--live-schema", help="schema of the live read models"),
     prices: Path | None = typer.Option(None, "--prices", help="YAML price table the live projector uses"),
     max_differences: int = typer.Option(100, "--max-differences"),
+    processes: int = typer.Option(1, "--processes", min=1, help="projector processes sharing the partitions"),
     in_place: bool = typer.Option(False, "--in-place", help="empty the LIVE read models and rebuild them there "
                                   "(after a projection code change; the API shows partial data meanwhile)"),
     bootstrap: str | None = BootstrapOption, database_url: str | None = DatabaseOption,
@@ -91,7 +92,8 @@ def replay(
         reset(config.database_url, live_schema)
         typer.echo(f"emptied the read models of schema {live_schema}; rebuilding from offset 0")
         schema = live_schema
-    result = asyncio.run(_replay(config, schema, verify, live_schema, price_table, max_differences, in_place))
+    result = asyncio.run(_replay(config, schema, verify, live_schema, price_table, max_differences, in_place,
+                                 processes))
     rate = result.events / result.seconds if result.seconds > 0 else 0.0
     typer.echo(f"rebuilt readmodel into schema {result.schema}: {result.events} events in "
                f"{result.seconds:.1f} s ({rate:,.0f} events/s)")
@@ -107,7 +109,7 @@ def replay(
 
 
 async def _replay(config: ServiceConfig, schema: str, verify: bool, live_schema: str, prices,  # type: ignore[no-untyped-def]
-                  max_differences: int, in_place: bool):
+                  max_differences: int, in_place: bool, processes: int):
     from events.kafka_log import KafkaEventLog
     from projections.replay import rebuild, replay_and_verify
     from projections.runner import tune_gc_for_batches
@@ -116,11 +118,12 @@ async def _replay(config: ServiceConfig, schema: str, verify: bool, live_schema:
     log = await KafkaEventLog.connect(config.bootstrap_servers, client_id="squall-replay")
     try:
         if in_place:
-            return await rebuild(log, config.topics, config.database_url, schema, prices=prices, in_place=True)
+            return await rebuild(log, config.topics, config.database_url, schema, prices=prices, in_place=True,
+                                 processes=processes)
         if verify:
             return await replay_and_verify(log, config.topics, config.database_url, live_schema, schema, prices,
-                                           max_differences=max_differences)
-        return await rebuild(log, config.topics, config.database_url, schema, prices=prices)
+                                           max_differences=max_differences, processes=processes)
+        return await rebuild(log, config.topics, config.database_url, schema, prices=prices, processes=processes)
     finally:
         await log.close()
 

@@ -129,10 +129,16 @@ async def main(args: argparse.Namespace) -> None:
         result = await rebuild(log, topics, url, "bench_replay", settings=RunnerSettings(max_batch=args.max_batch,
                                                                                           workers=args.workers))
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-        print(f"replay from offset 0 into Postgres: {result.events:,} events in {wall:.1f} s = "
-              f"{result.events / wall:,.0f} events/s ({result.events / cpu:,.0f} events per CPU-second; "
-              f"max_batch {args.max_batch}, {args.workers} workers; load average {os.getloadavg()[0]:.1f} "
-              f"on {os.cpu_count()} cores)")
+        print(f"replay from offset 0 into Postgres, 1 process: {result.events:,} events in {wall:.1f} s = "
+              f"{result.events / wall:,.0f} events/s ({result.events / cpu:,.0f} events per CPU-second of the "
+              f"projector; max_batch {args.max_batch}, {args.workers} workers; load average "
+              f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
+        for processes in args.processes:
+            result = await rebuild(log, topics, url, "bench_replay", processes=processes,
+                                   settings=RunnerSettings(max_batch=args.max_batch, workers=args.workers))
+            print(f"replay from offset 0 into Postgres, {processes} processes: {result.events:,} events in "
+                  f"{result.seconds:.1f} s = {result.events / result.seconds:,.0f} events/s (load average "
+                  f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
         verified = await replay_and_verify(log, topics, url, settings=RunnerSettings(max_batch=args.max_batch))
         print(f"replay --verify of the live-built tables: {len(verified.differences)} differences over "
               f"{verified.rows_compared:,} rows")
@@ -150,7 +156,9 @@ if __name__ == "__main__":
     parser.add_argument("--rate", type=int, default=5_000, help="live append rate, events/s")
     parser.add_argument("--seconds", type=int, default=20, help="how long to append at that rate")
     parser.add_argument("--max-batch", type=int, default=10_000, help="replay: records per transaction")
-    parser.add_argument("--workers", type=int, default=2, help="replay: parallel workers")
+    parser.add_argument("--workers", type=int, default=2, help="replay: parallel workers (per process)")
+    parser.add_argument("--processes", type=int, nargs="*", default=[2],
+                        help="replay also with this many projector processes (each a share of the partitions)")
     parser.add_argument("--bootstrap", default=None)
     parser.add_argument("--database-url", default=None)
     asyncio.run(main(parser.parse_args()))

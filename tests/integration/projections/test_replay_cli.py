@@ -49,7 +49,7 @@ def test_replay_audit_and_quarantine_commands(kafka_bootstrap: str, topics: Topi
     assert broken.exit_code == 1
     assert "jobs (2, 3): state live='Running' replay=" in broken.output and "1 difference(s)" in broken.output
 
-    rebuilt = cli.invoke(app, ["replay", "--in-place", *env])
+    rebuilt = cli.invoke(app, ["replay", "--in-place", "--processes", "2", *env])
     assert rebuilt.exit_code == 0, rebuilt.output
     assert cli.invoke(app, ["replay", "--verify", *env]).exit_code == 0
 

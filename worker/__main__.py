@@ -24,6 +24,7 @@ from worker.attempt import AttemptServices, WorkerLimits
 from worker.blobs import LocalBlobStore
 from worker.clock import SystemClock
 from worker.journal import Journal
+from worker.jvm_pool import JvmError, JvmPool, compile_entryway, default_java_home
 from worker.podman_runtime import PodmanRuntime
 from worker.podman_service import DEFAULT_SOCKET, ensure_podman_service
 from worker.scratch import GIB, ScratchManager
@@ -43,10 +44,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--heartbeat-interval", type=float, default=5.0, help="seconds between heartbeats")
     p.add_argument("--drain-timeout", type=float, default=60.0, help="seconds running attempts get at shutdown")
     p.add_argument("--pids-limit", type=int, default=WorkerLimits.pids_limit, help="max processes per job")
+    p.add_argument("--java-home", type=Path, default=None,
+                   help="JDK bind-mounted into JVM job containers (default: the one `java` on PATH is in)")
+    p.add_argument("--jvm-image", default="localhost/debian-python3:bookworm",
+                   help="image the warm JVMs run in (glibc-based; the JDK comes from the host)")
     p.add_argument("--scratch-mode", choices=("loop", "directory"), default="loop",
                    help="loop: an ext4 image per attempt enforces the storage quota; directory: no quota")
     add_arguments(p)
     return p
+
+
+def build_jvm_pool(args: argparse.Namespace, runtime: PodmanRuntime, state_dir: Path,
+                   config: ServiceConfig) -> JvmPool | None:
+    try:
+        java_home = args.java_home or default_java_home()
+        entryway = compile_entryway(Path.home() / ".cache" / "squall" / "jvm-entryway", java_home)
+    except JvmError as exc:
+        logging.getLogger("squall.worker").warning("JVM jobs disabled: %s", exc)
+        return None
+    return JvmPool(runtime=runtime, instance_name=args.instance_name, work_dir=state_dir / "jvm",
+                   socket_dir=args.podman_socket.parent / f"jvm-{args.instance_name}", image=args.jvm_image,
+                   java_home=java_home, entryway_dir=entryway)
 
 
 async def run_agent(args: argparse.Namespace, config: ServiceConfig) -> None:
@@ -65,6 +83,7 @@ async def run_agent(args: argparse.Namespace, config: ServiceConfig) -> None:
         instance_name=args.instance_name, cores=args.cores, memory_bytes=int(args.memory_gib * GIB),
         storage_gib=args.storage_gib, pool=args.pool, region=args.region, preemptible=args.preemptible,
         heartbeat_interval_s=args.heartbeat_interval, drain_timeout_s=args.drain_timeout)
+    services.jvm = build_jvm_pool(args, runtime, state_dir, config)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -115,6 +115,8 @@ class Agent:
 
     # lifecycle ---------------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
+        if self.services.jvm is not None:
+            await self.services.jvm.remove_stale()  # their jobs are reported worker_crashed below
         await self.reconcile()
         await self._publish_forever([self._activated()])
         heartbeat = asyncio.create_task(self._heartbeat_loop())
@@ -122,6 +124,8 @@ class Agent:
             await self._read_loop(stop)
         finally:
             await self._drain()
+            if self.services.jvm is not None:
+                await self.services.jvm.close()
             heartbeat.cancel()
             await asyncio.gather(heartbeat, return_exceptions=True)
             await self._publish_forever([InstanceDeactivated(

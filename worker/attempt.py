@@ -18,6 +18,8 @@ from events import failures
 from events.catalog import AttemptAssigned, ResourceUsageSummary, StepTiming
 from worker.blobs import BlobStore, log_key, resource_usage_key
 from worker.clock import Clock
+from worker.jvm_pool import JvmPool
+from worker.jvm_step import run_jvm_step
 from worker.runtime import LABEL_ATTEMPT, LABEL_INSTANCE, LABEL_STEP, ContainerRuntime, ContainerSpec, Mount
 from worker.scratch import GIB, ScratchError, ScratchManager, ScratchVolume, scratch_quota_bytes
 from worker.step import StepResult, run_container_step, skipped
@@ -46,6 +48,7 @@ class AttemptServices:
     blobs: BlobStore
     clock: Clock
     limits: WorkerLimits = field(default_factory=WorkerLimits)
+    jvm: JvmPool | None = None  # None: this worker runs no JVM jobs
 
 
 @dataclass
@@ -111,6 +114,8 @@ class Attempt:
         invalid = self._invalid_reason()
         if invalid:
             return self._outcome(started_at, [], "Error", failures.INVALID_JOB, invalid)
+        if a.spec.process_type == "jvm":
+            return await self._run_jvm(started_at)
         limits = self.s.limits
         quota = scratch_quota_bytes(a.storage_gib, a.cores_mcpu, limits.scratch_per_core_bytes,
                                     limits.scratch_cap_bytes)
@@ -153,10 +158,25 @@ class Attempt:
             state, cause, error = out.state, out.failure_cause, out.error
         return self._outcome(started_at, steps, OUTCOME_OF_STATE[state], cause, error, volume)
 
+    async def _run_jvm(self, started_at: int) -> AttemptOutcome:
+        assert self.s.jvm is not None
+        main = await run_jvm_step(self.a, pool=self.s.jvm, storage=self.s.storage, blobs=self.s.blobs,
+                                  clock=self.s.clock, killed=self.killed, label=attempt_label(self.a))
+        steps = [skipped("input"), main, skipped("output")]
+        return self._outcome(started_at, steps, OUTCOME_OF_STATE[main.state], main.failure_cause, main.error)
+
     def _invalid_reason(self) -> str | None:
         spec = self.a.spec
+        if spec.process_type == "jvm":
+            if self.s.jvm is None:
+                return "this worker runs no JVM jobs (start it with a JDK available)"
+            if not spec.jar_url:
+                return "a jvm job needs a jar_url"
+            if spec.input_files or spec.output_files:
+                return "jvm jobs cannot have input_files or output_files"
+            return None
         if spec.process_type != "docker":
-            return f"process type {spec.process_type!r} is not supported by this worker (only 'docker')"
+            return f"process type {spec.process_type!r} is not supported (docker or jvm)"
         if not spec.image:
             return "the job has no image"
         if not spec.command:

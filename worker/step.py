@@ -49,7 +49,9 @@ def skipped(name: str) -> StepResult:
     return StepResult(name=name, state="skipped")
 
 
-class _Timer:
+class PhaseTimer:
+    """Records named phases of a step (Hail's `timing`: start_time, finish_time, duration in ms)."""
+
     def __init__(self, clock: Clock, timing: dict[str, dict[str, int | None]]) -> None:
         self.clock, self.timing = clock, timing
 
@@ -69,9 +71,9 @@ async def run_container_step(name: str, spec: ContainerSpec, *, runtime: Contain
                              timeout_s: float | None = None, io_bytes: Callable[[], int] = lambda: 0,
                              existing_container_id: str | None = None) -> StepResult:
     result = StepResult(name=name, state="error", started_at=clock.now_ms())
-    timer = _Timer(clock, result.timing)
+    timer = PhaseTimer(clock, result.timing)
     if killed.is_set():
-        return _finish(result, clock, "cancelled", failures.KILLED, "killed before it started")
+        return finish_step(result, clock, "cancelled", failures.KILLED, "killed before it started")
     cid = existing_container_id
     if cid is None:
         try:
@@ -82,9 +84,9 @@ async def run_container_step(name: str, spec: ContainerSpec, *, runtime: Contain
                 result.container_id = cid
                 await runtime.start(cid)
         except ImageNotFound as exc:
-            return _finish(result, clock, "error", failures.IMAGE_NOT_FOUND, str(exc))
+            return finish_step(result, clock, "error", failures.IMAGE_NOT_FOUND, str(exc))
         except ImagePullFailed as exc:
-            return _finish(result, clock, "error", failures.IMAGE_PULL_FAILED, str(exc))
+            return finish_step(result, clock, "error", failures.IMAGE_PULL_FAILED, str(exc))
     result.container_id = cid
 
     appender = blobs.appender(log_key)
@@ -124,17 +126,17 @@ async def run_container_step(name: str, spec: ContainerSpec, *, runtime: Contain
     result.container_started_at = exit_.started_at_ms
     result.container_finished_at = exit_.finished_at_ms
     if ended_by == "killed":
-        return _finish(result, clock, "cancelled", failures.KILLED, "killed")
+        return finish_step(result, clock, "cancelled", failures.KILLED, "killed")
     if ended_by == "timed_out":
-        return _finish(result, clock, "error", failures.TIMED_OUT, f"timed out after {timeout_s:g} s")
+        return finish_step(result, clock, "error", failures.TIMED_OUT, f"timed out after {timeout_s:g} s")
     if exit_.exit_code == 0:
-        return _finish(result, clock, "succeeded", None, None)
+        return finish_step(result, clock, "succeeded", None, None)
     if exit_.out_of_memory:
-        return _finish(result, clock, "failed", failures.OUT_OF_MEMORY, "out of memory")
-    return _finish(result, clock, "failed", failures.NONZERO_EXIT, f"exit code {exit_.exit_code}")
+        return finish_step(result, clock, "failed", failures.OUT_OF_MEMORY, "out of memory")
+    return finish_step(result, clock, "failed", failures.NONZERO_EXIT, f"exit code {exit_.exit_code}")
 
 
-def _finish(result: StepResult, clock: Clock, state: str, cause: str | None, error: str | None) -> StepResult:
+def finish_step(result: StepResult, clock: Clock, state: str, cause: str | None, error: str | None) -> StepResult:
     result.state = state
     result.failure_cause = cause
     result.error = error

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import shutil
 import statistics
 import subprocess
 import sys
@@ -121,7 +122,7 @@ async def main(args: argparse.Namespace) -> None:
     journal.close()
     await runtime.close()
     await log.close()
-    subprocess.run(["rm", "-rf", str(home)], check=False)
+    shutil.rmtree(home, ignore_errors=True)
 
 
 if __name__ == "__main__":

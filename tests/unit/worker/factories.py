@@ -15,10 +15,11 @@ def assignment(instance_name: str, command: tuple[str, ...] = ("true",), *,
                attempt_id: str = "a1", cores_mcpu: int = 250, memory_bytes: int = 128 * MIB, storage_gib: int = 0,
                timeout_s: float | None = None, network: str = "none", env: dict[str, str] | None = None,
                input_files: list[tuple[str, str]] = (), output_files: list[tuple[str, str]] = (),
-               always_copy_output: bool = False, process_type: str = "docker") -> AttemptAssigned:
+               always_copy_output: bool = False, process_type: str = "docker",
+               jar_url: str | None = None) -> AttemptAssigned:
     job_id = job_id if job_id is not None else next(_job_ids)
     spec = JobSpec(
-        process_type=process_type, image=image, command=command,
+        process_type=process_type, image=image, command=command, jar_url=jar_url,
         env=tuple(EnvVar(name=k, value=v) for k, v in (env or {}).items()),
         input_files=tuple(FileCopy(src=s, dst=d) for s, d in input_files),
         output_files=tuple(FileCopy(src=s, dst=d) for s, d in output_files),

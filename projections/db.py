@@ -124,7 +124,7 @@ def _migrate(conn: psycopg.Connection, migrations: list[Migration], schema: str)
                 checksum text NOT NULL,
                 applied_at timestamptz NOT NULL DEFAULT now()
             )""")
-        recorded = dict(conn.execute("SELECT name, checksum FROM schema_migrations").fetchall())
+        recorded: dict[str, str] = dict(conn.execute("SELECT name, checksum FROM schema_migrations").fetchall())
         for migration in migrations:
             previous = recorded.get(migration.name)
             if previous is not None:

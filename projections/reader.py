@@ -97,7 +97,8 @@ class KafkaPartitionReader:
 
     async def fetch(self, limits: dict[TP, int], max_records: int, timeout_ms: int) -> dict[TP, list[Record]]:
         # partitions at their limit stay paused, so the fetch returns only what may be applied
-        active, paused = [], []
+        active: list[TopicPartition] = []
+        paused: list[TopicPartition] = []
         for tp in self.partitions:
             key = (tp.topic, tp.partition)
             (paused if key in limits and self.positions.get(key, 0) >= limits[key] else active).append(tp)

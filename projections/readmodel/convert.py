@@ -8,8 +8,9 @@ do not (heartbeats would swamp it, and they belong to no batch).
 
 from __future__ import annotations
 
-import json
 from typing import Any
+
+import orjson
 
 from events import catalog as ev
 from events.failures import SHORT_ERRORS
@@ -85,8 +86,8 @@ def _batch_completed(e: ev.BatchCompleted) -> list[ops.Op]:
 
 def _job_created(e: ev.JobCreated) -> list[ops.Op]:
     try:
-        spec = json.loads(e.spec_json)
-    except ValueError as exc:
+        spec = orjson.loads(e.spec_json)
+    except orjson.JSONDecodeError as exc:
         raise ConvertError(f"JobCreated {e.batch_id}/{e.job_id}: spec_json is not JSON: {exc}") from exc
     r = e.spec.resources
     return [ops.CreateJob(

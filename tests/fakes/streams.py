@@ -13,6 +13,7 @@ alongside. The same seed always gives the same events (ids and times included).
 
 from __future__ import annotations
 
+import heapq
 import json
 import random
 from dataclasses import dataclass, field
@@ -198,8 +199,6 @@ def build_stream(shape: StreamShape | None = None, seed: int = 0, first_batch_id
 
 
 def _merge_keep_order(tagged: list[tuple[int, int, int, ev.Event]]) -> list[ev.Event]:
-    import heapq
-
     by_source: dict[int, list[tuple[int, int, int, ev.Event]]] = {}
     for item in tagged:
         by_source.setdefault(item[1], []).append(item)

@@ -332,7 +332,8 @@ class Simulation:
             if capacity <= 0 or not ready or sum(ready.values()) < free or free > capacity // 20:
                 self.recorder.samples.append(FairShareSample(self.now, pool, None, False))
                 continue
-            errors = fair_share_errors(running, ready, capacity)
+            # Judge how the cores in use are shared; the few idle fragments are utilisation, reported apart.
+            errors = fair_share_errors(running, ready, sum(running.values()))
             settled = self.now - self.demand_changed_ms[pool] >= self.workload.fair_share_settle_ms
             self.recorder.samples.append(FairShareSample(self.now, pool, errors, settled))
 

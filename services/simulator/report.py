@@ -36,7 +36,7 @@ class FairShareSample:
 def fair_share_errors(
     running: Mapping[str, int], ready: Mapping[str, int], capacity_mcpu: int
 ) -> dict[str, float]:
-    """Each user's deviation from water-filling the whole pool over their total demand."""
+    """Each user's deviation from water-filling `capacity_mcpu` over the users' total demand."""
     demand = {u: UserDemand(0, running.get(u, 0) + ready.get(u, 0)) for u in set(running) | set(ready)}
     targets = allocate(demand, capacity_mcpu)
     return {u: round((running.get(u, 0) - t) / t, 6) for u, t in sorted(targets.items()) if t > 0}

@@ -56,3 +56,15 @@ def json_request_body(schema: dict[str, Any], description: str) -> dict[str, Any
     """openapi_extra for a route that reads its JSON body itself (so errors are Hail's 400s, not 422s)."""
     return {"requestBody": {"required": True, "description": description,
                             "content": {"application/json": {"schema": schema}}}}
+
+
+def parse_bool_param(name: str, value: str | None, default: bool) -> bool:
+    if value is None:
+        return default
+    lowered = value.lower()
+    if lowered in ("true", "1", "yes"):
+        return True
+    if lowered in ("false", "0", "no"):
+        return False
+    raise InvalidRequest(name, f"{value!r} is not a boolean; use true or false")
+

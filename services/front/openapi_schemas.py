@@ -34,7 +34,7 @@ JOB_GROUP: dict[str, Any] = {
     "properties": {
         "job_group_id": {"type": "integer", "minimum": 1}, "attributes": _ATTRIBUTES,
         "callback": {"type": "string"}, "cancel_after_n_failures": {"type": "integer", "minimum": 1},
-        "absolute_parent_id": {"type": "integer", "minimum": 0}, "in_update_parent_id": {"type": "integer", "minimum": 1},
+        "absolute_parent_id": {"type": "integer", "minimum": 0}, "in_update_parent_id": {"type": "integer", "minimum": 0},
     },
 }
 
@@ -54,7 +54,7 @@ JOB: dict[str, Any] = {
         "absolute_parent_ids": {"type": "array", "items": {"type": "integer", "minimum": 1}},
         "in_update_parent_ids": {"type": "array", "items": {"type": "integer", "minimum": 1}},
         "absolute_job_group_id": {"type": "integer", "minimum": 0},
-        "in_update_job_group_id": {"type": "integer", "minimum": 1},
+        "in_update_job_group_id": {"type": "integer", "minimum": 0},
         "always_run": {"type": "boolean"}, "n_max_attempts": {"type": "integer", "minimum": 1},
         "always_copy_output": {"type": "boolean"}, "attributes": _ATTRIBUTES,
         "env": {"type": "array", "items": {"type": "object", "required": ["name", "value"], "properties": {

@@ -14,7 +14,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from services.front import store
-from services.front.errors import InvalidRequest, NotFound
+from services.front.errors import NotFound
 from services.front.query import Condition, batch_condition, job_condition
 from services.front.shapes import attempt_entry, batch_status, job_entry, job_group_status
 
@@ -176,15 +176,3 @@ def _group_cancelled(groups: dict[int, store.GroupRow], job_group_id: int) -> bo
             return True
         current = row.parent_job_group_id
     return False
-
-
-def parse_bool_param(name: str, value: str | None, default: bool) -> bool:
-    if value is None:
-        return default
-    lowered = value.lower()
-    if lowered in ("true", "1", "yes"):
-        return True
-    if lowered in ("false", "0", "no"):
-        return False
-    raise InvalidRequest(name, f"{value!r} is not a boolean; use true or false")
-

@@ -11,8 +11,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
 from services.front.errors import InvalidRequest, NotFound
-from services.front.http import BatchId, Deps, JobGroupId, JobId, User
-from services.front.reads import parse_bool_param
+from services.front.http import BatchId, Deps, JobGroupId, JobId, User, parse_bool_param
 from services.front.shapes import job_status
 from services.front.specs import ROOT_JOB_GROUP_ID
 from worker.blobs import STEPS, log_path, resource_usage_path, status_path

@@ -79,7 +79,7 @@ def job(job_id: int, command: list[str], parents: list[int] | None = None, image
             "in_update_parent_ids": parents or [], "resources": {"cpu": "0.25", "memory": "lowmem"}, **extra}
 
 
-def start_stack(kafka_bootstrap: str, pg_url: str, **kw: Any) -> StackClient:
+def start_stack(kafka_bootstrap: str | None, pg_url: str, **kw: Any) -> StackClient:
     home = Path(tempfile.mkdtemp(prefix="squall-e2e-"))
     db = create_database(pg_url, f"e2e_{uuid.uuid4().hex[:12]}")
     state = stack.up(home, bootstrap=kafka_bootstrap, database_url=db, port=stack.free_port(),

@@ -3,6 +3,7 @@ chunking; replay into a fresh schema equals the live schema row for row; poison 
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import psycopg
@@ -104,3 +105,33 @@ async def test_poison_is_quarantined_and_the_projection_keeps_going(memory_log: 
     published = [r for p in range(await memory_log.partitions(topics.quarantine))
                  for r in await memory_log.read(topics.quarantine, p, 0, timeout_ms=10)]
     assert len(published) == 3
+
+
+async def test_verify_while_the_live_projector_keeps_applying(memory_log: EventLog, topics: Topics,
+                                                             readmodel_db: str) -> None:
+    """The comparison uses one snapshot of the live schema and replays to its offsets, so events
+    that keep arriving (and keep being applied) during the verify cause no differences."""
+    events = build_stream(SHAPE, seed=12).events
+    publisher = Publisher(memory_log, topics)
+    await publisher.publish(events[: len(events) // 2])
+    stop = asyncio.Event()
+    live = asyncio.create_task(run_readmodel(memory_log, topics, readmodel_db, stop=stop,
+                                             settings=RunnerSettings(max_batch=200, idle_sleep_s=0.01)))
+
+    async def keep_appending() -> None:
+        rest = events[len(events) // 2:]
+        for start in range(0, len(rest), 100):
+            await publisher.publish(rest[start:start + 100])
+            await asyncio.sleep(0.01)
+
+    appender = asyncio.create_task(keep_appending())
+    with psycopg.connect(readmodel_db) as conn:
+        while conn.execute("SELECT coalesce(sum(next_offset), 0) FROM projection_offsets").fetchone()[0] == 0:
+            await asyncio.sleep(0.05)
+            conn.commit()
+    result = await replay_and_verify(memory_log, topics, readmodel_db)
+    await appender
+    stop.set()
+    await live
+    assert result.differences == []
+    assert result.events > 0

@@ -187,8 +187,16 @@ def _emit_decode(src: _Source, d: int, schema: Any, target: str, names: dict[str
         for field in schema["fields"]:
             value = src.var("f")
             _emit_decode(src, d, field["type"], value, names)
-            fields.append(f"{field['name']}={value}")
-        src.emit(d, f"{target} = {_record_class(schema)}({', '.join(fields)})")
+            fields.append((field["name"], value))
+        cls_name = _record_class(schema)
+        if _settable_slots(cls_name):
+            # Frozen dataclasses set each field through object.__setattr__ anyway; doing it with
+            # the slot descriptors directly skips the keyword-argument call (2x faster to build).
+            src.emit(d, f"{target} = _new({cls_name})")
+            for name, value in fields:
+                src.emit(d, f"_set_{cls_name}_{name}({target}, {value})")
+        else:
+            src.emit(d, f"{target} = {cls_name}({', '.join(f'{name}={value}' for name, value in fields)})")
     elif kind in ("array", "map"):
         if kind == "map" and _kind(_resolve(schema["values"], names)) in ("record", "array", "map"):
             raise Unsupported("maps of records or containers (from_avro keeps them as dicts)")
@@ -218,9 +226,28 @@ def _emit_decode(src: _Source, d: int, schema: Any, target: str, names: dict[str
         raise Unsupported(f"Avro type {kind}")
 
 
+def _settable_slots(cls_name: str) -> bool:
+    """Whether objects of this class may be built field by field without __init__: a slotted
+    dataclass whose __init__ only stores the fields (no __post_init__ to run)."""
+    cls = getattr(catalog, cls_name)
+    return "__slots__" in vars(cls) and not hasattr(cls, "__post_init__")
+
+
+def _catalog_globals() -> dict[str, Any]:
+    names: dict[str, Any] = {"_new": object.__new__}
+    for name in dir(catalog):
+        cls = getattr(catalog, name)
+        if isinstance(cls, type) and dataclasses.is_dataclass(cls):
+            names[name] = cls
+            if _settable_slots(name):
+                for field in dataclasses.fields(cls):
+                    names[f"_set_{name}_{field.name}"] = vars(cls)[field.name].__set__
+    return names
+
+
 _GLOBALS = {"_pack_float": struct.Struct("<f").pack, "_pack_double": struct.Struct("<d").pack,
             "_unpack_float": struct.Struct("<f").unpack_from, "_unpack_double": struct.Struct("<d").unpack_from,
-            **{name: getattr(catalog, name) for name in dir(catalog) if isinstance(getattr(catalog, name), type)}}
+            **_catalog_globals()}
 
 
 def encoder_source(schema: dict[str, Any]) -> str:

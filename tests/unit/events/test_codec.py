@@ -18,7 +18,7 @@ any_event = st.one_of(*(event_strategy(name) for name in ALL_EVENTS))
 
 
 @pytest.mark.parametrize("event_name", ALL_EVENTS)
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_every_event_type_round_trips(event_name: str, data: st.DataObject) -> None:
     event = data.draw(event_strategy(event_name))
@@ -78,7 +78,7 @@ def _decode_or_decode_error(data: bytes) -> Event | DecodeError:
         return exc
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(event=any_event, position=st.integers(min_value=0), replacement=st.binary(min_size=1, max_size=4))
 def test_garbled_bodies_decode_or_raise_decode_error(event: Event, position: int, replacement: bytes) -> None:
     data = bytearray(CODEC.encode(event))
@@ -87,7 +87,7 @@ def test_garbled_bodies_decode_or_raise_decode_error(event: Event, position: int
     _decode_or_decode_error(bytes(data))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(noise=st.binary(max_size=64), fingerprint=st.sampled_from(sorted(load_registry().by_fingerprint())))
 def test_random_bodies_decode_or_raise_decode_error(noise: bytes, fingerprint: bytes) -> None:
     _decode_or_decode_error(MAGIC + fingerprint + noise)

@@ -21,7 +21,7 @@ ALL_EVENTS = sorted(EVENT_TYPES)
 
 
 @pytest.mark.parametrize("event_name", ALL_EVENTS)
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_compiled_bytes_equal_fastavro_bytes_and_decode_back(event_name: str, data: st.DataObject) -> None:
     schema = load_registry().current(event_name)

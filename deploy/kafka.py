@@ -1,7 +1,7 @@
 """A real single-node Apache Kafka broker (KRaft, combined controller+broker) on loopback.
 
 The jars come from Maven Central through `mvn dependency:copy-dependencies`, once, into
-~/.cache/squall/kafka/<version>/libs; after that a start takes a few seconds. The broker keeps
+~/.cache/squall/kafka/<version>/libs (or $SQUALL_CACHE/kafka/...); after that a start takes a few seconds. The broker keeps
 its log dirs, its own logs and a pid file under `data_dir`, so `start()` is idempotent: a second
 call finds the running broker and returns the same bootstrap address.
 
@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import base64
 import contextlib
+import fcntl
 import logging
 import os
 import shutil
@@ -29,7 +30,6 @@ from pathlib import Path
 
 KAFKA_VERSION = "4.1.1"
 LOG4J_VERSION = "2.24.3"
-CACHE_ROOT = Path(os.environ.get("SQUALL_CACHE") or Path.home() / ".cache" / "squall")
 DEFAULT_HEAP = "-Xmx768m"
 START_TIMEOUT_S = 90.0
 STOP_TIMEOUT_S = 20.0
@@ -83,9 +83,14 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def kafka_jars(version: str = KAFKA_VERSION, cache_root: Path = CACHE_ROOT) -> Path:
+def default_cache_root() -> Path:
+    """Where downloaded artifacts are cached: $SQUALL_CACHE, else ~/.cache/squall (never the repo)."""
+    return Path(os.environ.get("SQUALL_CACHE") or Path.home() / ".cache" / "squall")
+
+
+def kafka_jars(version: str = KAFKA_VERSION, cache_root: Path | None = None) -> Path:
     """The directory with Kafka's runtime jars, resolved with mvn on first use and cached."""
-    home = cache_root / "kafka" / version
+    home = (cache_root or default_cache_root()) / "kafka" / version
     libs = home / "libs"
     done = home / ".resolved"
     if done.exists():
@@ -93,6 +98,15 @@ def kafka_jars(version: str = KAFKA_VERSION, cache_root: Path = CACHE_ROOT) -> P
     if shutil.which("mvn") is None:
         raise KafkaDeployError("mvn is not installed: apt-get install -y maven openjdk-17-jre-headless")
     home.mkdir(parents=True, exist_ok=True)
+    with open(home / ".lock", "w") as lock:  # two test runs on a clean machine resolve once
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            _resolve_jars(home, version)
+    return libs
+
+
+def _resolve_jars(home: Path, version: str) -> None:
+    libs = home / "libs"
     (home / "pom.xml").write_text(_POM.format(kafka=version, log4j=LOG4J_VERSION))
     tmp_libs = home / "libs.partial"
     shutil.rmtree(tmp_libs, ignore_errors=True)
@@ -104,8 +118,7 @@ def kafka_jars(version: str = KAFKA_VERSION, cache_root: Path = CACHE_ROOT) -> P
                                f"{proc.stdout[-3000:]}{proc.stderr[-3000:]}")
     shutil.rmtree(libs, ignore_errors=True)
     tmp_libs.rename(libs)
-    done.write_text(version)
-    return libs
+    (home / ".resolved").write_text(version)
 
 
 def _java() -> str:

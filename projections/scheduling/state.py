@@ -15,7 +15,8 @@ scheduler believes in matches the attempts the resolver hands to workers.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from events.catalog import (
     Event,
@@ -293,7 +294,7 @@ class SchedulingState:
                 self._forget_if_done(inst)
 
 
-_HANDLERS = {
+_HANDLERS: dict[type, Callable[[SchedulingState, Any], bool]] = {
     JobCreated: SchedulingState._on_job_created,
     JobBecameReady: SchedulingState._on_ready,
     JobCreating: SchedulingState._on_creating,
@@ -308,3 +309,6 @@ _HANDLERS = {
     InstanceDeactivated: SchedulingState._on_instance_deactivated,
     InstanceDeleted: SchedulingState._on_instance_deleted,
 }
+
+# the event types the fold reads: a follower may skip decoding everything else
+FOLDED_EVENT_NAMES = frozenset(t.__name__ for t in _HANDLERS)  # class name == schema name

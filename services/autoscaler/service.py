@@ -130,10 +130,10 @@ class Autoscaler:
     # ---- grow and shrink ---------------------------------------------------------------------
 
     async def _grow_and_shrink(self, state: SchedulingState, now: int) -> None:
-        ready = {pool: 0 for pool in self._pools}
-        for (pool, _user), queue in state.ready.items():
-            if pool in ready:
-                ready[pool] += queue.cores_mcpu
+        ready = dict.fromkeys(self._pools, 0)
+        for (queue_pool, _user), queue in state.ready.items():
+            if queue_pool in ready:
+                ready[queue_pool] += queue.cores_mcpu
         statuses = [InstanceStatus(name=i.name, pool=i.pool, pending=i.state is InstanceState.PENDING,
                                    free_mcpu=i.free_cores_mcpu, running_attempts=len(i.attempts),
                                    idle_since_ms=i.idle_since)

@@ -211,19 +211,22 @@ class GceProvider:
     async def list(self) -> list[ProviderInstance]:
         found: list[ProviderInstance] = []
         for zone in self.settings.zones:
+            request = compute_v1.ListInstancesRequest(project=self.settings.project, zone=zone,
+                                                      filter=f"labels.namespace = {self.settings.namespace}")
             try:
-                pager = await asyncio.to_thread(
-                    lambda z=zone: list(self._instances.list(request=compute_v1.ListInstancesRequest(
-                        project=self.settings.project, zone=z,
-                        filter=f"labels.namespace = {self.settings.namespace}"))))
+                instances = await asyncio.to_thread(_list_all, self._instances, request)
             except gexc.GoogleAPICallError as exc:
                 raise _classify(exc, f"list instances in {zone}") from exc
-            found.extend(ProviderInstance(i.name, f"{zone}/{i.name}", i.status.lower()) for i in pager)
+            found.extend(ProviderInstance(i.name, f"{zone}/{i.name}", i.status.lower()) for i in instances)
         return found
 
     async def close(self) -> None:
         await asyncio.to_thread(self._instances.transport.close)
         await asyncio.to_thread(self._operations.transport.close)
+
+
+def _list_all(client: compute_v1.InstancesClient, request: compute_v1.ListInstancesRequest) -> list[compute_v1.Instance]:
+    return list(client.list(request=request))  # the pager fetches every page
 
 
 def _label(value: str) -> str:

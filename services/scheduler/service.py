@@ -196,14 +196,14 @@ class Scheduler:
             new[attempt_id] = Reservation(job.key, a.user, job.pool, a.instance_name,
                                           Demand(a.cores_mcpu, a.memory_bytes, a.storage_gib), now)
         for c in plan.creating_placements:
-            attempt_id, d = c.job.attempt_id, c.job.demand
-            assert attempt_id is not None
+            creating_attempt, d = c.job.attempt_id, c.job.demand  # the attempt JobCreating started
+            assert creating_attempt is not None
             events.append(JobAttemptScheduled(
-                event_id=derived_event_id("JobAttemptScheduled", c.job.key[0], c.job.key[1], attempt_id),
+                event_id=derived_event_id("JobAttemptScheduled", c.job.key[0], c.job.key[1], creating_attempt),
                 occurred_at=now, producer=self.producer, batch_id=c.job.key[0], job_id=c.job.key[1],
-                attempt_id=attempt_id, instance_name=c.instance.name, scheduler_epoch=self.epoch, user=c.job.user,
-                cores_mcpu=d.cores_mcpu, memory_bytes=d.memory_bytes, storage_gib=d.storage_gib))
-            new[attempt_id] = Reservation(c.job.key, c.job.user, c.job.pool, c.instance.name, d, now)
+                attempt_id=creating_attempt, instance_name=c.instance.name, scheduler_epoch=self.epoch,
+                user=c.job.user, cores_mcpu=d.cores_mcpu, memory_bytes=d.memory_bytes, storage_gib=d.storage_gib))
+            new[creating_attempt] = Reservation(c.job.key, c.job.user, c.job.pool, c.instance.name, d, now)
         for r in plan.job_private_requests:
             attempt_id = self._new_attempt_id()
             events.extend(self._job_private_events(r, attempt_id, now))

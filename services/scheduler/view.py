@@ -16,11 +16,9 @@ from events.codec import Codec
 from events.errors import DecodeError
 from events.log import EventLog, GroupConsumer, Record
 from events.topics import Topics
-from projections.scheduling.state import _HANDLERS, SchedulingState
+from projections.scheduling.state import FOLDED_EVENT_NAMES, SchedulingState
 
 log = logging.getLogger(__name__)
-
-_FOLDED = frozenset(t.SCHEMA_NAME for t in _HANDLERS)
 
 Listener = Callable[[Event, bool], None]
 
@@ -75,7 +73,7 @@ class StateFollower:
 
     def _fold(self, record: Record) -> bool:
         self.positions[(record.topic, record.partition)] = record.offset + 1
-        if self._codec.event_name_of(record.value) not in _FOLDED:
+        if self._codec.event_name_of(record.value) not in FOLDED_EVENT_NAMES:
             return False
         try:
             event = self._codec.decode(record.value)

@@ -16,15 +16,11 @@ from collections.abc import Iterable
 import psycopg
 
 from events.core.explain import Explanation
+from projections.db import READMODEL_MIGRATIONS, migrate
 from projections.scheduling.model import JobKey
 
 log = logging.getLogger(__name__)
 
-_CREATE_TABLE = """
-CREATE TABLE IF NOT EXISTS scheduling_explanations (
-    batch_id bigint NOT NULL, job_id int NOT NULL, reason_code text NOT NULL, message text NOT NULL,
-    updated_at bigint NOT NULL, PRIMARY KEY (batch_id, job_id))
-"""
 _UPSERT = """
 INSERT INTO scheduling_explanations (batch_id, job_id, reason_code, message, updated_at)
 VALUES (%s, %s, %s, %s, %s)
@@ -46,8 +42,9 @@ class ExplanationWriter:
         self.n_writes = 0
 
     async def start(self) -> None:
-        async with await psycopg.AsyncConnection.connect(self._url, autocommit=True) as conn:
-            await conn.execute(_CREATE_TABLE)  # the read-model migration creates it; this is the fallback
+        # The read-model migrations own the table. Applying them here (idempotent, under their advisory
+        # lock) means the scheduler may start before the read-model service without a divergent DDL.
+        await asyncio.to_thread(migrate, self._url, [READMODEL_MIGRATIONS])
         self._task = asyncio.create_task(self._run())
 
     def record(self, explanations: Iterable[Explanation], placed: Iterable[JobKey], now_ms: int) -> None:

@@ -25,7 +25,7 @@ def no_capacity(job_id: int) -> Explanation:
 
 async def test_reasons_are_upserted_on_change_and_deleted_when_the_job_is_placed(fresh_db: str) -> None:
     writer = ExplanationWriter(fresh_db)
-    await writer.start()  # creates the table when the read-model migration has not
+    await writer.start()  # applies the read-model migrations (the table is theirs) on an empty database
     try:
         writer.record([no_capacity(1), no_capacity(2)], placed=[], now_ms=100)
         await writer.flush()

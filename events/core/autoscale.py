@@ -88,6 +88,30 @@ class AutoscaleDecision:
     deletions: list[str] = field(default_factory=list)  # idle instance names, oldest idle first
 
 
+@dataclass(frozen=True, slots=True)
+class PoolSnapshot:
+    """What the decision needs to know about one pool's live instances."""
+
+    live: int  # pending + active
+    pending: int  # requested or booting
+    free_mcpu: int  # free cores on active instances
+    idle: Sequence[InstanceStatus]  # active instances without running attempts (deletion candidates)
+
+    @classmethod
+    def of(cls, live: Iterable[InstanceStatus]) -> PoolSnapshot:
+        count = pending = free = 0
+        idle = []
+        for instance in live:
+            count += 1
+            if instance.pending:
+                pending += 1
+                continue
+            free += instance.free_mcpu
+            if instance.running_attempts == 0:
+                idle.append(instance)
+        return cls(live=count, pending=pending, free_mcpu=free, idle=idle)
+
+
 def decide(
     pools: Sequence[PoolConfig],
     ready_mcpu: Mapping[str, int],
@@ -99,37 +123,43 @@ def decide(
     for instance in instances:
         if instance.pool in by_pool:
             by_pool[instance.pool].append(instance)
+    snapshots = {pool.name: PoolSnapshot.of(by_pool[pool.name]) for pool in pools}
+    return decide_from_snapshots(pools, ready_mcpu, snapshots, now_ms)
+
+
+def decide_from_snapshots(
+    pools: Sequence[PoolConfig],
+    ready_mcpu: Mapping[str, int],
+    snapshots: Mapping[str, PoolSnapshot],
+    now_ms: int,
+) -> AutoscaleDecision:
+    """`decide` over per-pool summaries, for callers that keep the counts themselves (the simulator)."""
     decision = AutoscaleDecision()
     for pool in pools:
-        live = by_pool[pool.name]
-        wanted = instances_to_request(pool, ready_mcpu.get(pool.name, 0), live)
+        snapshot = snapshots[pool.name]
+        wanted = instances_to_request(pool, ready_mcpu.get(pool.name, 0), snapshot)
         if wanted:
             decision.requests[pool.name] = wanted
             continue  # never delete while growing: an idle instance is about to get work
-        decision.deletions.extend(idle_instances_to_delete(pool, live, now_ms))
+        decision.deletions.extend(idle_instances_to_delete(pool, snapshot, now_ms))
     return decision
 
 
-def instances_to_request(pool: PoolConfig, ready_mcpu: int, live: Sequence[InstanceStatus]) -> int:
+def instances_to_request(pool: PoolConfig, ready_mcpu: int, snapshot: PoolSnapshot) -> int:
     """New instances for the demand the live and booting instances cannot absorb, within the limits."""
-    free = sum(i.free_mcpu for i in live if not i.pending)
-    booting = sum(1 for i in live if i.pending) * pool.worker_mcpu
-    shortfall = ready_mcpu - free - booting
+    shortfall = ready_mcpu - snapshot.free_mcpu - snapshot.pending * pool.worker_mcpu
     for_demand = -(-shortfall // pool.worker_mcpu) if shortfall > 0 else 0
-    for_minimum = pool.min_instances - len(live)
-    headroom = pool.max_instances - len(live)
+    for_minimum = pool.min_instances - snapshot.live
+    headroom = pool.max_instances - snapshot.live
     return max(0, min(max(for_demand, for_minimum), headroom, pool.max_new_per_loop))
 
 
-def idle_instances_to_delete(pool: PoolConfig, live: Sequence[InstanceStatus], now_ms: int) -> list[str]:
+def idle_instances_to_delete(pool: PoolConfig, snapshot: PoolSnapshot, now_ms: int) -> list[str]:
     """Instances idle past the pool's idle time, longest idle first, keeping `min_instances` live."""
     idle = sorted(
         (i.idle_since_ms, i.name)
-        for i in live
-        if not i.pending
-        and i.running_attempts == 0
-        and i.idle_since_ms is not None
-        and now_ms - i.idle_since_ms >= pool.idle_time_ms
+        for i in snapshot.idle
+        if i.idle_since_ms is not None and now_ms - i.idle_since_ms >= pool.idle_time_ms
     )
-    deletable = max(0, len(live) - pool.min_instances)
+    deletable = max(0, snapshot.live - pool.min_instances)
     return [name for _, name in idle[:deletable]]

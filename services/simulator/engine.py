@@ -23,7 +23,7 @@ from collections import deque
 from collections.abc import Iterator
 from itertools import zip_longest
 
-from events.core.autoscale import decide
+from events.core.autoscale import decide_from_snapshots
 from events.core.fairshare import UserDemand, allocate
 from events.core.matching import ReadyJob, match
 from services.simulator.fleet import ACTIVE, DELETED, Fleet, SimInstance
@@ -227,13 +227,9 @@ class Simulation:
 
     def _autoscale(self) -> None:
         demand = {pool: sum(ready.values()) for pool, ready in self.ready_mcpu.items()}
-        # Listing 10,000 instances every 15 s is the autoscaler's main cost here; skip pools where
-        # the decision is sure to be "nothing" (a full pool at its maximum with no idle instance).
-        pools = tuple(p for name, p in self.fleet.pools.items() if self.fleet.may_scale(name, demand[name]))
-        if not pools:
-            return
-        statuses = [status for pool in pools for status in self.fleet.statuses(pool.name)]
-        decision = decide(pools, demand, statuses, self.now)
+        # The fleet keeps the counts, so the decision does not list 10,000 instances every 15 s.
+        snapshots = {pool: self.fleet.snapshot(pool) for pool in self.fleet.pools}
+        decision = decide_from_snapshots(tuple(self.fleet.pools.values()), demand, snapshots, self.now)
         for pool, count in decision.requests.items():
             for _ in range(count):
                 instance = self.fleet.request(pool)

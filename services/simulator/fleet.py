@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from events.core.autoscale import InstanceStatus, PoolConfig
+from events.core.autoscale import InstanceStatus, PoolConfig, PoolSnapshot
 from events.core.matching import InstanceCapacity
 
 PENDING, ACTIVE, DELETED = 0, 1, 2
@@ -144,25 +144,30 @@ class Fleet:
     def free_mcpu(self, pool_name: str) -> int:
         return self.active_mcpu[pool_name] - self.used_mcpu[pool_name]
 
-    def may_scale(self, pool_name: str, ready_mcpu: int) -> bool:
-        """Whether the autoscaler could decide anything for the pool: it may grow (unmet demand or
-        below its minimum, and below its maximum) or it has idle instances that may be deleted."""
-        pool, live = self.pools[pool_name], len(self.live[pool_name])
-        unmet = ready_mcpu > self.free_mcpu(pool_name) + self.pending[pool_name] * pool.worker_mcpu
-        grow = (unmet or live < pool.min_instances) and live < pool.max_instances
-        return grow or bool(self.idle[pool_name])
+    def snapshot(self, pool_name: str) -> PoolSnapshot:
+        """What the autoscaler needs, from running counts (same answer as PoolSnapshot.of(statuses))."""
+        return PoolSnapshot(
+            live=len(self.live[pool_name]),
+            pending=self.pending[pool_name],
+            free_mcpu=self.free_mcpu(pool_name),
+            idle=[self._status(instance) for instance in self.idle[pool_name].values()],
+        )
 
     def statuses(self, pool_name: str) -> Iterator[InstanceStatus]:
-        """What the autoscaler sees."""
+        """What the autoscaler sees of each live instance."""
         for instance in self.live[pool_name].values():
-            view = instance.status_view
-            if view is None:
-                view = instance.status_view = InstanceStatus(
-                    name=instance.name,
-                    pool=instance.pool,
-                    pending=instance.state == PENDING,
-                    free_mcpu=instance.free_mcpu if instance.state == ACTIVE else 0,
-                    running_attempts=len(instance.jobs),
-                    idle_since_ms=instance.idle_since_ms,
-                )
-            yield view
+            yield self._status(instance)
+
+    @staticmethod
+    def _status(instance: SimInstance) -> InstanceStatus:
+        view = instance.status_view
+        if view is None:
+            view = instance.status_view = InstanceStatus(
+                name=instance.name,
+                pool=instance.pool,
+                pending=instance.state == PENDING,
+                free_mcpu=instance.free_mcpu if instance.state == ACTIVE else 0,
+                running_attempts=len(instance.jobs),
+                idle_since_ms=instance.idle_since_ms,
+            )
+        return view

@@ -132,3 +132,27 @@ def test_shipped_workloads_parse():
     sizes = {path.stem: load_workload(path).total_jobs for path in directory.glob("*.yaml")}
     assert sizes["fleet-10k-1m"] == 1_000_000
     assert sizes["hail-open-goal"] == 5_025_000
+
+
+def test_the_fleets_running_counts_agree_with_listing_every_instance():
+    from events.core.autoscale import PoolSnapshot
+    from services.simulator import Simulation
+
+    class Checked(Simulation):
+        checks = 0
+
+        def _autoscale(self) -> None:
+            for pool in self.fleet.pools:
+                listed = PoolSnapshot.of(self.fleet.statuses(pool))
+                kept = self.fleet.snapshot(pool)
+                assert (kept.live, kept.pending, kept.free_mcpu) == (
+                    listed.live,
+                    listed.pending,
+                    listed.free_mcpu,
+                )
+                assert sorted(i.name for i in kept.idle) == sorted(i.name for i in listed.idle)
+                Checked.checks += 1
+            super()._autoscale()
+
+    Checked(load_workload(SMALL)).run()
+    assert Checked.checks > 50

@@ -132,6 +132,7 @@ async def bench(bootstrap: str, n_jobs: int, rate: float, n_latency_jobs: int, n
     tasks: list[asyncio.Task[None]] = []
     common = ["--bootstrap", bootstrap, "--topic-prefix", topics.prefix, "--home", str(home)]
     resolver: StandinResolver | None = None
+    fleet = SimFleet(log, publisher, heartbeat_interval_s=5.0)
     try:
         profile = ["-m", "cProfile", "-o", os.environ["BENCH_PROFILE"]] if os.environ.get("BENCH_PROFILE") else []
         processes["scheduler"] = spawn([*profile, "-m", "services.scheduler", "--scheduler-id", "bench", *common],
@@ -143,7 +144,6 @@ async def bench(bootstrap: str, n_jobs: int, rate: float, n_latency_jobs: int, n
             resolver = StandinResolver(log, publisher)
             resolver.start()
             resolver_kind = "stand-in core (in the bench process)"
-        fleet = SimFleet(log, publisher, heartbeat_interval_s=5.0)
         for i in range(n_instances):
             await fleet.add(SimInstance(name=f"sim-{i}", cores_mcpu=16_000))
         tasks.append(asyncio.create_task(fleet.serve_all()))
@@ -182,13 +182,17 @@ async def bench(bootstrap: str, n_jobs: int, rate: float, n_latency_jobs: int, n
               f"p99 {pct(sj, 99):.0f} ms; commit->JobCompleted p50 {pct(done, 50):.0f} ms p99 {pct(done, 99):.0f} ms")
         cpu = {name: cpu_seconds(p.pid) for name, p in processes.items()}
         own = resource.getrusage(resource.RUSAGE_SELF)
-        print(f"  cpu seconds: bench process (fleet, counter{', resolver' if resolver else ''}) "
-              f"{own.ru_utime + own.ru_stime:.1f}; " + "; ".join(f"{k} {v:.1f}" for k, v in cpu.items()))
+        cpu["bench process (submit, fleet, counter" + (", resolver" if resolver else "") + ")"] = \
+            own.ru_utime + own.ru_stime
+        n_total = n_jobs + n_batches * 10
+        print("  cpu per job (incl. start-up): " + "; ".join(f"{k} {v / n_total * 1000:.2f} ms ({v:.1f} s)"
+                                                           for k, v in cpu.items()))
     finally:
         for task in tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        await fleet.close()
         if resolver is not None:
             await resolver.close()
         for process in processes.values():

@@ -8,6 +8,7 @@ leave tens of thousands of jobs unplaced and only a few explanations are ever re
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -106,7 +107,5 @@ def _cores(mcpu: int) -> str:
 
 
 def _iso(ms: int) -> str:
-    # Pure formatting of a given instant (no clock): YYYY-MM-DDTHH:MM:SS.mmmZ, as the API shows times.
-    from datetime import UTC, datetime
-
+    # Formats a given instant (never reads the clock): YYYY-MM-DDTHH:MM:SS.mmmZ, as the API shows times.
     return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"

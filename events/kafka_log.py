@@ -31,7 +31,8 @@ from events.topics import TopicSpec
 
 _NO_ERROR = 0
 _TOPIC_ALREADY_EXISTS = 36
-METADATA_WAIT_S = 30.0
+MISSING_TOPIC_WAIT_S = 3.0  # how long an unknown topic may take to appear in metadata
+CREATED_TOPIC_WAIT_S = 30.0  # after CreateTopics, until every partition has a leader
 
 
 def _record(r: ConsumerRecord) -> Record:  # type: ignore[type-arg]
@@ -127,21 +128,26 @@ class KafkaEventLog:
                 message = topic_error[2] if len(topic_error) > 2 else ""
                 raise LogError(f"creating topic {name!r} failed: error code {code} {message}")
         for spec in specs:  # the broker answers before every client sees the new metadata
-            await self._wait_partitions(spec.name)
+            await self._wait_partitions(spec.name, CREATED_TOPIC_WAIT_S)
 
-    async def _wait_partitions(self, topic: str) -> set[int]:
-        deadline = time.monotonic() + METADATA_WAIT_S
+    async def _wait_partitions(self, topic: str, wait_s: float = MISSING_TOPIC_WAIT_S) -> set[int]:
+        """The topic's partitions from the producer's metadata; LogError if it does not exist."""
+        client = self._producer.client
+        found = client.cluster.partitions_for_topic(topic)
+        if found:
+            return set(found)
+        client.add_topic(topic)  # track it, so metadata refreshes ask for it
+        deadline = time.monotonic() + wait_s
         while True:
             try:
-                found = await self._producer.partitions_for(topic)
-                if found:
-                    return set(found)
+                await client.force_metadata_update()
             except KafkaError as exc:
-                if time.monotonic() > deadline:
-                    raise LogError(f"topic {topic!r} does not exist (create it with create_topics): "
-                                   f"{exc!r}") from exc
+                raise LogError(f"cannot fetch metadata of topic {topic!r}: {exc!r}") from exc
+            found = client.cluster.partitions_for_topic(topic)
+            if found:
+                return set(found)
             if time.monotonic() > deadline:
-                raise LogError(f"topic {topic!r} has no partitions after {METADATA_WAIT_S:.0f}s")
+                raise LogError(f"topic {topic!r} does not exist (create it with create_topics)")
             await asyncio.sleep(0.05)
 
     async def append(self, messages: Sequence[Message]) -> list[Position]:

@@ -213,6 +213,8 @@ class Scheduler:
             self._explanations.record(plan.explanations, (r.job for r in new.values()), now)
         if not events:
             return plan
+        if not self.leadership.is_leader():  # deposed since the last check: leave it to the new leader
+            return plan
         self.reservations.update(new)  # before appending: the records may come back before publish returns
         try:
             await self._publisher.publish(events)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -49,6 +50,8 @@ LOCAL_IMAGE_PREFIX = "localhost/"
 CGROUP_V1_ROOT = Path("/sys/fs/cgroup")
 LOG_POLL_S = 0.05
 CGROUP_POLL_S = 0.01
+API_WAIT_SLICE_S = 5.0
+log = logging.getLogger("squall.worker.podman")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 _NOT_FOUND_HINTS = ("manifest unknown", "name unknown", "not found", "repository does not exist",
@@ -245,9 +248,20 @@ class PodmanRuntime:
 
     def _wait_sync(self, container_id: str) -> ContainerExit:
         def wait_and_inspect(c: Any) -> ContainerExit:
-            _wait_for_empty_cgroup(container_id)
-            c.wait(condition=["exited", "stopped"], interval="10ms")
-            c.reload()
+            while True:
+                _wait_for_empty_cgroup(container_id)
+                try:
+                    c.wait(condition=["exited", "stopped"], interval="10ms", timeout=API_WAIT_SLICE_S)
+                    c.reload()
+                    break
+                except (APIError, requests.exceptions.RequestException):
+                    # a wait call that outlives its slice: look at the state ourselves, so a wait the
+                    # service never answers (seen under heavy load) cannot hang the attempt
+                    c.reload()
+                    if c.attrs.get("State", {}).get("Status") in ("exited", "stopped"):
+                        break
+                    log.debug("container %s still running after a %g s wait slice", container_id[:12],
+                                API_WAIT_SLICE_S)
             state = c.attrs.get("State", {})
             code = state.get("ExitCode")
             return ContainerExit(exit_code=None if code is None or code < 0 else int(code),

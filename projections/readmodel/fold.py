@@ -1,6 +1,6 @@
 """The read-model fold: ops applied to row images, with the guards that make it idempotent.
 
-Pure: no I/O and no clock. The sink loads the rows a batch of ops touches (`keys_to_load`), applies
+Pure: no I/O and no clock. The sink loads the rows a batch of ops touches (`needs.keys_to_load`), applies
 the ops here, then writes the images that changed; unit tests and `squall audit --at` fold from
 an empty model. Every op is guarded by the current row, so applying an event twice, or an older
 event after a newer one, changes nothing:
@@ -40,40 +40,10 @@ _COUNTER = {"Success": "n_succeeded", "Failed": "n_failed", "Error": "n_failed",
 _INSTANCE_RANK = {"pending": 0, "active": 1, "inactive": 2, "deleted": 3}
 
 Key = tuple[Any, ...]
-GROUPS_OF_BATCH = "job_groups_of_batch"  # keys_to_load: the batches whose every group is needed
 
 
 class UnknownEntity(ValueError):
     """An event names a batch, update, group or job the log never created: the log is inconsistent."""
-
-
-def keys_to_load(op_list: Iterable[ops.Op]) -> dict[str, set[Key]]:
-    """Per table, the keys of the rows `ReadModel.apply` will read for these ops, for the sink to
-    load before folding; GROUPS_OF_BATCH holds batch ids whose every group is needed."""
-    batches: set[Key] = set()
-    updates: set[Key] = set()
-    jobs: set[Key] = set()
-    attempts: set[Key] = set()
-    instances: set[Key] = set()
-    for op in op_list:
-        kind = type(op)
-        if kind is ops.RecordAudit:
-            continue
-        if kind is ops.UpsertInstance:
-            instances.add((op.name,))  # type: ignore[union-attr]
-            continue
-        b = op.batch_id  # type: ignore[union-attr]
-        batches.add((b,))
-        if kind is ops.CreateUpdate or kind is ops.CommitUpdate or kind is ops.CreateJob:
-            updates.add((b, op.update_id))  # type: ignore[union-attr]
-        job_id = getattr(op, "job_id", None)
-        if job_id is not None:
-            jobs.add((b, job_id))
-            attempt_id = getattr(op, "attempt_id", None)
-            if attempt_id is not None:
-                attempts.add((b, job_id, attempt_id))
-    return {BATCHES.name: batches, GROUPS_OF_BATCH: batches, BATCH_UPDATES.name: updates, JOBS.name: jobs,
-            ATTEMPTS.name: attempts, INSTANCES.name: instances}
 
 
 class ReadModel:

@@ -15,7 +15,8 @@ from psycopg import sql
 
 from projections.readmodel import ops
 from projections.readmodel.copytext import copy_text
-from projections.readmodel.fold import GROUPS_OF_BATCH, Key, ReadModel, keys_to_load
+from projections.readmodel.fold import Key, ReadModel
+from projections.readmodel.needs import GROUPS_OF_BATCH, keys_to_load
 from projections.readmodel.tables import AUDIT, JOB_GROUPS, STATEFUL, Table
 
 _BY_NAME = {t.name: t for t in STATEFUL}

@@ -20,7 +20,7 @@ import random
 import time
 from array import array
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from itertools import zip_longest
 
 from events.core.autoscale import decide_from_snapshots
@@ -67,17 +67,28 @@ class Simulation:
 
     # -- the loop ------------------------------------------------------------------------------
 
-    def run(self) -> Report:
+    def run(self, progress: Callable[[str], None] | None = None, progress_every_s: float = 30.0) -> Report:
+        """Simulate to the last job. `progress` (if given) gets a status line every `progress_every_s`
+        of wall-clock time, for long runs."""
         started = time.perf_counter()
         self._setup()
         total = self.workload.total_jobs
         heap, recorder, fleet = self.heap, self.recorder, self.fleet
+        next_progress_s = progress_every_s
         while heap and self.done < total:
             when, _, kind, a, b = heapq.heappop(heap)
             if when != self.now:
                 recorder.advance(when, sum(fleet.used_mcpu.values()), sum(fleet.active_mcpu.values()))
                 self.now = when
             self.events += 1
+            if progress is not None and self.events % 4096 == 0:
+                wall = time.perf_counter() - started
+                if wall >= next_progress_s:
+                    next_progress_s = wall + progress_every_s
+                    progress(
+                        f"{wall:,.0f} s wall: {self.done:,} of {total:,} jobs done "
+                        f"({self.done / total:.1%}), simulated {self.now / 1000:,.0f} s"
+                    )
             if kind == JOB_DONE:
                 self._job_done(a, b)
             elif kind == CYCLE:
@@ -399,5 +410,7 @@ def _round_robin(slices: list[list[int]]) -> list[int]:
     return [job for round_ in zip_longest(*slices) for job in round_ if job is not None]
 
 
-def simulate(workload: Workload, seed: int | None = None) -> Report:
-    return Simulation(workload, seed).run()
+def simulate(
+    workload: Workload, seed: int | None = None, progress: Callable[[str], None] | None = None
+) -> Report:
+    return Simulation(workload, seed).run(progress)

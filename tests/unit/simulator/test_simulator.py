@@ -156,3 +156,11 @@ def test_the_fleets_running_counts_agree_with_listing_every_instance():
 
     Checked(load_workload(SMALL)).run()
     assert Checked.checks > 50
+
+
+def test_long_runs_can_report_progress():
+    from services.simulator import Simulation
+
+    lines: list[str] = []
+    Simulation(load_workload(SMALL)).run(progress=lines.append, progress_every_s=0.0)
+    assert lines and "jobs done" in lines[0]

@@ -171,7 +171,8 @@ class PodmanRuntime:
         errors: list[str] = []
         try:
             # the pull answers 200 and reports failures inside the stream: read them from there
-            for progress in self._client.images.pull(image, stream=True, decode=True):
+            stream: Any = self._client.images.pull(image, stream=True, decode=True)  # an iterator of dicts
+            for progress in stream:
                 if isinstance(progress, dict) and progress.get("error"):
                     errors.append(str(progress["error"]))
         except APIError as exc:
@@ -273,7 +274,8 @@ class PodmanRuntime:
     async def follow_logs(self, container_id: str, sink: LogSink) -> None:
         """Tail the container's k8s-file log on this host (the API's follow lags ~100 ms behind
         the exit). Ends once wait() has seen the exit, or, if nobody waits, when inspect says so."""
-        path = self._log_paths.get(container_id) or await self._call(self._inspect_log_path, container_id)
+        cached = self._log_paths.get(container_id)
+        path = cached if cached is not None else await self._call(self._inspect_log_path, container_id)
         exited = self._exited(container_id)
         decoder = K8sFileLogDecoder()
         offset = 0
@@ -318,7 +320,7 @@ class PodmanRuntime:
 
     def _kill_sync(self, container_id: str) -> None:
         try:
-            self._client.containers.prepare_model({"Id": container_id}).kill()
+            self._model(container_id).kill()
         except NotFound:
             pass
         except APIError as exc:  # not running any more, which is what we wanted
@@ -341,7 +343,7 @@ class PodmanRuntime:
     def _remove_sync(self, container_id: str) -> None:
         self._log_paths.pop(container_id, None)
         self._exit_events.pop(container_id, None)
-        container = self._client.containers.prepare_model({"Id": container_id})
+        container = self._model(container_id)
         try:
             container.remove(v=True)  # the common case: it exited; no kill round trip
         except NotFound:
@@ -360,9 +362,12 @@ class PodmanRuntime:
             return [_info_from_list_entry(c.attrs) for c in found]
         return await self._call(list_sync)
 
+    def _model(self, container_id: str) -> Any:
+        """A container handle from the id alone: saves the inspect round trip of containers.get()."""
+        return self._client.containers.prepare_model({"Id": container_id})
+
     def _with_container(self, container_id: str, fn: Callable[[Any], T]) -> T:
-        # a model from the id alone: saves an inspect round trip per call
-        container = self._client.containers.prepare_model({"Id": container_id})
+        container = self._model(container_id)
         try:
             return fn(container)
         except NotFound as exc:

@@ -81,7 +81,7 @@ class Simulation:
                 recorder.advance(when, sum(fleet.used_mcpu.values()), sum(fleet.active_mcpu.values()))
                 self.now = when
             self.events += 1
-            if progress is not None and self.events % 4096 == 0:
+            if progress is not None and self.events % 1024 == 0:
                 wall = time.perf_counter() - started
                 if wall >= next_progress_s:
                     next_progress_s = wall + progress_every_s

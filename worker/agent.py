@@ -72,6 +72,10 @@ class AgentSettings:
         return f"worker/{self.instance_name}"
 
 
+# engine states of a container that exists but whose process has not been started yet
+NOT_YET_STARTED = frozenset({"created", "configured", "initialized"})
+
+
 def started_event(a: AttemptAssigned, started_at: int, producer: str) -> JobAttemptStarted:
     return JobAttemptStarted(
         event_id=derived_event_id("JobAttemptStarted", a.batch_id, a.job_id, a.attempt_id),
@@ -305,8 +309,14 @@ class Agent:
                 self._spawn(record)  # never started: running it now is its first run
                 continue
             containers = await self.services.runtime.list_by_label(LABEL_ATTEMPT, key_of(a))
-            main = next((c for c in containers if c.name.endswith("-main") and c.state != "created"), None)
+            main = next((c for c in containers if c.name.endswith("-main")), None)
             if main is not None:
+                if main.state in NOT_YET_STARTED:
+                    # the previous agent died between create and start, and its start request may
+                    # still be in flight in the engine: starting it here (a no-op if it already
+                    # runs) is the only way it runs exactly once; reporting worker_crashed would
+                    # make the core retry while this container may start anyway
+                    await self.services.runtime.start(main.id)
                 log.info("re-attaching attempt %s to its container %s", key_of(a), main.id[:12])
                 self._spawn(record, existing_main=main.id)
             else:

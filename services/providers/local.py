@@ -110,16 +110,30 @@ class LocalProvider:
 
     def _alive_pid(self, name: str) -> int | None:
         child = self._children.get(name)
-        if child is not None:
-            return child.pid if child.poll() is None else None
+        if child is not None and child.poll() is None:
+            return child.pid
         try:
-            pid = int(self._pid_file(name).read_text().strip())
+            pid: int | None = int(self._pid_file(name).read_text().strip())
         except (OSError, ValueError):
-            return None
-        return pid if _is_instance_process(pid, name) else None
+            pid = None
+        if pid is not None and _is_instance_process(pid, name):
+            return pid
+        # the agent may have been restarted by hand (it recovers its attempts): find it by name
+        found = _find_instance_process(name)
+        if found is not None and self._pid_file(name).parent.is_dir():
+            self._pid_file(name).write_text(f"{found}\n")
+        return found
 
     async def close(self) -> None:
         """Leave the instances running: they belong to the fleet, not to this process."""
+
+
+def _find_instance_process(name: str) -> int | None:
+    """A live process whose command line has `--instance-name NAME`, if any."""
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and _is_instance_process(int(entry.name), name):
+            return int(entry.name)
+    return None
 
 
 def _is_instance_process(pid: int, name: str) -> bool:
@@ -131,4 +145,4 @@ def _is_instance_process(pid: int, name: str) -> bool:
         return False
     if stat.rsplit(")", 1)[-1].split()[0] == "Z":
         return False
-    return name.encode() in cmdline
+    return any(arg == b"--instance-name" and value == name.encode() for arg, value in zip(cmdline, cmdline[1:], strict=False))

@@ -114,7 +114,7 @@ def _job_created(s: BatchState, e: JobCreated) -> None:
             or e.job_group_id not in s.groups):
         return
     s.jobs[e.job_id] = Job(e.job_id, e.update_id, e.job_group_id, e.always_run, e.n_max_attempts,
-                           e.parent_ids, e.spec, e.event_id, e.occurred_at)
+                           e.parent_ids, s.specs.share(e.spec), e.event_id, e.occurred_at)
     update.n_jobs_created += 1
 
 

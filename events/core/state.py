@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 from events.catalog import JobSpec
+from events.core.interning import SpecInterner
 
 # Job states (Hail's names; the API shows them verbatim).
 PENDING: Final = "Pending"
@@ -309,6 +310,7 @@ class BatchState:
         "deleted",
         "max_scheduler_epoch",
         "rejected_attempts",
+        "specs",
         "completed_n_jobs",
         "n_committed_updates",
         "cause_id",
@@ -341,6 +343,7 @@ class BatchState:
         self.max_scheduler_epoch = 0
         # (job_id, attempt_id) of SJs that lost (rare): a re-delivered copy must lose again later
         self.rejected_attempts: set[tuple[int, str]] = set()
+        self.specs = SpecInterner()  # one copy of what the jobs' specs share
         self.completed_n_jobs: int | None = None  # n_jobs named by the last accepted BatchCompleted
         self.n_committed_updates = 0
         self.cause_id = cause_id

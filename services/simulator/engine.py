@@ -265,9 +265,7 @@ class Simulation:
         if not heads or self.fleet.free_mcpu(pool) < min(heads):
             return
         smallest = min(heads)
-        instances = list(self.fleet.free_capacity(pool, smallest))
-        # What the smallest waiting jobs could use: fragments smaller than a job are not free cores.
-        usable = sum(i.free_mcpu // smallest * smallest for i in instances)
+        usable = self.fleet.usable_mcpu(pool, smallest)
         if usable == 0:
             return
         ready, running = self.ready_mcpu[pool], self.running_mcpu[pool]
@@ -296,6 +294,7 @@ class Simulation:
         candidates.sort(key=lambda job: -groups[job_group[job]].cores_mcpu)
         cache = self.ready_job_cache
         ready_jobs = [cache.get(job) or self._ready_job(job) for job in candidates]
+        instances = self.fleet.free_capacity(pool, smallest, per_bucket=len(candidates))
         result = match(ready_jobs, instances, {pool: shares}, self.now)
         placed = set()
         by_name = self.fleet.by_name

@@ -14,6 +14,7 @@ from events.core.autoscale import InstanceStatus, PoolConfig, PoolSnapshot
 from events.core.matching import InstanceCapacity
 
 PENDING, ACTIVE, DELETED = 0, 1, 2
+QUARTER_CORE_MCPU = 250
 
 
 class SimInstance:
@@ -49,9 +50,11 @@ class Fleet:
         self.instances: list[SimInstance] = []
         self.by_name: dict[str, SimInstance] = {}
         self.live: dict[str, dict[int, SimInstance]] = {name: {} for name in self.pools}  # pending + active
-        self.with_free: dict[str, dict[int, SimInstance]] = {
-            name: {} for name in self.pools
-        }  # active, free > 0
+        # Active instances with free cores, bucketed by free quarter-cores (index 0 unused), so a cycle
+        # touches only the instances that can hold its jobs, however many 10,000s are full.
+        self.free_buckets: dict[str, list[dict[int, SimInstance]]] = {
+            name: [{} for _ in range(pool.worker_cores * 4 + 1)] for name, pool in self.pools.items()
+        }
         self.idle: dict[str, dict[int, SimInstance]] = {name: {} for name in self.pools}  # active, no jobs
         self.pending: dict[str, int] = dict.fromkeys(self.pools, 0)
         self.active_mcpu: dict[str, int] = dict.fromkeys(self.pools, 0)
@@ -74,12 +77,14 @@ class Fleet:
         instance.changed()
         self.pending[instance.pool] -= 1
         self.idle[instance.pool][instance.index] = instance
-        self.with_free[instance.pool][instance.index] = instance
+        self._file(instance)
         self.active_mcpu[instance.pool] += instance.capacity_mcpu
 
     def delete(self, instance: SimInstance) -> list[int]:
         """Remove the instance; returns the jobs that were running on it (they lose their attempt)."""
         orphans = list(instance.jobs)
+        if instance.state == ACTIVE:
+            self._unfile(instance)
         if instance.state == PENDING:
             self.pending[instance.pool] -= 1
         if instance.state == ACTIVE:
@@ -89,12 +94,12 @@ class Fleet:
         instance.jobs.clear()
         instance.changed()
         self.live[instance.pool].pop(instance.index, None)
-        self.with_free[instance.pool].pop(instance.index, None)
         self.idle[instance.pool].pop(instance.index, None)
         self.deleted += 1
         return orphans
 
     def start(self, instance: SimInstance, job: int, mcpu: int, memory_bytes: int, storage_gib: int) -> None:
+        self._unfile(instance)
         instance.free_mcpu -= mcpu
         instance.free_memory_bytes -= memory_bytes
         instance.free_storage_gib -= storage_gib
@@ -106,40 +111,64 @@ class Fleet:
         instance.idle_since_ms = None
         instance.changed()
         self.used_mcpu[instance.pool] += mcpu
-        if instance.free_mcpu == 0:
-            self.with_free[instance.pool].pop(instance.index, None)
+        self._file(instance)
 
     def finish(
         self, instance: SimInstance, job: int, mcpu: int, memory_bytes: int, storage_gib: int, now_ms: int
     ) -> None:
         del instance.jobs[job]
         instance.changed()
+        self._unfile(instance)
         instance.free_mcpu += mcpu
         instance.free_memory_bytes += memory_bytes
         instance.free_storage_gib += storage_gib
         self.used_mcpu[instance.pool] -= mcpu
-        self.with_free[instance.pool][instance.index] = instance
+        self._file(instance)
         if not instance.jobs:
             instance.idle_since_ms = now_ms
             self.idle[instance.pool][instance.index] = instance
 
-    def free_capacity(self, pool_name: str, min_mcpu: int) -> Iterator[InstanceCapacity]:
-        """What the matcher sees: active instances of the pool with at least `min_mcpu` free."""
-        for instance in self.with_free[pool_name].values():
-            if instance.free_mcpu < min_mcpu:
-                continue
-            view = instance.capacity_view
-            if view is None:
-                view = instance.capacity_view = InstanceCapacity(
-                    name=instance.name,
-                    pool=instance.pool,
-                    region=self.pools[instance.pool].region,
-                    free_mcpu=instance.free_mcpu,
-                    free_memory_bytes=instance.free_memory_bytes,
-                    free_storage_gib=instance.free_storage_gib,
-                    preemptible=self.pools[instance.pool].preemptible,
-                )
-            yield view
+    def _file(self, instance: SimInstance) -> None:
+        if instance.free_mcpu >= QUARTER_CORE_MCPU:
+            self.free_buckets[instance.pool][instance.free_mcpu // QUARTER_CORE_MCPU][instance.index] = (
+                instance
+            )
+
+    def _unfile(self, instance: SimInstance) -> None:
+        if instance.free_mcpu >= QUARTER_CORE_MCPU:
+            del self.free_buckets[instance.pool][instance.free_mcpu // QUARTER_CORE_MCPU][instance.index]
+
+    def usable_mcpu(self, pool_name: str, job_mcpu: int) -> int:
+        """Free cores that jobs of `job_mcpu` could use: fragments smaller than a job do not count."""
+        buckets = self.free_buckets[pool_name]
+        return sum(
+            len(buckets[q]) * (q * QUARTER_CORE_MCPU // job_mcpu * job_mcpu)
+            for q in range(-(-job_mcpu // QUARTER_CORE_MCPU), len(buckets))
+        )
+
+    def free_capacity(self, pool_name: str, min_mcpu: int, per_bucket: int) -> list[InstanceCapacity]:
+        """What the matcher sees: active instances with at least `min_mcpu` free, at most `per_bucket`
+        of each amount of free cores (n jobs never need more than n instances with the same room)."""
+        offered = []
+        region, preemptible = self.pools[pool_name].region, self.pools[pool_name].preemptible
+        buckets = self.free_buckets[pool_name]
+        for q in range(-(-min_mcpu // QUARTER_CORE_MCPU), len(buckets)):
+            for n, instance in enumerate(buckets[q].values()):
+                if n == per_bucket:
+                    break
+                view = instance.capacity_view
+                if view is None:
+                    view = instance.capacity_view = InstanceCapacity(
+                        name=instance.name,
+                        pool=instance.pool,
+                        region=region,
+                        free_mcpu=instance.free_mcpu,
+                        free_memory_bytes=instance.free_memory_bytes,
+                        free_storage_gib=instance.free_storage_gib,
+                        preemptible=preemptible,
+                    )
+                offered.append(view)
+        return offered
 
     def free_mcpu(self, pool_name: str) -> int:
         return self.active_mcpu[pool_name] - self.used_mcpu[pool_name]

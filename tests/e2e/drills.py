@@ -8,7 +8,6 @@ import signal
 import subprocess
 import threading
 import time
-from collections import Counter
 from pathlib import Path
 
 from deploy.processes import ProcessTable
@@ -68,15 +67,20 @@ class ContainerStarts:
         self._proc.wait(10)
         self._reader.join(10)
 
-    def main_starts(self, batch_id: int) -> Counter[int]:
-        """How many times each job's main container started (the attempt label is batch-job-attempt)."""
-        starts: Counter[int] = Counter()
+    def main_starts(self, home: Path, batch_id: int) -> dict[int, list[str]]:
+        """Each job's main-container starts on this stack's instances, as attempt labels (batch-job-attempt).
+
+        Other stacks on the machine (other tests) have batch ids too, so only this stack's instances
+        (their logs under <home>/instances) count."""
+        ours = {p.stem for p in (home / "instances").glob("*.log")}
+        starts: dict[int, list[str]] = {}
         for line in self._lines:
             try:
                 attrs = json.loads(line).get("Attributes") or {}
             except json.JSONDecodeError:
                 continue
             label = attrs.get("squall.attempt", "")
-            if attrs.get("squall.step") == "main" and label.startswith(f"{batch_id}-"):
-                starts[int(label.split("-")[1])] += 1
+            if (attrs.get("squall.step") == "main" and label.startswith(f"{batch_id}-")
+                    and attrs.get("squall.instance") in ours):
+                starts.setdefault(int(label.split("-")[1]), []).append(label)
         return starts

@@ -52,16 +52,26 @@ async def running_deps(config: ServiceConfig, rules: SpecRules, pool_size: int =
 
 
 def build_app(config: ServiceConfig, rules: SpecRules) -> FastAPI:
-    """An app whose lifespan connects to Kafka and PostgreSQL (for uvicorn)."""
+    """An app whose lifespan connects to Kafka and PostgreSQL (for uvicorn), with the web UI at /ui."""
+    import httpx
+
+    from services.webui.app import close_ui, create_ui
+
+    app = create_app(deps=None, metrics=True)  # type: ignore[arg-type]  # set by the lifespan
+    # the UI calls this same API in-process (cancel button), with the signed-in user's token
+    ui = create_ui(config.database_url, config.blob_root, api_transport=httpx.ASGITransport(app=app))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with running_deps(config, rules) as deps:
             app.state.deps = deps
-            yield
+            try:
+                yield
+            finally:
+                await close_ui(ui)  # Starlette runs no lifespan of a mounted app
 
-    app = create_app(deps=None, metrics=True)  # type: ignore[arg-type]  # set by the lifespan
     app.router.lifespan_context = lifespan
+    app.mount("/ui", ui)
     return app
 
 

@@ -63,15 +63,16 @@ def main() -> None:
     jobs, instances = workload(seed=1)
     # fair-share order: round-robin over users, as the scheduler's ready queue yields them
     jobs.sort(key=lambda j: (j.job_id // N_USERS, j.user))
-    best = float("inf")
+    best = best_cpu = float("inf")
     placed = unplaced = 0
     for _ in range(5):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         placed, unplaced = one_cycle(jobs, instances)
         best = min(best, time.perf_counter() - start)
+        best_cpu = min(best_cpu, time.process_time() - start_cpu)
     print(f"jobs={N_JOBS} instances={N_INSTANCES} users={N_USERS}")
-    print(f"placed={placed} unplaced(explained)={unplaced} cycle_best={best * 1000:.1f} ms")
-    print(f"placements/s={placed / best:,.0f}  jobs considered/s={N_JOBS / best:,.0f}")
+    print(f"placed={placed} unplaced(explained)={unplaced} cycle_best={best * 1000:.1f} ms wall")
+    print(f"placements/s={placed / best:,.0f} wall, {placed / best_cpu:,.0f} per CPU-second (shared machine)")
 
     # all 10,000 jobs fit: the cost of placing alone
     roomy = [

@@ -56,6 +56,7 @@ class Recorder:
     preempted_attempts: int = 0
     peak_instances: int = 0
     schedule_wall_s: float = 0.0
+    schedule_cpu_s: float = 0.0
 
     def wait(self, user: str, wait_ms: int) -> None:
         waits = self.waits_by_user.get(user)
@@ -88,9 +89,10 @@ class Report:
         r, t = self.results, self.timing
         lines = [
             f"workload {r['workload']} (seed {r['seed']}): {r['jobs']:,} jobs, peak {r['peak_instances']:,} instances",
-            f"  simulated {r['simulated_s']:,.0f} s in {t['wall_s']:.1f} s wall",
+            f"  simulated {r['simulated_s']:,.0f} s in {t['wall_s']:.1f} s wall ({t['cpu_s']:.1f} s CPU)",
             f"  scheduling: {r['placements']:,} placements in {r['cycles']:,} cycles, "
             f"{t['scheduling_wall_s']:.1f} s wall -> {t['decisions_per_s']:,.0f} decisions/s "
+            f"({t['decisions_per_cpu_s']:,.0f} per CPU-second) "
             f"({t['simulated_events_per_s']:,.0f} simulated events/s overall)",
             f"  utilisation {r['utilisation']:.1%}; preempted attempts {r['preempted_attempts']:,}; "
             f"instances requested {r['instances_requested']:,}, deleted {r['instances_deleted']:,}",

@@ -320,6 +320,7 @@ def _cancel_group(s: BatchState, group: JobGroup, e: Event) -> None:
     if group.cancelled:
         return
     group.cancelled = True
+    s.any_group_cancelled = True
     gid, groups, dirty = group.job_group_id, s.groups, s.dirty_jobs
     for job in s.jobs.values():  # once per cancellation: O(jobs) is fine
         if job.committed and not job.always_run and job.state not in COMPLETE_STATES and (

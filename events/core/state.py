@@ -311,6 +311,7 @@ class BatchState:
         "max_scheduler_epoch",
         "rejected_attempts",
         "specs",
+        "any_group_cancelled",
         "completed_n_jobs",
         "n_committed_updates",
         "cause_id",
@@ -344,6 +345,7 @@ class BatchState:
         # (job_id, attempt_id) of SJs that lost (rare): a re-delivered copy must lose again later
         self.rejected_attempts: set[tuple[int, str]] = set()
         self.specs = SpecInterner()  # one copy of what the jobs' specs share
+        self.any_group_cancelled = False
         self.completed_n_jobs: int | None = None  # n_jobs named by the last accepted BatchCompleted
         self.n_committed_updates = 0
         self.cause_id = cause_id
@@ -420,6 +422,8 @@ class BatchState:
         return job.parent_failed or self.is_group_cancelled(job.job_group_id)
 
     def is_group_cancelled(self, job_group_id: int) -> bool:
+        if not self.any_group_cancelled:  # the common case, asked on every SJ and reaction
+            return False
         groups = self.groups
         return any(groups[g].cancelled for g in groups[job_group_id].ancestors)
 

@@ -18,6 +18,7 @@ import sys
 
 from events.kafka_log import KafkaEventLog
 from projections.resolver.service import Resolver, ResolverSettings
+from projections.runner import tune_gc_for_batches
 from services.config import ConfigError, ServiceConfig, add_arguments, from_args
 
 
@@ -54,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.max_records < 1:
         print("error: --max-records must be at least 1", file=sys.stderr)
         return 2
+    tune_gc_for_batches()  # the state is millions of long-lived objects: collect young ones less often
     asyncio.run(serve(config, ResolverSettings(max_records=args.max_records)))
     return 0
 

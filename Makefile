@@ -17,8 +17,8 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e ".[dev]"
-	# the unmodified Hail client for the compatibility tests; its own dependencies (pyspark, ...)
-	# are not needed by hailtop.batch_client, whose imports the dev extras cover
+	@# the unmodified Hail client for the compatibility tests; its own dependencies (pyspark, ...)
+	@# are not needed by hailtop.batch_client, whose imports the dev extras cover
 	$(PY) -m pip install -q --no-deps hail==0.2.139
 	touch $@
 

@@ -98,16 +98,33 @@ def write_pools(state: StackState) -> Path:
     return path
 
 
+def metrics_ports(state: StackState) -> dict[str, int]:
+    """A Prometheus port per background service (the front end serves /metrics on the API port),
+    chosen once and kept in stack.json so scrape configs stay valid across down/up."""
+    ports = {name: int(state.extra[f"metrics_port.{name}"]) for name in SERVICE_MODULES
+             if f"metrics_port.{name}" in state.extra}
+    for name in SERVICE_MODULES:
+        if name != "front" and name not in ports:
+            ports[name] = free_port()
+            state.extra[f"metrics_port.{name}"] = str(ports[name])
+    return ports
+
+
 def service_specs(state: StackState) -> list[ProcessSpec]:
     common = common_args(state)
     pools = str(write_pools(state))
+    ports = metrics_ports(state)
+
+    def with_metrics(name: str, *args: str) -> tuple[str, ...]:
+        return (*common, *args, "--metrics-port", str(ports[name]))
+
     return [
-        ProcessSpec("resolver", SERVICE_MODULES["resolver"], common),
-        ProcessSpec("readmodel", SERVICE_MODULES["readmodel"], common),
+        ProcessSpec("resolver", SERVICE_MODULES["resolver"], with_metrics("resolver")),
+        ProcessSpec("readmodel", SERVICE_MODULES["readmodel"], with_metrics("readmodel")),
         ProcessSpec("scheduler", SERVICE_MODULES["scheduler"],
-                    (*common, "--pools", pools, "--heartbeat-timeout", str(state.heartbeat_timeout_s))),
+                    with_metrics("scheduler", "--pools", pools, "--heartbeat-timeout", str(state.heartbeat_timeout_s))),
         ProcessSpec("autoscaler", SERVICE_MODULES["autoscaler"],
-                    (*common, "--provider", "local", "--pools", pools, "--loop-period", "2")),
+                    with_metrics("autoscaler", "--provider", "local", "--pools", pools, "--loop-period", "2")),
         ProcessSpec("front", SERVICE_MODULES["front"], (*common, "--host", "127.0.0.1", "--port", str(state.port))),
     ]
 
@@ -187,11 +204,14 @@ def up(home: Path, *, bootstrap: str | None = None, database_url: str | None = N
                        topic_prefix=topic_prefix, port=port, embedded_kafka=embedded_kafka,
                        embedded_postgres=embedded_postgres, workers=workers, worker_cores=worker_cores,
                        heartbeat_timeout_s=heartbeat_timeout_s)
+    if previous:
+        state.extra = dict(previous.extra)
     state.token = _ensure_default_user(database_url, token)
+    specs = service_specs(state)  # picks the metrics ports, so save after
     state.save()
 
     table = ProcessTable(home)
-    for spec in service_specs(state):
+    for spec in specs:
         table.start(spec)
     if not wait_for_http(f"{state.api_url}/healthcheck", timeout_s):
         raise StackError(f"the front end did not answer on {state.api_url} within {timeout_s:.0f}s; "
@@ -275,6 +295,9 @@ def status(home: Path) -> dict[str, object]:
     for name in SERVICE_MODULES:
         pid = table.pid(name)
         components[name] = {"pid": pid, "healthy": pid is not None}
+        port = state.port if name == "front" else state.extra.get(f"metrics_port.{name}")
+        if port:
+            components[name]["metrics"] = f"http://127.0.0.1:{port}/metrics"
     try:
         healthy = httpx.get(f"{state.api_url}/healthcheck", timeout=2.0).status_code == 200
     except httpx.HTTPError:

@@ -5,6 +5,8 @@ Every process takes the same flags (or SQUALL_* environment variables, read only
   --topic-prefix / SQUALL_TOPIC_PREFIX    prefix of every topic (isolates stacks and tests)
   --database-url / SQUALL_DATABASE_URL    postgresql:// URL of the read models
   --home / SQUALL_HOME                    state directory (logs, blobs, pids), default ~/.squall
+  --metrics-port / SQUALL_METRICS_PORT    serve Prometheus metrics on 127.0.0.1:PORT (0: off; the
+                                          front end always serves /metrics on its own port)
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ class ServiceConfig:
     database_url: str
     home: Path
     topic_prefix: str = "squall."
+    metrics_port: int = 0
 
     @property
     def topics(self) -> Topics:
@@ -53,6 +56,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--database-url", default=os.environ.get("SQUALL_DATABASE_URL"),
                         help="postgresql:// URL of the read models (SQUALL_DATABASE_URL)")
     parser.add_argument("--home", default=str(default_home()), help="state directory (SQUALL_HOME)")
+    parser.add_argument("--metrics-port", type=int, default=int(os.environ.get("SQUALL_METRICS_PORT") or 0),
+                        help="serve Prometheus metrics on this loopback port; 0 turns it off (SQUALL_METRICS_PORT)")
 
 
 def from_args(args: argparse.Namespace, need_database: bool = True) -> ServiceConfig:
@@ -62,4 +67,12 @@ def from_args(args: argparse.Namespace, need_database: bool = True) -> ServiceCo
         raise ConfigError("PostgreSQL is not configured: pass --database-url postgresql://... "
                           "or set SQUALL_DATABASE_URL")
     return ServiceConfig(bootstrap_servers=args.bootstrap, database_url=args.database_url or "",
-                         home=Path(args.home), topic_prefix=args.topic_prefix)
+                         home=Path(args.home), topic_prefix=args.topic_prefix, metrics_port=args.metrics_port)
+
+
+def serve_metrics(config: ServiceConfig) -> None:
+    """Start the Prometheus endpoint when --metrics-port asks for one."""
+    if config.metrics_port:
+        from services.metrics import start_metrics_server
+
+        start_metrics_server(config.metrics_port)

@@ -18,7 +18,7 @@ import signal
 import sys
 from pathlib import Path
 
-from services.config import ConfigError, ServiceConfig, add_arguments, from_args
+from services.config import ConfigError, ServiceConfig, add_arguments, from_args, serve_metrics
 from worker.agent import Agent, AgentSettings
 from worker.attempt import AttemptServices, WorkerLimits
 from worker.blobs import LocalBlobStore
@@ -105,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"python -m worker: {exc}", file=sys.stderr)
         return 2
+    serve_metrics(config)
     asyncio.run(run_agent(args, config))
     return 0
 

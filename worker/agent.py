@@ -39,6 +39,7 @@ from events.errors import DecodeError
 from events.log import EventLog, partition_for
 from events.publisher import Publisher
 from events.topics import Topics
+from services import metrics
 from worker.attempt import Attempt, AttemptOutcome, AttemptServices
 from worker.blobs import status_key
 from worker.capacity import WeightedSemaphore
@@ -283,6 +284,8 @@ class Agent:
         while True:
             try:
                 await self.publisher.publish(events)
+                for e in events:
+                    metrics.observe_event(e)  # MJS and MJC counters, job runtimes; others are ignored
                 return True
             except Exception as exc:
                 if self._stopping.is_set():

@@ -19,7 +19,7 @@ from projections.cost import PriceTable
 from projections.db import READMODEL_MIGRATIONS, migrate
 from projections.readmodel.service import run_readmodel
 from projections.runner import RunnerSettings, TopicPartition, tune_gc_for_batches
-from services.config import ConfigError, ServiceConfig, add_arguments, from_args
+from services.config import ConfigError, ServiceConfig, add_arguments, from_args, serve_metrics
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -80,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    serve_metrics(config)
     settings = RunnerSettings(workers=args.workers, max_batch=args.max_batch,
                               publish_quarantine=not args.no_publish_quarantine)
     until = parse_until(args.until_json) if args.until_json else None

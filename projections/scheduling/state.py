@@ -94,6 +94,13 @@ class SchedulingState:
         return [i for i in self.instances.values()
                 if i.state is InstanceState.PENDING and (pool is None or i.pool == pool)]
 
+    def ready_by_user(self) -> dict[str, int]:
+        """Ready jobs per user over every pool (the ready-queue depth metric)."""
+        out: dict[str, int] = {}
+        for (_, user), queue in self.ready.items():
+            out[user] = out.get(user, 0) + len(queue)
+        return out
+
     def n_ready(self) -> int:
         return sum(len(q) for q in self.ready.values())
 

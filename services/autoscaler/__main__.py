@@ -22,7 +22,7 @@ from events.kafka_log import KafkaEventLog
 from events.publisher import Publisher
 from services.autoscaler.pools import PoolConfigError, load_pools
 from services.autoscaler.service import Autoscaler, AutoscalerSettings
-from services.config import ConfigError, ServiceConfig, add_arguments, from_args
+from services.config import ConfigError, ServiceConfig, add_arguments, from_args, serve_metrics
 from services.providers.base import InstanceProvider, ProviderError
 from services.providers.local import WORKER_COMMAND, LocalProvider
 
@@ -66,6 +66,7 @@ def build_provider(args: argparse.Namespace, config: ServiceConfig) -> InstanceP
 
 async def run(args: argparse.Namespace) -> None:
     config = from_args(args, need_database=False)
+    serve_metrics(config)
     region = args.region or ("local" if args.provider == "local" else "us-central1")
     settings = AutoscalerSettings(pools=load_pools(args.pools, region), loop_period_s=args.loop_period)
     provider = build_provider(args, config)

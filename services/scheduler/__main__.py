@@ -21,7 +21,7 @@ from events.errors import LogError
 from events.kafka_log import KafkaEventLog
 from events.publisher import Publisher
 from services.autoscaler.pools import PoolConfigError, load_pools
-from services.config import ConfigError, add_arguments, from_args
+from services.config import ConfigError, add_arguments, from_args, serve_metrics
 from services.health.detector import HealthSettings
 from services.providers.base import ProviderError
 from services.scheduler.explanations import ExplanationWriter
@@ -47,6 +47,7 @@ def parser() -> argparse.ArgumentParser:
 
 async def run(args: argparse.Namespace) -> None:
     config = from_args(args, need_database=False)
+    serve_metrics(config)
     settings = SchedulerSettings(
         pools=load_pools(args.pools, args.region), job_private_region=args.region, provider=args.provider,
         health=HealthSettings(heartbeat_timeout_ms=int(args.heartbeat_timeout * 1000),

@@ -31,6 +31,7 @@ from events.errors import LogError
 from events.log import EventLog
 from events.publisher import Publisher
 from projections.scheduling.model import JOB_PRIVATE_POOL, Demand
+from services import metrics
 from services.health.detector import HealthSettings
 from services.health.monitor import HealthMonitor
 from services.scheduler.explanations import ExplanationWriter
@@ -180,7 +181,9 @@ class Scheduler:
         """One scheduling pass; appends its placements. Public for tests and benchmarks."""
         assert self.epoch is not None, "not leading"
         now = self._clock()
-        plan = plan_cycle(follower.state, self.reservations.values(), now, self._full_pools(follower))
+        with metrics.time_scheduling_cycle():
+            plan = plan_cycle(follower.state, self.reservations.values(), now, self._full_pools(follower))
+        metrics.set_ready_jobs(follower.state.ready_by_user())
         self.stats.passes += 1
         events: list[Event] = []
         new: dict[str, Reservation] = {}
@@ -221,6 +224,8 @@ class Scheduler:
         except LogError as exc:  # reservations stay until they expire: some events may be stored
             log.error("appending %d placements failed: %s", len(events), exc)
             return plan
+        for e in events:
+            metrics.observe_event(e)
         self.stats.placed += len(plan.assignments) + len(plan.creating_placements)
         self.stats.job_private_requested += len(plan.job_private_requests)
         return plan

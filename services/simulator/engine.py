@@ -280,7 +280,8 @@ class Simulation:
         slices: list[list[int]] = []
         groups, job_group = self.groups, self.job_group
         for user in sorted(shares, key=lambda u: (-shares[u], u)):
-            share, queue, taken, cores = shares[user], queues[user], [], 0
+            share, queue, cores = shares[user], queues[user], 0
+            taken: list[int] = []
             while queue and share > 0:
                 next_cores = groups[job_group[queue[0]]].cores_mcpu
                 if taken and cores + next_cores > share:
@@ -351,7 +352,7 @@ class Simulation:
         settled = [s for s in saturated if s.settled]
         by_user: dict[str, list[float]] = {}
         for sample in settled:
-            for user, error in sample.errors.items():
+            for user, error in (sample.errors or {}).items():
                 by_user.setdefault(user, []).append(error)
         abs_errors = [abs(e) for errors in by_user.values() for e in errors]
         # including the turnover after each submission, when running jobs cannot yet be fair

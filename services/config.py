@@ -67,7 +67,8 @@ def from_args(args: argparse.Namespace, need_database: bool = True) -> ServiceCo
         raise ConfigError("PostgreSQL is not configured: pass --database-url postgresql://... "
                           "or set SQUALL_DATABASE_URL")
     return ServiceConfig(bootstrap_servers=args.bootstrap, database_url=args.database_url or "",
-                         home=Path(args.home), topic_prefix=args.topic_prefix, metrics_port=args.metrics_port)
+                         home=Path(args.home), topic_prefix=args.topic_prefix,
+                         metrics_port=getattr(args, "metrics_port", 0))  # callers may build args by hand
 
 
 def serve_metrics(config: ServiceConfig) -> None:

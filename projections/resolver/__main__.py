@@ -19,7 +19,7 @@ import sys
 from events.kafka_log import KafkaEventLog
 from projections.resolver.service import Resolver, ResolverSettings
 from projections.runner import tune_gc_for_batches
-from services.config import ConfigError, ServiceConfig, add_arguments, from_args
+from services.config import ConfigError, ServiceConfig, add_arguments, from_args, serve_metrics
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -55,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.max_records < 1:
         print("error: --max-records must be at least 1", file=sys.stderr)
         return 2
+    serve_metrics(config)
     tune_gc_for_batches()  # the state is millions of long-lived objects: collect young ones less often
     asyncio.run(serve(config, ResolverSettings(max_records=args.max_records)))
     return 0

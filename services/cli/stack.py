@@ -65,7 +65,7 @@ def status(home: Path | None = HomeOption, as_json: bool = typer.Option(False, "
         raise typer.Exit(3)
     console.print(f"API {info['api_url']}  token {info['token']}  billing project {info['billing_project']}")
     table = Table("component", "pid", "healthy", "lag")
-    for name, c in info["components"].items():  # type: ignore[union-attr]
+    for name, c in info["components"].items():  # type: ignore[attr-defined]
         table.add_row(name, str(c.get("pid") or "-"), "yes" if c.get("healthy") else "[red]no[/red]",
                       str(c.get("lag", "-")))
     console.print(table)

@@ -9,7 +9,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 help:
 	@echo "make demo   - set everything up, start the local stack (squall up) and run the demo batch"
-	@echo "make test   - the whole test suite (unit, contract, integration with real Kafka/Postgres/podman, e2e)"
+	@echo "make test   - lint, then the whole test suite (unit, contract, integration with real Kafka/Postgres/podman, e2e)"
 	@echo "make lint   - ruff and mypy"
 	@echo "make bench  - every benchmark, printing numbers"
 
@@ -34,7 +34,7 @@ kafka-jars: venv
 
 setup: venv kafka-jars podman
 
-test: setup
+test: setup lint
 	$(PY) -m pytest -q -p no:cacheprovider --durations=15
 
 test-unit: venv

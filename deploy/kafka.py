@@ -28,6 +28,8 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+from deploy.processes import pid_alive
+
 KAFKA_VERSION = "4.1.1"
 LOG4J_VERSION = "2.24.3"
 DEFAULT_HEAP = "-Xmx768m"
@@ -128,21 +130,6 @@ def _java() -> str:
     return java
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie child of ours still answers kill(0); treat it as gone.
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat.rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return True
-
-
 async def wait_until_answers(bootstrap: str, timeout_s: float) -> None:
     """Poll the broker's metadata with aiokafka until it answers or the timeout passes."""
     from aiokafka.admin import AIOKafkaAdminClient
@@ -237,7 +224,7 @@ class KafkaBroker:
 
     def is_running(self) -> bool:
         pid = self._read_pid()
-        return pid is not None and _pid_alive(pid) and self._is_this_broker(pid)
+        return pid is not None and pid_alive(pid) and self._is_this_broker(pid)
 
     def _is_this_broker(self, pid: int) -> bool:
         """A stale pid file may name a pid the system has since given to another process."""
@@ -364,16 +351,16 @@ class KafkaBroker:
         pid = self._read_pid()
         if pid is None:
             return
-        if _pid_alive(pid) and self._is_this_broker(pid):
+        if pid_alive(pid) and self._is_this_broker(pid):
             try:
                 os.kill(pid, signal.SIGTERM)
             except ProcessLookupError:
                 pass
             deadline = time.monotonic() + timeout_s
-            while _pid_alive(pid) and time.monotonic() < deadline:
+            while pid_alive(pid) and time.monotonic() < deadline:
                 _reap(pid)
                 time.sleep(0.1)
-            if _pid_alive(pid):
+            if pid_alive(pid):
                 try:
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
@@ -405,7 +392,7 @@ def _run_coroutine(coro: object) -> None:
 
 
 def _watch(broker: KafkaBroker, owner_pid: int, remove_data: bool) -> None:
-    while _pid_alive(owner_pid) and broker.is_running():
+    while pid_alive(owner_pid) and broker.is_running():
         time.sleep(1.0)
     broker.stop()
     if remove_data:

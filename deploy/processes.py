@@ -19,17 +19,17 @@ class ProcessSpec:
 
 
 def pid_alive(pid: int) -> bool:
+    """The process exists and is not a zombie (a zombie still answers kill(pid, 0))."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    # a zombie child of ours still "exists"; reap it if we can
     try:
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        return done == 0
-    except ChildProcessError:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
         return True
 
 

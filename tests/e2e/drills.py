@@ -74,11 +74,18 @@ class ContainerStarts:
         (their logs under <home>/instances) count."""
         ours = {p.stem for p in (home / "instances").glob("*.log")}
         starts: dict[int, list[str]] = {}
+        seen: set[str] = set()
         for line in self._lines:
             try:
-                attrs = json.loads(line).get("Attributes") or {}
+                event = json.loads(line)
             except json.JSONDecodeError:
                 continue
+            # podman re-reads its events file when it rotates (1 MB), so one start can be streamed
+            # twice: count each container once (the worker never restarts a container)
+            if event.get("ID") in seen:
+                continue
+            seen.add(event.get("ID"))
+            attrs = event.get("Attributes") or {}
             label = attrs.get("squall.attempt", "")
             if (attrs.get("squall.step") == "main" and label.startswith(f"{batch_id}-")
                     and attrs.get("squall.instance") in ours):

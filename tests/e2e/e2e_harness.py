@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import time
@@ -88,8 +89,10 @@ def start_stack(kafka_bootstrap: str | None, pg_url: str, **kw: Any) -> StackCli
 
 
 def stop_stack(client: StackClient) -> None:
+    """Stop the stack; its home (logs, journals) is kept when SQUALL_E2E_KEEP is set, for post-mortems."""
     client.close()
     stack.down(client.home, say=lambda m: None)
-    shutil.rmtree(client.home, ignore_errors=True)
+    if not os.environ.get("SQUALL_E2E_KEEP"):
+        shutil.rmtree(client.home, ignore_errors=True)
 
 

@@ -7,6 +7,7 @@ import asyncio
 import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import psycopg
@@ -53,6 +54,10 @@ def test_a_job_on_a_lost_instance_gets_a_new_attempt_and_succeeds(fleet_stack: S
     sigkill(worker_pids(fleet_stack.home)[instance])
     subprocess.run(["podman", "rm", "-f", "--filter", f"label=squall.instance={instance}"],
                    capture_output=True, timeout=60)
+    scratch = str(fleet_stack.home / "instances" / instance)
+    mounts = Path("/proc/mounts").read_text().splitlines()
+    for mount_point in [line.split()[1] for line in mounts if line.split()[1].startswith(scratch)]:
+        subprocess.run(["umount", "-l", mount_point], capture_output=True, timeout=30)  # its disks go too
     b = fleet_stack.wait(batch_id, timeout_s=240)
     assert b["state"] == "success"
     attempts = fleet_stack.http.get(f"/batches/{batch_id}/jobs/1/attempts").raise_for_status().json()

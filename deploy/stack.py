@@ -172,7 +172,7 @@ def migration_dirs() -> list[Path]:
 
 
 def up(home: Path, *, bootstrap: str | None = None, database_url: str | None = None, port: int | None = None,
-       topic_prefix: str = "squall.", workers: int = 1, worker_cores: int = 2, heartbeat_timeout_s: float = 30.0,
+       topic_prefix: str | None = None, workers: int = 1, worker_cores: int = 2, heartbeat_timeout_s: float = 30.0,
        say=print, timeout_s: float = 120.0) -> StackState:  # type: ignore[no-untyped-def]
     """Bring the stack up (idempotent) and return its state once the API answers."""
     from deploy.postgres import create_database
@@ -180,6 +180,8 @@ def up(home: Path, *, bootstrap: str | None = None, database_url: str | None = N
 
     home.mkdir(parents=True, exist_ok=True)
     previous = StackState.load(home)
+    # the log's topics are the stack's data: keep the prefix it was created with unless told otherwise
+    topic_prefix = topic_prefix or (previous.topic_prefix if previous else "squall.")
     embedded_kafka = bootstrap is None and (previous is None or previous.embedded_kafka)
     embedded_postgres = database_url is None and (previous is None or previous.embedded_postgres)
     if bootstrap is None:

@@ -29,7 +29,8 @@ def up(
     database_url: str | None = typer.Option(None, "--database-url", envvar="SQUALL_DATABASE_URL",
                                             help="use this PostgreSQL instead of starting one"),
     port: int | None = typer.Option(None, "--port", help="API port (default: the previous one, else a free one)"),
-    topic_prefix: str = typer.Option("squall.", "--topic-prefix"),
+    topic_prefix: str | None = typer.Option(None, "--topic-prefix",
+                                            help="prefix of the stack's topics (default: as before, else squall.)"),
     workers: int = typer.Option(1, "--workers", help="local worker instances to keep running"),
     worker_cores: int = typer.Option(2, "--worker-cores"),
 ) -> None:

@@ -79,6 +79,15 @@ class KafkaDeployError(RuntimeError):
     """The broker could not be resolved, formatted or started; the message says where to look."""
 
 
+def new_cluster_id() -> str:
+    """A random KRaft cluster id. Like Kafka's own Uuid.randomUuid, never one starting with '-':
+    the storage tool would read it as an option (1 in 64 random ids; it broke a CI run)."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -277,7 +286,7 @@ class KafkaBroker:
     def _format_storage(self, config: Path) -> None:
         if (self.storage_dir / "meta.properties").exists():
             return
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cluster_id = new_cluster_id()
         cmd = self._java_cmd("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config),
                              "--ignore-formatted")
         proc = subprocess.run(cmd, capture_output=True, text=True)

@@ -189,7 +189,7 @@ class Agent:
                 assigned.append((rec.offset, event))
             elif isinstance(event, AttemptKillRequested):
                 kills.append(attempt_key(event.batch_id, event.job_id, event.attempt_id))
-        known_before = set(self.journal.attempts)
+        known_before = set(self.journal.attempts) | self.journal.done
         self.journal.record_read(assigned, kills, records[-1].offset + 1)
         for _, a in assigned:
             if key_of(a) not in known_before and key_of(a) not in self.attempts:

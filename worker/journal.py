@@ -54,6 +54,9 @@ class Journal:
         self.path = directory / "journal.jsonl"
         self.next_offset = 0
         self.attempts: dict[str, AttemptRecord] = {}
+        # attempts finished before a compaction: a re-sent assignment for one of them (the resolver
+        # re-sends unstarted-looking attempts after its own restart) must never run it again
+        self.done: set[str] = set()
         directory.mkdir(parents=True, exist_ok=True)
         if self.path.exists():
             self._load()
@@ -84,6 +87,9 @@ class Journal:
             self.attempts.setdefault(key_of(a), AttemptRecord(assignment=a, offset=int(rec["offset"])))
             self.next_offset = max(self.next_offset, int(rec["offset"]) + 1)
             return
+        if kind == "done":
+            self.done.add(rec["key"])
+            return
         entry = self.attempts.get(rec["key"])
         if entry is None:
             return  # compacted away already
@@ -102,8 +108,10 @@ class Journal:
 
     def _compact(self) -> None:
         live = [r for r in self.attempts.values() if not r.finished]
+        self.done |= {k for k, r in self.attempts.items() if r.finished}
         self.attempts = {key_of(r.assignment): r for r in live}
-        lines = [{"t": "offset", "next": self.next_offset}]
+        lines: list[dict[str, Any]] = [{"t": "offset", "next": self.next_offset}]
+        lines += [{"t": "done", "key": k} for k in sorted(self.done)]
         for r in live:
             k = key_of(r.assignment)
             lines.append({"t": "assigned", "offset": r.offset, "assignment": r.assignment.to_avro()})
@@ -137,7 +145,7 @@ class Journal:
                     next_offset: int) -> None:
         """One durable write for a batch of log records: new assignments, kills, and the offset."""
         records: list[dict[str, Any]] = []
-        known = set(self.attempts)
+        known = set(self.attempts) | self.done
         for off, a in assignments:
             if key_of(a) not in known:  # a re-derived duplicate of an assignment is the same attempt
                 known.add(key_of(a))

@@ -62,3 +62,29 @@ async def test_semaphore_is_fifo_and_a_cancelled_waiter_gives_way() -> None:
     assert sem.available == 1000
     with pytest.raises(CapacityExceeded):
         await sem.acquire(1001)
+
+
+def test_an_attempt_finished_before_a_restart_is_never_accepted_again(tmp_path) -> None:
+    """The resolver re-sends assignments after its own restart; compaction must not forget them."""
+    from events.catalog import JobAttemptCompleted
+    from worker.journal import Journal, key_of
+
+    a = assignment("w1")
+    journal = Journal(tmp_path)
+    journal.record_read([(0, a)], [], 1)
+    k = key_of(a)
+    journal.started(k, 1)
+    mjc = JobAttemptCompleted(event_id="e", occurred_at=2, producer="p", batch_id=a.batch_id, job_id=a.job_id,
+                              attempt_id=a.attempt_id, instance_name=a.instance_name, outcome="Success",
+                              out_of_memory=False, ended_at=2, steps=())
+    journal.completed(k, mjc)
+    journal.reported(k)
+    journal.cleaned(k)
+    journal.close()
+
+    restarted = Journal(tmp_path)  # compacts: the finished attempt's record is dropped
+    assert k not in restarted.attempts and k in restarted.done
+    restarted.record_read([(5, a)], [], 6)  # the same assignment, re-sent later in the log
+    assert k not in restarted.attempts
+    restarted.close()
+    assert k in Journal(tmp_path).done  # and it survives a second compaction

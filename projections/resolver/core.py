@@ -64,8 +64,16 @@ class ResolverCore:
     def rebuild(self, tp: TopicPartition, records: Iterable[Record]) -> list[Event]:
         """Take ownership of a partition: fold its whole log (from offset 0), then derive whatever is
         missing — after a crash or a rebalance, exactly what the previous owner had not appended yet."""
-        part = PartitionState()
-        self.partitions[tp] = part
+        self.begin_rebuild(tp)
+        self.fold_rebuilt(tp, records)
+        return self.finish_rebuild(tp)
+
+    # The same in steps, so the loop can stream a long partition in chunks instead of holding it.
+    def begin_rebuild(self, tp: TopicPartition) -> None:
+        self.partitions[tp] = PartitionState()
+
+    def fold_rebuilt(self, tp: TopicPartition, records: Iterable[Record]) -> None:
+        part = self.partitions[tp]
         for record in records:
             part.next_offset = record.offset + 1
             try:
@@ -74,6 +82,9 @@ class ResolverCore:
                 part.undecodable.add(record.offset)  # quarantined when the group consumer delivers it
                 continue
             self._evolve(part, event)
+
+    def finish_rebuild(self, tp: TopicPartition) -> list[Event]:
+        part = self.partitions[tp]
         for state in part.batches.values():
             state.mark_all_dirty()
         part.dirty.update(part.batches)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from events.catalog import Event
 from events.codec import Codec
-from events.log import EventLog, GroupConsumer, Message, Record
+from events.log import EventLog, GroupConsumer, Message
 from events.publisher import Publisher
 from events.topics import Topics
 from projections.resolver.core import ResolverCore, StepResult, TopicPartition
@@ -79,28 +79,34 @@ class Resolver:
         derived: list[Event] = []
         for tp in sorted(mine - set(self.core.partitions)):
             started = time.monotonic()
-            records = await self._read_all(tp)
-            missing = self.core.rebuild(tp, records)
+            n_records = await self._rebuild(tp)
+            missing = self.core.finish_rebuild(tp)
             log.info("rebuilt %s[%d] from %d records in %.2fs; %d derived events were missing", tp[0], tp[1],
-                     len(records), time.monotonic() - started, len(missing))
+                     n_records, time.monotonic() - started, len(missing))
             derived += missing
         return derived
 
-    async def _read_all(self, tp: TopicPartition) -> list[Record]:
-        """The partition from offset 0 to its current end."""
+    async def _rebuild(self, tp: TopicPartition) -> int:
+        """Fold the partition from offset 0 to its current end, chunk by chunk (a long partition is
+        never held in memory whole). Returns how many records it folded."""
         topic, partition = tp
         end = (await self.log.end_offsets(topic)).get(partition, 0)
-        records: list[Record] = []
-        offset = 0
-        while offset < end:
-            chunk = await self.log.read(topic, partition, offset, max_records=self.settings.rebuild_chunk,
-                                        timeout_ms=1000)
-            chunk = [r for r in chunk if r.offset < end]
-            if not chunk:
-                continue  # the broker had nothing within the timeout; the records exist, ask again
-            records += chunk
-            offset = chunk[-1].offset + 1
-        return records
+        self.core.begin_rebuild(tp)
+        offset = n_records = 0
+        try:
+            while offset < end:
+                chunk = await self.log.read(topic, partition, offset, max_records=self.settings.rebuild_chunk,
+                                            timeout_ms=1000)
+                chunk = [r for r in chunk if r.offset < end]
+                if not chunk:
+                    continue  # the broker had nothing within the timeout; the records exist, ask again
+                self.core.fold_rebuilt(tp, chunk)
+                n_records += len(chunk)
+                offset = chunk[-1].offset + 1
+        except BaseException:
+            self.core.release(tp)  # half a fold must never be stepped on: the next iteration starts over
+            raise
+        return n_records
 
     async def _append(self, derived: list[Event], result: StepResult) -> None:
         messages: list[Message] = [self.publisher.to_message(e) for e in derived]

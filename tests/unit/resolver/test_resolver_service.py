@@ -5,12 +5,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+import pytest
+
+from events.codec import Codec
 from events.log import EventLog
+from events.publisher import Publisher
 from events.topics import Topics
 from projections.resolver.service import Resolver, ResolverSettings
 from tests.unit.resolver.resolver_scenario import Scenario, assert_nothing_duplicated_in_effect
 
 FAST = ResolverSettings(poll_timeout_ms=20)
+CODEC = Codec()
 
 
 class InProcessResolver:
@@ -54,3 +59,50 @@ async def test_a_dag_batch_runs_through_restarts_with_nothing_duplicated_in_effe
         await resolver.stop()
     assert_nothing_duplicated_in_effect(batch_log, await scenario.assignments())
     assert len(resolver.resolvers) == 4 and sum(r.records_processed for r in resolver.resolvers) > 0
+
+
+class ReadFailsOnce:
+    """The memory log, except that the n-th partition read raises once (a broker gone mid-rebuild)."""
+
+    def __init__(self, log: EventLog, fail_on_read: int) -> None:
+        self._log = log
+        self._reads_left = fail_on_read
+
+    def __getattr__(self, name: str):  # everything else: the real log
+        return getattr(self._log, name)
+
+    async def read(self, *args, **kwargs):
+        self._reads_left -= 1
+        if self._reads_left == 0:
+            raise ConnectionError("broker went away")
+        return await self._log.read(*args, **kwargs)
+
+
+async def test_a_rebuild_cut_off_half_way_is_dropped_and_redone_from_offset_0(memory_log, topics):
+    from events.log import partition_for
+    from projections.resolver.core import ResolverCore
+    from tests.unit.core.lifecycle_world import BATCH, Builder
+
+    b = Builder()
+    await Publisher(memory_log, topics).publish([b.batch(), *b.dag({1: (), 2: (), 3: (1, 2)}),
+                                                 b.sj(1, "a1"), b.sj(2, "a2"), b.mjc(1, "a1"), b.mjc(2, "a2")])
+    tp = (topics.batch, partition_for(str(BATCH).encode(), await memory_log.partitions(topics.batch)))
+    end = (await memory_log.end_offsets(topics.batch))[tp[1]]
+    expected = ResolverCore("resolver/test").rebuild(tp, await memory_log.read(*tp, 0, max_records=100))
+
+    flaky = ReadFailsOnce(memory_log, fail_on_read=2)
+    resolver = Resolver(flaky, topics, "resolver/test", ResolverSettings(poll_timeout_ms=20, rebuild_chunk=3))  # type: ignore[arg-type]
+    consumer = await memory_log.group_consumer("g", [topics.batch])
+    try:
+        while not consumer.assignment():
+            await consumer.getmany(timeout_ms=20, max_records=1)
+        with pytest.raises(ConnectionError):
+            await resolver.iterate(consumer)
+        assert tp not in resolver.core.partitions, "a half-folded partition must not stay owned"
+        await resolver.iterate(consumer)  # owns it again: a whole rebuild, then its derived events
+    finally:
+        await consumer.close()
+    assert resolver.core.partitions[tp].next_offset >= end
+    appended = await memory_log.read(*tp, end, max_records=100)
+    assert [CODEC.decode(r.value).event_id for r in appended] == [e.event_id for e in expected]
+    assert expected, "the whole fold derives something (job completions), so the comparison means something"

@@ -1,4 +1,4 @@
-"""`squall user create NAME [--billing-project BP]`: a user with a new bearer token (printed once)."""
+"""`squall user create NAME [--billing-project BP] [--operator]`: a user with a new bearer token (printed once)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,8 @@ app.add_typer(user_app, name="user")
 def create(name: str = typer.Argument(..., help="user name (lowercase letters, digits, - and _)"),
            billing_project: str | None = typer.Option(None, "--billing-project",
                                                       help="make the user a member (default: a project named NAME)"),
+           operator: bool = typer.Option(False, "--operator",
+                                         help="let the user see the fleet (the web UI's instances page)"),
            database_url: str | None = typer.Option(None, "--database-url", envvar="SQUALL_DATABASE_URL",
                                                    help="PostgreSQL of the front end (SQUALL_DATABASE_URL)")) -> None:
     """Create a user (or add a token to an existing one) and print the token."""
@@ -30,7 +32,7 @@ def create(name: str = typer.Argument(..., help="user name (lowercase letters, d
 
     async def go() -> str:
         async with await psycopg.AsyncConnection.connect(url) as conn:
-            return (await create_user(conn, name, billing_project)).token
+            return (await create_user(conn, name, billing_project, operator=operator)).token
 
     try:
         apply_migrations(url)

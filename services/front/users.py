@@ -32,10 +32,11 @@ class CreatedUser:
 
 
 async def create_user(conn: AsyncConnection, name: str, billing_project: str | None = None,
-                      now_ms: int | None = None) -> CreatedUser:
+                      now_ms: int | None = None, operator: bool = False) -> CreatedUser:
     """Create the user (or add a token to an existing one) and make it a member of the billing project.
 
-    The billing project defaults to the user's name. Returns the new token, shown once.
+    The billing project defaults to the user's name; `operator` makes the user an operator (never
+    takes it away from one). Returns the new token, shown once.
     """
     for field, value in (("name", name), ("billing_project", billing_project or name)):
         if not _NAME.match(value):
@@ -47,6 +48,8 @@ async def create_user(conn: AsyncConnection, name: str, billing_project: str | N
     async with conn.transaction():
         await conn.execute("INSERT INTO front_users (name, created_at) VALUES (%s, %s) ON CONFLICT DO NOTHING",
                            (name, now))
+        if operator:
+            await make_operator(conn, name)
         await conn.execute("INSERT INTO front_tokens (token_sha256, user_name, created_at) VALUES (%s, %s, %s)",
                            (token_digest(token), name, now))
         await conn.execute(
@@ -61,6 +64,16 @@ async def user_for_token(conn: AsyncConnection, token: str) -> str | None:
     cur = await conn.execute("SELECT user_name FROM front_tokens WHERE token_sha256 = %s", (token_digest(token),))
     row = await cur.fetchone()
     return None if row is None else str(row[0])
+
+
+async def make_operator(conn: Any, user: str) -> None:
+    await conn.execute("UPDATE front_users SET is_operator = true WHERE name = %s", (user,))
+
+
+async def is_operator(conn: Any, user: str) -> bool:
+    cur = await conn.execute("SELECT is_operator FROM front_users WHERE name = %s", (user,))
+    row = await cur.fetchone()
+    return bool(row and row[0])
 
 
 async def is_member(conn: Any, user: str, billing_project: str) -> bool:

@@ -30,7 +30,7 @@ from starlette.templating import Jinja2Templates
 
 from services.webui import pages, present, session
 from services.webui.db import ReadModelPool
-from services.webui.readmodels import PAGE_SIZE, get_batch, user_for_token
+from services.webui.readmodels import PAGE_SIZE, get_batch, is_operator, user_for_token
 
 HERE = Path(__file__).parent
 MAX_FORM_BYTES = 16 * 1024
@@ -56,12 +56,13 @@ class Visit:
     conn: AsyncConnection
     user: str
     token: str
+    operator: bool  # sees the fleet: instances and pools
 
     def path_for(self, name: str, **params: Any) -> str:
         return path_for(self.request, name, **params)
 
     def render(self, template: str, status_code: int = 200, **context: Any) -> Response:
-        context.update(user=self.user, csrf=session.csrf_token(self.token))
+        context.update(user=self.user, operator=self.operator, csrf=session.csrf_token(self.token))
         return render(self.request, template, status_code=status_code, **context)
 
 
@@ -96,7 +97,8 @@ def signed_in(handler: PageHandler) -> Callable[[Request], Awaitable[Response]]:
                 if token:  # a revoked or mistyped token: forget it
                     session.clear_token_cookie(response, request)
                 return response
-            return await handler(Visit(request=request, ui=ui, conn=conn, user=user, token=token))
+            return await handler(Visit(request=request, ui=ui, conn=conn, user=user, token=token,
+                                       operator=await is_operator(conn, user)))
     return endpoint
 
 

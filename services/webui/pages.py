@@ -172,6 +172,11 @@ async def job_log(visit: Visit) -> Response:
 
 
 async def instances(visit: Visit) -> Response:
+    if not visit.operator:  # the fleet is shared: its names and load are the operators' business
+        return visit.render("error.html", status_code=403, status=403,
+                            message=f"Instances and pools are for operators; {visit.user} is not one. "
+                                    "An operator can grant it: squall user create "
+                                    f"{visit.user} --operator")
     show_deleted = visit.request.query_params.get("deleted") == "1"
     rows = await readmodels.list_instances(visit.conn, include_deleted=show_deleted)
     return visit.render("instances.html", instances=rows, pools=readmodels.summarise_pools(rows),

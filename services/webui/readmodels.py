@@ -13,9 +13,9 @@ from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
 from services.front.query import batch_condition, job_condition
-from services.front.users import user_for_token
+from services.front.users import is_operator, user_for_token
 
-__all__ = ["user_for_token", "list_batches", "get_batch", "list_jobs", "job_state_counts", "get_job",
+__all__ = ["user_for_token", "is_operator", "list_batches", "get_batch", "list_jobs", "job_state_counts", "get_job",
            "list_attempts", "audit_trail", "scheduling_explanation", "list_instances", "summarise_pools"]
 
 Row = dict[str, Any]

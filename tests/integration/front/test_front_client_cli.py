@@ -178,3 +178,16 @@ def test_cli_user_create_prints_a_token_that_authenticates(fresh_db):
     assert row == ("dave-bp",)
     bad = CliRunner().invoke(app, ["user", "create", "Bad Name", "--database-url", fresh_db])
     assert bad.exit_code == 2 and "lowercase" in bad.output
+
+
+def test_cli_user_create_operator_grants_the_role_and_a_later_create_keeps_it(fresh_db):
+    def operator(name: str) -> bool:
+        with psycopg.connect(fresh_db) as conn:
+            return conn.execute("SELECT is_operator FROM front_users WHERE name = %s", (name,)).fetchone()[0]
+
+    assert CliRunner().invoke(app, ["user", "create", "erin", "--database-url", fresh_db]).exit_code == 0
+    assert not operator("erin")
+    assert CliRunner().invoke(app, ["user", "create", "erin", "--operator", "--database-url", fresh_db]).exit_code == 0
+    assert operator("erin")
+    assert CliRunner().invoke(app, ["user", "create", "erin", "--database-url", fresh_db]).exit_code == 0
+    assert operator("erin"), "a new token does not take the role away"

@@ -264,9 +264,20 @@ def test_instances_and_pool_utilisation(client: TestClient) -> None:
     assert "w-3" in client.get("/ui/instances", params={"deleted": "1"}).text
 
 
+def test_only_operators_see_the_fleet(client: TestClient) -> None:
+    sign_in(client, BOB_TOKEN)
+    page = client.get("/ui/instances")
+    assert page.status_code == 403
+    assert "squall user create bob --operator" in page.text and "w-1" not in page.text
+    assert 'id="signed-in-user">bob<' in page.text, "still a signed-in page, with its header"
+    assert "/ui/instances" not in client.get("/ui/batches").text, "no link to a page bob may not see"
+    sign_in(client, ALICE_TOKEN)
+    assert 'href="/ui/instances"' in client.get("/ui/batches").text
+
+
 def test_every_signed_in_page_shows_who_is_signed_in(client: TestClient) -> None:
     sign_in(client, BOB_TOKEN)
-    for path in ("/ui/batches", "/ui/batches/3", "/ui/batches/3/jobs/1", "/ui/instances"):
+    for path in ("/ui/batches", "/ui/batches/3", "/ui/batches/3/jobs/1"):
         page = client.get(path)
         assert page.status_code == 200, path
         assert '<span class="who" id="signed-in-user">bob</span>' in page.text, path

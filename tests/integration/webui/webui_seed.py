@@ -89,7 +89,7 @@ def seed(url: str, blob_root: Path) -> None:
     migrate(url, [READMODEL_MIGRATIONS, FRONT_MIGRATIONS])
     with psycopg.connect(url) as conn:
         for name, token in (("alice", ALICE_TOKEN), ("bob", BOB_TOKEN)):
-            _insert(conn, "front_users", name=name, created_at=T0)
+            _insert(conn, "front_users", name=name, created_at=T0, is_operator=name == "alice")
             _insert(conn, "front_tokens", token_sha256=hashlib.sha256(token.encode()).hexdigest(),
                     user_name=name, created_at=T0)
 

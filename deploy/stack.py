@@ -24,6 +24,7 @@ DEFAULT_BILLING_PROJECT = "default"
 SERVICE_MODULES = {
     "resolver": "projections.resolver",
     "readmodel": "projections.readmodel",
+    "callbacks": "services.callbacks",
     "scheduler": "services.scheduler",
     "autoscaler": "services.autoscaler",
     "front": "services.front",
@@ -121,6 +122,7 @@ def service_specs(state: StackState) -> list[ProcessSpec]:
     return [
         ProcessSpec("resolver", SERVICE_MODULES["resolver"], with_metrics("resolver")),
         ProcessSpec("readmodel", SERVICE_MODULES["readmodel"], with_metrics("readmodel")),
+        ProcessSpec("callbacks", SERVICE_MODULES["callbacks"], with_metrics("callbacks")),
         ProcessSpec("scheduler", SERVICE_MODULES["scheduler"],
                     with_metrics("scheduler", "--pools", pools, "--heartbeat-timeout", str(state.heartbeat_timeout_s))),
         ProcessSpec("autoscaler", SERVICE_MODULES["autoscaler"],
@@ -168,7 +170,8 @@ def _postgres(home: Path):  # type: ignore[no-untyped-def]
 
 def migration_dirs() -> list[Path]:
     root = Path(__file__).resolve().parent.parent
-    return [root / "projections" / "migrations", root / "services" / "front" / "migrations"]
+    return [root / "projections" / "migrations", root / "services" / "front" / "migrations",
+            root / "services" / "callbacks" / "migrations"]
 
 
 def up(home: Path, *, bootstrap: str | None = None, database_url: str | None = None, port: int | None = None,

@@ -7,6 +7,7 @@ Services never build metric objects themselves; they call the helpers here:
     set_ready_jobs({"alice": 12})          the ready queue depth per user, replacing the last snapshot
     set_instance_utilisation({"w-1": 0.5}) used / total cores per instance, replacing the last snapshot
     set_projection_lag("readmodel", 42)    events a projection is behind the log end
+    count_callback("delivered")            a batch or job-group callback fired, by outcome
     add_metrics(app)                       HTTP latency middleware + GET /metrics on a Starlette app
     start_metrics_server(port)             a /metrics endpoint for processes that serve no HTTP
 
@@ -77,6 +78,9 @@ class SquallMetrics:
         self.projection_lag = Gauge(
             "squall_projection_lag_events", "Events between a projection's committed offset and the log end.",
             ["projection"], registry=registry)
+        self.callbacks = Counter(
+            "squall_callbacks_total", "Batch and job-group callbacks fired, by outcome.", ["outcome"],
+            registry=registry)
         self.http_request_duration = Histogram(
             "squall_http_request_duration_seconds", "HTTP request latency by method, route template and status.",
             ["method", "route", "status"], buckets=_HTTP_BUCKETS, registry=registry)
@@ -118,6 +122,9 @@ class SquallMetrics:
 
     def set_projection_lag(self, projection: str, lag_events: int) -> None:
         self.projection_lag.labels(projection=projection).set(max(0, lag_events))
+
+    def count_callback(self, outcome: str) -> None:
+        self.callbacks.labels(outcome=outcome).inc()
 
 
 def _replace_snapshot(gauge: Gauge, exported: set[str], values: Mapping[str, float]) -> set[str]:
@@ -232,3 +239,7 @@ def set_instance_utilisation(ratio_by_instance: Mapping[str, float]) -> None:
 
 def set_projection_lag(projection: str, lag_events: int) -> None:
     default_metrics().set_projection_lag(projection, lag_events)
+
+
+def count_callback(outcome: str) -> None:
+    default_metrics().count_callback(outcome)

@@ -59,3 +59,31 @@ def test_a_cancelled_batch_refuses_updates(e2e_stack: StackClient) -> None:
         "update": {"token": "u2", "n_jobs": 1, "n_job_groups": 0}, "bunch": [job(1, ["true"])], "job_groups": []})
     assert resp.status_code == 400
     e2e_stack.wait(batch_id)
+
+
+def test_a_batch_callback_is_posted_its_status_when_it_completes(e2e_stack: StackClient) -> None:
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    posts: list[dict] = []
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+            posts.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        batch_id = e2e_stack.submit([job(1, ["true"])], callback=f"http://127.0.0.1:{server.server_address[1]}/done")
+        assert e2e_stack.wait(batch_id)["state"] == "success"
+        e2e_stack.wait_for(lambda: posts, timeout_s=60, what="the callback")
+    finally:
+        server.shutdown()
+    assert len(posts) == 1
+    assert (posts[0]["id"], posts[0]["complete"], posts[0]["state"], posts[0]["n_succeeded"]) == (batch_id, True, "success", 1)

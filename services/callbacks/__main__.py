@@ -1,0 +1,55 @@
+"""The callback service: `python -m services.callbacks --bootstrap ... --database-url ...`.
+
+Applies its migration, then fires batch and job-group callbacks until SIGTERM or SIGINT.
+Needs the read model (projections.readmodel) running against the same database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+
+from events.kafka_log import KafkaEventLog
+from services.callbacks.deliveries import apply_migrations
+from services.callbacks.service import CallbackService
+from services.config import ConfigError, ServiceConfig, add_arguments, from_args, serve_metrics
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m services.callbacks", description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    return parser.parse_args(argv)
+
+
+async def serve(config: ServiceConfig) -> None:
+    apply_migrations(config.database_url)
+    log = await KafkaEventLog.connect(config.bootstrap_servers, client_id="squall-callbacks")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await log.create_topics(config.topics.specs())
+        await CallbackService(log, config.topics, config.database_url).run(stop)
+    finally:
+        await log.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        config = from_args(args)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    serve_metrics(config)
+    asyncio.run(serve(config))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -22,7 +22,10 @@ TOO_MANY_ATTEMPTS: Final = "too_many_attempts"
 INVALID_JOB: Final = "invalid_job"
 
 # cancellation: outcome Cancelled
-KILLED: Final = "killed"
+KILLED: Final = "killed"  # the worker killed a running attempt
+# the attempt never ran: its job was cancelled while its job-private instance was being created, so
+# the driver ends the attempt itself (Hail's canceller: Creating -> MJC Cancelled, attempt reason `cancelled`)
+CANCELLED_WHILE_CREATING: Final = "cancelled"
 
 # the system's fault: outcome Error, retried with a new attempt while attempts remain
 INSTANCE_LOST: Final = "instance_lost"

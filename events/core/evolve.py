@@ -2,9 +2,10 @@
 
 Every event is a fact already in the log, so evolve never raises for a "wrong" event: a
 duplicate, a re-delivery or a stale report simply changes nothing. Fences (Hail's SJ/MJS/MJC
-rules): an SJ is accepted only for a Ready, uncancelled job, with an attempt id never used by that
-job and a scheduler epoch no older than any seen; a start or completion counts only for the
-job's current attempt, and only once. Jobs count for the batch only once their update commits.
+rules): an SJ (or JobCreating) is accepted only for a Ready, uncancelled job, with an attempt id
+never used by that job and a scheduler epoch no older than any seen — or, for a Creating job that
+is not cancelled, an SJ of its own Creating attempt (its job-private instance booted); a start or
+completion counts only for the job's current attempt, and only once. Jobs count for the batch only once their update commits.
 
 The state is updated in place (see state.py for why) and returned.
 """
@@ -188,8 +189,11 @@ def _attempt_scheduled(s: BatchState, e: JobAttemptScheduled | JobCreating) -> N
         return
     s.max_scheduler_epoch = e.scheduler_epoch
     attempt = job.attempt
+    # the instance of a Creating job booted: the same attempt now runs there (Hail's SJ: not if cancelled;
+    # a cancelled Creating job is ended by react instead, and its instance is deleted)
     creating_now_placed = (isinstance(e, JobAttemptScheduled) and job.state == CREATING and attempt is not None
-                           and attempt.attempt_id == e.attempt_id and job.completion is None)
+                           and attempt.attempt_id == e.attempt_id and job.completion is None
+                           and not s.is_job_cancelled(job))
     if creating_now_placed:
         assert attempt is not None
         attempt.instance_name = e.instance_name

@@ -10,6 +10,10 @@ event appended by someone else in between changed the picture (e.g. an SJ placed
 our JobCancelled landed); then evolve ignores it and react, looking at the new state, derives
 what is needed now (here: AttemptKillRequested).
 
+A cancelled job that is Creating (its job-private instance still booting) runs nothing yet, so
+there is nothing to kill: react ends its attempt itself with an MJC (outcome Cancelled, cause
+`cancelled`), as Hail's canceller does, and the usual verdict completes the job as Cancelled.
+
 Assignment-topic events (AttemptAssigned, AttemptKillRequested) never come back to the batch
 topic, so react repeats them whenever the job is looked at again; their ids are stable, so the
 caller (and the worker) can drop repeats.
@@ -23,6 +27,7 @@ from events.catalog import (
     BatchCancelled,
     BatchCompleted,
     Event,
+    JobAttemptCompleted,
     JobBecameReady,
     JobCancelled,
     JobCompleted,
@@ -33,19 +38,21 @@ from events.core.evolve import PARENTS_COMPLETE, RETRY
 from events.core.state import (
     CANCELLED,
     COMPLETE_STATES,
+    CREATING,
     ERROR,
     PENDING,
     READY,
     ROOT_JOB_GROUP_ID,
     RUNNING,
     SUCCESS,
+    Attempt,
     BatchState,
     Completion,
     Job,
     JobGroup,
 )
 from events.envelope import derived_event_id
-from events.failures import TOO_MANY_ATTEMPTS, is_system_failure
+from events.failures import CANCELLED_WHILE_CREATING, TOO_MANY_ATTEMPTS, is_system_failure
 
 # reasons carried by the derived events
 REQUESTED = "requested"
@@ -134,6 +141,9 @@ def _react_job(s: BatchState, job: Job, producer: str, out: list[Event]) -> None
     elif s.is_job_cancelled(job):
         attempt = job.attempt
         assert attempt is not None
+        if state == CREATING:  # nothing runs yet: end the attempt here, no worker is involved (Hail's canceller)
+            out.append(_creating_cancelled(s, job, attempt, producer))
+            return
         out.append(AttemptKillRequested(
             event_id=derived_event_id("AttemptKillRequested", s.batch_id, job.job_id, attempt.attempt_id),
             occurred_at=job.cause_at, producer=producer, causation_id=job.cause_id,
@@ -154,7 +164,9 @@ def _verdict(s: BatchState, job: Job, done: Completion, producer: str) -> Event:
     system_failure = done.outcome != SUCCESS and is_system_failure(done.failure_cause)
     if not system_failure:
         final = done.outcome if done.outcome in COMPLETE_STATES else ERROR
-        return _job_completed(s, job, done, producer, final, done.failure_cause)
+        # cancelled while Creating: say why, as JobCancelled would have (the attempt keeps `cancelled`)
+        reason = _group_reason(s, job) if done.failure_cause == CANCELLED_WHILE_CREATING else done.failure_cause
+        return _job_completed(s, job, done, producer, final, reason)
     if s.is_job_cancelled(job):
         return _job_completed(s, job, done, producer, CANCELLED, done.failure_cause)
     if job.n_attempts >= job.n_max_attempts:
@@ -164,6 +176,19 @@ def _verdict(s: BatchState, job: Job, done: Completion, producer: str) -> Event:
         occurred_at=done.occurred_at, producer=producer, causation_id=done.event_id, batch_id=s.batch_id,
         job_id=job.job_id, after_attempt_id=done.attempt_id,
         not_before=retry_not_before(done.ended_at, job.n_attempts, done.attempt_id), reason=RETRY)
+
+
+def _creating_cancelled(s: BatchState, job: Job, attempt: Attempt, producer: str) -> JobAttemptCompleted:
+    """MJC Cancelled for the attempt of a cancelled Creating job: it never ran (not started, not billed).
+    Its verdict completes the job as Cancelled; the job-private instance, no longer waited for, is
+    deleted by the autoscaler, and an SJ placing the attempt there after all is fenced by evolve."""
+    return JobAttemptCompleted(
+        event_id=derived_event_id("JobAttemptCompleted", CANCELLED_WHILE_CREATING, s.batch_id, job.job_id,
+                                  attempt.attempt_id),
+        occurred_at=job.cause_at, producer=producer, causation_id=job.cause_id, batch_id=s.batch_id,
+        job_id=job.job_id, attempt_id=attempt.attempt_id, instance_name=attempt.instance_name, outcome=CANCELLED,
+        exit_code=None, failure_cause=CANCELLED_WHILE_CREATING, error=None, out_of_memory=False, started_at=None,
+        ended_at=job.cause_at, steps=(), resource_usage=None)
 
 
 def _job_completed(s: BatchState, job: Job, done: Completion, producer: str, final: str,

@@ -17,6 +17,7 @@ from events.catalog import (
     JobAttemptScheduled,
     JobAttemptStarted,
     JobCreated,
+    JobCreating,
     JobGroupCancelRequested,
     JobGroupCreated,
     JobSpec,
@@ -32,6 +33,10 @@ SPEC = JobSpec(process_type="docker", image="ubuntu:24.04", command=("true",), e
                output_files=(), always_copy_output=False, network="public",
                resources=Resources(cores_mcpu=1000, memory_bytes=3_840 * 2**20, storage_gib=0, preemptible=True,
                                    worker_type="standard"))
+
+
+def private_instance(job_id: int, attempt_id: str) -> str:
+    return f"job-{BATCH}-{job_id}-{attempt_id}"
 
 
 class Clock:
@@ -88,6 +93,12 @@ class Builder:
         return JobAttemptScheduled(**self._env("sj"), job_id=job_id, attempt_id=attempt_id, instance_name=instance,
                                    scheduler_epoch=epoch, user=USER, cores_mcpu=1000, memory_bytes=2**30,
                                    storage_gib=0)
+
+    def creating(self, job_id: int, attempt_id: str, epoch: int = 1, instance: str | None = None) -> JobCreating:
+        """The scheduler asked for a job-private instance for this attempt (named as the scheduler names it)."""
+        return JobCreating(**self._env("jcr"), job_id=job_id, attempt_id=attempt_id,
+                           instance_name=instance or private_instance(job_id, attempt_id), scheduler_epoch=epoch,
+                           user=USER)
 
     def mjs(self, job_id: int, attempt_id: str, instance: str = "i-1") -> JobAttemptStarted:
         return JobAttemptStarted(**self._env("mjs"), job_id=job_id, attempt_id=attempt_id, instance_name=instance,

@@ -2,13 +2,14 @@
 
 A run interleaves, in an order hypothesis picks: the resolver reacting (its derived events held
 "in flight" and landing later, between other producers' events, as they do in Kafka), schedulers
-placing Ready jobs (sometimes from a deposed epoch), workers starting and completing attempts with
-every kind of outcome, users cancelling the batch or a group, re-deliveries of any earlier event,
-and reports from stale attempts. After every step:
+placing Ready jobs (sometimes from a deposed epoch) or requesting a job-private instance for them
+(JobCreating), job-private instances booting (the SJ of the Creating attempt) or timing out,
+workers starting and completing attempts with every kind of outcome, users cancelling the batch or
+a group, re-deliveries of any earlier event, and reports from stale attempts. After every step:
 - a re-delivered event or a stale attempt's report changed nothing;
 - the counters add up, per group, to what the jobs say;
-- a completed job never changes again, and no job is placed (SJ accepted, AttemptAssigned) while
-  cancelled unless always_run;
+- a completed job never changes again, and no job is placed (SJ or JobCreating accepted,
+  AttemptAssigned) while cancelled unless always_run;
 - no derived event is ever appended twice (react never re-derives what the state already shows).
 At the end the run is driven to quiescence: the batch completes exactly once, and a rebuild from
 the log (fold from scratch, react over everything) derives nothing new.
@@ -20,10 +21,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lifecycle_world import PRODUCER, Builder, World
 
-from events.catalog import AttemptAssigned, BatchCompleted, Event, JobAttemptScheduled
+from events.catalog import AttemptAssigned, BatchCompleted, Event, JobAttemptScheduled, JobCreating
 from events.core.lifecycle import (
     CANCELLED,
     COMPLETE_STATES,
+    CREATING,
     ERROR,
     FAILED,
     READY,
@@ -39,7 +41,7 @@ OUTCOMES = [("Success", None, 0), ("Failed", "nonzero_exit", 1), ("Failed", "out
             ("Error", "image_pull_failed", None), ("Cancelled", "killed", None)]
 # weights: the common events often, cancellations rarely (one cancels most of what follows)
 ACTIONS = (["react"] * 4 + ["land"] * 4 + ["schedule"] * 4 + ["start"] * 2 + ["complete"] * 4 + ["redeliver"] * 2
-           + ["stale"] * 3 + ["cancel_batch", "cancel_group"])
+           + ["stale"] * 3 + ["cancel_batch", "cancel_group"] + ["create"] * 2 + ["boot"] * 2 + ["activation_timeout"])
 
 
 class Run:
@@ -82,12 +84,13 @@ class Run:
     def append(self, *events: Event) -> None:
         for e in events:
             state = self.w.state
-            job = state.jobs.get(e.job_id) if state and isinstance(e, JobAttemptScheduled) else None
-            attempt_before = job.attempt if job else None
+            job = state.jobs.get(e.job_id) if state and isinstance(e, JobAttemptScheduled | JobCreating) else None
+            before = (job.state, job.attempt, job.attempt.instance_name if job.attempt else None) if job else None
             cancelled_before = job is not None and self.s.is_job_cancelled(job)
             self.w.append(e)
             if cancelled_before:
-                assert job.attempt is attempt_before, "a cancelled job was placed"
+                after = (job.state, job.attempt, job.attempt.instance_name if job.attempt else None)
+                assert after == before, "a cancelled job was placed"
             self.check_invariants()
 
     def react(self) -> None:
@@ -146,6 +149,16 @@ class Run:
                 outcome, cause, code = self.draw(st.sampled_from(OUTCOMES))
                 self.expect_no_change(self.draw(st.sampled_from([b.mjs(job_id, attempt),
                                                                  b.mjc(job_id, attempt, outcome, cause, code)])))
+        elif action == "create" and (ready := self.jobs_in(READY)):
+            self.n_attempts += 1
+            self.append(b.creating(self.draw(st.sampled_from(ready)), f"at{self.n_attempts}", epoch=self.epoch))
+        elif action == "boot" and (creating := self.jobs_in(CREATING)):
+            job = s.jobs[self.draw(st.sampled_from(creating))]  # its instance activated: the same attempt there
+            self.append(b.sj(job.job_id, job.attempt.attempt_id, epoch=self.epoch, instance=job.attempt.instance_name))
+        elif action == "activation_timeout" and (creating := self.jobs_in(CREATING)):
+            job = s.jobs[self.draw(st.sampled_from(creating))]  # health: the instance never came
+            self.append(b.mjc(job.job_id, job.attempt.attempt_id, "Error", "instance_lost", None,
+                              instance=job.attempt.instance_name))
         elif action == "cancel_batch":
             self.append(b.cancel())
         elif action == "cancel_group":
@@ -182,9 +195,14 @@ class Run:
             if self.in_flight:
                 self.land()
                 continue
-            ready, running = self.jobs_in(READY), self.jobs_in(RUNNING)
-            if not ready and not running:
+            ready, running, creating = self.jobs_in(READY), self.jobs_in(RUNNING), self.jobs_in(CREATING)
+            if not ready and not running and not creating:
                 return
+            for job_id in creating:  # its instance boots (an SJ the core refuses if the job is cancelled)
+                job = self.s.jobs[job_id]
+                if job.completion is None:
+                    self.append(self.b.sj(job_id, job.attempt.attempt_id, epoch=self.epoch,
+                                          instance=job.attempt.instance_name))
             for job_id in ready:
                 self.n_attempts += 1
                 self.append(self.b.sj(job_id, f"at{self.n_attempts}", epoch=self.epoch))
@@ -206,7 +224,8 @@ def test_random_runs_keep_every_invariant_and_rebuild_to_the_same_state(data):
 
     s = run.s
     assert s.complete and s.n_completed == s.n_jobs
-    completions = [e for e in run.w.log if isinstance(e, BatchCompleted)]
+    # distinct ids: a run may re-deliver the BatchCompleted of a batch that completed mid-run
+    completions = {e.event_id: e for e in run.w.log if isinstance(e, BatchCompleted)}.values()
     assert [e.n_jobs for e in completions] == [s.n_jobs], "the batch completes exactly once"
 
     rebuilt = fold(run.w.log)

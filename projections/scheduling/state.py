@@ -9,7 +9,16 @@ the events themselves. It answers what the scheduler and autoscaler ask each cyc
 
 An SJ is accepted exactly when the lifecycle core accepts it (the job is Ready or Creating, and
 the SJ's leader epoch is not older than one already seen for that batch), so the capacity the
-scheduler believes in matches the attempts the resolver hands to workers.
+scheduler believes in matches the attempts the resolver hands to workers. (This fold does not
+follow cancellation: an SJ the core refuses because the job is cancelled holds capacity here
+until the job's JobCancelled, or its attempt's MJC, comes through.)
+
+A job-private instance is requested for one attempt ("batch:job:attempt"). Once the job lets go
+of that attempt — its Creating attempt ended (cancelled, or timed out), the attempt ran and
+ended, the job completed, or the core refused the JobCreating — the claim is *released*, and
+the autoscaler deletes the instance even if it never activated (Hail's canceller: Creating → MJC
+Cancelled, then delete the VM). Releases are kept by claim, so they hold whatever order the batch
+and instance topics are folded in.
 """
 
 from __future__ import annotations
@@ -61,6 +70,8 @@ class SchedulingState:
         self.ready: dict[tuple[str, str], ReadyQueue] = {}
         self.running_cores: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         self.creating: set[JobKey] = set()  # jobs waiting for their job-private instance
+        # job-private claims ("batch:job:attempt") their job no longer waits for; dropped with the instance
+        self.released_private: set[str] = set()
         self.epoch_by_batch: dict[int, int] = {}
         self.events_applied = 0
 
@@ -128,6 +139,7 @@ class SchedulingState:
             return False
         if job.attempt_id is not None:  # a retry whose attempt we never saw end: free it now
             self._release_attempt(job.attempt_id)
+            self._release_private_claim(job, job.attempt_id)
         self.creating.discard(job.key)
         job.phase, job.not_before, job.attempt_id = JobPhase.READY, e.not_before, None
         self._queue(job).add(job.key, job.demand.cores_mcpu)
@@ -136,6 +148,10 @@ class SchedulingState:
     def _on_creating(self, e: JobCreating) -> bool:
         job = self.jobs.get((e.batch_id, e.job_id))
         if job is None or job.phase is not JobPhase.READY or self._fenced(e.batch_id, e.scheduler_epoch):
+            if job is None:  # it completed already (JobCreated always comes first): nobody will use the instance
+                self.released_private.add(f"{e.batch_id}:{e.job_id}:{e.attempt_id}")
+            elif job.attempt_id != e.attempt_id:  # refused, not a repeat of the accepted one
+                self._release_private_claim(job, e.attempt_id)
             return False
         self._queue(job).discard(job.key, job.demand.cores_mcpu)
         job.phase, job.attempt_id = JobPhase.CREATING, e.attempt_id
@@ -171,6 +187,7 @@ class SchedulingState:
             was_creating = job.phase is JobPhase.CREATING
             self.creating.discard(job.key)
             job.phase, job.attempt_id = JobPhase.FINISHING, None
+            self._release_private_claim(job, e.attempt_id)
             if was_creating:
                 self._forget_private_instance(e.instance_name)
         return freed
@@ -180,6 +197,8 @@ class SchedulingState:
         if job is None:
             return False
         self._queue(job).discard(job.key, job.demand.cores_mcpu)
+        if job.attempt_id is not None:
+            self._release_private_claim(job, job.attempt_id)
         if job.key in self.creating:
             self.creating.discard(job.key)
             job.phase = JobPhase.FINISHING
@@ -247,6 +266,14 @@ class SchedulingState:
         """Drop a deleted instance once nothing on it waits to be ended (health needs it until then)."""
         if inst.deleted and not inst.attempts and self.private_job_waiting(inst) is None:
             self.instances.pop(inst.name, None)
+            if inst.job_private_for:
+                self.released_private.discard(inst.job_private_for)
+
+    def private_instance_released(self, inst: InstanceEntry) -> bool:
+        """True once the job a job-private instance was requested for will never use it (again): it
+        can go, booted or not. Unlike `private_job_waiting() is None`, never true merely because the
+        job's JobCreating has not been folded yet."""
+        return inst.job_private_for is not None and inst.job_private_for in self.released_private
 
     def private_job_waiting(self, inst: InstanceEntry) -> JobEntry | None:
         """The Creating job a job-private instance was requested for, while it still waits for it."""
@@ -289,6 +316,10 @@ class SchedulingState:
                 inst.idle_since = ended_at
             self._forget_if_done(inst)
         return True
+
+    def _release_private_claim(self, job: JobEntry, attempt_id: str) -> None:
+        if job.pool == JOB_PRIVATE_POOL:  # only their attempts have an instance of their own
+            self.released_private.add(f"{job.key[0]}:{job.key[1]}:{attempt_id}")
 
     def _forget_private_instance(self, name: str) -> None:
         inst = self.instances.get(name)

@@ -6,10 +6,13 @@ Each loop (every `loop_period_s`, on its own folded view of the log):
    appends InstanceCreated (or, if the provider refuses, InstanceDeactivated + InstanceDeleted
    with reason `create_failed`, and the pool waits `retry_after_s` before asking again);
 2. realize: an InstanceRequested nobody created — a job-private instance the scheduler asked
-   for, or one whose creator crashed — is created now;
+   for, or one whose creator crashed — is created now, unless it is a job-private instance its
+   job no longer waits for (cancelled while Creating);
 3. shrink: an instance idle past its pool's idle time (never one with attempts; keeping the
    pool's minimum) is deactivated, deleted at the provider, and marked InstanceDeleted; so is an
-   inactive one (lost, drained, a finished job-private instance) once no attempt on it is open;
+   inactive one (lost, drained, a finished job-private instance) once no attempt on it is open,
+   and a job-private one whose job let go of it, booted or still pending (Hail's canceller:
+   Creating → MJC Cancelled, then delete the VM);
 4. reconcile (every `reconcile_interval_s`): a created instance the provider no longer lists is
    deactivated (`does_not_exist`) so health ends its attempts.
 Only one autoscaler should run per cluster; it needs no leadership for safety (every action is
@@ -193,7 +196,8 @@ class Autoscaler:
         """Create instances that were requested but never created (job-private, or a crashed creator)."""
         todo = [i for i in state.instances.values()
                 if i.state is InstanceState.PENDING and not i.created and i.name not in self._busy
-                and (i.job_private_for or now - i.requested_at >= self.settings.realize_after_ms)]
+                and (i.job_private_for or now - i.requested_at >= self.settings.realize_after_ms)
+                and not state.private_instance_released(i)]  # that one is deleted, never created
         await asyncio.gather(*(self._create(_spec_of(i)) for i in todo))
 
     # ---- deletion ----------------------------------------------------------------------------
@@ -204,7 +208,9 @@ class Autoscaler:
                 continue
             finished_private = (inst.job_private_for is not None and inst.state is InstanceState.ACTIVE
                                 and not inst.attempts and state.private_job_waiting(inst) is None)
-            if finished_private:
+            # booting or not: its job will never use it (e.g. cancelled while Creating)
+            released_private = inst.live and not inst.attempts and state.private_instance_released(inst)
+            if finished_private or released_private:
                 await self._delete(inst, "job_complete")
             elif inst.state is InstanceState.INACTIVE and not inst.attempts \
                     and state.private_job_waiting(inst) is None:

@@ -13,7 +13,16 @@ from events.publisher import Publisher
 from services.autoscaler.service import Autoscaler, AutoscalerSettings
 from services.providers.base import InstanceSpec, ProviderInstance, QuotaExceeded
 from services.providers.gce import GceProvider, GceSettings
-from tests.unit.driver.driver_events import activated, cancelled, created, ready, requested
+from tests.unit.driver.driver_events import (
+    activated,
+    attempt_done,
+    cancelled,
+    completed,
+    created,
+    creating,
+    ready,
+    requested,
+)
 from tests.unit.driver.fake_compute import FakeCompute, FakeComputeServer
 
 POOL = PoolConfig(name="standard", worker_type="standard", preemptible=True, worker_cores=4, storage_gib=100,
@@ -186,3 +195,43 @@ async def test_with_the_gce_provider_it_inserts_and_deletes_the_right_vms(memory
         assert {c.zone for c in server.fake.deletes()} == {zone}  # found by provider id, no zone guessing
         await autoscaler.close()
         await gce.close()
+
+
+async def test_the_instance_of_a_job_cancelled_while_creating_is_deleted_before_it_boots(memory_log, topics):
+    """Hail's canceller: Creating → MJC Cancelled, then delete the VM — without waiting for it to activate."""
+    provider, clock = MemoryProvider(), Clock()
+    pool = PoolConfig(name="standard", worker_type="standard", preemptible=True, min_instances=0)
+    autoscaler, publisher = await make(memory_log, topics, provider, clock, pool=pool)
+    name = "job-1-1-p1"
+    await publisher.publish([created(1, cores=8000, machine_type="n1-standard-8"), ready(1),
+                             requested(name, pool="job-private", cores=8000, at=clock.now, job_private_for="1:1:p1"),
+                             creating(1, "p1", name)])
+    await autoscaler.loop_once()
+    assert list(provider.instances) == [name]  # booting
+    await publisher.publish([attempt_done(1, "p1", name, outcome="Cancelled"), completed(1, attempt="p1")])
+    await autoscaler.loop_once()
+    assert provider.instances == {} and provider.deleted == [name]
+    events = [e for e in await instance_events(memory_log, topics) if e.instance_name == name]
+    assert [(type(e).__name__, getattr(e, "reason", None)) for e in events] == [
+        ("InstanceRequested", None), ("InstanceCreated", None), ("InstanceDeactivated", "job_complete"),
+        ("InstanceDeleted", "job_complete")]
+    await autoscaler.loop_once()
+    assert provider.deleted == [name]  # once
+    await autoscaler.close()
+
+
+async def test_a_private_instance_requested_for_a_refused_creating_is_never_created(memory_log, topics):
+    """The job was cancelled before the scheduler's JobCreating landed: the core refused it, so the
+    instance it asked for is not created, only marked deleted."""
+    provider, clock = MemoryProvider(), Clock()
+    pool = PoolConfig(name="standard", worker_type="standard", preemptible=True, min_instances=0)
+    autoscaler, publisher = await make(memory_log, topics, provider, clock, pool=pool)
+    name = "job-1-1-p1"
+    await publisher.publish([created(1, cores=8000, machine_type="n1-standard-8"), ready(1), cancelled(1),
+                             creating(1, "p1", name),
+                             requested(name, pool="job-private", cores=8000, at=clock.now, job_private_for="1:1:p1")])
+    await autoscaler.loop_once()
+    assert provider.instances == {} and autoscaler.stats.created == 0
+    events = [e for e in await instance_events(memory_log, topics) if e.instance_name == name]
+    assert [type(e).__name__ for e in events] == ["InstanceRequested", "InstanceDeactivated", "InstanceDeleted"]
+    await autoscaler.close()

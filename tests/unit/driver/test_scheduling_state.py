@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import asdict
 
 from projections.scheduling.model import InstanceState, JobPhase
 from projections.scheduling.state import SchedulingState
+from services.scheduler.plan import plan_cycle
 from tests.unit.driver.driver_events import (
     GIB,
     activated,
@@ -17,6 +19,7 @@ from tests.unit.driver.driver_events import (
     deactivated,
     deleted,
     heartbeat,
+    instance_created,
     ready,
     requested,
     scheduled,
@@ -121,3 +124,72 @@ def test_replaying_the_same_events_gives_the_same_state() -> None:
     assert asdict(one.instances["w1"]) == asdict(two.instances["w1"])
     assert {k: asdict(j) for k, j in one.jobs.items()} == {k: asdict(j) for k, j in two.jobs.items()}
     assert list(one.ready[("standard", "alice")]) == list(two.ready[("standard", "alice")]) == [(1, 2)]
+
+
+# --- a job-private instance its job lets go of (cancelled while Creating) ----------------------------
+
+PRIVATE = "job-1-1-p1"
+
+
+def _interleavings(batch_events: list, instance_events: list):  # type: ignore[no-untyped-def]
+    """Every merge of the two topics' events that keeps each topic's own order (what a follower may fold)."""
+    n = len(batch_events) + len(instance_events)
+    for positions in itertools.combinations(range(n), len(instance_events)):
+        merged, b, i = [], iter(batch_events), iter(instance_events)
+        for k in range(n):
+            merged.append(next(i) if k in positions else next(b))
+        yield merged
+
+
+def _private_job() -> list:  # type: ignore[type-arg]
+    return [created(1, cores=8000, machine_type="n1-standard-8"), ready(1)]
+
+
+def test_a_creating_job_cancelled_releases_its_instance_in_any_topic_order() -> None:
+    """The resolver's MJC (Cancelled) for the Creating attempt, then JobCompleted: the instance is released,
+    whether it was requested/created/activated before or after, and it is never placed."""
+    batch = [*_private_job(), creating(1, "p1", PRIVATE), attempt_done(1, "p1", PRIVATE, outcome="Cancelled"),
+             completed(1, attempt="p1")]
+    instance = [requested(PRIVATE, pool="job-private", cores=8000, job_private_for="1:1:p1"), instance_created(PRIVATE),
+                activated(PRIVATE, pool="job-private", cores=8000)]
+    for events in _interleavings(batch, instance):
+        state = fold(*events)
+        inst = state.instances[PRIVATE]
+        assert state.private_instance_released(inst), events
+        assert state.private_job_waiting(inst) is None and state.creating == set() and (1, 1) not in state.jobs
+        assert (inst.attempts, inst.free_cores_mcpu) == (set(), 8000)
+        assert plan_cycle(state, (), 0).creating_placements == []
+
+
+def test_a_private_instance_is_not_released_while_its_job_may_still_be_waiting() -> None:
+    """Folded before JobCreating (the topics are not ordered with each other), or while Creating, or while
+    its attempt runs there: not released — the autoscaler must keep it."""
+    instance = requested(PRIVATE, pool="job-private", cores=8000, job_private_for="1:1:p1")
+    for prefix in ([], _private_job(), [*_private_job(), creating(1, "p1", PRIVATE)],
+                   [*_private_job(), creating(1, "p1", PRIVATE), creating(1, "p1", PRIVATE)],  # a duplicate
+                   [*_private_job(), creating(1, "p1", PRIVATE), activated(PRIVATE, pool="job-private", cores=8000),
+                    scheduled(1, "p1", PRIVATE, cores=8000), creating(1, "p1", PRIVATE)]):
+        state = fold(instance, *prefix)
+        assert not state.private_instance_released(state.instances[PRIVATE]), prefix
+
+
+def test_a_job_creating_the_core_refuses_releases_the_instance_it_asked_for() -> None:
+    """Cancelled before its JobCreating landed (the core refuses it; JobCancelled follows or came first)."""
+    instance = requested(PRIVATE, pool="job-private", cores=8000, job_private_for="1:1:p1")
+    for batch in ([*_private_job(), cancelled(1), creating(1, "p1", PRIVATE)],
+                  [*_private_job(), creating(1, "p1", PRIVATE), cancelled(1)]):
+        for events in _interleavings(batch, [instance]):
+            state = fold(*events)
+            assert state.private_instance_released(state.instances[PRIVATE]), events
+
+
+def test_released_claims_go_with_their_instance_and_pool_jobs_make_none() -> None:
+    state = fold(*_private_job(), requested(PRIVATE, pool="job-private", cores=8000, job_private_for="1:1:p1"),
+                 creating(1, "p1", PRIVATE), attempt_done(1, "p1", PRIVATE, outcome="Cancelled"),
+                 completed(1, attempt="p1"),
+                 activated("w1"), created(2), ready(2), scheduled(2, "a2", "w1"), attempt_done(2, "a2", "w1"),
+                 completed(2, attempt="a2"))
+    assert state.released_private == {"1:1:p1"}  # none for the pool job
+    state.apply(deactivated(PRIVATE))
+    state.apply(deleted(PRIVATE))
+    assert PRIVATE not in state.instances and state.released_private == set()

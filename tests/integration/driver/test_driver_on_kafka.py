@@ -24,23 +24,29 @@ from events.catalog import (
     InstanceDeactivated,
     JobAttemptCompleted,
     JobAttemptScheduled,
+    JobAttemptStarted,
     JobCancelled,
     JobCompleted,
+    JobCreating,
     SchedulerLeaderElected,
 )
 from events.codec import Codec
+from events.core.autoscale import PoolConfig
 from events.core.fairshare import UserDemand, allocate
 from events.core.state import SUCCESS
 from events.publisher import Publisher
+from services.autoscaler.service import Autoscaler, AutoscalerSettings
 from services.health.detector import HealthSettings
 from services.scheduler.service import Scheduler, SchedulerSettings
 from services.simworker import SimFleet, SimInstance
 from tests.unit.driver.driver_support import (
     BatchWatcher,
+    HeldBootProvider,
     JobDef,
     ResolverProcess,
     batch_events,
     fold_batches,
+    job_spec,
     wait_until,
 )
 
@@ -243,5 +249,59 @@ async def test_cancelling_a_batch_kills_running_attempts_and_cancels_waiting_job
         assert states == ["Cancelled"] * 4  # the running ones; the 6 waiting ones got JobCancelled
         assert sum(isinstance(e, JobCancelled) for e in events) == 6
         assert sum(isinstance(e, JobAttemptScheduled) for e in events) == 4
+    finally:
+        await stack.close()
+
+
+async def test_a_job_cancelled_while_creating_never_runs_and_its_vm_is_deleted(kafka_log, topics) -> None:
+    """A job-private job whose VM is still booting is cancelled with its batch: the real resolver ends
+    its Creating attempt (MJC Cancelled, never started) and the autoscaler deletes the VM before it
+    activates; nothing is ever assigned to a worker. A pool job of the same batch is killed as usual."""
+    stack = Stack(kafka_log, topics, job_duration_ms=60_000)
+    provider = HeldBootProvider(stack.fleet)
+    pool = PoolConfig(name="standard", worker_type="standard", preemptible=True, min_instances=0)
+    autoscaler = Autoscaler(kafka_log, stack.publisher, provider,
+                            AutoscalerSettings(pools=(pool,), loop_period_s=0.2, reconcile_interval_s=3600))
+    await stack.start([SimInstance(name="w1", cores_mcpu=4000)])
+    stack.run_scheduler(Scheduler(kafka_log, stack.publisher, "s1"))
+    stack.tasks.append(asyncio.create_task(autoscaler.run()))
+    try:
+        private = JobDef(spec=job_spec(cores_mcpu=8000, machine_type="n1-highmem-8"))
+        await stack.publisher.publish(batch_events(1, "alice", [private, JobDef()], now_ms()))
+        def private_vms() -> list[str]:
+            return [n for n in provider.booting if n.startswith("job-1-1-")]
+
+        await wait_until(lambda: len(private_vms()) == 1 and len(stack.fleet.running["w1"]) == 1, timeout_s=30)
+        [name] = private_vms()
+
+        async def creating_in_log() -> bool:
+            return any(isinstance(e, JobCreating) for e in await read_topic(kafka_log, topics.batch))
+
+        for _ in range(100):  # the JobCreating is appended with the InstanceRequested, on the other topic
+            if await creating_in_log():
+                break
+            await asyncio.sleep(0.1)
+        await stack.publisher.publish([BatchCancelRequested(event_id="cancel-1", occurred_at=now_ms(),
+                                                            producer="test/front", batch_id=1, user="alice",
+                                                            reason="cancel")])
+        await wait_until(lambda: stack.complete(1) and name in provider.deleted, timeout_s=30)
+
+        events = await read_topic(kafka_log, topics.batch)
+        job1 = [e for e in events if getattr(e, "job_id", None) == 1]
+        assert not any(isinstance(e, JobAttemptScheduled | JobAttemptStarted) for e in job1)
+        [ended] = [e for e in job1 if isinstance(e, JobAttemptCompleted)]
+        assert (ended.instance_name, ended.outcome, ended.failure_cause, ended.started_at) == (
+            name, "Cancelled", "cancelled", None)
+        done = {e.job_id: (e.state, e.reason) for e in events if isinstance(e, JobCompleted)}
+        assert done == {1: ("Cancelled", "batch_cancelled"), 2: ("Cancelled", "killed")}
+        assignments = await read_topic(kafka_log, topics.assignment)
+        assert [(type(e).__name__, e.job_id) for e in assignments] == [
+            ("AttemptAssigned", 2), ("AttemptKillRequested", 2)]
+        instance = [e for e in await read_topic(kafka_log, topics.instance) if e.instance_name == name]
+        assert [type(e).__name__ for e in instance] == [
+            "InstanceRequested", "InstanceCreated", "InstanceDeactivated", "InstanceDeleted"]
+        assert name not in stack.fleet.instances  # it never booted
+        final = fold_batches(events)[1]
+        assert final.jobs[1].state == "Cancelled" and final.n_cancelled == 2 and final.complete
     finally:
         await stack.close()

@@ -27,6 +27,8 @@ from events.core.react import react
 from events.core.state import BatchState
 from events.log import EventLog
 from events.publisher import Publisher
+from services.providers.base import InstanceSpec, ProviderInstance
+from services.simworker import SimFleet, SimInstance
 
 GIB = 1024**3
 
@@ -200,3 +202,53 @@ async def wait_until(predicate, timeout_s: float = 30.0, interval_s: float = 0.0
         if loop.time() > deadline:
             raise TimeoutError(f"condition not met within {timeout_s}s")
         await asyncio.sleep(interval_s)
+
+
+class SimProvider:
+    """An InstanceProvider whose instances are simulated workers that boot at once."""
+
+    name = "sim"
+
+    def __init__(self, fleet: SimFleet) -> None:
+        self.fleet = fleet
+        self.created: list[str] = []
+
+    async def create(self, spec):  # type: ignore[no-untyped-def]
+        self.created.append(spec.name)
+        await self.fleet.add(SimInstance(name=spec.name, pool=spec.pool, cores_mcpu=spec.cores_mcpu,
+                                         memory_bytes=spec.memory_bytes, storage_gib=spec.storage_gib))
+        return ProviderInstance(spec.name, spec.name, "running")
+
+    async def delete(self, name, provider_id=None):  # type: ignore[no-untyped-def]
+        if name in self.fleet.instances:
+            await self.fleet.drain(name, quiet_s=0)
+
+    async def list(self):  # type: ignore[no-untyped-def]
+        return []
+
+    async def close(self) -> None:
+        pass
+
+
+class HeldBootProvider(SimProvider):
+    """Like SimProvider, but a created VM boots (its worker activates) only when the test calls boot()."""
+
+    def __init__(self, fleet: SimFleet) -> None:
+        super().__init__(fleet)
+        self.booting: dict[str, InstanceSpec] = {}
+        self.deleted: list[str] = []
+
+    async def create(self, spec):  # type: ignore[no-untyped-def]
+        self.created.append(spec.name)
+        self.booting[spec.name] = spec
+        return ProviderInstance(spec.name, spec.name, "provisioning")
+
+    async def boot(self, name: str) -> None:
+        spec = self.booting.pop(name)
+        await self.fleet.add(SimInstance(name=name, pool=spec.pool, cores_mcpu=spec.cores_mcpu,
+                                         memory_bytes=spec.memory_bytes, storage_gib=spec.storage_gib))
+
+    async def delete(self, name, provider_id=None):  # type: ignore[no-untyped-def]
+        self.deleted.append(name)
+        self.booting.pop(name, None)
+        await super().delete(name, provider_id)

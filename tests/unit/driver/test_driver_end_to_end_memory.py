@@ -23,7 +23,16 @@ from events.envelope import derived_event_id
 from events.publisher import Publisher
 from services.scheduler.service import Scheduler
 from services.simworker import SimFleet, SimInstance
-from tests.unit.driver.driver_support import GIB, JobDef, StandinResolver, batch_events, job_spec, wait_until
+from tests.unit.driver.driver_support import (
+    GIB,
+    HeldBootProvider,
+    JobDef,
+    SimProvider,
+    StandinResolver,
+    batch_events,
+    job_spec,
+    wait_until,
+)
 
 
 def now_ms() -> int:
@@ -99,34 +108,6 @@ async def test_a_job_no_instance_can_hold_waits_with_a_reason(memory_log, topics
         await resolver.close()
 
 
-class SimProvider:
-    """An InstanceProvider whose instances are simulated workers that boot at once."""
-
-    name = "sim"
-
-    def __init__(self, fleet: SimFleet) -> None:
-        self.fleet = fleet
-        self.created: list[str] = []
-
-    async def create(self, spec):  # type: ignore[no-untyped-def]
-        from services.providers.base import ProviderInstance
-
-        self.created.append(spec.name)
-        await self.fleet.add(SimInstance(name=spec.name, pool=spec.pool, cores_mcpu=spec.cores_mcpu,
-                                         memory_bytes=spec.memory_bytes, storage_gib=spec.storage_gib))
-        return ProviderInstance(spec.name, spec.name, "running")
-
-    async def delete(self, name, provider_id=None):  # type: ignore[no-untyped-def]
-        if name in self.fleet.instances:
-            await self.fleet.drain(name, quiet_s=0)
-
-    async def list(self):  # type: ignore[no-untyped-def]
-        return []
-
-    async def close(self) -> None:
-        pass
-
-
 async def test_a_machine_type_job_runs_on_its_own_instance_which_goes_away_after(memory_log, topics) -> None:
     from events.core.autoscale import PoolConfig
     from services.autoscaler.service import Autoscaler, AutoscalerSettings
@@ -159,32 +140,6 @@ async def test_a_machine_type_job_runs_on_its_own_instance_which_goes_away_after
                 await task
         await fleet.close()
         await resolver.close()
-
-
-class HeldBootProvider(SimProvider):
-    """Like SimProvider, but a created VM boots (its worker activates) only when the test calls boot()."""
-
-    def __init__(self, fleet: SimFleet) -> None:
-        super().__init__(fleet)
-        self.booting: dict[str, object] = {}
-        self.deleted: list[str] = []
-
-    async def create(self, spec):  # type: ignore[no-untyped-def]
-        from services.providers.base import ProviderInstance
-
-        self.created.append(spec.name)
-        self.booting[spec.name] = spec
-        return ProviderInstance(spec.name, spec.name, "provisioning")
-
-    async def boot(self, name: str) -> None:
-        spec = self.booting.pop(name)
-        await self.fleet.add(SimInstance(name=name, pool=spec.pool, cores_mcpu=spec.cores_mcpu,  # type: ignore[attr-defined]
-                                         memory_bytes=spec.memory_bytes, storage_gib=spec.storage_gib))  # type: ignore[attr-defined]
-
-    async def delete(self, name, provider_id=None):  # type: ignore[no-untyped-def]
-        self.deleted.append(name)
-        self.booting.pop(name, None)
-        await super().delete(name, provider_id)
 
 
 class PrivateJobStack:

@@ -59,9 +59,7 @@ class Codec:
     def encode(self, event: Event) -> bytes:
         compiled = self._compiled_by_name.get(event.SCHEMA_NAME)
         if compiled is not None:
-            out = bytearray(compiled.header)
-            compiled.encode(event, out)
-            return bytes(out)
+            return compiled.encode(event, compiled.header)
         try:
             schema = self._writers[event.SCHEMA_NAME]
         except KeyError:

@@ -8,7 +8,8 @@ dataclasses directly. That is ~3-4x faster. The output is byte-for-byte what fas
 (tests/unit/events/test_codec_compiled.py proves it over every event type); anything these
 generators do not support raises `Unsupported`, and the codec then keeps using fastavro.
 
-Generated code reads `b` (bytes) at position `p`, and writes into `out` (a bytearray).
+Generated decoders read `b` (bytes) at position `p`; encoders return the bytes, joined once from
+the pieces of every field (string, varint from a table, ...).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from events import catalog
 
 INT_RANGE = (-(2**31), 2**31 - 1)
 LONG_RANGE = (-(2**63), 2**63 - 1)
-Encoder = Callable[[Any, bytearray], None]
+Encoder = Callable[..., bytes]  # encode(event, head=b"")
 Decoder = Callable[[bytes, int], Any]
 
 
@@ -72,66 +73,125 @@ def _record_class(schema: dict[str, Any]) -> str:
 
 
 # --- encoding -------------------------------------------------------------------------------
-def _emit_varint(src: _Source, d: int, value: str, bounds: tuple[int, int], what: str) -> None:
-    src.emit(d, f"if not {bounds[0]} <= {value} <= {bounds[1]}: raise ValueError('{what}: ' + repr({value}) + ' out of range')")
-    src.emit(d, f"{value} = ({value} << 1) ^ ({value} >> 63)")
-    src.emit(d, f"while {value} >= 0x80:")
-    src.emit(d + 1, f"out.append(({value} & 0x7F) | 0x80)")
-    src.emit(d + 1, f"{value} >>= 7")
-    src.emit(d, f"out.append({value})")
+# Varints come from tables of ready-made bytes: `_ZIGZAG[z]` is the varint of z for z < 2**14 (one
+# or two bytes), `_MORE[z]` the two bytes of the low 14 bits of a longer one (continuation bits set).
+_TABLE_BITS = 14
+_ZIGZAG = tuple([bytes((z,)) for z in range(0x80)] + [bytes((z & 0x7F | 0x80, z >> 7)) for z in range(0x80, 1 << 14)])
+_MORE = tuple([bytes((z & 0x7F | 0x80, z >> 7 | 0x80)) for z in range(1 << 14)])
+# The varint of every small int and of every length below 2**13, looked up by the value itself
+# (the zig-zag mapping v -> 2v or -2v-1 is folded in).
+_SMALL = {v: _ZIGZAG[(v << 1) ^ (v >> 63)] for v in range(-(1 << (_TABLE_BITS - 1)), 1 << (_TABLE_BITS - 1))}
+_LENGTH = tuple(_ZIGZAG[n << 1] for n in range(1 << (_TABLE_BITS - 1)))
 
 
-def _emit_encode(src: _Source, d: int, schema: Any, expr: str, names: dict[str, Any], what: str) -> None:
+def _zigzag_varint(v: int, lo: int, hi: int, what: str) -> bytes:
+    """The varint of a value too large for `_SMALL` (range-checked: Avro int or long)."""
+    if not lo <= v <= hi:
+        raise ValueError(f"{what}: {v!r} out of range")
+    z = (v << 1) ^ (v >> 63)
+    if z < 1 << 14:
+        return _ZIGZAG[z]
+    if z < 1 << 28:
+        return _MORE[z & 0x3FFF] + _ZIGZAG[z >> 14]
+    if z < 1 << 42:  # millisecond timestamps
+        return _MORE[z & 0x3FFF] + _MORE[(z >> 14) & 0x3FFF] + _ZIGZAG[z >> 28]
+    out = bytearray()
+    while z >= 0x80:
+        out.append((z & 0x7F) | 0x80)
+        z >>= 7
+    out.append(z)
+    return bytes(out)
+
+
+def _emit_varint(src: _Source, d: int, target: str, value: str, bounds: tuple[int, int], what: str) -> None:
+    """`target` = the varint of int `value` (type already checked)."""
+    src.emit(d, f"{target} = _small({value})")
+    src.emit(d, f"if {target} is None: {target} = _zigzag_varint({value}, {bounds[0]}, {bounds[1]}, {what!r})")
+
+
+def _emit_length(src: _Source, d: int, target: str, n: str) -> None:
+    """`target` = the varint of `n`, a length (an int >= 0)."""
+    src.emit(d, f"{target} = _LENGTH[{n}] if {n} < {1 << (_TABLE_BITS - 1)} else _zigzag_varint({n}, 0, {LONG_RANGE[1]}, '')")
+
+
+def _emit_encode(src: _Source, d: int, schema: Any, expr: str, names: dict[str, Any], what: str) -> list[str]:
+    """Emits code encoding `expr`; returns the expressions (locals or constants) of the bytes
+    pieces it made, in order."""
     schema = _resolve(schema, names)
     kind = _kind(schema)
     if kind == "null":
-        return
+        return []
     v = src.var("v")
     src.emit(d, f"{v} = {expr}")
     if kind in ("int", "long"):
-        src.emit(d, f"if {v}.__class__ is not int: raise TypeError('{what}: expected int, got ' + type({v}).__name__)")
-        _emit_varint(src, d, v, INT_RANGE if kind == "int" else LONG_RANGE, what)
-    elif kind == "boolean":
-        src.emit(d, f"if {v}.__class__ is not bool: raise TypeError('{what}: expected bool, got ' + type({v}).__name__)")
-        src.emit(d, f"out.append(1 if {v} else 0)")
-    elif kind in ("string", "bytes"):
+        x = src.var("x")
+        src.emit(d, f"if {v}.__class__ is not int: raise TypeError({what + ': expected int, got '!r} + type({v}).__name__)")
+        _emit_varint(src, d, x, v, INT_RANGE if kind == "int" else LONG_RANGE, what)
+        return [x]
+    if kind == "boolean":
+        x = src.var("x")
+        src.emit(d, f"if {v} is True: {x} = b'\\x01'")
+        src.emit(d, f"elif {v} is False: {x} = b'\\x00'")
+        src.emit(d, f"else: raise TypeError({what + ': expected bool, got '!r} + type({v}).__name__)")
+        return [x]
+    if kind in ("string", "bytes"):
         py = "str" if kind == "string" else "bytes"
-        src.emit(d, f"if {v}.__class__ is not {py}: raise TypeError('{what}: expected {py}, got ' + type({v}).__name__)")
+        src.emit(d, f"if {v}.__class__ is not {py}: raise TypeError({what + f': expected {py}, got '!r} + type({v}).__name__)")
         if kind == "string":
             src.emit(d, f"{v} = {v}.encode()")
-        n = src.var("n")
+        n, x = src.var("n"), src.var("x")
         src.emit(d, f"{n} = len({v})")
-        _emit_varint(src, d, n, LONG_RANGE, what)
-        src.emit(d, f"out += {v}")
-    elif kind in ("float", "double"):
-        src.emit(d, f"out += _pack_{kind}({v})")
-    elif kind == "optional":
+        _emit_length(src, d, x, n)
+        return [x, v]
+    if kind in ("float", "double"):
+        x = src.var("x")
+        src.emit(d, f"{x} = _pack_{kind}({v})")
+        return [x]
+    if kind == "optional":
+        x = src.var("x")
         src.emit(d, f"if {v} is None:")
-        src.emit(d + 1, "out.append(0)")
+        src.emit(d + 1, f"{x} = b'\\x00'")
         src.emit(d, "else:")
-        src.emit(d + 1, "out.append(2)")  # union branch 1, zig-zag encoded
-        _emit_encode(src, d + 1, schema[1], v, names, what)
-    elif kind == "record":
+        pieces = _emit_encode(src, d + 1, schema[1], v, names, what)
+        src.emit(d + 1, f"{x} = {_joined(['_UNION_1', *pieces])}")  # union branch 1, zig-zag encoded
+        return [x]
+    if kind == "record":
         _record_class(schema)
+        pieces = []
         for field in schema["fields"]:
-            _emit_encode(src, d, field["type"], f"{v}.{field['name']}", names, f"{what}.{field['name']}")
-    elif kind in ("array", "map"):
-        n = src.var("n")
+            pieces += _emit_encode(src, d, field["type"], f"{v}.{field['name']}", names, f"{what}.{field['name']}")
+        return pieces
+    if kind in ("array", "map"):
+        n, x, parts = src.var("n"), src.var("x"), src.var("a")
         src.emit(d, f"{n} = len({v})")
         src.emit(d, f"if {n}:")
-        _emit_varint(src, d + 1, n, LONG_RANGE, what)
+        _emit_length(src, d + 1, x, n)
+        src.emit(d + 1, f"{parts} = [{x}]")
         item = src.var("i")
         if kind == "array":
             src.emit(d + 1, f"for {item} in {v}:")
-            _emit_encode(src, d + 2, schema["items"], item, names, f"{what}[]")
+            pieces = _emit_encode(src, d + 2, schema["items"], item, names, f"{what}[]")
         else:
             key = src.var("k")
             src.emit(d + 1, f"for {key}, {item} in {v}.items():")
-            _emit_encode(src, d + 2, "string", key, names, f"{what} key")
-            _emit_encode(src, d + 2, schema["values"], item, names, f"{what}{{}}")
-        src.emit(d, "out.append(0)")
-    else:
-        raise Unsupported(f"Avro type {kind}")
+            pieces = _emit_encode(src, d + 2, "string", key, names, f"{what} key")
+            pieces += _emit_encode(src, d + 2, schema["values"], item, names, f"{what}{{}}")
+        if len(pieces) == 1:
+            src.emit(d + 2, f"{parts}.append({pieces[0]})")
+        elif pieces:
+            src.emit(d + 2, f"{parts} += ({', '.join(pieces)})")
+        src.emit(d + 1, f"{parts}.append(b'\\x00')")
+        src.emit(d + 1, f"{x} = b''.join({parts})")
+        src.emit(d, "else:")
+        src.emit(d + 1, f"{x} = b'\\x00'")
+        return [x]
+    raise Unsupported(f"Avro type {kind}")
+
+
+def _joined(pieces: list[str]) -> str:
+    if len(pieces) <= 3:  # concatenating a few short bytes is cheaper than a join
+        return " + ".join(pieces) or "b''"
+    return f"b''.join(({', '.join(pieces)}))"
 
 
 # --- decoding -------------------------------------------------------------------------------
@@ -246,14 +306,16 @@ def _catalog_globals() -> dict[str, Any]:
 
 
 _GLOBALS = {"_pack_float": struct.Struct("<f").pack, "_pack_double": struct.Struct("<d").pack,
+            "_small": _SMALL.get, "_LENGTH": _LENGTH, "_zigzag_varint": _zigzag_varint, "_UNION_1": b"\x02",
             "_unpack_float": struct.Struct("<f").unpack_from, "_unpack_double": struct.Struct("<d").unpack_from,
             **_catalog_globals()}
 
 
 def encoder_source(schema: dict[str, Any]) -> str:
     src = _Source()
-    src.emit(0, "def encode(e, out):")
-    _emit_encode(src, 1, schema, "e", {}, schema["name"])
+    src.emit(0, "def encode(e, head=b''):")
+    pieces = _emit_encode(src, 1, schema, "e", {}, schema["name"])
+    src.emit(1, f"return b''.join((head, {''.join(p + ', ' for p in pieces)}))")
     return "\n".join(src.lines) + "\n"
 
 
@@ -274,7 +336,7 @@ def _compile(source: str, name: str) -> Any:
 
 
 def compile_encoder(schema: dict[str, Any]) -> Encoder:
-    """`encode(event, out)` appends the Avro binary body of `event` (a catalog object) to `out`."""
+    """`encode(event, head=b"")` returns `head` + the Avro binary body of `event` (a catalog object)."""
     return _compile(encoder_source(schema), schema["name"])  # type: ignore[no-any-return]
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import FrozenInstanceError, replace
 from io import BytesIO
 
 import pytest
@@ -103,3 +103,24 @@ def test_encoding_a_bool_field_rejects_ints() -> None:
     event = replace(example_event("JobCreated"), always_run=1)
     with pytest.raises(TypeError, match="always_run: expected bool, got int"):
         Codec().encode(event)
+
+
+def test_decoded_events_are_the_real_frozen_classes() -> None:
+    """Decoders fill a mutable twin of each class and then assign `__class__`: the result must be
+    indistinguishable from an object built by the constructor."""
+    codec = Codec()
+    for name in ALL_EVENTS:
+        event = example_event(name)
+        decoded = codec.decode(codec.encode(event))
+        assert type(decoded) is type(event) and decoded == event
+        try:
+            expected_hash = hash(event)
+        except TypeError:  # a dict field
+            expected_hash = None
+        if expected_hash is not None:
+            assert hash(decoded) == expected_hash
+        with pytest.raises(FrozenInstanceError):
+            decoded.event_id = "changed"  # type: ignore[misc]
+    spec = codec.decode(codec.encode(example_event("JobCreated"))).spec  # type: ignore[attr-defined]
+    assert type(spec) is type(example_event("JobCreated").spec)  # type: ignore[attr-defined]
+    assert replace(spec, port=1).port == 1

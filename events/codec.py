@@ -55,6 +55,8 @@ class Codec:
             if compiled is not None:
                 self._compiled_by_name[name] = compiled
                 self._compiled_by_fp[schema.fingerprint] = compiled
+        # The hot path of decode: the whole header (magic + fingerprint) -> compiled decoder.
+        self._decoders = {compiled.header: compiled.decode for compiled in self._compiled_by_fp.values()}
 
     def encode(self, event: Event) -> bytes:
         compiled = self._compiled_by_name.get(event.SCHEMA_NAME)
@@ -70,16 +72,18 @@ class Codec:
         return buf.getvalue()
 
     def decode(self, data: bytes) -> Event:
+        if type(data) is not bytes:
+            data = bytes(data)
+        decode = self._decoders.get(data[:HEADER_LEN])
+        if decode is not None:
+            try:
+                return decode(data, HEADER_LEN)  # type: ignore[no-any-return]
+            except Exception as exc:  # truncated or garbled bodies fail in assorted ways
+                current = self._by_fp[data[2:HEADER_LEN]]
+                raise CorruptEvent(f"{current.event_name} v{current.version}: body does not decode: {exc!r}") from exc
         if len(data) < HEADER_LEN or data[:2] != MAGIC:
             raise CorruptEvent(f"not Avro single-object encoded: expected header C3 01, got {data[:2].hex() or 'nothing'}")
-        fp = bytes(data[2:HEADER_LEN])
-        compiled = self._compiled_by_fp.get(fp)
-        if compiled is not None:
-            try:
-                return compiled.decode(data if type(data) is bytes else bytes(data), HEADER_LEN)  # type: ignore[no-any-return]
-            except Exception as exc:  # truncated or garbled bodies fail in assorted ways
-                current = self._by_fp[fp]
-                raise CorruptEvent(f"{current.event_name} v{current.version}: body does not decode: {exc!r}") from exc
+        fp = data[2:HEADER_LEN]
         writer = self._by_fp.get(fp)
         if writer is None:
             raise UnknownSchemaFingerprint(fp)

@@ -105,6 +105,7 @@ def main() -> None:
     baseline = Codec()
     baseline._compiled_by_name.clear()
     baseline._compiled_by_fp.clear()
+    baseline._decoders.clear()
     registry = load_registry()
 
     bench = Bench()

@@ -82,3 +82,9 @@ UPDATE_FAST: dict[str, Any] = {
 
 JOBS: dict[str, Any] = {"type": "array", "items": JOB, "maxItems": 1024}
 JOB_GROUPS: dict[str, Any] = {"type": "array", "items": JOB_GROUP}
+
+BILLING_LIMIT: dict[str, Any] = {
+    "type": "object", "required": ["limit"], "additionalProperties": False,
+    "properties": {"limit": {"anyOf": [{"type": "number", "minimum": 0}, {"type": "null"}],
+                             "description": "USD; null removes the limit"}},
+}

@@ -1,4 +1,4 @@
-"""Hail's small endpoints (regions, cloud, billing projects, health, version) and squall's own
+"""Hail's small endpoints (regions, cloud, billing projects and limits, health, version) and squall's own
 (a job's audit trail, and why it is not running)."""
 
 from __future__ import annotations
@@ -6,12 +6,16 @@ from __future__ import annotations
 from importlib.metadata import version as dist_version
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse
 
-from services.front.errors import NotFound
-from services.front.http import BatchId, Deps, JobId, User
-from services.front.users import billing_projects_of
+from services.front import openapi_schemas as schemas
+from services.front.billing import billing_projects as query_billing_projects
+from services.front.billing import parse_limit, set_limit
+from services.front.errors import Forbidden, InvalidRequest, NotFound
+from services.front.fields import require_object
+from services.front.http import BatchId, Deps, JobId, User, json_body, json_request_body
+from services.front.users import billing_projects_of, is_operator
 from services.front.why import explain
 
 router = APIRouter(tags=["meta"])
@@ -50,11 +54,30 @@ async def billing_projects(user: User, deps: Deps) -> list[dict[str, Any]]:
 
 @router.get("/api/v1alpha/billing_projects/{billing_project}")
 async def billing_project(billing_project: str, user: User, deps: Deps) -> dict[str, Any]:
+    """Hail's shape: `{billing_project, users, status, limit, accrued_cost}`. accrued_cost lags
+    running jobs: the read model bills an attempt when it ends (services/front/billing.py)."""
     async with deps.pool.connection() as conn:
-        for project in await billing_projects_of(conn, user):
-            if project["billing_project"] == billing_project:
-                return project
-    raise NotFound(f"billing project {billing_project!r} not found (or you are not a member)")
+        member = None if await is_operator(conn, user) else user
+        found = await query_billing_projects(conn, member, billing_project)
+    if not found:
+        raise NotFound(f"billing project {billing_project!r} not found (or you are not a member)")
+    return found[0]
+
+
+@router.post("/api/v1alpha/billing_limits/{billing_project}/edit",
+             openapi_extra=json_request_body(schemas.BILLING_LIMIT, "the new limit in USD, or null for none"))
+async def edit_billing_limit(billing_project: str, request: Request, user: User, deps: Deps) -> dict[str, Any]:
+    """Set a project's limit (Hail's endpoint; operators only, 403 for others)."""
+    async with deps.pool.connection() as conn:
+        if not await is_operator(conn, user):
+            raise Forbidden(f"only operators may edit billing limits; {user!r} is not one")
+    body = require_object("body", await json_body(request, deps.max_body_bytes))
+    if "limit" not in body:
+        raise InvalidRequest("limit", "is required: a number of USD, or null to remove the limit")
+    limit = parse_limit(body["limit"])
+    async with deps.pool.connection() as conn:
+        await set_limit(conn, billing_project, limit)
+    return {"billing_project": billing_project, "limit": limit}
 
 
 @router.get("/api/v1alpha/squall/batches/{batch_id}/jobs/{job_id}/audit", tags=["squall"])

@@ -11,6 +11,7 @@ from typing import Any
 
 from psycopg import AsyncConnection
 
+from services.front.billing import billing_projects
 from services.front.errors import InvalidRequest
 
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
@@ -83,11 +84,6 @@ async def is_member(conn: Any, user: str, billing_project: str) -> bool:
 
 
 async def billing_projects_of(conn: AsyncConnection, user: str) -> list[dict[str, Any]]:
-    """Hail's billing-project shape for every project the user belongs to."""
-    cur = await conn.execute(
-        "SELECT m.billing_project, array_agg(all_m.user_name ORDER BY all_m.user_name) "
-        "FROM front_billing_project_members m "
-        "JOIN front_billing_project_members all_m ON all_m.billing_project = m.billing_project "
-        "WHERE m.user_name = %s GROUP BY m.billing_project ORDER BY m.billing_project", (user,))
-    return [{"billing_project": bp, "users": list(users), "status": "open", "limit": None, "accrued_cost": 0.0}
-            for bp, users in await cur.fetchall()]
+    """Hail's billing-project shape for every project the user belongs to (every project for an
+    operator, as Hail shows developers), with its real limit and accrued cost (services/front/billing.py)."""
+    return await billing_projects(conn, None if await is_operator(conn, user) else user)

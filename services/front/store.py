@@ -116,6 +116,12 @@ async def reserve_update(conn: AsyncConnection, batch: BatchRow, spec: UpdateReq
     return update
 
 
+async def update_token_used(conn: AsyncConnection, batch_id: int, token: str) -> bool:
+    """Whether an update of the batch was already reserved with this token (a retry)."""
+    cur = await conn.execute("SELECT 1 FROM front_updates WHERE batch_id = %s AND token = %s", (batch_id, token))
+    return await cur.fetchone() is not None
+
+
 def _same_update(update: UpdateRow, spec: UpdateRequest) -> UpdateRow:
     if (update.n_jobs, update.n_job_groups) != (spec.n_jobs, spec.n_job_groups):
         raise Conflict(

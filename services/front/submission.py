@@ -18,6 +18,7 @@ from events.catalog import Event
 from events.errors import LogError
 from events.publisher import Publisher
 from services.front import store
+from services.front.billing import check_under_limit
 from services.front.errors import Conflict, Forbidden, NotFound, Unavailable
 from services.front.plan import (
     Stamp,
@@ -60,7 +61,9 @@ class Submissions:
         async with self.pool.connection() as conn:
             await _check_billing_project(conn, user, spec.billing_project)
             async with conn.transaction():
-                batch, _ = await store.insert_batch(conn, user, spec, stamp.occurred_at)
+                batch, created = await store.insert_batch(conn, user, spec, stamp.occurred_at)
+                if created:  # a retry of a create that succeeded gets the same answer, limit or not
+                    await check_under_limit(conn, spec.billing_project)
                 update = None
                 if spec.n_jobs or spec.n_job_groups:
                     update = await store.reserve_update(
@@ -80,7 +83,9 @@ class Submissions:
         async with self.pool.connection() as conn:
             await _check_billing_project(conn, user, spec.billing_project)
             async with conn.transaction():
-                batch, _ = await store.insert_batch(conn, user, spec, stamp.occurred_at)
+                batch, created = await store.insert_batch(conn, user, spec, stamp.occurred_at)
+                if created:
+                    await check_under_limit(conn, spec.billing_project)
                 update = await store.reserve_update(conn, batch, update_spec, stamp.occurred_at)
                 if update.committed:  # a retry of a create-fast that fully succeeded
                     return _fast_answer(update, id=batch.batch_id)
@@ -108,6 +113,7 @@ class Submissions:
         stamp = self._stamp()
         async with self.pool.connection() as conn, conn.transaction():
             batch = await store.batch_for_user(conn, batch_id, user, lock=True)
+            await _check_limit_for_new_update(conn, batch, spec)
             update = await store.reserve_update(conn, batch, spec, stamp.occurred_at)
         await self._append([update_created(update, stamp)])
         return {"update_id": update.update_id, "start_job_group_id": update.start_job_group_id,
@@ -118,6 +124,7 @@ class Submissions:
         stamp = self._stamp()
         async with self.pool.connection() as conn, conn.transaction():
             batch = await store.batch_for_user(conn, batch_id, user, lock=True)
+            await _check_limit_for_new_update(conn, batch, spec)
             update = await store.reserve_update(conn, batch, spec, stamp.occurred_at)
             if update.committed:
                 return _fast_answer(update)
@@ -178,8 +185,13 @@ class Submissions:
 
     # -- cancel and delete ------------------------------------------------------------------------
 
-    async def cancel(self, user: str, batch_id: int, job_group_id: int = ROOT_JOB_GROUP_ID) -> None:
-        """Mark first (so no update slips in after the 200), then append; a retry re-appends."""
+    async def cancel(self, user: str, batch_id: int, job_group_id: int = ROOT_JOB_GROUP_ID,
+                     reason: str = "cancel") -> None:
+        """Mark first (so no update slips in after the 200), then append; a retry re-appends.
+
+        `reason` goes into the root group's BatchCancelRequested: "cancel" from the API,
+        BILLING_LIMIT_REASON from the billing-limit loop (services/front/billing_loop.py).
+        """
         stamp = self._stamp()
         async with self.pool.connection() as conn, conn.transaction():
             batch = await store.batch_for_user(conn, batch_id, user, lock=True)
@@ -190,7 +202,7 @@ class Submissions:
                     raise NotFound(f"job group {job_group_id} of batch {batch_id} not found")
                 await store.mark_group_cancelled(conn, batch_id, job_group_id)
         if job_group_id == ROOT_JOB_GROUP_ID:
-            await self._append([cancel_requested(batch, "cancel", stamp)])
+            await self._append([cancel_requested(batch, reason, stamp)])
         else:
             await self._append([group_cancel_requested(batch, job_group_id, stamp)])
 
@@ -214,6 +226,14 @@ async def _check_billing_project(conn: Any, user: str, billing_project: str) -> 
     if not await is_member(conn, user, billing_project):
         raise Forbidden(f"unknown billing project {billing_project!r} for user {user!r}; "
                         "use one you are a member of (GET /api/v1alpha/billing_projects)")
+
+
+async def _check_limit_for_new_update(conn: Any, batch: store.BatchRow, spec: UpdateRequest) -> None:
+    """A new update needs the batch's billing project under its limit; a retry of an update already
+    reserved (same token) keeps its answer. Checked before reserving, so even a batch the
+    billing-limit loop already cancelled gets the 403 that says why, not 'batch is cancelled'."""
+    if not await store.update_token_used(conn, batch.batch_id, spec.token):
+        await check_under_limit(conn, batch.billing_project)
 
 
 def _fast_answer(update: store.UpdateRow, **extra: Any) -> dict[str, Any]:

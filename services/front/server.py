@@ -4,13 +4,15 @@
         --database-url postgresql://... [--topic-prefix squall.] [--home ~/.squall]
 
 At start-up it applies the read-model and front migrations (idempotent), creates the topics
-that are missing, and connects the producer (acks=all, idempotent).
+that are missing, and connects the producer (acks=all, idempotent). While it serves, a background
+task cancels the running batches of billing projects over their limit (services/front/billing_loop.py).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -25,6 +27,7 @@ from events.publisher import Publisher
 from projections.db import READMODEL_MIGRATIONS, migrate
 from services.config import ServiceConfig, add_arguments, from_args
 from services.front.app import create_app
+from services.front.billing_loop import run_billing_limit_loop
 from services.front.deps import FrontDeps
 from services.front.specs import SpecRules
 
@@ -65,9 +68,16 @@ def build_app(config: ServiceConfig, rules: SpecRules) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with running_deps(config, rules) as deps:
             app.state.deps = deps
+            # Hail's billing-limit loop (see services/front/billing_loop.py for why it lives here)
+            stop = asyncio.Event()
+            billing = asyncio.create_task(run_billing_limit_loop(deps.pool, deps.submissions, stop=stop),
+                                          name="billing-limit-loop")
             try:
                 yield
             finally:
+                stop.set()
+                with contextlib.suppress(TimeoutError):  # a pass stuck on the database is cancelled
+                    await asyncio.wait_for(billing, 10)
                 await close_ui(ui)  # Starlette runs no lifespan of a mounted app
 
     app.router.lifespan_context = lifespan

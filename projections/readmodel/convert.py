@@ -8,6 +8,7 @@ do not (heartbeats would swamp it, and they belong to no batch).
 
 from __future__ import annotations
 
+from dataclasses import fields
 from typing import Any
 
 import orjson
@@ -25,20 +26,39 @@ class ConvertError(ValueError):
 
 
 def convert(event: ev.Event, position: Position) -> list[ops.Op]:
-    handler = _HANDLERS.get(type(event))
+    return convert_at(event, position.topic, position.partition, position.offset)
+
+
+def convert_at(event: ev.Event, topic: str, partition: int, offset: int) -> list[ops.Op]:
+    """`convert` without building a Position (the projector calls this once per record)."""
+    cls = type(event)
+    handler = _HANDLERS.get(cls)
     result: list[ops.Op] = handler(event) if handler is not None else []
     if event.TOPIC == "batch":
-        result.append(_audit(event, position))
+        result.append(_audit(event, topic, partition, offset))
     return result
 
 
-def _audit(event: Any, position: Position) -> ops.RecordAudit:
+def _audit(event: Any, topic: str, partition: int, offset: int) -> ops.RecordAudit:
+    cls = type(event)
+    shape = _AUDIT_SHAPES.get(cls)
+    if shape is None:
+        shape = _AUDIT_SHAPES[cls] = _audit_shape(cls)
+    has_job, has_attempt, has_after = shape
     return ops.RecordAudit(
-        batch_id=event.batch_id, job_id=getattr(event, "job_id", None), topic=position.topic,
-        partition=position.partition, offset=position.offset, event_type=event.SCHEMA_NAME,
-        event_id=event.event_id, occurred_at=event.occurred_at, causation_id=event.causation_id,
-        producer=event.producer, attempt_id=getattr(event, "attempt_id", None) or getattr(
-            event, "after_attempt_id", None))
+        batch_id=event.batch_id, job_id=event.job_id if has_job else None, topic=topic, partition=partition,
+        offset=offset, event_type=event.SCHEMA_NAME, event_id=event.event_id, occurred_at=event.occurred_at,
+        causation_id=event.causation_id, producer=event.producer,
+        attempt_id=(event.attempt_id if has_attempt else None) or (event.after_attempt_id if has_after else None))
+
+
+# per event type: whether it has the audit row's optional fields job_id, attempt_id, after_attempt_id
+_AUDIT_SHAPES: dict[type, tuple[bool, bool, bool]] = {}
+
+
+def _audit_shape(cls: type) -> tuple[bool, bool, bool]:
+    names = {f.name for f in fields(cls)}  # event types are dataclasses (events/catalog.py)
+    return "job_id" in names, "attempt_id" in names, "after_attempt_id" in names
 
 
 # --- batch topic --------------------------------------------------------------------------------

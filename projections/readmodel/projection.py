@@ -8,11 +8,10 @@ import orjson
 import psycopg
 from psycopg.types.json import set_json_loads
 
-from events.log import Position
 from projections.cost import PriceTable
 from projections.db import connect_async
 from projections.readmodel import sink
-from projections.readmodel.convert import convert
+from projections.readmodel.convert import convert_at
 from projections.readmodel.fold import ReadModel
 from projections.readmodel.ops import Op
 from projections.runner import OffsetsMoved, PartitionChunk, PoisonError, Projection, TopicPartition
@@ -81,10 +80,12 @@ class ReadModelProjection(Projection):
 
     def _convert(self, chunks: Sequence[PartitionChunk]) -> list[Op]:
         op_list: list[Op] = []
+        extend = op_list.extend
         for chunk in chunks:
+            topic, partition = chunk.topic, chunk.partition
             for record, event in chunk.events:
                 try:
-                    op_list.extend(convert(event, Position(record.topic, record.partition, record.offset)))
+                    extend(convert_at(event, topic, partition, record.offset))
                 except _CONTENT_ERRORS as exc:
                     raise PoisonError(f"{event.SCHEMA_NAME} does not convert: {exc}") from exc
         return op_list

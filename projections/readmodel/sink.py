@@ -7,14 +7,14 @@ changed rows. Everything runs inside the caller's transaction.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
 from projections.readmodel import ops
-from projections.readmodel.copytext import copy_text
+from projections.readmodel.copytext import rows_formatter
 from projections.readmodel.fold import Key, ReadModel
 from projections.readmodel.needs import GROUPS_OF_BATCH, keys_to_load
 from projections.readmodel.tables import AUDIT, JOB_GROUPS, STATEFUL, Table
@@ -78,10 +78,11 @@ async def _load_groups(conn: psycopg.AsyncConnection, model: ReadModel, batch_id
 
 
 async def _copy(conn: psycopg.AsyncConnection, table: Table, target: str, columns: tuple[str, ...],
-                rows: Iterable[Sequence[Any]]) -> None:
+                rows: Iterable[Any], attributes: bool = False) -> None:
+    """COPY `columns` of rows (dicts; with `attributes`, objects with those attributes) into `target`."""
     statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
         sql.Identifier(target), sql.SQL(", ").join(map(sql.Identifier, columns)))
-    text = copy_text(rows, [c in table.json for c in columns])
+    text = rows_formatter(columns, table.json, attributes)(rows)
     async with conn.cursor().copy(statement) as copy:
         await copy.write(text.encode())
 
@@ -92,8 +93,7 @@ async def write(conn: psycopg.AsyncConnection, model: ReadModel) -> None:
         new = model.new[table.name]
         if new:
             rows = model.rows[table.name]
-            await _copy(conn, table, table.name, table.columns,
-                        ([rows[k][c] for c in table.columns] for k in sorted(new)))
+            await _copy(conn, table, table.name, table.columns, [rows[k] for k in sorted(new)])
         dirty = model.dirty[table.name]
         if dirty:
             await _update(conn, model, table, dirty)
@@ -101,15 +101,14 @@ async def write(conn: psycopg.AsyncConnection, model: ReadModel) -> None:
         await conn.execute("UPDATE jobs SET committed = true WHERE batch_id = %s AND update_id = %s AND NOT committed",
                            (batch_id, update_id))
     if model.audit:
-        await _copy(conn, AUDIT, AUDIT.name, AUDIT.key + AUDIT.fixed, (
-            (a.topic, a.partition, a.offset, a.batch_id, a.job_id, a.event_type, a.event_id, a.occurred_at,
-             a.causation_id, a.producer, a.attempt_id) for a in model.audit))
+        # RecordAudit's fields are named as the audit table's columns
+        await _copy(conn, AUDIT, AUDIT.name, AUDIT.key + AUDIT.fixed, model.audit, attributes=True)
 
 
 async def _update(conn: psycopg.AsyncConnection, model: ReadModel, table: Table, keys: set[Key]) -> None:
     rows = model.rows[table.name]
     columns = table.key + table.mutable
-    await _copy(conn, table, _stage(table), columns, ([rows[k][c] for c in columns] for k in sorted(keys)))
+    await _copy(conn, table, _stage(table), columns, [rows[k] for k in sorted(keys)])
     assignments = sql.SQL(", ").join(
         sql.SQL("{} = s.{}").format(sql.Identifier(c), sql.Identifier(c)) for c in table.mutable)
     match = sql.SQL(" AND ").join(

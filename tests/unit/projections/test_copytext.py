@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from projections.readmodel.copytext import copy_text, text_cell
+from projections.readmodel.copytext import copy_text, rows_formatter, text_cell
 
 
 def test_cells() -> None:
@@ -25,3 +25,27 @@ def test_rows_end_with_a_newline_and_json_columns_are_encoded() -> None:
 def test_an_unsupported_value_is_a_type_error() -> None:
     with pytest.raises(TypeError, match="bytes"):
         copy_text([(b"raw",)], [False])
+
+
+def test_rows_formatter_gives_the_same_text_as_copy_text() -> None:
+    from dataclasses import dataclass
+
+    columns = ("a", "b", "c", "d")
+    rows = [{"a": 1, "b": {"k": "x\\y\t\n"}, "c": None, "d": "s\tx\\y\r\nz"},
+            {"a": True, "b": None, "c": 1.5, "d": [1, 2]},
+            {"a": "plain", "b": [1, 2], "c": -3, "d": ""},
+            {"a": False, "b": "text", "c": (4,), "d": "ünï"}]
+    expected = copy_text([[r[c] for c in columns] for r in rows], [False, True, False, False])
+    assert rows_formatter(columns, frozenset({"b"}))(rows) == expected
+    assert rows_formatter(columns, frozenset({"b"}))([]) == ""
+
+    @dataclass
+    class Row:
+        a: object
+        b: object
+        c: object
+        d: object
+
+    assert rows_formatter(columns, frozenset({"b"}), attributes=True)([Row(**r) for r in rows]) == expected
+    with pytest.raises(TypeError, match="bytes"):
+        rows_formatter(columns)([{"a": b"raw", "b": 1, "c": 1, "d": 1}])

@@ -40,6 +40,7 @@ _COUNTER = {"Success": "n_succeeded", "Failed": "n_failed", "Error": "n_failed",
 _INSTANCE_RANK = {"pending": 0, "active": 1, "inactive": 2, "deleted": 3}
 
 Key = tuple[Any, ...]
+_BATCHES, _JOB_GROUPS, _JOBS = BATCHES.name, JOB_GROUPS.name, JOBS.name
 
 
 class UnknownEntity(ValueError):
@@ -82,27 +83,34 @@ class ReadModel:
             self.dirty[table].add(key)
 
     def apply_all(self, op_list: Iterable[ops.Op]) -> None:
-        for op in op_list:
-            self.apply(op)
+        apply = _APPLY
+        audit = self.audit.append
+        record_audit = ops.RecordAudit
+        for op in op_list:  # the same as self.apply(op) for each, with the most frequent op inline
+            kind = type(op)
+            if kind is record_audit:
+                audit(op)  # type: ignore[arg-type]
+            else:
+                apply[kind](self, op)
 
     def apply(self, op: ops.Op) -> None:
         _APPLY[type(op)](self, op)
 
     # --- lookups that must succeed --------------------------------------------------------------
     def _batch(self, batch_id: int) -> dict[str, Any]:
-        row = self.get(BATCHES.name, (batch_id,))
+        row = self.rows[_BATCHES].get((batch_id,))
         if row is None:
             raise UnknownEntity(f"batch {batch_id} has no BatchCreated before this event")
         return row
 
     def _group(self, batch_id: int, group_id: int) -> dict[str, Any]:
-        row = self.get(JOB_GROUPS.name, (batch_id, group_id))
+        row = self.rows[_JOB_GROUPS].get((batch_id, group_id))
         if row is None:
             raise UnknownEntity(f"job group {batch_id}/{group_id} has no JobGroupCreated before this event")
         return row
 
     def _job(self, batch_id: int, job_id: int) -> dict[str, Any]:
-        row = self.get(JOBS.name, (batch_id, job_id))
+        row = self.rows[_JOBS].get((batch_id, job_id))
         if row is None:
             raise UnknownEntity(f"job {batch_id}/{job_id} has no JobCreated before this event")
         return row

@@ -8,7 +8,8 @@ carriage return escaped with a backslash. Arrays of ints as {1,2}; JSON via orjs
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from functools import cache
+from functools import lru_cache
+from operator import attrgetter, itemgetter
 from typing import Any
 
 import orjson
@@ -72,39 +73,82 @@ def _json_text(value: Any) -> str:
     return orjson.dumps(value).decode().replace("\\", "\\\\")
 
 
-RowsFormatter = Callable[[Iterable[Any]], str]
+RowsFormatter = Callable[..., str]  # (rows, json_memo=None) -> str
 
 
-@cache
+class JsonMemo:
+    """The JSON text of objects already written, by identity: a worker status document is both the
+    job's and its attempt's `status`, the same dict. Use one memo for one write, while nothing
+    changes the objects (it holds them, so an id is not reused)."""
+
+    def __init__(self) -> None:
+        self._texts: dict[int, tuple[Any, str]] = {}
+
+    def __call__(self, value: Any) -> str:
+        held = self._texts.get(id(value))
+        if held is not None and held[0] is value:
+            return held[1]
+        text = _json_text(value)
+        self._texts[id(value)] = (value, text)
+        return text
+
+# The generic cell, inline: a str without special characters, None and an int without a call,
+# anything else through the cell functions of copy_text. `{v}` is the cell's variable.
+_GENERIC = ("({v} if type({v}) is str and not ('\\\\' in {v} or '\\t' in {v} or '\\n' in {v} or '\\r' in {v}) "
+            "else '\\\\N' if {v} is None else str({v}) if type({v}) is int else _cell({v}))")
+# The same cell with the check for the type the column's first row holds put first.
+_FIRST: dict[type, str] = {
+    int: "(str({v}) if type({v}) is int else " + _GENERIC + ")",
+    type(None): "('\\\\N' if {v} is None else " + _GENERIC + ")",
+    bool: "(('t' if {v} else 'f') if type({v}) is bool else " + _GENERIC + ")",
+    float: "(repr({v}) if type({v}) is float else " + _GENERIC + ")",
+}
+
+
 def rows_formatter(columns: tuple[str, ...], json_columns: frozenset[str] = frozenset(),
                    attributes: bool = False) -> RowsFormatter:
     """A function giving the COPY text of rows, each a dict of at least `columns` (with `attributes`:
     an object with those attributes), those columns in that order: the same text as `copy_text`,
-    several times faster. It is generated code with each cell inline: a str without special
-    characters, an int and None are written without a call; other types go through the same cell
-    functions as `copy_text` (so an unsupported type is still a TypeError)."""
-    body = []
-    cells = []
-    for i, column in enumerate(columns):
+    several times faster. It runs code generated for the columns and the types of the first row's
+    values, with each cell inline (see _GENERIC): whatever the types, the text is copy_text's (and an
+    unsupported type is still a TypeError). With `json_memo`, JSON cells go through it."""
+    for column in columns:
         if not column.isidentifier():
             raise ValueError(f"column name {column!r} is not an identifier")
-        v = f"v{i}"
-        body.append(f"        {v} = r.{column}" if attributes else f"        {v} = r[{column!r}]")
+
+    def format_rows(rows: Sequence[Any], json_memo: JsonMemo | None = None) -> str:
+        if not rows:
+            return ""
+        first = rows[0]
+        if attributes:
+            kinds = tuple(type(getattr(first, c)) for c in columns)
+        else:
+            kinds = tuple(type(first[c]) for c in columns)
+        return _compiled(columns, json_columns, attributes, kinds)(rows, json_memo or _json_text)
+
+    return format_rows
+
+
+@lru_cache(maxsize=512)
+def _compiled(columns: tuple[str, ...], json_columns: frozenset[str], attributes: bool,
+              kinds: tuple[type, ...]) -> RowsFormatter:
+    names = [f"v{i}" for i in range(len(columns))]
+    cells = []
+    for v, column, kind in zip(names, columns, kinds, strict=True):
         if column in json_columns:
             cells.append(f"('\\\\N' if {v} is None else _json({v}))")
         else:
-            cells.append(
-                f"({v} if type({v}) is str and not ('\\\\' in {v} or '\\t' in {v} or '\\n' in {v} or '\\r' in {v}) "
-                f"else '\\\\N' if {v} is None else str({v}) if type({v}) is int else _cell({v}))")
+            cells.append(_FIRST.get(kind, _GENERIC).format(v=v))
     source = (
-        "def format_rows(rows):\n"
+        "def format_rows(rows, _json):\n"
         "    lines = []\n"
         "    append = lines.append\n"
         "    for r in rows:\n"
-        + "\n".join(body) + "\n"
-        + "        append('\\t'.join((" + ", ".join(cells) + ",)))\n"
-        "    return '\\n'.join(lines) + '\\n' if lines else ''\n")
-    namespace: dict[str, Any] = {"_json": _json_text, "_cell": _any_cell}
+        f"        {', '.join(names)}, = {'(_get(r),)' if len(names) == 1 else '_get(r)'}\n"
+        "        append('\\t'.join((" + ", ".join(cells) + ",)))\n"
+        "    return '\\n'.join(lines) + '\\n'\n")
+    getter = attrgetter(*columns) if attributes else itemgetter(*columns)
+    namespace: dict[str, Any] = {"_cell": _any_cell, "_get": getter}
     exec(compile(source, f"<copy text of {', '.join(columns)}>", "exec"), namespace)  # noqa: S102
     formatter: RowsFormatter = namespace["format_rows"]
     return formatter

@@ -7,14 +7,14 @@ changed rows. Everything runs inside the caller's transaction.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
 from projections.readmodel import ops
-from projections.readmodel.copytext import rows_formatter
+from projections.readmodel.copytext import JsonMemo, rows_formatter
 from projections.readmodel.fold import Key, ReadModel
 from projections.readmodel.needs import GROUPS_OF_BATCH, keys_to_load
 from projections.readmodel.tables import AUDIT, JOB_GROUPS, STATEFUL, Table
@@ -62,41 +62,50 @@ async def _load_keys(conn: psycopg.AsyncConnection, model: ReadModel, table: Tab
     query = sql.SQL("SELECT {} FROM {} t JOIN unnest({}) AS k({}) ON {}").format(
         sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(c)) for c in table.loaded),
         sql.Identifier(table.name), unnest, sql.SQL(", ").join(map(sql.Identifier, key_names)), join)
-    cur = await conn.execute(query, [list(c) for c in columns])
+    cur = await conn.execute(query, [_array_literal(c, t == "text") for c, t in zip(columns, types, strict=True)])
     n_key = len(table.key)
     for record in await cur.fetchall():
         model.load(table.name, tuple(record[:n_key]), dict(zip(table.loaded, record, strict=True)))
+
+
+def _array_literal(values: Iterable[Any], text: bool) -> str:
+    """The array's text form, e.g. {1,2} or {"a","b\\"c"}, cast by the query to the column's array
+    type: building it is many times cheaper than psycopg adapting a list value by value."""
+    if not text:
+        return "{" + ",".join([str(int(v)) for v in values]) + "}"
+    return "{" + ",".join(['"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values]) + "}"
 
 
 async def _load_groups(conn: psycopg.AsyncConnection, model: ReadModel, batch_ids: list[int]) -> None:
     table = JOB_GROUPS
     query = sql.SQL("SELECT {} FROM job_groups WHERE batch_id = ANY(%s::bigint[])").format(
         sql.SQL(", ").join(map(sql.Identifier, table.loaded)))
-    cur = await conn.execute(query, (batch_ids,))
+    cur = await conn.execute(query, (_array_literal(batch_ids, False),))
     for record in await cur.fetchall():
         model.load(table.name, (record[0], record[1]), dict(zip(table.loaded, record, strict=True)))
 
 
 async def _copy(conn: psycopg.AsyncConnection, table: Table, target: str, columns: tuple[str, ...],
-                rows: Iterable[Any], attributes: bool = False) -> None:
+                rows: Sequence[Any], attributes: bool = False, json_memo: JsonMemo | None = None) -> None:
     """COPY `columns` of rows (dicts; with `attributes`, objects with those attributes) into `target`."""
     statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
         sql.Identifier(target), sql.SQL(", ").join(map(sql.Identifier, columns)))
-    text = rows_formatter(columns, table.json, attributes)(rows)
+    text = rows_formatter(columns, table.json, attributes)(rows, json_memo)
     async with conn.cursor().copy(statement) as copy:
         await copy.write(text.encode())
 
 
 async def write(conn: psycopg.AsyncConnection, model: ReadModel) -> None:
     """Write every row the fold created or changed, the audit entries and the update commits."""
+    json_memo = JsonMemo()  # nothing changes the rows while they are written
     for table in STATEFUL:
         new = model.new[table.name]
         if new:
             rows = model.rows[table.name]
-            await _copy(conn, table, table.name, table.columns, [rows[k] for k in sorted(new)])
+            await _copy(conn, table, table.name, table.columns, [rows[k] for k in sorted(new)], json_memo=json_memo)
         dirty = model.dirty[table.name]
         if dirty:
-            await _update(conn, model, table, dirty)
+            await _update(conn, model, table, dirty, json_memo)
     for batch_id, update_id in model.committed_updates:  # jobs of the update this batch did not hold
         await conn.execute("UPDATE jobs SET committed = true WHERE batch_id = %s AND update_id = %s AND NOT committed",
                            (batch_id, update_id))
@@ -105,10 +114,11 @@ async def write(conn: psycopg.AsyncConnection, model: ReadModel) -> None:
         await _copy(conn, AUDIT, AUDIT.name, AUDIT.key + AUDIT.fixed, model.audit, attributes=True)
 
 
-async def _update(conn: psycopg.AsyncConnection, model: ReadModel, table: Table, keys: set[Key]) -> None:
+async def _update(conn: psycopg.AsyncConnection, model: ReadModel, table: Table, keys: set[Key],
+                  json_memo: JsonMemo | None = None) -> None:
     rows = model.rows[table.name]
     columns = table.key + table.mutable
-    await _copy(conn, table, _stage(table), columns, [rows[k] for k in sorted(keys)])
+    await _copy(conn, table, _stage(table), columns, [rows[k] for k in sorted(keys)], json_memo=json_memo)
     assignments = sql.SQL(", ").join(
         sql.SQL("{} = s.{}").format(sql.Identifier(c), sql.Identifier(c)) for c in table.mutable)
     match = sql.SQL(" AND ").join(

@@ -49,3 +49,13 @@ def test_rows_formatter_gives_the_same_text_as_copy_text() -> None:
     assert rows_formatter(columns, frozenset({"b"}), attributes=True)([Row(**r) for r in rows]) == expected
     with pytest.raises(TypeError, match="bytes"):
         rows_formatter(columns)([{"a": b"raw", "b": 1, "c": 1, "d": 1}])
+
+
+def test_a_json_memo_writes_a_shared_document_once_and_the_same_text() -> None:
+    from projections.readmodel.copytext import JsonMemo
+
+    status = {"state": "succeeded", "error": "a\\b"}
+    rows = [{"k": 1, "status": status}, {"k": 2, "status": status}, {"k": 3, "status": {"x": 1}}]
+    formatter = rows_formatter(("k", "status"), frozenset({"status"}))
+    assert formatter(rows, JsonMemo()) == formatter(rows) == copy_text(
+        [[r["k"], r["status"]] for r in rows], [False, True])

@@ -45,11 +45,11 @@ def _audit(event: Any, topic: str, partition: int, offset: int) -> ops.RecordAud
     if shape is None:
         shape = _AUDIT_SHAPES[cls] = _audit_shape(cls)
     has_job, has_attempt, has_after = shape
-    return ops.RecordAudit(
-        batch_id=event.batch_id, job_id=event.job_id if has_job else None, topic=topic, partition=partition,
-        offset=offset, event_type=event.SCHEMA_NAME, event_id=event.event_id, occurred_at=event.occurred_at,
-        causation_id=event.causation_id, producer=event.producer,
-        attempt_id=(event.attempt_id if has_attempt else None) or (event.after_attempt_id if has_after else None))
+    return ops.RecordAudit(  # positional (see _POSITIONAL): batch_id, job_id, topic, partition, offset,
+        # event_type, event_id, occurred_at, causation_id, producer, attempt_id
+        event.batch_id, event.job_id if has_job else None, topic, partition, offset, event.SCHEMA_NAME,
+        event.event_id, event.occurred_at, event.causation_id, event.producer,
+        (event.attempt_id if has_attempt else None) or (event.after_attempt_id if has_after else None))
 
 
 # per event type: whether it has the audit row's optional fields job_id, attempt_id, after_attempt_id
@@ -59,6 +59,12 @@ _AUDIT_SHAPES: dict[type, tuple[bool, bool, bool]] = {}
 def _audit_shape(cls: type) -> tuple[bool, bool, bool]:
     names = {f.name for f in fields(cls)}  # event types are dataclasses (events/catalog.py)
     return "job_id" in names, "attempt_id" in names, "after_attempt_id" in names
+
+
+# _POSITIONAL: the ops of the events every job has (and the audit row of every event) are built
+# with positional arguments, in the order of the op's fields: a dataclass __init__ called with
+# keywords costs about twice as much, and replay builds one such op per event.
+# tests/unit/projections/test_readmodel_convert.py checks every field of each by name.
 
 
 # --- batch topic --------------------------------------------------------------------------------
@@ -110,47 +116,47 @@ def _job_created(e: ev.JobCreated) -> list[ops.Op]:
     except orjson.JSONDecodeError as exc:
         raise ConvertError(f"JobCreated {e.batch_id}/{e.job_id}: spec_json is not JSON: {exc}") from exc
     r = e.spec.resources
-    return [ops.CreateJob(
-        batch_id=e.batch_id, job_id=e.job_id, job_group_id=e.job_group_id, update_id=e.update_id,
-        name=e.attributes.get("name"), user=e.user, billing_project=e.billing_project,
-        always_run=e.always_run, n_max_attempts=e.n_max_attempts, parent_ids=tuple(e.parent_ids),
-        attributes=dict(e.attributes), spec=spec, cores_mcpu=r.cores_mcpu, memory_bytes=r.memory_bytes,
-        storage_gib=r.storage_gib, preemptible=r.preemptible, worker_type=r.worker_type, at=e.occurred_at)]
+    return [ops.CreateJob(  # positional (see _POSITIONAL), in the order of ops.CreateJob's fields
+        e.batch_id, e.job_id, e.job_group_id, e.update_id, e.attributes.get("name"), e.user, e.billing_project,
+        e.always_run, e.n_max_attempts, tuple(e.parent_ids), dict(e.attributes), spec, r.cores_mcpu,
+        r.memory_bytes, r.storage_gib, r.preemptible, r.worker_type, e.occurred_at)]
 
 
 def _job_ready(e: ev.JobBecameReady) -> list[ops.Op]:
-    return [ops.MarkJobReady(batch_id=e.batch_id, job_id=e.job_id, after_attempt_id=e.after_attempt_id,
-                             not_before=e.not_before, at=e.occurred_at)]
+    # positional (see _POSITIONAL): batch_id, job_id, after_attempt_id, not_before, at
+    return [ops.MarkJobReady(e.batch_id, e.job_id, e.after_attempt_id, e.not_before, e.occurred_at)]
 
 
 def _job_creating(e: ev.JobCreating) -> list[ops.Op]:
-    return [ops.ScheduleAttempt(batch_id=e.batch_id, job_id=e.job_id, attempt_id=e.attempt_id,
-                                instance_name=e.instance_name, cores_mcpu=None, memory_bytes=None,
-                                storage_gib=None, creating=True, at=e.occurred_at)]
+    # positional (see _POSITIONAL): batch_id, job_id, attempt_id, instance_name, cores_mcpu, memory_bytes,
+    # storage_gib, creating, at
+    return [ops.ScheduleAttempt(e.batch_id, e.job_id, e.attempt_id, e.instance_name, None, None, None, True,
+                                e.occurred_at)]
 
 
 def _attempt_scheduled(e: ev.JobAttemptScheduled) -> list[ops.Op]:
-    return [ops.ScheduleAttempt(batch_id=e.batch_id, job_id=e.job_id, attempt_id=e.attempt_id,
-                                instance_name=e.instance_name, cores_mcpu=e.cores_mcpu,
-                                memory_bytes=e.memory_bytes, storage_gib=e.storage_gib, creating=False,
-                                at=e.occurred_at)]
+    # positional (see _POSITIONAL): batch_id, job_id, attempt_id, instance_name, cores_mcpu, memory_bytes,
+    # storage_gib, creating, at
+    return [ops.ScheduleAttempt(e.batch_id, e.job_id, e.attempt_id, e.instance_name, e.cores_mcpu,
+                                e.memory_bytes, e.storage_gib, False, e.occurred_at)]
 
 
 def _attempt_started(e: ev.JobAttemptStarted) -> list[ops.Op]:
-    return [ops.StartAttempt(batch_id=e.batch_id, job_id=e.job_id, attempt_id=e.attempt_id,
-                             instance_name=e.instance_name, started_at=e.started_at)]
+    # positional (see _POSITIONAL): batch_id, job_id, attempt_id, instance_name, started_at
+    return [ops.StartAttempt(e.batch_id, e.job_id, e.attempt_id, e.instance_name, e.started_at)]
 
 
 def _attempt_completed(e: ev.JobAttemptCompleted) -> list[ops.Op]:
-    return [ops.EndAttempt(batch_id=e.batch_id, job_id=e.job_id, attempt_id=e.attempt_id,
-                           instance_name=e.instance_name, outcome=e.outcome, exit_code=e.exit_code,
-                           failure_cause=e.failure_cause, error=e.error, started_at=e.started_at,
-                           ended_at=e.ended_at, status=worker_status(e))]
+    # positional (see _POSITIONAL): batch_id, job_id, attempt_id, instance_name, outcome, exit_code,
+    # failure_cause, error, started_at, ended_at, status
+    return [ops.EndAttempt(e.batch_id, e.job_id, e.attempt_id, e.instance_name, e.outcome, e.exit_code,
+                           e.failure_cause, e.error, e.started_at, e.ended_at, worker_status(e))]
 
 
 def _job_completed(e: ev.JobCompleted) -> list[ops.Op]:
-    return [ops.CompleteJob(batch_id=e.batch_id, job_id=e.job_id, state=e.state, attempt_id=e.attempt_id,
-                            exit_code=e.exit_code, reason=e.reason, n_attempts=e.n_attempts, at=e.occurred_at)]
+    # positional (see _POSITIONAL): batch_id, job_id, state, attempt_id, exit_code, reason, n_attempts, at
+    return [ops.CompleteJob(e.batch_id, e.job_id, e.state, e.attempt_id, e.exit_code, e.reason, e.n_attempts,
+                            e.occurred_at)]
 
 
 def _job_cancelled(e: ev.JobCancelled) -> list[ops.Op]:

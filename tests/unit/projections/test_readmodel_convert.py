@@ -145,3 +145,51 @@ def test_events_the_read_models_do_not_show_convert_to_nothing() -> None:
     assert convert(ev.SchedulerLeaderElected(**ENV, scheduler_id="s", epoch=2), POS) == []
     kill = ev.AttemptKillRequested(**ENV, instance_name="i", batch_id=1, job_id=2, attempt_id="a", reason="cancel")
     assert convert(kill, POS) == []
+
+
+def test_ops_built_positionally_carry_each_field_by_name() -> None:
+    """convert builds its hottest ops positionally: every value here is distinct, so a field out of
+    order shows up as a wrong name."""
+    env = {"event_id": "ev-id", "occurred_at": 1_001, "producer": "prod", "causation_id": "cause"}
+    pos = Position("topic-x", 5, 77)
+    spec = job_spec(cores_mcpu=251, memory_bytes=1_002, storage_gib=13, preemptible=True)
+    created = convert(ev.JobCreated(**env, batch_id=31, job_id=32, update_id=33, job_group_id=34,
+                                    parent_ids=(35,), always_run=True, n_max_attempts=36, user="usr",
+                                    billing_project="bp", attributes={"name": "nm"}, spec=spec,
+                                    spec_json=spec_json(spec)), pos)
+    assert created[0] == ops.CreateJob(
+        batch_id=31, job_id=32, job_group_id=34, update_id=33, name="nm", user="usr", billing_project="bp",
+        always_run=True, n_max_attempts=36, parent_ids=(35,), attributes={"name": "nm"},
+        spec=created[0].spec, cores_mcpu=251, memory_bytes=1_002, storage_gib=13, preemptible=True,
+        worker_type=spec.resources.worker_type, at=1_001)
+    assert created[1] == ops.RecordAudit(batch_id=31, job_id=32, topic="topic-x", partition=5, offset=77,
+                                         event_type="JobCreated", event_id="ev-id", occurred_at=1_001,
+                                         causation_id="cause", producer="prod", attempt_id=None)
+    ready = convert(ev.JobBecameReady(**env, batch_id=41, job_id=42, after_attempt_id="aa", not_before=43,
+                                      reason="retry"), pos)
+    assert ready[0] == ops.MarkJobReady(batch_id=41, job_id=42, after_attempt_id="aa", not_before=43, at=1_001)
+    assert ready[1].attempt_id == "aa" and ready[1].job_id == 42  # type: ignore[union-attr]
+    scheduled = convert(ev.JobAttemptScheduled(**env, batch_id=51, job_id=52, attempt_id="at", instance_name="in",
+                                               scheduler_epoch=1, user="u", cores_mcpu=53, memory_bytes=54,
+                                               storage_gib=55), pos)[0]
+    assert scheduled == ops.ScheduleAttempt(batch_id=51, job_id=52, attempt_id="at", instance_name="in",
+                                            cores_mcpu=53, memory_bytes=54, storage_gib=55, creating=False, at=1_001)
+    creating = convert(ev.JobCreating(**env, batch_id=51, job_id=52, attempt_id="at", instance_name="in",
+                                      scheduler_epoch=1, user="u"), pos)[0]
+    assert creating == ops.ScheduleAttempt(batch_id=51, job_id=52, attempt_id="at", instance_name="in",
+                                           cores_mcpu=None, memory_bytes=None, storage_gib=None, creating=True,
+                                           at=1_001)
+    started = convert(ev.JobAttemptStarted(**env, batch_id=61, job_id=62, attempt_id="as", instance_name="is",
+                                           started_at=63), pos)[0]
+    assert started == ops.StartAttempt(batch_id=61, job_id=62, attempt_id="as", instance_name="is", started_at=63)
+    ended_event = ev.JobAttemptCompleted(**env, batch_id=71, job_id=72, attempt_id="ae", instance_name="ie",
+                                         outcome="Failed", exit_code=73, failure_cause=OUT_OF_MEMORY, error="err",
+                                         out_of_memory=True, started_at=74, ended_at=75, steps=())
+    ended = convert(ended_event, pos)[0]
+    assert ended == ops.EndAttempt(batch_id=71, job_id=72, attempt_id="ae", instance_name="ie", outcome="Failed",
+                                   exit_code=73, failure_cause=OUT_OF_MEMORY, error="err", started_at=74,
+                                   ended_at=75, status=ended.status)  # type: ignore[union-attr]
+    completed = convert(ev.JobCompleted(**env, batch_id=81, job_id=82, state="Error", attempt_id="ac", exit_code=83,
+                                        reason="rsn", n_attempts=84), pos)[0]
+    assert completed == ops.CompleteJob(batch_id=81, job_id=82, state="Error", attempt_id="ac", exit_code=83,
+                                        reason="rsn", n_attempts=84, at=1_001)

@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         print("error: --max-records must be at least 1", file=sys.stderr)
         return 2
     serve_metrics(config)
-    tune_gc_for_batches()  # the state is millions of long-lived objects: collect young ones less often
+    tune_gc_for_batches(young=50_000)  # the state is millions of long-lived objects: collect young ones less often
     asyncio.run(serve(config, ResolverSettings(max_records=args.max_records)))
     return 0
 

@@ -177,7 +177,7 @@ def main() -> None:
     parser.add_argument("--queued-jobs", type=int, default=50_000, help="pending jobs for the memory measure")
     args = parser.parse_args()
     bench_memory(args.queued_jobs)
-    tune_gc_for_batches()  # as the resolver process does
+    tune_gc_for_batches(young=50_000)  # as the resolver process does
     bench_fold(args.fold_jobs)
 
 

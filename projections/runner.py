@@ -151,9 +151,10 @@ class Runner:
         """A chunk from the worker's position (not the first record's offset: the log may have gaps)."""
         events: list[tuple[Record, Event]] = []
         quarantined: list[Quarantined] = []
+        decode, append = self.codec.decode, events.append
         for record in records:
             try:
-                events.append((record, self.codec.decode(record.value)))
+                append((record, decode(record.value)))
             except DecodeError as exc:
                 quarantined.append(Quarantined(record, f"cannot decode: {exc}", self.codec.event_name_of(record.value)))
         return PartitionChunk(tp[0], tp[1], start, records[-1].offset + 1, events, quarantined)

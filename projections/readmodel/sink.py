@@ -69,11 +69,12 @@ async def _load_keys(conn: psycopg.AsyncConnection, model: ReadModel, table: Tab
 
 
 def _array_literal(values: Iterable[Any], text: bool) -> str:
-    """The array's text form, e.g. {1,2} or {"a","b\\"c"}, cast by the query to the column's array
+    """The array's text form, e.g. {1,NULL} or {"a","b\\"c"}, cast by the query to the column's array
     type: building it is many times cheaper than psycopg adapting a list value by value."""
     if not text:
-        return "{" + ",".join([str(int(v)) for v in values]) + "}"
-    return "{" + ",".join(['"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values]) + "}"
+        return "{" + ",".join(["NULL" if v is None else str(int(v)) for v in values]) + "}"
+    return "{" + ",".join(["NULL" if v is None else '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+                           for v in values]) + "}"
 
 
 async def _load_groups(conn: psycopg.AsyncConnection, model: ReadModel, batch_ids: list[int]) -> None:

@@ -59,3 +59,11 @@ def test_a_json_memo_writes_a_shared_document_once_and_the_same_text() -> None:
     formatter = rows_formatter(("k", "status"), frozenset({"status"}))
     assert formatter(rows, JsonMemo()) == formatter(rows) == copy_text(
         [[r["k"], r["status"]] for r in rows], [False, True])
+
+
+def test_key_arrays_are_sent_as_array_literals() -> None:
+    from projections.readmodel.sink import _array_literal
+
+    assert _array_literal([1, 22, None], text=False) == "{1,22,NULL}"
+    assert _array_literal(["a", 'b"c', "d\\e", "", "{x, y}", None], text=True) == (
+        '{"a","b\\"c","d\\\\e","","{x, y}",NULL}')

@@ -325,6 +325,8 @@ class ReadModel:
         if op.state not in _COUNTER:
             raise ValueError(f"job {op.batch_id}/{op.job_id}: completion state {op.state!r} is not one of "
                              f"{sorted(_COUNTER)}")
+        if op.attempt_id is None and job["current_attempt_id"] is not None:
+            self._end_refused_attempt(job, op)
         attempt = (self.get(ATTEMPTS.name, (op.batch_id, op.job_id, op.attempt_id))
                    if op.attempt_id is not None else None)
         end = attempt["end_time"] if attempt is not None and attempt["end_time"] is not None else op.at
@@ -349,6 +351,20 @@ class ReadModel:
             batch["state"] = "complete"
             batch["time_completed"] = op.at
         self._touch(BATCHES.name, (op.batch_id,))
+
+    def _end_refused_attempt(self, job: dict[str, Any], op: ops.CompleteJob) -> None:
+        """A job cancelled without an attempt (JobCancelled) had none running as far as the lifecycle
+        is concerned, so an attempt still open here is an SJ the lifecycle refused (it raced the
+        cancellation; no worker ever got it). End it as Hail's unschedule_job does: reason
+        `cancelled`, nothing billed, and the job no longer points at it."""
+        key = (op.batch_id, op.job_id, job["current_attempt_id"])
+        attempt = self.get(ATTEMPTS.name, key)
+        if attempt is None or attempt["end_time"] is not None:
+            return  # an earlier attempt that ended (e.g. before a retry): nothing to undo
+        attempt["end_time"] = op.at
+        attempt["reason"] = "cancelled"
+        self._touch(ATTEMPTS.name, key)
+        job["current_attempt_id"] = None
 
     def _record_audit(self, op: ops.RecordAudit) -> None:
         self.audit.append(op)

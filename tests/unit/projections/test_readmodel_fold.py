@@ -155,6 +155,33 @@ def test_retry_after_a_lost_instance_bills_both_attempts() -> None:
     assert log.row("attempts", B, 1, "a2")["outcome"] == "Success"
 
 
+def test_an_sj_that_raced_a_cancellation_is_ended_when_the_job_is_cancelled() -> None:
+    """The lifecycle refuses an SJ for a cancelled job and derives JobCancelled; the read model saw the
+    SJ first (it does not follow cancellation), so it must end that attempt rather than leave it open."""
+    log = Log()
+    log.batch(1)
+    log.ready(1)
+    log.add(ev.JobAttemptScheduled, batch_id=B, job_id=1, attempt_id="a1", instance_name="i1", scheduler_epoch=1,
+            user="u", cores_mcpu=1000, memory_bytes=2 * 1024**3, storage_gib=10)
+    assert log.row("jobs", B, 1)["state"] == "Running"
+    log.add(ev.JobCancelled, batch_id=B, job_id=1, reason="batch_cancelled")
+    job, attempt = log.row("jobs", B, 1), log.row("attempts", B, 1, "a1")
+    assert (job["state"], job["current_attempt_id"], job["reason"]) == ("Cancelled", None, "batch_cancelled")
+    assert (attempt["end_time"], attempt["reason"], attempt["cost"], attempt["start_time"]) == (log.t, "cancelled", 0, None)
+    assert counters(log.row("batches", B)) == (1, 1, 0, 0, 1)
+
+
+def test_a_job_cancelled_after_an_ended_attempt_keeps_that_attempt_as_it_was() -> None:
+    log = Log()
+    log.batch(1)
+    log.ready(1)
+    log.run(1, "a1", outcome="Error", complete=False, cause=INSTANCE_LOST, start=0, end=1_000)
+    ended = dict(log.row("attempts", B, 1, "a1"))
+    log.add(ev.JobCancelled, batch_id=B, job_id=1, reason="batch_cancelled")
+    assert log.row("attempts", B, 1, "a1") == ended
+    assert log.row("jobs", B, 1)["state"] == "Cancelled"
+
+
 def test_stale_reports_change_nothing() -> None:
     log = Log()
     log.batch(1)

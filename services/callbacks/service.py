@@ -165,6 +165,8 @@ class CallbackService:
                 if answer.status_code < 500:
                     break
                 error = f"the receiver answered {answer.status_code}"
+            except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:  # the user's URL: trying again won't help
+                return None, f"not a usable http(s) URL: {exc}"
             except httpx.HTTPError as exc:
                 status_code, error = None, f"{type(exc).__name__}: {exc}"
             if attempt < self.settings.attempts:

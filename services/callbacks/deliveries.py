@@ -41,16 +41,26 @@ async def readmodel_offsets(conn: AsyncConnection, topic: str) -> dict[int, int]
     return {int(p): int(o) for p, o in await cur.fetchall()}
 
 
-async def due(conn: AsyncConnection, batch_ids: Iterable[int]) -> list[DueCallback]:
-    """Complete groups (with jobs) of these batches whose callback has not been fired for this completion."""
+async def enabled_since(conn: AsyncConnection, now_ms: int) -> int:
+    """When callbacks were first fired from this database (now, the first time it is asked)."""
+    await conn.execute("INSERT INTO callbacks_enabled (since) VALUES (%s) ON CONFLICT DO NOTHING", (now_ms,))
+    cur = await conn.execute("SELECT since FROM callbacks_enabled")
+    row = await cur.fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+async def due(conn: AsyncConnection, batch_ids: Iterable[int], since_ms: int) -> list[DueCallback]:
+    """Complete groups (with jobs) of these batches whose callback has not been fired for this
+    completion, completed since `since_ms` (earlier ones are history, see 002_callbacks_enabled.sql)."""
     cur = await conn.execute(
         "SELECT g.batch_id, g.job_group_id, g.n_jobs, g.callback, f.user_name FROM job_groups g "
         "JOIN front_batches f ON f.batch_id = g.batch_id "
         "WHERE g.batch_id = ANY(%s) AND g.callback IS NOT NULL AND g.state = 'complete' AND NOT f.deleted "
-        "AND g.n_jobs > 0 "
+        "AND g.n_jobs > 0 AND g.time_completed >= %s "
         "AND NOT EXISTS (SELECT 1 FROM callback_deliveries d WHERE d.batch_id = g.batch_id "
         "                AND d.job_group_id = g.job_group_id AND d.n_jobs = g.n_jobs) "
-        "ORDER BY g.batch_id, g.job_group_id", (sorted(set(batch_ids)),))
+        "ORDER BY g.batch_id, g.job_group_id", (sorted(set(batch_ids)), since_ms))
     return [DueCallback(int(b), int(g), int(n), str(url), str(user)) for b, g, n, url, user in await cur.fetchall()]
 
 

@@ -82,9 +82,12 @@ class CallbackService:
         self.codec = Codec()
         self.now_ms = now_ms or (lambda: int(time.time() * 1000))
         self._limit = asyncio.Semaphore(self.settings.concurrency)
+        self.since_ms = 0  # completions before the service first ran are history (set by run)
 
     async def run(self, stop: asyncio.Event) -> None:
         await self.pool.open()
+        async with self.pool.connection() as conn:
+            self.since_ms = await deliveries.enabled_since(conn, self.now_ms())
         consumer = await self.log.group_consumer(group_id(self.topics), [self.topics.batch])
         try:
             while not stop.is_set():
@@ -127,7 +130,7 @@ class CallbackService:
 
     async def fire_due(self, batch_ids: set[int]) -> None:
         async with self.pool.connection() as conn:
-            due = await deliveries.due(conn, batch_ids)
+            due = await deliveries.due(conn, batch_ids, self.since_ms)
         await asyncio.gather(*(self._fire(c) for c in due))
 
     async def _fire(self, c: DueCallback) -> None:

@@ -27,7 +27,7 @@ from services.callbacks.deliveries import apply_migrations
 from services.callbacks.service import CallbackService, CallbackSettings
 from tests.unit.core.lifecycle_world import BATCH, USER, Builder, World
 
-T0 = 1_700_000_000_000
+T0 = 1_700_000_000_000  # lifecycle_world's clock starts here
 
 
 class Receiver:
@@ -91,7 +91,8 @@ class Stack:
 
     def start_callbacks(self, stop: asyncio.Event) -> None:
         fast = CallbackSettings(poll_timeout_ms=50, retry_delay_s=0.05)
-        self.tasks.append(asyncio.create_task(CallbackService(self.log, self.topics, self.db, fast).run(stop)))
+        service = CallbackService(self.log, self.topics, self.db, fast, now_ms=lambda: T0)  # the events' era
+        self.tasks.append(asyncio.create_task(service.run(stop)))
 
     async def close(self) -> None:
         self.stop.set()
@@ -196,3 +197,19 @@ async def test_a_receiver_that_fails_is_retried_then_recorded(stack: Stack, rece
     assert receiver.paths().count("/group") == 3, "three tries"
     assert by_group[1][2:] == (503, "the receiver answered 503")
     assert by_group[0][2:] == (200, None)
+
+
+async def test_completions_from_before_callbacks_were_first_enabled_are_not_posted(stack: Stack,
+                                                                                   receiver: Receiver) -> None:
+    publisher = Publisher(stack.log, stack.topics)
+    b, world, created = batch_with_a_group(receiver.url)
+    group_done = run_job(b, world, 2)
+    batch_done = run_job(b, world, 1)
+    [group_completed_at] = [e.occurred_at for e in group_done if e.SCHEMA_NAME == "JobCompleted"]
+    with psycopg.connect(stack.db) as conn:  # callbacks were first turned on after group 1 completed
+        conn.execute("INSERT INTO callbacks_enabled (since) VALUES (%s)", (group_completed_at + 1,))
+    await publisher.publish(created + group_done + batch_done)
+    stack.start()
+    await until(lambda: receiver.paths() == ["/batch"])
+    await until(lambda: [d[2] for d in deliveries(stack.db)] == [200])
+    assert [d[0] for d in deliveries(stack.db)] == [0], "group 1 completed before: history, never posted"

@@ -18,7 +18,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import signal
 import time
 import uuid
 from collections.abc import Callable
@@ -262,17 +261,14 @@ def _parser() -> argparse.ArgumentParser:
 async def _main(args: argparse.Namespace) -> None:
     from events.kafka_log import KafkaEventLog
     from events.log import partition_for
-    from services.config import from_args
+    from services.config import from_args, stop_on_signals
 
     config = from_args(args, need_database=False)
     event_log = await KafkaEventLog.connect(config.bootstrap_servers, client_id=f"simworker-{args.instance_name}")
     publisher = Publisher(event_log, config.topics, Codec())
     fleet = SimFleet(event_log, publisher, job_duration_ms=args.job_duration_ms,
                      heartbeat_interval_s=args.heartbeat_interval)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    stop = stop_on_signals()
     instance = SimInstance(name=args.instance_name, pool=args.pool, cores_mcpu=int(args.cores * 1000),
                            memory_bytes=int(args.memory_gib * GIB), storage_gib=args.storage_gib, region=args.region,
                            preemptible=args.preemptible)

@@ -14,11 +14,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import signal
 import sys
 from pathlib import Path
 
-from services.config import ConfigError, ServiceConfig, add_arguments, from_args, serve_metrics
+from services.config import (
+    ConfigError,
+    ServiceConfig,
+    add_arguments,
+    from_args,
+    serve_metrics,
+    stop_on_signals,
+)
 from worker.agent import Agent, AgentSettings
 from worker.attempt import AttemptServices, WorkerLimits
 from worker.blobs import LocalBlobStore
@@ -84,10 +90,7 @@ async def run_agent(args: argparse.Namespace, config: ServiceConfig) -> None:
         storage_gib=args.storage_gib, pool=args.pool, region=args.region, preemptible=args.preemptible,
         heartbeat_interval_s=args.heartbeat_interval, drain_timeout_s=args.drain_timeout)
     services.jvm = build_jvm_pool(args, runtime, state_dir, config)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    stop = stop_on_signals()
     try:
         await log.create_topics(config.topics.specs())
         await Agent(settings, log, config.topics, services, journal).run(stop)

@@ -11,7 +11,6 @@ import argparse
 import asyncio
 import json
 import logging
-import signal
 import sys
 
 from events.kafka_log import KafkaEventLog
@@ -19,7 +18,14 @@ from projections.cost import PriceTable
 from projections.db import READMODEL_MIGRATIONS, migrate
 from projections.readmodel.service import run_readmodel
 from projections.runner import RunnerSettings, TopicPartition, tune_gc_for_batches
-from services.config import ConfigError, ServiceConfig, add_arguments, from_args, serve_metrics
+from services.config import (
+    ConfigError,
+    ServiceConfig,
+    add_arguments,
+    from_args,
+    serve_metrics,
+    stop_on_signals,
+)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -59,10 +65,7 @@ async def serve(config: ServiceConfig, schema: str, prices: PriceTable, settings
                 shard: tuple[int, int] | None = None, until: dict[TopicPartition, int] | None = None) -> None:
     migrate(config.database_url, [READMODEL_MIGRATIONS], schema=schema)
     log = await KafkaEventLog.connect(config.bootstrap_servers, client_id="squall-readmodel")
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    stop = stop_on_signals()
     try:
         await log.create_topics(config.topics.specs())
         await run_readmodel(log, config.topics, config.database_url, schema, prices, settings, stop=stop,

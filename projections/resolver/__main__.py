@@ -12,14 +12,20 @@ import argparse
 import asyncio
 import logging
 import os
-import signal
 import socket
 import sys
 
 from events.kafka_log import KafkaEventLog
 from projections.resolver.service import Resolver, ResolverSettings
 from projections.runner import tune_gc_for_batches
-from services.config import ConfigError, ServiceConfig, add_arguments, from_args, serve_metrics
+from services.config import (
+    ConfigError,
+    ServiceConfig,
+    add_arguments,
+    from_args,
+    serve_metrics,
+    stop_on_signals,
+)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -32,10 +38,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 async def serve(config: ServiceConfig, settings: ResolverSettings) -> None:
     log = await KafkaEventLog.connect(config.bootstrap_servers, client_id="squall-resolver")
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    stop = stop_on_signals()
     try:
         await log.create_topics(config.topics.specs())
         producer = f"resolver/{socket.gethostname()}:{os.getpid()}"

@@ -9,13 +9,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import signal
 import sys
 
 from events.kafka_log import KafkaEventLog
 from services.callbacks.deliveries import apply_migrations
 from services.callbacks.service import CallbackService
-from services.config import ConfigError, ServiceConfig, add_arguments, from_args, serve_metrics
+from services.config import (
+    ConfigError,
+    ServiceConfig,
+    add_arguments,
+    from_args,
+    serve_metrics,
+    stop_on_signals,
+)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -27,10 +33,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 async def serve(config: ServiceConfig) -> None:
     apply_migrations(config.database_url)
     log = await KafkaEventLog.connect(config.bootstrap_servers, client_id="squall-callbacks")
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    stop = stop_on_signals()
     try:
         await log.create_topics(config.topics.specs())
         await CallbackService(log, config.topics, config.database_url).run(stop)

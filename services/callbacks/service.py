@@ -135,14 +135,17 @@ class CallbackService:
 
     async def _fire(self, c: DueCallback) -> None:
         async with self._limit:
+            # one pooled connection at a time: the status read takes its own, so holding the claim's
+            # across it would let `concurrency` callbacks starve a smaller pool
             async with self.pool.connection() as conn:
                 if not await deliveries.claim(conn, c, self.now_ms()):
                     return
-                try:
-                    body = await self._status(c)
-                except NotFound as exc:  # deleted since it completed
+            try:
+                body = await self._status(c)
+            except NotFound as exc:  # deleted since it completed
+                async with self.pool.connection() as conn:
                     await deliveries.record(conn, c, self.now_ms(), None, f"not sent: {exc}")
-                    return
+                return
             status_code, error = await self._post(c.url, body)
             outcome = "delivered" if status_code is not None and status_code < 300 else \
                 "rejected" if status_code is not None else "failed"

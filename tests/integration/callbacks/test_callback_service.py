@@ -213,3 +213,27 @@ async def test_completions_from_before_callbacks_were_first_enabled_are_not_post
     await until(lambda: receiver.paths() == ["/batch"])
     await until(lambda: [d[2] for d in deliveries(stack.db)] == [200])
     assert [d[0] for d in deliveries(stack.db)] == [0], "group 1 completed before: history, never posted"
+
+
+async def test_many_callbacks_due_at_once_are_all_posted(stack: Stack, receiver: Receiver) -> None:
+    """More callbacks due together than the service's database pool has connections (4)."""
+    n_groups = 6
+    b, world = Builder(), World()
+    events: list[Event] = [replace(b.batch(), callback=f"{receiver.url}/batch"),
+                           b.update(1, n_jobs=n_groups, start_job_id=1, n_job_groups=n_groups)]
+    events += [replace(b.group(g), callback=f"{receiver.url}/group/{g}") for g in range(1, n_groups + 1)]
+    events += [b.job(g, group=g) for g in range(1, n_groups + 1)]
+    events.append(replace(b.commit(1, n_groups, 1), n_job_groups=n_groups))
+    world.append(*events)
+    events += [e for e in world.settle() if e.TOPIC == "batch"]
+    for j in range(1, n_groups + 1):
+        events += run_job(b, world, j)
+    with psycopg.connect(stack.db) as conn:
+        conn.execute("UPDATE front_batches SET n_committed_jobs = %s WHERE batch_id = %s", (n_groups, BATCH))
+        for g in range(2, n_groups + 1):
+            conn.execute("INSERT INTO front_job_groups (batch_id, job_group_id, update_id, parent_job_group_id, "
+                         "depth) VALUES (%s, %s, 1, 0, 1)", (BATCH, g))
+    await Publisher(stack.log, stack.topics).publish(events)
+    stack.start()
+    expected = sorted(["/batch"] + [f"/group/{g}" for g in range(1, n_groups + 1)])
+    await until(lambda: sorted(receiver.paths()) == expected, timeout_s=60)

@@ -7,7 +7,6 @@ limit; services/front/billing.py). Accrued cost counts attempts once they end.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
@@ -15,43 +14,17 @@ import psycopg
 import typer
 
 from services.cli import app
+from services.cli.front_db import DATABASE_URL_OPTION, run_on_front_db
 from services.front.billing import billing_projects, parse_limit, set_limit, usd
 from services.front.errors import FrontError
-from services.front.server import apply_migrations
 
 billing_app = typer.Typer(no_args_is_help=True, help="Billing projects and their limits.")
 app.add_typer(billing_app, name="billing-project")
 
-_DATABASE_URL = typer.Option(None, "--database-url", envvar="SQUALL_DATABASE_URL",
-                             help="PostgreSQL of the front end (SQUALL_DATABASE_URL)")
-
-
-def _run(database_url: str | None, work: Any) -> Any:
-    """Migrate, run `work(conn)`, and turn the errors a person can fix into a message and exit 2."""
-    if not database_url:
-        typer.echo("error: pass --database-url postgresql://... or set SQUALL_DATABASE_URL", err=True)
-        raise typer.Exit(2)
-    url = database_url
-
-    async def go() -> Any:
-        async with await psycopg.AsyncConnection.connect(url) as conn:
-            return await work(conn)
-
-    try:
-        apply_migrations(url)
-        return asyncio.run(go())
-    except FrontError as exc:
-        typer.echo(f"error: {exc.message}", err=True)
-        raise typer.Exit(2) from exc
-    except psycopg.OperationalError as exc:
-        typer.echo(f"error: cannot reach PostgreSQL at --database-url: {exc}", err=True)
-        raise typer.Exit(2) from exc
-
-
 @billing_app.command("set-limit")
 def set_limit_command(billing_project: str = typer.Argument(..., help="the billing project"),
                       amount: str = typer.Argument(..., help="the limit in USD (e.g. 25 or 12.5), or 'none' to remove it"),
-                      database_url: str | None = _DATABASE_URL) -> None:
+                      database_url: str | None = DATABASE_URL_OPTION) -> None:
     """Set (or with `none`, remove) a billing project's spending limit in USD."""
     try:
         limit = parse_limit(amount, field="AMOUNT")
@@ -62,20 +35,20 @@ def set_limit_command(billing_project: str = typer.Argument(..., help="the billi
     async def work(conn: psycopg.AsyncConnection) -> None:
         await set_limit(conn, billing_project, limit)
 
-    _run(database_url, work)
+    run_on_front_db(database_url, work)
     typer.echo(f"billing project {billing_project}: limit {usd(limit)}")
 
 
 @billing_app.command("show")
 def show(billing_project: str | None = typer.Argument(None, help="one project (default: every project)"),
          as_json: bool = typer.Option(False, "--json", help="Hail's shape, as GET /api/v1alpha/billing_projects"),
-         database_url: str | None = _DATABASE_URL) -> None:
+         database_url: str | None = DATABASE_URL_OPTION) -> None:
     """Every billing project (or one) with its members, limit and accrued cost."""
 
     async def work(conn: psycopg.AsyncConnection) -> list[dict[str, Any]]:
         return await billing_projects(conn, None, billing_project)
 
-    projects = _run(database_url, work)
+    projects = run_on_front_db(database_url, work)
     if billing_project is not None and not projects:
         typer.echo(f"error: billing project {billing_project!r} does not exist", err=True)
         raise typer.Exit(2)

@@ -28,6 +28,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
+from services.front.queries import CURRENT_QUERY_VERSION, VERSIONS
 from services.webui import pages, present, session
 from services.webui.db import ReadModelPool
 from services.webui.readmodels import PAGE_SIZE, get_batch, is_operator, user_for_token
@@ -45,6 +46,7 @@ class UiContext:
     api_transport: httpx.AsyncBaseTransport | None
     secure_cookies: bool
     page_size: int
+    query_version: int  # the query language of the search boxes: Hail's UI uses its current one, 2
 
 
 @dataclass
@@ -62,7 +64,8 @@ class Visit:
         return path_for(self.request, name, **params)
 
     def render(self, template: str, status_code: int = 200, **context: Any) -> Response:
-        context.update(user=self.user, operator=self.operator, csrf=session.csrf_token(self.token))
+        context.update(user=self.user, operator=self.operator, csrf=session.csrf_token(self.token),
+                       query_version=self.ui.query_version)
         return render(self.request, template, status_code=status_code, **context)
 
 
@@ -197,20 +200,24 @@ class _MarkUiApp:
 
 def create_ui(database_url: str, blob_root: Path, api_base: str = "/api/v1alpha", *,
               api_transport: httpx.AsyncBaseTransport | None = None, secure_cookies: bool = False,
-              page_size: int = PAGE_SIZE) -> Starlette:
+              page_size: int = PAGE_SIZE, query_version: int = CURRENT_QUERY_VERSION) -> Starlette:
     """The UI app. Mount it (e.g. at /ui) in the front end; `api_base` is where the API answers.
 
     `api_transport` lets a process call its own API in-process (httpx.ASGITransport) instead of over
     the network; `secure_cookies` should be True when the UI is served over HTTPS; `page_size` is
-    how many batches or jobs a list shows (the API's 50 by default).
+    how many batches or jobs a list shows (the API's 50 by default); `query_version` is the query
+    language of the search boxes, for the whole deployment as in Hail's UI (CURRENT_QUERY_VERSION,
+    2; 1 keeps Hail's legacy language).
     """
+    if query_version not in VERSIONS:
+        raise ValueError(f"query_version must be one of {VERSIONS}, not {query_version!r}")
     # autoescape everything (not only *.html): every value on a page may come from a user
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True)
     env.filters.update(present.FILTERS)
     templates = Jinja2Templates(env=env)
     ui = UiContext(pool=ReadModelPool(database_url), templates=templates, blob_root=Path(blob_root),
                    api_base=api_base, api_transport=api_transport, secure_cookies=secure_cookies,
-                   page_size=page_size)
+                   page_size=page_size, query_version=query_version)
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:

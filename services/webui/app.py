@@ -4,8 +4,9 @@ Server-rendered Jinja2 pages over the read models; the only script is static/ui.
 cancel confirmation), and every page works without it.
 Sign-in takes the user's API token and keeps it in an HttpOnly cookie (session.py); every page
 resolves it to a user through the front end's token table and shows only that user's batches.
-Actions go through the public API with the user's token (cancel: PATCH {api_base}/batches/{id}/cancel),
-so the UI never writes events or tables itself.
+Actions go through the public API with the user's token (cancel: PATCH {api_base}/batches/{id}/cancel,
+re-run the failed jobs: POST {api_base}/batches/{id}/rerun-failed), so the UI never writes events or
+tables itself.
 """
 
 from __future__ import annotations
@@ -148,22 +149,50 @@ async def home(request: Request) -> Response:
 @signed_in
 async def cancel_batch(visit: Visit) -> Response:
     """Forward the cancel to the API as the user, then show the batch again with the outcome."""
-    request = visit.request
-    batch_id = request.path_params["batch_id"]
-    form = await read_form(request)
+    batch_id = await _checked_form(visit)
+    answer, outcome = await _call_api(visit, "PATCH", f"/batches/{batch_id}/cancel")
+    if answer is not None and answer.is_success:
+        outcome = "requested"
+    target = visit.path_for("batch", batch_id=batch_id) + "?" + urlencode({"cancel": outcome})
+    return RedirectResponse(target, status_code=303)
+
+
+@signed_in
+async def rerun_failed(visit: Visit) -> Response:
+    """Forward "re-run the failed jobs" to the API as the user; the batch page shows what it made."""
+    batch_id = await _checked_form(visit)
+    answer, outcome = await _call_api(visit, "POST", f"/batches/{batch_id}/rerun-failed")
+    if answer is not None and answer.is_success:
+        made = answer.json()
+        outcome = f"done: update {made.get('update_id')} re-runs {made.get('n_jobs')} jobs"
+    target = visit.path_for("batch", batch_id=batch_id) + "?" + urlencode({"rerun": outcome})
+    return RedirectResponse(target, status_code=303)
+
+
+async def _checked_form(visit: Visit) -> int:
+    """The batch id of a POSTed form whose CSRF token is good and whose batch is the user's."""
+    batch_id: int = visit.request.path_params["batch_id"]
+    form = await read_form(visit.request)
     if not session.csrf_ok(visit.token, form.get("csrf")):
         raise HTTPException(403, "This form has expired; reload the page and try again.")
     if await get_batch(visit.conn, visit.user, batch_id) is None:
         raise HTTPException(404, f"batch {batch_id} not found")
-    url = api_url(request, visit.ui.api_base, f"/batches/{batch_id}/cancel")
+    return batch_id
+
+
+async def _call_api(visit: Visit, method: str, path: str) -> tuple[httpx.Response | None, str]:
+    """The API's answer (None if unreachable) and, for a failure, what to tell the user."""
+    url = api_url(visit.request, visit.ui.api_base, path)
     try:
         async with httpx.AsyncClient(transport=visit.ui.api_transport, timeout=30) as client:
-            answer = await client.patch(url, headers={"Authorization": f"Bearer {visit.token}"})
-        outcome = "requested" if answer.is_success else f"failed ({answer.status_code}: {answer.text[:200]})"
+            answer = await client.request(method, url, headers={"Authorization": f"Bearer {visit.token}"})
     except httpx.HTTPError as exc:
-        outcome = f"failed (the API could not be reached: {exc})"
-    target = visit.path_for("batch", batch_id=batch_id) + "?" + urlencode({"cancel": outcome})
-    return RedirectResponse(target, status_code=303)
+        return None, f"failed (the API could not be reached: {exc})"
+    try:
+        message = str(answer.json().get("message") or answer.text)
+    except (ValueError, AttributeError):
+        message = answer.text
+    return answer, f"failed ({answer.status_code}: {message[:200]})"
 
 
 def api_url(request: Request, api_base: str, path: str) -> str:
@@ -232,6 +261,7 @@ def create_ui(database_url: str, blob_root: Path, api_base: str = "/api/v1alpha"
         Route("/batches", signed_in(pages.batches), name="batches"),
         Route("/batches/{batch_id:int}", signed_in(pages.batch), name="batch"),
         Route("/batches/{batch_id:int}/cancel", cancel_batch, methods=["POST"], name="cancel_batch"),
+        Route("/batches/{batch_id:int}/rerun-failed", rerun_failed, methods=["POST"], name="rerun_failed"),
         Route("/batches/{batch_id:int}/jobs/{job_id:int}", signed_in(pages.job), name="job"),
         Route("/batches/{batch_id:int}/jobs/{job_id:int}/log/{step}", signed_in(pages.job_log), name="job_log"),
         Route("/instances", signed_in(pages.instances), name="instances"),

@@ -46,6 +46,13 @@ def _batch_row(row: Row) -> Row:
     return row
 
 
+# A job re-run by POST /batches/{id}/rerun-failed (the front's front_reruns): its copy, or its original.
+_RERUN_COLUMNS = """
+    (SELECT r.old_job_id FROM front_reruns r WHERE r.batch_id = j.batch_id AND r.new_job_id = j.job_id) AS rerun_of,
+    (SELECT r.new_job_id FROM front_reruns r WHERE r.batch_id = j.batch_id AND r.old_job_id = j.job_id) AS rerun_as
+"""
+
+
 async def list_batches(conn: AsyncConnection, user: str, q: str = "", last_batch_id: int | None = None,
                        limit: int = PAGE_SIZE, version: int = CURRENT_QUERY_VERSION) -> tuple[list[Row], int | None]:
     """The user's visible batches, newest first, one page; and the id to continue after (None at the end).
@@ -78,7 +85,7 @@ async def list_jobs(conn: AsyncConnection, batch_id: int, q: str = "", last_job_
     rows = await _rows(conn, f"""
         SELECT j.batch_id, j.job_id, j.job_group_id, j.name, j.state, j.exit_code, j.reason, j.start_time,
                j.end_time, j.duration_ms, j.cost, j.msec_mcpu, j.n_attempts, j.always_run, j.cores_mcpu,
-               j.memory_bytes
+               j.memory_bytes, {_RERUN_COLUMNS}
         FROM jobs j WHERE {cond.where()} ORDER BY j.job_id LIMIT {int(limit) + 1}""", cond.params)
     return _page(rows, limit, "job_id")
 
@@ -90,8 +97,8 @@ async def job_state_counts(conn: AsyncConnection, batch_id: int) -> dict[str, in
 
 
 async def get_job(conn: AsyncConnection, batch_id: int, job_id: int) -> Row | None:
-    return await _row(conn, "SELECT * FROM jobs WHERE batch_id = %s AND job_id = %s AND committed",
-                      (batch_id, job_id))
+    return await _row(conn, f"SELECT j.*, {_RERUN_COLUMNS} FROM jobs j "
+                            "WHERE j.batch_id = %s AND j.job_id = %s AND j.committed", (batch_id, job_id))
 
 
 async def list_attempts(conn: AsyncConnection, batch_id: int, job_id: int) -> list[Row]:

@@ -212,6 +212,20 @@ def test_cancel_of_another_users_batch_is_not_found(client: TestClient, api: Rec
     assert api.requests == []
 
 
+def test_rerun_failed_calls_the_api_with_the_users_token(client: TestClient, api: RecordingTransport) -> None:
+    sign_in(client)
+    assert 'id="rerun-failed"' in client.get("/ui/batches/1").text       # job 4 failed
+    assert 'id="rerun-failed"' not in client.get("/ui/batches/2").text   # nothing to re-run
+    assert client.post("/ui/batches/1/rerun-failed", data={"csrf": "forged"}).status_code == 403
+    assert client.post("/ui/batches/3/rerun-failed", data={"csrf": csrf_token(ALICE_TOKEN)}).status_code == 404
+    assert api.requests == []
+    api.status = 400
+    answer = client.post("/ui/batches/1/rerun-failed", data={"csrf": csrf_token(ALICE_TOKEN)})
+    assert answer.status_code == 303 and answer.headers["location"].startswith("/ui/batches/1?rerun=failed")
+    assert api.requests == [("POST", "/api/v1alpha/batches/1/rerun-failed", f"Bearer {ALICE_TOKEN}")]
+    assert 'id="rerun-outcome"' in client.get(answer.headers["location"]).text
+
+
 def test_an_api_refusal_is_shown(client: TestClient, api: RecordingTransport) -> None:
     api.status = 400
     sign_in(client)

@@ -124,3 +124,12 @@ async def test_another_users_batch_and_bad_bodies(front):
     assert used.status_code == 200
     r = await _rerun(front, batch_id, {"token": "plain"})
     assert r.status_code == 400 and "not a re-run" in r.json()["message"]
+
+
+async def test_a_project_over_its_billing_limit_cannot_rerun(front):
+    batch_id = await _create(front, [job(1)])
+    await _ended(front, batch_id, {1: "Failed"}, {})
+    await front.sql("UPDATE front_billing_projects SET limit_usd = 0 WHERE name = 'alice-project'")
+    r = await _rerun(front, batch_id)
+    assert r.status_code == 403 and "limit" in r.json()["message"]
+    assert await front.sql("SELECT count(*) FROM front_reruns") == [(0,)]

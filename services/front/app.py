@@ -20,6 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from services.front import routes_batches, routes_jobs, routes_meta
 from services.front.deps import FrontDeps
 from services.front.errors import FrontError
+from services.request_input import BadInput, InputGuard
 
 log = logging.getLogger("squall.front")
 
@@ -36,7 +37,9 @@ def create_app(deps: FrontDeps, *, metrics: bool = False) -> FastAPI:
     app.add_exception_handler(FrontError, _front_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(BadInput, _bad_input)  # type: ignore[arg-type]
     app.add_exception_handler(psycopg.OperationalError, _database_down)  # type: ignore[arg-type]
+    app.add_middleware(InputGuard)  # NUL, non-UTF-8 and over-long URLs: 4xx before any route
     if metrics:
         from services.metrics import add_metrics
 
@@ -49,6 +52,10 @@ def _error(status: int, message: str) -> JSONResponse:
 
 
 async def _front_error(_request: Request, exc: FrontError) -> JSONResponse:
+    return _error(exc.status, exc.message)
+
+
+async def _bad_input(_request: Request, exc: BadInput) -> JSONResponse:
     return _error(exc.status, exc.message)
 
 

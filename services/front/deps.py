@@ -13,6 +13,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from events.publisher import Publisher
 from services.front.auth import TokenCache
+from services.front.offload import CpuLane
 from services.front.reads import Reads
 from services.front.specs import SpecRules
 from services.front.submission import Submissions
@@ -39,8 +40,9 @@ class FrontDeps:
     clock: Callable[[], int] = wall_clock_ms
     producer: str = field(default_factory=default_producer)
     max_body_bytes: int = MAX_BODY_BYTES
+    cpu: CpuLane = field(default_factory=CpuLane)
 
     def __post_init__(self) -> None:
-        self.submissions = Submissions(self.pool, self.publisher, self.clock, self.producer)
+        self.submissions = Submissions(self.pool, self.publisher, self.clock, self.producer, self.cpu)
         self.reads = Reads(self.pool)
         self.tokens = TokenCache(self.pool)

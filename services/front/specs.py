@@ -16,7 +16,7 @@ import orjson
 
 from events.catalog import EnvVar, FileCopy, JobSpec, Resources
 from events.core.resources import ResourceDefaults, ResourceError, resolve_resources
-from services.front.errors import InvalidRequest
+from services.front.errors import InvalidRequest, PayloadTooLarge
 from services.front.fields import (
     as_attributes,
     as_bool,
@@ -35,6 +35,9 @@ ROOT_JOB_GROUP_ID: Final = 0
 MAX_JOB_GROUPS_DEPTH: Final = 2
 DEFAULT_N_MAX_ATTEMPTS: Final = 20
 MAX_JOBS_PER_UPDATE: Final = 10_000_000
+# Job and job-group specs in one request: Hail's client sends bunches of at most 1,024 specs (and
+# under 1 MiB), and so does squall's. A bigger bunch would hold the front's CPU for seconds.
+MAX_SPECS_PER_REQUEST: Final = 1024
 
 BATCH_FIELDS: Final = frozenset(("billing_project", "token", "n_jobs", "n_job_groups", "attributes", "callback",
                                  "cancel_after_n_failures"))
@@ -105,6 +108,16 @@ class SpecRules:
 
     supported_regions: tuple[str, ...] = ("local",)
     resource_defaults: ResourceDefaults = ResourceDefaults()
+
+
+def check_bunch_size(field: str, jobs: Any, groups: Any = ()) -> Any:
+    """`jobs`, once the request is known to hold at most MAX_SPECS_PER_REQUEST job and job-group specs (413)."""
+    n = (len(jobs) if isinstance(jobs, list) else 0) + (len(groups) if isinstance(groups, list) else 0)
+    if n > MAX_SPECS_PER_REQUEST:
+        raise PayloadTooLarge(f"{field}: a request may hold at most {MAX_SPECS_PER_REQUEST} job and job-group specs, "
+                              f"this one holds {n}; send them in bunches of at most {MAX_SPECS_PER_REQUEST} "
+                              "(as Hail's client does)")
+    return jobs
 
 
 def parse_batch(body: Any) -> BatchRequest:

@@ -14,12 +14,14 @@ from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 
-from events.catalog import Event
+from events.catalog import Event, JobCreated
 from events.errors import LogError
+from events.log import Message
 from events.publisher import Publisher
 from services.front import store
 from services.front.billing import check_under_limit
 from services.front.errors import Conflict, Forbidden, InvalidRequest, NotFound, Unavailable
+from services.front.offload import INLINE_EVENTS, CpuLane
 from services.front.plan import (
     Stamp,
     batch_created,
@@ -39,20 +41,29 @@ Clock = Callable[[], int]
 
 
 class Submissions:
-    def __init__(self, pool: AsyncConnectionPool, publisher: Publisher, clock: Clock, producer: str) -> None:
+    def __init__(self, pool: AsyncConnectionPool, publisher: Publisher, clock: Clock, producer: str,
+                 cpu: CpuLane | None = None) -> None:
         self.pool = pool
         self.publisher = publisher
         self.clock = clock
         self.producer = producer
+        self.cpu = cpu or CpuLane()
 
     def _stamp(self) -> Stamp:
         return Stamp(producer=self.producer, occurred_at=self.clock())
 
     async def _append(self, events: Sequence[Event]) -> None:
+        # encoding a bunch's events is CPU work: off the event loop when there are many
+        messages = await self.cpu.run_if(len(events) > INLINE_EVENTS, _encode, self.publisher, events)
         try:
-            await self.publisher.publish(events)
+            if messages:
+                await self.publisher.log.append(messages)
         except LogError as exc:
             raise Unavailable(f"the event log did not accept the request ({exc}); retry it") from exc
+
+    async def _plan_jobs(self, update: store.UpdateRow, batch: store.BatchRow, jobs: list[JobRequest],
+                         stamp: Stamp) -> list[JobCreated]:
+        return await self.cpu.run_if(len(jobs) > INLINE_EVENTS, plan_jobs, update, batch, jobs, stamp)
 
     # -- batches ------------------------------------------------------------------------------
 
@@ -92,7 +103,7 @@ class Submissions:
                 # Planning inside the transaction: invalid specs roll the reservation back.
                 existing = await store.groups_of(conn, batch.batch_id)
                 group_events, group_rows = plan_groups(update, groups, existing, stamp)
-                job_events = plan_jobs(update, batch, jobs, stamp)
+                job_events = await self._plan_jobs(update, batch, jobs, stamp)
                 check_commit_counts(update, len(jobs), len(groups))
         await self._append([batch_created(batch, spec, stamp), update_created(update, stamp), *group_events,
                             *job_events, update_committed(update, stamp)])
@@ -130,7 +141,7 @@ class Submissions:
                 return _fast_answer(update)
             existing = await store.groups_of(conn, batch_id)
             group_events, group_rows = plan_groups(update, groups, existing, stamp)
-            job_events = plan_jobs(update, batch, jobs, stamp)
+            job_events = await self._plan_jobs(update, batch, jobs, stamp)
             check_commit_counts(update, len(jobs), len(groups))
             await _check_parents_in_log(conn, batch_id, jobs)
         await self._append([update_created(update, stamp), *group_events, *job_events,
@@ -164,7 +175,7 @@ class Submissions:
             if await store.job_range_state(conn, update, first, last):
                 return  # a resent bunch: its events are already in the log
             _refuse_if_closed(batch, update)
-            events = plan_jobs(update, batch, jobs, stamp)
+            events = await self._plan_jobs(update, batch, jobs, stamp)
             await _check_parents_in_log(conn, batch_id, jobs)
         await self._append(events)
         async with self.pool.connection() as conn, conn.transaction():
@@ -215,6 +226,10 @@ class Submissions:
             batch = await store.batch_for_user(conn, batch_id, user, lock=True)
             await store.mark_cancelled(conn, batch_id, deleted=True)
         await self._append([cancel_requested(batch, "delete", stamp), batch_deleted(batch, stamp)])
+
+
+def _encode(publisher: Publisher, events: Sequence[Event]) -> list[Message]:
+    return [publisher.to_message(e) for e in events]
 
 
 def _refuse_if_closed(batch: store.BatchRow, update: store.UpdateRow) -> None:

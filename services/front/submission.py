@@ -16,7 +16,6 @@ from psycopg_pool import AsyncConnectionPool
 
 from events.catalog import Event, JobCreated
 from events.errors import LogError
-from events.log import Message
 from events.publisher import Publisher
 from services.front import store
 from services.front.billing import check_under_limit
@@ -54,10 +53,9 @@ class Submissions:
 
     async def _append(self, events: Sequence[Event]) -> None:
         # encoding a bunch's events is CPU work: off the event loop when there are many
-        messages = await self.cpu.run_if(len(events) > INLINE_EVENTS, _encode, self.publisher, events)
+        messages = await self.cpu.run_if(len(events) > INLINE_EVENTS, self.publisher.encode, events)
         try:
-            if messages:
-                await self.publisher.log.append(messages)
+            await self.publisher.append(messages)
         except LogError as exc:
             raise Unavailable(f"the event log did not accept the request ({exc}); retry it") from exc
 
@@ -226,10 +224,6 @@ class Submissions:
             batch = await store.batch_for_user(conn, batch_id, user, lock=True)
             await store.mark_cancelled(conn, batch_id, deleted=True)
         await self._append([cancel_requested(batch, "delete", stamp), batch_deleted(batch, stamp)])
-
-
-def _encode(publisher: Publisher, events: Sequence[Event]) -> list[Message]:
-    return [publisher.to_message(e) for e in events]
 
 
 def _refuse_if_closed(batch: store.BatchRow, update: store.UpdateRow) -> None:

@@ -60,7 +60,7 @@ async def test_a_full_bunch_is_accepted_and_checked_planned_and_encoded_off_the_
 
     monkeypatch.setattr(specs, "parse_job", recording("parse", specs.parse_job))
     monkeypatch.setattr(submission, "plan_jobs", recording("plan", submission.plan_jobs))
-    monkeypatch.setattr(submission, "_encode", recording("encode", submission._encode))
+    monkeypatch.setattr(front.deps.publisher, "encode", recording("encode", front.deps.publisher.encode))
     n = MAX_SPECS_PER_REQUEST
     r = await front.client.post("/api/v1alpha/batches/create-fast",
                                 json={"batch": batch(n), "bunch": [job(i) for i in range(1, n + 1)], "job_groups": []})

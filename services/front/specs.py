@@ -16,6 +16,7 @@ import orjson
 
 from events.catalog import EnvVar, FileCopy, JobSpec, Resources
 from events.core.resources import ResourceDefaults, ResourceError, resolve_resources
+from events.image_reference import InvalidImageReference, check_image
 from services.front.errors import InvalidRequest, PayloadTooLarge
 from services.front.fields import (
     as_attributes,
@@ -335,6 +336,10 @@ def _parse_process(field: str, process: Mapping[str, Any]) -> tuple[str | None, 
         if process.get("mount_docker_socket"):
             raise InvalidRequest(f"{field}.mount_docker_socket", "is not supported; remove it")
         image = as_str(f"{field}.image", require_present(field, process, "image"), nonempty=True, max_len=1024)
+        try:
+            check_image(image)  # podman's grammar: never a path, an option or a second argument
+        except InvalidImageReference as exc:
+            raise InvalidRequest(f"{field}.image", str(exc)) from None
         return image, as_str_list(f"{field}.command", require_present(field, process, "command")), None
     if kind == "jvm":
         reject_unknown(field, process, _JVM_FIELDS)

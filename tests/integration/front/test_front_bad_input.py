@@ -70,3 +70,15 @@ async def test_a_good_query_still_works(front):
     assert r.status_code == 200, r.text
     r = await front.client.get("/api/v1alpha/billing_projects/alice-project")
     assert r.status_code == 200, r.text
+
+
+@pytest.mark.parametrize("image", ["../../etc/passwd", "a b", "-v/:/host busybox", "busybox\nid", "UPPER/Case:tag"])
+async def test_an_image_that_is_not_a_reference_gets_400_at_submit(front, image):
+    bad = job(1)
+    bad["process"]["image"] = image
+    r = await front.client.post("/api/v1alpha/batches/create-fast",
+                                json={"batch": batch(1), "bunch": [bad], "job_groups": []})
+    assert r.status_code == 400, r.text
+    message = r.json()["message"]
+    assert message.startswith("bunch[0].process.image:") and "not a valid image reference" in message, message
+    assert await front.sql("SELECT count(*) FROM front_batches") == [(0,)]

@@ -126,13 +126,10 @@ def _split_docker_domain(name: str) -> tuple[str, str]:
     maybe_domain, slash, maybe_remote = name.partition("/")
     if not slash:
         return DEFAULT_DOMAIN, OFFICIAL_REPO_PREFIX + name
-    if maybe_domain == _LOCALHOST:
-        domain, remote = maybe_domain, maybe_remote
-    elif maybe_domain == LEGACY_DEFAULT_DOMAIN:
+    if maybe_domain == LEGACY_DEFAULT_DOMAIN:
         domain, remote = DEFAULT_DOMAIN, maybe_remote
-    elif "." in maybe_domain or ":" in maybe_domain:
-        domain, remote = maybe_domain, maybe_remote
-    elif maybe_domain.lower() != maybe_domain:  # uppercase namespaces do not exist: it is a domain
+    elif (maybe_domain == _LOCALHOST or "." in maybe_domain or ":" in maybe_domain  # a host, an IP, a port
+          or maybe_domain.lower() != maybe_domain):  # uppercase namespaces do not exist: it is a domain
         domain, remote = maybe_domain, maybe_remote
     else:
         domain, remote = DEFAULT_DOMAIN, name

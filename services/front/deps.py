@@ -12,6 +12,7 @@ from pathlib import Path
 from psycopg_pool import AsyncConnectionPool
 
 from events.publisher import Publisher
+from services.callback_policy import Resolver, system_resolver
 from services.front.auth import TokenCache
 from services.front.offload import CpuLane
 from services.front.reads import Reads
@@ -41,6 +42,7 @@ class FrontDeps:
     producer: str = field(default_factory=default_producer)
     max_body_bytes: int = MAX_BODY_BYTES
     cpu: CpuLane = field(default_factory=CpuLane)
+    resolver: Resolver = system_resolver  # host names of callback URLs (tests give a fake DNS)
 
     def __post_init__(self) -> None:
         self.submissions = Submissions(self.pool, self.publisher, self.clock, self.producer, self.cpu)

@@ -25,6 +25,7 @@ from psycopg_pool import AsyncConnectionPool
 from events.kafka_log import KafkaEventLog
 from events.publisher import Publisher
 from projections.db import READMODEL_MIGRATIONS, migrate
+from services import callback_policy
 from services.config import ServiceConfig, add_arguments, from_args
 from services.front.app import create_app
 from services.front.billing_loop import run_billing_limit_loop
@@ -93,11 +94,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--regions", default="local",
                         help="comma-separated supported regions; the first is the default region")
     add_arguments(parser)
+    callback_policy.add_arguments(parser)
     args = parser.parse_args(argv)
     config = from_args(args)
     regions = tuple(r.strip() for r in args.regions.split(",") if r.strip())
     if not regions:
         parser.error("--regions must name at least one region")
+    try:
+        callbacks = callback_policy.CallbackPolicy.parse(args.callback_allowed_networks)
+    except ValueError as exc:
+        parser.error(str(exc))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    uvicorn.run(build_app(config, SpecRules(supported_regions=regions)), host=args.host, port=args.port,
-                log_level="info")
+    rules = SpecRules(supported_regions=regions, callbacks=callbacks)
+    uvicorn.run(build_app(config, rules), host=args.host, port=args.port, log_level="info")

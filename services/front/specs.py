@@ -17,6 +17,7 @@ import orjson
 from events.catalog import EnvVar, FileCopy, JobSpec, Resources
 from events.core.resources import ResourceDefaults, ResourceError, resolve_resources
 from events.image_reference import InvalidImageReference, check_image
+from services.callback_policy import CallbackPolicy, CallbackRefused
 from services.front.errors import InvalidRequest, PayloadTooLarge
 from services.front.fields import (
     as_attributes,
@@ -109,6 +110,7 @@ class SpecRules:
 
     supported_regions: tuple[str, ...] = ("local",)
     resource_defaults: ResourceDefaults = ResourceDefaults()
+    callbacks: CallbackPolicy = CallbackPolicy()  # where callback URLs may point
 
 
 def check_bunch_size(field: str, jobs: Any, groups: Any = ()) -> Any:
@@ -121,7 +123,7 @@ def check_bunch_size(field: str, jobs: Any, groups: Any = ()) -> Any:
     return jobs
 
 
-def parse_batch(body: Any) -> BatchRequest:
+def parse_batch(body: Any, callbacks: CallbackPolicy = CallbackPolicy()) -> BatchRequest:
     obj = require_object("batch", body)
     reject_unknown("batch", obj, BATCH_FIELDS)
     cancel_after = obj.get("cancel_after_n_failures")
@@ -135,7 +137,7 @@ def parse_batch(body: Any) -> BatchRequest:
         n_job_groups=as_int("batch.n_job_groups", obj.get("n_job_groups") or 0, minimum=0,
                             maximum=MAX_JOBS_PER_UPDATE),
         attributes=as_attributes("batch.attributes", obj.get("attributes") or {}),
-        callback=None if callback is None else as_str("batch.callback", callback),
+        callback=None if callback is None else _callback("batch.callback", callback, callbacks),
         cancel_after_n_failures=None if cancel_after is None
         else as_int("batch.cancel_after_n_failures", cancel_after, minimum=1),
     )
@@ -153,13 +155,13 @@ def parse_update(body: Any) -> UpdateRequest:
     )
 
 
-def parse_groups(body: Any, field: str = "job_groups") -> list[GroupRequest]:
-    groups = [_parse_group(f"{field}[{i}]", spec) for i, spec in enumerate(require_list(field, body))]
+def parse_groups(body: Any, field: str = "job_groups", callbacks: CallbackPolicy = CallbackPolicy()) -> list[GroupRequest]:
+    groups = [_parse_group(f"{field}[{i}]", spec, callbacks) for i, spec in enumerate(require_list(field, body))]
     _check_contiguous(field, [g.job_group_id for g in groups], "job_group_id")
     return groups
 
 
-def _parse_group(field: str, body: Any) -> GroupRequest:
+def _parse_group(field: str, body: Any, callbacks: CallbackPolicy) -> GroupRequest:
     obj = require_object(field, body)
     reject_unknown(field, obj, GROUP_FIELDS)
     group_id = as_int(f"{field}.job_group_id", require_present(field, obj, "job_group_id"), minimum=1)
@@ -181,7 +183,7 @@ def _parse_group(field: str, body: Any) -> GroupRequest:
     return GroupRequest(
         job_group_id=group_id,
         attributes=as_attributes(f"{field}.attributes", obj.get("attributes") or {}),
-        callback=None if callback is None else as_str(f"{field}.callback", callback),
+        callback=None if callback is None else _callback(f"{field}.callback", callback, callbacks),
         cancel_after_n_failures=None if cancel_after is None
         else as_int(f"{field}.cancel_after_n_failures", cancel_after, minimum=1),
         absolute_parent_id=None if absolute is None else as_int(f"{field}.absolute_parent_id", absolute, minimum=0),
@@ -193,6 +195,15 @@ def parse_jobs(body: Any, rules: SpecRules, field: str = "bunch") -> list[JobReq
     jobs = [parse_job(f"{field}[{i}]", spec, rules) for i, spec in enumerate(require_list(field, body))]
     _check_contiguous(field, [j.job_id for j in jobs], "job_id")
     return jobs
+
+
+def _callback(field: str, value: Any, callbacks: CallbackPolicy) -> str:
+    url = as_str(field, value, max_len=2048)
+    try:
+        callbacks.check_url(url)
+    except CallbackRefused as exc:
+        raise InvalidRequest(field, str(exc)) from None
+    return url
 
 
 def _check_contiguous(field: str, ids: Sequence[int], name: str) -> None:

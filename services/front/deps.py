@@ -13,7 +13,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from events.publisher import Publisher
 from services.callback_policy import Resolver, system_resolver
-from services.front.auth import TokenCache
+from services.front.auth import TokenAuth
 from services.front.offload import CpuLane
 from services.front.reads import Reads
 from services.front.specs import SpecRules
@@ -47,4 +47,4 @@ class FrontDeps:
     def __post_init__(self) -> None:
         self.submissions = Submissions(self.pool, self.publisher, self.clock, self.producer, self.cpu)
         self.reads = Reads(self.pool)
-        self.tokens = TokenCache(self.pool)
+        self.tokens = TokenAuth(self.pool)

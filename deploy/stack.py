@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from deploy.processes import ProcessSpec, ProcessTable
+from deploy.state_dir import secure_state_dir
 
 STATE_FILE = "stack.json"
 DEFAULT_USER = "squall"
@@ -181,7 +182,7 @@ def up(home: Path, *, bootstrap: str | None = None, database_url: str | None = N
     from deploy.postgres import create_database
     from projections.db import migrate
 
-    home.mkdir(parents=True, exist_ok=True)
+    secure_state_dir(home)  # 0700, an existing home included: job logs and tokens live here
     previous = StackState.load(home)
     # the log's topics are the stack's data: keep the prefix it was created with unless told otherwise
     topic_prefix = topic_prefix or (previous.topic_prefix if previous else "squall.")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ipaddress
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -55,13 +56,23 @@ async def running_deps(config: ServiceConfig, rules: SpecRules, pool_size: int =
         await log.close()
 
 
-def build_app(config: ServiceConfig, rules: SpecRules) -> FastAPI:
+def is_loopback(host: str) -> bool:
+    """Whether listening on `host` reaches this machine only (/metrics then needs no token)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name: it may resolve to anything
+
+
+def build_app(config: ServiceConfig, rules: SpecRules, *, metrics_need_token: bool = False) -> FastAPI:
     """An app whose lifespan connects to Kafka and PostgreSQL (for uvicorn), with the web UI at /ui."""
     import httpx
 
     from services.webui.app import close_ui, create_ui
 
-    app = create_app(deps=None, metrics=True)  # type: ignore[arg-type]  # set by the lifespan
+    app = create_app(deps=None, metrics=True, metrics_need_token=metrics_need_token)  # type: ignore[arg-type]
     # the UI calls this same API in-process (cancel button), with the signed-in user's token
     ui = create_ui(config.database_url, config.blob_root, api_transport=httpx.ASGITransport(app=app))
 
@@ -106,4 +117,6 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(str(exc))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     rules = SpecRules(supported_regions=regions, callbacks=callbacks)
-    uvicorn.run(build_app(config, rules), host=args.host, port=args.port, log_level="info")
+    # the metrics name users: beyond loopback, only an operator's token reads them
+    app = build_app(config, rules, metrics_need_token=not is_loopback(args.host))
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info")

@@ -31,6 +31,7 @@ from starlette.templating import Jinja2Templates
 from services.request_input import BadInput, InputGuard, IntParam, Param, TextParam
 from services.webui import pages, present, session
 from services.webui.db import ReadModelPool
+from services.webui.headers import SecurityHeaders
 from services.webui.readmodels import PAGE_SIZE, get_batch, is_operator, user_for_token
 
 HERE = Path(__file__).parent
@@ -274,6 +275,7 @@ def create_ui(database_url: str, blob_root: Path, api_base: str = "/api/v1alpha"
     app.state.ui = ui
     app.add_middleware(_MarkUiApp, ui_app=app)
     app.add_middleware(InputGuard)  # NUL, non-UTF-8 and over-long URLs: 4xx before any page
+    app.add_middleware(SecurityHeaders)  # CSP, nosniff, no framing: on every answer, errors included
     return app
 
 

@@ -31,6 +31,7 @@ from services.config import ServiceConfig, add_arguments, from_args
 from services.front.app import create_app
 from services.front.billing_loop import run_billing_limit_loop
 from services.front.deps import FrontDeps
+from services.front.offload import tune_gc_for_requests
 from services.front.specs import SpecRules
 
 FRONT_MIGRATIONS = Path(__file__).with_name("migrations")
@@ -80,6 +81,7 @@ def build_app(config: ServiceConfig, rules: SpecRules, *, metrics_need_token: bo
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with running_deps(config, rules) as deps:
             app.state.deps = deps
+            tune_gc_for_requests()  # start-up's heap is frozen: no collection stalls requests over it
             # Hail's billing-limit loop (see services/front/billing_loop.py for why it lives here)
             stop = asyncio.Event()
             billing = asyncio.create_task(run_billing_limit_loop(deps.pool, deps.submissions, stop=stop),

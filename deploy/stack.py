@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from deploy.processes import ProcessSpec, ProcessTable
+from deploy.state_dir import secure_state_dir
 
 STATE_FILE = "stack.json"
 DEFAULT_USER = "squall"
@@ -181,7 +182,7 @@ def up(home: Path, *, bootstrap: str | None = None, database_url: str | None = N
     from deploy.postgres import create_database
     from projections.db import migrate
 
-    home.mkdir(parents=True, exist_ok=True)
+    secure_state_dir(home)  # 0700, an existing home included: job logs and tokens live here
     previous = StackState.load(home)
     # the log's topics are the stack's data: keep the prefix it was created with unless told otherwise
     topic_prefix = topic_prefix or (previous.topic_prefix if previous else "squall.")
@@ -240,15 +241,13 @@ def _ensure_default_user(database_url: str, token: str) -> str:
     if it still does, so `squall up` twice keeps the token users already copied)."""
     import psycopg
 
-    from services.front.users import create_user, make_operator, token_digest
+    from services.front.users import create_user, make_operator, user_for_token
 
     async def ensure() -> str:
         async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
-            if token:
-                cur = await conn.execute("SELECT 1 FROM front_tokens WHERE token_sha256 = %s", (token_digest(token),))
-                if await cur.fetchone():
-                    await make_operator(conn, DEFAULT_USER)  # a stack made before operators existed
-                    return token
+            if token and await user_for_token(conn, token) == DEFAULT_USER:  # not revoked, not expired
+                await make_operator(conn, DEFAULT_USER)  # a stack made before operators existed
+                return token
             # the one user of a local stack runs it, so it sees the fleet too
             created = await create_user(conn, DEFAULT_USER, billing_project=DEFAULT_BILLING_PROJECT, operator=True)
             return created.token

@@ -8,7 +8,8 @@
 #   4. installs the conmon-oomfix wrapper so State.OOMKilled is reported;
 #   5. builds the local base images without a registry:
 #        localhost/busybox:latest            busybox-static rootfs (~1 s)
-#        localhost/debian-python3:bookworm   mmdebstrap rootfs, cached as a `podman save` tar
+#        localhost/debian-python3:bookworm   mmdebstrap rootfs, cached as a `podman save` tar,
+#                                            also tagged :latest (so the bare name works)
 #                                            under $CACHE_DIR (second run: ~2 s instead of ~25 s)
 #   6. smoke-tests a container and the OOM report;
 #   7. optionally starts the REST API service: START_SERVICE=1 PODMAN_SOCK=/run/squall/podman.sock
@@ -26,6 +27,7 @@ IMAGES=${IMAGES:-"busybox python"}
 CACHE_DIR=${CACHE_DIR:-$HOME/.cache/squall/images}
 SOCK=${PODMAN_SOCK:-/run/squall/podman.sock}
 PY_IMAGE=localhost/debian-python3:bookworm
+PY_LATEST=localhost/debian-python3:latest
 BB_IMAGE=localhost/busybox:latest
 T0=$(date +%s%N)
 step() { printf '[%6.1fs] %s\n' "$(( ($(date +%s%N) - T0) / 1000000 ))e-3" "$*"; }
@@ -153,6 +155,12 @@ if [[ " $IMAGES " == *" python "* ]] && ! podman image exists "$PY_IMAGE"; then
     podman save -q -o "$PY_TAR.tmp" "$PY_IMAGE" && mv "$PY_TAR.tmp" "$PY_TAR"
     step "image $PY_IMAGE built from $MIRROR and cached in $PY_TAR"
   fi
+fi
+
+# the bare name (`localhost/debian-python3`) means :latest to podman: tag it, idempotently
+if [[ " $IMAGES " == *" python "* ]] && ! podman image exists "$PY_LATEST"; then
+  podman tag "$PY_IMAGE" "$PY_LATEST"
+  step "image $PY_IMAGE also tagged $PY_LATEST"
 fi
 
 # 6. smoke test, including the OOM report (exit 137 and OOMKilled=true)

@@ -12,7 +12,9 @@ from pathlib import Path
 from psycopg_pool import AsyncConnectionPool
 
 from events.publisher import Publisher
-from services.front.auth import TokenCache
+from services.callback_policy import Resolver, system_resolver
+from services.front.auth import TokenAuth
+from services.front.offload import CpuLane
 from services.front.reads import Reads
 from services.front.rerun import Reruns
 from services.front.specs import SpecRules
@@ -40,9 +42,11 @@ class FrontDeps:
     clock: Callable[[], int] = wall_clock_ms
     producer: str = field(default_factory=default_producer)
     max_body_bytes: int = MAX_BODY_BYTES
+    cpu: CpuLane = field(default_factory=CpuLane)
+    resolver: Resolver = system_resolver  # host names of callback URLs (tests give a fake DNS)
 
     def __post_init__(self) -> None:
-        self.submissions = Submissions(self.pool, self.publisher, self.clock, self.producer)
+        self.submissions = Submissions(self.pool, self.publisher, self.clock, self.producer, self.cpu)
         self.reruns = Reruns(self.pool, self.publisher, self.clock, self.producer, self.rules)
         self.reads = Reads(self.pool)
-        self.tokens = TokenCache(self.pool)
+        self.tokens = TokenAuth(self.pool)

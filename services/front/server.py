@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ipaddress
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -25,10 +26,12 @@ from psycopg_pool import AsyncConnectionPool
 from events.kafka_log import KafkaEventLog
 from events.publisher import Publisher
 from projections.db import READMODEL_MIGRATIONS, migrate
+from services import callback_policy
 from services.config import ServiceConfig, add_arguments, from_args
 from services.front.app import create_app
 from services.front.billing_loop import run_billing_limit_loop
 from services.front.deps import FrontDeps
+from services.front.offload import tune_gc_for_requests
 from services.front.specs import SpecRules
 
 FRONT_MIGRATIONS = Path(__file__).with_name("migrations")
@@ -54,13 +57,23 @@ async def running_deps(config: ServiceConfig, rules: SpecRules, pool_size: int =
         await log.close()
 
 
-def build_app(config: ServiceConfig, rules: SpecRules) -> FastAPI:
+def is_loopback(host: str) -> bool:
+    """Whether listening on `host` reaches this machine only (/metrics then needs no token)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name: it may resolve to anything
+
+
+def build_app(config: ServiceConfig, rules: SpecRules, *, metrics_need_token: bool = False) -> FastAPI:
     """An app whose lifespan connects to Kafka and PostgreSQL (for uvicorn), with the web UI at /ui."""
     import httpx
 
     from services.webui.app import close_ui, create_ui
 
-    app = create_app(deps=None, metrics=True)  # type: ignore[arg-type]  # set by the lifespan
+    app = create_app(deps=None, metrics=True, metrics_need_token=metrics_need_token)  # type: ignore[arg-type]
     # the UI calls this same API in-process (cancel button), with the signed-in user's token
     ui = create_ui(config.database_url, config.blob_root, api_transport=httpx.ASGITransport(app=app))
 
@@ -68,6 +81,7 @@ def build_app(config: ServiceConfig, rules: SpecRules) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with running_deps(config, rules) as deps:
             app.state.deps = deps
+            tune_gc_for_requests()  # start-up's heap is frozen: no collection stalls requests over it
             # Hail's billing-limit loop (see services/front/billing_loop.py for why it lives here)
             stop = asyncio.Event()
             billing = asyncio.create_task(run_billing_limit_loop(deps.pool, deps.submissions, stop=stop),
@@ -93,11 +107,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--regions", default="local",
                         help="comma-separated supported regions; the first is the default region")
     add_arguments(parser)
+    callback_policy.add_arguments(parser)
     args = parser.parse_args(argv)
     config = from_args(args)
     regions = tuple(r.strip() for r in args.regions.split(",") if r.strip())
     if not regions:
         parser.error("--regions must name at least one region")
+    try:
+        callbacks = callback_policy.CallbackPolicy.parse(args.callback_allowed_networks)
+    except ValueError as exc:
+        parser.error(str(exc))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    uvicorn.run(build_app(config, SpecRules(supported_regions=regions)), host=args.host, port=args.port,
-                log_level="info")
+    rules = SpecRules(supported_regions=regions, callbacks=callbacks)
+    # the metrics name users: beyond loopback, only an operator's token reads them
+    app = build_app(config, rules, metrics_need_token=not is_loopback(args.host))
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info")

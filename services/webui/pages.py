@@ -24,18 +24,9 @@ if TYPE_CHECKING:
 RAW_LOG_MAX_BYTES = 8 * 1024 * 1024
 
 
-def _int_param(visit: Visit, name: str) -> int | None:
-    raw = visit.request.query_params.get(name)
-    if raw is None or raw == "":
-        return None
-    if not raw.isdigit():
-        raise HTTPException(400, f"{name} must be a number, not {raw!r}")
-    return int(raw)
-
-
 async def batches(visit: Visit) -> Response:
-    q = visit.request.query_params.get("q", "")
-    last_batch_id = _int_param(visit, "last_batch_id")
+    q = visit.query["q"] or ""
+    last_batch_id = visit.query["last_batch_id"]
     try:
         rows, next_after = await readmodels.list_batches(visit.conn, visit.user, q, last_batch_id,
                                                              visit.ui.page_size, visit.ui.query_version)
@@ -59,8 +50,8 @@ async def _users_batch(visit: Visit) -> dict:
 
 async def batch(visit: Visit) -> Response:
     row = await _users_batch(visit)
-    q = visit.request.query_params.get("q", "")
-    last_job_id = _int_param(visit, "last_job_id")
+    q = visit.query["q"] or ""
+    last_job_id = visit.query["last_job_id"]
     try:
         jobs, next_after = await readmodels.list_jobs(visit.conn, row["batch_id"], q, last_job_id,
                                                         visit.ui.page_size, visit.ui.query_version)
@@ -70,7 +61,7 @@ async def batch(visit: Visit) -> Response:
     counts = await readmodels.job_state_counts(visit.conn, row["batch_id"])
     return visit.render("batch.html", status_code=400 if error else 200, batch=row, jobs=jobs, q=q,
                         next_after=next_after, query_error=error, state_counts=counts,
-                        cancel_outcome=visit.request.query_params.get("cancel"),
+                        cancel_outcome=visit.query["cancel"], rerun_outcome=visit.query["rerun"],
                         cancellable=row["state"] != "complete" and not row["cancelled"])
 
 
@@ -85,7 +76,7 @@ async def _users_job(visit: Visit) -> tuple[dict, dict]:
 
 def _chosen_attempt(visit: Visit, job: dict, attempts: list[dict]) -> dict | None:
     """The attempt named by ?attempt_id=, else the job's current one, else the latest."""
-    wanted = visit.request.query_params.get("attempt_id") or job.get("current_attempt_id")
+    wanted = visit.query["attempt_id"] or job.get("current_attempt_id")
     for attempt in attempts:
         if attempt["attempt_id"] == wanted:
             return attempt
@@ -157,11 +148,10 @@ async def job_log(visit: Visit) -> Response:
     attempts = await readmodels.list_attempts(visit.conn, row["batch_id"], job_row["job_id"])
     attempt = _chosen_attempt(visit, job_row, attempts)
     # Only a known attempt id reaches the blob path: the query string never names a file.
-    if attempt is None or attempt["attempt_id"] != (visit.request.query_params.get("attempt_id")
-                                                    or attempt["attempt_id"]):
+    if attempt is None or attempt["attempt_id"] != (visit.query["attempt_id"] or attempt["attempt_id"]):
         raise HTTPException(404, "no such attempt for this job")
     attempt_id = attempt["attempt_id"]
-    tail = _int_param(visit, "tail") or RAW_LOG_MAX_BYTES
+    tail = visit.query["tail"] or RAW_LOG_MAX_BYTES
     log = await asyncio.to_thread(blobs.read_log, visit.ui.blob_root, row["batch_id"], job_row["job_id"],
                                   attempt_id, step, min(tail, RAW_LOG_MAX_BYTES))
     # The live view stops polling once the job's state is terminal.
@@ -177,7 +167,7 @@ async def instances(visit: Visit) -> Response:
                             message=f"Instances and pools are for operators; {visit.user} is not one. "
                                     "An operator can grant it: squall user create "
                                     f"{visit.user} --operator")
-    show_deleted = visit.request.query_params.get("deleted") == "1"
+    show_deleted = visit.query["deleted"] == "1"
     rows = await readmodels.list_instances(visit.conn, include_deleted=show_deleted)
     return visit.render("instances.html", instances=rows, pools=readmodels.summarise_pools(rows),
                         show_deleted=show_deleted)

@@ -81,6 +81,9 @@ def job(job_id: int, command: list[str], parents: list[int] | None = None, image
 
 
 def start_stack(kafka_bootstrap: str | None, pg_url: str, **kw: Any) -> StackClient:
+    # the callback tests' receivers listen on loopback: the stack's front end and callback service
+    # (which inherit this environment) must be told to allow it, as an operator would
+    os.environ["SQUALL_CALLBACK_ALLOWED_NETWORKS"] = "127.0.0.1/32"
     home = Path(tempfile.mkdtemp(prefix="squall-e2e-"))
     db = create_database(pg_url, f"e2e_{uuid.uuid4().hex[:12]}")
     state = stack.up(home, bootstrap=kafka_bootstrap, database_url=db, port=stack.free_port(),

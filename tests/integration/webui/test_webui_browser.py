@@ -88,6 +88,11 @@ def browser() -> Iterator[Browser]:
 def page(browser: Browser, server: str) -> Iterator[Page]:
     """A tab signed in as alice through the login form."""
     tab = browser.page()
+    # every document records what its Content-Security-Policy blocked (test_no_page_breaks_its_csp)
+    tab.send("Page.addScriptToEvaluateOnNewDocument", source=(
+        "window.__cspViolations = [];"
+        "document.addEventListener('securitypolicyviolation', e => window.__cspViolations.push("
+        "e.violatedDirective + ' ' + e.blockedURI + ' ' + e.sourceFile + ':' + e.lineNumber));"))
     try:
         tab.navigate(f"{server}/ui/batches")
         tab.wait_for("location.pathname === '/ui/login'")
@@ -134,8 +139,9 @@ def test_the_job_page_plots_resource_usage(page: Page, server: str) -> None:
 
 def test_the_instances_page_shows_pool_utilisation(page: Page, server: str) -> None:
     page.navigate(f"{server}/ui/instances")
-    widths = page.evaluate("[...document.querySelectorAll('#pools .meter span')].map(s => s.style.width)")
-    assert widths == ["25%"]
+    values = page.evaluate("[...document.querySelectorAll('#pools meter.meter')].map(m => m.value)")
+    assert values == [0.25]
+    assert page.evaluate("document.querySelector('#pools meter.meter').getBoundingClientRect().width") > 20
     page.screenshot(SCREENSHOTS / "instances.png")
 
 
@@ -147,3 +153,13 @@ def test_cancel_reaches_the_api_with_the_users_token(page: Page, server: str, re
     assert page.dialogs == ["Cancel every job of batch 1 that has not finished?"]
     assert recorder.calls == [(1, f"Bearer {ALICE_TOKEN}")]
     page.screenshot(SCREENSHOTS / "batch-cancel-requested.png")
+
+
+def test_no_page_breaks_its_content_security_policy(page: Page, server: str) -> None:
+    """Every page works under the UI's CSP: nothing on it is blocked and its stylesheet applies (its
+    script runs too: test_the_job_page_follows_a_running_log needs it)."""
+    for path in ("/ui/batches", "/ui/batches/1", "/ui/batches/1/jobs/1", "/ui/batches/1/jobs/2", "/ui/instances",
+                 "/ui/batches/999"):
+        page.navigate(f"{server}{path}")
+        assert page.evaluate("window.__cspViolations") == [], path
+        assert page.evaluate("getComputedStyle(document.querySelector('header.top')).display") == "flex", path

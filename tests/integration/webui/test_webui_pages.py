@@ -325,3 +325,16 @@ def test_every_signed_in_page_shows_who_is_signed_in(client: TestClient) -> None
         page = client.get(path)
         assert page.status_code == 200, path
         assert '<span class="who" id="signed-in-user">bob</span>' in page.text, path
+
+
+# --- security headers ----------------------------------------------------------------------------
+
+def test_every_answer_carries_the_security_headers(client: TestClient) -> None:
+    sign_in(client)
+    for path in ("/ui/login", "/ui/batches", "/ui/batches/1/jobs/2/log/main", "/ui/batches/999", "/ui/static/ui.css",
+                 "/ui/batches?last_batch_id=x"):
+        headers = client.get(path).headers
+        csp = headers.get("content-security-policy", "")
+        assert "frame-ancestors 'none'" in csp and "script-src 'self'" in csp and "unsafe-inline" not in csp, path
+        assert headers.get("x-content-type-options") == "nosniff", path
+        assert headers.get("x-frame-options") == "DENY", path

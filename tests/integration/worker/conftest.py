@@ -23,13 +23,14 @@ REPO = Path(__file__).resolve().parents[3]
 SETUP = REPO / "deploy" / "podman" / "setup.sh"
 BUSYBOX = "localhost/busybox:latest"
 PYTHON = "localhost/debian-python3:bookworm"
+PYTHON_LATEST = "localhost/debian-python3:latest"  # the bare name the README gives
 
 
 def _ready() -> bool:
     if shutil.which("podman") is None:
         return False
-    images = subprocess.run(["podman", "image", "exists", BUSYBOX], capture_output=True).returncode == 0 and \
-        subprocess.run(["podman", "image", "exists", PYTHON], capture_output=True).returncode == 0
+    images = all(subprocess.run(["podman", "image", "exists", image], capture_output=True).returncode == 0
+                 for image in (BUSYBOX, PYTHON, PYTHON_LATEST))
     return images and Path("/usr/local/bin/conmon-oomfix").exists()
 
 

@@ -24,7 +24,7 @@ import requests
 from google.api_core import exceptions as api_exceptions
 from google.auth import exceptions as auth_exceptions
 from google.auth.credentials import AnonymousCredentials, Credentials
-from google.cloud import storage
+from google.cloud import storage  # type: ignore[attr-defined]  # a namespace package mypy misreads
 from google.cloud.storage.retry import DEFAULT_RETRY
 
 from events.objectstore.errors import AccessDenied, ObjectNotFound, ObjectStoreError, StoreUnavailable

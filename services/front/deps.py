@@ -7,15 +7,16 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from psycopg_pool import AsyncConnectionPool
 
 from events.publisher import Publisher
 from services.front.auth import TokenCache
+from services.front.job_files import FileAccess
 from services.front.reads import Reads
 from services.front.specs import SpecRules
 from services.front.submission import Submissions
+from services.jobdata import JobData
 
 MAX_BODY_BYTES = 8 * 1024 * 1024  # Hail's limit
 
@@ -32,7 +33,8 @@ def default_producer() -> str:
 class FrontDeps:
     pool: AsyncConnectionPool
     publisher: Publisher
-    blob_root: Path
+    job_data: JobData  # logs, status and usage: squall's bucket, and running attempts' agents
+    file_access: FileAccess = field(default_factory=FileAccess)  # which buckets jobs may name
     rules: SpecRules = field(default_factory=SpecRules)
     default_region: str = "local"
     cloud: str = "local"
@@ -41,6 +43,6 @@ class FrontDeps:
     max_body_bytes: int = MAX_BODY_BYTES
 
     def __post_init__(self) -> None:
-        self.submissions = Submissions(self.pool, self.publisher, self.clock, self.producer)
+        self.submissions = Submissions(self.pool, self.publisher, self.clock, self.producer, self.file_access)
         self.reads = Reads(self.pool)
         self.tokens = TokenCache(self.pool)

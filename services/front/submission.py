@@ -20,6 +20,7 @@ from events.publisher import Publisher
 from services.front import store
 from services.front.billing import check_under_limit
 from services.front.errors import Conflict, Forbidden, NotFound, Unavailable
+from services.front.job_files import FileAccess
 from services.front.plan import (
     Stamp,
     batch_created,
@@ -39,11 +40,17 @@ Clock = Callable[[], int]
 
 
 class Submissions:
-    def __init__(self, pool: AsyncConnectionPool, publisher: Publisher, clock: Clock, producer: str) -> None:
+    def __init__(self, pool: AsyncConnectionPool, publisher: Publisher, clock: Clock, producer: str,
+                 files: FileAccess | None = None) -> None:
         self.pool = pool
         self.publisher = publisher
         self.clock = clock
         self.producer = producer
+        self.files = files or FileAccess()
+
+    async def _check_files(self, conn: Any, user: str, billing_project: str, jobs: list[JobRequest]) -> None:
+        """Every bucket the jobs name is granted (services/front/job_files.py)."""
+        await self.files.check(conn, user, billing_project, [(i, j.spec) for i, j in enumerate(jobs)])
 
     def _stamp(self) -> Stamp:
         return Stamp(producer=self.producer, occurred_at=self.clock())
@@ -89,6 +96,7 @@ class Submissions:
                 update = await store.reserve_update(conn, batch, update_spec, stamp.occurred_at)
                 if update.committed:  # a retry of a create-fast that fully succeeded
                     return _fast_answer(update, id=batch.batch_id)
+                await self._check_files(conn, user, spec.billing_project, jobs)
                 # Planning inside the transaction: invalid specs roll the reservation back.
                 existing = await store.groups_of(conn, batch.batch_id)
                 group_events, group_rows = plan_groups(update, groups, existing, stamp)
@@ -128,6 +136,7 @@ class Submissions:
             update = await store.reserve_update(conn, batch, spec, stamp.occurred_at)
             if update.committed:
                 return _fast_answer(update)
+            await self._check_files(conn, user, batch.billing_project, jobs)
             existing = await store.groups_of(conn, batch_id)
             group_events, group_rows = plan_groups(update, groups, existing, stamp)
             job_events = plan_jobs(update, batch, jobs, stamp)
@@ -162,6 +171,7 @@ class Submissions:
             update = await store.get_update(conn, batch_id, update_id)
             if await store.job_range_state(conn, update, first, last):
                 return  # a resent bunch: its events are already in the log
+            await self._check_files(conn, user, batch.billing_project, jobs)
         _refuse_if_closed(batch, update)
         await self._append(plan_jobs(update, batch, jobs, stamp))
         async with self.pool.connection() as conn, conn.transaction():

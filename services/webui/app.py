@@ -28,6 +28,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
+from services.jobdata import JobData
 from services.webui import pages, present, session
 from services.webui.db import ReadModelPool
 from services.webui.readmodels import PAGE_SIZE, get_batch, is_operator, user_for_token
@@ -40,7 +41,7 @@ MAX_FORM_BYTES = 16 * 1024
 class UiContext:
     pool: ReadModelPool
     templates: Jinja2Templates
-    blob_root: Path
+    job_data: JobData  # logs and usage: squall's bucket, and running attempts' agents
     api_base: str
     api_transport: httpx.AsyncBaseTransport | None
     secure_cookies: bool
@@ -195,7 +196,7 @@ class _MarkUiApp:
         await self.app(scope, receive, send)
 
 
-def create_ui(database_url: str, blob_root: Path, api_base: str = "/api/v1alpha", *,
+def create_ui(database_url: str, job_data: JobData, api_base: str = "/api/v1alpha", *,
               api_transport: httpx.AsyncBaseTransport | None = None, secure_cookies: bool = False,
               page_size: int = PAGE_SIZE) -> Starlette:
     """The UI app. Mount it (e.g. at /ui) in the front end; `api_base` is where the API answers.
@@ -208,7 +209,7 @@ def create_ui(database_url: str, blob_root: Path, api_base: str = "/api/v1alpha"
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True)
     env.filters.update(present.FILTERS)
     templates = Jinja2Templates(env=env)
-    ui = UiContext(pool=ReadModelPool(database_url), templates=templates, blob_root=Path(blob_root),
+    ui = UiContext(pool=ReadModelPool(database_url), templates=templates, job_data=job_data,
                    api_base=api_base, api_transport=api_transport, secure_cookies=secure_cookies,
                    page_size=page_size)
 
@@ -216,6 +217,7 @@ def create_ui(database_url: str, blob_root: Path, api_base: str = "/api/v1alpha"
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         yield
         await ui.pool.close()
+        await ui.job_data.close()
 
     routes = [
         Route("/", home, name="home"),
@@ -241,3 +243,4 @@ async def close_ui(app: Starlette) -> None:
     lifespan of a mounted app). Harmless if the pool never opened."""
     ui: UiContext = app.state.ui
     await ui.pool.close()
+    await ui.job_data.close()

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
+import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -79,7 +79,8 @@ class GcsObjectStore:
         self._credentials = credentials
         self._project = project
         self._client: storage.Client | None = None
-        self._client_lock = asyncio.Lock()
+        # a thread lock, not an asyncio one: a store may be used from more than one event loop
+        self._client_lock = threading.Lock()
 
     def _make_client(self) -> storage.Client:
         options: dict[str, Any] = {}
@@ -97,12 +98,17 @@ class GcsObjectStore:
             client._http.mount("https://", adapter)
         return client
 
+    def _ensure_client(self) -> storage.Client:
+        with self._client_lock:
+            if self._client is None:
+                self._client = self._make_client()
+            return self._client
+
     async def _call(self, fn: Callable[..., T], *args: Any) -> T:
-        if self._client is None:
-            async with self._client_lock:
-                if self._client is None:
-                    self._client = await asyncio.get_running_loop().run_in_executor(self._executor, self._make_client)
-        return await asyncio.get_running_loop().run_in_executor(self._executor, functools.partial(fn, *args))
+        def run() -> T:
+            self._ensure_client()  # built in the pool: creating a client may read credentials from disk
+            return fn(*args)
+        return await asyncio.get_running_loop().run_in_executor(self._executor, run)
 
     def _blob(self, bucket: str, key: str) -> storage.Blob:
         assert self._client is not None

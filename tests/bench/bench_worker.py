@@ -24,6 +24,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from worker.blobs import LocalBlobStore  # noqa: E402
+
 from events.catalog import JobAttemptCompleted  # noqa: E402
 from events.codec import Codec  # noqa: E402
 from events.log import partition_for  # noqa: E402
@@ -33,7 +35,6 @@ from events.topics import Topics  # noqa: E402
 from tests.unit.worker.factories import assignment  # noqa: E402
 from worker.agent import Agent, AgentSettings  # noqa: E402
 from worker.attempt import AttemptServices  # noqa: E402
-from worker.blobs import LocalBlobStore  # noqa: E402
 from worker.clock import SystemClock  # noqa: E402
 from worker.journal import Journal  # noqa: E402
 from worker.podman_runtime import PodmanRuntime  # noqa: E402

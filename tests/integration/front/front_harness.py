@@ -23,7 +23,6 @@ from services.front.users import create_user
 from services.jobdata import AgentLogs, JobData
 
 
-
 @dataclass
 class Front:
     client: httpx.AsyncClient

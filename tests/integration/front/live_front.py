@@ -30,7 +30,6 @@ from services.front.specs import SpecRules
 from services.jobdata import AgentLogs, JobData
 
 
-
 class LiveFront:
     def __init__(self, database_url: str, topics: Topics, storage_endpoint: str, *, project: bool = True) -> None:
         self.database_url = database_url

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -224,4 +223,3 @@ async def test_an_unreachable_agent_falls_back_to_the_chunks_in_the_store(front,
                     "'http://127.0.0.1:9')", ())
     raw = await front.client.get(f"/api/v1alpha/batches/{batch_id}/jobs/1/log/main")
     assert raw.status_code == 200 and raw.content == b"shipped before the worker died\n"
-    assert os.path.exists(tmp_path / "spool")

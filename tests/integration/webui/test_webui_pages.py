@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from starlette.testclient import TestClient
-from webui_seed import ALICE_TOKEN, BOB_TOKEN, RecordingTransport, mounted_ui, sign_in
+from webui_seed import ALICE_TOKEN, BOB_TOKEN, RecordingTransport, UiDb, mounted_ui, sign_in
 
 from services.webui.session import COOKIE_NAME, csrf_token
 
@@ -99,7 +97,7 @@ def test_a_bad_query_is_a_400_that_names_the_term(client: TestClient) -> None:
     assert "unknown term &#39;colour:blue&#39;" in page.text
 
 
-def test_batches_page_through_older_batches(ui_db: tuple[str, Path], api: RecordingTransport) -> None:
+def test_batches_page_through_older_batches(ui_db: UiDb, api: RecordingTransport) -> None:
     with mounted_ui(ui_db, api, page_size=1) as client:
         _page_through_batches(client)
 

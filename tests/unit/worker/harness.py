@@ -56,6 +56,8 @@ class AgentHarness:
     limits: WorkerLimits = field(default_factory=WorkerLimits)
     drain_timeout_s: float = 30.0
     store: ObjectStore = field(default_factory=InMemoryObjectStore)  # squall's bucket and the users'
+    system_bucket: str = SYSTEM_BUCKET
+    data_bucket: str = DATA_BUCKET
     flush_interval_s: float = 5.0
     endpoint: AgentEndpoint | None = None
     agent: Agent | None = None
@@ -70,7 +72,7 @@ class AgentHarness:
 
     def build(self) -> Agent:
         self.journal = Journal(self.state_dir)
-        self.records = AttemptRecords(self.store, SYSTEM_BUCKET, self.state_dir / "spool", self.flush_interval_s)
+        self.records = AttemptRecords(self.store, self.system_bucket, self.state_dir / "spool", self.flush_interval_s)
         services = AttemptServices(
             instance_name=self.instance_name, runtime=self.runtime,
             scratch=ScratchManager(self.state_dir / "scratch", mode=self.scratch_mode),
@@ -82,7 +84,7 @@ class AgentHarness:
         return self.agent
 
     async def create_buckets(self) -> None:
-        for bucket in (SYSTEM_BUCKET, DATA_BUCKET):
+        for bucket in (self.system_bucket, self.data_bucket):
             await self.store.create_bucket(bucket)
 
     async def start(self) -> Agent:

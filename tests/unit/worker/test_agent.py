@@ -18,8 +18,8 @@ from events.catalog import (
 )
 from events.envelope import derived_event_id
 from events.log import partition_for
-from tests.unit.worker.factories import assignment, kill
 from events.objectstore.layout import status_key
+from tests.unit.worker.factories import assignment, kill
 from tests.unit.worker.harness import SYSTEM_BUCKET, AgentHarness, mjcs, read_all
 from worker.fake_runtime import FakeProcess, FakeRuntime
 

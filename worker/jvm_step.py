@@ -35,7 +35,7 @@ def _read_from(path: Path, offset: int) -> bytes:
 
 
 async def _tail(path: Path, sink: Callable[[bytes], None], stop: asyncio.Event) -> None:
-    """Copy what the job writes to its log file into the blob log until stop (then drain)."""
+    """Copy what the job writes to its log file into the step's log until stop (then drain)."""
     offset = 0
     while True:
         finished = stop.is_set()

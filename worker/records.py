@@ -5,8 +5,8 @@ events/objectstore/layout.py), then shipped to the system bucket:
 - a step's log is appended to its spool file as the container writes (the agent's HTTP endpoint
   serves a running step's log from there, worker/agent_http.py); new bytes are shipped as a chunk
   object at least every `flush_interval_s`, and the whole log as one object when the step ends;
-- resource usage and the status document are written when a step ends, and shipped at once.
-A ship that fails (store unreachable) leaves the spool file in place: `finish()` at the end of the
+- resource usage and the status document are shipped when a step ends (spooled only if that fails).
+A ship that fails (store unreachable) leaves a spool file in place: `finish()` at the end of the
 attempt ships whatever is still pending, the agent retries it until it succeeds (also after a
 restart, from the spool), and only then removes the spool. Nothing already written is lost.
 
@@ -71,16 +71,16 @@ class AttemptRecords:
         await self._write_and_ship(key, json.dumps(doc).encode(), "application/json")
 
     async def _write_and_ship(self, key: str, data: bytes, content_type: str = "application/json") -> None:
+        try:
+            await self.store.put(self.bucket, key, data, content_type)
+            return  # shipped: no spool file needed (the common case costs no local I/O)
+        except ObjectStoreError as exc:  # kept in the spool; finish() ships it
+            log.warning("shipping %s failed, kept in the spool: %s", key, exc)
         path = self.spool_path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp")
         tmp.write_bytes(data)
         os.replace(tmp, path)
-        try:
-            await self.store.put(self.bucket, key, data, content_type)
-            self._mark_shipped(key, path)
-        except ObjectStoreError as exc:  # stays in the spool; finish() ships it
-            log.warning("shipping %s failed, kept in the spool: %s", key, exc)
 
     def _mark_shipped(self, key: str, path: Path) -> None:
         with contextlib.suppress(FileNotFoundError):

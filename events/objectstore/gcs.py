@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -207,7 +208,10 @@ class GcsObjectStore:
     async def upload_file(self, bucket: str, key: str, path: Path) -> None:
         def upload() -> None:
             with open_regular_file(path) as f, _mapped(f"writing gs://{bucket}/{key}"):
-                self._blob(bucket, key).upload_from_file(f, rewind=True, **self._retry_kw())
+                # with its size known the library sends a small file in one request (multipart),
+                # and only a big one as a resumable upload
+                size = os.fstat(f.fileno()).st_size
+                self._blob(bucket, key).upload_from_file(f, rewind=True, size=size, **self._retry_kw())
         await self._call(upload)
 
     async def download_file(self, bucket: str, key: str, path: Path) -> None:

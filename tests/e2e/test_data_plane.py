@@ -74,15 +74,21 @@ def test_a_dag_passes_files_through_gs_and_its_records_outlive_the_worker(e2e_st
             usage = e2e_stack.http.get(f"/batches/{batch_id}/jobs/{j}/resource_usage").raise_for_status().json()
             status = e2e_stack.http.get(f"/batches/{batch_id}/jobs/{j}").raise_for_status().json()["status"]
             attempts = e2e_stack.http.get(f"/batches/{batch_id}/jobs/{j}/attempts").raise_for_status().json()
-            out[j] = {"logs": logs, "usage": usage, "timing": status["timing"], "attempts": attempts}
+            timing = {step: c["timing"] for step, c in status["container_statuses"].items() if c["timing"]}
+            out[j] = {"logs": logs, "usage": usage, "timing": timing, "attempts": attempts}
         return out
 
     before = records()
     assert set(before[1]["logs"]) == {"main", "output"} and set(before[2]["logs"]) == {"input", "main", "output"}
     assert f"copied {url}/parts -> /io/parts (3 objects, 18 bytes)" in before[3]["logs"]["input"]
     assert set(before[2]["timing"]) == {"input", "main", "output"}
-    assert all(t["duration"] is not None for t in before[2]["timing"].values())
+    assert all(t["running"]["duration"] is not None for t in before[2]["timing"].values())
     assert before[1]["usage"]["main"]["columns"][0] == "time_msecs"
+    # the worker's own status document, with every step's timing, is in squall's bucket too
+    from events.objectstore.layout import status_key
+    attempt = before[2]["attempts"][0]["attempt_id"]
+    doc = json.loads(_store_call(e2e_stack, lambda st: st.get(s.system_bucket, status_key(batch_id, 2, attempt))))
+    assert doc["state"] == "succeeded" and set(doc["timing"]) == {"input", "main", "output"}
 
     # stop the worker that ran them and delete its scratch and spool: everything is still served
     instances = {a["instance_name"] for r in before.values() for a in r["attempts"] if a.get("instance_name")} or \
@@ -128,6 +134,7 @@ def test_a_running_jobs_log_line_is_served_within_a_second(e2e_stack: StackClien
                 time.sleep(0.05)
         assert line is not None, "the log never showed the line"
         delay = seen_at - float(line)
+        print(f"live log line served {delay:.3f} s after the job printed it")
         assert delay < 1.0, f"the line showed up {delay:.2f} s after the job printed it"
         logs = e2e_stack.http.get(f"/batches/{batch_id}/jobs/1/log").raise_for_status().json()
         assert logs["main"].strip() == line

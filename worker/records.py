@@ -33,6 +33,7 @@ log = logging.getLogger("squall.worker.records")
 
 FLUSH_INTERVAL_S = 5.0
 MAX_CHUNK_BYTES = 8 << 20  # a job printing faster than this per flush is shipped in several chunks
+SMALL_LOG_BYTES = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +121,11 @@ class AttemptRecords:
         return ok
 
     async def _ship_whole_log(self, key: str, path: Path, clear_chunks: bool) -> None:
-        await self.store.upload_file(self.bucket, key, path)
+        small = _small_file(path)
+        if small is not None:  # most logs: one put of the bytes is the cheapest request
+            await self.store.put(self.bucket, key, small, "text/plain")
+        else:
+            await self.store.upload_file(self.bucket, key, path)  # streamed
         self._mark_shipped(key, path)
         if clear_chunks:  # readers prefer `log`; the chunks are now only clutter
             chunks_prefix = key[: -len("log")] + keys.LOG_CHUNKS
@@ -240,3 +245,10 @@ def _read_range(path: Path, start: int, size: int) -> bytes:
     with open(path, "rb") as f:
         f.seek(start)
         return f.read(size)
+
+
+def _small_file(path: Path) -> bytes | None:
+    """The file's bytes if it is at most SMALL_LOG_BYTES (a bounded local read), else None."""
+    with open(path, "rb") as f:
+        data = f.read(SMALL_LOG_BYTES + 1)
+    return data if len(data) <= SMALL_LOG_BYTES else None

@@ -116,11 +116,10 @@ class JobFiles:
             src = parse_gs_url(url)
             store = await self.stores.for_user(user)
             if not src.is_prefix:
+                _prepare_parent(io_dir, dst, url)
                 try:
-                    size = (await store.stat(src.bucket, src.key)).size
-                    _prepare_parent(io_dir, dst, url)
                     await store.download_file(src.bucket, src.key, dst)
-                    return CopyReport(1, size)
+                    return CopyReport(1, _size(dst))
                 except ObjectNotFound:
                     pass  # maybe a "directory": the objects under key/
             prefix = src if src.is_prefix else GsUrl(src.bucket, src.key + "/")
@@ -182,6 +181,10 @@ class JobFiles:
             raise
         except (ObjectStoreError, OSError) as exc:
             raise _classified(f"output {shown} -> {url}", exc, cause) from exc
+
+
+def _size(path: Path) -> int:
+    return os.stat(path).st_size
 
 
 def _prepare_parent(io_dir: Path, target: Path, shown: str) -> None:

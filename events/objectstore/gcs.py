@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import os
 import threading
+import urllib.request
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -97,6 +98,10 @@ class GcsObjectStore:
             adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=self._threads)
             client._http.mount("http://", adapter)
             client._http.mount("https://", adapter)
+            if not urllib.request.getproxies():
+                # no proxy configured: stop requests from re-reading the environment (and ~/.netrc)
+                # on every request, which was a third of the CPU of a small upload
+                client._http.trust_env = False
         return client
 
     def _ensure_client(self) -> storage.Client:

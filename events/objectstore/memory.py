@@ -61,7 +61,7 @@ class InMemoryObjectStore:
         data = self._object(bucket, key)[0]
         if start < 0 and end is not None:
             raise ValueError("a negative start (a tail) takes no end")
-        return data[start:end] if start < 0 else data[start:end if end is not None else len(data)]
+        return data[start:end]  # a slice: clipped to the size, a negative start is a tail
 
     async def stream(self, bucket: str, key: str, chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> AsyncIterator[bytes]:
         self._enter()

@@ -76,6 +76,7 @@ class GcsObjectStore:
         self.endpoint = endpoint
         self._timeout = timeout_s
         self._retry = DEFAULT_RETRY.with_deadline(retry_deadline_s) if retry_deadline_s > 0 else None
+        self._call_timeout = timeout_s + retry_deadline_s + 30.0
         self._threads = threads
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="gcs")
         self._credentials = credentials
@@ -110,11 +111,19 @@ class GcsObjectStore:
                 self._client = self._make_client()
             return self._client
 
-    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
+    async def _call(self, fn: Callable[..., T], *args: Any, bounded: bool = True) -> T:
         def run() -> T:
             self._ensure_client()  # built in the pool: creating a client may read credentials from disk
             return fn(*args)
-        return await asyncio.get_running_loop().run_in_executor(self._executor, run)
+        future = asyncio.get_running_loop().run_in_executor(self._executor, run)
+        if not bounded:  # whole-file transfers take as long as their size needs
+            return await future
+        try:
+            # the library bounds each request and its retries; this bounds the caller even if a
+            # thread never comes back, so an agent is never stuck behind one call
+            return await asyncio.wait_for(future, self._call_timeout)
+        except TimeoutError:
+            raise StoreUnavailable(f"the object store did not answer within {self._call_timeout:.0f} s") from None
 
     def _blob(self, bucket: str, key: str) -> storage.Blob:
         assert self._client is not None
@@ -217,13 +226,13 @@ class GcsObjectStore:
                 # and only a big one as a resumable upload
                 size = os.fstat(f.fileno()).st_size
                 self._blob(bucket, key).upload_from_file(f, rewind=True, size=size, **self._retry_kw())
-        await self._call(upload)
+        await self._call(upload, bounded=False)
 
     async def download_file(self, bucket: str, key: str, path: Path) -> None:
         def download() -> None:
             with replacing(path) as tmp, _mapped(f"reading gs://{bucket}/{key}"), open(tmp, "wb") as f:
                 self._blob(bucket, key).download_to_file(f, **self._retry_kw())
-        await self._call(download)
+        await self._call(download, bounded=False)
 
     async def close(self) -> None:
         client, self._client = self._client, None

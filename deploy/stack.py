@@ -1,8 +1,9 @@
-"""The embedded local stack: Kafka, PostgreSQL, the services and local workers on one machine.
+"""The embedded local stack: Kafka, PostgreSQL, the object store, the services and local workers on one machine.
 
 `squall up` is idempotent: what is already running is left alone, what is missing is started.
 State lives in SQUALL_HOME (default ~/.squall): stack.json (URLs, the default user's token),
-run/*.pid, logs/*.log, kafka/, postgres/, blobs/, instances/.
+run/*.pid, logs/*.log, kafka/, postgres/, storage/ (the embedded GCS-API server's objects: job
+logs, status, usage, users' files), instances/. The object store's part is deploy/stack_storage.py.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from deploy import stack_storage
 from deploy.processes import ProcessSpec, ProcessTable
 from deploy.state_dir import secure_state_dir
 
@@ -52,6 +54,11 @@ class StackState:
     worker_cores: int = 2
     heartbeat_timeout_s: float = 30.0
     extra: dict[str, str] = field(default_factory=dict)
+    # the object store (absent from a stack.json written before it: the embedded server is the default)
+    storage_endpoint: str | None = None  # None with embedded_storage False: real GCS
+    embedded_storage: bool = True
+    system_bucket: str = stack_storage.DEFAULT_SYSTEM_BUCKET
+    bucket: str = stack_storage.DEFAULT_DATA_BUCKET  # the default user's
 
     def save(self) -> None:
         path = Path(self.home) / STATE_FILE
@@ -75,8 +82,10 @@ def free_port() -> int:
 
 
 def common_args(state: StackState) -> tuple[str, ...]:
+    storage = ("--system-bucket", state.system_bucket) + (
+        ("--storage-endpoint", state.storage_endpoint) if state.storage_endpoint else ())
     return ("--bootstrap", state.bootstrap, "--topic-prefix", state.topic_prefix,
-            "--database-url", state.database_url, "--home", state.home)
+            "--database-url", state.database_url, "--home", state.home, *storage)
 
 
 def write_pools(state: StackState) -> Path:
@@ -177,7 +186,8 @@ def migration_dirs() -> list[Path]:
 
 def up(home: Path, *, bootstrap: str | None = None, database_url: str | None = None, port: int | None = None,
        topic_prefix: str | None = None, workers: int = 1, worker_cores: int = 2, heartbeat_timeout_s: float = 30.0,
-       say=print, timeout_s: float = 120.0) -> StackState:  # type: ignore[no-untyped-def]
+       storage: str = "embedded", storage_endpoint: str | None = None, system_bucket: str | None = None,
+       bucket: str | None = None, say=print, timeout_s: float = 120.0) -> StackState:  # type: ignore[no-untyped-def]
     """Bring the stack up (idempotent) and return its state once the API answers."""
     from deploy.postgres import create_database
     from projections.db import migrate
@@ -201,6 +211,18 @@ def up(home: Path, *, bootstrap: str | None = None, database_url: str | None = N
     if applied:
         say(f"migrations  applied {', '.join(applied)}")
     asyncio.run(_create_topics(bootstrap, topic_prefix))
+    try:
+        endpoint, embedded_storage = stack_storage.resolve(home, mode=storage, endpoint=storage_endpoint,
+                                                           previous=previous)
+    except stack_storage.StorageSetupError as exc:
+        raise StackError(str(exc)) from exc
+    if endpoint is None and previous is None and not (system_bucket and bucket):
+        raise StackError("real GCS: bucket names are global, so name the ones squall should use (and create if "
+                         "missing): --system-bucket NAME (logs and status) --bucket NAME (the default user's files)")
+    system_bucket = system_bucket or (previous.system_bucket if previous else stack_storage.DEFAULT_SYSTEM_BUCKET)
+    bucket = bucket or (previous.bucket if previous else stack_storage.DEFAULT_DATA_BUCKET)
+    say(f"storage     {endpoint or 'GCS'}" + (" (embedded, data in " + str(home / stack_storage.STORAGE_DIR) + ")"
+                                              if embedded_storage else ""))
 
     if port is None:
         port = previous.port if previous and not _port_taken_by_other(previous) else free_port()
@@ -209,10 +231,16 @@ def up(home: Path, *, bootstrap: str | None = None, database_url: str | None = N
                        billing_project=DEFAULT_BILLING_PROJECT, bootstrap=bootstrap, database_url=database_url,
                        topic_prefix=topic_prefix, port=port, embedded_kafka=embedded_kafka,
                        embedded_postgres=embedded_postgres, workers=workers, worker_cores=worker_cores,
-                       heartbeat_timeout_s=heartbeat_timeout_s)
+                       heartbeat_timeout_s=heartbeat_timeout_s, storage_endpoint=endpoint,
+                       embedded_storage=embedded_storage, system_bucket=system_bucket, bucket=bucket)
     if previous:
         state.extra = dict(previous.extra)
     state.token = _ensure_default_user(database_url, token)
+    try:
+        stack_storage.prepare(endpoint, database_url, system_bucket=system_bucket, bucket=bucket, user=DEFAULT_USER)
+        stack_storage.migrate_local_blobs(home, endpoint, system_bucket, say)
+    except stack_storage.StorageSetupError as exc:
+        raise StackError(str(exc)) from exc
     specs = service_specs(state)  # picks the metrics ports, so save after
     state.save()
 
@@ -276,6 +304,8 @@ def down(home: Path, say=print) -> None:  # type: ignore[no-untyped-def]
         if pg.is_running():
             pg.stop()
             say("stopped postgres")
+    if state is None or state.embedded_storage:
+        stack_storage.stop_embedded(home, say)
 
 
 def _stop_local_workers(home: Path, say) -> None:  # type: ignore[no-untyped-def]
@@ -315,11 +345,16 @@ def status(home: Path) -> dict[str, object]:
     if state.embedded_postgres:
         pg = _postgres(home)
         components["postgres"] = {"pid": None, "healthy": pg.is_running()}
+    if state.embedded_storage:
+        storage = stack_storage.embedded_status(home)
+        components["storage"] = {"pid": storage["pid"], "healthy": storage["healthy"]}
     for name, lag in _projection_lag(state).items():
         components.setdefault(name, {})["lag"] = lag
     return {"running": all(c.get("healthy") for c in components.values()), "home": state.home,
             "api_url": state.api_url, "token": state.token, "billing_project": state.billing_project,
             "bootstrap": state.bootstrap, "database_url": state.database_url,
+            "bucket": f"gs://{state.bucket}", "storage_endpoint": state.storage_endpoint,
+            "system_bucket": f"gs://{state.system_bucket}",
             "logs": str(table.log_dir), "components": components}
 
 

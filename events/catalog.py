@@ -635,6 +635,7 @@ class InstanceActivated:
     region: str
     preemptible: bool
     agent_version: str | None = None
+    agent_url: str | None = None
 
     def to_avro(self) -> dict[str, Any]:
         return {
@@ -650,6 +651,7 @@ class InstanceActivated:
             'region': self.region,
             'preemptible': self.preemptible,
             'agent_version': self.agent_version,
+            'agent_url': self.agent_url,
         }
 
     @classmethod
@@ -667,6 +669,7 @@ class InstanceActivated:
             region=d['region'],
             preemptible=d['preemptible'],
             agent_version=d['agent_version'],
+            agent_url=d['agent_url'],
         )
 
 

@@ -1,10 +1,12 @@
-"""Shared fixtures: the real Kafka broker and PostgreSQL server, started lazily once per session.
+"""Shared fixtures: the real Kafka broker, PostgreSQL server and GCS-API server (fake-gcs-server),
+started lazily once per session by the project's own deploy/ code.
 
-Only tests that ask for them (directly or through kafka_log / fresh_db) start them, so unit
-tests never pay for a JVM. Point at servers you already run instead with
+Only tests that ask for them (directly or through kafka_log / fresh_db / gcs_store) start them, so
+unit tests never pay for a JVM. Point at servers you already run instead with
   SQUALL_TEST_KAFKA_BOOTSTRAP=127.0.0.1:9092   SQUALL_TEST_DATABASE_URL=postgresql://...
-Each test gets its own topic prefix (`topics`) and its own database (`fresh_db`), so tests do
-not see each other's data even on a shared server.
+  SQUALL_TEST_STORAGE_ENDPOINT=http://127.0.0.1:PORT
+Each test gets its own topic prefix (`topics`), its own database (`fresh_db`) and its own buckets
+(`bucket`), so tests do not see each other's data even on a shared server.
 """
 
 from __future__ import annotations
@@ -19,9 +21,11 @@ from pathlib import Path
 import pytest
 
 from deploy.kafka import KafkaBroker
+from deploy.objectstore import FakeGcsServer
 from deploy.postgres import EmbeddedPostgres, create_database, drop_database
 from events.kafka_log import KafkaEventLog
 from events.memory_log import MemoryEventLog
+from events.objectstore import InMemoryObjectStore
 from events.topics import Topics
 
 
@@ -97,3 +101,44 @@ async def memory_log(topics: Topics) -> AsyncIterator[MemoryEventLog]:
         yield log
     finally:
         await log.close()
+
+
+@pytest.fixture(scope="session")
+def storage_endpoint() -> Iterator[str]:
+    """The endpoint of a real GCS-API server (fake-gcs-server, filesystem backend) for this session."""
+    external = os.environ.get("SQUALL_TEST_STORAGE_ENDPOINT")
+    if external:
+        yield external
+        return
+    data_dir = Path(tempfile.mkdtemp(prefix="squall-test-gcs-"))
+    server = FakeGcsServer(data_dir)
+    try:
+        endpoint = server.start()
+        server.stop_when_gone(os.getpid(), remove_data=True)  # even if this run is killed hard
+        yield endpoint
+    finally:
+        server.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@pytest.fixture
+async def gcs_store(storage_endpoint: str) -> AsyncIterator[object]:
+    """A GcsObjectStore (google-cloud-storage) talking to the session's fake-gcs-server."""
+    from events.objectstore.gcs import GcsObjectStore
+
+    store = GcsObjectStore(endpoint=storage_endpoint, retry_deadline_s=5)
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+@pytest.fixture
+def memory_store() -> InMemoryObjectStore:
+    return InMemoryObjectStore()
+
+
+@pytest.fixture
+def bucket_name() -> str:
+    """A bucket name unique to this test (create it in the store you use)."""
+    return f"t-{uuid.uuid4().hex[:16]}"

@@ -1,12 +1,17 @@
 """Run a worker agent:
 
     python -m worker --instance-name w1 --cores 2 --memory-gib 4 --storage-gib 10 \\
-        --pool standard --region local --bootstrap 127.0.0.1:9092 [--topic-prefix squall.] [--home ~/.squall]
+        --pool standard --region local --bootstrap 127.0.0.1:9092 [--topic-prefix squall.] [--home ~/.squall] \
+        [--storage-endpoint http://127.0.0.1:PORT] [--system-bucket squall-system] [--agent-host H --agent-url U]
 
-State goes under <home>/instances/<instance-name>/ (journal, scratch volumes); logs, status
-documents and resource usage under <home>/blobs/ (worker/blobs.py). SIGTERM or SIGINT drains:
-no new work, running attempts get --drain-timeout seconds, then InstanceDeactivated.
-Needs root and podman set up by deploy/podman/setup.sh; the API service is started if absent.
+State goes under <home>/instances/<instance-name>/ (journal, scratch volumes, the spool of logs
+not yet shipped); logs, status documents and resource usage go to the system bucket
+(worker/records.py), job files move between gs:// and /io as the submitting user
+(worker/storage.py). The agent serves live logs of running attempts on its own HTTP endpoint
+(worker/agent_http.py; --agent-host/--agent-port, announced as --agent-url or http://HOST:PORT).
+SIGTERM or SIGINT drains: no new work, running attempts get --drain-timeout seconds, then
+InstanceDeactivated. Needs root and podman set up by deploy/podman/setup.sh; the API service is
+started if absent.
 """
 
 from __future__ import annotations
@@ -26,15 +31,17 @@ from services.config import (
     stop_on_signals,
 )
 from worker.agent import Agent, AgentSettings
+from worker.agent_http import AgentEndpoint, bind, new_secret
 from worker.attempt import AttemptServices, WorkerLimits
-from worker.blobs import LocalBlobStore
 from worker.clock import SystemClock
 from worker.journal import Journal
 from worker.jvm_pool import JvmError, JvmPool, compile_entryway, default_java_home
 from worker.podman_runtime import PodmanRuntime
 from worker.podman_service import DEFAULT_SOCKET, ensure_podman_service
+from worker.records import AttemptRecords
 from worker.scratch import GIB, ScratchManager
-from worker.storage import StorageRouter
+from worker.storage import JobFiles, SharedStore, UserStores
+from worker.user_stores import PerUserGcsStores
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,6 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="image the warm JVMs run in (glibc-based; the JDK comes from the host)")
     p.add_argument("--scratch-mode", choices=("loop", "directory"), default="loop",
                    help="loop: an ext4 image per attempt enforces the storage quota; directory: no quota")
+    p.add_argument("--agent-host", default="127.0.0.1", help="address the live-log endpoint listens on")
+    p.add_argument("--agent-port", type=int, default=0,
+                   help="its port (0: the one this instance used last time if free, else any)")
+    p.add_argument("--agent-url", default=None,
+                   help="the URL the front end reaches it at (default http://AGENT-HOST:PORT)")
     add_arguments(p)
     return p
 
@@ -81,10 +93,17 @@ async def run_agent(args: argparse.Namespace, config: ServiceConfig) -> None:
     log = await KafkaEventLog.connect(config.bootstrap_servers, client_id=f"worker-{args.instance_name}")
     runtime = PodmanRuntime(args.podman_socket)
     journal = Journal(state_dir)
+    store = config.object_store()  # squall's bucket, as the worker's own identity
+    # a GCS-API server has no identities: the front end's bucket grants are its ACL
+    user_stores: UserStores = (SharedStore(store) if config.storage_endpoint is not None
+                               else PerUserGcsStores(store, config.system_bucket))
+    records = AttemptRecords(store, config.system_bucket, state_dir / "spool")
     services = AttemptServices(
         instance_name=args.instance_name, runtime=runtime,
-        scratch=ScratchManager(state_dir / "scratch", mode=args.scratch_mode), storage=StorageRouter(),
-        blobs=LocalBlobStore(config.blob_root), clock=SystemClock(), limits=WorkerLimits(pids_limit=args.pids_limit))
+        scratch=ScratchManager(state_dir / "scratch", mode=args.scratch_mode), files=JobFiles(user_stores),
+        records=records, clock=SystemClock(), limits=WorkerLimits(pids_limit=args.pids_limit), region=args.region)
+    endpoint = AgentEndpoint(records, new_secret(), bind(args.agent_host, state_dir / "agent-port", args.agent_port),
+                             advertise_url=args.agent_url)
     settings = AgentSettings(
         instance_name=args.instance_name, cores=args.cores, memory_bytes=int(args.memory_gib * GIB),
         storage_gib=args.storage_gib, pool=args.pool, region=args.region, preemptible=args.preemptible,
@@ -93,11 +112,12 @@ async def run_agent(args: argparse.Namespace, config: ServiceConfig) -> None:
     stop = stop_on_signals()
     try:
         await log.create_topics(config.topics.specs())
-        await Agent(settings, log, config.topics, services, journal).run(stop)
+        await Agent(settings, log, config.topics, services, journal, endpoint=endpoint).run(stop)
     finally:
         journal.close()
         await runtime.close()
         await log.close()
+        await store.close()
 
 
 def main(argv: list[str] | None = None) -> int:

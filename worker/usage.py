@@ -1,6 +1,6 @@
 """Resource usage of a running step: sampled while it runs, stored as a time series per step.
 
-Stored format (the blob at resource_usage_key(...)), pandas "split" orientation, as the front
+Stored format (the object at resource_usage_key(...) in squall's bucket), pandas "split" orientation, as the front
 end's `/resource_usage` answers (Hail's column names; cpu_usage is in cores):
 
     {"columns": ["time_msecs", "memory_in_bytes", "cpu_usage", "io_storage_in_bytes"],

@@ -218,7 +218,7 @@ def _instance_activated(e: ev.InstanceActivated) -> list[ops.Op]:
     return [ops.UpsertInstance(name=e.instance_name, state="active", values=(
         ("pool", e.pool), ("cores_mcpu", e.cores_mcpu), ("memory_bytes", e.memory_bytes),
         ("storage_gib", e.storage_gib), ("region", e.region), ("preemptible", e.preemptible),
-        ("agent_version", e.agent_version), ("time_activated", e.occurred_at)))]
+        ("agent_version", e.agent_version), ("agent_url", e.agent_url), ("time_activated", e.occurred_at)))]
 
 
 def _instance_heartbeat(e: ev.InstanceHeartbeat) -> list[ops.Op]:

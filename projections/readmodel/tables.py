@@ -77,7 +77,8 @@ INSTANCES = Table(
     fixed=(),
     mutable=("pool", "provider", "state", "cores_mcpu", "memory_bytes", "storage_gib", "region", "preemptible",
              "machine_type", "job_private_for", "provider_id", "agent_version", "time_requested",
-             "time_created", "time_activated", "last_heartbeat", "time_deactivated", "time_deleted", "reason"))
+             "time_created", "time_activated", "last_heartbeat", "time_deactivated", "time_deleted", "reason",
+             "agent_url"))
 
 AUDIT = Table(
     name="audit", key=("topic", "partition", "offset"),

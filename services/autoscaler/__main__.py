@@ -61,7 +61,8 @@ def build_provider(args: argparse.Namespace, config: ServiceConfig) -> InstanceP
     return GceProvider(GceSettings(
         project=args.gce_project, zones=zones, kafka_bootstrap=args.gce_kafka_bootstrap or config.bootstrap_servers,
         topic_prefix=config.topic_prefix, service_account=args.gce_service_account, network=args.gce_network,
-        subnetwork=args.gce_subnetwork, squall_package=args.gce_squall_package, api_endpoint=args.gce_api_endpoint))
+        subnetwork=args.gce_subnetwork, squall_package=args.gce_squall_package, api_endpoint=args.gce_api_endpoint,
+        system_bucket=config.system_bucket))
 
 
 async def run(args: argparse.Namespace) -> None:

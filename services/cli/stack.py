@@ -33,18 +33,29 @@ def up(
                                             help="prefix of the stack's topics (default: as before, else squall.)"),
     workers: int = typer.Option(1, "--workers", help="local worker instances to keep running"),
     worker_cores: int = typer.Option(2, "--worker-cores"),
+    storage: str = typer.Option("embedded", "--storage",
+                                help="embedded: run a GCS-API server (fake-gcs-server) in the state directory; "
+                                     "gcs: real GCS with application-default credentials"),
+    storage_endpoint: str | None = typer.Option(None, "--storage-endpoint", envvar="SQUALL_STORAGE_ENDPOINT",
+                                                help="use the GCS-API server at this URL instead of starting one"),
+    system_bucket: str | None = typer.Option(None, "--system-bucket",
+                                             help="squall's own bucket for logs and status (default squall-system)"),
+    bucket: str | None = typer.Option(None, "--bucket",
+                                      help="the default user's bucket for job files (default squall-data)"),
 ) -> None:
-    """Start the local stack (idempotent): Kafka, PostgreSQL, services and local workers."""
+    """Start the local stack (idempotent): Kafka, PostgreSQL, the object store, services and local workers."""
     h = _home(home)
     try:
         state = stack.up(h, bootstrap=kafka_bootstrap, database_url=database_url, port=port,
-                         topic_prefix=topic_prefix, workers=workers, worker_cores=worker_cores,
+                         topic_prefix=topic_prefix, workers=workers, worker_cores=worker_cores, storage=storage,
+                         storage_endpoint=storage_endpoint, system_bucket=system_bucket, bucket=bucket,
                          say=lambda m: console.print(f"  {m}"))
     except stack.StackError as exc:
         console.print(f"[red]squall up failed:[/red] {exc}")
         raise typer.Exit(1) from exc
     console.print(f"[green]squall is up[/green]\n  API      {state.api_url}\n  token    {state.token}\n"
-                  f"  billing  {state.billing_project}\n  UI       {state.api_url}/ui\n"
+                  f"  billing  {state.billing_project}\n  bucket   gs://{state.bucket}"
+                  f" (storage {state.storage_endpoint or 'GCS'})\n  UI       {state.api_url}/ui\n"
                   f"  logs     {h / 'logs'}\n  state    {h / stack.STATE_FILE}")
 
 
@@ -64,7 +75,8 @@ def status(home: Path | None = HomeOption, as_json: bool = typer.Option(False, "
     if "api_url" not in info:
         console.print(info["message"])
         raise typer.Exit(3)
-    console.print(f"API {info['api_url']}  token {info['token']}  billing project {info['billing_project']}")
+    console.print(f"API {info['api_url']}  token {info['token']}  billing project {info['billing_project']}  "
+                  f"bucket {info['bucket']}")
     table = Table("component", "pid", "healthy", "lag")
     for name, c in info["components"].items():  # type: ignore[attr-defined]
         table.add_row(name, str(c.get("pid") or "-"), "yes" if c.get("healthy") else "[red]no[/red]",

@@ -1,6 +1,6 @@
 """The front end's ASGI app: Hail Batch's /api/v1alpha REST API plus squall's own endpoints.
 
-    app = create_app(deps)     # deps: services.front.deps.FrontDeps (pool, publisher, blob root, ...)
+    app = create_app(deps)     # deps: services.front.deps.FrontDeps (pool, publisher, job data, ...)
 
 OpenAPI is published at GET /openapi.json (interactive docs at /docs). Errors are JSON
 `{"message": ...}` with a 4xx naming the field to fix; a 5xx means a bug or an unavailable

@@ -24,6 +24,7 @@ from fastapi import FastAPI
 from psycopg_pool import AsyncConnectionPool
 
 from events.kafka_log import KafkaEventLog
+from events.objectstore import ObjectStore
 from events.publisher import Publisher
 from projections.db import READMODEL_MIGRATIONS, migrate
 from services import callback_policy
@@ -31,8 +32,10 @@ from services.config import ServiceConfig, add_arguments, from_args
 from services.front.app import create_app
 from services.front.billing_loop import run_billing_limit_loop
 from services.front.deps import FrontDeps
+from services.front.job_files import FileAccess
 from services.front.offload import tune_gc_for_requests
 from services.front.specs import SpecRules
+from services.jobdata import AgentLogs, JobData
 
 FRONT_MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -42,17 +45,31 @@ def apply_migrations(database_url: str) -> list[str]:
     return migrate(database_url, [READMODEL_MIGRATIONS, FRONT_MIGRATIONS])
 
 
+def job_data_for(config: ServiceConfig, store: ObjectStore) -> JobData:
+    return JobData(store, config.system_bucket, AgentLogs(store, config.system_bucket))
+
+
+def file_access_for(config: ServiceConfig, store: ObjectStore) -> FileAccess:
+    # real GCS: users copy with their own keys, which the front end publishes for the workers
+    return FileAccess(config.system_bucket, store if config.storage_endpoint is None else None)
+
+
 @asynccontextmanager
-async def running_deps(config: ServiceConfig, rules: SpecRules, pool_size: int = 10) -> AsyncIterator[FrontDeps]:
+async def running_deps(config: ServiceConfig, rules: SpecRules, pool_size: int = 10,
+                       store: ObjectStore | None = None) -> AsyncIterator[FrontDeps]:
     await asyncio.to_thread(apply_migrations, config.database_url)
     log = await KafkaEventLog.connect(config.bootstrap_servers, client_id="squall-front")
     pool = AsyncConnectionPool(config.database_url, min_size=1, max_size=pool_size, open=False)
+    store = store or config.object_store()
+    job_data = job_data_for(config, store)
     try:
         await log.create_topics(config.topics.specs())
         await pool.open(wait=True)
-        yield FrontDeps(pool=pool, publisher=Publisher(log, config.topics), blob_root=config.blob_root,
-                        rules=rules, default_region=rules.supported_regions[0])
+        yield FrontDeps(pool=pool, publisher=Publisher(log, config.topics), job_data=job_data,
+                        file_access=file_access_for(config, store), rules=rules,
+                        default_region=rules.supported_regions[0])
     finally:
+        await job_data.close()
         await pool.close()
         await log.close()
 
@@ -74,12 +91,13 @@ def build_app(config: ServiceConfig, rules: SpecRules, *, metrics_need_token: bo
     from services.webui.app import close_ui, create_ui
 
     app = create_app(deps=None, metrics=True, metrics_need_token=metrics_need_token)  # type: ignore[arg-type]
+    store = config.object_store()  # one client (and thread pool) for the API and the UI
     # the UI calls this same API in-process (cancel button), with the signed-in user's token
-    ui = create_ui(config.database_url, config.blob_root, api_transport=httpx.ASGITransport(app=app))
+    ui = create_ui(config.database_url, job_data_for(config, store), api_transport=httpx.ASGITransport(app=app))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with running_deps(config, rules) as deps:
+        async with running_deps(config, rules, store=store) as deps:
             app.state.deps = deps
             tune_gc_for_requests()  # start-up's heap is frozen: no collection stalls requests over it
             # Hail's billing-limit loop (see services/front/billing_loop.py for why it lives here)
@@ -93,6 +111,7 @@ def build_app(config: ServiceConfig, rules: SpecRules, *, metrics_need_token: bo
                 with contextlib.suppress(TimeoutError):  # a pass stuck on the database is cancelled
                     await asyncio.wait_for(billing, 10)
                 await close_ui(ui)  # Starlette runs no lifespan of a mounted app
+                await store.close()
 
     app.router.lifespan_context = lifespan
     app.mount("/ui", ui)

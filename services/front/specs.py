@@ -32,6 +32,7 @@ from services.front.fields import (
     require_object,
     require_present,
 )
+from services.front.job_files import check_job_files
 
 ROOT_JOB_GROUP_ID: Final = 0
 MAX_JOB_GROUPS_DEPTH: Final = 2
@@ -255,6 +256,7 @@ def parse_job(field: str, body: Any, rules: SpecRules) -> JobRequest:
     if jvm and (inputs or outputs):
         raise InvalidRequest(f"{field}.{'input_files' if inputs else 'output_files'}",
                              "JVM jobs cannot copy files; remove input_files and output_files")
+    check_job_files(field, job_id, inputs, outputs, jar_url)
     network = obj.get("network") or "public"
     if network not in NETWORKS:
         raise InvalidRequest(f"{field}.network", f"{network!r} is not allowed; use one of {', '.join(NETWORKS)}")

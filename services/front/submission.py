@@ -20,6 +20,7 @@ from events.publisher import Publisher
 from services.front import store
 from services.front.billing import check_under_limit
 from services.front.errors import Conflict, Forbidden, InvalidRequest, NotFound, Unavailable
+from services.front.job_files import FileAccess
 from services.front.offload import INLINE_EVENTS, CpuLane
 from services.front.plan import (
     Stamp,
@@ -41,12 +42,17 @@ Clock = Callable[[], int]
 
 class Submissions:
     def __init__(self, pool: AsyncConnectionPool, publisher: Publisher, clock: Clock, producer: str,
-                 cpu: CpuLane | None = None) -> None:
+                 cpu: CpuLane | None = None, files: FileAccess | None = None) -> None:
         self.pool = pool
         self.publisher = publisher
         self.clock = clock
         self.producer = producer
         self.cpu = cpu or CpuLane()
+        self.files = files or FileAccess()
+
+    async def _check_files(self, conn: Any, user: str, billing_project: str, jobs: list[JobRequest]) -> None:
+        """Every bucket the jobs name is granted (services/front/job_files.py)."""
+        await self.files.check(conn, user, billing_project, [(i, j.spec) for i, j in enumerate(jobs)])
 
     def _stamp(self) -> Stamp:
         return Stamp(producer=self.producer, occurred_at=self.clock())
@@ -98,6 +104,7 @@ class Submissions:
                 update = await store.reserve_update(conn, batch, update_spec, stamp.occurred_at)
                 if update.committed:  # a retry of a create-fast that fully succeeded
                     return _fast_answer(update, id=batch.batch_id)
+                await self._check_files(conn, user, spec.billing_project, jobs)
                 # Planning inside the transaction: invalid specs roll the reservation back.
                 existing = await store.groups_of(conn, batch.batch_id)
                 group_events, group_rows = plan_groups(update, groups, existing, stamp)
@@ -137,6 +144,7 @@ class Submissions:
             update = await store.reserve_update(conn, batch, spec, stamp.occurred_at)
             if update.committed:
                 return _fast_answer(update)
+            await self._check_files(conn, user, batch.billing_project, jobs)
             existing = await store.groups_of(conn, batch_id)
             group_events, group_rows = plan_groups(update, groups, existing, stamp)
             job_events = await self._plan_jobs(update, batch, jobs, stamp)
@@ -172,6 +180,7 @@ class Submissions:
             update = await store.get_update(conn, batch_id, update_id)
             if await store.job_range_state(conn, update, first, last):
                 return  # a resent bunch: its events are already in the log
+            await self._check_files(conn, user, batch.billing_project, jobs)
             _refuse_if_closed(batch, update)
             events = await self._plan_jobs(update, batch, jobs, stamp)
             await _check_parents_in_log(conn, batch_id, jobs)

@@ -59,6 +59,7 @@ class GceSettings:
     subnetwork: str | None = None
     service_account: str | None = None
     squall_package: str = "squall"  # pip requirement the startup script installs
+    system_bucket: str = "squall-system"  # squall's own bucket: the workers write logs and status there
     extra_labels: dict[str, str] = field(default_factory=dict)
     api_endpoint: str | None = None  # e.g. http://127.0.0.1:PORT for a fake Compute API
     operation_wait_s: float = 30.0
@@ -165,7 +166,8 @@ class GceProvider:
         metadata = worker_metadata(
             cores=max(1, spec.cores_mcpu // 1000), memory_gib=spec.memory_bytes / GIB, storage_gib=spec.storage_gib,
             pool=spec.pool, region=spec.region, preemptible=spec.preemptible, kafka_bootstrap=s.kafka_bootstrap,
-            topic_prefix=s.topic_prefix, squall_package=s.squall_package, job_private_for=spec.job_private_for)
+            topic_prefix=s.topic_prefix, squall_package=s.squall_package, job_private_for=spec.job_private_for,
+            system_bucket=s.system_bucket)
         disks = [compute_v1.AttachedDisk(
             boot=True, auto_delete=True, initialize_params=compute_v1.AttachedDiskInitializeParams(
                 source_image=s.boot_image, disk_size_gb=s.boot_disk_gib,

@@ -31,6 +31,8 @@ set +e
   --storage-gib "$(attr squall-storage-gib)" --pool "$(attr squall-pool)" --region "$(attr squall-region)" \
   $( [ "$(attr squall-preemptible)" = "true" ] && echo --preemptible ) \
   --bootstrap "$(attr squall-kafka-bootstrap)" --topic-prefix "$(attr squall-topic-prefix)" \
+  --system-bucket "$(attr squall-system-bucket)" \
+  --agent-host 0.0.0.0 --agent-port 5000 --agent-url "http://$(md network-interfaces/0/ip):5000" \
   --home /var/lib/squall
 echo "worker exited with $?; deleting this instance"
 while true; do
@@ -42,7 +44,7 @@ done
 
 def worker_metadata(*, cores: int, memory_gib: float, storage_gib: int, pool: str, region: str, preemptible: bool,
                     kafka_bootstrap: str, topic_prefix: str, squall_package: str,
-                    job_private_for: str | None) -> dict[str, str]:
+                    job_private_for: str | None, system_bucket: str = "squall-system") -> dict[str, str]:
     items = {
         "startup-script": STARTUP_SCRIPT,
         "squall-cores": str(cores),
@@ -54,6 +56,7 @@ def worker_metadata(*, cores: int, memory_gib: float, storage_gib: int, pool: st
         "squall-kafka-bootstrap": kafka_bootstrap,
         "squall-topic-prefix": topic_prefix,
         "squall-package": squall_package,
+        "squall-system-bucket": system_bucket,
     }
     if job_private_for:
         items["squall-job-private-for"] = job_private_for

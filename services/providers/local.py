@@ -1,7 +1,8 @@
 """The local provider: each instance is a worker agent process on this machine (the embedded default).
 
     python -m worker --instance-name N --cores C --memory-gib M --storage-gib S --pool P --region local
-        --bootstrap ... --topic-prefix ... --home ... [--database-url ...] [--preemptible]
+        --bootstrap ... --topic-prefix ... --home ... --system-bucket ... [--storage-endpoint ...]
+        [--database-url ...] [--preemptible]
 
 Processes run in their own session (they outlive an autoscaler restart) and are tracked by pid
 files under <home>/instances/<name>.pid, so `list` finds them again after a restart. The command
@@ -50,7 +51,10 @@ class LocalProvider:
         args = [*self._command, "--instance-name", spec.name, "--cores", str(max(1, spec.cores_mcpu // 1000)),
                 "--memory-gib", f"{spec.memory_bytes / GIB:g}", "--storage-gib", str(spec.storage_gib),
                 "--pool", spec.pool, "--region", spec.region,
-                "--bootstrap", c.bootstrap_servers, "--topic-prefix", c.topic_prefix, "--home", str(c.home)]
+                "--bootstrap", c.bootstrap_servers, "--topic-prefix", c.topic_prefix, "--home", str(c.home),
+                "--system-bucket", c.system_bucket]
+        if c.storage_endpoint:
+            args += ["--storage-endpoint", c.storage_endpoint]
         if c.database_url:
             args += ["--database-url", c.database_url]
         if spec.preemptible:

@@ -30,6 +30,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from services.front.queries import CURRENT_QUERY_VERSION, VERSIONS
+from services.jobdata import JobData
 from services.request_input import BadInput, InputGuard, IntParam, Param, TextParam
 from services.webui import pages, present, session
 from services.webui.db import ReadModelPool
@@ -49,7 +50,7 @@ ATTEMPT_ID = TextParam(max_len=64)
 class UiContext:
     pool: ReadModelPool
     templates: Jinja2Templates
-    blob_root: Path
+    job_data: JobData  # logs and usage: squall's bucket, and running attempts' agents
     api_base: str
     api_transport: httpx.AsyncBaseTransport | None
     secure_cookies: bool
@@ -266,7 +267,7 @@ class _MarkUiApp:
         await self.app(scope, receive, send)
 
 
-def create_ui(database_url: str, blob_root: Path, api_base: str = "/api/v1alpha", *,
+def create_ui(database_url: str, job_data: JobData, api_base: str = "/api/v1alpha", *,
               api_transport: httpx.AsyncBaseTransport | None = None, secure_cookies: bool = False,
               page_size: int = PAGE_SIZE, query_version: int = CURRENT_QUERY_VERSION) -> Starlette:
     """The UI app. Mount it (e.g. at /ui) in the front end; `api_base` is where the API answers.
@@ -283,7 +284,7 @@ def create_ui(database_url: str, blob_root: Path, api_base: str = "/api/v1alpha"
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True)
     env.filters.update(present.FILTERS)
     templates = Jinja2Templates(env=env)
-    ui = UiContext(pool=ReadModelPool(database_url), templates=templates, blob_root=Path(blob_root),
+    ui = UiContext(pool=ReadModelPool(database_url), templates=templates, job_data=job_data,
                    api_base=api_base, api_transport=api_transport, secure_cookies=secure_cookies,
                    page_size=page_size, query_version=query_version)
 
@@ -291,6 +292,7 @@ def create_ui(database_url: str, blob_root: Path, api_base: str = "/api/v1alpha"
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         yield
         await ui.pool.close()
+        await ui.job_data.close()
 
     routes = [
         Route("/", declares(home, {}), name="home"),
@@ -322,3 +324,4 @@ async def close_ui(app: Starlette) -> None:
     lifespan of a mounted app). Harmless if the pool never opened."""
     ui: UiContext = app.state.ui
     await ui.pool.close()
+    await ui.job_data.close()

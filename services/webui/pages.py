@@ -6,13 +6,13 @@ rendered template; they only read. A batch that is not the user's is a 404, as i
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING, Any
 
 from starlette.exceptions import HTTPException
 from starlette.responses import PlainTextResponse, Response
 
 from services.front.errors import InvalidRequest
+from services.jobdata import locate
 from services.webui import blobs, present, readmodels
 from services.webui.charts import line_chart
 from services.webui.steps import steps_from_status
@@ -92,12 +92,12 @@ def _attempt_status(job: dict, attempt: dict | None) -> dict | None:
     return job.get("status") if attempt["attempt_id"] == job.get("current_attempt_id") else None
 
 
-def _usage_charts(visit: Visit, batch_id: int, job_id: int, attempt_id: str) -> list[dict[str, Any]]:
+async def _usage_charts(visit: Visit, batch_id: int, job_id: int, attempt_id: str) -> list[dict[str, Any]]:
     """Per step with samples: cpu and memory charts, or the reason the samples could not be read."""
     charts: list[dict[str, Any]] = []
     for step in blobs.STEPS:
         try:
-            samples = blobs.read_resource_usage(visit.ui.blob_root, batch_id, job_id, attempt_id, step)
+            samples = await blobs.read_resource_usage(visit.ui.job_data, batch_id, job_id, attempt_id, step)
         except blobs.UsageFormatError as exc:
             charts.append({"step": step, "error": str(exc)})
             continue
@@ -119,13 +119,13 @@ async def job(visit: Visit) -> Response:
     attempt = _chosen_attempt(visit, job_row, attempts)
     logs = {}
     charts: list[dict] = []
-    if attempt is not None:  # file reads off the event loop: a slow disk must not stall other pages
+    if attempt is not None:  # the store's client keeps its blocking calls off the event loop
+        where = await locate(visit.conn, batch_id, job_id, attempt["attempt_id"])
         for step in blobs.STEPS:
-            log = await asyncio.to_thread(blobs.read_log, visit.ui.blob_root, batch_id, job_id,
-                                          attempt["attempt_id"], step)
+            log = await blobs.read_log(visit.ui.job_data, batch_id, job_id, attempt["attempt_id"], step, where=where)
             if log is not None:
                 logs[step] = log
-        charts = await asyncio.to_thread(_usage_charts, visit, batch_id, job_id, attempt["attempt_id"])
+        charts = await _usage_charts(visit, batch_id, job_id, attempt["attempt_id"])
     status = _attempt_status(job_row, attempt)
     explanation = None
     if job_row["state"] in ("Pending", "Ready"):
@@ -152,8 +152,9 @@ async def job_log(visit: Visit) -> Response:
         raise HTTPException(404, "no such attempt for this job")
     attempt_id = attempt["attempt_id"]
     tail = visit.query["tail"] or RAW_LOG_MAX_BYTES
-    log = await asyncio.to_thread(blobs.read_log, visit.ui.blob_root, row["batch_id"], job_row["job_id"],
-                                  attempt_id, step, min(tail, RAW_LOG_MAX_BYTES))
+    where = await locate(visit.conn, row["batch_id"], job_row["job_id"], attempt_id)
+    log = await blobs.read_log(visit.ui.job_data, row["batch_id"], job_row["job_id"], attempt_id, step,
+                               min(tail, RAW_LOG_MAX_BYTES), where=where)
     # The live view stops polling once the job's state is terminal.
     headers = {"X-Squall-Job-State": job_row["state"], "Cache-Control": "no-store",
                "X-Squall-Log-Truncated": "true" if log is not None and log.truncated else "false"}

@@ -76,6 +76,7 @@ def serve(db_url: str, port: int, token_file: Path, bootstrap: str) -> None:
 
     from events.kafka_log import KafkaEventLog
     from events.memory_log import MemoryEventLog
+    from events.objectstore import InMemoryObjectStore
     from events.publisher import Publisher
     from events.topics import Topics
     from services.front.app import create_app
@@ -83,6 +84,7 @@ def serve(db_url: str, port: int, token_file: Path, bootstrap: str) -> None:
     from services.front.offload import tune_gc_for_requests
     from services.front.server import apply_migrations
     from services.front.users import create_user
+    from services.jobdata import JobData
 
     bursts = _record_loop_bursts()
 
@@ -97,7 +99,9 @@ def serve(db_url: str, port: int, token_file: Path, bootstrap: str) -> None:
         async with pool.connection() as conn:
             token = (await create_user(conn, "bench", "bench")).token
         await asyncio.to_thread(token_file.write_text, token)
-        app = create_app(FrontDeps(pool=pool, publisher=Publisher(log, topics), blob_root=Path(tempfile.gettempdir())))
+        # submitting never touches the object store (only reading logs does): an in-memory one will do
+        app = create_app(FrontDeps(pool=pool, publisher=Publisher(log, topics),
+                                   job_data=JobData(InMemoryObjectStore(), "squall-system")))
 
         @app.get("/bench/loop-bursts")
         async def loop_bursts() -> dict:  # the longest callbacks since the last call, in ms

@@ -5,7 +5,8 @@ containers/s through the agent on this machine.
 
 Needs root and podman (deploy/podman/setup.sh). Per-job latency of the agent is from appending the
 AttemptAssigned to the in-memory log until its MJC is in the log: it includes the scratch volume
-(loop-mounted ext4), journal fsyncs, status.json and both events. The raw baseline is
+(loop-mounted ext4), journal fsyncs, shipping the log, usage and status.json to squall's bucket in
+a fake-gcs-server this benchmark starts, and both events. The raw baseline is
 `podman run --rm --network none localhost/busybox true`. Runs alternate (raw, agent, raw, ...)
 so background load on a shared machine hits both alike. Medians are printed.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import shutil
 import statistics
 import subprocess
@@ -24,22 +26,24 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from deploy.objectstore import FakeGcsServer  # noqa: E402
 from events.catalog import JobAttemptCompleted  # noqa: E402
 from events.codec import Codec  # noqa: E402
 from events.log import partition_for  # noqa: E402
 from events.memory_log import MemoryEventLog  # noqa: E402
+from events.objectstore.gcs import GcsObjectStore  # noqa: E402
 from events.publisher import Publisher  # noqa: E402
 from events.topics import Topics  # noqa: E402
 from tests.unit.worker.factories import assignment  # noqa: E402
 from worker.agent import Agent, AgentSettings  # noqa: E402
 from worker.attempt import AttemptServices  # noqa: E402
-from worker.blobs import LocalBlobStore  # noqa: E402
 from worker.clock import SystemClock  # noqa: E402
 from worker.journal import Journal  # noqa: E402
 from worker.podman_runtime import PodmanRuntime  # noqa: E402
 from worker.podman_service import ensure_podman_service  # noqa: E402
+from worker.records import AttemptRecords  # noqa: E402
 from worker.scratch import ScratchManager  # noqa: E402
-from worker.storage import StorageRouter  # noqa: E402
+from worker.storage import JobFiles, SharedStore  # noqa: E402
 
 IMAGE = "localhost/busybox:latest"
 BATCH_ID = 1
@@ -75,10 +79,15 @@ async def main(args: argparse.Namespace) -> None:
     runtime = PodmanRuntime(args.socket)
     name = "bench-worker"
     journal = Journal(home / "instances" / name)
+    storage = FakeGcsServer(home / "storage")
+    store = GcsObjectStore(endpoint=storage.start())
+    storage.stop_when_gone(os.getpid())  # no server left behind if this run dies
+    await store.create_bucket("squall-system")
     services = AttemptServices(instance_name=name, runtime=runtime,
                                scratch=ScratchManager(home / "instances" / name / "scratch", mode=args.scratch),
-                               storage=StorageRouter(),
-                               blobs=LocalBlobStore(home / "blobs"), clock=SystemClock())
+                               files=JobFiles(SharedStore(store)),
+                               records=AttemptRecords(store, "squall-system", home / "instances" / name / "spool"),
+                               clock=SystemClock())
     settings = AgentSettings(instance_name=name, cores=2, memory_bytes=4 << 30, storage_gib=10,
                              heartbeat_interval_s=5, read_timeout_ms=1000)
     agent = Agent(settings, log, topics, services, journal)
@@ -122,6 +131,8 @@ async def main(args: argparse.Namespace) -> None:
     journal.close()
     await runtime.close()
     await log.close()
+    await store.close()
+    storage.stop()
     shutil.rmtree(home, ignore_errors=True)
 
 

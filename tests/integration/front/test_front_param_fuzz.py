@@ -24,6 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from starlette.routing import Mount, Route
 
 from events.memory_log import MemoryEventLog
+from events.objectstore import InMemoryObjectStore
 from events.topics import Topics
 from services.front.app import create_app
 from tests.fuzz_params import Param, encode, int_param, request_parts, sweep, text_param
@@ -123,7 +124,7 @@ def test_no_parameter_value_gets_a_server_error(fresh_db: str, tmp_path: Path, m
         topics = Topics(prefix="fuzz.")
         log = MemoryEventLog()
         runner.run(log.create_topics(topics.specs()))
-        fronts = make_front(fresh_db, log, topics, tmp_path / "blobs")
+        fronts = make_front(fresh_db, log, topics, InMemoryObjectStore(), "squall-system")
         front = runner.run(fronts.__anext__())
         try:
             runner.run(_seed(front))

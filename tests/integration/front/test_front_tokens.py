@@ -48,7 +48,7 @@ async def test_an_expired_token_gets_401(front):
 
 
 async def test_a_revoked_token_is_sent_to_sign_in_by_the_ui_at_once(front, tmp_path: Path):
-    ui = create_ui(front.deps.pool.conninfo, tmp_path)
+    ui = create_ui(front.deps.pool.conninfo, front.deps.job_data)
     token = front.alice["Authorization"].split()[1]
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=ui), base_url="http://ui") as client:
         client.cookies.set(COOKIE_NAME, token)

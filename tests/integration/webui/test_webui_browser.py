@@ -8,6 +8,7 @@ artifacts/screenshots/ (batch.png is the batch page) and are kept as test artefa
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
@@ -21,10 +22,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
 from webui_cdp import Browser, Page, find_or_install_chromium
-from webui_seed import ALICE_TOKEN
+from webui_seed import ALICE_TOKEN, UiDb
 
+from events.objectstore.gcs import GcsObjectStore
+from events.objectstore.layout import log_chunk_key
+from services.jobdata import JobData
 from services.webui import create_ui
-from worker.blobs import log_path
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -52,11 +55,11 @@ def recorder() -> CancelRecorder:
 
 
 @pytest.fixture(scope="module")
-def server(ui_db: tuple[str, Path], recorder: CancelRecorder) -> Iterator[str]:
-    url, blob_root = ui_db
+def server(ui_db: UiDb, recorder: CancelRecorder) -> Iterator[str]:
+    store = GcsObjectStore(endpoint=ui_db.storage_endpoint)
     app = Starlette(routes=[
         Route("/api/v1alpha/batches/{batch_id:int}/cancel", recorder.cancel, methods=["PATCH"]),
-        Mount("/ui", app=create_ui(url, blob_root)),
+        Mount("/ui", app=create_ui(ui_db.url, JobData(store, ui_db.bucket))),
     ])
     port = free_port()
     uvicorn_server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
@@ -73,6 +76,7 @@ def server(ui_db: tuple[str, Path], recorder: CancelRecorder) -> Iterator[str]:
     finally:
         uvicorn_server.should_exit = True
         thread.join(timeout=15)
+        asyncio.run(store.close())
 
 
 @pytest.fixture(scope="module")
@@ -122,12 +126,10 @@ def test_the_batch_page_shows_its_jobs(page: Page, server: str) -> None:
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
 
 
-def test_the_job_page_follows_a_running_log(page: Page, server: str, ui_db: tuple[str, Path]) -> None:
-    _, blob_root = ui_db
+def test_the_job_page_follows_a_running_log(page: Page, server: str, ui_db: UiDb) -> None:
     page.navigate(f"{server}/ui/batches/1/jobs/2")
     assert page.evaluate("document.querySelector('#log-main').textContent") == "step 1 of 3\n"
-    with log_path(blob_root, 1, 2, "a-2", "main").open("a") as log:
-        log.write("step 2 of 3\n")
+    ui_db.put(log_chunk_key(1, 2, "a-2", "main", 12), b"step 2 of 3\n")  # the worker ships the next chunk
     page.wait_for("document.querySelector('#log-main').textContent.includes('step 2 of 3')", timeout_s=10)
 
 

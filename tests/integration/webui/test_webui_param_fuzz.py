@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,8 +18,10 @@ from hypothesis import HealthCheck, given, settings
 from starlette.convertors import IntegerConvertor, PathConvertor, StringConvertor
 from starlette.routing import Mount, Route
 from starlette.testclient import TestClient
-from webui_seed import RecordingTransport, mounted_ui, sign_in
+from webui_seed import RecordingTransport, UiDb, mounted_ui, sign_in
 
+from events.objectstore import InMemoryObjectStore
+from services.jobdata import JobData
 from services.request_input import IntParam, TextParam
 from services.webui import create_ui
 from tests.fuzz_params import Param, int_param, request_parts, sweep, text_param
@@ -38,7 +39,7 @@ VALID: dict[str, list[str]] = {
 
 def _routes() -> list[tuple[str, str, Any]]:
     """(method, path template, route) for every route of the UI, mounted at /ui as the front mounts it."""
-    ui = create_ui("postgresql://unused", Path("/nonexistent"))  # routes only: its pool never opens
+    ui = create_ui("postgresql://unused", JobData(InMemoryObjectStore(), "unused"))  # routes only: its pool never opens
     out = []
     for route in ui.routes:
         if isinstance(route, Mount):
@@ -93,7 +94,7 @@ def test_every_ui_route_declares_its_query_parameters() -> None:
 
 
 @pytest.fixture(scope="module")
-def signed_in_client(ui_db: tuple[str, Path]) -> Iterator[TestClient]:
+def signed_in_client(ui_db: UiDb) -> Iterator[TestClient]:
     with mounted_ui(ui_db, RecordingTransport()) as client:
         sign_in(client)
         yield client

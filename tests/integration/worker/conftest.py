@@ -59,3 +59,13 @@ async def podman(podman_socket: Path) -> AsyncIterator[PodmanRuntime]:
 @pytest.fixture
 def instance_name() -> str:
     return f"it-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+async def worker_store(gcs_store, bucket_name: str):  # type: ignore[no-untyped-def]
+    """The session's GCS-API server with this test's squall bucket and data bucket created:
+    (store, system bucket, data bucket)."""
+    data = f"{bucket_name}-data"
+    for name in (bucket_name, data):
+        await gcs_store.create_bucket(name)
+    return gcs_store, bucket_name, data

@@ -25,14 +25,15 @@ def start_by_hand(command: list[str]) -> subprocess.Popen[bytes]:
 
 
 async def test_create_list_delete_and_find_a_restarted_agent(tmp_path) -> None:
-    config = ServiceConfig(bootstrap_servers="127.0.0.1:9", database_url="", home=tmp_path, topic_prefix="p.")
+    config = ServiceConfig(bootstrap_servers="127.0.0.1:9", database_url="", home=tmp_path, topic_prefix="p.",
+                           storage_endpoint="http://127.0.0.1:7", system_bucket="sys-b")
     provider = LocalProvider(config, SLEEPER, stop_timeout_s=5)
     created = await provider.create(spec("w1"))
     assert (tmp_path / "instances" / "w1.pid").read_text().strip() == created.provider_id
     assert provider.command_for(spec("w1"))[len(SLEEPER):] == [
         "--instance-name", "w1", "--cores", "2", "--memory-gib", "8", "--storage-gib", "10", "--pool", "standard",
         "--region", "local", "--bootstrap", "127.0.0.1:9", "--topic-prefix", "p.", "--home", str(tmp_path),
-        "--preemptible"]
+        "--system-bucket", "sys-b", "--storage-endpoint", "http://127.0.0.1:7", "--preemptible"]
     assert [i.name for i in await provider.list()] == ["w1"]
     assert (await provider.create(spec("w1"))).provider_id == created.provider_id  # idempotent by name
 

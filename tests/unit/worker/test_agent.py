@@ -18,9 +18,9 @@ from events.catalog import (
 )
 from events.envelope import derived_event_id
 from events.log import partition_for
+from events.objectstore.layout import status_key
 from tests.unit.worker.factories import assignment, kill
-from tests.unit.worker.harness import AgentHarness, mjcs, read_all
-from worker.blobs import status_path
+from tests.unit.worker.harness import SYSTEM_BUCKET, AgentHarness, mjcs, read_all
 from worker.fake_runtime import FakeProcess, FakeRuntime
 
 
@@ -41,7 +41,7 @@ async def test_runs_an_assignment_and_reports_mjs_then_mjc(harness: AgentHarness
     assert mjc.event_id == derived_event_id("JobAttemptCompleted", 7, 2, "a1")
     assert mjc.causation_id == a.event_id and mjc.instance_name == "w-unit"
     assert [s.name for s in mjc.steps] == ["input", "main", "output"]
-    status = json.loads(status_path(harness.home / "blobs", 7, 2, "a1").read_text())
+    status = json.loads(await harness.store.get(SYSTEM_BUCKET, status_key(7, 2, "a1")))
     assert status["state"] == "failed" and status["container_statuses"]["main"]["container_status"]["exit_code"] == 3
     await harness.shutdown()
     instance_events = await read_all(harness.log, harness.topics.instance)

@@ -5,6 +5,10 @@ tests never pay for a JVM. Point at servers you already run instead with
   SQUALL_TEST_KAFKA_BOOTSTRAP=127.0.0.1:9092   SQUALL_TEST_DATABASE_URL=postgresql://...
 Each test gets its own topic prefix (`topics`) and its own database (`fresh_db`), so tests do
 not see each other's data even on a shared server.
+
+Hypothesis runs under the `squall` profile: a failure prints the blob that replays it
+(`@reproduce_failure(...)`), and the example database lives in memory, so nothing is written
+into the tree (pin a case that once failed with @example instead).
 """
 
 from __future__ import annotations
@@ -17,12 +21,17 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+from hypothesis.database import InMemoryExampleDatabase
 
 from deploy.kafka import KafkaBroker
 from deploy.postgres import EmbeddedPostgres, create_database, drop_database
 from events.kafka_log import KafkaEventLog
 from events.memory_log import MemoryEventLog
 from events.topics import Topics
+
+settings.register_profile("squall", print_blob=True, database=InMemoryExampleDatabase())
+settings.load_profile("squall")
 
 
 @pytest.fixture(scope="session")

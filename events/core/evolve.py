@@ -185,7 +185,11 @@ def _attempt_scheduled(s: BatchState, e: JobAttemptScheduled | JobCreating) -> N
     if job is None or not job.committed or (e.job_id, e.attempt_id) in s.rejected_attempts:
         return
     if e.scheduler_epoch < s.max_scheduler_epoch:
-        s.rejected_attempts.add((e.job_id, e.attempt_id))  # a deposed scheduler's decision
+        # a deposed scheduler's decision. Only a new attempt id is remembered as refused: one the job
+        # already holds was accepted earlier (this is a re-delivery, or a stale boot SJ of its Creating
+        # attempt), and fencing it here would also refuse that attempt's boot on its own instance.
+        if e.attempt_id not in job.attempt_ids:
+            s.rejected_attempts.add((e.job_id, e.attempt_id))
         return
     s.max_scheduler_epoch = e.scheduler_epoch
     attempt = job.attempt

@@ -133,6 +133,27 @@ def test_a_cancel_before_job_creating_refuses_the_creating_attempt():
     assert unchanged_by(w, b.creating(1, "p1"), b.sj(1, "p1", instance=NAME))
 
 
+def test_a_stale_copy_of_the_creating_decision_does_not_fence_its_own_boot():
+    """A deposed scheduler's JobCreating delivered again after a newer leader placed another job: it
+    changes nothing, and the job still boots on its instance (once, the copy made the attempt refused
+    and the job stayed Creating for ever)."""
+    b, w = creating_job(extra_jobs=1)
+    creating_event = w.log[-1]
+    w.append(b.sj(2, "x1", epoch=2))  # a newer leader
+    assert unchanged_by(w, creating_event)
+    w.append(b.sj(1, "p1", epoch=2, instance=NAME))
+    assert w.job_state(1) == RUNNING
+    assert [a.attempt_id for a in of_type(w.settle(), AttemptAssigned) if a.job_id == 1] == ["p1"]
+
+
+def test_a_deposed_leaders_boot_sj_is_refused_without_refusing_the_attempt():
+    b, w = creating_job(extra_jobs=1)
+    w.append(b.sj(2, "x1", epoch=2))
+    assert unchanged_by(w, b.sj(1, "p1", epoch=1, instance=NAME))  # the old leader saw the instance boot
+    w.append(b.sj(1, "p1", epoch=2, instance=NAME))  # so did the new one
+    assert w.job_state(1) == RUNNING
+
+
 def test_booted_before_the_cancel_it_runs_and_is_killed_as_any_running_job():
     b, w = creating_job()
     w.append(b.sj(1, "p1", instance=NAME))

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 
+from events.core.decisions import DecisionKey
+
 JobKey = tuple[int, int]  # (batch_id, job_id)
 
 JOB_PRIVATE_POOL = "job-private"
@@ -37,6 +39,15 @@ class Demand:
     storage_gib: int
 
 
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """A scheduling decision folded but not yet judged: the job is taken out of the queue (and its
+    attempt holds capacity) until the resolver's verdict confirms or refuses it."""
+
+    decision: DecisionKey
+    previous: JobPhase  # where a refusal puts the job back: READY, or CREATING for a boot
+
+
 @dataclass(slots=True)
 class JobEntry:
     key: JobKey
@@ -48,7 +59,9 @@ class JobEntry:
     machine_type: str | None
     phase: JobPhase = JobPhase.PENDING
     not_before: int | None = None  # retry backoff (ms)
-    attempt_id: str | None = None  # the current (accepted) attempt
+    attempt_id: str | None = None  # the current attempt (accepted, or held awaiting its verdict)
+    attempt_ids: tuple[str, ...] = ()  # every attempt accepted (or held) so far: repeats are told by them
+    held: Hold | None = None
 
 
 @dataclass(slots=True)
@@ -61,6 +74,7 @@ class AttemptEntry:
     user: str
     pool: str
     demand: Demand
+    held: bool = False  # its decision awaits the verdict: capacity is taken, nothing may end it yet
 
 
 @dataclass(slots=True)

@@ -19,7 +19,9 @@ from events.catalog import (
     AttemptAssigned,
     AttemptKillRequested,
     Event,
+    JobAttemptAccepted,
     JobAttemptCompleted,
+    JobAttemptRefused,
     JobAttemptScheduled,
     JobCancelled,
     JobCompleted,
@@ -41,6 +43,7 @@ def creating_job(always_run: bool = False, extra_jobs: int = 0, cancel_after_n_f
     w.settle()
     w.append(b.creating(1, "p1"))
     assert w.job_state(1) == CREATING
+    assert [(v.attempt_id, v.state) for v in of_type(w.settle(), JobAttemptAccepted)] == [("p1", CREATING)]
     return b, w
 
 
@@ -95,7 +98,10 @@ def test_the_instance_booting_after_the_cancel_places_nothing():
     assert isinstance(mjc, JobAttemptCompleted)
     assert unchanged_by(w, b.sj(1, "p1", instance=NAME)), "a cancelled Creating job must not be placed"
     assert w.job_state(1) == CREATING
-    assert react(w.state, PRODUCER) == []  # the fenced SJ derives nothing: no assignment, no kill
+    # the fenced SJ derives its refusal, nothing else: no assignment, no kill
+    [refused] = react(w.state, PRODUCER)
+    w.state.clear_dirty()
+    assert isinstance(refused, JobAttemptRefused) and (refused.attempt_id, refused.reason) == ("p1", "cancelled")
     w.append(mjc)  # ...and lands
     derived = w.settle()
     assert [e.state for e in of_type(derived, JobCompleted)] == [CANCELLED]
@@ -113,7 +119,9 @@ def test_late_events_for_the_ended_attempt_change_nothing():
             *[e for e in w.log if isinstance(e, JobAttemptCompleted | JobCompleted)]]
     for event in late:
         assert unchanged_by(w, event), event
-    assert w.settle() == []
+    # the new decisions among them are refused, and that is all they derive (the boot SJ of p1 and the
+    # JobCreating's copy are repeats of decisions judged already)
+    assert [(e.attempt_id, e.reason) for e in w.settle()] == [("p2", "cancelled"), ("p3", "cancelled")]
 
 
 def test_a_cancel_before_job_creating_refuses_the_creating_attempt():

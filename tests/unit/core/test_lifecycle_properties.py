@@ -26,7 +26,14 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from lifecycle_world import PRODUCER, Builder, World
 
-from events.catalog import AttemptAssigned, BatchCompleted, BatchCreated, Event, JobAttemptScheduled, JobCreating
+from events.catalog import (
+    AttemptAssigned,
+    BatchCompleted,
+    BatchCreated,
+    Event,
+    JobAttemptScheduled,
+    JobCreating,
+)
 from events.core.lifecycle import (
     CANCELLED,
     COMPLETE_STATES,
@@ -92,10 +99,16 @@ class Run:
             job = state.jobs.get(e.job_id) if state and isinstance(e, JobAttemptScheduled | JobCreating) else None
             before = (job.state, job.attempt, job.attempt.instance_name if job.attempt else None) if job else None
             cancelled_before = job is not None and self.s.is_job_cancelled(job)
+            due_before = dict(state.verdicts_due) if state else {}
             self.w.append(e)
             if cancelled_before:
                 after = (job.state, job.attempt, job.attempt.instance_name if job.attempt else None)
                 assert after == before, "a cancelled job was placed"
+            if job is not None:  # a decision gets one verdict, or none if it repeats one judged already
+                new = [v for k, v in self.s.verdicts_due.items() if k not in due_before]
+                assert len(new) <= 1 and all(k in self.s.verdicts_due for k in due_before)
+                moved = (job.state, job.attempt) != before[:2]
+                assert moved == any(v.reason is None for v in new), "a decision moved the job without a verdict"
             self.check_invariants()
 
     def react(self) -> None:
@@ -170,9 +183,10 @@ class Run:
             self.append(b.cancel_group(self.draw(st.integers(1, 2))))
 
     def expect_no_change(self, event: Event) -> None:
-        before = self.s.snapshot()
+        before, due = self.s.snapshot(), list(self.s.verdicts_due)
         self.append(event)
         assert self.s.snapshot() == before, f"{event} changed the state"
+        assert list(self.s.verdicts_due) == due, f"{event} was judged again"
 
     # --- invariants -------------------------------------------------------------------------------
     def check_invariants(self) -> None:
@@ -274,6 +288,7 @@ def test_random_runs_keep_every_invariant_and_rebuild_to_the_same_state(data):
 
     s = run.s
     assert s.complete and s.n_completed == s.n_jobs
+    assert s.verdicts_due == {}, "every verdict was published"
     # distinct ids: a run may re-deliver the BatchCompleted of a batch that completed mid-run
     completions = {e.event_id: e for e in run.w.log if isinstance(e, BatchCompleted)}.values()
     assert [e.n_jobs for e in completions] == [s.n_jobs], "the batch completes exactly once"

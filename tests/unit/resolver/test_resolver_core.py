@@ -14,6 +14,7 @@ from events.catalog import (  # noqa: E402
     BatchCompleted,
     Event,
     InstanceHeartbeat,
+    JobAttemptAccepted,
     JobBecameReady,
     JobCancelled,
     JobCompleted,
@@ -67,7 +68,7 @@ def test_a_dag_runs_to_completion_through_the_core():
     derived = settle(core, log, log.append(b.batch(), *b.dag({1: (), 2: (1,)})))
     assert [(type(e), e.job_id) for e in derived] == [(JobBecameReady, 1)]
     derived = settle(core, log, log.append(b.sj(1, "a1")))
-    assert [type(e) for e in derived] == [AttemptAssigned]
+    assert [type(e) for e in derived] == [JobAttemptAccepted, AttemptAssigned]  # the verdict first
     derived = settle(core, log, log.append(b.mjc(1, "a1", "Failed", "nonzero_exit", 2)))
     assert [type(e) for e in derived] == [JobCompleted, JobCancelled, BatchCompleted]
     assert core.batch(7).api_state == "failure"
@@ -107,7 +108,8 @@ def test_assignments_of_unstarted_attempts_are_re_sent_after_a_restart_with_the_
     b, log = Builder(), PartitionLog()
     core = owned_core(log)
     settle(core, log, log.append(b.batch(), *b.dag({1: ()})))
-    [assigned] = settle(core, log, log.append(b.sj(1, "a1")))
+    [accepted, assigned] = settle(core, log, log.append(b.sj(1, "a1")))
+    assert isinstance(accepted, JobAttemptAccepted) and isinstance(assigned, AttemptAssigned)
     restarted = ResolverCore("resolver/other", CODEC)
     assert [e.event_id for e in restarted.rebuild((TOPIC, 0), log.records)] == [assigned.event_id]
 

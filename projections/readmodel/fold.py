@@ -326,8 +326,13 @@ class ReadModel:
         if op.state not in _COUNTER:
             raise ValueError(f"job {op.batch_id}/{op.job_id}: completion state {op.state!r} is not one of "
                              f"{sorted(_COUNTER)}")
-        if op.attempt_id is None and job["state"] not in ("Pending", "Ready"):
-            return  # JobCancelled ends a job that never got an attempt (as the core says); a late copy, nothing
+        # the core's fences: JobCancelled ends a job without an attempt (Pending or Ready); JobCompleted
+        # the job whose current attempt it names (a verdict that lost to a retry of that attempt: nothing)
+        if op.attempt_id is None:
+            if job["state"] not in ("Pending", "Ready"):
+                return
+        elif job["state"] not in ("Running", "Creating") or job["current_attempt_id"] != op.attempt_id:
+            return
         attempt = (self.get(ATTEMPTS.name, (op.batch_id, op.job_id, op.attempt_id))
                    if op.attempt_id is not None else None)
         end = attempt["end_time"] if attempt is not None and attempt["end_time"] is not None else op.at

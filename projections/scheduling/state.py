@@ -58,10 +58,13 @@ from projections.scheduling.model import (
     InstanceEntry,
     InstanceState,
     JobEntry,
+    JobIdBitmap,
     JobKey,
     JobPhase,
 )
 from projections.scheduling.ready_queue import ReadyQueue
+
+_ATTEMPT_PHASES = frozenset({JobPhase.CREATING, JobPhase.RUNNING, JobPhase.FINISHING})
 
 
 def job_pool(worker_type: str, preemptible: bool, machine_type: str | None) -> str:
@@ -79,6 +82,7 @@ class SchedulingState:
         self.creating: set[JobKey] = set()  # jobs waiting for their job-private instance
         # job-private claims ("batch:job:attempt") their job no longer waits for; dropped with the instance
         self.released_private: set[str] = set()
+        self.finished = JobIdBitmap()  # every job that completed: 1 bit each, so copies of old events stay inert
         self.refused: set[DecisionKey] = set()  # the decisions the resolver refused (rare): repeats are ignored
         self.events_applied = 0
 
@@ -131,8 +135,8 @@ class SchedulingState:
         return handler(self, event) if handler is not None else False
 
     def _on_job_created(self, e: JobCreated) -> bool:
-        if (e.batch_id, e.job_id) in self.jobs:
-            return False
+        if (e.batch_id, e.job_id) in self.jobs or self.finished.has(e.batch_id, e.job_id):
+            return False  # a copy of a JobCreated: a job is created once (a finished one stays finished)
         r = e.spec.resources
         self.jobs[(e.batch_id, e.job_id)] = JobEntry(
             key=(e.batch_id, e.job_id), user=e.user, pool=job_pool(r.worker_type, r.preemptible, r.machine_type),
@@ -142,8 +146,13 @@ class SchedulingState:
 
     def _on_ready(self, e: JobBecameReady) -> bool:
         job = self.jobs.get((e.batch_id, e.job_id))
-        if job is None or job.phase is JobPhase.READY:
+        if job is None:
             return False
+        if e.after_attempt_id is None:  # its parents completed: only a Pending job (as the core says)
+            if job.settled_phase is not JobPhase.PENDING:
+                return False
+        elif job.settled_attempt != e.after_attempt_id or job.settled_phase not in _ATTEMPT_PHASES:
+            return False  # a retry of an attempt that is not the job's (any more)
         if job.attempt_id is not None:  # a retry whose attempt we never saw end: free it now
             self._release_attempt(job.attempt_id)
             self._release_private_claim(job, job.attempt_id)
@@ -193,6 +202,9 @@ class SchedulingState:
             if attempt is not None:
                 attempt.held = False
             return False
+        boot = e.state == RUNNING and job.settled_phase is JobPhase.CREATING and job.settled_attempt == e.attempt_id
+        if e.attempt_id in job.attempt_ids and not boot:
+            return False  # a copy of a verdict taken already
         if held is not None:  # we held another decision: the log says this one counts
             self._undo(job, held)
         placed_from = job.phase is JobPhase.READY or (
@@ -259,16 +271,25 @@ class SchedulingState:
             job.held = None  # only an attempt that counts is ended (its verdict came first)
             was_creating = job.phase is JobPhase.CREATING
             self.creating.discard(job.key)
-            job.phase, job.attempt_id = JobPhase.FINISHING, None
+            job.phase = JobPhase.FINISHING  # its attempt stays the current one until the verdict
             self._release_private_claim(job, e.attempt_id)
             if was_creating:
                 self._forget_private_instance(e.instance_name)
         return freed
 
     def _on_job_finished(self, e: JobCompleted | JobCancelled) -> bool:
-        job = self.jobs.pop((e.batch_id, e.job_id), None)
+        job = self.jobs.get((e.batch_id, e.job_id))
         if job is None:
             return False
+        # the core's fences: JobCancelled ends a job without an attempt, JobCompleted the job whose
+        # current attempt it names (a verdict that lost to a retry of that attempt changes nothing)
+        if isinstance(e, JobCancelled):
+            if job.settled_phase not in (JobPhase.PENDING, JobPhase.READY):
+                return False
+        elif job.settled_attempt != e.attempt_id or job.settled_phase not in _ATTEMPT_PHASES:
+            return False
+        del self.jobs[job.key]
+        self.finished.add(e.batch_id, e.job_id)
         self._queue(job).discard(job.key, job.demand.cores_mcpu)
         if job.attempt_id is not None:
             self._release_private_claim(job, job.attempt_id)

@@ -105,7 +105,7 @@ def test_a_completed_attempt_frees_capacity_once_and_starts_the_idle_clock() -> 
 
 def test_a_retry_returns_the_job_to_the_queue_with_its_backoff() -> None:
     state = fold(activated("w1"), created(1), ready(1), scheduled(1, "a1", "w1"),
-                 attempt_done(1, "a1", "w1", outcome="Error"), ready(1, not_before=9000, at=1))
+                 attempt_done(1, "a1", "w1", outcome="Error"), ready(1, not_before=9000, at=1, after="a1"))
     job = state.jobs[(1, 1)]
     assert job.phase is JobPhase.READY and job.not_before == 9000 and job.attempt_id is None
     assert list(state.ready[("standard", "alice")]) == [(1, 1)]
@@ -237,3 +237,29 @@ def test_released_claims_go_with_their_instance_and_pool_jobs_make_none() -> Non
     state.apply(deactivated(PRIVATE))
     state.apply(deleted(PRIVATE))
     assert PRIVATE not in state.instances and state.released_private == set()
+
+
+# --- copies of old events (re-deliveries) change nothing, as in the core -------------------------------
+
+def test_copies_of_old_readiness_and_creation_do_not_bring_a_job_back() -> None:
+    sj = scheduled(1, "a1", "w1")
+    state = fold(activated("w1"), created(1), ready(1), sj, accepted(sj))
+    state.apply(ready(1))  # its parents completed, again
+    assert state.jobs[(1, 1)].phase is JobPhase.RUNNING and len(state.ready[("standard", "alice")]) == 0
+    state.apply(attempt_done(1, "a1", "w1", outcome="Error"))
+    state.apply(ready(1, not_before=5, after="zz"))  # a retry of an attempt that is not the job's
+    assert state.jobs[(1, 1)].phase is JobPhase.FINISHING
+    state.apply(completed(1, attempt="zz"))  # a verdict on another attempt
+    assert (1, 1) in state.jobs
+    state.apply(completed(1, attempt="a1"))
+    state.apply(created(1))  # a copy of its JobCreated after it finished
+    state.apply(ready(1))
+    assert (1, 1) not in state.jobs and len(state.ready[("standard", "alice")]) == 0
+
+
+def test_a_job_cancelled_while_its_placement_is_held_is_gone_with_its_capacity() -> None:
+    sj = scheduled(1, "a1", "w1")
+    state = fold(activated("w1"), created(1), ready(1), sj, cancelled(1))  # the core refused the SJ
+    assert (1, 1) not in state.jobs and state.instances["w1"].free_cores_mcpu == 4000 and state.attempts == {}
+    state.apply(refused(sj, "cancelled"))
+    assert (1, 1) not in state.jobs

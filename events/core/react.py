@@ -157,19 +157,28 @@ def _react_job(s: BatchState, job: Job, producer: str, out: list[Event]) -> None
         if state == CREATING:  # nothing runs yet: end the attempt here, no worker is involved (Hail's canceller)
             out.append(_creating_cancelled(s, job, attempt, producer))
             return
+        if attempt.started_at is None and job.spec is not None:
+            # accepted and cancelled before any worker reported it started — maybe within one step,
+            # before its assignment was ever sent: send it (again) ahead of the kill, so the worker
+            # that holds the attempt knows it and ends it; a kill of an unknown attempt ends nothing
+            out.append(_assignment(s, job, attempt, producer))
         out.append(AttemptKillRequested(
             event_id=derived_event_id("AttemptKillRequested", s.batch_id, job.job_id, attempt.attempt_id),
             occurred_at=job.cause_at, producer=producer, causation_id=job.cause_id,
             instance_name=attempt.instance_name, batch_id=s.batch_id, job_id=job.job_id,
             attempt_id=attempt.attempt_id, reason=_group_reason(s, job)))
     elif state == RUNNING and job.attempt is not None and job.attempt.started_at is None and job.spec is not None:
-        attempt = job.attempt
-        out.append(AttemptAssigned(
-            event_id=derived_event_id("AttemptAssigned", s.batch_id, job.job_id, attempt.attempt_id),
-            occurred_at=attempt.scheduled_at, producer=producer, causation_id=attempt.scheduled_event_id,
-            instance_name=attempt.instance_name, batch_id=s.batch_id, job_id=job.job_id,
-            attempt_id=attempt.attempt_id, job_group_id=job.job_group_id, user=s.user, spec=job.spec,
-            cores_mcpu=attempt.cores_mcpu, memory_bytes=attempt.memory_bytes, storage_gib=attempt.storage_gib))
+        out.append(_assignment(s, job, job.attempt, producer))
+
+
+def _assignment(s: BatchState, job: Job, attempt: Attempt, producer: str) -> AttemptAssigned:
+    assert job.spec is not None
+    return AttemptAssigned(
+        event_id=derived_event_id("AttemptAssigned", s.batch_id, job.job_id, attempt.attempt_id),
+        occurred_at=attempt.scheduled_at, producer=producer, causation_id=attempt.scheduled_event_id,
+        instance_name=attempt.instance_name, batch_id=s.batch_id, job_id=job.job_id,
+        attempt_id=attempt.attempt_id, job_group_id=job.job_group_id, user=s.user, spec=job.spec,
+        cores_mcpu=attempt.cores_mcpu, memory_bytes=attempt.memory_bytes, storage_gib=attempt.storage_gib)
 
 
 def _verdict(s: BatchState, v: Verdict, producer: str) -> JobAttemptAccepted | JobAttemptRefused:

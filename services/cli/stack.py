@@ -33,13 +33,16 @@ def up(
                                             help="prefix of the stack's topics (default: as before, else squall.)"),
     workers: int = typer.Option(1, "--workers", help="local worker instances to keep running"),
     worker_cores: int = typer.Option(2, "--worker-cores"),
+    simulated_workers: int | None = typer.Option(
+        None, "--simulated-workers", metavar="JOB_MS",
+        help="simulated workers instead of podman ones (load tests): every job succeeds after JOB_MS ms"),
 ) -> None:
     """Start the local stack (idempotent): Kafka, PostgreSQL, services and local workers."""
     h = _home(home)
     try:
         state = stack.up(h, bootstrap=kafka_bootstrap, database_url=database_url, port=port,
                          topic_prefix=topic_prefix, workers=workers, worker_cores=worker_cores,
-                         say=lambda m: console.print(f"  {m}"))
+                         simulated_job_ms=simulated_workers, say=lambda m: console.print(f"  {m}"))
     except stack.StackError as exc:
         console.print(f"[red]squall up failed:[/red] {exc}")
         raise typer.Exit(1) from exc

@@ -12,7 +12,7 @@ from typing import Any
 from hypothesis import strategies as st
 from lifecycle_world import PRODUCER, Builder, World
 
-from events.catalog import AttemptAssigned, Event, JobAttemptScheduled, JobCreating
+from events.catalog import AttemptAssigned, AttemptKillRequested, Event, JobAttemptScheduled, JobCreating
 from events.core.lifecycle import (
     CANCELLED,
     COMPLETE_STATES,
@@ -90,10 +90,14 @@ class Run:
             self.check_invariants()
 
     def react(self) -> None:
-        for e in react(self.s, PRODUCER):
+        derived = react(self.s, PRODUCER)
+        kills = {e.attempt_id for e in derived if isinstance(e, AttemptKillRequested)}
+        for e in derived:
             if isinstance(e, AttemptAssigned):
                 job = self.s.jobs[e.job_id]
-                assert not self.s.is_job_cancelled(job), "a cancelled job was assigned to a worker"
+                # placed before it was cancelled: the worker must learn of it to end it, so only with its kill
+                assert not self.s.is_job_cancelled(job) or e.attempt_id in kills, \
+                    "a cancelled job was assigned to a worker without its kill"
                 assert job.state == RUNNING and job.attempt.attempt_id == e.attempt_id
             elif e.TOPIC == "batch" and e.event_id not in self.in_flight_ids:
                 assert e.event_id not in self.appended_derived, f"re-derived an applied event: {e}"

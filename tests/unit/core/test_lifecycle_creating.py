@@ -270,7 +270,8 @@ def test_any_order_of_creating_cancel_and_boot_never_runs_a_cancelled_job(delive
     job = w.state.jobs[1]
     assigned = [e for e in derived if isinstance(e, AttemptAssigned)]
     if placed:  # the SJ landed before the cancel took effect: the running path applies, a kill
-        assert job.state == RUNNING and [a.attempt_id for a in assigned] in ([], ["p1"])  # [] if cancelled first
+        # repeats have one id; [] if it was cancelled before react saw it placed (then the kill brings it)
+        assert job.state == RUNNING and sorted({a.attempt_id for a in assigned}) in ([], ["p1"])
         assert any(isinstance(e, AttemptKillRequested) for e in derived)
     else:
         assert job.state == CANCELLED and assigned == []

@@ -8,8 +8,8 @@ workers starting and completing attempts with every kind of outcome, users cance
 a group, re-deliveries of any earlier event, and reports from stale attempts. After every step:
 - a re-delivered event or a stale attempt's report changed nothing;
 - the counters add up, per group, to what the jobs say;
-- a completed job never changes again, and no job is placed (SJ or JobCreating accepted,
-  AttemptAssigned) while cancelled unless always_run;
+- a completed job never changes again, and no job is placed (SJ or JobCreating accepted) while
+  cancelled unless always_run; an attempt placed before is assigned to its worker only with its kill;
 - no derived event is ever appended twice (react never re-derives what the state already shows).
 At the end the run is driven to quiescence: the batch completes exactly once, and a rebuild from
 the log (fold from scratch, react over everything) derives nothing new.

@@ -132,7 +132,8 @@ def service_specs(state: StackState) -> list[ProcessSpec]:
         ProcessSpec("autoscaler", SERVICE_MODULES["autoscaler"],
                     with_metrics("autoscaler", "--provider", "local", "--pools", pools, "--loop-period", "2",
                                  *_simulated_workers(state))),
-        ProcessSpec("front", SERVICE_MODULES["front"], (*common, "--host", "127.0.0.1", "--port", str(state.port))),
+        ProcessSpec("front", SERVICE_MODULES["front"],
+                    (*common, "--host", "127.0.0.1", "--port", str(state.port), "--pools", pools)),
     ]
 
 

@@ -25,6 +25,7 @@ from psycopg_pool import AsyncConnectionPool
 from events.kafka_log import KafkaEventLog
 from events.publisher import Publisher
 from projections.db import READMODEL_MIGRATIONS, migrate
+from services.autoscaler.pools import PoolConfigError, load_pools
 from services.config import ServiceConfig, add_arguments, from_args
 from services.front.app import create_app
 from services.front.billing_loop import run_billing_limit_loop
@@ -92,6 +93,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--regions", default="local",
                         help="comma-separated supported regions; the first is the default region")
+    parser.add_argument("--pools", type=Path, default=None,
+                        help="the autoscaler's pools YAML: a job no worker of them can hold is refused "
+                             "(default: the six standard pools)")
     add_arguments(parser)
     args = parser.parse_args(argv)
     config = from_args(args)
@@ -99,5 +103,10 @@ def main(argv: list[str] | None = None) -> None:
     if not regions:
         parser.error("--regions must name at least one region")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    uvicorn.run(build_app(config, SpecRules(supported_regions=regions)), host=args.host, port=args.port,
+    try:
+        pools = load_pools(args.pools, region=regions[0])
+    except PoolConfigError as exc:
+        parser.error(str(exc))
+    rules = SpecRules(supported_regions=regions, pools=pools)
+    uvicorn.run(build_app(config, rules), host=args.host, port=args.port,
                 log_level="info")

@@ -55,7 +55,8 @@ class FixedClock:
         return self.now_ms
 
 
-async def make_front(db_url: str, log: EventLog, topics: Topics, blob_root: Path) -> AsyncIterator[Front]:
+async def make_front(db_url: str, log: EventLog, topics: Topics, blob_root: Path,
+                     rules: SpecRules | None = None) -> AsyncIterator[Front]:
     await asyncio.to_thread(apply_migrations, db_url)
     pool = AsyncConnectionPool(db_url, min_size=1, max_size=8, open=False)
     await pool.open(wait=True)
@@ -63,7 +64,7 @@ async def make_front(db_url: str, log: EventLog, topics: Topics, blob_root: Path
         alice = await create_user(conn, "alice", "alice-project")
         bob = await create_user(conn, "bob")
     deps = FrontDeps(pool=pool, publisher=Publisher(log, topics), blob_root=blob_root,
-                     rules=SpecRules(supported_regions=("local", "us-central1")), clock=FixedClock(),
+                     rules=rules or SpecRules(supported_regions=("local", "us-central1")), clock=FixedClock(),
                      producer="front/test")
     app = create_app(deps)
     transport = httpx.ASGITransport(app=app)

@@ -1,10 +1,14 @@
-"""Live and rebuilt read models agree after a storm of cancellations (the real stack, simulated workers).
+"""`squall up`'s own stack (real Kafka, PostgreSQL, every service) with simulated workers.
+
+The front end refuses a job no worker of the stack's pools can hold (the pools file the autoscaler
+reads, not built-in defaults).
+
+Live and rebuilt read models agree after a storm of cancellations.
 
 The load that once made `squall replay --all --verify` report more than a hundred differences:
 threads creating 100-job batches and cancelling each at once (so schedulers place jobs the resolver
 is cancelling: SJs racing JobCancelled), plus a big batch cancelled while it runs (kills of running
-attempts). The stack is `squall up`'s own (real Kafka, PostgreSQL, every service) with simulated
-workers, so the run measures the control plane, not podman. Afterwards the read model rebuilt from
+attempts). Simulated workers make the run measure the control plane, not podman. Afterwards the read model rebuilt from
 offset 0 must equal the live one, row for row, and every job must be complete.
 
 Sizes are kept to a couple of minutes on a shared 2-core machine; SQUALL_CANCEL_LOAD_SCALE=4 gives
@@ -108,3 +112,12 @@ def test_replay_verifies_after_batches_cancelled_at_once_and_one_cancelled_mid_r
     assert result.exit_code == 0, result.output
     assert "no differences" in result.output
 
+
+
+def test_the_front_refuses_a_job_no_worker_of_the_stacks_pools_can_hold(sim_stack: StackClient) -> None:
+    """The stack's workers have 20 GiB of scratch storage (the built-in pools would have 375)."""
+    body = {"batch": {"billing_project": sim_stack.state.billing_project, "token": uuid.uuid4().hex, "n_jobs": 1},
+            "bunch": [{**_jobs(1)[0], "resources": {"cpu": "1", "storage": "100Gi"}}], "job_groups": []}
+    refused = sim_stack.http.post("/batches/create-fast", json=body)
+    assert refused.status_code == 400, refused.text
+    assert "100 GiB storage" in refused.json()["message"] and "20 GiB storage" in refused.json()["message"]

@@ -17,6 +17,7 @@ import orjson
 
 from events import catalog as ev
 from events.core.decisions import CREATING
+from events.errors import UnprojectableEvent
 from events.failures import SHORT_ERRORS
 from events.log import Position
 from projections.readmodel import ops
@@ -24,7 +25,7 @@ from projections.readmodel import ops
 _WORKER_STATE = {"Success": "succeeded", "Failed": "failed", "Error": "error", "Cancelled": "cancelled"}
 
 
-class ConvertError(ValueError):
+class ConvertError(UnprojectableEvent):
     """The event is well-formed Avro but its content cannot be projected (e.g. bad spec_json)."""
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from events.errors import UnprojectableEvent
 from projections.cost import (
     AttemptUsage,
     PriceTable,
@@ -44,7 +45,7 @@ Key = tuple[Any, ...]
 _BATCHES, _JOB_GROUPS, _JOBS = BATCHES.name, JOB_GROUPS.name, JOBS.name
 
 
-class UnknownEntity(ValueError):
+class UnknownEntity(UnprojectableEvent):
     """An event names a batch, update, group or job the log never created: the log is inconsistent."""
 
 
@@ -324,8 +325,8 @@ class ReadModel:
         if job["state"] in COMPLETE_STATES:
             return
         if op.state not in _COUNTER:
-            raise ValueError(f"job {op.batch_id}/{op.job_id}: completion state {op.state!r} is not one of "
-                             f"{sorted(_COUNTER)}")
+            raise UnprojectableEvent(f"job {op.batch_id}/{op.job_id}: completion state {op.state!r} is not one "
+                                     f"of {sorted(_COUNTER)}")
         # the core's fences: JobCancelled ends a job without an attempt (Pending or Ready); JobCompleted
         # the job whose current attempt it names (a verdict that lost to a retry of that attempt: nothing)
         if op.attempt_id is None:

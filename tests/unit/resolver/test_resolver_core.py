@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "core"))  # the lifecycle test builders
 
 from lifecycle_world import Builder  # noqa: E402
@@ -149,3 +151,29 @@ def test_records_of_a_released_partition_are_ignored():
     core.release((TOPIC, 0))
     result = core.step(log.append(b.batch(), *b.dag({1: ()})))
     assert result.derived == [] and result.offsets == {}
+
+
+def test_a_bug_in_the_fold_crashes_the_resolver_while_an_unprojectable_event_is_quarantined(monkeypatch):
+    """Only UnprojectableEvent means "this event cannot be applied"; a KeyError is a bug in the code,
+    and quarantining the event it met would hide the bug and lose the event's effect."""
+    import projections.resolver.core as resolver_core
+    from events.errors import UnprojectableEvent
+
+    b, log = Builder(), PartitionLog()
+    core = owned_core(log)
+    settle(core, log, log.append(b.batch(), *b.dag({1: ()})))
+    real_evolve = resolver_core.evolve
+
+    def evolve_with(error: Exception):  # type: ignore[no-untyped-def]
+        def evolve(state, event):  # type: ignore[no-untyped-def]
+            if event.SCHEMA_NAME == "JobAttemptScheduled":
+                raise error
+            return real_evolve(state, event)
+        return evolve
+
+    monkeypatch.setattr(resolver_core, "evolve", evolve_with(UnprojectableEvent("says something impossible")))
+    result = core.step(log.append(b.sj(1, "a1")))
+    assert [q.reason for q in result.quarantined] == ["cannot apply: says something impossible"]
+    monkeypatch.setattr(resolver_core, "evolve", evolve_with(KeyError("a bug")))
+    with pytest.raises(KeyError):
+        core.step(log.append(b.sj(1, "a2")))

@@ -297,6 +297,16 @@ class SubmittedBatch:
     async def cancel(self) -> None:
         await self.client.request("PATCH", f"/api/v1alpha/batches/{self.id}/cancel")
 
+    async def rerun_failed(self) -> dict[str, Any]:
+        """Copy every job that ended Failed, Error or Cancelled into one new update of this batch.
+
+        Answers `{update_id, start_job_id, n_jobs, job_ids: {"old": new}, skipped_job_ids}`; ApiError
+        400 when there is nothing to re-run. A token makes the retries of this one call safe.
+        """
+        body = {"token": f"rerun-{secrets.token_urlsafe(16)}"}
+        return dict((await self.client.request("POST", f"/api/v1alpha/batches/{self.id}/rerun-failed",
+                                               json_body=body)).json())
+
     async def delete(self) -> None:
         await self.client.request("DELETE", f"/api/v1alpha/batches/{self.id}")
 

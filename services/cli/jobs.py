@@ -1,4 +1,4 @@
-"""`squall submit | wait | batch | logs | cancel`: the producer client (events.client) on the command line.
+"""`squall submit | wait | batch | logs | cancel | rerun-failed`: the producer client (events.client) on the command line.
 
 The API URL and token come from --api-url/--token, else SQUALL_API_URL/SQUALL_TOKEN, else the
 local stack's state file ($SQUALL_HOME/stack.json, written by `squall up`).
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -186,3 +187,46 @@ def cancel(batch_id: int = typer.Argument(...), api_url: str | None = ApiUrl, to
     """Cancel a batch: jobs not yet running never run; running ones are killed (always_run jobs still run)."""
     _run(api_url, token, lambda c: c.batch(batch_id).cancel())
     console.print(f"batch {batch_id}: cancel requested")
+
+
+@app.command("rerun-failed")
+def rerun_failed(batch_id: int = typer.Argument(...),
+                 wait: bool = typer.Option(False, "--wait", help="wait for the batch to complete again"),
+                 as_json: bool = typer.Option(False, "--json", help="print the API's answer as JSON"),
+                 api_url: str | None = ApiUrl, token: str | None = Token) -> None:
+    """Re-run the jobs of a batch that ended Failed, Error or Cancelled, as one new update.
+
+    Their copies keep their dependencies on each other; parents that succeeded count as done.
+    Prints each old job id with its copy's id; exits 2 when there is nothing to re-run, and with
+    --wait 1 when a copy did not succeed (the batch itself keeps its old failures, as in Hail).
+    """
+    async def go(client: SquallClient) -> tuple[dict[str, Any], bool]:
+        submitted = client.batch(batch_id)
+        answer = await submitted.rerun_failed()
+        if as_json:
+            typer.echo(json.dumps(answer, indent=2))
+        else:
+            _print_rerun(batch_id, answer)
+        if not wait:
+            return answer, True
+        await submitted.wait(progress=not as_json)
+        copies = set(answer["job_ids"].values())
+        states = {j["job_id"]: j["state"] for j in await submitted.jobs() if j["job_id"] in copies}
+        if not as_json:
+            console.print(f"re-run of batch {batch_id}: " + ", ".join(
+                f"{n} {state}" for state, n in sorted(Counter(states.values()).items())))
+        return answer, all(state == "Success" for state in states.values())
+
+    _answer, succeeded = _run(api_url, token, go)
+    if not succeeded:
+        raise typer.Exit(1)
+
+
+def _print_rerun(batch_id: int, answer: dict[str, Any]) -> None:
+    console.print(f"batch [bold]{batch_id}[/bold]: update {answer['update_id']} re-runs {answer['n_jobs']} jobs")
+    table = Table("job", "re-run as")
+    for old, new in answer["job_ids"].items():
+        table.add_row(old, str(new))
+    console.print(table)
+    if answer.get("skipped_job_ids"):
+        console.print(f"not re-run (their job group is cancelled): {answer['skipped_job_ids']}")

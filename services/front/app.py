@@ -17,7 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from services.front import routes_batches, routes_jobs, routes_meta
+from services.front import routes_batches, routes_jobs, routes_meta, routes_rerun, routes_v2
 from services.front.deps import FrontDeps
 from services.front.errors import FrontError
 
@@ -33,6 +33,8 @@ def create_app(deps: FrontDeps, *, metrics: bool = False) -> FastAPI:
     app.include_router(routes_batches.router)
     app.include_router(routes_jobs.router)
     app.include_router(routes_meta.router)
+    app.include_router(routes_v2.router)
+    app.include_router(routes_rerun.router)
     app.add_exception_handler(FrontError, _front_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]

@@ -14,6 +14,7 @@ from psycopg_pool import AsyncConnectionPool
 from events.publisher import Publisher
 from services.front.auth import TokenCache
 from services.front.reads import Reads
+from services.front.rerun import Reruns
 from services.front.specs import SpecRules
 from services.front.submission import Submissions
 
@@ -42,5 +43,6 @@ class FrontDeps:
 
     def __post_init__(self) -> None:
         self.submissions = Submissions(self.pool, self.publisher, self.clock, self.producer)
+        self.reruns = Reruns(self.pool, self.publisher, self.clock, self.producer, self.rules)
         self.reads = Reads(self.pool)
         self.tokens = TokenCache(self.pool)

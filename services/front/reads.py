@@ -15,7 +15,8 @@ from psycopg_pool import AsyncConnectionPool
 
 from services.front import store
 from services.front.errors import NotFound
-from services.front.query import Condition, batch_condition, job_condition
+from services.front.queries import batch_condition, job_condition
+from services.front.query import Condition
 from services.front.shapes import attempt_entry, batch_status, job_entry, job_group_status
 
 PAGE_SIZE: Final = 50
@@ -41,8 +42,10 @@ class Reads:
             raise NotFound(f"batch {batch_id} not found")
         return batch_status(row)
 
-    async def batches(self, user: str, q: str, last_batch_id: int | None, limit: int) -> dict[str, Any]:
-        cond = batch_condition(q)
+    async def batches(self, user: str, q: str, last_batch_id: int | None, limit: int,
+                      version: int = 1) -> dict[str, Any]:
+        """`q` in query language `version` (1: Hail's legacy one, 2: its current one)."""
+        cond = batch_condition(q, version)
         cond.add("f.user_name = {u} AND NOT f.deleted", False, u=user)
         if last_batch_id is not None:
             cond.add("f.batch_id < {last}", False, last=last_batch_id)
@@ -57,8 +60,8 @@ class Reads:
         return answer
 
     async def jobs(self, user: str, batch_id: int, job_group_id: int, q: str, last_job_id: int | None,
-                   recursive: bool) -> dict[str, Any]:
-        cond = job_condition(q)
+                   recursive: bool, version: int = 1) -> dict[str, Any]:
+        cond = job_condition(q, version)
         async with self.pool.connection() as conn:
             await store.batch_for_user(conn, batch_id, user)
             groups = await _group_ids(conn, batch_id, job_group_id, recursive)

@@ -4,8 +4,9 @@ Server-rendered Jinja2 pages over the read models; the only script is static/ui.
 cancel confirmation), and every page works without it.
 Sign-in takes the user's API token and keeps it in an HttpOnly cookie (session.py); every page
 resolves it to a user through the front end's token table and shows only that user's batches.
-Actions go through the public API with the user's token (cancel: PATCH {api_base}/batches/{id}/cancel),
-so the UI never writes events or tables itself.
+Actions go through the public API with the user's token (cancel: PATCH {api_base}/batches/{id}/cancel,
+re-run the failed jobs: POST {api_base}/batches/{id}/rerun-failed), so the UI never writes events or
+tables itself.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
+from services.front.queries import CURRENT_QUERY_VERSION, VERSIONS
 from services.webui import pages, present, session
 from services.webui.db import ReadModelPool
 from services.webui.readmodels import PAGE_SIZE, get_batch, is_operator, user_for_token
@@ -45,6 +47,7 @@ class UiContext:
     api_transport: httpx.AsyncBaseTransport | None
     secure_cookies: bool
     page_size: int
+    query_version: int  # the query language of the search boxes: Hail's UI uses its current one, 2
 
 
 @dataclass
@@ -62,7 +65,8 @@ class Visit:
         return path_for(self.request, name, **params)
 
     def render(self, template: str, status_code: int = 200, **context: Any) -> Response:
-        context.update(user=self.user, operator=self.operator, csrf=session.csrf_token(self.token))
+        context.update(user=self.user, operator=self.operator, csrf=session.csrf_token(self.token),
+                       query_version=self.ui.query_version)
         return render(self.request, template, status_code=status_code, **context)
 
 
@@ -145,22 +149,50 @@ async def home(request: Request) -> Response:
 @signed_in
 async def cancel_batch(visit: Visit) -> Response:
     """Forward the cancel to the API as the user, then show the batch again with the outcome."""
-    request = visit.request
-    batch_id = request.path_params["batch_id"]
-    form = await read_form(request)
+    batch_id = await _checked_form(visit)
+    answer, outcome = await _call_api(visit, "PATCH", f"/batches/{batch_id}/cancel")
+    if answer is not None and answer.is_success:
+        outcome = "requested"
+    target = visit.path_for("batch", batch_id=batch_id) + "?" + urlencode({"cancel": outcome})
+    return RedirectResponse(target, status_code=303)
+
+
+@signed_in
+async def rerun_failed(visit: Visit) -> Response:
+    """Forward "re-run the failed jobs" to the API as the user; the batch page shows what it made."""
+    batch_id = await _checked_form(visit)
+    answer, outcome = await _call_api(visit, "POST", f"/batches/{batch_id}/rerun-failed")
+    if answer is not None and answer.is_success:
+        made = answer.json()
+        outcome = f"done: update {made.get('update_id')} re-runs {made.get('n_jobs')} jobs"
+    target = visit.path_for("batch", batch_id=batch_id) + "?" + urlencode({"rerun": outcome})
+    return RedirectResponse(target, status_code=303)
+
+
+async def _checked_form(visit: Visit) -> int:
+    """The batch id of a POSTed form whose CSRF token is good and whose batch is the user's."""
+    batch_id: int = visit.request.path_params["batch_id"]
+    form = await read_form(visit.request)
     if not session.csrf_ok(visit.token, form.get("csrf")):
         raise HTTPException(403, "This form has expired; reload the page and try again.")
     if await get_batch(visit.conn, visit.user, batch_id) is None:
         raise HTTPException(404, f"batch {batch_id} not found")
-    url = api_url(request, visit.ui.api_base, f"/batches/{batch_id}/cancel")
+    return batch_id
+
+
+async def _call_api(visit: Visit, method: str, path: str) -> tuple[httpx.Response | None, str]:
+    """The API's answer (None if unreachable) and, for a failure, what to tell the user."""
+    url = api_url(visit.request, visit.ui.api_base, path)
     try:
         async with httpx.AsyncClient(transport=visit.ui.api_transport, timeout=30) as client:
-            answer = await client.patch(url, headers={"Authorization": f"Bearer {visit.token}"})
-        outcome = "requested" if answer.is_success else f"failed ({answer.status_code}: {answer.text[:200]})"
+            answer = await client.request(method, url, headers={"Authorization": f"Bearer {visit.token}"})
     except httpx.HTTPError as exc:
-        outcome = f"failed (the API could not be reached: {exc})"
-    target = visit.path_for("batch", batch_id=batch_id) + "?" + urlencode({"cancel": outcome})
-    return RedirectResponse(target, status_code=303)
+        return None, f"failed (the API could not be reached: {exc})"
+    try:
+        message = str(answer.json().get("message") or answer.text)
+    except (ValueError, AttributeError):
+        message = answer.text
+    return answer, f"failed ({answer.status_code}: {message[:200]})"
 
 
 def api_url(request: Request, api_base: str, path: str) -> str:
@@ -197,20 +229,24 @@ class _MarkUiApp:
 
 def create_ui(database_url: str, blob_root: Path, api_base: str = "/api/v1alpha", *,
               api_transport: httpx.AsyncBaseTransport | None = None, secure_cookies: bool = False,
-              page_size: int = PAGE_SIZE) -> Starlette:
+              page_size: int = PAGE_SIZE, query_version: int = CURRENT_QUERY_VERSION) -> Starlette:
     """The UI app. Mount it (e.g. at /ui) in the front end; `api_base` is where the API answers.
 
     `api_transport` lets a process call its own API in-process (httpx.ASGITransport) instead of over
     the network; `secure_cookies` should be True when the UI is served over HTTPS; `page_size` is
-    how many batches or jobs a list shows (the API's 50 by default).
+    how many batches or jobs a list shows (the API's 50 by default); `query_version` is the query
+    language of the search boxes, for the whole deployment as in Hail's UI (CURRENT_QUERY_VERSION,
+    2; 1 keeps Hail's legacy language).
     """
+    if query_version not in VERSIONS:
+        raise ValueError(f"query_version must be one of {VERSIONS}, not {query_version!r}")
     # autoescape everything (not only *.html): every value on a page may come from a user
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True)
     env.filters.update(present.FILTERS)
     templates = Jinja2Templates(env=env)
     ui = UiContext(pool=ReadModelPool(database_url), templates=templates, blob_root=Path(blob_root),
                    api_base=api_base, api_transport=api_transport, secure_cookies=secure_cookies,
-                   page_size=page_size)
+                   page_size=page_size, query_version=query_version)
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -225,6 +261,7 @@ def create_ui(database_url: str, blob_root: Path, api_base: str = "/api/v1alpha"
         Route("/batches", signed_in(pages.batches), name="batches"),
         Route("/batches/{batch_id:int}", signed_in(pages.batch), name="batch"),
         Route("/batches/{batch_id:int}/cancel", cancel_batch, methods=["POST"], name="cancel_batch"),
+        Route("/batches/{batch_id:int}/rerun-failed", rerun_failed, methods=["POST"], name="rerun_failed"),
         Route("/batches/{batch_id:int}/jobs/{job_id:int}", signed_in(pages.job), name="job"),
         Route("/batches/{batch_id:int}/jobs/{job_id:int}/log/{step}", signed_in(pages.job_log), name="job_log"),
         Route("/instances", signed_in(pages.instances), name="instances"),

@@ -38,7 +38,7 @@ async def batches(visit: Visit) -> Response:
     last_batch_id = _int_param(visit, "last_batch_id")
     try:
         rows, next_after = await readmodels.list_batches(visit.conn, visit.user, q, last_batch_id,
-                                                             visit.ui.page_size)
+                                                             visit.ui.page_size, visit.ui.query_version)
         error = None
     except InvalidRequest as exc:
         rows, next_after, error = [], None, str(exc)
@@ -63,7 +63,7 @@ async def batch(visit: Visit) -> Response:
     last_job_id = _int_param(visit, "last_job_id")
     try:
         jobs, next_after = await readmodels.list_jobs(visit.conn, row["batch_id"], q, last_job_id,
-                                                        visit.ui.page_size)
+                                                        visit.ui.page_size, visit.ui.query_version)
         error = None
     except InvalidRequest as exc:
         jobs, next_after, error = [], None, str(exc)

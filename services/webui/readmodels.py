@@ -1,7 +1,7 @@
 """The UI's reads of the read models (projections/migrations) and of the front end's own tables.
 
 Every function takes an open async connection and returns rows as dicts. Batch visibility and the
-query language are the front end's (services/front: front_batches, query.py, users.py), so the UI
+query languages are the front end's (services/front: front_batches, queries.py, users.py), so the UI
 shows exactly what the API would; a batch of someone else reads as absent, like the API's 404.
 """
 
@@ -12,7 +12,7 @@ from typing import Any
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
-from services.front.query import batch_condition, job_condition
+from services.front.queries import CURRENT_QUERY_VERSION, batch_condition, job_condition
 from services.front.users import is_operator, user_for_token
 
 __all__ = ["user_for_token", "is_operator", "list_batches", "get_batch", "list_jobs", "job_state_counts", "get_job",
@@ -46,13 +46,21 @@ def _batch_row(row: Row) -> Row:
     return row
 
 
+# A job re-run by POST /batches/{id}/rerun-failed (the front's front_reruns): its copy, or its original.
+_RERUN_COLUMNS = """
+    (SELECT r.old_job_id FROM front_reruns r WHERE r.batch_id = j.batch_id AND r.new_job_id = j.job_id) AS rerun_of,
+    (SELECT r.new_job_id FROM front_reruns r WHERE r.batch_id = j.batch_id AND r.old_job_id = j.job_id) AS rerun_as
+"""
+
+
 async def list_batches(conn: AsyncConnection, user: str, q: str = "", last_batch_id: int | None = None,
-                       limit: int = PAGE_SIZE) -> tuple[list[Row], int | None]:
+                       limit: int = PAGE_SIZE, version: int = CURRENT_QUERY_VERSION) -> tuple[list[Row], int | None]:
     """The user's visible batches, newest first, one page; and the id to continue after (None at the end).
 
-    `q` is Hail's v1 query language, parsed by the front end's parser (InvalidRequest names a bad term).
+    `q` is in Hail's query language `version` (1 or 2), parsed by the front end's parsers
+    (InvalidRequest names a bad term).
     """
-    cond = batch_condition(q)
+    cond = batch_condition(q, version)
     cond.add("f.user_name = {u} AND NOT f.deleted", False, u=user)
     if last_batch_id is not None:
         cond.add("f.batch_id < {last}", False, last=last_batch_id)
@@ -68,16 +76,16 @@ async def get_batch(conn: AsyncConnection, user: str, batch_id: int) -> Row | No
 
 
 async def list_jobs(conn: AsyncConnection, batch_id: int, q: str = "", last_job_id: int | None = None,
-                    limit: int = PAGE_SIZE) -> tuple[list[Row], int | None]:
+                    limit: int = PAGE_SIZE, version: int = CURRENT_QUERY_VERSION) -> tuple[list[Row], int | None]:
     """A batch's committed jobs by id, one page (the caller has checked the batch is the user's)."""
-    cond = job_condition(q)
+    cond = job_condition(q, version)
     cond.add("j.batch_id = {b} AND j.committed", False, b=batch_id)
     if last_job_id is not None:
         cond.add("j.job_id > {last}", False, last=last_job_id)
     rows = await _rows(conn, f"""
         SELECT j.batch_id, j.job_id, j.job_group_id, j.name, j.state, j.exit_code, j.reason, j.start_time,
                j.end_time, j.duration_ms, j.cost, j.msec_mcpu, j.n_attempts, j.always_run, j.cores_mcpu,
-               j.memory_bytes
+               j.memory_bytes, {_RERUN_COLUMNS}
         FROM jobs j WHERE {cond.where()} ORDER BY j.job_id LIMIT {int(limit) + 1}""", cond.params)
     return _page(rows, limit, "job_id")
 
@@ -89,8 +97,8 @@ async def job_state_counts(conn: AsyncConnection, batch_id: int) -> dict[str, in
 
 
 async def get_job(conn: AsyncConnection, batch_id: int, job_id: int) -> Row | None:
-    return await _row(conn, "SELECT * FROM jobs WHERE batch_id = %s AND job_id = %s AND committed",
-                      (batch_id, job_id))
+    return await _row(conn, f"SELECT j.*, {_RERUN_COLUMNS} FROM jobs j "
+                            "WHERE j.batch_id = %s AND j.job_id = %s AND j.committed", (batch_id, job_id))
 
 
 async def list_attempts(conn: AsyncConnection, batch_id: int, job_id: int) -> list[Row]:

@@ -74,29 +74,56 @@ def test_batches_lists_only_the_users_visible_batches_newest_first(client: TestC
 
 
 @pytest.mark.parametrize(("q", "shown", "hidden"), [
-    ("failure", [1], [2]),
-    ("!failure", [2], [1]),
-    ("complete", [2], [1]),
-    ("env=prod", [1], [2]),
-    ("has:env", [1], [2]),
-    ("user:bob", [], [1, 2, 3]),  # a query never widens what the user may see
+    ("state = failure", [1], [2]),
+    ("state != failure", [2], [1]),
+    ("state = complete", [2], [1]),
+    ("env = prod", [1], [2]),
+    ('"env"', [1], [2]),
+    ("nightly", [1], [2]),
+    ("state = running\nname =~ ALIGN", [1], [2]),
+    ("user = bob", [], [1, 2, 3]),  # a query never widens what the user may see
 ])
-def test_batches_filter_with_the_v1_query_language(client: TestClient, q: str, shown: list[int],
-                                                   hidden: list[int]) -> None:
+def test_batches_filter_with_hails_current_query_language(client: TestClient, q: str, shown: list[int],
+                                                          hidden: list[int]) -> None:
     sign_in(client)
     page = client.get("/ui/batches", params={"q": q})
     assert page.status_code == 200
+    assert '<textarea name="q" rows="3"' in page.text and f">{q}</textarea>" in page.text.replace("&#34;", '"')
     for batch_id in shown:
         assert f'href="/ui/batches/{batch_id}"' in page.text, q
     for batch_id in hidden:
         assert f'href="/ui/batches/{batch_id}"' not in page.text, q
 
 
+@pytest.mark.parametrize(("q", "shown", "hidden"), [
+    ("failure", [1], [2]),
+    ("!failure", [2], [1]),
+    ("complete", [2], [1]),
+    ("env=prod", [1], [2]),
+    ("has:env", [1], [2]),
+    ("user:bob", [], [1, 2, 3]),
+])
+def test_a_ui_configured_for_v1_takes_the_legacy_language(ui_db: tuple[str, Path], api: RecordingTransport,
+                                                         q: str, shown: list[int], hidden: list[int]) -> None:
+    with mounted_ui(ui_db, api, query_version=1) as client:
+        sign_in(client)
+        page = client.get("/ui/batches", params={"q": q})
+        assert page.status_code == 200 and '<input type="search" name="q"' in page.text
+        for batch_id in shown:
+            assert f'href="/ui/batches/{batch_id}"' in page.text, q
+        for batch_id in hidden:
+            assert f'href="/ui/batches/{batch_id}"' not in page.text, q
+        bad = client.get("/ui/batches", params={"q": "colour:blue"})
+        assert bad.status_code == 400 and "unknown term &#39;colour:blue&#39;" in bad.text
+
+
 def test_a_bad_query_is_a_400_that_names_the_term(client: TestClient) -> None:
     sign_in(client)
-    page = client.get("/ui/batches", params={"q": "colour:blue"})
+    page = client.get("/ui/batches", params={"q": "env = prod\nstate = blue"})
     assert page.status_code == 400
-    assert "unknown term &#39;colour:blue&#39;" in page.text
+    assert "line 2: &#39;state = blue&#39;: unknown state &#34;blue&#34;" in page.text
+    nul = client.get("/ui/batches/1", params={"q": "name = a\x00"})
+    assert nul.status_code == 400 and "NUL" in nul.text
 
 
 def test_batches_page_through_older_batches(ui_db: tuple[str, Path], api: RecordingTransport) -> None:
@@ -132,9 +159,12 @@ def test_batch_page_shows_counters_and_the_job_table(client: TestClient) -> None
 
 def test_batch_jobs_filter(client: TestClient) -> None:
     sign_in(client)
-    page = client.get("/ui/batches/1", params={"q": "bad"})
+    page = client.get("/ui/batches/1", params={"q": "state = bad"})
     assert 'data-job-id="4"' in page.text and 'data-job-id="1"' not in page.text
-    live = client.get("/ui/batches/1", params={"q": "live"})
+    assert "query help" in page.text and "instance_collection" in page.text
+    slow = client.get("/ui/batches/1", params={"q": "duration >= 60\ninstance = w-1"})
+    assert 'data-job-id="1"' in slow.text and 'data-job-id="4"' not in slow.text
+    live = client.get("/ui/batches/1", params={"q": "state = live"})
     assert 'data-job-id="2"' in live.text and 'data-job-id="3"' in live.text and 'data-job-id="1"' not in live.text
 
 
@@ -180,6 +210,20 @@ def test_cancel_of_another_users_batch_is_not_found(client: TestClient, api: Rec
     sign_in(client)
     assert client.post("/ui/batches/3/cancel", data={"csrf": csrf_token(ALICE_TOKEN)}).status_code == 404
     assert api.requests == []
+
+
+def test_rerun_failed_calls_the_api_with_the_users_token(client: TestClient, api: RecordingTransport) -> None:
+    sign_in(client)
+    assert 'id="rerun-failed"' in client.get("/ui/batches/1").text       # job 4 failed
+    assert 'id="rerun-failed"' not in client.get("/ui/batches/2").text   # nothing to re-run
+    assert client.post("/ui/batches/1/rerun-failed", data={"csrf": "forged"}).status_code == 403
+    assert client.post("/ui/batches/3/rerun-failed", data={"csrf": csrf_token(ALICE_TOKEN)}).status_code == 404
+    assert api.requests == []
+    api.status = 400
+    answer = client.post("/ui/batches/1/rerun-failed", data={"csrf": csrf_token(ALICE_TOKEN)})
+    assert answer.status_code == 303 and answer.headers["location"].startswith("/ui/batches/1?rerun=failed")
+    assert api.requests == [("POST", "/api/v1alpha/batches/1/rerun-failed", f"Bearer {ALICE_TOKEN}")]
+    assert 'id="rerun-outcome"' in client.get(answer.headers["location"]).text
 
 
 def test_an_api_refusal_is_shown(client: TestClient, api: RecordingTransport) -> None:

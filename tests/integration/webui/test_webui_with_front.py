@@ -77,3 +77,37 @@ async def test_a_submitted_batch_is_shown_and_cancelled_through_the_api(
     assert 'id="cancel-batch"' not in after.text
     api_view = await client.get(f"/api/v1alpha/batches/{batch_id}", headers={"Authorization": f"Bearer {token}"})
     assert api_view.json()["state"] == "cancelled"
+
+
+async def test_failed_jobs_are_rerun_from_the_batch_page(
+        front: tuple[httpx.AsyncClient, str], memory_log: EventLog, topics: Topics, fresh_db: str) -> None:
+    client, token = front
+    auth = {"Authorization": f"Bearer {token}"}
+    job = {"process": {"type": "docker", "image": "ubuntu:24.04", "command": ["false"]}, "absolute_parent_ids": []}
+    created = await client.post("/api/v1alpha/batches/create-fast", headers=auth, json={
+        "batch": {"billing_project": "alice", "token": "r1", "n_jobs": 2},
+        "bunch": [{**job, "job_id": 1, "in_update_parent_ids": []}, {**job, "job_id": 2, "in_update_parent_ids": [1]}]})
+    batch_id = created.json()["id"]
+    await project_everything(memory_log, topics, fresh_db)
+    async with AsyncConnectionPool(fresh_db, min_size=1, max_size=1) as pool, pool.connection() as conn:
+        # what the resolver and a worker would have folded: 1 failed, so its child 2 was cancelled
+        await conn.execute("UPDATE jobs SET state = CASE job_id WHEN 1 THEN 'Failed' ELSE 'Cancelled' END "
+                           "WHERE batch_id = %s", (batch_id,))
+
+    await client.post("/ui/login", data={"token": token})
+    page = await client.get(f"/ui/batches/{batch_id}")
+    assert 'id="rerun-failed"' in page.text
+    rerun = await client.post(f"/ui/batches/{batch_id}/rerun-failed", data={"csrf": csrf_token(token)})
+    assert rerun.status_code == 303
+    after = await client.get(rerun.headers["location"])
+    assert "Re-run of the failed jobs done: update 2 re-runs 2 jobs." in after.text
+    await project_everything(memory_log, topics, fresh_db)
+    page = await client.get(f"/ui/batches/{batch_id}")
+    assert page.text.count('class="job state-') == 4
+    assert f're-run as <a href="/ui/batches/{batch_id}/jobs/3">#3</a>' in page.text
+    assert f're-run of <a href="/ui/batches/{batch_id}/jobs/2">#2</a>' in page.text
+    copy = await client.get(f"/ui/batches/{batch_id}/jobs/4")
+    assert 'id="rerun-of"' in copy.text
+    again = await client.post(f"/ui/batches/{batch_id}/rerun-failed", data={"csrf": csrf_token(token)})
+    shown = await client.get(again.headers["location"])
+    assert "Re-run of the failed jobs failed (400: batch" in shown.text and "no jobs to re-run" in shown.text

@@ -167,9 +167,10 @@ class RecordingTransport:
 
 
 @contextmanager
-def mounted_ui(ui_db: tuple[str, Path], api: RecordingTransport, page_size: int = 50) -> Iterator[TestClient]:
+def mounted_ui(ui_db: tuple[str, Path], api: RecordingTransport, page_size: int = 50,
+               query_version: int = 2) -> Iterator[TestClient]:
     url, blob_root = ui_db
-    ui = create_ui(url, blob_root, api_transport=api.transport(), page_size=page_size)
+    ui = create_ui(url, blob_root, api_transport=api.transport(), page_size=page_size, query_version=query_version)
     front = Starlette(routes=[Mount("/ui", app=ui)])
     with TestClient(front, follow_redirects=False) as test_client:
         yield test_client

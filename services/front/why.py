@@ -50,6 +50,8 @@ def explain(job: dict[str, Any], scheduler: dict[str, Any] | None, parent_states
 
 
 def _misfit(job: dict[str, Any], pools: Sequence[PoolConfig]) -> str | None:
+    if not pools:
+        return None
     resources = (job.get("spec") or {}).get("resources") or {}
     machine_type = resources.get("machine_type") if isinstance(resources, dict) else None
     return misfit(job["cores_mcpu"], job["memory_bytes"], job["storage_gib"], job["worker_type"] or "standard",

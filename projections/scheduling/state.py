@@ -203,7 +203,8 @@ class SchedulingState:
                 attempt.held = False
             return False
         boot = e.state == RUNNING and job.settled_phase is JobPhase.CREATING and job.settled_attempt == e.attempt_id
-        if e.attempt_id in job.attempt_ids and not boot:
+        fresh_held = held.decision[1] if held is not None and held.previous is JobPhase.READY else None
+        if e.attempt_id in job.attempt_ids and e.attempt_id != fresh_held and not boot:
             return False  # a copy of a verdict taken already
         if held is not None:  # we held another decision: the log says this one counts
             self._undo(job, held)

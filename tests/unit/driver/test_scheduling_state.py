@@ -263,3 +263,19 @@ def test_a_job_cancelled_while_its_placement_is_held_is_gone_with_its_capacity()
     assert (1, 1) not in state.jobs and state.instances["w1"].free_cores_mcpu == 4000 and state.attempts == {}
     state.apply(refused(sj, "cancelled"))
     assert (1, 1) not in state.jobs
+
+
+def test_the_acceptance_of_a_decision_not_held_wins_over_a_held_one_of_the_same_attempt() -> None:
+    """Found by the differential test: this view held a deposed SJ, so it skipped the JobCreating the
+    core accepted; the boot SJ of that attempt then looked like a fresh placement and was held. The
+    JobCreating's acceptance must still be taken (the job is Creating), and the boot's refusal then
+    leaves it Creating."""
+    deposed, creating_p1 = scheduled(1, "a0", "w1", epoch=0), creating(1, "p1", PRIVATE)
+    boot = scheduled(1, "p1", PRIVATE, cores=8000)
+    state = fold(activated("w1"), *_private_job(), deposed, creating_p1, refused(deposed, "deposed"), boot)
+    assert state.jobs[(1, 1)].held is not None and state.jobs[(1, 1)].held.decision[1] == "p1"
+    state.apply(accepted(creating_p1))
+    job = state.jobs[(1, 1)]
+    assert (job.phase, job.attempt_id, job.held) == (JobPhase.CREATING, "p1", None)
+    state.apply(refused(boot, "cancelled"))
+    assert (job.phase, job.attempt_id) == (JobPhase.CREATING, "p1") and "p1" not in state.attempts

@@ -77,7 +77,7 @@ def fold_and_compare(log: list[Event]) -> int:
     return compared
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_the_core_the_scheduler_and_the_read_model_agree_on_every_job(data: st.DataObject) -> None:
     run = Run(data)

@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shlex
 import socket
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -53,6 +55,8 @@ class StackState:
     workers: int = 1
     worker_cores: int = 2
     heartbeat_timeout_s: float = 30.0
+    # run simulated workers (`python -m services.simworker`: no podman; each job takes this many ms)
+    simulated_job_ms: int | None = None
     extra: dict[str, str] = field(default_factory=dict)
     # the object store (absent from a stack.json written before it: the embedded server is the default)
     storage_endpoint: str | None = None  # None with embedded_storage False: real GCS
@@ -136,9 +140,19 @@ def service_specs(state: StackState) -> list[ProcessSpec]:
         ProcessSpec("scheduler", SERVICE_MODULES["scheduler"],
                     with_metrics("scheduler", "--pools", pools, "--heartbeat-timeout", str(state.heartbeat_timeout_s))),
         ProcessSpec("autoscaler", SERVICE_MODULES["autoscaler"],
-                    with_metrics("autoscaler", "--provider", "local", "--pools", pools, "--loop-period", "2")),
-        ProcessSpec("front", SERVICE_MODULES["front"], (*common, "--host", "127.0.0.1", "--port", str(state.port))),
+                    with_metrics("autoscaler", "--provider", "local", "--pools", pools, "--loop-period", "2",
+                                 *_simulated_workers(state))),
+        ProcessSpec("front", SERVICE_MODULES["front"],
+                    (*common, "--host", "127.0.0.1", "--port", str(state.port), "--pools", pools)),
     ]
+
+
+def _simulated_workers(state: StackState) -> tuple[str, ...]:
+    """The autoscaler's flags for simulated workers (the same flags as the worker agent, nothing runs)."""
+    if state.simulated_job_ms is None:
+        return ()
+    return ("--worker-command", shlex.join((sys.executable, "-m", "services.simworker")),
+            "--worker-args", f"--job-duration-ms {state.simulated_job_ms}")
 
 
 def wait_for_http(url: str, timeout_s: float) -> bool:
@@ -187,8 +201,10 @@ def migration_dirs() -> list[Path]:
 def up(home: Path, *, bootstrap: str | None = None, database_url: str | None = None, port: int | None = None,
        topic_prefix: str | None = None, workers: int = 1, worker_cores: int = 2, heartbeat_timeout_s: float = 30.0,
        storage: str = "embedded", storage_endpoint: str | None = None, system_bucket: str | None = None,
-       bucket: str | None = None, say=print, timeout_s: float = 120.0) -> StackState:  # type: ignore[no-untyped-def]
-    """Bring the stack up (idempotent) and return its state once the API answers."""
+       bucket: str | None = None, simulated_job_ms: int | None = None, say=print,
+       timeout_s: float = 120.0) -> StackState:  # type: ignore[no-untyped-def]
+    """Bring the stack up (idempotent) and return its state once the API answers. With
+    `simulated_job_ms`, its workers are simulated (no podman; every job succeeds after that long)."""
     from deploy.postgres import create_database
     from projections.db import migrate
 
@@ -232,7 +248,8 @@ def up(home: Path, *, bootstrap: str | None = None, database_url: str | None = N
                        topic_prefix=topic_prefix, port=port, embedded_kafka=embedded_kafka,
                        embedded_postgres=embedded_postgres, workers=workers, worker_cores=worker_cores,
                        heartbeat_timeout_s=heartbeat_timeout_s, storage_endpoint=endpoint,
-                       embedded_storage=embedded_storage, system_bucket=system_bucket, bucket=bucket)
+                       embedded_storage=embedded_storage, system_bucket=system_bucket, bucket=bucket,
+                       simulated_job_ms=simulated_job_ms)
     if previous:
         state.extra = dict(previous.extra)
     state.token = _ensure_default_user(database_url, token)

@@ -6,8 +6,10 @@ and hands a chunk (up to `max_batch` records) to `Projection.apply`, which store
 the new offsets in ONE transaction. A crash at any point therefore loses or repeats nothing.
 
 Poison: a record that does not decode is quarantined straight away; if applying a chunk fails
-with `PoisonError`, the chunk is split in halves until the one record at fault is found, and
-that record is quarantined (table + quarantine topic, with the reason). The loop keeps going.
+with `PoisonError` (a projection raises it for an `UnprojectableEvent`, or a value its store
+refuses), the chunk is split in halves until the one record at fault is found, and that record is
+quarantined (table + quarantine topic, with the reason). The loop keeps going. Any other error is
+a bug or an outage, and ends the loop: a bug in a fold is never mistaken for a bad event.
 """
 
 from __future__ import annotations

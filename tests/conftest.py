@@ -7,6 +7,10 @@ unit tests never pay for a JVM. Point at servers you already run instead with
   SQUALL_TEST_STORAGE_ENDPOINT=http://127.0.0.1:PORT
 Each test gets its own topic prefix (`topics`), its own database (`fresh_db`) and its own buckets
 (`bucket`), so tests do not see each other's data even on a shared server.
+
+Hypothesis runs under the `squall` profile: a failure prints the blob that replays it
+(`@reproduce_failure(...)`), and the example database lives in memory, so nothing is written
+into the tree (pin a case that once failed with @example instead).
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+from hypothesis.database import InMemoryExampleDatabase
 
 from deploy.kafka import KafkaBroker
 from deploy.objectstore import FakeGcsServer
@@ -27,6 +33,9 @@ from events.kafka_log import KafkaEventLog
 from events.memory_log import MemoryEventLog
 from events.objectstore import InMemoryObjectStore
 from events.topics import Topics
+
+settings.register_profile("squall", print_blob=True, database=InMemoryExampleDatabase())
+settings.load_profile("squall")
 
 
 @pytest.fixture(scope="session")

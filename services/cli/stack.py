@@ -42,6 +42,9 @@ def up(
                                              help="squall's own bucket for logs and status (default squall-system)"),
     bucket: str | None = typer.Option(None, "--bucket",
                                       help="the default user's bucket for job files (default squall-data)"),
+    simulated_workers: int | None = typer.Option(
+        None, "--simulated-workers", metavar="JOB_MS",
+        help="simulated workers instead of podman ones (load tests): every job succeeds after JOB_MS ms"),
 ) -> None:
     """Start the local stack (idempotent): Kafka, PostgreSQL, the object store, services and local workers."""
     h = _home(home)
@@ -49,7 +52,7 @@ def up(
         state = stack.up(h, bootstrap=kafka_bootstrap, database_url=database_url, port=port,
                          topic_prefix=topic_prefix, workers=workers, worker_cores=worker_cores, storage=storage,
                          storage_endpoint=storage_endpoint, system_bucket=system_bucket, bucket=bucket,
-                         say=lambda m: console.print(f"  {m}"))
+                         simulated_job_ms=simulated_workers, say=lambda m: console.print(f"  {m}"))
     except stack.StackError as exc:
         console.print(f"[red]squall up failed:[/red] {exc}")
         raise typer.Exit(1) from exc

@@ -93,4 +93,4 @@ async def why(batch_id: BatchId, job_id: JobId, user: User, deps: Deps) -> dict[
     explanation = await deps.reads.explanation(batch_id, job_id)
     parents = await deps.reads.parent_states(batch_id, list(row["parent_ids"])) if row["state"] == "Pending" else {}
     return {"batch_id": batch_id, "job_id": job_id, "state": row["state"],
-            **explain(row, explanation, parents, deps.clock())}
+            **explain(row, explanation, parents, deps.clock(), deps.rules.pools)}

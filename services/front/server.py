@@ -28,6 +28,7 @@ from events.objectstore import ObjectStore
 from events.publisher import Publisher
 from projections.db import READMODEL_MIGRATIONS, migrate
 from services import callback_policy
+from services.autoscaler.pools import PoolConfigError, load_pools
 from services.config import ServiceConfig, add_arguments, from_args
 from services.front.app import create_app
 from services.front.billing_loop import run_billing_limit_loop
@@ -125,6 +126,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--regions", default="local",
                         help="comma-separated supported regions; the first is the default region")
+    parser.add_argument("--pools", type=Path, default=None,
+                        help="the autoscaler's pools YAML: a job no worker of them can hold is refused "
+                             "(default: the six standard pools)")
     add_arguments(parser)
     callback_policy.add_arguments(parser)
     args = parser.parse_args(argv)
@@ -137,7 +141,11 @@ def main(argv: list[str] | None = None) -> None:
     except ValueError as exc:
         parser.error(str(exc))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    rules = SpecRules(supported_regions=regions, callbacks=callbacks)
+    try:
+        pools = load_pools(args.pools, region=regions[0])
+    except PoolConfigError as exc:
+        parser.error(str(exc))
+    rules = SpecRules(supported_regions=regions, callbacks=callbacks, pools=pools)
     # the metrics name users: beyond loopback, only an operator's token reads them
     app = build_app(config, rules, metrics_need_token=not is_loopback(args.host))
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")

@@ -15,6 +15,7 @@ from typing import Any, Final
 import orjson
 
 from events.catalog import EnvVar, FileCopy, JobSpec, Resources
+from events.core.autoscale import DEFAULT_POOLS, PoolConfig
 from events.core.resources import ResourceDefaults, ResourceError, resolve_resources
 from events.image_reference import InvalidImageReference, check_image
 from services.callback_policy import CallbackPolicy, CallbackRefused
@@ -33,6 +34,7 @@ from services.front.fields import (
     require_present,
 )
 from services.front.job_files import check_job_files
+from services.front.pool_check import check_fits_a_pool
 
 ROOT_JOB_GROUP_ID: Final = 0
 MAX_JOB_GROUPS_DEPTH: Final = 2
@@ -112,6 +114,7 @@ class SpecRules:
     supported_regions: tuple[str, ...] = ("local",)
     resource_defaults: ResourceDefaults = ResourceDefaults()
     callbacks: CallbackPolicy = CallbackPolicy()  # where callback URLs may point
+    pools: tuple[PoolConfig, ...] = DEFAULT_POOLS  # a job no worker of these can hold is refused
 
 
 def check_bunch_size(field: str, jobs: Any, groups: Any = ()) -> Any:
@@ -294,6 +297,7 @@ def parse_job(field: str, body: Any, rules: SpecRules) -> JobRequest:
         regions=regions,
         port=port,
     )
+    check_fits_a_pool(field, resources, rules.pools)
     obj["n_max_attempts"] = DEFAULT_N_MAX_ATTEMPTS if n_max_attempts is None else n_max_attempts
     obj["network"] = network
     return JobRequest(

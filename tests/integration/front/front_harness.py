@@ -59,7 +59,7 @@ class FixedClock:
 
 
 async def make_front(db_url: str, log: EventLog, topics: Topics, store: ObjectStore,
-                     system_bucket: str) -> AsyncIterator[Front]:
+                     system_bucket: str, rules: SpecRules | None = None) -> AsyncIterator[Front]:
     await asyncio.to_thread(apply_migrations, db_url)
     await store.create_bucket(system_bucket)
     pool = AsyncConnectionPool(db_url, min_size=1, max_size=8, open=False)
@@ -69,7 +69,8 @@ async def make_front(db_url: str, log: EventLog, topics: Topics, store: ObjectSt
         bob = await create_user(conn, "bob")
     job_data = JobData(store, system_bucket, AgentLogs(store, system_bucket))
     deps = FrontDeps(pool=pool, publisher=Publisher(log, topics), job_data=job_data,
-                     file_access=FileAccess(system_bucket), rules=SpecRules(supported_regions=("local", "us-central1")),
+                     file_access=FileAccess(system_bucket),
+                     rules=rules or SpecRules(supported_regions=("local", "us-central1")),
                      clock=FixedClock(), producer="front/test")
     app = create_app(deps)
     transport = httpx.ASGITransport(app=app)

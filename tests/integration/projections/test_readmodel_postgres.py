@@ -14,6 +14,8 @@ from events.codec import Codec
 from events.log import EventLog, Message, Position
 from events.publisher import Publisher
 from events.topics import Topics
+from projections.readmodel import fold as fold_module
+from projections.readmodel import ops
 from projections.readmodel.convert import convert
 from projections.readmodel.fold import ReadModel
 from projections.readmodel.service import run_readmodel
@@ -135,3 +137,20 @@ async def test_verify_while_the_live_projector_keeps_applying(memory_log: EventL
     await live
     assert result.differences == []
     assert result.events > 0
+
+
+async def test_a_bug_in_the_fold_stops_the_projection_and_quarantines_nothing(memory_log: EventLog, topics: Topics,
+                                                                              readmodel_db: str, monkeypatch) -> None:
+    """Only an UnprojectableEvent is poison; a KeyError from the fold is a bug, which must be fixed,
+    not hidden by quarantining every event that meets it."""
+    await publish_stream(memory_log, topics)
+
+    def broken(self, op):  # type: ignore[no-untyped-def]
+        raise KeyError("time_ready")
+
+    monkeypatch.setattr(ReadModel, "_mark_ready", broken)
+    monkeypatch.setitem(fold_module._APPLY, ops.MarkJobReady, broken)
+    with pytest.raises(KeyError, match="time_ready"):
+        await run_readmodel(memory_log, topics, readmodel_db, until=await ends(memory_log, topics))
+    with psycopg.connect(readmodel_db) as conn:
+        assert conn.execute("SELECT count(*) FROM quarantine").fetchone() == (0,)

@@ -54,8 +54,8 @@ class Log:
 
     def run(self, j: int, attempt: str, outcome: str = "Success", start: int = 10_000, end: int = 13_600,
             complete: bool = True, cause: str | None = None) -> None:
-        self.add(ev.JobAttemptScheduled, batch_id=B, job_id=j, attempt_id=attempt, instance_name="i1",
-                 scheduler_epoch=1, user="u", cores_mcpu=1000, memory_bytes=2 * 1024**3, storage_gib=10)
+        self.schedule(j, attempt)
+        self.accept(j, attempt)
         self.add(ev.JobAttemptStarted, batch_id=B, job_id=j, attempt_id=attempt, instance_name="i1", started_at=start)
         self.add(ev.JobAttemptCompleted, batch_id=B, job_id=j, attempt_id=attempt, instance_name="i1",
                  outcome=outcome, exit_code=0 if outcome == "Success" else 1, failure_cause=cause,
@@ -63,6 +63,15 @@ class Log:
         if complete:
             self.add(ev.JobCompleted, batch_id=B, job_id=j, state=outcome, attempt_id=attempt,
                      exit_code=0 if outcome == "Success" else 1, reason=cause, n_attempts=1)
+
+    def schedule(self, j: int, attempt: str) -> None:
+        """The scheduler's decision (SJ): nothing to show until the resolver's verdict."""
+        self.add(ev.JobAttemptScheduled, batch_id=B, job_id=j, attempt_id=attempt, instance_name="i1",
+                 scheduler_epoch=1, user="u", cores_mcpu=1000, memory_bytes=2 * 1024**3, storage_gib=10)
+
+    def accept(self, j: int, attempt: str) -> None:
+        self.add(ev.JobAttemptAccepted, batch_id=B, job_id=j, attempt_id=attempt, instance_name="i1",
+                 state="Running", scheduler_epoch=1, cores_mcpu=1000, memory_bytes=2 * 1024**3, storage_gib=10)
 
     def ready(self, j: int, after: str | None = None) -> None:
         self.add(ev.JobBecameReady, batch_id=B, job_id=j, after_attempt_id=after, reason="r")
@@ -155,20 +164,36 @@ def test_retry_after_a_lost_instance_bills_both_attempts() -> None:
     assert log.row("attempts", B, 1, "a2")["outcome"] == "Success"
 
 
-def test_an_sj_that_raced_a_cancellation_is_ended_when_the_job_is_cancelled() -> None:
-    """The lifecycle refuses an SJ for a cancelled job and derives JobCancelled; the read model saw the
-    SJ first (it does not follow cancellation), so it must end that attempt rather than leave it open."""
+def test_an_sj_that_raced_a_cancellation_shows_nothing_and_the_job_is_cancelled() -> None:
+    """The lifecycle refuses an SJ for a cancelled job and derives JobCancelled; the read model never
+    judges the SJ itself, so no attempt is ever opened for it, however the events are chunked."""
     log = Log()
     log.batch(1)
     log.ready(1)
-    log.add(ev.JobAttemptScheduled, batch_id=B, job_id=1, attempt_id="a1", instance_name="i1", scheduler_epoch=1,
-            user="u", cores_mcpu=1000, memory_bytes=2 * 1024**3, storage_gib=10)
-    assert log.row("jobs", B, 1)["state"] == "Running"
+    log.schedule(1, "a1")
+    assert log.row("jobs", B, 1)["state"] == "Ready" and not log.model.rows["attempts"]
     log.add(ev.JobCancelled, batch_id=B, job_id=1, reason="batch_cancelled")
-    job, attempt = log.row("jobs", B, 1), log.row("attempts", B, 1, "a1")
-    assert (job["state"], job["current_attempt_id"], job["reason"]) == ("Cancelled", None, "batch_cancelled")
-    assert (attempt["end_time"], attempt["reason"], attempt["cost"], attempt["start_time"]) == (log.t, "cancelled", 0, None)
+    log.add(ev.JobAttemptRefused, batch_id=B, job_id=1, attempt_id="a1", instance_name="i1", state="Running",
+            scheduler_epoch=1, reason="cancelled")
+    job = log.row("jobs", B, 1)
+    assert (job["state"], job["current_attempt_id"], job["reason"], job["n_attempts"]) == (
+        "Cancelled", None, "batch_cancelled", 0)
+    assert log.model.rows["attempts"] == {}
     assert counters(log.row("batches", B)) == (1, 1, 0, 0, 1)
+
+
+def test_the_attempt_shows_from_its_verdict_on() -> None:
+    log = Log()
+    log.batch(1)
+    log.ready(1)
+    log.schedule(1, "a1")
+    assert log.row("jobs", B, 1)["state"] == "Ready"
+    log.accept(1, "a1")
+    job, attempt = log.row("jobs", B, 1), log.row("attempts", B, 1, "a1")
+    assert (job["state"], job["current_attempt_id"], job["n_attempts"]) == ("Running", "a1", 1)
+    assert (attempt["instance_name"], attempt["scheduled_at"], attempt["end_time"]) == ("i1", log.t, None)
+    log.add(ev.JobCancelled, batch_id=B, job_id=1, reason="batch_cancelled")  # a late copy: the job runs
+    assert log.row("jobs", B, 1)["state"] == "Running"
 
 
 def test_a_job_cancelled_after_an_ended_attempt_keeps_that_attempt_as_it_was() -> None:
@@ -177,7 +202,11 @@ def test_a_job_cancelled_after_an_ended_attempt_keeps_that_attempt_as_it_was() -
     log.ready(1)
     log.run(1, "a1", outcome="Error", complete=False, cause=INSTANCE_LOST, start=0, end=1_000)
     ended = dict(log.row("attempts", B, 1, "a1"))
-    log.add(ev.JobCancelled, batch_id=B, job_id=1, reason="batch_cancelled")
+    log.add(ev.JobCancelled, batch_id=B, job_id=1, reason="batch_cancelled")  # only a job without an attempt
+    assert log.row("jobs", B, 1)["state"] == "Running"
+    # the core's verdict on the ended attempt of a cancelled job
+    log.add(ev.JobCompleted, batch_id=B, job_id=1, state="Cancelled", attempt_id="a1", exit_code=None,
+            reason=INSTANCE_LOST, n_attempts=1)
     assert log.row("attempts", B, 1, "a1") == ended
     assert log.row("jobs", B, 1)["state"] == "Cancelled"
 
@@ -196,6 +225,7 @@ def test_stale_reports_change_nothing() -> None:
             user="u", cores_mcpu=1000, memory_bytes=1, storage_gib=0)  # an old SJ again
     log.add(ev.JobAttemptScheduled, batch_id=B, job_id=1, attempt_id="zz", instance_name="i2", scheduler_epoch=1,
             user="u", cores_mcpu=1000, memory_bytes=1, storage_gib=0)  # an SJ that lost a race
+    log.accept(1, "a1")  # an old verdict again
     assert log.model.rows == before
 
 

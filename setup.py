@@ -1,4 +1,4 @@
-"""Builds the optional Cython extension `events._avro_decoders` (everything else is in pyproject.toml).
+"""Builds the optional Cython extension `events._avro_codec` (everything else is in pyproject.toml).
 
 The extension is generated source checked in beside its generator (events/codec_cython.py); if it
 cannot be built here (no C compiler), the install goes on without it and the codec keeps its
@@ -9,5 +9,5 @@ from Cython.Build import cythonize
 from setuptools import Extension, setup
 
 setup(ext_modules=cythonize(
-    [Extension("events._avro_decoders", ["events/_avro_decoders.pyx"], optional=True)],
+    [Extension("events._avro_codec", ["events/_avro_codec.pyx"], optional=True)],
     compiler_directives={"language_level": 3}, quiet=True))

@@ -1,4 +1,4 @@
-"""Generate `events/catalog.py` (frozen dataclasses) and `events/_avro_decoders.pyx` (the Cython
+"""Generate `events/catalog.py` (frozen dataclasses) and `events/_avro_codec.pyx` (the Cython
 decoders, see events/codec_cython.py) from the current schemas in `schemas/`.
 
 The `.avsc` files are the single source of truth; `catalog.py` is derived and checked in so that
@@ -174,7 +174,7 @@ def main() -> int:
     importlib.reload(codec_compiled)
     importlib.reload(codec_cython)
     codec_cython.PYX_PATH.write_text(codec_cython.module_source())
-    print(f"wrote {codec_cython.PYX_PATH} (built into events._avro_decoders by `pip install -e .`)")
+    print(f"wrote {codec_cython.PYX_PATH} (built into events._avro_codec by `pip install -e .`)")
     return 0
 
 

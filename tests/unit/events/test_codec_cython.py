@@ -1,5 +1,6 @@
-"""The Cython decoders (events/_avro_decoders.pyx) decode exactly what the Python decoders and
-fastavro decode, are generated from today's schemas, and are used only when built from that source."""
+"""The Cython encoders and decoders (events/_avro_codec.pyx) give exactly what the Python ones give
+(and so fastavro's bytes), are generated from today's schemas, and are used only when built from
+that source."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ ALL_EVENTS = sorted(EVENT_TYPES)
 def extension() -> dict[bytes, Any]:
     decoders = codec_cython.extension_decoders()
     if not decoders:
-        pytest.fail("events._avro_decoders is not built from the current .pyx: run `make venv` "
+        pytest.fail("events._avro_codec is not built from the current .pyx: run `make venv` "
                     "(pip install -e . builds it; it needs a C compiler)")
     return decoders
 

@@ -109,7 +109,6 @@ class BulkReadModelProjection(ReadModelProjection):
         self.evicted_batches: set[int] = set()  # batches some of whose rows were written and dropped
         self.jobs_of_batch: dict[int, set[Key]] = {}  # held job keys per batch (CommitUpdate reads them)
         self.n_indexed = 0  # keys in jobs_of_batch
-        self.finished = False
 
     @classmethod
     async def open_bulk(cls, database_url: str, schema: str, until: dict[TopicPartition, int],
@@ -145,11 +144,11 @@ class BulkReadModelProjection(ReadModelProjection):
                 if all(offset >= self.until.get(tp, 0) for tp, offset in self.offsets.items()):
                     await self._write_rows(None)
                     await self._store_offsets()
-                    self.finished = True
                 elif len(self.model.rows[JOBS.name]) > self.max_held_jobs:
                     await self._evict()
             # The held rows are acyclic and freed by reference counting; without this the cyclic
             # collector traverses all of them again and again as they grow (a third of the CPU).
+            # What is frozen stays out of the collector for the life of the process (a replay).
             gc.freeze()
         except psycopg.DataError as exc:
             raise BulkRebuildFailed(f"the database refused a value: {exc}") from exc

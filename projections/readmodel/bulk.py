@@ -49,7 +49,7 @@ from projections.readmodel.tables import (
 from projections.runner import PartitionChunk, PoisonError, TopicPartition
 
 BULK_FAILED = 3  # exit status of a `python -m projections.readmodel --bulk` shard that raised BulkRebuildFailed
-DEFAULT_MAX_HELD_JOBS = 200_000  # ~1.5 GB of row images (jobs with their specs and attempts)
+DEFAULT_MAX_HELD_JOBS = 200_000  # about 1.1 GB of row images (measured ~5.5 KB per job with its attempt)
 _BY_BATCH = (BATCHES, BATCH_UPDATES, JOB_GROUPS, JOBS, ATTEMPTS)  # tables whose key starts with batch_id
 
 

@@ -14,7 +14,7 @@ import psycopg
 from psycopg import sql
 
 from projections.readmodel import ops
-from projections.readmodel.copytext import JsonMemo, rows_formatter
+from projections.readmodel.copytext import JsonMemo, rows_copy_bytes
 from projections.readmodel.fold import Key, ReadModel
 from projections.readmodel.needs import GROUPS_OF_BATCH, keys_to_load
 from projections.readmodel.tables import AUDIT, JOB_GROUPS, STATEFUL, Table
@@ -94,10 +94,10 @@ async def _copy(conn: psycopg.AsyncConnection, table: Table, target: str, column
     """COPY `columns` of rows (dicts; with `attributes`, objects with those attributes) into `target`."""
     statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
         sql.Identifier(target), sql.SQL(", ").join(map(sql.Identifier, columns)))
-    format_rows = rows_formatter(columns, table.json, attributes)
+    format_rows = rows_copy_bytes(columns, table.json, attributes)
     async with conn.cursor().copy(statement) as copy:
         for start in range(0, len(rows), COPY_PIECE):
-            await copy.write(format_rows(rows[start:start + COPY_PIECE], json_memo).encode())
+            await copy.write(format_rows(rows[start:start + COPY_PIECE], json_memo))
 
 
 async def write(conn: psycopg.AsyncConnection, model: ReadModel) -> None:

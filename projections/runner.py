@@ -116,7 +116,13 @@ class Runner:
             partitions = partitions[index::count]
         n = max(1, min(self.settings.workers, len(partitions)))
         shares = [partitions[i::n] for i in range(n)]
-        await asyncio.gather(*(self._worker(share, stop, until) for share in shares))
+        workers = [asyncio.create_task(self._worker(share, stop, until)) for share in shares]
+        try:
+            await asyncio.gather(*workers)
+        finally:  # one worker failed (or we were cancelled): stop the others rather than orphan them
+            for worker in workers:
+                worker.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
 
     async def _worker(self, share: list[TopicPartition], stop: asyncio.Event,
                       until: dict[TopicPartition, int] | None) -> None:

@@ -95,7 +95,8 @@ def replay(
     result = asyncio.run(_replay(config, schema, verify, live_schema, price_table, max_differences, in_place,
                                  processes))
     rate = result.events / result.seconds if result.seconds > 0 else 0.0
-    typer.echo(f"rebuilt readmodel into schema {result.schema}: {result.events} events in "
+    mode = "rebuild mode" if result.mode == "bulk" else "live projection"
+    typer.echo(f"rebuilt readmodel into schema {result.schema} ({mode}): {result.events} events in "
                f"{result.seconds:.1f} s ({rate:,.0f} events/s)")
     if not verify:
         return

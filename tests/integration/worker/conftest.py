@@ -7,6 +7,7 @@ answers on a socket private to this test session.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import subprocess
@@ -16,8 +17,10 @@ from pathlib import Path
 
 import pytest
 
+from worker.job_networks import JobNetworks
 from worker.podman_runtime import PodmanRuntime
 from worker.podman_service import ensure_podman_service
+from worker.userns import UsernsConfigError, read_subid_range
 
 REPO = Path(__file__).resolve().parents[3]
 SETUP = REPO / "deploy" / "podman" / "setup.sh"
@@ -26,10 +29,14 @@ PYTHON = "localhost/debian-python3:bookworm"
 
 
 def _ready() -> bool:
-    if shutil.which("podman") is None:
+    if shutil.which("podman") is None or shutil.which("nft") is None:
         return False
     images = subprocess.run(["podman", "image", "exists", BUSYBOX], capture_output=True).returncode == 0 and \
         subprocess.run(["podman", "image", "exists", PYTHON], capture_output=True).returncode == 0
+    try:
+        read_subid_range()
+    except UsernsConfigError:
+        return False
     return images and Path("/usr/local/bin/conmon-oomfix").exists()
 
 
@@ -46,12 +53,26 @@ def podman_socket() -> Iterator[Path]:
         os.kill(pid, 15)
 
 
+@pytest.fixture(scope="session")
+def job_networks(podman_socket: Path) -> Iterator[JobNetworks]:
+    """The job firewall and networks, held for the whole session (each test's runtime registers
+    too, so they are not rebuilt per test); removed at the end unless another holder remains."""
+    networks = JobNetworks()
+    holder = PodmanRuntime(podman_socket, networks=networks)
+    asyncio.run(holder.prepare_job_networks())
+    yield networks
+    asyncio.run(holder.release_job_networks())
+    asyncio.run(holder.close())
+
+
 @pytest.fixture
-async def podman(podman_socket: Path) -> AsyncIterator[PodmanRuntime]:
-    rt = PodmanRuntime(podman_socket)
+async def podman(podman_socket: Path, job_networks: JobNetworks) -> AsyncIterator[PodmanRuntime]:
+    rt = PodmanRuntime(podman_socket, networks=job_networks)
+    await rt.prepare_job_networks()
     try:
         yield rt
     finally:
+        await rt.release_job_networks()
         await rt.close()
 
 

@@ -8,7 +8,8 @@ import pytest
 
 from worker.blobs import LocalBlobStore, log_path, resource_usage_path, status_path
 from worker.k8s_log import K8sFileLogDecoder
-from worker.podman_runtime import _parse_time_ms, classify_pull_error
+from worker.podman_errors import classify_pull_error
+from worker.podman_runtime import _parse_time_ms
 from worker.runtime import ImageNotFound, ImagePullFailed, UsageSample
 from worker.scratch import GIB, scratch_quota_bytes
 from worker.storage import StorageError, StorageRouter, host_path_in_io

@@ -83,8 +83,9 @@ class SlotAllocator:
                          self.slot_size)
 
     def lease_of(self, owner: str) -> int | None:
+        path = self.owners_dir / _checked(owner)
         try:
-            return int((self.owners_dir / _checked(owner)).read_text())
+            return int(path.read_text())
         except (FileNotFoundError, ValueError):
             return None
 

@@ -119,7 +119,9 @@ def idmapped_bind(source: str | Path, target: str | Path, ns_fd: int, read_only:
 
 def mount_overlay(lowers: list[Path], upper: Path, work: Path, target: Path) -> None:
     """An overlay of lowers (top first) with a writable upper; options are limited to one page."""
-    data = f"lowerdir={':'.join(map(str, lowers))},upperdir={upper},workdir={work}"
+    # volatile: no syncs of the writable layer (it is thrown away with the attempt), so unmounting
+    # does not flush it to disk
+    data = f"lowerdir={':'.join(map(str, lowers))},upperdir={upper},workdir={work},volatile"
     if len(data) >= 4000:
         raise MountError(0, f"overlay options too long ({len(lowers)} layers): at most a page")
     _check(_libc.mount(b"overlay", os.fsencode(target), b"overlay", MS_NOSUID | MS_NODEV, data.encode()),

@@ -13,13 +13,15 @@ size (its pages count against the container's memory too). Writing past either l
 job ENOSPC; nothing it writes lands on the host's own disk, and the image's layers cannot change.
 
 Slots (worker/userns.py) key the directories: one container per slot at a time, short paths so
-an overlay of ~100 layers still fits the kernel's one-page option limit.
+an overlay of ~100 layers still fits the kernel's one-page option limit. The directories are kept
+for the slot's next container (slots are reused lowest first): only mounts come and go.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import shutil
 from pathlib import Path
 
 from worker.mounts import idmapped_bind, mount_overlay, mount_tmpfs, unmount, userns_fd
@@ -40,30 +42,31 @@ class RootfsBuilder:
 
     def build(self, slot: int, layers: list[str], mapping: IdMapping, writable_dir: Path | None,
               tmpfs_bytes: int) -> Path:
-        """Mount the container's / for `slot` (after removing any leftover of an earlier try)."""
+        """Mount the container's / for `slot` (after unmounting any leftover of an earlier try)."""
         self.teardown(slot)
         base = self.mount_root / str(slot)
-        (base / "l").mkdir(parents=True, mode=0o711)
         try:
             ns = userns_fd(mapping.uid_start, mapping.gid_start, mapping.size)
             lowers = []
             for i, layer in enumerate(layers):
                 target = base / "l" / str(i)
-                target.mkdir()
+                target.mkdir(parents=True, exist_ok=True)
                 idmapped_bind(layer, target, ns, read_only=True)
                 lowers.append(target)
             if writable_dir is None:
                 writable_dir = base / "w"
-                writable_dir.mkdir()
+                writable_dir.mkdir(exist_ok=True)
                 mount_tmpfs(writable_dir, tmpfs_bytes)
             upper, work = writable_dir / "upper", writable_dir / "work"
             for d in (upper, work):
                 d.mkdir(parents=True, exist_ok=True)
+            # a volatile overlay marks its workdir when mounted; a retried create reuses the dir
+            shutil.rmtree(work / "incompat", ignore_errors=True)
             # the top of the overlay is the container's "/": owned by its root, as in any image
             os.chown(upper, mapping.uid_start, mapping.gid_start)
             os.chmod(upper, 0o755)
             root = base / "root"
-            root.mkdir()
+            root.mkdir(exist_ok=True)
             mount_overlay(lowers, upper, work, root)
             return root
         except BaseException:
@@ -71,21 +74,14 @@ class RootfsBuilder:
             raise
 
     def teardown(self, slot: int) -> None:
-        """Unmount and remove the slot's directories; never deletes through a mount still in place."""
+        """Unmount the slot's root, writable tmpfs and layers. The (empty) directories stay for the
+        slot's next container: they are never removed, so nothing is ever deleted through a mount."""
         base = self.mount_root / str(slot)
-        if not base.exists():
+        if not base.is_dir():
             return
-        layers = sorted((base / "l").iterdir(), key=lambda p: p.name) if (base / "l").is_dir() else []
-        for path in (base / "root", base / "w", *layers, base / "l", base):
+        layers = sorted((base / "l").iterdir(), key=lambda p: int(p.name)) if (base / "l").is_dir() else []
+        for path in (base / "root", base / "w", *layers):
             try:
                 unmount(path)
-                if path.is_dir():
-                    path.rmdir()  # rmdir, not rmtree: it fails rather than reach into a mounted layer
-            except FileNotFoundError:
-                continue
             except OSError as exc:
-                log.warning("could not remove %s of sandbox slot %d: %s", path, slot, exc)
-                return
-
-    def slots_present(self) -> list[int]:
-        return [int(p.name) for p in self.mount_root.iterdir() if p.name.isdigit()]
+                log.warning("could not unmount %s of sandbox slot %d: %s", path, slot, exc)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import re
 import time
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,9 +93,9 @@ class SlotAllocator:
         existing = self.lease_of(owner)
         if existing is not None:
             return existing
-        first = zlib.crc32(owner.encode()) % self.n_slots  # spread owners so probes rarely collide
-        for i in range(self.n_slots):
-            slot = (first + i) % self.n_slots
+        # lowest free slot first: slots (and their cached namespace fds) are reused, and a probe
+        # of a taken slot is one failed open
+        for slot in range(self.n_slots):
             try:
                 fd = os.open(self.slots_dir / str(slot), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
             except FileExistsError:

@@ -139,7 +139,10 @@ class MemoryEventLog:
                 return
             changed = self._changed  # no await since predicate(): no change can be missed
             try:
-                await asyncio.wait_for(changed.wait(), remaining)
+                # asyncio.timeout, not wait_for: 3.11's wait_for swallows a cancellation that
+                # arrives as the event is set, and the reader's task would never end
+                async with asyncio.timeout(remaining):
+                    await changed.wait()
             except TimeoutError:
                 return
 

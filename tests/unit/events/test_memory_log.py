@@ -121,3 +121,15 @@ async def test_readers_timing_out_and_cancelled_never_block_appends() -> None:
     results = await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 5)
     assert appended > 100
     assert all(isinstance(r, asyncio.CancelledError) for r in results), [r for r in results if r is not None]
+
+
+async def test_a_read_cancelled_as_its_record_arrives_is_cancelled() -> None:
+    # a cancellation must not be lost to the wake-up it races with (3.11's asyncio.wait_for loses it,
+    # and a consumer loop cancelled then would never end)
+    log = await _log(1)
+    reader = asyncio.create_task(log.read("t", 0, 0, timeout_ms=10_000))
+    await asyncio.sleep(0)  # the read is waiting now
+    await log.append([Message("t", b"v")])
+    reader.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(reader, 2)

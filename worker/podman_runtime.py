@@ -1,8 +1,9 @@
 """ContainerRuntime over the podman REST API (the `podman` package), with the fixes these machines
 need and the job sandbox (worker/sandbox.py) applied to every container.
 
-Creating a container: inspect the image (its layers and run config), lease a user-namespace slot
-(worker/userns.py), mount the job's root filesystem on it (worker/rootfs.py), then create the
+Creating a container: inspect the image (its layers and run config; worker/podman_images.py),
+lease a user-namespace slot (worker/userns.py), mount the job's root filesystem on it
+(worker/rootfs.py), then create the
 container from that rootfs with libpod's own JSON (podman-py's keyword API has no way to say
 idmapped mounts or id mappings); removing it undoes the mounts and ends the lease.
 
@@ -24,16 +25,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import json
 import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import quote
 
 import requests
 from podman import PodmanClient
@@ -43,7 +41,9 @@ from worker.cgroups import ContainerCgroup
 from worker.job_firewall import JobFirewall
 from worker.job_networks import JobNetworks, ensure_network, remove_network
 from worker.k8s_log import K8sFileLogDecoder
-from worker.podman_errors import classify_pull_error, is_invalid_reference, user_error_for
+from worker.podman_api import api_message, info_from_list_entry, is_not_running, parse_time_ms, unreachable
+from worker.podman_errors import classify_pull_error, user_error_for
+from worker.podman_images import inspect_image, pull_image
 from worker.rootfs import DEFAULT_MOUNT_ROOT, RootfsBuilder
 from worker.runtime import (
     ContainerExit,
@@ -51,7 +51,6 @@ from worker.runtime import (
     ContainerNotFound,
     ContainerSpec,
     ImageNotFound,
-    InvalidImageReference,
     LogSink,
     RuntimeError_,
     RuntimeUnavailable,
@@ -70,26 +69,6 @@ API_WAIT_SLICE_S = 5.0
 ORPHAN_AGE_S = 60.0
 ROOTFS_TMPFS_BYTES = 1 << 30  # writable layer of containers without a scratch volume (the warm JVMs)
 log = logging.getLogger("squall.worker.podman")
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def _parse_time_ms(value: str | None) -> int | None:
-    """podman's RFC 3339 timestamps (nanoseconds, zone offset) to epoch ms; None for the zero time."""
-    if not value or value.startswith("0001-"):
-        return None
-    head, dot, rest = value[:19], value[19:20], value[20:]
-    digits = ""
-    if dot == ".":
-        digits = "".join(itertools.takewhile(str.isdigit, rest))
-        zone = rest[len(digits):]
-    else:
-        zone = value[19:]
-    zone = "+00:00" if zone in ("Z", "") else zone
-    try:
-        parsed = datetime.fromisoformat(f"{head}.{(digits + '000000')[:6]}{zone}")
-    except ValueError:
-        return None
-    return (parsed - _EPOCH) // timedelta(milliseconds=1)
 
 
 def _wait_for_empty_cgroup(cgroup: ContainerCgroup) -> None:
@@ -104,24 +83,6 @@ def _wait_for_empty_cgroup(cgroup: ContainerCgroup) -> None:
         time.sleep(CGROUP_POLL_S)
 
 
-def _unreachable(exc: BaseException) -> bool:
-    """The service did not answer at all (no socket, refused), as opposed to answering an error."""
-    cause = exc.__cause__ or exc.__context__
-    while cause is not None:
-        if isinstance(cause, (requests.exceptions.ConnectionError, ConnectionError, FileNotFoundError)):
-            return True
-        cause = cause.__cause__ or cause.__context__
-    return False
-
-
-def _api_message(response: Any) -> str:
-    """libpod's error message ({"cause", "message", "response"}), or the body as it is."""
-    try:
-        return str(response.json().get("message") or response.text).strip()
-    except ValueError:
-        return response.text.strip()
-
-
 def _read_from(path: str, offset: int) -> bytes:
     try:
         with open(path, "rb") as f:
@@ -129,21 +90,6 @@ def _read_from(path: str, offset: int) -> bytes:
             return f.read()
     except FileNotFoundError:
         return b""
-
-
-def _is_not_running(exc: APIError) -> bool:
-    text = f"{exc.explanation or ''} {exc}".lower()
-    return (exc.response is not None and exc.response.status_code == 409) or "state improper" in text \
-        or "can only kill running" in text
-
-
-def _info_from_list_entry(attrs: dict[str, Any]) -> ContainerInfo:
-    """The list endpoint's shape (State is a string there, unlike inspect's object)."""
-    state = attrs.get("State")
-    status = state.get("Status") if isinstance(state, dict) else state
-    names = attrs.get("Names") or [attrs.get("Name") or ""]
-    return ContainerInfo(id=str(attrs.get("Id")), name=str(names[0]).lstrip("/"),
-                         labels=dict(attrs.get("Labels") or {}), state=str(status or "unknown"))
 
 
 class PodmanRuntime:
@@ -176,7 +122,7 @@ class PodmanRuntime:
         try:
             return await loop.run_in_executor(self._pool, fn, *args)
         except APIError as exc:
-            if _unreachable(exc):  # podman-py wraps a refused connection in an APIError
+            if unreachable(exc):  # podman-py wraps a refused connection in an APIError
                 raise self._unavailable(exc.__cause__ or exc) from exc
             message = str(exc.explanation or exc)
             user_error = user_error_for(message) if user_errors else None
@@ -223,19 +169,9 @@ class PodmanRuntime:
 
     def _inspect_image(self, image: str) -> ImageConfig | None:
         """The image's layers and config, cached for the create that follows; None if absent."""
-        response = self._client.api.get(f"/images/{quote(image, safe='')}/json")
-        if response.status_code == 404:
-            message = _api_message(response)
-            if is_invalid_reference(message):
-                raise InvalidImageReference(f"invalid image reference {image!r}: {message}")
-            return None
-        if response.status_code >= 300:
-            raise RuntimeError_(f"inspecting image {image!r} failed: {_api_message(response)}")
-        try:
-            config = ImageConfig.from_inspect(response.json())
-        except ValueError as exc:
-            raise RuntimeError_(f"image {image!r}: {exc}") from exc
-        self._images[image] = config
+        config = inspect_image(self._client, image)
+        if config is not None:
+            self._images[image] = config
         return config
 
     def _ensure_image_sync(self, image: str) -> None:
@@ -244,19 +180,9 @@ class PodmanRuntime:
         if image.startswith(LOCAL_IMAGE_PREFIX):
             raise ImageNotFound(f"image {image!r} not found: it is a local image and this machine does not "
                                 "have it (build it, e.g. with deploy/podman/setup.sh)")
-        errors: list[str] = []
-        try:
-            # the pull answers 200 and reports failures inside the stream: read them from there
-            stream: Any = self._client.images.pull(image, stream=True, decode=True)  # an iterator of dicts
-            for progress in stream:
-                if isinstance(progress, dict) and progress.get("error"):
-                    errors.append(str(progress["error"]))
-        except APIError as exc:
-            raise classify_pull_error(image, str(exc.explanation or exc)) from exc
-        except requests.exceptions.RequestException as exc:
-            raise classify_pull_error(image, str(exc)) from exc
-        if errors or self._inspect_image(image) is None:
-            raise classify_pull_error(image, "; ".join(errors) or "the pull ended but the image is absent")
+        pull_image(self._client, image)
+        if self._inspect_image(image) is None:
+            raise classify_pull_error(image, "the pull ended but the image is absent")
 
     # containers -------------------------------------------------------------------------------
     async def create(self, spec: ContainerSpec) -> str:
@@ -279,7 +205,7 @@ class PodmanRuntime:
             response = self._client.api.post("/containers/create", data=json.dumps(body),
                                              headers={"content-type": "application/json"})
             if response.status_code >= 300:
-                message = _api_message(response)
+                message = api_message(response)
                 raise user_error_for(message) or RuntimeError_(f"creating container {spec.name} failed: {message}")
             container_id = str(response.json()["Id"])
         except BaseException:
@@ -329,8 +255,8 @@ class PodmanRuntime:
             code = state.get("ExitCode")
             return ContainerExit(exit_code=None if code is None or code < 0 else int(code),
                                  out_of_memory=bool(state.get("OOMKilled")) or container_id in self._oom_kills,
-                                 started_at_ms=_parse_time_ms(state.get("StartedAt")),
-                                 finished_at_ms=_parse_time_ms(state.get("FinishedAt")))
+                                 started_at_ms=parse_time_ms(state.get("StartedAt")),
+                                 finished_at_ms=parse_time_ms(state.get("FinishedAt")))
         return self._with_container(container_id, wait_and_inspect)
 
     async def follow_logs(self, container_id: str, sink: LogSink) -> None:
@@ -386,7 +312,7 @@ class PodmanRuntime:
         except NotFound:
             pass
         except APIError as exc:  # not running any more, which is what we wanted
-            if not _is_not_running(exc):
+            if not is_not_running(exc):
                 raise
 
     def _cgroup(self, container_id: str) -> ContainerCgroup:
@@ -458,7 +384,7 @@ class PodmanRuntime:
     async def list_by_label(self, key: str, value: str) -> list[ContainerInfo]:
         def list_sync() -> list[ContainerInfo]:
             found = self._client.containers.list(all=True, filters={"label": f"{key}={value}"})
-            return [_info_from_list_entry(c.attrs) for c in found]
+            return [info_from_list_entry(c.attrs) for c in found]
         return await self._call(list_sync)
 
     def _model(self, container_id: str) -> Any:

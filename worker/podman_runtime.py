@@ -3,9 +3,9 @@ need and the job sandbox (worker/sandbox.py) applied to every container.
 
 Creating a container: inspect the image (its layers and run config; worker/podman_images.py),
 lease a user-namespace slot (worker/userns.py), mount the job's root filesystem on it
-(worker/rootfs.py), then create the
-container from that rootfs with libpod's own JSON (podman-py's keyword API has no way to say
-idmapped mounts or id mappings); removing it undoes the mounts and ends the lease.
+(worker/rootfs.py), then create the container from that rootfs with libpod's own JSON (podman-py's
+keyword API has no way to say idmapped mounts or id mappings); removing it undoes the mounts and
+ends the lease.
 
 podman-py is blocking, so every call runs in a dedicated thread pool (wait() and follow_logs()
 hold a thread for a container's whole life; the default executor would cap us at cores+4).

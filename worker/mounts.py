@@ -1,6 +1,6 @@
 """The Linux mount calls the job sandbox needs and the standard library lacks (root only).
 
-- `userns_fd(mapping)`: a user namespace holding an id mapping, as a file descriptor; made once per
+- `userns_fd(...)`: a user namespace holding an id mapping, as a file descriptor; made once per
   mapping by a short-lived `unshare --user` child whose maps we write, then cached.
 - `idmapped_bind(src, dst, fd)`: a bind mount through which on-disk id N appears as the mapping's
   N (open_tree + mount_setattr(MOUNT_ATTR_IDMAP) + move_mount; kernel 5.12+; overlayfs accepts
@@ -63,18 +63,18 @@ _userns_cache: OrderedDict[tuple[int, int, int], int] = OrderedDict()
 
 
 def userns_fd(uid_start: int, gid_start: int, size: int) -> int:
-    """An fd of a user namespace mapping ids 0..size-1 to uid_start.. / gid_start.. (cached; do not close)."""
+    """An fd of a user namespace mapping ids 0..size-1 to uid_start.. / gid_start..; the caller
+    closes it (it is a dup of a cached one, so evicting the cache never pulls it from under a user)."""
     key = (uid_start, gid_start, size)
     with _userns_lock:
         fd = _userns_cache.get(key)
-        if fd is not None:
+        if fd is None:
+            fd = _userns_cache[key] = _new_userns_fd(uid_start, gid_start, size)
+            while len(_userns_cache) > MAX_CACHED_USERNS:
+                os.close(_userns_cache.popitem(last=False)[1])
+        else:
             _userns_cache.move_to_end(key)
-            return fd
-        fd = _new_userns_fd(uid_start, gid_start, size)
-        _userns_cache[key] = fd
-        while len(_userns_cache) > MAX_CACHED_USERNS:
-            os.close(_userns_cache.popitem(last=False)[1])
-        return fd
+        return os.dup(fd)
 
 
 def _new_userns_fd(uid_start: int, gid_start: int, size: int) -> int:

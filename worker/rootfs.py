@@ -47,12 +47,15 @@ class RootfsBuilder:
         base = self.mount_root / str(slot)
         try:
             ns = userns_fd(mapping.uid_start, mapping.gid_start, mapping.size)
-            lowers = []
-            for i, layer in enumerate(layers):
-                target = base / "l" / str(i)
-                target.mkdir(parents=True, exist_ok=True)
-                idmapped_bind(layer, target, ns, read_only=True)
-                lowers.append(target)
+            try:
+                lowers = []
+                for i, layer in enumerate(layers):
+                    target = base / "l" / str(i)
+                    target.mkdir(parents=True, exist_ok=True)
+                    idmapped_bind(layer, target, ns, read_only=True)
+                    lowers.append(target)
+            finally:
+                os.close(ns)
             if writable_dir is None:
                 writable_dir = base / "w"
                 writable_dir.mkdir(exist_ok=True)

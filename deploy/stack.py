@@ -13,6 +13,7 @@ import json
 import os
 import shlex
 import socket
+import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -125,6 +126,21 @@ def metrics_ports(state: StackState) -> dict[str, int]:
     return ports
 
 
+def job_firewall_endpoints(state: StackState) -> list[str]:
+    """Control-plane endpoints the workers' job firewall blocks besides the broker (each worker adds
+    its bootstrap servers) and the host's own addresses (always blocked). Endpoints of other hosts
+    belong here: the object store, worker HTTP endpoints, the front end when it is not local."""
+    store = [state.storage_endpoint] if state.storage_endpoint else []
+    return [state.api_url, *store, *json.loads(state.extra.get("job_firewall_block", "[]"))]
+
+
+def worker_args(state: StackState) -> str:
+    args: list[str] = []
+    for endpoint in job_firewall_endpoints(state):
+        args += ["--job-firewall-block", endpoint]
+    return shlex.join(args)
+
+
 def service_specs(state: StackState) -> list[ProcessSpec]:
     common = common_args(state)
     pools = str(write_pools(state))
@@ -141,16 +157,17 @@ def service_specs(state: StackState) -> list[ProcessSpec]:
                     with_metrics("scheduler", "--pools", pools, "--heartbeat-timeout", str(state.heartbeat_timeout_s))),
         ProcessSpec("autoscaler", SERVICE_MODULES["autoscaler"],
                     with_metrics("autoscaler", "--provider", "local", "--pools", pools, "--loop-period", "2",
-                                 *_simulated_workers(state))),
+                                 *_worker_flags(state))),
         ProcessSpec("front", SERVICE_MODULES["front"],
                     (*common, "--host", "127.0.0.1", "--port", str(state.port), "--pools", pools)),
     ]
 
 
-def _simulated_workers(state: StackState) -> tuple[str, ...]:
-    """The autoscaler's flags for simulated workers (the same flags as the worker agent, nothing runs)."""
+def _worker_flags(state: StackState) -> tuple[str, ...]:
+    """The autoscaler's flags for its workers: the agent's firewall blocks, or for simulated workers
+    (the same flags as the worker agent, nothing runs) their command and job duration."""
     if state.simulated_job_ms is None:
-        return ()
+        return ("--worker-args", worker_args(state))
     return ("--worker-command", shlex.join((sys.executable, "-m", "services.simworker")),
             "--worker-args", f"--job-duration-ms {state.simulated_job_ms}")
 
@@ -311,6 +328,7 @@ def down(home: Path, say=print) -> None:  # type: ignore[no-untyped-def]
         if table.stop(name):
             say(f"stopped {name}")
     _stop_local_workers(home, say)
+    _sweep_job_firewall(say)
     if state is None or state.embedded_kafka:
         kafka = _kafka(home)
         if kafka.is_running():
@@ -334,6 +352,27 @@ def _stop_local_workers(home: Path, say) -> None:  # type: ignore[no-untyped-def
     for name in table.names():
         if table.stop(name, timeout_s=70.0):
             say(f"stopped worker {name}")
+
+
+def _sweep_job_firewall(say) -> None:  # type: ignore[no-untyped-def]
+    """Workers remove the job firewall and networks as the last of them exits; this also covers
+    workers that died. Rules and networks still held by a live worker (another stack) stay."""
+    if os.geteuid() != 0:
+        return
+    from worker.job_firewall import FirewallError, sweep
+    from worker.job_networks import JobNetworks
+
+    try:
+        if not sweep():
+            return
+    except (FirewallError, OSError) as exc:
+        say(f"job firewall: {exc}")
+        return
+    for network in JobNetworks().all():  # refused (and kept) while containers use it
+        try:
+            subprocess.run(["podman", "network", "rm", network.name], capture_output=True, timeout=60)
+        except (OSError, subprocess.TimeoutExpired):
+            return
 
 
 def status(home: Path) -> dict[str, object]:

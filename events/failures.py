@@ -21,6 +21,11 @@ INPUT_FAILED: Final = "input_failed"
 OUTPUT_FAILED: Final = "output_failed"
 TOO_MANY_ATTEMPTS: Final = "too_many_attempts"
 INVALID_JOB: Final = "invalid_job"
+# the runtime refused the job's own spec: its executable is not in the image, its working directory
+# or user does not exist, ... (the runtime's message is the error)
+CONTAINER_SPEC_INVALID: Final = "container_spec_invalid"
+# the image reference is malformed ("repository name must be lowercase", "invalid reference format")
+INVALID_IMAGE_REFERENCE: Final = "invalid_image_reference"
 
 # cancellation: outcome Cancelled
 KILLED: Final = "killed"  # the worker killed a running attempt
@@ -44,6 +49,8 @@ SYSTEM_FAILURES: Final = frozenset({INSTANCE_LOST, WORKER_CRASHED, IMAGE_PULL_FA
 SHORT_ERRORS: Final = {
     TIMED_OUT: "timed out",
     IMAGE_NOT_FOUND: "image not found",
+    INVALID_IMAGE_REFERENCE: "invalid image reference",
+    CONTAINER_SPEC_INVALID: "container could not start",
     OUT_OF_MEMORY: "out of memory",
     STORAGE_QUOTA_EXCEEDED: "storage quota exceeded",
     TOO_MANY_ATTEMPTS: "too many attempts",

@@ -39,7 +39,10 @@ class MemoryEventLog:
         self._partitions: dict[str, list[list[Record]]] = {}
         self._groups: dict[str, _Group] = {}
         self._round_robin = itertools.count()  # unkeyed messages spread over partitions
-        self._changed = asyncio.Condition()
+        # set and replaced at every change; a waiter holds the one it saw. No lock: an
+        # asyncio.Condition's lock leaked under load (Python 3.11: a reader's wait_for timing out
+        # as it was notified), after which every append blocked for good
+        self._changed = asyncio.Event()
         self._closed = False
 
     # --- EventLog --------------------------------------------------------------------------
@@ -122,17 +125,26 @@ class MemoryEventLog:
             raise LogError("the event log is closed")
 
     async def _notify(self) -> None:
-        async with self._changed:
-            self._changed.notify_all()
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
 
     async def _wait_for(self, predicate: Callable[[], bool], timeout_ms: int) -> None:
         if predicate() or timeout_ms <= 0:
             return
-        async with self._changed:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_ms / 1000
+        while not predicate():
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return
+            changed = self._changed  # no await since predicate(): no change can be missed
             try:
-                await asyncio.wait_for(self._changed.wait_for(predicate), timeout_ms / 1000)
+                # asyncio.timeout, not wait_for: 3.11's wait_for swallows a cancellation that
+                # arrives as the event is set, and the reader's task would never end
+                async with asyncio.timeout(remaining):
+                    await changed.wait()
             except TimeoutError:
-                pass
+                return
 
     def _subscribed_partitions(self, topics: Sequence[str]) -> list[tuple[str, int]]:
         return [(t, p) for t in topics if t in self._partitions for p in range(len(self._partitions[t]))]

@@ -12,6 +12,8 @@ not yet shipped); logs, status documents and resource usage go to the system buc
 SIGTERM or SIGINT drains: no new work, running attempts get --drain-timeout seconds, then
 InstanceDeactivated. Needs root and podman set up by deploy/podman/setup.sh; the API service is
 started if absent.
+Jobs run sandboxed (worker/sandbox.py); jobs on a network cannot reach this host, 169.254.169.254,
+the Kafka bootstrap servers or any --job-firewall-block endpoint (worker/job_firewall.py).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import asyncio
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 from services.config import (
     ConfigError,
@@ -34,6 +37,8 @@ from worker.agent import Agent, AgentSettings
 from worker.agent_http import AgentEndpoint, bind, new_secret
 from worker.attempt import AttemptServices, WorkerLimits
 from worker.clock import SystemClock
+from worker.job_firewall import FirewallError, resolve_endpoints
+from worker.job_networks import JobNetworkError, JobNetworks
 from worker.journal import Journal
 from worker.jvm_pool import JvmError, JvmPool, compile_entryway, default_java_home
 from worker.podman_runtime import PodmanRuntime
@@ -42,6 +47,7 @@ from worker.records import AttemptRecords
 from worker.scratch import GIB, ScratchManager
 from worker.storage import JobFiles, SharedStore, UserStores
 from worker.user_stores import PerUserGcsStores
+from worker.userns import UsernsConfigError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,6 +74,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="its port (0: the one this instance used last time if free, else any)")
     p.add_argument("--agent-url", default=None,
                    help="the URL the front end reaches it at (default http://AGENT-HOST:PORT)")
+    p.add_argument("--job-public-subnet", default=JobNetworks().public.subnet,
+                   help="subnet of the podman network of public jobs (NAT egress)")
+    p.add_argument("--job-private-subnet", default=JobNetworks().private.subnet,
+                   help="subnet of the podman network of private jobs (no egress)")
+    p.add_argument("--job-firewall-block", action="append", default=[], metavar="HOST[:PORT]",
+                   help="a control-plane endpoint jobs must not reach (repeatable; a URL is accepted). The "
+                        "Kafka bootstrap servers, this host's own addresses and 169.254.169.254 always are")
     add_arguments(p)
     return p
 
@@ -90,8 +103,21 @@ async def run_agent(args: argparse.Namespace, config: ServiceConfig) -> None:
 
     ensure_podman_service(args.podman_socket)
     state_dir = config.home / "instances" / args.instance_name
-    log = await KafkaEventLog.connect(config.bootstrap_servers, client_id=f"worker-{args.instance_name}")
-    runtime = PodmanRuntime(args.podman_socket)
+    blocked = resolve_endpoints([*config.bootstrap_servers.split(","), *args.job_firewall_block])
+    networks = JobNetworks.with_subnets(args.job_public_subnet, args.job_private_subnet, tuple(blocked))
+    runtime = PodmanRuntime(args.podman_socket, networks=networks)
+    try:
+        await runtime.prepare_job_networks()  # before any job can run: networked jobs are refused until then
+        await runtime.release_orphans(f"squall-{args.instance_name}-")
+        await run_agent_with(args, config, runtime, state_dir, KafkaEventLog)
+    finally:
+        await runtime.release_job_networks()
+        await runtime.close()
+
+
+async def run_agent_with(args: argparse.Namespace, config: ServiceConfig, runtime: PodmanRuntime,
+                         state_dir: Path, log_class: Any) -> None:
+    log = await log_class.connect(config.bootstrap_servers, client_id=f"worker-{args.instance_name}")
     journal = Journal(state_dir)
     store = config.object_store()  # squall's bucket, as the worker's own identity
     # a GCS-API server has no identities: the front end's bucket grants are its ACL
@@ -115,7 +141,6 @@ async def run_agent(args: argparse.Namespace, config: ServiceConfig) -> None:
         await Agent(settings, log, config.topics, services, journal, endpoint=endpoint).run(stop)
     finally:
         journal.close()
-        await runtime.close()
         await log.close()
         await store.close()
 
@@ -129,7 +154,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"python -m worker: {exc}", file=sys.stderr)
         return 2
     serve_metrics(config)
-    asyncio.run(run_agent(args, config))
+    try:
+        asyncio.run(run_agent(args, config))
+    except (UsernsConfigError, FirewallError, JobNetworkError, ValueError) as exc:
+        print(f"python -m worker: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

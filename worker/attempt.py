@@ -112,7 +112,8 @@ class Attempt:
             env=job_env(a), mounts=(Mount(str(volume.io_dir), str(IO_MOUNT)),),
             labels={LABEL_INSTANCE: a.instance_name, LABEL_ATTEMPT: attempt_label(a), LABEL_STEP: "main"},
             cpu_mcpu=a.cores_mcpu, memory_bytes=a.memory_bytes, pids_limit=self.s.limits.pids_limit,
-            network=a.spec.network if a.spec.network in ("private", "public") else "none")
+            network=a.spec.network if a.spec.network in ("private", "public") else "none",
+            writable_dir=str(volume.rootfs_dir))  # writes to / count against the scratch quota
 
     async def run(self, started_at: int, existing_main_container: str | None = None) -> AttemptOutcome:
         """Run every step (or, after a restart, follow the main container that is still there)."""

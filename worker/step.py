@@ -2,7 +2,9 @@
 pull, create, start, stream the log, sample usage, and end by exit, timeout or kill.
 
 States and causes follow Hail (HAIL-REFERENCE §6): exit 0 -> succeeded; non-zero -> failed
-(OOM included, flagged); timeout -> error "timed out"; image missing -> error; kill -> cancelled.
+(OOM included, flagged); timeout -> error "timed out"; image missing, a malformed image reference or
+a spec the runtime refuses (no such executable, working directory or user) -> error, never retried;
+kill -> cancelled.
 The container is left in place: the attempt removes it only after the outcome is journaled, so
 an agent restarted in between can still read the real exit status.
 """
@@ -18,7 +20,14 @@ from typing import Any
 from events import failures
 from worker.clock import Clock
 from worker.records import AttemptIds, AttemptRecords
-from worker.runtime import ContainerRuntime, ContainerSpec, ImageNotFound, ImagePullFailed
+from worker.runtime import (
+    ContainerRuntime,
+    ContainerSpec,
+    ContainerSpecInvalid,
+    ImageNotFound,
+    ImagePullFailed,
+    InvalidImageReference,
+)
 from worker.usage import UsageSeries, sample_until_stopped
 
 LOG_DRAIN_TIMEOUT_S = 10.0
@@ -85,6 +94,10 @@ async def run_container_step(name: str, spec: ContainerSpec, *, runtime: Contain
                 await runtime.start(cid)
         except ImageNotFound as exc:
             return finish_step(result, clock, "error", failures.IMAGE_NOT_FOUND, str(exc))
+        except InvalidImageReference as exc:  # the user's mistakes: final, with the runtime's message
+            return finish_step(result, clock, "error", failures.INVALID_IMAGE_REFERENCE, str(exc))
+        except ContainerSpecInvalid as exc:
+            return finish_step(result, clock, "error", failures.CONTAINER_SPEC_INVALID, str(exc))
         except ImagePullFailed as exc:
             return finish_step(result, clock, "error", failures.IMAGE_PULL_FAILED, str(exc))
     result.container_id = cid

@@ -5,8 +5,9 @@ containers/s through the agent on this machine.
 
 Needs root and podman (deploy/podman/setup.sh). Per-job latency of the agent is from appending the
 AttemptAssigned to the in-memory log until its MJC is in the log: it includes the scratch volume
-(loop-mounted ext4), journal fsyncs, shipping the log, usage and status.json to squall's bucket in
-a fake-gcs-server this benchmark starts, and both events. The raw baseline is
+(loop-mounted ext4), the job sandbox (worker/sandbox.py), journal fsyncs, shipping the log, usage and
+status.json to squall's bucket in a fake-gcs-server this benchmark starts, and both events; the
+sandbox's own steps are also timed alone. The raw baseline is
 `podman run --rm --network none localhost/busybox true`. Runs alternate (raw, agent, raw, ...)
 so background load on a shared machine hits both alike. Medians are printed.
 """
@@ -39,6 +40,7 @@ from worker.agent import Agent, AgentSettings  # noqa: E402
 from worker.attempt import AttemptServices  # noqa: E402
 from worker.clock import SystemClock  # noqa: E402
 from worker.journal import Journal  # noqa: E402
+from worker.mounts import userns_fd  # noqa: E402
 from worker.podman_runtime import PodmanRuntime  # noqa: E402
 from worker.podman_service import ensure_podman_service  # noqa: E402
 from worker.records import AttemptRecords  # noqa: E402
@@ -47,6 +49,31 @@ from worker.storage import JobFiles, SharedStore  # noqa: E402
 
 IMAGE = "localhost/busybox:latest"
 BATCH_ID = 1
+
+
+def sandbox_steps(runtime: PodmanRuntime, n: int = 30) -> tuple[float, float]:
+    """Median ms of the sandbox's own work per container: lease an id slot, mount the idmapped
+    rootfs (image layers + overlay on a scratch dir), then unmount and release; and of the same
+    with a fresh user-namespace fd (a slot not used before by this process)."""
+    image = runtime._images.get(IMAGE) or runtime._inspect_image(IMAGE)  # noqa: SLF001 - bench internals
+    assert image is not None
+    slots, rootfs = runtime._slots, runtime._rootfs  # noqa: SLF001
+    scratch = Path(tempfile.mkdtemp(prefix="squall-bench-sandbox-"))
+    times = []
+    for i in range(n):
+        t = time.perf_counter()
+        slot = slots.acquire(f"bench-sandbox-{i}")
+        rootfs.build(slot, list(image.layers), slots.mapping(slot), scratch / str(i), 1 << 20)
+        rootfs.teardown(slot)
+        slots.release(f"bench-sandbox-{i}")
+        times.append(time.perf_counter() - t)
+    fresh = []
+    for i in range(5):
+        t = time.perf_counter()
+        os.close(userns_fd(2_000_000_000 + i * 65536, 2_000_000_000 + i * 65536, 65536))
+        fresh.append(time.perf_counter() - t)
+    shutil.rmtree(scratch, ignore_errors=True)
+    return statistics.median(times) * 1000, statistics.median(fresh) * 1000
 
 
 def raw_podman_run() -> float:
@@ -118,6 +145,10 @@ async def main(args: argparse.Namespace) -> None:
     print(f"  raw podman run --rm --network none {IMAGE} true : {raw_ms:7.1f} ms")
     print(f"  agent: AttemptAssigned -> MJC in the log           : {agent_ms:7.1f} ms")
     print(f"  ratio agent / raw                                   : {agent_ms / raw_ms:7.2f}x  (aim <= 1.5x)")
+
+    steps_ms, fresh_ns_ms = await asyncio.to_thread(sandbox_steps, runtime)
+    print(f"sandbox per container (lease + idmapped rootfs mount + unmount + release): {steps_ms:.1f} ms; "
+          f"a user namespace not cached yet adds {fresh_ns_ms:.1f} ms")
 
     t = time.perf_counter()
     await publisher.publish([job() for _ in range(args.burst)])

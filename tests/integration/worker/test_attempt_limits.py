@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from pathlib import Path
 
 import pytest
 
@@ -12,26 +11,9 @@ from events import failures
 from events.objectstore.layout import log_key, resource_usage_key
 from tests.integration.worker.conftest import PYTHON
 from tests.unit.worker.factories import MIB, assignment
-from worker.attempt import Attempt, AttemptServices, WorkerLimits
-from worker.clock import SystemClock
-from worker.records import AttemptRecords
-from worker.scratch import ScratchManager
-from worker.storage import JobFiles, SharedStore
+from worker.attempt import Attempt, AttemptServices
 
 pytestmark = pytest.mark.podman
-
-
-@pytest.fixture
-def services(podman, tmp_path: Path, instance_name: str, worker_store) -> AttemptServices:  # type: ignore[no-untyped-def]
-    """Job files and records in the session's GCS-API server (its buckets unique to the test)."""
-    store, system, data = worker_store
-    services = AttemptServices(
-        instance_name=instance_name, runtime=podman, scratch=ScratchManager(tmp_path / "scratch", mode="loop"),
-        files=JobFiles(SharedStore(store)), records=AttemptRecords(store, system, tmp_path / "spool"),
-        clock=SystemClock(),
-        limits=WorkerLimits(pids_limit=64, scratch_per_core_bytes=64 * MIB, scratch_cap_bytes=16 * MIB))
-    services.data_bucket = data  # type: ignore[attr-defined]  # where this test's job files go
-    return services
 
 
 async def run(services: AttemptServices, a, kill_after_s: float | None = None):

@@ -110,6 +110,8 @@ def test_a_completion_before_the_start_report_is_accepted():
     ("Failed", "out_of_memory", 137, FAILED),
     ("Error", "timed_out", None, ERROR),
     ("Error", "image_not_found", None, ERROR),
+    ("Error", "invalid_image_reference", None, ERROR),
+    ("Error", "container_spec_invalid", None, ERROR),  # e.g. /bin/bash is not in the image: never retried
     ("Cancelled", "killed", None, CANCELLED),
 ])
 def test_user_failures_and_non_retryable_errors_are_final(outcome, cause, exit_code, final):

@@ -16,7 +16,8 @@ from events.objectstore.layout import (
     user_key_key,
 )
 from worker.k8s_log import K8sFileLogDecoder
-from worker.podman_runtime import _parse_time_ms, classify_pull_error
+from worker.podman_api import parse_time_ms
+from worker.podman_errors import classify_pull_error
 from worker.runtime import ImageNotFound, ImagePullFailed, UsageSample
 from worker.scratch import GIB, scratch_quota_bytes
 from worker.storage import StorageError, host_path_in_io
@@ -76,9 +77,9 @@ def test_pull_errors_are_final_only_when_the_image_does_not_exist(message: str, 
 
 
 def test_podman_times_parse_to_epoch_ms() -> None:
-    assert _parse_time_ms("2026-11-25T13:45:12.123456789Z") == 1795614312123
-    assert _parse_time_ms("2026-11-25T13:45:12.5+01:00") == 1795610712500
-    assert _parse_time_ms("0001-01-01T00:00:00Z") is None
+    assert parse_time_ms("2026-11-25T13:45:12.123456789Z") == 1795614312123
+    assert parse_time_ms("2026-11-25T13:45:12.5+01:00") == 1795610712500
+    assert parse_time_ms("0001-01-01T00:00:00Z") is None
 
 
 def test_scratch_quota_is_hails_rule() -> None:

@@ -196,9 +196,9 @@ async def test_an_attempt_copies_in_runs_copies_out_and_ships_everything(memory_
     await store.put(DATA_BUCKET, "in.txt", b"input bytes")
 
     async def job_writes_output() -> None:  # the fake container cannot write /io, so the test does
-        while not list((harness.state_dir / "scratch").glob("*/io/in.txt")):
+        while not list((harness.state_dir / "scratch").glob("*/vol/io/in.txt")):
             await asyncio.sleep(0.01)
-        io = next((harness.state_dir / "scratch").glob("*/io"))
+        io = next((harness.state_dir / "scratch").glob("*/vol/io"))
         (io / "out.txt").write_bytes((io / "in.txt").read_bytes().upper())
 
     await harness.start()

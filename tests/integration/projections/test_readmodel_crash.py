@@ -42,7 +42,7 @@ def applied(url: str) -> int:
 
 
 async def log_size(log: KafkaEventLog, topics: Topics) -> int:
-    return sum([sum((await log.end_offsets(t)).values()) for t in (topics.batch, topics.instance)])
+    return sum([sum((await log.end_offsets(t)).values()) for t in topics.fold_topics])
 
 
 def stored_rows(url: str) -> dict[str, dict[tuple[Any, ...], dict[str, Any]]]:

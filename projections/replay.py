@@ -27,6 +27,7 @@ import yaml
 from psycopg import sql
 
 from events.kafka_log import KafkaEventLog
+from events.kafka_security import KafkaSecurity
 from events.log import EventLog
 from events.topics import Topics
 from projections.cost import PriceTable
@@ -77,7 +78,7 @@ async def rebuild(log: EventLog, topics: Topics, database_url: str, schema: str 
         raise ValueError("replay builds into a scratch schema, never 'public'; pass another --schema")
     if until is None:
         until = {}
-        for topic in (topics.batch, topics.instance):
+        for topic in topics.fold_topics:
             for partition, end in (await log.end_offsets(topic)).items():
                 until[(topic, partition)] = end
     if not in_place:
@@ -87,15 +88,16 @@ async def rebuild(log: EventLog, topics: Topics, database_url: str, schema: str 
     settings.publish_quarantine = False  # the live projector published them when it first met them
     started = time.perf_counter()
     if processes > 1 and isinstance(log, KafkaEventLog):
-        await _rebuild_in_processes(log.bootstrap, topics, database_url, schema, until, prices, settings, processes)
+        await _rebuild_in_processes(log.bootstrap, log.security, topics, database_url, schema, until, prices,
+                                    settings, processes)
         applied = sum(until.values())  # every share ran to its `until` (a failure raised)
     else:
         applied = (await run_readmodel(log, topics, database_url, schema, prices, settings, until=until)).applied
     return ReplayResult(schema=schema, events=applied, seconds=time.perf_counter() - started, until=until)
 
 
-async def _rebuild_in_processes(bootstrap: str, topics: Topics, database_url: str, schema: str,
-                                until: dict[TopicPartition, int], prices: PriceTable | None,
+async def _rebuild_in_processes(bootstrap: str, security: KafkaSecurity, topics: Topics, database_url: str,
+                                schema: str, until: dict[TopicPartition, int], prices: PriceTable | None,
                                 settings: RunnerSettings, processes: int) -> None:
     with tempfile.TemporaryDirectory(prefix="squall-replay-") as tmp:
         args = ["--bootstrap", bootstrap, "--topic-prefix", topics.prefix, "--database-url", database_url,
@@ -106,6 +108,10 @@ async def _rebuild_in_processes(bootstrap: str, topics: Topics, database_url: st
             price_file = Path(tmp) / "prices.yaml"
             price_file.write_text(yaml.safe_dump(asdict(prices)))
             args += ["--prices", str(price_file)]
+        if security.security_protocol != "PLAINTEXT":  # the shards authenticate as this process does
+            credentials = Path(tmp) / "kafka-credentials.json"
+            security.save(credentials)
+            args += ["--kafka-credentials", str(credentials)]
         children = [await asyncio.create_subprocess_exec(
             sys.executable, "-m", "projections.readmodel", *args, "--shard", f"{i}/{processes}",
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE) for i in range(processes)]
@@ -127,7 +133,7 @@ async def replay_and_verify(log: EventLog, topics: Topics, database_url: str, li
             rows = live.execute("SELECT topic, partition, next_offset FROM projection_offsets "
                                 "WHERE projection = %s", (READMODEL,)).fetchall()
             until = {(t, p): o for t, p, o in rows}
-            for topic in (topics.batch, topics.instance):  # partitions the live one never stored: nothing yet
+            for topic in topics.fold_topics:  # partitions the live one never stored: nothing yet
                 for partition in range(await log.partitions(topic)):
                     until.setdefault((topic, partition), 0)
             result = await rebuild(log, topics, database_url, schema, until, prices, settings, processes=processes)

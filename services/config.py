@@ -7,6 +7,9 @@ Every process takes the same flags (or SQUALL_* environment variables, read only
   --home / SQUALL_HOME                    state directory (logs, blobs, pids), default ~/.squall
   --metrics-port / SQUALL_METRICS_PORT    serve Prometheus metrics on 127.0.0.1:PORT (0: off; the
                                           front end always serves /metrics on its own port)
+  --kafka-credentials / SQUALL_KAFKA_CREDENTIALS
+                                          JSON file with this process's Kafka principal (SASL/SCRAM,
+                                          TLS CA); without it the connection is unauthenticated
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import signal
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from events.kafka_security import KafkaCredentialsError, KafkaSecurity
 from events.topics import Topics
 
 
@@ -32,6 +36,7 @@ class ServiceConfig:
     home: Path
     topic_prefix: str = "squall."
     metrics_port: int = 0
+    kafka_security: KafkaSecurity | None = None
 
     @property
     def topics(self) -> Topics:
@@ -60,6 +65,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--home", default=str(default_home()), help="state directory (SQUALL_HOME)")
     parser.add_argument("--metrics-port", type=int, default=int(os.environ.get("SQUALL_METRICS_PORT") or 0),
                         help="serve Prometheus metrics on this loopback port; 0 turns it off (SQUALL_METRICS_PORT)")
+    parser.add_argument("--kafka-credentials", default=os.environ.get("SQUALL_KAFKA_CREDENTIALS"),
+                        help="JSON file with this process's Kafka principal (SQUALL_KAFKA_CREDENTIALS)")
 
 
 def from_args(args: argparse.Namespace, need_database: bool = True) -> ServiceConfig:
@@ -68,9 +75,16 @@ def from_args(args: argparse.Namespace, need_database: bool = True) -> ServiceCo
     if need_database and not args.database_url:
         raise ConfigError("PostgreSQL is not configured: pass --database-url postgresql://... "
                           "or set SQUALL_DATABASE_URL")
+    security = None
+    credentials = getattr(args, "kafka_credentials", None)  # callers may build args by hand
+    if credentials:
+        try:
+            security = KafkaSecurity.load(Path(credentials))
+        except KafkaCredentialsError as exc:
+            raise ConfigError(f"--kafka-credentials: {exc}") from exc
     return ServiceConfig(bootstrap_servers=args.bootstrap, database_url=args.database_url or "",
                          home=Path(args.home), topic_prefix=args.topic_prefix,
-                         metrics_port=getattr(args, "metrics_port", 0))  # callers may build args by hand
+                         metrics_port=getattr(args, "metrics_port", 0), kafka_security=security)
 
 
 def serve_metrics(config: ServiceConfig) -> None:

@@ -74,11 +74,14 @@ def build_jvm_pool(args: argparse.Namespace, runtime: PodmanRuntime, state_dir: 
 
 
 async def run_agent(args: argparse.Namespace, config: ServiceConfig) -> None:
-    from events.kafka_log import KafkaEventLog  # imported here: unit tests of the CLI need no aiokafka
+    from events.service_log import open_service_log  # imported here: unit tests of the CLI need no aiokafka
 
+    # a worker administers nothing: squall up created the topics; it only checks it may trust them
+    # (first: a misconfigured worker stops before it touches podman)
+    log = await open_service_log(config.bootstrap_servers, config.topics, "worker", client_id=f"worker-{args.instance_name}",
+                                 security=config.kafka_security, create_topics=False)
     ensure_podman_service(args.podman_socket)
     state_dir = config.home / "instances" / args.instance_name
-    log = await KafkaEventLog.connect(config.bootstrap_servers, client_id=f"worker-{args.instance_name}")
     runtime = PodmanRuntime(args.podman_socket)
     journal = Journal(state_dir)
     services = AttemptServices(
@@ -92,7 +95,6 @@ async def run_agent(args: argparse.Namespace, config: ServiceConfig) -> None:
     services.jvm = build_jvm_pool(args, runtime, state_dir, config)
     stop = stop_on_signals()
     try:
-        await log.create_topics(config.topics.specs())
         await Agent(settings, log, config.topics, services, journal).run(stop)
     finally:
         journal.close()
@@ -109,7 +111,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"python -m worker: {exc}", file=sys.stderr)
         return 2
     serve_metrics(config)
-    asyncio.run(run_agent(args, config))
+    from events.errors import LogError
+
+    try:
+        asyncio.run(run_agent(args, config))
+    except LogError as exc:  # cannot reach or trust the log: say why (the supervisor restarts us)
+        print(f"python -m worker: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -13,7 +13,8 @@ import json
 import logging
 import sys
 
-from events.kafka_log import KafkaEventLog
+from events.errors import LogError
+from events.service_log import open_service_log
 from projections.cost import PriceTable
 from projections.db import READMODEL_MIGRATIONS, migrate
 from projections.readmodel.service import run_readmodel
@@ -64,10 +65,10 @@ def parse_until(text: str) -> dict[TopicPartition, int]:
 async def serve(config: ServiceConfig, schema: str, prices: PriceTable, settings: RunnerSettings,
                 shard: tuple[int, int] | None = None, until: dict[TopicPartition, int] | None = None) -> None:
     migrate(config.database_url, [READMODEL_MIGRATIONS], schema=schema)
-    log = await KafkaEventLog.connect(config.bootstrap_servers, client_id="squall-readmodel")
+    log = await open_service_log(config.bootstrap_servers, config.topics, "readmodel", client_id="squall-readmodel",
+                                 security=config.kafka_security)
     stop = stop_on_signals()
     try:
-        await log.create_topics(config.topics.specs())
         await run_readmodel(log, config.topics, config.database_url, schema, prices, settings, stop=stop,
                             until=until, shard=shard)
     finally:
@@ -88,7 +89,11 @@ def main(argv: list[str] | None = None) -> int:
                               publish_quarantine=not args.no_publish_quarantine)
     until = parse_until(args.until_json) if args.until_json else None
     tune_gc_for_batches()
-    asyncio.run(serve(config, args.schema, prices, settings, args.shard, until))
+    try:
+        asyncio.run(serve(config, args.schema, prices, settings, args.shard, until))
+    except LogError as exc:  # e.g. a topic it rebuilds from may delete records
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -16,19 +16,20 @@ from projections.runner import Runner, RunnerSettings, TopicPartition
 
 def readmodel_runner(log: EventLog, topics: Topics, database_url: str, schema: str = "public",
                      prices: PriceTable | None = None, settings: RunnerSettings | None = None) -> Runner:
-    """A runner folding the batch and instance topics into the read-model tables of `schema`."""
+    """A runner folding the batch, instance and heartbeat topics into the read-model tables of `schema`."""
 
     async def open_projection() -> ReadModelProjection:
         return await ReadModelProjection.open(database_url, schema=schema, prices=prices)
 
     open_reader = None
     if isinstance(log, KafkaEventLog):  # one consumer per worker over its partitions (see projections.reader)
-        bootstrap = log.bootstrap
+        bootstrap, security = log.bootstrap, log.security
 
         async def open_reader(share: Sequence[TopicPartition]) -> PartitionReader:
-            return await KafkaPartitionReader.open(bootstrap, share, client_id=f"squall-{NAME}-{schema}")
+            return await KafkaPartitionReader.open(bootstrap, share, client_id=f"squall-{NAME}-{schema}",
+                                                   security=security)
 
-    return Runner(log, [topics.batch, topics.instance], open_projection, quarantine_topic=topics.quarantine,
+    return Runner(log, list(topics.fold_topics), open_projection, quarantine_topic=topics.quarantine,
                   settings=settings, open_reader=open_reader)
 
 

@@ -18,8 +18,8 @@ from pathlib import Path
 
 from events.codec import Codec
 from events.errors import LogError
-from events.kafka_log import KafkaEventLog
 from events.publisher import Publisher
+from events.service_log import open_service_log
 from services.autoscaler.pools import PoolConfigError, load_pools
 from services.autoscaler.service import Autoscaler, AutoscalerSettings
 from services.config import ConfigError, ServiceConfig, add_arguments, from_args, serve_metrics
@@ -39,6 +39,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--worker-command", default=shlex.join(WORKER_COMMAND),
                    help="local provider: the worker agent command (flags are appended)")
     p.add_argument("--worker-args", default="", help="local provider: extra flags for every worker")
+    p.add_argument("--worker-bootstrap", default=None,
+                   help="local provider: the Kafka listener workers use (default: --bootstrap)")
+    p.add_argument("--worker-kafka-credentials", type=Path, default=None,
+                   help="the worker principal's credentials file (local: passed to each worker; gce: the CA "
+                        "and password the VMs receive)")
     p.add_argument("--gce-project", default=None)
     p.add_argument("--gce-zones", default="", help="comma-separated zones, e.g. us-central1-a,us-central1-b")
     p.add_argument("--gce-kafka-bootstrap", default=None, help="Kafka address as the VMs see it")
@@ -52,7 +57,8 @@ def parser() -> argparse.ArgumentParser:
 
 def build_provider(args: argparse.Namespace, config: ServiceConfig) -> InstanceProvider:
     if args.provider == "local":
-        return LocalProvider(config, shlex.split(args.worker_command), shlex.split(args.worker_args))
+        return LocalProvider(config, shlex.split(args.worker_command), shlex.split(args.worker_args),
+                             worker_bootstrap=args.worker_bootstrap, worker_credentials=args.worker_kafka_credentials)
     from services.providers.gce import GceProvider, GceSettings
 
     zones = tuple(z.strip() for z in args.gce_zones.split(",") if z.strip())
@@ -70,7 +76,8 @@ async def run(args: argparse.Namespace) -> None:
     region = args.region or ("local" if args.provider == "local" else "us-central1")
     settings = AutoscalerSettings(pools=load_pools(args.pools, region), loop_period_s=args.loop_period)
     provider = build_provider(args, config)
-    event_log = await KafkaEventLog.connect(config.bootstrap_servers, client_id="autoscaler")
+    event_log = await open_service_log(config.bootstrap_servers, config.topics, "autoscaler", client_id="autoscaler",
+                                       security=config.kafka_security)
     autoscaler = Autoscaler(event_log, Publisher(event_log, config.topics, Codec()), provider, settings)
     task = asyncio.create_task(autoscaler.run())
     loop = asyncio.get_running_loop()

@@ -11,7 +11,8 @@ import asyncio
 import logging
 import sys
 
-from events.kafka_log import KafkaEventLog
+from events.errors import LogError
+from events.service_log import open_service_log
 from services.callbacks.deliveries import apply_migrations
 from services.callbacks.service import CallbackService
 from services.config import (
@@ -32,10 +33,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 async def serve(config: ServiceConfig) -> None:
     apply_migrations(config.database_url)
-    log = await KafkaEventLog.connect(config.bootstrap_servers, client_id="squall-callbacks")
+    log = await open_service_log(config.bootstrap_servers, config.topics, "callbacks", client_id="squall-callbacks",
+                                 security=config.kafka_security, read_only=True)  # it only reads the log
     stop = stop_on_signals()
     try:
-        await log.create_topics(config.topics.specs())
         await CallbackService(log, config.topics, config.database_url).run(stop)
     finally:
         await log.close()
@@ -50,7 +51,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     serve_metrics(config)
-    asyncio.run(serve(config))
+    try:
+        asyncio.run(serve(config))
+    except LogError as exc:  # e.g. a topic it rebuilds from may delete records
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

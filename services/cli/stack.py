@@ -33,13 +33,21 @@ def up(
                                             help="prefix of the stack's topics (default: as before, else squall.)"),
     workers: int = typer.Option(1, "--workers", help="local worker instances to keep running"),
     worker_cores: int = typer.Option(2, "--worker-cores"),
+    kafka_credentials: Path | None = typer.Option(
+        None, "--kafka-credentials", envvar="SQUALL_KAFKA_CREDENTIALS_DIR",
+        help="with --kafka-bootstrap: a directory with admin.json and <role>.json credentials files"),
+    kafka_worker_bootstrap: str | None = typer.Option(
+        None, "--kafka-worker-bootstrap", help="the listener workers use (default: --kafka-bootstrap)"),
+    kafka_tls_everywhere: bool = typer.Option(
+        False, "--kafka-tls-everywhere", help="local services use the TLS listener too (default: SCRAM on loopback)"),
 ) -> None:
     """Start the local stack (idempotent): Kafka, PostgreSQL, services and local workers."""
     h = _home(home)
     try:
         state = stack.up(h, bootstrap=kafka_bootstrap, database_url=database_url, port=port,
                          topic_prefix=topic_prefix, workers=workers, worker_cores=worker_cores,
-                         say=lambda m: console.print(f"  {m}"))
+                         kafka_credentials=kafka_credentials, worker_bootstrap=kafka_worker_bootstrap,
+                         kafka_tls_everywhere=kafka_tls_everywhere, say=lambda m: console.print(f"  {m}"))
     except stack.StackError as exc:
         console.print(f"[red]squall up failed:[/red] {exc}")
         raise typer.Exit(1) from exc

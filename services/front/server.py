@@ -22,8 +22,8 @@ import uvicorn
 from fastapi import FastAPI
 from psycopg_pool import AsyncConnectionPool
 
-from events.kafka_log import KafkaEventLog
 from events.publisher import Publisher
+from events.service_log import open_service_log
 from projections.db import READMODEL_MIGRATIONS, migrate
 from services.config import ServiceConfig, add_arguments, from_args
 from services.front.app import create_app
@@ -42,10 +42,10 @@ def apply_migrations(database_url: str) -> list[str]:
 @asynccontextmanager
 async def running_deps(config: ServiceConfig, rules: SpecRules, pool_size: int = 10) -> AsyncIterator[FrontDeps]:
     await asyncio.to_thread(apply_migrations, config.database_url)
-    log = await KafkaEventLog.connect(config.bootstrap_servers, client_id="squall-front")
+    log = await open_service_log(config.bootstrap_servers, config.topics, "front", client_id="squall-front",
+                                 security=config.kafka_security)
     pool = AsyncConnectionPool(config.database_url, min_size=1, max_size=pool_size, open=False)
     try:
-        await log.create_topics(config.topics.specs())
         await pool.open(wait=True)
         yield FrontDeps(pool=pool, publisher=Publisher(log, config.topics), blob_root=config.blob_root,
                         rules=rules, default_region=rules.supported_regions[0])

@@ -34,10 +34,14 @@ class LocalProvider:
     name = "local"
 
     def __init__(self, config: ServiceConfig, command: Sequence[str] = WORKER_COMMAND,
-                 extra_args: Sequence[str] = (), stop_timeout_s: float = 30.0) -> None:
+                 extra_args: Sequence[str] = (), stop_timeout_s: float = 30.0,
+                 worker_bootstrap: str | None = None, worker_credentials: Path | None = None) -> None:
         self._config = config
         self._command = tuple(command)
         self._extra_args = tuple(extra_args)
+        # workers reach Kafka as hosts of their own would: the TLS listener, the worker principal
+        self._worker_bootstrap = worker_bootstrap or config.bootstrap_servers
+        self._worker_credentials = worker_credentials
         self._stop_timeout_s = stop_timeout_s
         self.dir = config.home / "instances"
         self._children: dict[str, subprocess.Popen[bytes]] = {}  # reaped by us, so no zombies
@@ -50,7 +54,9 @@ class LocalProvider:
         args = [*self._command, "--instance-name", spec.name, "--cores", str(max(1, spec.cores_mcpu // 1000)),
                 "--memory-gib", f"{spec.memory_bytes / GIB:g}", "--storage-gib", str(spec.storage_gib),
                 "--pool", spec.pool, "--region", spec.region,
-                "--bootstrap", c.bootstrap_servers, "--topic-prefix", c.topic_prefix, "--home", str(c.home)]
+                "--bootstrap", self._worker_bootstrap, "--topic-prefix", c.topic_prefix, "--home", str(c.home)]
+        if self._worker_credentials is not None:
+            args += ["--kafka-credentials", str(self._worker_credentials)]
         if c.database_url:
             args += ["--database-url", c.database_url]
         if spec.preemptible:

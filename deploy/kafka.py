@@ -474,6 +474,15 @@ class KafkaBroker:
         self.pid_file.unlink(missing_ok=True)
 
 
+def stack_broker(home: Path, external_host: str = "127.0.0.1") -> KafkaBroker:
+    """The local stack's own broker (home/kafka), secured with the stack's secrets (home/kafka-auth):
+    what squall up, squall kafka start and the supervisor all start."""
+    from deploy.kafka_auth import KafkaAuth
+
+    auth = KafkaAuth.load_or_create(home / "kafka-auth")
+    return KafkaBroker(home / "kafka", security=auth.broker_security([external_host]))
+
+
 def _reap(pid: int) -> None:
     """Collect our own child's exit status so it does not linger as a zombie."""
     try:

@@ -16,14 +16,11 @@ import socket
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from deploy import supervisor
 from deploy.processes import ProcessSpec, ProcessTable
 from events.errors import LogError
 from events.kafka_security import KafkaSecurity
-
-if TYPE_CHECKING:
-    from deploy.kafka_auth import KafkaAuth
 
 STATE_FILE = "stack.json"
 DEFAULT_USER = "squall"
@@ -189,21 +186,21 @@ async def _prepare_log(bootstrap: str, prefix: str, admin: KafkaSecurity | None)
         await apply_acls(bootstrap, admin, stack_acls(topics))
 
 
-def _kafka(home: Path, auth: KafkaAuth | None = None, external_host: str = "127.0.0.1"):  # type: ignore[no-untyped-def]
+def _kafka(home: Path):  # type: ignore[no-untyped-def]
     from deploy.kafka import KafkaBroker
 
-    security = auth.broker_security([external_host]) if auth is not None else None
-    return KafkaBroker(home / "kafka", security=security)
+    return KafkaBroker(home / "kafka")  # enough to find, stop or ask after it
 
 
 def _embedded_kafka(home: Path, say, tls_everywhere: bool) -> tuple[str, str, Path]:  # type: ignore[no-untyped-def]
     """Start the stack's own broker, secured: (services' bootstrap, workers' bootstrap, credentials dir)."""
+    from deploy.kafka import stack_broker
     from deploy.kafka_acls import ROLES
     from deploy.kafka_auth import KafkaAuth
 
-    auth = KafkaAuth.load_or_create(home / "kafka-auth")
-    broker = _kafka(home, auth)
+    broker = stack_broker(home)
     broker.start()
+    auth = KafkaAuth.load_or_create(home / "kafka-auth")
     credentials = home / "credentials"
     auth.write_credentials(credentials, tls_roles=ROLES if tls_everywhere else ("worker",))
     services = broker.external_bootstrap if tls_everywhere else broker.bootstrap
@@ -285,12 +282,14 @@ def up(home: Path, *, bootstrap: str | None = None, database_url: str | None = N
     state.save()
 
     table = ProcessTable(home)
-    for spec in specs:
-        table.start(spec)
+    # the supervisor starts what is not running and keeps it so (deploy/supervisor.py)
+    supervisor.ensure_running(home, supervisor.Plan(specs, kafka=embedded_kafka, postgres=embedded_postgres))
     if not wait_for_http(f"{state.api_url}/healthcheck", timeout_s):
         raise StackError(f"the front end did not answer on {state.api_url} within {timeout_s:.0f}s; "
-                         f"see {table.log_file('front')}")
-    dead = [name for name in SERVICE_MODULES if table.pid(name) is None]
+                         f"see {table.log_file('front')} and {table.log_file('supervisor')}")
+    deadline = time.monotonic() + 15.0
+    while (dead := [name for name in SERVICE_MODULES if table.pid(name) is None]) and time.monotonic() < deadline:
+        time.sleep(0.2)
     if dead:
         raise StackError("not running: " + ", ".join(f"{n} (log: {table.log_file(n)})" for n in dead))
     return state
@@ -346,6 +345,8 @@ def down(home: Path, say=print) -> None:  # type: ignore[no-untyped-def]
     """Stop every process of the stack, then the embedded Kafka and PostgreSQL. Data stays in home."""
     state = StackState.load(home)
     table = ProcessTable(home)
+    if supervisor.stop(home):  # first, so nothing is restarted behind our back
+        say("stopped supervisor")
     for name in reversed(list(SERVICE_MODULES)):
         if table.stop(name):
             say(f"stopped {name}")
@@ -404,10 +405,30 @@ def status(home: Path) -> dict[str, object]:
         components["postgres"] = {"pid": None, "healthy": pg.is_running()}
     for name, lag in _projection_lag(state).items():
         components.setdefault(name, {})["lag"] = lag
+    for name, counts in supervisor.read_counts(home).items():
+        if name in components:
+            components[name]["restarts"] = counts.get("restarts", 0)
+    supervisor_pid = supervisor.running_pid(home)
+    components["supervisor"] = {"pid": supervisor_pid, "healthy": supervisor_pid is not None}
     return {"running": all(c.get("healthy") for c in components.values()), "home": state.home,
             "api_url": state.api_url, "token": state.token, "billing_project": state.billing_project,
             "bootstrap": state.bootstrap, "database_url": state.database_url,
-            "logs": str(table.log_dir), "components": components}
+            "logs": str(table.log_dir), "components": components, "workers": _workers(home)}
+
+
+def _workers(home: Path) -> list[dict[str, object]]:
+    """The local provider's agents: <home>/instances/<name>.pid, and <name>.restarts when the
+    provider has restarted one (services/providers/local.py writes both)."""
+    table = ProcessTable(home)
+    table.run_dir = home / "instances"
+    workers: list[dict[str, object]] = []
+    for name in table.names():
+        try:
+            restarts = int(json.loads((home / "instances" / f"{name}.restarts").read_text())["restarts"])
+        except (OSError, ValueError, KeyError):
+            restarts = 0
+        workers.append({"name": name, "pid": table.pid(name), "restarts": restarts})
+    return workers
 
 
 def _projection_lag(state: StackState) -> dict[str, int]:

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from services.config import (
     ConfigError,
@@ -36,6 +38,9 @@ from worker.podman_service import DEFAULT_SOCKET, ensure_podman_service
 from worker.scratch import GIB, ScratchManager
 from worker.storage import StorageRouter
 
+if TYPE_CHECKING:
+    from events.kafka_log import KafkaEventLog
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m worker", description="squall worker agent")
@@ -54,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="JDK bind-mounted into JVM job containers (default: the one `java` on PATH is in)")
     p.add_argument("--jvm-image", default="localhost/debian-python3:bookworm",
                    help="image the warm JVMs run in (glibc-based; the JDK comes from the host)")
+    p.add_argument("--kafka-wait", type=float, default=600.0,
+                   help="seconds to keep trying a broker that does not answer at start (e.g. restarting)")
     p.add_argument("--scratch-mode", choices=("loop", "directory"), default="loop",
                    help="loop: an ext4 image per attempt enforces the storage quota; directory: no quota")
     add_arguments(p)
@@ -73,13 +80,43 @@ def build_jvm_pool(args: argparse.Namespace, runtime: PodmanRuntime, state_dir: 
                    java_home=java_home, entryway_dir=entryway)
 
 
-async def run_agent(args: argparse.Namespace, config: ServiceConfig) -> None:
+async def connect_log(args: argparse.Namespace, config: ServiceConfig, stop: asyncio.Event) -> KafkaEventLog | None:
+    """The log, once the broker answers: a broker that is restarting (or not reachable yet from a
+    booting VM) is waited for, up to --kafka-wait seconds; a refusal (credentials, ACLs, topics
+    that forget) is final at once. None when stopped while waiting."""
+    from events.errors import LogAuthorizationError, LogError
+    from events.retention import RetentionError
     from events.service_log import open_service_log  # imported here: unit tests of the CLI need no aiokafka
 
-    # a worker administers nothing: squall up created the topics; it only checks it may trust them
-    # (first: a misconfigured worker stops before it touches podman)
-    log = await open_service_log(config.bootstrap_servers, config.topics, "worker", client_id=f"worker-{args.instance_name}",
-                                 security=config.kafka_security, create_topics=False)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + args.kafka_wait
+    delay = 1.0
+    while True:
+        try:
+            # a worker administers nothing: squall up created the topics; it checks it may trust them
+            return await open_service_log(config.bootstrap_servers, config.topics, "worker",
+                                          client_id=f"worker-{args.instance_name}",
+                                          security=config.kafka_security, create_topics=False)
+        except (RetentionError, LogAuthorizationError):
+            raise
+        except LogError as exc:
+            if loop.time() + delay > deadline:
+                raise
+            logging.getLogger("squall.worker").warning("Kafka is not answering (%s); trying again in %.0f s",
+                                                       exc, delay)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), delay)
+        if stop.is_set():
+            return None
+        delay = min(delay * 2, 10.0)
+
+
+async def run_agent(args: argparse.Namespace, config: ServiceConfig) -> None:
+    stop = stop_on_signals()
+    # first: a misconfigured worker stops before it touches podman
+    log = await connect_log(args, config, stop)
+    if log is None:
+        return
     ensure_podman_service(args.podman_socket)
     state_dir = config.home / "instances" / args.instance_name
     runtime = PodmanRuntime(args.podman_socket)
@@ -93,7 +130,6 @@ async def run_agent(args: argparse.Namespace, config: ServiceConfig) -> None:
         storage_gib=args.storage_gib, pool=args.pool, region=args.region, preemptible=args.preemptible,
         heartbeat_interval_s=args.heartbeat_interval, drain_timeout_s=args.drain_timeout)
     services.jvm = build_jvm_pool(args, runtime, state_dir, config)
-    stop = stop_on_signals()
     try:
         await Agent(settings, log, config.topics, services, journal).run(stop)
     finally:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from deploy.kafka import KafkaBroker, KafkaDeployError
+from deploy.kafka import KafkaBroker, KafkaDeployError, stack_broker
 from deploy.postgres import EmbeddedPostgres, PostgresDeployError
 from services.cli import app
 from services.config import default_home
@@ -30,10 +30,9 @@ def _broker(home: Path | None, port: int | None = None, starting: bool = False) 
     h = _home(home)
     if not starting:
         return KafkaBroker(h / "kafka", port=port)
-    from deploy.kafka_auth import KafkaAuth
-
-    auth = KafkaAuth.load_or_create(h / "kafka-auth")
-    return KafkaBroker(h / "kafka", port=port, security=auth.broker_security())
+    broker = stack_broker(h)
+    broker.requested_port = port
+    return broker
 
 
 def _postgres(home: Path | None) -> EmbeddedPostgres:

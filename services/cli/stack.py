@@ -64,7 +64,7 @@ def down(home: Path | None = HomeOption) -> None:
 
 @app.command()
 def status(home: Path | None = HomeOption, as_json: bool = typer.Option(False, "--json")) -> None:
-    """The local stack: API URL, token, billing project and each component's pid, health and lag."""
+    """The local stack: API URL, token, billing project and each component's pid, health, restarts and lag."""
     info = stack.status(_home(home))
     if as_json:
         typer.echo(json.dumps(info, indent=2))
@@ -73,10 +73,13 @@ def status(home: Path | None = HomeOption, as_json: bool = typer.Option(False, "
         console.print(info["message"])
         raise typer.Exit(3)
     console.print(f"API {info['api_url']}  token {info['token']}  billing project {info['billing_project']}")
-    table = Table("component", "pid", "healthy", "lag")
+    table = Table("component", "pid", "healthy", "restarts", "lag")
     for name, c in info["components"].items():  # type: ignore[attr-defined]
         table.add_row(name, str(c.get("pid") or "-"), "yes" if c.get("healthy") else "[red]no[/red]",
-                      str(c.get("lag", "-")))
+                      str(c.get("restarts", "-")), str(c.get("lag", "-")))
+    for w in info.get("workers", []):  # type: ignore[attr-defined]
+        table.add_row(f"worker {w['name']}", str(w.get("pid") or "-"), "yes" if w.get("pid") else "[red]no[/red]",
+                      str(w.get("restarts", 0)), "-")
     console.print(table)
     raise typer.Exit(0 if info.get("running") else 3)
 

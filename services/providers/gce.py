@@ -15,6 +15,7 @@ by the cluster label. The client can be pointed at any endpoint (tests use a loc
 from __future__ import annotations
 
 import asyncio
+import builtins
 import logging
 import time
 import uuid
@@ -219,6 +220,9 @@ class GceProvider:
                 raise _classify(exc, f"list instances in {zone}") from exc
             found.extend(ProviderInstance(i.name, f"{zone}/{i.name}", i.status.lower()) for i in instances)
         return found
+
+    async def heal(self) -> builtins.list[str]:
+        return []  # a VM restarts its own agent (gce_startup.py); one that is gone is reconciled
 
     async def close(self) -> None:
         await asyncio.to_thread(self._instances.transport.close)

@@ -53,6 +53,9 @@ class MemoryProvider:
     async def list(self) -> list[ProviderInstance]:
         return [ProviderInstance(n, f"mem/{n}", self.status.get(n, "running")) for n in self.instances]
 
+    async def heal(self) -> list[str]:
+        return []
+
     async def close(self) -> None:
         pass
 

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 from services.config import ServiceConfig
 from services.providers.base import InstanceSpec
@@ -61,7 +62,7 @@ async def test_an_agent_that_dies_is_restarted_with_the_same_command_and_counted
     assert await provider.heal() == ["w1"]
     [again] = await provider.list()
     assert again.name == "w1" and again.provider_id != first.provider_id and again.status == "running"
-    argv = open(f"/proc/{again.provider_id}/cmdline", "rb").read().rstrip(b"\0").split(b"\0")
+    argv = Path(f"/proc/{again.provider_id}/cmdline").read_bytes().rstrip(b"\0").split(b"\0")
     assert [a.decode() for a in argv] == provider.command_for(spec("w1"))
     assert (tmp_path / "instances" / "w1.restarts").read_text() == '{"restarts": 1}'
     await provider.delete("w1")

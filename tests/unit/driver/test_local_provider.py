@@ -21,6 +21,10 @@ def spec(name: str) -> InstanceSpec:
                         storage_gib=10, preemptible=True, region="local")
 
 
+def cmdline(pid: int) -> list[str]:
+    return [a.decode() for a in Path(f"/proc/{pid}/cmdline").read_bytes().rstrip(b"\0").split(b"\0")]
+
+
 def start_by_hand(command: list[str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(command)
 
@@ -62,8 +66,7 @@ async def test_an_agent_that_dies_is_restarted_with_the_same_command_and_counted
     assert await provider.heal() == ["w1"]
     [again] = await provider.list()
     assert again.name == "w1" and again.provider_id != first.provider_id and again.status == "running"
-    argv = Path(f"/proc/{again.provider_id}/cmdline").read_bytes().rstrip(b"\0").split(b"\0")
-    assert [a.decode() for a in argv] == provider.command_for(spec("w1"))
+    assert cmdline(int(again.provider_id)) == provider.command_for(spec("w1"))
     assert (tmp_path / "instances" / "w1.restarts").read_text() == '{"restarts": 1}'
     await provider.delete("w1")
     assert await provider.heal() == [] and await provider.list() == []

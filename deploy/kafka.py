@@ -389,6 +389,10 @@ class KafkaBroker:
         self.log_dir.mkdir(exist_ok=True)
         if self.is_running():
             bootstrap = self.bootstrap
+            if self._runs_unsecured() and self.security is not None:
+                raise KafkaDeployError(f"the broker in {self.data_dir} is running without authentication (started "
+                                       "by an older squall or by hand); stop it (squall down) and start it again "
+                                       "to secure it")
             _run_coroutine(wait_until_answers(bootstrap, timeout_s, self._own_client()))
             if self.security is not None:
                 self._ensure_scram_users()
@@ -416,6 +420,12 @@ class KafkaBroker:
         if self.security is not None:
             self._ensure_scram_users()
         return bootstrap
+
+    def _runs_unsecured(self) -> bool:
+        try:
+            return "authorizer.class.name=" not in (self.data_dir / "server.properties").read_text()
+        except OSError:
+            return False
 
     def _own_client(self) -> KafkaSecurity | None:
         return broker_client(self.security) if self.security is not None else None

@@ -194,12 +194,15 @@ def _kafka(home: Path):  # type: ignore[no-untyped-def]
 
 def _embedded_kafka(home: Path, say, tls_everywhere: bool) -> tuple[str, str, Path]:  # type: ignore[no-untyped-def]
     """Start the stack's own broker, secured: (services' bootstrap, workers' bootstrap, credentials dir)."""
-    from deploy.kafka import stack_broker
+    from deploy.kafka import KafkaDeployError, stack_broker
     from deploy.kafka_acls import ADMIN, ROLES
     from deploy.kafka_auth import KafkaAuth
 
     broker = stack_broker(home)
-    broker.start()
+    try:
+        broker.start()
+    except KafkaDeployError as exc:
+        raise StackError(f"kafka did not start: {exc}") from exc
     auth = KafkaAuth.load_or_create(home / "kafka-auth")
     credentials = home / "credentials"
     auth.write_credentials(credentials, tls_roles=(*ROLES, ADMIN) if tls_everywhere else ("worker",))

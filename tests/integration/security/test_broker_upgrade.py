@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from deploy.kafka import KafkaBroker
+from deploy.kafka import KafkaBroker, KafkaDeployError
 from deploy.kafka_auth import KafkaAuth
 from events.kafka_log import KafkaEventLog
 from events.log import Message
@@ -20,14 +20,17 @@ pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 async def test_an_unsecured_broker_is_secured_in_place(tmp_path: Path) -> None:
     plain = KafkaBroker(tmp_path / "kafka")
     bootstrap = plain.start()
+    auth = KafkaAuth.load_or_create(tmp_path / "auth")
     try:
         log = await KafkaEventLog.connect(bootstrap)
         await log.create_topics([])
         await log.close()
+        # while the old, unauthenticated broker runs, starting it secured says what to do at once
+        with pytest.raises(KafkaDeployError, match="running without authentication"):
+            KafkaBroker(tmp_path / "kafka", security=auth.broker_security()).start()
     finally:
         plain.stop()
 
-    auth = KafkaAuth.load_or_create(tmp_path / "auth")
     # two users keep the test short: each one is a kafka-configs run (a JVM start)
     security = dataclasses.replace(auth.broker_security(), scram_users={u: auth.passwords[u] for u in ("admin", "worker")})
     secured = KafkaBroker(tmp_path / "kafka", security=security)

@@ -3,7 +3,9 @@
 `squall up` is idempotent: what is already running is left alone, what is missing is started.
 State lives in SQUALL_HOME (default ~/.squall): stack.json (URLs, the default user's token),
 run/*.pid, logs/*.log, kafka/, postgres/, storage/ (the embedded GCS-API server's objects: job
-logs, status, usage, users' files), instances/. The object store's part is deploy/stack_storage.py.
+logs, status, usage, users' files), instances/, and the broker's secrets: kafka-auth/ (its CA,
+certificate and passwords) and credentials/<role>.json (one Kafka principal per service,
+deploy/kafka_acls.py), all 0700/0600. The object store's part is deploy/stack_storage.py.
 """
 
 from __future__ import annotations
@@ -19,9 +21,11 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from deploy import stack_storage
+from deploy import stack_storage, supervisor
 from deploy.processes import ProcessSpec, ProcessTable
 from deploy.state_dir import secure_state_dir
+from events.errors import LogError
+from events.kafka_security import KafkaSecurity
 
 STATE_FILE = "stack.json"
 DEFAULT_USER = "squall"
@@ -64,6 +68,11 @@ class StackState:
     embedded_storage: bool = True
     system_bucket: str = stack_storage.DEFAULT_SYSTEM_BUCKET
     bucket: str = stack_storage.DEFAULT_DATA_BUCKET  # the default user's
+    kafka_credentials: str = ""  # directory of <role>.json; "" = an unauthenticated broker
+    worker_bootstrap: str = ""  # the listener workers use ("" = bootstrap)
+
+    def credentials_file(self, role: str) -> str | None:
+        return str(Path(self.kafka_credentials) / f"{role}.json") if self.kafka_credentials else None
 
     def save(self) -> None:
         path = Path(self.home) / STATE_FILE
@@ -86,11 +95,13 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def common_args(state: StackState) -> tuple[str, ...]:
+def common_args(state: StackState, role: str) -> tuple[str, ...]:
+    credentials = state.credentials_file(role)
     storage = ("--system-bucket", state.system_bucket) + (
         ("--storage-endpoint", state.storage_endpoint) if state.storage_endpoint else ())
     return ("--bootstrap", state.bootstrap, "--topic-prefix", state.topic_prefix,
-            "--database-url", state.database_url, "--home", state.home, *storage)
+            "--database-url", state.database_url, "--home", state.home, *storage,
+            *(("--kafka-credentials", credentials) if credentials else ()))
 
 
 def write_pools(state: StackState) -> Path:
@@ -142,12 +153,14 @@ def worker_args(state: StackState) -> str:
 
 
 def service_specs(state: StackState) -> list[ProcessSpec]:
-    common = common_args(state)
     pools = str(write_pools(state))
     ports = metrics_ports(state)
+    workers: tuple[str, ...] = ("--worker-bootstrap", state.worker_bootstrap or state.bootstrap)
+    if state.kafka_credentials:
+        workers += ("--worker-kafka-credentials", str(state.credentials_file("worker")))
 
     def with_metrics(name: str, *args: str) -> tuple[str, ...]:
-        return (*common, *args, "--metrics-port", str(ports[name]))
+        return (*common_args(state, name), *args, "--metrics-port", str(ports[name]))
 
     return [
         ProcessSpec("resolver", SERVICE_MODULES["resolver"], with_metrics("resolver")),
@@ -157,9 +170,9 @@ def service_specs(state: StackState) -> list[ProcessSpec]:
                     with_metrics("scheduler", "--pools", pools, "--heartbeat-timeout", str(state.heartbeat_timeout_s))),
         ProcessSpec("autoscaler", SERVICE_MODULES["autoscaler"],
                     with_metrics("autoscaler", "--provider", "local", "--pools", pools, "--loop-period", "2",
-                                 *_worker_flags(state))),
+                                 *workers, *_worker_flags(state))),
         ProcessSpec("front", SERVICE_MODULES["front"],
-                    (*common, "--host", "127.0.0.1", "--port", str(state.port), "--pools", pools)),
+                    (*common_args(state, "front"), "--host", "127.0.0.1", "--port", str(state.port), "--pools", pools)),
     ]
 
 
@@ -186,21 +199,55 @@ def wait_for_http(url: str, timeout_s: float) -> bool:
     return False
 
 
-async def _create_topics(bootstrap: str, prefix: str) -> None:
+async def _prepare_log(bootstrap: str, prefix: str, admin: KafkaSecurity | None) -> None:
+    """Create the topics with their settings, refuse topics that would forget, and (as the
+    administrator of a secured broker) give each role's principal its ACLs."""
+    from deploy.kafka_acls import apply_acls, stack_acls
     from events.kafka_log import KafkaEventLog
-    from events.topics import Topics
+    from events.retention import retention_problems
+    from events.topics import KEEP_FOREVER, Topics
 
-    log = await KafkaEventLog.connect(bootstrap, client_id="squall-up")
+    topics = Topics(prefix=prefix)
+    log = await KafkaEventLog.connect(bootstrap, client_id="squall-up", security=admin)
     try:
-        await log.create_topics(Topics(prefix=prefix).specs())
+        await log.create_topics(topics.specs())
+        durable = [s.name for s in topics.specs() if s.configs == KEEP_FOREVER]
+        problems = retention_problems(await log.topic_configs(durable))
+        if problems:
+            fix = ",".join(f"{k}={v}" for k, v in KEEP_FOREVER.items())
+            raise StackError("topics squall rebuilds its state from may delete records: " + "; ".join(problems)
+                             + f". Set {fix} on each (kafka-configs.sh --alter --entity-type topics "
+                               f"--entity-name TOPIC --add-config {fix})")
     finally:
         await log.close()
+    if admin is not None:
+        await apply_acls(bootstrap, admin, stack_acls(topics))
 
 
 def _kafka(home: Path):  # type: ignore[no-untyped-def]
     from deploy.kafka import KafkaBroker
 
-    return KafkaBroker(home / "kafka")
+    return KafkaBroker(home / "kafka")  # enough to find, stop or ask after it
+
+
+def _embedded_kafka(home: Path, say, tls_everywhere: bool) -> tuple[str, str, Path]:  # type: ignore[no-untyped-def]
+    """Start the stack's own broker, secured: (services' bootstrap, workers' bootstrap, credentials dir)."""
+    from deploy.kafka import KafkaDeployError, stack_broker
+    from deploy.kafka_acls import ADMIN, ROLES
+    from deploy.kafka_auth import KafkaAuth
+
+    broker = stack_broker(home)
+    try:
+        broker.start()
+    except KafkaDeployError as exc:
+        raise StackError(f"kafka did not start: {exc}") from exc
+    auth = KafkaAuth.load_or_create(home / "kafka-auth")
+    credentials = home / "credentials"
+    auth.write_credentials(credentials, tls_roles=(*ROLES, ADMIN) if tls_everywhere else ("worker",))
+    services = broker.external_bootstrap if tls_everywhere else broker.bootstrap
+    say(f"kafka       {services} (embedded; SASL/SCRAM{' over TLS' if tls_everywhere else ''}), "
+        f"workers {broker.external_bootstrap} (SASL/SCRAM over TLS)")
+    return services, broker.external_bootstrap, credentials
 
 
 def _postgres(home: Path):  # type: ignore[no-untyped-def]
@@ -218,10 +265,16 @@ def migration_dirs() -> list[Path]:
 def up(home: Path, *, bootstrap: str | None = None, database_url: str | None = None, port: int | None = None,
        topic_prefix: str | None = None, workers: int = 1, worker_cores: int = 2, heartbeat_timeout_s: float = 30.0,
        storage: str = "embedded", storage_endpoint: str | None = None, system_bucket: str | None = None,
-       bucket: str | None = None, simulated_job_ms: int | None = None, say=print,
-       timeout_s: float = 120.0) -> StackState:  # type: ignore[no-untyped-def]
+       bucket: str | None = None, simulated_job_ms: int | None = None,
+       kafka_credentials: Path | None = None, worker_bootstrap: str | None = None, kafka_tls_everywhere: bool = False,
+       say=print, timeout_s: float = 120.0) -> StackState:  # type: ignore[no-untyped-def]
     """Bring the stack up (idempotent) and return its state once the API answers. With
-    `simulated_job_ms`, its workers are simulated (no podman; every job succeeds after that long)."""
+    `simulated_job_ms`, its workers are simulated (no podman; every job succeeds after that long).
+
+    The embedded broker is always secured (SCRAM per role, TLS for workers; with
+    `kafka_tls_everywhere` the services use TLS too). An external broker (`bootstrap`) is used as
+    `kafka_credentials` says: a directory with admin.json (creates topics and ACLs) and <role>.json
+    for each role; without it, unauthenticated."""
     from deploy.postgres import create_database
     from projections.db import migrate
 
@@ -231,9 +284,17 @@ def up(home: Path, *, bootstrap: str | None = None, database_url: str | None = N
     topic_prefix = topic_prefix or (previous.topic_prefix if previous else "squall.")
     embedded_kafka = bootstrap is None and (previous is None or previous.embedded_kafka)
     embedded_postgres = database_url is None and (previous is None or previous.embedded_postgres)
-    if bootstrap is None:
-        bootstrap = _kafka(home).start() if embedded_kafka else previous.bootstrap  # type: ignore[union-attr]
-        say(f"kafka       {bootstrap}" + (" (embedded)" if embedded_kafka else ""))
+    credentials = kafka_credentials
+    if bootstrap is None and embedded_kafka:
+        bootstrap, worker_bootstrap, credentials = _embedded_kafka(home, say, kafka_tls_everywhere)
+    elif bootstrap is None:
+        assert previous is not None
+        bootstrap = previous.bootstrap
+        worker_bootstrap = worker_bootstrap or previous.worker_bootstrap or None
+        if credentials is None and previous.kafka_credentials:
+            credentials = Path(previous.kafka_credentials)
+        say(f"kafka       {bootstrap}")
+    admin = _admin_credentials(credentials)
     if database_url is None:
         if embedded_postgres:
             database_url = create_database(_postgres(home).start(), "squall", exist_ok=True)
@@ -243,7 +304,10 @@ def up(home: Path, *, bootstrap: str | None = None, database_url: str | None = N
     applied = migrate(database_url, migration_dirs())
     if applied:
         say(f"migrations  applied {', '.join(applied)}")
-    asyncio.run(_create_topics(bootstrap, topic_prefix))
+    try:
+        asyncio.run(_prepare_log(bootstrap, topic_prefix, admin))
+    except LogError as exc:
+        raise StackError(f"preparing the topics on Kafka at {bootstrap} failed: {exc}") from exc
     try:
         endpoint, embedded_storage = stack_storage.resolve(home, mode=storage, endpoint=storage_endpoint,
                                                            previous=previous)
@@ -266,7 +330,9 @@ def up(home: Path, *, bootstrap: str | None = None, database_url: str | None = N
                        embedded_postgres=embedded_postgres, workers=workers, worker_cores=worker_cores,
                        heartbeat_timeout_s=heartbeat_timeout_s, storage_endpoint=endpoint,
                        embedded_storage=embedded_storage, system_bucket=system_bucket, bucket=bucket,
-                       simulated_job_ms=simulated_job_ms)
+                       simulated_job_ms=simulated_job_ms,
+                       kafka_credentials=str(credentials.resolve()) if credentials else "",
+                       worker_bootstrap=worker_bootstrap or "")
     if previous:
         state.extra = dict(previous.extra)
     state.token = _ensure_default_user(database_url, token)
@@ -279,15 +345,35 @@ def up(home: Path, *, bootstrap: str | None = None, database_url: str | None = N
     state.save()
 
     table = ProcessTable(home)
-    for spec in specs:
-        table.start(spec)
+    # the supervisor starts what is not running and keeps it so (deploy/supervisor.py)
+    supervisor.ensure_running(home, supervisor.Plan(specs, kafka=embedded_kafka, postgres=embedded_postgres,
+                                                    storage=embedded_storage))
     if not wait_for_http(f"{state.api_url}/healthcheck", timeout_s):
         raise StackError(f"the front end did not answer on {state.api_url} within {timeout_s:.0f}s; "
-                         f"see {table.log_file('front')}")
-    dead = [name for name in SERVICE_MODULES if table.pid(name) is None]
+                         f"see {table.log_file('front')} and {table.log_file('supervisor')}")
+    deadline = time.monotonic() + 15.0
+    while (dead := [name for name in SERVICE_MODULES if table.pid(name) is None]) and time.monotonic() < deadline:
+        time.sleep(0.2)
     if dead:
         raise StackError("not running: " + ", ".join(f"{n} (log: {table.log_file(n)})" for n in dead))
     return state
+
+
+def _admin_credentials(directory: Path | None) -> KafkaSecurity | None:
+    """The administrator's principal from a credentials directory, after checking every role has one."""
+    from deploy.kafka_acls import ADMIN, ROLES
+    from events.kafka_security import KafkaCredentialsError
+
+    if directory is None:
+        return None
+    missing = [r for r in (ADMIN, *ROLES) if not (directory / f"{r}.json").is_file()]
+    if missing:
+        raise StackError(f"Kafka credentials directory {directory} lacks {', '.join(f'{r}.json' for r in missing)} "
+                         "(one credentials file per principal, see events/kafka_security.py)")
+    try:
+        return KafkaSecurity.load(directory / f"{ADMIN}.json")
+    except KafkaCredentialsError as exc:
+        raise StackError(str(exc)) from exc
 
 
 def _port_taken_by_other(state: StackState) -> bool:
@@ -321,6 +407,8 @@ def down(home: Path, say=print) -> None:  # type: ignore[no-untyped-def]
     """Stop every process of the stack, then the embedded Kafka and PostgreSQL. Data stays in home."""
     state = StackState.load(home)
     table = ProcessTable(home)
+    if supervisor.stop(home):  # first, so nothing is restarted behind our back
+        say("stopped supervisor")
     for name in reversed(list(SERVICE_MODULES)):
         if table.stop(name):
             say(f"stopped {name}")
@@ -406,12 +494,32 @@ def status(home: Path) -> dict[str, object]:
         components["storage"] = {"pid": storage["pid"], "healthy": storage["healthy"]}
     for name, lag in _projection_lag(state).items():
         components.setdefault(name, {})["lag"] = lag
+    for name, counts in supervisor.read_counts(home).items():
+        if name in components:
+            components[name]["restarts"] = counts.get("restarts", 0)
+    supervisor_pid = supervisor.running_pid(home)
+    components["supervisor"] = {"pid": supervisor_pid, "healthy": supervisor_pid is not None}
     return {"running": all(c.get("healthy") for c in components.values()), "home": state.home,
             "api_url": state.api_url, "token": state.token, "billing_project": state.billing_project,
             "bootstrap": state.bootstrap, "database_url": state.database_url,
             "bucket": f"gs://{state.bucket}", "storage_endpoint": state.storage_endpoint,
             "system_bucket": f"gs://{state.system_bucket}",
-            "logs": str(table.log_dir), "components": components}
+            "logs": str(table.log_dir), "components": components, "workers": _workers(home)}
+
+
+def _workers(home: Path) -> list[dict[str, object]]:
+    """The local provider's agents: <home>/instances/<name>.pid, and <name>.restarts when the
+    provider has restarted one (services/providers/local.py writes both)."""
+    table = ProcessTable(home)
+    table.run_dir = home / "instances"
+    workers: list[dict[str, object]] = []
+    for name in table.names():
+        try:
+            restarts = int(json.loads((home / "instances" / f"{name}.restarts").read_text())["restarts"])
+        except (OSError, ValueError, KeyError):
+            restarts = 0
+        workers.append({"name": name, "pid": table.pid(name), "restarts": restarts})
+    return workers
 
 
 def _projection_lag(state: StackState) -> dict[str, int]:
@@ -421,6 +529,8 @@ def _projection_lag(state: StackState) -> dict[str, int]:
     except ImportError:
         return {}
     try:
-        return projection_lag(state.bootstrap, state.database_url, state.topic_prefix)
+        admin = state.credentials_file("admin")
+        security = KafkaSecurity.load(Path(admin)) if admin else None
+        return projection_lag(state.bootstrap, state.database_url, state.topic_prefix, security)
     except Exception:  # status must answer even when Kafka or Postgres is down
         return {}

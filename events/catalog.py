@@ -792,7 +792,7 @@ class InstanceHeartbeat:
     """The worker is alive; lists the attempts it is running."""
 
     SCHEMA_NAME: ClassVar[str] = "InstanceHeartbeat"
-    TOPIC: ClassVar[str] = "instance"
+    TOPIC: ClassVar[str] = "heartbeat"
     KEY_FIELD: ClassVar[str | None] = 'instance_name'
 
     event_id: str

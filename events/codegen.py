@@ -17,7 +17,8 @@ from events.schema_registry import Registry, load_registry
 
 CATALOG_PATH = Path(__file__).resolve().parent / "catalog.py"
 _PRIMITIVES = {"string": "str", "long": "int", "int": "int", "boolean": "bool", "double": "float", "float": "float"}
-_TOPIC_KEYS = {"batch": "batch_id", "instance": "instance_name", "assignment": "instance_name", "control": None}
+_TOPIC_KEYS = {"batch": "batch_id", "instance": "instance_name", "heartbeat": "instance_name",
+               "assignment": "instance_name", "control": None}
 
 
 class _Gen:

@@ -43,3 +43,7 @@ class UnprojectableEvent(EventsError):
 
 class LogError(EventsError):
     """The event log (Kafka) failed an operation."""
+
+
+class LogAuthorizationError(LogError):
+    """The broker refused this principal the operation (no ACL allows it)."""

@@ -11,11 +11,14 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from events.errors import LogError
 from events.log import Message, Position, Record, partition_for
 from events.topics import TopicSpec
+
+# what a Kafka broker left at its defaults gives a topic created without settings (7 days)
+KAFKA_DEFAULT_TOPIC_CONFIGS = {"cleanup.policy": "delete", "retention.ms": "604800000", "retention.bytes": "-1"}
 
 
 def _wall_clock_ms() -> int:
@@ -34,9 +37,12 @@ class _Group:
 class MemoryEventLog:
     """events.log.EventLog in memory. `clock` gives record timestamps (ms); inject one for replay."""
 
-    def __init__(self, clock: Callable[[], int] = _wall_clock_ms) -> None:
+    def __init__(self, clock: Callable[[], int] = _wall_clock_ms,
+                 broker_defaults: Mapping[str, str] = KAFKA_DEFAULT_TOPIC_CONFIGS) -> None:
         self._clock = clock
+        self._broker_defaults = dict(broker_defaults)
         self._partitions: dict[str, list[list[Record]]] = {}
+        self._configs: dict[str, dict[str, str]] = {}
         self._groups: dict[str, _Group] = {}
         self._round_robin = itertools.count()  # unkeyed messages spread over partitions
         # set and replaced at every change; a waiter holds the one it saw. No lock: an
@@ -54,11 +60,23 @@ class MemoryEventLog:
                 if spec.partitions < 1:
                     raise LogError(f"topic {spec.name!r} needs at least one partition")
                 self._partitions[spec.name] = [[] for _ in range(spec.partitions)]
+                self._configs[spec.name] = {**self._broker_defaults, **spec.configs}
                 created = True
         if created:  # subscribers of a new topic get its partitions, as after a Kafka rebalance
             for group in self._groups.values():
                 group.generation += 1
             await self._notify()
+
+    async def topic_configs(self, names: Sequence[str]) -> dict[str, dict[str, str]]:
+        self._check_open()
+        unknown = [n for n in names if n not in self._configs]
+        if unknown:
+            raise LogError(f"describing the configuration of topic {unknown[0]!r} failed: it does not exist")
+        return {n: dict(self._configs[n]) for n in names}
+
+    def alter_topic_configs(self, name: str, configs: Mapping[str, str]) -> None:
+        """What an operator's kafka-configs --alter would do (for tests of the retention check)."""
+        self._configs[name].update(configs)
 
     async def append(self, messages: Sequence[Message]) -> list[Position]:
         self._check_open()

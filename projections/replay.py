@@ -28,6 +28,7 @@ import yaml
 from psycopg import sql
 
 from events.kafka_log import KafkaEventLog
+from events.kafka_security import KafkaSecurity
 from events.log import EventLog
 from events.topics import Topics
 from projections.cost import PriceTable
@@ -92,7 +93,7 @@ async def rebuild(log: EventLog, topics: Topics, database_url: str, schema: str 
         raise ValueError("replay builds into a scratch schema, never 'public'; pass another --schema")
     if until is None:
         until = {}
-        for topic in (topics.batch, topics.instance):
+        for topic in topics.fold_topics:
             for partition, end in (await log.end_offsets(topic)).items():
                 until[(topic, partition)] = end
     settings = settings or RunnerSettings()
@@ -121,8 +122,8 @@ async def _fold(log: EventLog, topics: Topics, database_url: str, schema: str, u
     """Fold the log into `schema` up to `until`; the number of records applied or quarantined."""
     indexes = prepare_schema(database_url, schema) if bulk else []
     if processes > 1 and isinstance(log, KafkaEventLog):
-        await _rebuild_in_processes(log.bootstrap, topics, database_url, schema, until, prices, settings, processes,
-                                    bulk, max_held_jobs)
+        await _rebuild_in_processes(log.bootstrap, log.security, topics, database_url, schema, until, prices,
+                                    settings, processes, bulk, max_held_jobs)
         applied = sum(until.values())  # every share ran to its `until` (a failure raised)
     else:
         applied = (await run_readmodel(log, topics, database_url, schema, prices, settings, until=until,
@@ -132,8 +133,8 @@ async def _fold(log: EventLog, topics: Topics, database_url: str, schema: str, u
     return applied
 
 
-async def _rebuild_in_processes(bootstrap: str, topics: Topics, database_url: str, schema: str,
-                                until: dict[TopicPartition, int], prices: PriceTable | None,
+async def _rebuild_in_processes(bootstrap: str, security: KafkaSecurity, topics: Topics, database_url: str,
+                                schema: str, until: dict[TopicPartition, int], prices: PriceTable | None,
                                 settings: RunnerSettings, processes: int, bulk: bool, max_held_jobs: int) -> None:
     with tempfile.TemporaryDirectory(prefix="squall-replay-") as tmp:
         args = ["--bootstrap", bootstrap, "--topic-prefix", topics.prefix, "--database-url", database_url,
@@ -144,6 +145,10 @@ async def _rebuild_in_processes(bootstrap: str, topics: Topics, database_url: st
             price_file = Path(tmp) / "prices.yaml"
             price_file.write_text(yaml.safe_dump(asdict(prices)))
             args += ["--prices", str(price_file)]
+        if security.security_protocol != "PLAINTEXT":  # the shards authenticate as this process does
+            credentials = Path(tmp) / "kafka-credentials.json"
+            security.save(credentials)
+            args += ["--kafka-credentials", str(credentials)]
         children = [await asyncio.create_subprocess_exec(
             sys.executable, "-m", "projections.readmodel", *args, "--shard", f"{i}/{processes}",
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE) for i in range(processes)]
@@ -175,7 +180,7 @@ async def replay_and_verify(log: EventLog, topics: Topics, database_url: str, li
             rows = live.execute("SELECT topic, partition, next_offset FROM projection_offsets "
                                 "WHERE projection = %s", (READMODEL,)).fetchall()
             until = {(t, p): o for t, p, o in rows}
-            for topic in (topics.batch, topics.instance):  # partitions the live one never stored: nothing yet
+            for topic in topics.fold_topics:  # partitions the live one never stored: nothing yet
                 for partition in range(await log.partitions(topic)):
                     until.setdefault((topic, partition), 0)
             result = await rebuild(log, topics, database_url, schema, until, prices, settings, processes=processes,

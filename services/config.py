@@ -12,6 +12,9 @@ Every process takes the same flags (or SQUALL_* environment variables, read only
                                           unset: real GCS with application-default credentials
   --system-bucket / SQUALL_SYSTEM_BUCKET  squall's own bucket: job logs, status, usage (no job may
                                           name it), default squall-system
+  --kafka-credentials / SQUALL_KAFKA_CREDENTIALS
+                                          JSON file with this process's Kafka principal (SASL/SCRAM,
+                                          TLS CA); without it the connection is unauthenticated
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import signal
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from events.kafka_security import KafkaCredentialsError, KafkaSecurity
 from events.objectstore import ObjectStore, check_bucket_name
 from events.topics import Topics
 
@@ -42,6 +46,7 @@ class ServiceConfig:
     metrics_port: int = 0
     storage_endpoint: str | None = None  # None: real GCS
     system_bucket: str = DEFAULT_SYSTEM_BUCKET
+    kafka_security: KafkaSecurity | None = None
 
     @property
     def topics(self) -> Topics:
@@ -75,6 +80,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="URL of a GCS-API server; unset: real GCS (SQUALL_STORAGE_ENDPOINT)")
     parser.add_argument("--system-bucket", default=os.environ.get("SQUALL_SYSTEM_BUCKET") or DEFAULT_SYSTEM_BUCKET,
                         help="squall's own bucket for logs, status and usage (SQUALL_SYSTEM_BUCKET)")
+    parser.add_argument("--kafka-credentials", default=os.environ.get("SQUALL_KAFKA_CREDENTIALS"),
+                        help="JSON file with this process's Kafka principal (SQUALL_KAFKA_CREDENTIALS)")
 
 
 def from_args(args: argparse.Namespace, need_database: bool = True) -> ServiceConfig:
@@ -91,11 +98,18 @@ def from_args(args: argparse.Namespace, need_database: bool = True) -> ServiceCo
     endpoint = getattr(args, "storage_endpoint", None) or None
     if endpoint is not None and not endpoint.startswith(("http://", "https://")):
         raise ConfigError(f"--storage-endpoint must be an http:// or https:// URL, not {endpoint!r}")
+    security = None
+    credentials = getattr(args, "kafka_credentials", None)  # callers may build args by hand
+    if credentials:
+        try:
+            security = KafkaSecurity.load(Path(credentials))
+        except KafkaCredentialsError as exc:
+            raise ConfigError(f"--kafka-credentials: {exc}") from exc
     # callers may build args by hand, without the newer settings
     return ServiceConfig(bootstrap_servers=args.bootstrap, database_url=args.database_url or "",
                          home=Path(args.home), topic_prefix=args.topic_prefix,
                          metrics_port=getattr(args, "metrics_port", 0), storage_endpoint=endpoint,
-                         system_bucket=bucket)
+                         system_bucket=bucket, kafka_security=security)
 
 
 def serve_metrics(config: ServiceConfig) -> None:

@@ -2,7 +2,9 @@
 started lazily once per session by the project's own deploy/ code.
 
 Only tests that ask for them (directly or through kafka_log / fresh_db / gcs_store) start them, so
-unit tests never pay for a JVM. Point at servers you already run instead with
+unit tests never pay for a JVM. The shared broker accepts anyone (fast, and most tests are not about
+security); `secure_kafka` is a second broker secured exactly as `squall up` secures its own. Point at
+servers you already run instead with
   SQUALL_TEST_KAFKA_BOOTSTRAP=127.0.0.1:9092   SQUALL_TEST_DATABASE_URL=postgresql://...
   SQUALL_TEST_STORAGE_ENDPOINT=http://127.0.0.1:PORT
 Each test gets its own topic prefix (`topics`), its own database (`fresh_db`) and its own buckets
@@ -20,6 +22,7 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -27,9 +30,11 @@ from hypothesis import settings
 from hypothesis.database import InMemoryExampleDatabase
 
 from deploy.kafka import KafkaBroker
+from deploy.kafka_auth import KafkaAuth
 from deploy.objectstore import FakeGcsServer
 from deploy.postgres import EmbeddedPostgres, create_database, drop_database
 from events.kafka_log import KafkaEventLog
+from events.kafka_security import KafkaSecurity
 from events.memory_log import MemoryEventLog
 from events.objectstore import InMemoryObjectStore
 from events.topics import Topics
@@ -50,6 +55,36 @@ def kafka_bootstrap() -> Iterator[str]:
         bootstrap = broker.start()
         broker.stop_when_gone(os.getpid(), remove_data=True)  # even if this run is killed hard
         yield bootstrap
+    finally:
+        broker.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class SecureKafka:
+    """A broker secured as `squall up` secures its own: SCRAM per role, TLS for workers, ACLs."""
+
+    bootstrap: str  # SCRAM on loopback (services)
+    external_bootstrap: str  # SCRAM over TLS (workers)
+    credentials: Path  # admin.json and <role>.json, for stack.up(kafka_credentials=...)
+    auth: KafkaAuth
+    broker: KafkaBroker
+
+    def client(self, user: str, tls: bool = False) -> KafkaSecurity:
+        return self.auth.client(user, tls=tls)
+
+
+@pytest.fixture(scope="session")
+def secure_kafka() -> Iterator[SecureKafka]:
+    """Started only by tests that ask for it (security tests, the e2e suite)."""
+    data_dir = Path(tempfile.mkdtemp(prefix="squall-test-secure-kafka-"))
+    auth = KafkaAuth.load_or_create(data_dir / "auth")
+    broker = KafkaBroker(data_dir / "kafka", security=auth.broker_security(["127.0.0.1"]))
+    try:
+        broker.start()
+        broker.stop_when_gone(os.getpid(), remove_data=True)
+        auth.write_credentials(data_dir / "credentials", tls_roles={"worker"})
+        yield SecureKafka(broker.bootstrap, broker.external_bootstrap, data_dir / "credentials", auth, broker)
     finally:
         broker.stop()
         shutil.rmtree(data_dir, ignore_errors=True)

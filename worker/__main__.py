@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from services.config import (
     ConfigError,
@@ -49,6 +50,9 @@ from worker.storage import JobFiles, SharedStore, UserStores
 from worker.user_stores import PerUserGcsStores
 from worker.userns import UsernsConfigError
 
+if TYPE_CHECKING:
+    from events.kafka_log import KafkaEventLog
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m worker", description="squall worker agent")
@@ -67,6 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="JDK bind-mounted into JVM job containers (default: the one `java` on PATH is in)")
     p.add_argument("--jvm-image", default="localhost/debian-python3:bookworm",
                    help="image the warm JVMs run in (glibc-based; the JDK comes from the host)")
+    p.add_argument("--kafka-wait", type=float, default=600.0,
+                   help="seconds to keep trying a broker that does not answer at start (e.g. restarting)")
     p.add_argument("--scratch-mode", choices=("loop", "directory"), default="loop",
                    help="loop: an ext4 image per attempt enforces the storage quota; directory: no quota")
     p.add_argument("--agent-host", default="127.0.0.1", help="address the live-log endpoint listens on")
@@ -98,9 +104,43 @@ def build_jvm_pool(args: argparse.Namespace, runtime: PodmanRuntime, state_dir: 
                    java_home=java_home, entryway_dir=entryway)
 
 
-async def run_agent(args: argparse.Namespace, config: ServiceConfig) -> None:
-    from events.kafka_log import KafkaEventLog  # imported here: unit tests of the CLI need no aiokafka
+async def connect_log(args: argparse.Namespace, config: ServiceConfig, stop: asyncio.Event) -> KafkaEventLog | None:
+    """The log, once the broker answers: a broker that is restarting (or not reachable yet from a
+    booting VM) is waited for, up to --kafka-wait seconds; a refusal (credentials, ACLs, topics
+    that forget) is final at once. None when stopped while waiting."""
+    from events.errors import LogAuthorizationError, LogError
+    from events.retention import RetentionError
+    from events.service_log import open_service_log  # imported here: unit tests of the CLI need no aiokafka
 
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + args.kafka_wait
+    delay = 1.0
+    while True:
+        try:
+            # a worker administers nothing: squall up created the topics; it checks it may trust them
+            return await open_service_log(config.bootstrap_servers, config.topics, "worker",
+                                          client_id=f"worker-{args.instance_name}",
+                                          security=config.kafka_security, create_topics=False)
+        except (RetentionError, LogAuthorizationError):
+            raise
+        except LogError as exc:
+            if loop.time() + delay > deadline:
+                raise
+            logging.getLogger("squall.worker").warning("Kafka is not answering (%s); trying again in %.0f s",
+                                                       exc, delay)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), delay)
+        if stop.is_set():
+            return None
+        delay = min(delay * 2, 10.0)
+
+
+async def run_agent(args: argparse.Namespace, config: ServiceConfig) -> None:
+    stop = stop_on_signals()
+    # first: a misconfigured worker stops before it touches podman
+    log = await connect_log(args, config, stop)
+    if log is None:
+        return
     ensure_podman_service(args.podman_socket)
     state_dir = config.home / "instances" / args.instance_name
     blocked = resolve_endpoints([*config.bootstrap_servers.split(","), *args.job_firewall_block])
@@ -109,15 +149,14 @@ async def run_agent(args: argparse.Namespace, config: ServiceConfig) -> None:
     try:
         await runtime.prepare_job_networks()  # before any job can run: networked jobs are refused until then
         await runtime.release_orphans(f"squall-{args.instance_name}-")
-        await run_agent_with(args, config, runtime, state_dir, KafkaEventLog)
+        await run_agent_with(args, config, runtime, state_dir, log, stop)
     finally:
         await runtime.release_job_networks()
         await runtime.close()
 
 
 async def run_agent_with(args: argparse.Namespace, config: ServiceConfig, runtime: PodmanRuntime,
-                         state_dir: Path, log_class: Any) -> None:
-    log = await log_class.connect(config.bootstrap_servers, client_id=f"worker-{args.instance_name}")
+                         state_dir: Path, log: KafkaEventLog, stop: asyncio.Event) -> None:
     journal = Journal(state_dir)
     store = config.object_store()  # squall's bucket, as the worker's own identity
     # a GCS-API server has no identities: the front end's bucket grants are its ACL
@@ -135,9 +174,7 @@ async def run_agent_with(args: argparse.Namespace, config: ServiceConfig, runtim
         storage_gib=args.storage_gib, pool=args.pool, region=args.region, preemptible=args.preemptible,
         heartbeat_interval_s=args.heartbeat_interval, drain_timeout_s=args.drain_timeout)
     services.jvm = build_jvm_pool(args, runtime, state_dir, config)
-    stop = stop_on_signals()
     try:
-        await log.create_topics(config.topics.specs())
         await Agent(settings, log, config.topics, services, journal, endpoint=endpoint).run(stop)
     finally:
         journal.close()
@@ -154,9 +191,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"python -m worker: {exc}", file=sys.stderr)
         return 2
     serve_metrics(config)
+    from events.errors import LogError
+
     try:
         asyncio.run(run_agent(args, config))
-    except (UsernsConfigError, FirewallError, JobNetworkError, ValueError) as exc:
+    except (LogError, UsernsConfigError, FirewallError, JobNetworkError, ValueError) as exc:
+    # cannot reach or trust the log, or the sandbox is not set up: say why (the supervisor restarts us)
         print(f"python -m worker: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -13,7 +13,8 @@ import json
 import logging
 import sys
 
-from events.kafka_log import KafkaEventLog
+from events.errors import LogError
+from events.service_log import open_service_log
 from projections.cost import PriceTable
 from projections.db import READMODEL_MIGRATIONS, migrate
 from projections.readmodel.bulk import BULK_FAILED, DEFAULT_MAX_HELD_JOBS, BulkRebuildFailed
@@ -71,10 +72,10 @@ async def serve(config: ServiceConfig, schema: str, prices: PriceTable, settings
                 shard: tuple[int, int] | None = None, until: dict[TopicPartition, int] | None = None,
                 bulk: bool = False, max_held_jobs: int = DEFAULT_MAX_HELD_JOBS) -> None:
     migrate(config.database_url, [READMODEL_MIGRATIONS], schema=schema)
-    log = await KafkaEventLog.connect(config.bootstrap_servers, client_id="squall-readmodel")
+    log = await open_service_log(config.bootstrap_servers, config.topics, "readmodel", client_id="squall-readmodel",
+                                 security=config.kafka_security)
     stop = stop_on_signals()
     try:
-        await log.create_topics(config.topics.specs())
         await run_readmodel(log, config.topics, config.database_url, schema, prices, settings, stop=stop,
                             until=until, shard=shard, bulk=bulk, max_held_jobs=max_held_jobs)
     finally:
@@ -103,6 +104,9 @@ def main(argv: list[str] | None = None) -> int:
     except BulkRebuildFailed as exc:
         print(f"rebuild mode cannot apply this log: {exc}", file=sys.stderr)
         return BULK_FAILED
+    except LogError as exc:  # e.g. a topic it rebuilds from may delete records
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -367,11 +367,11 @@ class ReadModel:
         key = (op.name,)
         row = self.get(INSTANCES.name, key)
         if row is None:
-            if op.state is None:
-                return  # a heartbeat from an instance the log never announced
+            # heartbeats have a topic of their own, so one may be folded before the instance's first
+            # event: the instance exists (pending) and its other events fill in the rest
             row = self._insert(INSTANCES.name, key, {c: None for c in INSTANCES.columns})
-            row.update(name=op.name, state=op.state)
-            advances = True
+            row.update(name=op.name, state=op.state or "pending")
+            advances = op.state is not None
         else:
             advances = op.state is not None and _INSTANCE_RANK[op.state] > _INSTANCE_RANK[row["state"]]
             self._touch(INSTANCES.name, key)

@@ -19,7 +19,7 @@ def readmodel_runner(log: EventLog, topics: Topics, database_url: str, schema: s
                      prices: PriceTable | None = None, settings: RunnerSettings | None = None,
                      bulk_until: dict[TopicPartition, int] | None = None,
                      max_held_jobs: int = DEFAULT_MAX_HELD_JOBS) -> Runner:
-    """A runner folding the batch and instance topics into the read-model tables of `schema`.
+    """A runner folding the batch, instance and heartbeat topics into the read-model tables of `schema`.
     `bulk_until`: rebuild mode (projections/readmodel/bulk.py) up to these offsets, into a fresh
     schema that `bulk.prepare_schema` prepared, holding at most about `max_held_jobs` jobs per worker."""
 
@@ -30,12 +30,13 @@ def readmodel_runner(log: EventLog, topics: Topics, database_url: str, schema: s
 
     open_reader = None
     if isinstance(log, KafkaEventLog):  # one consumer per worker over its partitions (see projections.reader)
-        bootstrap = log.bootstrap
+        bootstrap, security = log.bootstrap, log.security
 
         async def open_reader(share: Sequence[TopicPartition]) -> PartitionReader:
-            return await KafkaPartitionReader.open(bootstrap, share, client_id=f"squall-{NAME}-{schema}")
+            return await KafkaPartitionReader.open(bootstrap, share, client_id=f"squall-{NAME}-{schema}",
+                                                   security=security)
 
-    return Runner(log, [topics.batch, topics.instance], open_projection, quarantine_topic=topics.quarantine,
+    return Runner(log, list(topics.fold_topics), open_projection, quarantine_topic=topics.quarantine,
                   settings=settings, open_reader=open_reader)
 
 

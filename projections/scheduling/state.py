@@ -71,6 +71,10 @@ def job_pool(worker_type: str, preemptible: bool, machine_type: str | None) -> s
     return JOB_PRIVATE_POOL if machine_type else pool_name(worker_type, preemptible)
 
 
+EARLY_HEARTBEATS_PRUNE_AT = 1024
+EARLY_HEARTBEAT_HORIZON_MS = 10 * 60 * 1000
+
+
 class SchedulingState:
     def __init__(self) -> None:
         self.jobs: dict[JobKey, JobEntry] = {}
@@ -85,6 +89,11 @@ class SchedulingState:
         self.finished = JobIdBitmap()  # every job that completed: 1 bit each, so copies of old events stay inert
         self.refused: set[DecisionKey] = set()  # the decisions the resolver refused (rare): repeats are ignored
         self.events_applied = 0
+        # heartbeats have a topic of their own, so a refold may meet an instance's (compacted, newest)
+        # heartbeat before the instance: kept until the instance appears, pruned by event time
+        self.early_heartbeats: dict[str, int] = {}
+        self._newest_heartbeat = 0
+        self._prune_early_at = EARLY_HEARTBEATS_PRUNE_AT
 
     # ---- queries -----------------------------------------------------------------------------
 
@@ -308,7 +317,8 @@ class SchedulingState:
         self.instances[e.instance_name] = InstanceEntry(
             name=e.instance_name, pool=e.pool, region=e.region, preemptible=e.preemptible,
             cores_mcpu=e.cores_mcpu, memory_bytes=e.memory_bytes, storage_gib=e.storage_gib,
-            requested_at=e.occurred_at, machine_type=e.machine_type, job_private_for=e.job_private_for)
+            requested_at=e.occurred_at, machine_type=e.machine_type, job_private_for=e.job_private_for,
+            last_heartbeat_at=self.early_heartbeats.pop(e.instance_name, None))
         return False
 
     def _on_instance_created(self, e: InstanceCreated) -> bool:
@@ -322,7 +332,8 @@ class SchedulingState:
         if inst is None:  # a worker started outside the autoscaler (e.g. by hand): adopt it
             inst = InstanceEntry(name=e.instance_name, pool=e.pool, region=e.region, preemptible=e.preemptible,
                                  cores_mcpu=e.cores_mcpu, memory_bytes=e.memory_bytes, storage_gib=e.storage_gib,
-                                 requested_at=e.occurred_at, created=True)
+                                 requested_at=e.occurred_at, created=True,
+                                 last_heartbeat_at=self.early_heartbeats.pop(e.instance_name, None))
             self.instances[e.instance_name] = inst
         if inst.state is not InstanceState.PENDING:
             return False  # a restarted agent re-announcing itself changes nothing
@@ -337,9 +348,20 @@ class SchedulingState:
         return True
 
     def _on_heartbeat(self, e: InstanceHeartbeat) -> bool:
+        self._newest_heartbeat = max(self._newest_heartbeat, e.occurred_at)
         inst = self.instances.get(e.instance_name)
-        if inst is not None and (inst.last_heartbeat_at is None or e.occurred_at > inst.last_heartbeat_at):
-            inst.last_heartbeat_at = e.occurred_at
+        if inst is not None:
+            if inst.last_heartbeat_at is None or e.occurred_at > inst.last_heartbeat_at:
+                inst.last_heartbeat_at = e.occurred_at
+            return False
+        if e.occurred_at > self.early_heartbeats.get(e.instance_name, -1):
+            self.early_heartbeats[e.instance_name] = e.occurred_at
+        if len(self.early_heartbeats) > self._prune_early_at:
+            # a live instance's newest heartbeat is recent: one far older than the newest seen belongs
+            # to an instance that is gone (deleted, forgotten) and whose heartbeat came after its end
+            horizon = self._newest_heartbeat - EARLY_HEARTBEAT_HORIZON_MS
+            self.early_heartbeats = {n: t for n, t in self.early_heartbeats.items() if t >= horizon}
+            self._prune_early_at = max(EARLY_HEARTBEATS_PRUNE_AT, 2 * len(self.early_heartbeats))
         return False
 
     def _on_instance_deactivated(self, e: InstanceDeactivated) -> bool:

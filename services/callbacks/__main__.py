@@ -11,7 +11,8 @@ import asyncio
 import logging
 import sys
 
-from events.kafka_log import KafkaEventLog
+from events.errors import LogError
+from events.service_log import open_service_log
 from services import callback_policy
 from services.callbacks.deliveries import apply_migrations
 from services.callbacks.service import CallbackService, CallbackSettings
@@ -34,10 +35,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 async def serve(config: ServiceConfig, settings: CallbackSettings) -> None:
     apply_migrations(config.database_url)
-    log = await KafkaEventLog.connect(config.bootstrap_servers, client_id="squall-callbacks")
+    log = await open_service_log(config.bootstrap_servers, config.topics, "callbacks", client_id="squall-callbacks",
+                                 security=config.kafka_security, read_only=True)  # it only reads the log
     stop = stop_on_signals()
     try:
-        await log.create_topics(config.topics.specs())
         await CallbackService(log, config.topics, config.database_url, settings).run(stop)
     finally:
         await log.close()
@@ -53,7 +54,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     serve_metrics(config)
-    asyncio.run(serve(config, settings))
+    try:
+        asyncio.run(serve(config, settings))
+    except LogError as exc:  # e.g. a topic it rebuilds from may delete records
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

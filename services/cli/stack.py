@@ -45,6 +45,13 @@ def up(
     simulated_workers: int | None = typer.Option(
         None, "--simulated-workers", metavar="JOB_MS",
         help="simulated workers instead of podman ones (load tests): every job succeeds after JOB_MS ms"),
+    kafka_credentials: Path | None = typer.Option(
+        None, "--kafka-credentials", envvar="SQUALL_KAFKA_CREDENTIALS_DIR",
+        help="with --kafka-bootstrap: a directory with admin.json and <role>.json credentials files"),
+    kafka_worker_bootstrap: str | None = typer.Option(
+        None, "--kafka-worker-bootstrap", help="the listener workers use (default: --kafka-bootstrap)"),
+    kafka_tls_everywhere: bool = typer.Option(
+        False, "--kafka-tls-everywhere", help="local services use the TLS listener too (default: SCRAM on loopback)"),
 ) -> None:
     """Start the local stack (idempotent): Kafka, PostgreSQL, the object store, services and local workers."""
     h = _home(home)
@@ -52,7 +59,9 @@ def up(
         state = stack.up(h, bootstrap=kafka_bootstrap, database_url=database_url, port=port,
                          topic_prefix=topic_prefix, workers=workers, worker_cores=worker_cores, storage=storage,
                          storage_endpoint=storage_endpoint, system_bucket=system_bucket, bucket=bucket,
-                         simulated_job_ms=simulated_workers, say=lambda m: console.print(f"  {m}"))
+                         simulated_job_ms=simulated_workers, kafka_credentials=kafka_credentials,
+                         worker_bootstrap=kafka_worker_bootstrap, kafka_tls_everywhere=kafka_tls_everywhere,
+                         say=lambda m: console.print(f"  {m}"))
     except stack.StackError as exc:
         console.print(f"[red]squall up failed:[/red] {exc}")
         raise typer.Exit(1) from exc
@@ -70,7 +79,7 @@ def down(home: Path | None = HomeOption) -> None:
 
 @app.command()
 def status(home: Path | None = HomeOption, as_json: bool = typer.Option(False, "--json")) -> None:
-    """The local stack: API URL, token, billing project and each component's pid, health and lag."""
+    """The local stack: API URL, token, billing project and each component's pid, health, restarts and lag."""
     info = stack.status(_home(home))
     if as_json:
         typer.echo(json.dumps(info, indent=2))
@@ -80,10 +89,13 @@ def status(home: Path | None = HomeOption, as_json: bool = typer.Option(False, "
         raise typer.Exit(3)
     console.print(f"API {info['api_url']}  token {info['token']}  billing project {info['billing_project']}  "
                   f"bucket {info['bucket']}")
-    table = Table("component", "pid", "healthy", "lag")
+    table = Table("component", "pid", "healthy", "restarts", "lag")
     for name, c in info["components"].items():  # type: ignore[attr-defined]
         table.add_row(name, str(c.get("pid") or "-"), "yes" if c.get("healthy") else "[red]no[/red]",
-                      str(c.get("lag", "-")))
+                      str(c.get("restarts", "-")), str(c.get("lag", "-")))
+    for w in info.get("workers", []):  # type: ignore[attr-defined]
+        table.add_row(f"worker {w['name']}", str(w.get("pid") or "-"), "yes" if w.get("pid") else "[red]no[/red]",
+                      str(w.get("restarts", 0)), "-")
     console.print(table)
     raise typer.Exit(0 if info.get("running") else 3)
 

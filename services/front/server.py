@@ -23,9 +23,9 @@ import uvicorn
 from fastapi import FastAPI
 from psycopg_pool import AsyncConnectionPool
 
-from events.kafka_log import KafkaEventLog
 from events.objectstore import ObjectStore
 from events.publisher import Publisher
+from events.service_log import open_service_log
 from projections.db import READMODEL_MIGRATIONS, migrate
 from services import callback_policy
 from services.autoscaler.pools import PoolConfigError, load_pools
@@ -59,12 +59,12 @@ def file_access_for(config: ServiceConfig, store: ObjectStore) -> FileAccess:
 async def running_deps(config: ServiceConfig, rules: SpecRules, pool_size: int = 10,
                        store: ObjectStore | None = None) -> AsyncIterator[FrontDeps]:
     await asyncio.to_thread(apply_migrations, config.database_url)
-    log = await KafkaEventLog.connect(config.bootstrap_servers, client_id="squall-front")
+    log = await open_service_log(config.bootstrap_servers, config.topics, "front", client_id="squall-front",
+                                 security=config.kafka_security)
     pool = AsyncConnectionPool(config.database_url, min_size=1, max_size=pool_size, open=False)
     store = store or config.object_store()
     job_data = job_data_for(config, store)
     try:
-        await log.create_topics(config.topics.specs())
         await pool.open(wait=True)
         yield FrontDeps(pool=pool, publisher=Publisher(log, config.topics), job_data=job_data,
                         file_access=file_access_for(config, store), rules=rules,

@@ -7,17 +7,27 @@
 Processes run in their own session (they outlive an autoscaler restart) and are tracked by pid
 files under <home>/instances/<name>.pid, so `list` finds them again after a restart. The command
 is configurable: `python -m services.simworker` takes the same flags and runs nothing.
+
+An instance here is a machine whose only program is its agent, so an agent that dies is restarted,
+as systemd restarts it on a VM (`heal`, every autoscaler loop): the same command (kept in
+<name>.cmd), whose journal recovers the attempts it had, so its running jobs are neither lost nor
+run twice. At once the first time, then after 1, 2, 4, 8 s; an agent that died 6 times without
+living a minute in between is given up: it drops out of `list`, and the autoscaler deactivates the
+instance (its jobs are retried elsewhere). An agent that exited by itself with 0 drained and
+announced its end: it stays down. Restart counts: <name>.restarts (`squall status` shows them).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -29,19 +39,29 @@ log = logging.getLogger(__name__)
 GIB = 1024**3
 WORKER_COMMAND: tuple[str, ...] = (sys.executable, "-m", "worker")
 SIMULATED_WORKER_COMMAND: tuple[str, ...] = (sys.executable, "-m", "services.simworker")
+RESTART_DELAYS_S = (0.0, 1.0, 2.0, 4.0, 8.0)  # one per death in a row; one more death gives up
+STABLE_AFTER_S = 60.0
 
 
 class LocalProvider:
     name = "local"
 
     def __init__(self, config: ServiceConfig, command: Sequence[str] = WORKER_COMMAND,
-                 extra_args: Sequence[str] = (), stop_timeout_s: float = 30.0) -> None:
+                 extra_args: Sequence[str] = (), stop_timeout_s: float = 30.0,
+                 worker_bootstrap: str | None = None, worker_credentials: Path | None = None,
+                 restart_delays_s: Sequence[float] = RESTART_DELAYS_S) -> None:
         self._config = config
         self._command = tuple(command)
         self._extra_args = tuple(extra_args)
+        # workers reach Kafka as hosts of their own would: the TLS listener, the worker principal
+        self._worker_bootstrap = worker_bootstrap or config.bootstrap_servers
+        self._worker_credentials = worker_credentials
         self._stop_timeout_s = stop_timeout_s
         self.dir = config.home / "instances"
         self._children: dict[str, subprocess.Popen[bytes]] = {}  # reaped by us, so no zombies
+        self._restart_delays_s = tuple(restart_delays_s)
+        self._deaths: dict[str, tuple[int, float]] = {}  # name -> (deaths in a row, not restarted before)
+        self._started_at: dict[str, float] = {}
 
     def _pid_file(self, name: str) -> Path:
         return self.dir / f"{name}.pid"
@@ -51,10 +71,12 @@ class LocalProvider:
         args = [*self._command, "--instance-name", spec.name, "--cores", str(max(1, spec.cores_mcpu // 1000)),
                 "--memory-gib", f"{spec.memory_bytes / GIB:g}", "--storage-gib", str(spec.storage_gib),
                 "--pool", spec.pool, "--region", spec.region,
-                "--bootstrap", c.bootstrap_servers, "--topic-prefix", c.topic_prefix, "--home", str(c.home),
+                "--bootstrap", self._worker_bootstrap, "--topic-prefix", c.topic_prefix, "--home", str(c.home),
                 "--system-bucket", c.system_bucket]
         if c.storage_endpoint:
             args += ["--storage-endpoint", c.storage_endpoint]
+        if self._worker_credentials is not None:
+            args += ["--kafka-credentials", str(self._worker_credentials)]
         if c.database_url:
             args += ["--database-url", c.database_url]
         if spec.preemptible:
@@ -65,22 +87,85 @@ class LocalProvider:
         existing = self._alive_pid(spec.name)
         if existing is not None:
             return ProviderInstance(spec.name, str(existing), "running")
-        process = await asyncio.to_thread(self._spawn, spec)
-        self._children[spec.name] = process
-        self._pid_file(spec.name).write_text(f"{process.pid}\n")
+        command = self.command_for(spec)
+        process = await asyncio.to_thread(self._spawn, spec.name, command)
+        self._command_file(spec.name).write_text(json.dumps(command))
         log.info("started local instance %s (pid %d)", spec.name, process.pid)
         return ProviderInstance(spec.name, str(process.pid), "running")
 
-    def _spawn(self, spec: InstanceSpec) -> subprocess.Popen[bytes]:
+    def _command_file(self, name: str) -> Path:
+        return self.dir / f"{name}.cmd"
+
+    def _spawn(self, name: str, command: list[str]) -> subprocess.Popen[bytes]:
         self.dir.mkdir(parents=True, exist_ok=True)
-        with open(self.dir / f"{spec.name}.log", "ab") as out:
+        with open(self.dir / f"{name}.log", "ab") as out:
             try:
-                return subprocess.Popen(self.command_for(spec), stdout=out, stderr=subprocess.STDOUT,
-                                        stdin=subprocess.DEVNULL, start_new_session=True)
+                process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT,
+                                           stdin=subprocess.DEVNULL, start_new_session=True)
             except OSError as exc:
-                raise ProviderError(f"cannot start the worker for {spec.name} ({self._command[0]}): {exc}") from exc
+                raise ProviderError(f"cannot start the worker for {name} ({command[0]}): {exc}") from exc
+        self._children[name] = process
+        self._started_at[name] = time.monotonic()
+        self._pid_file(name).write_text(f"{process.pid}\n")
+        return process
+
+    async def heal(self) -> list[str]:
+        """Restart the agents that died (see the module doc); returns the instances restarted."""
+        if not self.dir.is_dir():
+            return []
+        restarted = []
+        now = time.monotonic()
+        for command_file in sorted(self.dir.glob("*.cmd")):  # the instances we run and have not given up
+            name = command_file.stem
+            if self._alive_pid(name) is not None:
+                if now - self._started_at.get(name, 0.0) >= STABLE_AFTER_S:
+                    self._deaths.pop(name, None)
+                continue
+            try:
+                command = json.loads(command_file.read_text())
+            except (OSError, ValueError):
+                continue  # being deleted
+            child = self._children.get(name)
+            if child is not None and child.returncode == 0:
+                log.info("the agent of %s exited after draining; it stays down", name)
+                self._command_file(name).unlink(missing_ok=True)
+                continue
+            deaths, not_before = self._deaths.get(name, (0, 0.0))
+            if not_before == 0.0:  # just found dead
+                deaths += 1
+                why = _exit_reason(child)
+                if deaths > len(self._restart_delays_s):
+                    log.error("the agent of %s %s, its %dth death in a row; giving the instance up", name, why,
+                              deaths)
+                    self._command_file(name).unlink(missing_ok=True)
+                    self._deaths.pop(name, None)
+                    continue
+                not_before = now + self._restart_delays_s[deaths - 1]
+                log.warning("the agent of %s %s; restarting it in %.0f s", name, why, not_before - now)
+                self._deaths[name] = (deaths, not_before)
+            if now < not_before:
+                continue
+            try:
+                process = await asyncio.to_thread(self._spawn, name, command)
+            except ProviderError as exc:
+                log.error("%s; trying again later", exc)
+                self._deaths[name] = (deaths, now + self._restart_delays_s[-1])
+                continue
+            self._deaths[name] = (deaths, 0.0)
+            count = self._restart_count(name) + 1
+            (self.dir / f"{name}.restarts").write_text(json.dumps({"restarts": count}))
+            log.warning("restarted the agent of %s (pid %d, restart #%d)", name, process.pid, count)
+            restarted.append(name)
+        return restarted
+
+    def _restart_count(self, name: str) -> int:
+        try:
+            return int(json.loads((self.dir / f"{name}.restarts").read_text())["restarts"])
+        except (OSError, ValueError, KeyError):
+            return 0
 
     async def delete(self, name: str, provider_id: str | None = None) -> None:
+        self._command_file(name).unlink(missing_ok=True)  # first: heal must not restart what we stop
         pid = self._alive_pid(name)
         if pid is not None:
             with contextlib.suppress(ProcessLookupError):
@@ -97,7 +182,9 @@ class LocalProvider:
                 while self._alive_pid(name) is not None:
                     await asyncio.sleep(0.05)
         self._pid_file(name).unlink(missing_ok=True)
+        (self.dir / f"{name}.restarts").unlink(missing_ok=True)
         self._children.pop(name, None)
+        self._deaths.pop(name, None)
 
     async def list(self) -> list[ProviderInstance]:
         if not self.dir.is_dir():
@@ -106,10 +193,12 @@ class LocalProvider:
         for pid_file in sorted(self.dir.glob("*.pid")):
             name = pid_file.stem
             pid = self._alive_pid(name)
-            if pid is None:
-                pid_file.unlink(missing_ok=True)  # the process ended on its own (or the machine rebooted)
-            else:
+            if pid is not None:
                 found.append(ProviderInstance(name, str(pid), "running"))
+            elif self._command_file(name).exists():  # its agent died; heal restarts it
+                found.append(ProviderInstance(name, "", "restarting"))
+            else:
+                pid_file.unlink(missing_ok=True)  # it ended for good (drained, given up, machine rebooted)
         return found
 
     def _alive_pid(self, name: str) -> int | None:
@@ -130,6 +219,13 @@ class LocalProvider:
 
     async def close(self) -> None:
         """Leave the instances running: they belong to the fleet, not to this process."""
+
+
+def _exit_reason(child: subprocess.Popen[bytes] | None) -> str:
+    if child is None or child.returncode is None:
+        return "is gone"
+    code = child.returncode
+    return f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
 
 
 def _find_instance_process(name: str) -> int | None:

@@ -49,7 +49,7 @@ def projector_connections(url: str) -> int:
 
 
 async def log_size(log: KafkaEventLog, topics: Topics) -> int:
-    return sum([sum((await log.end_offsets(t)).values()) for t in (topics.batch, topics.instance)])
+    return sum([sum((await log.end_offsets(t)).values()) for t in topics.fold_topics])
 
 
 def stored_rows(url: str) -> dict[str, dict[tuple[Any, ...], dict[str, Any]]]:

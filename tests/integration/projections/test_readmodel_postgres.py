@@ -30,7 +30,7 @@ SHAPE = StreamShape(n_batches=6, jobs_per_batch=40, n_instances=3, p_retry=0.1, 
 
 
 async def ends(log: EventLog, topics: Topics) -> dict[tuple[str, int], int]:
-    return {(t, p): e for t in (topics.batch, topics.instance) for p, e in (await log.end_offsets(t)).items()}
+    return {(t, p): e for t in topics.fold_topics for p, e in (await log.end_offsets(t)).items()}
 
 
 def table_rows(url: str, schema: str = "public") -> dict[str, dict[tuple[Any, ...], dict[str, Any]]]:
@@ -57,7 +57,7 @@ async def test_tables_equal_the_pure_fold_for_any_chunking(memory_log: EventLog,
                         until=await ends(memory_log, topics))
     model = ReadModel()  # the same records, folded in log order without a database
     codec = Codec()
-    for topic in (topics.batch, topics.instance):
+    for topic in topics.fold_topics:
         for partition in range(await memory_log.partitions(topic)):
             for record in await memory_log.read(topic, partition, 0, timeout_ms=10):
                 model.apply_all(convert(codec.decode(record.value), Position(topic, partition, record.offset)))

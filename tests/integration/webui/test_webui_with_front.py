@@ -29,7 +29,7 @@ pytestmark = pytest.mark.postgres
 
 
 async def project_everything(log: EventLog, topics: Topics, database_url: str) -> None:
-    until = {(t, p): end for t in (topics.batch, topics.instance) for p, end in (await log.end_offsets(t)).items()}
+    until = {(t, p): end for t in topics.fold_topics for p, end in (await log.end_offsets(t)).items()}
     await run_readmodel(log, topics, database_url, until=until)
 
 

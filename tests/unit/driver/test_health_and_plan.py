@@ -50,6 +50,27 @@ def test_a_silent_instance_is_deactivated_and_each_of_its_attempts_ends_as_insta
     assert [e.event_id for e in lost_instance_events(state, 1101, SETTINGS)] == [e.event_id for e in events]
 
 
+def test_a_refold_that_meets_an_instances_heartbeat_before_the_instance_still_sees_it_alive() -> None:
+    """Heartbeats have their own (compacted) topic: a rebuilt view may fold the newest heartbeat of
+    an instance before the instance topic's events. Forgetting it would deactivate a live instance."""
+    state = fold(heartbeat("w1", 9_000), requested("w1", at=0), activated("w1", at=10),
+                 heartbeat("w2", 9_500), activated("w2", at=20))
+    assert lost_instance_events(state, 9_900, SETTINGS) == []
+    assert state.early_heartbeats == {}
+    assert [e.instance_name for e in lost_instance_events(state, 10_001, SETTINGS)] == ["w1"]
+
+
+def test_early_heartbeats_of_instances_long_gone_do_not_pile_up() -> None:
+    state = SchedulingState()
+    for n in range(3000):  # deleted instances whose last heartbeat is folded after their end
+        state.apply(heartbeat(f"gone{n}", n))
+    state.apply(heartbeat("live", 3_600_000))
+    for n in range(2000):
+        state.apply(heartbeat(f"new{n}", 3_600_000 + n))
+    assert all(not name.startswith("gone") for name in state.early_heartbeats)
+    assert "live" in state.early_heartbeats
+
+
 def test_an_instance_that_never_activates_times_out_and_ends_the_creating_job() -> None:
     name = private_instance_name((1, 1), "p1")
     state = fold(created(1, cores=8000, machine_type="n1-standard-8"), ready(1),

@@ -281,8 +281,47 @@ def test_instance_states_only_move_forward() -> None:
     log.add(ev.InstanceDeleted, instance_name="i", reason="idle")
     log.add(ev.InstanceDeactivated, instance_name="i", reason="late")
     assert (log.row("instances", "i")["state"], log.row("instances", "i")["reason"]) == ("deleted", "idle")
-    log.add(ev.InstanceHeartbeat, instance_name="ghost", running_attempt_ids=())
-    assert ("ghost",) not in log.model.rows["instances"]
+
+
+INSTANCE_LIFE = [  # one partition of the instance topic: always folded in this order
+    (ev.InstanceRequested, dict(pool="p", provider="local", machine_type="m", cores_mcpu=4000, memory_bytes=1,
+                                storage_gib=10, preemptible=True, region="r")),
+    (ev.InstanceActivated, dict(pool="p", cores_mcpu=4000, memory_bytes=1, storage_gib=10, region="r",
+                                preemptible=True)),
+    (ev.InstanceDeactivated, dict(reason="idle")),
+    (ev.InstanceDeleted, dict(reason="idle")),
+]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(0, len(INSTANCE_LIFE)), min_size=1, max_size=4))
+def test_an_instance_row_does_not_depend_on_where_heartbeats_fall(slots: list[int]) -> None:
+    """Heartbeats live in their own topic, so a replay may fold them before, between or after the
+    instance's other events: the row must come out as if they had come in time order."""
+    heartbeats = [(slot, 15_000 + 1_000 * n) for n, slot in enumerate(slots)]
+
+    def row(placed: list[tuple[int, int]]) -> dict[str, Any]:
+        log = Log()
+        for i in range(len(INSTANCE_LIFE) + 1):
+            for _, at in [h for h in placed if h[0] == i]:
+                log.add(ev.InstanceHeartbeat, instance_name="i", running_attempt_ids=(), at=at)
+            if i < len(INSTANCE_LIFE):
+                kind, fields = INSTANCE_LIFE[i]
+                log.add(kind, instance_name="i", at=10_000 * (i + 1), **fields)
+        return log.row("instances", "i")
+
+    in_time_order = [(sum(10_000 * (i + 1) < at for i in range(len(INSTANCE_LIFE))), at) for _, at in heartbeats]
+    assert row(heartbeats) == row(in_time_order)
+
+
+def test_a_heartbeat_folded_first_makes_a_pending_instance_its_events_complete() -> None:
+    log = Log()
+    log.add(ev.InstanceHeartbeat, instance_name="i", running_attempt_ids=(), at=50_000)
+    assert (log.row("instances", "i")["state"], log.row("instances", "i")["last_heartbeat"]) == ("pending", 50_000)
+    log.add(ev.InstanceActivated, instance_name="i", pool="p", cores_mcpu=4000, memory_bytes=1, storage_gib=10,
+            region="r", preemptible=True, at=40_000)
+    row = log.row("instances", "i")
+    assert (row["state"], row["pool"], row["time_activated"], row["last_heartbeat"]) == ("active", "p", 40_000, 50_000)
 
 
 def fold(events: list[ev.Event]) -> dict[str, Any]:

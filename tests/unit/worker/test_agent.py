@@ -105,7 +105,7 @@ async def test_heartbeats_list_running_attempts(harness: AgentHarness) -> None:
     await harness.assign(a)
     events = await harness.wait_for(
         lambda evs: any(isinstance(e, InstanceHeartbeat) and "hb1" in e.running_attempt_ids for e in evs),
-        topic=harness.topics.instance)
+        topic=harness.topics.heartbeat)
     assert any(isinstance(e, InstanceHeartbeat) for e in events)
     await harness.shutdown()
 

@@ -167,7 +167,7 @@ class SchedulingState:
             self._release_private_claim(job, job.attempt_id)
         self.creating.discard(job.key)
         job.phase, job.not_before, job.attempt_id, job.held = JobPhase.READY, e.not_before, None, None
-        self._queue(job).add(job.key, job.demand.cores_mcpu)
+        self._queue(job).add(job.key, job.demand)
         return True
 
     # ---- scheduling decisions and their verdicts (events/core/decisions.py) -----------------------
@@ -187,7 +187,7 @@ class SchedulingState:
             return False  # one decision is held at a time; any other is settled by its own verdict
         if e.attempt_id not in job.attempt_ids and job.phase is JobPhase.READY:
             job.held = Hold(key, JobPhase.READY)
-            self._queue(job).discard(job.key, job.demand.cores_mcpu)
+            self._queue(job).discard(job.key, job.demand)
             job.attempt_ids = (*job.attempt_ids, e.attempt_id)
         elif not creating and waiting == e.attempt_id:  # its job-private instance booted
             job.held = Hold(key, JobPhase.CREATING)
@@ -222,7 +222,7 @@ class SchedulingState:
         if not placed_from:
             return False  # already past it
         if job.phase is JobPhase.READY:
-            self._queue(job).discard(job.key, job.demand.cores_mcpu)
+            self._queue(job).discard(job.key, job.demand)
         if e.attempt_id not in job.attempt_ids:
             job.attempt_ids = (*job.attempt_ids, e.attempt_id)
         self._place(job, e.attempt_id, e.instance_name if e.state == RUNNING else None,
@@ -272,7 +272,7 @@ class SchedulingState:
         self.creating.discard(job.key)
         job.attempt_ids = tuple(a for a in job.attempt_ids if a != attempt_id)
         job.phase, job.attempt_id = JobPhase.READY, None
-        self._queue(job).add(job.key, job.demand.cores_mcpu)
+        self._queue(job).add(job.key, job.demand)
 
     def _on_attempt_completed(self, e: JobAttemptCompleted) -> bool:
         freed = self._release_attempt(e.attempt_id, ended_at=e.ended_at)
@@ -300,7 +300,7 @@ class SchedulingState:
             return False
         del self.jobs[job.key]
         self.finished.add(e.batch_id, e.job_id)
-        self._queue(job).discard(job.key, job.demand.cores_mcpu)
+        self._queue(job).discard(job.key, job.demand)
         if job.attempt_id is not None:
             self._release_private_claim(job, job.attempt_id)
         if job.key in self.creating:

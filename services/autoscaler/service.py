@@ -31,11 +31,13 @@ from dataclasses import dataclass
 
 from events.catalog import Event, InstanceCreated, InstanceDeactivated, InstanceDeleted, InstanceRequested
 from events.core.autoscale import InstanceStatus, PoolConfig, decide
+from events.core.pool_fit import worker_fits
 from events.envelope import derived_event_id
 from events.log import EventLog
 from events.publisher import Publisher
 from projections.scheduling.model import InstanceEntry, InstanceState
 from projections.scheduling.state import SchedulingState
+from services import metrics
 from services.providers.base import InstanceProvider, InstanceSpec, ProviderError
 from services.scheduler.view import StateFollower
 
@@ -127,6 +129,7 @@ class Autoscaler:
             await self.provider.heal()  # before anything reads the fleet: a dead agent is back
         except ProviderError as exc:
             log.warning("restarting dead agents failed (%s); the next loop retries", exc)
+        metrics.set_instance_utilisation(instance_utilisation(state))
         await self._grow_and_shrink(state, now)
         await self._realize_requested(state, now)
         await self._delete_inactive(state, now)
@@ -139,8 +142,10 @@ class Autoscaler:
     async def _grow_and_shrink(self, state: SchedulingState, now: int) -> None:
         ready = dict.fromkeys(self._pools, 0)
         for (queue_pool, _user), queue in state.ready.items():
-            if queue_pool in ready:
-                ready[queue_pool] += queue.cores_mcpu
+            pool = self._pools.get(queue_pool)
+            if pool is not None:  # jobs no worker of the pool can hold are no reason to start one
+                ready[queue_pool] += sum(d.cores_mcpu * n for d, n in queue.shapes.items()
+                                         if worker_fits(pool, d.cores_mcpu, d.memory_bytes, d.storage_gib))
         statuses = [InstanceStatus(name=i.name, pool=i.pool, pending=i.state is InstanceState.PENDING,
                                    free_mcpu=i.free_cores_mcpu, running_attempts=len(i.attempts),
                                    idle_since_ms=i.idle_since)
@@ -262,6 +267,12 @@ class Autoscaler:
         if vanished:
             log.warning("%d instances vanished from the provider; deactivating them", len(vanished))
             await self._publisher.publish(vanished)
+
+
+def instance_utilisation(state: SchedulingState) -> dict[str, float]:
+    """Allocated / total cores of each active instance (held decisions count as allocated)."""
+    return {i.name: (i.cores_mcpu - i.free_cores_mcpu) / i.cores_mcpu
+            for i in state.instances.values() if i.state is InstanceState.ACTIVE and i.cores_mcpu > 0}
 
 
 def _spec_of(inst: InstanceEntry) -> InstanceSpec:

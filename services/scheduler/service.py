@@ -183,7 +183,8 @@ class Scheduler:
         assert self.epoch is not None, "not leading"
         now = self._clock()
         with metrics.time_scheduling_cycle():
-            plan = plan_cycle(follower.state, self.reservations.values(), now, self._full_pools(follower))
+            plan = plan_cycle(follower.state, self.reservations.values(), now, self._full_pools(follower),
+                              self.settings.pools)
         metrics.set_ready_jobs(follower.state.ready_by_user())
         self.stats.passes += 1
         events: list[Event] = []

@@ -7,6 +7,12 @@ matcher can say why it waits), and never fewer than MIN_JOBS_PER_USER nor more t
 MAX_JOBS_PER_USER (a pass stays short however long a queue is). The matcher then places them
 in this order, best fit, stopping each user at its share (`matching.match`).
 
+What is shared out is the pool's *usable* free cores (`usable_mcpu`): on each active instance, the
+free cores that jobs of the pool's smallest ready size can fill. Hail shares all free cores; the
+fragments no ready job fits (a quarter core left on a busy worker) then count in every share, and
+the users served first fill the usable room before the others get theirs: in the 10,000-instance
+simulation the fair-share error once saturated reached 10 % that way, against 3 % with usable cores.
+
 This is the one selection the deployed scheduler (services/scheduler/plan.py) and the fleet
 simulator (services/simulator/engine.py) both run, so the simulator's figures describe the
 deployed policy. Pure and generic over what a queue holds: the scheduler passes its job entries,
@@ -46,9 +52,17 @@ class Selection(Generic[J]):
     taken: dict[str, int] = field(default_factory=dict)  # user -> how many of its queue's head were taken
 
 
+def usable_mcpu(free: Iterable[tuple[int, int]], job_mcpu: int) -> int:
+    """The free cores jobs of `job_mcpu` each could fill: `free` holds (free mCPU, how many instances
+    have that much) for the pool's active instances; fragments smaller than a job count for nothing."""
+    if job_mcpu <= 0:
+        return sum(max(0, mcpu) * n for mcpu, n in free)
+    return sum(mcpu // job_mcpu * job_mcpu * n for mcpu, n in free if mcpu >= job_mcpu)
+
+
 def select_candidates(queues: Mapping[str, UserQueue[J]], free_mcpu: int,
                       cores_of: Callable[[J], int]) -> Selection[J]:
-    """Shares of `free_mcpu` (the pool's free cores on active instances) and the candidates, in order."""
+    """Shares of `free_mcpu` (the pool's `usable_mcpu`) and the candidates, in order."""
     shares = allocate({user: UserDemand(q.running_mcpu, q.ready_mcpu) for user, q in queues.items()}, free_mcpu)
     selection: Selection[J] = Selection(shares=shares)
     candidates = selection.candidates

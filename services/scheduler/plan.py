@@ -24,7 +24,7 @@ from events.core.matching import (
     ReadyJob,
     match,
 )
-from events.core.selection import MIN_JOBS_PER_USER, UserQueue, select_candidates
+from events.core.selection import MIN_JOBS_PER_USER, UserQueue, select_candidates, usable_mcpu
 from projections.scheduling.model import (
     JOB_PRIVATE_POOL,
     Demand,
@@ -83,9 +83,9 @@ def plan_cycle(state: SchedulingState, reservations: Iterable[Reservation], now_
             reserved_cores[(r.pool, r.user)] += r.demand.cores_mcpu
 
     instances = [_capacity(i, reserved_on.get(i.name, ())) for i in state.active_instances()]
-    free_by_pool: dict[str, int] = defaultdict(int)
+    free_by_pool: dict[str, list[tuple[int, int]]] = defaultdict(list)
     for cap in instances:
-        free_by_pool[cap.pool] += max(0, cap.free_mcpu)
+        free_by_pool[cap.pool].append((cap.free_mcpu, 1))
 
     ready_jobs: list[ReadyJob] = []
     for pool in sorted({p for p, _ in state.ready}):
@@ -97,7 +97,8 @@ def plan_cycle(state: SchedulingState, reservations: Iterable[Reservation], now_
             in_flight = reserved_cores.get((pool, user), 0)
             queues[user] = UserQueue(running + in_flight, max(0, ready - in_flight),
                                      _schedulable(state, pool, user, reserved_jobs, now_ms))
-        selection = select_candidates(queues, free_by_pool.get(pool, 0), _cores)
+        smallest = min((d.cores_mcpu for _, queue in state.ready_queues(pool) for d in queue.shapes), default=0)
+        selection = select_candidates(queues, usable_mcpu(free_by_pool.get(pool, ()), smallest), _cores)
         plan.shares[pool] = selection.shares
         ready_jobs.extend(_ready_job(job) for job in selection.candidates)
 

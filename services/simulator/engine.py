@@ -58,9 +58,8 @@ class Simulation:
         # pool. (A user whose queue empties causes no such lag: others take its cores as they free up.)
         self.demand_changed_ms: dict[str, int] = dict.fromkeys(self.fleet.pools, 0)
         self.ready_job_cache: dict[int, ReadyJob] = {}
-        # a pool whose free cores are fewer than its smallest job's can place nothing: its pass is skipped
-        self.smallest_job_mcpu = {pool: min((g.cores_mcpu for g in self.groups if g.pool == pool), default=0)
-                                  for pool in self.fleet.pools}
+        # per pool, how many ready jobs ask for each size: the smallest one sets the usable free cores
+        self.ready_sizes: dict[str, dict[int, int]] = {pool: {} for pool in self.fleet.pools}
         self.done = 0
         self.events = 0
         self.cycle_pending = False
@@ -174,7 +173,17 @@ class Simulation:
             queue.append(job)
         ready = self.ready_mcpu[group.pool]
         ready[group.user] = ready.get(group.user, 0) + group.cores_mcpu
+        sizes = self.ready_sizes[group.pool]
+        sizes[group.cores_mcpu] = sizes.get(group.cores_mcpu, 0) + 1
         self._changed()
+
+    def _unready_size(self, pool: str, cores_mcpu: int) -> None:
+        sizes = self.ready_sizes[pool]
+        left = sizes[cores_mcpu] - 1
+        if left:
+            sizes[cores_mcpu] = left
+        else:
+            del sizes[cores_mcpu]
 
     def _children(self, job: int, group: BatchGroup) -> Iterator[int]:
         base = self.job_base[job]
@@ -264,9 +273,12 @@ class Simulation:
 
     def _schedule_pool(self, pool: str) -> None:
         queues = self.queues[pool]
-        free = self.fleet.free_mcpu(pool)
-        if free < self.smallest_job_mcpu[pool] or not any(queues.values()):
-            return  # no job of this pool fits anywhere: the pass would place nothing
+        sizes = self.ready_sizes[pool]
+        if not sizes:
+            return
+        free = self.fleet.usable_mcpu(pool, min(sizes))  # the shared rule (selection.usable_mcpu) over the buckets
+        if free == 0:
+            return  # no ready job of this pool fits anywhere: the pass would place nothing
         ready, running = self.ready_mcpu[pool], self.running_mcpu[pool]
         groups, job_group = self.groups, self.job_group
         users = set(running) | {user for user, queue in queues.items() if queue}
@@ -290,6 +302,7 @@ class Simulation:
             del cache[job]
             group = groups[job_group[job]]
             ready[group.user] -= group.cores_mcpu
+            self._unready_size(pool, group.cores_mcpu)
             self._start(job, group, by_name[assignment.instance_name])
         self.recorder.placements += len(result.assignments)
         for user, jobs in taken.items():  # unplaced jobs go back to the head of their queue, in order

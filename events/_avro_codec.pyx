@@ -1678,6 +1678,7 @@ def decode_JobAttemptScheduled(bytes data, Py_ssize_t offset):
     f344 = _long(b, &p, end)
     f345 = _long(b, &p, end)
     f346 = _long(b, &p, end)
+    f347 = _boolean(b, &p, end)
     result = _new(_builder_JobAttemptScheduled)
     result.event_id = f334
     result.occurred_at = f335
@@ -1692,6 +1693,7 @@ def decode_JobAttemptScheduled(bytes data, Py_ssize_t offset):
     result.cores_mcpu = f344
     result.memory_bytes = f345
     result.storage_gib = f346
+    result.awaits_verdict = f347
     result.__class__ = _class_JobAttemptScheduled
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -1699,25 +1701,26 @@ def decode_JobAttemptScheduled(bytes data, Py_ssize_t offset):
 def encode_JobAttemptScheduled(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v347 = e
-        _put_string(&w, v347.event_id, 'JobAttemptScheduled.event_id')
-        _put_long(&w, v347.occurred_at, LLONG_MIN, LLONG_MAX, 'JobAttemptScheduled.occurred_at')
-        _put_string(&w, v347.producer, 'JobAttemptScheduled.producer')
-        v348 = v347.causation_id
-        if v348 is None:
+        v348 = e
+        _put_string(&w, v348.event_id, 'JobAttemptScheduled.event_id')
+        _put_long(&w, v348.occurred_at, LLONG_MIN, LLONG_MAX, 'JobAttemptScheduled.occurred_at')
+        _put_string(&w, v348.producer, 'JobAttemptScheduled.producer')
+        v349 = v348.causation_id
+        if v349 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v348, 'JobAttemptScheduled.causation_id')
-        _put_long(&w, v347.batch_id, LLONG_MIN, LLONG_MAX, 'JobAttemptScheduled.batch_id')
-        _put_long(&w, v347.job_id, -2147483648, 2147483647, 'JobAttemptScheduled.job_id')
-        _put_string(&w, v347.attempt_id, 'JobAttemptScheduled.attempt_id')
-        _put_string(&w, v347.instance_name, 'JobAttemptScheduled.instance_name')
-        _put_long(&w, v347.scheduler_epoch, LLONG_MIN, LLONG_MAX, 'JobAttemptScheduled.scheduler_epoch')
-        _put_string(&w, v347.user, 'JobAttemptScheduled.user')
-        _put_long(&w, v347.cores_mcpu, -2147483648, 2147483647, 'JobAttemptScheduled.cores_mcpu')
-        _put_long(&w, v347.memory_bytes, LLONG_MIN, LLONG_MAX, 'JobAttemptScheduled.memory_bytes')
-        _put_long(&w, v347.storage_gib, -2147483648, 2147483647, 'JobAttemptScheduled.storage_gib')
+            _put_string(&w, v349, 'JobAttemptScheduled.causation_id')
+        _put_long(&w, v348.batch_id, LLONG_MIN, LLONG_MAX, 'JobAttemptScheduled.batch_id')
+        _put_long(&w, v348.job_id, -2147483648, 2147483647, 'JobAttemptScheduled.job_id')
+        _put_string(&w, v348.attempt_id, 'JobAttemptScheduled.attempt_id')
+        _put_string(&w, v348.instance_name, 'JobAttemptScheduled.instance_name')
+        _put_long(&w, v348.scheduler_epoch, LLONG_MIN, LLONG_MAX, 'JobAttemptScheduled.scheduler_epoch')
+        _put_string(&w, v348.user, 'JobAttemptScheduled.user')
+        _put_long(&w, v348.cores_mcpu, -2147483648, 2147483647, 'JobAttemptScheduled.cores_mcpu')
+        _put_long(&w, v348.memory_bytes, LLONG_MIN, LLONG_MAX, 'JobAttemptScheduled.memory_bytes')
+        _put_long(&w, v348.storage_gib, -2147483648, 2147483647, 'JobAttemptScheduled.storage_gib')
+        _put_boolean(&w, v348.awaits_verdict, 'JobAttemptScheduled.awaits_verdict')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -1726,28 +1729,28 @@ def decode_JobAttemptStarted(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f349 = _string(b, &p, end)
-    f350 = _long(b, &p, end)
-    f351 = _string(b, &p, end)
+    f350 = _string(b, &p, end)
+    f351 = _long(b, &p, end)
+    f352 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f352 = _string(b, &p, end)
+        f353 = _string(b, &p, end)
     else:
-        f352 = None
-    f353 = _long(b, &p, end)
+        f353 = None
     f354 = _long(b, &p, end)
-    f355 = _string(b, &p, end)
+    f355 = _long(b, &p, end)
     f356 = _string(b, &p, end)
-    f357 = _long(b, &p, end)
+    f357 = _string(b, &p, end)
+    f358 = _long(b, &p, end)
     result = _new(_builder_JobAttemptStarted)
-    result.event_id = f349
-    result.occurred_at = f350
-    result.producer = f351
-    result.causation_id = f352
-    result.batch_id = f353
-    result.job_id = f354
-    result.attempt_id = f355
-    result.instance_name = f356
-    result.started_at = f357
+    result.event_id = f350
+    result.occurred_at = f351
+    result.producer = f352
+    result.causation_id = f353
+    result.batch_id = f354
+    result.job_id = f355
+    result.attempt_id = f356
+    result.instance_name = f357
+    result.started_at = f358
     result.__class__ = _class_JobAttemptStarted
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -1755,21 +1758,21 @@ def decode_JobAttemptStarted(bytes data, Py_ssize_t offset):
 def encode_JobAttemptStarted(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v358 = e
-        _put_string(&w, v358.event_id, 'JobAttemptStarted.event_id')
-        _put_long(&w, v358.occurred_at, LLONG_MIN, LLONG_MAX, 'JobAttemptStarted.occurred_at')
-        _put_string(&w, v358.producer, 'JobAttemptStarted.producer')
-        v359 = v358.causation_id
-        if v359 is None:
+        v359 = e
+        _put_string(&w, v359.event_id, 'JobAttemptStarted.event_id')
+        _put_long(&w, v359.occurred_at, LLONG_MIN, LLONG_MAX, 'JobAttemptStarted.occurred_at')
+        _put_string(&w, v359.producer, 'JobAttemptStarted.producer')
+        v360 = v359.causation_id
+        if v360 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v359, 'JobAttemptStarted.causation_id')
-        _put_long(&w, v358.batch_id, LLONG_MIN, LLONG_MAX, 'JobAttemptStarted.batch_id')
-        _put_long(&w, v358.job_id, -2147483648, 2147483647, 'JobAttemptStarted.job_id')
-        _put_string(&w, v358.attempt_id, 'JobAttemptStarted.attempt_id')
-        _put_string(&w, v358.instance_name, 'JobAttemptStarted.instance_name')
-        _put_long(&w, v358.started_at, LLONG_MIN, LLONG_MAX, 'JobAttemptStarted.started_at')
+            _put_string(&w, v360, 'JobAttemptStarted.causation_id')
+        _put_long(&w, v359.batch_id, LLONG_MIN, LLONG_MAX, 'JobAttemptStarted.batch_id')
+        _put_long(&w, v359.job_id, -2147483648, 2147483647, 'JobAttemptStarted.job_id')
+        _put_string(&w, v359.attempt_id, 'JobAttemptStarted.attempt_id')
+        _put_string(&w, v359.instance_name, 'JobAttemptStarted.instance_name')
+        _put_long(&w, v359.started_at, LLONG_MIN, LLONG_MAX, 'JobAttemptStarted.started_at')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -1778,34 +1781,34 @@ def decode_JobBecameReady(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f360 = _string(b, &p, end)
-    f361 = _long(b, &p, end)
-    f362 = _string(b, &p, end)
+    f361 = _string(b, &p, end)
+    f362 = _long(b, &p, end)
+    f363 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f363 = _string(b, &p, end)
+        f364 = _string(b, &p, end)
     else:
-        f363 = None
-    f364 = _long(b, &p, end)
+        f364 = None
     f365 = _long(b, &p, end)
+    f366 = _long(b, &p, end)
     if _optional(b, &p, end):
-        f366 = _string(b, &p, end)
-    else:
-        f366 = None
-    if _optional(b, &p, end):
-        f367 = _long(b, &p, end)
+        f367 = _string(b, &p, end)
     else:
         f367 = None
-    f368 = _string(b, &p, end)
+    if _optional(b, &p, end):
+        f368 = _long(b, &p, end)
+    else:
+        f368 = None
+    f369 = _string(b, &p, end)
     result = _new(_builder_JobBecameReady)
-    result.event_id = f360
-    result.occurred_at = f361
-    result.producer = f362
-    result.causation_id = f363
-    result.batch_id = f364
-    result.job_id = f365
-    result.after_attempt_id = f366
-    result.not_before = f367
-    result.reason = f368
+    result.event_id = f361
+    result.occurred_at = f362
+    result.producer = f363
+    result.causation_id = f364
+    result.batch_id = f365
+    result.job_id = f366
+    result.after_attempt_id = f367
+    result.not_before = f368
+    result.reason = f369
     result.__class__ = _class_JobBecameReady
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -1813,31 +1816,31 @@ def decode_JobBecameReady(bytes data, Py_ssize_t offset):
 def encode_JobBecameReady(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v369 = e
-        _put_string(&w, v369.event_id, 'JobBecameReady.event_id')
-        _put_long(&w, v369.occurred_at, LLONG_MIN, LLONG_MAX, 'JobBecameReady.occurred_at')
-        _put_string(&w, v369.producer, 'JobBecameReady.producer')
-        v370 = v369.causation_id
-        if v370 is None:
-            _put_byte(&w, 0)
-        else:
-            _put_byte(&w, 2)
-            _put_string(&w, v370, 'JobBecameReady.causation_id')
-        _put_long(&w, v369.batch_id, LLONG_MIN, LLONG_MAX, 'JobBecameReady.batch_id')
-        _put_long(&w, v369.job_id, -2147483648, 2147483647, 'JobBecameReady.job_id')
-        v371 = v369.after_attempt_id
+        v370 = e
+        _put_string(&w, v370.event_id, 'JobBecameReady.event_id')
+        _put_long(&w, v370.occurred_at, LLONG_MIN, LLONG_MAX, 'JobBecameReady.occurred_at')
+        _put_string(&w, v370.producer, 'JobBecameReady.producer')
+        v371 = v370.causation_id
         if v371 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v371, 'JobBecameReady.after_attempt_id')
-        v372 = v369.not_before
+            _put_string(&w, v371, 'JobBecameReady.causation_id')
+        _put_long(&w, v370.batch_id, LLONG_MIN, LLONG_MAX, 'JobBecameReady.batch_id')
+        _put_long(&w, v370.job_id, -2147483648, 2147483647, 'JobBecameReady.job_id')
+        v372 = v370.after_attempt_id
         if v372 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_long(&w, v372, LLONG_MIN, LLONG_MAX, 'JobBecameReady.not_before')
-        _put_string(&w, v369.reason, 'JobBecameReady.reason')
+            _put_string(&w, v372, 'JobBecameReady.after_attempt_id')
+        v373 = v370.not_before
+        if v373 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_long(&w, v373, LLONG_MIN, LLONG_MAX, 'JobBecameReady.not_before')
+        _put_string(&w, v370.reason, 'JobBecameReady.reason')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -1846,24 +1849,24 @@ def decode_JobCancelled(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f373 = _string(b, &p, end)
-    f374 = _long(b, &p, end)
-    f375 = _string(b, &p, end)
+    f374 = _string(b, &p, end)
+    f375 = _long(b, &p, end)
+    f376 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f376 = _string(b, &p, end)
+        f377 = _string(b, &p, end)
     else:
-        f376 = None
-    f377 = _long(b, &p, end)
+        f377 = None
     f378 = _long(b, &p, end)
-    f379 = _string(b, &p, end)
+    f379 = _long(b, &p, end)
+    f380 = _string(b, &p, end)
     result = _new(_builder_JobCancelled)
-    result.event_id = f373
-    result.occurred_at = f374
-    result.producer = f375
-    result.causation_id = f376
-    result.batch_id = f377
-    result.job_id = f378
-    result.reason = f379
+    result.event_id = f374
+    result.occurred_at = f375
+    result.producer = f376
+    result.causation_id = f377
+    result.batch_id = f378
+    result.job_id = f379
+    result.reason = f380
     result.__class__ = _class_JobCancelled
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -1871,19 +1874,19 @@ def decode_JobCancelled(bytes data, Py_ssize_t offset):
 def encode_JobCancelled(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v380 = e
-        _put_string(&w, v380.event_id, 'JobCancelled.event_id')
-        _put_long(&w, v380.occurred_at, LLONG_MIN, LLONG_MAX, 'JobCancelled.occurred_at')
-        _put_string(&w, v380.producer, 'JobCancelled.producer')
-        v381 = v380.causation_id
-        if v381 is None:
+        v381 = e
+        _put_string(&w, v381.event_id, 'JobCancelled.event_id')
+        _put_long(&w, v381.occurred_at, LLONG_MIN, LLONG_MAX, 'JobCancelled.occurred_at')
+        _put_string(&w, v381.producer, 'JobCancelled.producer')
+        v382 = v381.causation_id
+        if v382 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v381, 'JobCancelled.causation_id')
-        _put_long(&w, v380.batch_id, LLONG_MIN, LLONG_MAX, 'JobCancelled.batch_id')
-        _put_long(&w, v380.job_id, -2147483648, 2147483647, 'JobCancelled.job_id')
-        _put_string(&w, v380.reason, 'JobCancelled.reason')
+            _put_string(&w, v382, 'JobCancelled.causation_id')
+        _put_long(&w, v381.batch_id, LLONG_MIN, LLONG_MAX, 'JobCancelled.batch_id')
+        _put_long(&w, v381.job_id, -2147483648, 2147483647, 'JobCancelled.job_id')
+        _put_string(&w, v381.reason, 'JobCancelled.reason')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -1892,41 +1895,41 @@ def decode_JobCompleted(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f382 = _string(b, &p, end)
-    f383 = _long(b, &p, end)
-    f384 = _string(b, &p, end)
+    f383 = _string(b, &p, end)
+    f384 = _long(b, &p, end)
+    f385 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f385 = _string(b, &p, end)
+        f386 = _string(b, &p, end)
     else:
-        f385 = None
-    f386 = _long(b, &p, end)
+        f386 = None
     f387 = _long(b, &p, end)
-    f388 = _string(b, &p, end)
+    f388 = _long(b, &p, end)
+    f389 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f389 = _string(b, &p, end)
-    else:
-        f389 = None
-    if _optional(b, &p, end):
-        f390 = _long(b, &p, end)
+        f390 = _string(b, &p, end)
     else:
         f390 = None
     if _optional(b, &p, end):
-        f391 = _string(b, &p, end)
+        f391 = _long(b, &p, end)
     else:
         f391 = None
-    f392 = _long(b, &p, end)
+    if _optional(b, &p, end):
+        f392 = _string(b, &p, end)
+    else:
+        f392 = None
+    f393 = _long(b, &p, end)
     result = _new(_builder_JobCompleted)
-    result.event_id = f382
-    result.occurred_at = f383
-    result.producer = f384
-    result.causation_id = f385
-    result.batch_id = f386
-    result.job_id = f387
-    result.state = f388
-    result.attempt_id = f389
-    result.exit_code = f390
-    result.reason = f391
-    result.n_attempts = f392
+    result.event_id = f383
+    result.occurred_at = f384
+    result.producer = f385
+    result.causation_id = f386
+    result.batch_id = f387
+    result.job_id = f388
+    result.state = f389
+    result.attempt_id = f390
+    result.exit_code = f391
+    result.reason = f392
+    result.n_attempts = f393
     result.__class__ = _class_JobCompleted
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -1934,38 +1937,38 @@ def decode_JobCompleted(bytes data, Py_ssize_t offset):
 def encode_JobCompleted(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v393 = e
-        _put_string(&w, v393.event_id, 'JobCompleted.event_id')
-        _put_long(&w, v393.occurred_at, LLONG_MIN, LLONG_MAX, 'JobCompleted.occurred_at')
-        _put_string(&w, v393.producer, 'JobCompleted.producer')
-        v394 = v393.causation_id
-        if v394 is None:
-            _put_byte(&w, 0)
-        else:
-            _put_byte(&w, 2)
-            _put_string(&w, v394, 'JobCompleted.causation_id')
-        _put_long(&w, v393.batch_id, LLONG_MIN, LLONG_MAX, 'JobCompleted.batch_id')
-        _put_long(&w, v393.job_id, -2147483648, 2147483647, 'JobCompleted.job_id')
-        _put_string(&w, v393.state, 'JobCompleted.state')
-        v395 = v393.attempt_id
+        v394 = e
+        _put_string(&w, v394.event_id, 'JobCompleted.event_id')
+        _put_long(&w, v394.occurred_at, LLONG_MIN, LLONG_MAX, 'JobCompleted.occurred_at')
+        _put_string(&w, v394.producer, 'JobCompleted.producer')
+        v395 = v394.causation_id
         if v395 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v395, 'JobCompleted.attempt_id')
-        v396 = v393.exit_code
+            _put_string(&w, v395, 'JobCompleted.causation_id')
+        _put_long(&w, v394.batch_id, LLONG_MIN, LLONG_MAX, 'JobCompleted.batch_id')
+        _put_long(&w, v394.job_id, -2147483648, 2147483647, 'JobCompleted.job_id')
+        _put_string(&w, v394.state, 'JobCompleted.state')
+        v396 = v394.attempt_id
         if v396 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_long(&w, v396, -2147483648, 2147483647, 'JobCompleted.exit_code')
-        v397 = v393.reason
+            _put_string(&w, v396, 'JobCompleted.attempt_id')
+        v397 = v394.exit_code
         if v397 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v397, 'JobCompleted.reason')
-        _put_long(&w, v393.n_attempts, -2147483648, 2147483647, 'JobCompleted.n_attempts')
+            _put_long(&w, v397, -2147483648, 2147483647, 'JobCompleted.exit_code')
+        v398 = v394.reason
+        if v398 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_string(&w, v398, 'JobCompleted.reason')
+        _put_long(&w, v394.n_attempts, -2147483648, 2147483647, 'JobCompleted.n_attempts')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -1974,165 +1977,165 @@ def decode_JobCreated(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f398 = _string(b, &p, end)
-    f399 = _long(b, &p, end)
-    f400 = _string(b, &p, end)
+    f399 = _string(b, &p, end)
+    f400 = _long(b, &p, end)
+    f401 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f401 = _string(b, &p, end)
+        f402 = _string(b, &p, end)
     else:
-        f401 = None
-    f402 = _long(b, &p, end)
+        f402 = None
     f403 = _long(b, &p, end)
     f404 = _long(b, &p, end)
     f405 = _long(b, &p, end)
-    a407 = []
+    f406 = _long(b, &p, end)
+    a408 = []
     while True:
-        n408 = _block(b, &p, end)
-        if n408 == 0: break
-        for i409 in range(n408):
-            x410 = _long(b, &p, end)
-            a407.append(x410)
-    f406 = tuple(a407)
-    f411 = _boolean(b, &p, end)
-    f412 = _long(b, &p, end)
-    f413 = _string(b, &p, end)
+        n409 = _block(b, &p, end)
+        if n409 == 0: break
+        for i410 in range(n409):
+            x411 = _long(b, &p, end)
+            a408.append(x411)
+    f407 = tuple(a408)
+    f412 = _boolean(b, &p, end)
+    f413 = _long(b, &p, end)
     f414 = _string(b, &p, end)
-    a416 = {}
+    f415 = _string(b, &p, end)
+    a417 = {}
     while True:
-        n417 = _block(b, &p, end)
-        if n417 == 0: break
-        for i418 in range(n417):
-            k420 = _string(b, &p, end)
-            x419 = _string(b, &p, end)
-            a416[k420] = x419
-    f415 = a416
-    f422 = _string(b, &p, end)
+        n418 = _block(b, &p, end)
+        if n418 == 0: break
+        for i419 in range(n418):
+            k421 = _string(b, &p, end)
+            x420 = _string(b, &p, end)
+            a417[k421] = x420
+    f416 = a417
+    f423 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f423 = _string(b, &p, end)
+        f424 = _string(b, &p, end)
     else:
-        f423 = None
-    a425 = []
+        f424 = None
+    a426 = []
     while True:
-        n426 = _block(b, &p, end)
-        if n426 == 0: break
-        for i427 in range(n426):
-            x428 = _string(b, &p, end)
-            a425.append(x428)
-    f424 = tuple(a425)
+        n427 = _block(b, &p, end)
+        if n427 == 0: break
+        for i428 in range(n427):
+            x429 = _string(b, &p, end)
+            a426.append(x429)
+    f425 = tuple(a426)
     if _optional(b, &p, end):
-        f429 = _string(b, &p, end)
+        f430 = _string(b, &p, end)
     else:
-        f429 = None
-    a431 = []
+        f430 = None
+    a432 = []
     while True:
-        n432 = _block(b, &p, end)
-        if n432 == 0: break
-        for i433 in range(n432):
-            f435 = _string(b, &p, end)
+        n433 = _block(b, &p, end)
+        if n433 == 0: break
+        for i434 in range(n433):
             f436 = _string(b, &p, end)
-            x434 = _new(_builder_EnvVar)
-            x434.name = f435
-            x434.value = f436
-            x434.__class__ = _class_EnvVar
-            a431.append(x434)
-    f430 = tuple(a431)
-    a438 = []
+            f437 = _string(b, &p, end)
+            x435 = _new(_builder_EnvVar)
+            x435.name = f436
+            x435.value = f437
+            x435.__class__ = _class_EnvVar
+            a432.append(x435)
+    f431 = tuple(a432)
+    a439 = []
     while True:
-        n439 = _block(b, &p, end)
-        if n439 == 0: break
-        for i440 in range(n439):
-            f442 = _string(b, &p, end)
+        n440 = _block(b, &p, end)
+        if n440 == 0: break
+        for i441 in range(n440):
             f443 = _string(b, &p, end)
-            x441 = _new(_builder_FileCopy)
-            x441.src = f442
-            x441.dst = f443
-            x441.__class__ = _class_FileCopy
-            a438.append(x441)
-    f437 = tuple(a438)
-    a445 = []
+            f444 = _string(b, &p, end)
+            x442 = _new(_builder_FileCopy)
+            x442.src = f443
+            x442.dst = f444
+            x442.__class__ = _class_FileCopy
+            a439.append(x442)
+    f438 = tuple(a439)
+    a446 = []
     while True:
-        n446 = _block(b, &p, end)
-        if n446 == 0: break
-        for i447 in range(n446):
-            f449 = _string(b, &p, end)
+        n447 = _block(b, &p, end)
+        if n447 == 0: break
+        for i448 in range(n447):
             f450 = _string(b, &p, end)
-            x448 = _new(_builder_FileCopy)
-            x448.src = f449
-            x448.dst = f450
-            x448.__class__ = _class_FileCopy
-            a445.append(x448)
-    f444 = tuple(a445)
-    f451 = _boolean(b, &p, end)
+            f451 = _string(b, &p, end)
+            x449 = _new(_builder_FileCopy)
+            x449.src = f450
+            x449.dst = f451
+            x449.__class__ = _class_FileCopy
+            a446.append(x449)
+    f445 = tuple(a446)
+    f452 = _boolean(b, &p, end)
     if _optional(b, &p, end):
-        f452 = _float(data, &p, end, 8)
+        f453 = _float(data, &p, end, 8)
     else:
-        f452 = None
-    f453 = _string(b, &p, end)
-    f455 = _long(b, &p, end)
+        f453 = None
+    f454 = _string(b, &p, end)
     f456 = _long(b, &p, end)
     f457 = _long(b, &p, end)
-    f458 = _boolean(b, &p, end)
-    f459 = _string(b, &p, end)
+    f458 = _long(b, &p, end)
+    f459 = _boolean(b, &p, end)
+    f460 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f460 = _string(b, &p, end)
-    else:
-        f460 = None
-    f454 = _new(_builder_Resources)
-    f454.cores_mcpu = f455
-    f454.memory_bytes = f456
-    f454.storage_gib = f457
-    f454.preemptible = f458
-    f454.worker_type = f459
-    f454.machine_type = f460
-    f454.__class__ = _class_Resources
-    if _optional(b, &p, end):
-        a462 = []
-        while True:
-            n463 = _block(b, &p, end)
-            if n463 == 0: break
-            for i464 in range(n463):
-                x465 = _string(b, &p, end)
-                a462.append(x465)
-        f461 = tuple(a462)
+        f461 = _string(b, &p, end)
     else:
         f461 = None
+    f455 = _new(_builder_Resources)
+    f455.cores_mcpu = f456
+    f455.memory_bytes = f457
+    f455.storage_gib = f458
+    f455.preemptible = f459
+    f455.worker_type = f460
+    f455.machine_type = f461
+    f455.__class__ = _class_Resources
     if _optional(b, &p, end):
-        f466 = _long(b, &p, end)
+        a463 = []
+        while True:
+            n464 = _block(b, &p, end)
+            if n464 == 0: break
+            for i465 in range(n464):
+                x466 = _string(b, &p, end)
+                a463.append(x466)
+        f462 = tuple(a463)
     else:
-        f466 = None
-    f421 = _new(_builder_JobSpec)
-    f421.process_type = f422
-    f421.image = f423
-    f421.command = f424
-    f421.jar_url = f429
-    f421.env = f430
-    f421.input_files = f437
-    f421.output_files = f444
-    f421.always_copy_output = f451
-    f421.timeout_s = f452
-    f421.network = f453
-    f421.resources = f454
-    f421.regions = f461
-    f421.port = f466
-    f421.__class__ = _class_JobSpec
-    f467 = _string(b, &p, end)
+        f462 = None
+    if _optional(b, &p, end):
+        f467 = _long(b, &p, end)
+    else:
+        f467 = None
+    f422 = _new(_builder_JobSpec)
+    f422.process_type = f423
+    f422.image = f424
+    f422.command = f425
+    f422.jar_url = f430
+    f422.env = f431
+    f422.input_files = f438
+    f422.output_files = f445
+    f422.always_copy_output = f452
+    f422.timeout_s = f453
+    f422.network = f454
+    f422.resources = f455
+    f422.regions = f462
+    f422.port = f467
+    f422.__class__ = _class_JobSpec
+    f468 = _string(b, &p, end)
     result = _new(_builder_JobCreated)
-    result.event_id = f398
-    result.occurred_at = f399
-    result.producer = f400
-    result.causation_id = f401
-    result.batch_id = f402
-    result.job_id = f403
-    result.update_id = f404
-    result.job_group_id = f405
-    result.parent_ids = f406
-    result.always_run = f411
-    result.n_max_attempts = f412
-    result.user = f413
-    result.billing_project = f414
-    result.attributes = f415
-    result.spec = f421
-    result.spec_json = f467
+    result.event_id = f399
+    result.occurred_at = f400
+    result.producer = f401
+    result.causation_id = f402
+    result.batch_id = f403
+    result.job_id = f404
+    result.update_id = f405
+    result.job_group_id = f406
+    result.parent_ids = f407
+    result.always_run = f412
+    result.n_max_attempts = f413
+    result.user = f414
+    result.billing_project = f415
+    result.attributes = f416
+    result.spec = f422
+    result.spec_json = f468
     result.__class__ = _class_JobCreated
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -2140,140 +2143,140 @@ def decode_JobCreated(bytes data, Py_ssize_t offset):
 def encode_JobCreated(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v468 = e
-        _put_string(&w, v468.event_id, 'JobCreated.event_id')
-        _put_long(&w, v468.occurred_at, LLONG_MIN, LLONG_MAX, 'JobCreated.occurred_at')
-        _put_string(&w, v468.producer, 'JobCreated.producer')
-        v469 = v468.causation_id
-        if v469 is None:
+        v469 = e
+        _put_string(&w, v469.event_id, 'JobCreated.event_id')
+        _put_long(&w, v469.occurred_at, LLONG_MIN, LLONG_MAX, 'JobCreated.occurred_at')
+        _put_string(&w, v469.producer, 'JobCreated.producer')
+        v470 = v469.causation_id
+        if v470 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v469, 'JobCreated.causation_id')
-        _put_long(&w, v468.batch_id, LLONG_MIN, LLONG_MAX, 'JobCreated.batch_id')
-        _put_long(&w, v468.job_id, -2147483648, 2147483647, 'JobCreated.job_id')
-        _put_long(&w, v468.update_id, -2147483648, 2147483647, 'JobCreated.update_id')
-        _put_long(&w, v468.job_group_id, -2147483648, 2147483647, 'JobCreated.job_group_id')
-        v470 = v468.parent_ids
-        n471 = len(v470)
-        if n471:
-            _put_varint(&w, (<unsigned long long>n471) << 1)
-            for i472 in v470:
-                _put_long(&w, i472, -2147483648, 2147483647, 'JobCreated.parent_ids[]')
+            _put_string(&w, v470, 'JobCreated.causation_id')
+        _put_long(&w, v469.batch_id, LLONG_MIN, LLONG_MAX, 'JobCreated.batch_id')
+        _put_long(&w, v469.job_id, -2147483648, 2147483647, 'JobCreated.job_id')
+        _put_long(&w, v469.update_id, -2147483648, 2147483647, 'JobCreated.update_id')
+        _put_long(&w, v469.job_group_id, -2147483648, 2147483647, 'JobCreated.job_group_id')
+        v471 = v469.parent_ids
+        n472 = len(v471)
+        if n472:
+            _put_varint(&w, (<unsigned long long>n472) << 1)
+            for i473 in v471:
+                _put_long(&w, i473, -2147483648, 2147483647, 'JobCreated.parent_ids[]')
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 0)
-        _put_boolean(&w, v468.always_run, 'JobCreated.always_run')
-        _put_long(&w, v468.n_max_attempts, -2147483648, 2147483647, 'JobCreated.n_max_attempts')
-        _put_string(&w, v468.user, 'JobCreated.user')
-        _put_string(&w, v468.billing_project, 'JobCreated.billing_project')
-        v473 = v468.attributes
-        n474 = len(v473)
-        if n474:
-            _put_varint(&w, (<unsigned long long>n474) << 1)
-            for k476, i475 in v473.items():
-                _put_string(&w, k476, 'JobCreated.attributes key')
-                _put_string(&w, i475, 'JobCreated.attributes{}')
+        _put_boolean(&w, v469.always_run, 'JobCreated.always_run')
+        _put_long(&w, v469.n_max_attempts, -2147483648, 2147483647, 'JobCreated.n_max_attempts')
+        _put_string(&w, v469.user, 'JobCreated.user')
+        _put_string(&w, v469.billing_project, 'JobCreated.billing_project')
+        v474 = v469.attributes
+        n475 = len(v474)
+        if n475:
+            _put_varint(&w, (<unsigned long long>n475) << 1)
+            for k477, i476 in v474.items():
+                _put_string(&w, k477, 'JobCreated.attributes key')
+                _put_string(&w, i476, 'JobCreated.attributes{}')
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 0)
-        v477 = v468.spec
-        _put_string(&w, v477.process_type, 'JobCreated.spec.process_type')
-        v478 = v477.image
-        if v478 is None:
-            _put_byte(&w, 0)
-        else:
-            _put_byte(&w, 2)
-            _put_string(&w, v478, 'JobCreated.spec.image')
-        v479 = v477.command
-        n480 = len(v479)
-        if n480:
-            _put_varint(&w, (<unsigned long long>n480) << 1)
-            for i481 in v479:
-                _put_string(&w, i481, 'JobCreated.spec.command[]')
-            _put_byte(&w, 0)
-        else:
-            _put_byte(&w, 0)
-        v482 = v477.jar_url
-        if v482 is None:
+        v478 = v469.spec
+        _put_string(&w, v478.process_type, 'JobCreated.spec.process_type')
+        v479 = v478.image
+        if v479 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v482, 'JobCreated.spec.jar_url')
-        v483 = v477.env
-        n484 = len(v483)
-        if n484:
-            _put_varint(&w, (<unsigned long long>n484) << 1)
-            for i485 in v483:
-                v486 = i485
-                _put_string(&w, v486.name, 'JobCreated.spec.env[].name')
-                _put_string(&w, v486.value, 'JobCreated.spec.env[].value')
+            _put_string(&w, v479, 'JobCreated.spec.image')
+        v480 = v478.command
+        n481 = len(v480)
+        if n481:
+            _put_varint(&w, (<unsigned long long>n481) << 1)
+            for i482 in v480:
+                _put_string(&w, i482, 'JobCreated.spec.command[]')
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 0)
-        v487 = v477.input_files
-        n488 = len(v487)
-        if n488:
-            _put_varint(&w, (<unsigned long long>n488) << 1)
-            for i489 in v487:
-                v490 = i489
-                _put_string(&w, v490.src, 'JobCreated.spec.input_files[].src')
-                _put_string(&w, v490.dst, 'JobCreated.spec.input_files[].dst')
-            _put_byte(&w, 0)
-        else:
-            _put_byte(&w, 0)
-        v491 = v477.output_files
-        n492 = len(v491)
-        if n492:
-            _put_varint(&w, (<unsigned long long>n492) << 1)
-            for i493 in v491:
-                v494 = i493
-                _put_string(&w, v494.src, 'JobCreated.spec.output_files[].src')
-                _put_string(&w, v494.dst, 'JobCreated.spec.output_files[].dst')
-            _put_byte(&w, 0)
-        else:
-            _put_byte(&w, 0)
-        _put_boolean(&w, v477.always_copy_output, 'JobCreated.spec.always_copy_output')
-        v495 = v477.timeout_s
-        if v495 is None:
+        v483 = v478.jar_url
+        if v483 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_float(&w, v495, 8)
-        _put_string(&w, v477.network, 'JobCreated.spec.network')
-        v496 = v477.resources
-        _put_long(&w, v496.cores_mcpu, -2147483648, 2147483647, 'JobCreated.spec.resources.cores_mcpu')
-        _put_long(&w, v496.memory_bytes, LLONG_MIN, LLONG_MAX, 'JobCreated.spec.resources.memory_bytes')
-        _put_long(&w, v496.storage_gib, -2147483648, 2147483647, 'JobCreated.spec.resources.storage_gib')
-        _put_boolean(&w, v496.preemptible, 'JobCreated.spec.resources.preemptible')
-        _put_string(&w, v496.worker_type, 'JobCreated.spec.resources.worker_type')
-        v497 = v496.machine_type
-        if v497 is None:
+            _put_string(&w, v483, 'JobCreated.spec.jar_url')
+        v484 = v478.env
+        n485 = len(v484)
+        if n485:
+            _put_varint(&w, (<unsigned long long>n485) << 1)
+            for i486 in v484:
+                v487 = i486
+                _put_string(&w, v487.name, 'JobCreated.spec.env[].name')
+                _put_string(&w, v487.value, 'JobCreated.spec.env[].value')
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 0)
+        v488 = v478.input_files
+        n489 = len(v488)
+        if n489:
+            _put_varint(&w, (<unsigned long long>n489) << 1)
+            for i490 in v488:
+                v491 = i490
+                _put_string(&w, v491.src, 'JobCreated.spec.input_files[].src')
+                _put_string(&w, v491.dst, 'JobCreated.spec.input_files[].dst')
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 0)
+        v492 = v478.output_files
+        n493 = len(v492)
+        if n493:
+            _put_varint(&w, (<unsigned long long>n493) << 1)
+            for i494 in v492:
+                v495 = i494
+                _put_string(&w, v495.src, 'JobCreated.spec.output_files[].src')
+                _put_string(&w, v495.dst, 'JobCreated.spec.output_files[].dst')
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 0)
+        _put_boolean(&w, v478.always_copy_output, 'JobCreated.spec.always_copy_output')
+        v496 = v478.timeout_s
+        if v496 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v497, 'JobCreated.spec.resources.machine_type')
-        v498 = v477.regions
+            _put_float(&w, v496, 8)
+        _put_string(&w, v478.network, 'JobCreated.spec.network')
+        v497 = v478.resources
+        _put_long(&w, v497.cores_mcpu, -2147483648, 2147483647, 'JobCreated.spec.resources.cores_mcpu')
+        _put_long(&w, v497.memory_bytes, LLONG_MIN, LLONG_MAX, 'JobCreated.spec.resources.memory_bytes')
+        _put_long(&w, v497.storage_gib, -2147483648, 2147483647, 'JobCreated.spec.resources.storage_gib')
+        _put_boolean(&w, v497.preemptible, 'JobCreated.spec.resources.preemptible')
+        _put_string(&w, v497.worker_type, 'JobCreated.spec.resources.worker_type')
+        v498 = v497.machine_type
         if v498 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            v499 = v498
-            n500 = len(v499)
-            if n500:
-                _put_varint(&w, (<unsigned long long>n500) << 1)
-                for i501 in v499:
-                    _put_string(&w, i501, 'JobCreated.spec.regions[]')
-                _put_byte(&w, 0)
-            else:
-                _put_byte(&w, 0)
-        v502 = v477.port
-        if v502 is None:
+            _put_string(&w, v498, 'JobCreated.spec.resources.machine_type')
+        v499 = v478.regions
+        if v499 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_long(&w, v502, -2147483648, 2147483647, 'JobCreated.spec.port')
-        _put_string(&w, v468.spec_json, 'JobCreated.spec_json')
+            v500 = v499
+            n501 = len(v500)
+            if n501:
+                _put_varint(&w, (<unsigned long long>n501) << 1)
+                for i502 in v500:
+                    _put_string(&w, i502, 'JobCreated.spec.regions[]')
+                _put_byte(&w, 0)
+            else:
+                _put_byte(&w, 0)
+        v503 = v478.port
+        if v503 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_long(&w, v503, -2147483648, 2147483647, 'JobCreated.spec.port')
+        _put_string(&w, v469.spec_json, 'JobCreated.spec_json')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -2282,30 +2285,32 @@ def decode_JobCreating(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f503 = _string(b, &p, end)
-    f504 = _long(b, &p, end)
-    f505 = _string(b, &p, end)
+    f504 = _string(b, &p, end)
+    f505 = _long(b, &p, end)
+    f506 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f506 = _string(b, &p, end)
+        f507 = _string(b, &p, end)
     else:
-        f506 = None
-    f507 = _long(b, &p, end)
+        f507 = None
     f508 = _long(b, &p, end)
-    f509 = _string(b, &p, end)
+    f509 = _long(b, &p, end)
     f510 = _string(b, &p, end)
-    f511 = _long(b, &p, end)
-    f512 = _string(b, &p, end)
+    f511 = _string(b, &p, end)
+    f512 = _long(b, &p, end)
+    f513 = _string(b, &p, end)
+    f514 = _boolean(b, &p, end)
     result = _new(_builder_JobCreating)
-    result.event_id = f503
-    result.occurred_at = f504
-    result.producer = f505
-    result.causation_id = f506
-    result.batch_id = f507
-    result.job_id = f508
-    result.attempt_id = f509
-    result.instance_name = f510
-    result.scheduler_epoch = f511
-    result.user = f512
+    result.event_id = f504
+    result.occurred_at = f505
+    result.producer = f506
+    result.causation_id = f507
+    result.batch_id = f508
+    result.job_id = f509
+    result.attempt_id = f510
+    result.instance_name = f511
+    result.scheduler_epoch = f512
+    result.user = f513
+    result.awaits_verdict = f514
     result.__class__ = _class_JobCreating
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -2313,22 +2318,23 @@ def decode_JobCreating(bytes data, Py_ssize_t offset):
 def encode_JobCreating(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v513 = e
-        _put_string(&w, v513.event_id, 'JobCreating.event_id')
-        _put_long(&w, v513.occurred_at, LLONG_MIN, LLONG_MAX, 'JobCreating.occurred_at')
-        _put_string(&w, v513.producer, 'JobCreating.producer')
-        v514 = v513.causation_id
-        if v514 is None:
+        v515 = e
+        _put_string(&w, v515.event_id, 'JobCreating.event_id')
+        _put_long(&w, v515.occurred_at, LLONG_MIN, LLONG_MAX, 'JobCreating.occurred_at')
+        _put_string(&w, v515.producer, 'JobCreating.producer')
+        v516 = v515.causation_id
+        if v516 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v514, 'JobCreating.causation_id')
-        _put_long(&w, v513.batch_id, LLONG_MIN, LLONG_MAX, 'JobCreating.batch_id')
-        _put_long(&w, v513.job_id, -2147483648, 2147483647, 'JobCreating.job_id')
-        _put_string(&w, v513.attempt_id, 'JobCreating.attempt_id')
-        _put_string(&w, v513.instance_name, 'JobCreating.instance_name')
-        _put_long(&w, v513.scheduler_epoch, LLONG_MIN, LLONG_MAX, 'JobCreating.scheduler_epoch')
-        _put_string(&w, v513.user, 'JobCreating.user')
+            _put_string(&w, v516, 'JobCreating.causation_id')
+        _put_long(&w, v515.batch_id, LLONG_MIN, LLONG_MAX, 'JobCreating.batch_id')
+        _put_long(&w, v515.job_id, -2147483648, 2147483647, 'JobCreating.job_id')
+        _put_string(&w, v515.attempt_id, 'JobCreating.attempt_id')
+        _put_string(&w, v515.instance_name, 'JobCreating.instance_name')
+        _put_long(&w, v515.scheduler_epoch, LLONG_MIN, LLONG_MAX, 'JobCreating.scheduler_epoch')
+        _put_string(&w, v515.user, 'JobCreating.user')
+        _put_boolean(&w, v515.awaits_verdict, 'JobCreating.awaits_verdict')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -2337,24 +2343,24 @@ def decode_JobGroupCancelRequested(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f515 = _string(b, &p, end)
-    f516 = _long(b, &p, end)
     f517 = _string(b, &p, end)
+    f518 = _long(b, &p, end)
+    f519 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f518 = _string(b, &p, end)
+        f520 = _string(b, &p, end)
     else:
-        f518 = None
-    f519 = _long(b, &p, end)
-    f520 = _long(b, &p, end)
-    f521 = _string(b, &p, end)
+        f520 = None
+    f521 = _long(b, &p, end)
+    f522 = _long(b, &p, end)
+    f523 = _string(b, &p, end)
     result = _new(_builder_JobGroupCancelRequested)
-    result.event_id = f515
-    result.occurred_at = f516
-    result.producer = f517
-    result.causation_id = f518
-    result.batch_id = f519
-    result.job_group_id = f520
-    result.user = f521
+    result.event_id = f517
+    result.occurred_at = f518
+    result.producer = f519
+    result.causation_id = f520
+    result.batch_id = f521
+    result.job_group_id = f522
+    result.user = f523
     result.__class__ = _class_JobGroupCancelRequested
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -2362,19 +2368,19 @@ def decode_JobGroupCancelRequested(bytes data, Py_ssize_t offset):
 def encode_JobGroupCancelRequested(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v522 = e
-        _put_string(&w, v522.event_id, 'JobGroupCancelRequested.event_id')
-        _put_long(&w, v522.occurred_at, LLONG_MIN, LLONG_MAX, 'JobGroupCancelRequested.occurred_at')
-        _put_string(&w, v522.producer, 'JobGroupCancelRequested.producer')
-        v523 = v522.causation_id
-        if v523 is None:
+        v524 = e
+        _put_string(&w, v524.event_id, 'JobGroupCancelRequested.event_id')
+        _put_long(&w, v524.occurred_at, LLONG_MIN, LLONG_MAX, 'JobGroupCancelRequested.occurred_at')
+        _put_string(&w, v524.producer, 'JobGroupCancelRequested.producer')
+        v525 = v524.causation_id
+        if v525 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v523, 'JobGroupCancelRequested.causation_id')
-        _put_long(&w, v522.batch_id, LLONG_MIN, LLONG_MAX, 'JobGroupCancelRequested.batch_id')
-        _put_long(&w, v522.job_group_id, -2147483648, 2147483647, 'JobGroupCancelRequested.job_group_id')
-        _put_string(&w, v522.user, 'JobGroupCancelRequested.user')
+            _put_string(&w, v525, 'JobGroupCancelRequested.causation_id')
+        _put_long(&w, v524.batch_id, LLONG_MIN, LLONG_MAX, 'JobGroupCancelRequested.batch_id')
+        _put_long(&w, v524.job_group_id, -2147483648, 2147483647, 'JobGroupCancelRequested.job_group_id')
+        _put_string(&w, v524.user, 'JobGroupCancelRequested.user')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -2383,24 +2389,24 @@ def decode_JobGroupCancelled(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f524 = _string(b, &p, end)
-    f525 = _long(b, &p, end)
     f526 = _string(b, &p, end)
+    f527 = _long(b, &p, end)
+    f528 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f527 = _string(b, &p, end)
+        f529 = _string(b, &p, end)
     else:
-        f527 = None
-    f528 = _long(b, &p, end)
-    f529 = _long(b, &p, end)
-    f530 = _string(b, &p, end)
+        f529 = None
+    f530 = _long(b, &p, end)
+    f531 = _long(b, &p, end)
+    f532 = _string(b, &p, end)
     result = _new(_builder_JobGroupCancelled)
-    result.event_id = f524
-    result.occurred_at = f525
-    result.producer = f526
-    result.causation_id = f527
-    result.batch_id = f528
-    result.job_group_id = f529
-    result.reason = f530
+    result.event_id = f526
+    result.occurred_at = f527
+    result.producer = f528
+    result.causation_id = f529
+    result.batch_id = f530
+    result.job_group_id = f531
+    result.reason = f532
     result.__class__ = _class_JobGroupCancelled
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -2408,19 +2414,19 @@ def decode_JobGroupCancelled(bytes data, Py_ssize_t offset):
 def encode_JobGroupCancelled(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v531 = e
-        _put_string(&w, v531.event_id, 'JobGroupCancelled.event_id')
-        _put_long(&w, v531.occurred_at, LLONG_MIN, LLONG_MAX, 'JobGroupCancelled.occurred_at')
-        _put_string(&w, v531.producer, 'JobGroupCancelled.producer')
-        v532 = v531.causation_id
-        if v532 is None:
+        v533 = e
+        _put_string(&w, v533.event_id, 'JobGroupCancelled.event_id')
+        _put_long(&w, v533.occurred_at, LLONG_MIN, LLONG_MAX, 'JobGroupCancelled.occurred_at')
+        _put_string(&w, v533.producer, 'JobGroupCancelled.producer')
+        v534 = v533.causation_id
+        if v534 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v532, 'JobGroupCancelled.causation_id')
-        _put_long(&w, v531.batch_id, LLONG_MIN, LLONG_MAX, 'JobGroupCancelled.batch_id')
-        _put_long(&w, v531.job_group_id, -2147483648, 2147483647, 'JobGroupCancelled.job_group_id')
-        _put_string(&w, v531.reason, 'JobGroupCancelled.reason')
+            _put_string(&w, v534, 'JobGroupCancelled.causation_id')
+        _put_long(&w, v533.batch_id, LLONG_MIN, LLONG_MAX, 'JobGroupCancelled.batch_id')
+        _put_long(&w, v533.job_group_id, -2147483648, 2147483647, 'JobGroupCancelled.job_group_id')
+        _put_string(&w, v533.reason, 'JobGroupCancelled.reason')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -2429,46 +2435,46 @@ def decode_JobGroupCreated(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f533 = _string(b, &p, end)
-    f534 = _long(b, &p, end)
     f535 = _string(b, &p, end)
+    f536 = _long(b, &p, end)
+    f537 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f536 = _string(b, &p, end)
+        f538 = _string(b, &p, end)
     else:
-        f536 = None
-    f537 = _long(b, &p, end)
-    f538 = _long(b, &p, end)
+        f538 = None
     f539 = _long(b, &p, end)
     f540 = _long(b, &p, end)
-    a542 = {}
+    f541 = _long(b, &p, end)
+    f542 = _long(b, &p, end)
+    a544 = {}
     while True:
-        n543 = _block(b, &p, end)
-        if n543 == 0: break
-        for i544 in range(n543):
-            k546 = _string(b, &p, end)
-            x545 = _string(b, &p, end)
-            a542[k546] = x545
-    f541 = a542
+        n545 = _block(b, &p, end)
+        if n545 == 0: break
+        for i546 in range(n545):
+            k548 = _string(b, &p, end)
+            x547 = _string(b, &p, end)
+            a544[k548] = x547
+    f543 = a544
     if _optional(b, &p, end):
-        f547 = _string(b, &p, end)
+        f549 = _string(b, &p, end)
     else:
-        f547 = None
+        f549 = None
     if _optional(b, &p, end):
-        f548 = _long(b, &p, end)
+        f550 = _long(b, &p, end)
     else:
-        f548 = None
+        f550 = None
     result = _new(_builder_JobGroupCreated)
-    result.event_id = f533
-    result.occurred_at = f534
-    result.producer = f535
-    result.causation_id = f536
-    result.batch_id = f537
-    result.update_id = f538
-    result.job_group_id = f539
-    result.parent_job_group_id = f540
-    result.attributes = f541
-    result.callback = f547
-    result.cancel_after_n_failures = f548
+    result.event_id = f535
+    result.occurred_at = f536
+    result.producer = f537
+    result.causation_id = f538
+    result.batch_id = f539
+    result.update_id = f540
+    result.job_group_id = f541
+    result.parent_job_group_id = f542
+    result.attributes = f543
+    result.callback = f549
+    result.cancel_after_n_failures = f550
     result.__class__ = _class_JobGroupCreated
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -2476,42 +2482,42 @@ def decode_JobGroupCreated(bytes data, Py_ssize_t offset):
 def encode_JobGroupCreated(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v549 = e
-        _put_string(&w, v549.event_id, 'JobGroupCreated.event_id')
-        _put_long(&w, v549.occurred_at, LLONG_MIN, LLONG_MAX, 'JobGroupCreated.occurred_at')
-        _put_string(&w, v549.producer, 'JobGroupCreated.producer')
-        v550 = v549.causation_id
-        if v550 is None:
+        v551 = e
+        _put_string(&w, v551.event_id, 'JobGroupCreated.event_id')
+        _put_long(&w, v551.occurred_at, LLONG_MIN, LLONG_MAX, 'JobGroupCreated.occurred_at')
+        _put_string(&w, v551.producer, 'JobGroupCreated.producer')
+        v552 = v551.causation_id
+        if v552 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v550, 'JobGroupCreated.causation_id')
-        _put_long(&w, v549.batch_id, LLONG_MIN, LLONG_MAX, 'JobGroupCreated.batch_id')
-        _put_long(&w, v549.update_id, -2147483648, 2147483647, 'JobGroupCreated.update_id')
-        _put_long(&w, v549.job_group_id, -2147483648, 2147483647, 'JobGroupCreated.job_group_id')
-        _put_long(&w, v549.parent_job_group_id, -2147483648, 2147483647, 'JobGroupCreated.parent_job_group_id')
-        v551 = v549.attributes
-        n552 = len(v551)
-        if n552:
-            _put_varint(&w, (<unsigned long long>n552) << 1)
-            for k554, i553 in v551.items():
-                _put_string(&w, k554, 'JobGroupCreated.attributes key')
-                _put_string(&w, i553, 'JobGroupCreated.attributes{}')
+            _put_string(&w, v552, 'JobGroupCreated.causation_id')
+        _put_long(&w, v551.batch_id, LLONG_MIN, LLONG_MAX, 'JobGroupCreated.batch_id')
+        _put_long(&w, v551.update_id, -2147483648, 2147483647, 'JobGroupCreated.update_id')
+        _put_long(&w, v551.job_group_id, -2147483648, 2147483647, 'JobGroupCreated.job_group_id')
+        _put_long(&w, v551.parent_job_group_id, -2147483648, 2147483647, 'JobGroupCreated.parent_job_group_id')
+        v553 = v551.attributes
+        n554 = len(v553)
+        if n554:
+            _put_varint(&w, (<unsigned long long>n554) << 1)
+            for k556, i555 in v553.items():
+                _put_string(&w, k556, 'JobGroupCreated.attributes key')
+                _put_string(&w, i555, 'JobGroupCreated.attributes{}')
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 0)
-        v555 = v549.callback
-        if v555 is None:
-            _put_byte(&w, 0)
-        else:
-            _put_byte(&w, 2)
-            _put_string(&w, v555, 'JobGroupCreated.callback')
-        v556 = v549.cancel_after_n_failures
-        if v556 is None:
+        v557 = v551.callback
+        if v557 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_long(&w, v556, -2147483648, 2147483647, 'JobGroupCreated.cancel_after_n_failures')
+            _put_string(&w, v557, 'JobGroupCreated.callback')
+        v558 = v551.cancel_after_n_failures
+        if v558 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_long(&w, v558, -2147483648, 2147483647, 'JobGroupCreated.cancel_after_n_failures')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -2520,22 +2526,22 @@ def decode_SchedulerLeaderElected(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f557 = _string(b, &p, end)
-    f558 = _long(b, &p, end)
     f559 = _string(b, &p, end)
-    if _optional(b, &p, end):
-        f560 = _string(b, &p, end)
-    else:
-        f560 = None
+    f560 = _long(b, &p, end)
     f561 = _string(b, &p, end)
-    f562 = _long(b, &p, end)
+    if _optional(b, &p, end):
+        f562 = _string(b, &p, end)
+    else:
+        f562 = None
+    f563 = _string(b, &p, end)
+    f564 = _long(b, &p, end)
     result = _new(_builder_SchedulerLeaderElected)
-    result.event_id = f557
-    result.occurred_at = f558
-    result.producer = f559
-    result.causation_id = f560
-    result.scheduler_id = f561
-    result.epoch = f562
+    result.event_id = f559
+    result.occurred_at = f560
+    result.producer = f561
+    result.causation_id = f562
+    result.scheduler_id = f563
+    result.epoch = f564
     result.__class__ = _class_SchedulerLeaderElected
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -2543,18 +2549,18 @@ def decode_SchedulerLeaderElected(bytes data, Py_ssize_t offset):
 def encode_SchedulerLeaderElected(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v563 = e
-        _put_string(&w, v563.event_id, 'SchedulerLeaderElected.event_id')
-        _put_long(&w, v563.occurred_at, LLONG_MIN, LLONG_MAX, 'SchedulerLeaderElected.occurred_at')
-        _put_string(&w, v563.producer, 'SchedulerLeaderElected.producer')
-        v564 = v563.causation_id
-        if v564 is None:
+        v565 = e
+        _put_string(&w, v565.event_id, 'SchedulerLeaderElected.event_id')
+        _put_long(&w, v565.occurred_at, LLONG_MIN, LLONG_MAX, 'SchedulerLeaderElected.occurred_at')
+        _put_string(&w, v565.producer, 'SchedulerLeaderElected.producer')
+        v566 = v565.causation_id
+        if v566 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v564, 'SchedulerLeaderElected.causation_id')
-        _put_string(&w, v563.scheduler_id, 'SchedulerLeaderElected.scheduler_id')
-        _put_long(&w, v563.epoch, LLONG_MIN, LLONG_MAX, 'SchedulerLeaderElected.epoch')
+            _put_string(&w, v566, 'SchedulerLeaderElected.causation_id')
+        _put_string(&w, v565.scheduler_id, 'SchedulerLeaderElected.scheduler_id')
+        _put_long(&w, v565.epoch, LLONG_MIN, LLONG_MAX, 'SchedulerLeaderElected.epoch')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -2578,13 +2584,13 @@ DECODERS = {
     b'\xfd5Z\xe1\x987\xf0\x7f': decode_JobAttemptAccepted,
     b'g\xc7_\xe4\xf0b9\xc0': decode_JobAttemptCompleted,
     b'K\\L\xbb\xe4\x11\xcc\xb0': decode_JobAttemptRefused,
-    b'\x92\xe3\x98\xbeHq\x11\xb6': decode_JobAttemptScheduled,
+    b'\x84q\xcb5k\xab\xa6\xe7': decode_JobAttemptScheduled,
     b'\x857\xed\x00B\xb0\xe2\n': decode_JobAttemptStarted,
     b"\xcc}\xf8\x9e\x0c'\x17u": decode_JobBecameReady,
     b'o\xd0M\xce&\x1c3\x19': decode_JobCancelled,
     b"H\xc8\x81\xc6\xab\x8b'\xd0": decode_JobCompleted,
     b'\x84\x01k\xca3\x1e\x16`': decode_JobCreated,
-    b'\x9e\x8e\x03\xe5\xa8\xeb\xae\xf7': decode_JobCreating,
+    b'\xf8r\xa3y%\xc5\xe8\xfb': decode_JobCreating,
     b'\x9a\xcf\x01Z\xbd\x00\x84v': decode_JobGroupCancelRequested,
     b'\x97e\x86*3\x1a\xe5c': decode_JobGroupCancelled,
     b'\xce\xec\x0f_kR\xba\xd9': decode_JobGroupCreated,
@@ -2609,16 +2615,16 @@ ENCODERS = {
     b'\xfd5Z\xe1\x987\xf0\x7f': encode_JobAttemptAccepted,
     b'g\xc7_\xe4\xf0b9\xc0': encode_JobAttemptCompleted,
     b'K\\L\xbb\xe4\x11\xcc\xb0': encode_JobAttemptRefused,
-    b'\x92\xe3\x98\xbeHq\x11\xb6': encode_JobAttemptScheduled,
+    b'\x84q\xcb5k\xab\xa6\xe7': encode_JobAttemptScheduled,
     b'\x857\xed\x00B\xb0\xe2\n': encode_JobAttemptStarted,
     b"\xcc}\xf8\x9e\x0c'\x17u": encode_JobBecameReady,
     b'o\xd0M\xce&\x1c3\x19': encode_JobCancelled,
     b"H\xc8\x81\xc6\xab\x8b'\xd0": encode_JobCompleted,
     b'\x84\x01k\xca3\x1e\x16`': encode_JobCreated,
-    b'\x9e\x8e\x03\xe5\xa8\xeb\xae\xf7': encode_JobCreating,
+    b'\xf8r\xa3y%\xc5\xe8\xfb': encode_JobCreating,
     b'\x9a\xcf\x01Z\xbd\x00\x84v': encode_JobGroupCancelRequested,
     b'\x97e\x86*3\x1a\xe5c': encode_JobGroupCancelled,
     b'\xce\xec\x0f_kR\xba\xd9': encode_JobGroupCreated,
     b'\xc8\x0c]/\xb2l\xe2#': encode_SchedulerLeaderElected,
 }
-SOURCE_DIGEST = '7f3820d48f3e0e12'
+SOURCE_DIGEST = 'f9f1bcabc701a567'

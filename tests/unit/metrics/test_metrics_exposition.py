@@ -37,7 +37,7 @@ def sample(metrics: SquallMetrics, name: str, **labels: str) -> float | None:
 
 def scheduled() -> JobAttemptScheduled:
     return JobAttemptScheduled(event_id="sj", attempt_id="a1", instance_name="w-1", scheduler_epoch=1, user="alice",
-                               cores_mcpu=1000, memory_bytes=1 << 30, storage_gib=0, **ENVELOPE)
+                               cores_mcpu=1000, memory_bytes=1 << 30, storage_gib=0, awaits_verdict=True, **ENVELOPE)
 
 
 def completed(outcome: str, cause: str | None, started_at: int | None, ended_at: int) -> JobAttemptCompleted:

@@ -150,7 +150,8 @@ def match(
 
     shares: pool → user → mCPU the user may start in this cycle (from `fairshare.allocate`). A pool
     absent from `shares` (or shares=None) is not limited; a user absent from a listed pool gets 0.
-    full_pools: pools that cannot grow (at max instances), to explain waiting jobs accurately.
+    full_pools: pools that cannot grow (at max instances), to explain waiting jobs accurately; a
+    mapping pool -> (limit, its value), e.g. ("max_live_instances", 4), also names the limit.
     Every ready job ends up in exactly one of assignments, job_private_requests, explanations.
     """
     groups: dict[str, list[tuple[str, bool, _Group]]] = {}  # pool -> [(region, preemptible, group)]
@@ -237,6 +238,7 @@ def match(
             reason = no_capacity_reasons.get(scope_key)
             if reason is None:
                 reason = no_capacity_reasons[scope_key] = _no_capacity_reason(job, groups, full_pools)
+            limit = full_pools.get(job.pool) if reason is Reason.POOL_AT_MAX and isinstance(full_pools, Mapping) else None
             explanations.append(
                 _explain(
                     job,
@@ -246,6 +248,7 @@ def match(
                     cores_mcpu=job.cores_mcpu,
                     memory_bytes=job.memory_bytes,
                     storage_gib=job.storage_gib,
+                    **({"limit": limit[0], "limit_value": limit[1]} if limit else {}),
                 )
             )
             continue

@@ -1,8 +1,10 @@
 """python -m services.autoscaler --provider local|gce: size the worker fleet to the ready work.
 
 local: each instance is `python -m worker ...` on this machine (or `--worker-command
-"python -m services.simworker"` for simulated workers). gce: Compute Engine VMs; needs --gce-project,
---gce-zones and --gce-kafka-bootstrap (the Kafka address the VMs can reach).
+"python -m services.simworker"` for simulated workers); `--zones local-a,local-b:2` gives it zones
+(with capacities) to choose between. gce: Compute Engine VMs; needs --gce-project, --gce-zones and
+--gce-kafka-bootstrap (the Kafka address the VMs can reach). Either way, each new instance's zone is
+drawn by weight of the zones' recent creations (events/core/zones.py).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from services.autoscaler.pools import PoolConfigError, load_pools
 from services.autoscaler.service import Autoscaler, AutoscalerSettings
 from services.config import ConfigError, ServiceConfig, add_arguments, from_args, serve_metrics
 from services.providers.base import InstanceProvider, ProviderError
-from services.providers.local import WORKER_COMMAND, LocalProvider
+from services.providers.local import WORKER_COMMAND, LocalProvider, parse_zones
 
 log = logging.getLogger("services.autoscaler")
 
@@ -39,6 +41,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--worker-command", default=shlex.join(WORKER_COMMAND),
                    help="local provider: the worker agent command (flags are appended)")
     p.add_argument("--worker-args", default="", help="local provider: extra flags for every worker")
+    p.add_argument("--zones", default="", help="local provider: zones to spread instances over, each with an "
+                   "optional capacity, e.g. local-a,local-b:2 (default: none)")
     p.add_argument("--gce-project", default=None)
     p.add_argument("--gce-zones", default="", help="comma-separated zones, e.g. us-central1-a,us-central1-b")
     p.add_argument("--gce-kafka-bootstrap", default=None, help="Kafka address as the VMs see it")
@@ -52,7 +56,8 @@ def parser() -> argparse.ArgumentParser:
 
 def build_provider(args: argparse.Namespace, config: ServiceConfig) -> InstanceProvider:
     if args.provider == "local":
-        return LocalProvider(config, shlex.split(args.worker_command), shlex.split(args.worker_args))
+        return LocalProvider(config, shlex.split(args.worker_command), shlex.split(args.worker_args),
+                             zones=parse_zones(args.zones))
     from services.providers.gce import GceProvider, GceSettings
 
     zones = tuple(z.strip() for z in args.gce_zones.split(",") if z.strip())

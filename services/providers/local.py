@@ -6,6 +6,11 @@
 Processes run in their own session (they outlive an autoscaler restart) and are tracked by pid
 files under <home>/instances/<name>.pid, so `list` finds them again after a restart. The command
 is configurable: `python -m services.simworker` takes the same flags and runs nothing.
+
+Zones (optional, `--zones local-a,local-b:2`): names the autoscaler chooses between, each with an
+optional capacity (how many instances it holds at once). A create in a full zone is refused as a
+cloud zone without capacity refuses it (ZoneExhausted), so one machine shows how the autoscaler
+weighs zones by their recent success. An instance's zone is kept in <home>/instances/<name>.zone.
 """
 
 from __future__ import annotations
@@ -17,11 +22,11 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from services.config import ServiceConfig
-from services.providers.base import InstanceSpec, ProviderError, ProviderInstance
+from services.providers.base import InstanceSpec, ProviderError, ProviderInstance, ZoneExhausted
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +39,11 @@ class LocalProvider:
     name = "local"
 
     def __init__(self, config: ServiceConfig, command: Sequence[str] = WORKER_COMMAND,
-                 extra_args: Sequence[str] = (), stop_timeout_s: float = 30.0) -> None:
+                 extra_args: Sequence[str] = (), stop_timeout_s: float = 30.0,
+                 zones: Mapping[str, int | None] | None = None) -> None:
         self._config = config
+        self._zones = dict(zones or {})  # zone -> capacity (None: unlimited)
+        self._starting: dict[str, int] = {}  # zone -> creates in flight (their zone files are not written yet)
         self._command = tuple(command)
         self._extra_args = tuple(extra_args)
         self._stop_timeout_s = stop_timeout_s
@@ -57,15 +65,51 @@ class LocalProvider:
             args.append("--preemptible")
         return args + list(self._extra_args)
 
+    def zones_for(self, region: str) -> list[str]:
+        """Every configured zone: they are this machine's, whatever the region is called."""
+        return list(self._zones)
+
+    def _zone_file(self, name: str) -> Path:
+        return self.dir / f"{name}.zone"
+
+    def _zone_of(self, name: str) -> str | None:
+        try:
+            return self._zone_file(name).read_text().strip() or None
+        except OSError:
+            return None
+
+    def _check_room(self, zone: str) -> None:
+        if zone not in self._zones:
+            raise ProviderError(f"unknown local zone {zone!r}; configured: {', '.join(self._zones) or 'none'} "
+                                "(set --zones)")
+        capacity = self._zones[zone]
+        if capacity is None:
+            return
+        in_zone = sum(1 for f in self.dir.glob("*.zone")
+                      if f.read_text().strip() == zone and self._alive_pid(f.stem) is not None)
+        if in_zone + self._starting.get(zone, 0) >= capacity:
+            raise ZoneExhausted(f"local zone {zone} is full: it holds {capacity} instance(s)")
+
     async def create(self, spec: InstanceSpec) -> ProviderInstance:
         existing = self._alive_pid(spec.name)
         if existing is not None:
-            return ProviderInstance(spec.name, str(existing), "running")
-        process = await asyncio.to_thread(self._spawn, spec)
-        self._children[spec.name] = process
-        self._pid_file(spec.name).write_text(f"{process.pid}\n")
-        log.info("started local instance %s (pid %d)", spec.name, process.pid)
-        return ProviderInstance(spec.name, str(process.pid), "running")
+            return ProviderInstance(spec.name, str(existing), "running", zone=self._zone_of(spec.name))
+        zone = spec.zone
+        if zone is not None:
+            self._check_room(zone)
+            self._starting[zone] = self._starting.get(zone, 0) + 1
+        try:
+            process = await asyncio.to_thread(self._spawn, spec)
+            self._children[spec.name] = process
+            self._pid_file(spec.name).write_text(f"{process.pid}\n")
+            if zone is not None:
+                self._zone_file(spec.name).write_text(f"{zone}\n")
+        finally:
+            if zone is not None:
+                self._starting[zone] -= 1
+        log.info("started local instance %s (pid %d)%s", spec.name, process.pid,
+                 f" in zone {spec.zone}" if spec.zone else "")
+        return ProviderInstance(spec.name, str(process.pid), "running", zone=spec.zone)
 
     def _spawn(self, spec: InstanceSpec) -> subprocess.Popen[bytes]:
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -93,6 +137,7 @@ class LocalProvider:
                 while self._alive_pid(name) is not None:
                     await asyncio.sleep(0.05)
         self._pid_file(name).unlink(missing_ok=True)
+        self._zone_file(name).unlink(missing_ok=True)
         self._children.pop(name, None)
 
     async def list(self) -> list[ProviderInstance]:
@@ -104,8 +149,9 @@ class LocalProvider:
             pid = self._alive_pid(name)
             if pid is None:
                 pid_file.unlink(missing_ok=True)  # the process ended on its own (or the machine rebooted)
+                self._zone_file(name).unlink(missing_ok=True)
             else:
-                found.append(ProviderInstance(name, str(pid), "running"))
+                found.append(ProviderInstance(name, str(pid), "running", zone=self._zone_of(name)))
         return found
 
     def _alive_pid(self, name: str) -> int | None:
@@ -146,3 +192,19 @@ def _is_instance_process(pid: int, name: str) -> bool:
     if stat.rsplit(")", 1)[-1].split()[0] == "Z":
         return False
     return any(arg == b"--instance-name" and value == name.encode() for arg, value in zip(cmdline, cmdline[1:], strict=False))
+
+
+def parse_zones(text: str) -> dict[str, int | None]:
+    """`local-a,local-b:2` -> {"local-a": None, "local-b": 2}: zone names, each with an optional capacity."""
+    zones: dict[str, int | None] = {}
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        name, _, capacity = item.partition(":")
+        name = name.strip()
+        if not name or name in zones:
+            raise ProviderError(f"--zones {text!r}: zone names must be non-empty and distinct (e.g. local-a,local-b:2)")
+        if capacity.strip() and not capacity.strip().isdigit():
+            raise ProviderError(f"--zones {text!r}: the capacity of {name} must be a whole number, not {capacity!r}")
+        zones[name] = int(capacity) if capacity.strip() else None
+    return zones

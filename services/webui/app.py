@@ -262,9 +262,11 @@ def create_ui(database_url: str, blob_root: Path, api_base: str = "/api/v1alpha"
         Route("/batches/{batch_id:int}", signed_in(pages.batch), name="batch"),
         Route("/batches/{batch_id:int}/cancel", cancel_batch, methods=["POST"], name="cancel_batch"),
         Route("/batches/{batch_id:int}/rerun-failed", rerun_failed, methods=["POST"], name="rerun_failed"),
+        Route("/batches/{batch_id:int}/job-groups/{job_group_id:int}", signed_in(pages.job_group), name="job_group"),
         Route("/batches/{batch_id:int}/jobs/{job_id:int}", signed_in(pages.job), name="job"),
         Route("/batches/{batch_id:int}/jobs/{job_id:int}/log/{step}", signed_in(pages.job_log), name="job_log"),
         Route("/instances", signed_in(pages.instances), name="instances"),
+        Route("/pools/{pool}", signed_in(pages.pool), name="pool"),
         Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),
     ]
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error})

@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import PlainTextResponse, Response
 
 from services.front.errors import InvalidRequest
+from services.front.why import autoscaler_context, job_pool
 from services.webui import blobs, job_groups, pools, present, readmodels
 from services.webui.charts import line_chart
 from services.webui.steps import steps_from_status
@@ -160,13 +161,17 @@ async def job(visit: Visit) -> Response:
                 logs[step] = log
         charts = await asyncio.to_thread(_usage_charts, visit, batch_id, job_id, attempt["attempt_id"])
     status = _attempt_status(job_row, attempt)
-    explanation = None
+    explanation = autoscaler = None
     if job_row["state"] in ("Pending", "Ready"):
         explanation = await readmodels.scheduling_explanation(visit.conn, batch_id, job_id)
+    pool_of_job = job_pool(job_row) if job_row["state"] == "Ready" else None
+    if pool_of_job is not None:
+        autoscaler = autoscaler_context(await pools.latest_decision(visit.conn, pool_of_job))
     return visit.render(
         "job.html", batch=row, job=job_row, attempts=attempts, attempt=attempt, logs=logs, charts=charts,
         steps=steps_from_status(status), audit=await readmodels.audit_trail(visit.conn, batch_id, job_id),
-        explanation=explanation, live=job_row["state"] in present.LIVE_JOB_STATES, log_tail_bytes=blobs.LOG_TAIL_BYTES)
+        explanation=explanation, autoscaler=autoscaler, live=job_row["state"] in present.LIVE_JOB_STATES,
+        log_tail_bytes=blobs.LOG_TAIL_BYTES)
 
 
 async def job_log(visit: Visit) -> Response:

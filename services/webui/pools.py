@@ -45,6 +45,13 @@ async def decision_history(conn: AsyncConnection, pool: str, limit: int = HISTOR
     return [_with_words(row) for row in rows]
 
 
+async def latest_decision(conn: AsyncConnection, pool: str) -> Row | None:
+    rows = await _rows(conn, """
+        SELECT pool, occurred_at, decision FROM pool_decisions WHERE pool = %s
+        ORDER BY occurred_at DESC, "offset" DESC LIMIT 1""", (pool,))
+    return rows[0] if rows else None
+
+
 def pool_overview(summaries: list[Row], instances: list[Row], decisions: dict[str, Row]) -> list[Row]:
     """Each pool's instance summary (readmodels.summarise_pools) with its standing workers, zones and
     latest decision; a pool the autoscaler decided about but that has no instances is listed too."""

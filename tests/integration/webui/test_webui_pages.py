@@ -392,3 +392,11 @@ def test_a_pools_history_is_its_decisions_newest_first(client: TestClient) -> No
     assert client.get("/ui/pools/nope").status_code == 404
     sign_in(client, BOB_TOKEN)
     assert client.get("/ui/pools/standard").status_code == 403
+
+
+def test_a_ready_jobs_page_says_what_the_autoscaler_decided_for_its_pool(client: TestClient) -> None:
+    sign_in(client)
+    page = client.get("/ui/batches/1/jobs/3").text  # Ready, pool standard (preemptible)
+    why = page[page.index('id="why-autoscaler"'):]
+    assert "the pool is at max_live_instances (2 pending or active)" in why
+    assert 'href="/ui/pools/standard"' in why

@@ -77,7 +77,8 @@ def _job(conn: psycopg.Connection, batch_id: int, job_id: int, user: str, state:
         billing_project="test", state=state, committed=True, always_run=False, n_max_attempts=3,
         attributes={"name": f"job-{job_id}"}, spec={"process": {"type": "docker", "image": "ubuntu:24.04",
                                                                 "command": ["bash", "-c", "echo hi"]}},
-        cores_mcpu=1000, memory_bytes=3_750_000_000, storage_gib=0, preemptible=True, time_created=T0)
+        cores_mcpu=1000, memory_bytes=3_750_000_000, storage_gib=0, preemptible=True, worker_type="standard",
+        time_created=T0)
     row.update(kw)
     parent_ids = row.pop("parent_ids", [])
     columns = ", ".join(f'"{c}"' for c in row) + ", parent_ids"

@@ -327,6 +327,8 @@ class ReadModel:
         if op.state not in _COUNTER:
             raise ValueError(f"job {op.batch_id}/{op.job_id}: completion state {op.state!r} is not one of "
                              f"{sorted(_COUNTER)}")
+        if op.attempt_id is not None and job["state"] in ("Pending", "Ready"):
+            return  # a verdict on an attempt the job has moved past (a retry of it landed first): the core ignores it
         if op.attempt_id is None and job["current_attempt_id"] is not None:
             self._end_refused_attempt(job, op)
         attempt = (self.get(ATTEMPTS.name, (op.batch_id, op.job_id, op.attempt_id))

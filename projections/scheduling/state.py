@@ -73,6 +73,11 @@ class SchedulingState:
         # job-private claims ("batch:job:attempt") their job no longer waits for; dropped with the instance
         self.released_private: set[str] = set()
         self.epoch_by_batch: dict[int, int] = {}
+        # Copies of old events must stay inert (the log may hold a derived event twice, e.g. after a
+        # resolver crash): jobs that finished, by batch, so a copy of their JobCreated does not bring
+        # them back; and the attempt a FINISHING job ended, so only a retry of it makes the job Ready.
+        self.finished_jobs: dict[int, set[int]] = defaultdict(set)
+        self.ended_attempt: dict[JobKey, str] = {}
         self.events_applied = 0
 
     # ---- queries -----------------------------------------------------------------------------
@@ -124,7 +129,7 @@ class SchedulingState:
         return handler(self, event) if handler is not None else False
 
     def _on_job_created(self, e: JobCreated) -> bool:
-        if (e.batch_id, e.job_id) in self.jobs:
+        if (e.batch_id, e.job_id) in self.jobs or e.job_id in self.finished_jobs.get(e.batch_id, ()):
             return False
         r = e.spec.resources
         self.jobs[(e.batch_id, e.job_id)] = JobEntry(
@@ -137,6 +142,12 @@ class SchedulingState:
         job = self.jobs.get((e.batch_id, e.job_id))
         if job is None or job.phase is JobPhase.READY:
             return False
+        if e.after_attempt_id is None:  # its parents completed: only a Pending job (as the core says)
+            if job.phase is not JobPhase.PENDING:
+                return False
+        elif e.after_attempt_id not in (job.attempt_id, self.ended_attempt.get(job.key)):
+            return False  # a copy of a retry of an attempt that is not the job's any more
+        self.ended_attempt.pop(job.key, None)
         if job.attempt_id is not None:  # a retry whose attempt we never saw end: free it now
             self._release_attempt(job.attempt_id)
             self._release_private_claim(job, job.attempt_id)
@@ -187,6 +198,7 @@ class SchedulingState:
             was_creating = job.phase is JobPhase.CREATING
             self.creating.discard(job.key)
             job.phase, job.attempt_id = JobPhase.FINISHING, None
+            self.ended_attempt[job.key] = e.attempt_id
             self._release_private_claim(job, e.attempt_id)
             if was_creating:
                 self._forget_private_instance(e.instance_name)
@@ -196,6 +208,8 @@ class SchedulingState:
         job = self.jobs.pop((e.batch_id, e.job_id), None)
         if job is None:
             return False
+        self.finished_jobs[e.batch_id].add(e.job_id)
+        self.ended_attempt.pop(job.key, None)
         self._queue(job).discard(job.key, job.demand.cores_mcpu)
         if job.attempt_id is not None:
             self._release_private_claim(job, job.attempt_id)

@@ -29,10 +29,12 @@ def created(job: int, user: str = "alice", batch: int = 1, cores: int = 1000, **
                       spec_json="{}")
 
 
-def ready(job: int, batch: int = 1, not_before: int | None = None, at: int = 0) -> JobBecameReady:
+def ready(job: int, batch: int = 1, not_before: int | None = None, at: int = 0,
+          after: str | None = None) -> JobBecameReady:
+    """Ready as its parents completed, or (`after` an attempt) for a retry of that attempt."""
     return JobBecameReady(event_id=f"r{batch}.{job}.{at}", occurred_at=at, producer="t", batch_id=batch, job_id=job,
-                          after_attempt_id=None, not_before=not_before,
-                          reason="retry" if not_before else "parents_complete")
+                          after_attempt_id=after, not_before=not_before,
+                          reason="retry" if after else "parents_complete")
 
 
 def scheduled(job: int, attempt: str, instance: str, batch: int = 1, epoch: int = 1, cores: int = 1000,

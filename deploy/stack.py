@@ -79,12 +79,23 @@ def common_args(state: StackState) -> tuple[str, ...]:
 
 
 def write_pools(state: StackState) -> Path:
-    """The local stack's pools: small workers of each type, `workers` standard ones kept warm.
+    """The local stack's pools: small workers of each type, `workers` standard ones kept warm; or the
+    operator's own pools file (`squall up --pools FILE`), checked before any service starts.
 
     Jobs pick a pool by memory keyword and preemptibility (Hail's rule), so every type exists;
     the autoscaler starts a worker for a pool only when that pool has ready work.
     """
     import yaml
+
+    own = state.extra.get("pools_file")
+    if own:
+        from services.autoscaler.pools import PoolConfigError, load_pools
+
+        try:
+            load_pools(Path(own), "local")
+        except PoolConfigError as exc:
+            raise StackError(f"--pools: {exc}") from exc
+        return Path(own)
 
     pools = []
     for worker_type in ("standard", "highcpu", "highmem"):
@@ -126,7 +137,8 @@ def service_specs(state: StackState) -> list[ProcessSpec]:
         ProcessSpec("scheduler", SERVICE_MODULES["scheduler"],
                     with_metrics("scheduler", "--pools", pools, "--heartbeat-timeout", str(state.heartbeat_timeout_s))),
         ProcessSpec("autoscaler", SERVICE_MODULES["autoscaler"],
-                    with_metrics("autoscaler", "--provider", "local", "--pools", pools, "--loop-period", "2")),
+                    with_metrics("autoscaler", "--provider", "local", "--pools", pools, "--loop-period", "2",
+                                 *(("--zones", state.extra["zones"]) if state.extra.get("zones") else ()))),
         ProcessSpec("front", SERVICE_MODULES["front"], (*common, "--host", "127.0.0.1", "--port", str(state.port))),
     ]
 
@@ -176,8 +188,14 @@ def migration_dirs() -> list[Path]:
 
 def up(home: Path, *, bootstrap: str | None = None, database_url: str | None = None, port: int | None = None,
        topic_prefix: str | None = None, workers: int = 1, worker_cores: int = 2, heartbeat_timeout_s: float = 30.0,
-       say=print, timeout_s: float = 120.0) -> StackState:  # type: ignore[no-untyped-def]
-    """Bring the stack up (idempotent) and return its state once the API answers."""
+       say=print, timeout_s: float = 120.0, pools_file: Path | None = None,
+       zones: str | None = None) -> StackState:  # type: ignore[no-untyped-def]
+    """Bring the stack up (idempotent) and return its state once the API answers.
+
+    `pools_file` replaces the default pools (a PoolConfig YAML, see services/autoscaler/pools.py);
+    `zones` gives the local workers zones to be spread over (`local-a,local-b:2`: names with optional
+    capacities). Both are kept for later `up`s of the same home."""
+    _check_fleet_options(pools_file, zones)
     from deploy.postgres import create_database
     from projections.db import migrate
 
@@ -211,6 +229,10 @@ def up(home: Path, *, bootstrap: str | None = None, database_url: str | None = N
                        heartbeat_timeout_s=heartbeat_timeout_s)
     if previous:
         state.extra = dict(previous.extra)
+    if pools_file is not None:
+        state.extra["pools_file"] = str(Path(pools_file).resolve())
+    if zones is not None:
+        state.extra["zones"] = zones
     state.token = _ensure_default_user(database_url, token)
     specs = service_specs(state)  # picks the metrics ports, so save after
     state.save()
@@ -225,6 +247,21 @@ def up(home: Path, *, bootstrap: str | None = None, database_url: str | None = N
     if dead:
         raise StackError("not running: " + ", ".join(f"{n} (log: {table.log_file(n)})" for n in dead))
     return state
+
+
+def _check_fleet_options(pools_file: Path | None, zones: str | None) -> None:
+    """Refuse a bad --pools or --zones before starting anything, naming what to fix."""
+    from services.autoscaler.pools import PoolConfigError, load_pools
+    from services.providers.base import ProviderError
+    from services.providers.local import parse_zones
+
+    try:
+        if pools_file is not None:
+            load_pools(Path(pools_file), "local")
+        if zones is not None:
+            parse_zones(zones)
+    except (PoolConfigError, ProviderError) as exc:
+        raise StackError(str(exc)) from exc
 
 
 def _port_taken_by_other(state: StackState) -> bool:

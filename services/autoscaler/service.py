@@ -41,9 +41,10 @@ from events.catalog import (
     InstanceDeleted,
     InstanceRequested,
     PoolInstanceChoice,
+    PoolScalingDecided,
 )
 from events.core.autoscale import PoolConfig, PoolSnapshot, decide_from_snapshots
-from events.core.zones import choose_zone
+from events.core.zones import ZoneWeight, choose_zone
 from events.envelope import derived_event_id
 from events.log import EventLog
 from events.publisher import Publisher
@@ -160,7 +161,7 @@ class Autoscaler:
         windows = {p.name: pool_lookahead(state, p, snapshots[p.name], loop_ms) for p in pools}
         decision = decide_from_snapshots(pools, {name: w.demand_mcpu for name, w in windows.items()}, snapshots, now)
         requests: list[InstanceSpec] = []
-        decisions: list[Event] = []
+        decisions: list[PoolScalingDecided] = []
         for pool in pools:
             paused_until = self._pool_paused_until.get(pool.name, 0)
             paused = paused_until > now
@@ -176,9 +177,10 @@ class Autoscaler:
             if self.decisions.is_news(event):
                 decisions.append(event)
         if decisions or requests:
-            await self._publisher.publish(decisions + [self._requested(spec, now) for spec in requests])
+            appended: list[Event] = [*decisions, *(self._requested(spec, now) for spec in requests)]
+            await self._publisher.publish(appended)
             for event in decisions:
-                self.decisions.appended(event)  # type: ignore[arg-type]
+                self.decisions.appended(event)
             self.stats.requested += len(requests)
             await asyncio.gather(*(self._create(spec) for spec in requests))
         for name in decision.deletions:
@@ -186,7 +188,7 @@ class Autoscaler:
             if inst is not None and not inst.attempts:
                 await self._delete(inst, "idle")
 
-    def _zone_weights(self, pool: PoolConfig):  # type: ignore[no-untyped-def]
+    def _zone_weights(self, pool: PoolConfig) -> tuple[ZoneWeight, ...]:
         return self.observed.zones.weights(self.provider.zones_for(pool.region))
 
     def _spec(self, pool: PoolConfig, standing: bool) -> InstanceSpec:

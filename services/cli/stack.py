@@ -33,13 +33,18 @@ def up(
                                             help="prefix of the stack's topics (default: as before, else squall.)"),
     workers: int = typer.Option(1, "--workers", help="local worker instances to keep running"),
     worker_cores: int = typer.Option(2, "--worker-cores"),
+    pools: Path | None = typer.Option(None, "--pools", help="pools YAML instead of the default pools (min, max "
+                                      "live and max instances, standing workers, look-ahead window; kept for "
+                                      "later ups)"),
+    zones: str | None = typer.Option(None, "--zones", help="zones for the local workers, each with an optional "
+                                     "capacity, e.g. local-a,local-b:2 (kept for later ups)"),
 ) -> None:
     """Start the local stack (idempotent): Kafka, PostgreSQL, services and local workers."""
     h = _home(home)
     try:
         state = stack.up(h, bootstrap=kafka_bootstrap, database_url=database_url, port=port,
                          topic_prefix=topic_prefix, workers=workers, worker_cores=worker_cores,
-                         say=lambda m: console.print(f"  {m}"))
+                         say=lambda m: console.print(f"  {m}"), pools_file=pools, zones=zones)
     except stack.StackError as exc:
         console.print(f"[red]squall up failed:[/red] {exc}")
         raise typer.Exit(1) from exc

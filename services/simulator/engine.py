@@ -24,8 +24,8 @@ from collections.abc import Callable, Iterator
 from itertools import zip_longest
 
 from events.core.autoscale import PoolSnapshot, decide_from_snapshots
-from events.core.lookahead import Lookahead, UserQueue, enough_demand_mcpu, lookahead
 from events.core.fairshare import UserDemand, allocate
+from events.core.lookahead import Lookahead, UserQueue, enough_demand_mcpu, lookahead
 from events.core.matching import ReadyJob, match
 from services.simulator.fleet import ACTIVE, DELETED, Fleet, SimInstance
 from services.simulator.report import FairShareSample, Recorder, Report, fair_share_errors, percentiles_ms

@@ -36,7 +36,13 @@ async def build_live(bootstrap: str, topics: Topics, url: str) -> None:
 
 def autoscaler_events() -> list:
     """A standing worker requested in zone z-a for pool `spot`, and the decision that asked for it."""
-    from events.catalog import InstanceCreated, InstanceRequested, PoolInstanceChoice, PoolScalingDecided, PoolZoneWeight
+    from events.catalog import (
+        InstanceCreated,
+        InstanceRequested,
+        PoolInstanceChoice,
+        PoolScalingDecided,
+        PoolZoneWeight,
+    )
 
     decision = PoolScalingDecided(
         event_id="psd-1", occurred_at=5_000, producer="autoscaler/test", pool="spot", requested=0,

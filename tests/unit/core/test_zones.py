@@ -8,7 +8,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from events.core.zones import ZONE_WINDOW, ZoneOutcome, ZoneWeight, ZoneWindow, choose_zone, unit_interval, zone_weights
+from events.core.zones import (
+    ZONE_WINDOW,
+    ZoneOutcome,
+    ZoneWeight,
+    ZoneWindow,
+    choose_zone,
+    unit_interval,
+    zone_weights,
+)
 
 ZONES = ["us-central1-a", "us-central1-b", "us-central1-c"]
 

@@ -49,3 +49,34 @@ async def test_create_list_delete_and_find_a_restarted_agent(tmp_path) -> None:
     finally:
         if restarted.poll() is None:
             restarted.kill()
+
+
+async def test_local_zones_hold_their_capacity_and_refuse_beyond_it(tmp_path) -> None:
+    import asyncio
+    from dataclasses import replace
+
+    import pytest
+
+    from services.providers.base import ProviderError, ZoneExhausted
+
+    config = ServiceConfig(bootstrap_servers="127.0.0.1:9", database_url="", home=tmp_path, topic_prefix="p.")
+    provider = LocalProvider(config, SLEEPER, stop_timeout_s=5, zones={"local-a": None, "local-b": 1})
+    assert provider.zones_for("local") == ["local-a", "local-b"]
+    try:
+        # two creates at once in a zone that holds one: exactly one gets it
+        results = await asyncio.gather(provider.create(replace(spec("b1"), zone="local-b")),
+                                       provider.create(replace(spec("b2"), zone="local-b")), return_exceptions=True)
+        assert sorted(type(r).__name__ for r in results) == ["ProviderInstance", "ZoneExhausted"]
+        assert [i.zone for i in await provider.list()] == ["local-b"]
+        made = await provider.create(replace(spec("a1"), zone="local-a"))
+        assert made.zone == "local-a" and (tmp_path / "instances" / "a1.zone").read_text().strip() == "local-a"
+        with pytest.raises(ProviderError, match="unknown local zone 'local-c'"):
+            await provider.create(replace(spec("c1"), zone="local-c"))
+        taken = next(i.name for i in await provider.list() if i.zone == "local-b")
+        await provider.delete(taken)  # room again
+        assert (await provider.create(replace(spec("b3"), zone="local-b"))).zone == "local-b"
+        with pytest.raises(ZoneExhausted, match="local zone local-b is full"):
+            await provider.create(replace(spec("b4"), zone="local-b"))
+    finally:
+        for instance in await provider.list():
+            await provider.delete(instance.name)

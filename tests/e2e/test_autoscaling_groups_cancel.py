@@ -87,8 +87,9 @@ def test_demand_stops_at_max_live_instances_and_why_says_so(stack: StackClient) 
 
     def waiting_at_the_limit() -> dict[str, Any] | None:
         for job_id in range(1, 7):
-            why = stack.http.get(f"/squall/batches/{batch_id}/jobs/{job_id}/why").json()
-            if why["reason_code"] == "pool_at_max" and (why.get("autoscaler") or {}).get("limited_by"):
+            answer = stack.http.get(f"/squall/batches/{batch_id}/jobs/{job_id}/why")
+            why = answer.json() if answer.status_code == 200 else {}  # 404 until the read model has the job
+            if why.get("reason_code") == "pool_at_max" and (why.get("autoscaler") or {}).get("limited_by"):
                 return why
         return None
 

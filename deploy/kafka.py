@@ -5,6 +5,11 @@ The jars come from Maven Central through `mvn dependency:copy-dependencies`, onc
 its log dirs, its own logs and a pid file under `data_dir`, so `start()` is idempotent: a second
 call finds the running broker and returns the same bootstrap address.
 
+Without `security` it has one PLAINTEXT listener that accepts anyone (the shared test broker).
+With it (deploy/kafka_auth.py: what `squall up` runs) every listener authenticates: SCRAM on a
+loopback listener (`bootstrap`) for local services, SCRAM over TLS (`external_bootstrap`) for
+workers, and the StandardAuthorizer denies whatever no ACL allows.
+
     python -m deploy.kafka start --data-dir /tmp/k      # prints the bootstrap address
     python -m deploy.kafka stop --data-dir /tmp/k
 """
@@ -16,6 +21,7 @@ import asyncio
 import base64
 import contextlib
 import fcntl
+import json
 import logging
 import os
 import shutil
@@ -28,7 +34,16 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+from deploy.kafka_auth import (
+    BrokerSecurity,
+    add_scram_arguments,
+    broker_client,
+    broker_properties,
+    java_client_properties,
+    scram_digest,
+)
 from deploy.processes import pid_alive
+from events.kafka_security import KafkaSecurity
 
 KAFKA_VERSION = "4.1.1"
 LOG4J_VERSION = "2.24.3"
@@ -139,14 +154,15 @@ def _java() -> str:
     return java
 
 
-async def wait_until_answers(bootstrap: str, timeout_s: float) -> None:
+async def wait_until_answers(bootstrap: str, timeout_s: float, security: KafkaSecurity | None = None) -> None:
     """Poll the broker's metadata with aiokafka until it answers or the timeout passes."""
     from aiokafka.admin import AIOKafkaAdminClient
 
+    auth = security.client_kwargs() if security else {}
     deadline = time.monotonic() + timeout_s
     with _quiet("aiokafka"):  # "Unable connect" errors are expected while the JVM boots
         while time.monotonic() < deadline:
-            if await _answers(AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=3000)):
+            if await _answers(AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=3000, **auth)):
                 return
             await asyncio.sleep(0.3)
     raise KafkaDeployError(f"Kafka at {bootstrap} did not answer within {timeout_s:.0f}s "
@@ -182,11 +198,12 @@ class KafkaBroker:
     """One KRaft broker whose whole state lives in `data_dir`."""
 
     def __init__(self, data_dir: Path, port: int | None = None, heap: str = DEFAULT_HEAP,
-                 version: str = KAFKA_VERSION) -> None:
+                 version: str = KAFKA_VERSION, security: BrokerSecurity | None = None) -> None:
         self.data_dir = Path(data_dir).resolve()
         self.requested_port = port
         self.heap = heap
         self.version = version
+        self.security = security
 
     # --- files in data_dir -------------------------------------------------------------------
     @property
@@ -211,25 +228,43 @@ class KafkaBroker:
         except (OSError, ValueError):
             return None
 
-    def _ports(self) -> tuple[int, int]:
-        """(broker port, controller port): kept in data_dir so a restart reuses them."""
+    def _ports(self) -> tuple[int, int, int]:
+        """(broker port, controller port, TLS port): kept in data_dir so a restart reuses them."""
         try:
-            broker, controller = (int(p) for p in self.port_file.read_text().split())
-            if self.requested_port in (None, broker):
-                return broker, controller
-        except (OSError, ValueError):
+            ports = [int(p) for p in self.port_file.read_text().split()]
+            if self.requested_port in (None, ports[0]):
+                if len(ports) == 2:  # written before the TLS listener existed
+                    ports.append(self._another_port(ports))
+                    self.port_file.write_text(" ".join(map(str, ports)) + "\n")
+                return ports[0], ports[1], ports[2]
+        except (OSError, ValueError, IndexError):
             pass
-        broker = self.requested_port or free_port()
-        controller = free_port()
-        while controller == broker:
-            controller = free_port()
-        self.port_file.write_text(f"{broker} {controller}\n")
-        return broker, controller
+        ports = [self.requested_port or free_port()]
+        ports.append(self._another_port(ports))
+        ports.append(self._another_port(ports))
+        self.port_file.write_text(" ".join(map(str, ports)) + "\n")
+        return ports[0], ports[1], ports[2]
+
+    @staticmethod
+    def _another_port(taken: list[int]) -> int:
+        port = free_port()
+        while port in taken:
+            port = free_port()
+        return port
 
     @property
     def bootstrap(self) -> str:
-        broker, _ = self._ports()
+        """The loopback listener (the only one without security; with it, SCRAM without TLS)."""
+        broker, _, _ = self._ports()
         return f"127.0.0.1:{broker}"
+
+    @property
+    def external_bootstrap(self) -> str:
+        """The SASL_SSL listener that workers use (the loopback one when the broker is not secured)."""
+        if self.security is None:
+            return self.bootstrap
+        _, _, external = self._ports()
+        return f"{self.security.external_host}:{external}"
 
     def is_running(self) -> bool:
         pid = self._read_pid()
@@ -244,7 +279,7 @@ class KafkaBroker:
         return str(self.data_dir / "server.properties").encode() in cmdline
 
     # --- lifecycle ---------------------------------------------------------------------------
-    def _write_config(self, broker_port: int, controller_port: int) -> Path:
+    def _write_config(self, broker_port: int, controller_port: int, external_port: int) -> Path:
         props = {
             "process.roles": "broker,controller",
             "node.id": "1",
@@ -270,8 +305,13 @@ class KafkaBroker:
             "log.segment.bytes": str(64 * 1024 * 1024),
             "log.retention.hours": "-1",
         }
+        if self.security is not None:
+            props.update(broker_properties(self.security, broker_port, controller_port, external_port))
         path = self.data_dir / "server.properties"
-        path.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # holds the broker's own passwords
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write("".join(f"{k}={v}\n" for k, v in props.items()))
         (self.data_dir / "log4j2.properties").write_text(_LOG4J2_PROPERTIES.format(logs=self.log_dir))
         return path
 
@@ -287,23 +327,78 @@ class KafkaBroker:
         if (self.storage_dir / "meta.properties").exists():
             return
         cluster_id = new_cluster_id()
+        # SCRAM users are created with the storage: no extra JVM start on a fresh broker
+        scram = add_scram_arguments(self.security) if self.security else []
         cmd = self._java_cmd("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config),
-                             "--ignore-formatted")
+                             "--ignore-formatted", *scram)
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
             raise KafkaDeployError(f"formatting Kafka storage in {self.storage_dir} failed:\n"
                                    f"{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+        if self.security is not None:
+            self._record_scram_users(self.security.scram_users)
+
+    # --- SCRAM users (a broker formatted before it was secured gets them with kafka-configs) ----
+    @property
+    def _scram_file(self) -> Path:
+        return self.data_dir / "scram-users.json"
+
+    def _record_scram_users(self, users: dict[str, str]) -> None:
+        recorded = self._recorded_scram_users()
+        recorded.update({u: scram_digest(u, p) for u, p in users.items()})
+        self._scram_file.write_text(json.dumps(recorded, indent=2, sort_keys=True))
+
+    def _recorded_scram_users(self) -> dict[str, str]:
+        try:
+            return dict(json.loads(self._scram_file.read_text()))
+        except (OSError, ValueError):
+            return {}
+
+    def _ensure_scram_users(self) -> None:
+        """Create (or update) the SCRAM users this data dir has not recorded, with Kafka's kafka-configs."""
+        assert self.security is not None
+        recorded = self._recorded_scram_users()
+        todo = {u: p for u, p in self.security.scram_users.items() if recorded.get(u) != scram_digest(u, p)}
+        if not todo:
+            return
+        client_config = self.data_dir / "broker-client.properties"
+        fd = os.open(client_config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(java_client_properties(broker_client(self.security)))
+        for user, password in sorted(todo.items()):
+            scram_config = self.data_dir / "scram-user.properties"  # never on a command line
+            fd = os.open(scram_config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(f"SCRAM-SHA-512=password={password}\n")  # the file form: no brackets
+            try:
+                cmd = self._java_cmd("kafka.admin.ConfigCommand", "--bootstrap-server", self.bootstrap,
+                                     "--command-config", str(client_config), "--alter", "--entity-type", "users",
+                                     "--entity-name", user, "--add-config-file", str(scram_config))
+                proc = subprocess.run(cmd, capture_output=True, text=True)
+            finally:
+                scram_config.unlink(missing_ok=True)
+            if proc.returncode != 0:
+                raise KafkaDeployError(f"creating the Kafka SCRAM user {user!r} with kafka-configs failed:\n"
+                                       f"{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+            self._record_scram_users({user: password})
 
     def start(self, timeout_s: float = START_TIMEOUT_S) -> str:
         """Start (or find running) and wait until the broker answers; returns the bootstrap address."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.data_dir, 0o700)  # its configuration holds the broker's passwords
         self.log_dir.mkdir(exist_ok=True)
         if self.is_running():
             bootstrap = self.bootstrap
-            _run_coroutine(wait_until_answers(bootstrap, timeout_s))
+            if self._runs_unsecured() and self.security is not None:
+                raise KafkaDeployError(f"the broker in {self.data_dir} is running without authentication (started "
+                                       "by an older squall or by hand); stop it (squall down) and start it again "
+                                       "to secure it")
+            _run_coroutine(wait_until_answers(bootstrap, timeout_s, self._own_client()))
+            if self.security is not None:
+                self._ensure_scram_users()
             return bootstrap
-        broker_port, controller_port = self._ports()
-        config = self._write_config(broker_port, controller_port)
+        broker_port, controller_port, external_port = self._ports()
+        config = self._write_config(broker_port, controller_port, external_port)
         self._format_storage(config)
         out = open(self.log_dir / "stdout.log", "ab")  # noqa: SIM115 - handed to the child
         try:
@@ -322,10 +417,21 @@ class KafkaBroker:
         except BaseException:
             self.stop()
             raise
+        if self.security is not None:
+            self._ensure_scram_users()
         return bootstrap
 
+    def _runs_unsecured(self) -> bool:
+        try:
+            return "authorizer.class.name=" not in (self.data_dir / "server.properties").read_text()
+        except OSError:
+            return False
+
+    def _own_client(self) -> KafkaSecurity | None:
+        return broker_client(self.security) if self.security is not None else None
+
     async def _wait_started(self, proc: subprocess.Popen[bytes], bootstrap: str, timeout_s: float) -> None:
-        waiter = asyncio.ensure_future(wait_until_answers(bootstrap, timeout_s))
+        waiter = asyncio.ensure_future(wait_until_answers(bootstrap, timeout_s, self._own_client()))
         while not waiter.done():
             if proc.poll() is not None:
                 waiter.cancel()
@@ -376,6 +482,15 @@ class KafkaBroker:
                     pass
             _reap(pid)
         self.pid_file.unlink(missing_ok=True)
+
+
+def stack_broker(home: Path, external_host: str = "127.0.0.1") -> KafkaBroker:
+    """The local stack's own broker (home/kafka), secured with the stack's secrets (home/kafka-auth):
+    what squall up, squall kafka start and the supervisor all start."""
+    from deploy.kafka_auth import KafkaAuth
+
+    auth = KafkaAuth.load_or_create(home / "kafka-auth")
+    return KafkaBroker(home / "kafka", security=auth.broker_security([external_host]))
 
 
 def _reap(pid: int) -> None:

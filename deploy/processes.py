@@ -33,6 +33,15 @@ def pid_alive(pid: int) -> bool:
         return True
 
 
+def runs_module(pid: int, module: str) -> bool:
+    """The pid still runs `python -m module` (pids are reused; a stale pid file must not count)."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return any(a == b"-m" and m == module.encode() for a, m in zip(argv, argv[1:], strict=False))
+
+
 class ProcessTable:
     """Background processes of one stack: pid files under <home>/run, logs under <home>/logs."""
 
@@ -63,6 +72,10 @@ class ProcessTable:
         running = self.pid(spec.name)
         if running:
             return running
+        return self.spawn(spec, env).pid
+
+    def spawn(self, spec: ProcessSpec, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        """Start the process (in a session of its own, appending to its log) and record its pid."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log_file(spec.name), "ab") as log:
@@ -72,7 +85,7 @@ class ProcessTable:
                 start_new_session=True, env={**os.environ, **(env or {})},
             )
         self.pid_file(spec.name).write_text(str(proc.pid))
-        return proc.pid
+        return proc
 
     def stop(self, name: str, timeout_s: float = 15.0) -> bool:
         """SIGTERM, wait, then SIGKILL the whole process group. True if it was running."""

@@ -1,8 +1,11 @@
-"""The embedded local stack: Kafka, PostgreSQL, the services and local workers on one machine.
+"""The embedded local stack: Kafka, PostgreSQL, the object store, the services and local workers on one machine.
 
 `squall up` is idempotent: what is already running is left alone, what is missing is started.
 State lives in SQUALL_HOME (default ~/.squall): stack.json (URLs, the default user's token),
-run/*.pid, logs/*.log, kafka/, postgres/, blobs/, instances/.
+run/*.pid, logs/*.log, kafka/, postgres/, storage/ (the embedded GCS-API server's objects: job
+logs, status, usage, users' files), instances/, and the broker's secrets: kafka-auth/ (its CA,
+certificate and passwords) and credentials/<role>.json (one Kafka principal per service,
+deploy/kafka_acls.py), all 0700/0600. The object store's part is deploy/stack_storage.py.
 """
 
 from __future__ import annotations
@@ -10,12 +13,19 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shlex
 import socket
+import subprocess
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from deploy import stack_storage, supervisor
 from deploy.processes import ProcessSpec, ProcessTable
+from deploy.state_dir import secure_state_dir
+from events.errors import LogError
+from events.kafka_security import KafkaSecurity
 
 STATE_FILE = "stack.json"
 DEFAULT_USER = "squall"
@@ -50,7 +60,19 @@ class StackState:
     workers: int = 1
     worker_cores: int = 2
     heartbeat_timeout_s: float = 30.0
+    # run simulated workers (`python -m services.simworker`: no podman; each job takes this many ms)
+    simulated_job_ms: int | None = None
     extra: dict[str, str] = field(default_factory=dict)
+    # the object store (absent from a stack.json written before it: the embedded server is the default)
+    storage_endpoint: str | None = None  # None with embedded_storage False: real GCS
+    embedded_storage: bool = True
+    system_bucket: str = stack_storage.DEFAULT_SYSTEM_BUCKET
+    bucket: str = stack_storage.DEFAULT_DATA_BUCKET  # the default user's
+    kafka_credentials: str = ""  # directory of <role>.json; "" = an unauthenticated broker
+    worker_bootstrap: str = ""  # the listener workers use ("" = bootstrap)
+
+    def credentials_file(self, role: str) -> str | None:
+        return str(Path(self.kafka_credentials) / f"{role}.json") if self.kafka_credentials else None
 
     def save(self) -> None:
         path = Path(self.home) / STATE_FILE
@@ -73,9 +95,13 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def common_args(state: StackState) -> tuple[str, ...]:
+def common_args(state: StackState, role: str) -> tuple[str, ...]:
+    credentials = state.credentials_file(role)
+    storage = ("--system-bucket", state.system_bucket) + (
+        ("--storage-endpoint", state.storage_endpoint) if state.storage_endpoint else ())
     return ("--bootstrap", state.bootstrap, "--topic-prefix", state.topic_prefix,
-            "--database-url", state.database_url, "--home", state.home)
+            "--database-url", state.database_url, "--home", state.home, *storage,
+            *(("--kafka-credentials", credentials) if credentials else ()))
 
 
 def write_pools(state: StackState) -> Path:
@@ -122,13 +148,30 @@ def metrics_ports(state: StackState) -> dict[str, int]:
     return ports
 
 
+def job_firewall_endpoints(state: StackState) -> list[str]:
+    """Control-plane endpoints the workers' job firewall blocks besides the broker (each worker adds
+    its bootstrap servers) and the host's own addresses (always blocked). Endpoints of other hosts
+    belong here: the object store, worker HTTP endpoints, the front end when it is not local."""
+    store = [state.storage_endpoint] if state.storage_endpoint else []
+    return [state.api_url, *store, *json.loads(state.extra.get("job_firewall_block", "[]"))]
+
+
+def worker_args(state: StackState) -> str:
+    args: list[str] = []
+    for endpoint in job_firewall_endpoints(state):
+        args += ["--job-firewall-block", endpoint]
+    return shlex.join(args)
+
+
 def service_specs(state: StackState) -> list[ProcessSpec]:
-    common = common_args(state)
     pools = str(write_pools(state))
     ports = metrics_ports(state)
+    workers: tuple[str, ...] = ("--worker-bootstrap", state.worker_bootstrap or state.bootstrap)
+    if state.kafka_credentials:
+        workers += ("--worker-kafka-credentials", str(state.credentials_file("worker")))
 
     def with_metrics(name: str, *args: str) -> tuple[str, ...]:
-        return (*common, *args, "--metrics-port", str(ports[name]))
+        return (*common_args(state, name), *args, "--metrics-port", str(ports[name]))
 
     return [
         ProcessSpec("resolver", SERVICE_MODULES["resolver"], with_metrics("resolver")),
@@ -138,9 +181,20 @@ def service_specs(state: StackState) -> list[ProcessSpec]:
                     with_metrics("scheduler", "--pools", pools, "--heartbeat-timeout", str(state.heartbeat_timeout_s))),
         ProcessSpec("autoscaler", SERVICE_MODULES["autoscaler"],
                     with_metrics("autoscaler", "--provider", "local", "--pools", pools, "--loop-period", "2",
+                                 *workers, *_worker_flags(state),
                                  *(("--zones", state.extra["zones"]) if state.extra.get("zones") else ()))),
-        ProcessSpec("front", SERVICE_MODULES["front"], (*common, "--host", "127.0.0.1", "--port", str(state.port))),
+        ProcessSpec("front", SERVICE_MODULES["front"],
+                    (*common_args(state, "front"), "--host", "127.0.0.1", "--port", str(state.port), "--pools", pools)),
     ]
+
+
+def _worker_flags(state: StackState) -> tuple[str, ...]:
+    """The autoscaler's flags for its workers: the agent's firewall blocks, or for simulated workers
+    (the same flags as the worker agent, nothing runs) their command and job duration."""
+    if state.simulated_job_ms is None:
+        return ("--worker-args", worker_args(state))
+    return ("--worker-command", shlex.join((sys.executable, "-m", "services.simworker")),
+            "--worker-args", f"--job-duration-ms {state.simulated_job_ms}")
 
 
 def wait_for_http(url: str, timeout_s: float) -> bool:
@@ -157,21 +211,55 @@ def wait_for_http(url: str, timeout_s: float) -> bool:
     return False
 
 
-async def _create_topics(bootstrap: str, prefix: str) -> None:
+async def _prepare_log(bootstrap: str, prefix: str, admin: KafkaSecurity | None) -> None:
+    """Create the topics with their settings, refuse topics that would forget, and (as the
+    administrator of a secured broker) give each role's principal its ACLs."""
+    from deploy.kafka_acls import apply_acls, stack_acls
     from events.kafka_log import KafkaEventLog
-    from events.topics import Topics
+    from events.retention import retention_problems
+    from events.topics import KEEP_FOREVER, Topics
 
-    log = await KafkaEventLog.connect(bootstrap, client_id="squall-up")
+    topics = Topics(prefix=prefix)
+    log = await KafkaEventLog.connect(bootstrap, client_id="squall-up", security=admin)
     try:
-        await log.create_topics(Topics(prefix=prefix).specs())
+        await log.create_topics(topics.specs())
+        durable = [s.name for s in topics.specs() if s.configs == KEEP_FOREVER]
+        problems = retention_problems(await log.topic_configs(durable))
+        if problems:
+            fix = ",".join(f"{k}={v}" for k, v in KEEP_FOREVER.items())
+            raise StackError("topics squall rebuilds its state from may delete records: " + "; ".join(problems)
+                             + f". Set {fix} on each (kafka-configs.sh --alter --entity-type topics "
+                               f"--entity-name TOPIC --add-config {fix})")
     finally:
         await log.close()
+    if admin is not None:
+        await apply_acls(bootstrap, admin, stack_acls(topics))
 
 
 def _kafka(home: Path):  # type: ignore[no-untyped-def]
     from deploy.kafka import KafkaBroker
 
-    return KafkaBroker(home / "kafka")
+    return KafkaBroker(home / "kafka")  # enough to find, stop or ask after it
+
+
+def _embedded_kafka(home: Path, say, tls_everywhere: bool) -> tuple[str, str, Path]:  # type: ignore[no-untyped-def]
+    """Start the stack's own broker, secured: (services' bootstrap, workers' bootstrap, credentials dir)."""
+    from deploy.kafka import KafkaDeployError, stack_broker
+    from deploy.kafka_acls import ADMIN, ROLES
+    from deploy.kafka_auth import KafkaAuth
+
+    broker = stack_broker(home)
+    try:
+        broker.start()
+    except KafkaDeployError as exc:
+        raise StackError(f"kafka did not start: {exc}") from exc
+    auth = KafkaAuth.load_or_create(home / "kafka-auth")
+    credentials = home / "credentials"
+    auth.write_credentials(credentials, tls_roles=(*ROLES, ADMIN) if tls_everywhere else ("worker",))
+    services = broker.external_bootstrap if tls_everywhere else broker.bootstrap
+    say(f"kafka       {services} (embedded; SASL/SCRAM{' over TLS' if tls_everywhere else ''}), "
+        f"workers {broker.external_bootstrap} (SASL/SCRAM over TLS)")
+    return services, broker.external_bootstrap, credentials
 
 
 def _postgres(home: Path):  # type: ignore[no-untyped-def]
@@ -188,9 +276,18 @@ def migration_dirs() -> list[Path]:
 
 def up(home: Path, *, bootstrap: str | None = None, database_url: str | None = None, port: int | None = None,
        topic_prefix: str | None = None, workers: int = 1, worker_cores: int = 2, heartbeat_timeout_s: float = 30.0,
+       storage: str = "embedded", storage_endpoint: str | None = None, system_bucket: str | None = None,
+       bucket: str | None = None, simulated_job_ms: int | None = None,
+       kafka_credentials: Path | None = None, worker_bootstrap: str | None = None, kafka_tls_everywhere: bool = False,
        say=print, timeout_s: float = 120.0, pools_file: Path | None = None,
        zones: str | None = None) -> StackState:  # type: ignore[no-untyped-def]
-    """Bring the stack up (idempotent) and return its state once the API answers.
+    """Bring the stack up (idempotent) and return its state once the API answers. With
+    `simulated_job_ms`, its workers are simulated (no podman; every job succeeds after that long).
+
+    The embedded broker is always secured (SCRAM per role, TLS for workers; with
+    `kafka_tls_everywhere` the services use TLS too). An external broker (`bootstrap`) is used as
+    `kafka_credentials` says: a directory with admin.json (creates topics and ACLs) and <role>.json
+    for each role; without it, unauthenticated.
 
     `pools_file` replaces the default pools (a PoolConfig YAML, see services/autoscaler/pools.py);
     `zones` gives the local workers zones to be spread over (`local-a,local-b:2`: names with optional
@@ -199,15 +296,23 @@ def up(home: Path, *, bootstrap: str | None = None, database_url: str | None = N
     from deploy.postgres import create_database
     from projections.db import migrate
 
-    home.mkdir(parents=True, exist_ok=True)
+    secure_state_dir(home)  # 0700, an existing home included: job logs and tokens live here
     previous = StackState.load(home)
     # the log's topics are the stack's data: keep the prefix it was created with unless told otherwise
     topic_prefix = topic_prefix or (previous.topic_prefix if previous else "squall.")
     embedded_kafka = bootstrap is None and (previous is None or previous.embedded_kafka)
     embedded_postgres = database_url is None and (previous is None or previous.embedded_postgres)
-    if bootstrap is None:
-        bootstrap = _kafka(home).start() if embedded_kafka else previous.bootstrap  # type: ignore[union-attr]
-        say(f"kafka       {bootstrap}" + (" (embedded)" if embedded_kafka else ""))
+    credentials = kafka_credentials
+    if bootstrap is None and embedded_kafka:
+        bootstrap, worker_bootstrap, credentials = _embedded_kafka(home, say, kafka_tls_everywhere)
+    elif bootstrap is None:
+        assert previous is not None
+        bootstrap = previous.bootstrap
+        worker_bootstrap = worker_bootstrap or previous.worker_bootstrap or None
+        if credentials is None and previous.kafka_credentials:
+            credentials = Path(previous.kafka_credentials)
+        say(f"kafka       {bootstrap}")
+    admin = _admin_credentials(credentials)
     if database_url is None:
         if embedded_postgres:
             database_url = create_database(_postgres(home).start(), "squall", exist_ok=True)
@@ -217,7 +322,22 @@ def up(home: Path, *, bootstrap: str | None = None, database_url: str | None = N
     applied = migrate(database_url, migration_dirs())
     if applied:
         say(f"migrations  applied {', '.join(applied)}")
-    asyncio.run(_create_topics(bootstrap, topic_prefix))
+    try:
+        asyncio.run(_prepare_log(bootstrap, topic_prefix, admin))
+    except LogError as exc:
+        raise StackError(f"preparing the topics on Kafka at {bootstrap} failed: {exc}") from exc
+    try:
+        endpoint, embedded_storage = stack_storage.resolve(home, mode=storage, endpoint=storage_endpoint,
+                                                           previous=previous)
+    except stack_storage.StorageSetupError as exc:
+        raise StackError(str(exc)) from exc
+    if endpoint is None and previous is None and not (system_bucket and bucket):
+        raise StackError("real GCS: bucket names are global, so name the ones squall should use (and create if "
+                         "missing): --system-bucket NAME (logs and status) --bucket NAME (the default user's files)")
+    system_bucket = system_bucket or (previous.system_bucket if previous else stack_storage.DEFAULT_SYSTEM_BUCKET)
+    bucket = bucket or (previous.bucket if previous else stack_storage.DEFAULT_DATA_BUCKET)
+    say(f"storage     {endpoint or 'GCS'}" + (" (embedded, data in " + str(home / stack_storage.STORAGE_DIR) + ")"
+                                              if embedded_storage else ""))
 
     if port is None:
         port = previous.port if previous and not _port_taken_by_other(previous) else free_port()
@@ -226,7 +346,11 @@ def up(home: Path, *, bootstrap: str | None = None, database_url: str | None = N
                        billing_project=DEFAULT_BILLING_PROJECT, bootstrap=bootstrap, database_url=database_url,
                        topic_prefix=topic_prefix, port=port, embedded_kafka=embedded_kafka,
                        embedded_postgres=embedded_postgres, workers=workers, worker_cores=worker_cores,
-                       heartbeat_timeout_s=heartbeat_timeout_s)
+                       heartbeat_timeout_s=heartbeat_timeout_s, storage_endpoint=endpoint,
+                       embedded_storage=embedded_storage, system_bucket=system_bucket, bucket=bucket,
+                       simulated_job_ms=simulated_job_ms,
+                       kafka_credentials=str(credentials.resolve()) if credentials else "",
+                       worker_bootstrap=worker_bootstrap or "")
     if previous:
         state.extra = dict(previous.extra)
     if pools_file is not None:
@@ -234,16 +358,24 @@ def up(home: Path, *, bootstrap: str | None = None, database_url: str | None = N
     if zones is not None:
         state.extra["zones"] = zones
     state.token = _ensure_default_user(database_url, token)
+    try:
+        stack_storage.prepare(endpoint, database_url, system_bucket=system_bucket, bucket=bucket, user=DEFAULT_USER)
+        stack_storage.migrate_local_blobs(home, endpoint, system_bucket, say)
+    except stack_storage.StorageSetupError as exc:
+        raise StackError(str(exc)) from exc
     specs = service_specs(state)  # picks the metrics ports, so save after
     state.save()
 
     table = ProcessTable(home)
-    for spec in specs:
-        table.start(spec)
+    # the supervisor starts what is not running and keeps it so (deploy/supervisor.py)
+    supervisor.ensure_running(home, supervisor.Plan(specs, kafka=embedded_kafka, postgres=embedded_postgres,
+                                                    storage=embedded_storage))
     if not wait_for_http(f"{state.api_url}/healthcheck", timeout_s):
         raise StackError(f"the front end did not answer on {state.api_url} within {timeout_s:.0f}s; "
-                         f"see {table.log_file('front')}")
-    dead = [name for name in SERVICE_MODULES if table.pid(name) is None]
+                         f"see {table.log_file('front')} and {table.log_file('supervisor')}")
+    deadline = time.monotonic() + 15.0
+    while (dead := [name for name in SERVICE_MODULES if table.pid(name) is None]) and time.monotonic() < deadline:
+        time.sleep(0.2)
     if dead:
         raise StackError("not running: " + ", ".join(f"{n} (log: {table.log_file(n)})" for n in dead))
     return state
@@ -264,6 +396,23 @@ def _check_fleet_options(pools_file: Path | None, zones: str | None) -> None:
         raise StackError(str(exc)) from exc
 
 
+def _admin_credentials(directory: Path | None) -> KafkaSecurity | None:
+    """The administrator's principal from a credentials directory, after checking every role has one."""
+    from deploy.kafka_acls import ADMIN, ROLES
+    from events.kafka_security import KafkaCredentialsError
+
+    if directory is None:
+        return None
+    missing = [r for r in (ADMIN, *ROLES) if not (directory / f"{r}.json").is_file()]
+    if missing:
+        raise StackError(f"Kafka credentials directory {directory} lacks {', '.join(f'{r}.json' for r in missing)} "
+                         "(one credentials file per principal, see events/kafka_security.py)")
+    try:
+        return KafkaSecurity.load(directory / f"{ADMIN}.json")
+    except KafkaCredentialsError as exc:
+        raise StackError(str(exc)) from exc
+
+
 def _port_taken_by_other(state: StackState) -> bool:
     """True when the previous port is now used by something that is not our front end."""
     if ProcessTable(Path(state.home)).pid("front"):
@@ -277,15 +426,13 @@ def _ensure_default_user(database_url: str, token: str) -> str:
     if it still does, so `squall up` twice keeps the token users already copied)."""
     import psycopg
 
-    from services.front.users import create_user, make_operator, token_digest
+    from services.front.users import create_user, make_operator, user_for_token
 
     async def ensure() -> str:
         async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
-            if token:
-                cur = await conn.execute("SELECT 1 FROM front_tokens WHERE token_sha256 = %s", (token_digest(token),))
-                if await cur.fetchone():
-                    await make_operator(conn, DEFAULT_USER)  # a stack made before operators existed
-                    return token
+            if token and await user_for_token(conn, token) == DEFAULT_USER:  # not revoked, not expired
+                await make_operator(conn, DEFAULT_USER)  # a stack made before operators existed
+                return token
             # the one user of a local stack runs it, so it sees the fleet too
             created = await create_user(conn, DEFAULT_USER, billing_project=DEFAULT_BILLING_PROJECT, operator=True)
             return created.token
@@ -297,6 +444,8 @@ def down(home: Path, say=print) -> None:  # type: ignore[no-untyped-def]
     """Stop every process of the stack, then the embedded Kafka and PostgreSQL. Data stays in home."""
     state = StackState.load(home)
     table = ProcessTable(home)
+    if supervisor.stop(home):  # first, so nothing is restarted behind our back
+        say("stopped supervisor")
     for name in reversed(list(SERVICE_MODULES)):
         if table.stop(name):
             say(f"stopped {name}")
@@ -304,6 +453,7 @@ def down(home: Path, say=print) -> None:  # type: ignore[no-untyped-def]
         if table.stop(name):
             say(f"stopped {name}")
     _stop_local_workers(home, say)
+    _sweep_job_firewall(say)
     if state is None or state.embedded_kafka:
         kafka = _kafka(home)
         if kafka.is_running():
@@ -314,6 +464,8 @@ def down(home: Path, say=print) -> None:  # type: ignore[no-untyped-def]
         if pg.is_running():
             pg.stop()
             say("stopped postgres")
+    if state is None or state.embedded_storage:
+        stack_storage.stop_embedded(home, say)
 
 
 def _stop_local_workers(home: Path, say) -> None:  # type: ignore[no-untyped-def]
@@ -325,6 +477,27 @@ def _stop_local_workers(home: Path, say) -> None:  # type: ignore[no-untyped-def
     for name in table.names():
         if table.stop(name, timeout_s=70.0):
             say(f"stopped worker {name}")
+
+
+def _sweep_job_firewall(say) -> None:  # type: ignore[no-untyped-def]
+    """Workers remove the job firewall and networks as the last of them exits; this also covers
+    workers that died. Rules and networks still held by a live worker (another stack) stay."""
+    if os.geteuid() != 0:
+        return
+    from worker.job_firewall import FirewallError, sweep
+    from worker.job_networks import JobNetworks
+
+    try:
+        if not sweep():
+            return
+    except (FirewallError, OSError) as exc:
+        say(f"job firewall: {exc}")
+        return
+    for network in JobNetworks().all():  # refused (and kept) while containers use it
+        try:
+            subprocess.run(["podman", "network", "rm", network.name], capture_output=True, timeout=60)
+        except (OSError, subprocess.TimeoutExpired):
+            return
 
 
 def status(home: Path) -> dict[str, object]:
@@ -353,12 +526,37 @@ def status(home: Path) -> dict[str, object]:
     if state.embedded_postgres:
         pg = _postgres(home)
         components["postgres"] = {"pid": None, "healthy": pg.is_running()}
+    if state.embedded_storage:
+        storage = stack_storage.embedded_status(home)
+        components["storage"] = {"pid": storage["pid"], "healthy": storage["healthy"]}
     for name, lag in _projection_lag(state).items():
         components.setdefault(name, {})["lag"] = lag
+    for name, counts in supervisor.read_counts(home).items():
+        if name in components:
+            components[name]["restarts"] = counts.get("restarts", 0)
+    supervisor_pid = supervisor.running_pid(home)
+    components["supervisor"] = {"pid": supervisor_pid, "healthy": supervisor_pid is not None}
     return {"running": all(c.get("healthy") for c in components.values()), "home": state.home,
             "api_url": state.api_url, "token": state.token, "billing_project": state.billing_project,
             "bootstrap": state.bootstrap, "database_url": state.database_url,
-            "logs": str(table.log_dir), "components": components}
+            "bucket": f"gs://{state.bucket}", "storage_endpoint": state.storage_endpoint,
+            "system_bucket": f"gs://{state.system_bucket}",
+            "logs": str(table.log_dir), "components": components, "workers": _workers(home)}
+
+
+def _workers(home: Path) -> list[dict[str, object]]:
+    """The local provider's agents: <home>/instances/<name>.pid, and <name>.restarts when the
+    provider has restarted one (services/providers/local.py writes both)."""
+    table = ProcessTable(home)
+    table.run_dir = home / "instances"
+    workers: list[dict[str, object]] = []
+    for name in table.names():
+        try:
+            restarts = int(json.loads((home / "instances" / f"{name}.restarts").read_text())["restarts"])
+        except (OSError, ValueError, KeyError):
+            restarts = 0
+        workers.append({"name": name, "pid": table.pid(name), "restarts": restarts})
+    return workers
 
 
 def _projection_lag(state: StackState) -> dict[str, int]:
@@ -368,6 +566,8 @@ def _projection_lag(state: StackState) -> dict[str, int]:
     except ImportError:
         return {}
     try:
-        return projection_lag(state.bootstrap, state.database_url, state.topic_prefix)
+        admin = state.credentials_file("admin")
+        security = KafkaSecurity.load(Path(admin)) if admin else None
+        return projection_lag(state.bootstrap, state.database_url, state.topic_prefix, security)
     except Exception:  # status must answer even when Kafka or Postgres is down
         return {}

@@ -719,6 +719,7 @@ class InstanceActivated:
     region: str
     preemptible: bool
     agent_version: str | None = None
+    agent_url: str | None = None
 
     def to_avro(self) -> dict[str, Any]:
         return {
@@ -734,6 +735,7 @@ class InstanceActivated:
             'region': self.region,
             'preemptible': self.preemptible,
             'agent_version': self.agent_version,
+            'agent_url': self.agent_url,
         }
 
     @classmethod
@@ -751,6 +753,7 @@ class InstanceActivated:
             region=d['region'],
             preemptible=d['preemptible'],
             agent_version=d['agent_version'],
+            agent_url=d['agent_url'],
         )
 
 
@@ -879,7 +882,7 @@ class InstanceHeartbeat:
     """The worker is alive; lists the attempts it is running."""
 
     SCHEMA_NAME: ClassVar[str] = "InstanceHeartbeat"
-    TOPIC: ClassVar[str] = "instance"
+    TOPIC: ClassVar[str] = "heartbeat"
     KEY_FIELD: ClassVar[str | None] = 'instance_name'
 
     event_id: str
@@ -979,6 +982,64 @@ class InstanceRequested:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class JobAttemptAccepted:
+    """Derived by the resolver: a scheduling decision (SJ or JobCreating, its causation_id) counts. Every fold that follows placements (read models, the scheduler's view) takes the attempt from here, never from the decision itself; occurred_at is the decision's."""
+
+    SCHEMA_NAME: ClassVar[str] = "JobAttemptAccepted"
+    TOPIC: ClassVar[str] = "batch"
+    KEY_FIELD: ClassVar[str | None] = 'batch_id'
+
+    event_id: str
+    occurred_at: int
+    producer: str
+    causation_id: str | None = None
+    batch_id: int
+    job_id: int
+    attempt_id: str
+    instance_name: str
+    state: str
+    scheduler_epoch: int
+    cores_mcpu: int
+    memory_bytes: int
+    storage_gib: int
+
+    def to_avro(self) -> dict[str, Any]:
+        return {
+            'event_id': self.event_id,
+            'occurred_at': self.occurred_at,
+            'producer': self.producer,
+            'causation_id': self.causation_id,
+            'batch_id': self.batch_id,
+            'job_id': self.job_id,
+            'attempt_id': self.attempt_id,
+            'instance_name': self.instance_name,
+            'state': self.state,
+            'scheduler_epoch': self.scheduler_epoch,
+            'cores_mcpu': self.cores_mcpu,
+            'memory_bytes': self.memory_bytes,
+            'storage_gib': self.storage_gib,
+        }
+
+    @classmethod
+    def from_avro(cls, d: dict[str, Any]) -> JobAttemptAccepted:
+        return cls(
+            event_id=d['event_id'],
+            occurred_at=d['occurred_at'],
+            producer=d['producer'],
+            causation_id=d['causation_id'],
+            batch_id=d['batch_id'],
+            job_id=d['job_id'],
+            attempt_id=d['attempt_id'],
+            instance_name=d['instance_name'],
+            state=d['state'],
+            scheduler_epoch=d['scheduler_epoch'],
+            cores_mcpu=d['cores_mcpu'],
+            memory_bytes=d['memory_bytes'],
+            storage_gib=d['storage_gib'],
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class JobAttemptCompleted:
     """MJC: the attempt ended (reported by the worker, or by the driver when the instance was lost)."""
 
@@ -1045,6 +1106,58 @@ class JobAttemptCompleted:
             ended_at=d['ended_at'],
             steps=tuple(StepTiming.from_avro(v) for v in d['steps']),
             resource_usage=(None if d['resource_usage'] is None else ResourceUsageSummary.from_avro(d['resource_usage'])),
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobAttemptRefused:
+    """Derived by the resolver: a scheduling decision (SJ or JobCreating, its causation_id) does not count, and why. Nothing runs for it; whoever held capacity for it lets go."""
+
+    SCHEMA_NAME: ClassVar[str] = "JobAttemptRefused"
+    TOPIC: ClassVar[str] = "batch"
+    KEY_FIELD: ClassVar[str | None] = 'batch_id'
+
+    event_id: str
+    occurred_at: int
+    producer: str
+    causation_id: str | None = None
+    batch_id: int
+    job_id: int
+    attempt_id: str
+    instance_name: str
+    state: str
+    scheduler_epoch: int
+    reason: str
+
+    def to_avro(self) -> dict[str, Any]:
+        return {
+            'event_id': self.event_id,
+            'occurred_at': self.occurred_at,
+            'producer': self.producer,
+            'causation_id': self.causation_id,
+            'batch_id': self.batch_id,
+            'job_id': self.job_id,
+            'attempt_id': self.attempt_id,
+            'instance_name': self.instance_name,
+            'state': self.state,
+            'scheduler_epoch': self.scheduler_epoch,
+            'reason': self.reason,
+        }
+
+    @classmethod
+    def from_avro(cls, d: dict[str, Any]) -> JobAttemptRefused:
+        return cls(
+            event_id=d['event_id'],
+            occurred_at=d['occurred_at'],
+            producer=d['producer'],
+            causation_id=d['causation_id'],
+            batch_id=d['batch_id'],
+            job_id=d['job_id'],
+            attempt_id=d['attempt_id'],
+            instance_name=d['instance_name'],
+            state=d['state'],
+            scheduler_epoch=d['scheduler_epoch'],
+            reason=d['reason'],
         )
 
 
@@ -1681,6 +1794,6 @@ class SchedulerLeaderElected:
         )
 
 
-Event = AttemptAssigned | AttemptKillRequested | BatchCancelRequested | BatchCancelled | BatchCompleted | BatchCreated | BatchDeleted | BatchUpdateCommitted | BatchUpdateCreated | InstanceActivated | InstanceCreated | InstanceDeactivated | InstanceDeleted | InstanceHeartbeat | InstanceRequested | JobAttemptCompleted | JobAttemptScheduled | JobAttemptStarted | JobBecameReady | JobCancelled | JobCompleted | JobCreated | JobCreating | JobGroupCancelRequested | JobGroupCancelled | JobGroupCreated | PoolScalingDecided | SchedulerLeaderElected
+Event = AttemptAssigned | AttemptKillRequested | BatchCancelRequested | BatchCancelled | BatchCompleted | BatchCreated | BatchDeleted | BatchUpdateCommitted | BatchUpdateCreated | InstanceActivated | InstanceCreated | InstanceDeactivated | InstanceDeleted | InstanceHeartbeat | InstanceRequested | JobAttemptAccepted | JobAttemptCompleted | JobAttemptRefused | JobAttemptScheduled | JobAttemptStarted | JobBecameReady | JobCancelled | JobCompleted | JobCreated | JobCreating | JobGroupCancelRequested | JobGroupCancelled | JobGroupCreated | PoolScalingDecided | SchedulerLeaderElected
 
-EVENT_TYPES: dict[str, type[Event]] = {c.SCHEMA_NAME: c for c in (AttemptAssigned, AttemptKillRequested, BatchCancelRequested, BatchCancelled, BatchCompleted, BatchCreated, BatchDeleted, BatchUpdateCommitted, BatchUpdateCreated, InstanceActivated, InstanceCreated, InstanceDeactivated, InstanceDeleted, InstanceHeartbeat, InstanceRequested, JobAttemptCompleted, JobAttemptScheduled, JobAttemptStarted, JobBecameReady, JobCancelled, JobCompleted, JobCreated, JobCreating, JobGroupCancelRequested, JobGroupCancelled, JobGroupCreated, PoolScalingDecided, SchedulerLeaderElected)}
+EVENT_TYPES: dict[str, type[Event]] = {c.SCHEMA_NAME: c for c in (AttemptAssigned, AttemptKillRequested, BatchCancelRequested, BatchCancelled, BatchCompleted, BatchCreated, BatchDeleted, BatchUpdateCommitted, BatchUpdateCreated, InstanceActivated, InstanceCreated, InstanceDeactivated, InstanceDeleted, InstanceHeartbeat, InstanceRequested, JobAttemptAccepted, JobAttemptCompleted, JobAttemptRefused, JobAttemptScheduled, JobAttemptStarted, JobBecameReady, JobCancelled, JobCompleted, JobCreated, JobCreating, JobGroupCancelRequested, JobGroupCancelled, JobGroupCreated, PoolScalingDecided, SchedulerLeaderElected)}

@@ -4,8 +4,9 @@ The reader resolves the writer schema by fingerprint over every version in `sche
 with the current version of that event, so old messages decode into today's types.
 
 Speed: events written with the current schema (almost all of them) go through encoders/decoders
-compiled from that schema (events/codec_compiled.py, byte-identical to fastavro); older writer
-versions go through fastavro's schema resolution.
+compiled from that schema (events/codec_compiled.py, byte-identical to fastavro), and are decoded
+and encoded by the Cython extension built from the same schemas when it is installed
+(events/codec_cython.py: the same bytes and errors, several times faster); older writer versions go through fastavro's schema resolution.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from fastavro import schemaless_reader, schemaless_writer
 
 from events.catalog import EVENT_TYPES, Event
 from events.codec_compiled import Decoder, Encoder, Unsupported, compile_decoder, compile_encoder
+from events.codec_cython import extension as compiled_extension
 from events.errors import CorruptEvent, UnknownEventType, UnknownSchemaFingerprint
 from events.schema_registry import Registry, SchemaVersion, load_registry
 
@@ -41,7 +43,8 @@ def _compiled(schema: SchemaVersion) -> _Compiled | None:
 class Codec:
     """Encodes current-version events; decodes any known version. Safe to share."""
 
-    def __init__(self, registry: Registry | None = None) -> None:
+    def __init__(self, registry: Registry | None = None, extension: bool = True) -> None:
+        """`extension`: encode and decode with the Cython extension where it is built and current."""
         self._registry = registry or load_registry()
         self._writers = {name: self._registry.current(name) for name in self._registry.versions}
         self._by_fp: dict[bytes, SchemaVersion] = self._registry.by_fingerprint()
@@ -57,6 +60,18 @@ class Codec:
                 self._compiled_by_fp[schema.fingerprint] = compiled
         # The hot path of decode: the whole header (magic + fingerprint) -> compiled decoder.
         self._decoders = {compiled.header: compiled.decode for compiled in self._compiled_by_fp.values()}
+        self.extension_decoders = self.extension_encoders = 0  # how many are the extension's
+        if extension:
+            decoders, encoders = compiled_extension()
+            for fp, decode in decoders.items():
+                if fp in self._compiled_by_fp:  # generated from the schema this codec reads with
+                    self._decoders[MAGIC + fp] = decode
+                    self.extension_decoders += 1
+            for name, compiled in list(self._compiled_by_name.items()):
+                encode = encoders.get(compiled.header[2:])
+                if encode is not None:
+                    self._compiled_by_name[name] = _Compiled(compiled.header, encode, compiled.decode)
+                    self.extension_encoders += 1
 
     def encode(self, event: Event) -> bytes:
         compiled = self._compiled_by_name.get(event.SCHEMA_NAME)

@@ -1,4 +1,5 @@
-"""Generate `events/catalog.py` (frozen dataclasses) from the current schemas in `schemas/`.
+"""Generate `events/catalog.py` (frozen dataclasses) and `events/_avro_codec.pyx` (the Cython
+decoders, see events/codec_cython.py) from the current schemas in `schemas/`.
 
 The `.avsc` files are the single source of truth; `catalog.py` is derived and checked in so that
 mypy and readers can see the types. `tests/unit/test_catalog.py` fails when it is stale.
@@ -7,6 +8,7 @@ Run: `python -m events.codegen`.
 
 from __future__ import annotations
 
+import importlib
 import sys
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,8 @@ from events.schema_registry import Registry, load_registry
 
 CATALOG_PATH = Path(__file__).resolve().parent / "catalog.py"
 _PRIMITIVES = {"string": "str", "long": "int", "int": "int", "boolean": "bool", "double": "float", "float": "float"}
-_TOPIC_KEYS = {"batch": "batch_id", "instance": "instance_name", "assignment": "instance_name", "control": None}
+_TOPIC_KEYS = {"batch": "batch_id", "instance": "instance_name", "heartbeat": "instance_name",
+               "assignment": "instance_name", "control": None}
 
 
 class _Gen:
@@ -165,6 +168,14 @@ def generate(registry: Registry | None = None) -> str:
 def main() -> int:
     CATALOG_PATH.write_text(generate())
     print(f"wrote {CATALOG_PATH}")
+    # after the catalog: the decoders are generated against its classes
+    from events import catalog, codec_compiled, codec_cython
+
+    importlib.reload(catalog)
+    importlib.reload(codec_compiled)
+    importlib.reload(codec_cython)
+    codec_cython.PYX_PATH.write_text(codec_cython.module_source())
+    print(f"wrote {codec_cython.PYX_PATH} (built into events._avro_codec by `pip install -e .`)")
     return 0
 
 

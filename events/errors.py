@@ -33,5 +33,17 @@ class UnknownEventType(EventsError):
         super().__init__(f"no schema for event type {name!r} in schemas/")
 
 
+class UnprojectableEvent(EventsError):
+    """A well-formed event a fold cannot apply: it names what the log never created, or says something
+    impossible (a job group its own parent, a spec that is not JSON). Quarantine it and go on.
+
+    Folds raise only this for what an event says; anything else they raise (KeyError, TypeError,
+    AttributeError, ...) is a bug in the fold and must crash the process, never be quarantined."""
+
+
 class LogError(EventsError):
     """The event log (Kafka) failed an operation."""
+
+
+class LogAuthorizationError(LogError):
+    """The broker refused this principal the operation (no ACL allows it)."""

@@ -11,6 +11,7 @@ from typing import Final
 # the user's process: outcome Failed, never retried
 NONZERO_EXIT: Final = "nonzero_exit"
 OUT_OF_MEMORY: Final = "out_of_memory"  # exit 137 with the OOM flag; still the user's failure (Hail: Failed)
+INPUT_NOT_FOUND: Final = "input_not_found"  # an input_files gs:// object (or prefix) does not exist
 
 # the job cannot run as specified: outcome Error, never retried
 TIMED_OUT: Final = "timed_out"
@@ -20,6 +21,11 @@ INPUT_FAILED: Final = "input_failed"
 OUTPUT_FAILED: Final = "output_failed"
 TOO_MANY_ATTEMPTS: Final = "too_many_attempts"
 INVALID_JOB: Final = "invalid_job"
+# the runtime refused the job's own spec: its executable is not in the image, its working directory
+# or user does not exist, ... (the runtime's message is the error)
+CONTAINER_SPEC_INVALID: Final = "container_spec_invalid"
+# the image reference is malformed ("repository name must be lowercase", "invalid reference format")
+INVALID_IMAGE_REFERENCE: Final = "invalid_image_reference"
 
 # cancellation: outcome Cancelled
 KILLED: Final = "killed"  # the worker killed a running attempt
@@ -32,18 +38,26 @@ INSTANCE_LOST: Final = "instance_lost"
 WORKER_CRASHED: Final = "worker_crashed"
 IMAGE_PULL_FAILED: Final = "image_pull_failed"  # transient registry/network trouble
 INTERNAL_ERROR: Final = "internal_error"
+# the object store was unreachable or answered 429/5xx past the copy's own retries (job files only:
+# a missing object is input_not_found, refused credentials input_failed / output_failed)
+STORAGE_UNAVAILABLE: Final = "storage_unavailable"
 
-SYSTEM_FAILURES: Final = frozenset({INSTANCE_LOST, WORKER_CRASHED, IMAGE_PULL_FAILED, INTERNAL_ERROR})
+SYSTEM_FAILURES: Final = frozenset({INSTANCE_LOST, WORKER_CRASHED, IMAGE_PULL_FAILED, INTERNAL_ERROR,
+                                    STORAGE_UNAVAILABLE})
 
 # what the API shows as the error's short form, Hail's wording where Hail has one
 SHORT_ERRORS: Final = {
     TIMED_OUT: "timed out",
     IMAGE_NOT_FOUND: "image not found",
+    INVALID_IMAGE_REFERENCE: "invalid image reference",
+    CONTAINER_SPEC_INVALID: "container could not start",
     OUT_OF_MEMORY: "out of memory",
     STORAGE_QUOTA_EXCEEDED: "storage quota exceeded",
     TOO_MANY_ATTEMPTS: "too many attempts",
     INSTANCE_LOST: "instance lost",
     WORKER_CRASHED: "worker crashed",
+    INPUT_NOT_FOUND: "input not found",
+    STORAGE_UNAVAILABLE: "storage unavailable",
 }
 
 

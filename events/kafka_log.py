@@ -22,17 +22,35 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, OffsetOutOfRangeError
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.errors import (
+    ClusterAuthorizationFailedError,
+    GroupAuthorizationFailedError,
+    KafkaError,
+    OffsetOutOfRangeError,
+    TopicAuthorizationFailedError,
+)
 from aiokafka.structs import ConsumerRecord, TopicPartition
 
-from events.errors import LogError
+from events.errors import LogAuthorizationError, LogError
+from events.kafka_security import PLAINTEXT, KafkaSecurity
 from events.log import Message, Position, Record, partition_for
 from events.topics import TopicSpec
 
 _NO_ERROR = 0
+_UNKNOWN_TOPIC = 3
+_TOPIC_AUTHORIZATION_FAILED = 29
 _TOPIC_ALREADY_EXISTS = 36
 MISSING_TOPIC_WAIT_S = 3.0  # how long an unknown topic may take to appear in metadata
 CREATED_TOPIC_WAIT_S = 30.0  # after CreateTopics, until every partition has a leader
+
+
+_REFUSED = (TopicAuthorizationFailedError, GroupAuthorizationFailedError, ClusterAuthorizationFailedError)
+
+
+def _failure(message: str, exc: BaseException) -> LogError:
+    """The LogError for a Kafka error: LogAuthorizationError when an ACL refused the operation."""
+    return LogAuthorizationError(message) if isinstance(exc, _REFUSED) else LogError(message)
 
 
 def _record(r: ConsumerRecord) -> Record:  # type: ignore[type-arg]
@@ -50,7 +68,7 @@ class KafkaGroupConsumer:
         try:
             batches = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
         except KafkaError as exc:
-            raise LogError(f"consuming failed: {exc!r}") from exc
+            raise _failure(f"consuming failed: {exc!r}", exc) from exc
         return [_record(r) for tp in sorted(batches, key=lambda t: (t.topic, t.partition)) for r in batches[tp]]
 
     async def commit(self, offsets: dict[tuple[str, int], int]) -> None:
@@ -59,7 +77,7 @@ class KafkaGroupConsumer:
         try:
             await self._consumer.commit({TopicPartition(t, p): o for (t, p), o in offsets.items()})
         except KafkaError as exc:
-            raise LogError(f"committing offsets {offsets} failed: {exc!r}") from exc
+            raise _failure(f"committing offsets {offsets} failed: {exc!r}", exc) from exc
 
     def assignment(self) -> set[tuple[str, int]]:
         return {(tp.topic, tp.partition) for tp in self._consumer.assignment()}
@@ -71,10 +89,12 @@ class KafkaGroupConsumer:
 class KafkaEventLog:
     """events.log.EventLog on a Kafka cluster. Create with `await KafkaEventLog.connect(...)`."""
 
-    def __init__(self, bootstrap: str, client_id: str, producer: AIOKafkaProducer,
-                 reader: AIOKafkaConsumer, admin: AIOKafkaAdminClient, replication_factor: int) -> None:
+    def __init__(self, bootstrap: str, client_id: str, producer: AIOKafkaProducer | None,
+                 reader: AIOKafkaConsumer, admin: AIOKafkaAdminClient, replication_factor: int,
+                 security: KafkaSecurity = PLAINTEXT) -> None:
         self.bootstrap = bootstrap
         self.client_id = client_id
+        self.security = security
         self._producer = producer
         self._reader = reader
         self._admin = admin
@@ -86,53 +106,93 @@ class KafkaEventLog:
     @classmethod
     async def connect(cls, bootstrap: str, client_id: str = "squall", *, linger_ms: int = 5,
                       max_batch_size: int = 512 * 1024, replication_factor: int = 1,
-                      request_timeout_ms: int = 30_000) -> KafkaEventLog:
-        """Connect producer, reader and admin client. `replication_factor` applies to created topics
-        (1 for a single broker; 3 on a production cluster)."""
-        producer = AIOKafkaProducer(
+                      request_timeout_ms: int = 30_000, security: KafkaSecurity | None = None,
+                      read_only: bool = False) -> KafkaEventLog:
+        """Connect producer, reader and admin client, authenticated as `security` says (none by
+        default). `replication_factor` applies to created topics (1 for a single broker; 3 on a
+        production cluster). `read_only`: no producer (an idempotent producer needs the right to
+        write somewhere, which a principal that only reads does not have)."""
+        security = security or PLAINTEXT
+        auth = security.client_kwargs()
+        producer = None if read_only else AIOKafkaProducer(
             bootstrap_servers=bootstrap, client_id=f"{client_id}-producer", acks="all",
             enable_idempotence=True, linger_ms=linger_ms, max_batch_size=max_batch_size,
-            request_timeout_ms=request_timeout_ms)
+            request_timeout_ms=request_timeout_ms, **auth)
         reader = AIOKafkaConsumer(
             bootstrap_servers=bootstrap, client_id=f"{client_id}-reader", group_id=None,
             enable_auto_commit=False, isolation_level="read_committed", auto_offset_reset="none",
-            request_timeout_ms=request_timeout_ms, fetch_max_wait_ms=100)
+            request_timeout_ms=request_timeout_ms, fetch_max_wait_ms=100, **auth)
         admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id=f"{client_id}-admin",
-                                    request_timeout_ms=request_timeout_ms)
-        started: list[AIOKafkaProducer | AIOKafkaConsumer | AIOKafkaAdminClient] = []
+                                    request_timeout_ms=request_timeout_ms, **auth)
+        clients = [c for c in (producer, reader, admin) if c is not None]
         try:
-            for client in (producer, reader, admin):
+            for client in clients:
                 await client.start()
-                started.append(client)
         except Exception as exc:
-            for client in started:
+            for client in clients:  # one that failed half-way holds connections too
                 with contextlib.suppress(Exception):
                     await _stop(client)
-            raise LogError(f"cannot connect to Kafka at {bootstrap}: {exc!r}; is the broker running "
-                           "(squall kafka start) and --bootstrap right?") from exc
-        return cls(bootstrap, client_id, producer, reader, admin, replication_factor)
+            raise _failure(f"cannot connect to Kafka at {bootstrap} as {security.principal} "
+                           f"({security.security_protocol}): {exc!r}; is the broker running (squall kafka "
+                           "start), --bootstrap right, and do the credentials match the listener?", exc) from exc
+        return cls(bootstrap, client_id, producer, reader, admin, replication_factor, security)
 
     async def create_topics(self, specs: Sequence[TopicSpec]) -> None:
+        """Create the topics that do not exist yet, with their explicit settings. Topics that exist
+        (or that this principal may not even see) are left alone, so a role without the right to
+        create topics can call it once an administrator has created them."""
+        missing = await self._missing_topics([s.name for s in specs])
         new = [NewTopic(s.name, num_partitions=s.partitions, replication_factor=self._replication_factor,
-                        topic_configs={"cleanup.policy": "compact"} if s.compacted else {})
-               for s in specs]
+                        topic_configs=dict(s.configs))
+               for s in specs if s.name in missing]
         if not new:
             return
         try:
             response = await self._admin.create_topics(new)
         except KafkaError as exc:
-            raise LogError(f"creating topics {[s.name for s in specs]} failed: {exc!r}") from exc
+            raise _failure(f"creating topics {[t.name for t in new]} failed: {exc!r}", exc) from exc
         for topic_error in response.topic_errors:
             name, code = topic_error[0], topic_error[1]
+            if code == _TOPIC_AUTHORIZATION_FAILED:
+                raise LogError(f"topic {name!r} does not exist and this principal may not create it; "
+                               "create the topics as an administrator first (squall up does)")
             if code not in (_NO_ERROR, _TOPIC_ALREADY_EXISTS):
                 message = topic_error[2] if len(topic_error) > 2 else ""
                 raise LogError(f"creating topic {name!r} failed: error code {code} {message}")
-        for spec in specs:  # the broker answers before every client sees the new metadata
-            await self._wait_partitions(spec.name, CREATED_TOPIC_WAIT_S)
+        for topic in new:  # the broker answers before every client sees the new metadata
+            await self._wait_partitions(topic.name, CREATED_TOPIC_WAIT_S)
+
+    async def _missing_topics(self, names: Sequence[str]) -> set[str]:
+        try:
+            described = await self._admin.describe_topics(list(names))
+        except KafkaError as exc:
+            raise _failure(f"describing topics {list(names)} failed: {exc!r}", exc) from exc
+        return {t["topic"] for t in described if t["error_code"] == _UNKNOWN_TOPIC}
+
+    async def topic_configs(self, names: Sequence[str]) -> dict[str, dict[str, str]]:
+        """Each topic's effective configuration (explicit settings and the broker defaults it inherits)."""
+        try:
+            responses = await self._admin.describe_configs(
+                [ConfigResource(ConfigResourceType.TOPIC, name) for name in names])
+        except KafkaError as exc:
+            raise _failure(f"describing the configuration of {list(names)} failed: {exc!r}", exc) from exc
+        out: dict[str, dict[str, str]] = {}
+        for response in responses:
+            for code, message, _type, name, entries in _config_resources(response):
+                if code == _UNKNOWN_TOPIC:
+                    raise LogError(f"topic {name!r} does not exist (squall up creates the topics)")
+                if code == _TOPIC_AUTHORIZATION_FAILED:
+                    raise LogAuthorizationError(f"{self.security.principal} may not describe the configuration "
+                                                f"of topic {name!r} (no ACL allows it)")
+                if code != _NO_ERROR:
+                    raise LogError(f"describing the configuration of topic {name!r} failed: error code {code} "
+                                   f"{message or ''}".rstrip())
+                out[name] = {entry[0]: entry[1] for entry in entries if entry[1] is not None}
+        return out
 
     async def _wait_partitions(self, topic: str, wait_s: float = MISSING_TOPIC_WAIT_S) -> set[int]:
         """The topic's partitions from the producer's metadata; LogError if it does not exist."""
-        client = self._producer.client
+        client = self._producer.client if self._producer is not None else self._reader._client  # noqa: SLF001
         found = client.cluster.partitions_for_topic(topic)
         if found:
             return set(found)
@@ -142,10 +202,13 @@ class KafkaEventLog:
             try:
                 await client.force_metadata_update()
             except KafkaError as exc:
-                raise LogError(f"cannot fetch metadata of topic {topic!r}: {exc!r}") from exc
+                raise _failure(f"cannot fetch metadata of topic {topic!r}: {exc!r}", exc) from exc
             found = client.cluster.partitions_for_topic(topic)
             if found:
                 return set(found)
+            if topic in client.cluster.unauthorized_topics:
+                raise LogAuthorizationError(f"{self.security.principal} may not use topic {topic!r} "
+                                            "(no ACL allows it)")
             if time.monotonic() > deadline:
                 raise LogError(f"topic {topic!r} does not exist (create it with create_topics)")
             await asyncio.sleep(0.05)
@@ -154,16 +217,19 @@ class KafkaEventLog:
         """Append in record batches built here, one stream per partition, then wait for every
         acknowledgement. Building batches ourselves is ~3x faster than one send() per message,
         and choosing partitions with `partition_for` keeps the placement the log contract names."""
+        producer = self._producer
+        if producer is None:
+            raise LogError(f"this log ({self.client_id}) was opened read-only: it cannot append")
         try:
             streams = await self._partitioned(messages)
             pending = []  # (ack future, indexes of the messages in that batch)
             for (topic, partition), indexes in streams.items():
-                for batch, batch_indexes in self._batches(messages, indexes):
-                    pending.append((await self._producer.send_batch(batch, topic, partition=partition),
+                for batch, batch_indexes in self._batches(producer, messages, indexes):
+                    pending.append((await producer.send_batch(batch, topic, partition=partition),
                                     batch_indexes))
             acks = await asyncio.gather(*(future for future, _ in pending))
         except KafkaError as exc:
-            raise LogError(f"appending {len(messages)} messages failed (some may be stored): {exc!r}") from exc
+            raise _failure(f"appending {len(messages)} messages failed (some may be stored): {exc!r}", exc) from exc
         positions: list[Position | None] = [None] * len(messages)
         for ack, (_, batch_indexes) in zip(acks, pending, strict=True):
             for i, index in enumerate(batch_indexes):
@@ -183,13 +249,15 @@ class KafkaEventLog:
             streams.setdefault((m.topic, partition), []).append(index)
         return streams
 
-    def _batches(self, messages: Sequence[Message], indexes: list[int]) -> Iterator[tuple[Any, list[int]]]:
-        batch, members = self._producer.create_batch(), list[int]()
+    @staticmethod
+    def _batches(producer: AIOKafkaProducer, messages: Sequence[Message],
+                 indexes: list[int]) -> Iterator[tuple[Any, list[int]]]:
+        batch, members = producer.create_batch(), list[int]()
         for index in indexes:
             m = messages[index]
             if batch.append(key=m.key, value=m.value, timestamp=None, headers=list(m.headers)) is None:
                 yield batch, members  # full: send it and start the next
-                batch, members = self._producer.create_batch(), []
+                batch, members = producer.create_batch(), []
                 if batch.append(key=m.key, value=m.value, timestamp=None, headers=list(m.headers)) is None:
                     raise LogError(f"message {index} ({len(m.value)} bytes) is larger than a whole batch")
             members.append(index)
@@ -204,7 +272,7 @@ class KafkaEventLog:
         try:
             ends = await self._reader.end_offsets(parts)
         except KafkaError as exc:
-            raise LogError(f"end offsets of {topic!r} failed: {exc!r}") from exc
+            raise _failure(f"end offsets of {topic!r} failed: {exc!r}", exc) from exc
         return {tp.partition: int(offset) for tp, offset in ends.items()}
 
     async def read(self, topic: str, partition: int, start_offset: int, max_records: int = 10_000,
@@ -214,6 +282,8 @@ class KafkaEventLog:
             # Continuing where the last read stopped keeps the reader's prefetched data: no seek.
             if self._reader_at != (tp, start_offset):
                 if self._reader.assignment() != {tp}:
+                    # a topic this principal may not see would otherwise read as empty, forever
+                    await self._wait_partitions(topic)
                     self._reader.assign([tp])
                 self._reader.seek(tp, start_offset)
             self._reader_at = None
@@ -222,7 +292,7 @@ class KafkaEventLog:
             except OffsetOutOfRangeError:
                 return await self._out_of_range(tp, start_offset)
             except KafkaError as exc:
-                raise LogError(f"reading {topic}[{partition}] from {start_offset} failed: {exc!r}") from exc
+                raise _failure(f"reading {topic}[{partition}] from {start_offset} failed: {exc!r}", exc) from exc
             records = [_record(r) for r in batches.get(tp, [])]
             self._reader_at = (tp, records[-1].offset + 1 if records else start_offset)
             return records
@@ -239,19 +309,25 @@ class KafkaEventLog:
             *topics, bootstrap_servers=self.bootstrap, client_id=f"{self.client_id}-{group_id}",
             group_id=group_id, enable_auto_commit=False, isolation_level="read_committed",
             auto_offset_reset="earliest", session_timeout_ms=6000, heartbeat_interval_ms=500,
-            fetch_max_wait_ms=100)
+            fetch_max_wait_ms=100, **self.security.client_kwargs())
         try:
             await consumer.start()
         except KafkaError as exc:
             with contextlib.suppress(Exception):
                 await consumer.stop()
-            raise LogError(f"joining consumer group {group_id!r} on {list(topics)} failed: {exc!r}") from exc
+            raise _failure(f"joining consumer group {group_id!r} on {list(topics)} failed: {exc!r}", exc) from exc
         return KafkaGroupConsumer(consumer)
 
     async def close(self) -> None:
         for client in (self._producer, self._reader, self._admin):
-            with contextlib.suppress(Exception):
-                await _stop(client)
+            if client is not None:
+                with contextlib.suppress(Exception):
+                    await _stop(client)
+
+
+def _config_resources(response: Any) -> list[tuple[int, str | None, int, str, list[tuple[Any, ...]]]]:
+    """(error code, message, resource type, name, config entries) of a DescribeConfigs response."""
+    return [(r[0], r[1], r[2], r[3], list(r[4])) for r in response.resources]
 
 
 async def _stop(client: AIOKafkaProducer | AIOKafkaConsumer | AIOKafkaAdminClient) -> None:

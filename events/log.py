@@ -76,6 +76,10 @@ class EventLog(Protocol):
         """Create the topics that do not exist yet (idempotent)."""
         ...
 
+    async def topic_configs(self, names: Sequence[str]) -> dict[str, dict[str, str]]:
+        """Each topic's effective settings (retention.ms, cleanup.policy, ...), defaults included."""
+        ...
+
     async def append(self, messages: Sequence[Message]) -> list[Position]:
         """Append durably; positions in input order. Raises LogError on failure (nothing is implied)."""
         ...

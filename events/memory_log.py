@@ -11,11 +11,14 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from events.errors import LogError
 from events.log import Message, Position, Record, partition_for
 from events.topics import TopicSpec
+
+# what a Kafka broker left at its defaults gives a topic created without settings (7 days)
+KAFKA_DEFAULT_TOPIC_CONFIGS = {"cleanup.policy": "delete", "retention.ms": "604800000", "retention.bytes": "-1"}
 
 
 def _wall_clock_ms() -> int:
@@ -34,12 +37,18 @@ class _Group:
 class MemoryEventLog:
     """events.log.EventLog in memory. `clock` gives record timestamps (ms); inject one for replay."""
 
-    def __init__(self, clock: Callable[[], int] = _wall_clock_ms) -> None:
+    def __init__(self, clock: Callable[[], int] = _wall_clock_ms,
+                 broker_defaults: Mapping[str, str] = KAFKA_DEFAULT_TOPIC_CONFIGS) -> None:
         self._clock = clock
+        self._broker_defaults = dict(broker_defaults)
         self._partitions: dict[str, list[list[Record]]] = {}
+        self._configs: dict[str, dict[str, str]] = {}
         self._groups: dict[str, _Group] = {}
         self._round_robin = itertools.count()  # unkeyed messages spread over partitions
-        self._changed = asyncio.Condition()
+        # set and replaced at every change; a waiter holds the one it saw. No lock: an
+        # asyncio.Condition's lock leaked under load (Python 3.11: a reader's wait_for timing out
+        # as it was notified), after which every append blocked for good
+        self._changed = asyncio.Event()
         self._closed = False
 
     # --- EventLog --------------------------------------------------------------------------
@@ -51,11 +60,23 @@ class MemoryEventLog:
                 if spec.partitions < 1:
                     raise LogError(f"topic {spec.name!r} needs at least one partition")
                 self._partitions[spec.name] = [[] for _ in range(spec.partitions)]
+                self._configs[spec.name] = {**self._broker_defaults, **spec.configs}
                 created = True
         if created:  # subscribers of a new topic get its partitions, as after a Kafka rebalance
             for group in self._groups.values():
                 group.generation += 1
             await self._notify()
+
+    async def topic_configs(self, names: Sequence[str]) -> dict[str, dict[str, str]]:
+        self._check_open()
+        unknown = [n for n in names if n not in self._configs]
+        if unknown:
+            raise LogError(f"describing the configuration of topic {unknown[0]!r} failed: it does not exist")
+        return {n: dict(self._configs[n]) for n in names}
+
+    def alter_topic_configs(self, name: str, configs: Mapping[str, str]) -> None:
+        """What an operator's kafka-configs --alter would do (for tests of the retention check)."""
+        self._configs[name].update(configs)
 
     async def append(self, messages: Sequence[Message]) -> list[Position]:
         self._check_open()
@@ -122,17 +143,26 @@ class MemoryEventLog:
             raise LogError("the event log is closed")
 
     async def _notify(self) -> None:
-        async with self._changed:
-            self._changed.notify_all()
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
 
     async def _wait_for(self, predicate: Callable[[], bool], timeout_ms: int) -> None:
         if predicate() or timeout_ms <= 0:
             return
-        async with self._changed:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_ms / 1000
+        while not predicate():
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return
+            changed = self._changed  # no await since predicate(): no change can be missed
             try:
-                await asyncio.wait_for(self._changed.wait_for(predicate), timeout_ms / 1000)
+                # asyncio.timeout, not wait_for: 3.11's wait_for swallows a cancellation that
+                # arrives as the event is set, and the reader's task would never end
+                async with asyncio.timeout(remaining):
+                    await changed.wait()
             except TimeoutError:
-                pass
+                return
 
     def _subscribed_partitions(self, topics: Sequence[str]) -> list[tuple[str, int]]:
         return [(t, p) for t in topics if t in self._partitions for p in range(len(self._partitions[t]))]

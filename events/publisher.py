@@ -23,6 +23,14 @@ class Publisher:
 
     async def publish(self, events: Sequence[Event]) -> list[Position]:
         """Durably append (acks=all) in order; returns once every event is in the log."""
-        if not events:
+        return await self.append(self.encode(events))
+
+    def encode(self, events: Sequence[Event]) -> list[Message]:
+        """The messages `publish` appends (CPU work a caller may do off its event loop)."""
+        return [self.to_message(e) for e in events]
+
+    async def append(self, messages: Sequence[Message]) -> list[Position]:
+        """Durably append already encoded events (`encode`), in order."""
+        if not messages:
             return []
-        return await self.log.append([self.to_message(e) for e in events])
+        return await self.log.append(messages)

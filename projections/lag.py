@@ -6,6 +6,8 @@ import asyncio
 
 import psycopg
 
+from events.kafka_security import KafkaSecurity
+
 
 def stored_offsets(database_url: str) -> dict[str, dict[tuple[str, int], int]]:
     with psycopg.connect(database_url) as conn:
@@ -16,10 +18,11 @@ def stored_offsets(database_url: str) -> dict[str, dict[tuple[str, int], int]]:
     return out
 
 
-async def _end_offsets(bootstrap: str, topics: set[str]) -> dict[tuple[str, int], int]:
+async def _end_offsets(bootstrap: str, topics: set[str],
+                       security: KafkaSecurity | None) -> dict[tuple[str, int], int]:
     from events.kafka_log import KafkaEventLog
 
-    log = await KafkaEventLog.connect(bootstrap, client_id="squall-lag")
+    log = await KafkaEventLog.connect(bootstrap, client_id="squall-lag", security=security, read_only=True)
     try:
         ends: dict[tuple[str, int], int] = {}
         for topic in topics:
@@ -39,8 +42,9 @@ def lag_from(stored: dict[str, dict[tuple[str, int], int]], ends: dict[tuple[str
     return lag
 
 
-def projection_lag(bootstrap: str, database_url: str, topic_prefix: str) -> dict[str, int]:
+def projection_lag(bootstrap: str, database_url: str, topic_prefix: str,
+                   security: KafkaSecurity | None = None) -> dict[str, int]:
     stored = stored_offsets(database_url)
     topics = {t for offsets in stored.values() for t, _ in offsets if t.startswith(topic_prefix)}
-    ends = asyncio.run(_end_offsets(bootstrap, topics)) if topics else {}
+    ends = asyncio.run(_end_offsets(bootstrap, topics, security)) if topics else {}
     return lag_from(stored, ends)

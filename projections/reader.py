@@ -18,6 +18,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from events.errors import LogError
+from events.kafka_security import PLAINTEXT, KafkaSecurity
 from events.log import EventLog, Record
 
 TP = tuple[str, int]
@@ -103,11 +104,12 @@ class KafkaPartitionReader:
 
     @classmethod
     async def open(cls, bootstrap: str, partitions: Sequence[TP], client_id: str = "squall-projection",
-                   max_partition_fetch_bytes: int = 4 * 1024 * 1024) -> KafkaPartitionReader:
+                   max_partition_fetch_bytes: int = 4 * 1024 * 1024,
+                   security: KafkaSecurity | None = None) -> KafkaPartitionReader:
         consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap, client_id=client_id, group_id=None, enable_auto_commit=False,
             isolation_level="read_committed", auto_offset_reset="none", fetch_max_wait_ms=100,
-            max_partition_fetch_bytes=max_partition_fetch_bytes)
+            max_partition_fetch_bytes=max_partition_fetch_bytes, **(security or PLAINTEXT).client_kwargs())
         try:
             await consumer.start()
         except KafkaError as exc:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sys
 import tempfile
 import time
@@ -27,14 +28,24 @@ import yaml
 from psycopg import sql
 
 from events.kafka_log import KafkaEventLog
+from events.kafka_security import KafkaSecurity
 from events.log import EventLog
 from events.topics import Topics
 from projections.cost import PriceTable
 from projections.db import READMODEL_MIGRATIONS, check_schema_name, connect, drop_schema, migrate
+from projections.readmodel.bulk import (
+    BULK_FAILED,
+    DEFAULT_MAX_HELD_JOBS,
+    BulkRebuildFailed,
+    finish_schema,
+    prepare_schema,
+)
 from projections.readmodel.projection import NAME as READMODEL
 from projections.readmodel.service import run_readmodel
 from projections.readmodel.tables import PROJECTED
 from projections.runner import RunnerSettings, TopicPartition
+
+logger = logging.getLogger(__name__)
 
 PROJECTIONS = (READMODEL,)  # every projection `squall replay` can rebuild
 DEFAULT_SCRATCH = "replay_readmodel"
@@ -62,54 +73,95 @@ class ReplayResult:
     until: dict[TopicPartition, int]
     differences: list[Difference] = field(default_factory=list)
     rows_compared: int = 0
+    mode: str = "live"  # "bulk": rebuild mode; "live": the live, transactional projection
 
 
 async def rebuild(log: EventLog, topics: Topics, database_url: str, schema: str = DEFAULT_SCRATCH,
                   until: dict[TopicPartition, int] | None = None, prices: PriceTable | None = None,
                   settings: RunnerSettings | None = None, in_place: bool = False,
-                  processes: int = 1) -> ReplayResult:
+                  processes: int = 1, bulk: bool = True, max_held_jobs: int = DEFAULT_MAX_HELD_JOBS) -> ReplayResult:
     """Drop `schema`, create the read-model tables there and fold the log from offset 0 up to `until`
     (default: the log's end offsets now). `in_place`: the schema's tables were emptied by `reset`;
-    keep them and fold into them. `processes` > 1 (Kafka only): that many projector processes,
-    each folding a share of the partitions (Python folds on one core per process)."""
+    keep them and fold into them (with the live projection: a live projector may be running).
+    `processes` > 1 (Kafka only): that many projector processes, each folding a share of the
+    partitions (Python folds on one core per process). `bulk` (not in place): rebuild mode
+    (projections/readmodel/bulk.py): rows written once, UNLOGGED tables, indexes built at the end;
+    if the log has a record only the live projection can quarantine, the rebuild starts over with
+    the live projection. `max_held_jobs`: rebuild mode's memory bound, jobs held per worker."""
     check_schema_name(schema)
     if schema == "public" and not in_place:
         raise ValueError("replay builds into a scratch schema, never 'public'; pass another --schema")
     if until is None:
         until = {}
-        for topic in (topics.batch, topics.instance):
+        for topic in topics.fold_topics:
             for partition, end in (await log.end_offsets(topic)).items():
                 until[(topic, partition)] = end
-    if not in_place:
-        drop_schema(database_url, schema)
-        migrate(database_url, [READMODEL_MIGRATIONS], schema=schema)
     settings = settings or RunnerSettings()
     settings.publish_quarantine = False  # the live projector published them when it first met them
     started = time.perf_counter()
-    if processes > 1 and isinstance(log, KafkaEventLog):
-        await _rebuild_in_processes(log.bootstrap, topics, database_url, schema, until, prices, settings, processes)
-        applied = sum(until.values())  # every share ran to its `until` (a failure raised)
-    else:
-        applied = (await run_readmodel(log, topics, database_url, schema, prices, settings, until=until)).applied
+    if not in_place:
+        drop_schema(database_url, schema)
+        migrate(database_url, [READMODEL_MIGRATIONS], schema=schema)
+        if bulk:
+            try:
+                applied = await _fold(log, topics, database_url, schema, until, prices, settings, processes, True,
+                                      max_held_jobs)
+                return ReplayResult(schema=schema, events=applied, seconds=time.perf_counter() - started,
+                                    until=until, mode="bulk")
+            except BulkRebuildFailed as exc:
+                logger.warning("rebuild mode gave up (%s); rebuilding %s with the live projection", exc, schema)
+                drop_schema(database_url, schema)
+                migrate(database_url, [READMODEL_MIGRATIONS], schema=schema)
+    applied = await _fold(log, topics, database_url, schema, until, prices, settings, processes, False)
     return ReplayResult(schema=schema, events=applied, seconds=time.perf_counter() - started, until=until)
 
 
-async def _rebuild_in_processes(bootstrap: str, topics: Topics, database_url: str, schema: str,
-                                until: dict[TopicPartition, int], prices: PriceTable | None,
-                                settings: RunnerSettings, processes: int) -> None:
+async def _fold(log: EventLog, topics: Topics, database_url: str, schema: str, until: dict[TopicPartition, int],
+                prices: PriceTable | None, settings: RunnerSettings, processes: int, bulk: bool,
+                max_held_jobs: int = DEFAULT_MAX_HELD_JOBS) -> int:
+    """Fold the log into `schema` up to `until`; the number of records applied or quarantined."""
+    indexes = prepare_schema(database_url, schema) if bulk else []
+    if processes > 1 and isinstance(log, KafkaEventLog):
+        await _rebuild_in_processes(log.bootstrap, log.security, topics, database_url, schema, until, prices,
+                                    settings, processes, bulk, max_held_jobs)
+        applied = sum(until.values())  # every share ran to its `until` (a failure raised)
+    else:
+        applied = (await run_readmodel(log, topics, database_url, schema, prices, settings, until=until,
+                                       bulk=bulk, max_held_jobs=max_held_jobs)).applied
+    if bulk:
+        finish_schema(database_url, schema, indexes)
+    return applied
+
+
+async def _rebuild_in_processes(bootstrap: str, security: KafkaSecurity, topics: Topics, database_url: str,
+                                schema: str, until: dict[TopicPartition, int], prices: PriceTable | None,
+                                settings: RunnerSettings, processes: int, bulk: bool, max_held_jobs: int) -> None:
     with tempfile.TemporaryDirectory(prefix="squall-replay-") as tmp:
         args = ["--bootstrap", bootstrap, "--topic-prefix", topics.prefix, "--database-url", database_url,
                 "--schema", schema, "--workers", str(settings.workers), "--max-batch", str(settings.max_batch),
                 "--until-json", json.dumps({f"{t}:{p}": o for (t, p), o in until.items()}),
-                "--no-publish-quarantine"]
+                "--no-publish-quarantine", *(["--bulk", "--max-held-jobs", str(max_held_jobs)] if bulk else [])]
         if prices is not None:
             price_file = Path(tmp) / "prices.yaml"
             price_file.write_text(yaml.safe_dump(asdict(prices)))
             args += ["--prices", str(price_file)]
+        if security.security_protocol != "PLAINTEXT":  # the shards authenticate as this process does
+            credentials = Path(tmp) / "kafka-credentials.json"
+            security.save(credentials)
+            args += ["--kafka-credentials", str(credentials)]
         children = [await asyncio.create_subprocess_exec(
             sys.executable, "-m", "projections.readmodel", *args, "--shard", f"{i}/{processes}",
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE) for i in range(processes)]
-        outcomes = await asyncio.gather(*(child.communicate() for child in children))
+        try:
+            outcomes = await asyncio.gather(*(child.communicate() for child in children))
+        finally:
+            for child in children:  # one failed, or we were cancelled: leave no projector behind
+                if child.returncode is None:
+                    child.kill()
+                    await child.wait()
+    for i, (child, (_, stderr)) in enumerate(zip(children, outcomes, strict=True)):
+        if bulk and child.returncode == BULK_FAILED:
+            raise BulkRebuildFailed(f"shard {i}/{processes}: {stderr.decode(errors='replace').strip()[-2000:]}")
     for i, (child, (_, stderr)) in enumerate(zip(children, outcomes, strict=True)):
         if child.returncode != 0:
             tail = stderr.decode(errors="replace")[-2000:]
@@ -119,18 +171,20 @@ async def _rebuild_in_processes(bootstrap: str, topics: Topics, database_url: st
 async def replay_and_verify(log: EventLog, topics: Topics, database_url: str, live_schema: str = "public",
                             schema: str = DEFAULT_SCRATCH, prices: PriceTable | None = None,
                             settings: RunnerSettings | None = None, max_differences: int = 100,
-                            processes: int = 1) -> ReplayResult:
-    """Rebuild into `schema` up to the live projection's position, then compare row for row."""
+                            processes: int = 1, bulk: bool = True) -> ReplayResult:
+    """Rebuild into `schema` up to the live projection's position, then compare row for row
+    (`bulk`: in rebuild mode, see `rebuild`)."""
     with connect(database_url, schema=live_schema) as live:
         live.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
         with live.transaction():
             rows = live.execute("SELECT topic, partition, next_offset FROM projection_offsets "
                                 "WHERE projection = %s", (READMODEL,)).fetchall()
             until = {(t, p): o for t, p, o in rows}
-            for topic in (topics.batch, topics.instance):  # partitions the live one never stored: nothing yet
+            for topic in topics.fold_topics:  # partitions the live one never stored: nothing yet
                 for partition in range(await log.partitions(topic)):
                     until.setdefault((topic, partition), 0)
-            result = await rebuild(log, topics, database_url, schema, until, prices, settings, processes=processes)
+            result = await rebuild(log, topics, database_url, schema, until, prices, settings, processes=processes,
+                                   bulk=bulk)
             with connect(database_url, schema=schema) as scratch:
                 result.differences, result.rows_compared = compare(live, scratch, max_differences)
     return result

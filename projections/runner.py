@@ -6,8 +6,10 @@ and hands a chunk (up to `max_batch` records) to `Projection.apply`, which store
 the new offsets in ONE transaction. A crash at any point therefore loses or repeats nothing.
 
 Poison: a record that does not decode is quarantined straight away; if applying a chunk fails
-with `PoisonError`, the chunk is split in halves until the one record at fault is found, and
-that record is quarantined (table + quarantine topic, with the reason). The loop keeps going.
+with `PoisonError` (a projection raises it for an `UnprojectableEvent`, or a value its store
+refuses), the chunk is split in halves until the one record at fault is found, and that record is
+quarantined (table + quarantine topic, with the reason). The loop keeps going. Any other error is
+a bug or an outage, and ends the loop: a bug in a fold is never mistaken for a bad event.
 """
 
 from __future__ import annotations
@@ -114,7 +116,13 @@ class Runner:
             partitions = partitions[index::count]
         n = max(1, min(self.settings.workers, len(partitions)))
         shares = [partitions[i::n] for i in range(n)]
-        await asyncio.gather(*(self._worker(share, stop, until) for share in shares))
+        workers = [asyncio.create_task(self._worker(share, stop, until)) for share in shares]
+        try:
+            await asyncio.gather(*workers)
+        finally:  # one worker failed (or we were cancelled): stop the others rather than orphan them
+            for worker in workers:
+                worker.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
 
     async def _worker(self, share: list[TopicPartition], stop: asyncio.Event,
                       until: dict[TopicPartition, int] | None) -> None:

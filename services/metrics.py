@@ -184,18 +184,28 @@ class HttpMetricsMiddleware:
             ).observe(time.perf_counter() - start)
 
 
-def add_metrics(app: Starlette, metrics: SquallMetrics | None = None, path: str = "/metrics") -> None:
-    """Time every request of `app` and serve the exposition at `path` (call before the app starts)."""
+Authorize = Callable[[Request], Awaitable[None]]
+
+
+def add_metrics(app: Starlette, metrics: SquallMetrics | None = None, path: str = "/metrics",
+                authorize: Authorize | None = None) -> None:
+    """Time every request of `app` and serve the exposition at `path` (call before the app starts).
+
+    `authorize(request)` runs before each scrape and raises to refuse it (the metrics name users):
+    the front end asks for an operator's token when it listens beyond loopback."""
     metrics = metrics or default_metrics()
     app.add_middleware(HttpMetricsMiddleware, metrics=metrics)
-    app.add_route(path, metrics_endpoint(metrics), methods=["GET"], include_in_schema=False)
+    app.add_route(path, metrics_endpoint(metrics, authorize), methods=["GET"], include_in_schema=False)
 
 
-def metrics_endpoint(metrics: SquallMetrics | None = None) -> Callable[[Request], Awaitable[Response]]:
+def metrics_endpoint(metrics: SquallMetrics | None = None,
+                     authorize: Authorize | None = None) -> Callable[[Request], Awaitable[Response]]:
     """A Starlette endpoint answering the text exposition of `metrics`' registry."""
     registry = (metrics or default_metrics()).registry
 
-    async def serve_metrics(_request: Request) -> Response:
+    async def serve_metrics(request: Request) -> Response:
+        if authorize is not None:
+            await authorize(request)
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     return serve_metrics

@@ -264,7 +264,8 @@ async def _main(args: argparse.Namespace) -> None:
     from services.config import from_args, stop_on_signals
 
     config = from_args(args, need_database=False)
-    event_log = await KafkaEventLog.connect(config.bootstrap_servers, client_id=f"simworker-{args.instance_name}")
+    event_log = await KafkaEventLog.connect(config.bootstrap_servers, client_id=f"simworker-{args.instance_name}",
+                                            security=config.kafka_security)
     publisher = Publisher(event_log, config.topics, Codec())
     fleet = SimFleet(event_log, publisher, job_duration_ms=args.job_duration_ms,
                      heartbeat_interval_s=args.heartbeat_interval)

@@ -1,10 +1,18 @@
-"""Shared fixtures: the real Kafka broker and PostgreSQL server, started lazily once per session.
+"""Shared fixtures: the real Kafka broker, PostgreSQL server and GCS-API server (fake-gcs-server),
+started lazily once per session by the project's own deploy/ code.
 
-Only tests that ask for them (directly or through kafka_log / fresh_db) start them, so unit
-tests never pay for a JVM. Point at servers you already run instead with
+Only tests that ask for them (directly or through kafka_log / fresh_db / gcs_store) start them, so
+unit tests never pay for a JVM. The shared broker accepts anyone (fast, and most tests are not about
+security); `secure_kafka` is a second broker secured exactly as `squall up` secures its own. Point at
+servers you already run instead with
   SQUALL_TEST_KAFKA_BOOTSTRAP=127.0.0.1:9092   SQUALL_TEST_DATABASE_URL=postgresql://...
-Each test gets its own topic prefix (`topics`) and its own database (`fresh_db`), so tests do
-not see each other's data even on a shared server.
+  SQUALL_TEST_STORAGE_ENDPOINT=http://127.0.0.1:PORT
+Each test gets its own topic prefix (`topics`), its own database (`fresh_db`) and its own buckets
+(`bucket`), so tests do not see each other's data even on a shared server.
+
+Hypothesis runs under the `squall` profile: a failure prints the blob that replays it
+(`@reproduce_failure(...)`), and the example database lives in memory, so nothing is written
+into the tree (pin a case that once failed with @example instead).
 """
 
 from __future__ import annotations
@@ -14,15 +22,25 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+from hypothesis.database import InMemoryExampleDatabase
 
 from deploy.kafka import KafkaBroker
+from deploy.kafka_auth import KafkaAuth
+from deploy.objectstore import FakeGcsServer
 from deploy.postgres import EmbeddedPostgres, create_database, drop_database
 from events.kafka_log import KafkaEventLog
+from events.kafka_security import KafkaSecurity
 from events.memory_log import MemoryEventLog
+from events.objectstore import InMemoryObjectStore
 from events.topics import Topics
+
+settings.register_profile("squall", print_blob=True, database=InMemoryExampleDatabase())
+settings.load_profile("squall")
 
 
 @pytest.fixture(scope="session")
@@ -37,6 +55,36 @@ def kafka_bootstrap() -> Iterator[str]:
         bootstrap = broker.start()
         broker.stop_when_gone(os.getpid(), remove_data=True)  # even if this run is killed hard
         yield bootstrap
+    finally:
+        broker.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class SecureKafka:
+    """A broker secured as `squall up` secures its own: SCRAM per role, TLS for workers, ACLs."""
+
+    bootstrap: str  # SCRAM on loopback (services)
+    external_bootstrap: str  # SCRAM over TLS (workers)
+    credentials: Path  # admin.json and <role>.json, for stack.up(kafka_credentials=...)
+    auth: KafkaAuth
+    broker: KafkaBroker
+
+    def client(self, user: str, tls: bool = False) -> KafkaSecurity:
+        return self.auth.client(user, tls=tls)
+
+
+@pytest.fixture(scope="session")
+def secure_kafka() -> Iterator[SecureKafka]:
+    """Started only by tests that ask for it (security tests, the e2e suite)."""
+    data_dir = Path(tempfile.mkdtemp(prefix="squall-test-secure-kafka-"))
+    auth = KafkaAuth.load_or_create(data_dir / "auth")
+    broker = KafkaBroker(data_dir / "kafka", security=auth.broker_security(["127.0.0.1"]))
+    try:
+        broker.start()
+        broker.stop_when_gone(os.getpid(), remove_data=True)
+        auth.write_credentials(data_dir / "credentials", tls_roles={"worker"})
+        yield SecureKafka(broker.bootstrap, broker.external_bootstrap, data_dir / "credentials", auth, broker)
     finally:
         broker.stop()
         shutil.rmtree(data_dir, ignore_errors=True)
@@ -97,3 +145,44 @@ async def memory_log(topics: Topics) -> AsyncIterator[MemoryEventLog]:
         yield log
     finally:
         await log.close()
+
+
+@pytest.fixture(scope="session")
+def storage_endpoint() -> Iterator[str]:
+    """The endpoint of a real GCS-API server (fake-gcs-server, filesystem backend) for this session."""
+    external = os.environ.get("SQUALL_TEST_STORAGE_ENDPOINT")
+    if external:
+        yield external
+        return
+    data_dir = Path(tempfile.mkdtemp(prefix="squall-test-gcs-"))
+    server = FakeGcsServer(data_dir)
+    try:
+        endpoint = server.start()
+        server.stop_when_gone(os.getpid(), remove_data=True)  # even if this run is killed hard
+        yield endpoint
+    finally:
+        server.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@pytest.fixture
+async def gcs_store(storage_endpoint: str) -> AsyncIterator[object]:
+    """A GcsObjectStore (google-cloud-storage) talking to the session's fake-gcs-server."""
+    from events.objectstore.gcs import GcsObjectStore
+
+    store = GcsObjectStore(endpoint=storage_endpoint, retry_deadline_s=5)
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+@pytest.fixture
+def memory_store() -> InMemoryObjectStore:
+    return InMemoryObjectStore()
+
+
+@pytest.fixture
+def bucket_name() -> str:
+    """A bucket name unique to this test (create it in the store you use)."""
+    return f"t-{uuid.uuid4().hex[:16]}"

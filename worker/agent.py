@@ -4,12 +4,15 @@ Lifecycle (`Agent.run(stop)`):
 1. reconcile from the journal (worker/journal.py): re-send decided MJCs, re-attach attempts whose
    main container still exists, report the others as Error worker_crashed, re-queue attempts
    that were assigned but never started. No attempt is ever started twice.
-2. append InstanceActivated with the instance's resources; heartbeat every `heartbeat_interval_s`.
+2. start the agent's HTTP endpoint (live logs, worker/agent_http.py) and put its fresh secret in
+   squall's bucket; append InstanceActivated with the instance's resources and the endpoint's URL;
+   heartbeat every `heartbeat_interval_s` (each beat also retries shipping records the store refused).
 3. read ONLY partition_for(instance_name) of the worker-assignments topic, from the offset the
    journal holds, keeping only this instance's entries. AttemptAssigned runs when its mCPU fit
    (FIFO weighted semaphore over cores x 1000); AttemptKillRequested kills it (Cancelled, killed).
 4. per attempt: journal "started", append MJS, run (worker/attempt.py), journal the MJC, write
-   status.json, append the MJC, journal "reported", remove containers and scratch.
+   status.json and ship what is left of its logs/usage/status to squall's bucket (worker/records.py),
+   append the MJC, journal "reported", remove containers and scratch (and the spool once shipped).
 5. when `stop` is set (SIGTERM): take no more work, give running attempts `drain_timeout_s`,
    kill the rest (reported Error instance_lost: retried elsewhere), append InstanceDeactivated.
 Event ids of MJS/MJC are derived from the attempt, so a re-send is the same event.
@@ -19,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from dataclasses import dataclass
 
@@ -37,13 +39,16 @@ from events.codec import Codec
 from events.envelope import derived_event_id
 from events.errors import DecodeError
 from events.log import EventLog, partition_for
+from events.objectstore import ObjectStoreError
+from events.objectstore.layout import agent_secret_key
 from events.publisher import Publisher
 from events.topics import Topics
 from services import metrics
+from worker.agent_http import AgentEndpoint
 from worker.attempt import Attempt, AttemptOutcome, AttemptServices
-from worker.blobs import status_key
 from worker.capacity import WeightedSemaphore
 from worker.journal import AttemptRecord, Journal, attempt_key, key_of
+from worker.records import AttemptIds
 from worker.runtime import LABEL_ATTEMPT
 from worker.status import status_document
 
@@ -101,8 +106,9 @@ def unstarted_outcome(started_at: int | None, now: int, outcome: str, cause: str
 
 class Agent:
     def __init__(self, settings: AgentSettings, log_: EventLog, topics: Topics, services: AttemptServices,
-                 journal: Journal, codec: Codec | None = None) -> None:
+                 journal: Journal, codec: Codec | None = None, endpoint: AgentEndpoint | None = None) -> None:
         self.settings = settings
+        self.endpoint = endpoint
         self.log = log_
         self.topics = topics
         self.services = services
@@ -117,13 +123,15 @@ class Agent:
         self._drained: set[str] = set()  # killed by the drain, not by a kill request
         self._draining = False
         self._stopping = asyncio.Event()
+        self._unshipped: dict[str, AttemptRecord] = {}  # completed, but the store refused some records
 
     # lifecycle ---------------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
         if self.services.jvm is not None:
             await self.services.jvm.remove_stale()  # their jobs are reported worker_crashed below
         await self.reconcile()
-        await self._publish_forever([self._activated()])
+        agent_url = await self._start_endpoint(stop)
+        await self._publish_forever([self._activated(agent_url)])
         heartbeat = asyncio.create_task(self._heartbeat_loop())
         try:
             await self._read_loop(stop)
@@ -136,17 +144,38 @@ class Agent:
             await self._publish_forever([InstanceDeactivated(
                 event_id=self.clock.new_id(), occurred_at=self.clock.now_ms(), producer=self.settings.producer,
                 instance_name=self.settings.instance_name, reason="drained")])
+            if self.endpoint is not None:
+                await self.endpoint.stop()
 
-    def _activated(self) -> InstanceActivated:
+    async def _start_endpoint(self, stop: asyncio.Event) -> str | None:
+        """Serve live logs; the secret goes to squall's bucket first, so the front end can use it at once."""
+        if self.endpoint is None:
+            return None
+        records = self.services.records
+        delay = PUBLISH_BACKOFF_START_S
+        while not stop.is_set():
+            try:
+                await records.store.put(records.bucket, agent_secret_key(self.settings.instance_name),
+                                        self.endpoint.secret.encode(), "text/plain")
+                break
+            except ObjectStoreError as exc:
+                log.warning("storing the agent's secret failed, retrying in %.1f s: %s", delay, exc)
+                await asyncio.sleep(delay)
+                delay = min(PUBLISH_BACKOFF_MAX_S, delay * 2)
+        return await self.endpoint.start()
+
+    def _activated(self, agent_url: str | None) -> InstanceActivated:
         s = self.settings
         return InstanceActivated(
             event_id=self.clock.new_id(), occurred_at=self.clock.now_ms(), producer=s.producer,
             instance_name=s.instance_name, pool=s.pool, cores_mcpu=s.cores * 1000, memory_bytes=s.memory_bytes,
-            storage_gib=s.storage_gib, region=s.region, preemptible=s.preemptible, agent_version=s.agent_version)
+            storage_gib=s.storage_gib, region=s.region, preemptible=s.preemptible, agent_version=s.agent_version,
+            agent_url=agent_url)
 
     async def _heartbeat_loop(self) -> None:
         while True:
             await asyncio.sleep(self.settings.heartbeat_interval_s)
+            await self._retry_shipping()
             running = sorted(self.attempts[k].a.attempt_id for k in self.running if k in self.attempts)
             try:
                 await self.publisher.publish([InstanceHeartbeat(
@@ -255,11 +284,13 @@ class Agent:
         a, k = record.assignment, key_of(record.assignment)
         mjc = completed_event(a, outcome, self.settings.producer)
         self.journal.completed(k, mjc)
+        ids = AttemptIds(a.batch_id, a.job_id, a.attempt_id)
         try:
-            doc = status_document(a, outcome, self.settings.region)
-            self.services.blobs.put(status_key(a.batch_id, a.job_id, a.attempt_id), json.dumps(doc).encode())
+            await self.services.records.write_status(ids, status_document(a, outcome, self.settings.region))
+            # before the MJC: a job the API shows complete has its logs in the store (unless it is down)
+            await self.services.records.finish(ids)
         except Exception:
-            log.warning("writing status.json of %s failed", k, exc_info=True)
+            log.warning("writing the records of %s failed; retried", k, exc_info=True)
         await self._report(record)
         await self._cleanup(record, attempt)
 
@@ -276,7 +307,30 @@ class Agent:
             log.warning("cleaning up %s failed; retried at the next start", key_of(record.assignment),
                         exc_info=True)
             return
-        self.journal.cleaned(key_of(record.assignment))
+        if await self._ship(record):
+            self.journal.cleaned(key_of(record.assignment))
+        else:  # the spool stays until the store takes it (every heartbeat, and after a restart)
+            self._unshipped[key_of(record.assignment)] = record
+
+    async def _ship(self, record: AttemptRecord) -> bool:
+        a = record.assignment
+        ids = AttemptIds(a.batch_id, a.job_id, a.attempt_id)
+        try:
+            shipped = await self.services.records.finish(ids)
+        except Exception:
+            log.warning("shipping the records of %s failed", key_of(a), exc_info=True)
+            return False
+        if shipped:
+            self.services.records.discard(ids)
+        return shipped
+
+    async def _retry_shipping(self) -> None:
+        for k, record in list(self._unshipped.items()):
+            if await self._ship(record):
+                del self._unshipped[k]
+                self.journal.cleaned(k)
+            else:
+                break  # the store is still refusing: try again at the next beat
 
     async def _publish_forever(self, events: list) -> bool:
         """Retry until appended (Hail retries MJC forever); False only if the agent is stopping for good."""
@@ -300,6 +354,7 @@ class Agent:
     # restart and shutdown ----------------------------------------------------------------------
     async def reconcile(self) -> None:
         """Finish what the journal says was in flight when the previous agent stopped."""
+        await self._ship_orphaned_spools()
         for record in list(self.journal.attempts.values()):
             a = record.assignment
             if record.completed is not None:
@@ -327,6 +382,19 @@ class Agent:
                                             "the worker restarted while the attempt was running and its "
                                             "container was gone")
                 await self._complete(record, None, outcome)
+
+    async def _ship_orphaned_spools(self) -> None:
+        """Spools of attempts the journal has forgotten (finished before a compaction): ship and drop them."""
+        records = self.services.records
+        live = set(self.journal.attempts)
+        for ids in records.spooled_attempts():
+            if attempt_key(ids.batch_id, ids.job_id, ids.attempt_id) in live:
+                continue
+            try:
+                if await records.finish(ids):
+                    records.discard(ids)
+            except Exception:
+                log.warning("shipping the spool of %s failed; retried at the next start", ids, exc_info=True)
 
     async def _drain(self) -> None:
         self._draining = True

@@ -2,11 +2,15 @@
 
 The agent decides *whether* to run (journal, concurrency, reporting); this module decides *how*,
 and classifies the result (events/failures.py causes):
-  input  copies input_files into /io (on the host, via worker/storage.py); fails -> Error input_failed
+  input  copies input_files (gs:// objects) into /io, as the submitting user (worker/storage.py);
+         a missing object -> Failed input_not_found; the store unavailable -> Error storage_unavailable
+         (retried); anything else -> Error input_failed
   main   the job's image and command, with its cpu / memory / pids limits, network and timeout
-  output copies output_files out of /io if main succeeded or always_copy_output; fails -> Error output_failed
+  output copies output_files out of /io to gs:// if main succeeded or always_copy_output; fails ->
+         Error output_failed (storage_unavailable: retried)
 The attempt's outcome is main's unless main succeeded, then output's (Hail's rule). A main step
 that failed with its /io volume full is Error storage_quota_exceeded rather than the user's Failed.
+Each step's log, usage and the status so far go to squall's bucket as the step ends (worker/records.py).
 """
 
 from __future__ import annotations
@@ -16,14 +20,15 @@ from dataclasses import dataclass, field
 
 from events import failures
 from events.catalog import AttemptAssigned, ResourceUsageSummary, StepTiming
-from worker.blobs import BlobStore, log_key, resource_usage_key
 from worker.clock import Clock
 from worker.jvm_pool import JvmPool
 from worker.jvm_step import run_jvm_step
+from worker.records import AttemptIds, AttemptRecords
 from worker.runtime import LABEL_ATTEMPT, LABEL_INSTANCE, LABEL_STEP, ContainerRuntime, ContainerSpec, Mount
 from worker.scratch import GIB, ScratchError, ScratchManager, ScratchVolume, scratch_quota_bytes
+from worker.status import running_status_document
 from worker.step import StepResult, run_container_step, skipped
-from worker.storage import IO_MOUNT, StorageError, StorageRouter, host_path_in_io
+from worker.storage import IO_MOUNT, JobFiles, StorageError, host_path_in_io
 
 OUTCOME_OF_STATE = {"succeeded": "Success", "failed": "Failed", "error": "Error", "cancelled": "Cancelled"}
 
@@ -44,11 +49,12 @@ class AttemptServices:
     instance_name: str
     runtime: ContainerRuntime
     scratch: ScratchManager
-    storage: StorageRouter
-    blobs: BlobStore
+    files: JobFiles
+    records: AttemptRecords
     clock: Clock
     limits: WorkerLimits = field(default_factory=WorkerLimits)
     jvm: JvmPool | None = None  # None: this worker runs no JVM jobs
+    region: str = "local"
 
 
 @dataclass
@@ -92,6 +98,7 @@ class Attempt:
         self.s = services
         self.killed = asyncio.Event()
         self.scratch_name = attempt_label(assignment)
+        self.ids = AttemptIds(assignment.batch_id, assignment.job_id, assignment.attempt_id)
         self.container_ids: set[str] = set()
 
     def kill(self) -> None:
@@ -105,7 +112,8 @@ class Attempt:
             env=job_env(a), mounts=(Mount(str(volume.io_dir), str(IO_MOUNT)),),
             labels={LABEL_INSTANCE: a.instance_name, LABEL_ATTEMPT: attempt_label(a), LABEL_STEP: "main"},
             cpu_mcpu=a.cores_mcpu, memory_bytes=a.memory_bytes, pids_limit=self.s.limits.pids_limit,
-            network=a.spec.network if a.spec.network in ("private", "public") else "none")
+            network=a.spec.network if a.spec.network in ("private", "public") else "none",
+            writable_dir=str(volume.rootfs_dir))  # writes to / count against the scratch quota
 
     async def run(self, started_at: int, existing_main_container: str | None = None) -> AttemptOutcome:
         """Run every step (or, after a restart, follow the main container that is still there)."""
@@ -131,13 +139,13 @@ class Attempt:
             if inp.state not in ("succeeded", "skipped"):
                 steps += [skipped("main"), skipped("output")]
                 return self._outcome(started_at, steps, OUTCOME_OF_STATE[inp.state], inp.failure_cause, inp.error)
+            if inp.state == "succeeded":
+                await self._step_ended(started_at, steps)
         else:
             steps.append(skipped("input"))  # it ran before the restart
 
         main = await run_container_step(
-            "main", self.main_spec(volume), runtime=self.s.runtime, blobs=self.s.blobs,
-            log_key=log_key(a.batch_id, a.job_id, a.attempt_id, "main"),
-            usage_key=resource_usage_key(a.batch_id, a.job_id, a.attempt_id, "main"),
+            "main", self.main_spec(volume), runtime=self.s.runtime, records=self.s.records, ids=self.ids,
             clock=clock, killed=self.killed, timeout_s=a.spec.timeout_s, io_bytes=volume.used_bytes,
             existing_container_id=existing_main_container)
         if main.container_id:
@@ -149,6 +157,8 @@ class Attempt:
 
         run_output = a.spec.output_files and main.state != "cancelled" and (
             main.state == "succeeded" or a.spec.always_copy_output)
+        if run_output:  # the final status, written by the agent, covers the last step
+            await self._step_ended(started_at, steps)
         out = await self._copy_step("output", volume, upload=True) if run_output else skipped("output")
         steps.append(out)
 
@@ -158,9 +168,14 @@ class Attempt:
             state, cause, error = out.state, out.failure_cause, out.error
         return self._outcome(started_at, steps, OUTCOME_OF_STATE[state], cause, error, volume)
 
+    async def _step_ended(self, started_at: int, steps: list[StepResult]) -> None:
+        """The status so far (state running, the ended steps' timings) in squall's bucket."""
+        await self.s.records.write_status(self.ids, running_status_document(self.a, steps, started_at,
+                                                                            self.s.region))
+
     async def _run_jvm(self, started_at: int) -> AttemptOutcome:
         assert self.s.jvm is not None
-        main = await run_jvm_step(self.a, pool=self.s.jvm, storage=self.s.storage, blobs=self.s.blobs,
+        main = await run_jvm_step(self.a, pool=self.s.jvm, files=self.s.files, records=self.s.records,
                                   clock=self.s.clock, killed=self.killed, label=attempt_label(self.a))
         steps = [skipped("input"), main, skipped("output")]
         return self._outcome(started_at, steps, OUTCOME_OF_STATE[main.state], main.failure_cause, main.error)
@@ -174,6 +189,8 @@ class Attempt:
                 return "a jvm job needs a jar_url"
             if spec.input_files or spec.output_files:
                 return "jvm jobs cannot have input_files or output_files"
+            if not spec.jar_url.startswith("gs://"):
+                return f"jar_url {spec.jar_url!r} must be a gs:// URL: squall never reads host paths for a job"
             return None
         if spec.process_type != "docker":
             return f"process type {spec.process_type!r} is not supported (docker or jvm)"
@@ -187,7 +204,8 @@ class Attempt:
         a, clock = self.a, self.s.clock
         files = a.spec.output_files if upload else a.spec.input_files
         result = StepResult(name=name, state="succeeded", started_at=clock.now_ms())
-        appender = self.s.blobs.appender(log_key(a.batch_id, a.job_id, a.attempt_id, name))
+        step_log = self.s.records.open_log(self.ids, name)
+        step_log.start_flushing()
         cause = failures.OUTPUT_FAILED if upload else failures.INPUT_FAILED
         try:
             for f in files:
@@ -196,19 +214,24 @@ class Attempt:
                     break
                 try:
                     if upload:
-                        await asyncio.to_thread(self.s.storage.upload, host_path_in_io(volume.io_dir, f.src), f.dst)
+                        report = await self.s.files.upload(a.user, host_path_in_io(volume.io_dir, f.src), f.dst,
+                                                           volume.io_dir, shown=f.src)
                     else:
-                        await asyncio.to_thread(self.s.storage.download, f.src, host_path_in_io(volume.io_dir, f.dst))
+                        report = await self.s.files.download(a.user, f.src, host_path_in_io(volume.io_dir, f.dst),
+                                                             volume.io_dir)
                 except StorageError as exc:
                     full = not upload and volume.is_full()
-                    result.state = "error"
-                    result.failure_cause = failures.STORAGE_QUOTA_EXCEEDED if full else cause
-                    result.error = f"{name} failed: {exc}"
-                    appender.append(f"error: {exc}\n".encode())
+                    result.failure_cause = failures.STORAGE_QUOTA_EXCEEDED if full else (exc.cause or cause)
+                    # a missing input is the user's mistake (Failed, as a non-zero exit); the rest are errors
+                    result.state = "failed" if result.failure_cause == failures.INPUT_NOT_FOUND else "error"
+                    result.error = str(exc) if result.failure_cause == failures.INPUT_NOT_FOUND \
+                        else f"{name} failed: {exc}"
+                    step_log.append(f"error: {exc}\n".encode())
                     break
-                appender.append(f"copied {f.src} -> {f.dst}\n".encode())
+                step_log.append(f"copied {f.src} -> {f.dst} ({report.objects} object"
+                                f"{'s' if report.objects != 1 else ''}, {report.bytes} bytes)\n".encode())
         finally:
-            appender.close()
+            await step_log.close()
         result.ended_at = clock.now_ms()
         result.timing = {name: {"start_time": result.started_at, "finish_time": result.ended_at,
                                 "duration": result.ended_at - (result.started_at or 0)}}

@@ -18,8 +18,10 @@ from worker.runtime import (
     ContainerInfo,
     ContainerNotFound,
     ContainerSpec,
+    ContainerSpecInvalid,
     ImageNotFound,
     ImagePullFailed,
+    InvalidImageReference,
     LogSink,
     RuntimeError_,
     UsageSample,
@@ -87,10 +89,13 @@ class _Container:
 
 class FakeRuntime:
     def __init__(self, images: set[str] | None = None, program: Program = interpret,
-                 unpullable: dict[str, str] | None = None, clock_ms: Callable[[], int] | None = None) -> None:
-        """images: present locally; unpullable: image -> 'not_found' | 'transient'."""
+                 unpullable: dict[str, str] | None = None, clock_ms: Callable[[], int] | None = None,
+                 missing_executables: frozenset[str] = frozenset({"/bin/bash", "bash"})) -> None:
+        """images: present locally; unpullable: image -> 'not_found' | 'transient' | 'invalid_reference';
+        missing_executables: commands the images lack (start refuses them, as crun does)."""
         self.images = set(images or {"localhost/busybox:latest", "localhost/debian-python3:bookworm"})
         self.unpullable = dict(unpullable or {})
+        self.missing_executables = missing_executables
         self.program = program
         self.containers: dict[str, _Container] = {}
         self.created_specs: list[ContainerSpec] = []
@@ -103,6 +108,8 @@ class FakeRuntime:
         kind = self.unpullable.get(image, "not_found")
         if kind == "transient":
             raise ImagePullFailed(f"pulling image {image!r} failed (will be retried): registry unavailable")
+        if kind == "invalid_reference":
+            raise InvalidImageReference(f"invalid image reference {image!r}: invalid reference format")
         raise ImageNotFound(f"image {image!r} not found")
 
     async def create(self, spec: ContainerSpec) -> str:
@@ -117,6 +124,10 @@ class FakeRuntime:
 
     async def start(self, container_id: str) -> None:
         c = self._get(container_id)
+        executable = c.spec.command[0] if c.spec.command else None
+        if executable in self.missing_executables:
+            raise ContainerSpecInvalid(f"crun: executable file `{executable}` not found in $PATH: No such file "
+                                       "or directory: OCI runtime attempted to invoke a command that was not found")
         if c.task is None:
             c.task = asyncio.create_task(self._run(c))
 

@@ -16,11 +16,11 @@ from pathlib import Path
 
 from events import failures
 from events.catalog import AttemptAssigned
-from worker.blobs import BlobStore, log_key
 from worker.clock import Clock
 from worker.jvm_pool import ENTRYWAY_EXCEPTION, SUCCESS, WORK_DIR_IN_CONTAINER, JvmDied, JvmError, JvmPool
+from worker.records import AttemptIds, AttemptRecords
 from worker.step import PhaseTimer, StepResult, finish_step
-from worker.storage import StorageError, StorageRouter
+from worker.storage import JobFiles, StorageError
 
 LOG_POLL_S = 0.05
 
@@ -35,7 +35,7 @@ def _read_from(path: Path, offset: int) -> bytes:
 
 
 async def _tail(path: Path, sink: Callable[[bytes], None], stop: asyncio.Event) -> None:
-    """Copy what the job writes to its log file into the blob log until stop (then drain)."""
+    """Copy what the job writes to its log file into the step's log until stop (then drain)."""
     offset = 0
     while True:
         finished = stop.is_set()
@@ -49,34 +49,37 @@ async def _tail(path: Path, sink: Callable[[bytes], None], stop: asyncio.Event) 
             await asyncio.wait_for(stop.wait(), LOG_POLL_S)
 
 
-async def run_jvm_step(a: AttemptAssigned, *, pool: JvmPool, storage: StorageRouter, blobs: BlobStore,
+async def run_jvm_step(a: AttemptAssigned, *, pool: JvmPool, files: JobFiles, records: AttemptRecords,
                        clock: Clock, killed: asyncio.Event, label: str) -> StepResult:
     result = StepResult(name="main", state="error", started_at=clock.now_ms())
     timer = PhaseTimer(clock, result.timing)
     if killed.is_set():
         return finish_step(result, clock, "cancelled", failures.KILLED, "killed before it started")
     jar_url = a.spec.jar_url or ""
-    jar_name = hashlib.sha256(jar_url.encode()).hexdigest()[:24] + ".jar"
+    # per user and URL: a jar one user could read must never be handed to another who cannot
+    jar_name = hashlib.sha256(f"{a.user}\0{jar_url}".encode()).hexdigest()[:24] + ".jar"
     jar_host = pool.work_dir / "jars" / jar_name
     try:
         with timer.phase("downloading_jar"):
             if not jar_host.exists():
                 jar_host.parent.mkdir(parents=True, exist_ok=True)
                 tmp = jar_host.with_suffix(f".{label}.tmp")
-                await asyncio.to_thread(storage.download, jar_url, tmp)
+                await files.download(a.user, jar_url, tmp, io_dir=jar_host.parent)
                 tmp.replace(jar_host)
         with timer.phase("starting_jvm"):
             jvm = await pool.acquire(a.cores_mcpu, a.memory_bytes)
     except StorageError as exc:
-        return finish_step(result, clock, "error", failures.INPUT_FAILED, f"fetching the jar failed: {exc}")
+        state = "failed" if exc.cause == failures.INPUT_NOT_FOUND else "error"
+        return finish_step(result, clock, state, exc.cause or failures.INPUT_FAILED, f"fetching the jar failed: {exc}")
     except JvmError as exc:
         return finish_step(result, clock, "error", failures.INTERNAL_ERROR, str(exc))
 
     log_host = pool.work_dir / "logs" / f"{label}.log"
     log_host.unlink(missing_ok=True)
-    appender = blobs.appender(log_key(a.batch_id, a.job_id, a.attempt_id, "main"))
+    step_log = records.open_log(AttemptIds(a.batch_id, a.job_id, a.attempt_id), "main")
+    step_log.start_flushing()
     stop_tail = asyncio.Event()
-    tail = asyncio.create_task(_tail(log_host, appender.append, stop_tail))
+    tail = asyncio.create_task(_tail(log_host, step_log.append, stop_tail))
     job = asyncio.create_task(pool.send(jvm, f"{WORK_DIR_IN_CONTAINER}/jars/{jar_name}",
                                         f"{WORK_DIR_IN_CONTAINER}/logs/{label}.log", list(a.spec.command)))
     kill_watch = asyncio.create_task(killed.wait())
@@ -116,7 +119,7 @@ async def run_jvm_step(a: AttemptAssigned, *, pool: JvmPool, storage: StorageRou
         kill_watch.cancel()
         stop_tail.set()
         await asyncio.gather(tail, return_exceptions=True)
-        appender.close()
+        await step_log.close()
         log_host.unlink(missing_ok=True)
         if reusable:
             pool.release(jvm)

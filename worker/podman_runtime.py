@@ -1,26 +1,35 @@
-"""ContainerRuntime over the podman REST API (the `podman` package), with the fixes these machines need.
+"""ContainerRuntime over the podman REST API (the `podman` package), with the fixes these machines
+need and the job sandbox (worker/sandbox.py) applied to every container.
+
+Creating a container: inspect the image (its layers and run config; worker/podman_images.py),
+lease a user-namespace slot (worker/userns.py), mount the job's root filesystem on it
+(worker/rootfs.py), then create the container from that rootfs with libpod's own JSON (podman-py's
+keyword API has no way to say idmapped mounts or id mappings); removing it undoes the mounts and
+ends the lease.
 
 podman-py is blocking, so every call runs in a dedicated thread pool (wait() and follow_logs()
 hold a thread for a container's whole life; the default executor would cap us at cores+4).
-Gotchas handled here (see ../shared/PODMAN-NOTES.md §6):
-- `nano_cpus` is dropped by podman-py: the cpu limit is `cpu_period`/`cpu_quota`;
-- `wait()` polls every 250 ms server-side by default: we pass `interval="10ms"`;
+Gotchas handled here:
+- `wait()` polls every 250 ms server-side by default: we pass `interval="10ms"`, and first watch
+  the container's cgroup empty out (worker/cgroups.py), which is cheaper for the service;
 - `remove(force=True)` on a running container waits its stop timeout: we kill first;
-- OOMKilled is only right with the conmon-oomfix wrapper installed by deploy/podman/setup.sh.
-Usage is read straight from the container's cgroup v1 files (cheaper than the stats endpoint).
+- OOMKilled is only right with the conmon-oomfix wrapper installed by deploy/podman/setup.sh; the
+  cgroup's own OOM-kill counter (v1 memory.oom_control, v2 memory.events) is read as well.
+Errors the job's own spec causes (no such executable, working directory or user; a malformed image
+reference) are raised as ContainerSpecInvalid / InvalidImageReference (worker/podman_errors.py).
+Jobs on a network get squall's own job networks (worker/job_networks.py), and only once the job
+firewall is installed (`prepare_job_networks`): without it, a networked job is refused.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
+import json
 import logging
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -28,82 +37,49 @@ import requests
 from podman import PodmanClient
 from podman.errors import APIError, NotFound
 
+from worker.cgroups import ContainerCgroup
+from worker.job_firewall import JobFirewall
+from worker.job_networks import JobNetworks, ensure_network, remove_network
 from worker.k8s_log import K8sFileLogDecoder
+from worker.podman_api import api_message, info_from_list_entry, is_not_running, parse_time_ms, unreachable
+from worker.podman_errors import classify_pull_error, user_error_for
+from worker.podman_images import inspect_image, pull_image
+from worker.rootfs import DEFAULT_MOUNT_ROOT, RootfsBuilder
 from worker.runtime import (
     ContainerExit,
     ContainerInfo,
     ContainerNotFound,
     ContainerSpec,
     ImageNotFound,
-    ImagePullFailed,
     LogSink,
     RuntimeError_,
     RuntimeUnavailable,
     UsageSample,
 )
+from worker.sandbox import ImageConfig, create_body
+from worker.userns import DEFAULT_STATE_DIR, SlotAllocator, read_subid_range
 
 T = TypeVar("T")
 
-CPU_PERIOD_US = 100_000
 # Images in podman's "localhost/" namespace are built on the machine; there is nowhere to pull them from.
 LOCAL_IMAGE_PREFIX = "localhost/"
-CGROUP_V1_ROOT = Path("/sys/fs/cgroup")
 LOG_POLL_S = 0.05
 CGROUP_POLL_S = 0.01
 API_WAIT_SLICE_S = 5.0
+ORPHAN_AGE_S = 60.0
+ROOTFS_TMPFS_BYTES = 1 << 30  # writable layer of containers without a scratch volume (the warm JVMs)
 log = logging.getLogger("squall.worker.podman")
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-_NOT_FOUND_HINTS = ("manifest unknown", "name unknown", "not found", "repository does not exist",
-                    "requested access to the resource is denied", "unauthorized", "invalid reference format",
-                    "short-name", "no unqualified-search registries")
 
 
-def classify_pull_error(image: str, message: str) -> ImageNotFound | ImagePullFailed:
-    """A pull error is the user's (no such image: final) unless it looks like the network or
-    registry having a bad moment (retried by the core as a system failure)."""
-    lowered = message.lower()
-    transient = ("dial tcp", "i/o timeout", "connection refused", "no such host", "timeout", "temporary",
-                 "connection reset", "eof", "too many requests", "429", "500", "502", "503", "504")
-    if any(h in lowered for h in _NOT_FOUND_HINTS) and not any(t in lowered for t in transient):
-        return ImageNotFound(f"image {image!r} not found: {message}")
-    return ImagePullFailed(f"pulling image {image!r} failed (will be retried): {message}")
-
-
-def _parse_time_ms(value: str | None) -> int | None:
-    """podman's RFC 3339 timestamps (nanoseconds, zone offset) to epoch ms; None for the zero time."""
-    if not value or value.startswith("0001-"):
-        return None
-    head, dot, rest = value[:19], value[19:20], value[20:]
-    digits = ""
-    if dot == ".":
-        digits = "".join(itertools.takewhile(str.isdigit, rest))
-        zone = rest[len(digits):]
-    else:
-        zone = value[19:]
-    zone = "+00:00" if zone in ("Z", "") else zone
-    try:
-        parsed = datetime.fromisoformat(f"{head}.{(digits + '000000')[:6]}{zone}")
-    except ValueError:
-        return None
-    return (parsed - _EPOCH) // timedelta(milliseconds=1)
-
-
-def _wait_for_empty_cgroup(container_id: str) -> None:
-    """Block until the container's processes are gone, watching its pids cgroup on this host.
+def _wait_for_empty_cgroup(cgroup: ContainerCgroup) -> None:
+    """Block until the container's processes are gone, watching its cgroup on this host.
 
     The API's wait polls the container state under libpod's locks every 10 ms; with many jobs
     running that polling loads the service. Reading one sysfs file is much cheaper, so the API
-    wait is only called once the processes have exited (it then returns at once). Without a v1
-    pids cgroup for the container (another cgroup layout), this returns at once and the API waits.
+    wait is only called once the processes have exited (it then returns at once). When the
+    cgroup cannot be found (another layout, already removed), this returns at once and the API waits.
     """
-    procs = CGROUP_V1_ROOT / "pids" / "libpod_parent" / f"libpod-{container_id}" / "cgroup.procs"
-    while True:
-        try:
-            if not procs.read_bytes().strip():
-                return
-        except OSError:
-            return
+    while cgroup.is_empty() is False:
         time.sleep(CGROUP_POLL_S)
 
 
@@ -116,127 +92,134 @@ def _read_from(path: str, offset: int) -> bytes:
         return b""
 
 
-def _is_not_running(exc: APIError) -> bool:
-    text = f"{exc.explanation or ''} {exc}".lower()
-    return (exc.response is not None and exc.response.status_code == 409) or "state improper" in text \
-        or "can only kill running" in text
-
-
-def _info_from_list_entry(attrs: dict[str, Any]) -> ContainerInfo:
-    """The list endpoint's shape (State is a string there, unlike inspect's object)."""
-    state = attrs.get("State")
-    status = state.get("Status") if isinstance(state, dict) else state
-    names = attrs.get("Names") or [attrs.get("Name") or ""]
-    return ContainerInfo(id=str(attrs.get("Id")), name=str(names[0]).lstrip("/"),
-                         labels=dict(attrs.get("Labels") or {}), state=str(status or "unknown"))
-
-
 class PodmanRuntime:
     """The real adapter. One client (a pooled HTTP session over the unix socket) shared by all threads."""
 
-    def __init__(self, socket_path: str | Path, *, private_network: str = "squall-private",
-                 public_network: str = "podman", max_threads: int = 256) -> None:
+    def __init__(self, socket_path: str | Path, *, networks: JobNetworks | None = None,
+                 sandbox_dir: Path = DEFAULT_STATE_DIR.parent, rootfs_tmpfs_bytes: int = ROOTFS_TMPFS_BYTES,
+                 max_threads: int = 256) -> None:
         self.socket_path = Path(socket_path)
-        self.private_network = private_network
-        self.public_network = public_network
+        self.networks = networks or JobNetworks()
+        self.rootfs_tmpfs_bytes = rootfs_tmpfs_bytes
+        uid_range, gid_range = read_subid_range()  # fails early, saying how to fix the host
+        self._slots = SlotAllocator(uid_range, gid_range, sandbox_dir / DEFAULT_STATE_DIR.name)
+        self._rootfs = RootfsBuilder(sandbox_dir / DEFAULT_MOUNT_ROOT.name)
         self._client = PodmanClient(base_url=f"unix://{self.socket_path}", num_pools=4,
                                     max_pool_size=max_threads)
         self._pool = ThreadPoolExecutor(max_workers=max_threads, thread_name_prefix="podman")
-        self._network_lock = threading.Lock()
-        self._networks_ready: set[str] = set()
+        self._firewall: JobFirewall | None = None
+        self._images: dict[str, ImageConfig] = {}
+        self._names: dict[str, str] = {}  # container id -> name (the owner of its slot lease)
+        self._cgroups: dict[str, ContainerCgroup] = {}
+        self._oom_kills: dict[str, int] = {}
         self._log_paths: dict[str, str] = {}
         self._exit_events: dict[str, asyncio.Event] = {}
 
-    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
+    async def _call(self, fn: Callable[..., T], *args: Any, user_errors: bool = False) -> T:
+        """Run a blocking call in the pool. With user_errors, an API error the job's own spec
+        caused is raised as the user error it is (ContainerSpecInvalid, InvalidImageReference)."""
         loop = asyncio.get_running_loop()
         try:
             return await loop.run_in_executor(self._pool, fn, *args)
         except APIError as exc:
-            raise RuntimeError_(f"podman API error: {exc}") from exc
+            if unreachable(exc):  # podman-py wraps a refused connection in an APIError
+                raise self._unavailable(exc.__cause__ or exc) from exc
+            message = str(exc.explanation or exc)
+            user_error = user_error_for(message) if user_errors else None
+            if user_error is not None:
+                raise user_error from exc
+            raise RuntimeError_(f"podman API error: {message}") from exc
         except requests.exceptions.ConnectionError as exc:
-            raise RuntimeUnavailable(
-                f"podman API at unix://{self.socket_path} did not answer ({exc}); start it with "
-                f"`python -m worker.podman_service --socket {self.socket_path}`") from exc
+            raise self._unavailable(exc) from exc
+
+    def _unavailable(self, cause: BaseException) -> RuntimeUnavailable:
+        return RuntimeUnavailable(
+            f"podman API at unix://{self.socket_path} did not answer ({cause}); start it with "
+            f"`python -m worker.podman_service --socket {self.socket_path}`")
+
+    # job networks ------------------------------------------------------------------------------
+    async def prepare_job_networks(self, firewall: JobFirewall | None = None) -> None:
+        """Install the job firewall, then create (or check) the job networks. Until this has run,
+        jobs asking for a network are refused."""
+        firewall = firewall or JobFirewall(self.networks.firewall_policy())
+        await asyncio.to_thread(firewall.install)
+        for network in self.networks.all():
+            await self._call(ensure_network, self._client, network)
+        self._firewall = firewall
+
+    async def release_job_networks(self) -> None:
+        """Unregister from the firewall; the last agent on the host removes the rules and networks."""
+        firewall, self._firewall = self._firewall, None
+        if firewall is not None and await asyncio.to_thread(firewall.release):
+            for network in self.networks.all():
+                await self._call(remove_network, self._client, network)
+
+    def _network_for(self, kind: str) -> str | None:
+        if kind == "none":
+            return None
+        network = self.networks.by_kind(kind)
+        if self._firewall is None:
+            raise RuntimeError_(f"job networks are not firewalled on this worker: refusing a {kind} network "
+                                "(the agent calls prepare_job_networks at start)")
+        return network.name
 
     # images -----------------------------------------------------------------------------------
     async def ensure_image(self, image: str) -> None:
         await self._call(self._ensure_image_sync, image)
 
+    def _inspect_image(self, image: str) -> ImageConfig | None:
+        """The image's layers and config, cached for the create that follows; None if absent."""
+        config = inspect_image(self._client, image)
+        if config is not None:
+            self._images[image] = config
+        return config
+
     def _ensure_image_sync(self, image: str) -> None:
-        if self._client.images.exists(image):
+        if self._inspect_image(image) is not None:
             return
         if image.startswith(LOCAL_IMAGE_PREFIX):
             raise ImageNotFound(f"image {image!r} not found: it is a local image and this machine does not "
                                 "have it (build it, e.g. with deploy/podman/setup.sh)")
-        errors: list[str] = []
-        try:
-            # the pull answers 200 and reports failures inside the stream: read them from there
-            stream: Any = self._client.images.pull(image, stream=True, decode=True)  # an iterator of dicts
-            for progress in stream:
-                if isinstance(progress, dict) and progress.get("error"):
-                    errors.append(str(progress["error"]))
-        except APIError as exc:
-            raise classify_pull_error(image, str(exc.explanation or exc)) from exc
-        except requests.exceptions.RequestException as exc:
-            raise classify_pull_error(image, str(exc)) from exc
-        if errors or not self._client.images.exists(image):
-            raise classify_pull_error(image, "; ".join(errors) or "the pull ended but the image is absent")
+        pull_image(self._client, image)
+        if self._inspect_image(image) is None:
+            raise classify_pull_error(image, "the pull ended but the image is absent")
 
     # containers -------------------------------------------------------------------------------
     async def create(self, spec: ContainerSpec) -> str:
-        return await self._call(self._create_sync, spec)
+        return await self._call(self._create_sync, spec, user_errors=True)
 
     def _create_sync(self, spec: ContainerSpec) -> str:
-        kwargs: dict[str, Any] = {
-            "name": spec.name,
-            "environment": dict(spec.env),
-            "labels": dict(spec.labels),
-            "mounts": [{"type": "bind", "source": m.source, "target": m.target, "read_only": m.read_only}
-                       for m in spec.mounts],
-            "stop_timeout": 1,
-        }
-        if spec.cpu_mcpu:
-            kwargs["cpu_period"] = CPU_PERIOD_US
-            kwargs["cpu_quota"] = max(1000, spec.cpu_mcpu * CPU_PERIOD_US // 1000)
-        if spec.memory_bytes:
-            kwargs["mem_limit"] = spec.memory_bytes
-            kwargs["memswap_limit"] = spec.memory_bytes  # no swap: the limit is hard
-        if spec.pids_limit:
-            kwargs["pids_limit"] = spec.pids_limit
-        if spec.workdir:
-            kwargs["working_dir"] = spec.workdir
-        if spec.network == "none":
-            kwargs["network_mode"] = "none"
-        elif spec.network == "private":
-            self._ensure_network_sync(self.private_network, internal=True)
-            kwargs["networks"] = {self.private_network: {}}
-        elif spec.network == "public":
-            kwargs["networks"] = {self.public_network: {}}
-        else:
-            raise ValueError(f"network must be none, private or public, not {spec.network!r}")
+        network = self._network_for(spec.network)
+        image = self._images.get(spec.image) or self._inspect_image(spec.image)
+        if image is None:
+            raise ImageNotFound(f"image {spec.image!r} not found")
+        if self._slots.lease_of(spec.name) is not None and self._client.containers.exists(spec.name):
+            raise RuntimeError_(f"the container name {spec.name!r} is already in use")
+        slot = self._slots.acquire(spec.name)
         try:
-            container = self._client.containers.create(spec.image, command=list(spec.command), **kwargs)
-        except NotFound as exc:
-            raise ImageNotFound(f"image {spec.image!r} not found: {exc.explanation or exc}") from exc
-        log_path = container.attrs.get("HostConfig", {}).get("LogConfig", {}).get("Path")
-        if log_path:
-            self._log_paths[str(container.id)] = log_path
-        return str(container.id)
-
-    def _ensure_network_sync(self, name: str, internal: bool) -> None:
-        with self._network_lock:
-            if name in self._networks_ready:
-                return
-            if not self._client.networks.exists(name):
-                try:
-                    self._client.networks.create(name, internal=internal)
-                except APIError:
-                    if not self._client.networks.exists(name):  # lost a race with another agent: fine
-                        raise
-            self._networks_ready.add(name)
+            mapping = self._slots.mapping(slot)
+            rootfs = self._rootfs.build(slot, list(image.layers), mapping,
+                                        Path(spec.writable_dir) if spec.writable_dir else None,
+                                        self.rootfs_tmpfs_bytes)
+            body = create_body(spec, image, mapping, str(rootfs), network)
+            response = self._client.api.post("/containers/create", data=json.dumps(body),
+                                             headers={"content-type": "application/json"})
+            if response.status_code >= 300:
+                message = api_message(response)
+                raise user_error_for(message) or RuntimeError_(f"creating container {spec.name} failed: {message}")
+            container_id = str(response.json()["Id"])
+        except BaseException:
+            self._rootfs.teardown(slot)
+            self._slots.release(spec.name)
+            raise
+        self._names[container_id] = spec.name
+        with contextlib.suppress(APIError, KeyError, TypeError):
+            attrs = self._client.containers.get(container_id).attrs
+            self._log_paths[container_id] = attrs["HostConfig"]["LogConfig"]["Path"]
+        return container_id
 
     async def start(self, container_id: str) -> None:
-        await self._call(self._with_container, container_id, lambda c: c.start())
+        await self._call(self._with_container, container_id, lambda c: c.start(), user_errors=True)
 
     async def wait(self, container_id: str) -> ContainerExit:
         try:
@@ -248,9 +231,14 @@ class PodmanRuntime:
         return self._exit_events.setdefault(container_id, asyncio.Event())
 
     def _wait_sync(self, container_id: str) -> ContainerExit:
+        cgroup = self._cgroup(container_id)
+
         def wait_and_inspect(c: Any) -> ContainerExit:
             while True:
-                _wait_for_empty_cgroup(container_id)
+                _wait_for_empty_cgroup(cgroup)
+                oom_kills = cgroup.oom_kills()  # read while the cgroup is still there
+                if oom_kills:
+                    self._oom_kills[container_id] = oom_kills
                 try:
                     c.wait(condition=["exited", "stopped"], interval="10ms", timeout=API_WAIT_SLICE_S)
                     c.reload()
@@ -266,9 +254,9 @@ class PodmanRuntime:
             state = c.attrs.get("State", {})
             code = state.get("ExitCode")
             return ContainerExit(exit_code=None if code is None or code < 0 else int(code),
-                                 out_of_memory=bool(state.get("OOMKilled")),
-                                 started_at_ms=_parse_time_ms(state.get("StartedAt")),
-                                 finished_at_ms=_parse_time_ms(state.get("FinishedAt")))
+                                 out_of_memory=bool(state.get("OOMKilled")) or container_id in self._oom_kills,
+                                 started_at_ms=parse_time_ms(state.get("StartedAt")),
+                                 finished_at_ms=parse_time_ms(state.get("FinishedAt")))
         return self._with_container(container_id, wait_and_inspect)
 
     async def follow_logs(self, container_id: str, sink: LogSink) -> None:
@@ -324,18 +312,22 @@ class PodmanRuntime:
         except NotFound:
             pass
         except APIError as exc:  # not running any more, which is what we wanted
-            if not _is_not_running(exc):
+            if not is_not_running(exc):
                 raise
 
+    def _cgroup(self, container_id: str) -> ContainerCgroup:
+        cgroup = self._cgroups.get(container_id)
+        if cgroup is None:
+            cgroup = self._cgroups[container_id] = ContainerCgroup(container_id)
+        return cgroup
+
     async def usage(self, container_id: str) -> UsageSample | None:
-        # two small sysfs reads: cheap enough for the event loop, no thread hop
-        cg = f"libpod_parent/libpod-{container_id}"
-        try:
-            cpu = int((CGROUP_V1_ROOT / "cpuacct" / cg / "cpuacct.usage").read_text())
-            mem = int((CGROUP_V1_ROOT / "memory" / cg / "memory.usage_in_bytes").read_text())
-        except (OSError, ValueError):
+        # a few small sysfs reads: cheap enough for the event loop, no thread hop
+        stats = self._cgroup(container_id).usage()
+        if stats is None or stats.cpu_usage_ns is None or stats.memory_bytes is None:
             return None
-        return UsageSample(cpu_usage_ns=cpu, memory_bytes=mem)
+        return UsageSample(cpu_usage_ns=stats.cpu_usage_ns, memory_bytes=stats.memory_bytes,
+                           memory_peak_bytes=stats.memory_peak_bytes)
 
     async def remove(self, container_id: str) -> None:
         await self._call(self._remove_sync, container_id)
@@ -343,6 +335,9 @@ class PodmanRuntime:
     def _remove_sync(self, container_id: str) -> None:
         self._log_paths.pop(container_id, None)
         self._exit_events.pop(container_id, None)
+        self._cgroups.pop(container_id, None)
+        self._oom_kills.pop(container_id, None)
+        name = self._names.pop(container_id, None) or self._name_of(container_id)
         container = self._model(container_id)
         try:
             container.remove(v=True)  # the common case: it exited; no kill round trip
@@ -355,11 +350,41 @@ class PodmanRuntime:
                 container.remove(force=True, v=True)
             except NotFound:
                 pass
+        if name is not None:
+            self._release_sandbox(name)
+
+    def _name_of(self, container_id: str) -> str | None:
+        with contextlib.suppress(NotFound, APIError):
+            return str(self._client.containers.get(container_id).name)
+        return None
+
+    def _release_sandbox(self, name: str) -> None:
+        """Unmount the container's root filesystem and end its slot lease (after it is removed)."""
+        slot = self._slots.lease_of(name)
+        if slot is None:
+            return
+        self._rootfs.teardown(slot)
+        self._slots.release(name)
+
+    async def release_orphans(self, name_prefix: str) -> list[str]:
+        """Sandboxes whose container is gone (an agent died between lease and create, or before
+        cleanup): unmount and release those whose name starts with name_prefix (this agent's)."""
+        def sweep() -> list[str]:
+            released = []
+            for name, slot in self._slots.leases().items():
+                age = self._slots.lease_age_s(slot)
+                # a young lease may be a create in flight (of an agent whose name extends the prefix)
+                if name.startswith(name_prefix) and (age is None or age > ORPHAN_AGE_S) \
+                        and not self._client.containers.exists(name):
+                    self._release_sandbox(name)
+                    released.append(name)
+            return released
+        return await self._call(sweep)
 
     async def list_by_label(self, key: str, value: str) -> list[ContainerInfo]:
         def list_sync() -> list[ContainerInfo]:
             found = self._client.containers.list(all=True, filters={"label": f"{key}={value}"})
-            return [_info_from_list_entry(c.attrs) for c in found]
+            return [info_from_list_entry(c.attrs) for c in found]
         return await self._call(list_sync)
 
     def _model(self, container_id: str) -> Any:

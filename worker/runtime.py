@@ -26,6 +26,15 @@ class ImageNotFound(RuntimeError_):
     """The image does not exist locally and no registry has it: the job cannot run as written."""
 
 
+class InvalidImageReference(RuntimeError_):
+    """The image reference is malformed (the runtime's parser refused it): final, the user's mistake."""
+
+
+class ContainerSpecInvalid(RuntimeError_):
+    """The runtime refused the container as specified: its executable is not in the image, its
+    working directory or user does not exist, ... Final: running it again fails the same way."""
+
+
 class ImagePullFailed(RuntimeError_):
     """Pulling failed for a reason that may go away (network, registry outage): a system failure."""
 
@@ -62,6 +71,9 @@ class ContainerSpec:
     pids_limit: int | None = None
     network: str = "none"  # none | private (no egress) | public (egress); the adapter maps them
     workdir: str | None = None
+    # a host directory on the attempt's quota'd scratch volume for the root filesystem's writable
+    # layer; None: the adapter bounds it otherwise (a size-limited tmpfs)
+    writable_dir: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,10 +88,12 @@ class ContainerExit:
 
 @dataclass(frozen=True, slots=True)
 class UsageSample:
-    """One resource-usage reading of a running container (cumulative cpu, current memory)."""
+    """One resource-usage reading of a running container (cumulative cpu, current memory, and the
+    peak memory since it started where the engine keeps one: it catches spikes between samples)."""
 
     cpu_usage_ns: int
     memory_bytes: int
+    memory_peak_bytes: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,5 @@
-"""Per-attempt scratch space: the host directory mounted at /io in every step, with a size quota.
+"""Per-attempt scratch space with a size quota: /io in every step, and the writable layer of the
+main container's root filesystem (worker/rootfs.py), so one quota bounds everything a job writes.
 
 The quota is a loop-mounted ext4 image per attempt (XFS project quotas, Hail's way, are not
 available in this kernel, and `--storage-opt size` needs XFS). A sparse image costs nothing
@@ -6,8 +7,8 @@ until written; mkfs + mount take ~40 ms. Writing past the quota gives the job EN
 attempt reports storage_quota_exceeded when the main step fails with its volume full.
 Mode "directory" (no quota) exists for machines without loop devices.
 
-Scratch layout: <scratch_root>/<attempt_dir>/{io.img, io/}; the name is deterministic, so a
-restarted agent finds the volume of an attempt it re-attaches.
+Scratch layout: <scratch_root>/<attempt_dir>/{io.img, vol/{io/, rootfs/}}, the volume mounted at
+vol/; the name is deterministic, so a restarted agent finds the volume of an attempt it re-attaches.
 """
 
 from __future__ import annotations
@@ -45,8 +46,17 @@ class ScratchVolume:
     quota_bytes: int | None
 
     @property
+    def mount_point(self) -> Path:
+        return self.root / "vol"
+
+    @property
     def io_dir(self) -> Path:
-        return self.root / "io"
+        return self.mount_point / "io"
+
+    @property
+    def rootfs_dir(self) -> Path:
+        """Where the main container's root filesystem keeps its writes (on the same quota as /io)."""
+        return self.mount_point / "rootfs"
 
     @property
     def image(self) -> Path:
@@ -54,14 +64,14 @@ class ScratchVolume:
 
     def used_bytes(self) -> int:
         if self.quota_bytes is None:
-            return _du(self.io_dir)
-        st = os.statvfs(self.io_dir)
+            return _du(self.mount_point)
+        st = os.statvfs(self.mount_point)
         return (st.f_blocks - st.f_bfree) * st.f_frsize
 
     def is_full(self) -> bool:
         if self.quota_bytes is None:
             return False
-        st = os.statvfs(self.io_dir)
+        st = os.statvfs(self.mount_point)
         return st.f_bavail * st.f_frsize < FULL_THRESHOLD_BYTES
 
 
@@ -76,14 +86,21 @@ def _du(path: Path) -> int:
     return total
 
 
+def _make_dirs(vol: ScratchVolume) -> None:
+    """/io and the writable layer's directory, 0755 root: the job's root owns /io through its
+    idmapped mount, and the rootfs layer is only ever reached through the overlay."""
+    for d in (vol.io_dir, vol.rootfs_dir):
+        d.mkdir(parents=True, exist_ok=True)
+
+
 def _is_mount(path: Path) -> bool:
     return os.path.ismount(path)
 
 
 def _prepare_sparse_image(vol: ScratchVolume) -> bool:
     """Create the mount point and a sparse image of the quota's size; True if already mounted."""
-    vol.io_dir.mkdir(parents=True, exist_ok=True)
-    if os.path.ismount(vol.io_dir):
+    vol.mount_point.mkdir(parents=True, exist_ok=True)
+    if os.path.ismount(vol.mount_point):
         return True
     with open(vol.image, "wb") as f:
         f.truncate(vol.quota_bytes or 0)
@@ -104,7 +121,7 @@ class ScratchManager:
         root = self.path_for(name)
         if self.mode == "directory":
             vol = ScratchVolume(root, None)
-            vol.io_dir.mkdir(parents=True, exist_ok=True)
+            _make_dirs(vol)
             return vol
         vol = ScratchVolume(root, quota_bytes)
         if _prepare_sparse_image(vol):
@@ -112,23 +129,25 @@ class ScratchManager:
         # no journal (scratch is disposable), no reserved blocks (jobs run as root and would use them)
         await _run("mkfs.ext4", "-q", "-F", "-m", "0", "-O", "^has_journal",
                    "-E", "lazy_itable_init=1,lazy_journal_init=1", str(vol.image))
-        await _run("mount", "-o", "loop,nosuid,nodev", str(vol.image), str(vol.io_dir))
+        await _run("mount", "-o", "loop,nosuid,nodev", str(vol.image), str(vol.mount_point))
+        _make_dirs(vol)
         return vol
 
     def attach(self, name: str) -> ScratchVolume | None:
         """The volume of an attempt from before a restart, if it still exists."""
         root = self.path_for(name)
-        if not (root / "io").is_dir():
+        vol = ScratchVolume(root, None)
+        if not vol.io_dir.is_dir():
             return None
-        mounted = os.path.ismount(root / "io")
-        return ScratchVolume(root, (root / "io.img").stat().st_size if mounted else None)
+        mounted = os.path.ismount(vol.mount_point)
+        return ScratchVolume(root, vol.image.stat().st_size if mounted else None)
 
     async def destroy(self, name: str) -> None:
         root = self.path_for(name)
-        io_dir = root / "io"
-        if _is_mount(io_dir):
+        mount_point = ScratchVolume(root, None).mount_point
+        if _is_mount(mount_point):
             try:
-                await _run("umount", str(io_dir))
+                await _run("umount", str(mount_point))
             except ScratchError:
-                await _run("umount", "-l", str(io_dir))  # still busy (a dying container): detach lazily
+                await _run("umount", "-l", str(mount_point))  # still busy (a dying container): detach lazily
         await asyncio.to_thread(shutil.rmtree, root, True)

@@ -1,17 +1,20 @@
 """The attempt's status document (Hail's worker status, STATUS_FORMAT_VERSION 5; HAIL-REFERENCE §1.4).
 
-Written to status_key(...) in the blob store when the attempt ends; the front end serves it as
-the job's `status`. Pure: built from the assignment and the outcome.
+Written to status_key(...) in squall's bucket at the end of each step (state "running", the ended
+steps' timings) and when the attempt ends; the front end serves it as the job's `status` until
+the read model has the completion. Pure: built from the assignment and the steps or the outcome.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from events import failures
 from events.catalog import AttemptAssigned
-from worker.attempt import AttemptOutcome
 from worker.step import StepResult
+
+if TYPE_CHECKING:  # worker.attempt writes running status documents, so it imports this module
+    from worker.attempt import AttemptOutcome
 
 STATUS_FORMAT_VERSION = 5
 _STATE_OF_OUTCOME = {"Success": "succeeded", "Failed": "failed", "Error": "error", "Cancelled": "cancelled"}
@@ -30,21 +33,33 @@ def _container_status(step: StepResult) -> dict[str, Any]:
     return doc
 
 
-def status_document(a: AttemptAssigned, outcome: AttemptOutcome, region: str) -> dict[str, Any]:
-    doc: dict[str, Any] = {
+def _document(a: AttemptAssigned, state: str, steps: list[StepResult], started_at: int, ended_at: int | None,
+              region: str) -> dict[str, Any]:
+    return {
         "version": STATUS_FORMAT_VERSION, "format_version": STATUS_FORMAT_VERSION,
         "worker": a.instance_name, "batch_id": a.batch_id, "job_id": a.job_id, "attempt_id": a.attempt_id,
-        "job_group_id": a.job_group_id, "user": a.user, "state": _STATE_OF_OUTCOME[outcome.outcome],
+        "job_group_id": a.job_group_id, "user": a.user, "state": state,
         "resources": [{"name": "cpu_mcpu", "quantity": a.cores_mcpu},
                       {"name": "memory_bytes", "quantity": a.memory_bytes},
                       {"name": "storage_gib", "quantity": a.storage_gib}],
-        "region": region, "start_time": outcome.started_at, "end_time": outcome.ended_at,
+        "region": region, "start_time": started_at, "end_time": ended_at,
         "timing": {s.name: {"start_time": s.started_at, "finish_time": s.ended_at,
                             "duration": None if s.started_at is None or s.ended_at is None
                             else s.ended_at - s.started_at}
-                   for s in outcome.steps if s.state != "skipped"},
-        "container_statuses": {s.name: _container_status(s) for s in outcome.steps if s.state != "skipped"},
+                   for s in steps if s.state != "skipped"},
+        "container_statuses": {s.name: _container_status(s) for s in steps if s.state != "skipped"},
     }
+
+
+def status_document(a: AttemptAssigned, outcome: AttemptOutcome, region: str) -> dict[str, Any]:
+    doc = _document(a, _STATE_OF_OUTCOME[outcome.outcome], outcome.steps, outcome.started_at, outcome.ended_at,
+                    region)
     if outcome.error:
         doc["error"] = outcome.error
     return doc
+
+
+def running_status_document(a: AttemptAssigned, steps: list[StepResult], started_at: int,
+                            region: str) -> dict[str, Any]:
+    """The attempt still running, with the timings of the steps that ended so far."""
+    return _document(a, "running", steps, started_at, None, region)

@@ -2,7 +2,9 @@
 pull, create, start, stream the log, sample usage, and end by exit, timeout or kill.
 
 States and causes follow Hail (HAIL-REFERENCE §6): exit 0 -> succeeded; non-zero -> failed
-(OOM included, flagged); timeout -> error "timed out"; image missing -> error; kill -> cancelled.
+(OOM included, flagged); timeout -> error "timed out"; image missing, a malformed image reference or
+a spec the runtime refuses (no such executable, working directory or user) -> error, never retried;
+kill -> cancelled.
 The container is left in place: the attempt removes it only after the outcome is journaled, so
 an agent restarted in between can still read the real exit status.
 """
@@ -16,9 +18,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from events import failures
-from worker.blobs import BlobStore
 from worker.clock import Clock
-from worker.runtime import ContainerRuntime, ContainerSpec, ImageNotFound, ImagePullFailed
+from worker.records import AttemptIds, AttemptRecords
+from worker.runtime import (
+    ContainerRuntime,
+    ContainerSpec,
+    ContainerSpecInvalid,
+    ImageNotFound,
+    ImagePullFailed,
+    InvalidImageReference,
+)
 from worker.usage import UsageSeries, sample_until_stopped
 
 LOG_DRAIN_TIMEOUT_S = 10.0
@@ -66,8 +75,8 @@ class PhaseTimer:
             self.timing[name].update(finish_time=end, duration=end - start)
 
 
-async def run_container_step(name: str, spec: ContainerSpec, *, runtime: ContainerRuntime, blobs: BlobStore,
-                             log_key: str, usage_key: str, clock: Clock, killed: asyncio.Event,
+async def run_container_step(name: str, spec: ContainerSpec, *, runtime: ContainerRuntime, records: AttemptRecords,
+                             ids: AttemptIds, clock: Clock, killed: asyncio.Event,
                              timeout_s: float | None = None, io_bytes: Callable[[], int] = lambda: 0,
                              existing_container_id: str | None = None) -> StepResult:
     result = StepResult(name=name, state="error", started_at=clock.now_ms())
@@ -85,12 +94,17 @@ async def run_container_step(name: str, spec: ContainerSpec, *, runtime: Contain
                 await runtime.start(cid)
         except ImageNotFound as exc:
             return finish_step(result, clock, "error", failures.IMAGE_NOT_FOUND, str(exc))
+        except InvalidImageReference as exc:  # the user's mistakes: final, with the runtime's message
+            return finish_step(result, clock, "error", failures.INVALID_IMAGE_REFERENCE, str(exc))
+        except ContainerSpecInvalid as exc:
+            return finish_step(result, clock, "error", failures.CONTAINER_SPEC_INVALID, str(exc))
         except ImagePullFailed as exc:
             return finish_step(result, clock, "error", failures.IMAGE_PULL_FAILED, str(exc))
     result.container_id = cid
 
-    appender = blobs.appender(log_key)
-    logs = asyncio.create_task(runtime.follow_logs(cid, appender.append))
+    step_log = records.open_log(ids, name)
+    step_log.start_flushing()
+    logs = asyncio.create_task(runtime.follow_logs(cid, step_log.append))
     series = UsageSeries()
     stop_sampling = asyncio.Event()
     sampler = asyncio.create_task(sample_until_stopped(
@@ -118,8 +132,9 @@ async def run_container_step(name: str, spec: ContainerSpec, *, runtime: Contain
         else:  # we are being cancelled (agent stopping hard): the container lives on, stop following it
             waiter.cancel()
             logs.cancel()
-        appender.close()
-    blobs.put(usage_key, series.to_json())
+            step_log.abandon()  # the restarted agent re-attaches and re-reads the container's whole log
+    await step_log.close()  # ships the whole log (or leaves it in the spool for the agent to ship)
+    await records.write_usage(ids, name, series.to_json())
     result.usage = series
     result.exit_code = exit_.exit_code
     result.out_of_memory = exit_.out_of_memory

@@ -1,6 +1,6 @@
 """Resource usage of a running step: sampled while it runs, stored as a time series per step.
 
-Stored format (the blob at resource_usage_key(...)), pandas "split" orientation, as the front
+Stored format (the object at resource_usage_key(...) in squall's bucket), pandas "split" orientation, as the front
 end's `/resource_usage` answers (Hail's column names; cpu_usage is in cores):
 
     {"columns": ["time_msecs", "memory_in_bytes", "cpu_usage", "io_storage_in_bytes"],
@@ -47,7 +47,7 @@ class UsageSeries:
             cpu = (sample.cpu_usage_ns - self._last[1]) / 1e6 / (now_ms - self._last[0])
         self._last = (now_ms, sample.cpu_usage_ns)
         self.cpu_ns_total = max(self.cpu_ns_total, sample.cpu_usage_ns)
-        self.max_memory_bytes = max(self.max_memory_bytes, sample.memory_bytes)
+        self.max_memory_bytes = max(self.max_memory_bytes, sample.memory_bytes, sample.memory_peak_bytes or 0)
         self.rows.append((now_ms, sample.memory_bytes, round(max(cpu, 0.0), 4), io_bytes))
 
     def to_json(self) -> bytes:

@@ -8,10 +8,14 @@
 #   4. installs the conmon-oomfix wrapper so State.OOMKilled is reported;
 #   5. builds the local base images without a registry:
 #        localhost/busybox:latest            busybox-static rootfs (~1 s)
-#        localhost/debian-python3:bookworm   mmdebstrap rootfs, cached as a `podman save` tar
+#        localhost/debian-python3:bookworm   mmdebstrap rootfs, cached as a `podman save` tar,
+#                                            also tagged :latest (so the bare name works)
 #                                            under $CACHE_DIR (second run: ~2 s instead of ~25 s)
-#   6. smoke-tests a container and the OOM report;
-#   7. optionally starts the REST API service: START_SERVICE=1 PODMAN_SOCK=/run/squall/podman.sock
+#   6. reserves host ids for the jobs' user namespaces (a `squall` range in /etc/subuid and
+#      /etc/subgid: 16384 slots of 65536 ids from 1000000000, above useradd's default ranges)
+#      and installs nftables for the job firewall;
+#   7. smoke-tests a container and the OOM report;
+#   8. optionally starts the REST API service: START_SERVICE=1 PODMAN_SOCK=/run/squall/podman.sock
 #      (pid in the socket's directory as service.pid, log as service.log).
 #
 # Environment:
@@ -26,6 +30,7 @@ IMAGES=${IMAGES:-"busybox python"}
 CACHE_DIR=${CACHE_DIR:-$HOME/.cache/squall/images}
 SOCK=${PODMAN_SOCK:-/run/squall/podman.sock}
 PY_IMAGE=localhost/debian-python3:bookworm
+PY_LATEST=localhost/debian-python3:latest
 BB_IMAGE=localhost/busybox:latest
 T0=$(date +%s%N)
 step() { printf '[%6.1fs] %s\n' "$(( ($(date +%s%N) - T0) / 1000000 ))e-3" "$*"; }
@@ -155,7 +160,23 @@ if [[ " $IMAGES " == *" python "* ]] && ! podman image exists "$PY_IMAGE"; then
   fi
 fi
 
-# 6. smoke test, including the OOM report (exit 137 and OOMKilled=true)
+# the bare name (`localhost/debian-python3`) means :latest to podman: tag it, idempotently
+if [[ " $IMAGES " == *" python "* ]] && ! podman image exists "$PY_LATEST"; then
+  podman tag "$PY_IMAGE" "$PY_LATEST"
+  step "image $PY_IMAGE also tagged $PY_LATEST"
+fi
+
+# 6. user namespaces for jobs: uid 0 in a job is an unprivileged host id of its own slot
+#    (worker/userns.py reads this range); the job firewall (worker/job_firewall.py) needs nft
+SUBID_START=${SUBID_START:-1000000000}; SUBID_COUNT=${SUBID_COUNT:-1073741824}
+for f in /etc/subuid /etc/subgid; do
+  touch "$f"
+  grep -q '^squall:' "$f" || echo "squall:$SUBID_START:$SUBID_COUNT" >> "$f"
+done
+command -v nft >/dev/null || apt-get install -y -qq nftables >/dev/null
+step "job sandbox: $(grep '^squall:' /etc/subuid) in /etc/subuid and /etc/subgid; $(nft --version)"
+
+# 7. smoke test, including the OOM report (exit 137 and OOMKilled=true)
 podman run --rm --network none "$BB_IMAGE" true
 podman rm -f squall-setup-oom >/dev/null 2>&1 || true
 podman run --name squall-setup-oom --network none --memory 32m "$BB_IMAGE" \
@@ -165,7 +186,7 @@ podman rm squall-setup-oom >/dev/null
 [ "$OOM" = "137/true" ] || die "OOM smoke test failed: expected 137/true, got $OOM (is conmon-oomfix in use?)"
 step "smoke test ok (OOM -> $OOM)"
 
-# 7. optional REST API service; it inherits this shell's hard rlimits, which containers.conf matches
+# 8. optional REST API service; it inherits this shell's hard rlimits, which containers.conf matches
 if [ "${START_SERVICE:-0}" = 1 ]; then
   RUN_DIR=${SOCK%/*}
   mkdir -p "$RUN_DIR"

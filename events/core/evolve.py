@@ -2,10 +2,13 @@
 
 Every event is a fact already in the log, so evolve never raises for a "wrong" event: a
 duplicate, a re-delivery or a stale report simply changes nothing. Fences (Hail's SJ/MJS/MJC
-rules): an SJ (or JobCreating) is accepted only for a Ready, uncancelled job, with an attempt id
-never used by that job and a scheduler epoch no older than any seen — or, for a Creating job that
-is not cancelled, an SJ of its own Creating attempt (its job-private instance booted); a start or
-completion counts only for the job's current attempt, and only once. Jobs count for the batch only once their update commits.
+rules): a scheduling decision (SJ or JobCreating) is judged where it lands, once
+(events/core/decisions.py): it counts only for a Ready, uncancelled job, with an attempt id never
+used by that job and a scheduler epoch no older than any seen — or, for a Creating job that is not
+cancelled, an SJ of its own Creating attempt (its job-private instance booted); either way a
+verdict becomes due, which react publishes (JobAttemptAccepted / JobAttemptRefused) for every
+other fold to follow. A start or completion counts only for the job's current attempt, and only
+once. Jobs count for the batch only once their update commits.
 
 The state is updated in place (see state.py for why) and returned.
 """
@@ -24,7 +27,9 @@ from events.catalog import (
     BatchUpdateCommitted,
     BatchUpdateCreated,
     Event,
+    JobAttemptAccepted,
     JobAttemptCompleted,
+    JobAttemptRefused,
     JobAttemptScheduled,
     JobAttemptStarted,
     JobBecameReady,
@@ -36,6 +41,7 @@ from events.catalog import (
     JobGroupCancelRequested,
     JobGroupCreated,
 )
+from events.core.decisions import DEPOSED, decision_key, is_repeat, refusal
 from events.core.state import (
     ATTEMPT_STATES,
     CANCELLED,
@@ -54,7 +60,9 @@ from events.core.state import (
     Job,
     JobGroup,
     Update,
+    Verdict,
 )
+from events.envelope import derived_event_id
 
 RETRY = "retry"
 PARENTS_COMPLETE = "parents_complete"
@@ -181,33 +189,56 @@ def _job_cancelled(s: BatchState, e: JobCancelled) -> None:
 
 
 def _attempt_scheduled(s: BatchState, e: JobAttemptScheduled | JobCreating) -> None:
+    """Judge a scheduling decision where it lands (events/core/decisions.py); a verdict becomes due."""
     job = s.jobs.get(e.job_id)
-    if job is None or not job.committed or (e.job_id, e.attempt_id) in s.rejected_attempts:
+    if job is None or not job.committed:
         return
-    if e.scheduler_epoch < s.max_scheduler_epoch:
-        s.rejected_attempts.add((e.job_id, e.attempt_id))  # a deposed scheduler's decision
-        return
-    s.max_scheduler_epoch = e.scheduler_epoch
+    asked = RUNNING if isinstance(e, JobAttemptScheduled) else CREATING
+    key = decision_key(e.job_id, e.attempt_id, asked, e.scheduler_epoch)
     attempt = job.attempt
-    # the instance of a Creating job booted: the same attempt now runs there (Hail's SJ: not if cancelled;
-    # a cancelled Creating job is ended by react instead, and its instance is deleted)
-    creating_now_placed = (isinstance(e, JobAttemptScheduled) and job.state == CREATING and attempt is not None
-                           and attempt.attempt_id == e.attempt_id and job.completion is None
-                           and not s.is_job_cancelled(job))
-    if creating_now_placed:
+    waiting = (attempt.attempt_id if job.state == CREATING and attempt is not None and job.completion is None
+               else None)
+    if is_repeat(key, job.attempt_ids, s.rejected_attempts, waiting):
+        return
+    fresh = e.attempt_id not in job.attempt_ids
+    reason = refusal(epoch=e.scheduler_epoch, newest_epoch=s.max_scheduler_epoch, cancelled=s.is_job_cancelled(job),
+                     fresh_and_ready=fresh and job.state == READY,
+                     boots_waiting=asked == RUNNING and waiting == e.attempt_id)
+    if reason != DEPOSED:
+        s.max_scheduler_epoch = e.scheduler_epoch
+    if reason is not None:
+        s.rejected_attempts.add(key)
+        _verdict_due(s, e, asked, reason, _requested_resources(e, job))
+        return
+    if fresh:
+        cores, memory, storage = _requested_resources(e, job)
+        attempt = Attempt(e.attempt_id, e.instance_name, cores, memory, storage, e.event_id, e.occurred_at)
+        job.attempt = attempt
+        job.attempt_ids = (*job.attempt_ids, e.attempt_id)
+    else:  # the instance of the Creating job booted: the same attempt now runs there
         assert attempt is not None
         attempt.instance_name = e.instance_name
         attempt.scheduled_event_id, attempt.scheduled_at = e.event_id, e.occurred_at
-    elif job.state != READY or e.attempt_id in job.attempt_ids or s.is_job_cancelled(job):
-        if e.attempt_id not in job.attempt_ids:
-            s.rejected_attempts.add((e.job_id, e.attempt_id))
-        return
-    else:
-        cores, memory, storage = _requested_resources(e, job)
-        job.attempt = Attempt(e.attempt_id, e.instance_name, cores, memory, storage, e.event_id, e.occurred_at)
-        job.attempt_ids = (*job.attempt_ids, e.attempt_id)
-    job.state = RUNNING if isinstance(e, JobAttemptScheduled) else CREATING
+    job.state = asked
+    _verdict_due(s, e, asked, None, (attempt.cores_mcpu, attempt.memory_bytes, attempt.storage_gib))
     _touch_job(s, job, e)
+
+
+def _verdict_due(s: BatchState, e: JobAttemptScheduled | JobCreating, asked: str, reason: str | None,
+                 resources: tuple[int, int, int]) -> None:
+    if reason is None:  # an attempt is accepted into each state once
+        event_id = derived_event_id("JobAttemptAccepted", s.batch_id, e.job_id, e.attempt_id, asked)
+    else:  # refused decisions differ by epoch at least (a new leader may re-decide the same boot)
+        event_id = derived_event_id("JobAttemptRefused", s.batch_id, e.job_id, e.attempt_id, asked,
+                                    e.scheduler_epoch)
+    s.verdicts_due[event_id] = Verdict(event_id, e.job_id, e.attempt_id, e.instance_name, asked, e.scheduler_epoch,
+                                       reason, resources, e.event_id, e.occurred_at)
+    s.new_verdicts.append(event_id)
+
+
+def _verdict_published(s: BatchState, e: JobAttemptAccepted | JobAttemptRefused) -> None:
+    """Our verdict came back from the log: nothing more to publish for that decision."""
+    s.verdicts_due.pop(e.event_id, None)
 
 
 def _requested_resources(e: JobAttemptScheduled | JobCreating, job: Job) -> tuple[int, int, int]:
@@ -361,6 +392,8 @@ _HANDLERS: dict[type, Callable[[BatchState, Any], None]] = {
     JobCancelled: _job_cancelled,
     JobAttemptScheduled: _attempt_scheduled,
     JobCreating: _attempt_scheduled,
+    JobAttemptAccepted: _verdict_published,
+    JobAttemptRefused: _verdict_published,
     JobAttemptStarted: _attempt_started,
     JobAttemptCompleted: _attempt_completed,
     JobCompleted: _job_completed,

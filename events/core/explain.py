@@ -27,6 +27,7 @@ class Reason(StrEnum):
     JOB_PRIVATE_LIMIT = "job_private_limit"
     WAITING_FOR_PARENTS = "waiting_for_parents"
     CREATING = "creating"
+    NO_POOL_FITS = "no_pool_fits"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -82,6 +83,8 @@ def describe(reason: Reason, detail: dict[str, Any]) -> str:
         return f"waiting for {d['n_pending_parents']} parent job(s) to complete"
     if reason is Reason.CREATING:
         return f"waiting for its job-private instance ({d['machine_type']}) to boot"
+    if reason is Reason.NO_POOL_FITS:
+        return str(d["misfit"])  # events/core/pool_fit.py words it
     raise ValueError(f"no message for reason {reason!r}")
 
 

@@ -14,6 +14,10 @@ A cancelled job that is Creating (its job-private instance still booting) runs n
 there is nothing to kill: react ends its attempt itself with an MJC (outcome Cancelled, cause
 `cancelled`), as Hail's canceller does, and the usual verdict completes the job as Cancelled.
 
+The verdicts on scheduling decisions (JobAttemptAccepted / JobAttemptRefused, see decisions.py)
+come first, in the order the decisions landed: an accepted attempt's AttemptAssigned (or the MJC
+that ends a cancelled Creating attempt) always follows its verdict.
+
 Assignment-topic events (AttemptAssigned, AttemptKillRequested) never come back to the batch
 topic, so react repeats them whenever the job is looked at again; their ids are stable, so the
 caller (and the worker) can drop repeats.
@@ -27,7 +31,9 @@ from events.catalog import (
     BatchCancelled,
     BatchCompleted,
     Event,
+    JobAttemptAccepted,
     JobAttemptCompleted,
+    JobAttemptRefused,
     JobBecameReady,
     JobCancelled,
     JobCompleted,
@@ -50,6 +56,7 @@ from events.core.state import (
     Completion,
     Job,
     JobGroup,
+    Verdict,
 )
 from events.envelope import derived_event_id
 from events.failures import CANCELLED_WHILE_CREATING, TOO_MANY_ATTEMPTS, is_system_failure
@@ -69,6 +76,12 @@ def react(state: BatchState, producer: str, *, everything: bool = False) -> list
     Does not clear the dirty marks: call `state.clear_dirty()` once the events are handed on.
     """
     out: list[Event] = []
+    if state.verdicts_due:  # first: a verdict precedes whatever follows from the decision it judges
+        due = state.verdicts_due
+        for event_id in (list(due) if everything else state.new_verdicts):
+            verdict = due.get(event_id)
+            if verdict is not None:
+                out.append(_verdict(state, verdict, producer))
     if everything or state.dirty_batch or state.dirty_groups:
         _react_groups(state, producer, out, everything)
     jobs = state.jobs
@@ -137,29 +150,52 @@ def _react_job(s: BatchState, job: Job, producer: str, out: list[Event]) -> None
         if s.is_job_cancelled(job):
             out.append(_job_cancelled(s, job, producer, _group_reason(s, job)))
     elif job.completion is not None:
-        out.append(_verdict(s, job, job.completion, producer))
+        out.append(_completion_verdict(s, job, job.completion, producer))
     elif s.is_job_cancelled(job):
         attempt = job.attempt
         assert attempt is not None
         if state == CREATING:  # nothing runs yet: end the attempt here, no worker is involved (Hail's canceller)
             out.append(_creating_cancelled(s, job, attempt, producer))
             return
+        if attempt.started_at is None and job.spec is not None:
+            # accepted and cancelled before any worker reported it started — maybe within one step,
+            # before its assignment was ever sent: send it (again) ahead of the kill, so the worker
+            # that holds the attempt knows it and ends it; a kill of an unknown attempt ends nothing
+            out.append(_assignment(s, job, attempt, producer))
         out.append(AttemptKillRequested(
             event_id=derived_event_id("AttemptKillRequested", s.batch_id, job.job_id, attempt.attempt_id),
             occurred_at=job.cause_at, producer=producer, causation_id=job.cause_id,
             instance_name=attempt.instance_name, batch_id=s.batch_id, job_id=job.job_id,
             attempt_id=attempt.attempt_id, reason=_group_reason(s, job)))
     elif state == RUNNING and job.attempt is not None and job.attempt.started_at is None and job.spec is not None:
-        attempt = job.attempt
-        out.append(AttemptAssigned(
-            event_id=derived_event_id("AttemptAssigned", s.batch_id, job.job_id, attempt.attempt_id),
-            occurred_at=attempt.scheduled_at, producer=producer, causation_id=attempt.scheduled_event_id,
-            instance_name=attempt.instance_name, batch_id=s.batch_id, job_id=job.job_id,
-            attempt_id=attempt.attempt_id, job_group_id=job.job_group_id, user=s.user, spec=job.spec,
-            cores_mcpu=attempt.cores_mcpu, memory_bytes=attempt.memory_bytes, storage_gib=attempt.storage_gib))
+        out.append(_assignment(s, job, job.attempt, producer))
 
 
-def _verdict(s: BatchState, job: Job, done: Completion, producer: str) -> Event:
+def _assignment(s: BatchState, job: Job, attempt: Attempt, producer: str) -> AttemptAssigned:
+    assert job.spec is not None
+    return AttemptAssigned(
+        event_id=derived_event_id("AttemptAssigned", s.batch_id, job.job_id, attempt.attempt_id),
+        occurred_at=attempt.scheduled_at, producer=producer, causation_id=attempt.scheduled_event_id,
+        instance_name=attempt.instance_name, batch_id=s.batch_id, job_id=job.job_id,
+        attempt_id=attempt.attempt_id, job_group_id=job.job_group_id, user=s.user, spec=job.spec,
+        cores_mcpu=attempt.cores_mcpu, memory_bytes=attempt.memory_bytes, storage_gib=attempt.storage_gib)
+
+
+def _verdict(s: BatchState, v: Verdict, producer: str) -> JobAttemptAccepted | JobAttemptRefused:
+    """The published judgement of a scheduling decision (its time and id are the decision's)."""
+    if v.reason is None:
+        return JobAttemptAccepted(
+            event_id=v.event_id, occurred_at=v.decided_at, producer=producer, causation_id=v.decision_event_id,
+            batch_id=s.batch_id, job_id=v.job_id, attempt_id=v.attempt_id, instance_name=v.instance_name,
+            state=v.asked, scheduler_epoch=v.epoch, cores_mcpu=v.cores_mcpu, memory_bytes=v.memory_bytes,
+            storage_gib=v.storage_gib)
+    return JobAttemptRefused(
+        event_id=v.event_id, occurred_at=v.decided_at, producer=producer, causation_id=v.decision_event_id,
+        batch_id=s.batch_id, job_id=v.job_id, attempt_id=v.attempt_id, instance_name=v.instance_name,
+        state=v.asked, scheduler_epoch=v.epoch, reason=v.reason)
+
+
+def _completion_verdict(s: BatchState, job: Job, done: Completion, producer: str) -> Event:
     """An accepted MJC decides the job: final, or (a system failure with attempts left) a retry."""
     system_failure = done.outcome != SUCCESS and is_system_failure(done.failure_cause)
     if not system_failure:

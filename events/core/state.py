@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 from events.catalog import JobSpec
+from events.core.decisions import DecisionKey
 from events.core.interning import SpecInterner
 
 # Job states (Hail's names; the API shows them verbatim).
@@ -207,6 +208,53 @@ class Completion:
         return tuple(getattr(self, s) for s in self.__slots__)
 
 
+class Verdict:
+    """The resolver's judgement of one scheduling decision, due to be published (JobAttemptAccepted, or
+    JobAttemptRefused with `reason`) until it comes back from the log."""
+
+    __slots__ = (
+        "event_id",
+        "job_id",
+        "attempt_id",
+        "instance_name",
+        "asked",
+        "epoch",
+        "reason",
+        "cores_mcpu",
+        "memory_bytes",
+        "storage_gib",
+        "decision_event_id",
+        "decided_at",
+    )
+
+    def __init__(
+        self,
+        event_id: str,
+        job_id: int,
+        attempt_id: str,
+        instance_name: str,
+        asked: str,
+        epoch: int,
+        reason: str | None,
+        resources: tuple[int, int, int],
+        decision_event_id: str,
+        decided_at: int,
+    ) -> None:
+        self.event_id = event_id
+        self.job_id = job_id
+        self.attempt_id = attempt_id
+        self.instance_name = instance_name
+        self.asked = asked  # Creating | Running
+        self.epoch = epoch
+        self.reason = reason  # None: accepted
+        self.cores_mcpu, self.memory_bytes, self.storage_gib = resources
+        self.decision_event_id = decision_event_id
+        self.decided_at = decided_at
+
+    def snapshot(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, s) for s in self.__slots__)
+
+
 class Job:
     """One job. `cause_id`/`cause_at` name the event that last moved it, so reactions carry the
     trigger's time and id (never a clock)."""
@@ -310,6 +358,8 @@ class BatchState:
         "deleted",
         "max_scheduler_epoch",
         "rejected_attempts",
+        "verdicts_due",
+        "new_verdicts",
         "specs",
         "any_group_cancelled",
         "completed_n_jobs",
@@ -342,8 +392,12 @@ class BatchState:
         self.jobs: dict[int, Job] = {}
         self.deleted = False
         self.max_scheduler_epoch = 0
-        # (job_id, attempt_id) of SJs that lost (rare): a re-delivered copy must lose again later
-        self.rejected_attempts: set[tuple[int, str]] = set()
+        # the refused scheduling decisions (rare; events/core/decisions.py): a repeat must not count later
+        self.rejected_attempts: set[DecisionKey] = set()
+        # verdicts on scheduling decisions not yet back from the log, by event id (in decision order),
+        # and those react has not derived yet
+        self.verdicts_due: dict[str, Verdict] = {}
+        self.new_verdicts: list[str] = []
         self.specs = SpecInterner()  # one copy of what the jobs' specs share
         self.any_group_cancelled = False
         self.completed_n_jobs: int | None = None  # n_jobs named by the last accepted BatchCompleted
@@ -431,16 +485,19 @@ class BatchState:
         self.dirty_jobs.clear()
         self.dirty_groups.clear()
         self.dirty_batch = False
+        self.new_verdicts.clear()
 
     def mark_all_dirty(self) -> None:
         """After rebuilding from the log: let react look at everything once."""
         self.dirty_jobs.update(j.job_id for j in self.jobs.values() if not j.complete)
         self.dirty_groups.update(self.groups)
         self.dirty_batch = True
+        self.new_verdicts[:] = self.verdicts_due
 
     def snapshot(self) -> dict[str, Any]:
         """The facts, comparable with ==: equal snapshots mean equal lifecycles. Leaves out the
-        bookkeeping (dirty marks, causes) and the record of rejected SJs, which only fences repeats."""
+        bookkeeping: dirty marks, causes, the record of refused decisions (it only fences repeats) and
+        the verdicts still to publish (they only say what the log has not brought back yet)."""
         return {
             "batch": (
                 self.batch_id,

@@ -13,9 +13,11 @@ import json
 import logging
 import sys
 
-from events.kafka_log import KafkaEventLog
+from events.errors import LogError
+from events.service_log import open_service_log
 from projections.cost import PriceTable
 from projections.db import READMODEL_MIGRATIONS, migrate
+from projections.readmodel.bulk import BULK_FAILED, DEFAULT_MAX_HELD_JOBS, BulkRebuildFailed
 from projections.readmodel.service import run_readmodel
 from projections.runner import RunnerSettings, TopicPartition, tune_gc_for_batches
 from services.config import (
@@ -41,6 +43,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="only partitions I, I+N, I+2N, ... (run N processes to spread the work)")
     parser.add_argument("--until-json", default=None,
                         help='replay: stop at these offsets, {"topic:partition": offset, ...}')
+    parser.add_argument("--bulk", action="store_true",
+                        help="replay: rebuild mode into a fresh schema prepared by the parent (needs --until-json); "
+                             f"exits with {BULK_FAILED} if a record needs the live projection")
+    parser.add_argument("--max-held-jobs", type=int, default=DEFAULT_MAX_HELD_JOBS,
+                        help="--bulk: jobs each worker holds in memory before it writes and drops some")
     parser.add_argument("--no-publish-quarantine", action="store_true",
                         help="replay: quarantine into the table only (the live projector published them)")
     return parser.parse_args(argv)
@@ -62,14 +69,15 @@ def parse_until(text: str) -> dict[TopicPartition, int]:
 
 
 async def serve(config: ServiceConfig, schema: str, prices: PriceTable, settings: RunnerSettings,
-                shard: tuple[int, int] | None = None, until: dict[TopicPartition, int] | None = None) -> None:
+                shard: tuple[int, int] | None = None, until: dict[TopicPartition, int] | None = None,
+                bulk: bool = False, max_held_jobs: int = DEFAULT_MAX_HELD_JOBS) -> None:
     migrate(config.database_url, [READMODEL_MIGRATIONS], schema=schema)
-    log = await KafkaEventLog.connect(config.bootstrap_servers, client_id="squall-readmodel")
+    log = await open_service_log(config.bootstrap_servers, config.topics, "readmodel", client_id="squall-readmodel",
+                                 security=config.kafka_security)
     stop = stop_on_signals()
     try:
-        await log.create_topics(config.topics.specs())
         await run_readmodel(log, config.topics, config.database_url, schema, prices, settings, stop=stop,
-                            until=until, shard=shard)
+                            until=until, shard=shard, bulk=bulk, max_held_jobs=max_held_jobs)
     finally:
         await log.close()
 
@@ -87,8 +95,18 @@ def main(argv: list[str] | None = None) -> int:
     settings = RunnerSettings(workers=args.workers, max_batch=args.max_batch,
                               publish_quarantine=not args.no_publish_quarantine)
     until = parse_until(args.until_json) if args.until_json else None
+    if args.bulk and until is None:
+        print("error: --bulk needs --until-json", file=sys.stderr)
+        return 2
     tune_gc_for_batches()
-    asyncio.run(serve(config, args.schema, prices, settings, args.shard, until))
+    try:
+        asyncio.run(serve(config, args.schema, prices, settings, args.shard, until, args.bulk, args.max_held_jobs))
+    except BulkRebuildFailed as exc:
+        print(f"rebuild mode cannot apply this log: {exc}", file=sys.stderr)
+        return BULK_FAILED
+    except LogError as exc:  # e.g. a topic it rebuilds from may delete records
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

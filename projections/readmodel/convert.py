@@ -1,7 +1,9 @@
 """convert(event, position) -> ops: the pure first step of the read-model projection.
 
 No I/O, no clock: everything comes from the event and its position in the log. Events the read
-models do not show (worker assignments, leader election) convert to no ops. Every batch-topic
+models do not show (worker assignments, leader election) convert to no ops, and so do the
+scheduler's decisions (SJ, JobCreating) and refusals: an attempt exists once the resolver accepted
+its decision (JobAttemptAccepted), exactly as for every other fold. Every batch-topic
 event also yields an audit row (the audit index: job -> its events' positions); instance events
 do not (heartbeats would swamp it, and they belong to no batch).
 """
@@ -14,6 +16,8 @@ from typing import Any
 import orjson
 
 from events import catalog as ev
+from events.core.decisions import CREATING
+from events.errors import UnprojectableEvent
 from events.failures import SHORT_ERRORS
 from events.log import Position
 from projections.readmodel import ops
@@ -21,7 +25,7 @@ from projections.readmodel import ops
 _WORKER_STATE = {"Success": "succeeded", "Failed": "failed", "Error": "error", "Cancelled": "cancelled"}
 
 
-class ConvertError(ValueError):
+class ConvertError(UnprojectableEvent):
     """The event is well-formed Avro but its content cannot be projected (e.g. bad spec_json)."""
 
 
@@ -139,18 +143,13 @@ def _job_ready(e: ev.JobBecameReady) -> list[ops.Op]:
     return [ops.MarkJobReady(e.batch_id, e.job_id, e.after_attempt_id, e.not_before, e.occurred_at)]
 
 
-def _job_creating(e: ev.JobCreating) -> list[ops.Op]:
-    # positional (see _POSITIONAL): batch_id, job_id, attempt_id, instance_name, cores_mcpu, memory_bytes,
-    # storage_gib, creating, at
-    return [ops.ScheduleAttempt(e.batch_id, e.job_id, e.attempt_id, e.instance_name, None, None, None, True,
-                                e.occurred_at)]
-
-
-def _attempt_scheduled(e: ev.JobAttemptScheduled) -> list[ops.Op]:
+def _attempt_accepted(e: ev.JobAttemptAccepted) -> list[ops.Op]:
+    """The resolver's verdict, not the scheduler's decision (an SJ or JobCreating alone shows nothing:
+    events/core/decisions.py): the attempt exists from here, scheduled at the decision's time."""
     # positional (see _POSITIONAL): batch_id, job_id, attempt_id, instance_name, cores_mcpu, memory_bytes,
     # storage_gib, creating, at
     return [ops.ScheduleAttempt(e.batch_id, e.job_id, e.attempt_id, e.instance_name, e.cores_mcpu,
-                                e.memory_bytes, e.storage_gib, False, e.occurred_at)]
+                                e.memory_bytes, e.storage_gib, e.state == CREATING, e.occurred_at)]
 
 
 def _attempt_started(e: ev.JobAttemptStarted) -> list[ops.Op]:
@@ -231,7 +230,7 @@ def _instance_activated(e: ev.InstanceActivated) -> list[ops.Op]:
     return [ops.UpsertInstance(name=e.instance_name, state="active", values=(
         ("pool", e.pool), ("cores_mcpu", e.cores_mcpu), ("memory_bytes", e.memory_bytes),
         ("storage_gib", e.storage_gib), ("region", e.region), ("preemptible", e.preemptible),
-        ("agent_version", e.agent_version), ("time_activated", e.occurred_at)))]
+        ("agent_version", e.agent_version), ("agent_url", e.agent_url), ("time_activated", e.occurred_at)))]
 
 
 def _instance_heartbeat(e: ev.InstanceHeartbeat) -> list[ops.Op]:
@@ -261,8 +260,7 @@ _HANDLERS: dict[type, Any] = {
     ev.BatchCompleted: _batch_completed,
     ev.JobCreated: _job_created,
     ev.JobBecameReady: _job_ready,
-    ev.JobCreating: _job_creating,
-    ev.JobAttemptScheduled: _attempt_scheduled,
+    ev.JobAttemptAccepted: _attempt_accepted,
     ev.JobAttemptStarted: _attempt_started,
     ev.JobAttemptCompleted: _attempt_completed,
     ev.JobCompleted: _job_completed,

@@ -3,6 +3,10 @@ adaptation through psycopg's write_row, which dominated the sink's CPU time).
 
 Format: one line per row, columns separated by tabs, NULL as \\N; backslash, tab, newline and
 carriage return escaped with a backslash. Arrays of ints as {1,2}; JSON via orjson.
+
+`rows_copy_bytes` gives the same text as UTF-8 bytes, formatted in C by the optional Cython
+extension `_copytext.pyx` when it is built from the source beside this module, otherwise by
+`rows_formatter` and encoded.
 """
 
 from __future__ import annotations
@@ -10,9 +14,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from functools import lru_cache
 from operator import attrgetter, itemgetter
+from pathlib import Path
 from typing import Any
 
 import orjson
+
+from events.codec_cython import pyx_digest
 
 
 def _escape(text: str) -> str:
@@ -159,3 +166,40 @@ def _any_cell(value: Any) -> str:
         return _CELL[type(value)](value)
     except KeyError:
         raise TypeError(f"no COPY text form for values of type {type(value)}") from None
+
+
+RowsBytes = Callable[..., bytes]  # (rows, json_memo=None) -> bytes
+
+
+def _extension() -> Any:
+    """The C formatter, if built from the .pyx beside this module (else None)."""
+    try:
+        from projections.readmodel import _copytext  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    if getattr(_copytext, "SOURCE_DIGEST", None) != pyx_digest(Path(__file__).with_name("_copytext.pyx")):
+        return None
+    return _copytext.format_rows
+
+
+_FORMAT_ROWS = _extension()
+
+
+def rows_copy_bytes(columns: tuple[str, ...], json_columns: frozenset[str] = frozenset(),
+                    attributes: bool = False, extension: bool = True) -> RowsBytes:
+    """Like `rows_formatter`, but the text as UTF-8 bytes (what COPY is sent), from the C formatter
+    when it is built (`extension`)."""
+    format_in_c = _FORMAT_ROWS if extension else None
+    if format_in_c is None:
+        format_text = rows_formatter(columns, json_columns, attributes)
+
+        def encoded(rows: Sequence[Any], json_memo: JsonMemo | None = None) -> bytes:
+            return format_text(rows, json_memo).encode()
+
+        return encoded
+    is_json = tuple(c in json_columns for c in columns)
+
+    def format_rows(rows: Sequence[Any], json_memo: JsonMemo | None = None) -> bytes:
+        return format_in_c(rows, columns, is_json, attributes, json_memo or _json_text, _int_array)  # type: ignore[no-any-return]
+
+    return format_rows

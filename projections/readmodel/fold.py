@@ -5,8 +5,9 @@ the ops here, then writes the images that changed; unit tests and `squall audit 
 an empty model. Every op is guarded by the current row, so applying an event twice, or an older
 event after a newer one, changes nothing:
 - rows are created only when absent; updates are committed and jobs completed once (flags/state);
-- an attempt is accepted once (its row), a retry only of the job's current attempt, and an
-  attempt is billed once (its end_time);
+- an attempt exists once the resolver accepted its decision (JobAttemptAccepted; whether a decision
+  counts is never judged here, see events/core/decisions.py), once (its row); a retry only of the
+  job's current attempt; an attempt is billed once (its end_time);
 - instance states only move forward (pending < active < inactive < deleted).
 Counters follow Hail: a job counts in its group and every ancestor group, and in the batch.
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from events.errors import UnprojectableEvent
 from projections.cost import (
     AttemptUsage,
     PriceTable,
@@ -43,7 +45,7 @@ Key = tuple[Any, ...]
 _BATCHES, _JOB_GROUPS, _JOBS = BATCHES.name, JOB_GROUPS.name, JOBS.name
 
 
-class UnknownEntity(ValueError):
+class UnknownEntity(UnprojectableEvent):
     """An event names a batch, update, group or job the log never created: the log is inconsistent."""
 
 
@@ -257,7 +259,7 @@ class ReadModel:
         fresh = job["state"] == "Ready" and attempt is None
         booted = (not op.creating and job["state"] == "Creating" and job["current_attempt_id"] == op.attempt_id)
         if not (fresh or booted):
-            return  # the job is not waiting for this attempt: a duplicate, or a losing SJ of a race
+            return  # a re-delivered verdict: the job is past it
         job["state"] = "Creating" if op.creating else "Running"
         job["current_attempt_id"] = op.attempt_id
         if attempt is None:
@@ -325,12 +327,15 @@ class ReadModel:
         if job["state"] in COMPLETE_STATES:
             return
         if op.state not in _COUNTER:
-            raise ValueError(f"job {op.batch_id}/{op.job_id}: completion state {op.state!r} is not one of "
-                             f"{sorted(_COUNTER)}")
-        if op.attempt_id is not None and job["state"] in ("Pending", "Ready"):
-            return  # a verdict on an attempt the job has moved past (a retry of it landed first): the core ignores it
-        if op.attempt_id is None and job["current_attempt_id"] is not None:
-            self._end_refused_attempt(job, op)
+            raise UnprojectableEvent(f"job {op.batch_id}/{op.job_id}: completion state {op.state!r} is not one "
+                                     f"of {sorted(_COUNTER)}")
+        # the core's fences: JobCancelled ends a job without an attempt (Pending or Ready); JobCompleted
+        # the job whose current attempt it names (a verdict that lost to a retry of that attempt: nothing)
+        if op.attempt_id is None:
+            if job["state"] not in ("Pending", "Ready"):
+                return
+        elif job["state"] not in ("Running", "Creating") or job["current_attempt_id"] != op.attempt_id:
+            return
         attempt = (self.get(ATTEMPTS.name, (op.batch_id, op.job_id, op.attempt_id))
                    if op.attempt_id is not None else None)
         end = attempt["end_time"] if attempt is not None and attempt["end_time"] is not None else op.at
@@ -356,20 +361,6 @@ class ReadModel:
             batch["time_completed"] = op.at
         self._touch(BATCHES.name, (op.batch_id,))
 
-    def _end_refused_attempt(self, job: dict[str, Any], op: ops.CompleteJob) -> None:
-        """A job cancelled without an attempt (JobCancelled) had none running as far as the lifecycle
-        is concerned, so an attempt still open here is an SJ the lifecycle refused (it raced the
-        cancellation; no worker ever got it). End it as Hail's unschedule_job does: reason
-        `cancelled`, nothing billed, and the job no longer points at it."""
-        key = (op.batch_id, op.job_id, job["current_attempt_id"])
-        attempt = self.get(ATTEMPTS.name, key)
-        if attempt is None or attempt["end_time"] is not None:
-            return  # an earlier attempt that ended (e.g. before a retry): nothing to undo
-        attempt["end_time"] = op.at
-        attempt["reason"] = "cancelled"
-        self._touch(ATTEMPTS.name, key)
-        job["current_attempt_id"] = None
-
     def _record_audit(self, op: ops.RecordAudit) -> None:
         self.audit.append(op)
 
@@ -381,11 +372,11 @@ class ReadModel:
         key = (op.name,)
         row = self.get(INSTANCES.name, key)
         if row is None:
-            if op.state is None:
-                return  # a heartbeat from an instance the log never announced
+            # heartbeats have a topic of their own, so one may be folded before the instance's first
+            # event: the instance exists (pending) and its other events fill in the rest
             row = self._insert(INSTANCES.name, key, {c: None for c in INSTANCES.columns})
-            row.update(name=op.name, state=op.state)
-            advances = True
+            row.update(name=op.name, state=op.state or "pending")
+            advances = op.state is not None
         else:
             advances = op.state is not None and _INSTANCE_RANK[op.state] > _INSTANCE_RANK[row["state"]]
             self._touch(INSTANCES.name, key)

@@ -112,7 +112,9 @@ class MarkJobReady:
 
 @dataclass(slots=True)
 class ScheduleAttempt:
-    """SJ (creating=False) or a job-private instance booting for the attempt (creating=True)."""
+    """An accepted scheduling decision (JobAttemptAccepted): the attempt waits for its job-private
+    instance (creating=True) or runs on `instance_name` (creating=False; for a Creating job, its
+    instance booted)."""
 
     batch_id: int
     job_id: int

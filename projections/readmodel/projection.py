@@ -8,6 +8,7 @@ import orjson
 import psycopg
 from psycopg.types.json import set_json_loads
 
+from events.errors import UnprojectableEvent
 from projections.cost import PriceTable
 from projections.db import connect_async
 from projections.readmodel import sink
@@ -17,8 +18,6 @@ from projections.readmodel.ops import Op
 from projections.runner import OffsetsMoved, PartitionChunk, PoisonError, Projection, TopicPartition
 
 NAME = "readmodel"
-# errors that mean "this content cannot be projected" rather than "the database or network failed"
-_CONTENT_ERRORS = (ValueError, KeyError, TypeError, AttributeError)
 
 
 class ReadModelProjection(Projection):
@@ -66,7 +65,7 @@ class ReadModelProjection(Projection):
                 await sink.load(self.conn, model, op_list)
                 try:
                     model.apply_all(op_list)
-                except _CONTENT_ERRORS as exc:
+                except UnprojectableEvent as exc:  # anything else the fold raises is a bug: it crashes
                     raise PoisonError(f"{type(exc).__name__}: {exc}") from exc
                 await sink.write(self.conn, model)
                 await self._store_quarantined(chunks)
@@ -86,7 +85,7 @@ class ReadModelProjection(Projection):
             for record, event in chunk.events:
                 try:
                     extend(convert_at(event, topic, partition, record.offset))
-                except _CONTENT_ERRORS as exc:
+                except UnprojectableEvent as exc:
                     raise PoisonError(f"{event.SCHEMA_NAME} does not convert: {exc}") from exc
         return op_list
 

@@ -14,7 +14,7 @@ import psycopg
 from psycopg import sql
 
 from projections.readmodel import ops
-from projections.readmodel.copytext import JsonMemo, rows_formatter
+from projections.readmodel.copytext import JsonMemo, rows_copy_bytes
 from projections.readmodel.fold import Key, ReadModel
 from projections.readmodel.needs import GROUPS_OF_BATCH, keys_to_load
 from projections.readmodel.tables import AUDIT, JOB_GROUPS, POOL_DECISIONS, STATEFUL, Table
@@ -86,14 +86,18 @@ async def _load_groups(conn: psycopg.AsyncConnection, model: ReadModel, batch_id
         model.load(table.name, (record[0], record[1]), dict(zip(table.loaded, record, strict=True)))
 
 
+COPY_PIECE = 2_000  # rows formatted and sent at a time: PostgreSQL parses one piece while we format the next
+
+
 async def _copy(conn: psycopg.AsyncConnection, table: Table, target: str, columns: tuple[str, ...],
                 rows: Sequence[Any], attributes: bool = False, json_memo: JsonMemo | None = None) -> None:
     """COPY `columns` of rows (dicts; with `attributes`, objects with those attributes) into `target`."""
     statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
         sql.Identifier(target), sql.SQL(", ").join(map(sql.Identifier, columns)))
-    text = rows_formatter(columns, table.json, attributes)(rows, json_memo)
+    format_rows = rows_copy_bytes(columns, table.json, attributes)
     async with conn.cursor().copy(statement) as copy:
-        await copy.write(text.encode())
+        for start in range(0, len(rows), COPY_PIECE):
+            await copy.write(format_rows(rows[start:start + COPY_PIECE], json_memo))
 
 
 async def write(conn: psycopg.AsyncConnection, model: ReadModel) -> None:

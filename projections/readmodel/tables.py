@@ -78,7 +78,7 @@ INSTANCES = Table(
     mutable=("pool", "provider", "state", "cores_mcpu", "memory_bytes", "storage_gib", "region", "preemptible",
              "machine_type", "job_private_for", "provider_id", "agent_version", "time_requested",
              "time_created", "time_activated", "last_heartbeat", "time_deactivated", "time_deleted", "reason",
-             "zone", "standing"))
+             "agent_url", "zone", "standing"))
 
 AUDIT = Table(
     name="audit", key=("topic", "partition", "offset"),

@@ -15,7 +15,8 @@ import os
 import socket
 import sys
 
-from events.kafka_log import KafkaEventLog
+from events.errors import LogError
+from events.service_log import open_service_log
 from projections.resolver.service import Resolver, ResolverSettings
 from projections.runner import tune_gc_for_batches
 from services.config import (
@@ -37,10 +38,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 async def serve(config: ServiceConfig, settings: ResolverSettings) -> None:
-    log = await KafkaEventLog.connect(config.bootstrap_servers, client_id="squall-resolver")
+    log = await open_service_log(config.bootstrap_servers, config.topics, "resolver", client_id="squall-resolver",
+                                 security=config.kafka_security)
     stop = stop_on_signals()
     try:
-        await log.create_topics(config.topics.specs())
         producer = f"resolver/{socket.gethostname()}:{os.getpid()}"
         await Resolver(log, config.topics, producer, settings).run(stop)
     finally:
@@ -60,7 +61,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     serve_metrics(config)
     tune_gc_for_batches(young=50_000)  # the state is millions of long-lived objects: collect young ones less often
-    asyncio.run(serve(config, ResolverSettings(max_records=args.max_records)))
+    try:
+        asyncio.run(serve(config, ResolverSettings(max_records=args.max_records)))
+    except LogError as exc:  # e.g. a topic it rebuilds from may delete records
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

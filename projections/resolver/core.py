@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from events.catalog import Event
 from events.codec import Codec
 from events.core.lifecycle import BATCH_LIFECYCLE_EVENTS, BatchState, evolve, react
-from events.errors import DecodeError
+from events.errors import DecodeError, UnprojectableEvent
 from events.log import Record
 from projections.runner import Quarantined
 
@@ -133,11 +133,9 @@ class ResolverCore:
             return self._quarantine(record, f"batch {batch_id} was never created", event)
         try:
             self._evolve(part, event)
-        except Exception as exc:  # a bug or a malformed event: keep going, keep the evidence
-            log.exception("cannot apply %s at %s[%d]@%d", event.SCHEMA_NAME, record.topic, record.partition,
-                          record.offset)
-            return self._quarantine(record, f"cannot apply: {exc!r}", event)
-        return None
+        except UnprojectableEvent as exc:  # what the event says is impossible: keep the evidence, go on
+            return self._quarantine(record, f"cannot apply: {exc}", event)
+        return None  # anything else evolve raises is a bug: it crashes the resolver, loudly
 
     def _evolve(self, part: PartitionState, event: Event) -> None:
         batch_id: int = event.batch_id  # type: ignore[union-attr]

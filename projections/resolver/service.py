@@ -2,7 +2,8 @@
 
 Per iteration: fetch records; rebuild partitions newly assigned to this member (whole partition
 from offset 0, then append what its previous owner had not); step the rest; append every derived
-event and quarantined record in ONE append (acks=all); only then commit the consumed offsets.
+event and quarantined record (acks=all; the batch topic's before the worker assignments, see
+`_append`); only then commit the consumed offsets.
 A crash anywhere repeats work, never loses it: the next owner rebuilds from the log, and
 re-derived events carry the same ids, which evolve treats as the duplicates they are.
 """
@@ -109,10 +110,16 @@ class Resolver:
         return n_records
 
     async def _append(self, derived: list[Event], result: StepResult) -> None:
-        messages: list[Message] = [self.publisher.to_message(e) for e in derived]
+        """Batch-topic events (verdicts first among them) are stored before any worker assignment is
+        appended: a worker acts on an AttemptAssigned, and what it appends must land after the verdict
+        that accepted its attempt, so every fold sees the attempt accepted before it starts."""
+        messages: list[Message] = [self.publisher.to_message(e) for e in derived if e.TOPIC == "batch"]
         messages += [self._quarantine_message(q) for q in result.quarantined]
+        assignments = [self.publisher.to_message(e) for e in derived if e.TOPIC != "batch"]
         if messages:
             await self.log.append(messages)
+        if assignments:
+            await self.log.append(assignments)
 
     def _quarantine_message(self, entry: Quarantined) -> Message:
         return quarantine_message(self.topics.quarantine, entry)

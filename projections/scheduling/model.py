@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 
+from events.core.decisions import DecisionKey
+
 JobKey = tuple[int, int]  # (batch_id, job_id)
 
 JOB_PRIVATE_POOL = "job-private"
@@ -19,7 +21,7 @@ class JobPhase(Enum):
     READY = "ready"  # in the ready queue
     CREATING = "creating"  # waiting for its job-private instance
     RUNNING = "running"  # an accepted attempt holds capacity
-    FINISHING = "finishing"  # its attempt ended; the resolver decides what comes next
+    FINISHING = "finishing"  # its attempt (still attempt_id) ended; the resolver decides what comes next
 
 
 class InstanceState(Enum):
@@ -37,6 +39,15 @@ class Demand:
     storage_gib: int
 
 
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """A scheduling decision folded but not yet judged: the job is taken out of the queue (and its
+    attempt holds capacity) until the resolver's verdict confirms or refuses it."""
+
+    decision: DecisionKey
+    previous: JobPhase  # where a refusal puts the job back: READY, or CREATING for a boot
+
+
 @dataclass(slots=True)
 class JobEntry:
     key: JobKey
@@ -48,7 +59,19 @@ class JobEntry:
     machine_type: str | None
     phase: JobPhase = JobPhase.PENDING
     not_before: int | None = None  # retry backoff (ms)
-    attempt_id: str | None = None  # the current (accepted) attempt
+    attempt_id: str | None = None  # the current attempt (accepted, or held awaiting its verdict)
+    attempt_ids: tuple[str, ...] = ()  # every attempt accepted (or held) so far: repeats are told by them
+    held: Hold | None = None
+
+    # where the job is as far as the verdicts go (a held decision may still be refused): the core's
+    # fences on the other events of the job are checked against these
+    @property
+    def settled_phase(self) -> JobPhase:
+        return self.held.previous if self.held is not None else self.phase
+
+    @property
+    def settled_attempt(self) -> str | None:
+        return None if self.held is not None and self.held.previous is JobPhase.READY else self.attempt_id
 
 
 @dataclass(slots=True)
@@ -61,6 +84,7 @@ class AttemptEntry:
     user: str
     pool: str
     demand: Demand
+    held: bool = False  # its decision awaits the verdict: capacity is taken, nothing may end it yet
 
 
 @dataclass(slots=True)
@@ -96,3 +120,26 @@ class InstanceEntry:
     def last_sign_of_life(self) -> int:
         """The newest time the instance proved it is alive (heartbeat, activation, or request)."""
         return max(t for t in (self.last_heartbeat_at, self.activated_at, self.requested_at) if t is not None)
+
+
+class JobIdBitmap:
+    """A set of (batch_id, job_id) at one bit per job: job ids are dense from 1 within a batch."""
+
+    __slots__ = ("_bits",)
+
+    def __init__(self) -> None:
+        self._bits: dict[int, bytearray] = {}
+
+    def add(self, batch_id: int, job_id: int) -> None:
+        bits = self._bits.get(batch_id)
+        byte = job_id >> 3
+        if bits is None:
+            bits = self._bits[batch_id] = bytearray(byte + 1)
+        elif byte >= len(bits):
+            bits.extend(bytes(max(byte + 1 - len(bits), len(bits))))  # grow geometrically
+        bits[byte] |= 1 << (job_id & 7)
+
+    def has(self, batch_id: int, job_id: int) -> bool:
+        bits = self._bits.get(batch_id)
+        byte = job_id >> 3
+        return bits is not None and byte < len(bits) and bool(bits[byte] & (1 << (job_id & 7)))

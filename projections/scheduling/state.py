@@ -7,15 +7,18 @@ the events themselves. It answers what the scheduler and autoscaler ask each cyc
 - free cpu / memory / storage per instance, and which instances are active or pending;
 - which attempts run where (health uses it to end the attempts of a lost instance).
 
-An SJ is accepted exactly when the lifecycle core accepts it (the job is Ready or Creating, and
-the SJ's leader epoch is not older than one already seen for that batch), so the capacity the
-scheduler believes in matches the attempts the resolver hands to workers. (This fold does not
-follow cancellation: an SJ the core refuses because the job is cancelled holds capacity here
-until the job's JobCancelled, or its attempt's MJC, comes through.)
+Whether a scheduling decision (SJ or JobCreating) counts is the resolver's call, published as
+JobAttemptAccepted / JobAttemptRefused (events/core/decisions.py); this fold follows the verdicts.
+Between a decision and its verdict the decision is *held*: the job leaves the ready queue and the
+attempt takes capacity, so no pass places the job twice or over-commits an instance, whoever
+appended the decision (this scheduler, a deposed one, the one before a take-over). A refusal puts
+the job back where it was; an acceptance of a decision not held (one decided while another was
+held) is taken from the verdict. Repeats of judged decisions are told apart by the same rule the
+core uses, so none is held for a verdict that never comes.
 
 A job-private instance is requested for one attempt ("batch:job:attempt"). Once the job lets go
 of that attempt — its Creating attempt ended (cancelled, or timed out), the attempt ran and
-ended, the job completed, or the core refused the JobCreating — the claim is *released*, and
+ended, the job completed, or the JobCreating was refused — the claim is *released*, and
 the autoscaler deletes the instance even if it never activated (Hail's canceller: Creating → MJC
 Cancelled, then delete the VM). Releases are kept by claim, so they hold whatever order the batch
 and instance topics are folded in.
@@ -35,7 +38,9 @@ from events.catalog import (
     InstanceDeleted,
     InstanceHeartbeat,
     InstanceRequested,
+    JobAttemptAccepted,
     JobAttemptCompleted,
+    JobAttemptRefused,
     JobAttemptScheduled,
     JobBecameReady,
     JobCancelled,
@@ -43,22 +48,31 @@ from events.catalog import (
     JobCreated,
     JobCreating,
 )
+from events.core.decisions import CREATING, RUNNING, DecisionKey, decision_key, is_repeat
 from events.core.resources import pool_name
 from projections.scheduling.model import (
     JOB_PRIVATE_POOL,
     AttemptEntry,
     Demand,
+    Hold,
     InstanceEntry,
     InstanceState,
     JobEntry,
+    JobIdBitmap,
     JobKey,
     JobPhase,
 )
 from projections.scheduling.ready_queue import ReadyQueue
 
+_ATTEMPT_PHASES = frozenset({JobPhase.CREATING, JobPhase.RUNNING, JobPhase.FINISHING})
+
 
 def job_pool(worker_type: str, preemptible: bool, machine_type: str | None) -> str:
     return JOB_PRIVATE_POOL if machine_type else pool_name(worker_type, preemptible)
+
+
+EARLY_HEARTBEATS_PRUNE_AT = 1024
+EARLY_HEARTBEAT_HORIZON_MS = 10 * 60 * 1000
 
 
 class SchedulingState:
@@ -72,13 +86,14 @@ class SchedulingState:
         self.creating: set[JobKey] = set()  # jobs waiting for their job-private instance
         # job-private claims ("batch:job:attempt") their job no longer waits for; dropped with the instance
         self.released_private: set[str] = set()
-        self.epoch_by_batch: dict[int, int] = {}
-        # Copies of old events must stay inert (the log may hold a derived event twice, e.g. after a
-        # resolver crash): jobs that finished, by batch, so a copy of their JobCreated does not bring
-        # them back; and the attempt a FINISHING job ended, so only a retry of it makes the job Ready.
-        self.finished_jobs: dict[int, set[int]] = defaultdict(set)
-        self.ended_attempt: dict[JobKey, str] = {}
+        self.finished = JobIdBitmap()  # every job that completed: 1 bit each, so copies of old events stay inert
+        self.refused: set[DecisionKey] = set()  # the decisions the resolver refused (rare): repeats are ignored
         self.events_applied = 0
+        # heartbeats have a topic of their own, so a refold may meet an instance's (compacted, newest)
+        # heartbeat before the instance: kept until the instance appears, pruned by event time
+        self.early_heartbeats: dict[str, int] = {}
+        self._newest_heartbeat = 0
+        self._prune_early_at = EARLY_HEARTBEATS_PRUNE_AT
 
     # ---- queries -----------------------------------------------------------------------------
 
@@ -129,8 +144,8 @@ class SchedulingState:
         return handler(self, event) if handler is not None else False
 
     def _on_job_created(self, e: JobCreated) -> bool:
-        if (e.batch_id, e.job_id) in self.jobs or e.job_id in self.finished_jobs.get(e.batch_id, ()):
-            return False
+        if (e.batch_id, e.job_id) in self.jobs or self.finished.has(e.batch_id, e.job_id):
+            return False  # a copy of a JobCreated: a job is created once (a finished one stays finished)
         r = e.spec.resources
         self.jobs[(e.batch_id, e.job_id)] = JobEntry(
             key=(e.batch_id, e.job_id), user=e.user, pool=job_pool(r.worker_type, r.preemptible, r.machine_type),
@@ -140,76 +155,151 @@ class SchedulingState:
 
     def _on_ready(self, e: JobBecameReady) -> bool:
         job = self.jobs.get((e.batch_id, e.job_id))
-        if job is None or job.phase is JobPhase.READY:
+        if job is None:
             return False
         if e.after_attempt_id is None:  # its parents completed: only a Pending job (as the core says)
-            if job.phase is not JobPhase.PENDING:
+            if job.settled_phase is not JobPhase.PENDING:
                 return False
-        elif e.after_attempt_id not in (job.attempt_id, self.ended_attempt.get(job.key)):
-            return False  # a copy of a retry of an attempt that is not the job's any more
-        self.ended_attempt.pop(job.key, None)
+        elif job.settled_attempt != e.after_attempt_id or job.settled_phase not in _ATTEMPT_PHASES:
+            return False  # a retry of an attempt that is not the job's (any more)
         if job.attempt_id is not None:  # a retry whose attempt we never saw end: free it now
             self._release_attempt(job.attempt_id)
             self._release_private_claim(job, job.attempt_id)
         self.creating.discard(job.key)
-        job.phase, job.not_before, job.attempt_id = JobPhase.READY, e.not_before, None
+        job.phase, job.not_before, job.attempt_id, job.held = JobPhase.READY, e.not_before, None, None
         self._queue(job).add(job.key, job.demand.cores_mcpu)
         return True
 
-    def _on_creating(self, e: JobCreating) -> bool:
+    # ---- scheduling decisions and their verdicts (events/core/decisions.py) -----------------------
+
+    def _on_decision(self, e: JobAttemptScheduled | JobCreating) -> bool:
+        """Hold a decision that may count until its verdict: the job leaves the queue, its attempt
+        takes capacity. Whether it counts is never decided here."""
         job = self.jobs.get((e.batch_id, e.job_id))
-        if job is None or job.phase is not JobPhase.READY or self._fenced(e.batch_id, e.scheduler_epoch):
-            if job is None:  # it completed already (JobCreated always comes first): nobody will use the instance
+        creating = isinstance(e, JobCreating)
+        if job is None:
+            if creating:  # it completed already (JobCreated always comes first): nobody will use the instance
                 self.released_private.add(f"{e.batch_id}:{e.job_id}:{e.attempt_id}")
-            elif job.attempt_id != e.attempt_id:  # refused, not a repeat of the accepted one
-                self._release_private_claim(job, e.attempt_id)
             return False
-        self._queue(job).discard(job.key, job.demand.cores_mcpu)
-        job.phase, job.attempt_id = JobPhase.CREATING, e.attempt_id
-        self.creating.add(job.key)
+        key = decision_key(e.job_id, e.attempt_id, CREATING if creating else RUNNING, e.scheduler_epoch)
+        waiting = job.attempt_id if job.phase is JobPhase.CREATING else None
+        if job.held is not None or is_repeat(key, job.attempt_ids, self.refused, waiting):
+            return False  # one decision is held at a time; any other is settled by its own verdict
+        if e.attempt_id not in job.attempt_ids and job.phase is JobPhase.READY:
+            job.held = Hold(key, JobPhase.READY)
+            self._queue(job).discard(job.key, job.demand.cores_mcpu)
+            job.attempt_ids = (*job.attempt_ids, e.attempt_id)
+        elif not creating and waiting == e.attempt_id:  # its job-private instance booted
+            job.held = Hold(key, JobPhase.CREATING)
+        else:
+            return False
+        if isinstance(e, JobCreating):
+            self._place(job, e.attempt_id, None, job.demand, held=True)
+        else:
+            self._place(job, e.attempt_id, e.instance_name, Demand(e.cores_mcpu, e.memory_bytes, e.storage_gib),
+                        held=True)
         return False
 
-    def _on_scheduled(self, e: JobAttemptScheduled) -> bool:
+    def _on_accepted(self, e: JobAttemptAccepted) -> bool:
         job = self.jobs.get((e.batch_id, e.job_id))
-        if job is None or self._fenced(e.batch_id, e.scheduler_epoch):
+        if job is None:
             return False
+        held = job.held
+        if held is not None and held.decision[1:3] == (e.attempt_id, e.state):
+            job.held = None  # the decision we held counts
+            attempt = self.attempts.get(e.attempt_id)
+            if attempt is not None:
+                attempt.held = False
+            return False
+        boot = e.state == RUNNING and job.settled_phase is JobPhase.CREATING and job.settled_attempt == e.attempt_id
+        fresh_held = held.decision[1] if held is not None and held.previous is JobPhase.READY else None
+        if e.attempt_id in job.attempt_ids and e.attempt_id != fresh_held and not boot:
+            return False  # a copy of a verdict taken already
+        if held is not None:  # we held another decision: the log says this one counts
+            self._undo(job, held)
+        placed_from = job.phase is JobPhase.READY or (
+            e.state == RUNNING and job.phase is JobPhase.CREATING and job.attempt_id == e.attempt_id)
+        if not placed_from:
+            return False  # already past it
         if job.phase is JobPhase.READY:
             self._queue(job).discard(job.key, job.demand.cores_mcpu)
-        elif not (job.phase is JobPhase.CREATING and job.attempt_id == e.attempt_id):
-            return False  # the core rejects it: the job is not waiting for an attempt
+        if e.attempt_id not in job.attempt_ids:
+            job.attempt_ids = (*job.attempt_ids, e.attempt_id)
+        self._place(job, e.attempt_id, e.instance_name if e.state == RUNNING else None,
+                    Demand(e.cores_mcpu, e.memory_bytes, e.storage_gib), held=False)
+        return False
+
+    def _on_refused(self, e: JobAttemptRefused) -> bool:
+        key = decision_key(e.job_id, e.attempt_id, e.state, e.scheduler_epoch)
+        self.refused.add(key)
+        job = self.jobs.get((e.batch_id, e.job_id))
+        freed = False
+        if job is not None and job.held is not None and job.held.decision == key:
+            self._undo(job, job.held)
+            freed = True
+        if e.state == CREATING:  # the instance asked for this attempt will never be used
+            self.released_private.add(f"{e.batch_id}:{e.job_id}:{e.attempt_id}")
+        return freed
+
+    def _place(self, job: JobEntry, attempt_id: str, instance_name: str | None, demand: Demand, held: bool) -> None:
+        """The job's attempt waits for its job-private instance (no instance yet) or runs on one."""
+        job.attempt_id = attempt_id
+        if instance_name is None:
+            job.phase = JobPhase.CREATING
+            self.creating.add(job.key)
+            return
         self.creating.discard(job.key)
-        job.phase, job.attempt_id = JobPhase.RUNNING, e.attempt_id
-        demand = Demand(e.cores_mcpu, e.memory_bytes, e.storage_gib)
-        self.attempts[e.attempt_id] = AttemptEntry(e.attempt_id, job.key, e.instance_name, job.user, job.pool, demand)
+        job.phase = JobPhase.RUNNING
+        self.attempts[attempt_id] = AttemptEntry(attempt_id, job.key, instance_name, job.user, job.pool, demand, held)
         self.running_cores[job.pool][job.user] += demand.cores_mcpu
-        inst = self.instances.get(e.instance_name)
+        inst = self.instances.get(instance_name)
         if inst is not None:
             inst.free_cores_mcpu -= demand.cores_mcpu
             inst.free_memory_bytes -= demand.memory_bytes
             inst.free_storage_gib -= demand.storage_gib
-            inst.attempts.add(e.attempt_id)
+            inst.attempts.add(attempt_id)
             inst.idle_since = None
-        return False
+
+    def _undo(self, job: JobEntry, held: Hold) -> None:
+        """A held decision does not count: put the job back where it was."""
+        job.held = None
+        attempt_id = held.decision[1]
+        self._release_attempt(attempt_id)
+        if held.previous is JobPhase.CREATING:  # a refused boot: the attempt still waits for its instance
+            job.phase = JobPhase.CREATING
+            self.creating.add(job.key)
+            return
+        self.creating.discard(job.key)
+        job.attempt_ids = tuple(a for a in job.attempt_ids if a != attempt_id)
+        job.phase, job.attempt_id = JobPhase.READY, None
+        self._queue(job).add(job.key, job.demand.cores_mcpu)
 
     def _on_attempt_completed(self, e: JobAttemptCompleted) -> bool:
         freed = self._release_attempt(e.attempt_id, ended_at=e.ended_at)
         job = self.jobs.get((e.batch_id, e.job_id))
         if job is not None and job.attempt_id == e.attempt_id:
+            job.held = None  # only an attempt that counts is ended (its verdict came first)
             was_creating = job.phase is JobPhase.CREATING
             self.creating.discard(job.key)
-            job.phase, job.attempt_id = JobPhase.FINISHING, None
-            self.ended_attempt[job.key] = e.attempt_id
+            job.phase = JobPhase.FINISHING  # its attempt stays the current one until the verdict
             self._release_private_claim(job, e.attempt_id)
             if was_creating:
                 self._forget_private_instance(e.instance_name)
         return freed
 
     def _on_job_finished(self, e: JobCompleted | JobCancelled) -> bool:
-        job = self.jobs.pop((e.batch_id, e.job_id), None)
+        job = self.jobs.get((e.batch_id, e.job_id))
         if job is None:
             return False
-        self.finished_jobs[e.batch_id].add(e.job_id)
-        self.ended_attempt.pop(job.key, None)
+        # the core's fences: JobCancelled ends a job without an attempt, JobCompleted the job whose
+        # current attempt it names (a verdict that lost to a retry of that attempt changes nothing)
+        if isinstance(e, JobCancelled):
+            if job.settled_phase not in (JobPhase.PENDING, JobPhase.READY):
+                return False
+        elif job.settled_attempt != e.attempt_id or job.settled_phase not in _ATTEMPT_PHASES:
+            return False
+        del self.jobs[job.key]
+        self.finished.add(e.batch_id, e.job_id)
         self._queue(job).discard(job.key, job.demand.cores_mcpu)
         if job.attempt_id is not None:
             self._release_private_claim(job, job.attempt_id)
@@ -227,7 +317,8 @@ class SchedulingState:
         self.instances[e.instance_name] = InstanceEntry(
             name=e.instance_name, pool=e.pool, region=e.region, preemptible=e.preemptible,
             cores_mcpu=e.cores_mcpu, memory_bytes=e.memory_bytes, storage_gib=e.storage_gib,
-            requested_at=e.occurred_at, machine_type=e.machine_type, job_private_for=e.job_private_for)
+            requested_at=e.occurred_at, machine_type=e.machine_type, job_private_for=e.job_private_for,
+            last_heartbeat_at=self.early_heartbeats.pop(e.instance_name, None))
         return False
 
     def _on_instance_created(self, e: InstanceCreated) -> bool:
@@ -241,7 +332,8 @@ class SchedulingState:
         if inst is None:  # a worker started outside the autoscaler (e.g. by hand): adopt it
             inst = InstanceEntry(name=e.instance_name, pool=e.pool, region=e.region, preemptible=e.preemptible,
                                  cores_mcpu=e.cores_mcpu, memory_bytes=e.memory_bytes, storage_gib=e.storage_gib,
-                                 requested_at=e.occurred_at, created=True)
+                                 requested_at=e.occurred_at, created=True,
+                                 last_heartbeat_at=self.early_heartbeats.pop(e.instance_name, None))
             self.instances[e.instance_name] = inst
         if inst.state is not InstanceState.PENDING:
             return False  # a restarted agent re-announcing itself changes nothing
@@ -256,9 +348,20 @@ class SchedulingState:
         return True
 
     def _on_heartbeat(self, e: InstanceHeartbeat) -> bool:
+        self._newest_heartbeat = max(self._newest_heartbeat, e.occurred_at)
         inst = self.instances.get(e.instance_name)
-        if inst is not None and (inst.last_heartbeat_at is None or e.occurred_at > inst.last_heartbeat_at):
-            inst.last_heartbeat_at = e.occurred_at
+        if inst is not None:
+            if inst.last_heartbeat_at is None or e.occurred_at > inst.last_heartbeat_at:
+                inst.last_heartbeat_at = e.occurred_at
+            return False
+        if e.occurred_at > self.early_heartbeats.get(e.instance_name, -1):
+            self.early_heartbeats[e.instance_name] = e.occurred_at
+        if len(self.early_heartbeats) > self._prune_early_at:
+            # a live instance's newest heartbeat is recent: one far older than the newest seen belongs
+            # to an instance that is gone (deleted, forgotten) and whose heartbeat came after its end
+            horizon = self._newest_heartbeat - EARLY_HEARTBEAT_HORIZON_MS
+            self.early_heartbeats = {n: t for n, t in self.early_heartbeats.items() if t >= horizon}
+            self._prune_early_at = max(EARLY_HEARTBEATS_PRUNE_AT, 2 * len(self.early_heartbeats))
         return False
 
     def _on_instance_deactivated(self, e: InstanceDeactivated) -> bool:
@@ -307,14 +410,6 @@ class SchedulingState:
             queue = self.ready[(job.pool, job.user)] = ReadyQueue()
         return queue
 
-    def _fenced(self, batch_id: int, epoch: int) -> bool:
-        """A deposed leader's placement: an SJ older than one already seen for this batch."""
-        newest = self.epoch_by_batch.get(batch_id, 0)
-        if epoch < newest:
-            return True
-        self.epoch_by_batch[batch_id] = epoch
-        return False
-
     def _release_attempt(self, attempt_id: str, ended_at: int | None = None) -> bool:
         attempt = self.attempts.pop(attempt_id, None)
         if attempt is None:
@@ -349,8 +444,10 @@ class SchedulingState:
 _HANDLERS: dict[type, Callable[[SchedulingState, Any], bool]] = {
     JobCreated: SchedulingState._on_job_created,
     JobBecameReady: SchedulingState._on_ready,
-    JobCreating: SchedulingState._on_creating,
-    JobAttemptScheduled: SchedulingState._on_scheduled,
+    JobCreating: SchedulingState._on_decision,
+    JobAttemptScheduled: SchedulingState._on_decision,
+    JobAttemptAccepted: SchedulingState._on_accepted,
+    JobAttemptRefused: SchedulingState._on_refused,
     JobAttemptCompleted: SchedulingState._on_attempt_completed,
     JobCompleted: SchedulingState._on_job_finished,
     JobCancelled: SchedulingState._on_job_finished,

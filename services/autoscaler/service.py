@@ -143,6 +143,10 @@ class Autoscaler:
         state = self.follower.state
         now = self._clock()
         self.stats.loops += 1
+        try:
+            await self.provider.heal()  # before anything reads the fleet: a dead agent is back
+        except ProviderError as exc:
+            log.warning("restarting dead agents failed (%s); the next loop retries", exc)
         await self._grow_and_shrink(state, now)
         await self._realize_requested(state, now)
         await self._delete_inactive(state, now)

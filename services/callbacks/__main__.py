@@ -11,9 +11,11 @@ import asyncio
 import logging
 import sys
 
-from events.kafka_log import KafkaEventLog
+from events.errors import LogError
+from events.service_log import open_service_log
+from services import callback_policy
 from services.callbacks.deliveries import apply_migrations
-from services.callbacks.service import CallbackService
+from services.callbacks.service import CallbackService, CallbackSettings
 from services.config import (
     ConfigError,
     ServiceConfig,
@@ -27,16 +29,17 @@ from services.config import (
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m services.callbacks", description=__doc__.splitlines()[0])
     add_arguments(parser)
+    callback_policy.add_arguments(parser)
     return parser.parse_args(argv)
 
 
-async def serve(config: ServiceConfig) -> None:
+async def serve(config: ServiceConfig, settings: CallbackSettings) -> None:
     apply_migrations(config.database_url)
-    log = await KafkaEventLog.connect(config.bootstrap_servers, client_id="squall-callbacks")
+    log = await open_service_log(config.bootstrap_servers, config.topics, "callbacks", client_id="squall-callbacks",
+                                 security=config.kafka_security, read_only=True)  # it only reads the log
     stop = stop_on_signals()
     try:
-        await log.create_topics(config.topics.specs())
-        await CallbackService(log, config.topics, config.database_url).run(stop)
+        await CallbackService(log, config.topics, config.database_url, settings).run(stop)
     finally:
         await log.close()
 
@@ -46,11 +49,16 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         config = from_args(args)
-    except ConfigError as exc:
+        settings = CallbackSettings(policy=callback_policy.CallbackPolicy.parse(args.callback_allowed_networks))
+    except (ConfigError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     serve_metrics(config)
-    asyncio.run(serve(config))
+    try:
+        asyncio.run(serve(config, settings))
+    except LogError as exc:  # e.g. a topic it rebuilds from may delete records
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -25,6 +25,7 @@ from events.errors import DecodeError
 from events.log import EventLog, GroupConsumer, Record
 from events.topics import Topics
 from services import metrics
+from services.callback_policy import CallbackPolicy, CallbackRefused, Resolver
 from services.callbacks import deliveries
 from services.callbacks.deliveries import DueCallback
 from services.front.errors import NotFound
@@ -44,6 +45,7 @@ class CallbackSettings:
     retry_delay_s: float = 1.0
     concurrency: int = 16  # callbacks in flight at once, so one slow receiver does not hold up the rest
     readmodel_poll_s: float = 0.1
+    policy: CallbackPolicy = CallbackPolicy()  # where callbacks may go (checked again at each delivery)
 
 
 def group_id(topics: Topics) -> str:
@@ -71,14 +73,17 @@ class CallbackService:
     """Run with `await CallbackService(log, topics, database_url).run(stop)`."""
 
     def __init__(self, log_: EventLog, topics: Topics, database_url: str, settings: CallbackSettings | None = None,
-                 client: httpx.AsyncClient | None = None, now_ms: Callable[[], int] | None = None) -> None:
+                 client: httpx.AsyncClient | None = None, now_ms: Callable[[], int] | None = None,
+                 resolver: Resolver | None = None) -> None:
         self.log = log_
         self.topics = topics
         self.settings = settings or CallbackSettings()
         self.pool = AsyncConnectionPool(database_url, open=False, kwargs={"autocommit": True})
         self.reads = Reads(self.pool)
-        self.client = client or httpx.AsyncClient(timeout=self.settings.request_timeout_s,
+        # no redirects: a 3xx to an internal address must not bypass the policy
+        self.client = client or httpx.AsyncClient(timeout=self.settings.request_timeout_s, follow_redirects=False,
                                                   headers={"User-Agent": "squall-callbacks"})
+        self.resolver = resolver
         self.codec = Codec()
         self.now_ms = now_ms or (lambda: int(time.time() * 1000))
         self._limit = asyncio.Semaphore(self.settings.concurrency)
@@ -166,13 +171,20 @@ class CallbackService:
         error: str | None = None
         for attempt in range(1, self.settings.attempts + 1):
             try:
-                answer = await self.client.post(url, json=body)
+                # resolved and checked right before each try, then connected to that very address: a
+                # name that now resolves to an internal address (DNS rebinding) is refused here
+                target, headers, extensions = await self.settings.policy.resolve_for_delivery(url, self.resolver)
+                answer = await self.client.post(target, json=body, headers=headers, extensions=extensions)
                 status_code, error = answer.status_code, None
                 if answer.status_code < 500:
                     break
                 error = f"the receiver answered {answer.status_code}"
-            except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:  # the user's URL: trying again won't help
-                return None, f"not a usable http(s) URL: {exc}"
+            except CallbackRefused as exc:  # the user's URL or where it points: trying again won't help
+                return None, f"not sent: {exc}"
+            except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
+                return None, f"not sent: not a usable http(s) URL: {exc}"
+            except OSError as exc:  # the name does not resolve (now)
+                status_code, error = None, f"{url[:100]} could not be resolved: {exc}"
             except httpx.HTTPError as exc:
                 status_code, error = None, f"{type(exc).__name__}: {exc}"
             if attempt < self.settings.attempts:

@@ -11,6 +11,7 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, help="squall: even
 # Modules that define commands on `app` (or add sub-typers). One line each; keep the list sorted.
 _COMMAND_MODULES: list[str] = [
     "services.cli.billing",
+    "services.cli.buckets",
     "services.cli.infra",
     "services.cli.jobs",
     "services.cli.replay",

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from deploy.kafka import KafkaBroker, KafkaDeployError
+from deploy.kafka import KafkaBroker, KafkaDeployError, stack_broker
 from deploy.postgres import EmbeddedPostgres, PostgresDeployError
 from services.cli import app
 from services.config import default_home
@@ -25,8 +25,14 @@ def _home(home: Path | None) -> Path:
     return (home or default_home()).expanduser().resolve()
 
 
-def _broker(home: Path | None, port: int | None = None) -> KafkaBroker:
-    return KafkaBroker(_home(home) / "kafka", port=port)
+def _broker(home: Path | None, port: int | None = None, starting: bool = False) -> KafkaBroker:
+    """The stack's broker; started secured exactly as `squall up` runs it (the same secrets)."""
+    h = _home(home)
+    if not starting:
+        return KafkaBroker(h / "kafka", port=port)
+    broker = stack_broker(h)
+    broker.requested_port = port
+    return broker
 
 
 def _postgres(home: Path | None) -> EmbeddedPostgres:
@@ -39,7 +45,7 @@ def kafka_start(home: Path | None = HomeOption,
                                                                      "one, else a free one)")) -> None:
     """Start the broker (idempotent: a running one is left alone) and print its bootstrap address."""
     try:
-        typer.echo(_broker(home, port).start())
+        typer.echo(_broker(home, port, starting=True).start())
     except KafkaDeployError as exc:
         typer.echo(f"kafka did not start: {exc}", err=True)
         raise typer.Exit(1) from exc

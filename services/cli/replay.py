@@ -20,13 +20,15 @@ BootstrapOption = typer.Option(None, "--bootstrap", envvar="SQUALL_KAFKA_BOOTSTR
 DatabaseOption = typer.Option(None, "--database-url", envvar="SQUALL_DATABASE_URL", help="postgresql:// URL")
 PrefixOption = typer.Option(None, "--topic-prefix", envvar="SQUALL_TOPIC_PREFIX", help="topic prefix")
 HomeOption = typer.Option(None, "--home", help="state directory of `squall up` (default $SQUALL_HOME or ~/.squall)")
+CredentialsOption = typer.Option(None, "--kafka-credentials", envvar="SQUALL_KAFKA_CREDENTIALS",
+                                 help="Kafka credentials file (default: the local stack's administrator)")
 
 quarantine_app = typer.Typer(no_args_is_help=True, help="Events a projection could not decode or apply.")
 app.add_typer(quarantine_app, name="quarantine")
 
 
 def _config(bootstrap: str | None, database_url: str | None, topic_prefix: str | None,
-            home: Path | None) -> ServiceConfig:
+            home: Path | None, kafka_credentials: Path | None = None) -> ServiceConfig:
     home = (home or default_home()).expanduser()
     if not (bootstrap and database_url):
         from deploy.stack import StackState
@@ -36,7 +38,10 @@ def _config(bootstrap: str | None, database_url: str | None, topic_prefix: str |
             bootstrap = bootstrap or state.bootstrap
             database_url = database_url or state.database_url
             topic_prefix = topic_prefix or state.topic_prefix
-    args = argparse.Namespace(bootstrap=bootstrap, database_url=database_url,
+            # the operator's tools read the whole log: as the stack's administrator
+            admin = state.credentials_file("admin")
+            kafka_credentials = kafka_credentials or (Path(admin) if admin else None)
+    args = argparse.Namespace(bootstrap=bootstrap, database_url=database_url, kafka_credentials=kafka_credentials,
                               topic_prefix=topic_prefix or "squall.", home=str(home))
     try:
         return from_args(args)
@@ -73,6 +78,7 @@ def replay(
                                   "(after a projection code change; the API shows partial data meanwhile)"),
     bootstrap: str | None = BootstrapOption, database_url: str | None = DatabaseOption,
     topic_prefix: str | None = PrefixOption, home: Path | None = HomeOption,
+    kafka_credentials: Path | None = CredentialsOption,
 ) -> None:
     """Rebuild projections from offset 0 into a fresh schema; with --verify, exit 1 on any difference."""
     from projections.cost import PriceTable
@@ -82,7 +88,7 @@ def replay(
         raise typer.BadParameter("give --projection NAME or --all, not both")
     if projection is not None and projection not in PROJECTIONS:
         raise typer.BadParameter(f"unknown projection {projection!r}; known: {', '.join(PROJECTIONS)}")
-    config = _config(bootstrap, database_url, topic_prefix, home)
+    config = _config(bootstrap, database_url, topic_prefix, home, kafka_credentials)
     price_table = PriceTable.from_yaml(prices) if prices else PriceTable()
     if in_place:
         if verify:
@@ -95,7 +101,8 @@ def replay(
     result = asyncio.run(_replay(config, schema, verify, live_schema, price_table, max_differences, in_place,
                                  processes))
     rate = result.events / result.seconds if result.seconds > 0 else 0.0
-    typer.echo(f"rebuilt readmodel into schema {result.schema}: {result.events} events in "
+    mode = "rebuild mode" if result.mode == "bulk" else "live projection"
+    typer.echo(f"rebuilt readmodel into schema {result.schema} ({mode}): {result.events} events in "
                f"{result.seconds:.1f} s ({rate:,.0f} events/s)")
     if not verify:
         return
@@ -115,7 +122,8 @@ async def _replay(config: ServiceConfig, schema: str, verify: bool, live_schema:
     from projections.runner import tune_gc_for_batches
 
     tune_gc_for_batches()
-    log = await KafkaEventLog.connect(config.bootstrap_servers, client_id="squall-replay")
+    log = await KafkaEventLog.connect(config.bootstrap_servers, client_id="squall-replay",
+                                      security=config.kafka_security)
     try:
         if in_place:
             return await rebuild(log, config.topics, config.database_url, schema, prices=prices, in_place=True,
@@ -139,6 +147,7 @@ def audit(
     schema: str = typer.Option("public", "--schema", help="schema of the read models"),
     bootstrap: str | None = BootstrapOption, database_url: str | None = DatabaseOption,
     topic_prefix: str | None = PrefixOption, home: Path | None = HomeOption,
+    kafka_credentials: Path | None = CredentialsOption,
 ) -> None:
     """Print a batch's (or job's) event history with offsets, causes and timestamps; --at adds an as-of view.
     With --pool, the autoscaler's decisions for that pool instead."""
@@ -157,7 +166,7 @@ def audit(
         as_of = parse_as_of(at) if at is not None else None
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
-    config = _config(bootstrap, database_url, topic_prefix, home)
+    config = _config(bootstrap, database_url, topic_prefix, home, kafka_credentials)
     with connect(config.database_url, schema=schema) as conn:
         entries = history(conn, batch_id, job_id)
         if not entries:
@@ -180,7 +189,8 @@ async def _print_as_of(config: ServiceConfig, conn, batch_id: int, job_id: int |
     from projections.audit import as_of as fold_as_of
     from projections.audit import iso
 
-    log = await KafkaEventLog.connect(config.bootstrap_servers, client_id="squall-audit")
+    log = await KafkaEventLog.connect(config.bootstrap_servers, client_id="squall-audit",
+                                      security=config.kafka_security)
     try:
         model, _ = await fold_as_of(log, conn, batch_id, as_of)
     finally:

@@ -38,18 +38,41 @@ def up(
                                       "later ups)"),
     zones: str | None = typer.Option(None, "--zones", help="zones for the local workers, each with an optional "
                                      "capacity, e.g. local-a,local-b:2 (kept for later ups)"),
+    storage: str = typer.Option("embedded", "--storage",
+                                help="embedded: run a GCS-API server (fake-gcs-server) in the state directory; "
+                                     "gcs: real GCS with application-default credentials"),
+    storage_endpoint: str | None = typer.Option(None, "--storage-endpoint", envvar="SQUALL_STORAGE_ENDPOINT",
+                                                help="use the GCS-API server at this URL instead of starting one"),
+    system_bucket: str | None = typer.Option(None, "--system-bucket",
+                                             help="squall's own bucket for logs and status (default squall-system)"),
+    bucket: str | None = typer.Option(None, "--bucket",
+                                      help="the default user's bucket for job files (default squall-data)"),
+    simulated_workers: int | None = typer.Option(
+        None, "--simulated-workers", metavar="JOB_MS",
+        help="simulated workers instead of podman ones (load tests): every job succeeds after JOB_MS ms"),
+    kafka_credentials: Path | None = typer.Option(
+        None, "--kafka-credentials", envvar="SQUALL_KAFKA_CREDENTIALS_DIR",
+        help="with --kafka-bootstrap: a directory with admin.json and <role>.json credentials files"),
+    kafka_worker_bootstrap: str | None = typer.Option(
+        None, "--kafka-worker-bootstrap", help="the listener workers use (default: --kafka-bootstrap)"),
+    kafka_tls_everywhere: bool = typer.Option(
+        False, "--kafka-tls-everywhere", help="local services use the TLS listener too (default: SCRAM on loopback)"),
 ) -> None:
-    """Start the local stack (idempotent): Kafka, PostgreSQL, services and local workers."""
+    """Start the local stack (idempotent): Kafka, PostgreSQL, the object store, services and local workers."""
     h = _home(home)
     try:
         state = stack.up(h, bootstrap=kafka_bootstrap, database_url=database_url, port=port,
-                         topic_prefix=topic_prefix, workers=workers, worker_cores=worker_cores,
+                         topic_prefix=topic_prefix, workers=workers, worker_cores=worker_cores, storage=storage,
+                         storage_endpoint=storage_endpoint, system_bucket=system_bucket, bucket=bucket,
+                         simulated_job_ms=simulated_workers, kafka_credentials=kafka_credentials,
+                         worker_bootstrap=kafka_worker_bootstrap, kafka_tls_everywhere=kafka_tls_everywhere,
                          say=lambda m: console.print(f"  {m}"), pools_file=pools, zones=zones)
     except stack.StackError as exc:
         console.print(f"[red]squall up failed:[/red] {exc}")
         raise typer.Exit(1) from exc
     console.print(f"[green]squall is up[/green]\n  API      {state.api_url}\n  token    {state.token}\n"
-                  f"  billing  {state.billing_project}\n  UI       {state.api_url}/ui\n"
+                  f"  billing  {state.billing_project}\n  bucket   gs://{state.bucket}"
+                  f" (storage {state.storage_endpoint or 'GCS'})\n  UI       {state.api_url}/ui\n"
                   f"  logs     {h / 'logs'}\n  state    {h / stack.STATE_FILE}")
 
 
@@ -61,7 +84,7 @@ def down(home: Path | None = HomeOption) -> None:
 
 @app.command()
 def status(home: Path | None = HomeOption, as_json: bool = typer.Option(False, "--json")) -> None:
-    """The local stack: API URL, token, billing project and each component's pid, health and lag."""
+    """The local stack: API URL, token, billing project and each component's pid, health, restarts and lag."""
     info = stack.status(_home(home))
     if as_json:
         typer.echo(json.dumps(info, indent=2))
@@ -69,11 +92,15 @@ def status(home: Path | None = HomeOption, as_json: bool = typer.Option(False, "
     if "api_url" not in info:
         console.print(info["message"])
         raise typer.Exit(3)
-    console.print(f"API {info['api_url']}  token {info['token']}  billing project {info['billing_project']}")
-    table = Table("component", "pid", "healthy", "lag")
+    console.print(f"API {info['api_url']}  token {info['token']}  billing project {info['billing_project']}  "
+                  f"bucket {info['bucket']}")
+    table = Table("component", "pid", "healthy", "restarts", "lag")
     for name, c in info["components"].items():  # type: ignore[attr-defined]
         table.add_row(name, str(c.get("pid") or "-"), "yes" if c.get("healthy") else "[red]no[/red]",
-                      str(c.get("lag", "-")))
+                      str(c.get("restarts", "-")), str(c.get("lag", "-")))
+    for w in info.get("workers", []):  # type: ignore[attr-defined]
+        table.add_row(f"worker {w['name']}", str(w.get("pid") or "-"), "yes" if w.get("pid") else "[red]no[/red]",
+                      str(w.get("restarts", 0)), "-")
     console.print(table)
     raise typer.Exit(0 if info.get("running") else 3)
 

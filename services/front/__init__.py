@@ -3,7 +3,7 @@
 Run it:  python -m services.front --host 127.0.0.1 --port 8000 --bootstrap HOST:PORT \
              --database-url postgresql://... [--topic-prefix squall.] [--home ~/.squall] [--regions local]
 OpenAPI: GET /openapi.json (docs at /docs); Prometheus: GET /metrics; health: GET /healthcheck.
-Build it in-process (tests, local stack): `create_app(FrontDeps(pool=..., publisher=..., blob_root=...))`.
+Build it in-process (tests, local stack): `create_app(FrontDeps(pool=..., publisher=..., job_data=...))`.
 
 Modules, one concept each:
   app            the FastAPI app, error mapping (FrontError → 4xx JSON {"message"}; 503 when a dependency is down)
@@ -16,5 +16,7 @@ Modules, one concept each:
   store          the front's own tables (migrations/): batch ids, tokens, update id blocks, received ranges
   reads, shapes  the read side over the projections' tables, in Hail's JSON shapes; query: v1 `q=` language
   users, auth    users, sha256-hashed bearer tokens, billing-project membership
+  job_files      gs://-only job files (shape at parse time; bucket grants and credentials at submit)
+  buckets, credentials   bucket grants; users' own GCS keys (real GCS), published for the workers
   why            a job's "why is it (not) running" answer
 """

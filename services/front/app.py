@@ -1,6 +1,6 @@
 """The front end's ASGI app: Hail Batch's /api/v1alpha REST API plus squall's own endpoints.
 
-    app = create_app(deps)     # deps: services.front.deps.FrontDeps (pool, publisher, blob root, ...)
+    app = create_app(deps)     # deps: services.front.deps.FrontDeps (pool, publisher, job data, ...)
 
 OpenAPI is published at GET /openapi.json (interactive docs at /docs). Errors are JSON
 `{"message": ...}` with a 4xx naming the field to fix; a 5xx means a bug or an unavailable
@@ -16,17 +16,22 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.front import routes_batches, routes_jobs, routes_meta, routes_rerun, routes_v2
 from services.front.deps import FrontDeps
-from services.front.errors import FrontError
+from services.front.errors import Forbidden, FrontError
+from services.front.users import is_operator
+from services.request_input import BadInput, InputGuard
 
 log = logging.getLogger("squall.front")
 
 OPENAPI_PATH = "/openapi.json"
 
 
-def create_app(deps: FrontDeps, *, metrics: bool = False) -> FastAPI:
+def create_app(deps: FrontDeps, *, metrics: bool = False, metrics_need_token: bool = False) -> FastAPI:
+    """`metrics`: serve GET /metrics; `metrics_need_token`: only to an operator's bearer token (the
+    metrics name users), which a front end listening beyond loopback requires (server.py)."""
     app = FastAPI(title="squall front end", version="1", openapi_url=OPENAPI_PATH,
                   summary="Hail Batch's REST API (/api/v1alpha) served from an event log")
     app.state.deps = deps
@@ -38,12 +43,38 @@ def create_app(deps: FrontDeps, *, metrics: bool = False) -> FastAPI:
     app.add_exception_handler(FrontError, _front_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(BadInput, _bad_input)  # type: ignore[arg-type]
     app.add_exception_handler(psycopg.OperationalError, _database_down)  # type: ignore[arg-type]
+    app.add_middleware(InputGuard)  # NUL, non-UTF-8 and over-long URLs: 4xx before any route
     if metrics:
         from services.metrics import add_metrics
 
-        add_metrics(app)
+        add_metrics(app, authorize=_operator_only if metrics_need_token else None)
+    app.add_middleware(_NoSniff)
     return app
+
+
+async def _operator_only(request: Request) -> None:
+    deps: FrontDeps = request.app.state.deps
+    user = await deps.tokens.user(request.headers.get("authorization"))
+    async with deps.pool.connection() as conn:
+        if not await is_operator(conn, user):
+            raise Forbidden(f"/metrics is for operators; {user!r} is not one (squall user create NAME --operator)")
+
+
+class _NoSniff:
+    """X-Content-Type-Options: nosniff on every answer: a job's log served as bytes stays bytes."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def send_with_header(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), (b"x-content-type-options", b"nosniff")]
+            await send(message)
+
+        await self.app(scope, receive, send_with_header if scope["type"] == "http" else send)
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -51,6 +82,10 @@ def _error(status: int, message: str) -> JSONResponse:
 
 
 async def _front_error(_request: Request, exc: FrontError) -> JSONResponse:
+    return _error(exc.status, exc.message)
+
+
+async def _bad_input(_request: Request, exc: BadInput) -> JSONResponse:
     return _error(exc.status, exc.message)
 
 

@@ -7,16 +7,19 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from psycopg_pool import AsyncConnectionPool
 
 from events.publisher import Publisher
-from services.front.auth import TokenCache
+from services.callback_policy import Resolver, system_resolver
+from services.front.auth import TokenAuth
+from services.front.job_files import FileAccess
+from services.front.offload import CpuLane
 from services.front.reads import Reads
 from services.front.rerun import Reruns
 from services.front.specs import SpecRules
 from services.front.submission import Submissions
+from services.jobdata import JobData
 
 MAX_BODY_BYTES = 8 * 1024 * 1024  # Hail's limit
 
@@ -33,16 +36,20 @@ def default_producer() -> str:
 class FrontDeps:
     pool: AsyncConnectionPool
     publisher: Publisher
-    blob_root: Path
+    job_data: JobData  # logs, status and usage: squall's bucket, and running attempts' agents
+    file_access: FileAccess = field(default_factory=FileAccess)  # which buckets jobs may name
     rules: SpecRules = field(default_factory=SpecRules)
     default_region: str = "local"
     cloud: str = "local"
     clock: Callable[[], int] = wall_clock_ms
     producer: str = field(default_factory=default_producer)
     max_body_bytes: int = MAX_BODY_BYTES
+    cpu: CpuLane = field(default_factory=CpuLane)
+    resolver: Resolver = system_resolver  # host names of callback URLs (tests give a fake DNS)
 
     def __post_init__(self) -> None:
-        self.submissions = Submissions(self.pool, self.publisher, self.clock, self.producer)
+        self.submissions = Submissions(self.pool, self.publisher, self.clock, self.producer, self.cpu,
+                                       self.file_access)
         self.reruns = Reruns(self.pool, self.publisher, self.clock, self.producer, self.rules)
         self.reads = Reads(self.pool)
-        self.tokens = TokenCache(self.pool)
+        self.tokens = TokenAuth(self.pool)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
 import orjson
 from fastapi import Depends, Path, Request
 
 from services.front.deps import FrontDeps
 from services.front.errors import InvalidRequest, PayloadTooLarge
+from services.front.offload import INLINE_BODY_BYTES
+
+T = TypeVar("T")
 
 MAX_BIGINT = 2**63 - 1
 MAX_INT = 2**31 - 1
@@ -31,10 +35,10 @@ User = Annotated[str, Depends(current_user)]
 Deps = Annotated[FrontDeps, Depends(deps_of)]
 
 
-async def json_body(request: Request, limit: int) -> Any:
-    """The request's JSON body; 413 beyond `limit` bytes, 400 when it is not JSON."""
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request's body; 413 beyond `limit` bytes (checked while reading: nothing bigger is buffered)."""
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
+    if declared and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"request body is {declared} bytes; the limit is {limit} bytes (send smaller bunches)")
     chunks = []
     size = 0
@@ -43,13 +47,28 @@ async def json_body(request: Request, limit: int) -> Any:
         if size > limit:
             raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes (send smaller bunches)")
         chunks.append(chunk)
-    body = b"".join(chunks)
+    return b"".join(chunks)
+
+
+def decode_json(body: bytes) -> Any:
+    """Strict JSON (NaN/Infinity, nesting deeper than 1024 and lone surrogates are errors), or 400."""
     if not body.strip():
         raise InvalidRequest("body", "is empty; send a JSON document")
     try:
-        return orjson.loads(body)  # strict JSON: NaN/Infinity and nesting deeper than 1024 are errors
+        return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise InvalidRequest("body", f"is not valid JSON ({exc})") from None
+
+
+async def json_body(request: Request, limit: int) -> Any:
+    """The request's JSON body, decoded inline (for small documents); 413 beyond `limit` bytes."""
+    return decode_json(await read_body(request, limit))
+
+
+async def parsed_body(request: Request, deps: FrontDeps, parse: Callable[[Any], T]) -> T:
+    """`parse(the JSON body)`: decoded and checked off the event loop when the body is big."""
+    body = await read_body(request, deps.max_body_bytes)
+    return await deps.cpu.run_if(len(body) > INLINE_BODY_BYTES, lambda: parse(decode_json(body)))
 
 
 def json_request_body(schema: dict[str, Any], description: str) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from services.front.errors import InvalidRequest
+from services.request_input import BadInput, parse_int
 
 
 @dataclass
@@ -101,9 +102,11 @@ def job_condition(q: str) -> Condition:
         if "=" in term:
             key, value = term.split("=", 1)
             if key == "job_id":
-                if not value.isdigit() or len(value) > 9:
-                    raise InvalidRequest("q", f"job_id={value!r}: the job id must be a number")
-                cond.add("j.job_id = {v}", negate, v=int(value))
+                try:
+                    job_id = parse_int("job_id", value, minimum=0, maximum=2**31 - 1)
+                except BadInput as exc:
+                    raise InvalidRequest("q", f"job_id={value!r}: {exc.message}") from None
+                cond.add("j.job_id = {v}", negate, v=job_id)
             else:
                 cond.add("j.attributes ->> {k} = {v}", negate, k=key, v=value)
         elif term.startswith("has:"):

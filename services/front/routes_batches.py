@@ -6,11 +6,33 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 
+from services.callback_policy import CallbackRefused
 from services.front import openapi_schemas as schemas
+from services.front.deps import FrontDeps
 from services.front.errors import InvalidRequest
 from services.front.fields import require_object
-from services.front.http import BatchId, Deps, JobGroupId, UpdateId, User, json_body, json_request_body
-from services.front.specs import parse_batch, parse_groups, parse_jobs, parse_update
+from services.front.http import (
+    BatchId,
+    Deps,
+    JobGroupId,
+    UpdateId,
+    User,
+    json_body,
+    json_request_body,
+    parsed_body,
+)
+from services.front.specs import (
+    BatchRequest,
+    GroupRequest,
+    JobRequest,
+    SpecRules,
+    UpdateRequest,
+    check_bunch_size,
+    parse_batch,
+    parse_groups,
+    parse_jobs,
+    parse_update,
+)
 
 router = APIRouter(prefix="/api/v1alpha", tags=["batches"])
 
@@ -18,28 +40,23 @@ router = APIRouter(prefix="/api/v1alpha", tags=["batches"])
 @router.post("/batches/create-fast", openapi_extra=json_request_body(schemas.CREATE_FAST, "batch + one bunch"))
 async def create_fast(request: Request, user: User, deps: Deps) -> dict[str, Any]:
     """Create a batch, its update 1 with these groups and jobs, and commit it: one call."""
-    body = require_object("body", await json_body(request, deps.max_body_bytes))
-    _only(body, ("batch", "bunch", "job_groups"))
-    batch = parse_batch(body.get("batch"))
-    groups = parse_groups(body.get("job_groups") or [])
-    jobs = parse_jobs(body.get("bunch") or [], deps.rules)
+    batch, groups, jobs = await parsed_body(request, deps, lambda body: _batch_and_bunch(body, deps.rules))
+    await _check_callbacks_resolve(deps, batch.callback, groups)
     return await deps.submissions.create_fast(user, batch, groups, jobs)
 
 
 @router.post("/batches/create", openapi_extra=json_request_body(schemas.BATCH, "batch spec"))
 async def create(request: Request, user: User, deps: Deps) -> dict[str, Any]:
     """Create a batch; with n_jobs or n_job_groups > 0 also reserve update 1 (committed later)."""
-    batch = parse_batch(await json_body(request, deps.max_body_bytes))
+    batch = parse_batch(await json_body(request, deps.max_body_bytes), deps.rules.callbacks)
+    await _check_callbacks_resolve(deps, batch.callback, [])
     return await deps.submissions.create_batch(user, batch)
 
 
 @router.post("/batches/{batch_id}/update-fast", openapi_extra=json_request_body(schemas.UPDATE_FAST, "update + bunch"))
 async def update_fast(batch_id: BatchId, request: Request, user: User, deps: Deps) -> dict[str, Any]:
-    body = require_object("body", await json_body(request, deps.max_body_bytes))
-    _only(body, ("update", "bunch", "job_groups"))
-    update = parse_update(body.get("update"))
-    groups = parse_groups(body.get("job_groups") or [])
-    jobs = parse_jobs(body.get("bunch") or [], deps.rules)
+    update, groups, jobs = await parsed_body(request, deps, lambda body: _update_and_bunch(body, deps.rules))
+    await _check_callbacks_resolve(deps, None, groups)
     return await deps.submissions.update_fast(user, batch_id, update, groups, jobs)
 
 
@@ -53,21 +70,23 @@ async def create_update(batch_id: BatchId, request: Request, user: User, deps: D
              openapi_extra=json_request_body(schemas.JOB_GROUPS, "job group specs"))
 async def create_job_groups(batch_id: BatchId, update_id: UpdateId, request: Request, user: User,
                             deps: Deps) -> None:
-    groups = parse_groups(await json_body(request, deps.max_body_bytes))
+    groups = await parsed_body(request, deps, lambda body: parse_groups(check_bunch_size("body", body),
+                                                                        callbacks=deps.rules.callbacks))
+    await _check_callbacks_resolve(deps, None, groups)
     await deps.submissions.add_groups(user, batch_id, update_id, groups)
 
 
 @router.post("/batches/{batch_id}/updates/{update_id}/jobs/create",
              openapi_extra=json_request_body(schemas.JOBS, "one bunch of job specs (a resend adds nothing)"))
 async def create_jobs(batch_id: BatchId, update_id: UpdateId, request: Request, user: User, deps: Deps) -> None:
-    jobs = parse_jobs(await json_body(request, deps.max_body_bytes), deps.rules)
+    jobs = await parsed_body(request, deps, lambda body: parse_jobs(check_bunch_size("body", body), deps.rules))
     await deps.submissions.add_jobs(user, batch_id, update_id, jobs)
 
 
 @router.post("/batches/{batch_id}/jobs/create", deprecated=True,
              openapi_extra=json_request_body(schemas.JOBS, "one bunch of job specs for update 1"))
 async def create_jobs_legacy(batch_id: BatchId, request: Request, user: User, deps: Deps) -> None:
-    jobs = parse_jobs(await json_body(request, deps.max_body_bytes), deps.rules)
+    jobs = await parsed_body(request, deps, lambda body: parse_jobs(check_bunch_size("body", body), deps.rules))
     await deps.submissions.add_jobs(user, batch_id, 1, jobs)
 
 
@@ -111,6 +130,36 @@ async def list_batches(
 ) -> dict[str, Any]:
     """Newest first; v1 query language in q; page with last_batch_id."""
     return await deps.reads.batches(user, q if q is not None else f"user:{user}", last_batch_id, limit)
+
+
+def _batch_and_bunch(raw: Any, rules: SpecRules) -> tuple[BatchRequest, list[GroupRequest], list[JobRequest]]:
+    body = require_object("body", raw)
+    _only(body, ("batch", "bunch", "job_groups"))
+    groups, jobs = body.get("job_groups") or [], body.get("bunch") or []
+    check_bunch_size("bunch", jobs, groups)
+    return (parse_batch(body.get("batch"), rules.callbacks), parse_groups(groups, callbacks=rules.callbacks),
+            parse_jobs(jobs, rules))
+
+
+def _update_and_bunch(raw: Any, rules: SpecRules) -> tuple[UpdateRequest, list[GroupRequest], list[JobRequest]]:
+    body = require_object("body", raw)
+    _only(body, ("update", "bunch", "job_groups"))
+    groups, jobs = body.get("job_groups") or [], body.get("bunch") or []
+    check_bunch_size("bunch", jobs, groups)
+    return parse_update(body.get("update")), parse_groups(groups, callbacks=rules.callbacks), parse_jobs(jobs, rules)
+
+
+async def _check_callbacks_resolve(deps: FrontDeps, batch_callback: str | None, groups: list[GroupRequest]) -> None:
+    """400 when a callback's host name resolves to an address callbacks may not reach (the syntax and
+    literal addresses were checked while parsing); delivery checks again, against DNS rebinding."""
+    urls = [("batch.callback", batch_callback)] + [(f"job_groups[{i}].callback", g.callback)
+                                                   for i, g in enumerate(groups)]
+    for field, url in urls:
+        if url is not None:
+            try:
+                await deps.rules.callbacks.check_resolves(url, deps.resolver)
+            except CallbackRefused as exc:
+                raise InvalidRequest(field, str(exc)) from None
 
 
 def _only(body: Any, allowed: tuple[str, ...]) -> None:

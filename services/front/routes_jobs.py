@@ -1,20 +1,24 @@
-"""Hail's job and job-group endpoints: listings, job status, attempts, logs, resource usage."""
+"""Hail's job and job-group endpoints: listings, job status, attempts, logs, resource usage.
+
+Logs, status documents and usage are read through the ObjectStore from squall's bucket, and a
+running attempt's log from its worker's own endpoint (services/jobdata); never from a host path.
+"""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Annotated, Any
 
-import anyio
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
-from services.front.errors import InvalidRequest, NotFound
+from events.objectstore import ObjectStoreError
+from events.objectstore.layout import STEPS
+from services.front.errors import InvalidRequest, NotFound, Unavailable
 from services.front.http import BatchId, Deps, JobGroupId, JobId, User, parse_bool_param
 from services.front.shapes import job_status
 from services.front.specs import ROOT_JOB_GROUP_ID
-from worker.blobs import STEPS, log_path, resource_usage_path, status_path
+from services.jobdata import AttemptLocation, locate
 
 router = APIRouter(prefix="/api/v1alpha", tags=["jobs"])
 
@@ -56,11 +60,11 @@ async def get_job_group(batch_id: BatchId, job_group_id: JobGroupId, user: User,
 
 @router.get("/batches/{batch_id}/jobs/{job_id}")
 async def get_job(batch_id: BatchId, job_id: JobId, user: User, deps: Deps) -> dict[str, Any]:
-    """The job with its spec, attributes and worker status (live from the blob store while running)."""
+    """The job with its spec, attributes and worker status (while running: as of its last ended step)."""
     row = await deps.reads.job_row(user, batch_id, job_id)
     status = row["status"]
     if status is None and row["current_attempt_id"]:
-        status = await _read_json(status_path(deps.blob_root, batch_id, job_id, row["current_attempt_id"]))
+        status = await _store(deps.job_data.status(batch_id, job_id, row["current_attempt_id"]))
     return job_status(row, status)
 
 
@@ -76,11 +80,12 @@ async def get_logs(batch_id: BatchId, job_id: JobId, user: User, deps: Deps) -> 
     attempt = row["current_attempt_id"]
     if attempt is None:
         return {}
+    where = await _locate(deps, batch_id, job_id, attempt)
     out = {}
     for step in STEPS:
-        data = await _read_bytes(log_path(deps.blob_root, batch_id, job_id, attempt, step))
-        if data is not None:
-            out[step] = data.decode(errors="replace")
+        log = await _store(deps.job_data.log(batch_id, job_id, attempt, step, where))
+        if log is not None:
+            out[step] = log.data.decode(errors="replace")
     return out
 
 
@@ -89,11 +94,12 @@ async def get_step_log(batch_id: BatchId, job_id: JobId, container: str, user: U
                        attempt_id: AttemptId = None) -> Response:
     """Raw bytes of one step's log; grows while the step runs."""
     attempt = await _attempt(deps, user, batch_id, job_id, container, attempt_id)
-    data = await _read_bytes(log_path(deps.blob_root, batch_id, job_id, attempt, container))
-    if data is None:
+    where = await _locate(deps, batch_id, job_id, attempt)
+    log = await _store(deps.job_data.log(batch_id, job_id, attempt, container, where))
+    if log is None:
         raise NotFound(f"no {container} log for attempt {attempt} of job {batch_id}/{job_id}: the step has not "
                        "started (or never will)")
-    return Response(content=data, media_type="application/octet-stream")
+    return Response(content=log.data, media_type="application/octet-stream")
 
 
 @router.get("/batches/{batch_id}/jobs/{job_id}/resource_usage")
@@ -103,9 +109,13 @@ async def get_resource_usage(batch_id: BatchId, job_id: JobId, user: User, deps:
     attempt = await _attempt(deps, user, batch_id, job_id, "main", attempt_id)
     out: dict[str, Any] = {}
     for step in STEPS:
-        usage = await _read_json(resource_usage_path(deps.blob_root, batch_id, job_id, attempt, step))
-        if usage is not None:
-            out[step] = usage
+        data = await _store(deps.job_data.resource_usage(batch_id, job_id, attempt, step))
+        if data is None:
+            continue
+        try:
+            out[step] = json.loads(data)
+        except ValueError:
+            continue  # not the worker's document; nothing to plot
     return out
 
 
@@ -123,18 +133,14 @@ async def _attempt(deps: Deps, user: str, batch_id: int, job_id: int, container:
     return attempt_id
 
 
-async def _read_bytes(path: Path) -> bytes | None:
-    try:
-        return await anyio.to_thread.run_sync(path.read_bytes)
-    except (FileNotFoundError, NotADirectoryError):
-        return None
+async def _locate(deps: Deps, batch_id: int, job_id: int, attempt_id: str) -> AttemptLocation | None:
+    async with deps.pool.connection() as conn:
+        return await locate(conn, batch_id, job_id, attempt_id)
 
 
-async def _read_json(path: Path) -> Any:
-    data = await _read_bytes(path)
-    if data is None:
-        return None
+async def _store(read: Any) -> Any:
+    """Await a read from squall's bucket; the store being down is a 503 the client retries."""
     try:
-        return json.loads(data)
-    except ValueError:
-        return None  # a document being written right now; the next poll reads it whole
+        return await read
+    except ObjectStoreError as exc:
+        raise Unavailable(f"the object store holding job logs and status did not answer: {exc}") from exc

@@ -94,7 +94,7 @@ async def why(batch_id: BatchId, job_id: JobId, user: User, deps: Deps) -> dict[
     explanation = await deps.reads.explanation(batch_id, job_id)
     parents = await deps.reads.parent_states(batch_id, list(row["parent_ids"])) if row["state"] == "Pending" else {}
     answer = {"batch_id": batch_id, "job_id": job_id, "state": row["state"],
-              **explain(row, explanation, parents, deps.clock())}
+              **explain(row, explanation, parents, deps.clock(), deps.rules.pools)}
     pool = job_pool(row) if row["state"] == "Ready" else None
     if pool is not None:
         answer["autoscaler"] = autoscaler_context(await deps.reads.pool_decision(pool))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ipaddress
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -22,14 +23,20 @@ import uvicorn
 from fastapi import FastAPI
 from psycopg_pool import AsyncConnectionPool
 
-from events.kafka_log import KafkaEventLog
+from events.objectstore import ObjectStore
 from events.publisher import Publisher
+from events.service_log import open_service_log
 from projections.db import READMODEL_MIGRATIONS, migrate
+from services import callback_policy
+from services.autoscaler.pools import PoolConfigError, load_pools
 from services.config import ServiceConfig, add_arguments, from_args
 from services.front.app import create_app
 from services.front.billing_loop import run_billing_limit_loop
 from services.front.deps import FrontDeps
+from services.front.job_files import FileAccess
+from services.front.offload import tune_gc_for_requests
 from services.front.specs import SpecRules
+from services.jobdata import AgentLogs, JobData
 
 FRONT_MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -39,35 +46,61 @@ def apply_migrations(database_url: str) -> list[str]:
     return migrate(database_url, [READMODEL_MIGRATIONS, FRONT_MIGRATIONS])
 
 
+def job_data_for(config: ServiceConfig, store: ObjectStore) -> JobData:
+    return JobData(store, config.system_bucket, AgentLogs(store, config.system_bucket))
+
+
+def file_access_for(config: ServiceConfig, store: ObjectStore) -> FileAccess:
+    # real GCS: users copy with their own keys, which the front end publishes for the workers
+    return FileAccess(config.system_bucket, store if config.storage_endpoint is None else None)
+
+
 @asynccontextmanager
-async def running_deps(config: ServiceConfig, rules: SpecRules, pool_size: int = 10) -> AsyncIterator[FrontDeps]:
+async def running_deps(config: ServiceConfig, rules: SpecRules, pool_size: int = 10,
+                       store: ObjectStore | None = None) -> AsyncIterator[FrontDeps]:
     await asyncio.to_thread(apply_migrations, config.database_url)
-    log = await KafkaEventLog.connect(config.bootstrap_servers, client_id="squall-front")
+    log = await open_service_log(config.bootstrap_servers, config.topics, "front", client_id="squall-front",
+                                 security=config.kafka_security)
     pool = AsyncConnectionPool(config.database_url, min_size=1, max_size=pool_size, open=False)
+    store = store or config.object_store()
+    job_data = job_data_for(config, store)
     try:
-        await log.create_topics(config.topics.specs())
         await pool.open(wait=True)
-        yield FrontDeps(pool=pool, publisher=Publisher(log, config.topics), blob_root=config.blob_root,
-                        rules=rules, default_region=rules.supported_regions[0])
+        yield FrontDeps(pool=pool, publisher=Publisher(log, config.topics), job_data=job_data,
+                        file_access=file_access_for(config, store), rules=rules,
+                        default_region=rules.supported_regions[0])
     finally:
+        await job_data.close()
         await pool.close()
         await log.close()
 
 
-def build_app(config: ServiceConfig, rules: SpecRules) -> FastAPI:
+def is_loopback(host: str) -> bool:
+    """Whether listening on `host` reaches this machine only (/metrics then needs no token)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name: it may resolve to anything
+
+
+def build_app(config: ServiceConfig, rules: SpecRules, *, metrics_need_token: bool = False) -> FastAPI:
     """An app whose lifespan connects to Kafka and PostgreSQL (for uvicorn), with the web UI at /ui."""
     import httpx
 
     from services.webui.app import close_ui, create_ui
 
-    app = create_app(deps=None, metrics=True)  # type: ignore[arg-type]  # set by the lifespan
+    app = create_app(deps=None, metrics=True, metrics_need_token=metrics_need_token)  # type: ignore[arg-type]
+    store = config.object_store()  # one client (and thread pool) for the API and the UI
     # the UI calls this same API in-process (cancel button), with the signed-in user's token
-    ui = create_ui(config.database_url, config.blob_root, api_transport=httpx.ASGITransport(app=app))
+    ui = create_ui(config.database_url, job_data_for(config, store), api_transport=httpx.ASGITransport(app=app))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with running_deps(config, rules) as deps:
+        async with running_deps(config, rules, store=store) as deps:
             app.state.deps = deps
+            tune_gc_for_requests()  # start-up's heap is frozen: no collection stalls requests over it
             # Hail's billing-limit loop (see services/front/billing_loop.py for why it lives here)
             stop = asyncio.Event()
             billing = asyncio.create_task(run_billing_limit_loop(deps.pool, deps.submissions, stop=stop),
@@ -79,6 +112,7 @@ def build_app(config: ServiceConfig, rules: SpecRules) -> FastAPI:
                 with contextlib.suppress(TimeoutError):  # a pass stuck on the database is cancelled
                     await asyncio.wait_for(billing, 10)
                 await close_ui(ui)  # Starlette runs no lifespan of a mounted app
+                await store.close()
 
     app.router.lifespan_context = lifespan
     app.mount("/ui", ui)
@@ -92,12 +126,26 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--regions", default="local",
                         help="comma-separated supported regions; the first is the default region")
+    parser.add_argument("--pools", type=Path, default=None,
+                        help="the autoscaler's pools YAML: a job no worker of them can hold is refused "
+                             "(default: the six standard pools)")
     add_arguments(parser)
+    callback_policy.add_arguments(parser)
     args = parser.parse_args(argv)
     config = from_args(args)
     regions = tuple(r.strip() for r in args.regions.split(",") if r.strip())
     if not regions:
         parser.error("--regions must name at least one region")
+    try:
+        callbacks = callback_policy.CallbackPolicy.parse(args.callback_allowed_networks)
+    except ValueError as exc:
+        parser.error(str(exc))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    uvicorn.run(build_app(config, SpecRules(supported_regions=regions)), host=args.host, port=args.port,
-                log_level="info")
+    try:
+        pools = load_pools(args.pools, region=regions[0])
+    except PoolConfigError as exc:
+        parser.error(str(exc))
+    rules = SpecRules(supported_regions=regions, callbacks=callbacks, pools=pools)
+    # the metrics name users: beyond loopback, only an operator's token reads them
+    app = build_app(config, rules, metrics_need_token=not is_loopback(args.host))
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info")

@@ -15,8 +15,11 @@ from typing import Any, Final
 import orjson
 
 from events.catalog import EnvVar, FileCopy, JobSpec, Resources
+from events.core.autoscale import DEFAULT_POOLS, PoolConfig
 from events.core.resources import ResourceDefaults, ResourceError, resolve_resources
-from services.front.errors import InvalidRequest
+from events.image_reference import InvalidImageReference, check_image
+from services.callback_policy import CallbackPolicy, CallbackRefused
+from services.front.errors import InvalidRequest, PayloadTooLarge
 from services.front.fields import (
     as_attributes,
     as_bool,
@@ -30,11 +33,16 @@ from services.front.fields import (
     require_object,
     require_present,
 )
+from services.front.job_files import check_job_files
+from services.front.pool_check import check_fits_a_pool
 
 ROOT_JOB_GROUP_ID: Final = 0
 MAX_JOB_GROUPS_DEPTH: Final = 2
 DEFAULT_N_MAX_ATTEMPTS: Final = 20
 MAX_JOBS_PER_UPDATE: Final = 10_000_000
+# Job and job-group specs in one request: Hail's client sends bunches of at most 1,024 specs (and
+# under 1 MiB), and so does squall's. A bigger bunch would hold the front's CPU for seconds.
+MAX_SPECS_PER_REQUEST: Final = 1024
 
 BATCH_FIELDS: Final = frozenset(("billing_project", "token", "n_jobs", "n_job_groups", "attributes", "callback",
                                  "cancel_after_n_failures"))
@@ -105,9 +113,21 @@ class SpecRules:
 
     supported_regions: tuple[str, ...] = ("local",)
     resource_defaults: ResourceDefaults = ResourceDefaults()
+    callbacks: CallbackPolicy = CallbackPolicy()  # where callback URLs may point
+    pools: tuple[PoolConfig, ...] = DEFAULT_POOLS  # a job no worker of these can hold is refused
 
 
-def parse_batch(body: Any) -> BatchRequest:
+def check_bunch_size(field: str, jobs: Any, groups: Any = ()) -> Any:
+    """`jobs`, once the request is known to hold at most MAX_SPECS_PER_REQUEST job and job-group specs (413)."""
+    n = (len(jobs) if isinstance(jobs, list) else 0) + (len(groups) if isinstance(groups, list) else 0)
+    if n > MAX_SPECS_PER_REQUEST:
+        raise PayloadTooLarge(f"{field}: a request may hold at most {MAX_SPECS_PER_REQUEST} job and job-group specs, "
+                              f"this one holds {n}; send them in bunches of at most {MAX_SPECS_PER_REQUEST} "
+                              "(as Hail's client does)")
+    return jobs
+
+
+def parse_batch(body: Any, callbacks: CallbackPolicy = CallbackPolicy()) -> BatchRequest:
     obj = require_object("batch", body)
     reject_unknown("batch", obj, BATCH_FIELDS)
     cancel_after = obj.get("cancel_after_n_failures")
@@ -121,7 +141,7 @@ def parse_batch(body: Any) -> BatchRequest:
         n_job_groups=as_int("batch.n_job_groups", obj.get("n_job_groups") or 0, minimum=0,
                             maximum=MAX_JOBS_PER_UPDATE),
         attributes=as_attributes("batch.attributes", obj.get("attributes") or {}),
-        callback=None if callback is None else as_str("batch.callback", callback),
+        callback=None if callback is None else _callback("batch.callback", callback, callbacks),
         cancel_after_n_failures=None if cancel_after is None
         else as_int("batch.cancel_after_n_failures", cancel_after, minimum=1),
     )
@@ -139,13 +159,13 @@ def parse_update(body: Any) -> UpdateRequest:
     )
 
 
-def parse_groups(body: Any, field: str = "job_groups") -> list[GroupRequest]:
-    groups = [_parse_group(f"{field}[{i}]", spec) for i, spec in enumerate(require_list(field, body))]
+def parse_groups(body: Any, field: str = "job_groups", callbacks: CallbackPolicy = CallbackPolicy()) -> list[GroupRequest]:
+    groups = [_parse_group(f"{field}[{i}]", spec, callbacks) for i, spec in enumerate(require_list(field, body))]
     _check_contiguous(field, [g.job_group_id for g in groups], "job_group_id")
     return groups
 
 
-def _parse_group(field: str, body: Any) -> GroupRequest:
+def _parse_group(field: str, body: Any, callbacks: CallbackPolicy) -> GroupRequest:
     obj = require_object(field, body)
     reject_unknown(field, obj, GROUP_FIELDS)
     group_id = as_int(f"{field}.job_group_id", require_present(field, obj, "job_group_id"), minimum=1)
@@ -167,7 +187,7 @@ def _parse_group(field: str, body: Any) -> GroupRequest:
     return GroupRequest(
         job_group_id=group_id,
         attributes=as_attributes(f"{field}.attributes", obj.get("attributes") or {}),
-        callback=None if callback is None else as_str(f"{field}.callback", callback),
+        callback=None if callback is None else _callback(f"{field}.callback", callback, callbacks),
         cancel_after_n_failures=None if cancel_after is None
         else as_int(f"{field}.cancel_after_n_failures", cancel_after, minimum=1),
         absolute_parent_id=None if absolute is None else as_int(f"{field}.absolute_parent_id", absolute, minimum=0),
@@ -179,6 +199,15 @@ def parse_jobs(body: Any, rules: SpecRules, field: str = "bunch") -> list[JobReq
     jobs = [parse_job(f"{field}[{i}]", spec, rules) for i, spec in enumerate(require_list(field, body))]
     _check_contiguous(field, [j.job_id for j in jobs], "job_id")
     return jobs
+
+
+def _callback(field: str, value: Any, callbacks: CallbackPolicy) -> str:
+    url = as_str(field, value, max_len=2048)
+    try:
+        callbacks.check_url(url)
+    except CallbackRefused as exc:
+        raise InvalidRequest(field, str(exc)) from None
+    return url
 
 
 def _check_contiguous(field: str, ids: Sequence[int], name: str) -> None:
@@ -230,6 +259,7 @@ def parse_job(field: str, body: Any, rules: SpecRules) -> JobRequest:
     if jvm and (inputs or outputs):
         raise InvalidRequest(f"{field}.{'input_files' if inputs else 'output_files'}",
                              "JVM jobs cannot copy files; remove input_files and output_files")
+    check_job_files(field, job_id, inputs, outputs, jar_url)
     network = obj.get("network") or "public"
     if network not in NETWORKS:
         raise InvalidRequest(f"{field}.network", f"{network!r} is not allowed; use one of {', '.join(NETWORKS)}")
@@ -267,6 +297,7 @@ def parse_job(field: str, body: Any, rules: SpecRules) -> JobRequest:
         regions=regions,
         port=port,
     )
+    check_fits_a_pool(field, resources, rules.pools)
     obj["n_max_attempts"] = DEFAULT_N_MAX_ATTEMPTS if n_max_attempts is None else n_max_attempts
     obj["network"] = network
     return JobRequest(
@@ -322,6 +353,10 @@ def _parse_process(field: str, process: Mapping[str, Any]) -> tuple[str | None, 
         if process.get("mount_docker_socket"):
             raise InvalidRequest(f"{field}.mount_docker_socket", "is not supported; remove it")
         image = as_str(f"{field}.image", require_present(field, process, "image"), nonempty=True, max_len=1024)
+        try:
+            check_image(image)  # podman's grammar: never a path, an option or a second argument
+        except InvalidImageReference as exc:
+            raise InvalidRequest(f"{field}.image", str(exc)) from None
         return image, as_str_list(f"{field}.command", require_present(field, process, "command")), None
     if kind == "jvm":
         reject_unknown(field, process, _JVM_FIELDS)

@@ -166,6 +166,20 @@ async def record_job_range(conn: AsyncConnection, update: UpdateRow, first: int,
         (update.batch_id, update.update_id, first, last))
 
 
+async def jobs_not_in_log(conn: AsyncConnection, batch_id: int, job_ids: set[int]) -> set[int]:
+    """Those of `job_ids` (absolute) whose JobCreated is not in the log: reserved by an update whose
+    bunch has not arrived, committed or not."""
+    if not job_ids:
+        return set()
+    cur = await conn.execute(
+        "SELECT p FROM unnest(%s::bigint[]) AS p WHERE NOT EXISTS ("
+        "  SELECT 1 FROM front_job_ranges r JOIN front_updates u USING (batch_id, update_id) "
+        "  WHERE r.batch_id = %s AND p BETWEEN u.start_job_id + r.first_job_id - 1 "
+        "                              AND u.start_job_id + r.last_job_id - 1)",
+        (sorted(job_ids), batch_id))
+    return {int(row[0]) for row in await cur.fetchall()}
+
+
 async def received_counts(conn: AsyncConnection, update: UpdateRow) -> tuple[int, int]:
     """(jobs, job groups) of this update whose events are in the log."""
     cur = await conn.execute(

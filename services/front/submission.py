@@ -14,12 +14,14 @@ from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 
-from events.catalog import Event
+from events.catalog import Event, JobCreated
 from events.errors import LogError
 from events.publisher import Publisher
 from services.front import store
 from services.front.billing import check_under_limit
-from services.front.errors import Conflict, Forbidden, NotFound, Unavailable
+from services.front.errors import Conflict, Forbidden, InvalidRequest, NotFound, Unavailable
+from services.front.job_files import FileAccess
+from services.front.offload import INLINE_EVENTS, CpuLane
 from services.front.plan import (
     Stamp,
     batch_created,
@@ -39,20 +41,33 @@ Clock = Callable[[], int]
 
 
 class Submissions:
-    def __init__(self, pool: AsyncConnectionPool, publisher: Publisher, clock: Clock, producer: str) -> None:
+    def __init__(self, pool: AsyncConnectionPool, publisher: Publisher, clock: Clock, producer: str,
+                 cpu: CpuLane | None = None, files: FileAccess | None = None) -> None:
         self.pool = pool
         self.publisher = publisher
         self.clock = clock
         self.producer = producer
+        self.cpu = cpu or CpuLane()
+        self.files = files or FileAccess()
+
+    async def _check_files(self, conn: Any, user: str, billing_project: str, jobs: list[JobRequest]) -> None:
+        """Every bucket the jobs name is granted (services/front/job_files.py)."""
+        await self.files.check(conn, user, billing_project, [(i, j.spec) for i, j in enumerate(jobs)])
 
     def _stamp(self) -> Stamp:
         return Stamp(producer=self.producer, occurred_at=self.clock())
 
     async def _append(self, events: Sequence[Event]) -> None:
+        # encoding a bunch's events is CPU work: off the event loop when there are many
+        messages = await self.cpu.run_if(len(events) > INLINE_EVENTS, self.publisher.encode, events)
         try:
-            await self.publisher.publish(events)
+            await self.publisher.append(messages)
         except LogError as exc:
             raise Unavailable(f"the event log did not accept the request ({exc}); retry it") from exc
+
+    async def _plan_jobs(self, update: store.UpdateRow, batch: store.BatchRow, jobs: list[JobRequest],
+                         stamp: Stamp) -> list[JobCreated]:
+        return await self.cpu.run_if(len(jobs) > INLINE_EVENTS, plan_jobs, update, batch, jobs, stamp)
 
     # -- batches ------------------------------------------------------------------------------
 
@@ -89,10 +104,11 @@ class Submissions:
                 update = await store.reserve_update(conn, batch, update_spec, stamp.occurred_at)
                 if update.committed:  # a retry of a create-fast that fully succeeded
                     return _fast_answer(update, id=batch.batch_id)
+                await self._check_files(conn, user, spec.billing_project, jobs)
                 # Planning inside the transaction: invalid specs roll the reservation back.
                 existing = await store.groups_of(conn, batch.batch_id)
                 group_events, group_rows = plan_groups(update, groups, existing, stamp)
-                job_events = plan_jobs(update, batch, jobs, stamp)
+                job_events = await self._plan_jobs(update, batch, jobs, stamp)
                 check_commit_counts(update, len(jobs), len(groups))
         await self._append([batch_created(batch, spec, stamp), update_created(update, stamp), *group_events,
                             *job_events, update_committed(update, stamp)])
@@ -128,10 +144,12 @@ class Submissions:
             update = await store.reserve_update(conn, batch, spec, stamp.occurred_at)
             if update.committed:
                 return _fast_answer(update)
+            await self._check_files(conn, user, batch.billing_project, jobs)
             existing = await store.groups_of(conn, batch_id)
             group_events, group_rows = plan_groups(update, groups, existing, stamp)
-            job_events = plan_jobs(update, batch, jobs, stamp)
+            job_events = await self._plan_jobs(update, batch, jobs, stamp)
             check_commit_counts(update, len(jobs), len(groups))
+            await _check_parents_in_log(conn, batch_id, jobs)
         await self._append([update_created(update, stamp), *group_events, *job_events,
                             update_committed(update, stamp)])
         await self._record_fast(update, group_rows, len(jobs), stamp)
@@ -162,8 +180,11 @@ class Submissions:
             update = await store.get_update(conn, batch_id, update_id)
             if await store.job_range_state(conn, update, first, last):
                 return  # a resent bunch: its events are already in the log
-        _refuse_if_closed(batch, update)
-        await self._append(plan_jobs(update, batch, jobs, stamp))
+            await self._check_files(conn, user, batch.billing_project, jobs)
+            _refuse_if_closed(batch, update)
+            events = await self._plan_jobs(update, batch, jobs, stamp)
+            await _check_parents_in_log(conn, batch_id, jobs)
+        await self._append(events)
         async with self.pool.connection() as conn, conn.transaction():
             await store.record_job_range(conn, update, first, last)
 
@@ -220,6 +241,21 @@ def _refuse_if_closed(batch: store.BatchRow, update: store.UpdateRow) -> None:
                        "create a new update to add jobs")
     if batch.cancelled:
         raise Conflict(f"batch {batch.batch_id} is cancelled: it accepts no new jobs or job groups")
+
+
+async def _check_parents_in_log(conn: Any, batch_id: int, jobs: list[JobRequest], field: str = "bunch") -> None:
+    """Every absolute parent must be a job whose JobCreated is in the log, its update committed or
+    not (the child then waits for it, as in Hail). A parent only reserved is refused: the resolver
+    would not know it, and the child would run before it. Parents in the log stay there, so a
+    check passed here stays true when the child's events are appended after it."""
+    wanted = {p for j in jobs for p in j.absolute_parent_ids}
+    missing = await store.jobs_not_in_log(conn, batch_id, wanted)
+    for i, job in enumerate(jobs):
+        for k, parent in enumerate(job.absolute_parent_ids):
+            if parent in missing:
+                raise InvalidRequest(f"{field}[{i}].absolute_parent_ids[{k}]",
+                                     f"job {parent} of batch {batch_id} has not been submitted: its update reserved "
+                                     "the id but no bunch holding it has arrived; submit the parent's bunch first")
 
 
 async def _check_billing_project(conn: Any, user: str, billing_project: str) -> None:

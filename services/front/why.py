@@ -8,10 +8,13 @@ or the job lies beyond its look-ahead window (`events.core.autoscale_explain`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
+from events.core.autoscale import PoolConfig
 from events.core.autoscale_explain import describe_pool_decision, waiting_on_pool, zone_summary
-from events.core.explain import Reason
+from events.core.explain import Reason, describe
+from events.core.pool_fit import misfit
 from events.core.resources import pool_name
 from services.front.shapes import time_str
 
@@ -19,9 +22,14 @@ _COMPLETE = ("Success", "Failed", "Error", "Cancelled")
 
 
 def explain(job: dict[str, Any], scheduler: dict[str, Any] | None, parent_states: dict[int, str],
-            now_ms: int) -> dict[str, Any]:
-    """{reason_code, message, source}: source is 'scheduler' or 'state'."""
+            now_ms: int, pools: Sequence[PoolConfig] = ()) -> dict[str, Any]:
+    """{reason_code, message, source}: source is 'scheduler' or 'state'. `pools`: those the autoscaler
+    reads; a waiting job no worker of theirs can hold is told so, whatever else it waits for."""
     state = job["state"]
+    if state in ("Pending", "Ready"):
+        problem = _misfit(job, pools)
+        if problem is not None:
+            return _state(Reason.NO_POOL_FITS.value, describe(Reason.NO_POOL_FITS, {"misfit": problem}))
     if state in _COMPLETE:
         detail = f" with exit code {job['exit_code']}" if job["exit_code"] is not None else ""
         return _state("complete", f"the job finished as {state}{detail}"
@@ -43,6 +51,15 @@ def explain(job: dict[str, Any], scheduler: dict[str, Any] | None, parent_states
         return _state(Reason.BACKOFF.value,
                       f"retrying after a system failure; not before {time_str(not_before)} (backoff)")
     return _state("waiting_for_scheduler", "the job is Ready; the scheduler has not considered it yet")
+
+
+def _misfit(job: dict[str, Any], pools: Sequence[PoolConfig]) -> str | None:
+    if not pools:
+        return None
+    resources = (job.get("spec") or {}).get("resources") or {}
+    machine_type = resources.get("machine_type") if isinstance(resources, dict) else None
+    return misfit(job["cores_mcpu"], job["memory_bytes"], job["storage_gib"], job["worker_type"] or "standard",
+                  bool(job["preemptible"]), pools, machine_type)
 
 
 def _state(code: str, message: str) -> dict[str, Any]:

@@ -60,12 +60,14 @@ def _lost_reason(inst: InstanceEntry, now_ms: int, settings: HealthSettings) -> 
 
 def _end_attempts(state: SchedulingState, inst: InstanceEntry, now_ms: int, reason: str) -> list[Event]:
     ended: list[tuple[int, int, str]] = []
+    # an attempt whose decision is not judged yet is left for a later check: ending it before its
+    # verdict is in the log would report on an attempt no fold has accepted yet
     for attempt_id in sorted(inst.attempts):
         attempt = state.attempts.get(attempt_id)
-        if attempt is not None:
+        if attempt is not None and not attempt.held:
             ended.append((attempt.job[0], attempt.job[1], attempt_id))
     waiting = state.private_job_waiting(inst)  # a Creating job whose instance will never come
-    if waiting is not None and waiting.attempt_id is not None:
+    if waiting is not None and waiting.attempt_id is not None and waiting.held is None:
         ended.append((waiting.key[0], waiting.key[1], waiting.attempt_id))
     return [JobAttemptCompleted(
         event_id=derived_event_id("JobAttemptCompleted", "health", batch_id, job_id, attempt_id),

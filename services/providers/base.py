@@ -7,6 +7,7 @@ not an error — the autoscaler may retry after a crash without knowing how far 
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -79,6 +80,11 @@ class InstanceProvider(Protocol):
 
     async def list(self) -> list[ProviderInstance]:
         """Every instance of this cluster the provider knows, to reconcile with the log."""
+        ...
+
+    async def heal(self) -> builtins.list[str]:
+        """Restart the agents of instances whose agent died, as the machine's init would; returns
+        the instances restarted. (local: done here; gce: each VM's startup script does it itself.)"""
         ...
 
     async def close(self) -> None: ...

@@ -17,6 +17,7 @@ by the cluster label. The client can be pointed at any endpoint (tests use a loc
 from __future__ import annotations
 
 import asyncio
+import builtins
 import logging
 import time
 import uuid
@@ -36,7 +37,7 @@ from services.providers.base import (
     QuotaExceeded,
     ZoneExhausted,
 )
-from services.providers.gce_startup import worker_metadata
+from services.providers.gce_startup import WorkerBootstrap, worker_metadata
 
 log = logging.getLogger(__name__)
 GIB = 1024**3
@@ -60,7 +61,8 @@ class GceSettings:
     network: str = "global/networks/default"
     subnetwork: str | None = None
     service_account: str | None = None
-    squall_package: str = "squall"  # pip requirement the startup script installs
+    bootstrap: WorkerBootstrap | None = None  # the release and Kafka credentials every VM gets
+    system_bucket: str = "squall-system"  # squall's own bucket: the workers write logs and status there
     extra_labels: dict[str, str] = field(default_factory=dict)
     api_endpoint: str | None = None  # e.g. http://127.0.0.1:PORT for a fake Compute API
     operation_wait_s: float = 30.0
@@ -80,6 +82,10 @@ class GceProvider:
                  clock: Callable[[], float] = time.monotonic) -> None:
         if not settings.zones:
             raise ProviderError("the GCE provider needs at least one zone (--gce-zones us-central1-a,...)")
+        if settings.bootstrap is None:
+            raise ProviderError("the GCE provider needs what its VMs install and trust: the squall release "
+                                "(--gce-release-bucket) and the worker's Kafka credentials (--worker-kafka-credentials)")
+        self._bootstrap = settings.bootstrap
         self.settings = settings
         options = {"api_endpoint": settings.api_endpoint} if settings.api_endpoint else None
         creds = credentials if credentials is not None else (AnonymousCredentials() if settings.api_endpoint else None)
@@ -176,7 +182,8 @@ class GceProvider:
         metadata = worker_metadata(
             cores=max(1, spec.cores_mcpu // 1000), memory_gib=spec.memory_bytes / GIB, storage_gib=spec.storage_gib,
             pool=spec.pool, region=spec.region, preemptible=spec.preemptible, kafka_bootstrap=s.kafka_bootstrap,
-            topic_prefix=s.topic_prefix, squall_package=s.squall_package, job_private_for=spec.job_private_for)
+            topic_prefix=s.topic_prefix, bootstrap=self._bootstrap, job_private_for=spec.job_private_for,
+            system_bucket=s.system_bucket)
         disks = [compute_v1.AttachedDisk(
             boot=True, auto_delete=True, initialize_params=compute_v1.AttachedDiskInitializeParams(
                 source_image=s.boot_image, disk_size_gb=s.boot_disk_gib,
@@ -230,6 +237,9 @@ class GceProvider:
                 raise _classify(exc, f"list instances in {zone}") from exc
             found.extend(ProviderInstance(i.name, f"{zone}/{i.name}", i.status.lower()) for i in instances)
         return found
+
+    async def heal(self) -> builtins.list[str]:
+        return []  # a VM restarts its own agent (gce_startup.py); one that is gone is reconciled
 
     async def close(self) -> None:
         await asyncio.to_thread(self._instances.transport.close)

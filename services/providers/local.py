@@ -1,27 +1,39 @@
 """The local provider: each instance is a worker agent process on this machine (the embedded default).
 
     python -m worker --instance-name N --cores C --memory-gib M --storage-gib S --pool P --region local
-        --bootstrap ... --topic-prefix ... --home ... [--database-url ...] [--preemptible]
+        --bootstrap ... --topic-prefix ... --home ... --system-bucket ... [--storage-endpoint ...]
+        [--database-url ...] [--preemptible]
 
 Processes run in their own session (they outlive an autoscaler restart) and are tracked by pid
 files under <home>/instances/<name>.pid, so `list` finds them again after a restart. The command
 is configurable: `python -m services.simworker` takes the same flags and runs nothing.
 
+An instance here is a machine whose only program is its agent, so an agent that dies is restarted,
+as systemd restarts it on a VM (`heal`, every autoscaler loop): the same command (kept in
+<name>.cmd), whose journal recovers the attempts it had, so its running jobs are neither lost nor
+run twice. At once the first time, then after 1, 2, 4, 8 s; an agent that died 6 times without
+living a minute in between is given up: it drops out of `list`, and the autoscaler deactivates the
+instance (its jobs are retried elsewhere). An agent that exited by itself with 0 drained and
+announced its end: it stays down. Restart counts: <name>.restarts (`squall status` shows them).
+
 Zones (optional, `--zones local-a,local-b:2`): names the autoscaler chooses between, each with an
 optional capacity (how many instances it holds at once). A create in a full zone is refused as a
 cloud zone without capacity refuses it (ZoneExhausted), so one machine shows how the autoscaler
-weighs zones by their recent success. An instance's zone is kept in <home>/instances/<name>.zone.
+weighs zones by their recent success. An instance's zone is kept in <home>/instances/<name>.zone;
+an instance whose agent is being restarted still holds its place in its zone.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -33,6 +45,8 @@ log = logging.getLogger(__name__)
 GIB = 1024**3
 WORKER_COMMAND: tuple[str, ...] = (sys.executable, "-m", "worker")
 SIMULATED_WORKER_COMMAND: tuple[str, ...] = (sys.executable, "-m", "services.simworker")
+RESTART_DELAYS_S = (0.0, 1.0, 2.0, 4.0, 8.0)  # one per death in a row; one more death gives up
+STABLE_AFTER_S = 60.0
 
 
 class LocalProvider:
@@ -40,15 +54,23 @@ class LocalProvider:
 
     def __init__(self, config: ServiceConfig, command: Sequence[str] = WORKER_COMMAND,
                  extra_args: Sequence[str] = (), stop_timeout_s: float = 30.0,
-                 zones: Mapping[str, int | None] | None = None) -> None:
+                 zones: Mapping[str, int | None] | None = None,
+                 worker_bootstrap: str | None = None, worker_credentials: Path | None = None,
+                 restart_delays_s: Sequence[float] = RESTART_DELAYS_S) -> None:
         self._config = config
         self._zones = dict(zones or {})  # zone -> capacity (None: unlimited)
         self._starting: dict[str, int] = {}  # zone -> creates in flight (their zone files are not written yet)
         self._command = tuple(command)
         self._extra_args = tuple(extra_args)
+        # workers reach Kafka as hosts of their own would: the TLS listener, the worker principal
+        self._worker_bootstrap = worker_bootstrap or config.bootstrap_servers
+        self._worker_credentials = worker_credentials
         self._stop_timeout_s = stop_timeout_s
         self.dir = config.home / "instances"
         self._children: dict[str, subprocess.Popen[bytes]] = {}  # reaped by us, so no zombies
+        self._restart_delays_s = tuple(restart_delays_s)
+        self._deaths: dict[str, tuple[int, float]] = {}  # name -> (deaths in a row, not restarted before)
+        self._started_at: dict[str, float] = {}
 
     def _pid_file(self, name: str) -> Path:
         return self.dir / f"{name}.pid"
@@ -58,7 +80,12 @@ class LocalProvider:
         args = [*self._command, "--instance-name", spec.name, "--cores", str(max(1, spec.cores_mcpu // 1000)),
                 "--memory-gib", f"{spec.memory_bytes / GIB:g}", "--storage-gib", str(spec.storage_gib),
                 "--pool", spec.pool, "--region", spec.region,
-                "--bootstrap", c.bootstrap_servers, "--topic-prefix", c.topic_prefix, "--home", str(c.home)]
+                "--bootstrap", self._worker_bootstrap, "--topic-prefix", c.topic_prefix, "--home", str(c.home),
+                "--system-bucket", c.system_bucket]
+        if c.storage_endpoint:
+            args += ["--storage-endpoint", c.storage_endpoint]
+        if self._worker_credentials is not None:
+            args += ["--kafka-credentials", str(self._worker_credentials)]
         if c.database_url:
             args += ["--database-url", c.database_url]
         if spec.preemptible:
@@ -85,8 +112,9 @@ class LocalProvider:
         capacity = self._zones[zone]
         if capacity is None:
             return
-        in_zone = sum(1 for f in self.dir.glob("*.zone")
-                      if f.read_text().strip() == zone and self._alive_pid(f.stem) is not None)
+        # an instance whose agent died and is being restarted (heal) still holds its place
+        in_zone = sum(1 for f in self.dir.glob("*.zone") if self._zone_of(f.stem) == zone
+                      and (self._alive_pid(f.stem) is not None or self._command_file(f.stem).exists()))
         if in_zone + self._starting.get(zone, 0) >= capacity:
             raise ZoneExhausted(f"local zone {zone} is full: it holds {capacity} instance(s)")
 
@@ -94,33 +122,95 @@ class LocalProvider:
         existing = self._alive_pid(spec.name)
         if existing is not None:
             return ProviderInstance(spec.name, str(existing), "running", zone=self._zone_of(spec.name))
+        command = self.command_for(spec)
         zone = spec.zone
         if zone is not None:
             self._check_room(zone)
             self._starting[zone] = self._starting.get(zone, 0) + 1
         try:
-            process = await asyncio.to_thread(self._spawn, spec)
-            self._children[spec.name] = process
-            self._pid_file(spec.name).write_text(f"{process.pid}\n")
+            process = await asyncio.to_thread(self._spawn, spec.name, command)
             if zone is not None:
                 self._zone_file(spec.name).write_text(f"{zone}\n")
         finally:
             if zone is not None:
                 self._starting[zone] -= 1
-        log.info("started local instance %s (pid %d)%s", spec.name, process.pid,
-                 f" in zone {spec.zone}" if spec.zone else "")
-        return ProviderInstance(spec.name, str(process.pid), "running", zone=spec.zone)
+        self._command_file(spec.name).write_text(json.dumps(command))
+        log.info("started local instance %s (pid %d)%s", spec.name, process.pid, f" in zone {zone}" if zone else "")
+        return ProviderInstance(spec.name, str(process.pid), "running", zone=zone)
 
-    def _spawn(self, spec: InstanceSpec) -> subprocess.Popen[bytes]:
+    def _command_file(self, name: str) -> Path:
+        return self.dir / f"{name}.cmd"
+
+    def _spawn(self, name: str, command: list[str]) -> subprocess.Popen[bytes]:
         self.dir.mkdir(parents=True, exist_ok=True)
-        with open(self.dir / f"{spec.name}.log", "ab") as out:
+        with open(self.dir / f"{name}.log", "ab") as out:
             try:
-                return subprocess.Popen(self.command_for(spec), stdout=out, stderr=subprocess.STDOUT,
-                                        stdin=subprocess.DEVNULL, start_new_session=True)
+                process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT,
+                                           stdin=subprocess.DEVNULL, start_new_session=True)
             except OSError as exc:
-                raise ProviderError(f"cannot start the worker for {spec.name} ({self._command[0]}): {exc}") from exc
+                raise ProviderError(f"cannot start the worker for {name} ({command[0]}): {exc}") from exc
+        self._children[name] = process
+        self._started_at[name] = time.monotonic()
+        self._pid_file(name).write_text(f"{process.pid}\n")
+        return process
+
+    async def heal(self) -> list[str]:
+        """Restart the agents that died (see the module doc); returns the instances restarted."""
+        if not self.dir.is_dir():
+            return []
+        restarted = []
+        now = time.monotonic()
+        for command_file in sorted(self.dir.glob("*.cmd")):  # the instances we run and have not given up
+            name = command_file.stem
+            if self._alive_pid(name) is not None:
+                if now - self._started_at.get(name, 0.0) >= STABLE_AFTER_S:
+                    self._deaths.pop(name, None)
+                continue
+            try:
+                command = json.loads(command_file.read_text())
+            except (OSError, ValueError):
+                continue  # being deleted
+            child = self._children.get(name)
+            if child is not None and child.returncode == 0:
+                log.info("the agent of %s exited after draining; it stays down", name)
+                self._command_file(name).unlink(missing_ok=True)
+                continue
+            deaths, not_before = self._deaths.get(name, (0, 0.0))
+            if not_before == 0.0:  # just found dead
+                deaths += 1
+                why = _exit_reason(child)
+                if deaths > len(self._restart_delays_s):
+                    log.error("the agent of %s %s, its %dth death in a row; giving the instance up", name, why,
+                              deaths)
+                    self._command_file(name).unlink(missing_ok=True)
+                    self._deaths.pop(name, None)
+                    continue
+                not_before = now + self._restart_delays_s[deaths - 1]
+                log.warning("the agent of %s %s; restarting it in %.0f s", name, why, not_before - now)
+                self._deaths[name] = (deaths, not_before)
+            if now < not_before:
+                continue
+            try:
+                process = await asyncio.to_thread(self._spawn, name, command)
+            except ProviderError as exc:
+                log.error("%s; trying again later", exc)
+                self._deaths[name] = (deaths, now + self._restart_delays_s[-1])
+                continue
+            self._deaths[name] = (deaths, 0.0)
+            count = self._restart_count(name) + 1
+            (self.dir / f"{name}.restarts").write_text(json.dumps({"restarts": count}))
+            log.warning("restarted the agent of %s (pid %d, restart #%d)", name, process.pid, count)
+            restarted.append(name)
+        return restarted
+
+    def _restart_count(self, name: str) -> int:
+        try:
+            return int(json.loads((self.dir / f"{name}.restarts").read_text())["restarts"])
+        except (OSError, ValueError, KeyError):
+            return 0
 
     async def delete(self, name: str, provider_id: str | None = None) -> None:
+        self._command_file(name).unlink(missing_ok=True)  # first: heal must not restart what we stop
         pid = self._alive_pid(name)
         if pid is not None:
             with contextlib.suppress(ProcessLookupError):
@@ -138,7 +228,9 @@ class LocalProvider:
                     await asyncio.sleep(0.05)
         self._pid_file(name).unlink(missing_ok=True)
         self._zone_file(name).unlink(missing_ok=True)
+        (self.dir / f"{name}.restarts").unlink(missing_ok=True)
         self._children.pop(name, None)
+        self._deaths.pop(name, None)
 
     async def list(self) -> list[ProviderInstance]:
         if not self.dir.is_dir():
@@ -147,11 +239,13 @@ class LocalProvider:
         for pid_file in sorted(self.dir.glob("*.pid")):
             name = pid_file.stem
             pid = self._alive_pid(name)
-            if pid is None:
-                pid_file.unlink(missing_ok=True)  # the process ended on its own (or the machine rebooted)
-                self._zone_file(name).unlink(missing_ok=True)
-            else:
+            if pid is not None:
                 found.append(ProviderInstance(name, str(pid), "running", zone=self._zone_of(name)))
+            elif self._command_file(name).exists():  # its agent died; heal restarts it
+                found.append(ProviderInstance(name, "", "restarting", zone=self._zone_of(name)))
+            else:
+                pid_file.unlink(missing_ok=True)  # it ended for good (drained, given up, machine rebooted)
+                self._zone_file(name).unlink(missing_ok=True)
         return found
 
     def _alive_pid(self, name: str) -> int | None:
@@ -172,6 +266,13 @@ class LocalProvider:
 
     async def close(self) -> None:
         """Leave the instances running: they belong to the fleet, not to this process."""
+
+
+def _exit_reason(child: subprocess.Popen[bytes] | None) -> str:
+    if child is None or child.returncode is None:
+        return "is gone"
+    code = child.returncode
+    return f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
 
 
 def _find_instance_process(name: str) -> int | None:

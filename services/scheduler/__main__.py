@@ -18,8 +18,8 @@ from pathlib import Path
 
 from events.codec import Codec
 from events.errors import LogError
-from events.kafka_log import KafkaEventLog
 from events.publisher import Publisher
+from events.service_log import open_service_log
 from services.autoscaler.pools import PoolConfigError, load_pools
 from services.config import ConfigError, add_arguments, from_args, serve_metrics
 from services.health.detector import HealthSettings
@@ -52,7 +52,8 @@ async def run(args: argparse.Namespace) -> None:
         pools=load_pools(args.pools, args.region), job_private_region=args.region, provider=args.provider,
         health=HealthSettings(heartbeat_timeout_ms=int(args.heartbeat_timeout * 1000),
                               activation_timeout_ms=int(args.activation_timeout * 1000)))
-    event_log = await KafkaEventLog.connect(config.bootstrap_servers, client_id=f"scheduler-{args.scheduler_id}")
+    event_log = await open_service_log(config.bootstrap_servers, config.topics, "scheduler",
+                                       client_id=f"scheduler-{args.scheduler_id}", security=config.kafka_security)
     explanations = ExplanationWriter(config.database_url) if config.database_url else None
     if explanations is not None:
         await explanations.start()

@@ -8,8 +8,9 @@ Each leadership term:
    its SJs (and JobCreating + InstanceRequested for job-private jobs) in one batch.
 
 Placements the log has not brought back yet are reserved (capacity taken, job not ready) so a
-pass never over-commits an instance; a reservation ends when its SJ comes back (accepted or not —
-the fold decides exactly as the resolver does) or, if the append was lost, after a timeout.
+pass never over-commits an instance; a reservation ends when its SJ comes back — from then on the
+fold holds the placement until the resolver's verdict (JobAttemptAccepted / JobAttemptRefused) —
+or, if the append was lost, after a timeout.
 The health check runs in the same loop.
 """
 
@@ -158,7 +159,7 @@ class Scheduler:
             reservation = self.reservations.pop(event.attempt_id, None)
             if reservation is not None and self.follower is not None \
                     and event.attempt_id not in self.follower.state.attempts and isinstance(event, JobAttemptScheduled):
-                self._released = True  # the core turned it down (e.g. the job was cancelled): capacity is back
+                self._released = True  # the fold did not hold it (the job was not waiting): capacity is back
         elif isinstance(event, JobBecameReady) and event.not_before is not None:
             heapq.heappush(self._backoffs, event.not_before)
 

@@ -1,6 +1,6 @@
 """Keep a SchedulingState up to date from the log: replay from offset 0, then tail.
 
-A private consumer group (unique id, never committed) subscribed to the batch and instance topics
+A private consumer group (unique id, never committed) subscribed to the batch, instance and heartbeat topics
 starts every partition at the earliest offset, so one `getmany` loop serves both the rebuild and
 the tail. Only the event types the fold uses are decoded: the fingerprint names the type first.
 """
@@ -24,7 +24,7 @@ Listener = Callable[[Event, bool], None]
 
 
 class StateFollower:
-    """Folds the batch and instance topics into `state`; `listeners` see every folded event."""
+    """Folds the batch, instance and heartbeat topics into `state`; `listeners` see every folded event."""
 
     def __init__(self, log_: EventLog, topics: Topics, group_id: str, codec: Codec | None = None,
                  state: SchedulingState | None = None) -> None:
@@ -39,13 +39,13 @@ class StateFollower:
         self.n_skipped_undecodable = 0
 
     async def start(self) -> None:
-        self._consumer = await self._log.group_consumer(self._group_id, [self._topics.batch, self._topics.instance])
+        self._consumer = await self._log.group_consumer(self._group_id, list(self._topics.fold_topics))
 
     async def catch_up(self, timeout_s: float | None = None) -> None:
         """Fold everything appended before this call (the rebuild after becoming leader).
         Without a timeout it takes as long as the log needs, logging progress every 10 s."""
         targets = {}
-        for topic in (self._topics.batch, self._topics.instance):
+        for topic in self._topics.fold_topics:
             for partition, end in (await self._log.end_offsets(topic)).items():
                 if end > 0:
                     targets[(topic, partition)] = end

@@ -11,7 +11,7 @@ tables itself.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,19 +30,27 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from services.front.queries import CURRENT_QUERY_VERSION, VERSIONS
+from services.jobdata import JobData
+from services.request_input import BadInput, InputGuard, IntParam, Param, TextParam
 from services.webui import pages, present, session
 from services.webui.db import ReadModelPool
+from services.webui.headers import SecurityHeaders
 from services.webui.readmodels import PAGE_SIZE, get_batch, is_operator, user_for_token
 
 HERE = Path(__file__).parent
 MAX_FORM_BYTES = 16 * 1024
+# The UI's query parameters, by kind: ids as the read models store them, text PostgreSQL can hold.
+QUERY = TextParam(max_len=4096)
+BATCH_ID = IntParam(0, 2**63 - 1)
+JOB_ID = IntParam(0, 2**31 - 1)
+ATTEMPT_ID = TextParam(max_len=64)
 
 
 @dataclass
 class UiContext:
     pool: ReadModelPool
     templates: Jinja2Templates
-    blob_root: Path
+    job_data: JobData  # logs and usage: squall's bucket, and running attempts' agents
     api_base: str
     api_transport: httpx.AsyncBaseTransport | None
     secure_cookies: bool
@@ -60,6 +68,7 @@ class Visit:
     user: str
     token: str
     operator: bool  # sees the fleet: instances and pools
+    query: dict[str, Any]  # the route's declared query parameters, parsed (None when absent)
 
     def path_for(self, name: str, **params: Any) -> str:
         return path_for(self.request, name, **params)
@@ -85,12 +94,41 @@ def render(request: Request, template: str, status_code: int = 200, **context: A
 
 
 PageHandler = Callable[[Visit], Awaitable[Response]]
+Endpoint = Callable[[Request], Awaitable[Response]]
 
 
-def signed_in(handler: PageHandler) -> Callable[[Request], Awaitable[Response]]:
+def parse_query(request: Request, declared: Mapping[str, Param]) -> dict[str, Any]:
+    """The declared query parameters, each parsed by its one parser (400 naming it when bad);
+    undeclared ones are ignored, so a handler sees only what its route declares."""
+    out: dict[str, Any] = {}
+    for name, param in declared.items():
+        raw = request.query_params.get(name)
+        try:
+            out[name] = None if raw is None else param.parse(name, raw)
+        except BadInput as exc:
+            raise HTTPException(exc.status, exc.message) from None
+    return out
+
+
+def declares(endpoint: Endpoint, query: Mapping[str, Param]) -> Endpoint:
+    """Record the endpoint's query parameters on it: the route table is where they are listed
+    (tests/integration/webui fuzzes each one with hostile values)."""
+    endpoint.query_params = dict(query)  # type: ignore[attr-defined]
+    return endpoint
+
+
+def public(handler: Callable[[Request, dict[str, Any]], Awaitable[Response]], **query: Param) -> Endpoint:
+    """A page anyone may see; the handler gets its parsed query parameters."""
+    async def endpoint(request: Request) -> Response:
+        return await handler(request, parse_query(request, query))
+    return declares(endpoint, query)
+
+
+def signed_in(handler: PageHandler, **query: Param) -> Endpoint:
     """Resolve the cookie to a user (or send the browser to sign in), and lend the handler a connection."""
     async def endpoint(request: Request) -> Response:
         ui: UiContext = request.scope["ui_app"].state.ui
+        params = parse_query(request, query)
         token = session.token_from(request)
         async with ui.pool.connection() as conn:
             user = await user_for_token(conn, token) if token else None
@@ -102,8 +140,8 @@ def signed_in(handler: PageHandler) -> Callable[[Request], Awaitable[Response]]:
                     session.clear_token_cookie(response, request)
                 return response
             return await handler(Visit(request=request, ui=ui, conn=conn, user=user, token=token,
-                                       operator=await is_operator(conn, user)))
-    return endpoint
+                                       operator=await is_operator(conn, user), query=params))
+    return declares(endpoint, query)
 
 
 async def read_form(request: Request) -> dict[str, str]:
@@ -116,8 +154,8 @@ async def read_form(request: Request) -> dict[str, str]:
     return {k: v[0] for k, v in parse_qs(body.decode("utf-8", errors="replace")).items()}
 
 
-async def login_page(request: Request) -> Response:
-    next_path = session.safe_next(request.query_params.get("next"), path_for(request, "batches"))
+async def login_page(request: Request, query: dict[str, Any]) -> Response:
+    next_path = session.safe_next(query["next"], path_for(request, "batches"))
     return render(request, "login.html", next=next_path, error=None)
 
 
@@ -146,8 +184,7 @@ async def home(request: Request) -> Response:
     return RedirectResponse(path_for(request, "batches"), status_code=303)
 
 
-@signed_in
-async def cancel_batch(visit: Visit) -> Response:
+async def _cancel_batch(visit: Visit) -> Response:
     """Forward the cancel to the API as the user, then show the batch again with the outcome."""
     batch_id = await _checked_form(visit)
     answer, outcome = await _call_api(visit, "PATCH", f"/batches/{batch_id}/cancel")
@@ -195,6 +232,9 @@ async def _call_api(visit: Visit, method: str, path: str) -> tuple[httpx.Respons
     return answer, f"failed ({answer.status_code}: {message[:200]})"
 
 
+cancel_batch = signed_in(_cancel_batch)
+
+
 def api_url(request: Request, api_base: str, path: str) -> str:
     """api_base may be absolute (another host) or a path on the server that served this page.
 
@@ -227,7 +267,7 @@ class _MarkUiApp:
         await self.app(scope, receive, send)
 
 
-def create_ui(database_url: str, blob_root: Path, api_base: str = "/api/v1alpha", *,
+def create_ui(database_url: str, job_data: JobData, api_base: str = "/api/v1alpha", *,
               api_transport: httpx.AsyncBaseTransport | None = None, secure_cookies: bool = False,
               page_size: int = PAGE_SIZE, query_version: int = CURRENT_QUERY_VERSION) -> Starlette:
     """The UI app. Mount it (e.g. at /ui) in the front end; `api_base` is where the API answers.
@@ -244,7 +284,7 @@ def create_ui(database_url: str, blob_root: Path, api_base: str = "/api/v1alpha"
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True)
     env.filters.update(present.FILTERS)
     templates = Jinja2Templates(env=env)
-    ui = UiContext(pool=ReadModelPool(database_url), templates=templates, blob_root=Path(blob_root),
+    ui = UiContext(pool=ReadModelPool(database_url), templates=templates, job_data=job_data,
                    api_base=api_base, api_transport=api_transport, secure_cookies=secure_cookies,
                    page_size=page_size, query_version=query_version)
 
@@ -252,26 +292,33 @@ def create_ui(database_url: str, blob_root: Path, api_base: str = "/api/v1alpha"
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         yield
         await ui.pool.close()
+        await ui.job_data.close()
 
     routes = [
-        Route("/", home, name="home"),
-        Route("/login", login_page, methods=["GET"], name="login"),
-        Route("/login", login, methods=["POST"], name="login_submit"),
-        Route("/logout", logout, methods=["POST"], name="logout"),
-        Route("/batches", signed_in(pages.batches), name="batches"),
-        Route("/batches/{batch_id:int}", signed_in(pages.batch), name="batch"),
+        Route("/", declares(home, {}), name="home"),
+        Route("/login", public(login_page, next=TextParam()), methods=["GET"], name="login"),
+        Route("/login", declares(login, {}), methods=["POST"], name="login_submit"),
+        Route("/logout", declares(logout, {}), methods=["POST"], name="logout"),
+        Route("/batches", signed_in(pages.batches, q=QUERY, last_batch_id=BATCH_ID), name="batches"),
+        Route("/batches/{batch_id:int}", signed_in(pages.batch, q=QUERY, last_job_id=JOB_ID, cancel=TextParam(),
+                                                    rerun=TextParam()),
+              name="batch"),
         Route("/batches/{batch_id:int}/cancel", cancel_batch, methods=["POST"], name="cancel_batch"),
         Route("/batches/{batch_id:int}/rerun-failed", rerun_failed, methods=["POST"], name="rerun_failed"),
-        Route("/batches/{batch_id:int}/job-groups/{job_group_id:int}", signed_in(pages.job_group), name="job_group"),
-        Route("/batches/{batch_id:int}/jobs/{job_id:int}", signed_in(pages.job), name="job"),
-        Route("/batches/{batch_id:int}/jobs/{job_id:int}/log/{step}", signed_in(pages.job_log), name="job_log"),
-        Route("/instances", signed_in(pages.instances), name="instances"),
+        Route("/batches/{batch_id:int}/job-groups/{job_group_id:int}",
+              signed_in(pages.job_group, q=QUERY, last_job_id=JOB_ID), name="job_group"),
+        Route("/batches/{batch_id:int}/jobs/{job_id:int}", signed_in(pages.job, attempt_id=ATTEMPT_ID), name="job"),
+        Route("/batches/{batch_id:int}/jobs/{job_id:int}/log/{step}",
+              signed_in(pages.job_log, attempt_id=ATTEMPT_ID, tail=IntParam(0, 2**62)), name="job_log"),
+        Route("/instances", signed_in(pages.instances, deleted=TextParam(max_len=8)), name="instances"),
         Route("/pools/{pool}", signed_in(pages.pool), name="pool"),
         Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),
     ]
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error})
     app.state.ui = ui
     app.add_middleware(_MarkUiApp, ui_app=app)
+    app.add_middleware(InputGuard)  # NUL, non-UTF-8 and over-long URLs: 4xx before any page
+    app.add_middleware(SecurityHeaders)  # CSP, nosniff, no framing: on every answer, errors included
     return app
 
 
@@ -280,3 +327,4 @@ async def close_ui(app: Starlette) -> None:
     lifespan of a mounted app). Harmless if the pool never opened."""
     ui: UiContext = app.state.ui
     await ui.pool.close()
+    await ui.job_data.close()

@@ -1,18 +1,20 @@
-"""An attempt's logs and resource-usage samples, read from the blob store for the job page.
+"""An attempt's logs and resource-usage samples for the job page, read through services/jobdata:
+squall's bucket via the ObjectStore, and a running attempt's log from its worker's endpoint.
 
-The layout is the worker's (worker/blobs.py, Hail's: `<root>/<batch>/<job>/<attempt>/<step>/log` and
-`.../resource_usage`); its path functions validate the attempt id and step, so nothing from a query
-string can name another file. A step's log grows while the step runs, so reading it mid-run gives
-the output so far. Resource usage is the worker's JSON time series (worker/usage.py).
+The layout is events/objectstore/layout.py (Hail's `<batch>/<job>/<attempt>/<step>/log` and
+`.../resource_usage`, under jobs/ in squall's bucket); its key functions validate the attempt id
+and step, so nothing from a query string can name another object. While a step runs, its log is
+read from its worker, so the page shows the output so far. Resource usage is the worker's JSON
+time series (worker/usage.py's format).
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from pathlib import Path
 
-from worker.blobs import STEPS, log_path, resource_usage_path
+from events.objectstore.layout import STEPS
+from services.jobdata import AttemptLocation, JobData
 
 __all__ = ["STEPS", "LOG_TAIL_BYTES", "LogText", "read_log", "UsageSample", "UsageFormatError",
            "decode_resource_usage", "read_resource_usage"]
@@ -28,20 +30,14 @@ class LogText:
     truncated: bool  # only the tail is in `text`
 
 
-def read_log(root: Path, batch_id: int, job_id: int, attempt_id: str, step: str,
-             tail_bytes: int | None = LOG_TAIL_BYTES) -> LogText | None:
+async def read_log(data: JobData, batch_id: int, job_id: int, attempt_id: str, step: str,
+                   tail_bytes: int | None = LOG_TAIL_BYTES, where: AttemptLocation | None = None) -> LogText | None:
     """The step's log (its last `tail_bytes`), or None when the step wrote none."""
-    path = log_path(root, batch_id, job_id, attempt_id, step)
-    try:
-        with open(path, "rb") as f:
-            size = f.seek(0, 2)
-            start = 0 if tail_bytes is None else max(0, size - tail_bytes)
-            f.seek(start)
-            data = f.read()
-    except FileNotFoundError:
+    log = await data.log(batch_id, job_id, attempt_id, step, where, tail_bytes)
+    if log is None:
         return None
     # A tail may start inside a multi-byte character; replace rather than fail the page.
-    return LogText(text=data.decode("utf-8", errors="replace"), size=size, truncated=start > 0)
+    return LogText(text=log.data.decode("utf-8", errors="replace"), size=log.size, truncated=log.truncated)
 
 
 @dataclass(frozen=True)
@@ -89,11 +85,8 @@ def decode_resource_usage(data: bytes) -> list[UsageSample]:
     return samples
 
 
-def read_resource_usage(root: Path, batch_id: int, job_id: int, attempt_id: str,
-                        step: str) -> list[UsageSample] | None:
+async def read_resource_usage(data: JobData, batch_id: int, job_id: int, attempt_id: str,
+                              step: str) -> list[UsageSample] | None:
     """The step's samples, or None when it recorded none."""
-    try:
-        data = resource_usage_path(root, batch_id, job_id, attempt_id, step).read_bytes()
-    except FileNotFoundError:
-        return None
-    return decode_resource_usage(data)
+    raw = await data.resource_usage(batch_id, job_id, attempt_id, step)
+    return None if raw is None else decode_resource_usage(raw)

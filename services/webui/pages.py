@@ -7,7 +7,6 @@ rendered template; they only read. A batch that is not the user's is a 404, as i
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING, Any
 
 from starlette.exceptions import HTTPException
@@ -15,6 +14,7 @@ from starlette.responses import PlainTextResponse, Response
 
 from services.front.errors import InvalidRequest
 from services.front.why import autoscaler_context, job_pool
+from services.jobdata import locate
 from services.webui import blobs, job_groups, pools, present, readmodels
 from services.webui.charts import line_chart
 from services.webui.steps import steps_from_status
@@ -26,18 +26,9 @@ if TYPE_CHECKING:
 RAW_LOG_MAX_BYTES = 8 * 1024 * 1024
 
 
-def _int_param(visit: Visit, name: str) -> int | None:
-    raw = visit.request.query_params.get(name)
-    if raw is None or raw == "":
-        return None
-    if not raw.isdigit():
-        raise HTTPException(400, f"{name} must be a number, not {raw!r}")
-    return int(raw)
-
-
 async def batches(visit: Visit) -> Response:
-    q = visit.request.query_params.get("q", "")
-    last_batch_id = _int_param(visit, "last_batch_id")
+    q = visit.query["q"] or ""
+    last_batch_id = visit.query["last_batch_id"]
     try:
         rows, next_after = await readmodels.list_batches(visit.conn, visit.user, q, last_batch_id,
                                                              visit.ui.page_size, visit.ui.query_version)
@@ -61,8 +52,8 @@ async def _users_batch(visit: Visit) -> dict:
 
 async def batch(visit: Visit) -> Response:
     row = await _users_batch(visit)
-    q = visit.request.query_params.get("q", "")
-    last_job_id = _int_param(visit, "last_job_id")
+    q = visit.query["q"] or ""
+    last_job_id = visit.query["last_job_id"]
     try:
         jobs, next_after = await readmodels.list_jobs(visit.conn, row["batch_id"], q, last_job_id,
                                                         visit.ui.page_size, visit.ui.query_version)
@@ -73,7 +64,8 @@ async def batch(visit: Visit) -> Response:
     groups = await job_groups.group_tree(visit.conn, row["batch_id"])
     return visit.render("batch.html", status_code=400 if error else 200, batch=row, jobs=jobs, q=q,
                         next_after=next_after, query_error=error, state_counts=counts, groups=groups,
-                        cancel_outcome=visit.request.query_params.get("cancel"),
+                        paged=last_job_id is not None,
+                        cancel_outcome=visit.query["cancel"], rerun_outcome=visit.query["rerun"],
                         cancellable=row["state"] != "complete" and not row["cancelled"])
 
 
@@ -86,8 +78,8 @@ async def job_group(visit: Visit) -> Response:
     crumbs = await job_groups.ancestors(visit.conn, row["batch_id"], group_id)
     if node is None or crumbs is None:
         raise HTTPException(404, f"job group {row['batch_id']}/{group_id} not found")
-    q = visit.request.query_params.get("q", "")
-    last_job_id = _int_param(visit, "last_job_id")
+    q = visit.query["q"] or ""
+    last_job_id = visit.query["last_job_id"]
     try:
         jobs, next_after = await readmodels.list_jobs(visit.conn, row["batch_id"], q, last_job_id,
                                                         visit.ui.page_size, visit.ui.query_version,
@@ -96,7 +88,7 @@ async def job_group(visit: Visit) -> Response:
     except InvalidRequest as exc:
         jobs, next_after, error = [], None, str(exc)
     return visit.render("job_group.html", status_code=400 if error else 200, batch=row, group=node, crumbs=crumbs,
-                        jobs=jobs, q=q, next_after=next_after, query_error=error)
+                        jobs=jobs, q=q, next_after=next_after, query_error=error, paged=last_job_id is not None)
 
 
 async def _users_job(visit: Visit) -> tuple[dict, dict]:
@@ -110,7 +102,7 @@ async def _users_job(visit: Visit) -> tuple[dict, dict]:
 
 def _chosen_attempt(visit: Visit, job: dict, attempts: list[dict]) -> dict | None:
     """The attempt named by ?attempt_id=, else the job's current one, else the latest."""
-    wanted = visit.request.query_params.get("attempt_id") or job.get("current_attempt_id")
+    wanted = visit.query["attempt_id"] or job.get("current_attempt_id")
     for attempt in attempts:
         if attempt["attempt_id"] == wanted:
             return attempt
@@ -126,12 +118,12 @@ def _attempt_status(job: dict, attempt: dict | None) -> dict | None:
     return job.get("status") if attempt["attempt_id"] == job.get("current_attempt_id") else None
 
 
-def _usage_charts(visit: Visit, batch_id: int, job_id: int, attempt_id: str) -> list[dict[str, Any]]:
+async def _usage_charts(visit: Visit, batch_id: int, job_id: int, attempt_id: str) -> list[dict[str, Any]]:
     """Per step with samples: cpu and memory charts, or the reason the samples could not be read."""
     charts: list[dict[str, Any]] = []
     for step in blobs.STEPS:
         try:
-            samples = blobs.read_resource_usage(visit.ui.blob_root, batch_id, job_id, attempt_id, step)
+            samples = await blobs.read_resource_usage(visit.ui.job_data, batch_id, job_id, attempt_id, step)
         except blobs.UsageFormatError as exc:
             charts.append({"step": step, "error": str(exc)})
             continue
@@ -153,13 +145,13 @@ async def job(visit: Visit) -> Response:
     attempt = _chosen_attempt(visit, job_row, attempts)
     logs = {}
     charts: list[dict] = []
-    if attempt is not None:  # file reads off the event loop: a slow disk must not stall other pages
+    if attempt is not None:  # the store's client keeps its blocking calls off the event loop
+        where = await locate(visit.conn, batch_id, job_id, attempt["attempt_id"])
         for step in blobs.STEPS:
-            log = await asyncio.to_thread(blobs.read_log, visit.ui.blob_root, batch_id, job_id,
-                                          attempt["attempt_id"], step)
+            log = await blobs.read_log(visit.ui.job_data, batch_id, job_id, attempt["attempt_id"], step, where=where)
             if log is not None:
                 logs[step] = log
-        charts = await asyncio.to_thread(_usage_charts, visit, batch_id, job_id, attempt["attempt_id"])
+        charts = await _usage_charts(visit, batch_id, job_id, attempt["attempt_id"])
     status = _attempt_status(job_row, attempt)
     explanation = autoscaler = None
     if job_row["state"] in ("Pending", "Ready"):
@@ -186,13 +178,13 @@ async def job_log(visit: Visit) -> Response:
     attempts = await readmodels.list_attempts(visit.conn, row["batch_id"], job_row["job_id"])
     attempt = _chosen_attempt(visit, job_row, attempts)
     # Only a known attempt id reaches the blob path: the query string never names a file.
-    if attempt is None or attempt["attempt_id"] != (visit.request.query_params.get("attempt_id")
-                                                    or attempt["attempt_id"]):
+    if attempt is None or attempt["attempt_id"] != (visit.query["attempt_id"] or attempt["attempt_id"]):
         raise HTTPException(404, "no such attempt for this job")
     attempt_id = attempt["attempt_id"]
-    tail = _int_param(visit, "tail") or RAW_LOG_MAX_BYTES
-    log = await asyncio.to_thread(blobs.read_log, visit.ui.blob_root, row["batch_id"], job_row["job_id"],
-                                  attempt_id, step, min(tail, RAW_LOG_MAX_BYTES))
+    tail = visit.query["tail"] or RAW_LOG_MAX_BYTES
+    where = await locate(visit.conn, row["batch_id"], job_row["job_id"], attempt_id)
+    log = await blobs.read_log(visit.ui.job_data, row["batch_id"], job_row["job_id"], attempt_id, step,
+                               min(tail, RAW_LOG_MAX_BYTES), where=where)
     # The live view stops polling once the job's state is terminal.
     headers = {"X-Squall-Job-State": job_row["state"], "Cache-Control": "no-store",
                "X-Squall-Log-Truncated": "true" if log is not None and log.truncated else "false"}
@@ -206,7 +198,7 @@ async def instances(visit: Visit) -> Response:
                             message=f"Instances and pools are for operators; {visit.user} is not one. "
                                     "An operator can grant it: squall user create "
                                     f"{visit.user} --operator")
-    show_deleted = visit.request.query_params.get("deleted") == "1"
+    show_deleted = visit.query["deleted"] == "1"
     rows = await readmodels.list_instances(visit.conn, include_deleted=show_deleted)
     overview = pools.pool_overview(readmodels.summarise_pools(rows), rows, await pools.latest_decisions(visit.conn))
     return visit.render("instances.html", instances=rows, pools=overview, show_deleted=show_deleted)

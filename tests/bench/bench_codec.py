@@ -22,13 +22,16 @@ an encoder and a decoder per event has a larger code and branch working set than
 (cachegrind: ~30% more I-cache misses and ~6% more mispredictions than the two added up). The
 "combined" line shows that ratio.
 
-For reference it also times fastavro alone (schemaless write + read, no framing, no dataclasses)
-and the codec with its compiled encoders/decoders switched off (fastavro + to/from_avro).
+For reference it also times fastavro alone (schemaless write + read, no framing, no dataclasses),
+the codec with its compiled encoders/decoders switched off (fastavro + to/from_avro), and the
+codec without its Cython extension (the Python encoders and decoders of events/codec_compiled.py:
+the codec before the extension, printed as "old").
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -97,6 +100,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8.0, help="CPU seconds for all figures together")
     args = parser.parse_args()
     codec = Codec()
+    if not codec.extension_decoders:
+        print("NOTE: the Cython extension is not built (make venv): both codecs below are the Python one")
+    python_decoders = Codec(extension=False)  # the codec before the extension
     uniform, life = uniform_mix(), job_life_mix()
     for mix in (uniform, life):
         assert [codec.decode(codec.encode(e)) for e in mix] == mix
@@ -125,6 +131,14 @@ def main() -> None:
             for b in encoded:
                 codec.decode(b)
 
+        def old_roundtrip(mix: list[Event] = mix) -> None:
+            for e in mix:
+                python_decoders.decode(python_decoders.encode(e))
+
+        def old_decode_only(encoded: list[bytes] = encoded) -> None:
+            for b in encoded:
+                python_decoders.decode(b)
+
         def baseline_roundtrip(mix: list[Event] = mix) -> None:
             for e in mix:
                 baseline.decode(baseline.encode(e))
@@ -139,6 +153,8 @@ def main() -> None:
         bench.add(f"{mix_name} roundtrip", roundtrip, len(mix))
         bench.add(f"{mix_name} encode", encode_only, len(mix))
         bench.add(f"{mix_name} decode", decode_only, len(mix))
+        bench.add(f"{mix_name} old roundtrip", old_roundtrip, len(mix))
+        bench.add(f"{mix_name} old decode", old_decode_only, len(mix))
         bench.add(f"{mix_name} fastavro path", baseline_roundtrip, len(mix))
         bench.add(f"{mix_name} fastavro alone", fastavro_alone, len(mix))
     by_type = ("BatchCreated", "JobCreated", "JobAttemptCompleted", "InstanceHeartbeat")
@@ -159,15 +175,17 @@ def main() -> None:
     bench.run(args.seconds)
 
     runs = bench.n("uniform roundtrip")
-    print(f"(best of {runs} interleaved passes per figure, process_time; median pass in brackets)")
+    print(f"(best of {runs} interleaved passes per figure, process_time; median pass in brackets; load average "
+          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
     for mix_name, mix, title in (("uniform", uniform, f"mix of {len(EVENT_TYPES)} types"),
                                  ("job life", life, f"job life: {len(life)} events of a {JOBS_PER_BATCH}-job batch")):
         print(f"codec encode+decode ({title}): {bench.best(f'{mix_name} roundtrip'):>10,.0f} events/s "
-              f"[{bench.median(f'{mix_name} roundtrip'):,.0f}]")
+              f"[{bench.median(f'{mix_name} roundtrip'):,.0f}]; old (Python encoders and decoders) "
+              f"{bench.best(f'{mix_name} old roundtrip'):,.0f} [{bench.median(f'{mix_name} old roundtrip'):,.0f}]")
         print(f"  codec encode only:                 {bench.best(f'{mix_name} encode'):>10,.0f} events/s "
               f"[{bench.median(f'{mix_name} encode'):,.0f}]")
         print(f"  codec decode only:                 {bench.best(f'{mix_name} decode'):>10,.0f} events/s "
-              f"[{bench.median(f'{mix_name} decode'):,.0f}]")
+              f"[{bench.median(f'{mix_name} decode'):,.0f}]; old {bench.best(f'{mix_name} old decode'):,.0f}")
         print(f"  fastavro path (compiled off):      {bench.best(f'{mix_name} fastavro path'):>10,.0f} events/s")
         print(f"  fastavro alone write+read:         {bench.best(f'{mix_name} fastavro alone'):>10,.0f} events/s")
         combined = 1 / (1 / bench.best(f"{mix_name} encode") + 1 / bench.best(f"{mix_name} decode"))

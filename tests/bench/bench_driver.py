@@ -1,6 +1,7 @@
 """Driver throughput and latency through the real broker, with simulated instant workers.
 
     python tests/bench/bench_driver.py [--bootstrap HOST:PORT] [--jobs 20000] [--rate 200]
+        [--security plain|scram|tls] [--idle 30]
 
 Shape of the run (as deployed): the scheduler is its own process (`python -m services.scheduler`);
 the lifecycle core runs as `python -m projections.resolver` when that module exists, otherwise as
@@ -12,6 +13,10 @@ Prints:
   from the first commit to the last JobCompleted;
 - latency: jobs submitted at a steady --rate in batches of 10; submit (commit) → SJ p50/p99, and
   submit → JobCompleted p50/p99, from the events' own timestamps.
+- with its own broker: the broker's CPU while everything is connected and idle (--idle seconds),
+  and over the load. --security picks the broker: plain (no authentication), scram (secured as
+  `squall up` runs it: scheduler and resolver as their roles over SCRAM on loopback), tls (the
+  same over SASL_SSL, as workers and --kafka-tls-everywhere connect).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import sys
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -38,6 +44,7 @@ sys.path.insert(0, str(REPO))
 from events.catalog import BatchUpdateCommitted, JobAttemptScheduled, JobCompleted  # noqa: E402
 from events.codec import Codec  # noqa: E402
 from events.kafka_log import KafkaEventLog  # noqa: E402
+from events.kafka_security import KafkaSecurity  # noqa: E402
 from events.publisher import Publisher  # noqa: E402
 from events.topics import Topics  # noqa: E402
 from services.simworker import SimFleet, SimInstance  # noqa: E402
@@ -121,24 +128,34 @@ def pct(values: list[int], q: float) -> float:
     return statistics.quantiles(values, n=100)[int(q) - 1] if len(values) >= 2 else float(values[0])
 
 
-async def bench(bootstrap: str, n_jobs: int, rate: float, n_latency_jobs: int, n_instances: int) -> None:
+async def bench(bootstrap: str, n_jobs: int, rate: float, n_latency_jobs: int, n_instances: int,
+                broker_pid: int | None = None, idle_s: float = 0.0, auth: Auth | None = None) -> None:
     topics = Topics(prefix=f"bench{uuid.uuid4().hex[:8]}.")
-    log = await KafkaEventLog.connect(bootstrap, client_id="bench-driver")
+    log = await KafkaEventLog.connect(bootstrap, client_id="bench-driver", security=auth.admin if auth else None)
     await log.create_topics(topics.specs())
+    if auth is not None:
+        from deploy.kafka_acls import apply_acls, stack_acls
+
+        await apply_acls(bootstrap, auth.admin, stack_acls(topics))
     codec = Codec()
     publisher = Publisher(log, topics, codec)
     home = Path(tempfile.mkdtemp(prefix="bench-driver-"))
     processes: dict[str, subprocess.Popen[bytes]] = {}
     tasks: list[asyncio.Task[None]] = []
     common = ["--bootstrap", bootstrap, "--topic-prefix", topics.prefix, "--home", str(home)]
+
+    def role(name: str) -> list[str]:
+        return ["--kafka-credentials", str(auth.files[name])] if auth else []
+
     resolver: StandinResolver | None = None
     fleet = SimFleet(log, publisher, heartbeat_interval_s=5.0)
     try:
         profile = ["-m", "cProfile", "-o", os.environ["BENCH_PROFILE"]] if os.environ.get("BENCH_PROFILE") else []
-        processes["scheduler"] = spawn([*profile, "-m", "services.scheduler", "--scheduler-id", "bench", *common],
-                                       home / "scheduler.log")
+        processes["scheduler"] = spawn([*profile, "-m", "services.scheduler", "--scheduler-id", "bench", *common,
+                                        *role("scheduler")], home / "scheduler.log")
         if importlib.util.find_spec("projections.resolver") is not None:
-            processes["resolver"] = spawn(["-m", "projections.resolver", *common], home / "resolver.log")
+            processes["resolver"] = spawn(["-m", "projections.resolver", *common, *role("resolver")],
+                                          home / "resolver.log")
             resolver_kind = "projections.resolver (process)"
         else:
             resolver = StandinResolver(log, publisher)
@@ -150,6 +167,13 @@ async def bench(bootstrap: str, n_jobs: int, rate: float, n_latency_jobs: int, n
         counter = CompletionCounter(log, topics, codec)
         tasks.append(asyncio.create_task(counter.run()))
         await asyncio.sleep(8.0)  # the scheduler wins its election and rebuilds
+        if broker_pid is not None and idle_s > 0:  # everything connected, nothing to do
+            before, t0 = cpu_seconds(broker_pid), time.monotonic()
+            await asyncio.sleep(idle_s)
+            idle = (cpu_seconds(broker_pid) - before) / (time.monotonic() - t0)
+            print(f"  broker idle ({auth.mode if auth else 'plain'}): {idle * 100:.1f}% of a core "
+                  f"over {idle_s:.0f} s (scheduler, resolver, {n_instances} heartbeating instances connected)")
+        broker_before = cpu_seconds(broker_pid) if broker_pid is not None else 0.0
 
         # --- throughput: everything at once --------------------------------------------------
         per_batch = 1000
@@ -185,6 +209,10 @@ async def bench(bootstrap: str, n_jobs: int, rate: float, n_latency_jobs: int, n
         cpu["bench process (submit, fleet, counter" + (", resolver" if resolver else "") + ")"] = \
             own.ru_utime + own.ru_stime
         n_total = n_jobs + n_batches * 10
+        if broker_pid is not None:
+            used = cpu_seconds(broker_pid) - broker_before
+            print(f"  broker under load ({auth.mode if auth else 'plain'}): {used:.1f} s CPU for {n_total} jobs "
+                  f"({used / n_total * 1000:.2f} ms per job)")
         print("  cpu per job (incl. start-up): " + "; ".join(f"{k} {v / n_total * 1000:.2f} ms ({v:.1f} s)"
                                                            for k, v in cpu.items()))
     finally:
@@ -213,20 +241,42 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=200.0, help="jobs/s of the latency phase")
     parser.add_argument("--latency-jobs", type=int, default=2_000)
     parser.add_argument("--instances", type=int, default=50)
+    parser.add_argument("--security", choices=("plain", "scram", "tls"), default="plain",
+                        help="with its own broker: unauthenticated, SCRAM on loopback, or SCRAM over TLS")
+    parser.add_argument("--idle", type=float, default=0.0, help="seconds of idle broker CPU to measure first")
     args = parser.parse_args()
     if args.bootstrap:
         asyncio.run(bench(args.bootstrap, args.jobs, args.rate, args.latency_jobs, args.instances))
         return
     from deploy.kafka import KafkaBroker
+    from deploy.kafka_auth import KafkaAuth
 
     data_dir = Path(tempfile.mkdtemp(prefix="bench-driver-kafka-"))
-    broker = KafkaBroker(data_dir)
+    auth = None
+    if args.security != "plain":
+        secrets = KafkaAuth.load_or_create(data_dir / "auth")
+        tls = args.security == "tls"
+        files = secrets.write_credentials(data_dir / "credentials", tls_roles=("admin", "scheduler", "resolver")
+                                          if tls else ())
+        auth = Auth(args.security, secrets.client("admin", tls=tls), files)
+        broker = KafkaBroker(data_dir / "kafka", security=secrets.broker_security())
+    else:
+        broker = KafkaBroker(data_dir / "kafka")
     try:
-        bootstrap = broker.start()
-        asyncio.run(bench(bootstrap, args.jobs, args.rate, args.latency_jobs, args.instances))
+        broker.start()
+        bootstrap = broker.external_bootstrap if args.security == "tls" else broker.bootstrap
+        asyncio.run(bench(bootstrap, args.jobs, args.rate, args.latency_jobs, args.instances,
+                          broker_pid=broker._read_pid(), idle_s=args.idle, auth=auth))
     finally:
         broker.stop()
         shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class Auth:
+    mode: str
+    admin: KafkaSecurity
+    files: dict[str, Path]
 
 
 if __name__ == "__main__":

@@ -35,12 +35,14 @@ from deploy.postgres import EmbeddedPostgres, create_database, drop_database  # 
 from events.kafka_log import KafkaEventLog  # noqa: E402
 from events.log import EventLog  # noqa: E402
 from events.memory_log import MemoryEventLog  # noqa: E402
+from events.objectstore import InMemoryObjectStore  # noqa: E402
 from events.publisher import Publisher  # noqa: E402
 from events.topics import Topics  # noqa: E402
 from services.front.app import create_app  # noqa: E402
 from services.front.deps import FrontDeps  # noqa: E402
 from services.front.server import apply_migrations  # noqa: E402
 from services.front.users import create_user  # noqa: E402
+from services.jobdata import JobData  # noqa: E402
 
 BUNCH = 1024
 
@@ -65,7 +67,9 @@ async def _measure(label: str, db_url: str, log: EventLog, topics: Topics, calls
     await pool.open(wait=True)
     async with pool.connection() as conn:
         token = (await create_user(conn, f"bench{uuid.uuid4().hex[:6]}", "bench")).token
-    app = create_app(FrontDeps(pool=pool, publisher=Publisher(log, topics), blob_root=Path(tempfile.gettempdir())))
+    # submitting never touches the object store (only reading logs does): an in-memory one will do
+    app = create_app(FrontDeps(pool=pool, publisher=Publisher(log, topics),
+                               job_data=JobData(InMemoryObjectStore(), "squall-system")))
     bunch = _bunch()
     bodies = [json.dumps({"batch": {"billing_project": "bench", "token": uuid.uuid4().hex, "n_jobs": BUNCH,
                                     "n_job_groups": 0}, "bunch": bunch, "job_groups": []}).encode()

@@ -2,11 +2,17 @@
 
 1. live lag: the projector (a subprocess, as in production) while events are appended at a fixed
    rate (default 5,000 events/s): how many events and how many ms it trails the log;
-2. replay throughput: rebuilding the read models from offset 0 into a fresh schema (events/s,
-   and per CPU-second of this process, which is less sensitive to a busy machine);
-3. replay --verify of the live-built tables (differences: none expected).
+2. replay throughput: rebuilding the read models from offset 0 into a fresh schema, over the live
+   part's log plus `--replay-events` more, with the live (transactional) projection ("old") and in
+   rebuild mode (projections/readmodel/bulk.py, "new"), in 1 and `--processes` processes, taken in
+   turns. Each line gives events/s of wall time, the CPU time per event of the projector processes,
+   PostgreSQL and the Kafka broker (when this bench started them), and the machine's load average:
+   on a shared 2-core machine the wall figure mostly measures the neighbours, while
+   2 cores / (CPU per event) is the rate the same work reaches on 2 idle cores;
+3. replay --verify of the live-built tables, in rebuild mode (differences: none expected).
 
-    python tests/bench/bench_projections.py [--rate 5000] [--seconds 20] [--bootstrap H:P] [--database-url URL]
+    python tests/bench/bench_projections.py [--rate 5000] [--seconds 20] [--replay-events 200000]
+        [--bootstrap H:P] [--database-url URL]
 
 Without --bootstrap / --database-url (or SQUALL_TEST_KAFKA_BOOTSTRAP / SQUALL_TEST_DATABASE_URL)
 it starts its own broker and PostgreSQL in a temporary directory and stops them afterwards.
@@ -17,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import resource
 import shutil
 import statistics
 import sys
@@ -38,6 +45,63 @@ from projections.db import READMODEL_MIGRATIONS, migrate  # noqa: E402
 from projections.replay import rebuild, replay_and_verify  # noqa: E402
 from projections.runner import RunnerSettings, tune_gc_for_batches  # noqa: E402
 from tests.fakes.streams import StreamShape, build_stream  # noqa: E402
+
+
+class CpuMeter:
+    """CPU seconds used by this process and its children (the projector processes), by the
+    PostgreSQL server (postmaster and its children) and by the Kafka broker, when this bench
+    started them (an external server's CPU is not visible here)."""
+
+    def __init__(self, server: EmbeddedPostgres | None, broker: KafkaBroker | None) -> None:
+        self.pg_dir = str(server.data_dir) if server is not None and server.data_dir is not None else None
+        self.broker_pid = broker._read_pid() if broker is not None else None
+
+    def sample(self) -> dict[str, float]:
+        me, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        out = {"projector": me.ru_utime + me.ru_stime + children.ru_utime + children.ru_stime}
+        if self.pg_dir is not None:
+            out["postgres"] = sum(_cpu(pid) for pid in _postgres_pids(self.pg_dir))
+        if self.broker_pid is not None:
+            out["kafka"] = _cpu(self.broker_pid)
+        return out
+
+    def since(self, before: dict[str, float]) -> dict[str, float]:
+        return {k: v - before[k] for k, v in self.sample().items()}
+
+
+def _cpu(pid: int) -> float:
+    """utime + stime of a process and of its children it has waited for (seconds)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def _postgres_pids(data_dir: str) -> list[int]:
+    """The postmaster of `data_dir` and its children (backends, checkpointer, ...)."""
+    postmaster = None
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if "postgres" in cmdline and data_dir in cmdline:
+                postmaster = int(entry.name)
+                break
+    if postmaster is None:
+        return []
+    pids = [postmaster]
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            if parent == postmaster:
+                pids.append(int(entry.name))
+    return pids
 
 
 def applied(url: str) -> int:
@@ -124,23 +188,31 @@ async def main(args: argparse.Namespace) -> None:
 
         await live_lag(log, topics, url, bootstrap, events, args.rate)
 
+        extra = build_stream(StreamShape(n_batches=max(1, args.replay_events // (jobs_per_batch * 6)),
+                                         jobs_per_batch=jobs_per_batch, n_instances=16),
+                             seed=2, first_batch_id=shape.n_batches + 1).events[:args.replay_events]
+        await Publisher(log, topics).publish(extra)
+        print(f"replay log: the live part plus {len(extra):,} events = {len(events) + len(extra):,} events")
+
         tune_gc_for_batches()
-        cpu, wall = time.process_time(), time.perf_counter()
-        result = await rebuild(log, topics, url, "bench_replay", settings=RunnerSettings(max_batch=args.max_batch,
-                                                                                          workers=args.workers))
-        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-        print(f"replay from offset 0 into Postgres, 1 process: {result.events:,} events in {wall:.1f} s = "
-              f"{result.events / wall:,.0f} events/s ({result.events / cpu:,.0f} events per CPU-second of the "
-              f"projector; max_batch {args.max_batch}, {args.workers} workers; load average "
-              f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
-        for processes in args.processes:
-            result = await rebuild(log, topics, url, "bench_replay", processes=processes,
-                                   settings=RunnerSettings(max_batch=args.max_batch, workers=args.workers))
-            print(f"replay from offset 0 into Postgres, {processes} processes: {result.events:,} events in "
-                  f"{result.seconds:.1f} s = {result.events / result.seconds:,.0f} events/s (load average "
-                  f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
+        cpu_of = CpuMeter(server, broker)
+        for round_ in range(args.rounds):
+            for processes in (1, *args.processes):
+                for bulk in (False, True):
+                    before = cpu_of.sample()
+                    result = await rebuild(log, topics, url, "bench_replay", processes=processes, bulk=bulk,
+                                           settings=RunnerSettings(max_batch=args.max_batch, workers=args.workers))
+                    used = cpu_of.since(before)
+                    total = sum(used.values())
+                    print(f"replay from offset 0, {'new (rebuild mode)' if result.mode == 'bulk' else 'old (live projection)'}, "
+                          f"{processes} process{'es' if processes > 1 else ''}: {result.events:,} events in "
+                          f"{result.seconds:.1f} s = {result.events / result.seconds:,.0f} events/s; CPU per event "
+                          + ", ".join(f"{k} {v / result.events * 1e6:.1f}" for k, v in used.items())
+                          + f" = {total / result.events * 1e6:.1f} us (2 cores / that = "
+                          f"{2 * result.events / total:,.0f} events/s); load average {os.getloadavg()[0]:.1f} "
+                          f"on {os.cpu_count()} cores (round {round_ + 1})")
         verified = await replay_and_verify(log, topics, url, settings=RunnerSettings(max_batch=args.max_batch))
-        print(f"replay --verify of the live-built tables: {len(verified.differences)} differences over "
+        print(f"replay --verify ({verified.mode}) of the live-built tables: {len(verified.differences)} differences over "
               f"{verified.rows_compared:,} rows")
         await log.close()
     finally:
@@ -159,6 +231,9 @@ if __name__ == "__main__":
     parser.add_argument("--workers", type=int, default=2, help="replay: parallel workers (per process)")
     parser.add_argument("--processes", type=int, nargs="*", default=[2],
                         help="replay also with this many projector processes (each a share of the partitions)")
+    parser.add_argument("--replay-events", type=int, default=200_000,
+                        help="events appended after the live part, for the replay figures only")
+    parser.add_argument("--rounds", type=int, default=2, help="replay figures: rounds of old and new in turns")
     parser.add_argument("--bootstrap", default=None)
     parser.add_argument("--database-url", default=None)
     asyncio.run(main(parser.parse_args()))

@@ -163,3 +163,24 @@ async def test_group_members_split_partitions_without_overlap(event_log: EventLo
     assert len(a.assignment() | b.assignment()) == topics.batch_partitions
     await a.close()
     await b.close()
+
+
+async def test_topics_are_created_with_their_explicit_settings(event_log: EventLog, topics: Topics) -> None:
+    """Every topic carries squall's retention, never the cluster's default (Kafka's: 7 days)."""
+    configs = await event_log.topic_configs([s.name for s in topics.specs()])
+    for spec in topics.specs():
+        assert {k: configs[spec.name][k] for k in spec.configs} == dict(spec.configs), spec.name
+    assert configs[topics.batch]["retention.ms"] == "-1" and configs[topics.batch]["retention.bytes"] == "-1"
+    assert configs[topics.heartbeat]["cleanup.policy"] == "compact"
+
+
+async def test_creating_topics_again_changes_nothing(event_log: EventLog, topics: Topics) -> None:
+    await event_log.append([Message(topics.batch, b"kept", key=b"b")])
+    await event_log.create_topics(topics.specs())  # what every service does at start
+    partition = partition_for(b"b", topics.batch_partitions)
+    assert [r.value for r in await read_all(event_log, topics.batch, partition, 1)] == [b"kept"]
+
+
+async def test_the_configuration_of_a_missing_topic_is_an_error(event_log: EventLog, topics: Topics) -> None:
+    with pytest.raises(LogError, match="does not exist"):
+        await event_log.topic_configs([f"{topics.prefix}no-such-topic"])

@@ -1,7 +1,9 @@
 """The whole stack end to end: real Kafka, PostgreSQL, podman and local workers, through the HTTP API.
 
 Each module gets its own stack (own SQUALL_HOME, topic prefix, database and port) on the session's
-Kafka broker and PostgreSQL server, started with the same code as `squall up`.
+secured Kafka broker (a principal per role, TLS for workers, ACLs: as `squall up` runs its own) and
+PostgreSQL server, started with the same code as `squall up`; the fault drill runs its own broker
+and PostgreSQL, to kill them.
 """
 
 from __future__ import annotations
@@ -10,12 +12,14 @@ import shutil
 from collections.abc import Iterator
 
 import pytest
-from e2e_harness import StackClient, start_stack, stop_stack
+from e2e_harness import StackClient, start_secured_stack, stop_stack
+
+from tests.conftest import SecureKafka
 
 
 @pytest.fixture(scope="module")
-def e2e_stack(kafka_bootstrap: str, pg_url: str, podman_ready: None) -> Iterator[StackClient]:
-    client = start_stack(kafka_bootstrap, pg_url, workers=1, worker_cores=2)
+def e2e_stack(secure_kafka: SecureKafka, pg_url: str, podman_ready: None) -> Iterator[StackClient]:
+    client = start_secured_stack(secure_kafka, pg_url, workers=1, worker_cores=2)
     try:
         yield client
     finally:

@@ -30,19 +30,17 @@ def worker_pids(home: Path) -> dict[str, int]:
     return {name: pid for name in table.names() if (pid := table.pid(name))}
 
 
-def restart_like_a_supervisor(home: Path, name: str, pid: int) -> int:
-    """SIGKILL a worker agent and start the same command again, as systemd would on a VM.
-
-    The instance itself survives (its containers keep running under conmon); only the agent died.
-    """
-    cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().rstrip(b"\0").split(b"\0")
-    environ = dict(line.split("=", 1) for line in Path(f"/proc/{pid}/environ").read_text().split("\0") if "=" in line)
-    sigkill(pid)
-    with open(home / "instances" / f"{name}.log", "ab") as log:
-        proc = subprocess.Popen([c.decode() for c in cmdline], stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True, env=environ)
-    (home / "instances" / f"{name}.pid").write_text(f"{proc.pid}\n")
-    return proc.pid
+def lose_instance(home: Path, name: str) -> None:
+    """The whole local instance dies, as a VM would: its agent is not restarted (its init is gone
+    with it: the provider's <name>.cmd), its containers and scratch disks go too."""
+    (home / "instances" / f"{name}.cmd").unlink(missing_ok=True)
+    sigkill(worker_pids(home)[name])
+    subprocess.run(["podman", "rm", "-f", "--filter", f"label=squall.instance={name}"],
+                   capture_output=True, timeout=60)
+    scratch = str(home / "instances" / name)
+    mounts = Path("/proc/mounts").read_text().splitlines()
+    for mount_point in [line.split()[1] for line in mounts if line.split()[1].startswith(scratch)]:
+        subprocess.run(["umount", "-l", mount_point], capture_output=True, timeout=30)
 
 
 class ContainerStarts:

@@ -80,12 +80,23 @@ def job(job_id: int, command: list[str], parents: list[int] | None = None, image
             "in_update_parent_ids": parents or [], "resources": {"cpu": "0.25", "memory": "lowmem"}, **extra}
 
 
-def start_stack(kafka_bootstrap: str | None, pg_url: str, **kw: Any) -> StackClient:
+def start_stack(kafka_bootstrap: str | None, pg_url: str | None, **kw: Any) -> StackClient:
+    """A stack on the given broker and PostgreSQL server (None: its own embedded one, as `squall up`)."""
+    # the callback tests' receivers listen on loopback: the stack's front end and callback service
+    # (which inherit this environment) must be told to allow it, as an operator would
+    os.environ["SQUALL_CALLBACK_ALLOWED_NETWORKS"] = "127.0.0.1/32"
     home = Path(tempfile.mkdtemp(prefix="squall-e2e-"))
-    db = create_database(pg_url, f"e2e_{uuid.uuid4().hex[:12]}")
+    db = create_database(pg_url, f"e2e_{uuid.uuid4().hex[:12]}") if pg_url else None
     state = stack.up(home, bootstrap=kafka_bootstrap, database_url=db, port=stack.free_port(),
                      topic_prefix=f"e{uuid.uuid4().hex[:10]}.", say=lambda m: None, **kw)
     return StackClient(state)
+
+
+def start_secured_stack(kafka: Any, pg_url: str | None, **kw: Any) -> StackClient:
+    """A stack on the session's secured broker (tests/conftest.py secure_kafka): every service
+    authenticates as its role and workers use the TLS listener, as with squall up's own broker."""
+    return start_stack(kafka.bootstrap, pg_url, kafka_credentials=kafka.credentials,
+                       worker_bootstrap=kafka.external_bootstrap, **kw)
 
 
 def stop_stack(client: StackClient) -> None:

@@ -18,12 +18,13 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-from e2e_harness import StackClient, job, start_stack, stop_stack
+from e2e_harness import StackClient, job, start_secured_stack, stop_stack
 from typer.testing import CliRunner
 
 import services.cli.replay  # noqa: F401  (registers `squall audit`)
 from events.core.zones import ZoneWeight, choose_zone
 from services.cli import app
+from tests.conftest import SecureKafka
 
 pytestmark = [pytest.mark.e2e, pytest.mark.kafka, pytest.mark.postgres, pytest.mark.podman, pytest.mark.slow]
 
@@ -42,11 +43,13 @@ IMAGE = "localhost/busybox:latest"
 
 
 @pytest.fixture(scope="module")
-def stack(kafka_bootstrap: str, pg_url: str, podman_ready: None, tmp_path_factory: pytest.TempPathFactory
+def stack(secure_kafka: SecureKafka, pg_url: str, podman_ready: None, tmp_path_factory: pytest.TempPathFactory
           ) -> Iterator[StackClient]:
+    """On the secured broker, so the autoscaler appends its decisions and the read model reads them
+    as their own principals, under the ACLs of deploy/kafka_acls.py."""
     pools = tmp_path_factory.mktemp("pools") / "pools.yaml"
     pools.write_text(POOLS)
-    client = start_stack(kafka_bootstrap, pg_url, workers=0, worker_cores=2, pools_file=pools, zones=ZONES)
+    client = start_secured_stack(secure_kafka, pg_url, workers=0, worker_cores=2, pools_file=pools, zones=ZONES)
     try:
         yield client
     finally:

@@ -4,26 +4,25 @@ and the unmodified Hail client, on a real local stack."""
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import psycopg
 import pytest
-from drills import sigkill, worker_pids
-from e2e_harness import StackClient, job, start_stack, stop_stack
+from drills import lose_instance
+from e2e_harness import StackClient, job, start_secured_stack, stop_stack
 
 from services.front.users import create_user
+from tests.conftest import SecureKafka
 
 pytestmark = [pytest.mark.e2e, pytest.mark.kafka, pytest.mark.postgres, pytest.mark.podman, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
-def fleet_stack(kafka_bootstrap: str, pg_url: str, podman_ready: None) -> Iterator[StackClient]:
+def fleet_stack(secure_kafka: SecureKafka, pg_url: str, podman_ready: None) -> Iterator[StackClient]:
     # a short heartbeat timeout so a lost instance is noticed within the test's patience
-    client = start_stack(kafka_bootstrap, pg_url, workers=1, worker_cores=2, heartbeat_timeout_s=10.0)
+    client = start_secured_stack(secure_kafka, pg_url, workers=1, worker_cores=2, heartbeat_timeout_s=10.0)
     try:
         yield client
     finally:
@@ -50,14 +49,7 @@ def test_a_job_on_a_lost_instance_gets_a_new_attempt_and_succeeds(fleet_stack: S
     first = fleet_stack.wait_for(lambda: attempts_of(fleet_stack, batch_id)[:1], what="an attempt")[0]
     instance = first["instance_name"]
     fleet_stack.wait_for(lambda: fleet_stack.jobs(batch_id)[1]["state"] == "Running", what="job running")
-    # the whole instance dies: its agent and its containers
-    sigkill(worker_pids(fleet_stack.home)[instance])
-    subprocess.run(["podman", "rm", "-f", "--filter", f"label=squall.instance={instance}"],
-                   capture_output=True, timeout=60)
-    scratch = str(fleet_stack.home / "instances" / instance)
-    mounts = Path("/proc/mounts").read_text().splitlines()
-    for mount_point in [line.split()[1] for line in mounts if line.split()[1].startswith(scratch)]:
-        subprocess.run(["umount", "-l", mount_point], capture_output=True, timeout=30)  # its disks go too
+    lose_instance(fleet_stack.home, instance)  # the whole instance dies: agent, containers, disks
     b = fleet_stack.wait(batch_id, timeout_s=240)
     assert b["state"] == "success"
     attempts = fleet_stack.http.get(f"/batches/{batch_id}/jobs/1/attempts").raise_for_status().json()

@@ -5,7 +5,7 @@
 
 Each batch: BatchCreated, update 1 with a child job group, JobCreated for every job (a DAG: some
 jobs depend on earlier ones), the commit, then each job's life in dependency order: ready,
-scheduled, started, completed (MJC) and JobCompleted; some attempts lose their instance and are
+scheduled (SJ and the resolver's JobAttemptAccepted), started, completed (MJC) and JobCompleted; some attempts lose their instance and are
 retried with a new attempt, some jobs fail, some are cancelled without running, one batch may be
 cancelled. Batches interleave in time. Instance events (requested..deleted, heartbeats) run
 alongside. The same seed always gives the same events (ids and times included).
@@ -126,10 +126,15 @@ class _Batch:
             attempt += 1
             attempt_id = f"a{b}-{j}-{attempt}"
             instance = rng.choice(self.instances)
-            self.out.append(ev.JobAttemptScheduled(
+            sj = ev.JobAttemptScheduled(
                 event_id=self.eid("sj"), occurred_at=self.ts(), producer=PRODUCER, causation_id=ready.event_id,
                 batch_id=b, job_id=j, attempt_id=attempt_id, instance_name=instance, scheduler_epoch=1,
-                user=f"user{b % 3}", cores_mcpu=1000, memory_bytes=3_750 * 1024**2, storage_gib=0))
+                user=f"user{b % 3}", cores_mcpu=1000, memory_bytes=3_750 * 1024**2, storage_gib=0)
+            self.out.append(sj)
+            self.out.append(ev.JobAttemptAccepted(  # the resolver's verdict, which the read models follow
+                event_id=self.eid("ok"), occurred_at=sj.occurred_at, producer=PRODUCER, causation_id=sj.event_id,
+                batch_id=b, job_id=j, attempt_id=attempt_id, instance_name=instance, state="Running",
+                scheduler_epoch=1, cores_mcpu=sj.cores_mcpu, memory_bytes=sj.memory_bytes, storage_gib=0))
             started = self.ts()
             self.out.append(ev.JobAttemptStarted(event_id=self.eid("mjs"), occurred_at=started, producer=PRODUCER,
                                                  batch_id=b, job_id=j, attempt_id=attempt_id,

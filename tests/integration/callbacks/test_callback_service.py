@@ -23,6 +23,7 @@ from events.kafka_log import KafkaEventLog
 from events.publisher import Publisher
 from events.topics import Topics
 from projections.readmodel.service import run_readmodel
+from services.callback_policy import CallbackPolicy
 from services.callbacks.deliveries import apply_migrations
 from services.callbacks.service import CallbackService, CallbackSettings
 from tests.unit.core.lifecycle_world import BATCH, USER, Builder, World
@@ -90,7 +91,8 @@ class Stack:
         self.start_callbacks(service_stop or self.stop)
 
     def start_callbacks(self, stop: asyncio.Event) -> None:
-        fast = CallbackSettings(poll_timeout_ms=50, retry_delay_s=0.05)
+        # the receiver listens on loopback, which callbacks may reach only when the operator allows it
+        fast = CallbackSettings(poll_timeout_ms=50, retry_delay_s=0.05, policy=CallbackPolicy.parse("127.0.0.1/32"))
         service = CallbackService(self.log, self.topics, self.db, fast, now_ms=lambda: T0)  # the events' era
         self.tasks.append(asyncio.create_task(service.run(stop)))
 

@@ -5,20 +5,22 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 from psycopg_pool import AsyncConnectionPool
 
 from events.codec import Codec
 from events.log import EventLog
+from events.objectstore import ObjectStore
 from events.publisher import Publisher
 from events.topics import Topics
 from services.front.app import create_app
 from services.front.deps import FrontDeps
+from services.front.job_files import FileAccess
 from services.front.server import apply_migrations
 from services.front.specs import SpecRules
 from services.front.users import create_user
+from services.jobdata import AgentLogs, JobData
 
 
 @dataclass
@@ -30,7 +32,8 @@ class Front:
     deps: FrontDeps
     alice: dict[str, str]
     bob: dict[str, str]
-    blob_root: Path
+    store: ObjectStore
+    system_bucket: str  # squall's own bucket in the store, unique to the test
 
     async def events(self) -> list:
         """Every event on the batch topic, decoded, in partition/offset order."""
@@ -55,16 +58,20 @@ class FixedClock:
         return self.now_ms
 
 
-async def make_front(db_url: str, log: EventLog, topics: Topics, blob_root: Path) -> AsyncIterator[Front]:
+async def make_front(db_url: str, log: EventLog, topics: Topics, store: ObjectStore,
+                     system_bucket: str, rules: SpecRules | None = None) -> AsyncIterator[Front]:
     await asyncio.to_thread(apply_migrations, db_url)
+    await store.create_bucket(system_bucket)
     pool = AsyncConnectionPool(db_url, min_size=1, max_size=8, open=False)
     await pool.open(wait=True)
     async with pool.connection() as conn:
         alice = await create_user(conn, "alice", "alice-project")
         bob = await create_user(conn, "bob")
-    deps = FrontDeps(pool=pool, publisher=Publisher(log, topics), blob_root=blob_root,
-                     rules=SpecRules(supported_regions=("local", "us-central1")), clock=FixedClock(),
-                     producer="front/test")
+    job_data = JobData(store, system_bucket, AgentLogs(store, system_bucket))
+    deps = FrontDeps(pool=pool, publisher=Publisher(log, topics), job_data=job_data,
+                     file_access=FileAccess(system_bucket),
+                     rules=rules or SpecRules(supported_regions=("local", "us-central1")),
+                     clock=FixedClock(), producer="front/test")
     app = create_app(deps)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://front",
@@ -72,6 +79,8 @@ async def make_front(db_url: str, log: EventLog, topics: Topics, blob_root: Path
         try:
             yield Front(client=client, pool=pool, log=log, topics=topics, deps=deps,
                         alice={"Authorization": f"Bearer {alice.token}"},
-                        bob={"Authorization": f"Bearer {bob.token}"}, blob_root=blob_root)
+                        bob={"Authorization": f"Bearer {bob.token}"}, store=store,
+                        system_bucket=system_bucket)
         finally:
+            await job_data.close()
             await pool.close()

@@ -252,7 +252,8 @@ def test_cli_errors_are_clear_and_exit_2(fresh_db, tmp_path: Path):
 # -- the unmodified Hail client ---------------------------------------------------------------------
 
 @pytest.mark.hail
-async def test_hail_client_sees_the_limit_and_is_refused_over_it(fresh_db, topics, tmp_path: Path):
+async def test_hail_client_sees_the_limit_and_is_refused_over_it(fresh_db, topics, tmp_path: Path,
+                                                                 storage_endpoint: str):
     aioclient = pytest.importorskip("hailtop.batch_client.aioclient", reason="pip install --no-deps hail==0.2.139")
     import aiohttp
     from hailtop.aiocloud.common import Session
@@ -261,7 +262,7 @@ async def test_hail_client_sees_the_limit_and_is_refused_over_it(fresh_db, topic
     await asyncio.to_thread(apply_migrations, fresh_db)
     async with await psycopg.AsyncConnection.connect(fresh_db) as conn:
         token = (await create_user(conn, "test", "test", operator=True)).token
-    with LiveFront(fresh_db, topics, tmp_path / "blobs", project=False) as live:
+    with LiveFront(fresh_db, topics, storage_endpoint, project=False) as live:
         session = Session(credentials=aioclient.HailExplicitTokenCredentials(token),
                           timeout=aiohttp.ClientTimeout(total=30))
         client = aioclient.BatchClient("test", live.url, session, {})

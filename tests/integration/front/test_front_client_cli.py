@@ -55,9 +55,10 @@ def test_public_names_are_deliberate():
         assert hasattr(client_module, name)
 
 
-async def test_client_submits_fast_and_bunched_waits_reads_and_cancels(fresh_db, topics, tmp_path, monkeypatch):
+async def test_client_submits_fast_and_bunched_waits_reads_and_cancels(fresh_db, topics, tmp_path, monkeypatch,
+                                                                       storage_endpoint):
     token = await _user(fresh_db)
-    with LiveFront(fresh_db, topics, tmp_path / "blobs") as live:
+    with LiveFront(fresh_db, topics, storage_endpoint) as live:
         async with SquallClient(load_settings(live.url, token, "carol-project", env={}, home=tmp_path)) as client:
             small = client.new_batch(attributes={"name": "small"})
             a = small.add_job("busybox", ["echo", "a"], name="a")
@@ -109,7 +110,7 @@ async def test_client_retries_5xx_then_succeeds():
     assert response.json() == {"id": 1} and len(calls) == 3
 
 
-async def test_cli_submit_batch_logs_cancel(fresh_db, topics, tmp_path):
+async def test_cli_submit_batch_logs_cancel(fresh_db, topics, tmp_path, storage_endpoint):
     token = await _user(fresh_db)
     description = tmp_path / "batch.yaml"
     description.write_text(
@@ -120,7 +121,7 @@ async def test_cli_submit_batch_logs_cancel(fresh_db, topics, tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("jobs:\n  - {name: x, image: busybox, command: [true], parents: [nope]}\n")
     runner = CliRunner()
-    with LiveFront(fresh_db, topics, tmp_path / "blobs") as live:
+    with LiveFront(fresh_db, topics, storage_endpoint) as live:
         env = {"SQUALL_API_URL": live.url, "SQUALL_TOKEN": token, "SQUALL_BILLING_PROJECT": "carol-project",
                "SQUALL_HOME": str(tmp_path)}
 
@@ -142,12 +143,15 @@ async def test_cli_submit_batch_logs_cancel(fresh_db, topics, tmp_path):
         table = await asyncio.to_thread(run, "batch", str(batch_id))
         assert "hello" in table.output and "world" in table.output
 
-        from worker.blobs import log_path
+        from events.objectstore.gcs import GcsObjectStore
+        from events.objectstore.layout import log_key
 
         await asyncio.to_thread(_seed_attempt, fresh_db, batch_id)
-        path = log_path(tmp_path / "blobs", batch_id, 1, "a1", "main")
-        path.parent.mkdir(parents=True)
-        path.write_text("hello\n")
+        store = GcsObjectStore(endpoint=storage_endpoint)
+        try:
+            await store.put(live.system_bucket, log_key(batch_id, 1, "a1", "main"), b"hello\n")
+        finally:
+            await store.close()
         logs = await asyncio.to_thread(run, "logs", str(batch_id), "1")
         assert logs.exit_code == 0 and logs.output == "hello\n"
 

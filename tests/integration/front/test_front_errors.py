@@ -90,25 +90,25 @@ async def test_log_outage_is_503_and_the_retry_appends_the_same_events(front, mo
     from events.errors import LogError
 
     body = {"batch": batch(2, token="outage"), "bunch": dag(2), "job_groups": []}
-    real_publish = front.deps.publisher.publish
+    real_append = front.deps.publisher.append  # the log's side of publishing (encoding is the front's)
 
-    async def down(events):
+    async def down(messages):
         raise LogError("broker unreachable")
 
-    monkeypatch.setattr(front.deps.publisher, "publish", down)
+    monkeypatch.setattr(front.deps.publisher, "append", down)
     r = await front.client.post("/api/v1alpha/batches/create-fast", json=body)
     assert r.status_code == 503 and "retry" in r.json()["message"]
     assert await front.events() == []
 
     # the log is back, but the process "crashes" after appending and before recording
-    async def append_then_crash(events):
-        await real_publish(events)
+    async def append_then_crash(messages):
+        await real_append(messages)
         raise LogError("connection lost after the append")
 
-    monkeypatch.setattr(front.deps.publisher, "publish", append_then_crash)
+    monkeypatch.setattr(front.deps.publisher, "append", append_then_crash)
     assert (await front.client.post("/api/v1alpha/batches/create-fast", json=body)).status_code == 503
     first = [e.event_id for e in await front.events()]
-    monkeypatch.setattr(front.deps.publisher, "publish", real_publish)
+    monkeypatch.setattr(front.deps.publisher, "append", real_append)
     r = await front.client.post("/api/v1alpha/batches/create-fast", json=body)
     assert r.status_code == 200
     events = await front.events()

@@ -31,7 +31,7 @@ EXAMPLES_PER_OPERATION = 20
 
 
 @pytest.fixture(scope="module")
-def fuzz_front(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveFront, str]]:
+def fuzz_front(pg_url: str, storage_endpoint: str) -> Iterator[tuple[LiveFront, str]]:
     name = f"fuzz_{uuid.uuid4().hex[:12]}"
     url = create_database(pg_url, name)
     try:
@@ -44,7 +44,7 @@ def fuzz_front(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
 
         token = asyncio.run(user())
         topics = Topics(prefix=f"f{uuid.uuid4().hex[:10]}.")
-        with LiveFront(url, topics, tmp_path_factory.mktemp("blobs")) as live:
+        with LiveFront(url, topics, storage_endpoint) as live:
             headers = {"Authorization": f"Bearer {token}"}
             for i in range(3):
                 r = httpx.post(f"{live.url}/api/v1alpha/batches/create-fast", headers=headers, json={

@@ -41,12 +41,12 @@ async def _eventually(check, timeout_s: float = 15.0):
 
 @pytest.mark.parametrize("max_bunch_size", [1024, 1], ids=["create-fast", "bunched"])
 async def test_hail_client_submits_a_dag_reads_it_cancels_and_deletes(fresh_db, topics, tmp_path: Path,
-                                                                     max_bunch_size):
+                                                                     max_bunch_size, storage_endpoint):
     import aiohttp
     from hailtop.aiocloud.common import Session
 
     token = await _token(fresh_db)
-    with LiveFront(fresh_db, topics, tmp_path / "blobs") as live:
+    with LiveFront(fresh_db, topics, storage_endpoint) as live:
         session = Session(credentials=aioclient.HailExplicitTokenCredentials(token),
                           timeout=aiohttp.ClientTimeout(total=30))
         client = aioclient.BatchClient("test", live.url, session, {})

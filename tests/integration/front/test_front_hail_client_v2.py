@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from pathlib import Path
 
 import psycopg
 import pytest
@@ -40,14 +39,14 @@ async def _eventually(check, timeout_s: float = 15.0):
         await asyncio.sleep(0.1)
 
 
-async def test_hail_client_lists_batches_and_jobs_with_v2_queries(fresh_db, topics, tmp_path: Path):
+async def test_hail_client_lists_batches_and_jobs_with_v2_queries(fresh_db, topics, storage_endpoint: str):
     import aiohttp
     from hailtop import httpx as hail_httpx
     from hailtop.aiocloud.common import Session
 
     token = await _token(fresh_db)
     tag, prefix = secrets.token_urlsafe(16), secrets.token_urlsafe(8)
-    with LiveFront(fresh_db, topics, tmp_path / "blobs") as live:
+    with LiveFront(fresh_db, topics, storage_endpoint) as live:
         session = Session(credentials=aioclient.HailExplicitTokenCredentials(token),
                           timeout=aiohttp.ClientTimeout(total=30))
         client = aioclient.BatchClient("test", live.url, session, {})

@@ -13,8 +13,8 @@ from events.log import partition_for
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 
 
-async def test_events_land_in_the_batch_partition_in_order(fresh_db, kafka_log, topics, tmp_path):
-    async for front in make_front(fresh_db, kafka_log, topics, tmp_path / "blobs"):
+async def test_events_land_in_the_batch_partition_in_order(fresh_db, kafka_log, topics, gcs_store, bucket_name):
+    async for front in make_front(fresh_db, kafka_log, topics, gcs_store, bucket_name):
         r = await front.client.post("/api/v1alpha/batches/create-fast",
                                     json={"batch": batch(3), "bunch": dag(3), "job_groups": []})
         assert r.status_code == 200, r.text

@@ -71,6 +71,8 @@ def cancel_log() -> tuple[list[Event], list[Event]]:
 
     for job_id in range(1, RUNNING + 1):
         place(job_id)
+    r.settle()  # the resolver's verdicts: a worker gets its assignment only after the acceptance is in the log
+    for job_id in range(1, RUNNING + 1):
         r.append(b.mjs(job_id, f"a{job_id}", instance=f"i-{job_id % N_INSTANCES}"))
     for job_id in range(1, SUCCEEDED + 1):
         r.append(b.mjc(job_id, f"a{job_id}", "Success", instance=f"i-{job_id % N_INSTANCES}"))

@@ -14,6 +14,8 @@ from events.codec import Codec
 from events.log import EventLog, Message, Position
 from events.publisher import Publisher
 from events.topics import Topics
+from projections.readmodel import fold as fold_module
+from projections.readmodel import ops
 from projections.readmodel.convert import convert
 from projections.readmodel.fold import ReadModel
 from projections.readmodel.service import run_readmodel
@@ -28,7 +30,7 @@ SHAPE = StreamShape(n_batches=6, jobs_per_batch=40, n_instances=3, p_retry=0.1, 
 
 
 async def ends(log: EventLog, topics: Topics) -> dict[tuple[str, int], int]:
-    return {(t, p): e for t in (topics.batch, topics.instance) for p, e in (await log.end_offsets(t)).items()}
+    return {(t, p): e for t in topics.fold_topics for p, e in (await log.end_offsets(t)).items()}
 
 
 def table_rows(url: str, schema: str = "public") -> dict[str, dict[tuple[Any, ...], dict[str, Any]]]:
@@ -55,7 +57,7 @@ async def test_tables_equal_the_pure_fold_for_any_chunking(memory_log: EventLog,
                         until=await ends(memory_log, topics))
     model = ReadModel()  # the same records, folded in log order without a database
     codec = Codec()
-    for topic in (topics.batch, topics.instance):
+    for topic in topics.fold_topics:
         for partition in range(await memory_log.partitions(topic)):
             for record in await memory_log.read(topic, partition, 0, timeout_ms=10):
                 model.apply_all(convert(codec.decode(record.value), Position(topic, partition, record.offset)))
@@ -135,3 +137,20 @@ async def test_verify_while_the_live_projector_keeps_applying(memory_log: EventL
     await live
     assert result.differences == []
     assert result.events > 0
+
+
+async def test_a_bug_in_the_fold_stops_the_projection_and_quarantines_nothing(memory_log: EventLog, topics: Topics,
+                                                                              readmodel_db: str, monkeypatch) -> None:
+    """Only an UnprojectableEvent is poison; a KeyError from the fold is a bug, which must be fixed,
+    not hidden by quarantining every event that meets it."""
+    await publish_stream(memory_log, topics)
+
+    def broken(self, op):  # type: ignore[no-untyped-def]
+        raise KeyError("time_ready")
+
+    monkeypatch.setattr(ReadModel, "_mark_ready", broken)
+    monkeypatch.setitem(fold_module._APPLY, ops.MarkJobReady, broken)
+    with pytest.raises(KeyError, match="time_ready"):
+        await run_readmodel(memory_log, topics, readmodel_db, until=await ends(memory_log, topics))
+    with psycopg.connect(readmodel_db) as conn:
+        assert conn.execute("SELECT count(*) FROM quarantine").fetchone() == (0,)

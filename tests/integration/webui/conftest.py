@@ -4,24 +4,23 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from starlette.testclient import TestClient
-from webui_seed import RecordingTransport, mounted_ui, seed
+from webui_seed import RecordingTransport, UiDb, mounted_ui, seed
 
 from deploy.postgres import create_database, drop_database
 
 
 @pytest.fixture(scope="module")
-def ui_db(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    """Seeded once per module: the UI only reads, so its tests can share one database."""
+def ui_db(pg_url: str, storage_endpoint: str) -> Iterator[UiDb]:
+    """Seeded once per module: the UI only reads, so its tests can share one database and bucket."""
     name = f"webui_{uuid.uuid4().hex[:12]}"
     url = create_database(pg_url, name)
-    blob_root = tmp_path_factory.mktemp("webui") / "blobs"
-    seed(url, blob_root)
+    db = UiDb(url, storage_endpoint, f"webui-{uuid.uuid4().hex[:12]}")
+    seed(db)
     try:
-        yield url, blob_root
+        yield db
     finally:
         drop_database(pg_url, name)
 
@@ -32,7 +31,7 @@ def api() -> RecordingTransport:
 
 
 @pytest.fixture
-def client(ui_db: tuple[str, Path], api: RecordingTransport) -> Iterator[TestClient]:
+def client(ui_db: UiDb, api: RecordingTransport) -> Iterator[TestClient]:
     """The UI mounted at /ui, as the front end will mount it."""
     with mounted_ui(ui_db, api) as test_client:
         yield test_client

@@ -8,6 +8,7 @@ artifacts/screenshots/ (batch.png is the batch page) and are kept as test artefa
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
@@ -21,10 +22,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
 from webui_cdp import Browser, Page, find_or_install_chromium
-from webui_seed import ALICE_TOKEN
+from webui_seed import ALICE_TOKEN, UiDb
 
+from events.objectstore.gcs import GcsObjectStore
+from events.objectstore.layout import log_chunk_key
+from services.jobdata import JobData
 from services.webui import create_ui
-from worker.blobs import log_path
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -52,11 +55,11 @@ def recorder() -> CancelRecorder:
 
 
 @pytest.fixture(scope="module")
-def server(ui_db: tuple[str, Path], recorder: CancelRecorder) -> Iterator[str]:
-    url, blob_root = ui_db
+def server(ui_db: UiDb, recorder: CancelRecorder) -> Iterator[str]:
+    store = GcsObjectStore(endpoint=ui_db.storage_endpoint)
     app = Starlette(routes=[
         Route("/api/v1alpha/batches/{batch_id:int}/cancel", recorder.cancel, methods=["PATCH"]),
-        Mount("/ui", app=create_ui(url, blob_root)),
+        Mount("/ui", app=create_ui(ui_db.url, JobData(store, ui_db.bucket))),
     ])
     port = free_port()
     uvicorn_server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
@@ -73,6 +76,7 @@ def server(ui_db: tuple[str, Path], recorder: CancelRecorder) -> Iterator[str]:
     finally:
         uvicorn_server.should_exit = True
         thread.join(timeout=15)
+        asyncio.run(store.close())
 
 
 @pytest.fixture(scope="module")
@@ -88,6 +92,11 @@ def browser() -> Iterator[Browser]:
 def page(browser: Browser, server: str) -> Iterator[Page]:
     """A tab signed in as alice through the login form."""
     tab = browser.page()
+    # every document records what its Content-Security-Policy blocked (test_no_page_breaks_its_csp)
+    tab.send("Page.addScriptToEvaluateOnNewDocument", source=(
+        "window.__cspViolations = [];"
+        "document.addEventListener('securitypolicyviolation', e => window.__cspViolations.push("
+        "e.violatedDirective + ' ' + e.blockedURI + ' ' + e.sourceFile + ':' + e.lineNumber));"))
     try:
         tab.navigate(f"{server}/ui/batches")
         tab.wait_for("location.pathname === '/ui/login'")
@@ -117,12 +126,10 @@ def test_the_batch_page_shows_its_jobs(page: Page, server: str) -> None:
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
 
 
-def test_the_job_page_follows_a_running_log(page: Page, server: str, ui_db: tuple[str, Path]) -> None:
-    _, blob_root = ui_db
+def test_the_job_page_follows_a_running_log(page: Page, server: str, ui_db: UiDb) -> None:
     page.navigate(f"{server}/ui/batches/1/jobs/2")
     assert page.evaluate("document.querySelector('#log-main').textContent") == "step 1 of 3\n"
-    with log_path(blob_root, 1, 2, "a-2", "main").open("a") as log:
-        log.write("step 2 of 3\n")
+    ui_db.put(log_chunk_key(1, 2, "a-2", "main", 12), b"step 2 of 3\n")  # the worker ships the next chunk
     page.wait_for("document.querySelector('#log-main').textContent.includes('step 2 of 3')", timeout_s=10)
 
 
@@ -134,8 +141,9 @@ def test_the_job_page_plots_resource_usage(page: Page, server: str) -> None:
 
 def test_the_instances_page_shows_pool_utilisation(page: Page, server: str) -> None:
     page.navigate(f"{server}/ui/instances")
-    widths = page.evaluate("[...document.querySelectorAll('#pools .meter span')].map(s => s.style.width)")
-    assert widths == ["25%"]
+    values = page.evaluate("[...document.querySelectorAll('#pools meter.meter')].map(m => m.value)")
+    assert values == [0.25]
+    assert page.evaluate("document.querySelector('#pools meter.meter').getBoundingClientRect().width") > 20
     page.screenshot(SCREENSHOTS / "instances.png")
 
 
@@ -175,3 +183,14 @@ def test_the_pool_page_shows_the_autoscalers_decisions(page: Page, server: str) 
     assert rows == ["max_live_instances", ""]
     assert "local-b: 0/1 ok" in page.evaluate("document.querySelector('#zone-weights').textContent")
     page.screenshot(SCREENSHOTS / "pool.png")
+
+
+def test_no_page_breaks_its_content_security_policy(page: Page, server: str) -> None:
+    """Every page works under the UI's CSP: nothing on it is blocked and its stylesheet applies (its
+    script runs too: test_the_job_page_follows_a_running_log needs it)."""
+    for path in ("/ui/batches", "/ui/batches/1", "/ui/batches/1/jobs/1", "/ui/batches/1/jobs/2",
+                 "/ui/batches/1/jobs/3", "/ui/batches/1/job-groups/3", "/ui/instances", "/ui/pools/standard",
+                 "/ui/batches/999"):
+        page.navigate(f"{server}{path}")
+        assert page.evaluate("window.__cspViolations") == [], path
+        assert page.evaluate("getComputedStyle(document.querySelector('header.top')).display") == "flex", path

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from starlette.testclient import TestClient
-from webui_seed import ALICE_TOKEN, BOB_TOKEN, RecordingTransport, mounted_ui, sign_in
+from webui_seed import ALICE_TOKEN, BOB_TOKEN, RecordingTransport, UiDb, mounted_ui, sign_in
 
 from services.webui.session import COOKIE_NAME, csrf_token
 
@@ -103,7 +101,7 @@ def test_batches_filter_with_hails_current_query_language(client: TestClient, q:
     ("has:env", [1], [2]),
     ("user:bob", [], [1, 2, 3]),
 ])
-def test_a_ui_configured_for_v1_takes_the_legacy_language(ui_db: tuple[str, Path], api: RecordingTransport,
+def test_a_ui_configured_for_v1_takes_the_legacy_language(ui_db: UiDb, api: RecordingTransport,
                                                          q: str, shown: list[int], hidden: list[int]) -> None:
     with mounted_ui(ui_db, api, query_version=1) as client:
         sign_in(client)
@@ -126,7 +124,7 @@ def test_a_bad_query_is_a_400_that_names_the_term(client: TestClient) -> None:
     assert nul.status_code == 400 and "NUL" in nul.text
 
 
-def test_batches_page_through_older_batches(ui_db: tuple[str, Path], api: RecordingTransport) -> None:
+def test_batches_page_through_older_batches(ui_db: UiDb, api: RecordingTransport) -> None:
     with mounted_ui(ui_db, api, page_size=1) as client:
         _page_through_batches(client)
 
@@ -400,3 +398,16 @@ def test_a_ready_jobs_page_says_what_the_autoscaler_decided_for_its_pool(client:
     why = page[page.index('id="why-autoscaler"'):]
     assert "the pool is at max_live_instances (2 pending or active)" in why
     assert 'href="/ui/pools/standard"' in why
+
+
+# --- security headers ----------------------------------------------------------------------------
+
+def test_every_answer_carries_the_security_headers(client: TestClient) -> None:
+    sign_in(client)
+    for path in ("/ui/login", "/ui/batches", "/ui/batches/1/jobs/2/log/main", "/ui/batches/999", "/ui/static/ui.css",
+                 "/ui/batches?last_batch_id=x"):
+        headers = client.get(path).headers
+        csp = headers.get("content-security-policy", "")
+        assert "frame-ancestors 'none'" in csp and "script-src 'self'" in csp and "unsafe-inline" not in csp, path
+        assert headers.get("x-content-type-options") == "nosniff", path
+        assert headers.get("x-frame-options") == "DENY", path

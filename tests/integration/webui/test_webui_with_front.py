@@ -6,20 +6,22 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import httpx
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
 from events.log import EventLog
+from events.objectstore import ObjectStore
 from events.publisher import Publisher
 from events.topics import Topics
 from projections.readmodel.service import run_readmodel
 from services.front.app import create_app
 from services.front.deps import FrontDeps
+from services.front.job_files import FileAccess
 from services.front.server import apply_migrations
 from services.front.users import create_user
+from services.jobdata import JobData
 from services.webui import close_ui, create_ui
 from services.webui.session import csrf_token
 
@@ -27,20 +29,23 @@ pytestmark = pytest.mark.postgres
 
 
 async def project_everything(log: EventLog, topics: Topics, database_url: str) -> None:
-    until = {(t, p): end for t in (topics.batch, topics.instance) for p, end in (await log.end_offsets(t)).items()}
+    until = {(t, p): end for t in topics.fold_topics for p, end in (await log.end_offsets(t)).items()}
     await run_readmodel(log, topics, database_url, until=until)
 
 
 @pytest.fixture
-async def front(fresh_db: str, memory_log: EventLog, topics: Topics, tmp_path: Path) -> AsyncIterator[tuple]:
+async def front(fresh_db: str, memory_log: EventLog, topics: Topics, gcs_store: ObjectStore,
+                bucket_name: str) -> AsyncIterator[tuple]:
     await asyncio.to_thread(apply_migrations, fresh_db)
     pool = AsyncConnectionPool(fresh_db, min_size=1, max_size=4, open=False)
     await pool.open(wait=True)
     async with pool.connection() as conn:
         alice = await create_user(conn, "alice")
-    app = create_app(FrontDeps(pool=pool, publisher=Publisher(memory_log, topics), blob_root=tmp_path))
+    await gcs_store.create_bucket(bucket_name)
+    app = create_app(FrontDeps(pool=pool, publisher=Publisher(memory_log, topics),
+                               job_data=JobData(gcs_store, bucket_name), file_access=FileAccess(bucket_name)))
     # the UI reaches the API in-process, through the same app it is mounted in
-    ui = create_ui(fresh_db, tmp_path, api_transport=httpx.ASGITransport(app=app))
+    ui = create_ui(fresh_db, JobData(gcs_store, bucket_name), api_transport=httpx.ASGITransport(app=app))
     app.mount("/ui", ui)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://front") as client:
         yield client, alice.token

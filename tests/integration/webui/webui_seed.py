@@ -1,11 +1,13 @@
-"""A read-model database seeded with two users' batches, and a blob store with one attempt's logs and usage.
+"""A read-model database seeded with two users' batches, and squall's bucket (in the session's GCS-API
+server) with one attempt's logs and usage.
 
 The schema is the real one: projections/migrations plus services/front/migrations, applied with
 projections.db.migrate, so the UI is tested against the tables the projections and front end create.
 
 alice (token ALICE_TOKEN):
   batch 1 "nightly-align", running: job 1 Success (2 attempts: instance lost, then success; logs and
-           usage on disk), job 2 Running (live log on disk), job 3 Ready (a scheduling explanation),
+           usage in the store), job 2 Running (its log's chunks so far in the store; its instance w-1
+           announced no agent endpoint), job 3 Ready (a scheduling explanation),
            job 4 Failed (exit 1); jobs 1-2 in the root group, job 3 in align › stage-1 (group 2),
            job 4 in align › stage-2 (group 3)
   batch 2 complete and successful, one job;   batch 4 deleted (never shown)
@@ -16,10 +18,12 @@ decisions for pool "standard" (pool_decisions), the last held back at max_live_i
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -37,11 +41,13 @@ from events.catalog import (
     StepTiming,
 )
 from events.log import Position
+from events.objectstore.gcs import GcsObjectStore
+from events.objectstore.layout import log_chunk_key, log_key, resource_usage_key
 from projections.db import READMODEL_MIGRATIONS, migrate
 from projections.readmodel.convert import convert, worker_status
 from projections.readmodel.ops import RecordPoolDecision
+from services.jobdata import JobData
 from services.webui import create_ui
-from worker.blobs import log_path, resource_usage_path
 from worker.runtime import UsageSample
 from worker.usage import UsageSeries
 
@@ -121,7 +127,25 @@ def pool_decisions() -> list[PoolScalingDecided]:
     return [first, second]
 
 
-def seed(url: str, blob_root: Path) -> None:
+@dataclass(frozen=True)
+class UiDb:
+    url: str
+    storage_endpoint: str
+    bucket: str  # squall's own bucket for these tests
+
+    def put(self, key: str, data: bytes) -> None:
+        async def put() -> None:
+            store = GcsObjectStore(endpoint=self.storage_endpoint)
+            try:
+                await store.create_bucket(self.bucket)
+                await store.put(self.bucket, key, data)
+            finally:
+                await store.close()
+        asyncio.run(put())
+
+
+def seed(db: UiDb) -> None:
+    url = db.url
     migrate(url, [READMODEL_MIGRATIONS, FRONT_MIGRATIONS])
     with psycopg.connect(url) as conn:
         for name, token in (("alice", ALICE_TOKEN), ("bob", BOB_TOKEN)):
@@ -185,17 +209,13 @@ def seed(url: str, blob_root: Path) -> None:
             _insert(conn, "pool_decisions", topic=op.topic, partition=op.partition, offset=op.offset, pool=op.pool,
                     event_id=op.event_id, occurred_at=op.occurred_at, producer=op.producer, decision=op.decision)
 
-    main_log = log_path(blob_root, 1, 1, "a-1b", "main")
-    main_log.parent.mkdir(parents=True, exist_ok=True)
-    main_log.write_text(MAIN_LOG)
-    live_log = log_path(blob_root, 1, 2, "a-2", "main")
-    live_log.parent.mkdir(parents=True, exist_ok=True)
-    live_log.write_text("step 1 of 3\n")
+    db.put(log_key(1, 1, "a-1b", "main"), MAIN_LOG.encode())
+    db.put(log_chunk_key(1, 2, "a-2", "main", 0), b"step 1 of 3\n")  # shipped so far by a running step
     usage = UsageSeries()  # what the worker writes: cpu from cumulative ns, memory growing
     for i in range(10):
         usage.add(T0 + 5_000 + i * 1_000, UsageSample(cpu_usage_ns=i * i * 50_000_000, memory_bytes=(100 + 10 * i) << 20),
                   io_bytes=0)
-    resource_usage_path(blob_root, 1, 1, "a-1b", "main").write_bytes(usage.to_json())
+    db.put(resource_usage_key(1, 1, "a-1b", "main"), usage.to_json())
 
 
 def sign_in(client: TestClient, token: str = ALICE_TOKEN) -> None:
@@ -218,10 +238,14 @@ class RecordingTransport:
 
 
 @contextmanager
-def mounted_ui(ui_db: tuple[str, Path], api: RecordingTransport, page_size: int = 50,
+def mounted_ui(ui_db: UiDb, api: RecordingTransport, page_size: int = 50,
                query_version: int = 2) -> Iterator[TestClient]:
-    url, blob_root = ui_db
-    ui = create_ui(url, blob_root, api_transport=api.transport(), page_size=page_size, query_version=query_version)
+    store = GcsObjectStore(endpoint=ui_db.storage_endpoint)
+    ui = create_ui(ui_db.url, JobData(store, ui_db.bucket), api_transport=api.transport(), page_size=page_size,
+                   query_version=query_version)
     front = Starlette(routes=[Mount("/ui", app=ui)])
-    with TestClient(front, follow_redirects=False) as test_client:
-        yield test_client
+    try:
+        with TestClient(front, follow_redirects=False) as test_client:
+            yield test_client
+    finally:
+        asyncio.run(store.close())

@@ -4,28 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-from pathlib import Path
 
 import pytest
 
 from events import failures
+from events.objectstore.layout import log_key, resource_usage_key
 from tests.integration.worker.conftest import PYTHON
 from tests.unit.worker.factories import MIB, assignment
-from worker.attempt import Attempt, AttemptServices, WorkerLimits
-from worker.blobs import LocalBlobStore, log_path, resource_usage_path
-from worker.clock import SystemClock
-from worker.scratch import ScratchManager
-from worker.storage import StorageRouter
+from worker.attempt import Attempt, AttemptServices
 
 pytestmark = pytest.mark.podman
-
-
-@pytest.fixture
-def services(podman, tmp_path: Path, instance_name: str) -> AttemptServices:
-    return AttemptServices(
-        instance_name=instance_name, runtime=podman, scratch=ScratchManager(tmp_path / "scratch", mode="loop"),
-        storage=StorageRouter(), blobs=LocalBlobStore(tmp_path / "blobs"), clock=SystemClock(),
-        limits=WorkerLimits(pids_limit=64, scratch_per_core_bytes=64 * MIB, scratch_cap_bytes=16 * MIB))
 
 
 async def run(services: AttemptServices, a, kill_after_s: float | None = None):
@@ -38,8 +26,9 @@ async def run(services: AttemptServices, a, kill_after_s: float | None = None):
         await attempt.cleanup()
 
 
-def main_log(services: AttemptServices, a) -> str:
-    return log_path(services.blobs.root, a.batch_id, a.job_id, a.attempt_id, "main").read_text()
+async def main_log(services: AttemptServices, a) -> str:
+    r = services.records
+    return (await r.store.get(r.bucket, log_key(a.batch_id, a.job_id, a.attempt_id, "main"))).decode()
 
 
 async def test_success_with_env_log_and_usage(services, instance_name) -> None:
@@ -47,12 +36,13 @@ async def test_success_with_env_log_and_usage(services, instance_name) -> None:
                    env={"X": "42"})
     o = await run(services, a)
     assert (o.outcome, o.exit_code, o.failure_cause, o.out_of_memory) == ("Success", 0, None, False)
-    assert main_log(services, a) == f"job={a.job_id} attempt=a1 x=42\n"
+    assert await main_log(services, a) == f"job={a.job_id} attempt=a1 x=42\n"
     assert [s.name for s in o.steps] == ["input", "main", "output"]
     main = o.steps[1]
     assert main.state == "succeeded" and main.started_at <= main.ended_at
     assert {"pulling", "creating", "running"} <= set(main.timing)
-    usage = json.loads(resource_usage_path(services.blobs.root, a.batch_id, a.job_id, "a1", "main").read_text())
+    r = services.records
+    usage = json.loads(await r.store.get(r.bucket, resource_usage_key(a.batch_id, a.job_id, "a1", "main")))
     assert usage["columns"][0] == "time_msecs" and len(usage["data"]) >= 1
     assert o.resource_usage is not None and o.resource_usage.max_memory_bytes > 0
     assert await services.runtime.list_by_label("squall.attempt", f"{a.batch_id}-{a.job_id}-a1") == []
@@ -94,7 +84,7 @@ async def test_pids_limit_stops_fork_bombs(services, instance_name) -> None:
     a = assignment(instance_name, ("python3", "-c", script), image=PYTHON)
     o = await run(services, a)
     assert (o.outcome, o.exit_code) == ("Failed", 9)
-    assert 50 < int(main_log(services, a).strip()) < 64  # the limit is 64 processes, python included
+    assert 50 < int((await main_log(services, a)).strip()) < 64  # the limit is 64 processes, python included
 
 
 @pytest.mark.parametrize(("network", "has_default_route", "has_interface"),
@@ -104,32 +94,36 @@ async def test_network_isolation(services, instance_name, network, has_default_r
     a = assignment(instance_name, ("sh", "-c", "cat /proc/net/route; ls /sys/class/net"), network=network)
     o = await run(services, a)
     assert o.outcome == "Success"
-    out = main_log(services, a)
+    out = await main_log(services, a)
     routes = [line.split()[1] for line in out.splitlines()[1:] if line.startswith("eth") and "\t" in line]
     assert ("00000000" in routes) is has_default_route
     assert ("eth0" in out) is has_interface
 
 
-async def test_input_and_output_files(services, instance_name, tmp_path: Path) -> None:
-    src = tmp_path / "in.txt"
-    src.write_text("hello\n")
-    out = tmp_path / "results" / "out.txt"
+async def test_input_and_output_files(services, instance_name) -> None:
+    store, data = services.records.store, services.data_bucket
+    await store.put(data, "in/in.txt", b"hello\n")
     a = assignment(instance_name, ("sh", "-c", "tr a-z A-Z < /io/data/in.txt > /io/out.txt"),
-                   input_files=[(f"file://{src}", "/io/data/in.txt")], output_files=[("/io/out.txt", str(out))])
+                   input_files=[(f"gs://{data}/in/in.txt", "/io/data/in.txt")],
+                   output_files=[("/io/out.txt", f"gs://{data}/results/out.txt")])
     o = await run(services, a)
     assert o.outcome == "Success" and [s.state for s in o.steps] == ["succeeded", "succeeded", "succeeded"]
-    assert out.read_text() == "HELLO\n"
+    assert await store.get(data, "results/out.txt") == b"HELLO\n"
 
 
-async def test_missing_input_is_error_and_output_escape_is_refused(services, instance_name, tmp_path) -> None:
-    o = await run(services, assignment(instance_name, ("true",), input_files=[(str(tmp_path / "nope"), "/io/x")]))
+async def test_missing_input_is_failed_and_output_escape_is_refused(services, instance_name, tmp_path) -> None:
+    data = services.data_bucket
+    o = await run(services, assignment(instance_name, ("true",), input_files=[(f"gs://{data}/nope", "/io/x")]))
+    assert (o.outcome, o.failure_cause, o.error) == ("Failed", failures.INPUT_NOT_FOUND, f"input gs://{data}/nope not found")
+    assert [s.state for s in o.steps] == ["failed", "skipped", "skipped"]
+    # host paths never reach a copy, even if a spec naming one got into the log somehow
+    o = await run(services, assignment(instance_name, ("true",), input_files=[("/etc/shadow", "/io/x")]))
     assert (o.outcome, o.failure_cause) == ("Error", failures.INPUT_FAILED)
-    assert [s.state for s in o.steps] == ["error", "skipped", "skipped"]
-    stolen = tmp_path / "stolen"
-    a = assignment(instance_name, ("ln", "-s", "/etc/shadow", "/io/link"), output_files=[("/io/link", str(stolen))])
+    a = assignment(instance_name, ("ln", "-s", "/etc/shadow", "/io/link"),
+                   output_files=[("/io/link", f"gs://{data}/stolen")])
     o = await run(services, a)
     assert (o.outcome, o.failure_cause) == ("Error", failures.OUTPUT_FAILED)
-    assert not stolen.exists()
+    assert not await services.records.store.exists(data, "stolen")
 
 
 async def test_kill_mid_run_is_cancelled_within_seconds(services, instance_name) -> None:
@@ -158,4 +152,4 @@ async def test_cpu_quota_limits_a_busy_loop(services, instance_name) -> None:
                                    "print(round(sum(os.times()[:2]) / 1.5, 2))"), image=PYTHON, cores_mcpu=250)
     o = await run(services, a)
     assert o.outcome == "Success"
-    assert float(main_log(services, a).strip()) < 0.4
+    assert float((await main_log(services, a)).strip()) < 0.4

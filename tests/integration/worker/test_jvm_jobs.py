@@ -10,14 +10,15 @@ from pathlib import Path
 import pytest
 
 from events import failures
+from events.objectstore.layout import log_key
 from tests.integration.worker.conftest import PYTHON
 from tests.unit.worker.factories import MIB, assignment
 from worker.attempt import Attempt, AttemptServices
-from worker.blobs import LocalBlobStore, log_path
 from worker.clock import SystemClock
 from worker.jvm_pool import JvmPool, compile_entryway, default_java_home
+from worker.records import AttemptRecords
 from worker.scratch import ScratchManager
-from worker.storage import StorageRouter
+from worker.storage import JobFiles, SharedStore
 
 pytestmark = pytest.mark.podman
 
@@ -49,23 +50,38 @@ def job_jar(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-async def services(podman, tmp_path: Path, instance_name: str):
+async def jar_url(worker_store, job_jar: Path) -> str:  # type: ignore[no-untyped-def]
+    """The job's jar as a gs:// object (a JVM job's jar_url, like every job file, is never a host path)."""
+    store, _, data = worker_store
+    await store.upload_file(data, "jars/job.jar", job_jar)
+    return f"gs://{data}/jars/job.jar"
+
+
+@pytest.fixture
+async def services(podman, tmp_path: Path, instance_name: str, worker_store):  # type: ignore[no-untyped-def]
+    store, system, _ = worker_store
     java_home = default_java_home()
     pool = JvmPool(runtime=podman, instance_name=instance_name, work_dir=tmp_path / "jvm",
                    socket_dir=Path("/run/squall") / f"jvm-{instance_name}", image=PYTHON, java_home=java_home,
                    entryway_dir=compile_entryway(Path.home() / ".cache" / "squall" / "jvm-entryway", java_home))
     s = AttemptServices(instance_name=instance_name, runtime=podman,
-                        scratch=ScratchManager(tmp_path / "scratch", mode="directory"), storage=StorageRouter(),
-                        blobs=LocalBlobStore(tmp_path / "blobs"), clock=SystemClock(), jvm=pool)
+                        scratch=ScratchManager(tmp_path / "scratch", mode="directory"),
+                        files=JobFiles(SharedStore(store)), records=AttemptRecords(store, system, tmp_path / "spool"),
+                        clock=SystemClock(), jvm=pool)
     try:
         yield s
     finally:
         await pool.close()
 
 
-def jvm_job(instance_name: str, jar: Path, *args: str, **kw):
-    return assignment(instance_name, tuple(args), image=None, process_type="jvm", jar_url=f"file://{jar}",
+def jvm_job(instance_name: str, jar_url: str, *args: str, **kw):
+    return assignment(instance_name, tuple(args), image=None, process_type="jvm", jar_url=jar_url,
                       cores_mcpu=1000, memory_bytes=512 * MIB, **kw)
+
+
+async def main_log(services: AttemptServices, a) -> str:
+    r = services.records
+    return (await r.store.get(r.bucket, log_key(a.batch_id, a.job_id, "a1", "main"))).decode()
 
 
 async def run(services, a, kill_after_s=None):
@@ -78,35 +94,35 @@ async def run(services, a, kill_after_s=None):
         await attempt.cleanup()
 
 
-async def test_jvm_jobs_run_in_a_warm_reused_jvm_with_outcomes_like_containers(services, instance_name, job_jar):
-    ok = jvm_job(instance_name, job_jar, "hello", "a", "b")
+async def test_jvm_jobs_run_in_a_warm_reused_jvm_with_outcomes_like_containers(services, instance_name, jar_url):
+    ok = jvm_job(instance_name, jar_url, "hello", "a", "b")
     o = await run(services, ok)
     assert (o.outcome, o.exit_code) == ("Success", 0)
-    assert log_path(services.blobs.root, ok.batch_id, ok.job_id, "a1", "main").read_text() == "hello from hello,a,b\n"
+    assert await main_log(services, ok) == "hello from hello,a,b\n"
     warm = services.jvm._idle[(1000, 512 * MIB)][0].container_id
 
     loop = asyncio.get_running_loop()
     t0 = loop.time()
-    o = await run(services, jvm_job(instance_name, job_jar, "hello"))
+    o = await run(services, jvm_job(instance_name, jar_url, "hello"))
     assert o.outcome == "Success" and loop.time() - t0 < 2.0  # no JVM start: the warm one ran it
     assert services.jvm._idle[(1000, 512 * MIB)][0].container_id == warm
 
-    thrown = jvm_job(instance_name, job_jar, "throw")
+    thrown = jvm_job(instance_name, jar_url, "throw")
     o = await run(services, thrown)
     assert (o.outcome, o.exit_code, o.failure_cause) == ("Failed", 1, failures.NONZERO_EXIT)
     assert "job failed on purpose" in o.error
-    assert "IllegalStateException" in log_path(services.blobs.root, thrown.batch_id, thrown.job_id, "a1", "main").read_text()
+    assert "IllegalStateException" in await main_log(services, thrown)
 
-    o = await run(services, jvm_job(instance_name, job_jar, "exit"))
+    o = await run(services, jvm_job(instance_name, jar_url, "exit"))
     assert (o.outcome, o.exit_code) == ("Failed", 3)  # System.exit ends the JVM: its exit status counts
     assert services.jvm._idle[(1000, 512 * MIB)] == []  # the warm JVM ran it and died: not pooled again
 
 
-async def test_jvm_job_kill_and_timeout(services, instance_name, job_jar):
+async def test_jvm_job_kill_and_timeout(services, instance_name, jar_url):
     t0 = asyncio.get_running_loop().time()
-    o = await run(services, jvm_job(instance_name, job_jar, "sleep"), kill_after_s=3.0)
+    o = await run(services, jvm_job(instance_name, jar_url, "sleep"), kill_after_s=3.0)
     assert (o.outcome, o.failure_cause) == ("Cancelled", failures.KILLED)
     assert asyncio.get_running_loop().time() - t0 < 15
-    o = await run(services, jvm_job(instance_name, job_jar, "sleep", timeout_s=3.0))
+    o = await run(services, jvm_job(instance_name, jar_url, "sleep", timeout_s=3.0))
     assert (o.outcome, o.failure_cause) == ("Error", failures.TIMED_OUT)
     assert await services.runtime.list_by_label("squall.role", f"jvm-{instance_name}") == []

@@ -35,6 +35,7 @@ DETAILS = {
     Reason.JOB_PRIVATE_LIMIT: {"limit": 300, "machine_type": "n1-highmem-8"},
     Reason.WAITING_FOR_PARENTS: {"n_pending_parents": 3},
     Reason.CREATING: {"machine_type": "n1-standard-4"},
+    Reason.NO_POOL_FITS: {"misfit": "no pool can ever run this job: it needs 4 cores"},
 }
 EXPECTED_FRAGMENTS = {
     Reason.BACKOFF: "not before 2023-11-14T22:13:20.123Z",
@@ -46,6 +47,7 @@ EXPECTED_FRAGMENTS = {
     Reason.JOB_PRIVATE_LIMIT: "limited to 300 per scheduling cycle",
     Reason.WAITING_FOR_PARENTS: "waiting for 3 parent job(s)",
     Reason.CREATING: "n1-standard-4",
+    Reason.NO_POOL_FITS: "no pool can ever run this job: it needs 4 cores",
 }
 
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from lifecycle_world import SPEC, Builder, World, of_type
+from lifecycle_world import PRODUCER, SPEC, Builder, World, of_type
 
 from events.catalog import AttemptAssigned, AttemptKillRequested, JobBecameReady, JobCompleted, JobCreating
 from events.core.backoff import BASE_DELAY_MS, MAX_DELAY_MS, jitter_fraction, retry_delay_ms
-from events.core.lifecycle import CANCELLED, CREATING, ERROR, FAILED, READY, RUNNING, SUCCESS
+from events.core.lifecycle import CANCELLED, CREATING, ERROR, FAILED, READY, RUNNING, SUCCESS, react
 from events.failures import SYSTEM_FAILURES
 
 
@@ -110,6 +110,8 @@ def test_a_completion_before_the_start_report_is_accepted():
     ("Failed", "out_of_memory", 137, FAILED),
     ("Error", "timed_out", None, ERROR),
     ("Error", "image_not_found", None, ERROR),
+    ("Error", "invalid_image_reference", None, ERROR),
+    ("Error", "container_spec_invalid", None, ERROR),  # e.g. /bin/bash is not in the image: never retried
     ("Cancelled", "killed", None, CANCELLED),
 ])
 def test_user_failures_and_non_retryable_errors_are_final(outcome, cause, exit_code, final):
@@ -156,6 +158,22 @@ def test_a_system_failure_of_a_cancelled_job_completes_it_as_cancelled():
     assert len(of_type(w.settle(), AttemptKillRequested)) == 1
     w.append(b.mjc(1, "a1", "Error", "instance_lost", None))
     assert [e.state for e in of_type(w.settle(), JobCompleted)] == [CANCELLED]
+
+
+def test_placed_and_cancelled_before_the_resolver_reacted_the_worker_gets_the_assignment_then_the_kill():
+    """The SJ and the BatchCancelled land in one step: no AttemptAssigned went out yet. A kill alone
+    names an attempt the worker never heard of and ends nothing: the job would stay Running."""
+    b, w = ready_job()
+    w.append(b.cancel())
+    [batch_cancelled] = [e for e in react(w.state, PRODUCER) if e.TOPIC == "batch"]
+    w.state.clear_dirty()
+    w.append(b.sj(1, "a1"), batch_cancelled)
+    out = react(w.state, PRODUCER)
+    kinds = [(type(e).__name__, getattr(e, "attempt_id", None)) for e in out if e.TOPIC == "assignment"]
+    assert kinds == [("AttemptAssigned", "a1"), ("AttemptKillRequested", "a1")]
+    w.state.clear_dirty()
+    w.append(b.mjs(1, "a1"))
+    assert not of_type(w.settle(), AttemptAssigned), "started: never assigned again"
 
 
 def test_an_always_run_job_keeps_running_when_the_batch_is_cancelled():

@@ -9,7 +9,9 @@ from events.catalog import (
     InstanceDeleted,
     InstanceHeartbeat,
     InstanceRequested,
+    JobAttemptAccepted,
     JobAttemptCompleted,
+    JobAttemptRefused,
     JobAttemptScheduled,
     JobBecameReady,
     JobCancelled,
@@ -47,6 +49,28 @@ def scheduled(job: int, attempt: str, instance: str, batch: int = 1, epoch: int 
 def creating(job: int, attempt: str, instance: str, batch: int = 1, epoch: int = 1) -> JobCreating:
     return JobCreating(event_id=f"cr{attempt}", occurred_at=0, producer="t", batch_id=batch, job_id=job,
                        attempt_id=attempt, instance_name=instance, scheduler_epoch=epoch, user="alice")
+
+
+def accepted(decision: JobAttemptScheduled | JobCreating) -> JobAttemptAccepted:
+    """The resolver's verdict that the decision counts (what events/core/react publishes)."""
+    if isinstance(decision, JobCreating):
+        state, cores, memory, storage = "Creating", 1000, GIB, 0
+    else:
+        state, cores, memory, storage = "Running", decision.cores_mcpu, decision.memory_bytes, decision.storage_gib
+    return JobAttemptAccepted(event_id=f"ok{decision.event_id}", occurred_at=decision.occurred_at, producer="t",
+                              causation_id=decision.event_id, batch_id=decision.batch_id, job_id=decision.job_id,
+                              attempt_id=decision.attempt_id, instance_name=decision.instance_name, state=state,
+                              scheduler_epoch=decision.scheduler_epoch, cores_mcpu=cores, memory_bytes=memory,
+                              storage_gib=storage)
+
+
+def refused(decision: JobAttemptScheduled | JobCreating, reason: str = "cancelled") -> JobAttemptRefused:
+    state = "Creating" if isinstance(decision, JobCreating) else "Running"
+    return JobAttemptRefused(event_id=f"no{decision.event_id}.{decision.scheduler_epoch}",
+                             occurred_at=decision.occurred_at, producer="t", causation_id=decision.event_id,
+                             batch_id=decision.batch_id, job_id=decision.job_id, attempt_id=decision.attempt_id,
+                             instance_name=decision.instance_name, state=state,
+                             scheduler_epoch=decision.scheduler_epoch, reason=reason)
 
 
 def attempt_done(job: int, attempt: str, instance: str, batch: int = 1, at: int = 0,

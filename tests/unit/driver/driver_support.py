@@ -229,6 +229,9 @@ class SimProvider:
     async def list(self):  # type: ignore[no-untyped-def]
         return []
 
+    async def heal(self) -> list[str]:
+        return []
+
     async def close(self) -> None:
         pass
 

@@ -22,7 +22,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
+from services.providers.gce_startup import WorkerBootstrap
+
 _ZONE_PATH = re.compile(r"^/compute/v1/projects/(?P<project>[^/]+)/zones/(?P<zone>[^/]+)/(?P<rest>.+)$")
+
+
+# what every fake VM is told to install and trust (the provider refuses to create VMs without it)
+BOOTSTRAP = WorkerBootstrap(wheel_url="gs://ctl/squall/releases/ab12/squall-0.1.0-py3-none-any.whl",
+                            wheel_sha256="ab12", kafka_ca_pem="-----BEGIN CERTIFICATE-----\n...",
+                            kafka_password_secret="projects/proj/secrets/squall-worker/versions/latest")
 
 
 @dataclass

@@ -29,7 +29,7 @@ from tests.unit.driver.driver_events import (
     ready,
     requested,
 )
-from tests.unit.driver.fake_compute import FakeCompute, FakeComputeServer
+from tests.unit.driver.fake_compute import BOOTSTRAP, FakeCompute, FakeComputeServer
 
 POOL = PoolConfig(name="standard", worker_type="standard", preemptible=True, worker_cores=4, storage_gib=100,
                   min_instances=1, max_instances=5, max_new_per_loop=3, idle_time_ms=10_000, region="us-central1")
@@ -62,6 +62,9 @@ class MemoryProvider:
 
     async def list(self) -> list[ProviderInstance]:
         return [ProviderInstance(n, f"mem/{n}", self.status.get(n, "running")) for n in self.instances]
+
+    async def heal(self) -> list[str]:
+        return []
 
     async def close(self) -> None:
         pass
@@ -187,7 +190,7 @@ async def test_with_the_gce_provider_it_inserts_and_deletes_the_right_vms(memory
     with FakeComputeServer(FakeCompute(exhausted_zones=exhausted, fail_next_posts=1)) as server:
         gce = GceProvider(GceSettings(project="proj", zones=zones,
                                       kafka_bootstrap="10.0.0.2:9092", api_endpoint=server.endpoint,
-                                      operation_poll_s=0.01))
+                                      operation_poll_s=0.01, bootstrap=BOOTSTRAP))
         pool = PoolConfig(name="standard", worker_type="standard", preemptible=True, worker_cores=4, min_instances=0,
                           max_instances=2, idle_time_ms=1000, region="us-central1")
         autoscaler, publisher = await make(memory_log, topics, gce, clock, pool=pool)

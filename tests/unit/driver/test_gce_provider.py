@@ -6,7 +6,7 @@ import pytest
 
 from services.providers.base import InstanceSpec, ProviderError, QuotaExceeded, ZoneExhausted
 from services.providers.gce import GceProvider, GceSettings
-from tests.unit.driver.fake_compute import FakeCompute, FakeComputeServer
+from tests.unit.driver.fake_compute import BOOTSTRAP, FakeCompute, FakeComputeServer
 
 GIB = 1024**3
 
@@ -19,7 +19,7 @@ def spec(name: str = "squall-standard-abc", preemptible: bool = True, region: st
 def provider(server: FakeComputeServer, zones: tuple[str, ...] = ("us-central1-a", "us-central1-b")) -> GceProvider:
     return GceProvider(GceSettings(project="proj", zones=zones, kafka_bootstrap="10.0.0.2:9092",
                                    topic_prefix="prod.", api_endpoint=server.endpoint, operation_poll_s=0.01,
-                                   operation_wait_s=5.0, exhausted_zone_pause_s=60.0))
+                                   operation_wait_s=5.0, exhausted_zone_pause_s=60.0, bootstrap=BOOTSTRAP))
 
 
 async def test_insert_sends_machine_type_disks_labels_spot_scheduling_and_startup_metadata() -> None:
@@ -42,7 +42,10 @@ async def test_insert_sends_machine_type_disks_labels_spot_scheduling_and_startu
         assert metadata["squall-kafka-bootstrap"] == "10.0.0.2:9092"
         assert metadata["squall-topic-prefix"] == "prod."
         assert metadata["squall-cores"] == "16" and metadata["squall-pool"] == "standard"
-        assert "python -m worker" in metadata["startup-script"]
+        assert "-m worker" in metadata["startup-script"]
+        assert (metadata["squall-wheel-url"], metadata["squall-wheel-sha256"]) == (BOOTSTRAP.wheel_url, "ab12")
+        assert metadata["squall-kafka-password-secret"] == BOOTSTRAP.kafka_password_secret
+        assert "squall-kafka-password" not in metadata and "squall-package" not in metadata
         polls = [c for c in server.fake.calls if c.path.startswith("operations/")]
         assert len(polls) == 2  # it waited for the operation to finish
         await gce.close()
@@ -93,7 +96,8 @@ async def test_transient_errors_are_retried_with_the_same_request_id() -> None:
 async def test_an_operation_still_running_counts_as_accepted() -> None:
     with FakeComputeServer(FakeCompute(polls_until_done=10**6)) as server:
         gce = GceProvider(GceSettings(project="proj", zones=("us-central1-a",), kafka_bootstrap="k:9092",
-                                      api_endpoint=server.endpoint, operation_poll_s=0.01, operation_wait_s=0.1))
+                                      api_endpoint=server.endpoint, operation_poll_s=0.01, operation_wait_s=0.1,
+                                      bootstrap=BOOTSTRAP))
         created = await gce.create(spec())
         assert created.status == "provisioning"
         await gce.close()

@@ -9,6 +9,7 @@ from projections.scheduling.state import SchedulingState
 from services.health.detector import HealthSettings, lost_instance_events
 from services.scheduler.plan import Reservation, plan_cycle, private_instance_name
 from tests.unit.driver.driver_events import (
+    accepted,
     activated,
     created,
     creating,
@@ -32,8 +33,13 @@ def fold(*events) -> SchedulingState:  # type: ignore[no-untyped-def]
 # ---- health ------------------------------------------------------------------------------------
 
 def test_a_silent_instance_is_deactivated_and_each_of_its_attempts_ends_as_instance_lost() -> None:
+    sj1, sj2 = scheduled(1, "a1", "w1"), scheduled(2, "a2", "w1")
     state = fold(activated("w1", at=0), activated("w2", at=0), created(1), created(2), ready(1), ready(2),
-                 scheduled(1, "a1", "w1"), scheduled(2, "a2", "w1"), heartbeat("w1", 100), heartbeat("w2", 1500))
+                 sj1, sj2, heartbeat("w1", 100), heartbeat("w2", 1500))
+    # not judged yet: nothing to end (the MJC would come before the verdict that accepts the attempt)
+    assert [type(e) for e in lost_instance_events(state, 1101, SETTINGS)] == [InstanceDeactivated]
+    state.apply(accepted(sj1))
+    state.apply(accepted(sj2))
     assert lost_instance_events(state, 1100, SETTINGS) == []
     events = lost_instance_events(state, 1101, SETTINGS)
     [deact] = [e for e in events if isinstance(e, InstanceDeactivated)]
@@ -44,10 +50,32 @@ def test_a_silent_instance_is_deactivated_and_each_of_its_attempts_ends_as_insta
     assert [e.event_id for e in lost_instance_events(state, 1101, SETTINGS)] == [e.event_id for e in events]
 
 
+def test_a_refold_that_meets_an_instances_heartbeat_before_the_instance_still_sees_it_alive() -> None:
+    """Heartbeats have their own (compacted) topic: a rebuilt view may fold the newest heartbeat of
+    an instance before the instance topic's events. Forgetting it would deactivate a live instance."""
+    state = fold(heartbeat("w1", 9_000), requested("w1", at=0), activated("w1", at=10),
+                 heartbeat("w2", 9_500), activated("w2", at=20))
+    assert lost_instance_events(state, 9_900, SETTINGS) == []
+    assert state.early_heartbeats == {}
+    assert [e.instance_name for e in lost_instance_events(state, 10_001, SETTINGS)] == ["w1"]
+
+
+def test_early_heartbeats_of_instances_long_gone_do_not_pile_up() -> None:
+    state = SchedulingState()
+    for n in range(3000):  # deleted instances whose last heartbeat is folded after their end
+        state.apply(heartbeat(f"gone{n}", n))
+    state.apply(heartbeat("live", 3_600_000))
+    for n in range(2000):
+        state.apply(heartbeat(f"new{n}", 3_600_000 + n))
+    assert all(not name.startswith("gone") for name in state.early_heartbeats)
+    assert "live" in state.early_heartbeats
+
+
 def test_an_instance_that_never_activates_times_out_and_ends_the_creating_job() -> None:
     name = private_instance_name((1, 1), "p1")
     state = fold(created(1, cores=8000, machine_type="n1-standard-8"), ready(1),
-                 requested(name, pool="job-private", at=0, job_private_for="1:1:p1"), creating(1, "p1", name))
+                 requested(name, pool="job-private", at=0, job_private_for="1:1:p1"), creating(1, "p1", name),
+                 accepted(creating(1, "p1", name)))
     assert lost_instance_events(state, 5000, SETTINGS) == []
     events = lost_instance_events(state, 5001, SETTINGS)
     assert [(type(e).__name__, getattr(e, "reason", None) or getattr(e, "attempt_id", None)) for e in events] == [
@@ -55,7 +83,8 @@ def test_an_instance_that_never_activates_times_out_and_ends_the_creating_job() 
 
 
 def test_attempts_left_on_a_deactivated_instance_end_after_the_drain_grace() -> None:
-    state = fold(activated("w1"), created(1), ready(1), scheduled(1, "a1", "w1"), deactivated("w1", at=100))
+    sj = scheduled(1, "a1", "w1")
+    state = fold(activated("w1"), created(1), ready(1), sj, accepted(sj), deactivated("w1", at=100))
     assert lost_instance_events(state, 599, SETTINGS) == []
     [ended] = lost_instance_events(state, 600, SETTINGS)
     assert isinstance(ended, JobAttemptCompleted) and ended.attempt_id == "a1"

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 from services.config import ServiceConfig
 from services.providers.base import InstanceSpec
@@ -20,19 +21,24 @@ def spec(name: str) -> InstanceSpec:
                         storage_gib=10, preemptible=True, region="local")
 
 
+def cmdline(pid: int) -> list[str]:
+    return [a.decode() for a in Path(f"/proc/{pid}/cmdline").read_bytes().rstrip(b"\0").split(b"\0")]
+
+
 def start_by_hand(command: list[str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(command)
 
 
 async def test_create_list_delete_and_find_a_restarted_agent(tmp_path) -> None:
-    config = ServiceConfig(bootstrap_servers="127.0.0.1:9", database_url="", home=tmp_path, topic_prefix="p.")
+    config = ServiceConfig(bootstrap_servers="127.0.0.1:9", database_url="", home=tmp_path, topic_prefix="p.",
+                           storage_endpoint="http://127.0.0.1:7", system_bucket="sys-b")
     provider = LocalProvider(config, SLEEPER, stop_timeout_s=5)
     created = await provider.create(spec("w1"))
     assert (tmp_path / "instances" / "w1.pid").read_text().strip() == created.provider_id
     assert provider.command_for(spec("w1"))[len(SLEEPER):] == [
         "--instance-name", "w1", "--cores", "2", "--memory-gib", "8", "--storage-gib", "10", "--pool", "standard",
         "--region", "local", "--bootstrap", "127.0.0.1:9", "--topic-prefix", "p.", "--home", str(tmp_path),
-        "--preemptible"]
+        "--system-bucket", "sys-b", "--storage-endpoint", "http://127.0.0.1:7", "--preemptible"]
     assert [i.name for i in await provider.list()] == ["w1"]
     assert (await provider.create(spec("w1"))).provider_id == created.provider_id  # idempotent by name
 
@@ -77,6 +83,84 @@ async def test_local_zones_hold_their_capacity_and_refuse_beyond_it(tmp_path) ->
         assert (await provider.create(replace(spec("b3"), zone="local-b"))).zone == "local-b"
         with pytest.raises(ZoneExhausted, match="local zone local-b is full"):
             await provider.create(replace(spec("b4"), zone="local-b"))
+    finally:
+        for instance in await provider.list():
+            await provider.delete(instance.name)
+
+
+async def test_an_agent_that_dies_is_restarted_with_the_same_command_and_counted(tmp_path) -> None:
+    config = ServiceConfig(bootstrap_servers="127.0.0.1:9", database_url="", home=tmp_path, topic_prefix="p.")
+    provider = LocalProvider(config, SLEEPER, stop_timeout_s=5)
+    first = await provider.create(spec("w1"))
+    assert await provider.heal() == []  # alive: nothing to do
+    os.kill(int(first.provider_id), signal.SIGKILL)
+    provider._children["w1"].wait()
+    assert await provider.heal() == ["w1"]
+    [again] = await provider.list()
+    assert again.name == "w1" and again.provider_id != first.provider_id and again.status == "running"
+    assert cmdline(int(again.provider_id)) == provider.command_for(spec("w1"))
+    assert (tmp_path / "instances" / "w1.restarts").read_text() == '{"restarts": 1}'
+    await provider.delete("w1")
+    assert await provider.heal() == [] and await provider.list() == []
+    assert not (tmp_path / "instances" / "w1.restarts").exists()
+
+
+async def test_a_deleted_agent_is_not_brought_back(tmp_path) -> None:
+    config = ServiceConfig(bootstrap_servers="127.0.0.1:9", database_url="", home=tmp_path, topic_prefix="p.")
+    provider = LocalProvider(config, SLEEPER, stop_timeout_s=5)
+    await provider.create(spec("w1"))
+    await provider.delete("w1")
+    assert await provider.heal() == [] and await provider.list() == []
+
+
+async def test_an_agent_that_drained_and_exited_by_itself_stays_down(tmp_path) -> None:
+    config = ServiceConfig(bootstrap_servers="127.0.0.1:9", database_url="", home=tmp_path, topic_prefix="p.")
+    provider = LocalProvider(config, (sys.executable, "-c", "import sys; sys.exit(0)"), stop_timeout_s=5)
+    await provider.create(spec("w1"))
+    provider._children["w1"].wait()
+    assert await provider.heal() == []
+    assert await provider.list() == []  # gone for good: the autoscaler reconciles it
+
+
+async def test_an_agent_that_keeps_dying_is_given_up_so_its_instance_is_deactivated(tmp_path) -> None:
+    config = ServiceConfig(bootstrap_servers="127.0.0.1:9", database_url="", home=tmp_path, topic_prefix="p.")
+    provider = LocalProvider(config, (sys.executable, "-c", "import sys; sys.exit(3)"), stop_timeout_s=5,
+                             restart_delays_s=(0.0, 0.0, 0.0))
+    await provider.create(spec("w1"))
+    provider._children["w1"].wait()
+    # between its death and its restart it is not reported gone (that would deactivate the instance)
+    assert [(i.name, i.status) for i in await provider.list()] == [("w1", "restarting")]
+    restarts = 0
+    for _ in range(200):
+        provider._children["w1"].wait()
+        healed = await provider.heal()
+        restarts += len(healed)
+        if not healed and not (tmp_path / "instances" / "w1.cmd").exists():
+            break
+    assert restarts == 3
+    assert await provider.list() == []
+
+
+async def test_an_instance_whose_agent_is_restarting_keeps_its_zone_and_its_place_in_it(tmp_path) -> None:
+    from dataclasses import replace
+
+    import pytest
+
+    from services.providers.base import ZoneExhausted
+
+    config = ServiceConfig(bootstrap_servers="127.0.0.1:9", database_url="", home=tmp_path, topic_prefix="p.")
+    provider = LocalProvider(config, SLEEPER, stop_timeout_s=5, zones={"local-b": 1},
+                             restart_delays_s=(60.0,))  # it stays dead for the test
+    try:
+        first = await provider.create(replace(spec("b1"), zone="local-b"))
+        os.kill(int(first.provider_id), signal.SIGKILL)
+        provider._children["b1"].wait()
+        assert await provider.heal() == []  # its restart waits out the delay
+        assert [(i.name, i.status, i.zone) for i in await provider.list()] == [("b1", "restarting", "local-b")]
+        with pytest.raises(ZoneExhausted):
+            await provider.create(replace(spec("b2"), zone="local-b"))
+        await provider.delete("b1")
+        assert (await provider.create(replace(spec("b2"), zone="local-b"))).zone == "local-b"
     finally:
         for instance in await provider.list():
             await provider.delete(instance.name)

@@ -10,6 +10,7 @@ from projections.scheduling.state import SchedulingState
 from services.scheduler.plan import plan_cycle
 from tests.unit.driver.driver_events import (
     GIB,
+    accepted,
     activated,
     attempt_done,
     cancelled,
@@ -21,6 +22,7 @@ from tests.unit.driver.driver_events import (
     heartbeat,
     instance_created,
     ready,
+    refused,
     requested,
     scheduled,
 )
@@ -52,13 +54,43 @@ def test_an_accepted_sj_moves_cores_from_ready_to_running_and_takes_instance_cap
     assert state.jobs[(1, 1)].phase is JobPhase.RUNNING and w1.idle_since is None
 
 
-def test_the_core_rejects_a_second_sj_for_a_running_job_and_an_older_epoch() -> None:
-    state = fold(activated("w1"), created(1), created(2), ready(1), ready(2),
-                 scheduled(1, "a1", "w1", epoch=2), scheduled(1, "a2", "w1", epoch=2),  # job 1 already running
-                 scheduled(2, "b1", "w1", epoch=1))  # a deposed leader's placement
-    assert set(state.attempts) == {"a1"}
+def test_the_verdicts_decide_a_second_sj_for_a_running_job_and_an_older_epoch() -> None:
+    first, second, deposed = (scheduled(1, "a1", "w1", epoch=2), scheduled(1, "a2", "w1", epoch=2),
+                              scheduled(2, "b1", "w1", epoch=1))
+    state = fold(activated("w1"), created(1), created(2), ready(1), ready(2), first, second, deposed)
+    # held until judged: job 1 once (its second SJ is not held: one decision at a time), job 2's too
+    assert set(state.attempts) == {"a1", "b1"} and state.instances["w1"].free_cores_mcpu == 2000
+    for verdict in (accepted(first), refused(second, "not_waiting"), refused(deposed, "deposed")):
+        state.apply(verdict)
+    assert set(state.attempts) == {"a1"} and not state.attempts["a1"].held
     assert state.instances["w1"].free_cores_mcpu == 3000
-    assert state.jobs[(1, 2)].phase is JobPhase.READY
+    assert state.jobs[(1, 2)].phase is JobPhase.READY and list(state.ready[("standard", "alice")]) == [(1, 2)]
+    state.apply(deposed)  # a repeat of a refused decision is not held again
+    assert state.jobs[(1, 2)].phase is JobPhase.READY and "b1" not in state.attempts
+
+
+def test_a_refused_placement_of_a_cancelled_job_frees_its_capacity_at_once() -> None:
+    sj = scheduled(1, "a1", "w1")
+    state = fold(activated("w1"), created(1), ready(1), sj)
+    assert state.instances["w1"].free_cores_mcpu == 3000 and state.attempts["a1"].held
+    assert state.apply(refused(sj, "cancelled")) is True  # something to schedule again
+    assert state.instances["w1"].free_cores_mcpu == 4000 and state.attempts == {}
+    state.apply(cancelled(1))
+    assert (1, 1) not in state.jobs and len(state.ready[("standard", "alice")]) == 0
+
+
+def test_an_accepted_decision_that_was_not_held_is_taken_from_its_verdict() -> None:
+    """Two schedulers placed job 1; this view held the first, the core accepted the second."""
+    lost, won = scheduled(1, "a1", "w1", epoch=1), scheduled(1, "a2", "w2", epoch=2)
+    state = fold(activated("w1"), activated("w2"), created(1), ready(1), lost, won)
+    assert set(state.attempts) == {"a1"}
+    state.apply(accepted(won))
+    assert set(state.attempts) == {"a2"} and state.jobs[(1, 1)].attempt_id == "a2"
+    assert (state.instances["w1"].free_cores_mcpu, state.instances["w2"].free_cores_mcpu) == (4000, 3000)
+    state.apply(refused(lost, "deposed"))
+    assert set(state.attempts) == {"a2"} and state.jobs[(1, 1)].phase is JobPhase.RUNNING
+    state.apply(won)  # a re-delivered decision that counted is not held again
+    assert state.jobs[(1, 1)].held is None
 
 
 def test_a_completed_attempt_frees_capacity_once_and_starts_the_idle_clock() -> None:
@@ -110,10 +142,22 @@ def test_a_creating_job_is_placed_on_its_private_instance_with_the_same_attempt(
                  requested(name, pool="job-private", cores=8000, job_private_for="1:1:p1"), creating(1, "p1", name))
     assert state.jobs[(1, 1)].phase is JobPhase.CREATING and state.creating == {(1, 1)}
     assert state.private_job_waiting(state.instances[name]) is state.jobs[(1, 1)]
+    state.apply(accepted(creating(1, "p1", name)))
     state.apply(activated(name, pool="job-private", cores=8000))
-    state.apply(scheduled(1, "p1", name, cores=8000))
+    boot = scheduled(1, "p1", name, cores=8000)
+    state.apply(boot)
     assert state.jobs[(1, 1)].phase is JobPhase.RUNNING and state.creating == set()
     assert state.instances[name].free_cores_mcpu == 0
+    state.apply(refused(boot, "deposed"))  # the boot SJ of a deposed leader: still waiting for its instance
+    assert state.jobs[(1, 1)].phase is JobPhase.CREATING and state.instances[name].free_cores_mcpu == 8000
+    assert state.private_job_waiting(state.instances[name]) is state.jobs[(1, 1)]
+    state.apply(boot)  # a repeat of the refused decision is not held
+    assert state.jobs[(1, 1)].phase is JobPhase.CREATING
+    reboot = scheduled(1, "p1", name, cores=8000, epoch=2)  # the new leader's
+    state.apply(reboot)
+    state.apply(accepted(reboot))
+    assert state.jobs[(1, 1)].phase is JobPhase.RUNNING and state.instances[name].free_cores_mcpu == 0
+    assert state.jobs[(1, 1)].held is None and not state.attempts["p1"].held
 
 
 def test_replaying_the_same_events_gives_the_same_state() -> None:
@@ -198,15 +242,61 @@ def test_released_claims_go_with_their_instance_and_pool_jobs_make_none() -> Non
 def test_copies_of_old_events_leave_the_view_alone() -> None:
     """The log may hold a derived event twice (a resolver that crashed after appending): a copy of a
     job's first JobBecameReady must not free its running attempt, a copy of a retry must not requeue a
-    job that moved on, and a copy of JobCreated must not bring back a finished job."""
-    state = fold(activated("w1"), created(1), ready(1), scheduled(1, "a1", "w1"))
+    job that moved on, and a copy of JobCreated must not bring back a finished job. (Each placement is
+    followed by the resolver's acceptance, as in the log.)"""
+    first = scheduled(1, "a1", "w1")
+    state = fold(activated("w1"), created(1), ready(1), first, accepted(first))
     state.apply(ready(1))  # a copy, while a1 runs
     assert state.jobs[(1, 1)].phase is JobPhase.RUNNING and state.instances["w1"].free_cores_mcpu == 3000
     state.apply(attempt_done(1, "a1", "w1", outcome="Error"))
     state.apply(ready(1, at=1, after="a1"))
-    state.apply(scheduled(1, "a2", "w1"))
+    second = scheduled(1, "a2", "w1")
+    state.apply(second)
+    state.apply(accepted(second))
     state.apply(ready(1, at=1, after="a1"))  # a copy of the retry of a1, while a2 runs
     assert state.jobs[(1, 1)].attempt_id == "a2" and state.running_cores["standard"]["alice"] == 1000
     state.apply(completed(1, attempt="a2"))
     state.apply(created(1))
     assert (1, 1) not in state.jobs
+
+
+# --- copies of old events (re-deliveries) change nothing, as in the core -------------------------------
+
+def test_copies_of_old_readiness_and_creation_do_not_bring_a_job_back() -> None:
+    sj = scheduled(1, "a1", "w1")
+    state = fold(activated("w1"), created(1), ready(1), sj, accepted(sj))
+    state.apply(ready(1))  # its parents completed, again
+    assert state.jobs[(1, 1)].phase is JobPhase.RUNNING and len(state.ready[("standard", "alice")]) == 0
+    state.apply(attempt_done(1, "a1", "w1", outcome="Error"))
+    state.apply(ready(1, not_before=5, after="zz"))  # a retry of an attempt that is not the job's
+    assert state.jobs[(1, 1)].phase is JobPhase.FINISHING
+    state.apply(completed(1, attempt="zz"))  # a verdict on another attempt
+    assert (1, 1) in state.jobs
+    state.apply(completed(1, attempt="a1"))
+    state.apply(created(1))  # a copy of its JobCreated after it finished
+    state.apply(ready(1))
+    assert (1, 1) not in state.jobs and len(state.ready[("standard", "alice")]) == 0
+
+
+def test_a_job_cancelled_while_its_placement_is_held_is_gone_with_its_capacity() -> None:
+    sj = scheduled(1, "a1", "w1")
+    state = fold(activated("w1"), created(1), ready(1), sj, cancelled(1))  # the core refused the SJ
+    assert (1, 1) not in state.jobs and state.instances["w1"].free_cores_mcpu == 4000 and state.attempts == {}
+    state.apply(refused(sj, "cancelled"))
+    assert (1, 1) not in state.jobs
+
+
+def test_the_acceptance_of_a_decision_not_held_wins_over_a_held_one_of_the_same_attempt() -> None:
+    """Found by the differential test: this view held a deposed SJ, so it skipped the JobCreating the
+    core accepted; the boot SJ of that attempt then looked like a fresh placement and was held. The
+    JobCreating's acceptance must still be taken (the job is Creating), and the boot's refusal then
+    leaves it Creating."""
+    deposed, creating_p1 = scheduled(1, "a0", "w1", epoch=0), creating(1, "p1", PRIVATE)
+    boot = scheduled(1, "p1", PRIVATE, cores=8000)
+    state = fold(activated("w1"), *_private_job(), deposed, creating_p1, refused(deposed, "deposed"), boot)
+    assert state.jobs[(1, 1)].held is not None and state.jobs[(1, 1)].held.decision[1] == "p1"
+    state.apply(accepted(creating_p1))
+    job = state.jobs[(1, 1)]
+    assert (job.phase, job.attempt_id, job.held) == (JobPhase.CREATING, "p1", None)
+    state.apply(refused(boot, "cancelled"))
+    assert (job.phase, job.attempt_id) == (JobPhase.CREATING, "p1") and "p1" not in state.attempts

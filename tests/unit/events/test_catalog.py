@@ -15,4 +15,4 @@ def test_every_schema_has_an_event_type_and_back() -> None:
     assert set(EVENT_TYPES) == set(load_registry().versions)
     for name, cls in EVENT_TYPES.items():
         assert name == cls.SCHEMA_NAME
-        assert cls.TOPIC in {"batch", "instance", "assignment", "control"}
+        assert cls.TOPIC in {"batch", "instance", "heartbeat", "assignment", "control"}

@@ -84,3 +84,52 @@ async def test_reading_a_missing_topic_or_partition_names_it() -> None:
         await log.read("nope", 0, 0)
     with pytest.raises(LogError, match="no partition 3"):
         await log.read("t", 3, 0)
+
+
+async def test_readers_timing_out_and_cancelled_never_block_appends() -> None:
+    # an asyncio.Condition-based wait lost track of its lock here (Python 3.11, wait_for timing out
+    # as the reader was notified or cancelled): readers failed with "Lock is not acquired" and,
+    # under load, every later append blocked for good (seen in the 50-job worker test)
+    log = MemoryEventLog()
+    await log.create_topics([TopicSpec("t", 2)])
+
+    async def reader(p: int) -> None:
+        offset = 0
+        while True:
+            records = await log.read("t", p % 2, offset, timeout_ms=1)
+            if records:
+                offset = records[-1].offset + 1
+
+    async def cancelled_reads() -> None:
+        while True:
+            t = asyncio.create_task(log.read("t", 0, 10**9, timeout_ms=50))
+            await asyncio.sleep(0.001)
+            t.cancel()
+            await asyncio.gather(t, return_exceptions=True)
+
+    tasks = [asyncio.create_task(reader(i)) for i in range(10)] + [asyncio.create_task(cancelled_reads())
+                                                                  for _ in range(3)]
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 1.5
+    appended = 0
+    while loop.time() < deadline:
+        await asyncio.wait_for(log.append([Message("t", b"v", b"k")]), 5)
+        appended += 1
+        await asyncio.sleep(0)
+    for t in tasks:
+        t.cancel()
+    results = await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 5)
+    assert appended > 100
+    assert all(isinstance(r, asyncio.CancelledError) for r in results), [r for r in results if r is not None]
+
+
+async def test_a_read_cancelled_as_its_record_arrives_is_cancelled() -> None:
+    # a cancellation must not be lost to the wake-up it races with (3.11's asyncio.wait_for loses it,
+    # and a consumer loop cancelled then would never end)
+    log = await _log(1)
+    reader = asyncio.create_task(log.read("t", 0, 0, timeout_ms=10_000))
+    await asyncio.sleep(0)  # the read is waiting now
+    await log.append([Message("t", b"v")])
+    reader.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(reader, 2)

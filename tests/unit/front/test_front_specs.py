@@ -31,11 +31,12 @@ def test_full_job_spec_as_the_hail_client_sends_it():
         2, always_run=True, n_max_attempts=3, always_copy_output=False, absolute_parent_ids=[1],
         in_update_parent_ids=[1], env=[{"name": "A", "value": "b"}], port=8080, timeout=30,
         resources={"cpu": "250m", "memory": "lowmem", "storage": "10Gi"}, attributes={"name": "x"},
-        input_files=[{"from": "gs://a", "to": "/io/a"}], output_files=[{"from": "/io/b", "to": "gs://b"}],
+        input_files=[{"from": "gs://in-bucket/a", "to": "/io/a"}],
+        output_files=[{"from": "/io/b", "to": "gs://out-bucket/b"}],
         regions=["us-east1"], network="private", user_code="print(1)", mount_tokens=False), RULES)
     assert job.spec.env[0].name == "A" and job.spec.port == 8080 and job.spec.timeout_s == 30.0
     assert job.spec.resources.cores_mcpu == 250 and job.spec.resources.worker_type == "highcpu"
-    assert job.spec.input_files[0].src == "gs://a" and job.spec.regions == ("us-east1",)
+    assert job.spec.input_files[0].src == "gs://in-bucket/a" and job.spec.regions == ("us-east1",)
     assert job.attributes == {"name": "x"} and job.always_run and job.n_max_attempts == 3
 
 
@@ -46,9 +47,9 @@ def test_legacy_keys_are_rewritten():
 
 def test_jvm_jobs():
     job = parse_job("j", {"job_id": 1, "process": {"type": "jvm", "command": ["Main"], "profile": False,
-                                                   "jar_spec": {"type": "jar_url", "value": "file:///a.jar"}}},
+                                                   "jar_spec": {"type": "jar_url", "value": "gs://jars/a.jar"}}},
                     RULES)
-    assert job.spec.process_type == "jvm" and job.spec.jar_url == "file:///a.jar"
+    assert job.spec.process_type == "jvm" and job.spec.jar_url == "gs://jars/a.jar"
 
 
 @pytest.mark.parametrize(("spec", "field", "says"), [

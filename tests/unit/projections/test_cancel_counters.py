@@ -3,8 +3,9 @@ test over random cancel races, folding one log into all three places that count.
 
 A run interleaves, in an order hypothesis picks: batch and group cancels (repeated, and racing the
 resolver's own BatchCancelled/JobGroupCancelled), schedulers placing Ready jobs on two instances,
-workers starting and ending attempts (killed ones included), the resolver's derived events landing
-late, and re-deliveries of any earlier event. Every event of the log is folded by
+workers starting and ending attempts (killed ones included; only attempts whose acceptance is in the
+log, as the resolver appends the verdict before the worker's assignment), the resolver's derived
+events (verdicts included) landing late, and re-deliveries of any earlier event. Every event of the log is folded by
 - the lifecycle core (the resolver's state: events.core),
 - the read model (projections/readmodel: convert, then the fold the Postgres sink applies),
 - the scheduling view (projections/scheduling: ready queues, running cores, free capacity),
@@ -124,6 +125,12 @@ class Run:
     def jobs_in(self, *states: str) -> list[int]:
         return sorted(j.job_id for j in self.f.core.jobs.values() if j.state in states)
 
+    def judged_in(self, *states: str) -> list[int]:
+        """Jobs in `states` whose current attempt's acceptance is in the log: only those can a worker
+        report on, as the resolver appends an AttemptAssigned only after the verdict."""
+        pending = {(v.job_id, v.attempt_id) for v in self.f.core.verdicts_due.values() if v.reason is None}
+        return [j for j in self.jobs_in(*states) if (j, self.f.core.jobs[j].attempt.attempt_id) not in pending]
+
     def free_instance(self) -> str | None:
         """An instance the scheduling view says has a core free (what the real scheduler looks at)."""
         free = [n for n, i in sorted(self.f.scheduling.instances.items()) if i.free_cores_mcpu >= 1000]
@@ -138,10 +145,10 @@ class Run:
         elif action == "schedule" and (ready := self.jobs_in(READY)) and (instance := self.free_instance()):
             self.n_attempts += 1
             self.append(b.sj(self.draw(st.sampled_from(ready)), f"at{self.n_attempts}", instance=instance))
-        elif action == "start" and (running := self.jobs_in(RUNNING)):
+        elif action == "start" and (running := self.judged_in(RUNNING)):
             job = core.jobs[self.draw(st.sampled_from(running))]
             self.append(b.mjs(job.job_id, job.attempt.attempt_id, instance=job.attempt.instance_name))
-        elif action == "complete" and (running := self.jobs_in(RUNNING)):
+        elif action == "complete" and (running := self.judged_in(RUNNING)):
             job = core.jobs[self.draw(st.sampled_from(running))]
             outcome, cause, code = self.draw(st.sampled_from(OUTCOMES))
             self.append(b.mjc(job.job_id, job.attempt.attempt_id, outcome, cause, code,
@@ -165,7 +172,7 @@ class Run:
             ready, running = self.jobs_in(READY), self.jobs_in(RUNNING)
             if not ready and not running:
                 return
-            for job_id in running:  # workers finish (a killed attempt reports Cancelled)
+            for job_id in self.judged_in(RUNNING):  # workers finish (a killed attempt reports Cancelled)
                 job = self.f.core.jobs[job_id]
                 if job.completion is None:
                     self.append(self.b.mjc(job_id, job.attempt.attempt_id, "Success",

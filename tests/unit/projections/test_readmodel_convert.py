@@ -63,11 +63,12 @@ def test_batch_level_events_audit_without_a_job() -> None:
      ops.CompleteBatch(batch_id=1, n_jobs=4, at=1_000)),
     (ev.JobBecameReady(**ENV, batch_id=1, job_id=2, after_attempt_id="a1", not_before=5_000, reason="retry"),
      ops.MarkJobReady(batch_id=1, job_id=2, after_attempt_id="a1", not_before=5_000, at=1_000)),
-    (ev.JobCreating(**ENV, batch_id=1, job_id=2, attempt_id="a1", instance_name="i", scheduler_epoch=1, user="u"),
-     ops.ScheduleAttempt(batch_id=1, job_id=2, attempt_id="a1", instance_name="i", cores_mcpu=None,
-                         memory_bytes=None, storage_gib=None, creating=True, at=1_000)),
-    (ev.JobAttemptScheduled(**ENV, batch_id=1, job_id=2, attempt_id="a1", instance_name="i", scheduler_epoch=1,
-                            user="u", cores_mcpu=500, memory_bytes=10, storage_gib=1),
+    (ev.JobAttemptAccepted(**ENV, batch_id=1, job_id=2, attempt_id="a1", instance_name="i", state="Creating",
+                           scheduler_epoch=1, cores_mcpu=500, memory_bytes=10, storage_gib=1),
+     ops.ScheduleAttempt(batch_id=1, job_id=2, attempt_id="a1", instance_name="i", cores_mcpu=500,
+                         memory_bytes=10, storage_gib=1, creating=True, at=1_000)),
+    (ev.JobAttemptAccepted(**ENV, batch_id=1, job_id=2, attempt_id="a1", instance_name="i", state="Running",
+                           scheduler_epoch=1, cores_mcpu=500, memory_bytes=10, storage_gib=1),
      ops.ScheduleAttempt(batch_id=1, job_id=2, attempt_id="a1", instance_name="i", cores_mcpu=500,
                          memory_bytes=10, storage_gib=1, creating=False, at=1_000)),
     (ev.JobAttemptStarted(**ENV, batch_id=1, job_id=2, attempt_id="a1", instance_name="i", started_at=900),
@@ -82,6 +83,19 @@ def test_batch_level_events_audit_without_a_job() -> None:
 ])
 def test_batch_events(event: ev.Event, expected: ops.Op) -> None:
     assert only_op(event) == expected
+
+
+@pytest.mark.parametrize("decision", [
+    ev.JobCreating(**ENV, batch_id=1, job_id=2, attempt_id="a1", instance_name="i", scheduler_epoch=1, user="u"),
+    ev.JobAttemptScheduled(**ENV, batch_id=1, job_id=2, attempt_id="a1", instance_name="i", scheduler_epoch=1,
+                           user="u", cores_mcpu=500, memory_bytes=10, storage_gib=1),
+    ev.JobAttemptRefused(**ENV, batch_id=1, job_id=2, attempt_id="a1", instance_name="i", state="Running",
+                         scheduler_epoch=1, reason="cancelled"),
+])
+def test_decisions_and_refusals_are_only_audited(decision: ev.Event) -> None:
+    """Whether a decision counts is the resolver's verdict (JobAttemptAccepted), never the read model's."""
+    [audit] = convert(decision, POS)
+    assert isinstance(audit, ops.RecordAudit) and audit.attempt_id == "a1"
 
 
 def test_job_created_parses_the_spec_and_takes_resources_and_name() -> None:
@@ -169,15 +183,16 @@ def test_ops_built_positionally_carry_each_field_by_name() -> None:
                                       reason="retry"), pos)
     assert ready[0] == ops.MarkJobReady(batch_id=41, job_id=42, after_attempt_id="aa", not_before=43, at=1_001)
     assert ready[1].attempt_id == "aa" and ready[1].job_id == 42  # type: ignore[union-attr]
-    scheduled = convert(ev.JobAttemptScheduled(**env, batch_id=51, job_id=52, attempt_id="at", instance_name="in",
-                                               scheduler_epoch=1, user="u", cores_mcpu=53, memory_bytes=54,
-                                               storage_gib=55), pos)[0]
+    scheduled = convert(ev.JobAttemptAccepted(**env, batch_id=51, job_id=52, attempt_id="at", instance_name="in",
+                                              state="Running", scheduler_epoch=1, cores_mcpu=53, memory_bytes=54,
+                                              storage_gib=55), pos)[0]
     assert scheduled == ops.ScheduleAttempt(batch_id=51, job_id=52, attempt_id="at", instance_name="in",
                                             cores_mcpu=53, memory_bytes=54, storage_gib=55, creating=False, at=1_001)
-    creating = convert(ev.JobCreating(**env, batch_id=51, job_id=52, attempt_id="at", instance_name="in",
-                                      scheduler_epoch=1, user="u"), pos)[0]
+    creating = convert(ev.JobAttemptAccepted(**env, batch_id=51, job_id=52, attempt_id="at", instance_name="in",
+                                             state="Creating", scheduler_epoch=1, cores_mcpu=53, memory_bytes=54,
+                                             storage_gib=55), pos)[0]
     assert creating == ops.ScheduleAttempt(batch_id=51, job_id=52, attempt_id="at", instance_name="in",
-                                           cores_mcpu=None, memory_bytes=None, storage_gib=None, creating=True,
+                                           cores_mcpu=53, memory_bytes=54, storage_gib=55, creating=True,
                                            at=1_001)
     started = convert(ev.JobAttemptStarted(**env, batch_id=61, job_id=62, attempt_id="as", instance_name="is",
                                            started_at=63), pos)[0]

@@ -54,8 +54,8 @@ class Log:
 
     def run(self, j: int, attempt: str, outcome: str = "Success", start: int = 10_000, end: int = 13_600,
             complete: bool = True, cause: str | None = None) -> None:
-        self.add(ev.JobAttemptScheduled, batch_id=B, job_id=j, attempt_id=attempt, instance_name="i1",
-                 scheduler_epoch=1, user="u", cores_mcpu=1000, memory_bytes=2 * 1024**3, storage_gib=10)
+        self.schedule(j, attempt)
+        self.accept(j, attempt)
         self.add(ev.JobAttemptStarted, batch_id=B, job_id=j, attempt_id=attempt, instance_name="i1", started_at=start)
         self.add(ev.JobAttemptCompleted, batch_id=B, job_id=j, attempt_id=attempt, instance_name="i1",
                  outcome=outcome, exit_code=0 if outcome == "Success" else 1, failure_cause=cause,
@@ -63,6 +63,15 @@ class Log:
         if complete:
             self.add(ev.JobCompleted, batch_id=B, job_id=j, state=outcome, attempt_id=attempt,
                      exit_code=0 if outcome == "Success" else 1, reason=cause, n_attempts=1)
+
+    def schedule(self, j: int, attempt: str) -> None:
+        """The scheduler's decision (SJ): nothing to show until the resolver's verdict."""
+        self.add(ev.JobAttemptScheduled, batch_id=B, job_id=j, attempt_id=attempt, instance_name="i1",
+                 scheduler_epoch=1, user="u", cores_mcpu=1000, memory_bytes=2 * 1024**3, storage_gib=10)
+
+    def accept(self, j: int, attempt: str) -> None:
+        self.add(ev.JobAttemptAccepted, batch_id=B, job_id=j, attempt_id=attempt, instance_name="i1",
+                 state="Running", scheduler_epoch=1, cores_mcpu=1000, memory_bytes=2 * 1024**3, storage_gib=10)
 
     def ready(self, j: int, after: str | None = None) -> None:
         self.add(ev.JobBecameReady, batch_id=B, job_id=j, after_attempt_id=after, reason="r")
@@ -155,20 +164,36 @@ def test_retry_after_a_lost_instance_bills_both_attempts() -> None:
     assert log.row("attempts", B, 1, "a2")["outcome"] == "Success"
 
 
-def test_an_sj_that_raced_a_cancellation_is_ended_when_the_job_is_cancelled() -> None:
-    """The lifecycle refuses an SJ for a cancelled job and derives JobCancelled; the read model saw the
-    SJ first (it does not follow cancellation), so it must end that attempt rather than leave it open."""
+def test_an_sj_that_raced_a_cancellation_shows_nothing_and_the_job_is_cancelled() -> None:
+    """The lifecycle refuses an SJ for a cancelled job and derives JobCancelled; the read model never
+    judges the SJ itself, so no attempt is ever opened for it, however the events are chunked."""
     log = Log()
     log.batch(1)
     log.ready(1)
-    log.add(ev.JobAttemptScheduled, batch_id=B, job_id=1, attempt_id="a1", instance_name="i1", scheduler_epoch=1,
-            user="u", cores_mcpu=1000, memory_bytes=2 * 1024**3, storage_gib=10)
-    assert log.row("jobs", B, 1)["state"] == "Running"
+    log.schedule(1, "a1")
+    assert log.row("jobs", B, 1)["state"] == "Ready" and not log.model.rows["attempts"]
     log.add(ev.JobCancelled, batch_id=B, job_id=1, reason="batch_cancelled")
-    job, attempt = log.row("jobs", B, 1), log.row("attempts", B, 1, "a1")
-    assert (job["state"], job["current_attempt_id"], job["reason"]) == ("Cancelled", None, "batch_cancelled")
-    assert (attempt["end_time"], attempt["reason"], attempt["cost"], attempt["start_time"]) == (log.t, "cancelled", 0, None)
+    log.add(ev.JobAttemptRefused, batch_id=B, job_id=1, attempt_id="a1", instance_name="i1", state="Running",
+            scheduler_epoch=1, reason="cancelled")
+    job = log.row("jobs", B, 1)
+    assert (job["state"], job["current_attempt_id"], job["reason"], job["n_attempts"]) == (
+        "Cancelled", None, "batch_cancelled", 0)
+    assert log.model.rows["attempts"] == {}
     assert counters(log.row("batches", B)) == (1, 1, 0, 0, 1)
+
+
+def test_the_attempt_shows_from_its_verdict_on() -> None:
+    log = Log()
+    log.batch(1)
+    log.ready(1)
+    log.schedule(1, "a1")
+    assert log.row("jobs", B, 1)["state"] == "Ready"
+    log.accept(1, "a1")
+    job, attempt = log.row("jobs", B, 1), log.row("attempts", B, 1, "a1")
+    assert (job["state"], job["current_attempt_id"], job["n_attempts"]) == ("Running", "a1", 1)
+    assert (attempt["instance_name"], attempt["scheduled_at"], attempt["end_time"]) == ("i1", log.t, None)
+    log.add(ev.JobCancelled, batch_id=B, job_id=1, reason="batch_cancelled")  # a late copy: the job runs
+    assert log.row("jobs", B, 1)["state"] == "Running"
 
 
 def test_a_job_cancelled_after_an_ended_attempt_keeps_that_attempt_as_it_was() -> None:
@@ -177,7 +202,11 @@ def test_a_job_cancelled_after_an_ended_attempt_keeps_that_attempt_as_it_was() -
     log.ready(1)
     log.run(1, "a1", outcome="Error", complete=False, cause=INSTANCE_LOST, start=0, end=1_000)
     ended = dict(log.row("attempts", B, 1, "a1"))
-    log.add(ev.JobCancelled, batch_id=B, job_id=1, reason="batch_cancelled")
+    log.add(ev.JobCancelled, batch_id=B, job_id=1, reason="batch_cancelled")  # only a job without an attempt
+    assert log.row("jobs", B, 1)["state"] == "Running"
+    # the core's verdict on the ended attempt of a cancelled job
+    log.add(ev.JobCompleted, batch_id=B, job_id=1, state="Cancelled", attempt_id="a1", exit_code=None,
+            reason=INSTANCE_LOST, n_attempts=1)
     assert log.row("attempts", B, 1, "a1") == ended
     assert log.row("jobs", B, 1)["state"] == "Cancelled"
 
@@ -196,6 +225,7 @@ def test_stale_reports_change_nothing() -> None:
             user="u", cores_mcpu=1000, memory_bytes=1, storage_gib=0)  # an old SJ again
     log.add(ev.JobAttemptScheduled, batch_id=B, job_id=1, attempt_id="zz", instance_name="i2", scheduler_epoch=1,
             user="u", cores_mcpu=1000, memory_bytes=1, storage_gib=0)  # an SJ that lost a race
+    log.accept(1, "a1")  # an old verdict again
     assert log.model.rows == before
 
 
@@ -251,8 +281,47 @@ def test_instance_states_only_move_forward() -> None:
     log.add(ev.InstanceDeleted, instance_name="i", reason="idle")
     log.add(ev.InstanceDeactivated, instance_name="i", reason="late")
     assert (log.row("instances", "i")["state"], log.row("instances", "i")["reason"]) == ("deleted", "idle")
-    log.add(ev.InstanceHeartbeat, instance_name="ghost", running_attempt_ids=())
-    assert ("ghost",) not in log.model.rows["instances"]
+
+
+INSTANCE_LIFE = [  # one partition of the instance topic: always folded in this order
+    (ev.InstanceRequested, dict(pool="p", provider="local", machine_type="m", cores_mcpu=4000, memory_bytes=1,
+                                storage_gib=10, preemptible=True, region="r")),
+    (ev.InstanceActivated, dict(pool="p", cores_mcpu=4000, memory_bytes=1, storage_gib=10, region="r",
+                                preemptible=True)),
+    (ev.InstanceDeactivated, dict(reason="idle")),
+    (ev.InstanceDeleted, dict(reason="idle")),
+]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(0, len(INSTANCE_LIFE)), min_size=1, max_size=4))
+def test_an_instance_row_does_not_depend_on_where_heartbeats_fall(slots: list[int]) -> None:
+    """Heartbeats live in their own topic, so a replay may fold them before, between or after the
+    instance's other events: the row must come out as if they had come in time order."""
+    heartbeats = [(slot, 15_000 + 1_000 * n) for n, slot in enumerate(slots)]
+
+    def row(placed: list[tuple[int, int]]) -> dict[str, Any]:
+        log = Log()
+        for i in range(len(INSTANCE_LIFE) + 1):
+            for _, at in [h for h in placed if h[0] == i]:
+                log.add(ev.InstanceHeartbeat, instance_name="i", running_attempt_ids=(), at=at)
+            if i < len(INSTANCE_LIFE):
+                kind, fields = INSTANCE_LIFE[i]
+                log.add(kind, instance_name="i", at=10_000 * (i + 1), **fields)
+        return log.row("instances", "i")
+
+    in_time_order = [(sum(10_000 * (i + 1) < at for i in range(len(INSTANCE_LIFE))), at) for _, at in heartbeats]
+    assert row(heartbeats) == row(in_time_order)
+
+
+def test_a_heartbeat_folded_first_makes_a_pending_instance_its_events_complete() -> None:
+    log = Log()
+    log.add(ev.InstanceHeartbeat, instance_name="i", running_attempt_ids=(), at=50_000)
+    assert (log.row("instances", "i")["state"], log.row("instances", "i")["last_heartbeat"]) == ("pending", 50_000)
+    log.add(ev.InstanceActivated, instance_name="i", pool="p", cores_mcpu=4000, memory_bytes=1, storage_gib=10,
+            region="r", preemptible=True, at=40_000)
+    row = log.row("instances", "i")
+    assert (row["state"], row["pool"], row["time_activated"], row["last_heartbeat"]) == ("active", "p", 40_000, 50_000)
 
 
 def fold(events: list[ev.Event]) -> dict[str, Any]:

@@ -122,3 +122,33 @@ async def test_a_live_runner_stops_when_told(memory_log: MemoryEventLog, topics:
     stop.set()
     await asyncio.wait_for(task, 5)
     assert runner.applied == 5
+
+
+async def test_a_worker_that_fails_stops_the_other_workers(memory_log: MemoryEventLog, topics: Topics) -> None:
+    """The failure propagates and no sibling worker is left running behind the caller's back (it would
+    keep writing, e.g. into a schema a failed replay is about to drop)."""
+    await Publisher(memory_log, topics).publish([deleted(b) for b in range(1, 41)])
+    closed: list[str] = []
+
+    class Failing(MemoryProjection):
+        async def apply(self, chunks: Sequence[PartitionChunk]) -> None:
+            if self.store["role"] == "fails":
+                raise RuntimeError("the database went away")
+            await asyncio.sleep(3600)  # the sibling: busy until cancelled
+
+        async def close(self) -> None:
+            closed.append(self.store["role"])
+
+    roles = iter(["fails", "blocks"])
+
+    async def open_projection() -> Projection:
+        return Failing({**new_store(), "role": next(roles)})
+
+    runner = Runner(memory_log, [topics.batch], open_projection, topics.quarantine, RunnerSettings(workers=2))
+    until = {(topics.batch, p): end for p, end in (await memory_log.end_offsets(topics.batch)).items()}
+    try:
+        await asyncio.wait_for(runner.run(until=until), timeout=30)
+        raise AssertionError("run() returned")
+    except RuntimeError as exc:
+        assert "went away" in str(exc)
+    assert sorted(closed) == ["blocks", "fails"]  # the sibling was cancelled and closed, not orphaned

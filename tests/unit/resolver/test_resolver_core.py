@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "core"))  # the lifecycle test builders
 
 from lifecycle_world import Builder  # noqa: E402
@@ -14,6 +16,7 @@ from events.catalog import (  # noqa: E402
     BatchCompleted,
     Event,
     InstanceHeartbeat,
+    JobAttemptAccepted,
     JobBecameReady,
     JobCancelled,
     JobCompleted,
@@ -67,7 +70,7 @@ def test_a_dag_runs_to_completion_through_the_core():
     derived = settle(core, log, log.append(b.batch(), *b.dag({1: (), 2: (1,)})))
     assert [(type(e), e.job_id) for e in derived] == [(JobBecameReady, 1)]
     derived = settle(core, log, log.append(b.sj(1, "a1")))
-    assert [type(e) for e in derived] == [AttemptAssigned]
+    assert [type(e) for e in derived] == [JobAttemptAccepted, AttemptAssigned]  # the verdict first
     derived = settle(core, log, log.append(b.mjc(1, "a1", "Failed", "nonzero_exit", 2)))
     assert [type(e) for e in derived] == [JobCompleted, JobCancelled, BatchCompleted]
     assert core.batch(7).api_state == "failure"
@@ -107,7 +110,8 @@ def test_assignments_of_unstarted_attempts_are_re_sent_after_a_restart_with_the_
     b, log = Builder(), PartitionLog()
     core = owned_core(log)
     settle(core, log, log.append(b.batch(), *b.dag({1: ()})))
-    [assigned] = settle(core, log, log.append(b.sj(1, "a1")))
+    [accepted, assigned] = settle(core, log, log.append(b.sj(1, "a1")))
+    assert isinstance(accepted, JobAttemptAccepted) and isinstance(assigned, AttemptAssigned)
     restarted = ResolverCore("resolver/other", CODEC)
     assert [e.event_id for e in restarted.rebuild((TOPIC, 0), log.records)] == [assigned.event_id]
 
@@ -147,3 +151,29 @@ def test_records_of_a_released_partition_are_ignored():
     core.release((TOPIC, 0))
     result = core.step(log.append(b.batch(), *b.dag({1: ()})))
     assert result.derived == [] and result.offsets == {}
+
+
+def test_a_bug_in_the_fold_crashes_the_resolver_while_an_unprojectable_event_is_quarantined(monkeypatch):
+    """Only UnprojectableEvent means "this event cannot be applied"; a KeyError is a bug in the code,
+    and quarantining the event it met would hide the bug and lose the event's effect."""
+    import projections.resolver.core as resolver_core
+    from events.errors import UnprojectableEvent
+
+    b, log = Builder(), PartitionLog()
+    core = owned_core(log)
+    settle(core, log, log.append(b.batch(), *b.dag({1: ()})))
+    real_evolve = resolver_core.evolve
+
+    def evolve_with(error: Exception):  # type: ignore[no-untyped-def]
+        def evolve(state, event):  # type: ignore[no-untyped-def]
+            if event.SCHEMA_NAME == "JobAttemptScheduled":
+                raise error
+            return real_evolve(state, event)
+        return evolve
+
+    monkeypatch.setattr(resolver_core, "evolve", evolve_with(UnprojectableEvent("says something impossible")))
+    result = core.step(log.append(b.sj(1, "a1")))
+    assert [q.reason for q in result.quarantined] == ["cannot apply: says something impossible"]
+    monkeypatch.setattr(resolver_core, "evolve", evolve_with(KeyError("a bug")))
+    with pytest.raises(KeyError):
+        core.step(log.append(b.sj(1, "a2")))

@@ -106,3 +106,43 @@ async def test_a_rebuild_cut_off_half_way_is_dropped_and_redone_from_offset_0(me
     appended = await memory_log.read(*tp, end, max_records=100)
     assert [CODEC.decode(r.value).event_id for r in appended] == [e.event_id for e in expected]
     assert expected, "the whole fold derives something (job completions), so the comparison means something"
+
+
+class RecordsAppends:
+    """The memory log, recording the topics of each append call in order."""
+
+    def __init__(self, log: EventLog) -> None:
+        self._log = log
+        self.calls: list[set[str]] = []
+
+    def __getattr__(self, name: str):  # everything else: the real log
+        return getattr(self._log, name)
+
+    async def append(self, messages):  # type: ignore[no-untyped-def]
+        self.calls.append({m.topic for m in messages})
+        return await self._log.append(messages)
+
+
+async def test_the_verdict_is_stored_before_the_assignment_is_appended(memory_log, topics):
+    """A worker acts on AttemptAssigned; what it reports must land after the verdict accepting its
+    attempt, so the batch topic's append completes before the assignments' starts."""
+    from events.log import partition_for
+    from tests.unit.core.lifecycle_world import BATCH, Builder
+
+    b = Builder()
+    await Publisher(memory_log, topics).publish([b.batch(), *b.dag({1: ()})])
+    recording = RecordsAppends(memory_log)
+    resolver = Resolver(recording, topics, "resolver/test", FAST)  # type: ignore[arg-type]
+    consumer = await memory_log.group_consumer("g", [topics.batch])
+    try:
+        await resolver.iterate(consumer)  # rebuilds: JobBecameReady
+        await Publisher(memory_log, topics).publish([b.sj(1, "a1")])
+        recording.calls.clear()
+        while topics.assignment not in set().union(*recording.calls):
+            await resolver.iterate(consumer)
+    finally:
+        await consumer.close()
+    assert recording.calls == [{topics.batch}, {topics.assignment}]
+    partition = partition_for(str(BATCH).encode(), await memory_log.partitions(topics.batch))
+    batch_log = [CODEC.decode(r.value) for r in await memory_log.read(topics.batch, partition, 0, max_records=100)]
+    assert batch_log[-1].SCHEMA_NAME == "JobAttemptAccepted"

@@ -11,16 +11,21 @@ from pathlib import Path
 from events.catalog import Event, JobAttemptCompleted
 from events.codec import Codec
 from events.log import EventLog
+from events.objectstore import InMemoryObjectStore, ObjectStore
 from events.publisher import Publisher
 from events.topics import Topics
 from worker.agent import Agent, AgentSettings
+from worker.agent_http import AgentEndpoint
 from worker.attempt import AttemptServices, WorkerLimits
-from worker.blobs import LocalBlobStore
 from worker.clock import SystemClock
 from worker.journal import Journal
+from worker.records import AttemptRecords
 from worker.runtime import ContainerRuntime
 from worker.scratch import ScratchManager
-from worker.storage import StorageRouter
+from worker.storage import JobFiles, SharedStore
+
+SYSTEM_BUCKET = "squall-system"
+DATA_BUCKET = "user-data"
 
 CODEC = Codec()
 
@@ -50,25 +55,40 @@ class AgentHarness:
     scratch_mode: str = "directory"
     limits: WorkerLimits = field(default_factory=WorkerLimits)
     drain_timeout_s: float = 30.0
+    store: ObjectStore = field(default_factory=InMemoryObjectStore)  # squall's bucket and the users'
+    system_bucket: str = SYSTEM_BUCKET
+    data_bucket: str = DATA_BUCKET
+    flush_interval_s: float = 5.0
+    endpoint: AgentEndpoint | None = None
     agent: Agent | None = None
     task: asyncio.Task[None] | None = None
     stop: asyncio.Event | None = None
     journal: Journal | None = None
+    records: AttemptRecords | None = None
+
+    @property
+    def state_dir(self) -> Path:
+        return self.home / "instances" / self.instance_name
 
     def build(self) -> Agent:
-        state = self.home / "instances" / self.instance_name
-        self.journal = Journal(state)
+        self.journal = Journal(self.state_dir)
+        self.records = AttemptRecords(self.store, self.system_bucket, self.state_dir / "spool", self.flush_interval_s)
         services = AttemptServices(
             instance_name=self.instance_name, runtime=self.runtime,
-            scratch=ScratchManager(state / "scratch", mode=self.scratch_mode), storage=StorageRouter(),
-            blobs=LocalBlobStore(self.home / "blobs"), clock=SystemClock(), limits=self.limits)
+            scratch=ScratchManager(self.state_dir / "scratch", mode=self.scratch_mode),
+            files=JobFiles(SharedStore(self.store)), records=self.records, clock=SystemClock(), limits=self.limits)
         settings = AgentSettings(instance_name=self.instance_name, cores=self.cores, memory_bytes=8 << 30,
                                  storage_gib=10, heartbeat_interval_s=0.2, drain_timeout_s=self.drain_timeout_s,
                                  read_timeout_ms=100)
-        self.agent = Agent(settings, self.log, self.topics, services, self.journal)
+        self.agent = Agent(settings, self.log, self.topics, services, self.journal, endpoint=self.endpoint)
         return self.agent
 
+    async def create_buckets(self) -> None:
+        for bucket in (self.system_bucket, self.data_bucket):
+            await self.store.create_bucket(bucket)
+
     async def start(self) -> Agent:
+        await self.create_buckets()
         agent = self.build()
         self.stop = asyncio.Event()
         self.task = asyncio.create_task(agent.run(self.stop))

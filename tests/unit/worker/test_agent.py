@@ -18,9 +18,9 @@ from events.catalog import (
 )
 from events.envelope import derived_event_id
 from events.log import partition_for
+from events.objectstore.layout import status_key
 from tests.unit.worker.factories import assignment, kill
-from tests.unit.worker.harness import AgentHarness, mjcs, read_all
-from worker.blobs import status_path
+from tests.unit.worker.harness import SYSTEM_BUCKET, AgentHarness, mjcs, read_all
 from worker.fake_runtime import FakeProcess, FakeRuntime
 
 
@@ -41,7 +41,7 @@ async def test_runs_an_assignment_and_reports_mjs_then_mjc(harness: AgentHarness
     assert mjc.event_id == derived_event_id("JobAttemptCompleted", 7, 2, "a1")
     assert mjc.causation_id == a.event_id and mjc.instance_name == "w-unit"
     assert [s.name for s in mjc.steps] == ["input", "main", "output"]
-    status = json.loads(status_path(harness.home / "blobs", 7, 2, "a1").read_text())
+    status = json.loads(await harness.store.get(SYSTEM_BUCKET, status_key(7, 2, "a1")))
     assert status["state"] == "failed" and status["container_statuses"]["main"]["container_status"]["exit_code"] == 3
     await harness.shutdown()
     instance_events = await read_all(harness.log, harness.topics.instance)
@@ -105,7 +105,7 @@ async def test_heartbeats_list_running_attempts(harness: AgentHarness) -> None:
     await harness.assign(a)
     events = await harness.wait_for(
         lambda evs: any(isinstance(e, InstanceHeartbeat) and "hb1" in e.running_attempt_ids for e in evs),
-        topic=harness.topics.instance)
+        topic=harness.topics.heartbeat)
     assert any(isinstance(e, InstanceHeartbeat) for e in events)
     await harness.shutdown()
 
@@ -170,15 +170,24 @@ async def test_drain_reports_unfinished_attempts_as_instance_lost(harness: Agent
 async def test_oom_and_image_failures_are_classified(memory_log, topics, tmp_path) -> None:
     def program(spec):
         return FakeProcess(exit_code=137, out_of_memory=True) if "oom" in spec.command else FakeProcess()
-    runtime = FakeRuntime(program=program, unpullable={"registry.example/flaky:1": "transient"})
+    runtime = FakeRuntime(program=program, unpullable={"registry.example/flaky:1": "transient",
+                                                       "UPPER/Case:tag": "invalid_reference"})
     h = AgentHarness(log=memory_log, topics=topics, home=tmp_path, runtime=runtime, instance_name="w-unit")
     await h.start()
     await h.assign(assignment("w-unit", ("oom",), job_id=1),
                    assignment("w-unit", ("true",), job_id=2, image="localhost/missing:1"),
                    assignment("w-unit", ("true",), job_id=3, image="registry.example/flaky:1"),
-                   assignment("w-unit", ("true",), job_id=4, process_type="bogus"))
-    events = await h.wait_for(lambda evs: len(mjcs(evs)) == 4)
+                   assignment("w-unit", ("true",), job_id=4, process_type="bogus"),
+                   assignment("w-unit", ("/bin/bash", "-c", "true"), job_id=5),
+                   assignment("w-unit", ("true",), job_id=6, image="UPPER/Case:tag"))
+    events = await h.wait_for(lambda evs: len(mjcs(evs)) == 6)
     got = {m.job_id: (m.outcome, m.failure_cause, m.out_of_memory) for m in mjcs(events)}
     assert got == {1: ("Failed", failures.OUT_OF_MEMORY, True), 2: ("Error", failures.IMAGE_NOT_FOUND, False),
-                   3: ("Error", failures.IMAGE_PULL_FAILED, False), 4: ("Error", failures.INVALID_JOB, False)}
+                   3: ("Error", failures.IMAGE_PULL_FAILED, False), 4: ("Error", failures.INVALID_JOB, False),
+                   5: ("Error", failures.CONTAINER_SPEC_INVALID, False),
+                   6: ("Error", failures.INVALID_IMAGE_REFERENCE, False)}
+    errors = {m.job_id: m.error for m in mjcs(events)}
+    assert "executable file `/bin/bash` not found" in (errors[5] or "")  # the runtime's own message
+    assert not any(failures.is_system_failure(failures_) for failures_ in (failures.CONTAINER_SPEC_INVALID,
+                                                                           failures.INVALID_IMAGE_REFERENCE))
     await h.shutdown()

@@ -1,4 +1,4 @@
-"""Small pure pieces of the worker: log decoding, blob paths, io path mapping, pull errors, usage."""
+"""Small pure pieces of the worker: log decoding, object keys, io path mapping, pull errors, usage."""
 
 from __future__ import annotations
 
@@ -6,12 +6,21 @@ from pathlib import Path
 
 import pytest
 
-from worker.blobs import LocalBlobStore, log_path, resource_usage_path, status_path
+from events.objectstore.layout import (
+    agent_secret_key,
+    chunk_offset,
+    log_chunk_key,
+    log_key,
+    resource_usage_key,
+    status_key,
+    user_key_key,
+)
 from worker.k8s_log import K8sFileLogDecoder
-from worker.podman_runtime import _parse_time_ms, classify_pull_error
+from worker.podman_api import parse_time_ms
+from worker.podman_errors import classify_pull_error
 from worker.runtime import ImageNotFound, ImagePullFailed, UsageSample
 from worker.scratch import GIB, scratch_quota_bytes
-from worker.storage import StorageError, StorageRouter, host_path_in_io
+from worker.storage import StorageError, host_path_in_io
 from worker.usage import UsageSeries, next_interval
 
 
@@ -25,26 +34,22 @@ def test_k8s_file_log_decodes_full_and_partial_lines_across_chunks() -> None:
     assert out == b"hello\nno newline yet\n\n"
 
 
-def test_blob_paths_follow_hails_layout() -> None:
-    assert log_path("/b", 1, 2, "x9", "main") == Path("/b/1/2/x9/main/log")
-    assert resource_usage_path("/b", 1, 2, "x9", "input") == Path("/b/1/2/x9/input/resource_usage")
-    assert status_path("/b", 1, 2, "x9") == Path("/b/1/2/x9/status.json")
+def test_object_keys_follow_hails_layout_under_jobs() -> None:
+    assert log_key(1, 2, "x9", "main") == "jobs/1/2/x9/main/log"
+    assert resource_usage_key(1, 2, "x9", "input") == "jobs/1/2/x9/input/resource_usage"
+    assert status_key(1, 2, "x9") == "jobs/1/2/x9/status.json"
+    chunk = log_chunk_key(1, 2, "x9", "main", 4096)
+    assert chunk == "jobs/1/2/x9/main/log.chunks/000000000004096" and chunk_offset(chunk) == 4096
+    assert chunk_offset("jobs/1/2/x9/main/log") is None
+    assert agent_secret_key("w-1") == "instances/w-1/agent-secret"
+    assert user_key_key("alice") == "users/alice/gcs-key.json"
+    for bad in ("../x", "a/b", "", ".."):
+        with pytest.raises(ValueError):
+            log_key(1, 2, bad, "main")
     with pytest.raises(ValueError):
-        log_path("/b", 1, 2, "../x", "main")
+        log_key(1, 2, "x", "setup")
     with pytest.raises(ValueError):
-        log_path("/b", 1, 2, "x", "setup")
-
-
-def test_local_blob_store_put_get_and_live_append(tmp_path: Path) -> None:
-    store = LocalBlobStore(tmp_path)
-    store.put("1/2/a/status.json", b"{}")
-    assert store.get("1/2/a/status.json") == b"{}"
-    app = store.appender("1/2/a/main/log")
-    app.append(b"line 1\n")
-    assert (tmp_path / "1/2/a/main/log").read_bytes() == b"line 1\n"  # readable before close
-    app.close()
-    with pytest.raises(ValueError):
-        store.put("../escape", b"")
+        user_key_key("../admin")
 
 
 def test_io_paths_cannot_escape(tmp_path: Path) -> None:
@@ -56,16 +61,6 @@ def test_io_paths_cannot_escape(tmp_path: Path) -> None:
     for bad in ("/etc/passwd", "/io/../etc/passwd", "/io/link/passwd"):
         with pytest.raises(StorageError):
             host_path_in_io(io, bad)
-
-
-def test_storage_router_names_missing_schemes(tmp_path: Path) -> None:
-    with pytest.raises(StorageError, match="no storage adapter for gs://"):
-        StorageRouter().download("gs://bucket/x", tmp_path / "x")
-    src = tmp_path / "d"
-    (src / "sub").mkdir(parents=True)
-    (src / "sub" / "f").write_text("x")
-    StorageRouter().download(f"file://{src}", tmp_path / "copy")
-    assert (tmp_path / "copy" / "sub" / "f").read_text() == "x"
 
 
 @pytest.mark.parametrize(("message", "kind"), [
@@ -82,9 +77,9 @@ def test_pull_errors_are_final_only_when_the_image_does_not_exist(message: str, 
 
 
 def test_podman_times_parse_to_epoch_ms() -> None:
-    assert _parse_time_ms("2026-11-25T13:45:12.123456789Z") == 1795614312123
-    assert _parse_time_ms("2026-11-25T13:45:12.5+01:00") == 1795610712500
-    assert _parse_time_ms("0001-01-01T00:00:00Z") is None
+    assert parse_time_ms("2026-11-25T13:45:12.123456789Z") == 1795614312123
+    assert parse_time_ms("2026-11-25T13:45:12.5+01:00") == 1795610712500
+    assert parse_time_ms("0001-01-01T00:00:00Z") is None
 
 
 def test_scratch_quota_is_hails_rule() -> None:

@@ -1,0 +1,46 @@
+"""Whether any worker of the configured pools can ever hold a job: the check behind refusing a job at
+submit, and behind "why" for a job that got in anyway (submitted before the pools shrank).
+
+A job runs only in the pool its worker type and preemptibility name (`resources.pool_name`), on one
+worker: it fits when that pool exists and one of its workers has the cores, memory and storage the
+job asks for. A job-private job (machine_type) gets a machine of its own and always fits. The pools
+are the ones the autoscaler and the scheduler read (services/autoscaler/pools.py), so a job is
+refused exactly when no instance the autoscaler could ever start would take it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from events.core.autoscale import PoolConfig
+from events.core.resources import GIB, pool_name
+
+
+def misfit(cores_mcpu: int, memory_bytes: int, storage_gib: int, worker_type: str, preemptible: bool,
+           pools: Sequence[PoolConfig], machine_type: str | None = None) -> str | None:
+    """None when a worker of the job's pool can hold the job; else why not, naming the job's pool and
+    the largest pool, in words a user can act on."""
+    if machine_type or not pools:
+        return None
+    own_name = pool_name(worker_type, preemptible)
+    own = next((p for p in pools if p.name == own_name), None)
+    if own is not None and (cores_mcpu <= own.worker_mcpu and memory_bytes <= own.worker_memory_bytes
+                            and storage_gib <= own.storage_gib):
+        return None
+    largest = max(pools, key=lambda p: (p.worker_mcpu, p.worker_memory_bytes, p.storage_gib))  # first of equals
+    needs = f"{_cores(cores_mcpu)} cores, {memory_bytes / GIB:.1f} GiB memory and {storage_gib} GiB storage"
+    if own is None:
+        where = f"no pool runs {worker_type} {'preemptible' if preemptible else 'non-preemptible'} jobs"
+    else:
+        where = f"a worker of pool {own.name}, where it would run, has {_worker(own)}"
+    return (f"no pool can ever run this job: it needs {needs}; {where}. The largest pool is {largest.name} "
+            f"({_worker(largest)} per worker); ask for less, or for the memory keyword of a bigger worker type")
+
+
+def _worker(pool: PoolConfig) -> str:
+    return (f"{pool.worker_cores} cores, {pool.worker_memory_bytes / GIB:.1f} GiB memory and "
+            f"{pool.storage_gib} GiB storage")
+
+
+def _cores(mcpu: int) -> str:
+    return f"{mcpu / 1000:g}"

@@ -1,0 +1,250 @@
+"""Random runs of one batch for the property tests: every producer's events in an order hypothesis
+picks (see test_lifecycle_properties.py for what a run does and what it checks after every step).
+
+`Run(data)` draws with `data.draw`; `Scripted` replays recorded draws, to pin a run with @example.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from hypothesis import strategies as st
+from lifecycle_world import PRODUCER, Builder, World
+
+from events.catalog import AttemptAssigned, AttemptKillRequested, Event, JobAttemptScheduled, JobCreating
+from events.core.lifecycle import (
+    CANCELLED,
+    COMPLETE_STATES,
+    CREATING,
+    ERROR,
+    FAILED,
+    READY,
+    RUNNING,
+    SUCCESS,
+    BatchState,
+    react,
+)
+
+OUTCOMES = [("Success", None, 0), ("Failed", "nonzero_exit", 1), ("Failed", "out_of_memory", 137),
+            ("Error", "timed_out", None), ("Error", "instance_lost", None), ("Error", "worker_crashed", None),
+            ("Error", "image_pull_failed", None), ("Cancelled", "killed", None)]
+# weights: the common events often, cancellations rarely (one cancels most of what follows)
+ACTIONS = (["react"] * 4 + ["land"] * 4 + ["schedule"] * 4 + ["start"] * 2 + ["complete"] * 4 + ["redeliver"] * 2
+           + ["stale"] * 3 + ["cancel_batch", "cancel_group"] + ["create"] * 2 + ["boot"] * 2 + ["activation_timeout"])
+
+
+class Run:
+    def __init__(self, data: st.DataObject | Scripted) -> None:
+        self.data = data.replay() if isinstance(data, Scripted) else data  # an @example may run more than once
+        self.b = Builder()
+        self.w = World()
+        self.in_flight: list[Event] = []  # derived batch events not yet in the log
+        self.in_flight_ids: set[str] = set()
+        self.appended_derived: set[str] = set()
+        self.final_states: dict[int, str] = {}
+        self.epoch = 1
+        self.n_attempts = 0
+
+    @property
+    def s(self) -> BatchState:
+        assert self.w.state is not None
+        return self.w.state
+
+    def draw(self, strategy):
+        return self.data.draw(strategy)
+
+    def setup(self) -> None:
+        n_jobs = self.draw(st.integers(1, 9))
+        parents = {j: tuple(sorted(self.draw(st.sets(st.integers(1, j - 1), max_size=3)))) if j > 1 else ()
+                   for j in range(1, n_jobs + 1)}
+        always = self.draw(st.sets(st.integers(1, n_jobs), max_size=3))
+        groups = [self.draw(st.integers(0, 2)) for _ in range(n_jobs)]
+        b = self.b
+        events: list[Event] = [b.batch(self.draw(st.none() | st.integers(1, 3))),
+                               b.update(1, n_jobs, 1, n_job_groups=2), b.group(1),
+                               b.group(2, parent=1, cancel_after_n_failures=self.draw(st.none() | st.integers(1, 2)))]
+        n_max = self.draw(st.integers(1, 3))
+        events += [b.job(j, parents[j], always_run=j in always, n_max_attempts=n_max, group=groups[j - 1])
+                   for j in range(1, n_jobs + 1)]
+        events.append(b.commit(1, n_jobs, 1))
+        self.append(*events)
+
+    # --- producers ------------------------------------------------------------------------------
+    def append(self, *events: Event) -> None:
+        for e in events:
+            state = self.w.state
+            job = state.jobs.get(e.job_id) if state and isinstance(e, JobAttemptScheduled | JobCreating) else None
+            before = (job.state, job.attempt, job.attempt.instance_name if job.attempt else None) if job else None
+            cancelled_before = job is not None and self.s.is_job_cancelled(job)
+            due_before = dict(state.verdicts_due) if state else {}
+            self.w.append(e)
+            if cancelled_before:
+                after = (job.state, job.attempt, job.attempt.instance_name if job.attempt else None)
+                assert after == before, "a cancelled job was placed"
+            if job is not None:  # a decision gets one verdict, or none if it repeats one judged already
+                new = [v for k, v in self.s.verdicts_due.items() if k not in due_before]
+                assert len(new) <= 1 and all(k in self.s.verdicts_due for k in due_before)
+                moved = (job.state, job.attempt) != before[:2]
+                assert moved == any(v.reason is None for v in new), "a decision moved the job without a verdict"
+            self.check_invariants()
+
+    def react(self) -> None:
+        derived = react(self.s, PRODUCER)
+        kills = {e.attempt_id for e in derived if isinstance(e, AttemptKillRequested)}
+        for e in derived:
+            if isinstance(e, AttemptAssigned):
+                job = self.s.jobs[e.job_id]
+                # placed before it was cancelled: the worker must learn of it to end it, so only with its kill
+                assert not self.s.is_job_cancelled(job) or e.attempt_id in kills, \
+                    "a cancelled job was assigned to a worker without its kill"
+                assert job.state == RUNNING and job.attempt.attempt_id == e.attempt_id
+            elif e.TOPIC == "batch" and e.event_id not in self.in_flight_ids:
+                assert e.event_id not in self.appended_derived, f"re-derived an applied event: {e}"
+                self.in_flight.append(e)
+                self.in_flight_ids.add(e.event_id)
+        self.s.clear_dirty()
+
+    def land(self, n: int | None = None) -> None:
+        """The next derived events reach the log (in order), possibly after others' events."""
+        n = len(self.in_flight) if n is None else n
+        landing, self.in_flight = self.in_flight[:n], self.in_flight[n:]
+        for e in landing:
+            self.in_flight_ids.discard(e.event_id)
+            self.appended_derived.add(e.event_id)
+            self.append(e)
+
+    def jobs_in(self, *states: str) -> list[int]:
+        return sorted(j.job_id for j in self.s.jobs.values() if j.state in states)
+
+    def judged_in(self, *states: str) -> list[int]:
+        """Jobs in `states` whose current attempt's acceptance is in the log: only those can a worker
+        (or health) report on, as the resolver appends an AttemptAssigned only after the verdict."""
+        pending = {(v.job_id, v.attempt_id) for v in self.s.verdicts_due.values() if v.reason is None}
+        return [j for j in self.jobs_in(*states) if (j, self.s.jobs[j].attempt.attempt_id) not in pending]
+
+    def step(self, action: str) -> None:
+        b, s = self.b, self.s
+        if action == "react":
+            self.react()
+        elif action == "land" and self.in_flight:
+            self.land(self.draw(st.integers(1, len(self.in_flight))))
+        elif action == "schedule" and (ready := self.jobs_in(READY)):
+            job_id = self.draw(st.sampled_from(ready))
+            self.epoch += self.draw(st.sampled_from([0, 0, 0, 1]))
+            epoch = self.epoch - self.draw(st.sampled_from([0, 0, 0, 1]))  # sometimes a deposed leader
+            self.n_attempts += 1
+            self.append(b.sj(job_id, f"at{self.n_attempts}", epoch=epoch))
+        elif action == "start" and (running := self.judged_in(RUNNING)):
+            job = s.jobs[self.draw(st.sampled_from(running))]
+            self.append(b.mjs(job.job_id, job.attempt.attempt_id))
+        elif action == "complete" and (running := self.judged_in(RUNNING)):
+            job = s.jobs[self.draw(st.sampled_from(running))]
+            outcome, cause, code = self.draw(st.sampled_from(OUTCOMES))
+            self.append(b.mjc(job.job_id, job.attempt.attempt_id, outcome, cause, code))
+        elif action == "redeliver":
+            earlier = self.draw(st.sampled_from(self.w.log))
+            self.expect_no_change(earlier)
+        elif action == "stale":
+            # the interesting case first: a job already running a newer attempt
+            past = ([(j.job_id, a) for j in s.jobs.values() if j.attempt for a in j.attempt_ids
+                     if a != j.attempt.attempt_id]
+                    or [(j.job_id, a) for j in s.jobs.values() if j.attempt is None for a in j.attempt_ids])
+            if past:
+                job_id, attempt = self.draw(st.sampled_from(past))
+                outcome, cause, code = self.draw(st.sampled_from(OUTCOMES))
+                self.expect_no_change(self.draw(st.sampled_from([b.mjs(job_id, attempt),
+                                                                 b.mjc(job_id, attempt, outcome, cause, code)])))
+        elif action == "create" and (ready := self.jobs_in(READY)):
+            self.n_attempts += 1
+            self.append(b.creating(self.draw(st.sampled_from(ready)), f"at{self.n_attempts}", epoch=self.epoch))
+        elif action == "boot" and (creating := self.jobs_in(CREATING)):
+            job = s.jobs[self.draw(st.sampled_from(creating))]  # its instance activated: the same attempt there
+            self.append(b.sj(job.job_id, job.attempt.attempt_id, epoch=self.epoch, instance=job.attempt.instance_name))
+        elif action == "activation_timeout" and (creating := self.judged_in(CREATING)):
+            job = s.jobs[self.draw(st.sampled_from(creating))]  # health: the instance never came
+            self.append(b.mjc(job.job_id, job.attempt.attempt_id, "Error", "instance_lost", None,
+                              instance=job.attempt.instance_name))
+        elif action == "cancel_batch":
+            self.append(b.cancel())
+        elif action == "cancel_group":
+            self.append(b.cancel_group(self.draw(st.integers(1, 2))))
+
+    def expect_no_change(self, event: Event) -> None:
+        before, due = self.s.snapshot(), list(self.s.verdicts_due)
+        self.append(event)
+        assert self.s.snapshot() == before, f"{event} changed the state"
+        assert list(self.s.verdicts_due) == due, f"{event} was judged again"
+
+    # --- invariants -------------------------------------------------------------------------------
+    def check_invariants(self) -> None:
+        s = self.w.state
+        if s is None:
+            return
+        for gid, group in s.groups.items():
+            members = [j for j in s.jobs.values() if j.committed and gid in s.groups[j.job_group_id].ancestors]
+            states = [j.state for j in members]
+            assert group.n_jobs == len(members)
+            assert group.n_succeeded == states.count(SUCCESS)
+            assert group.n_failed == states.count(FAILED) + states.count(ERROR)
+            assert group.n_cancelled == states.count(CANCELLED)
+            assert group.n_completed == group.n_succeeded + group.n_failed + group.n_cancelled
+        for job in s.jobs.values():
+            if job.job_id in self.final_states:
+                assert job.state == self.final_states[job.job_id], "a completed job changed state"
+            elif job.state in COMPLETE_STATES:
+                self.final_states[job.job_id] = job.state
+            assert job.n_pending_parents >= 0
+
+    def drive_to_quiescence(self) -> None:
+        for _ in range(500):
+            self.react()
+            if self.in_flight:
+                self.land()
+                continue
+            ready, running, creating = self.jobs_in(READY), self.jobs_in(RUNNING), self.jobs_in(CREATING)
+            if not ready and not running and not creating:
+                return
+            for job_id in creating:  # its instance boots (an SJ the core refuses if the job is cancelled)
+                job = self.s.jobs[job_id]
+                if job.completion is None:
+                    self.append(self.b.sj(job_id, job.attempt.attempt_id, epoch=self.epoch,
+                                          instance=job.attempt.instance_name))
+            for job_id in ready:
+                self.n_attempts += 1
+                self.append(self.b.sj(job_id, f"at{self.n_attempts}", epoch=self.epoch))
+            for job_id in running:
+                job = self.s.jobs[job_id]
+                if job.completion is None:
+                    self.append(self.b.mjc(job_id, job.attempt.attempt_id, "Success"))
+        raise AssertionError("the batch never quiesced")
+
+
+class Pick:
+    """A scripted draw from `st.sampled_from(seq)`: the first element the predicate accepts."""
+
+    def __init__(self, predicate: Callable[[Any], bool], what: str) -> None:
+        self.predicate, self.what = predicate, what
+
+    def __repr__(self) -> str:
+        return f"Pick({self.what})"
+
+
+class Scripted:
+    """Stands in for st.data() in an @example: hands out recorded draws in order."""
+
+    def __init__(self, *draws: Any) -> None:
+        self.recorded = draws
+        self.draws = list(draws)
+
+    def replay(self) -> Scripted:
+        return Scripted(*self.recorded)
+
+    def draw(self, strategy: Any, label: object = None) -> Any:
+        value = self.draws.pop(0)
+        if isinstance(value, Pick):
+            return next(x for x in strategy.elements if value.predicate(x))
+        return value
+
+    def __repr__(self) -> str:
+        return f"Scripted({list(self.recorded)!r})"

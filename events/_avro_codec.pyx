@@ -230,6 +230,10 @@ cdef object _class_JobGroupCancelRequested = catalog.JobGroupCancelRequested
 cdef object _class_JobGroupCancelled = catalog.JobGroupCancelled
 cdef object _class_JobGroupCreated = catalog.JobGroupCreated
 cdef object _class_JobSpec = catalog.JobSpec
+cdef object _class_PoolInstanceChoice = catalog.PoolInstanceChoice
+cdef object _class_PoolScalingDecided = catalog.PoolScalingDecided
+cdef object _class_PoolWindowUser = catalog.PoolWindowUser
+cdef object _class_PoolZoneWeight = catalog.PoolZoneWeight
 cdef object _class_ResourceUsageSummary = catalog.ResourceUsageSummary
 cdef object _class_Resources = catalog.Resources
 cdef object _class_SchedulerLeaderElected = catalog.SchedulerLeaderElected
@@ -265,6 +269,10 @@ cdef object _builder_JobGroupCancelRequested = _BUILDERS['JobGroupCancelRequeste
 cdef object _builder_JobGroupCancelled = _BUILDERS['JobGroupCancelled']
 cdef object _builder_JobGroupCreated = _BUILDERS['JobGroupCreated']
 cdef object _builder_JobSpec = _BUILDERS['JobSpec']
+cdef object _builder_PoolInstanceChoice = _BUILDERS['PoolInstanceChoice']
+cdef object _builder_PoolScalingDecided = _BUILDERS['PoolScalingDecided']
+cdef object _builder_PoolWindowUser = _BUILDERS['PoolWindowUser']
+cdef object _builder_PoolZoneWeight = _BUILDERS['PoolZoneWeight']
 cdef object _builder_ResourceUsageSummary = _BUILDERS['ResourceUsageSummary']
 cdef object _builder_Resources = _BUILDERS['Resources']
 cdef object _builder_SchedulerLeaderElected = _BUILDERS['SchedulerLeaderElected']
@@ -1085,6 +1093,10 @@ def decode_InstanceCreated(bytes data, Py_ssize_t offset):
         f207 = _string(b, &p, end)
     else:
         f207 = None
+    if _optional(b, &p, end):
+        f208 = _string(b, &p, end)
+    else:
+        f208 = None
     result = _new(_builder_InstanceCreated)
     result.event_id = f201
     result.occurred_at = f202
@@ -1093,6 +1105,7 @@ def decode_InstanceCreated(bytes data, Py_ssize_t offset):
     result.instance_name = f205
     result.provider = f206
     result.provider_id = f207
+    result.zone = f208
     result.__class__ = _class_InstanceCreated
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -1100,24 +1113,30 @@ def decode_InstanceCreated(bytes data, Py_ssize_t offset):
 def encode_InstanceCreated(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v208 = e
-        _put_string(&w, v208.event_id, 'InstanceCreated.event_id')
-        _put_long(&w, v208.occurred_at, LLONG_MIN, LLONG_MAX, 'InstanceCreated.occurred_at')
-        _put_string(&w, v208.producer, 'InstanceCreated.producer')
-        v209 = v208.causation_id
-        if v209 is None:
-            _put_byte(&w, 0)
-        else:
-            _put_byte(&w, 2)
-            _put_string(&w, v209, 'InstanceCreated.causation_id')
-        _put_string(&w, v208.instance_name, 'InstanceCreated.instance_name')
-        _put_string(&w, v208.provider, 'InstanceCreated.provider')
-        v210 = v208.provider_id
+        v209 = e
+        _put_string(&w, v209.event_id, 'InstanceCreated.event_id')
+        _put_long(&w, v209.occurred_at, LLONG_MIN, LLONG_MAX, 'InstanceCreated.occurred_at')
+        _put_string(&w, v209.producer, 'InstanceCreated.producer')
+        v210 = v209.causation_id
         if v210 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v210, 'InstanceCreated.provider_id')
+            _put_string(&w, v210, 'InstanceCreated.causation_id')
+        _put_string(&w, v209.instance_name, 'InstanceCreated.instance_name')
+        _put_string(&w, v209.provider, 'InstanceCreated.provider')
+        v211 = v209.provider_id
+        if v211 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_string(&w, v211, 'InstanceCreated.provider_id')
+        v212 = v209.zone
+        if v212 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_string(&w, v212, 'InstanceCreated.zone')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -1126,22 +1145,27 @@ def decode_InstanceDeactivated(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f211 = _string(b, &p, end)
-    f212 = _long(b, &p, end)
     f213 = _string(b, &p, end)
-    if _optional(b, &p, end):
-        f214 = _string(b, &p, end)
-    else:
-        f214 = None
+    f214 = _long(b, &p, end)
     f215 = _string(b, &p, end)
-    f216 = _string(b, &p, end)
+    if _optional(b, &p, end):
+        f216 = _string(b, &p, end)
+    else:
+        f216 = None
+    f217 = _string(b, &p, end)
+    f218 = _string(b, &p, end)
+    if _optional(b, &p, end):
+        f219 = _string(b, &p, end)
+    else:
+        f219 = None
     result = _new(_builder_InstanceDeactivated)
-    result.event_id = f211
-    result.occurred_at = f212
-    result.producer = f213
-    result.causation_id = f214
-    result.instance_name = f215
-    result.reason = f216
+    result.event_id = f213
+    result.occurred_at = f214
+    result.producer = f215
+    result.causation_id = f216
+    result.instance_name = f217
+    result.reason = f218
+    result.zone = f219
     result.__class__ = _class_InstanceDeactivated
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -1149,18 +1173,24 @@ def decode_InstanceDeactivated(bytes data, Py_ssize_t offset):
 def encode_InstanceDeactivated(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v217 = e
-        _put_string(&w, v217.event_id, 'InstanceDeactivated.event_id')
-        _put_long(&w, v217.occurred_at, LLONG_MIN, LLONG_MAX, 'InstanceDeactivated.occurred_at')
-        _put_string(&w, v217.producer, 'InstanceDeactivated.producer')
-        v218 = v217.causation_id
-        if v218 is None:
+        v220 = e
+        _put_string(&w, v220.event_id, 'InstanceDeactivated.event_id')
+        _put_long(&w, v220.occurred_at, LLONG_MIN, LLONG_MAX, 'InstanceDeactivated.occurred_at')
+        _put_string(&w, v220.producer, 'InstanceDeactivated.producer')
+        v221 = v220.causation_id
+        if v221 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v218, 'InstanceDeactivated.causation_id')
-        _put_string(&w, v217.instance_name, 'InstanceDeactivated.instance_name')
-        _put_string(&w, v217.reason, 'InstanceDeactivated.reason')
+            _put_string(&w, v221, 'InstanceDeactivated.causation_id')
+        _put_string(&w, v220.instance_name, 'InstanceDeactivated.instance_name')
+        _put_string(&w, v220.reason, 'InstanceDeactivated.reason')
+        v222 = v220.zone
+        if v222 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_string(&w, v222, 'InstanceDeactivated.zone')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -1169,22 +1199,22 @@ def decode_InstanceDeleted(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f219 = _string(b, &p, end)
-    f220 = _long(b, &p, end)
-    f221 = _string(b, &p, end)
-    if _optional(b, &p, end):
-        f222 = _string(b, &p, end)
-    else:
-        f222 = None
     f223 = _string(b, &p, end)
-    f224 = _string(b, &p, end)
+    f224 = _long(b, &p, end)
+    f225 = _string(b, &p, end)
+    if _optional(b, &p, end):
+        f226 = _string(b, &p, end)
+    else:
+        f226 = None
+    f227 = _string(b, &p, end)
+    f228 = _string(b, &p, end)
     result = _new(_builder_InstanceDeleted)
-    result.event_id = f219
-    result.occurred_at = f220
-    result.producer = f221
-    result.causation_id = f222
-    result.instance_name = f223
-    result.reason = f224
+    result.event_id = f223
+    result.occurred_at = f224
+    result.producer = f225
+    result.causation_id = f226
+    result.instance_name = f227
+    result.reason = f228
     result.__class__ = _class_InstanceDeleted
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -1192,18 +1222,18 @@ def decode_InstanceDeleted(bytes data, Py_ssize_t offset):
 def encode_InstanceDeleted(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v225 = e
-        _put_string(&w, v225.event_id, 'InstanceDeleted.event_id')
-        _put_long(&w, v225.occurred_at, LLONG_MIN, LLONG_MAX, 'InstanceDeleted.occurred_at')
-        _put_string(&w, v225.producer, 'InstanceDeleted.producer')
-        v226 = v225.causation_id
-        if v226 is None:
+        v229 = e
+        _put_string(&w, v229.event_id, 'InstanceDeleted.event_id')
+        _put_long(&w, v229.occurred_at, LLONG_MIN, LLONG_MAX, 'InstanceDeleted.occurred_at')
+        _put_string(&w, v229.producer, 'InstanceDeleted.producer')
+        v230 = v229.causation_id
+        if v230 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v226, 'InstanceDeleted.causation_id')
-        _put_string(&w, v225.instance_name, 'InstanceDeleted.instance_name')
-        _put_string(&w, v225.reason, 'InstanceDeleted.reason')
+            _put_string(&w, v230, 'InstanceDeleted.causation_id')
+        _put_string(&w, v229.instance_name, 'InstanceDeleted.instance_name')
+        _put_string(&w, v229.reason, 'InstanceDeleted.reason')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -1212,29 +1242,29 @@ def decode_InstanceHeartbeat(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f227 = _string(b, &p, end)
-    f228 = _long(b, &p, end)
-    f229 = _string(b, &p, end)
-    if _optional(b, &p, end):
-        f230 = _string(b, &p, end)
-    else:
-        f230 = None
     f231 = _string(b, &p, end)
-    a233 = []
+    f232 = _long(b, &p, end)
+    f233 = _string(b, &p, end)
+    if _optional(b, &p, end):
+        f234 = _string(b, &p, end)
+    else:
+        f234 = None
+    f235 = _string(b, &p, end)
+    a237 = []
     while True:
-        n234 = _block(b, &p, end)
-        if n234 == 0: break
-        for i235 in range(n234):
-            x236 = _string(b, &p, end)
-            a233.append(x236)
-    f232 = tuple(a233)
+        n238 = _block(b, &p, end)
+        if n238 == 0: break
+        for i239 in range(n238):
+            x240 = _string(b, &p, end)
+            a237.append(x240)
+    f236 = tuple(a237)
     result = _new(_builder_InstanceHeartbeat)
-    result.event_id = f227
-    result.occurred_at = f228
-    result.producer = f229
-    result.causation_id = f230
-    result.instance_name = f231
-    result.running_attempt_ids = f232
+    result.event_id = f231
+    result.occurred_at = f232
+    result.producer = f233
+    result.causation_id = f234
+    result.instance_name = f235
+    result.running_attempt_ids = f236
     result.__class__ = _class_InstanceHeartbeat
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -1242,23 +1272,23 @@ def decode_InstanceHeartbeat(bytes data, Py_ssize_t offset):
 def encode_InstanceHeartbeat(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v237 = e
-        _put_string(&w, v237.event_id, 'InstanceHeartbeat.event_id')
-        _put_long(&w, v237.occurred_at, LLONG_MIN, LLONG_MAX, 'InstanceHeartbeat.occurred_at')
-        _put_string(&w, v237.producer, 'InstanceHeartbeat.producer')
-        v238 = v237.causation_id
-        if v238 is None:
+        v241 = e
+        _put_string(&w, v241.event_id, 'InstanceHeartbeat.event_id')
+        _put_long(&w, v241.occurred_at, LLONG_MIN, LLONG_MAX, 'InstanceHeartbeat.occurred_at')
+        _put_string(&w, v241.producer, 'InstanceHeartbeat.producer')
+        v242 = v241.causation_id
+        if v242 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v238, 'InstanceHeartbeat.causation_id')
-        _put_string(&w, v237.instance_name, 'InstanceHeartbeat.instance_name')
-        v239 = v237.running_attempt_ids
-        n240 = len(v239)
-        if n240:
-            _put_varint(&w, (<unsigned long long>n240) << 1)
-            for i241 in v239:
-                _put_string(&w, i241, 'InstanceHeartbeat.running_attempt_ids[]')
+            _put_string(&w, v242, 'InstanceHeartbeat.causation_id')
+        _put_string(&w, v241.instance_name, 'InstanceHeartbeat.instance_name')
+        v243 = v241.running_attempt_ids
+        n244 = len(v243)
+        if n244:
+            _put_varint(&w, (<unsigned long long>n244) << 1)
+            for i245 in v243:
+                _put_string(&w, i245, 'InstanceHeartbeat.running_attempt_ids[]')
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 0)
@@ -1270,41 +1300,48 @@ def decode_InstanceRequested(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f242 = _string(b, &p, end)
-    f243 = _long(b, &p, end)
-    f244 = _string(b, &p, end)
-    if _optional(b, &p, end):
-        f245 = _string(b, &p, end)
-    else:
-        f245 = None
     f246 = _string(b, &p, end)
-    f247 = _string(b, &p, end)
+    f247 = _long(b, &p, end)
     f248 = _string(b, &p, end)
-    f249 = _string(b, &p, end)
-    f250 = _long(b, &p, end)
-    f251 = _long(b, &p, end)
-    f252 = _long(b, &p, end)
-    f253 = _boolean(b, &p, end)
-    f254 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f255 = _string(b, &p, end)
+        f249 = _string(b, &p, end)
     else:
-        f255 = None
+        f249 = None
+    f250 = _string(b, &p, end)
+    f251 = _string(b, &p, end)
+    f252 = _string(b, &p, end)
+    f253 = _string(b, &p, end)
+    f254 = _long(b, &p, end)
+    f255 = _long(b, &p, end)
+    f256 = _long(b, &p, end)
+    f257 = _boolean(b, &p, end)
+    f258 = _string(b, &p, end)
+    if _optional(b, &p, end):
+        f259 = _string(b, &p, end)
+    else:
+        f259 = None
+    f260 = _boolean(b, &p, end)
+    if _optional(b, &p, end):
+        f261 = _string(b, &p, end)
+    else:
+        f261 = None
     result = _new(_builder_InstanceRequested)
-    result.event_id = f242
-    result.occurred_at = f243
-    result.producer = f244
-    result.causation_id = f245
-    result.instance_name = f246
-    result.pool = f247
-    result.provider = f248
-    result.machine_type = f249
-    result.cores_mcpu = f250
-    result.memory_bytes = f251
-    result.storage_gib = f252
-    result.preemptible = f253
-    result.region = f254
-    result.job_private_for = f255
+    result.event_id = f246
+    result.occurred_at = f247
+    result.producer = f248
+    result.causation_id = f249
+    result.instance_name = f250
+    result.pool = f251
+    result.provider = f252
+    result.machine_type = f253
+    result.cores_mcpu = f254
+    result.memory_bytes = f255
+    result.storage_gib = f256
+    result.preemptible = f257
+    result.region = f258
+    result.job_private_for = f259
+    result.standing = f260
+    result.zone = f261
     result.__class__ = _class_InstanceRequested
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -1312,31 +1349,38 @@ def decode_InstanceRequested(bytes data, Py_ssize_t offset):
 def encode_InstanceRequested(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v256 = e
-        _put_string(&w, v256.event_id, 'InstanceRequested.event_id')
-        _put_long(&w, v256.occurred_at, LLONG_MIN, LLONG_MAX, 'InstanceRequested.occurred_at')
-        _put_string(&w, v256.producer, 'InstanceRequested.producer')
-        v257 = v256.causation_id
-        if v257 is None:
+        v262 = e
+        _put_string(&w, v262.event_id, 'InstanceRequested.event_id')
+        _put_long(&w, v262.occurred_at, LLONG_MIN, LLONG_MAX, 'InstanceRequested.occurred_at')
+        _put_string(&w, v262.producer, 'InstanceRequested.producer')
+        v263 = v262.causation_id
+        if v263 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v257, 'InstanceRequested.causation_id')
-        _put_string(&w, v256.instance_name, 'InstanceRequested.instance_name')
-        _put_string(&w, v256.pool, 'InstanceRequested.pool')
-        _put_string(&w, v256.provider, 'InstanceRequested.provider')
-        _put_string(&w, v256.machine_type, 'InstanceRequested.machine_type')
-        _put_long(&w, v256.cores_mcpu, -2147483648, 2147483647, 'InstanceRequested.cores_mcpu')
-        _put_long(&w, v256.memory_bytes, LLONG_MIN, LLONG_MAX, 'InstanceRequested.memory_bytes')
-        _put_long(&w, v256.storage_gib, -2147483648, 2147483647, 'InstanceRequested.storage_gib')
-        _put_boolean(&w, v256.preemptible, 'InstanceRequested.preemptible')
-        _put_string(&w, v256.region, 'InstanceRequested.region')
-        v258 = v256.job_private_for
-        if v258 is None:
+            _put_string(&w, v263, 'InstanceRequested.causation_id')
+        _put_string(&w, v262.instance_name, 'InstanceRequested.instance_name')
+        _put_string(&w, v262.pool, 'InstanceRequested.pool')
+        _put_string(&w, v262.provider, 'InstanceRequested.provider')
+        _put_string(&w, v262.machine_type, 'InstanceRequested.machine_type')
+        _put_long(&w, v262.cores_mcpu, -2147483648, 2147483647, 'InstanceRequested.cores_mcpu')
+        _put_long(&w, v262.memory_bytes, LLONG_MIN, LLONG_MAX, 'InstanceRequested.memory_bytes')
+        _put_long(&w, v262.storage_gib, -2147483648, 2147483647, 'InstanceRequested.storage_gib')
+        _put_boolean(&w, v262.preemptible, 'InstanceRequested.preemptible')
+        _put_string(&w, v262.region, 'InstanceRequested.region')
+        v264 = v262.job_private_for
+        if v264 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v258, 'InstanceRequested.job_private_for')
+            _put_string(&w, v264, 'InstanceRequested.job_private_for')
+        _put_boolean(&w, v262.standing, 'InstanceRequested.standing')
+        v265 = v262.zone
+        if v265 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_string(&w, v265, 'InstanceRequested.zone')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -1345,36 +1389,36 @@ def decode_JobAttemptAccepted(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f259 = _string(b, &p, end)
-    f260 = _long(b, &p, end)
-    f261 = _string(b, &p, end)
-    if _optional(b, &p, end):
-        f262 = _string(b, &p, end)
-    else:
-        f262 = None
-    f263 = _long(b, &p, end)
-    f264 = _long(b, &p, end)
-    f265 = _string(b, &p, end)
     f266 = _string(b, &p, end)
-    f267 = _string(b, &p, end)
-    f268 = _long(b, &p, end)
-    f269 = _long(b, &p, end)
+    f267 = _long(b, &p, end)
+    f268 = _string(b, &p, end)
+    if _optional(b, &p, end):
+        f269 = _string(b, &p, end)
+    else:
+        f269 = None
     f270 = _long(b, &p, end)
     f271 = _long(b, &p, end)
+    f272 = _string(b, &p, end)
+    f273 = _string(b, &p, end)
+    f274 = _string(b, &p, end)
+    f275 = _long(b, &p, end)
+    f276 = _long(b, &p, end)
+    f277 = _long(b, &p, end)
+    f278 = _long(b, &p, end)
     result = _new(_builder_JobAttemptAccepted)
-    result.event_id = f259
-    result.occurred_at = f260
-    result.producer = f261
-    result.causation_id = f262
-    result.batch_id = f263
-    result.job_id = f264
-    result.attempt_id = f265
-    result.instance_name = f266
-    result.state = f267
-    result.scheduler_epoch = f268
-    result.cores_mcpu = f269
-    result.memory_bytes = f270
-    result.storage_gib = f271
+    result.event_id = f266
+    result.occurred_at = f267
+    result.producer = f268
+    result.causation_id = f269
+    result.batch_id = f270
+    result.job_id = f271
+    result.attempt_id = f272
+    result.instance_name = f273
+    result.state = f274
+    result.scheduler_epoch = f275
+    result.cores_mcpu = f276
+    result.memory_bytes = f277
+    result.storage_gib = f278
     result.__class__ = _class_JobAttemptAccepted
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -1382,25 +1426,25 @@ def decode_JobAttemptAccepted(bytes data, Py_ssize_t offset):
 def encode_JobAttemptAccepted(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v272 = e
-        _put_string(&w, v272.event_id, 'JobAttemptAccepted.event_id')
-        _put_long(&w, v272.occurred_at, LLONG_MIN, LLONG_MAX, 'JobAttemptAccepted.occurred_at')
-        _put_string(&w, v272.producer, 'JobAttemptAccepted.producer')
-        v273 = v272.causation_id
-        if v273 is None:
+        v279 = e
+        _put_string(&w, v279.event_id, 'JobAttemptAccepted.event_id')
+        _put_long(&w, v279.occurred_at, LLONG_MIN, LLONG_MAX, 'JobAttemptAccepted.occurred_at')
+        _put_string(&w, v279.producer, 'JobAttemptAccepted.producer')
+        v280 = v279.causation_id
+        if v280 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v273, 'JobAttemptAccepted.causation_id')
-        _put_long(&w, v272.batch_id, LLONG_MIN, LLONG_MAX, 'JobAttemptAccepted.batch_id')
-        _put_long(&w, v272.job_id, -2147483648, 2147483647, 'JobAttemptAccepted.job_id')
-        _put_string(&w, v272.attempt_id, 'JobAttemptAccepted.attempt_id')
-        _put_string(&w, v272.instance_name, 'JobAttemptAccepted.instance_name')
-        _put_string(&w, v272.state, 'JobAttemptAccepted.state')
-        _put_long(&w, v272.scheduler_epoch, LLONG_MIN, LLONG_MAX, 'JobAttemptAccepted.scheduler_epoch')
-        _put_long(&w, v272.cores_mcpu, -2147483648, 2147483647, 'JobAttemptAccepted.cores_mcpu')
-        _put_long(&w, v272.memory_bytes, LLONG_MIN, LLONG_MAX, 'JobAttemptAccepted.memory_bytes')
-        _put_long(&w, v272.storage_gib, -2147483648, 2147483647, 'JobAttemptAccepted.storage_gib')
+            _put_string(&w, v280, 'JobAttemptAccepted.causation_id')
+        _put_long(&w, v279.batch_id, LLONG_MIN, LLONG_MAX, 'JobAttemptAccepted.batch_id')
+        _put_long(&w, v279.job_id, -2147483648, 2147483647, 'JobAttemptAccepted.job_id')
+        _put_string(&w, v279.attempt_id, 'JobAttemptAccepted.attempt_id')
+        _put_string(&w, v279.instance_name, 'JobAttemptAccepted.instance_name')
+        _put_string(&w, v279.state, 'JobAttemptAccepted.state')
+        _put_long(&w, v279.scheduler_epoch, LLONG_MIN, LLONG_MAX, 'JobAttemptAccepted.scheduler_epoch')
+        _put_long(&w, v279.cores_mcpu, -2147483648, 2147483647, 'JobAttemptAccepted.cores_mcpu')
+        _put_long(&w, v279.memory_bytes, LLONG_MIN, LLONG_MAX, 'JobAttemptAccepted.memory_bytes')
+        _put_long(&w, v279.storage_gib, -2147483648, 2147483647, 'JobAttemptAccepted.storage_gib')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -1409,100 +1453,100 @@ def decode_JobAttemptCompleted(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f274 = _string(b, &p, end)
-    f275 = _long(b, &p, end)
-    f276 = _string(b, &p, end)
-    if _optional(b, &p, end):
-        f277 = _string(b, &p, end)
-    else:
-        f277 = None
-    f278 = _long(b, &p, end)
-    f279 = _long(b, &p, end)
-    f280 = _string(b, &p, end)
     f281 = _string(b, &p, end)
-    f282 = _string(b, &p, end)
-    if _optional(b, &p, end):
-        f283 = _long(b, &p, end)
-    else:
-        f283 = None
+    f282 = _long(b, &p, end)
+    f283 = _string(b, &p, end)
     if _optional(b, &p, end):
         f284 = _string(b, &p, end)
     else:
         f284 = None
+    f285 = _long(b, &p, end)
+    f286 = _long(b, &p, end)
+    f287 = _string(b, &p, end)
+    f288 = _string(b, &p, end)
+    f289 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f285 = _string(b, &p, end)
+        f290 = _long(b, &p, end)
     else:
-        f285 = None
-    f286 = _boolean(b, &p, end)
+        f290 = None
     if _optional(b, &p, end):
-        f287 = _long(b, &p, end)
+        f291 = _string(b, &p, end)
     else:
-        f287 = None
-    f288 = _long(b, &p, end)
-    a290 = []
+        f291 = None
+    if _optional(b, &p, end):
+        f292 = _string(b, &p, end)
+    else:
+        f292 = None
+    f293 = _boolean(b, &p, end)
+    if _optional(b, &p, end):
+        f294 = _long(b, &p, end)
+    else:
+        f294 = None
+    f295 = _long(b, &p, end)
+    a297 = []
     while True:
-        n291 = _block(b, &p, end)
-        if n291 == 0: break
-        for i292 in range(n291):
-            f294 = _string(b, &p, end)
-            f295 = _string(b, &p, end)
+        n298 = _block(b, &p, end)
+        if n298 == 0: break
+        for i299 in range(n298):
+            f301 = _string(b, &p, end)
+            f302 = _string(b, &p, end)
             if _optional(b, &p, end):
-                f296 = _long(b, &p, end)
+                f303 = _long(b, &p, end)
             else:
-                f296 = None
+                f303 = None
             if _optional(b, &p, end):
-                f297 = _long(b, &p, end)
+                f304 = _long(b, &p, end)
             else:
-                f297 = None
+                f304 = None
             if _optional(b, &p, end):
-                f298 = _long(b, &p, end)
+                f305 = _long(b, &p, end)
             else:
-                f298 = None
-            f299 = _boolean(b, &p, end)
+                f305 = None
+            f306 = _boolean(b, &p, end)
             if _optional(b, &p, end):
-                f300 = _string(b, &p, end)
+                f307 = _string(b, &p, end)
             else:
-                f300 = None
-            x293 = _new(_builder_StepTiming)
-            x293.name = f294
-            x293.state = f295
-            x293.started_at = f296
-            x293.ended_at = f297
-            x293.exit_code = f298
-            x293.out_of_memory = f299
-            x293.error = f300
-            x293.__class__ = _class_StepTiming
-            a290.append(x293)
-    f289 = tuple(a290)
+                f307 = None
+            x300 = _new(_builder_StepTiming)
+            x300.name = f301
+            x300.state = f302
+            x300.started_at = f303
+            x300.ended_at = f304
+            x300.exit_code = f305
+            x300.out_of_memory = f306
+            x300.error = f307
+            x300.__class__ = _class_StepTiming
+            a297.append(x300)
+    f296 = tuple(a297)
     if _optional(b, &p, end):
-        f302 = _long(b, &p, end)
-        f303 = _long(b, &p, end)
-        f304 = _long(b, &p, end)
-        f301 = _new(_builder_ResourceUsageSummary)
-        f301.cpu_msec = f302
-        f301.max_memory_bytes = f303
-        f301.max_scratch_bytes = f304
-        f301.__class__ = _class_ResourceUsageSummary
+        f309 = _long(b, &p, end)
+        f310 = _long(b, &p, end)
+        f311 = _long(b, &p, end)
+        f308 = _new(_builder_ResourceUsageSummary)
+        f308.cpu_msec = f309
+        f308.max_memory_bytes = f310
+        f308.max_scratch_bytes = f311
+        f308.__class__ = _class_ResourceUsageSummary
     else:
-        f301 = None
+        f308 = None
     result = _new(_builder_JobAttemptCompleted)
-    result.event_id = f274
-    result.occurred_at = f275
-    result.producer = f276
-    result.causation_id = f277
-    result.batch_id = f278
-    result.job_id = f279
-    result.attempt_id = f280
-    result.instance_name = f281
-    result.outcome = f282
-    result.exit_code = f283
-    result.failure_cause = f284
-    result.error = f285
-    result.out_of_memory = f286
-    result.started_at = f287
-    result.ended_at = f288
-    result.steps = f289
-    result.resource_usage = f301
+    result.event_id = f281
+    result.occurred_at = f282
+    result.producer = f283
+    result.causation_id = f284
+    result.batch_id = f285
+    result.job_id = f286
+    result.attempt_id = f287
+    result.instance_name = f288
+    result.outcome = f289
+    result.exit_code = f290
+    result.failure_cause = f291
+    result.error = f292
+    result.out_of_memory = f293
+    result.started_at = f294
+    result.ended_at = f295
+    result.steps = f296
+    result.resource_usage = f308
     result.__class__ = _class_JobAttemptCompleted
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -1510,92 +1554,92 @@ def decode_JobAttemptCompleted(bytes data, Py_ssize_t offset):
 def encode_JobAttemptCompleted(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v305 = e
-        _put_string(&w, v305.event_id, 'JobAttemptCompleted.event_id')
-        _put_long(&w, v305.occurred_at, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.occurred_at')
-        _put_string(&w, v305.producer, 'JobAttemptCompleted.producer')
-        v306 = v305.causation_id
-        if v306 is None:
+        v312 = e
+        _put_string(&w, v312.event_id, 'JobAttemptCompleted.event_id')
+        _put_long(&w, v312.occurred_at, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.occurred_at')
+        _put_string(&w, v312.producer, 'JobAttemptCompleted.producer')
+        v313 = v312.causation_id
+        if v313 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v306, 'JobAttemptCompleted.causation_id')
-        _put_long(&w, v305.batch_id, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.batch_id')
-        _put_long(&w, v305.job_id, -2147483648, 2147483647, 'JobAttemptCompleted.job_id')
-        _put_string(&w, v305.attempt_id, 'JobAttemptCompleted.attempt_id')
-        _put_string(&w, v305.instance_name, 'JobAttemptCompleted.instance_name')
-        _put_string(&w, v305.outcome, 'JobAttemptCompleted.outcome')
-        v307 = v305.exit_code
-        if v307 is None:
+            _put_string(&w, v313, 'JobAttemptCompleted.causation_id')
+        _put_long(&w, v312.batch_id, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.batch_id')
+        _put_long(&w, v312.job_id, -2147483648, 2147483647, 'JobAttemptCompleted.job_id')
+        _put_string(&w, v312.attempt_id, 'JobAttemptCompleted.attempt_id')
+        _put_string(&w, v312.instance_name, 'JobAttemptCompleted.instance_name')
+        _put_string(&w, v312.outcome, 'JobAttemptCompleted.outcome')
+        v314 = v312.exit_code
+        if v314 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_long(&w, v307, -2147483648, 2147483647, 'JobAttemptCompleted.exit_code')
-        v308 = v305.failure_cause
-        if v308 is None:
+            _put_long(&w, v314, -2147483648, 2147483647, 'JobAttemptCompleted.exit_code')
+        v315 = v312.failure_cause
+        if v315 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v308, 'JobAttemptCompleted.failure_cause')
-        v309 = v305.error
-        if v309 is None:
+            _put_string(&w, v315, 'JobAttemptCompleted.failure_cause')
+        v316 = v312.error
+        if v316 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v309, 'JobAttemptCompleted.error')
-        _put_boolean(&w, v305.out_of_memory, 'JobAttemptCompleted.out_of_memory')
-        v310 = v305.started_at
-        if v310 is None:
+            _put_string(&w, v316, 'JobAttemptCompleted.error')
+        _put_boolean(&w, v312.out_of_memory, 'JobAttemptCompleted.out_of_memory')
+        v317 = v312.started_at
+        if v317 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_long(&w, v310, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.started_at')
-        _put_long(&w, v305.ended_at, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.ended_at')
-        v311 = v305.steps
-        n312 = len(v311)
-        if n312:
-            _put_varint(&w, (<unsigned long long>n312) << 1)
-            for i313 in v311:
-                v314 = i313
-                _put_string(&w, v314.name, 'JobAttemptCompleted.steps[].name')
-                _put_string(&w, v314.state, 'JobAttemptCompleted.steps[].state')
-                v315 = v314.started_at
-                if v315 is None:
+            _put_long(&w, v317, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.started_at')
+        _put_long(&w, v312.ended_at, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.ended_at')
+        v318 = v312.steps
+        n319 = len(v318)
+        if n319:
+            _put_varint(&w, (<unsigned long long>n319) << 1)
+            for i320 in v318:
+                v321 = i320
+                _put_string(&w, v321.name, 'JobAttemptCompleted.steps[].name')
+                _put_string(&w, v321.state, 'JobAttemptCompleted.steps[].state')
+                v322 = v321.started_at
+                if v322 is None:
                     _put_byte(&w, 0)
                 else:
                     _put_byte(&w, 2)
-                    _put_long(&w, v315, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.steps[].started_at')
-                v316 = v314.ended_at
-                if v316 is None:
+                    _put_long(&w, v322, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.steps[].started_at')
+                v323 = v321.ended_at
+                if v323 is None:
                     _put_byte(&w, 0)
                 else:
                     _put_byte(&w, 2)
-                    _put_long(&w, v316, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.steps[].ended_at')
-                v317 = v314.exit_code
-                if v317 is None:
+                    _put_long(&w, v323, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.steps[].ended_at')
+                v324 = v321.exit_code
+                if v324 is None:
                     _put_byte(&w, 0)
                 else:
                     _put_byte(&w, 2)
-                    _put_long(&w, v317, -2147483648, 2147483647, 'JobAttemptCompleted.steps[].exit_code')
-                _put_boolean(&w, v314.out_of_memory, 'JobAttemptCompleted.steps[].out_of_memory')
-                v318 = v314.error
-                if v318 is None:
+                    _put_long(&w, v324, -2147483648, 2147483647, 'JobAttemptCompleted.steps[].exit_code')
+                _put_boolean(&w, v321.out_of_memory, 'JobAttemptCompleted.steps[].out_of_memory')
+                v325 = v321.error
+                if v325 is None:
                     _put_byte(&w, 0)
                 else:
                     _put_byte(&w, 2)
-                    _put_string(&w, v318, 'JobAttemptCompleted.steps[].error')
+                    _put_string(&w, v325, 'JobAttemptCompleted.steps[].error')
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 0)
-        v319 = v305.resource_usage
-        if v319 is None:
+        v326 = v312.resource_usage
+        if v326 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            v320 = v319
-            _put_long(&w, v320.cpu_msec, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.resource_usage.cpu_msec')
-            _put_long(&w, v320.max_memory_bytes, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.resource_usage.max_memory_bytes')
-            _put_long(&w, v320.max_scratch_bytes, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.resource_usage.max_scratch_bytes')
+            v327 = v326
+            _put_long(&w, v327.cpu_msec, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.resource_usage.cpu_msec')
+            _put_long(&w, v327.max_memory_bytes, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.resource_usage.max_memory_bytes')
+            _put_long(&w, v327.max_scratch_bytes, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.resource_usage.max_scratch_bytes')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -1604,32 +1648,32 @@ def decode_JobAttemptRefused(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f321 = _string(b, &p, end)
-    f322 = _long(b, &p, end)
-    f323 = _string(b, &p, end)
-    if _optional(b, &p, end):
-        f324 = _string(b, &p, end)
-    else:
-        f324 = None
-    f325 = _long(b, &p, end)
-    f326 = _long(b, &p, end)
-    f327 = _string(b, &p, end)
     f328 = _string(b, &p, end)
-    f329 = _string(b, &p, end)
-    f330 = _long(b, &p, end)
-    f331 = _string(b, &p, end)
+    f329 = _long(b, &p, end)
+    f330 = _string(b, &p, end)
+    if _optional(b, &p, end):
+        f331 = _string(b, &p, end)
+    else:
+        f331 = None
+    f332 = _long(b, &p, end)
+    f333 = _long(b, &p, end)
+    f334 = _string(b, &p, end)
+    f335 = _string(b, &p, end)
+    f336 = _string(b, &p, end)
+    f337 = _long(b, &p, end)
+    f338 = _string(b, &p, end)
     result = _new(_builder_JobAttemptRefused)
-    result.event_id = f321
-    result.occurred_at = f322
-    result.producer = f323
-    result.causation_id = f324
-    result.batch_id = f325
-    result.job_id = f326
-    result.attempt_id = f327
-    result.instance_name = f328
-    result.state = f329
-    result.scheduler_epoch = f330
-    result.reason = f331
+    result.event_id = f328
+    result.occurred_at = f329
+    result.producer = f330
+    result.causation_id = f331
+    result.batch_id = f332
+    result.job_id = f333
+    result.attempt_id = f334
+    result.instance_name = f335
+    result.state = f336
+    result.scheduler_epoch = f337
+    result.reason = f338
     result.__class__ = _class_JobAttemptRefused
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -1637,23 +1681,23 @@ def decode_JobAttemptRefused(bytes data, Py_ssize_t offset):
 def encode_JobAttemptRefused(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v332 = e
-        _put_string(&w, v332.event_id, 'JobAttemptRefused.event_id')
-        _put_long(&w, v332.occurred_at, LLONG_MIN, LLONG_MAX, 'JobAttemptRefused.occurred_at')
-        _put_string(&w, v332.producer, 'JobAttemptRefused.producer')
-        v333 = v332.causation_id
-        if v333 is None:
+        v339 = e
+        _put_string(&w, v339.event_id, 'JobAttemptRefused.event_id')
+        _put_long(&w, v339.occurred_at, LLONG_MIN, LLONG_MAX, 'JobAttemptRefused.occurred_at')
+        _put_string(&w, v339.producer, 'JobAttemptRefused.producer')
+        v340 = v339.causation_id
+        if v340 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v333, 'JobAttemptRefused.causation_id')
-        _put_long(&w, v332.batch_id, LLONG_MIN, LLONG_MAX, 'JobAttemptRefused.batch_id')
-        _put_long(&w, v332.job_id, -2147483648, 2147483647, 'JobAttemptRefused.job_id')
-        _put_string(&w, v332.attempt_id, 'JobAttemptRefused.attempt_id')
-        _put_string(&w, v332.instance_name, 'JobAttemptRefused.instance_name')
-        _put_string(&w, v332.state, 'JobAttemptRefused.state')
-        _put_long(&w, v332.scheduler_epoch, LLONG_MIN, LLONG_MAX, 'JobAttemptRefused.scheduler_epoch')
-        _put_string(&w, v332.reason, 'JobAttemptRefused.reason')
+            _put_string(&w, v340, 'JobAttemptRefused.causation_id')
+        _put_long(&w, v339.batch_id, LLONG_MIN, LLONG_MAX, 'JobAttemptRefused.batch_id')
+        _put_long(&w, v339.job_id, -2147483648, 2147483647, 'JobAttemptRefused.job_id')
+        _put_string(&w, v339.attempt_id, 'JobAttemptRefused.attempt_id')
+        _put_string(&w, v339.instance_name, 'JobAttemptRefused.instance_name')
+        _put_string(&w, v339.state, 'JobAttemptRefused.state')
+        _put_long(&w, v339.scheduler_epoch, LLONG_MIN, LLONG_MAX, 'JobAttemptRefused.scheduler_epoch')
+        _put_string(&w, v339.reason, 'JobAttemptRefused.reason')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -1662,38 +1706,38 @@ def decode_JobAttemptScheduled(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f334 = _string(b, &p, end)
-    f335 = _long(b, &p, end)
-    f336 = _string(b, &p, end)
-    if _optional(b, &p, end):
-        f337 = _string(b, &p, end)
-    else:
-        f337 = None
-    f338 = _long(b, &p, end)
-    f339 = _long(b, &p, end)
-    f340 = _string(b, &p, end)
     f341 = _string(b, &p, end)
     f342 = _long(b, &p, end)
     f343 = _string(b, &p, end)
-    f344 = _long(b, &p, end)
+    if _optional(b, &p, end):
+        f344 = _string(b, &p, end)
+    else:
+        f344 = None
     f345 = _long(b, &p, end)
     f346 = _long(b, &p, end)
-    f347 = _boolean(b, &p, end)
+    f347 = _string(b, &p, end)
+    f348 = _string(b, &p, end)
+    f349 = _long(b, &p, end)
+    f350 = _string(b, &p, end)
+    f351 = _long(b, &p, end)
+    f352 = _long(b, &p, end)
+    f353 = _long(b, &p, end)
+    f354 = _boolean(b, &p, end)
     result = _new(_builder_JobAttemptScheduled)
-    result.event_id = f334
-    result.occurred_at = f335
-    result.producer = f336
-    result.causation_id = f337
-    result.batch_id = f338
-    result.job_id = f339
-    result.attempt_id = f340
-    result.instance_name = f341
-    result.scheduler_epoch = f342
-    result.user = f343
-    result.cores_mcpu = f344
-    result.memory_bytes = f345
-    result.storage_gib = f346
-    result.awaits_verdict = f347
+    result.event_id = f341
+    result.occurred_at = f342
+    result.producer = f343
+    result.causation_id = f344
+    result.batch_id = f345
+    result.job_id = f346
+    result.attempt_id = f347
+    result.instance_name = f348
+    result.scheduler_epoch = f349
+    result.user = f350
+    result.cores_mcpu = f351
+    result.memory_bytes = f352
+    result.storage_gib = f353
+    result.awaits_verdict = f354
     result.__class__ = _class_JobAttemptScheduled
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -1701,26 +1745,26 @@ def decode_JobAttemptScheduled(bytes data, Py_ssize_t offset):
 def encode_JobAttemptScheduled(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v348 = e
-        _put_string(&w, v348.event_id, 'JobAttemptScheduled.event_id')
-        _put_long(&w, v348.occurred_at, LLONG_MIN, LLONG_MAX, 'JobAttemptScheduled.occurred_at')
-        _put_string(&w, v348.producer, 'JobAttemptScheduled.producer')
-        v349 = v348.causation_id
-        if v349 is None:
+        v355 = e
+        _put_string(&w, v355.event_id, 'JobAttemptScheduled.event_id')
+        _put_long(&w, v355.occurred_at, LLONG_MIN, LLONG_MAX, 'JobAttemptScheduled.occurred_at')
+        _put_string(&w, v355.producer, 'JobAttemptScheduled.producer')
+        v356 = v355.causation_id
+        if v356 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v349, 'JobAttemptScheduled.causation_id')
-        _put_long(&w, v348.batch_id, LLONG_MIN, LLONG_MAX, 'JobAttemptScheduled.batch_id')
-        _put_long(&w, v348.job_id, -2147483648, 2147483647, 'JobAttemptScheduled.job_id')
-        _put_string(&w, v348.attempt_id, 'JobAttemptScheduled.attempt_id')
-        _put_string(&w, v348.instance_name, 'JobAttemptScheduled.instance_name')
-        _put_long(&w, v348.scheduler_epoch, LLONG_MIN, LLONG_MAX, 'JobAttemptScheduled.scheduler_epoch')
-        _put_string(&w, v348.user, 'JobAttemptScheduled.user')
-        _put_long(&w, v348.cores_mcpu, -2147483648, 2147483647, 'JobAttemptScheduled.cores_mcpu')
-        _put_long(&w, v348.memory_bytes, LLONG_MIN, LLONG_MAX, 'JobAttemptScheduled.memory_bytes')
-        _put_long(&w, v348.storage_gib, -2147483648, 2147483647, 'JobAttemptScheduled.storage_gib')
-        _put_boolean(&w, v348.awaits_verdict, 'JobAttemptScheduled.awaits_verdict')
+            _put_string(&w, v356, 'JobAttemptScheduled.causation_id')
+        _put_long(&w, v355.batch_id, LLONG_MIN, LLONG_MAX, 'JobAttemptScheduled.batch_id')
+        _put_long(&w, v355.job_id, -2147483648, 2147483647, 'JobAttemptScheduled.job_id')
+        _put_string(&w, v355.attempt_id, 'JobAttemptScheduled.attempt_id')
+        _put_string(&w, v355.instance_name, 'JobAttemptScheduled.instance_name')
+        _put_long(&w, v355.scheduler_epoch, LLONG_MIN, LLONG_MAX, 'JobAttemptScheduled.scheduler_epoch')
+        _put_string(&w, v355.user, 'JobAttemptScheduled.user')
+        _put_long(&w, v355.cores_mcpu, -2147483648, 2147483647, 'JobAttemptScheduled.cores_mcpu')
+        _put_long(&w, v355.memory_bytes, LLONG_MIN, LLONG_MAX, 'JobAttemptScheduled.memory_bytes')
+        _put_long(&w, v355.storage_gib, -2147483648, 2147483647, 'JobAttemptScheduled.storage_gib')
+        _put_boolean(&w, v355.awaits_verdict, 'JobAttemptScheduled.awaits_verdict')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -1729,28 +1773,28 @@ def decode_JobAttemptStarted(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f350 = _string(b, &p, end)
-    f351 = _long(b, &p, end)
-    f352 = _string(b, &p, end)
-    if _optional(b, &p, end):
-        f353 = _string(b, &p, end)
-    else:
-        f353 = None
-    f354 = _long(b, &p, end)
-    f355 = _long(b, &p, end)
-    f356 = _string(b, &p, end)
     f357 = _string(b, &p, end)
     f358 = _long(b, &p, end)
+    f359 = _string(b, &p, end)
+    if _optional(b, &p, end):
+        f360 = _string(b, &p, end)
+    else:
+        f360 = None
+    f361 = _long(b, &p, end)
+    f362 = _long(b, &p, end)
+    f363 = _string(b, &p, end)
+    f364 = _string(b, &p, end)
+    f365 = _long(b, &p, end)
     result = _new(_builder_JobAttemptStarted)
-    result.event_id = f350
-    result.occurred_at = f351
-    result.producer = f352
-    result.causation_id = f353
-    result.batch_id = f354
-    result.job_id = f355
-    result.attempt_id = f356
-    result.instance_name = f357
-    result.started_at = f358
+    result.event_id = f357
+    result.occurred_at = f358
+    result.producer = f359
+    result.causation_id = f360
+    result.batch_id = f361
+    result.job_id = f362
+    result.attempt_id = f363
+    result.instance_name = f364
+    result.started_at = f365
     result.__class__ = _class_JobAttemptStarted
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -1758,21 +1802,21 @@ def decode_JobAttemptStarted(bytes data, Py_ssize_t offset):
 def encode_JobAttemptStarted(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v359 = e
-        _put_string(&w, v359.event_id, 'JobAttemptStarted.event_id')
-        _put_long(&w, v359.occurred_at, LLONG_MIN, LLONG_MAX, 'JobAttemptStarted.occurred_at')
-        _put_string(&w, v359.producer, 'JobAttemptStarted.producer')
-        v360 = v359.causation_id
-        if v360 is None:
+        v366 = e
+        _put_string(&w, v366.event_id, 'JobAttemptStarted.event_id')
+        _put_long(&w, v366.occurred_at, LLONG_MIN, LLONG_MAX, 'JobAttemptStarted.occurred_at')
+        _put_string(&w, v366.producer, 'JobAttemptStarted.producer')
+        v367 = v366.causation_id
+        if v367 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v360, 'JobAttemptStarted.causation_id')
-        _put_long(&w, v359.batch_id, LLONG_MIN, LLONG_MAX, 'JobAttemptStarted.batch_id')
-        _put_long(&w, v359.job_id, -2147483648, 2147483647, 'JobAttemptStarted.job_id')
-        _put_string(&w, v359.attempt_id, 'JobAttemptStarted.attempt_id')
-        _put_string(&w, v359.instance_name, 'JobAttemptStarted.instance_name')
-        _put_long(&w, v359.started_at, LLONG_MIN, LLONG_MAX, 'JobAttemptStarted.started_at')
+            _put_string(&w, v367, 'JobAttemptStarted.causation_id')
+        _put_long(&w, v366.batch_id, LLONG_MIN, LLONG_MAX, 'JobAttemptStarted.batch_id')
+        _put_long(&w, v366.job_id, -2147483648, 2147483647, 'JobAttemptStarted.job_id')
+        _put_string(&w, v366.attempt_id, 'JobAttemptStarted.attempt_id')
+        _put_string(&w, v366.instance_name, 'JobAttemptStarted.instance_name')
+        _put_long(&w, v366.started_at, LLONG_MIN, LLONG_MAX, 'JobAttemptStarted.started_at')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -1781,34 +1825,34 @@ def decode_JobBecameReady(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f361 = _string(b, &p, end)
-    f362 = _long(b, &p, end)
-    f363 = _string(b, &p, end)
+    f368 = _string(b, &p, end)
+    f369 = _long(b, &p, end)
+    f370 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f364 = _string(b, &p, end)
+        f371 = _string(b, &p, end)
     else:
-        f364 = None
-    f365 = _long(b, &p, end)
-    f366 = _long(b, &p, end)
+        f371 = None
+    f372 = _long(b, &p, end)
+    f373 = _long(b, &p, end)
     if _optional(b, &p, end):
-        f367 = _string(b, &p, end)
+        f374 = _string(b, &p, end)
     else:
-        f367 = None
+        f374 = None
     if _optional(b, &p, end):
-        f368 = _long(b, &p, end)
+        f375 = _long(b, &p, end)
     else:
-        f368 = None
-    f369 = _string(b, &p, end)
+        f375 = None
+    f376 = _string(b, &p, end)
     result = _new(_builder_JobBecameReady)
-    result.event_id = f361
-    result.occurred_at = f362
-    result.producer = f363
-    result.causation_id = f364
-    result.batch_id = f365
-    result.job_id = f366
-    result.after_attempt_id = f367
-    result.not_before = f368
-    result.reason = f369
+    result.event_id = f368
+    result.occurred_at = f369
+    result.producer = f370
+    result.causation_id = f371
+    result.batch_id = f372
+    result.job_id = f373
+    result.after_attempt_id = f374
+    result.not_before = f375
+    result.reason = f376
     result.__class__ = _class_JobBecameReady
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -1816,31 +1860,31 @@ def decode_JobBecameReady(bytes data, Py_ssize_t offset):
 def encode_JobBecameReady(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v370 = e
-        _put_string(&w, v370.event_id, 'JobBecameReady.event_id')
-        _put_long(&w, v370.occurred_at, LLONG_MIN, LLONG_MAX, 'JobBecameReady.occurred_at')
-        _put_string(&w, v370.producer, 'JobBecameReady.producer')
-        v371 = v370.causation_id
-        if v371 is None:
+        v377 = e
+        _put_string(&w, v377.event_id, 'JobBecameReady.event_id')
+        _put_long(&w, v377.occurred_at, LLONG_MIN, LLONG_MAX, 'JobBecameReady.occurred_at')
+        _put_string(&w, v377.producer, 'JobBecameReady.producer')
+        v378 = v377.causation_id
+        if v378 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v371, 'JobBecameReady.causation_id')
-        _put_long(&w, v370.batch_id, LLONG_MIN, LLONG_MAX, 'JobBecameReady.batch_id')
-        _put_long(&w, v370.job_id, -2147483648, 2147483647, 'JobBecameReady.job_id')
-        v372 = v370.after_attempt_id
-        if v372 is None:
+            _put_string(&w, v378, 'JobBecameReady.causation_id')
+        _put_long(&w, v377.batch_id, LLONG_MIN, LLONG_MAX, 'JobBecameReady.batch_id')
+        _put_long(&w, v377.job_id, -2147483648, 2147483647, 'JobBecameReady.job_id')
+        v379 = v377.after_attempt_id
+        if v379 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v372, 'JobBecameReady.after_attempt_id')
-        v373 = v370.not_before
-        if v373 is None:
+            _put_string(&w, v379, 'JobBecameReady.after_attempt_id')
+        v380 = v377.not_before
+        if v380 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_long(&w, v373, LLONG_MIN, LLONG_MAX, 'JobBecameReady.not_before')
-        _put_string(&w, v370.reason, 'JobBecameReady.reason')
+            _put_long(&w, v380, LLONG_MIN, LLONG_MAX, 'JobBecameReady.not_before')
+        _put_string(&w, v377.reason, 'JobBecameReady.reason')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -1849,24 +1893,24 @@ def decode_JobCancelled(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f374 = _string(b, &p, end)
-    f375 = _long(b, &p, end)
-    f376 = _string(b, &p, end)
+    f381 = _string(b, &p, end)
+    f382 = _long(b, &p, end)
+    f383 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f377 = _string(b, &p, end)
+        f384 = _string(b, &p, end)
     else:
-        f377 = None
-    f378 = _long(b, &p, end)
-    f379 = _long(b, &p, end)
-    f380 = _string(b, &p, end)
+        f384 = None
+    f385 = _long(b, &p, end)
+    f386 = _long(b, &p, end)
+    f387 = _string(b, &p, end)
     result = _new(_builder_JobCancelled)
-    result.event_id = f374
-    result.occurred_at = f375
-    result.producer = f376
-    result.causation_id = f377
-    result.batch_id = f378
-    result.job_id = f379
-    result.reason = f380
+    result.event_id = f381
+    result.occurred_at = f382
+    result.producer = f383
+    result.causation_id = f384
+    result.batch_id = f385
+    result.job_id = f386
+    result.reason = f387
     result.__class__ = _class_JobCancelled
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -1874,19 +1918,19 @@ def decode_JobCancelled(bytes data, Py_ssize_t offset):
 def encode_JobCancelled(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v381 = e
-        _put_string(&w, v381.event_id, 'JobCancelled.event_id')
-        _put_long(&w, v381.occurred_at, LLONG_MIN, LLONG_MAX, 'JobCancelled.occurred_at')
-        _put_string(&w, v381.producer, 'JobCancelled.producer')
-        v382 = v381.causation_id
-        if v382 is None:
+        v388 = e
+        _put_string(&w, v388.event_id, 'JobCancelled.event_id')
+        _put_long(&w, v388.occurred_at, LLONG_MIN, LLONG_MAX, 'JobCancelled.occurred_at')
+        _put_string(&w, v388.producer, 'JobCancelled.producer')
+        v389 = v388.causation_id
+        if v389 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v382, 'JobCancelled.causation_id')
-        _put_long(&w, v381.batch_id, LLONG_MIN, LLONG_MAX, 'JobCancelled.batch_id')
-        _put_long(&w, v381.job_id, -2147483648, 2147483647, 'JobCancelled.job_id')
-        _put_string(&w, v381.reason, 'JobCancelled.reason')
+            _put_string(&w, v389, 'JobCancelled.causation_id')
+        _put_long(&w, v388.batch_id, LLONG_MIN, LLONG_MAX, 'JobCancelled.batch_id')
+        _put_long(&w, v388.job_id, -2147483648, 2147483647, 'JobCancelled.job_id')
+        _put_string(&w, v388.reason, 'JobCancelled.reason')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -1895,41 +1939,41 @@ def decode_JobCompleted(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f383 = _string(b, &p, end)
-    f384 = _long(b, &p, end)
-    f385 = _string(b, &p, end)
+    f390 = _string(b, &p, end)
+    f391 = _long(b, &p, end)
+    f392 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f386 = _string(b, &p, end)
+        f393 = _string(b, &p, end)
     else:
-        f386 = None
-    f387 = _long(b, &p, end)
-    f388 = _long(b, &p, end)
-    f389 = _string(b, &p, end)
+        f393 = None
+    f394 = _long(b, &p, end)
+    f395 = _long(b, &p, end)
+    f396 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f390 = _string(b, &p, end)
+        f397 = _string(b, &p, end)
     else:
-        f390 = None
+        f397 = None
     if _optional(b, &p, end):
-        f391 = _long(b, &p, end)
+        f398 = _long(b, &p, end)
     else:
-        f391 = None
+        f398 = None
     if _optional(b, &p, end):
-        f392 = _string(b, &p, end)
+        f399 = _string(b, &p, end)
     else:
-        f392 = None
-    f393 = _long(b, &p, end)
+        f399 = None
+    f400 = _long(b, &p, end)
     result = _new(_builder_JobCompleted)
-    result.event_id = f383
-    result.occurred_at = f384
-    result.producer = f385
-    result.causation_id = f386
-    result.batch_id = f387
-    result.job_id = f388
-    result.state = f389
-    result.attempt_id = f390
-    result.exit_code = f391
-    result.reason = f392
-    result.n_attempts = f393
+    result.event_id = f390
+    result.occurred_at = f391
+    result.producer = f392
+    result.causation_id = f393
+    result.batch_id = f394
+    result.job_id = f395
+    result.state = f396
+    result.attempt_id = f397
+    result.exit_code = f398
+    result.reason = f399
+    result.n_attempts = f400
     result.__class__ = _class_JobCompleted
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -1937,38 +1981,38 @@ def decode_JobCompleted(bytes data, Py_ssize_t offset):
 def encode_JobCompleted(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v394 = e
-        _put_string(&w, v394.event_id, 'JobCompleted.event_id')
-        _put_long(&w, v394.occurred_at, LLONG_MIN, LLONG_MAX, 'JobCompleted.occurred_at')
-        _put_string(&w, v394.producer, 'JobCompleted.producer')
-        v395 = v394.causation_id
-        if v395 is None:
+        v401 = e
+        _put_string(&w, v401.event_id, 'JobCompleted.event_id')
+        _put_long(&w, v401.occurred_at, LLONG_MIN, LLONG_MAX, 'JobCompleted.occurred_at')
+        _put_string(&w, v401.producer, 'JobCompleted.producer')
+        v402 = v401.causation_id
+        if v402 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v395, 'JobCompleted.causation_id')
-        _put_long(&w, v394.batch_id, LLONG_MIN, LLONG_MAX, 'JobCompleted.batch_id')
-        _put_long(&w, v394.job_id, -2147483648, 2147483647, 'JobCompleted.job_id')
-        _put_string(&w, v394.state, 'JobCompleted.state')
-        v396 = v394.attempt_id
-        if v396 is None:
+            _put_string(&w, v402, 'JobCompleted.causation_id')
+        _put_long(&w, v401.batch_id, LLONG_MIN, LLONG_MAX, 'JobCompleted.batch_id')
+        _put_long(&w, v401.job_id, -2147483648, 2147483647, 'JobCompleted.job_id')
+        _put_string(&w, v401.state, 'JobCompleted.state')
+        v403 = v401.attempt_id
+        if v403 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v396, 'JobCompleted.attempt_id')
-        v397 = v394.exit_code
-        if v397 is None:
+            _put_string(&w, v403, 'JobCompleted.attempt_id')
+        v404 = v401.exit_code
+        if v404 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_long(&w, v397, -2147483648, 2147483647, 'JobCompleted.exit_code')
-        v398 = v394.reason
-        if v398 is None:
+            _put_long(&w, v404, -2147483648, 2147483647, 'JobCompleted.exit_code')
+        v405 = v401.reason
+        if v405 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v398, 'JobCompleted.reason')
-        _put_long(&w, v394.n_attempts, -2147483648, 2147483647, 'JobCompleted.n_attempts')
+            _put_string(&w, v405, 'JobCompleted.reason')
+        _put_long(&w, v401.n_attempts, -2147483648, 2147483647, 'JobCompleted.n_attempts')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -1977,68 +2021,55 @@ def decode_JobCreated(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f399 = _string(b, &p, end)
-    f400 = _long(b, &p, end)
-    f401 = _string(b, &p, end)
+    f406 = _string(b, &p, end)
+    f407 = _long(b, &p, end)
+    f408 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f402 = _string(b, &p, end)
+        f409 = _string(b, &p, end)
     else:
-        f402 = None
-    f403 = _long(b, &p, end)
-    f404 = _long(b, &p, end)
-    f405 = _long(b, &p, end)
-    f406 = _long(b, &p, end)
-    a408 = []
-    while True:
-        n409 = _block(b, &p, end)
-        if n409 == 0: break
-        for i410 in range(n409):
-            x411 = _long(b, &p, end)
-            a408.append(x411)
-    f407 = tuple(a408)
-    f412 = _boolean(b, &p, end)
+        f409 = None
+    f410 = _long(b, &p, end)
+    f411 = _long(b, &p, end)
+    f412 = _long(b, &p, end)
     f413 = _long(b, &p, end)
-    f414 = _string(b, &p, end)
-    f415 = _string(b, &p, end)
-    a417 = {}
+    a415 = []
     while True:
-        n418 = _block(b, &p, end)
-        if n418 == 0: break
-        for i419 in range(n418):
-            k421 = _string(b, &p, end)
-            x420 = _string(b, &p, end)
-            a417[k421] = x420
-    f416 = a417
-    f423 = _string(b, &p, end)
+        n416 = _block(b, &p, end)
+        if n416 == 0: break
+        for i417 in range(n416):
+            x418 = _long(b, &p, end)
+            a415.append(x418)
+    f414 = tuple(a415)
+    f419 = _boolean(b, &p, end)
+    f420 = _long(b, &p, end)
+    f421 = _string(b, &p, end)
+    f422 = _string(b, &p, end)
+    a424 = {}
+    while True:
+        n425 = _block(b, &p, end)
+        if n425 == 0: break
+        for i426 in range(n425):
+            k428 = _string(b, &p, end)
+            x427 = _string(b, &p, end)
+            a424[k428] = x427
+    f423 = a424
+    f430 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f424 = _string(b, &p, end)
+        f431 = _string(b, &p, end)
     else:
-        f424 = None
-    a426 = []
+        f431 = None
+    a433 = []
     while True:
-        n427 = _block(b, &p, end)
-        if n427 == 0: break
-        for i428 in range(n427):
-            x429 = _string(b, &p, end)
-            a426.append(x429)
-    f425 = tuple(a426)
+        n434 = _block(b, &p, end)
+        if n434 == 0: break
+        for i435 in range(n434):
+            x436 = _string(b, &p, end)
+            a433.append(x436)
+    f432 = tuple(a433)
     if _optional(b, &p, end):
-        f430 = _string(b, &p, end)
+        f437 = _string(b, &p, end)
     else:
-        f430 = None
-    a432 = []
-    while True:
-        n433 = _block(b, &p, end)
-        if n433 == 0: break
-        for i434 in range(n433):
-            f436 = _string(b, &p, end)
-            f437 = _string(b, &p, end)
-            x435 = _new(_builder_EnvVar)
-            x435.name = f436
-            x435.value = f437
-            x435.__class__ = _class_EnvVar
-            a432.append(x435)
-    f431 = tuple(a432)
+        f437 = None
     a439 = []
     while True:
         n440 = _block(b, &p, end)
@@ -2046,10 +2077,10 @@ def decode_JobCreated(bytes data, Py_ssize_t offset):
         for i441 in range(n440):
             f443 = _string(b, &p, end)
             f444 = _string(b, &p, end)
-            x442 = _new(_builder_FileCopy)
-            x442.src = f443
-            x442.dst = f444
-            x442.__class__ = _class_FileCopy
+            x442 = _new(_builder_EnvVar)
+            x442.name = f443
+            x442.value = f444
+            x442.__class__ = _class_EnvVar
             a439.append(x442)
     f438 = tuple(a439)
     a446 = []
@@ -2065,77 +2096,90 @@ def decode_JobCreated(bytes data, Py_ssize_t offset):
             x449.__class__ = _class_FileCopy
             a446.append(x449)
     f445 = tuple(a446)
-    f452 = _boolean(b, &p, end)
-    if _optional(b, &p, end):
-        f453 = _float(data, &p, end, 8)
-    else:
-        f453 = None
-    f454 = _string(b, &p, end)
-    f456 = _long(b, &p, end)
-    f457 = _long(b, &p, end)
-    f458 = _long(b, &p, end)
+    a453 = []
+    while True:
+        n454 = _block(b, &p, end)
+        if n454 == 0: break
+        for i455 in range(n454):
+            f457 = _string(b, &p, end)
+            f458 = _string(b, &p, end)
+            x456 = _new(_builder_FileCopy)
+            x456.src = f457
+            x456.dst = f458
+            x456.__class__ = _class_FileCopy
+            a453.append(x456)
+    f452 = tuple(a453)
     f459 = _boolean(b, &p, end)
-    f460 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f461 = _string(b, &p, end)
+        f460 = _float(data, &p, end, 8)
     else:
-        f461 = None
-    f455 = _new(_builder_Resources)
-    f455.cores_mcpu = f456
-    f455.memory_bytes = f457
-    f455.storage_gib = f458
-    f455.preemptible = f459
-    f455.worker_type = f460
-    f455.machine_type = f461
-    f455.__class__ = _class_Resources
+        f460 = None
+    f461 = _string(b, &p, end)
+    f463 = _long(b, &p, end)
+    f464 = _long(b, &p, end)
+    f465 = _long(b, &p, end)
+    f466 = _boolean(b, &p, end)
+    f467 = _string(b, &p, end)
     if _optional(b, &p, end):
-        a463 = []
+        f468 = _string(b, &p, end)
+    else:
+        f468 = None
+    f462 = _new(_builder_Resources)
+    f462.cores_mcpu = f463
+    f462.memory_bytes = f464
+    f462.storage_gib = f465
+    f462.preemptible = f466
+    f462.worker_type = f467
+    f462.machine_type = f468
+    f462.__class__ = _class_Resources
+    if _optional(b, &p, end):
+        a470 = []
         while True:
-            n464 = _block(b, &p, end)
-            if n464 == 0: break
-            for i465 in range(n464):
-                x466 = _string(b, &p, end)
-                a463.append(x466)
-        f462 = tuple(a463)
+            n471 = _block(b, &p, end)
+            if n471 == 0: break
+            for i472 in range(n471):
+                x473 = _string(b, &p, end)
+                a470.append(x473)
+        f469 = tuple(a470)
     else:
-        f462 = None
+        f469 = None
     if _optional(b, &p, end):
-        f467 = _long(b, &p, end)
+        f474 = _long(b, &p, end)
     else:
-        f467 = None
-    f422 = _new(_builder_JobSpec)
-    f422.process_type = f423
-    f422.image = f424
-    f422.command = f425
-    f422.jar_url = f430
-    f422.env = f431
-    f422.input_files = f438
-    f422.output_files = f445
-    f422.always_copy_output = f452
-    f422.timeout_s = f453
-    f422.network = f454
-    f422.resources = f455
-    f422.regions = f462
-    f422.port = f467
-    f422.__class__ = _class_JobSpec
-    f468 = _string(b, &p, end)
+        f474 = None
+    f429 = _new(_builder_JobSpec)
+    f429.process_type = f430
+    f429.image = f431
+    f429.command = f432
+    f429.jar_url = f437
+    f429.env = f438
+    f429.input_files = f445
+    f429.output_files = f452
+    f429.always_copy_output = f459
+    f429.timeout_s = f460
+    f429.network = f461
+    f429.resources = f462
+    f429.regions = f469
+    f429.port = f474
+    f429.__class__ = _class_JobSpec
+    f475 = _string(b, &p, end)
     result = _new(_builder_JobCreated)
-    result.event_id = f399
-    result.occurred_at = f400
-    result.producer = f401
-    result.causation_id = f402
-    result.batch_id = f403
-    result.job_id = f404
-    result.update_id = f405
-    result.job_group_id = f406
-    result.parent_ids = f407
-    result.always_run = f412
-    result.n_max_attempts = f413
-    result.user = f414
-    result.billing_project = f415
-    result.attributes = f416
-    result.spec = f422
-    result.spec_json = f468
+    result.event_id = f406
+    result.occurred_at = f407
+    result.producer = f408
+    result.causation_id = f409
+    result.batch_id = f410
+    result.job_id = f411
+    result.update_id = f412
+    result.job_group_id = f413
+    result.parent_ids = f414
+    result.always_run = f419
+    result.n_max_attempts = f420
+    result.user = f421
+    result.billing_project = f422
+    result.attributes = f423
+    result.spec = f429
+    result.spec_json = f475
     result.__class__ = _class_JobCreated
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -2143,140 +2187,140 @@ def decode_JobCreated(bytes data, Py_ssize_t offset):
 def encode_JobCreated(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v469 = e
-        _put_string(&w, v469.event_id, 'JobCreated.event_id')
-        _put_long(&w, v469.occurred_at, LLONG_MIN, LLONG_MAX, 'JobCreated.occurred_at')
-        _put_string(&w, v469.producer, 'JobCreated.producer')
-        v470 = v469.causation_id
-        if v470 is None:
+        v476 = e
+        _put_string(&w, v476.event_id, 'JobCreated.event_id')
+        _put_long(&w, v476.occurred_at, LLONG_MIN, LLONG_MAX, 'JobCreated.occurred_at')
+        _put_string(&w, v476.producer, 'JobCreated.producer')
+        v477 = v476.causation_id
+        if v477 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v470, 'JobCreated.causation_id')
-        _put_long(&w, v469.batch_id, LLONG_MIN, LLONG_MAX, 'JobCreated.batch_id')
-        _put_long(&w, v469.job_id, -2147483648, 2147483647, 'JobCreated.job_id')
-        _put_long(&w, v469.update_id, -2147483648, 2147483647, 'JobCreated.update_id')
-        _put_long(&w, v469.job_group_id, -2147483648, 2147483647, 'JobCreated.job_group_id')
-        v471 = v469.parent_ids
-        n472 = len(v471)
-        if n472:
-            _put_varint(&w, (<unsigned long long>n472) << 1)
-            for i473 in v471:
-                _put_long(&w, i473, -2147483648, 2147483647, 'JobCreated.parent_ids[]')
+            _put_string(&w, v477, 'JobCreated.causation_id')
+        _put_long(&w, v476.batch_id, LLONG_MIN, LLONG_MAX, 'JobCreated.batch_id')
+        _put_long(&w, v476.job_id, -2147483648, 2147483647, 'JobCreated.job_id')
+        _put_long(&w, v476.update_id, -2147483648, 2147483647, 'JobCreated.update_id')
+        _put_long(&w, v476.job_group_id, -2147483648, 2147483647, 'JobCreated.job_group_id')
+        v478 = v476.parent_ids
+        n479 = len(v478)
+        if n479:
+            _put_varint(&w, (<unsigned long long>n479) << 1)
+            for i480 in v478:
+                _put_long(&w, i480, -2147483648, 2147483647, 'JobCreated.parent_ids[]')
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 0)
-        _put_boolean(&w, v469.always_run, 'JobCreated.always_run')
-        _put_long(&w, v469.n_max_attempts, -2147483648, 2147483647, 'JobCreated.n_max_attempts')
-        _put_string(&w, v469.user, 'JobCreated.user')
-        _put_string(&w, v469.billing_project, 'JobCreated.billing_project')
-        v474 = v469.attributes
-        n475 = len(v474)
-        if n475:
-            _put_varint(&w, (<unsigned long long>n475) << 1)
-            for k477, i476 in v474.items():
-                _put_string(&w, k477, 'JobCreated.attributes key')
-                _put_string(&w, i476, 'JobCreated.attributes{}')
+        _put_boolean(&w, v476.always_run, 'JobCreated.always_run')
+        _put_long(&w, v476.n_max_attempts, -2147483648, 2147483647, 'JobCreated.n_max_attempts')
+        _put_string(&w, v476.user, 'JobCreated.user')
+        _put_string(&w, v476.billing_project, 'JobCreated.billing_project')
+        v481 = v476.attributes
+        n482 = len(v481)
+        if n482:
+            _put_varint(&w, (<unsigned long long>n482) << 1)
+            for k484, i483 in v481.items():
+                _put_string(&w, k484, 'JobCreated.attributes key')
+                _put_string(&w, i483, 'JobCreated.attributes{}')
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 0)
-        v478 = v469.spec
-        _put_string(&w, v478.process_type, 'JobCreated.spec.process_type')
-        v479 = v478.image
-        if v479 is None:
-            _put_byte(&w, 0)
-        else:
-            _put_byte(&w, 2)
-            _put_string(&w, v479, 'JobCreated.spec.image')
-        v480 = v478.command
-        n481 = len(v480)
-        if n481:
-            _put_varint(&w, (<unsigned long long>n481) << 1)
-            for i482 in v480:
-                _put_string(&w, i482, 'JobCreated.spec.command[]')
-            _put_byte(&w, 0)
-        else:
-            _put_byte(&w, 0)
-        v483 = v478.jar_url
-        if v483 is None:
+        v485 = v476.spec
+        _put_string(&w, v485.process_type, 'JobCreated.spec.process_type')
+        v486 = v485.image
+        if v486 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v483, 'JobCreated.spec.jar_url')
-        v484 = v478.env
-        n485 = len(v484)
-        if n485:
-            _put_varint(&w, (<unsigned long long>n485) << 1)
-            for i486 in v484:
-                v487 = i486
-                _put_string(&w, v487.name, 'JobCreated.spec.env[].name')
-                _put_string(&w, v487.value, 'JobCreated.spec.env[].value')
+            _put_string(&w, v486, 'JobCreated.spec.image')
+        v487 = v485.command
+        n488 = len(v487)
+        if n488:
+            _put_varint(&w, (<unsigned long long>n488) << 1)
+            for i489 in v487:
+                _put_string(&w, i489, 'JobCreated.spec.command[]')
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 0)
-        v488 = v478.input_files
-        n489 = len(v488)
-        if n489:
-            _put_varint(&w, (<unsigned long long>n489) << 1)
-            for i490 in v488:
-                v491 = i490
-                _put_string(&w, v491.src, 'JobCreated.spec.input_files[].src')
-                _put_string(&w, v491.dst, 'JobCreated.spec.input_files[].dst')
-            _put_byte(&w, 0)
-        else:
-            _put_byte(&w, 0)
-        v492 = v478.output_files
-        n493 = len(v492)
-        if n493:
-            _put_varint(&w, (<unsigned long long>n493) << 1)
-            for i494 in v492:
-                v495 = i494
-                _put_string(&w, v495.src, 'JobCreated.spec.output_files[].src')
-                _put_string(&w, v495.dst, 'JobCreated.spec.output_files[].dst')
-            _put_byte(&w, 0)
-        else:
-            _put_byte(&w, 0)
-        _put_boolean(&w, v478.always_copy_output, 'JobCreated.spec.always_copy_output')
-        v496 = v478.timeout_s
-        if v496 is None:
+        v490 = v485.jar_url
+        if v490 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_float(&w, v496, 8)
-        _put_string(&w, v478.network, 'JobCreated.spec.network')
-        v497 = v478.resources
-        _put_long(&w, v497.cores_mcpu, -2147483648, 2147483647, 'JobCreated.spec.resources.cores_mcpu')
-        _put_long(&w, v497.memory_bytes, LLONG_MIN, LLONG_MAX, 'JobCreated.spec.resources.memory_bytes')
-        _put_long(&w, v497.storage_gib, -2147483648, 2147483647, 'JobCreated.spec.resources.storage_gib')
-        _put_boolean(&w, v497.preemptible, 'JobCreated.spec.resources.preemptible')
-        _put_string(&w, v497.worker_type, 'JobCreated.spec.resources.worker_type')
-        v498 = v497.machine_type
-        if v498 is None:
+            _put_string(&w, v490, 'JobCreated.spec.jar_url')
+        v491 = v485.env
+        n492 = len(v491)
+        if n492:
+            _put_varint(&w, (<unsigned long long>n492) << 1)
+            for i493 in v491:
+                v494 = i493
+                _put_string(&w, v494.name, 'JobCreated.spec.env[].name')
+                _put_string(&w, v494.value, 'JobCreated.spec.env[].value')
             _put_byte(&w, 0)
         else:
-            _put_byte(&w, 2)
-            _put_string(&w, v498, 'JobCreated.spec.resources.machine_type')
-        v499 = v478.regions
-        if v499 is None:
+            _put_byte(&w, 0)
+        v495 = v485.input_files
+        n496 = len(v495)
+        if n496:
+            _put_varint(&w, (<unsigned long long>n496) << 1)
+            for i497 in v495:
+                v498 = i497
+                _put_string(&w, v498.src, 'JobCreated.spec.input_files[].src')
+                _put_string(&w, v498.dst, 'JobCreated.spec.input_files[].dst')
             _put_byte(&w, 0)
         else:
-            _put_byte(&w, 2)
-            v500 = v499
-            n501 = len(v500)
-            if n501:
-                _put_varint(&w, (<unsigned long long>n501) << 1)
-                for i502 in v500:
-                    _put_string(&w, i502, 'JobCreated.spec.regions[]')
-                _put_byte(&w, 0)
-            else:
-                _put_byte(&w, 0)
-        v503 = v478.port
+            _put_byte(&w, 0)
+        v499 = v485.output_files
+        n500 = len(v499)
+        if n500:
+            _put_varint(&w, (<unsigned long long>n500) << 1)
+            for i501 in v499:
+                v502 = i501
+                _put_string(&w, v502.src, 'JobCreated.spec.output_files[].src')
+                _put_string(&w, v502.dst, 'JobCreated.spec.output_files[].dst')
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 0)
+        _put_boolean(&w, v485.always_copy_output, 'JobCreated.spec.always_copy_output')
+        v503 = v485.timeout_s
         if v503 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_long(&w, v503, -2147483648, 2147483647, 'JobCreated.spec.port')
-        _put_string(&w, v469.spec_json, 'JobCreated.spec_json')
+            _put_float(&w, v503, 8)
+        _put_string(&w, v485.network, 'JobCreated.spec.network')
+        v504 = v485.resources
+        _put_long(&w, v504.cores_mcpu, -2147483648, 2147483647, 'JobCreated.spec.resources.cores_mcpu')
+        _put_long(&w, v504.memory_bytes, LLONG_MIN, LLONG_MAX, 'JobCreated.spec.resources.memory_bytes')
+        _put_long(&w, v504.storage_gib, -2147483648, 2147483647, 'JobCreated.spec.resources.storage_gib')
+        _put_boolean(&w, v504.preemptible, 'JobCreated.spec.resources.preemptible')
+        _put_string(&w, v504.worker_type, 'JobCreated.spec.resources.worker_type')
+        v505 = v504.machine_type
+        if v505 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_string(&w, v505, 'JobCreated.spec.resources.machine_type')
+        v506 = v485.regions
+        if v506 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            v507 = v506
+            n508 = len(v507)
+            if n508:
+                _put_varint(&w, (<unsigned long long>n508) << 1)
+                for i509 in v507:
+                    _put_string(&w, i509, 'JobCreated.spec.regions[]')
+                _put_byte(&w, 0)
+            else:
+                _put_byte(&w, 0)
+        v510 = v485.port
+        if v510 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_long(&w, v510, -2147483648, 2147483647, 'JobCreated.spec.port')
+        _put_string(&w, v476.spec_json, 'JobCreated.spec_json')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -2285,32 +2329,32 @@ def decode_JobCreating(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f504 = _string(b, &p, end)
-    f505 = _long(b, &p, end)
-    f506 = _string(b, &p, end)
-    if _optional(b, &p, end):
-        f507 = _string(b, &p, end)
-    else:
-        f507 = None
-    f508 = _long(b, &p, end)
-    f509 = _long(b, &p, end)
-    f510 = _string(b, &p, end)
     f511 = _string(b, &p, end)
     f512 = _long(b, &p, end)
     f513 = _string(b, &p, end)
-    f514 = _boolean(b, &p, end)
+    if _optional(b, &p, end):
+        f514 = _string(b, &p, end)
+    else:
+        f514 = None
+    f515 = _long(b, &p, end)
+    f516 = _long(b, &p, end)
+    f517 = _string(b, &p, end)
+    f518 = _string(b, &p, end)
+    f519 = _long(b, &p, end)
+    f520 = _string(b, &p, end)
+    f521 = _boolean(b, &p, end)
     result = _new(_builder_JobCreating)
-    result.event_id = f504
-    result.occurred_at = f505
-    result.producer = f506
-    result.causation_id = f507
-    result.batch_id = f508
-    result.job_id = f509
-    result.attempt_id = f510
-    result.instance_name = f511
-    result.scheduler_epoch = f512
-    result.user = f513
-    result.awaits_verdict = f514
+    result.event_id = f511
+    result.occurred_at = f512
+    result.producer = f513
+    result.causation_id = f514
+    result.batch_id = f515
+    result.job_id = f516
+    result.attempt_id = f517
+    result.instance_name = f518
+    result.scheduler_epoch = f519
+    result.user = f520
+    result.awaits_verdict = f521
     result.__class__ = _class_JobCreating
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -2318,23 +2362,23 @@ def decode_JobCreating(bytes data, Py_ssize_t offset):
 def encode_JobCreating(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v515 = e
-        _put_string(&w, v515.event_id, 'JobCreating.event_id')
-        _put_long(&w, v515.occurred_at, LLONG_MIN, LLONG_MAX, 'JobCreating.occurred_at')
-        _put_string(&w, v515.producer, 'JobCreating.producer')
-        v516 = v515.causation_id
-        if v516 is None:
+        v522 = e
+        _put_string(&w, v522.event_id, 'JobCreating.event_id')
+        _put_long(&w, v522.occurred_at, LLONG_MIN, LLONG_MAX, 'JobCreating.occurred_at')
+        _put_string(&w, v522.producer, 'JobCreating.producer')
+        v523 = v522.causation_id
+        if v523 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v516, 'JobCreating.causation_id')
-        _put_long(&w, v515.batch_id, LLONG_MIN, LLONG_MAX, 'JobCreating.batch_id')
-        _put_long(&w, v515.job_id, -2147483648, 2147483647, 'JobCreating.job_id')
-        _put_string(&w, v515.attempt_id, 'JobCreating.attempt_id')
-        _put_string(&w, v515.instance_name, 'JobCreating.instance_name')
-        _put_long(&w, v515.scheduler_epoch, LLONG_MIN, LLONG_MAX, 'JobCreating.scheduler_epoch')
-        _put_string(&w, v515.user, 'JobCreating.user')
-        _put_boolean(&w, v515.awaits_verdict, 'JobCreating.awaits_verdict')
+            _put_string(&w, v523, 'JobCreating.causation_id')
+        _put_long(&w, v522.batch_id, LLONG_MIN, LLONG_MAX, 'JobCreating.batch_id')
+        _put_long(&w, v522.job_id, -2147483648, 2147483647, 'JobCreating.job_id')
+        _put_string(&w, v522.attempt_id, 'JobCreating.attempt_id')
+        _put_string(&w, v522.instance_name, 'JobCreating.instance_name')
+        _put_long(&w, v522.scheduler_epoch, LLONG_MIN, LLONG_MAX, 'JobCreating.scheduler_epoch')
+        _put_string(&w, v522.user, 'JobCreating.user')
+        _put_boolean(&w, v522.awaits_verdict, 'JobCreating.awaits_verdict')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -2343,24 +2387,24 @@ def decode_JobGroupCancelRequested(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f517 = _string(b, &p, end)
-    f518 = _long(b, &p, end)
-    f519 = _string(b, &p, end)
+    f524 = _string(b, &p, end)
+    f525 = _long(b, &p, end)
+    f526 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f520 = _string(b, &p, end)
+        f527 = _string(b, &p, end)
     else:
-        f520 = None
-    f521 = _long(b, &p, end)
-    f522 = _long(b, &p, end)
-    f523 = _string(b, &p, end)
+        f527 = None
+    f528 = _long(b, &p, end)
+    f529 = _long(b, &p, end)
+    f530 = _string(b, &p, end)
     result = _new(_builder_JobGroupCancelRequested)
-    result.event_id = f517
-    result.occurred_at = f518
-    result.producer = f519
-    result.causation_id = f520
-    result.batch_id = f521
-    result.job_group_id = f522
-    result.user = f523
+    result.event_id = f524
+    result.occurred_at = f525
+    result.producer = f526
+    result.causation_id = f527
+    result.batch_id = f528
+    result.job_group_id = f529
+    result.user = f530
     result.__class__ = _class_JobGroupCancelRequested
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -2368,19 +2412,19 @@ def decode_JobGroupCancelRequested(bytes data, Py_ssize_t offset):
 def encode_JobGroupCancelRequested(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v524 = e
-        _put_string(&w, v524.event_id, 'JobGroupCancelRequested.event_id')
-        _put_long(&w, v524.occurred_at, LLONG_MIN, LLONG_MAX, 'JobGroupCancelRequested.occurred_at')
-        _put_string(&w, v524.producer, 'JobGroupCancelRequested.producer')
-        v525 = v524.causation_id
-        if v525 is None:
+        v531 = e
+        _put_string(&w, v531.event_id, 'JobGroupCancelRequested.event_id')
+        _put_long(&w, v531.occurred_at, LLONG_MIN, LLONG_MAX, 'JobGroupCancelRequested.occurred_at')
+        _put_string(&w, v531.producer, 'JobGroupCancelRequested.producer')
+        v532 = v531.causation_id
+        if v532 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v525, 'JobGroupCancelRequested.causation_id')
-        _put_long(&w, v524.batch_id, LLONG_MIN, LLONG_MAX, 'JobGroupCancelRequested.batch_id')
-        _put_long(&w, v524.job_group_id, -2147483648, 2147483647, 'JobGroupCancelRequested.job_group_id')
-        _put_string(&w, v524.user, 'JobGroupCancelRequested.user')
+            _put_string(&w, v532, 'JobGroupCancelRequested.causation_id')
+        _put_long(&w, v531.batch_id, LLONG_MIN, LLONG_MAX, 'JobGroupCancelRequested.batch_id')
+        _put_long(&w, v531.job_group_id, -2147483648, 2147483647, 'JobGroupCancelRequested.job_group_id')
+        _put_string(&w, v531.user, 'JobGroupCancelRequested.user')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -2389,24 +2433,24 @@ def decode_JobGroupCancelled(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f526 = _string(b, &p, end)
-    f527 = _long(b, &p, end)
-    f528 = _string(b, &p, end)
+    f533 = _string(b, &p, end)
+    f534 = _long(b, &p, end)
+    f535 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f529 = _string(b, &p, end)
+        f536 = _string(b, &p, end)
     else:
-        f529 = None
-    f530 = _long(b, &p, end)
-    f531 = _long(b, &p, end)
-    f532 = _string(b, &p, end)
+        f536 = None
+    f537 = _long(b, &p, end)
+    f538 = _long(b, &p, end)
+    f539 = _string(b, &p, end)
     result = _new(_builder_JobGroupCancelled)
-    result.event_id = f526
-    result.occurred_at = f527
-    result.producer = f528
-    result.causation_id = f529
-    result.batch_id = f530
-    result.job_group_id = f531
-    result.reason = f532
+    result.event_id = f533
+    result.occurred_at = f534
+    result.producer = f535
+    result.causation_id = f536
+    result.batch_id = f537
+    result.job_group_id = f538
+    result.reason = f539
     result.__class__ = _class_JobGroupCancelled
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -2414,19 +2458,19 @@ def decode_JobGroupCancelled(bytes data, Py_ssize_t offset):
 def encode_JobGroupCancelled(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v533 = e
-        _put_string(&w, v533.event_id, 'JobGroupCancelled.event_id')
-        _put_long(&w, v533.occurred_at, LLONG_MIN, LLONG_MAX, 'JobGroupCancelled.occurred_at')
-        _put_string(&w, v533.producer, 'JobGroupCancelled.producer')
-        v534 = v533.causation_id
-        if v534 is None:
+        v540 = e
+        _put_string(&w, v540.event_id, 'JobGroupCancelled.event_id')
+        _put_long(&w, v540.occurred_at, LLONG_MIN, LLONG_MAX, 'JobGroupCancelled.occurred_at')
+        _put_string(&w, v540.producer, 'JobGroupCancelled.producer')
+        v541 = v540.causation_id
+        if v541 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v534, 'JobGroupCancelled.causation_id')
-        _put_long(&w, v533.batch_id, LLONG_MIN, LLONG_MAX, 'JobGroupCancelled.batch_id')
-        _put_long(&w, v533.job_group_id, -2147483648, 2147483647, 'JobGroupCancelled.job_group_id')
-        _put_string(&w, v533.reason, 'JobGroupCancelled.reason')
+            _put_string(&w, v541, 'JobGroupCancelled.causation_id')
+        _put_long(&w, v540.batch_id, LLONG_MIN, LLONG_MAX, 'JobGroupCancelled.batch_id')
+        _put_long(&w, v540.job_group_id, -2147483648, 2147483647, 'JobGroupCancelled.job_group_id')
+        _put_string(&w, v540.reason, 'JobGroupCancelled.reason')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -2435,46 +2479,46 @@ def decode_JobGroupCreated(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f535 = _string(b, &p, end)
-    f536 = _long(b, &p, end)
-    f537 = _string(b, &p, end)
+    f542 = _string(b, &p, end)
+    f543 = _long(b, &p, end)
+    f544 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f538 = _string(b, &p, end)
+        f545 = _string(b, &p, end)
     else:
-        f538 = None
-    f539 = _long(b, &p, end)
-    f540 = _long(b, &p, end)
-    f541 = _long(b, &p, end)
-    f542 = _long(b, &p, end)
-    a544 = {}
+        f545 = None
+    f546 = _long(b, &p, end)
+    f547 = _long(b, &p, end)
+    f548 = _long(b, &p, end)
+    f549 = _long(b, &p, end)
+    a551 = {}
     while True:
-        n545 = _block(b, &p, end)
-        if n545 == 0: break
-        for i546 in range(n545):
-            k548 = _string(b, &p, end)
-            x547 = _string(b, &p, end)
-            a544[k548] = x547
-    f543 = a544
+        n552 = _block(b, &p, end)
+        if n552 == 0: break
+        for i553 in range(n552):
+            k555 = _string(b, &p, end)
+            x554 = _string(b, &p, end)
+            a551[k555] = x554
+    f550 = a551
     if _optional(b, &p, end):
-        f549 = _string(b, &p, end)
+        f556 = _string(b, &p, end)
     else:
-        f549 = None
+        f556 = None
     if _optional(b, &p, end):
-        f550 = _long(b, &p, end)
+        f557 = _long(b, &p, end)
     else:
-        f550 = None
+        f557 = None
     result = _new(_builder_JobGroupCreated)
-    result.event_id = f535
-    result.occurred_at = f536
-    result.producer = f537
-    result.causation_id = f538
-    result.batch_id = f539
-    result.update_id = f540
-    result.job_group_id = f541
-    result.parent_job_group_id = f542
-    result.attributes = f543
-    result.callback = f549
-    result.cancel_after_n_failures = f550
+    result.event_id = f542
+    result.occurred_at = f543
+    result.producer = f544
+    result.causation_id = f545
+    result.batch_id = f546
+    result.update_id = f547
+    result.job_group_id = f548
+    result.parent_job_group_id = f549
+    result.attributes = f550
+    result.callback = f556
+    result.cancel_after_n_failures = f557
     result.__class__ = _class_JobGroupCreated
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -2482,42 +2526,265 @@ def decode_JobGroupCreated(bytes data, Py_ssize_t offset):
 def encode_JobGroupCreated(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v551 = e
-        _put_string(&w, v551.event_id, 'JobGroupCreated.event_id')
-        _put_long(&w, v551.occurred_at, LLONG_MIN, LLONG_MAX, 'JobGroupCreated.occurred_at')
-        _put_string(&w, v551.producer, 'JobGroupCreated.producer')
-        v552 = v551.causation_id
-        if v552 is None:
+        v558 = e
+        _put_string(&w, v558.event_id, 'JobGroupCreated.event_id')
+        _put_long(&w, v558.occurred_at, LLONG_MIN, LLONG_MAX, 'JobGroupCreated.occurred_at')
+        _put_string(&w, v558.producer, 'JobGroupCreated.producer')
+        v559 = v558.causation_id
+        if v559 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v552, 'JobGroupCreated.causation_id')
-        _put_long(&w, v551.batch_id, LLONG_MIN, LLONG_MAX, 'JobGroupCreated.batch_id')
-        _put_long(&w, v551.update_id, -2147483648, 2147483647, 'JobGroupCreated.update_id')
-        _put_long(&w, v551.job_group_id, -2147483648, 2147483647, 'JobGroupCreated.job_group_id')
-        _put_long(&w, v551.parent_job_group_id, -2147483648, 2147483647, 'JobGroupCreated.parent_job_group_id')
-        v553 = v551.attributes
-        n554 = len(v553)
-        if n554:
-            _put_varint(&w, (<unsigned long long>n554) << 1)
-            for k556, i555 in v553.items():
-                _put_string(&w, k556, 'JobGroupCreated.attributes key')
-                _put_string(&w, i555, 'JobGroupCreated.attributes{}')
+            _put_string(&w, v559, 'JobGroupCreated.causation_id')
+        _put_long(&w, v558.batch_id, LLONG_MIN, LLONG_MAX, 'JobGroupCreated.batch_id')
+        _put_long(&w, v558.update_id, -2147483648, 2147483647, 'JobGroupCreated.update_id')
+        _put_long(&w, v558.job_group_id, -2147483648, 2147483647, 'JobGroupCreated.job_group_id')
+        _put_long(&w, v558.parent_job_group_id, -2147483648, 2147483647, 'JobGroupCreated.parent_job_group_id')
+        v560 = v558.attributes
+        n561 = len(v560)
+        if n561:
+            _put_varint(&w, (<unsigned long long>n561) << 1)
+            for k563, i562 in v560.items():
+                _put_string(&w, k563, 'JobGroupCreated.attributes key')
+                _put_string(&w, i562, 'JobGroupCreated.attributes{}')
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 0)
-        v557 = v551.callback
-        if v557 is None:
-            _put_byte(&w, 0)
-        else:
-            _put_byte(&w, 2)
-            _put_string(&w, v557, 'JobGroupCreated.callback')
-        v558 = v551.cancel_after_n_failures
-        if v558 is None:
+        v564 = v558.callback
+        if v564 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_long(&w, v558, -2147483648, 2147483647, 'JobGroupCreated.cancel_after_n_failures')
+            _put_string(&w, v564, 'JobGroupCreated.callback')
+        v565 = v558.cancel_after_n_failures
+        if v565 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_long(&w, v565, -2147483648, 2147483647, 'JobGroupCreated.cancel_after_n_failures')
+        return PyBytes_FromStringAndSize(w.data, w.size)
+    finally:
+        PyMem_Free(w.data)
+
+def decode_PoolScalingDecided(bytes data, Py_ssize_t offset):
+    cdef const unsigned char* b = data
+    cdef Py_ssize_t end = len(data)
+    cdef Py_ssize_t p = offset
+    f566 = _string(b, &p, end)
+    f567 = _long(b, &p, end)
+    f568 = _string(b, &p, end)
+    if _optional(b, &p, end):
+        f569 = _string(b, &p, end)
+    else:
+        f569 = None
+    f570 = _string(b, &p, end)
+    f571 = _long(b, &p, end)
+    f572 = _long(b, &p, end)
+    f573 = _long(b, &p, end)
+    if _optional(b, &p, end):
+        f574 = _string(b, &p, end)
+    else:
+        f574 = None
+    if _optional(b, &p, end):
+        f575 = _long(b, &p, end)
+    else:
+        f575 = None
+    f576 = _long(b, &p, end)
+    f577 = _long(b, &p, end)
+    f578 = _boolean(b, &p, end)
+    f579 = _long(b, &p, end)
+    f580 = _long(b, &p, end)
+    f581 = _long(b, &p, end)
+    f582 = _long(b, &p, end)
+    f583 = _long(b, &p, end)
+    f584 = _long(b, &p, end)
+    f585 = _long(b, &p, end)
+    f586 = _long(b, &p, end)
+    f587 = _long(b, &p, end)
+    f588 = _long(b, &p, end)
+    f589 = _long(b, &p, end)
+    f590 = _long(b, &p, end)
+    f591 = _long(b, &p, end)
+    a593 = []
+    while True:
+        n594 = _block(b, &p, end)
+        if n594 == 0: break
+        for i595 in range(n594):
+            f597 = _string(b, &p, end)
+            f598 = _long(b, &p, end)
+            f599 = _long(b, &p, end)
+            f600 = _long(b, &p, end)
+            f601 = _long(b, &p, end)
+            f602 = _long(b, &p, end)
+            x596 = _new(_builder_PoolWindowUser)
+            x596.user = f597
+            x596.share_mcpu = f598
+            x596.jobs_per_pass = f599
+            x596.window_jobs = f600
+            x596.n_jobs = f601
+            x596.demand_mcpu = f602
+            x596.__class__ = _class_PoolWindowUser
+            a593.append(x596)
+    f592 = tuple(a593)
+    a604 = []
+    while True:
+        n605 = _block(b, &p, end)
+        if n605 == 0: break
+        for i606 in range(n605):
+            f608 = _string(b, &p, end)
+            f609 = _long(b, &p, end)
+            f610 = _long(b, &p, end)
+            f611 = _float(data, &p, end, 8)
+            x607 = _new(_builder_PoolZoneWeight)
+            x607.zone = f608
+            x607.successes = f609
+            x607.attempts = f610
+            x607.weight = f611
+            x607.__class__ = _class_PoolZoneWeight
+            a604.append(x607)
+    f603 = tuple(a604)
+    a613 = []
+    while True:
+        n614 = _block(b, &p, end)
+        if n614 == 0: break
+        for i615 in range(n614):
+            f617 = _string(b, &p, end)
+            if _optional(b, &p, end):
+                f618 = _string(b, &p, end)
+            else:
+                f618 = None
+            f619 = _boolean(b, &p, end)
+            x616 = _new(_builder_PoolInstanceChoice)
+            x616.instance_name = f617
+            x616.zone = f618
+            x616.standing = f619
+            x616.__class__ = _class_PoolInstanceChoice
+            a613.append(x616)
+    f612 = tuple(a613)
+    result = _new(_builder_PoolScalingDecided)
+    result.event_id = f566
+    result.occurred_at = f567
+    result.producer = f568
+    result.causation_id = f569
+    result.pool = f570
+    result.requested = f571
+    result.standing_requested = f572
+    result.deleted = f573
+    result.limited_by = f574
+    result.paused_until = f575
+    result.ready_mcpu = f576
+    result.demand_mcpu = f577
+    result.demand_truncated = f578
+    result.future_mcpu = f579
+    result.window_ms = f580
+    result.free_mcpu = f581
+    result.pending_mcpu = f582
+    result.live = f583
+    result.pending = f584
+    result.inactive = f585
+    result.min_instances = f586
+    result.max_live_instances = f587
+    result.max_instances = f588
+    result.max_new_per_loop = f589
+    result.worker_cores = f590
+    result.standing_worker_cores = f591
+    result.users = f592
+    result.zones = f603
+    result.instances = f612
+    result.__class__ = _class_PoolScalingDecided
+    if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
+    return result
+
+def encode_PoolScalingDecided(e, bytes head=b''):
+    cdef _Buffer w = _start(head)
+    try:
+        v620 = e
+        _put_string(&w, v620.event_id, 'PoolScalingDecided.event_id')
+        _put_long(&w, v620.occurred_at, LLONG_MIN, LLONG_MAX, 'PoolScalingDecided.occurred_at')
+        _put_string(&w, v620.producer, 'PoolScalingDecided.producer')
+        v621 = v620.causation_id
+        if v621 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_string(&w, v621, 'PoolScalingDecided.causation_id')
+        _put_string(&w, v620.pool, 'PoolScalingDecided.pool')
+        _put_long(&w, v620.requested, -2147483648, 2147483647, 'PoolScalingDecided.requested')
+        _put_long(&w, v620.standing_requested, -2147483648, 2147483647, 'PoolScalingDecided.standing_requested')
+        _put_long(&w, v620.deleted, -2147483648, 2147483647, 'PoolScalingDecided.deleted')
+        v622 = v620.limited_by
+        if v622 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_string(&w, v622, 'PoolScalingDecided.limited_by')
+        v623 = v620.paused_until
+        if v623 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_long(&w, v623, LLONG_MIN, LLONG_MAX, 'PoolScalingDecided.paused_until')
+        _put_long(&w, v620.ready_mcpu, LLONG_MIN, LLONG_MAX, 'PoolScalingDecided.ready_mcpu')
+        _put_long(&w, v620.demand_mcpu, LLONG_MIN, LLONG_MAX, 'PoolScalingDecided.demand_mcpu')
+        _put_boolean(&w, v620.demand_truncated, 'PoolScalingDecided.demand_truncated')
+        _put_long(&w, v620.future_mcpu, LLONG_MIN, LLONG_MAX, 'PoolScalingDecided.future_mcpu')
+        _put_long(&w, v620.window_ms, LLONG_MIN, LLONG_MAX, 'PoolScalingDecided.window_ms')
+        _put_long(&w, v620.free_mcpu, LLONG_MIN, LLONG_MAX, 'PoolScalingDecided.free_mcpu')
+        _put_long(&w, v620.pending_mcpu, LLONG_MIN, LLONG_MAX, 'PoolScalingDecided.pending_mcpu')
+        _put_long(&w, v620.live, -2147483648, 2147483647, 'PoolScalingDecided.live')
+        _put_long(&w, v620.pending, -2147483648, 2147483647, 'PoolScalingDecided.pending')
+        _put_long(&w, v620.inactive, -2147483648, 2147483647, 'PoolScalingDecided.inactive')
+        _put_long(&w, v620.min_instances, -2147483648, 2147483647, 'PoolScalingDecided.min_instances')
+        _put_long(&w, v620.max_live_instances, -2147483648, 2147483647, 'PoolScalingDecided.max_live_instances')
+        _put_long(&w, v620.max_instances, -2147483648, 2147483647, 'PoolScalingDecided.max_instances')
+        _put_long(&w, v620.max_new_per_loop, -2147483648, 2147483647, 'PoolScalingDecided.max_new_per_loop')
+        _put_long(&w, v620.worker_cores, -2147483648, 2147483647, 'PoolScalingDecided.worker_cores')
+        _put_long(&w, v620.standing_worker_cores, -2147483648, 2147483647, 'PoolScalingDecided.standing_worker_cores')
+        v624 = v620.users
+        n625 = len(v624)
+        if n625:
+            _put_varint(&w, (<unsigned long long>n625) << 1)
+            for i626 in v624:
+                v627 = i626
+                _put_string(&w, v627.user, 'PoolScalingDecided.users[].user')
+                _put_long(&w, v627.share_mcpu, LLONG_MIN, LLONG_MAX, 'PoolScalingDecided.users[].share_mcpu')
+                _put_long(&w, v627.jobs_per_pass, -2147483648, 2147483647, 'PoolScalingDecided.users[].jobs_per_pass')
+                _put_long(&w, v627.window_jobs, -2147483648, 2147483647, 'PoolScalingDecided.users[].window_jobs')
+                _put_long(&w, v627.n_jobs, -2147483648, 2147483647, 'PoolScalingDecided.users[].n_jobs')
+                _put_long(&w, v627.demand_mcpu, LLONG_MIN, LLONG_MAX, 'PoolScalingDecided.users[].demand_mcpu')
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 0)
+        v628 = v620.zones
+        n629 = len(v628)
+        if n629:
+            _put_varint(&w, (<unsigned long long>n629) << 1)
+            for i630 in v628:
+                v631 = i630
+                _put_string(&w, v631.zone, 'PoolScalingDecided.zones[].zone')
+                _put_long(&w, v631.successes, -2147483648, 2147483647, 'PoolScalingDecided.zones[].successes')
+                _put_long(&w, v631.attempts, -2147483648, 2147483647, 'PoolScalingDecided.zones[].attempts')
+                _put_float(&w, v631.weight, 8)
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 0)
+        v632 = v620.instances
+        n633 = len(v632)
+        if n633:
+            _put_varint(&w, (<unsigned long long>n633) << 1)
+            for i634 in v632:
+                v635 = i634
+                _put_string(&w, v635.instance_name, 'PoolScalingDecided.instances[].instance_name')
+                v636 = v635.zone
+                if v636 is None:
+                    _put_byte(&w, 0)
+                else:
+                    _put_byte(&w, 2)
+                    _put_string(&w, v636, 'PoolScalingDecided.instances[].zone')
+                _put_boolean(&w, v635.standing, 'PoolScalingDecided.instances[].standing')
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 0)
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -2526,22 +2793,22 @@ def decode_SchedulerLeaderElected(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f559 = _string(b, &p, end)
-    f560 = _long(b, &p, end)
-    f561 = _string(b, &p, end)
+    f637 = _string(b, &p, end)
+    f638 = _long(b, &p, end)
+    f639 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f562 = _string(b, &p, end)
+        f640 = _string(b, &p, end)
     else:
-        f562 = None
-    f563 = _string(b, &p, end)
-    f564 = _long(b, &p, end)
+        f640 = None
+    f641 = _string(b, &p, end)
+    f642 = _long(b, &p, end)
     result = _new(_builder_SchedulerLeaderElected)
-    result.event_id = f559
-    result.occurred_at = f560
-    result.producer = f561
-    result.causation_id = f562
-    result.scheduler_id = f563
-    result.epoch = f564
+    result.event_id = f637
+    result.occurred_at = f638
+    result.producer = f639
+    result.causation_id = f640
+    result.scheduler_id = f641
+    result.epoch = f642
     result.__class__ = _class_SchedulerLeaderElected
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -2549,18 +2816,18 @@ def decode_SchedulerLeaderElected(bytes data, Py_ssize_t offset):
 def encode_SchedulerLeaderElected(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v565 = e
-        _put_string(&w, v565.event_id, 'SchedulerLeaderElected.event_id')
-        _put_long(&w, v565.occurred_at, LLONG_MIN, LLONG_MAX, 'SchedulerLeaderElected.occurred_at')
-        _put_string(&w, v565.producer, 'SchedulerLeaderElected.producer')
-        v566 = v565.causation_id
-        if v566 is None:
+        v643 = e
+        _put_string(&w, v643.event_id, 'SchedulerLeaderElected.event_id')
+        _put_long(&w, v643.occurred_at, LLONG_MIN, LLONG_MAX, 'SchedulerLeaderElected.occurred_at')
+        _put_string(&w, v643.producer, 'SchedulerLeaderElected.producer')
+        v644 = v643.causation_id
+        if v644 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v566, 'SchedulerLeaderElected.causation_id')
-        _put_string(&w, v565.scheduler_id, 'SchedulerLeaderElected.scheduler_id')
-        _put_long(&w, v565.epoch, LLONG_MIN, LLONG_MAX, 'SchedulerLeaderElected.epoch')
+            _put_string(&w, v644, 'SchedulerLeaderElected.causation_id')
+        _put_string(&w, v643.scheduler_id, 'SchedulerLeaderElected.scheduler_id')
+        _put_long(&w, v643.epoch, LLONG_MIN, LLONG_MAX, 'SchedulerLeaderElected.epoch')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -2576,11 +2843,11 @@ DECODERS = {
     b'\xc8\xbdm?\xd4\xa6D\x16': decode_BatchUpdateCommitted,
     b'Nh\x08\x8b\x901<\xdc': decode_BatchUpdateCreated,
     b'\xd2]X\xd3}\x87!C': decode_InstanceActivated,
-    b'\xb8w2I\xa68\x99=': decode_InstanceCreated,
-    b'n\xeb\x8b\x97\xbf\x01\x08\xa4': decode_InstanceDeactivated,
+    b'\xfd\xd7\x99\xbb\x86\xcb\x89.': decode_InstanceCreated,
+    b'\x05O\x1f\xb7\x98[\x1d\xe0': decode_InstanceDeactivated,
     b'bH-\x13\xb0\xf7gU': decode_InstanceDeleted,
     b'\x85e\xab\xa1\x01n\x82\x84': decode_InstanceHeartbeat,
-    b'\x93PF\xcc\x07-\x0f\xe2': decode_InstanceRequested,
+    b'\xe4.\x86ab\xfe\xf0^': decode_InstanceRequested,
     b'\xfd5Z\xe1\x987\xf0\x7f': decode_JobAttemptAccepted,
     b'g\xc7_\xe4\xf0b9\xc0': decode_JobAttemptCompleted,
     b'K\\L\xbb\xe4\x11\xcc\xb0': decode_JobAttemptRefused,
@@ -2594,6 +2861,7 @@ DECODERS = {
     b'\x9a\xcf\x01Z\xbd\x00\x84v': decode_JobGroupCancelRequested,
     b'\x97e\x86*3\x1a\xe5c': decode_JobGroupCancelled,
     b'\xce\xec\x0f_kR\xba\xd9': decode_JobGroupCreated,
+    b'\xa44\xa5\xf2\x89\xf6\x83I': decode_PoolScalingDecided,
     b'\xc8\x0c]/\xb2l\xe2#': decode_SchedulerLeaderElected,
 }
 ENCODERS = {
@@ -2607,11 +2875,11 @@ ENCODERS = {
     b'\xc8\xbdm?\xd4\xa6D\x16': encode_BatchUpdateCommitted,
     b'Nh\x08\x8b\x901<\xdc': encode_BatchUpdateCreated,
     b'\xd2]X\xd3}\x87!C': encode_InstanceActivated,
-    b'\xb8w2I\xa68\x99=': encode_InstanceCreated,
-    b'n\xeb\x8b\x97\xbf\x01\x08\xa4': encode_InstanceDeactivated,
+    b'\xfd\xd7\x99\xbb\x86\xcb\x89.': encode_InstanceCreated,
+    b'\x05O\x1f\xb7\x98[\x1d\xe0': encode_InstanceDeactivated,
     b'bH-\x13\xb0\xf7gU': encode_InstanceDeleted,
     b'\x85e\xab\xa1\x01n\x82\x84': encode_InstanceHeartbeat,
-    b'\x93PF\xcc\x07-\x0f\xe2': encode_InstanceRequested,
+    b'\xe4.\x86ab\xfe\xf0^': encode_InstanceRequested,
     b'\xfd5Z\xe1\x987\xf0\x7f': encode_JobAttemptAccepted,
     b'g\xc7_\xe4\xf0b9\xc0': encode_JobAttemptCompleted,
     b'K\\L\xbb\xe4\x11\xcc\xb0': encode_JobAttemptRefused,
@@ -2625,6 +2893,7 @@ ENCODERS = {
     b'\x9a\xcf\x01Z\xbd\x00\x84v': encode_JobGroupCancelRequested,
     b'\x97e\x86*3\x1a\xe5c': encode_JobGroupCancelled,
     b'\xce\xec\x0f_kR\xba\xd9': encode_JobGroupCreated,
+    b'\xa44\xa5\xf2\x89\xf6\x83I': encode_PoolScalingDecided,
     b'\xc8\x0c]/\xb2l\xe2#': encode_SchedulerLeaderElected,
 }
-SOURCE_DIGEST = 'f9f1bcabc701a567'
+SOURCE_DIGEST = 'af48302d1cde2715'

@@ -11,7 +11,7 @@ Which ready jobs go to the matcher, and in what order, is `events.core.selection
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
 
@@ -71,7 +71,8 @@ def private_instance_name(key: JobKey, attempt_id: str) -> str:
 
 
 def plan_cycle(state: SchedulingState, reservations: Iterable[Reservation], now_ms: int,
-               full_pools: frozenset[str] = frozenset(), pools: Sequence[PoolConfig] = ()) -> Plan:
+               full_pools: Collection[str] | Mapping[str, tuple[str, int]] = frozenset(),
+               pools: Sequence[PoolConfig] = ()) -> Plan:
     plan = Plan()
     reserved_jobs: set[JobKey] = set()
     reserved_on: dict[str, list[Demand]] = defaultdict(list)

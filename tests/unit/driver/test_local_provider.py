@@ -11,6 +11,7 @@ from pathlib import Path
 from services.config import ServiceConfig
 from services.providers.base import InstanceSpec
 from services.providers.local import LocalProvider, metrics_url
+from tests.unit.driver.driver_support import wait_until
 
 SLEEPER = (sys.executable, "-c", "import time; time.sleep(120)")
 GIB = 1024**3
@@ -21,8 +22,15 @@ def spec(name: str) -> InstanceSpec:
                         storage_gib=10, preemptible=True, region="local")
 
 
-def cmdline(pid: int) -> list[str]:
+def _read_cmdline(pid: int) -> list[str]:
     return [a.decode() for a in Path(f"/proc/{pid}/cmdline").read_bytes().rstrip(b"\0").split(b"\0")]
+
+
+async def cmdline(pid: int) -> list[str]:
+    """The process's command line, once it has one: right after the spawn the child may not have
+    exec'd yet, and /proc shows an empty one (this failed the restart test under load)."""
+    await wait_until(lambda: _read_cmdline(pid) != [""], timeout_s=10)
+    return _read_cmdline(pid)
 
 
 def start_by_hand(command: list[str]) -> subprocess.Popen[bytes]:
@@ -94,14 +102,14 @@ async def test_an_agent_that_dies_is_restarted_with_the_same_command_and_counted
     config = ServiceConfig(bootstrap_servers="127.0.0.1:9", database_url="", home=tmp_path, topic_prefix="p.")
     provider = LocalProvider(config, SLEEPER, stop_timeout_s=5)
     first = await provider.create(spec("w1"))
-    cmdline_of_create = cmdline(int(first.provider_id))
+    cmdline_of_create = await cmdline(int(first.provider_id))
     assert await provider.heal() == []  # alive: nothing to do
     os.kill(int(first.provider_id), signal.SIGKILL)
     provider._children["w1"].wait()
     assert await provider.heal() == ["w1"]
     [again] = await provider.list()
     assert again.name == "w1" and again.provider_id != first.provider_id and again.status == "running"
-    assert cmdline(int(again.provider_id)) == cmdline_of_create  # same flags, same metrics port
+    assert await cmdline(int(again.provider_id)) == cmdline_of_create  # same flags, same metrics port
     assert metrics_url(tmp_path, "w1") == f"http://127.0.0.1:{cmdline_of_create[-1]}/metrics"
     assert (tmp_path / "instances" / "w1.restarts").read_text() == '{"restarts": 1}'
     await provider.delete("w1")

@@ -232,6 +232,8 @@ cdef object _class_JobGroupCreated = catalog.JobGroupCreated
 cdef object _class_JobSpec = catalog.JobSpec
 cdef object _class_ResourceUsageSummary = catalog.ResourceUsageSummary
 cdef object _class_Resources = catalog.Resources
+cdef object _class_RunningAttempt = catalog.RunningAttempt
+cdef object _class_RunningAttemptsReported = catalog.RunningAttemptsReported
 cdef object _class_SchedulerLeaderElected = catalog.SchedulerLeaderElected
 cdef object _class_StepTiming = catalog.StepTiming
 cdef object _builder_AttemptAssigned = _BUILDERS['AttemptAssigned']
@@ -267,6 +269,8 @@ cdef object _builder_JobGroupCreated = _BUILDERS['JobGroupCreated']
 cdef object _builder_JobSpec = _BUILDERS['JobSpec']
 cdef object _builder_ResourceUsageSummary = _BUILDERS['ResourceUsageSummary']
 cdef object _builder_Resources = _BUILDERS['Resources']
+cdef object _builder_RunningAttempt = _BUILDERS['RunningAttempt']
+cdef object _builder_RunningAttemptsReported = _BUILDERS['RunningAttemptsReported']
 cdef object _builder_SchedulerLeaderElected = _BUILDERS['SchedulerLeaderElected']
 cdef object _builder_StepTiming = _BUILDERS['StepTiming']
 
@@ -2516,7 +2520,7 @@ def encode_JobGroupCreated(e, bytes head=b''):
     finally:
         PyMem_Free(w.data)
 
-def decode_SchedulerLeaderElected(bytes data, Py_ssize_t offset):
+def decode_RunningAttemptsReported(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
@@ -2527,15 +2531,86 @@ def decode_SchedulerLeaderElected(bytes data, Py_ssize_t offset):
         f560 = _string(b, &p, end)
     else:
         f560 = None
-    f561 = _string(b, &p, end)
-    f562 = _long(b, &p, end)
-    result = _new(_builder_SchedulerLeaderElected)
+    f561 = _long(b, &p, end)
+    f562 = _string(b, &p, end)
+    f563 = _long(b, &p, end)
+    a565 = []
+    while True:
+        n566 = _block(b, &p, end)
+        if n566 == 0: break
+        for i567 in range(n566):
+            f569 = _long(b, &p, end)
+            f570 = _string(b, &p, end)
+            x568 = _new(_builder_RunningAttempt)
+            x568.job_id = f569
+            x568.attempt_id = f570
+            x568.__class__ = _class_RunningAttempt
+            a565.append(x568)
+    f564 = tuple(a565)
+    result = _new(_builder_RunningAttemptsReported)
     result.event_id = f557
     result.occurred_at = f558
     result.producer = f559
     result.causation_id = f560
-    result.scheduler_id = f561
-    result.epoch = f562
+    result.batch_id = f561
+    result.instance_name = f562
+    result.running_at = f563
+    result.attempts = f564
+    result.__class__ = _class_RunningAttemptsReported
+    if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
+    return result
+
+def encode_RunningAttemptsReported(e, bytes head=b''):
+    cdef _Buffer w = _start(head)
+    try:
+        v571 = e
+        _put_string(&w, v571.event_id, 'RunningAttemptsReported.event_id')
+        _put_long(&w, v571.occurred_at, LLONG_MIN, LLONG_MAX, 'RunningAttemptsReported.occurred_at')
+        _put_string(&w, v571.producer, 'RunningAttemptsReported.producer')
+        v572 = v571.causation_id
+        if v572 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_string(&w, v572, 'RunningAttemptsReported.causation_id')
+        _put_long(&w, v571.batch_id, LLONG_MIN, LLONG_MAX, 'RunningAttemptsReported.batch_id')
+        _put_string(&w, v571.instance_name, 'RunningAttemptsReported.instance_name')
+        _put_long(&w, v571.running_at, LLONG_MIN, LLONG_MAX, 'RunningAttemptsReported.running_at')
+        v573 = v571.attempts
+        n574 = len(v573)
+        if n574:
+            _put_varint(&w, (<unsigned long long>n574) << 1)
+            for i575 in v573:
+                v576 = i575
+                _put_long(&w, v576.job_id, -2147483648, 2147483647, 'RunningAttemptsReported.attempts[].job_id')
+                _put_string(&w, v576.attempt_id, 'RunningAttemptsReported.attempts[].attempt_id')
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 0)
+        return PyBytes_FromStringAndSize(w.data, w.size)
+    finally:
+        PyMem_Free(w.data)
+
+def decode_SchedulerLeaderElected(bytes data, Py_ssize_t offset):
+    cdef const unsigned char* b = data
+    cdef Py_ssize_t end = len(data)
+    cdef Py_ssize_t p = offset
+    f577 = _string(b, &p, end)
+    f578 = _long(b, &p, end)
+    f579 = _string(b, &p, end)
+    if _optional(b, &p, end):
+        f580 = _string(b, &p, end)
+    else:
+        f580 = None
+    f581 = _string(b, &p, end)
+    f582 = _long(b, &p, end)
+    result = _new(_builder_SchedulerLeaderElected)
+    result.event_id = f577
+    result.occurred_at = f578
+    result.producer = f579
+    result.causation_id = f580
+    result.scheduler_id = f581
+    result.epoch = f582
     result.__class__ = _class_SchedulerLeaderElected
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -2543,18 +2618,18 @@ def decode_SchedulerLeaderElected(bytes data, Py_ssize_t offset):
 def encode_SchedulerLeaderElected(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v563 = e
-        _put_string(&w, v563.event_id, 'SchedulerLeaderElected.event_id')
-        _put_long(&w, v563.occurred_at, LLONG_MIN, LLONG_MAX, 'SchedulerLeaderElected.occurred_at')
-        _put_string(&w, v563.producer, 'SchedulerLeaderElected.producer')
-        v564 = v563.causation_id
-        if v564 is None:
+        v583 = e
+        _put_string(&w, v583.event_id, 'SchedulerLeaderElected.event_id')
+        _put_long(&w, v583.occurred_at, LLONG_MIN, LLONG_MAX, 'SchedulerLeaderElected.occurred_at')
+        _put_string(&w, v583.producer, 'SchedulerLeaderElected.producer')
+        v584 = v583.causation_id
+        if v584 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v564, 'SchedulerLeaderElected.causation_id')
-        _put_string(&w, v563.scheduler_id, 'SchedulerLeaderElected.scheduler_id')
-        _put_long(&w, v563.epoch, LLONG_MIN, LLONG_MAX, 'SchedulerLeaderElected.epoch')
+            _put_string(&w, v584, 'SchedulerLeaderElected.causation_id')
+        _put_string(&w, v583.scheduler_id, 'SchedulerLeaderElected.scheduler_id')
+        _put_long(&w, v583.epoch, LLONG_MIN, LLONG_MAX, 'SchedulerLeaderElected.epoch')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -2588,6 +2663,7 @@ DECODERS = {
     b'\x9a\xcf\x01Z\xbd\x00\x84v': decode_JobGroupCancelRequested,
     b'\x97e\x86*3\x1a\xe5c': decode_JobGroupCancelled,
     b'\xce\xec\x0f_kR\xba\xd9': decode_JobGroupCreated,
+    b'\xc2\xe0\xcf\xc0\x88\xec\x08%': decode_RunningAttemptsReported,
     b'\xc8\x0c]/\xb2l\xe2#': decode_SchedulerLeaderElected,
 }
 ENCODERS = {
@@ -2619,6 +2695,7 @@ ENCODERS = {
     b'\x9a\xcf\x01Z\xbd\x00\x84v': encode_JobGroupCancelRequested,
     b'\x97e\x86*3\x1a\xe5c': encode_JobGroupCancelled,
     b'\xce\xec\x0f_kR\xba\xd9': encode_JobGroupCreated,
+    b'\xc2\xe0\xcf\xc0\x88\xec\x08%': encode_RunningAttemptsReported,
     b'\xc8\x0c]/\xb2l\xe2#': encode_SchedulerLeaderElected,
 }
-SOURCE_DIGEST = '7f3820d48f3e0e12'
+SOURCE_DIGEST = '0321228764c5385e'

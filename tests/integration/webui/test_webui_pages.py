@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from starlette.testclient import TestClient
 from webui_seed import ALICE_TOKEN, BOB_TOKEN, RecordingTransport, UiDb, mounted_ui, sign_in
@@ -153,6 +155,30 @@ def test_batch_page_shows_counters_and_the_job_table(client: TestClient) -> None
     assert '<span class="badge failed">Failed</span>' in page.text
     assert 'id="cancel-batch"' in page.text
     assert f'name="csrf" value="{csrf_token(ALICE_TOKEN)}"' in page.text
+
+
+def test_batch_page_breaks_its_cost_down_by_resource(client: TestClient) -> None:
+    """The cost panel: each Hail resource of the API's cost_breakdown, its cost and share; the batch still
+    runs, so the total is 'so far'. A job page has its own."""
+    sign_in(client)
+    page = client.get("/ui/batches/1")
+    panel = page.text[page.text.index('id="cost-breakdown"'):]
+    panel = panel[:panel.index("</section>")]
+    assert '<small id="cost-total">$0.0123 so far</small>' in panel
+    rows = re.findall(r'<tr data-resource="([^"]+)">\s*<td><code>[^<]+</code></td><td>([^<]+)</td>'
+                      r'<td class="num">([^<]+)</td>', panel)
+    assert rows == [("compute/n1-preemptible/1", "CPU, preemptible", "$0.0061"),
+                    ("disk/local-ssd/preemptible/1", "Storage, preemptible", "$0.0001"),
+                    ("memory/n1-preemptible/1", "Memory, preemptible", "$0.0021"),
+                    ("service-fee/1", "Service fee", "$0.0040")]
+    assert 'value="0.49593495934959353"' in panel  # compute's share of the total, as a <meter>
+    assert "up to their workers' latest billing report" in panel
+    job = client.get("/ui/batches/1/jobs/1").text
+    assert '<small id="cost-total">$0.0100</small>' in job and 'data-resource="service-fee/1"' in job
+    running = client.get("/ui/batches/1/jobs/2").text
+    assert '<small id="cost-total">$0.0023 so far</small>' in running
+    nothing = client.get("/ui/batches/1/jobs/3").text  # Ready: nothing billed
+    assert "Nothing billed yet" in nothing
 
 
 def test_batch_jobs_filter(client: TestClient) -> None:

@@ -6,7 +6,15 @@ import re
 
 import pytest
 from starlette.testclient import TestClient
-from webui_seed import ALICE_TOKEN, BOB_TOKEN, RecordingTransport, UiDb, mounted_ui, sign_in
+from webui_seed import (
+    ALICE_TOKEN,
+    BATCH_1_BREAKDOWN,
+    BOB_TOKEN,
+    RecordingTransport,
+    UiDb,
+    mounted_ui,
+    sign_in,
+)
 
 from services.webui.session import COOKIE_NAME, csrf_token
 
@@ -382,6 +390,20 @@ def test_a_job_group_page_shows_where_it_sits_its_sub_groups_and_its_own_jobs(cl
     assert 'data-job-id="4"' in stage and 'data-job-id="3"' not in stage
     filtered = client.get("/ui/batches/1/job-groups/2", params={"q": "state = bad"}).text
     assert 'data-job-id="3"' not in filtered and "match this query" in filtered
+
+
+def test_a_job_group_page_breaks_its_cost_down_by_resource(client: TestClient) -> None:
+    """Each group has the cost panel of its own jobs and its sub-groups' (the read model's job_groups row);
+    the root group is the whole batch."""
+    sign_in(client)
+    root = client.get("/ui/batches/1/job-groups/0").text
+    panel = root[root.index('id="cost-breakdown"'):]
+    panel = panel[:panel.index("</section>")]
+    assert '<small id="cost-total">$0.0123 so far</small>' in panel
+    assert re.findall(r'data-resource="([^"]+)"', panel) == sorted(BATCH_1_BREAKDOWN)
+    assert "Core time 1m 30s." in panel
+    stage = client.get("/ui/batches/1/job-groups/3").text  # its one job failed before it was billed
+    assert '<small id="cost-total">$0.0000</small>' in stage and "Nothing billed yet: a job group" in stage
 
 
 def test_job_groups_of_missing_or_foreign_batches_are_not_found(client: TestClient) -> None:

@@ -170,7 +170,8 @@ def seed(db: UiDb) -> None:
              start_time=T0 + 7_000, end_time=T0 + 8_000, duration_ms=1_000, job_group_id=3)
         # Hail's counters: a group counts its own jobs and its descendants'
         for group_id, parent, ancestors, name, counts in (
-                (0, None, [0], None, dict(n_jobs=4, n_completed=2, n_succeeded=1, n_failed=1)),
+                (0, None, [0], None, dict(n_jobs=4, n_completed=2, n_succeeded=1, n_failed=1, cost=0.0123,
+                                          cost_breakdown=BATCH_1_BREAKDOWN, msec_mcpu=90_000_000)),
                 (1, 0, [1, 0], "align", dict(n_jobs=2, n_completed=1, n_failed=1)),
                 (2, 1, [2, 1, 0], "stage-1", dict(n_jobs=1)),
                 (3, 1, [3, 1, 0], "stage-2", dict(n_jobs=1, n_completed=1, n_failed=1))):

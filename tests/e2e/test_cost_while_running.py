@@ -138,7 +138,7 @@ def test_an_estimate_before_running_through_the_api_and_the_cli(stack: StackClie
 
 
 def test_a_billing_project_is_stopped_by_its_limit_while_its_job_runs(stack: StackClient) -> None:
-    limit = 0.03  # 12 s of a quarter core at this stack's prices
+    limit = 0.03  # about 11 s of a quarter core (with the service fee) at this stack's prices
     token = asyncio.run(_user(stack.state.database_url, "frugal", "frugal-project"))
     set_limit = CliRunner().invoke(app, ["billing-project", "set-limit", "frugal-project", str(limit),
                                          "--database-url", stack.state.database_url])

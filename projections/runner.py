@@ -78,7 +78,7 @@ class Projection:
 @dataclass
 class RunnerSettings:
     max_batch: int = 5_000        # records per transaction (over all of a worker's partitions)
-    workers: int = 2              # parallel workers; partitions are dealt round-robin
+    workers: int = 2              # parallel workers; same-numbered partitions are dealt round-robin
     idle_sleep_s: float = 0.05    # pause when every partition is caught up
     read_timeout_ms: int = 200
     publish_quarantine: bool = True  # replay quarantines into its table only, never the topic again

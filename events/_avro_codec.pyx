@@ -236,6 +236,8 @@ cdef object _class_PoolWindowUser = catalog.PoolWindowUser
 cdef object _class_PoolZoneWeight = catalog.PoolZoneWeight
 cdef object _class_ResourceUsageSummary = catalog.ResourceUsageSummary
 cdef object _class_Resources = catalog.Resources
+cdef object _class_RunningAttempt = catalog.RunningAttempt
+cdef object _class_RunningAttemptsReported = catalog.RunningAttemptsReported
 cdef object _class_SchedulerLeaderElected = catalog.SchedulerLeaderElected
 cdef object _class_StepTiming = catalog.StepTiming
 cdef object _builder_AttemptAssigned = _BUILDERS['AttemptAssigned']
@@ -275,6 +277,8 @@ cdef object _builder_PoolWindowUser = _BUILDERS['PoolWindowUser']
 cdef object _builder_PoolZoneWeight = _BUILDERS['PoolZoneWeight']
 cdef object _builder_ResourceUsageSummary = _BUILDERS['ResourceUsageSummary']
 cdef object _builder_Resources = _BUILDERS['Resources']
+cdef object _builder_RunningAttempt = _BUILDERS['RunningAttempt']
+cdef object _builder_RunningAttemptsReported = _BUILDERS['RunningAttemptsReported']
 cdef object _builder_SchedulerLeaderElected = _BUILDERS['SchedulerLeaderElected']
 cdef object _builder_StepTiming = _BUILDERS['StepTiming']
 
@@ -2789,7 +2793,7 @@ def encode_PoolScalingDecided(e, bytes head=b''):
     finally:
         PyMem_Free(w.data)
 
-def decode_SchedulerLeaderElected(bytes data, Py_ssize_t offset):
+def decode_RunningAttemptsReported(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
@@ -2800,15 +2804,86 @@ def decode_SchedulerLeaderElected(bytes data, Py_ssize_t offset):
         f640 = _string(b, &p, end)
     else:
         f640 = None
-    f641 = _string(b, &p, end)
-    f642 = _long(b, &p, end)
-    result = _new(_builder_SchedulerLeaderElected)
+    f641 = _long(b, &p, end)
+    f642 = _string(b, &p, end)
+    f643 = _long(b, &p, end)
+    a645 = []
+    while True:
+        n646 = _block(b, &p, end)
+        if n646 == 0: break
+        for i647 in range(n646):
+            f649 = _long(b, &p, end)
+            f650 = _string(b, &p, end)
+            x648 = _new(_builder_RunningAttempt)
+            x648.job_id = f649
+            x648.attempt_id = f650
+            x648.__class__ = _class_RunningAttempt
+            a645.append(x648)
+    f644 = tuple(a645)
+    result = _new(_builder_RunningAttemptsReported)
     result.event_id = f637
     result.occurred_at = f638
     result.producer = f639
     result.causation_id = f640
-    result.scheduler_id = f641
-    result.epoch = f642
+    result.batch_id = f641
+    result.instance_name = f642
+    result.running_at = f643
+    result.attempts = f644
+    result.__class__ = _class_RunningAttemptsReported
+    if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
+    return result
+
+def encode_RunningAttemptsReported(e, bytes head=b''):
+    cdef _Buffer w = _start(head)
+    try:
+        v651 = e
+        _put_string(&w, v651.event_id, 'RunningAttemptsReported.event_id')
+        _put_long(&w, v651.occurred_at, LLONG_MIN, LLONG_MAX, 'RunningAttemptsReported.occurred_at')
+        _put_string(&w, v651.producer, 'RunningAttemptsReported.producer')
+        v652 = v651.causation_id
+        if v652 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_string(&w, v652, 'RunningAttemptsReported.causation_id')
+        _put_long(&w, v651.batch_id, LLONG_MIN, LLONG_MAX, 'RunningAttemptsReported.batch_id')
+        _put_string(&w, v651.instance_name, 'RunningAttemptsReported.instance_name')
+        _put_long(&w, v651.running_at, LLONG_MIN, LLONG_MAX, 'RunningAttemptsReported.running_at')
+        v653 = v651.attempts
+        n654 = len(v653)
+        if n654:
+            _put_varint(&w, (<unsigned long long>n654) << 1)
+            for i655 in v653:
+                v656 = i655
+                _put_long(&w, v656.job_id, -2147483648, 2147483647, 'RunningAttemptsReported.attempts[].job_id')
+                _put_string(&w, v656.attempt_id, 'RunningAttemptsReported.attempts[].attempt_id')
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 0)
+        return PyBytes_FromStringAndSize(w.data, w.size)
+    finally:
+        PyMem_Free(w.data)
+
+def decode_SchedulerLeaderElected(bytes data, Py_ssize_t offset):
+    cdef const unsigned char* b = data
+    cdef Py_ssize_t end = len(data)
+    cdef Py_ssize_t p = offset
+    f657 = _string(b, &p, end)
+    f658 = _long(b, &p, end)
+    f659 = _string(b, &p, end)
+    if _optional(b, &p, end):
+        f660 = _string(b, &p, end)
+    else:
+        f660 = None
+    f661 = _string(b, &p, end)
+    f662 = _long(b, &p, end)
+    result = _new(_builder_SchedulerLeaderElected)
+    result.event_id = f657
+    result.occurred_at = f658
+    result.producer = f659
+    result.causation_id = f660
+    result.scheduler_id = f661
+    result.epoch = f662
     result.__class__ = _class_SchedulerLeaderElected
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -2816,18 +2891,18 @@ def decode_SchedulerLeaderElected(bytes data, Py_ssize_t offset):
 def encode_SchedulerLeaderElected(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v643 = e
-        _put_string(&w, v643.event_id, 'SchedulerLeaderElected.event_id')
-        _put_long(&w, v643.occurred_at, LLONG_MIN, LLONG_MAX, 'SchedulerLeaderElected.occurred_at')
-        _put_string(&w, v643.producer, 'SchedulerLeaderElected.producer')
-        v644 = v643.causation_id
-        if v644 is None:
+        v663 = e
+        _put_string(&w, v663.event_id, 'SchedulerLeaderElected.event_id')
+        _put_long(&w, v663.occurred_at, LLONG_MIN, LLONG_MAX, 'SchedulerLeaderElected.occurred_at')
+        _put_string(&w, v663.producer, 'SchedulerLeaderElected.producer')
+        v664 = v663.causation_id
+        if v664 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v644, 'SchedulerLeaderElected.causation_id')
-        _put_string(&w, v643.scheduler_id, 'SchedulerLeaderElected.scheduler_id')
-        _put_long(&w, v643.epoch, LLONG_MIN, LLONG_MAX, 'SchedulerLeaderElected.epoch')
+            _put_string(&w, v664, 'SchedulerLeaderElected.causation_id')
+        _put_string(&w, v663.scheduler_id, 'SchedulerLeaderElected.scheduler_id')
+        _put_long(&w, v663.epoch, LLONG_MIN, LLONG_MAX, 'SchedulerLeaderElected.epoch')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -2862,6 +2937,7 @@ DECODERS = {
     b'\x97e\x86*3\x1a\xe5c': decode_JobGroupCancelled,
     b'\xce\xec\x0f_kR\xba\xd9': decode_JobGroupCreated,
     b'\xa44\xa5\xf2\x89\xf6\x83I': decode_PoolScalingDecided,
+    b'\xc2\xe0\xcf\xc0\x88\xec\x08%': decode_RunningAttemptsReported,
     b'\xc8\x0c]/\xb2l\xe2#': decode_SchedulerLeaderElected,
 }
 ENCODERS = {
@@ -2894,6 +2970,7 @@ ENCODERS = {
     b'\x97e\x86*3\x1a\xe5c': encode_JobGroupCancelled,
     b'\xce\xec\x0f_kR\xba\xd9': encode_JobGroupCreated,
     b'\xa44\xa5\xf2\x89\xf6\x83I': encode_PoolScalingDecided,
+    b'\xc2\xe0\xcf\xc0\x88\xec\x08%': encode_RunningAttemptsReported,
     b'\xc8\x0c]/\xb2l\xe2#': encode_SchedulerLeaderElected,
 }
-SOURCE_DIGEST = 'af48302d1cde2715'
+SOURCE_DIGEST = 'ce88ecdc40eda2d8'

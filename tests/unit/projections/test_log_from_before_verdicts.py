@@ -37,6 +37,9 @@ from projections.scheduling.state import SchedulingState
 
 FIXTURE = Path(__file__).parents[2] / "fixtures" / "legacy" / "e5acf8e.json.gz"
 BATCH, INSTANCE = "batch-events", "instance-events"
+# priced since by this release's rules (cost per Hail resource, billed from start, end and the
+# workers' reports): what an attempt costs is not what this test is about, only that it is there
+PRICED = {"cost", "cost_breakdown"}
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +74,7 @@ def test_its_decisions_decode_as_written_before_verdicts(legacy: dict[str, Any])
 def test_the_read_model_rebuilds_to_the_rows_that_release_showed(legacy: dict[str, Any],
                                                                  one_event_per_transaction: bool) -> None:
     """Every attempt that release showed is there, ended or open as it was; every column that release
-    had holds the same value. One event per transaction: each fold starts from the rows the previous
+    had holds the same value (but the prices: PRICED). One event per transaction: each fold starts from the rows the previous
     ones wrote, loaded only as needed, as the live projection does."""
     codec = Codec()
     model = ReadModel()
@@ -90,7 +93,8 @@ def test_the_read_model_rebuilds_to_the_rows_that_release_showed(legacy: dict[st
         assert set(rebuilt[table]) == set(then), table
         for key, row in then.items():
             now = rebuilt[table][key]
-            assert {c: now[c] for c in row if c in now} == row, (table, key)
+            assert ({c: now[c] for c in row if c in now and c not in PRICED}
+                    == {c: v for c, v in row.items() if c not in PRICED}), (table, key)
     assert len(rebuilt["attempts"]) == 18
     open_attempts = {k for k, row in rebuilt["attempts"].items() if row["end_time"] is None}
     running = {k for k, row in rebuilt["jobs"].items() if row["state"] == "Running"}

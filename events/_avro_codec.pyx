@@ -232,6 +232,7 @@ cdef object _class_JobGroupCreated = catalog.JobGroupCreated
 cdef object _class_JobSpec = catalog.JobSpec
 cdef object _class_ResourceUsageSummary = catalog.ResourceUsageSummary
 cdef object _class_Resources = catalog.Resources
+cdef object _class_RetryPolicy = catalog.RetryPolicy
 cdef object _class_SchedulerLeaderElected = catalog.SchedulerLeaderElected
 cdef object _class_StepTiming = catalog.StepTiming
 cdef object _builder_AttemptAssigned = _BUILDERS['AttemptAssigned']
@@ -267,6 +268,7 @@ cdef object _builder_JobGroupCreated = _BUILDERS['JobGroupCreated']
 cdef object _builder_JobSpec = _BUILDERS['JobSpec']
 cdef object _builder_ResourceUsageSummary = _BUILDERS['ResourceUsageSummary']
 cdef object _builder_Resources = _BUILDERS['Resources']
+cdef object _builder_RetryPolicy = _BUILDERS['RetryPolicy']
 cdef object _builder_SchedulerLeaderElected = _BUILDERS['SchedulerLeaderElected']
 cdef object _builder_StepTiming = _BUILDERS['StepTiming']
 
@@ -773,6 +775,35 @@ def decode_BatchCreated(bytes data, Py_ssize_t offset):
         f142 = _long(b, &p, end)
     else:
         f142 = None
+    if _optional(b, &p, end):
+        if _optional(b, &p, end):
+            f144 = _float(data, &p, end, 8)
+        else:
+            f144 = None
+        if _optional(b, &p, end):
+            f145 = _long(b, &p, end)
+        else:
+            f145 = None
+        if _optional(b, &p, end):
+            f146 = _long(b, &p, end)
+        else:
+            f146 = None
+        a148 = []
+        while True:
+            n149 = _block(b, &p, end)
+            if n149 == 0: break
+            for i150 in range(n149):
+                x151 = _long(b, &p, end)
+                a148.append(x151)
+        f147 = tuple(a148)
+        f143 = _new(_builder_RetryPolicy)
+        f143.oom_memory_multiplier = f144
+        f143.oom_max_memory_bytes = f145
+        f143.max_preemptions = f146
+        f143.retry_exit_codes = f147
+        f143.__class__ = _class_RetryPolicy
+    else:
+        f143 = None
     result = _new(_builder_BatchCreated)
     result.event_id = f127
     result.occurred_at = f128
@@ -785,6 +816,7 @@ def decode_BatchCreated(bytes data, Py_ssize_t offset):
     result.attributes = f135
     result.callback = f141
     result.cancel_after_n_failures = f142
+    result.retry_policy = f143
     result.__class__ = _class_BatchCreated
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -792,42 +824,75 @@ def decode_BatchCreated(bytes data, Py_ssize_t offset):
 def encode_BatchCreated(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v143 = e
-        _put_string(&w, v143.event_id, 'BatchCreated.event_id')
-        _put_long(&w, v143.occurred_at, LLONG_MIN, LLONG_MAX, 'BatchCreated.occurred_at')
-        _put_string(&w, v143.producer, 'BatchCreated.producer')
-        v144 = v143.causation_id
-        if v144 is None:
+        v152 = e
+        _put_string(&w, v152.event_id, 'BatchCreated.event_id')
+        _put_long(&w, v152.occurred_at, LLONG_MIN, LLONG_MAX, 'BatchCreated.occurred_at')
+        _put_string(&w, v152.producer, 'BatchCreated.producer')
+        v153 = v152.causation_id
+        if v153 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v144, 'BatchCreated.causation_id')
-        _put_long(&w, v143.batch_id, LLONG_MIN, LLONG_MAX, 'BatchCreated.batch_id')
-        _put_string(&w, v143.user, 'BatchCreated.user')
-        _put_string(&w, v143.billing_project, 'BatchCreated.billing_project')
-        _put_string(&w, v143.token, 'BatchCreated.token')
-        v145 = v143.attributes
-        n146 = len(v145)
-        if n146:
-            _put_varint(&w, (<unsigned long long>n146) << 1)
-            for k148, i147 in v145.items():
-                _put_string(&w, k148, 'BatchCreated.attributes key')
-                _put_string(&w, i147, 'BatchCreated.attributes{}')
+            _put_string(&w, v153, 'BatchCreated.causation_id')
+        _put_long(&w, v152.batch_id, LLONG_MIN, LLONG_MAX, 'BatchCreated.batch_id')
+        _put_string(&w, v152.user, 'BatchCreated.user')
+        _put_string(&w, v152.billing_project, 'BatchCreated.billing_project')
+        _put_string(&w, v152.token, 'BatchCreated.token')
+        v154 = v152.attributes
+        n155 = len(v154)
+        if n155:
+            _put_varint(&w, (<unsigned long long>n155) << 1)
+            for k157, i156 in v154.items():
+                _put_string(&w, k157, 'BatchCreated.attributes key')
+                _put_string(&w, i156, 'BatchCreated.attributes{}')
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 0)
-        v149 = v143.callback
-        if v149 is None:
-            _put_byte(&w, 0)
-        else:
-            _put_byte(&w, 2)
-            _put_string(&w, v149, 'BatchCreated.callback')
-        v150 = v143.cancel_after_n_failures
-        if v150 is None:
+        v158 = v152.callback
+        if v158 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_long(&w, v150, -2147483648, 2147483647, 'BatchCreated.cancel_after_n_failures')
+            _put_string(&w, v158, 'BatchCreated.callback')
+        v159 = v152.cancel_after_n_failures
+        if v159 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_long(&w, v159, -2147483648, 2147483647, 'BatchCreated.cancel_after_n_failures')
+        v160 = v152.retry_policy
+        if v160 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            v161 = v160
+            v162 = v161.oom_memory_multiplier
+            if v162 is None:
+                _put_byte(&w, 0)
+            else:
+                _put_byte(&w, 2)
+                _put_float(&w, v162, 8)
+            v163 = v161.oom_max_memory_bytes
+            if v163 is None:
+                _put_byte(&w, 0)
+            else:
+                _put_byte(&w, 2)
+                _put_long(&w, v163, LLONG_MIN, LLONG_MAX, 'BatchCreated.retry_policy.oom_max_memory_bytes')
+            v164 = v161.max_preemptions
+            if v164 is None:
+                _put_byte(&w, 0)
+            else:
+                _put_byte(&w, 2)
+                _put_long(&w, v164, -2147483648, 2147483647, 'BatchCreated.retry_policy.max_preemptions')
+            v165 = v161.retry_exit_codes
+            n166 = len(v165)
+            if n166:
+                _put_varint(&w, (<unsigned long long>n166) << 1)
+                for i167 in v165:
+                    _put_long(&w, i167, -2147483648, 2147483647, 'BatchCreated.retry_policy.retry_exit_codes[]')
+                _put_byte(&w, 0)
+            else:
+                _put_byte(&w, 0)
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -836,22 +901,22 @@ def decode_BatchDeleted(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f151 = _string(b, &p, end)
-    f152 = _long(b, &p, end)
-    f153 = _string(b, &p, end)
+    f168 = _string(b, &p, end)
+    f169 = _long(b, &p, end)
+    f170 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f154 = _string(b, &p, end)
+        f171 = _string(b, &p, end)
     else:
-        f154 = None
-    f155 = _long(b, &p, end)
-    f156 = _string(b, &p, end)
+        f171 = None
+    f172 = _long(b, &p, end)
+    f173 = _string(b, &p, end)
     result = _new(_builder_BatchDeleted)
-    result.event_id = f151
-    result.occurred_at = f152
-    result.producer = f153
-    result.causation_id = f154
-    result.batch_id = f155
-    result.user = f156
+    result.event_id = f168
+    result.occurred_at = f169
+    result.producer = f170
+    result.causation_id = f171
+    result.batch_id = f172
+    result.user = f173
     result.__class__ = _class_BatchDeleted
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -859,18 +924,18 @@ def decode_BatchDeleted(bytes data, Py_ssize_t offset):
 def encode_BatchDeleted(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v157 = e
-        _put_string(&w, v157.event_id, 'BatchDeleted.event_id')
-        _put_long(&w, v157.occurred_at, LLONG_MIN, LLONG_MAX, 'BatchDeleted.occurred_at')
-        _put_string(&w, v157.producer, 'BatchDeleted.producer')
-        v158 = v157.causation_id
-        if v158 is None:
+        v174 = e
+        _put_string(&w, v174.event_id, 'BatchDeleted.event_id')
+        _put_long(&w, v174.occurred_at, LLONG_MIN, LLONG_MAX, 'BatchDeleted.occurred_at')
+        _put_string(&w, v174.producer, 'BatchDeleted.producer')
+        v175 = v174.causation_id
+        if v175 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v158, 'BatchDeleted.causation_id')
-        _put_long(&w, v157.batch_id, LLONG_MIN, LLONG_MAX, 'BatchDeleted.batch_id')
-        _put_string(&w, v157.user, 'BatchDeleted.user')
+            _put_string(&w, v175, 'BatchDeleted.causation_id')
+        _put_long(&w, v174.batch_id, LLONG_MIN, LLONG_MAX, 'BatchDeleted.batch_id')
+        _put_string(&w, v174.user, 'BatchDeleted.user')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -879,30 +944,30 @@ def decode_BatchUpdateCommitted(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f159 = _string(b, &p, end)
-    f160 = _long(b, &p, end)
-    f161 = _string(b, &p, end)
+    f176 = _string(b, &p, end)
+    f177 = _long(b, &p, end)
+    f178 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f162 = _string(b, &p, end)
+        f179 = _string(b, &p, end)
     else:
-        f162 = None
-    f163 = _long(b, &p, end)
-    f164 = _long(b, &p, end)
-    f165 = _long(b, &p, end)
-    f166 = _long(b, &p, end)
-    f167 = _long(b, &p, end)
-    f168 = _long(b, &p, end)
+        f179 = None
+    f180 = _long(b, &p, end)
+    f181 = _long(b, &p, end)
+    f182 = _long(b, &p, end)
+    f183 = _long(b, &p, end)
+    f184 = _long(b, &p, end)
+    f185 = _long(b, &p, end)
     result = _new(_builder_BatchUpdateCommitted)
-    result.event_id = f159
-    result.occurred_at = f160
-    result.producer = f161
-    result.causation_id = f162
-    result.batch_id = f163
-    result.update_id = f164
-    result.n_jobs = f165
-    result.n_job_groups = f166
-    result.start_job_id = f167
-    result.start_job_group_id = f168
+    result.event_id = f176
+    result.occurred_at = f177
+    result.producer = f178
+    result.causation_id = f179
+    result.batch_id = f180
+    result.update_id = f181
+    result.n_jobs = f182
+    result.n_job_groups = f183
+    result.start_job_id = f184
+    result.start_job_group_id = f185
     result.__class__ = _class_BatchUpdateCommitted
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -910,22 +975,22 @@ def decode_BatchUpdateCommitted(bytes data, Py_ssize_t offset):
 def encode_BatchUpdateCommitted(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v169 = e
-        _put_string(&w, v169.event_id, 'BatchUpdateCommitted.event_id')
-        _put_long(&w, v169.occurred_at, LLONG_MIN, LLONG_MAX, 'BatchUpdateCommitted.occurred_at')
-        _put_string(&w, v169.producer, 'BatchUpdateCommitted.producer')
-        v170 = v169.causation_id
-        if v170 is None:
+        v186 = e
+        _put_string(&w, v186.event_id, 'BatchUpdateCommitted.event_id')
+        _put_long(&w, v186.occurred_at, LLONG_MIN, LLONG_MAX, 'BatchUpdateCommitted.occurred_at')
+        _put_string(&w, v186.producer, 'BatchUpdateCommitted.producer')
+        v187 = v186.causation_id
+        if v187 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v170, 'BatchUpdateCommitted.causation_id')
-        _put_long(&w, v169.batch_id, LLONG_MIN, LLONG_MAX, 'BatchUpdateCommitted.batch_id')
-        _put_long(&w, v169.update_id, -2147483648, 2147483647, 'BatchUpdateCommitted.update_id')
-        _put_long(&w, v169.n_jobs, -2147483648, 2147483647, 'BatchUpdateCommitted.n_jobs')
-        _put_long(&w, v169.n_job_groups, -2147483648, 2147483647, 'BatchUpdateCommitted.n_job_groups')
-        _put_long(&w, v169.start_job_id, -2147483648, 2147483647, 'BatchUpdateCommitted.start_job_id')
-        _put_long(&w, v169.start_job_group_id, -2147483648, 2147483647, 'BatchUpdateCommitted.start_job_group_id')
+            _put_string(&w, v187, 'BatchUpdateCommitted.causation_id')
+        _put_long(&w, v186.batch_id, LLONG_MIN, LLONG_MAX, 'BatchUpdateCommitted.batch_id')
+        _put_long(&w, v186.update_id, -2147483648, 2147483647, 'BatchUpdateCommitted.update_id')
+        _put_long(&w, v186.n_jobs, -2147483648, 2147483647, 'BatchUpdateCommitted.n_jobs')
+        _put_long(&w, v186.n_job_groups, -2147483648, 2147483647, 'BatchUpdateCommitted.n_job_groups')
+        _put_long(&w, v186.start_job_id, -2147483648, 2147483647, 'BatchUpdateCommitted.start_job_id')
+        _put_long(&w, v186.start_job_group_id, -2147483648, 2147483647, 'BatchUpdateCommitted.start_job_group_id')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -934,32 +999,32 @@ def decode_BatchUpdateCreated(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f171 = _string(b, &p, end)
-    f172 = _long(b, &p, end)
-    f173 = _string(b, &p, end)
+    f188 = _string(b, &p, end)
+    f189 = _long(b, &p, end)
+    f190 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f174 = _string(b, &p, end)
+        f191 = _string(b, &p, end)
     else:
-        f174 = None
-    f175 = _long(b, &p, end)
-    f176 = _long(b, &p, end)
-    f177 = _string(b, &p, end)
-    f178 = _long(b, &p, end)
-    f179 = _long(b, &p, end)
-    f180 = _long(b, &p, end)
-    f181 = _long(b, &p, end)
+        f191 = None
+    f192 = _long(b, &p, end)
+    f193 = _long(b, &p, end)
+    f194 = _string(b, &p, end)
+    f195 = _long(b, &p, end)
+    f196 = _long(b, &p, end)
+    f197 = _long(b, &p, end)
+    f198 = _long(b, &p, end)
     result = _new(_builder_BatchUpdateCreated)
-    result.event_id = f171
-    result.occurred_at = f172
-    result.producer = f173
-    result.causation_id = f174
-    result.batch_id = f175
-    result.update_id = f176
-    result.token = f177
-    result.n_jobs = f178
-    result.n_job_groups = f179
-    result.start_job_id = f180
-    result.start_job_group_id = f181
+    result.event_id = f188
+    result.occurred_at = f189
+    result.producer = f190
+    result.causation_id = f191
+    result.batch_id = f192
+    result.update_id = f193
+    result.token = f194
+    result.n_jobs = f195
+    result.n_job_groups = f196
+    result.start_job_id = f197
+    result.start_job_group_id = f198
     result.__class__ = _class_BatchUpdateCreated
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -967,108 +1032,28 @@ def decode_BatchUpdateCreated(bytes data, Py_ssize_t offset):
 def encode_BatchUpdateCreated(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v182 = e
-        _put_string(&w, v182.event_id, 'BatchUpdateCreated.event_id')
-        _put_long(&w, v182.occurred_at, LLONG_MIN, LLONG_MAX, 'BatchUpdateCreated.occurred_at')
-        _put_string(&w, v182.producer, 'BatchUpdateCreated.producer')
-        v183 = v182.causation_id
-        if v183 is None:
+        v199 = e
+        _put_string(&w, v199.event_id, 'BatchUpdateCreated.event_id')
+        _put_long(&w, v199.occurred_at, LLONG_MIN, LLONG_MAX, 'BatchUpdateCreated.occurred_at')
+        _put_string(&w, v199.producer, 'BatchUpdateCreated.producer')
+        v200 = v199.causation_id
+        if v200 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v183, 'BatchUpdateCreated.causation_id')
-        _put_long(&w, v182.batch_id, LLONG_MIN, LLONG_MAX, 'BatchUpdateCreated.batch_id')
-        _put_long(&w, v182.update_id, -2147483648, 2147483647, 'BatchUpdateCreated.update_id')
-        _put_string(&w, v182.token, 'BatchUpdateCreated.token')
-        _put_long(&w, v182.n_jobs, -2147483648, 2147483647, 'BatchUpdateCreated.n_jobs')
-        _put_long(&w, v182.n_job_groups, -2147483648, 2147483647, 'BatchUpdateCreated.n_job_groups')
-        _put_long(&w, v182.start_job_id, -2147483648, 2147483647, 'BatchUpdateCreated.start_job_id')
-        _put_long(&w, v182.start_job_group_id, -2147483648, 2147483647, 'BatchUpdateCreated.start_job_group_id')
+            _put_string(&w, v200, 'BatchUpdateCreated.causation_id')
+        _put_long(&w, v199.batch_id, LLONG_MIN, LLONG_MAX, 'BatchUpdateCreated.batch_id')
+        _put_long(&w, v199.update_id, -2147483648, 2147483647, 'BatchUpdateCreated.update_id')
+        _put_string(&w, v199.token, 'BatchUpdateCreated.token')
+        _put_long(&w, v199.n_jobs, -2147483648, 2147483647, 'BatchUpdateCreated.n_jobs')
+        _put_long(&w, v199.n_job_groups, -2147483648, 2147483647, 'BatchUpdateCreated.n_job_groups')
+        _put_long(&w, v199.start_job_id, -2147483648, 2147483647, 'BatchUpdateCreated.start_job_id')
+        _put_long(&w, v199.start_job_group_id, -2147483648, 2147483647, 'BatchUpdateCreated.start_job_group_id')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
 
 def decode_InstanceActivated(bytes data, Py_ssize_t offset):
-    cdef const unsigned char* b = data
-    cdef Py_ssize_t end = len(data)
-    cdef Py_ssize_t p = offset
-    f184 = _string(b, &p, end)
-    f185 = _long(b, &p, end)
-    f186 = _string(b, &p, end)
-    if _optional(b, &p, end):
-        f187 = _string(b, &p, end)
-    else:
-        f187 = None
-    f188 = _string(b, &p, end)
-    f189 = _string(b, &p, end)
-    f190 = _long(b, &p, end)
-    f191 = _long(b, &p, end)
-    f192 = _long(b, &p, end)
-    f193 = _string(b, &p, end)
-    f194 = _boolean(b, &p, end)
-    if _optional(b, &p, end):
-        f195 = _string(b, &p, end)
-    else:
-        f195 = None
-    if _optional(b, &p, end):
-        f196 = _string(b, &p, end)
-    else:
-        f196 = None
-    result = _new(_builder_InstanceActivated)
-    result.event_id = f184
-    result.occurred_at = f185
-    result.producer = f186
-    result.causation_id = f187
-    result.instance_name = f188
-    result.pool = f189
-    result.cores_mcpu = f190
-    result.memory_bytes = f191
-    result.storage_gib = f192
-    result.region = f193
-    result.preemptible = f194
-    result.agent_version = f195
-    result.agent_url = f196
-    result.__class__ = _class_InstanceActivated
-    if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
-    return result
-
-def encode_InstanceActivated(e, bytes head=b''):
-    cdef _Buffer w = _start(head)
-    try:
-        v197 = e
-        _put_string(&w, v197.event_id, 'InstanceActivated.event_id')
-        _put_long(&w, v197.occurred_at, LLONG_MIN, LLONG_MAX, 'InstanceActivated.occurred_at')
-        _put_string(&w, v197.producer, 'InstanceActivated.producer')
-        v198 = v197.causation_id
-        if v198 is None:
-            _put_byte(&w, 0)
-        else:
-            _put_byte(&w, 2)
-            _put_string(&w, v198, 'InstanceActivated.causation_id')
-        _put_string(&w, v197.instance_name, 'InstanceActivated.instance_name')
-        _put_string(&w, v197.pool, 'InstanceActivated.pool')
-        _put_long(&w, v197.cores_mcpu, -2147483648, 2147483647, 'InstanceActivated.cores_mcpu')
-        _put_long(&w, v197.memory_bytes, LLONG_MIN, LLONG_MAX, 'InstanceActivated.memory_bytes')
-        _put_long(&w, v197.storage_gib, -2147483648, 2147483647, 'InstanceActivated.storage_gib')
-        _put_string(&w, v197.region, 'InstanceActivated.region')
-        _put_boolean(&w, v197.preemptible, 'InstanceActivated.preemptible')
-        v199 = v197.agent_version
-        if v199 is None:
-            _put_byte(&w, 0)
-        else:
-            _put_byte(&w, 2)
-            _put_string(&w, v199, 'InstanceActivated.agent_version')
-        v200 = v197.agent_url
-        if v200 is None:
-            _put_byte(&w, 0)
-        else:
-            _put_byte(&w, 2)
-            _put_string(&w, v200, 'InstanceActivated.agent_url')
-        return PyBytes_FromStringAndSize(w.data, w.size)
-    finally:
-        PyMem_Free(w.data)
-
-def decode_InstanceCreated(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
@@ -1081,18 +1066,98 @@ def decode_InstanceCreated(bytes data, Py_ssize_t offset):
         f204 = None
     f205 = _string(b, &p, end)
     f206 = _string(b, &p, end)
+    f207 = _long(b, &p, end)
+    f208 = _long(b, &p, end)
+    f209 = _long(b, &p, end)
+    f210 = _string(b, &p, end)
+    f211 = _boolean(b, &p, end)
     if _optional(b, &p, end):
-        f207 = _string(b, &p, end)
+        f212 = _string(b, &p, end)
     else:
-        f207 = None
-    result = _new(_builder_InstanceCreated)
+        f212 = None
+    if _optional(b, &p, end):
+        f213 = _string(b, &p, end)
+    else:
+        f213 = None
+    result = _new(_builder_InstanceActivated)
     result.event_id = f201
     result.occurred_at = f202
     result.producer = f203
     result.causation_id = f204
     result.instance_name = f205
-    result.provider = f206
-    result.provider_id = f207
+    result.pool = f206
+    result.cores_mcpu = f207
+    result.memory_bytes = f208
+    result.storage_gib = f209
+    result.region = f210
+    result.preemptible = f211
+    result.agent_version = f212
+    result.agent_url = f213
+    result.__class__ = _class_InstanceActivated
+    if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
+    return result
+
+def encode_InstanceActivated(e, bytes head=b''):
+    cdef _Buffer w = _start(head)
+    try:
+        v214 = e
+        _put_string(&w, v214.event_id, 'InstanceActivated.event_id')
+        _put_long(&w, v214.occurred_at, LLONG_MIN, LLONG_MAX, 'InstanceActivated.occurred_at')
+        _put_string(&w, v214.producer, 'InstanceActivated.producer')
+        v215 = v214.causation_id
+        if v215 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_string(&w, v215, 'InstanceActivated.causation_id')
+        _put_string(&w, v214.instance_name, 'InstanceActivated.instance_name')
+        _put_string(&w, v214.pool, 'InstanceActivated.pool')
+        _put_long(&w, v214.cores_mcpu, -2147483648, 2147483647, 'InstanceActivated.cores_mcpu')
+        _put_long(&w, v214.memory_bytes, LLONG_MIN, LLONG_MAX, 'InstanceActivated.memory_bytes')
+        _put_long(&w, v214.storage_gib, -2147483648, 2147483647, 'InstanceActivated.storage_gib')
+        _put_string(&w, v214.region, 'InstanceActivated.region')
+        _put_boolean(&w, v214.preemptible, 'InstanceActivated.preemptible')
+        v216 = v214.agent_version
+        if v216 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_string(&w, v216, 'InstanceActivated.agent_version')
+        v217 = v214.agent_url
+        if v217 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_string(&w, v217, 'InstanceActivated.agent_url')
+        return PyBytes_FromStringAndSize(w.data, w.size)
+    finally:
+        PyMem_Free(w.data)
+
+def decode_InstanceCreated(bytes data, Py_ssize_t offset):
+    cdef const unsigned char* b = data
+    cdef Py_ssize_t end = len(data)
+    cdef Py_ssize_t p = offset
+    f218 = _string(b, &p, end)
+    f219 = _long(b, &p, end)
+    f220 = _string(b, &p, end)
+    if _optional(b, &p, end):
+        f221 = _string(b, &p, end)
+    else:
+        f221 = None
+    f222 = _string(b, &p, end)
+    f223 = _string(b, &p, end)
+    if _optional(b, &p, end):
+        f224 = _string(b, &p, end)
+    else:
+        f224 = None
+    result = _new(_builder_InstanceCreated)
+    result.event_id = f218
+    result.occurred_at = f219
+    result.producer = f220
+    result.causation_id = f221
+    result.instance_name = f222
+    result.provider = f223
+    result.provider_id = f224
     result.__class__ = _class_InstanceCreated
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -1100,24 +1165,24 @@ def decode_InstanceCreated(bytes data, Py_ssize_t offset):
 def encode_InstanceCreated(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v208 = e
-        _put_string(&w, v208.event_id, 'InstanceCreated.event_id')
-        _put_long(&w, v208.occurred_at, LLONG_MIN, LLONG_MAX, 'InstanceCreated.occurred_at')
-        _put_string(&w, v208.producer, 'InstanceCreated.producer')
-        v209 = v208.causation_id
-        if v209 is None:
+        v225 = e
+        _put_string(&w, v225.event_id, 'InstanceCreated.event_id')
+        _put_long(&w, v225.occurred_at, LLONG_MIN, LLONG_MAX, 'InstanceCreated.occurred_at')
+        _put_string(&w, v225.producer, 'InstanceCreated.producer')
+        v226 = v225.causation_id
+        if v226 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v209, 'InstanceCreated.causation_id')
-        _put_string(&w, v208.instance_name, 'InstanceCreated.instance_name')
-        _put_string(&w, v208.provider, 'InstanceCreated.provider')
-        v210 = v208.provider_id
-        if v210 is None:
+            _put_string(&w, v226, 'InstanceCreated.causation_id')
+        _put_string(&w, v225.instance_name, 'InstanceCreated.instance_name')
+        _put_string(&w, v225.provider, 'InstanceCreated.provider')
+        v227 = v225.provider_id
+        if v227 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v210, 'InstanceCreated.provider_id')
+            _put_string(&w, v227, 'InstanceCreated.provider_id')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -1126,22 +1191,22 @@ def decode_InstanceDeactivated(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f211 = _string(b, &p, end)
-    f212 = _long(b, &p, end)
-    f213 = _string(b, &p, end)
+    f228 = _string(b, &p, end)
+    f229 = _long(b, &p, end)
+    f230 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f214 = _string(b, &p, end)
+        f231 = _string(b, &p, end)
     else:
-        f214 = None
-    f215 = _string(b, &p, end)
-    f216 = _string(b, &p, end)
+        f231 = None
+    f232 = _string(b, &p, end)
+    f233 = _string(b, &p, end)
     result = _new(_builder_InstanceDeactivated)
-    result.event_id = f211
-    result.occurred_at = f212
-    result.producer = f213
-    result.causation_id = f214
-    result.instance_name = f215
-    result.reason = f216
+    result.event_id = f228
+    result.occurred_at = f229
+    result.producer = f230
+    result.causation_id = f231
+    result.instance_name = f232
+    result.reason = f233
     result.__class__ = _class_InstanceDeactivated
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -1149,18 +1214,18 @@ def decode_InstanceDeactivated(bytes data, Py_ssize_t offset):
 def encode_InstanceDeactivated(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v217 = e
-        _put_string(&w, v217.event_id, 'InstanceDeactivated.event_id')
-        _put_long(&w, v217.occurred_at, LLONG_MIN, LLONG_MAX, 'InstanceDeactivated.occurred_at')
-        _put_string(&w, v217.producer, 'InstanceDeactivated.producer')
-        v218 = v217.causation_id
-        if v218 is None:
+        v234 = e
+        _put_string(&w, v234.event_id, 'InstanceDeactivated.event_id')
+        _put_long(&w, v234.occurred_at, LLONG_MIN, LLONG_MAX, 'InstanceDeactivated.occurred_at')
+        _put_string(&w, v234.producer, 'InstanceDeactivated.producer')
+        v235 = v234.causation_id
+        if v235 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v218, 'InstanceDeactivated.causation_id')
-        _put_string(&w, v217.instance_name, 'InstanceDeactivated.instance_name')
-        _put_string(&w, v217.reason, 'InstanceDeactivated.reason')
+            _put_string(&w, v235, 'InstanceDeactivated.causation_id')
+        _put_string(&w, v234.instance_name, 'InstanceDeactivated.instance_name')
+        _put_string(&w, v234.reason, 'InstanceDeactivated.reason')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -1169,22 +1234,22 @@ def decode_InstanceDeleted(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f219 = _string(b, &p, end)
-    f220 = _long(b, &p, end)
-    f221 = _string(b, &p, end)
+    f236 = _string(b, &p, end)
+    f237 = _long(b, &p, end)
+    f238 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f222 = _string(b, &p, end)
+        f239 = _string(b, &p, end)
     else:
-        f222 = None
-    f223 = _string(b, &p, end)
-    f224 = _string(b, &p, end)
+        f239 = None
+    f240 = _string(b, &p, end)
+    f241 = _string(b, &p, end)
     result = _new(_builder_InstanceDeleted)
-    result.event_id = f219
-    result.occurred_at = f220
-    result.producer = f221
-    result.causation_id = f222
-    result.instance_name = f223
-    result.reason = f224
+    result.event_id = f236
+    result.occurred_at = f237
+    result.producer = f238
+    result.causation_id = f239
+    result.instance_name = f240
+    result.reason = f241
     result.__class__ = _class_InstanceDeleted
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -1192,18 +1257,18 @@ def decode_InstanceDeleted(bytes data, Py_ssize_t offset):
 def encode_InstanceDeleted(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v225 = e
-        _put_string(&w, v225.event_id, 'InstanceDeleted.event_id')
-        _put_long(&w, v225.occurred_at, LLONG_MIN, LLONG_MAX, 'InstanceDeleted.occurred_at')
-        _put_string(&w, v225.producer, 'InstanceDeleted.producer')
-        v226 = v225.causation_id
-        if v226 is None:
+        v242 = e
+        _put_string(&w, v242.event_id, 'InstanceDeleted.event_id')
+        _put_long(&w, v242.occurred_at, LLONG_MIN, LLONG_MAX, 'InstanceDeleted.occurred_at')
+        _put_string(&w, v242.producer, 'InstanceDeleted.producer')
+        v243 = v242.causation_id
+        if v243 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v226, 'InstanceDeleted.causation_id')
-        _put_string(&w, v225.instance_name, 'InstanceDeleted.instance_name')
-        _put_string(&w, v225.reason, 'InstanceDeleted.reason')
+            _put_string(&w, v243, 'InstanceDeleted.causation_id')
+        _put_string(&w, v242.instance_name, 'InstanceDeleted.instance_name')
+        _put_string(&w, v242.reason, 'InstanceDeleted.reason')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -1212,29 +1277,29 @@ def decode_InstanceHeartbeat(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f227 = _string(b, &p, end)
-    f228 = _long(b, &p, end)
-    f229 = _string(b, &p, end)
+    f244 = _string(b, &p, end)
+    f245 = _long(b, &p, end)
+    f246 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f230 = _string(b, &p, end)
+        f247 = _string(b, &p, end)
     else:
-        f230 = None
-    f231 = _string(b, &p, end)
-    a233 = []
+        f247 = None
+    f248 = _string(b, &p, end)
+    a250 = []
     while True:
-        n234 = _block(b, &p, end)
-        if n234 == 0: break
-        for i235 in range(n234):
-            x236 = _string(b, &p, end)
-            a233.append(x236)
-    f232 = tuple(a233)
+        n251 = _block(b, &p, end)
+        if n251 == 0: break
+        for i252 in range(n251):
+            x253 = _string(b, &p, end)
+            a250.append(x253)
+    f249 = tuple(a250)
     result = _new(_builder_InstanceHeartbeat)
-    result.event_id = f227
-    result.occurred_at = f228
-    result.producer = f229
-    result.causation_id = f230
-    result.instance_name = f231
-    result.running_attempt_ids = f232
+    result.event_id = f244
+    result.occurred_at = f245
+    result.producer = f246
+    result.causation_id = f247
+    result.instance_name = f248
+    result.running_attempt_ids = f249
     result.__class__ = _class_InstanceHeartbeat
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -1242,23 +1307,23 @@ def decode_InstanceHeartbeat(bytes data, Py_ssize_t offset):
 def encode_InstanceHeartbeat(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v237 = e
-        _put_string(&w, v237.event_id, 'InstanceHeartbeat.event_id')
-        _put_long(&w, v237.occurred_at, LLONG_MIN, LLONG_MAX, 'InstanceHeartbeat.occurred_at')
-        _put_string(&w, v237.producer, 'InstanceHeartbeat.producer')
-        v238 = v237.causation_id
-        if v238 is None:
+        v254 = e
+        _put_string(&w, v254.event_id, 'InstanceHeartbeat.event_id')
+        _put_long(&w, v254.occurred_at, LLONG_MIN, LLONG_MAX, 'InstanceHeartbeat.occurred_at')
+        _put_string(&w, v254.producer, 'InstanceHeartbeat.producer')
+        v255 = v254.causation_id
+        if v255 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v238, 'InstanceHeartbeat.causation_id')
-        _put_string(&w, v237.instance_name, 'InstanceHeartbeat.instance_name')
-        v239 = v237.running_attempt_ids
-        n240 = len(v239)
-        if n240:
-            _put_varint(&w, (<unsigned long long>n240) << 1)
-            for i241 in v239:
-                _put_string(&w, i241, 'InstanceHeartbeat.running_attempt_ids[]')
+            _put_string(&w, v255, 'InstanceHeartbeat.causation_id')
+        _put_string(&w, v254.instance_name, 'InstanceHeartbeat.instance_name')
+        v256 = v254.running_attempt_ids
+        n257 = len(v256)
+        if n257:
+            _put_varint(&w, (<unsigned long long>n257) << 1)
+            for i258 in v256:
+                _put_string(&w, i258, 'InstanceHeartbeat.running_attempt_ids[]')
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 0)
@@ -1270,41 +1335,41 @@ def decode_InstanceRequested(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f242 = _string(b, &p, end)
-    f243 = _long(b, &p, end)
-    f244 = _string(b, &p, end)
+    f259 = _string(b, &p, end)
+    f260 = _long(b, &p, end)
+    f261 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f245 = _string(b, &p, end)
+        f262 = _string(b, &p, end)
     else:
-        f245 = None
-    f246 = _string(b, &p, end)
-    f247 = _string(b, &p, end)
-    f248 = _string(b, &p, end)
-    f249 = _string(b, &p, end)
-    f250 = _long(b, &p, end)
-    f251 = _long(b, &p, end)
-    f252 = _long(b, &p, end)
-    f253 = _boolean(b, &p, end)
-    f254 = _string(b, &p, end)
+        f262 = None
+    f263 = _string(b, &p, end)
+    f264 = _string(b, &p, end)
+    f265 = _string(b, &p, end)
+    f266 = _string(b, &p, end)
+    f267 = _long(b, &p, end)
+    f268 = _long(b, &p, end)
+    f269 = _long(b, &p, end)
+    f270 = _boolean(b, &p, end)
+    f271 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f255 = _string(b, &p, end)
+        f272 = _string(b, &p, end)
     else:
-        f255 = None
+        f272 = None
     result = _new(_builder_InstanceRequested)
-    result.event_id = f242
-    result.occurred_at = f243
-    result.producer = f244
-    result.causation_id = f245
-    result.instance_name = f246
-    result.pool = f247
-    result.provider = f248
-    result.machine_type = f249
-    result.cores_mcpu = f250
-    result.memory_bytes = f251
-    result.storage_gib = f252
-    result.preemptible = f253
-    result.region = f254
-    result.job_private_for = f255
+    result.event_id = f259
+    result.occurred_at = f260
+    result.producer = f261
+    result.causation_id = f262
+    result.instance_name = f263
+    result.pool = f264
+    result.provider = f265
+    result.machine_type = f266
+    result.cores_mcpu = f267
+    result.memory_bytes = f268
+    result.storage_gib = f269
+    result.preemptible = f270
+    result.region = f271
+    result.job_private_for = f272
     result.__class__ = _class_InstanceRequested
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -1312,31 +1377,31 @@ def decode_InstanceRequested(bytes data, Py_ssize_t offset):
 def encode_InstanceRequested(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v256 = e
-        _put_string(&w, v256.event_id, 'InstanceRequested.event_id')
-        _put_long(&w, v256.occurred_at, LLONG_MIN, LLONG_MAX, 'InstanceRequested.occurred_at')
-        _put_string(&w, v256.producer, 'InstanceRequested.producer')
-        v257 = v256.causation_id
-        if v257 is None:
+        v273 = e
+        _put_string(&w, v273.event_id, 'InstanceRequested.event_id')
+        _put_long(&w, v273.occurred_at, LLONG_MIN, LLONG_MAX, 'InstanceRequested.occurred_at')
+        _put_string(&w, v273.producer, 'InstanceRequested.producer')
+        v274 = v273.causation_id
+        if v274 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v257, 'InstanceRequested.causation_id')
-        _put_string(&w, v256.instance_name, 'InstanceRequested.instance_name')
-        _put_string(&w, v256.pool, 'InstanceRequested.pool')
-        _put_string(&w, v256.provider, 'InstanceRequested.provider')
-        _put_string(&w, v256.machine_type, 'InstanceRequested.machine_type')
-        _put_long(&w, v256.cores_mcpu, -2147483648, 2147483647, 'InstanceRequested.cores_mcpu')
-        _put_long(&w, v256.memory_bytes, LLONG_MIN, LLONG_MAX, 'InstanceRequested.memory_bytes')
-        _put_long(&w, v256.storage_gib, -2147483648, 2147483647, 'InstanceRequested.storage_gib')
-        _put_boolean(&w, v256.preemptible, 'InstanceRequested.preemptible')
-        _put_string(&w, v256.region, 'InstanceRequested.region')
-        v258 = v256.job_private_for
-        if v258 is None:
+            _put_string(&w, v274, 'InstanceRequested.causation_id')
+        _put_string(&w, v273.instance_name, 'InstanceRequested.instance_name')
+        _put_string(&w, v273.pool, 'InstanceRequested.pool')
+        _put_string(&w, v273.provider, 'InstanceRequested.provider')
+        _put_string(&w, v273.machine_type, 'InstanceRequested.machine_type')
+        _put_long(&w, v273.cores_mcpu, -2147483648, 2147483647, 'InstanceRequested.cores_mcpu')
+        _put_long(&w, v273.memory_bytes, LLONG_MIN, LLONG_MAX, 'InstanceRequested.memory_bytes')
+        _put_long(&w, v273.storage_gib, -2147483648, 2147483647, 'InstanceRequested.storage_gib')
+        _put_boolean(&w, v273.preemptible, 'InstanceRequested.preemptible')
+        _put_string(&w, v273.region, 'InstanceRequested.region')
+        v275 = v273.job_private_for
+        if v275 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v258, 'InstanceRequested.job_private_for')
+            _put_string(&w, v275, 'InstanceRequested.job_private_for')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -1345,36 +1410,36 @@ def decode_JobAttemptAccepted(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f259 = _string(b, &p, end)
-    f260 = _long(b, &p, end)
-    f261 = _string(b, &p, end)
+    f276 = _string(b, &p, end)
+    f277 = _long(b, &p, end)
+    f278 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f262 = _string(b, &p, end)
+        f279 = _string(b, &p, end)
     else:
-        f262 = None
-    f263 = _long(b, &p, end)
-    f264 = _long(b, &p, end)
-    f265 = _string(b, &p, end)
-    f266 = _string(b, &p, end)
-    f267 = _string(b, &p, end)
-    f268 = _long(b, &p, end)
-    f269 = _long(b, &p, end)
-    f270 = _long(b, &p, end)
-    f271 = _long(b, &p, end)
+        f279 = None
+    f280 = _long(b, &p, end)
+    f281 = _long(b, &p, end)
+    f282 = _string(b, &p, end)
+    f283 = _string(b, &p, end)
+    f284 = _string(b, &p, end)
+    f285 = _long(b, &p, end)
+    f286 = _long(b, &p, end)
+    f287 = _long(b, &p, end)
+    f288 = _long(b, &p, end)
     result = _new(_builder_JobAttemptAccepted)
-    result.event_id = f259
-    result.occurred_at = f260
-    result.producer = f261
-    result.causation_id = f262
-    result.batch_id = f263
-    result.job_id = f264
-    result.attempt_id = f265
-    result.instance_name = f266
-    result.state = f267
-    result.scheduler_epoch = f268
-    result.cores_mcpu = f269
-    result.memory_bytes = f270
-    result.storage_gib = f271
+    result.event_id = f276
+    result.occurred_at = f277
+    result.producer = f278
+    result.causation_id = f279
+    result.batch_id = f280
+    result.job_id = f281
+    result.attempt_id = f282
+    result.instance_name = f283
+    result.state = f284
+    result.scheduler_epoch = f285
+    result.cores_mcpu = f286
+    result.memory_bytes = f287
+    result.storage_gib = f288
     result.__class__ = _class_JobAttemptAccepted
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -1382,25 +1447,25 @@ def decode_JobAttemptAccepted(bytes data, Py_ssize_t offset):
 def encode_JobAttemptAccepted(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v272 = e
-        _put_string(&w, v272.event_id, 'JobAttemptAccepted.event_id')
-        _put_long(&w, v272.occurred_at, LLONG_MIN, LLONG_MAX, 'JobAttemptAccepted.occurred_at')
-        _put_string(&w, v272.producer, 'JobAttemptAccepted.producer')
-        v273 = v272.causation_id
-        if v273 is None:
+        v289 = e
+        _put_string(&w, v289.event_id, 'JobAttemptAccepted.event_id')
+        _put_long(&w, v289.occurred_at, LLONG_MIN, LLONG_MAX, 'JobAttemptAccepted.occurred_at')
+        _put_string(&w, v289.producer, 'JobAttemptAccepted.producer')
+        v290 = v289.causation_id
+        if v290 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v273, 'JobAttemptAccepted.causation_id')
-        _put_long(&w, v272.batch_id, LLONG_MIN, LLONG_MAX, 'JobAttemptAccepted.batch_id')
-        _put_long(&w, v272.job_id, -2147483648, 2147483647, 'JobAttemptAccepted.job_id')
-        _put_string(&w, v272.attempt_id, 'JobAttemptAccepted.attempt_id')
-        _put_string(&w, v272.instance_name, 'JobAttemptAccepted.instance_name')
-        _put_string(&w, v272.state, 'JobAttemptAccepted.state')
-        _put_long(&w, v272.scheduler_epoch, LLONG_MIN, LLONG_MAX, 'JobAttemptAccepted.scheduler_epoch')
-        _put_long(&w, v272.cores_mcpu, -2147483648, 2147483647, 'JobAttemptAccepted.cores_mcpu')
-        _put_long(&w, v272.memory_bytes, LLONG_MIN, LLONG_MAX, 'JobAttemptAccepted.memory_bytes')
-        _put_long(&w, v272.storage_gib, -2147483648, 2147483647, 'JobAttemptAccepted.storage_gib')
+            _put_string(&w, v290, 'JobAttemptAccepted.causation_id')
+        _put_long(&w, v289.batch_id, LLONG_MIN, LLONG_MAX, 'JobAttemptAccepted.batch_id')
+        _put_long(&w, v289.job_id, -2147483648, 2147483647, 'JobAttemptAccepted.job_id')
+        _put_string(&w, v289.attempt_id, 'JobAttemptAccepted.attempt_id')
+        _put_string(&w, v289.instance_name, 'JobAttemptAccepted.instance_name')
+        _put_string(&w, v289.state, 'JobAttemptAccepted.state')
+        _put_long(&w, v289.scheduler_epoch, LLONG_MIN, LLONG_MAX, 'JobAttemptAccepted.scheduler_epoch')
+        _put_long(&w, v289.cores_mcpu, -2147483648, 2147483647, 'JobAttemptAccepted.cores_mcpu')
+        _put_long(&w, v289.memory_bytes, LLONG_MIN, LLONG_MAX, 'JobAttemptAccepted.memory_bytes')
+        _put_long(&w, v289.storage_gib, -2147483648, 2147483647, 'JobAttemptAccepted.storage_gib')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -1409,100 +1474,100 @@ def decode_JobAttemptCompleted(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f274 = _string(b, &p, end)
-    f275 = _long(b, &p, end)
-    f276 = _string(b, &p, end)
+    f291 = _string(b, &p, end)
+    f292 = _long(b, &p, end)
+    f293 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f277 = _string(b, &p, end)
+        f294 = _string(b, &p, end)
     else:
-        f277 = None
-    f278 = _long(b, &p, end)
-    f279 = _long(b, &p, end)
-    f280 = _string(b, &p, end)
-    f281 = _string(b, &p, end)
-    f282 = _string(b, &p, end)
+        f294 = None
+    f295 = _long(b, &p, end)
+    f296 = _long(b, &p, end)
+    f297 = _string(b, &p, end)
+    f298 = _string(b, &p, end)
+    f299 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f283 = _long(b, &p, end)
+        f300 = _long(b, &p, end)
     else:
-        f283 = None
+        f300 = None
     if _optional(b, &p, end):
-        f284 = _string(b, &p, end)
-    else:
-        f284 = None
-    if _optional(b, &p, end):
-        f285 = _string(b, &p, end)
-    else:
-        f285 = None
-    f286 = _boolean(b, &p, end)
-    if _optional(b, &p, end):
-        f287 = _long(b, &p, end)
-    else:
-        f287 = None
-    f288 = _long(b, &p, end)
-    a290 = []
-    while True:
-        n291 = _block(b, &p, end)
-        if n291 == 0: break
-        for i292 in range(n291):
-            f294 = _string(b, &p, end)
-            f295 = _string(b, &p, end)
-            if _optional(b, &p, end):
-                f296 = _long(b, &p, end)
-            else:
-                f296 = None
-            if _optional(b, &p, end):
-                f297 = _long(b, &p, end)
-            else:
-                f297 = None
-            if _optional(b, &p, end):
-                f298 = _long(b, &p, end)
-            else:
-                f298 = None
-            f299 = _boolean(b, &p, end)
-            if _optional(b, &p, end):
-                f300 = _string(b, &p, end)
-            else:
-                f300 = None
-            x293 = _new(_builder_StepTiming)
-            x293.name = f294
-            x293.state = f295
-            x293.started_at = f296
-            x293.ended_at = f297
-            x293.exit_code = f298
-            x293.out_of_memory = f299
-            x293.error = f300
-            x293.__class__ = _class_StepTiming
-            a290.append(x293)
-    f289 = tuple(a290)
-    if _optional(b, &p, end):
-        f302 = _long(b, &p, end)
-        f303 = _long(b, &p, end)
-        f304 = _long(b, &p, end)
-        f301 = _new(_builder_ResourceUsageSummary)
-        f301.cpu_msec = f302
-        f301.max_memory_bytes = f303
-        f301.max_scratch_bytes = f304
-        f301.__class__ = _class_ResourceUsageSummary
+        f301 = _string(b, &p, end)
     else:
         f301 = None
+    if _optional(b, &p, end):
+        f302 = _string(b, &p, end)
+    else:
+        f302 = None
+    f303 = _boolean(b, &p, end)
+    if _optional(b, &p, end):
+        f304 = _long(b, &p, end)
+    else:
+        f304 = None
+    f305 = _long(b, &p, end)
+    a307 = []
+    while True:
+        n308 = _block(b, &p, end)
+        if n308 == 0: break
+        for i309 in range(n308):
+            f311 = _string(b, &p, end)
+            f312 = _string(b, &p, end)
+            if _optional(b, &p, end):
+                f313 = _long(b, &p, end)
+            else:
+                f313 = None
+            if _optional(b, &p, end):
+                f314 = _long(b, &p, end)
+            else:
+                f314 = None
+            if _optional(b, &p, end):
+                f315 = _long(b, &p, end)
+            else:
+                f315 = None
+            f316 = _boolean(b, &p, end)
+            if _optional(b, &p, end):
+                f317 = _string(b, &p, end)
+            else:
+                f317 = None
+            x310 = _new(_builder_StepTiming)
+            x310.name = f311
+            x310.state = f312
+            x310.started_at = f313
+            x310.ended_at = f314
+            x310.exit_code = f315
+            x310.out_of_memory = f316
+            x310.error = f317
+            x310.__class__ = _class_StepTiming
+            a307.append(x310)
+    f306 = tuple(a307)
+    if _optional(b, &p, end):
+        f319 = _long(b, &p, end)
+        f320 = _long(b, &p, end)
+        f321 = _long(b, &p, end)
+        f318 = _new(_builder_ResourceUsageSummary)
+        f318.cpu_msec = f319
+        f318.max_memory_bytes = f320
+        f318.max_scratch_bytes = f321
+        f318.__class__ = _class_ResourceUsageSummary
+    else:
+        f318 = None
     result = _new(_builder_JobAttemptCompleted)
-    result.event_id = f274
-    result.occurred_at = f275
-    result.producer = f276
-    result.causation_id = f277
-    result.batch_id = f278
-    result.job_id = f279
-    result.attempt_id = f280
-    result.instance_name = f281
-    result.outcome = f282
-    result.exit_code = f283
-    result.failure_cause = f284
-    result.error = f285
-    result.out_of_memory = f286
-    result.started_at = f287
-    result.ended_at = f288
-    result.steps = f289
-    result.resource_usage = f301
+    result.event_id = f291
+    result.occurred_at = f292
+    result.producer = f293
+    result.causation_id = f294
+    result.batch_id = f295
+    result.job_id = f296
+    result.attempt_id = f297
+    result.instance_name = f298
+    result.outcome = f299
+    result.exit_code = f300
+    result.failure_cause = f301
+    result.error = f302
+    result.out_of_memory = f303
+    result.started_at = f304
+    result.ended_at = f305
+    result.steps = f306
+    result.resource_usage = f318
     result.__class__ = _class_JobAttemptCompleted
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -1510,92 +1575,92 @@ def decode_JobAttemptCompleted(bytes data, Py_ssize_t offset):
 def encode_JobAttemptCompleted(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v305 = e
-        _put_string(&w, v305.event_id, 'JobAttemptCompleted.event_id')
-        _put_long(&w, v305.occurred_at, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.occurred_at')
-        _put_string(&w, v305.producer, 'JobAttemptCompleted.producer')
-        v306 = v305.causation_id
-        if v306 is None:
+        v322 = e
+        _put_string(&w, v322.event_id, 'JobAttemptCompleted.event_id')
+        _put_long(&w, v322.occurred_at, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.occurred_at')
+        _put_string(&w, v322.producer, 'JobAttemptCompleted.producer')
+        v323 = v322.causation_id
+        if v323 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v306, 'JobAttemptCompleted.causation_id')
-        _put_long(&w, v305.batch_id, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.batch_id')
-        _put_long(&w, v305.job_id, -2147483648, 2147483647, 'JobAttemptCompleted.job_id')
-        _put_string(&w, v305.attempt_id, 'JobAttemptCompleted.attempt_id')
-        _put_string(&w, v305.instance_name, 'JobAttemptCompleted.instance_name')
-        _put_string(&w, v305.outcome, 'JobAttemptCompleted.outcome')
-        v307 = v305.exit_code
-        if v307 is None:
+            _put_string(&w, v323, 'JobAttemptCompleted.causation_id')
+        _put_long(&w, v322.batch_id, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.batch_id')
+        _put_long(&w, v322.job_id, -2147483648, 2147483647, 'JobAttemptCompleted.job_id')
+        _put_string(&w, v322.attempt_id, 'JobAttemptCompleted.attempt_id')
+        _put_string(&w, v322.instance_name, 'JobAttemptCompleted.instance_name')
+        _put_string(&w, v322.outcome, 'JobAttemptCompleted.outcome')
+        v324 = v322.exit_code
+        if v324 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_long(&w, v307, -2147483648, 2147483647, 'JobAttemptCompleted.exit_code')
-        v308 = v305.failure_cause
-        if v308 is None:
+            _put_long(&w, v324, -2147483648, 2147483647, 'JobAttemptCompleted.exit_code')
+        v325 = v322.failure_cause
+        if v325 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v308, 'JobAttemptCompleted.failure_cause')
-        v309 = v305.error
-        if v309 is None:
+            _put_string(&w, v325, 'JobAttemptCompleted.failure_cause')
+        v326 = v322.error
+        if v326 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v309, 'JobAttemptCompleted.error')
-        _put_boolean(&w, v305.out_of_memory, 'JobAttemptCompleted.out_of_memory')
-        v310 = v305.started_at
-        if v310 is None:
+            _put_string(&w, v326, 'JobAttemptCompleted.error')
+        _put_boolean(&w, v322.out_of_memory, 'JobAttemptCompleted.out_of_memory')
+        v327 = v322.started_at
+        if v327 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_long(&w, v310, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.started_at')
-        _put_long(&w, v305.ended_at, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.ended_at')
-        v311 = v305.steps
-        n312 = len(v311)
-        if n312:
-            _put_varint(&w, (<unsigned long long>n312) << 1)
-            for i313 in v311:
-                v314 = i313
-                _put_string(&w, v314.name, 'JobAttemptCompleted.steps[].name')
-                _put_string(&w, v314.state, 'JobAttemptCompleted.steps[].state')
-                v315 = v314.started_at
-                if v315 is None:
+            _put_long(&w, v327, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.started_at')
+        _put_long(&w, v322.ended_at, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.ended_at')
+        v328 = v322.steps
+        n329 = len(v328)
+        if n329:
+            _put_varint(&w, (<unsigned long long>n329) << 1)
+            for i330 in v328:
+                v331 = i330
+                _put_string(&w, v331.name, 'JobAttemptCompleted.steps[].name')
+                _put_string(&w, v331.state, 'JobAttemptCompleted.steps[].state')
+                v332 = v331.started_at
+                if v332 is None:
                     _put_byte(&w, 0)
                 else:
                     _put_byte(&w, 2)
-                    _put_long(&w, v315, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.steps[].started_at')
-                v316 = v314.ended_at
-                if v316 is None:
+                    _put_long(&w, v332, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.steps[].started_at')
+                v333 = v331.ended_at
+                if v333 is None:
                     _put_byte(&w, 0)
                 else:
                     _put_byte(&w, 2)
-                    _put_long(&w, v316, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.steps[].ended_at')
-                v317 = v314.exit_code
-                if v317 is None:
+                    _put_long(&w, v333, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.steps[].ended_at')
+                v334 = v331.exit_code
+                if v334 is None:
                     _put_byte(&w, 0)
                 else:
                     _put_byte(&w, 2)
-                    _put_long(&w, v317, -2147483648, 2147483647, 'JobAttemptCompleted.steps[].exit_code')
-                _put_boolean(&w, v314.out_of_memory, 'JobAttemptCompleted.steps[].out_of_memory')
-                v318 = v314.error
-                if v318 is None:
+                    _put_long(&w, v334, -2147483648, 2147483647, 'JobAttemptCompleted.steps[].exit_code')
+                _put_boolean(&w, v331.out_of_memory, 'JobAttemptCompleted.steps[].out_of_memory')
+                v335 = v331.error
+                if v335 is None:
                     _put_byte(&w, 0)
                 else:
                     _put_byte(&w, 2)
-                    _put_string(&w, v318, 'JobAttemptCompleted.steps[].error')
+                    _put_string(&w, v335, 'JobAttemptCompleted.steps[].error')
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 0)
-        v319 = v305.resource_usage
-        if v319 is None:
+        v336 = v322.resource_usage
+        if v336 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            v320 = v319
-            _put_long(&w, v320.cpu_msec, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.resource_usage.cpu_msec')
-            _put_long(&w, v320.max_memory_bytes, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.resource_usage.max_memory_bytes')
-            _put_long(&w, v320.max_scratch_bytes, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.resource_usage.max_scratch_bytes')
+            v337 = v336
+            _put_long(&w, v337.cpu_msec, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.resource_usage.cpu_msec')
+            _put_long(&w, v337.max_memory_bytes, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.resource_usage.max_memory_bytes')
+            _put_long(&w, v337.max_scratch_bytes, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.resource_usage.max_scratch_bytes')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -1604,32 +1669,32 @@ def decode_JobAttemptRefused(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f321 = _string(b, &p, end)
-    f322 = _long(b, &p, end)
-    f323 = _string(b, &p, end)
+    f338 = _string(b, &p, end)
+    f339 = _long(b, &p, end)
+    f340 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f324 = _string(b, &p, end)
+        f341 = _string(b, &p, end)
     else:
-        f324 = None
-    f325 = _long(b, &p, end)
-    f326 = _long(b, &p, end)
-    f327 = _string(b, &p, end)
-    f328 = _string(b, &p, end)
-    f329 = _string(b, &p, end)
-    f330 = _long(b, &p, end)
-    f331 = _string(b, &p, end)
+        f341 = None
+    f342 = _long(b, &p, end)
+    f343 = _long(b, &p, end)
+    f344 = _string(b, &p, end)
+    f345 = _string(b, &p, end)
+    f346 = _string(b, &p, end)
+    f347 = _long(b, &p, end)
+    f348 = _string(b, &p, end)
     result = _new(_builder_JobAttemptRefused)
-    result.event_id = f321
-    result.occurred_at = f322
-    result.producer = f323
-    result.causation_id = f324
-    result.batch_id = f325
-    result.job_id = f326
-    result.attempt_id = f327
-    result.instance_name = f328
-    result.state = f329
-    result.scheduler_epoch = f330
-    result.reason = f331
+    result.event_id = f338
+    result.occurred_at = f339
+    result.producer = f340
+    result.causation_id = f341
+    result.batch_id = f342
+    result.job_id = f343
+    result.attempt_id = f344
+    result.instance_name = f345
+    result.state = f346
+    result.scheduler_epoch = f347
+    result.reason = f348
     result.__class__ = _class_JobAttemptRefused
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -1637,23 +1702,23 @@ def decode_JobAttemptRefused(bytes data, Py_ssize_t offset):
 def encode_JobAttemptRefused(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v332 = e
-        _put_string(&w, v332.event_id, 'JobAttemptRefused.event_id')
-        _put_long(&w, v332.occurred_at, LLONG_MIN, LLONG_MAX, 'JobAttemptRefused.occurred_at')
-        _put_string(&w, v332.producer, 'JobAttemptRefused.producer')
-        v333 = v332.causation_id
-        if v333 is None:
+        v349 = e
+        _put_string(&w, v349.event_id, 'JobAttemptRefused.event_id')
+        _put_long(&w, v349.occurred_at, LLONG_MIN, LLONG_MAX, 'JobAttemptRefused.occurred_at')
+        _put_string(&w, v349.producer, 'JobAttemptRefused.producer')
+        v350 = v349.causation_id
+        if v350 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v333, 'JobAttemptRefused.causation_id')
-        _put_long(&w, v332.batch_id, LLONG_MIN, LLONG_MAX, 'JobAttemptRefused.batch_id')
-        _put_long(&w, v332.job_id, -2147483648, 2147483647, 'JobAttemptRefused.job_id')
-        _put_string(&w, v332.attempt_id, 'JobAttemptRefused.attempt_id')
-        _put_string(&w, v332.instance_name, 'JobAttemptRefused.instance_name')
-        _put_string(&w, v332.state, 'JobAttemptRefused.state')
-        _put_long(&w, v332.scheduler_epoch, LLONG_MIN, LLONG_MAX, 'JobAttemptRefused.scheduler_epoch')
-        _put_string(&w, v332.reason, 'JobAttemptRefused.reason')
+            _put_string(&w, v350, 'JobAttemptRefused.causation_id')
+        _put_long(&w, v349.batch_id, LLONG_MIN, LLONG_MAX, 'JobAttemptRefused.batch_id')
+        _put_long(&w, v349.job_id, -2147483648, 2147483647, 'JobAttemptRefused.job_id')
+        _put_string(&w, v349.attempt_id, 'JobAttemptRefused.attempt_id')
+        _put_string(&w, v349.instance_name, 'JobAttemptRefused.instance_name')
+        _put_string(&w, v349.state, 'JobAttemptRefused.state')
+        _put_long(&w, v349.scheduler_epoch, LLONG_MIN, LLONG_MAX, 'JobAttemptRefused.scheduler_epoch')
+        _put_string(&w, v349.reason, 'JobAttemptRefused.reason')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -1662,36 +1727,36 @@ def decode_JobAttemptScheduled(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f334 = _string(b, &p, end)
-    f335 = _long(b, &p, end)
-    f336 = _string(b, &p, end)
+    f351 = _string(b, &p, end)
+    f352 = _long(b, &p, end)
+    f353 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f337 = _string(b, &p, end)
+        f354 = _string(b, &p, end)
     else:
-        f337 = None
-    f338 = _long(b, &p, end)
-    f339 = _long(b, &p, end)
-    f340 = _string(b, &p, end)
-    f341 = _string(b, &p, end)
-    f342 = _long(b, &p, end)
-    f343 = _string(b, &p, end)
-    f344 = _long(b, &p, end)
-    f345 = _long(b, &p, end)
-    f346 = _long(b, &p, end)
+        f354 = None
+    f355 = _long(b, &p, end)
+    f356 = _long(b, &p, end)
+    f357 = _string(b, &p, end)
+    f358 = _string(b, &p, end)
+    f359 = _long(b, &p, end)
+    f360 = _string(b, &p, end)
+    f361 = _long(b, &p, end)
+    f362 = _long(b, &p, end)
+    f363 = _long(b, &p, end)
     result = _new(_builder_JobAttemptScheduled)
-    result.event_id = f334
-    result.occurred_at = f335
-    result.producer = f336
-    result.causation_id = f337
-    result.batch_id = f338
-    result.job_id = f339
-    result.attempt_id = f340
-    result.instance_name = f341
-    result.scheduler_epoch = f342
-    result.user = f343
-    result.cores_mcpu = f344
-    result.memory_bytes = f345
-    result.storage_gib = f346
+    result.event_id = f351
+    result.occurred_at = f352
+    result.producer = f353
+    result.causation_id = f354
+    result.batch_id = f355
+    result.job_id = f356
+    result.attempt_id = f357
+    result.instance_name = f358
+    result.scheduler_epoch = f359
+    result.user = f360
+    result.cores_mcpu = f361
+    result.memory_bytes = f362
+    result.storage_gib = f363
     result.__class__ = _class_JobAttemptScheduled
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -1699,25 +1764,25 @@ def decode_JobAttemptScheduled(bytes data, Py_ssize_t offset):
 def encode_JobAttemptScheduled(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v347 = e
-        _put_string(&w, v347.event_id, 'JobAttemptScheduled.event_id')
-        _put_long(&w, v347.occurred_at, LLONG_MIN, LLONG_MAX, 'JobAttemptScheduled.occurred_at')
-        _put_string(&w, v347.producer, 'JobAttemptScheduled.producer')
-        v348 = v347.causation_id
-        if v348 is None:
+        v364 = e
+        _put_string(&w, v364.event_id, 'JobAttemptScheduled.event_id')
+        _put_long(&w, v364.occurred_at, LLONG_MIN, LLONG_MAX, 'JobAttemptScheduled.occurred_at')
+        _put_string(&w, v364.producer, 'JobAttemptScheduled.producer')
+        v365 = v364.causation_id
+        if v365 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v348, 'JobAttemptScheduled.causation_id')
-        _put_long(&w, v347.batch_id, LLONG_MIN, LLONG_MAX, 'JobAttemptScheduled.batch_id')
-        _put_long(&w, v347.job_id, -2147483648, 2147483647, 'JobAttemptScheduled.job_id')
-        _put_string(&w, v347.attempt_id, 'JobAttemptScheduled.attempt_id')
-        _put_string(&w, v347.instance_name, 'JobAttemptScheduled.instance_name')
-        _put_long(&w, v347.scheduler_epoch, LLONG_MIN, LLONG_MAX, 'JobAttemptScheduled.scheduler_epoch')
-        _put_string(&w, v347.user, 'JobAttemptScheduled.user')
-        _put_long(&w, v347.cores_mcpu, -2147483648, 2147483647, 'JobAttemptScheduled.cores_mcpu')
-        _put_long(&w, v347.memory_bytes, LLONG_MIN, LLONG_MAX, 'JobAttemptScheduled.memory_bytes')
-        _put_long(&w, v347.storage_gib, -2147483648, 2147483647, 'JobAttemptScheduled.storage_gib')
+            _put_string(&w, v365, 'JobAttemptScheduled.causation_id')
+        _put_long(&w, v364.batch_id, LLONG_MIN, LLONG_MAX, 'JobAttemptScheduled.batch_id')
+        _put_long(&w, v364.job_id, -2147483648, 2147483647, 'JobAttemptScheduled.job_id')
+        _put_string(&w, v364.attempt_id, 'JobAttemptScheduled.attempt_id')
+        _put_string(&w, v364.instance_name, 'JobAttemptScheduled.instance_name')
+        _put_long(&w, v364.scheduler_epoch, LLONG_MIN, LLONG_MAX, 'JobAttemptScheduled.scheduler_epoch')
+        _put_string(&w, v364.user, 'JobAttemptScheduled.user')
+        _put_long(&w, v364.cores_mcpu, -2147483648, 2147483647, 'JobAttemptScheduled.cores_mcpu')
+        _put_long(&w, v364.memory_bytes, LLONG_MIN, LLONG_MAX, 'JobAttemptScheduled.memory_bytes')
+        _put_long(&w, v364.storage_gib, -2147483648, 2147483647, 'JobAttemptScheduled.storage_gib')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -1726,28 +1791,28 @@ def decode_JobAttemptStarted(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f349 = _string(b, &p, end)
-    f350 = _long(b, &p, end)
-    f351 = _string(b, &p, end)
+    f366 = _string(b, &p, end)
+    f367 = _long(b, &p, end)
+    f368 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f352 = _string(b, &p, end)
+        f369 = _string(b, &p, end)
     else:
-        f352 = None
-    f353 = _long(b, &p, end)
-    f354 = _long(b, &p, end)
-    f355 = _string(b, &p, end)
-    f356 = _string(b, &p, end)
-    f357 = _long(b, &p, end)
+        f369 = None
+    f370 = _long(b, &p, end)
+    f371 = _long(b, &p, end)
+    f372 = _string(b, &p, end)
+    f373 = _string(b, &p, end)
+    f374 = _long(b, &p, end)
     result = _new(_builder_JobAttemptStarted)
-    result.event_id = f349
-    result.occurred_at = f350
-    result.producer = f351
-    result.causation_id = f352
-    result.batch_id = f353
-    result.job_id = f354
-    result.attempt_id = f355
-    result.instance_name = f356
-    result.started_at = f357
+    result.event_id = f366
+    result.occurred_at = f367
+    result.producer = f368
+    result.causation_id = f369
+    result.batch_id = f370
+    result.job_id = f371
+    result.attempt_id = f372
+    result.instance_name = f373
+    result.started_at = f374
     result.__class__ = _class_JobAttemptStarted
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -1755,21 +1820,21 @@ def decode_JobAttemptStarted(bytes data, Py_ssize_t offset):
 def encode_JobAttemptStarted(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v358 = e
-        _put_string(&w, v358.event_id, 'JobAttemptStarted.event_id')
-        _put_long(&w, v358.occurred_at, LLONG_MIN, LLONG_MAX, 'JobAttemptStarted.occurred_at')
-        _put_string(&w, v358.producer, 'JobAttemptStarted.producer')
-        v359 = v358.causation_id
-        if v359 is None:
+        v375 = e
+        _put_string(&w, v375.event_id, 'JobAttemptStarted.event_id')
+        _put_long(&w, v375.occurred_at, LLONG_MIN, LLONG_MAX, 'JobAttemptStarted.occurred_at')
+        _put_string(&w, v375.producer, 'JobAttemptStarted.producer')
+        v376 = v375.causation_id
+        if v376 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v359, 'JobAttemptStarted.causation_id')
-        _put_long(&w, v358.batch_id, LLONG_MIN, LLONG_MAX, 'JobAttemptStarted.batch_id')
-        _put_long(&w, v358.job_id, -2147483648, 2147483647, 'JobAttemptStarted.job_id')
-        _put_string(&w, v358.attempt_id, 'JobAttemptStarted.attempt_id')
-        _put_string(&w, v358.instance_name, 'JobAttemptStarted.instance_name')
-        _put_long(&w, v358.started_at, LLONG_MIN, LLONG_MAX, 'JobAttemptStarted.started_at')
+            _put_string(&w, v376, 'JobAttemptStarted.causation_id')
+        _put_long(&w, v375.batch_id, LLONG_MIN, LLONG_MAX, 'JobAttemptStarted.batch_id')
+        _put_long(&w, v375.job_id, -2147483648, 2147483647, 'JobAttemptStarted.job_id')
+        _put_string(&w, v375.attempt_id, 'JobAttemptStarted.attempt_id')
+        _put_string(&w, v375.instance_name, 'JobAttemptStarted.instance_name')
+        _put_long(&w, v375.started_at, LLONG_MIN, LLONG_MAX, 'JobAttemptStarted.started_at')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -1778,34 +1843,54 @@ def decode_JobBecameReady(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f360 = _string(b, &p, end)
-    f361 = _long(b, &p, end)
-    f362 = _string(b, &p, end)
+    f377 = _string(b, &p, end)
+    f378 = _long(b, &p, end)
+    f379 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f363 = _string(b, &p, end)
+        f380 = _string(b, &p, end)
     else:
-        f363 = None
-    f364 = _long(b, &p, end)
-    f365 = _long(b, &p, end)
+        f380 = None
+    f381 = _long(b, &p, end)
+    f382 = _long(b, &p, end)
     if _optional(b, &p, end):
-        f366 = _string(b, &p, end)
+        f383 = _string(b, &p, end)
     else:
-        f366 = None
+        f383 = None
     if _optional(b, &p, end):
-        f367 = _long(b, &p, end)
+        f384 = _long(b, &p, end)
     else:
-        f367 = None
-    f368 = _string(b, &p, end)
+        f384 = None
+    f385 = _string(b, &p, end)
+    if _optional(b, &p, end):
+        f386 = _string(b, &p, end)
+    else:
+        f386 = None
+    if _optional(b, &p, end):
+        f387 = _string(b, &p, end)
+    else:
+        f387 = None
+    if _optional(b, &p, end):
+        f388 = _long(b, &p, end)
+    else:
+        f388 = None
+    if _optional(b, &p, end):
+        f389 = _boolean(b, &p, end)
+    else:
+        f389 = None
     result = _new(_builder_JobBecameReady)
-    result.event_id = f360
-    result.occurred_at = f361
-    result.producer = f362
-    result.causation_id = f363
-    result.batch_id = f364
-    result.job_id = f365
-    result.after_attempt_id = f366
-    result.not_before = f367
-    result.reason = f368
+    result.event_id = f377
+    result.occurred_at = f378
+    result.producer = f379
+    result.causation_id = f380
+    result.batch_id = f381
+    result.job_id = f382
+    result.after_attempt_id = f383
+    result.not_before = f384
+    result.reason = f385
+    result.retry_cause = f386
+    result.retry_rule = f387
+    result.memory_bytes = f388
+    result.preemptible = f389
     result.__class__ = _class_JobBecameReady
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -1813,164 +1898,60 @@ def decode_JobBecameReady(bytes data, Py_ssize_t offset):
 def encode_JobBecameReady(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v369 = e
-        _put_string(&w, v369.event_id, 'JobBecameReady.event_id')
-        _put_long(&w, v369.occurred_at, LLONG_MIN, LLONG_MAX, 'JobBecameReady.occurred_at')
-        _put_string(&w, v369.producer, 'JobBecameReady.producer')
-        v370 = v369.causation_id
-        if v370 is None:
+        v390 = e
+        _put_string(&w, v390.event_id, 'JobBecameReady.event_id')
+        _put_long(&w, v390.occurred_at, LLONG_MIN, LLONG_MAX, 'JobBecameReady.occurred_at')
+        _put_string(&w, v390.producer, 'JobBecameReady.producer')
+        v391 = v390.causation_id
+        if v391 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v370, 'JobBecameReady.causation_id')
-        _put_long(&w, v369.batch_id, LLONG_MIN, LLONG_MAX, 'JobBecameReady.batch_id')
-        _put_long(&w, v369.job_id, -2147483648, 2147483647, 'JobBecameReady.job_id')
-        v371 = v369.after_attempt_id
-        if v371 is None:
+            _put_string(&w, v391, 'JobBecameReady.causation_id')
+        _put_long(&w, v390.batch_id, LLONG_MIN, LLONG_MAX, 'JobBecameReady.batch_id')
+        _put_long(&w, v390.job_id, -2147483648, 2147483647, 'JobBecameReady.job_id')
+        v392 = v390.after_attempt_id
+        if v392 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v371, 'JobBecameReady.after_attempt_id')
-        v372 = v369.not_before
-        if v372 is None:
+            _put_string(&w, v392, 'JobBecameReady.after_attempt_id')
+        v393 = v390.not_before
+        if v393 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_long(&w, v372, LLONG_MIN, LLONG_MAX, 'JobBecameReady.not_before')
-        _put_string(&w, v369.reason, 'JobBecameReady.reason')
+            _put_long(&w, v393, LLONG_MIN, LLONG_MAX, 'JobBecameReady.not_before')
+        _put_string(&w, v390.reason, 'JobBecameReady.reason')
+        v394 = v390.retry_cause
+        if v394 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_string(&w, v394, 'JobBecameReady.retry_cause')
+        v395 = v390.retry_rule
+        if v395 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_string(&w, v395, 'JobBecameReady.retry_rule')
+        v396 = v390.memory_bytes
+        if v396 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_long(&w, v396, LLONG_MIN, LLONG_MAX, 'JobBecameReady.memory_bytes')
+        v397 = v390.preemptible
+        if v397 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_boolean(&w, v397, 'JobBecameReady.preemptible')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
 
 def decode_JobCancelled(bytes data, Py_ssize_t offset):
-    cdef const unsigned char* b = data
-    cdef Py_ssize_t end = len(data)
-    cdef Py_ssize_t p = offset
-    f373 = _string(b, &p, end)
-    f374 = _long(b, &p, end)
-    f375 = _string(b, &p, end)
-    if _optional(b, &p, end):
-        f376 = _string(b, &p, end)
-    else:
-        f376 = None
-    f377 = _long(b, &p, end)
-    f378 = _long(b, &p, end)
-    f379 = _string(b, &p, end)
-    result = _new(_builder_JobCancelled)
-    result.event_id = f373
-    result.occurred_at = f374
-    result.producer = f375
-    result.causation_id = f376
-    result.batch_id = f377
-    result.job_id = f378
-    result.reason = f379
-    result.__class__ = _class_JobCancelled
-    if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
-    return result
-
-def encode_JobCancelled(e, bytes head=b''):
-    cdef _Buffer w = _start(head)
-    try:
-        v380 = e
-        _put_string(&w, v380.event_id, 'JobCancelled.event_id')
-        _put_long(&w, v380.occurred_at, LLONG_MIN, LLONG_MAX, 'JobCancelled.occurred_at')
-        _put_string(&w, v380.producer, 'JobCancelled.producer')
-        v381 = v380.causation_id
-        if v381 is None:
-            _put_byte(&w, 0)
-        else:
-            _put_byte(&w, 2)
-            _put_string(&w, v381, 'JobCancelled.causation_id')
-        _put_long(&w, v380.batch_id, LLONG_MIN, LLONG_MAX, 'JobCancelled.batch_id')
-        _put_long(&w, v380.job_id, -2147483648, 2147483647, 'JobCancelled.job_id')
-        _put_string(&w, v380.reason, 'JobCancelled.reason')
-        return PyBytes_FromStringAndSize(w.data, w.size)
-    finally:
-        PyMem_Free(w.data)
-
-def decode_JobCompleted(bytes data, Py_ssize_t offset):
-    cdef const unsigned char* b = data
-    cdef Py_ssize_t end = len(data)
-    cdef Py_ssize_t p = offset
-    f382 = _string(b, &p, end)
-    f383 = _long(b, &p, end)
-    f384 = _string(b, &p, end)
-    if _optional(b, &p, end):
-        f385 = _string(b, &p, end)
-    else:
-        f385 = None
-    f386 = _long(b, &p, end)
-    f387 = _long(b, &p, end)
-    f388 = _string(b, &p, end)
-    if _optional(b, &p, end):
-        f389 = _string(b, &p, end)
-    else:
-        f389 = None
-    if _optional(b, &p, end):
-        f390 = _long(b, &p, end)
-    else:
-        f390 = None
-    if _optional(b, &p, end):
-        f391 = _string(b, &p, end)
-    else:
-        f391 = None
-    f392 = _long(b, &p, end)
-    result = _new(_builder_JobCompleted)
-    result.event_id = f382
-    result.occurred_at = f383
-    result.producer = f384
-    result.causation_id = f385
-    result.batch_id = f386
-    result.job_id = f387
-    result.state = f388
-    result.attempt_id = f389
-    result.exit_code = f390
-    result.reason = f391
-    result.n_attempts = f392
-    result.__class__ = _class_JobCompleted
-    if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
-    return result
-
-def encode_JobCompleted(e, bytes head=b''):
-    cdef _Buffer w = _start(head)
-    try:
-        v393 = e
-        _put_string(&w, v393.event_id, 'JobCompleted.event_id')
-        _put_long(&w, v393.occurred_at, LLONG_MIN, LLONG_MAX, 'JobCompleted.occurred_at')
-        _put_string(&w, v393.producer, 'JobCompleted.producer')
-        v394 = v393.causation_id
-        if v394 is None:
-            _put_byte(&w, 0)
-        else:
-            _put_byte(&w, 2)
-            _put_string(&w, v394, 'JobCompleted.causation_id')
-        _put_long(&w, v393.batch_id, LLONG_MIN, LLONG_MAX, 'JobCompleted.batch_id')
-        _put_long(&w, v393.job_id, -2147483648, 2147483647, 'JobCompleted.job_id')
-        _put_string(&w, v393.state, 'JobCompleted.state')
-        v395 = v393.attempt_id
-        if v395 is None:
-            _put_byte(&w, 0)
-        else:
-            _put_byte(&w, 2)
-            _put_string(&w, v395, 'JobCompleted.attempt_id')
-        v396 = v393.exit_code
-        if v396 is None:
-            _put_byte(&w, 0)
-        else:
-            _put_byte(&w, 2)
-            _put_long(&w, v396, -2147483648, 2147483647, 'JobCompleted.exit_code')
-        v397 = v393.reason
-        if v397 is None:
-            _put_byte(&w, 0)
-        else:
-            _put_byte(&w, 2)
-            _put_string(&w, v397, 'JobCompleted.reason')
-        _put_long(&w, v393.n_attempts, -2147483648, 2147483647, 'JobCompleted.n_attempts')
-        return PyBytes_FromStringAndSize(w.data, w.size)
-    finally:
-        PyMem_Free(w.data)
-
-def decode_JobCreated(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
@@ -1983,156 +1964,314 @@ def decode_JobCreated(bytes data, Py_ssize_t offset):
         f401 = None
     f402 = _long(b, &p, end)
     f403 = _long(b, &p, end)
-    f404 = _long(b, &p, end)
-    f405 = _long(b, &p, end)
-    a407 = []
-    while True:
-        n408 = _block(b, &p, end)
-        if n408 == 0: break
-        for i409 in range(n408):
-            x410 = _long(b, &p, end)
-            a407.append(x410)
-    f406 = tuple(a407)
-    f411 = _boolean(b, &p, end)
-    f412 = _long(b, &p, end)
-    f413 = _string(b, &p, end)
-    f414 = _string(b, &p, end)
-    a416 = {}
-    while True:
-        n417 = _block(b, &p, end)
-        if n417 == 0: break
-        for i418 in range(n417):
-            k420 = _string(b, &p, end)
-            x419 = _string(b, &p, end)
-            a416[k420] = x419
-    f415 = a416
-    f422 = _string(b, &p, end)
-    if _optional(b, &p, end):
-        f423 = _string(b, &p, end)
-    else:
-        f423 = None
-    a425 = []
-    while True:
-        n426 = _block(b, &p, end)
-        if n426 == 0: break
-        for i427 in range(n426):
-            x428 = _string(b, &p, end)
-            a425.append(x428)
-    f424 = tuple(a425)
-    if _optional(b, &p, end):
-        f429 = _string(b, &p, end)
-    else:
-        f429 = None
-    a431 = []
-    while True:
-        n432 = _block(b, &p, end)
-        if n432 == 0: break
-        for i433 in range(n432):
-            f435 = _string(b, &p, end)
-            f436 = _string(b, &p, end)
-            x434 = _new(_builder_EnvVar)
-            x434.name = f435
-            x434.value = f436
-            x434.__class__ = _class_EnvVar
-            a431.append(x434)
-    f430 = tuple(a431)
-    a438 = []
-    while True:
-        n439 = _block(b, &p, end)
-        if n439 == 0: break
-        for i440 in range(n439):
-            f442 = _string(b, &p, end)
-            f443 = _string(b, &p, end)
-            x441 = _new(_builder_FileCopy)
-            x441.src = f442
-            x441.dst = f443
-            x441.__class__ = _class_FileCopy
-            a438.append(x441)
-    f437 = tuple(a438)
-    a445 = []
-    while True:
-        n446 = _block(b, &p, end)
-        if n446 == 0: break
-        for i447 in range(n446):
-            f449 = _string(b, &p, end)
-            f450 = _string(b, &p, end)
-            x448 = _new(_builder_FileCopy)
-            x448.src = f449
-            x448.dst = f450
-            x448.__class__ = _class_FileCopy
-            a445.append(x448)
-    f444 = tuple(a445)
-    f451 = _boolean(b, &p, end)
-    if _optional(b, &p, end):
-        f452 = _float(data, &p, end, 8)
-    else:
-        f452 = None
-    f453 = _string(b, &p, end)
-    f455 = _long(b, &p, end)
-    f456 = _long(b, &p, end)
-    f457 = _long(b, &p, end)
-    f458 = _boolean(b, &p, end)
-    f459 = _string(b, &p, end)
-    if _optional(b, &p, end):
-        f460 = _string(b, &p, end)
-    else:
-        f460 = None
-    f454 = _new(_builder_Resources)
-    f454.cores_mcpu = f455
-    f454.memory_bytes = f456
-    f454.storage_gib = f457
-    f454.preemptible = f458
-    f454.worker_type = f459
-    f454.machine_type = f460
-    f454.__class__ = _class_Resources
-    if _optional(b, &p, end):
-        a462 = []
-        while True:
-            n463 = _block(b, &p, end)
-            if n463 == 0: break
-            for i464 in range(n463):
-                x465 = _string(b, &p, end)
-                a462.append(x465)
-        f461 = tuple(a462)
-    else:
-        f461 = None
-    if _optional(b, &p, end):
-        f466 = _long(b, &p, end)
-    else:
-        f466 = None
-    f421 = _new(_builder_JobSpec)
-    f421.process_type = f422
-    f421.image = f423
-    f421.command = f424
-    f421.jar_url = f429
-    f421.env = f430
-    f421.input_files = f437
-    f421.output_files = f444
-    f421.always_copy_output = f451
-    f421.timeout_s = f452
-    f421.network = f453
-    f421.resources = f454
-    f421.regions = f461
-    f421.port = f466
-    f421.__class__ = _class_JobSpec
-    f467 = _string(b, &p, end)
-    result = _new(_builder_JobCreated)
+    f404 = _string(b, &p, end)
+    result = _new(_builder_JobCancelled)
     result.event_id = f398
     result.occurred_at = f399
     result.producer = f400
     result.causation_id = f401
     result.batch_id = f402
     result.job_id = f403
-    result.update_id = f404
-    result.job_group_id = f405
-    result.parent_ids = f406
-    result.always_run = f411
-    result.n_max_attempts = f412
-    result.user = f413
-    result.billing_project = f414
-    result.attributes = f415
-    result.spec = f421
-    result.spec_json = f467
+    result.reason = f404
+    result.__class__ = _class_JobCancelled
+    if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
+    return result
+
+def encode_JobCancelled(e, bytes head=b''):
+    cdef _Buffer w = _start(head)
+    try:
+        v405 = e
+        _put_string(&w, v405.event_id, 'JobCancelled.event_id')
+        _put_long(&w, v405.occurred_at, LLONG_MIN, LLONG_MAX, 'JobCancelled.occurred_at')
+        _put_string(&w, v405.producer, 'JobCancelled.producer')
+        v406 = v405.causation_id
+        if v406 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_string(&w, v406, 'JobCancelled.causation_id')
+        _put_long(&w, v405.batch_id, LLONG_MIN, LLONG_MAX, 'JobCancelled.batch_id')
+        _put_long(&w, v405.job_id, -2147483648, 2147483647, 'JobCancelled.job_id')
+        _put_string(&w, v405.reason, 'JobCancelled.reason')
+        return PyBytes_FromStringAndSize(w.data, w.size)
+    finally:
+        PyMem_Free(w.data)
+
+def decode_JobCompleted(bytes data, Py_ssize_t offset):
+    cdef const unsigned char* b = data
+    cdef Py_ssize_t end = len(data)
+    cdef Py_ssize_t p = offset
+    f407 = _string(b, &p, end)
+    f408 = _long(b, &p, end)
+    f409 = _string(b, &p, end)
+    if _optional(b, &p, end):
+        f410 = _string(b, &p, end)
+    else:
+        f410 = None
+    f411 = _long(b, &p, end)
+    f412 = _long(b, &p, end)
+    f413 = _string(b, &p, end)
+    if _optional(b, &p, end):
+        f414 = _string(b, &p, end)
+    else:
+        f414 = None
+    if _optional(b, &p, end):
+        f415 = _long(b, &p, end)
+    else:
+        f415 = None
+    if _optional(b, &p, end):
+        f416 = _string(b, &p, end)
+    else:
+        f416 = None
+    f417 = _long(b, &p, end)
+    result = _new(_builder_JobCompleted)
+    result.event_id = f407
+    result.occurred_at = f408
+    result.producer = f409
+    result.causation_id = f410
+    result.batch_id = f411
+    result.job_id = f412
+    result.state = f413
+    result.attempt_id = f414
+    result.exit_code = f415
+    result.reason = f416
+    result.n_attempts = f417
+    result.__class__ = _class_JobCompleted
+    if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
+    return result
+
+def encode_JobCompleted(e, bytes head=b''):
+    cdef _Buffer w = _start(head)
+    try:
+        v418 = e
+        _put_string(&w, v418.event_id, 'JobCompleted.event_id')
+        _put_long(&w, v418.occurred_at, LLONG_MIN, LLONG_MAX, 'JobCompleted.occurred_at')
+        _put_string(&w, v418.producer, 'JobCompleted.producer')
+        v419 = v418.causation_id
+        if v419 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_string(&w, v419, 'JobCompleted.causation_id')
+        _put_long(&w, v418.batch_id, LLONG_MIN, LLONG_MAX, 'JobCompleted.batch_id')
+        _put_long(&w, v418.job_id, -2147483648, 2147483647, 'JobCompleted.job_id')
+        _put_string(&w, v418.state, 'JobCompleted.state')
+        v420 = v418.attempt_id
+        if v420 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_string(&w, v420, 'JobCompleted.attempt_id')
+        v421 = v418.exit_code
+        if v421 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_long(&w, v421, -2147483648, 2147483647, 'JobCompleted.exit_code')
+        v422 = v418.reason
+        if v422 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_string(&w, v422, 'JobCompleted.reason')
+        _put_long(&w, v418.n_attempts, -2147483648, 2147483647, 'JobCompleted.n_attempts')
+        return PyBytes_FromStringAndSize(w.data, w.size)
+    finally:
+        PyMem_Free(w.data)
+
+def decode_JobCreated(bytes data, Py_ssize_t offset):
+    cdef const unsigned char* b = data
+    cdef Py_ssize_t end = len(data)
+    cdef Py_ssize_t p = offset
+    f423 = _string(b, &p, end)
+    f424 = _long(b, &p, end)
+    f425 = _string(b, &p, end)
+    if _optional(b, &p, end):
+        f426 = _string(b, &p, end)
+    else:
+        f426 = None
+    f427 = _long(b, &p, end)
+    f428 = _long(b, &p, end)
+    f429 = _long(b, &p, end)
+    f430 = _long(b, &p, end)
+    a432 = []
+    while True:
+        n433 = _block(b, &p, end)
+        if n433 == 0: break
+        for i434 in range(n433):
+            x435 = _long(b, &p, end)
+            a432.append(x435)
+    f431 = tuple(a432)
+    f436 = _boolean(b, &p, end)
+    f437 = _long(b, &p, end)
+    f438 = _string(b, &p, end)
+    f439 = _string(b, &p, end)
+    a441 = {}
+    while True:
+        n442 = _block(b, &p, end)
+        if n442 == 0: break
+        for i443 in range(n442):
+            k445 = _string(b, &p, end)
+            x444 = _string(b, &p, end)
+            a441[k445] = x444
+    f440 = a441
+    f447 = _string(b, &p, end)
+    if _optional(b, &p, end):
+        f448 = _string(b, &p, end)
+    else:
+        f448 = None
+    a450 = []
+    while True:
+        n451 = _block(b, &p, end)
+        if n451 == 0: break
+        for i452 in range(n451):
+            x453 = _string(b, &p, end)
+            a450.append(x453)
+    f449 = tuple(a450)
+    if _optional(b, &p, end):
+        f454 = _string(b, &p, end)
+    else:
+        f454 = None
+    a456 = []
+    while True:
+        n457 = _block(b, &p, end)
+        if n457 == 0: break
+        for i458 in range(n457):
+            f460 = _string(b, &p, end)
+            f461 = _string(b, &p, end)
+            x459 = _new(_builder_EnvVar)
+            x459.name = f460
+            x459.value = f461
+            x459.__class__ = _class_EnvVar
+            a456.append(x459)
+    f455 = tuple(a456)
+    a463 = []
+    while True:
+        n464 = _block(b, &p, end)
+        if n464 == 0: break
+        for i465 in range(n464):
+            f467 = _string(b, &p, end)
+            f468 = _string(b, &p, end)
+            x466 = _new(_builder_FileCopy)
+            x466.src = f467
+            x466.dst = f468
+            x466.__class__ = _class_FileCopy
+            a463.append(x466)
+    f462 = tuple(a463)
+    a470 = []
+    while True:
+        n471 = _block(b, &p, end)
+        if n471 == 0: break
+        for i472 in range(n471):
+            f474 = _string(b, &p, end)
+            f475 = _string(b, &p, end)
+            x473 = _new(_builder_FileCopy)
+            x473.src = f474
+            x473.dst = f475
+            x473.__class__ = _class_FileCopy
+            a470.append(x473)
+    f469 = tuple(a470)
+    f476 = _boolean(b, &p, end)
+    if _optional(b, &p, end):
+        f477 = _float(data, &p, end, 8)
+    else:
+        f477 = None
+    f478 = _string(b, &p, end)
+    f480 = _long(b, &p, end)
+    f481 = _long(b, &p, end)
+    f482 = _long(b, &p, end)
+    f483 = _boolean(b, &p, end)
+    f484 = _string(b, &p, end)
+    if _optional(b, &p, end):
+        f485 = _string(b, &p, end)
+    else:
+        f485 = None
+    f479 = _new(_builder_Resources)
+    f479.cores_mcpu = f480
+    f479.memory_bytes = f481
+    f479.storage_gib = f482
+    f479.preemptible = f483
+    f479.worker_type = f484
+    f479.machine_type = f485
+    f479.__class__ = _class_Resources
+    if _optional(b, &p, end):
+        a487 = []
+        while True:
+            n488 = _block(b, &p, end)
+            if n488 == 0: break
+            for i489 in range(n488):
+                x490 = _string(b, &p, end)
+                a487.append(x490)
+        f486 = tuple(a487)
+    else:
+        f486 = None
+    if _optional(b, &p, end):
+        f491 = _long(b, &p, end)
+    else:
+        f491 = None
+    f446 = _new(_builder_JobSpec)
+    f446.process_type = f447
+    f446.image = f448
+    f446.command = f449
+    f446.jar_url = f454
+    f446.env = f455
+    f446.input_files = f462
+    f446.output_files = f469
+    f446.always_copy_output = f476
+    f446.timeout_s = f477
+    f446.network = f478
+    f446.resources = f479
+    f446.regions = f486
+    f446.port = f491
+    f446.__class__ = _class_JobSpec
+    f492 = _string(b, &p, end)
+    if _optional(b, &p, end):
+        if _optional(b, &p, end):
+            f494 = _float(data, &p, end, 8)
+        else:
+            f494 = None
+        if _optional(b, &p, end):
+            f495 = _long(b, &p, end)
+        else:
+            f495 = None
+        if _optional(b, &p, end):
+            f496 = _long(b, &p, end)
+        else:
+            f496 = None
+        a498 = []
+        while True:
+            n499 = _block(b, &p, end)
+            if n499 == 0: break
+            for i500 in range(n499):
+                x501 = _long(b, &p, end)
+                a498.append(x501)
+        f497 = tuple(a498)
+        f493 = _new(_builder_RetryPolicy)
+        f493.oom_memory_multiplier = f494
+        f493.oom_max_memory_bytes = f495
+        f493.max_preemptions = f496
+        f493.retry_exit_codes = f497
+        f493.__class__ = _class_RetryPolicy
+    else:
+        f493 = None
+    result = _new(_builder_JobCreated)
+    result.event_id = f423
+    result.occurred_at = f424
+    result.producer = f425
+    result.causation_id = f426
+    result.batch_id = f427
+    result.job_id = f428
+    result.update_id = f429
+    result.job_group_id = f430
+    result.parent_ids = f431
+    result.always_run = f436
+    result.n_max_attempts = f437
+    result.user = f438
+    result.billing_project = f439
+    result.attributes = f440
+    result.spec = f446
+    result.spec_json = f492
+    result.retry_policy = f493
     result.__class__ = _class_JobCreated
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -2140,140 +2279,173 @@ def decode_JobCreated(bytes data, Py_ssize_t offset):
 def encode_JobCreated(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v468 = e
-        _put_string(&w, v468.event_id, 'JobCreated.event_id')
-        _put_long(&w, v468.occurred_at, LLONG_MIN, LLONG_MAX, 'JobCreated.occurred_at')
-        _put_string(&w, v468.producer, 'JobCreated.producer')
-        v469 = v468.causation_id
-        if v469 is None:
+        v502 = e
+        _put_string(&w, v502.event_id, 'JobCreated.event_id')
+        _put_long(&w, v502.occurred_at, LLONG_MIN, LLONG_MAX, 'JobCreated.occurred_at')
+        _put_string(&w, v502.producer, 'JobCreated.producer')
+        v503 = v502.causation_id
+        if v503 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v469, 'JobCreated.causation_id')
-        _put_long(&w, v468.batch_id, LLONG_MIN, LLONG_MAX, 'JobCreated.batch_id')
-        _put_long(&w, v468.job_id, -2147483648, 2147483647, 'JobCreated.job_id')
-        _put_long(&w, v468.update_id, -2147483648, 2147483647, 'JobCreated.update_id')
-        _put_long(&w, v468.job_group_id, -2147483648, 2147483647, 'JobCreated.job_group_id')
-        v470 = v468.parent_ids
-        n471 = len(v470)
-        if n471:
-            _put_varint(&w, (<unsigned long long>n471) << 1)
-            for i472 in v470:
-                _put_long(&w, i472, -2147483648, 2147483647, 'JobCreated.parent_ids[]')
+            _put_string(&w, v503, 'JobCreated.causation_id')
+        _put_long(&w, v502.batch_id, LLONG_MIN, LLONG_MAX, 'JobCreated.batch_id')
+        _put_long(&w, v502.job_id, -2147483648, 2147483647, 'JobCreated.job_id')
+        _put_long(&w, v502.update_id, -2147483648, 2147483647, 'JobCreated.update_id')
+        _put_long(&w, v502.job_group_id, -2147483648, 2147483647, 'JobCreated.job_group_id')
+        v504 = v502.parent_ids
+        n505 = len(v504)
+        if n505:
+            _put_varint(&w, (<unsigned long long>n505) << 1)
+            for i506 in v504:
+                _put_long(&w, i506, -2147483648, 2147483647, 'JobCreated.parent_ids[]')
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 0)
-        _put_boolean(&w, v468.always_run, 'JobCreated.always_run')
-        _put_long(&w, v468.n_max_attempts, -2147483648, 2147483647, 'JobCreated.n_max_attempts')
-        _put_string(&w, v468.user, 'JobCreated.user')
-        _put_string(&w, v468.billing_project, 'JobCreated.billing_project')
-        v473 = v468.attributes
-        n474 = len(v473)
-        if n474:
-            _put_varint(&w, (<unsigned long long>n474) << 1)
-            for k476, i475 in v473.items():
-                _put_string(&w, k476, 'JobCreated.attributes key')
-                _put_string(&w, i475, 'JobCreated.attributes{}')
+        _put_boolean(&w, v502.always_run, 'JobCreated.always_run')
+        _put_long(&w, v502.n_max_attempts, -2147483648, 2147483647, 'JobCreated.n_max_attempts')
+        _put_string(&w, v502.user, 'JobCreated.user')
+        _put_string(&w, v502.billing_project, 'JobCreated.billing_project')
+        v507 = v502.attributes
+        n508 = len(v507)
+        if n508:
+            _put_varint(&w, (<unsigned long long>n508) << 1)
+            for k510, i509 in v507.items():
+                _put_string(&w, k510, 'JobCreated.attributes key')
+                _put_string(&w, i509, 'JobCreated.attributes{}')
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 0)
-        v477 = v468.spec
-        _put_string(&w, v477.process_type, 'JobCreated.spec.process_type')
-        v478 = v477.image
-        if v478 is None:
-            _put_byte(&w, 0)
-        else:
-            _put_byte(&w, 2)
-            _put_string(&w, v478, 'JobCreated.spec.image')
-        v479 = v477.command
-        n480 = len(v479)
-        if n480:
-            _put_varint(&w, (<unsigned long long>n480) << 1)
-            for i481 in v479:
-                _put_string(&w, i481, 'JobCreated.spec.command[]')
-            _put_byte(&w, 0)
-        else:
-            _put_byte(&w, 0)
-        v482 = v477.jar_url
-        if v482 is None:
+        v511 = v502.spec
+        _put_string(&w, v511.process_type, 'JobCreated.spec.process_type')
+        v512 = v511.image
+        if v512 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v482, 'JobCreated.spec.jar_url')
-        v483 = v477.env
-        n484 = len(v483)
-        if n484:
-            _put_varint(&w, (<unsigned long long>n484) << 1)
-            for i485 in v483:
-                v486 = i485
-                _put_string(&w, v486.name, 'JobCreated.spec.env[].name')
-                _put_string(&w, v486.value, 'JobCreated.spec.env[].value')
+            _put_string(&w, v512, 'JobCreated.spec.image')
+        v513 = v511.command
+        n514 = len(v513)
+        if n514:
+            _put_varint(&w, (<unsigned long long>n514) << 1)
+            for i515 in v513:
+                _put_string(&w, i515, 'JobCreated.spec.command[]')
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 0)
-        v487 = v477.input_files
-        n488 = len(v487)
-        if n488:
-            _put_varint(&w, (<unsigned long long>n488) << 1)
-            for i489 in v487:
-                v490 = i489
-                _put_string(&w, v490.src, 'JobCreated.spec.input_files[].src')
-                _put_string(&w, v490.dst, 'JobCreated.spec.input_files[].dst')
-            _put_byte(&w, 0)
-        else:
-            _put_byte(&w, 0)
-        v491 = v477.output_files
-        n492 = len(v491)
-        if n492:
-            _put_varint(&w, (<unsigned long long>n492) << 1)
-            for i493 in v491:
-                v494 = i493
-                _put_string(&w, v494.src, 'JobCreated.spec.output_files[].src')
-                _put_string(&w, v494.dst, 'JobCreated.spec.output_files[].dst')
-            _put_byte(&w, 0)
-        else:
-            _put_byte(&w, 0)
-        _put_boolean(&w, v477.always_copy_output, 'JobCreated.spec.always_copy_output')
-        v495 = v477.timeout_s
-        if v495 is None:
+        v516 = v511.jar_url
+        if v516 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_float(&w, v495, 8)
-        _put_string(&w, v477.network, 'JobCreated.spec.network')
-        v496 = v477.resources
-        _put_long(&w, v496.cores_mcpu, -2147483648, 2147483647, 'JobCreated.spec.resources.cores_mcpu')
-        _put_long(&w, v496.memory_bytes, LLONG_MIN, LLONG_MAX, 'JobCreated.spec.resources.memory_bytes')
-        _put_long(&w, v496.storage_gib, -2147483648, 2147483647, 'JobCreated.spec.resources.storage_gib')
-        _put_boolean(&w, v496.preemptible, 'JobCreated.spec.resources.preemptible')
-        _put_string(&w, v496.worker_type, 'JobCreated.spec.resources.worker_type')
-        v497 = v496.machine_type
-        if v497 is None:
+            _put_string(&w, v516, 'JobCreated.spec.jar_url')
+        v517 = v511.env
+        n518 = len(v517)
+        if n518:
+            _put_varint(&w, (<unsigned long long>n518) << 1)
+            for i519 in v517:
+                v520 = i519
+                _put_string(&w, v520.name, 'JobCreated.spec.env[].name')
+                _put_string(&w, v520.value, 'JobCreated.spec.env[].value')
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 0)
+        v521 = v511.input_files
+        n522 = len(v521)
+        if n522:
+            _put_varint(&w, (<unsigned long long>n522) << 1)
+            for i523 in v521:
+                v524 = i523
+                _put_string(&w, v524.src, 'JobCreated.spec.input_files[].src')
+                _put_string(&w, v524.dst, 'JobCreated.spec.input_files[].dst')
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 0)
+        v525 = v511.output_files
+        n526 = len(v525)
+        if n526:
+            _put_varint(&w, (<unsigned long long>n526) << 1)
+            for i527 in v525:
+                v528 = i527
+                _put_string(&w, v528.src, 'JobCreated.spec.output_files[].src')
+                _put_string(&w, v528.dst, 'JobCreated.spec.output_files[].dst')
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 0)
+        _put_boolean(&w, v511.always_copy_output, 'JobCreated.spec.always_copy_output')
+        v529 = v511.timeout_s
+        if v529 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v497, 'JobCreated.spec.resources.machine_type')
-        v498 = v477.regions
-        if v498 is None:
+            _put_float(&w, v529, 8)
+        _put_string(&w, v511.network, 'JobCreated.spec.network')
+        v530 = v511.resources
+        _put_long(&w, v530.cores_mcpu, -2147483648, 2147483647, 'JobCreated.spec.resources.cores_mcpu')
+        _put_long(&w, v530.memory_bytes, LLONG_MIN, LLONG_MAX, 'JobCreated.spec.resources.memory_bytes')
+        _put_long(&w, v530.storage_gib, -2147483648, 2147483647, 'JobCreated.spec.resources.storage_gib')
+        _put_boolean(&w, v530.preemptible, 'JobCreated.spec.resources.preemptible')
+        _put_string(&w, v530.worker_type, 'JobCreated.spec.resources.worker_type')
+        v531 = v530.machine_type
+        if v531 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            v499 = v498
-            n500 = len(v499)
-            if n500:
-                _put_varint(&w, (<unsigned long long>n500) << 1)
-                for i501 in v499:
-                    _put_string(&w, i501, 'JobCreated.spec.regions[]')
+            _put_string(&w, v531, 'JobCreated.spec.resources.machine_type')
+        v532 = v511.regions
+        if v532 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            v533 = v532
+            n534 = len(v533)
+            if n534:
+                _put_varint(&w, (<unsigned long long>n534) << 1)
+                for i535 in v533:
+                    _put_string(&w, i535, 'JobCreated.spec.regions[]')
                 _put_byte(&w, 0)
             else:
                 _put_byte(&w, 0)
-        v502 = v477.port
-        if v502 is None:
+        v536 = v511.port
+        if v536 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_long(&w, v502, -2147483648, 2147483647, 'JobCreated.spec.port')
-        _put_string(&w, v468.spec_json, 'JobCreated.spec_json')
+            _put_long(&w, v536, -2147483648, 2147483647, 'JobCreated.spec.port')
+        _put_string(&w, v502.spec_json, 'JobCreated.spec_json')
+        v537 = v502.retry_policy
+        if v537 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            v538 = v537
+            v539 = v538.oom_memory_multiplier
+            if v539 is None:
+                _put_byte(&w, 0)
+            else:
+                _put_byte(&w, 2)
+                _put_float(&w, v539, 8)
+            v540 = v538.oom_max_memory_bytes
+            if v540 is None:
+                _put_byte(&w, 0)
+            else:
+                _put_byte(&w, 2)
+                _put_long(&w, v540, LLONG_MIN, LLONG_MAX, 'JobCreated.retry_policy.oom_max_memory_bytes')
+            v541 = v538.max_preemptions
+            if v541 is None:
+                _put_byte(&w, 0)
+            else:
+                _put_byte(&w, 2)
+                _put_long(&w, v541, -2147483648, 2147483647, 'JobCreated.retry_policy.max_preemptions')
+            v542 = v538.retry_exit_codes
+            n543 = len(v542)
+            if n543:
+                _put_varint(&w, (<unsigned long long>n543) << 1)
+                for i544 in v542:
+                    _put_long(&w, i544, -2147483648, 2147483647, 'JobCreated.retry_policy.retry_exit_codes[]')
+                _put_byte(&w, 0)
+            else:
+                _put_byte(&w, 0)
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -2282,30 +2454,30 @@ def decode_JobCreating(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f503 = _string(b, &p, end)
-    f504 = _long(b, &p, end)
-    f505 = _string(b, &p, end)
+    f545 = _string(b, &p, end)
+    f546 = _long(b, &p, end)
+    f547 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f506 = _string(b, &p, end)
+        f548 = _string(b, &p, end)
     else:
-        f506 = None
-    f507 = _long(b, &p, end)
-    f508 = _long(b, &p, end)
-    f509 = _string(b, &p, end)
-    f510 = _string(b, &p, end)
-    f511 = _long(b, &p, end)
-    f512 = _string(b, &p, end)
+        f548 = None
+    f549 = _long(b, &p, end)
+    f550 = _long(b, &p, end)
+    f551 = _string(b, &p, end)
+    f552 = _string(b, &p, end)
+    f553 = _long(b, &p, end)
+    f554 = _string(b, &p, end)
     result = _new(_builder_JobCreating)
-    result.event_id = f503
-    result.occurred_at = f504
-    result.producer = f505
-    result.causation_id = f506
-    result.batch_id = f507
-    result.job_id = f508
-    result.attempt_id = f509
-    result.instance_name = f510
-    result.scheduler_epoch = f511
-    result.user = f512
+    result.event_id = f545
+    result.occurred_at = f546
+    result.producer = f547
+    result.causation_id = f548
+    result.batch_id = f549
+    result.job_id = f550
+    result.attempt_id = f551
+    result.instance_name = f552
+    result.scheduler_epoch = f553
+    result.user = f554
     result.__class__ = _class_JobCreating
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -2313,210 +2485,27 @@ def decode_JobCreating(bytes data, Py_ssize_t offset):
 def encode_JobCreating(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v513 = e
-        _put_string(&w, v513.event_id, 'JobCreating.event_id')
-        _put_long(&w, v513.occurred_at, LLONG_MIN, LLONG_MAX, 'JobCreating.occurred_at')
-        _put_string(&w, v513.producer, 'JobCreating.producer')
-        v514 = v513.causation_id
-        if v514 is None:
+        v555 = e
+        _put_string(&w, v555.event_id, 'JobCreating.event_id')
+        _put_long(&w, v555.occurred_at, LLONG_MIN, LLONG_MAX, 'JobCreating.occurred_at')
+        _put_string(&w, v555.producer, 'JobCreating.producer')
+        v556 = v555.causation_id
+        if v556 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v514, 'JobCreating.causation_id')
-        _put_long(&w, v513.batch_id, LLONG_MIN, LLONG_MAX, 'JobCreating.batch_id')
-        _put_long(&w, v513.job_id, -2147483648, 2147483647, 'JobCreating.job_id')
-        _put_string(&w, v513.attempt_id, 'JobCreating.attempt_id')
-        _put_string(&w, v513.instance_name, 'JobCreating.instance_name')
-        _put_long(&w, v513.scheduler_epoch, LLONG_MIN, LLONG_MAX, 'JobCreating.scheduler_epoch')
-        _put_string(&w, v513.user, 'JobCreating.user')
+            _put_string(&w, v556, 'JobCreating.causation_id')
+        _put_long(&w, v555.batch_id, LLONG_MIN, LLONG_MAX, 'JobCreating.batch_id')
+        _put_long(&w, v555.job_id, -2147483648, 2147483647, 'JobCreating.job_id')
+        _put_string(&w, v555.attempt_id, 'JobCreating.attempt_id')
+        _put_string(&w, v555.instance_name, 'JobCreating.instance_name')
+        _put_long(&w, v555.scheduler_epoch, LLONG_MIN, LLONG_MAX, 'JobCreating.scheduler_epoch')
+        _put_string(&w, v555.user, 'JobCreating.user')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
 
 def decode_JobGroupCancelRequested(bytes data, Py_ssize_t offset):
-    cdef const unsigned char* b = data
-    cdef Py_ssize_t end = len(data)
-    cdef Py_ssize_t p = offset
-    f515 = _string(b, &p, end)
-    f516 = _long(b, &p, end)
-    f517 = _string(b, &p, end)
-    if _optional(b, &p, end):
-        f518 = _string(b, &p, end)
-    else:
-        f518 = None
-    f519 = _long(b, &p, end)
-    f520 = _long(b, &p, end)
-    f521 = _string(b, &p, end)
-    result = _new(_builder_JobGroupCancelRequested)
-    result.event_id = f515
-    result.occurred_at = f516
-    result.producer = f517
-    result.causation_id = f518
-    result.batch_id = f519
-    result.job_group_id = f520
-    result.user = f521
-    result.__class__ = _class_JobGroupCancelRequested
-    if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
-    return result
-
-def encode_JobGroupCancelRequested(e, bytes head=b''):
-    cdef _Buffer w = _start(head)
-    try:
-        v522 = e
-        _put_string(&w, v522.event_id, 'JobGroupCancelRequested.event_id')
-        _put_long(&w, v522.occurred_at, LLONG_MIN, LLONG_MAX, 'JobGroupCancelRequested.occurred_at')
-        _put_string(&w, v522.producer, 'JobGroupCancelRequested.producer')
-        v523 = v522.causation_id
-        if v523 is None:
-            _put_byte(&w, 0)
-        else:
-            _put_byte(&w, 2)
-            _put_string(&w, v523, 'JobGroupCancelRequested.causation_id')
-        _put_long(&w, v522.batch_id, LLONG_MIN, LLONG_MAX, 'JobGroupCancelRequested.batch_id')
-        _put_long(&w, v522.job_group_id, -2147483648, 2147483647, 'JobGroupCancelRequested.job_group_id')
-        _put_string(&w, v522.user, 'JobGroupCancelRequested.user')
-        return PyBytes_FromStringAndSize(w.data, w.size)
-    finally:
-        PyMem_Free(w.data)
-
-def decode_JobGroupCancelled(bytes data, Py_ssize_t offset):
-    cdef const unsigned char* b = data
-    cdef Py_ssize_t end = len(data)
-    cdef Py_ssize_t p = offset
-    f524 = _string(b, &p, end)
-    f525 = _long(b, &p, end)
-    f526 = _string(b, &p, end)
-    if _optional(b, &p, end):
-        f527 = _string(b, &p, end)
-    else:
-        f527 = None
-    f528 = _long(b, &p, end)
-    f529 = _long(b, &p, end)
-    f530 = _string(b, &p, end)
-    result = _new(_builder_JobGroupCancelled)
-    result.event_id = f524
-    result.occurred_at = f525
-    result.producer = f526
-    result.causation_id = f527
-    result.batch_id = f528
-    result.job_group_id = f529
-    result.reason = f530
-    result.__class__ = _class_JobGroupCancelled
-    if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
-    return result
-
-def encode_JobGroupCancelled(e, bytes head=b''):
-    cdef _Buffer w = _start(head)
-    try:
-        v531 = e
-        _put_string(&w, v531.event_id, 'JobGroupCancelled.event_id')
-        _put_long(&w, v531.occurred_at, LLONG_MIN, LLONG_MAX, 'JobGroupCancelled.occurred_at')
-        _put_string(&w, v531.producer, 'JobGroupCancelled.producer')
-        v532 = v531.causation_id
-        if v532 is None:
-            _put_byte(&w, 0)
-        else:
-            _put_byte(&w, 2)
-            _put_string(&w, v532, 'JobGroupCancelled.causation_id')
-        _put_long(&w, v531.batch_id, LLONG_MIN, LLONG_MAX, 'JobGroupCancelled.batch_id')
-        _put_long(&w, v531.job_group_id, -2147483648, 2147483647, 'JobGroupCancelled.job_group_id')
-        _put_string(&w, v531.reason, 'JobGroupCancelled.reason')
-        return PyBytes_FromStringAndSize(w.data, w.size)
-    finally:
-        PyMem_Free(w.data)
-
-def decode_JobGroupCreated(bytes data, Py_ssize_t offset):
-    cdef const unsigned char* b = data
-    cdef Py_ssize_t end = len(data)
-    cdef Py_ssize_t p = offset
-    f533 = _string(b, &p, end)
-    f534 = _long(b, &p, end)
-    f535 = _string(b, &p, end)
-    if _optional(b, &p, end):
-        f536 = _string(b, &p, end)
-    else:
-        f536 = None
-    f537 = _long(b, &p, end)
-    f538 = _long(b, &p, end)
-    f539 = _long(b, &p, end)
-    f540 = _long(b, &p, end)
-    a542 = {}
-    while True:
-        n543 = _block(b, &p, end)
-        if n543 == 0: break
-        for i544 in range(n543):
-            k546 = _string(b, &p, end)
-            x545 = _string(b, &p, end)
-            a542[k546] = x545
-    f541 = a542
-    if _optional(b, &p, end):
-        f547 = _string(b, &p, end)
-    else:
-        f547 = None
-    if _optional(b, &p, end):
-        f548 = _long(b, &p, end)
-    else:
-        f548 = None
-    result = _new(_builder_JobGroupCreated)
-    result.event_id = f533
-    result.occurred_at = f534
-    result.producer = f535
-    result.causation_id = f536
-    result.batch_id = f537
-    result.update_id = f538
-    result.job_group_id = f539
-    result.parent_job_group_id = f540
-    result.attributes = f541
-    result.callback = f547
-    result.cancel_after_n_failures = f548
-    result.__class__ = _class_JobGroupCreated
-    if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
-    return result
-
-def encode_JobGroupCreated(e, bytes head=b''):
-    cdef _Buffer w = _start(head)
-    try:
-        v549 = e
-        _put_string(&w, v549.event_id, 'JobGroupCreated.event_id')
-        _put_long(&w, v549.occurred_at, LLONG_MIN, LLONG_MAX, 'JobGroupCreated.occurred_at')
-        _put_string(&w, v549.producer, 'JobGroupCreated.producer')
-        v550 = v549.causation_id
-        if v550 is None:
-            _put_byte(&w, 0)
-        else:
-            _put_byte(&w, 2)
-            _put_string(&w, v550, 'JobGroupCreated.causation_id')
-        _put_long(&w, v549.batch_id, LLONG_MIN, LLONG_MAX, 'JobGroupCreated.batch_id')
-        _put_long(&w, v549.update_id, -2147483648, 2147483647, 'JobGroupCreated.update_id')
-        _put_long(&w, v549.job_group_id, -2147483648, 2147483647, 'JobGroupCreated.job_group_id')
-        _put_long(&w, v549.parent_job_group_id, -2147483648, 2147483647, 'JobGroupCreated.parent_job_group_id')
-        v551 = v549.attributes
-        n552 = len(v551)
-        if n552:
-            _put_varint(&w, (<unsigned long long>n552) << 1)
-            for k554, i553 in v551.items():
-                _put_string(&w, k554, 'JobGroupCreated.attributes key')
-                _put_string(&w, i553, 'JobGroupCreated.attributes{}')
-            _put_byte(&w, 0)
-        else:
-            _put_byte(&w, 0)
-        v555 = v549.callback
-        if v555 is None:
-            _put_byte(&w, 0)
-        else:
-            _put_byte(&w, 2)
-            _put_string(&w, v555, 'JobGroupCreated.callback')
-        v556 = v549.cancel_after_n_failures
-        if v556 is None:
-            _put_byte(&w, 0)
-        else:
-            _put_byte(&w, 2)
-            _put_long(&w, v556, -2147483648, 2147483647, 'JobGroupCreated.cancel_after_n_failures')
-        return PyBytes_FromStringAndSize(w.data, w.size)
-    finally:
-        PyMem_Free(w.data)
-
-def decode_SchedulerLeaderElected(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
@@ -2527,15 +2516,198 @@ def decode_SchedulerLeaderElected(bytes data, Py_ssize_t offset):
         f560 = _string(b, &p, end)
     else:
         f560 = None
-    f561 = _string(b, &p, end)
+    f561 = _long(b, &p, end)
     f562 = _long(b, &p, end)
-    result = _new(_builder_SchedulerLeaderElected)
+    f563 = _string(b, &p, end)
+    result = _new(_builder_JobGroupCancelRequested)
     result.event_id = f557
     result.occurred_at = f558
     result.producer = f559
     result.causation_id = f560
-    result.scheduler_id = f561
-    result.epoch = f562
+    result.batch_id = f561
+    result.job_group_id = f562
+    result.user = f563
+    result.__class__ = _class_JobGroupCancelRequested
+    if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
+    return result
+
+def encode_JobGroupCancelRequested(e, bytes head=b''):
+    cdef _Buffer w = _start(head)
+    try:
+        v564 = e
+        _put_string(&w, v564.event_id, 'JobGroupCancelRequested.event_id')
+        _put_long(&w, v564.occurred_at, LLONG_MIN, LLONG_MAX, 'JobGroupCancelRequested.occurred_at')
+        _put_string(&w, v564.producer, 'JobGroupCancelRequested.producer')
+        v565 = v564.causation_id
+        if v565 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_string(&w, v565, 'JobGroupCancelRequested.causation_id')
+        _put_long(&w, v564.batch_id, LLONG_MIN, LLONG_MAX, 'JobGroupCancelRequested.batch_id')
+        _put_long(&w, v564.job_group_id, -2147483648, 2147483647, 'JobGroupCancelRequested.job_group_id')
+        _put_string(&w, v564.user, 'JobGroupCancelRequested.user')
+        return PyBytes_FromStringAndSize(w.data, w.size)
+    finally:
+        PyMem_Free(w.data)
+
+def decode_JobGroupCancelled(bytes data, Py_ssize_t offset):
+    cdef const unsigned char* b = data
+    cdef Py_ssize_t end = len(data)
+    cdef Py_ssize_t p = offset
+    f566 = _string(b, &p, end)
+    f567 = _long(b, &p, end)
+    f568 = _string(b, &p, end)
+    if _optional(b, &p, end):
+        f569 = _string(b, &p, end)
+    else:
+        f569 = None
+    f570 = _long(b, &p, end)
+    f571 = _long(b, &p, end)
+    f572 = _string(b, &p, end)
+    result = _new(_builder_JobGroupCancelled)
+    result.event_id = f566
+    result.occurred_at = f567
+    result.producer = f568
+    result.causation_id = f569
+    result.batch_id = f570
+    result.job_group_id = f571
+    result.reason = f572
+    result.__class__ = _class_JobGroupCancelled
+    if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
+    return result
+
+def encode_JobGroupCancelled(e, bytes head=b''):
+    cdef _Buffer w = _start(head)
+    try:
+        v573 = e
+        _put_string(&w, v573.event_id, 'JobGroupCancelled.event_id')
+        _put_long(&w, v573.occurred_at, LLONG_MIN, LLONG_MAX, 'JobGroupCancelled.occurred_at')
+        _put_string(&w, v573.producer, 'JobGroupCancelled.producer')
+        v574 = v573.causation_id
+        if v574 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_string(&w, v574, 'JobGroupCancelled.causation_id')
+        _put_long(&w, v573.batch_id, LLONG_MIN, LLONG_MAX, 'JobGroupCancelled.batch_id')
+        _put_long(&w, v573.job_group_id, -2147483648, 2147483647, 'JobGroupCancelled.job_group_id')
+        _put_string(&w, v573.reason, 'JobGroupCancelled.reason')
+        return PyBytes_FromStringAndSize(w.data, w.size)
+    finally:
+        PyMem_Free(w.data)
+
+def decode_JobGroupCreated(bytes data, Py_ssize_t offset):
+    cdef const unsigned char* b = data
+    cdef Py_ssize_t end = len(data)
+    cdef Py_ssize_t p = offset
+    f575 = _string(b, &p, end)
+    f576 = _long(b, &p, end)
+    f577 = _string(b, &p, end)
+    if _optional(b, &p, end):
+        f578 = _string(b, &p, end)
+    else:
+        f578 = None
+    f579 = _long(b, &p, end)
+    f580 = _long(b, &p, end)
+    f581 = _long(b, &p, end)
+    f582 = _long(b, &p, end)
+    a584 = {}
+    while True:
+        n585 = _block(b, &p, end)
+        if n585 == 0: break
+        for i586 in range(n585):
+            k588 = _string(b, &p, end)
+            x587 = _string(b, &p, end)
+            a584[k588] = x587
+    f583 = a584
+    if _optional(b, &p, end):
+        f589 = _string(b, &p, end)
+    else:
+        f589 = None
+    if _optional(b, &p, end):
+        f590 = _long(b, &p, end)
+    else:
+        f590 = None
+    result = _new(_builder_JobGroupCreated)
+    result.event_id = f575
+    result.occurred_at = f576
+    result.producer = f577
+    result.causation_id = f578
+    result.batch_id = f579
+    result.update_id = f580
+    result.job_group_id = f581
+    result.parent_job_group_id = f582
+    result.attributes = f583
+    result.callback = f589
+    result.cancel_after_n_failures = f590
+    result.__class__ = _class_JobGroupCreated
+    if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
+    return result
+
+def encode_JobGroupCreated(e, bytes head=b''):
+    cdef _Buffer w = _start(head)
+    try:
+        v591 = e
+        _put_string(&w, v591.event_id, 'JobGroupCreated.event_id')
+        _put_long(&w, v591.occurred_at, LLONG_MIN, LLONG_MAX, 'JobGroupCreated.occurred_at')
+        _put_string(&w, v591.producer, 'JobGroupCreated.producer')
+        v592 = v591.causation_id
+        if v592 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_string(&w, v592, 'JobGroupCreated.causation_id')
+        _put_long(&w, v591.batch_id, LLONG_MIN, LLONG_MAX, 'JobGroupCreated.batch_id')
+        _put_long(&w, v591.update_id, -2147483648, 2147483647, 'JobGroupCreated.update_id')
+        _put_long(&w, v591.job_group_id, -2147483648, 2147483647, 'JobGroupCreated.job_group_id')
+        _put_long(&w, v591.parent_job_group_id, -2147483648, 2147483647, 'JobGroupCreated.parent_job_group_id')
+        v593 = v591.attributes
+        n594 = len(v593)
+        if n594:
+            _put_varint(&w, (<unsigned long long>n594) << 1)
+            for k596, i595 in v593.items():
+                _put_string(&w, k596, 'JobGroupCreated.attributes key')
+                _put_string(&w, i595, 'JobGroupCreated.attributes{}')
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 0)
+        v597 = v591.callback
+        if v597 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_string(&w, v597, 'JobGroupCreated.callback')
+        v598 = v591.cancel_after_n_failures
+        if v598 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_long(&w, v598, -2147483648, 2147483647, 'JobGroupCreated.cancel_after_n_failures')
+        return PyBytes_FromStringAndSize(w.data, w.size)
+    finally:
+        PyMem_Free(w.data)
+
+def decode_SchedulerLeaderElected(bytes data, Py_ssize_t offset):
+    cdef const unsigned char* b = data
+    cdef Py_ssize_t end = len(data)
+    cdef Py_ssize_t p = offset
+    f599 = _string(b, &p, end)
+    f600 = _long(b, &p, end)
+    f601 = _string(b, &p, end)
+    if _optional(b, &p, end):
+        f602 = _string(b, &p, end)
+    else:
+        f602 = None
+    f603 = _string(b, &p, end)
+    f604 = _long(b, &p, end)
+    result = _new(_builder_SchedulerLeaderElected)
+    result.event_id = f599
+    result.occurred_at = f600
+    result.producer = f601
+    result.causation_id = f602
+    result.scheduler_id = f603
+    result.epoch = f604
     result.__class__ = _class_SchedulerLeaderElected
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -2543,18 +2715,18 @@ def decode_SchedulerLeaderElected(bytes data, Py_ssize_t offset):
 def encode_SchedulerLeaderElected(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v563 = e
-        _put_string(&w, v563.event_id, 'SchedulerLeaderElected.event_id')
-        _put_long(&w, v563.occurred_at, LLONG_MIN, LLONG_MAX, 'SchedulerLeaderElected.occurred_at')
-        _put_string(&w, v563.producer, 'SchedulerLeaderElected.producer')
-        v564 = v563.causation_id
-        if v564 is None:
+        v605 = e
+        _put_string(&w, v605.event_id, 'SchedulerLeaderElected.event_id')
+        _put_long(&w, v605.occurred_at, LLONG_MIN, LLONG_MAX, 'SchedulerLeaderElected.occurred_at')
+        _put_string(&w, v605.producer, 'SchedulerLeaderElected.producer')
+        v606 = v605.causation_id
+        if v606 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v564, 'SchedulerLeaderElected.causation_id')
-        _put_string(&w, v563.scheduler_id, 'SchedulerLeaderElected.scheduler_id')
-        _put_long(&w, v563.epoch, LLONG_MIN, LLONG_MAX, 'SchedulerLeaderElected.epoch')
+            _put_string(&w, v606, 'SchedulerLeaderElected.causation_id')
+        _put_string(&w, v605.scheduler_id, 'SchedulerLeaderElected.scheduler_id')
+        _put_long(&w, v605.epoch, LLONG_MIN, LLONG_MAX, 'SchedulerLeaderElected.epoch')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -2565,7 +2737,7 @@ DECODERS = {
     b'%l\x0c6\xea5\x10J': decode_BatchCancelRequested,
     b'g\xaf{4\xde\x8d~\xdd': decode_BatchCancelled,
     b'\xbd\x05\xf3\xc0\x1c)\xe3\x16': decode_BatchCompleted,
-    b'\xfd\xfb)\x87\xa2\x06s-': decode_BatchCreated,
+    b'\xb4F\xb8\x92\xfc\x05\x1a\xb2': decode_BatchCreated,
     b"\x12\x0e\x9e\xbfz\xb6<'": decode_BatchDeleted,
     b'\xc8\xbdm?\xd4\xa6D\x16': decode_BatchUpdateCommitted,
     b'Nh\x08\x8b\x901<\xdc': decode_BatchUpdateCreated,
@@ -2580,10 +2752,10 @@ DECODERS = {
     b'K\\L\xbb\xe4\x11\xcc\xb0': decode_JobAttemptRefused,
     b'\x92\xe3\x98\xbeHq\x11\xb6': decode_JobAttemptScheduled,
     b'\x857\xed\x00B\xb0\xe2\n': decode_JobAttemptStarted,
-    b"\xcc}\xf8\x9e\x0c'\x17u": decode_JobBecameReady,
+    b'\xf7d\x93f\x87\xediY': decode_JobBecameReady,
     b'o\xd0M\xce&\x1c3\x19': decode_JobCancelled,
     b"H\xc8\x81\xc6\xab\x8b'\xd0": decode_JobCompleted,
-    b'\x84\x01k\xca3\x1e\x16`': decode_JobCreated,
+    b'H\xaa+\xbejY4u': decode_JobCreated,
     b'\x9e\x8e\x03\xe5\xa8\xeb\xae\xf7': decode_JobCreating,
     b'\x9a\xcf\x01Z\xbd\x00\x84v': decode_JobGroupCancelRequested,
     b'\x97e\x86*3\x1a\xe5c': decode_JobGroupCancelled,
@@ -2596,7 +2768,7 @@ ENCODERS = {
     b'%l\x0c6\xea5\x10J': encode_BatchCancelRequested,
     b'g\xaf{4\xde\x8d~\xdd': encode_BatchCancelled,
     b'\xbd\x05\xf3\xc0\x1c)\xe3\x16': encode_BatchCompleted,
-    b'\xfd\xfb)\x87\xa2\x06s-': encode_BatchCreated,
+    b'\xb4F\xb8\x92\xfc\x05\x1a\xb2': encode_BatchCreated,
     b"\x12\x0e\x9e\xbfz\xb6<'": encode_BatchDeleted,
     b'\xc8\xbdm?\xd4\xa6D\x16': encode_BatchUpdateCommitted,
     b'Nh\x08\x8b\x901<\xdc': encode_BatchUpdateCreated,
@@ -2611,14 +2783,14 @@ ENCODERS = {
     b'K\\L\xbb\xe4\x11\xcc\xb0': encode_JobAttemptRefused,
     b'\x92\xe3\x98\xbeHq\x11\xb6': encode_JobAttemptScheduled,
     b'\x857\xed\x00B\xb0\xe2\n': encode_JobAttemptStarted,
-    b"\xcc}\xf8\x9e\x0c'\x17u": encode_JobBecameReady,
+    b'\xf7d\x93f\x87\xediY': encode_JobBecameReady,
     b'o\xd0M\xce&\x1c3\x19': encode_JobCancelled,
     b"H\xc8\x81\xc6\xab\x8b'\xd0": encode_JobCompleted,
-    b'\x84\x01k\xca3\x1e\x16`': encode_JobCreated,
+    b'H\xaa+\xbejY4u': encode_JobCreated,
     b'\x9e\x8e\x03\xe5\xa8\xeb\xae\xf7': encode_JobCreating,
     b'\x9a\xcf\x01Z\xbd\x00\x84v': encode_JobGroupCancelRequested,
     b'\x97e\x86*3\x1a\xe5c': encode_JobGroupCancelled,
     b'\xce\xec\x0f_kR\xba\xd9': encode_JobGroupCreated,
     b'\xc8\x0c]/\xb2l\xe2#': encode_SchedulerLeaderElected,
 }
-SOURCE_DIGEST = '7f3820d48f3e0e12'
+SOURCE_DIGEST = '947e582bcd7ba978'

@@ -102,3 +102,24 @@ def _attempt_memory(job: Job) -> int:
 
 def _non_preemptible(job: Job) -> bool:
     return job.overrides is not None and job.overrides.non_preemptible
+
+
+def describe_retry(rule: str, cause: str | None, *, exit_code: int | None = None, memory_bytes: int | None = None,
+                   previous_memory_bytes: int | None = None, preemptible: bool | None = None) -> str:
+    """The decision in words, for `squall audit`, `why` and the UI."""
+    if rule == OOM_MEMORY_MULTIPLIER:
+        before = f" at {_size(previous_memory_bytes)}" if previous_memory_bytes else ""
+        after = f" with {_size(memory_bytes)}" if memory_bytes else " with more memory"
+        return f"out of memory{before}: retried at once{after} (retry_policy.oom_memory_multiplier)"
+    if rule == RETRY_EXIT_CODES:
+        return f"exit code {exit_code} is listed in retry_policy.retry_exit_codes: retried with backoff"
+    if rule == MAX_PREEMPTIONS:
+        return "preempted once too often (retry_policy.max_preemptions): retried on a non-preemptible instance"
+    where = ", on a non-preemptible instance" if preemptible is False else ""
+    return f"{(cause or 'system failure').replace('_', ' ')} (the system's fault): retried with backoff{where}"
+
+
+def _size(n: int | None) -> str:
+    if n is None:
+        return "?"
+    return f"{n / 2**30:.2f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"

@@ -12,7 +12,14 @@ from typing import Any
 from hypothesis import strategies as st
 from lifecycle_world import PRODUCER, Builder, World
 
-from events.catalog import AttemptAssigned, AttemptKillRequested, Event, JobAttemptScheduled, JobCreating, RetryPolicy
+from events.catalog import (
+    AttemptAssigned,
+    AttemptKillRequested,
+    Event,
+    JobAttemptScheduled,
+    JobCreating,
+    RetryPolicy,
+)
 from events.core.lifecycle import (
     CANCELLED,
     COMPLETE_STATES,
@@ -38,7 +45,16 @@ ACTIONS = (["react"] * 4 + ["land"] * 4 + ["schedule"] * 4 + ["start"] * 2 + ["c
            + ["stale"] * 3 + ["cancel_batch", "cancel_group"] + ["create"] * 2 + ["boot"] * 2 + ["activation_timeout"])
 
 
+# runs about retries: few cancellations, mostly failures a policy (or Hail's rule) retries
+RETRY_OUTCOMES = [("Success", None, 0), ("Failed", "out_of_memory", 137), ("Failed", "out_of_memory", 137),
+                  ("Error", "preempted", None), ("Error", "preempted", None), ("Failed", "nonzero_exit", 3),
+                  ("Error", "instance_lost", None), ("Failed", "nonzero_exit", 1)]
+RETRY_ACTIONS = [a for a in ACTIONS if a not in ("cancel_batch", "cancel_group")] + ["complete"] * 4
+
+
 class Run:
+    outcomes = OUTCOMES
+
     def __init__(self, data: st.DataObject | Scripted) -> None:
         self.data = data.replay() if isinstance(data, Scripted) else data  # an @example may run more than once
         self.b = Builder()
@@ -145,7 +161,7 @@ class Run:
             self.append(b.mjs(job.job_id, job.attempt.attempt_id))
         elif action == "complete" and (running := self.judged_in(RUNNING)):
             job = s.jobs[self.draw(st.sampled_from(running))]
-            outcome, cause, code = self.draw(st.sampled_from(OUTCOMES))
+            outcome, cause, code = self.draw(st.sampled_from(self.outcomes))
             self.append(b.mjc(job.job_id, job.attempt.attempt_id, outcome, cause, code))
         elif action == "redeliver":
             earlier = self.draw(st.sampled_from(self.w.log))
@@ -157,7 +173,7 @@ class Run:
                     or [(j.job_id, a) for j in s.jobs.values() if j.attempt is None for a in j.attempt_ids])
             if past:
                 job_id, attempt = self.draw(st.sampled_from(past))
-                outcome, cause, code = self.draw(st.sampled_from(OUTCOMES))
+                outcome, cause, code = self.draw(st.sampled_from(self.outcomes))
                 self.expect_no_change(self.draw(st.sampled_from([b.mjs(job_id, attempt),
                                                                  b.mjc(job_id, attempt, outcome, cause, code)])))
         elif action == "create" and (ready := self.jobs_in(READY)):
@@ -258,3 +274,9 @@ class Scripted:
 
     def __repr__(self) -> str:
         return f"Scripted({list(self.recorded)!r})"
+
+
+class RetryRun(Run):
+    """A run whose attempts mostly fail in ways a retry policy handles."""
+
+    outcomes = RETRY_OUTCOMES

@@ -7,12 +7,22 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from lifecycle_world import SPEC, Builder, World, of_type
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from lifecycle_runs import POLICY, RETRY_ACTIONS, RetryRun
+from lifecycle_world import PRODUCER, SPEC, Builder, World, of_type
 
-from events.catalog import JobBecameReady, JobCompleted, RetryPolicy
+from events.catalog import (
+    JobAttemptCompleted,
+    JobAttemptScheduled,
+    JobBecameReady,
+    JobCompleted,
+    RetryPolicy,
+)
 from events.core.backoff import retry_delay_ms
 from events.core.lifecycle import ERROR, FAILED, READY, SUCCESS, fold, react
 from events.core.retries import MAX_PREEMPTIONS, OOM_MEMORY_MULTIPLIER, RETRY_EXIT_CODES, SYSTEM_FAILURE
+from events.failures import SYSTEM_FAILURES
 
 GIB = 2**30
 OOM = RetryPolicy(oom_memory_multiplier=2.0, oom_max_memory_bytes=3 * GIB, retry_exit_codes=())
@@ -121,3 +131,40 @@ def test_a_rebuild_from_the_log_keeps_what_the_retries_changed_and_derives_nothi
     assert rebuilt.snapshot() == w.state.snapshot()
     assert rebuilt.jobs[1].overrides.snapshot() == (2 * GIB, True, 1)
     assert react(rebuilt, "test", everything=True) == []
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_random_runs_of_failing_attempts_decide_every_retry_by_the_policy(data):
+    """Runs whose attempts mostly fail (lifecycle_runs.RetryRun: even jobs have POLICY), in any order a
+    log delivers, re-deliveries and stale reports included: every retry follows its rule, and a rebuild
+    from the log reaches the same state and derives nothing."""
+    run = RetryRun(data)
+    run.setup()
+    for action in run.draw(st.lists(st.sampled_from(RETRY_ACTIONS), min_size=20, max_size=80)):
+        run.step(action)
+    run.drive_to_quiescence()
+
+    log = run.w.log
+    by_id = {e.event_id: e for e in log}
+    placed = {(e.job_id, e.attempt_id): e.memory_bytes for e in log if isinstance(e, JobAttemptScheduled)}
+    for retry in {e.event_id: e for e in log if isinstance(e, JobBecameReady) and e.reason == "retry"}.values():
+        failed = by_id[retry.causation_id]
+        assert isinstance(failed, JobAttemptCompleted) and failed.attempt_id == retry.after_attempt_id
+        assert retry.retry_cause == failed.failure_cause
+        policy = POLICY if retry.job_id % 2 == 0 else None
+        if retry.retry_rule == OOM_MEMORY_MULTIPLIER:
+            assert policy is not None and failed.failure_cause == "out_of_memory"
+            memory = placed[(retry.job_id, failed.attempt_id)]
+            assert retry.memory_bytes == min(2 * memory, POLICY.oom_max_memory_bytes) > memory
+        elif retry.retry_rule == RETRY_EXIT_CODES:
+            assert policy is not None and failed.exit_code in policy.retry_exit_codes
+        elif retry.retry_rule == MAX_PREEMPTIONS:
+            assert policy is not None and failed.failure_cause == "preempted" and retry.preemptible is False
+        else:
+            assert retry.retry_rule == SYSTEM_FAILURE and failed.failure_cause in SYSTEM_FAILURES
+        if policy is None:
+            assert (retry.memory_bytes, retry.preemptible) == (None, None)
+    rebuilt = fold(log)
+    assert rebuilt is not None and rebuilt.snapshot() == run.s.snapshot()
+    assert react(rebuilt, PRODUCER, everything=True) == []

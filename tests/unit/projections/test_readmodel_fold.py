@@ -164,6 +164,26 @@ def test_retry_after_a_lost_instance_bills_both_attempts() -> None:
     assert log.row("attempts", B, 1, "a2")["outcome"] == "Success"
 
 
+def test_a_retry_policys_decision_shows_on_the_attempt_it_retries_and_on_the_job() -> None:
+    log = Log()
+    log.batch(1)
+    log.ready(1)
+    log.run(1, "a1", outcome="Failed", complete=False, cause="out_of_memory", start=0, end=1_000)
+    log.add(ev.JobBecameReady, batch_id=B, job_id=1, after_attempt_id="a1", reason="retry", retry_rule="oom_memory_multiplier",
+            retry_cause="out_of_memory", memory_bytes=4 * 1024**3)
+    assert log.row("attempts", B, 1, "a1")["retry"] == {"rule": "oom_memory_multiplier", "cause": "out_of_memory",
+                                                         "not_before": None, "memory_bytes": 4 * 1024**3}
+    assert (log.row("jobs", B, 1)["memory_bytes"], log.row("jobs", B, 1)["preemptible"]) == (4 * 1024**3, True)
+    log.run(1, "a2", outcome="Error", complete=False, cause="preempted", start=2_000, end=3_000)
+    log.add(ev.JobBecameReady, batch_id=B, job_id=1, after_attempt_id="a2", not_before=5_000, reason="retry",
+            retry_rule="max_preemptions", retry_cause="preempted", memory_bytes=4 * 1024**3, preemptible=False)
+    assert log.row("attempts", B, 1, "a2")["retry"]["preemptible"] is False
+    assert log.row("jobs", B, 1)["preemptible"] is False  # its next attempts are billed as non-preemptible
+    log.add(ev.JobBecameReady, batch_id=B, job_id=1, after_attempt_id="a1", reason="retry",
+            retry_rule="system_failure", retry_cause="instance_lost")  # a stale retry changes nothing
+    assert log.row("attempts", B, 1, "a1")["retry"]["rule"] == "oom_memory_multiplier"
+
+
 def test_an_sj_that_raced_a_cancellation_shows_nothing_and_the_job_is_cancelled() -> None:
     """The lifecycle refuses an SJ for a cancelled job and derives JobCancelled; the read model never
     judges the SJ itself, so no attempt is ever opened for it, however the events are chunked."""

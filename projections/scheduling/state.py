@@ -369,6 +369,7 @@ class SchedulingState:
         inst = self.instances.get(e.instance_name)
         if inst is not None and inst.state is not InstanceState.INACTIVE:
             inst.state, inst.deactivated_at = InstanceState.INACTIVE, e.occurred_at
+            inst.deactivation_reason = e.reason  # the first deactivation says why
         return False
 
     def _on_instance_deleted(self, e: InstanceDeleted) -> bool:

@@ -230,6 +230,10 @@ cdef object _class_JobGroupCancelRequested = catalog.JobGroupCancelRequested
 cdef object _class_JobGroupCancelled = catalog.JobGroupCancelled
 cdef object _class_JobGroupCreated = catalog.JobGroupCreated
 cdef object _class_JobSpec = catalog.JobSpec
+cdef object _class_PoolInstanceChoice = catalog.PoolInstanceChoice
+cdef object _class_PoolScalingDecided = catalog.PoolScalingDecided
+cdef object _class_PoolWindowUser = catalog.PoolWindowUser
+cdef object _class_PoolZoneWeight = catalog.PoolZoneWeight
 cdef object _class_ResourceUsageSummary = catalog.ResourceUsageSummary
 cdef object _class_Resources = catalog.Resources
 cdef object _class_RetryPolicy = catalog.RetryPolicy
@@ -266,6 +270,10 @@ cdef object _builder_JobGroupCancelRequested = _BUILDERS['JobGroupCancelRequeste
 cdef object _builder_JobGroupCancelled = _BUILDERS['JobGroupCancelled']
 cdef object _builder_JobGroupCreated = _BUILDERS['JobGroupCreated']
 cdef object _builder_JobSpec = _BUILDERS['JobSpec']
+cdef object _builder_PoolInstanceChoice = _BUILDERS['PoolInstanceChoice']
+cdef object _builder_PoolScalingDecided = _BUILDERS['PoolScalingDecided']
+cdef object _builder_PoolWindowUser = _BUILDERS['PoolWindowUser']
+cdef object _builder_PoolZoneWeight = _BUILDERS['PoolZoneWeight']
 cdef object _builder_ResourceUsageSummary = _BUILDERS['ResourceUsageSummary']
 cdef object _builder_Resources = _BUILDERS['Resources']
 cdef object _builder_RetryPolicy = _BUILDERS['RetryPolicy']
@@ -1150,6 +1158,10 @@ def decode_InstanceCreated(bytes data, Py_ssize_t offset):
         f224 = _string(b, &p, end)
     else:
         f224 = None
+    if _optional(b, &p, end):
+        f225 = _string(b, &p, end)
+    else:
+        f225 = None
     result = _new(_builder_InstanceCreated)
     result.event_id = f218
     result.occurred_at = f219
@@ -1158,6 +1170,7 @@ def decode_InstanceCreated(bytes data, Py_ssize_t offset):
     result.instance_name = f222
     result.provider = f223
     result.provider_id = f224
+    result.zone = f225
     result.__class__ = _class_InstanceCreated
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -1165,24 +1178,30 @@ def decode_InstanceCreated(bytes data, Py_ssize_t offset):
 def encode_InstanceCreated(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v225 = e
-        _put_string(&w, v225.event_id, 'InstanceCreated.event_id')
-        _put_long(&w, v225.occurred_at, LLONG_MIN, LLONG_MAX, 'InstanceCreated.occurred_at')
-        _put_string(&w, v225.producer, 'InstanceCreated.producer')
-        v226 = v225.causation_id
-        if v226 is None:
-            _put_byte(&w, 0)
-        else:
-            _put_byte(&w, 2)
-            _put_string(&w, v226, 'InstanceCreated.causation_id')
-        _put_string(&w, v225.instance_name, 'InstanceCreated.instance_name')
-        _put_string(&w, v225.provider, 'InstanceCreated.provider')
-        v227 = v225.provider_id
+        v226 = e
+        _put_string(&w, v226.event_id, 'InstanceCreated.event_id')
+        _put_long(&w, v226.occurred_at, LLONG_MIN, LLONG_MAX, 'InstanceCreated.occurred_at')
+        _put_string(&w, v226.producer, 'InstanceCreated.producer')
+        v227 = v226.causation_id
         if v227 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v227, 'InstanceCreated.provider_id')
+            _put_string(&w, v227, 'InstanceCreated.causation_id')
+        _put_string(&w, v226.instance_name, 'InstanceCreated.instance_name')
+        _put_string(&w, v226.provider, 'InstanceCreated.provider')
+        v228 = v226.provider_id
+        if v228 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_string(&w, v228, 'InstanceCreated.provider_id')
+        v229 = v226.zone
+        if v229 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_string(&w, v229, 'InstanceCreated.zone')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -1191,22 +1210,27 @@ def decode_InstanceDeactivated(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f228 = _string(b, &p, end)
-    f229 = _long(b, &p, end)
     f230 = _string(b, &p, end)
-    if _optional(b, &p, end):
-        f231 = _string(b, &p, end)
-    else:
-        f231 = None
+    f231 = _long(b, &p, end)
     f232 = _string(b, &p, end)
-    f233 = _string(b, &p, end)
+    if _optional(b, &p, end):
+        f233 = _string(b, &p, end)
+    else:
+        f233 = None
+    f234 = _string(b, &p, end)
+    f235 = _string(b, &p, end)
+    if _optional(b, &p, end):
+        f236 = _string(b, &p, end)
+    else:
+        f236 = None
     result = _new(_builder_InstanceDeactivated)
-    result.event_id = f228
-    result.occurred_at = f229
-    result.producer = f230
-    result.causation_id = f231
-    result.instance_name = f232
-    result.reason = f233
+    result.event_id = f230
+    result.occurred_at = f231
+    result.producer = f232
+    result.causation_id = f233
+    result.instance_name = f234
+    result.reason = f235
+    result.zone = f236
     result.__class__ = _class_InstanceDeactivated
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -1214,18 +1238,24 @@ def decode_InstanceDeactivated(bytes data, Py_ssize_t offset):
 def encode_InstanceDeactivated(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v234 = e
-        _put_string(&w, v234.event_id, 'InstanceDeactivated.event_id')
-        _put_long(&w, v234.occurred_at, LLONG_MIN, LLONG_MAX, 'InstanceDeactivated.occurred_at')
-        _put_string(&w, v234.producer, 'InstanceDeactivated.producer')
-        v235 = v234.causation_id
-        if v235 is None:
+        v237 = e
+        _put_string(&w, v237.event_id, 'InstanceDeactivated.event_id')
+        _put_long(&w, v237.occurred_at, LLONG_MIN, LLONG_MAX, 'InstanceDeactivated.occurred_at')
+        _put_string(&w, v237.producer, 'InstanceDeactivated.producer')
+        v238 = v237.causation_id
+        if v238 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v235, 'InstanceDeactivated.causation_id')
-        _put_string(&w, v234.instance_name, 'InstanceDeactivated.instance_name')
-        _put_string(&w, v234.reason, 'InstanceDeactivated.reason')
+            _put_string(&w, v238, 'InstanceDeactivated.causation_id')
+        _put_string(&w, v237.instance_name, 'InstanceDeactivated.instance_name')
+        _put_string(&w, v237.reason, 'InstanceDeactivated.reason')
+        v239 = v237.zone
+        if v239 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_string(&w, v239, 'InstanceDeactivated.zone')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -1234,22 +1264,22 @@ def decode_InstanceDeleted(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f236 = _string(b, &p, end)
-    f237 = _long(b, &p, end)
-    f238 = _string(b, &p, end)
-    if _optional(b, &p, end):
-        f239 = _string(b, &p, end)
-    else:
-        f239 = None
     f240 = _string(b, &p, end)
-    f241 = _string(b, &p, end)
+    f241 = _long(b, &p, end)
+    f242 = _string(b, &p, end)
+    if _optional(b, &p, end):
+        f243 = _string(b, &p, end)
+    else:
+        f243 = None
+    f244 = _string(b, &p, end)
+    f245 = _string(b, &p, end)
     result = _new(_builder_InstanceDeleted)
-    result.event_id = f236
-    result.occurred_at = f237
-    result.producer = f238
-    result.causation_id = f239
-    result.instance_name = f240
-    result.reason = f241
+    result.event_id = f240
+    result.occurred_at = f241
+    result.producer = f242
+    result.causation_id = f243
+    result.instance_name = f244
+    result.reason = f245
     result.__class__ = _class_InstanceDeleted
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -1257,18 +1287,18 @@ def decode_InstanceDeleted(bytes data, Py_ssize_t offset):
 def encode_InstanceDeleted(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v242 = e
-        _put_string(&w, v242.event_id, 'InstanceDeleted.event_id')
-        _put_long(&w, v242.occurred_at, LLONG_MIN, LLONG_MAX, 'InstanceDeleted.occurred_at')
-        _put_string(&w, v242.producer, 'InstanceDeleted.producer')
-        v243 = v242.causation_id
-        if v243 is None:
+        v246 = e
+        _put_string(&w, v246.event_id, 'InstanceDeleted.event_id')
+        _put_long(&w, v246.occurred_at, LLONG_MIN, LLONG_MAX, 'InstanceDeleted.occurred_at')
+        _put_string(&w, v246.producer, 'InstanceDeleted.producer')
+        v247 = v246.causation_id
+        if v247 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v243, 'InstanceDeleted.causation_id')
-        _put_string(&w, v242.instance_name, 'InstanceDeleted.instance_name')
-        _put_string(&w, v242.reason, 'InstanceDeleted.reason')
+            _put_string(&w, v247, 'InstanceDeleted.causation_id')
+        _put_string(&w, v246.instance_name, 'InstanceDeleted.instance_name')
+        _put_string(&w, v246.reason, 'InstanceDeleted.reason')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -1277,29 +1307,29 @@ def decode_InstanceHeartbeat(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f244 = _string(b, &p, end)
-    f245 = _long(b, &p, end)
-    f246 = _string(b, &p, end)
-    if _optional(b, &p, end):
-        f247 = _string(b, &p, end)
-    else:
-        f247 = None
     f248 = _string(b, &p, end)
-    a250 = []
+    f249 = _long(b, &p, end)
+    f250 = _string(b, &p, end)
+    if _optional(b, &p, end):
+        f251 = _string(b, &p, end)
+    else:
+        f251 = None
+    f252 = _string(b, &p, end)
+    a254 = []
     while True:
-        n251 = _block(b, &p, end)
-        if n251 == 0: break
-        for i252 in range(n251):
-            x253 = _string(b, &p, end)
-            a250.append(x253)
-    f249 = tuple(a250)
+        n255 = _block(b, &p, end)
+        if n255 == 0: break
+        for i256 in range(n255):
+            x257 = _string(b, &p, end)
+            a254.append(x257)
+    f253 = tuple(a254)
     result = _new(_builder_InstanceHeartbeat)
-    result.event_id = f244
-    result.occurred_at = f245
-    result.producer = f246
-    result.causation_id = f247
-    result.instance_name = f248
-    result.running_attempt_ids = f249
+    result.event_id = f248
+    result.occurred_at = f249
+    result.producer = f250
+    result.causation_id = f251
+    result.instance_name = f252
+    result.running_attempt_ids = f253
     result.__class__ = _class_InstanceHeartbeat
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -1307,23 +1337,23 @@ def decode_InstanceHeartbeat(bytes data, Py_ssize_t offset):
 def encode_InstanceHeartbeat(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v254 = e
-        _put_string(&w, v254.event_id, 'InstanceHeartbeat.event_id')
-        _put_long(&w, v254.occurred_at, LLONG_MIN, LLONG_MAX, 'InstanceHeartbeat.occurred_at')
-        _put_string(&w, v254.producer, 'InstanceHeartbeat.producer')
-        v255 = v254.causation_id
-        if v255 is None:
+        v258 = e
+        _put_string(&w, v258.event_id, 'InstanceHeartbeat.event_id')
+        _put_long(&w, v258.occurred_at, LLONG_MIN, LLONG_MAX, 'InstanceHeartbeat.occurred_at')
+        _put_string(&w, v258.producer, 'InstanceHeartbeat.producer')
+        v259 = v258.causation_id
+        if v259 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v255, 'InstanceHeartbeat.causation_id')
-        _put_string(&w, v254.instance_name, 'InstanceHeartbeat.instance_name')
-        v256 = v254.running_attempt_ids
-        n257 = len(v256)
-        if n257:
-            _put_varint(&w, (<unsigned long long>n257) << 1)
-            for i258 in v256:
-                _put_string(&w, i258, 'InstanceHeartbeat.running_attempt_ids[]')
+            _put_string(&w, v259, 'InstanceHeartbeat.causation_id')
+        _put_string(&w, v258.instance_name, 'InstanceHeartbeat.instance_name')
+        v260 = v258.running_attempt_ids
+        n261 = len(v260)
+        if n261:
+            _put_varint(&w, (<unsigned long long>n261) << 1)
+            for i262 in v260:
+                _put_string(&w, i262, 'InstanceHeartbeat.running_attempt_ids[]')
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 0)
@@ -1335,41 +1365,48 @@ def decode_InstanceRequested(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f259 = _string(b, &p, end)
-    f260 = _long(b, &p, end)
-    f261 = _string(b, &p, end)
-    if _optional(b, &p, end):
-        f262 = _string(b, &p, end)
-    else:
-        f262 = None
     f263 = _string(b, &p, end)
-    f264 = _string(b, &p, end)
+    f264 = _long(b, &p, end)
     f265 = _string(b, &p, end)
-    f266 = _string(b, &p, end)
-    f267 = _long(b, &p, end)
-    f268 = _long(b, &p, end)
-    f269 = _long(b, &p, end)
-    f270 = _boolean(b, &p, end)
-    f271 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f272 = _string(b, &p, end)
+        f266 = _string(b, &p, end)
     else:
-        f272 = None
+        f266 = None
+    f267 = _string(b, &p, end)
+    f268 = _string(b, &p, end)
+    f269 = _string(b, &p, end)
+    f270 = _string(b, &p, end)
+    f271 = _long(b, &p, end)
+    f272 = _long(b, &p, end)
+    f273 = _long(b, &p, end)
+    f274 = _boolean(b, &p, end)
+    f275 = _string(b, &p, end)
+    if _optional(b, &p, end):
+        f276 = _string(b, &p, end)
+    else:
+        f276 = None
+    f277 = _boolean(b, &p, end)
+    if _optional(b, &p, end):
+        f278 = _string(b, &p, end)
+    else:
+        f278 = None
     result = _new(_builder_InstanceRequested)
-    result.event_id = f259
-    result.occurred_at = f260
-    result.producer = f261
-    result.causation_id = f262
-    result.instance_name = f263
-    result.pool = f264
-    result.provider = f265
-    result.machine_type = f266
-    result.cores_mcpu = f267
-    result.memory_bytes = f268
-    result.storage_gib = f269
-    result.preemptible = f270
-    result.region = f271
-    result.job_private_for = f272
+    result.event_id = f263
+    result.occurred_at = f264
+    result.producer = f265
+    result.causation_id = f266
+    result.instance_name = f267
+    result.pool = f268
+    result.provider = f269
+    result.machine_type = f270
+    result.cores_mcpu = f271
+    result.memory_bytes = f272
+    result.storage_gib = f273
+    result.preemptible = f274
+    result.region = f275
+    result.job_private_for = f276
+    result.standing = f277
+    result.zone = f278
     result.__class__ = _class_InstanceRequested
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -1377,31 +1414,38 @@ def decode_InstanceRequested(bytes data, Py_ssize_t offset):
 def encode_InstanceRequested(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v273 = e
-        _put_string(&w, v273.event_id, 'InstanceRequested.event_id')
-        _put_long(&w, v273.occurred_at, LLONG_MIN, LLONG_MAX, 'InstanceRequested.occurred_at')
-        _put_string(&w, v273.producer, 'InstanceRequested.producer')
-        v274 = v273.causation_id
-        if v274 is None:
+        v279 = e
+        _put_string(&w, v279.event_id, 'InstanceRequested.event_id')
+        _put_long(&w, v279.occurred_at, LLONG_MIN, LLONG_MAX, 'InstanceRequested.occurred_at')
+        _put_string(&w, v279.producer, 'InstanceRequested.producer')
+        v280 = v279.causation_id
+        if v280 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v274, 'InstanceRequested.causation_id')
-        _put_string(&w, v273.instance_name, 'InstanceRequested.instance_name')
-        _put_string(&w, v273.pool, 'InstanceRequested.pool')
-        _put_string(&w, v273.provider, 'InstanceRequested.provider')
-        _put_string(&w, v273.machine_type, 'InstanceRequested.machine_type')
-        _put_long(&w, v273.cores_mcpu, -2147483648, 2147483647, 'InstanceRequested.cores_mcpu')
-        _put_long(&w, v273.memory_bytes, LLONG_MIN, LLONG_MAX, 'InstanceRequested.memory_bytes')
-        _put_long(&w, v273.storage_gib, -2147483648, 2147483647, 'InstanceRequested.storage_gib')
-        _put_boolean(&w, v273.preemptible, 'InstanceRequested.preemptible')
-        _put_string(&w, v273.region, 'InstanceRequested.region')
-        v275 = v273.job_private_for
-        if v275 is None:
+            _put_string(&w, v280, 'InstanceRequested.causation_id')
+        _put_string(&w, v279.instance_name, 'InstanceRequested.instance_name')
+        _put_string(&w, v279.pool, 'InstanceRequested.pool')
+        _put_string(&w, v279.provider, 'InstanceRequested.provider')
+        _put_string(&w, v279.machine_type, 'InstanceRequested.machine_type')
+        _put_long(&w, v279.cores_mcpu, -2147483648, 2147483647, 'InstanceRequested.cores_mcpu')
+        _put_long(&w, v279.memory_bytes, LLONG_MIN, LLONG_MAX, 'InstanceRequested.memory_bytes')
+        _put_long(&w, v279.storage_gib, -2147483648, 2147483647, 'InstanceRequested.storage_gib')
+        _put_boolean(&w, v279.preemptible, 'InstanceRequested.preemptible')
+        _put_string(&w, v279.region, 'InstanceRequested.region')
+        v281 = v279.job_private_for
+        if v281 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v275, 'InstanceRequested.job_private_for')
+            _put_string(&w, v281, 'InstanceRequested.job_private_for')
+        _put_boolean(&w, v279.standing, 'InstanceRequested.standing')
+        v282 = v279.zone
+        if v282 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_string(&w, v282, 'InstanceRequested.zone')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -1410,36 +1454,36 @@ def decode_JobAttemptAccepted(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f276 = _string(b, &p, end)
-    f277 = _long(b, &p, end)
-    f278 = _string(b, &p, end)
-    if _optional(b, &p, end):
-        f279 = _string(b, &p, end)
-    else:
-        f279 = None
-    f280 = _long(b, &p, end)
-    f281 = _long(b, &p, end)
-    f282 = _string(b, &p, end)
     f283 = _string(b, &p, end)
-    f284 = _string(b, &p, end)
-    f285 = _long(b, &p, end)
-    f286 = _long(b, &p, end)
+    f284 = _long(b, &p, end)
+    f285 = _string(b, &p, end)
+    if _optional(b, &p, end):
+        f286 = _string(b, &p, end)
+    else:
+        f286 = None
     f287 = _long(b, &p, end)
     f288 = _long(b, &p, end)
+    f289 = _string(b, &p, end)
+    f290 = _string(b, &p, end)
+    f291 = _string(b, &p, end)
+    f292 = _long(b, &p, end)
+    f293 = _long(b, &p, end)
+    f294 = _long(b, &p, end)
+    f295 = _long(b, &p, end)
     result = _new(_builder_JobAttemptAccepted)
-    result.event_id = f276
-    result.occurred_at = f277
-    result.producer = f278
-    result.causation_id = f279
-    result.batch_id = f280
-    result.job_id = f281
-    result.attempt_id = f282
-    result.instance_name = f283
-    result.state = f284
-    result.scheduler_epoch = f285
-    result.cores_mcpu = f286
-    result.memory_bytes = f287
-    result.storage_gib = f288
+    result.event_id = f283
+    result.occurred_at = f284
+    result.producer = f285
+    result.causation_id = f286
+    result.batch_id = f287
+    result.job_id = f288
+    result.attempt_id = f289
+    result.instance_name = f290
+    result.state = f291
+    result.scheduler_epoch = f292
+    result.cores_mcpu = f293
+    result.memory_bytes = f294
+    result.storage_gib = f295
     result.__class__ = _class_JobAttemptAccepted
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -1447,25 +1491,25 @@ def decode_JobAttemptAccepted(bytes data, Py_ssize_t offset):
 def encode_JobAttemptAccepted(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v289 = e
-        _put_string(&w, v289.event_id, 'JobAttemptAccepted.event_id')
-        _put_long(&w, v289.occurred_at, LLONG_MIN, LLONG_MAX, 'JobAttemptAccepted.occurred_at')
-        _put_string(&w, v289.producer, 'JobAttemptAccepted.producer')
-        v290 = v289.causation_id
-        if v290 is None:
+        v296 = e
+        _put_string(&w, v296.event_id, 'JobAttemptAccepted.event_id')
+        _put_long(&w, v296.occurred_at, LLONG_MIN, LLONG_MAX, 'JobAttemptAccepted.occurred_at')
+        _put_string(&w, v296.producer, 'JobAttemptAccepted.producer')
+        v297 = v296.causation_id
+        if v297 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v290, 'JobAttemptAccepted.causation_id')
-        _put_long(&w, v289.batch_id, LLONG_MIN, LLONG_MAX, 'JobAttemptAccepted.batch_id')
-        _put_long(&w, v289.job_id, -2147483648, 2147483647, 'JobAttemptAccepted.job_id')
-        _put_string(&w, v289.attempt_id, 'JobAttemptAccepted.attempt_id')
-        _put_string(&w, v289.instance_name, 'JobAttemptAccepted.instance_name')
-        _put_string(&w, v289.state, 'JobAttemptAccepted.state')
-        _put_long(&w, v289.scheduler_epoch, LLONG_MIN, LLONG_MAX, 'JobAttemptAccepted.scheduler_epoch')
-        _put_long(&w, v289.cores_mcpu, -2147483648, 2147483647, 'JobAttemptAccepted.cores_mcpu')
-        _put_long(&w, v289.memory_bytes, LLONG_MIN, LLONG_MAX, 'JobAttemptAccepted.memory_bytes')
-        _put_long(&w, v289.storage_gib, -2147483648, 2147483647, 'JobAttemptAccepted.storage_gib')
+            _put_string(&w, v297, 'JobAttemptAccepted.causation_id')
+        _put_long(&w, v296.batch_id, LLONG_MIN, LLONG_MAX, 'JobAttemptAccepted.batch_id')
+        _put_long(&w, v296.job_id, -2147483648, 2147483647, 'JobAttemptAccepted.job_id')
+        _put_string(&w, v296.attempt_id, 'JobAttemptAccepted.attempt_id')
+        _put_string(&w, v296.instance_name, 'JobAttemptAccepted.instance_name')
+        _put_string(&w, v296.state, 'JobAttemptAccepted.state')
+        _put_long(&w, v296.scheduler_epoch, LLONG_MIN, LLONG_MAX, 'JobAttemptAccepted.scheduler_epoch')
+        _put_long(&w, v296.cores_mcpu, -2147483648, 2147483647, 'JobAttemptAccepted.cores_mcpu')
+        _put_long(&w, v296.memory_bytes, LLONG_MIN, LLONG_MAX, 'JobAttemptAccepted.memory_bytes')
+        _put_long(&w, v296.storage_gib, -2147483648, 2147483647, 'JobAttemptAccepted.storage_gib')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -1474,100 +1518,100 @@ def decode_JobAttemptCompleted(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f291 = _string(b, &p, end)
-    f292 = _long(b, &p, end)
-    f293 = _string(b, &p, end)
-    if _optional(b, &p, end):
-        f294 = _string(b, &p, end)
-    else:
-        f294 = None
-    f295 = _long(b, &p, end)
-    f296 = _long(b, &p, end)
-    f297 = _string(b, &p, end)
     f298 = _string(b, &p, end)
-    f299 = _string(b, &p, end)
-    if _optional(b, &p, end):
-        f300 = _long(b, &p, end)
-    else:
-        f300 = None
+    f299 = _long(b, &p, end)
+    f300 = _string(b, &p, end)
     if _optional(b, &p, end):
         f301 = _string(b, &p, end)
     else:
         f301 = None
+    f302 = _long(b, &p, end)
+    f303 = _long(b, &p, end)
+    f304 = _string(b, &p, end)
+    f305 = _string(b, &p, end)
+    f306 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f302 = _string(b, &p, end)
+        f307 = _long(b, &p, end)
     else:
-        f302 = None
-    f303 = _boolean(b, &p, end)
+        f307 = None
     if _optional(b, &p, end):
-        f304 = _long(b, &p, end)
+        f308 = _string(b, &p, end)
     else:
-        f304 = None
-    f305 = _long(b, &p, end)
-    a307 = []
+        f308 = None
+    if _optional(b, &p, end):
+        f309 = _string(b, &p, end)
+    else:
+        f309 = None
+    f310 = _boolean(b, &p, end)
+    if _optional(b, &p, end):
+        f311 = _long(b, &p, end)
+    else:
+        f311 = None
+    f312 = _long(b, &p, end)
+    a314 = []
     while True:
-        n308 = _block(b, &p, end)
-        if n308 == 0: break
-        for i309 in range(n308):
-            f311 = _string(b, &p, end)
-            f312 = _string(b, &p, end)
+        n315 = _block(b, &p, end)
+        if n315 == 0: break
+        for i316 in range(n315):
+            f318 = _string(b, &p, end)
+            f319 = _string(b, &p, end)
             if _optional(b, &p, end):
-                f313 = _long(b, &p, end)
+                f320 = _long(b, &p, end)
             else:
-                f313 = None
+                f320 = None
             if _optional(b, &p, end):
-                f314 = _long(b, &p, end)
+                f321 = _long(b, &p, end)
             else:
-                f314 = None
+                f321 = None
             if _optional(b, &p, end):
-                f315 = _long(b, &p, end)
+                f322 = _long(b, &p, end)
             else:
-                f315 = None
-            f316 = _boolean(b, &p, end)
+                f322 = None
+            f323 = _boolean(b, &p, end)
             if _optional(b, &p, end):
-                f317 = _string(b, &p, end)
+                f324 = _string(b, &p, end)
             else:
-                f317 = None
-            x310 = _new(_builder_StepTiming)
-            x310.name = f311
-            x310.state = f312
-            x310.started_at = f313
-            x310.ended_at = f314
-            x310.exit_code = f315
-            x310.out_of_memory = f316
-            x310.error = f317
-            x310.__class__ = _class_StepTiming
-            a307.append(x310)
-    f306 = tuple(a307)
+                f324 = None
+            x317 = _new(_builder_StepTiming)
+            x317.name = f318
+            x317.state = f319
+            x317.started_at = f320
+            x317.ended_at = f321
+            x317.exit_code = f322
+            x317.out_of_memory = f323
+            x317.error = f324
+            x317.__class__ = _class_StepTiming
+            a314.append(x317)
+    f313 = tuple(a314)
     if _optional(b, &p, end):
-        f319 = _long(b, &p, end)
-        f320 = _long(b, &p, end)
-        f321 = _long(b, &p, end)
-        f318 = _new(_builder_ResourceUsageSummary)
-        f318.cpu_msec = f319
-        f318.max_memory_bytes = f320
-        f318.max_scratch_bytes = f321
-        f318.__class__ = _class_ResourceUsageSummary
+        f326 = _long(b, &p, end)
+        f327 = _long(b, &p, end)
+        f328 = _long(b, &p, end)
+        f325 = _new(_builder_ResourceUsageSummary)
+        f325.cpu_msec = f326
+        f325.max_memory_bytes = f327
+        f325.max_scratch_bytes = f328
+        f325.__class__ = _class_ResourceUsageSummary
     else:
-        f318 = None
+        f325 = None
     result = _new(_builder_JobAttemptCompleted)
-    result.event_id = f291
-    result.occurred_at = f292
-    result.producer = f293
-    result.causation_id = f294
-    result.batch_id = f295
-    result.job_id = f296
-    result.attempt_id = f297
-    result.instance_name = f298
-    result.outcome = f299
-    result.exit_code = f300
-    result.failure_cause = f301
-    result.error = f302
-    result.out_of_memory = f303
-    result.started_at = f304
-    result.ended_at = f305
-    result.steps = f306
-    result.resource_usage = f318
+    result.event_id = f298
+    result.occurred_at = f299
+    result.producer = f300
+    result.causation_id = f301
+    result.batch_id = f302
+    result.job_id = f303
+    result.attempt_id = f304
+    result.instance_name = f305
+    result.outcome = f306
+    result.exit_code = f307
+    result.failure_cause = f308
+    result.error = f309
+    result.out_of_memory = f310
+    result.started_at = f311
+    result.ended_at = f312
+    result.steps = f313
+    result.resource_usage = f325
     result.__class__ = _class_JobAttemptCompleted
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -1575,92 +1619,92 @@ def decode_JobAttemptCompleted(bytes data, Py_ssize_t offset):
 def encode_JobAttemptCompleted(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v322 = e
-        _put_string(&w, v322.event_id, 'JobAttemptCompleted.event_id')
-        _put_long(&w, v322.occurred_at, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.occurred_at')
-        _put_string(&w, v322.producer, 'JobAttemptCompleted.producer')
-        v323 = v322.causation_id
-        if v323 is None:
+        v329 = e
+        _put_string(&w, v329.event_id, 'JobAttemptCompleted.event_id')
+        _put_long(&w, v329.occurred_at, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.occurred_at')
+        _put_string(&w, v329.producer, 'JobAttemptCompleted.producer')
+        v330 = v329.causation_id
+        if v330 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v323, 'JobAttemptCompleted.causation_id')
-        _put_long(&w, v322.batch_id, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.batch_id')
-        _put_long(&w, v322.job_id, -2147483648, 2147483647, 'JobAttemptCompleted.job_id')
-        _put_string(&w, v322.attempt_id, 'JobAttemptCompleted.attempt_id')
-        _put_string(&w, v322.instance_name, 'JobAttemptCompleted.instance_name')
-        _put_string(&w, v322.outcome, 'JobAttemptCompleted.outcome')
-        v324 = v322.exit_code
-        if v324 is None:
+            _put_string(&w, v330, 'JobAttemptCompleted.causation_id')
+        _put_long(&w, v329.batch_id, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.batch_id')
+        _put_long(&w, v329.job_id, -2147483648, 2147483647, 'JobAttemptCompleted.job_id')
+        _put_string(&w, v329.attempt_id, 'JobAttemptCompleted.attempt_id')
+        _put_string(&w, v329.instance_name, 'JobAttemptCompleted.instance_name')
+        _put_string(&w, v329.outcome, 'JobAttemptCompleted.outcome')
+        v331 = v329.exit_code
+        if v331 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_long(&w, v324, -2147483648, 2147483647, 'JobAttemptCompleted.exit_code')
-        v325 = v322.failure_cause
-        if v325 is None:
+            _put_long(&w, v331, -2147483648, 2147483647, 'JobAttemptCompleted.exit_code')
+        v332 = v329.failure_cause
+        if v332 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v325, 'JobAttemptCompleted.failure_cause')
-        v326 = v322.error
-        if v326 is None:
+            _put_string(&w, v332, 'JobAttemptCompleted.failure_cause')
+        v333 = v329.error
+        if v333 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v326, 'JobAttemptCompleted.error')
-        _put_boolean(&w, v322.out_of_memory, 'JobAttemptCompleted.out_of_memory')
-        v327 = v322.started_at
-        if v327 is None:
+            _put_string(&w, v333, 'JobAttemptCompleted.error')
+        _put_boolean(&w, v329.out_of_memory, 'JobAttemptCompleted.out_of_memory')
+        v334 = v329.started_at
+        if v334 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_long(&w, v327, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.started_at')
-        _put_long(&w, v322.ended_at, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.ended_at')
-        v328 = v322.steps
-        n329 = len(v328)
-        if n329:
-            _put_varint(&w, (<unsigned long long>n329) << 1)
-            for i330 in v328:
-                v331 = i330
-                _put_string(&w, v331.name, 'JobAttemptCompleted.steps[].name')
-                _put_string(&w, v331.state, 'JobAttemptCompleted.steps[].state')
-                v332 = v331.started_at
-                if v332 is None:
+            _put_long(&w, v334, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.started_at')
+        _put_long(&w, v329.ended_at, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.ended_at')
+        v335 = v329.steps
+        n336 = len(v335)
+        if n336:
+            _put_varint(&w, (<unsigned long long>n336) << 1)
+            for i337 in v335:
+                v338 = i337
+                _put_string(&w, v338.name, 'JobAttemptCompleted.steps[].name')
+                _put_string(&w, v338.state, 'JobAttemptCompleted.steps[].state')
+                v339 = v338.started_at
+                if v339 is None:
                     _put_byte(&w, 0)
                 else:
                     _put_byte(&w, 2)
-                    _put_long(&w, v332, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.steps[].started_at')
-                v333 = v331.ended_at
-                if v333 is None:
+                    _put_long(&w, v339, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.steps[].started_at')
+                v340 = v338.ended_at
+                if v340 is None:
                     _put_byte(&w, 0)
                 else:
                     _put_byte(&w, 2)
-                    _put_long(&w, v333, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.steps[].ended_at')
-                v334 = v331.exit_code
-                if v334 is None:
+                    _put_long(&w, v340, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.steps[].ended_at')
+                v341 = v338.exit_code
+                if v341 is None:
                     _put_byte(&w, 0)
                 else:
                     _put_byte(&w, 2)
-                    _put_long(&w, v334, -2147483648, 2147483647, 'JobAttemptCompleted.steps[].exit_code')
-                _put_boolean(&w, v331.out_of_memory, 'JobAttemptCompleted.steps[].out_of_memory')
-                v335 = v331.error
-                if v335 is None:
+                    _put_long(&w, v341, -2147483648, 2147483647, 'JobAttemptCompleted.steps[].exit_code')
+                _put_boolean(&w, v338.out_of_memory, 'JobAttemptCompleted.steps[].out_of_memory')
+                v342 = v338.error
+                if v342 is None:
                     _put_byte(&w, 0)
                 else:
                     _put_byte(&w, 2)
-                    _put_string(&w, v335, 'JobAttemptCompleted.steps[].error')
+                    _put_string(&w, v342, 'JobAttemptCompleted.steps[].error')
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 0)
-        v336 = v322.resource_usage
-        if v336 is None:
+        v343 = v329.resource_usage
+        if v343 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            v337 = v336
-            _put_long(&w, v337.cpu_msec, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.resource_usage.cpu_msec')
-            _put_long(&w, v337.max_memory_bytes, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.resource_usage.max_memory_bytes')
-            _put_long(&w, v337.max_scratch_bytes, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.resource_usage.max_scratch_bytes')
+            v344 = v343
+            _put_long(&w, v344.cpu_msec, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.resource_usage.cpu_msec')
+            _put_long(&w, v344.max_memory_bytes, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.resource_usage.max_memory_bytes')
+            _put_long(&w, v344.max_scratch_bytes, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.resource_usage.max_scratch_bytes')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -1669,32 +1713,32 @@ def decode_JobAttemptRefused(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f338 = _string(b, &p, end)
-    f339 = _long(b, &p, end)
-    f340 = _string(b, &p, end)
-    if _optional(b, &p, end):
-        f341 = _string(b, &p, end)
-    else:
-        f341 = None
-    f342 = _long(b, &p, end)
-    f343 = _long(b, &p, end)
-    f344 = _string(b, &p, end)
     f345 = _string(b, &p, end)
-    f346 = _string(b, &p, end)
-    f347 = _long(b, &p, end)
-    f348 = _string(b, &p, end)
+    f346 = _long(b, &p, end)
+    f347 = _string(b, &p, end)
+    if _optional(b, &p, end):
+        f348 = _string(b, &p, end)
+    else:
+        f348 = None
+    f349 = _long(b, &p, end)
+    f350 = _long(b, &p, end)
+    f351 = _string(b, &p, end)
+    f352 = _string(b, &p, end)
+    f353 = _string(b, &p, end)
+    f354 = _long(b, &p, end)
+    f355 = _string(b, &p, end)
     result = _new(_builder_JobAttemptRefused)
-    result.event_id = f338
-    result.occurred_at = f339
-    result.producer = f340
-    result.causation_id = f341
-    result.batch_id = f342
-    result.job_id = f343
-    result.attempt_id = f344
-    result.instance_name = f345
-    result.state = f346
-    result.scheduler_epoch = f347
-    result.reason = f348
+    result.event_id = f345
+    result.occurred_at = f346
+    result.producer = f347
+    result.causation_id = f348
+    result.batch_id = f349
+    result.job_id = f350
+    result.attempt_id = f351
+    result.instance_name = f352
+    result.state = f353
+    result.scheduler_epoch = f354
+    result.reason = f355
     result.__class__ = _class_JobAttemptRefused
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -1702,23 +1746,23 @@ def decode_JobAttemptRefused(bytes data, Py_ssize_t offset):
 def encode_JobAttemptRefused(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v349 = e
-        _put_string(&w, v349.event_id, 'JobAttemptRefused.event_id')
-        _put_long(&w, v349.occurred_at, LLONG_MIN, LLONG_MAX, 'JobAttemptRefused.occurred_at')
-        _put_string(&w, v349.producer, 'JobAttemptRefused.producer')
-        v350 = v349.causation_id
-        if v350 is None:
+        v356 = e
+        _put_string(&w, v356.event_id, 'JobAttemptRefused.event_id')
+        _put_long(&w, v356.occurred_at, LLONG_MIN, LLONG_MAX, 'JobAttemptRefused.occurred_at')
+        _put_string(&w, v356.producer, 'JobAttemptRefused.producer')
+        v357 = v356.causation_id
+        if v357 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v350, 'JobAttemptRefused.causation_id')
-        _put_long(&w, v349.batch_id, LLONG_MIN, LLONG_MAX, 'JobAttemptRefused.batch_id')
-        _put_long(&w, v349.job_id, -2147483648, 2147483647, 'JobAttemptRefused.job_id')
-        _put_string(&w, v349.attempt_id, 'JobAttemptRefused.attempt_id')
-        _put_string(&w, v349.instance_name, 'JobAttemptRefused.instance_name')
-        _put_string(&w, v349.state, 'JobAttemptRefused.state')
-        _put_long(&w, v349.scheduler_epoch, LLONG_MIN, LLONG_MAX, 'JobAttemptRefused.scheduler_epoch')
-        _put_string(&w, v349.reason, 'JobAttemptRefused.reason')
+            _put_string(&w, v357, 'JobAttemptRefused.causation_id')
+        _put_long(&w, v356.batch_id, LLONG_MIN, LLONG_MAX, 'JobAttemptRefused.batch_id')
+        _put_long(&w, v356.job_id, -2147483648, 2147483647, 'JobAttemptRefused.job_id')
+        _put_string(&w, v356.attempt_id, 'JobAttemptRefused.attempt_id')
+        _put_string(&w, v356.instance_name, 'JobAttemptRefused.instance_name')
+        _put_string(&w, v356.state, 'JobAttemptRefused.state')
+        _put_long(&w, v356.scheduler_epoch, LLONG_MIN, LLONG_MAX, 'JobAttemptRefused.scheduler_epoch')
+        _put_string(&w, v356.reason, 'JobAttemptRefused.reason')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -1727,36 +1771,36 @@ def decode_JobAttemptScheduled(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f351 = _string(b, &p, end)
-    f352 = _long(b, &p, end)
-    f353 = _string(b, &p, end)
-    if _optional(b, &p, end):
-        f354 = _string(b, &p, end)
-    else:
-        f354 = None
-    f355 = _long(b, &p, end)
-    f356 = _long(b, &p, end)
-    f357 = _string(b, &p, end)
     f358 = _string(b, &p, end)
     f359 = _long(b, &p, end)
     f360 = _string(b, &p, end)
-    f361 = _long(b, &p, end)
+    if _optional(b, &p, end):
+        f361 = _string(b, &p, end)
+    else:
+        f361 = None
     f362 = _long(b, &p, end)
     f363 = _long(b, &p, end)
+    f364 = _string(b, &p, end)
+    f365 = _string(b, &p, end)
+    f366 = _long(b, &p, end)
+    f367 = _string(b, &p, end)
+    f368 = _long(b, &p, end)
+    f369 = _long(b, &p, end)
+    f370 = _long(b, &p, end)
     result = _new(_builder_JobAttemptScheduled)
-    result.event_id = f351
-    result.occurred_at = f352
-    result.producer = f353
-    result.causation_id = f354
-    result.batch_id = f355
-    result.job_id = f356
-    result.attempt_id = f357
-    result.instance_name = f358
-    result.scheduler_epoch = f359
-    result.user = f360
-    result.cores_mcpu = f361
-    result.memory_bytes = f362
-    result.storage_gib = f363
+    result.event_id = f358
+    result.occurred_at = f359
+    result.producer = f360
+    result.causation_id = f361
+    result.batch_id = f362
+    result.job_id = f363
+    result.attempt_id = f364
+    result.instance_name = f365
+    result.scheduler_epoch = f366
+    result.user = f367
+    result.cores_mcpu = f368
+    result.memory_bytes = f369
+    result.storage_gib = f370
     result.__class__ = _class_JobAttemptScheduled
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -1764,25 +1808,25 @@ def decode_JobAttemptScheduled(bytes data, Py_ssize_t offset):
 def encode_JobAttemptScheduled(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v364 = e
-        _put_string(&w, v364.event_id, 'JobAttemptScheduled.event_id')
-        _put_long(&w, v364.occurred_at, LLONG_MIN, LLONG_MAX, 'JobAttemptScheduled.occurred_at')
-        _put_string(&w, v364.producer, 'JobAttemptScheduled.producer')
-        v365 = v364.causation_id
-        if v365 is None:
+        v371 = e
+        _put_string(&w, v371.event_id, 'JobAttemptScheduled.event_id')
+        _put_long(&w, v371.occurred_at, LLONG_MIN, LLONG_MAX, 'JobAttemptScheduled.occurred_at')
+        _put_string(&w, v371.producer, 'JobAttemptScheduled.producer')
+        v372 = v371.causation_id
+        if v372 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v365, 'JobAttemptScheduled.causation_id')
-        _put_long(&w, v364.batch_id, LLONG_MIN, LLONG_MAX, 'JobAttemptScheduled.batch_id')
-        _put_long(&w, v364.job_id, -2147483648, 2147483647, 'JobAttemptScheduled.job_id')
-        _put_string(&w, v364.attempt_id, 'JobAttemptScheduled.attempt_id')
-        _put_string(&w, v364.instance_name, 'JobAttemptScheduled.instance_name')
-        _put_long(&w, v364.scheduler_epoch, LLONG_MIN, LLONG_MAX, 'JobAttemptScheduled.scheduler_epoch')
-        _put_string(&w, v364.user, 'JobAttemptScheduled.user')
-        _put_long(&w, v364.cores_mcpu, -2147483648, 2147483647, 'JobAttemptScheduled.cores_mcpu')
-        _put_long(&w, v364.memory_bytes, LLONG_MIN, LLONG_MAX, 'JobAttemptScheduled.memory_bytes')
-        _put_long(&w, v364.storage_gib, -2147483648, 2147483647, 'JobAttemptScheduled.storage_gib')
+            _put_string(&w, v372, 'JobAttemptScheduled.causation_id')
+        _put_long(&w, v371.batch_id, LLONG_MIN, LLONG_MAX, 'JobAttemptScheduled.batch_id')
+        _put_long(&w, v371.job_id, -2147483648, 2147483647, 'JobAttemptScheduled.job_id')
+        _put_string(&w, v371.attempt_id, 'JobAttemptScheduled.attempt_id')
+        _put_string(&w, v371.instance_name, 'JobAttemptScheduled.instance_name')
+        _put_long(&w, v371.scheduler_epoch, LLONG_MIN, LLONG_MAX, 'JobAttemptScheduled.scheduler_epoch')
+        _put_string(&w, v371.user, 'JobAttemptScheduled.user')
+        _put_long(&w, v371.cores_mcpu, -2147483648, 2147483647, 'JobAttemptScheduled.cores_mcpu')
+        _put_long(&w, v371.memory_bytes, LLONG_MIN, LLONG_MAX, 'JobAttemptScheduled.memory_bytes')
+        _put_long(&w, v371.storage_gib, -2147483648, 2147483647, 'JobAttemptScheduled.storage_gib')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -1791,28 +1835,28 @@ def decode_JobAttemptStarted(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f366 = _string(b, &p, end)
-    f367 = _long(b, &p, end)
-    f368 = _string(b, &p, end)
-    if _optional(b, &p, end):
-        f369 = _string(b, &p, end)
-    else:
-        f369 = None
-    f370 = _long(b, &p, end)
-    f371 = _long(b, &p, end)
-    f372 = _string(b, &p, end)
     f373 = _string(b, &p, end)
     f374 = _long(b, &p, end)
+    f375 = _string(b, &p, end)
+    if _optional(b, &p, end):
+        f376 = _string(b, &p, end)
+    else:
+        f376 = None
+    f377 = _long(b, &p, end)
+    f378 = _long(b, &p, end)
+    f379 = _string(b, &p, end)
+    f380 = _string(b, &p, end)
+    f381 = _long(b, &p, end)
     result = _new(_builder_JobAttemptStarted)
-    result.event_id = f366
-    result.occurred_at = f367
-    result.producer = f368
-    result.causation_id = f369
-    result.batch_id = f370
-    result.job_id = f371
-    result.attempt_id = f372
-    result.instance_name = f373
-    result.started_at = f374
+    result.event_id = f373
+    result.occurred_at = f374
+    result.producer = f375
+    result.causation_id = f376
+    result.batch_id = f377
+    result.job_id = f378
+    result.attempt_id = f379
+    result.instance_name = f380
+    result.started_at = f381
     result.__class__ = _class_JobAttemptStarted
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -1820,21 +1864,21 @@ def decode_JobAttemptStarted(bytes data, Py_ssize_t offset):
 def encode_JobAttemptStarted(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v375 = e
-        _put_string(&w, v375.event_id, 'JobAttemptStarted.event_id')
-        _put_long(&w, v375.occurred_at, LLONG_MIN, LLONG_MAX, 'JobAttemptStarted.occurred_at')
-        _put_string(&w, v375.producer, 'JobAttemptStarted.producer')
-        v376 = v375.causation_id
-        if v376 is None:
+        v382 = e
+        _put_string(&w, v382.event_id, 'JobAttemptStarted.event_id')
+        _put_long(&w, v382.occurred_at, LLONG_MIN, LLONG_MAX, 'JobAttemptStarted.occurred_at')
+        _put_string(&w, v382.producer, 'JobAttemptStarted.producer')
+        v383 = v382.causation_id
+        if v383 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v376, 'JobAttemptStarted.causation_id')
-        _put_long(&w, v375.batch_id, LLONG_MIN, LLONG_MAX, 'JobAttemptStarted.batch_id')
-        _put_long(&w, v375.job_id, -2147483648, 2147483647, 'JobAttemptStarted.job_id')
-        _put_string(&w, v375.attempt_id, 'JobAttemptStarted.attempt_id')
-        _put_string(&w, v375.instance_name, 'JobAttemptStarted.instance_name')
-        _put_long(&w, v375.started_at, LLONG_MIN, LLONG_MAX, 'JobAttemptStarted.started_at')
+            _put_string(&w, v383, 'JobAttemptStarted.causation_id')
+        _put_long(&w, v382.batch_id, LLONG_MIN, LLONG_MAX, 'JobAttemptStarted.batch_id')
+        _put_long(&w, v382.job_id, -2147483648, 2147483647, 'JobAttemptStarted.job_id')
+        _put_string(&w, v382.attempt_id, 'JobAttemptStarted.attempt_id')
+        _put_string(&w, v382.instance_name, 'JobAttemptStarted.instance_name')
+        _put_long(&w, v382.started_at, LLONG_MIN, LLONG_MAX, 'JobAttemptStarted.started_at')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -1843,54 +1887,54 @@ def decode_JobBecameReady(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f377 = _string(b, &p, end)
-    f378 = _long(b, &p, end)
-    f379 = _string(b, &p, end)
-    if _optional(b, &p, end):
-        f380 = _string(b, &p, end)
-    else:
-        f380 = None
-    f381 = _long(b, &p, end)
-    f382 = _long(b, &p, end)
-    if _optional(b, &p, end):
-        f383 = _string(b, &p, end)
-    else:
-        f383 = None
-    if _optional(b, &p, end):
-        f384 = _long(b, &p, end)
-    else:
-        f384 = None
-    f385 = _string(b, &p, end)
-    if _optional(b, &p, end):
-        f386 = _string(b, &p, end)
-    else:
-        f386 = None
+    f384 = _string(b, &p, end)
+    f385 = _long(b, &p, end)
+    f386 = _string(b, &p, end)
     if _optional(b, &p, end):
         f387 = _string(b, &p, end)
     else:
         f387 = None
+    f388 = _long(b, &p, end)
+    f389 = _long(b, &p, end)
     if _optional(b, &p, end):
-        f388 = _long(b, &p, end)
+        f390 = _string(b, &p, end)
     else:
-        f388 = None
+        f390 = None
     if _optional(b, &p, end):
-        f389 = _boolean(b, &p, end)
+        f391 = _long(b, &p, end)
     else:
-        f389 = None
+        f391 = None
+    f392 = _string(b, &p, end)
+    if _optional(b, &p, end):
+        f393 = _string(b, &p, end)
+    else:
+        f393 = None
+    if _optional(b, &p, end):
+        f394 = _string(b, &p, end)
+    else:
+        f394 = None
+    if _optional(b, &p, end):
+        f395 = _long(b, &p, end)
+    else:
+        f395 = None
+    if _optional(b, &p, end):
+        f396 = _boolean(b, &p, end)
+    else:
+        f396 = None
     result = _new(_builder_JobBecameReady)
-    result.event_id = f377
-    result.occurred_at = f378
-    result.producer = f379
-    result.causation_id = f380
-    result.batch_id = f381
-    result.job_id = f382
-    result.after_attempt_id = f383
-    result.not_before = f384
-    result.reason = f385
-    result.retry_cause = f386
-    result.retry_rule = f387
-    result.memory_bytes = f388
-    result.preemptible = f389
+    result.event_id = f384
+    result.occurred_at = f385
+    result.producer = f386
+    result.causation_id = f387
+    result.batch_id = f388
+    result.job_id = f389
+    result.after_attempt_id = f390
+    result.not_before = f391
+    result.reason = f392
+    result.retry_cause = f393
+    result.retry_rule = f394
+    result.memory_bytes = f395
+    result.preemptible = f396
     result.__class__ = _class_JobBecameReady
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -1898,55 +1942,55 @@ def decode_JobBecameReady(bytes data, Py_ssize_t offset):
 def encode_JobBecameReady(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v390 = e
-        _put_string(&w, v390.event_id, 'JobBecameReady.event_id')
-        _put_long(&w, v390.occurred_at, LLONG_MIN, LLONG_MAX, 'JobBecameReady.occurred_at')
-        _put_string(&w, v390.producer, 'JobBecameReady.producer')
-        v391 = v390.causation_id
-        if v391 is None:
+        v397 = e
+        _put_string(&w, v397.event_id, 'JobBecameReady.event_id')
+        _put_long(&w, v397.occurred_at, LLONG_MIN, LLONG_MAX, 'JobBecameReady.occurred_at')
+        _put_string(&w, v397.producer, 'JobBecameReady.producer')
+        v398 = v397.causation_id
+        if v398 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v391, 'JobBecameReady.causation_id')
-        _put_long(&w, v390.batch_id, LLONG_MIN, LLONG_MAX, 'JobBecameReady.batch_id')
-        _put_long(&w, v390.job_id, -2147483648, 2147483647, 'JobBecameReady.job_id')
-        v392 = v390.after_attempt_id
-        if v392 is None:
+            _put_string(&w, v398, 'JobBecameReady.causation_id')
+        _put_long(&w, v397.batch_id, LLONG_MIN, LLONG_MAX, 'JobBecameReady.batch_id')
+        _put_long(&w, v397.job_id, -2147483648, 2147483647, 'JobBecameReady.job_id')
+        v399 = v397.after_attempt_id
+        if v399 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v392, 'JobBecameReady.after_attempt_id')
-        v393 = v390.not_before
-        if v393 is None:
+            _put_string(&w, v399, 'JobBecameReady.after_attempt_id')
+        v400 = v397.not_before
+        if v400 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_long(&w, v393, LLONG_MIN, LLONG_MAX, 'JobBecameReady.not_before')
-        _put_string(&w, v390.reason, 'JobBecameReady.reason')
-        v394 = v390.retry_cause
-        if v394 is None:
+            _put_long(&w, v400, LLONG_MIN, LLONG_MAX, 'JobBecameReady.not_before')
+        _put_string(&w, v397.reason, 'JobBecameReady.reason')
+        v401 = v397.retry_cause
+        if v401 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v394, 'JobBecameReady.retry_cause')
-        v395 = v390.retry_rule
-        if v395 is None:
+            _put_string(&w, v401, 'JobBecameReady.retry_cause')
+        v402 = v397.retry_rule
+        if v402 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v395, 'JobBecameReady.retry_rule')
-        v396 = v390.memory_bytes
-        if v396 is None:
+            _put_string(&w, v402, 'JobBecameReady.retry_rule')
+        v403 = v397.memory_bytes
+        if v403 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_long(&w, v396, LLONG_MIN, LLONG_MAX, 'JobBecameReady.memory_bytes')
-        v397 = v390.preemptible
-        if v397 is None:
+            _put_long(&w, v403, LLONG_MIN, LLONG_MAX, 'JobBecameReady.memory_bytes')
+        v404 = v397.preemptible
+        if v404 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_boolean(&w, v397, 'JobBecameReady.preemptible')
+            _put_boolean(&w, v404, 'JobBecameReady.preemptible')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -1955,24 +1999,24 @@ def decode_JobCancelled(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f398 = _string(b, &p, end)
-    f399 = _long(b, &p, end)
-    f400 = _string(b, &p, end)
+    f405 = _string(b, &p, end)
+    f406 = _long(b, &p, end)
+    f407 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f401 = _string(b, &p, end)
+        f408 = _string(b, &p, end)
     else:
-        f401 = None
-    f402 = _long(b, &p, end)
-    f403 = _long(b, &p, end)
-    f404 = _string(b, &p, end)
+        f408 = None
+    f409 = _long(b, &p, end)
+    f410 = _long(b, &p, end)
+    f411 = _string(b, &p, end)
     result = _new(_builder_JobCancelled)
-    result.event_id = f398
-    result.occurred_at = f399
-    result.producer = f400
-    result.causation_id = f401
-    result.batch_id = f402
-    result.job_id = f403
-    result.reason = f404
+    result.event_id = f405
+    result.occurred_at = f406
+    result.producer = f407
+    result.causation_id = f408
+    result.batch_id = f409
+    result.job_id = f410
+    result.reason = f411
     result.__class__ = _class_JobCancelled
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -1980,19 +2024,19 @@ def decode_JobCancelled(bytes data, Py_ssize_t offset):
 def encode_JobCancelled(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v405 = e
-        _put_string(&w, v405.event_id, 'JobCancelled.event_id')
-        _put_long(&w, v405.occurred_at, LLONG_MIN, LLONG_MAX, 'JobCancelled.occurred_at')
-        _put_string(&w, v405.producer, 'JobCancelled.producer')
-        v406 = v405.causation_id
-        if v406 is None:
+        v412 = e
+        _put_string(&w, v412.event_id, 'JobCancelled.event_id')
+        _put_long(&w, v412.occurred_at, LLONG_MIN, LLONG_MAX, 'JobCancelled.occurred_at')
+        _put_string(&w, v412.producer, 'JobCancelled.producer')
+        v413 = v412.causation_id
+        if v413 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v406, 'JobCancelled.causation_id')
-        _put_long(&w, v405.batch_id, LLONG_MIN, LLONG_MAX, 'JobCancelled.batch_id')
-        _put_long(&w, v405.job_id, -2147483648, 2147483647, 'JobCancelled.job_id')
-        _put_string(&w, v405.reason, 'JobCancelled.reason')
+            _put_string(&w, v413, 'JobCancelled.causation_id')
+        _put_long(&w, v412.batch_id, LLONG_MIN, LLONG_MAX, 'JobCancelled.batch_id')
+        _put_long(&w, v412.job_id, -2147483648, 2147483647, 'JobCancelled.job_id')
+        _put_string(&w, v412.reason, 'JobCancelled.reason')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -2001,41 +2045,41 @@ def decode_JobCompleted(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f407 = _string(b, &p, end)
-    f408 = _long(b, &p, end)
-    f409 = _string(b, &p, end)
+    f414 = _string(b, &p, end)
+    f415 = _long(b, &p, end)
+    f416 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f410 = _string(b, &p, end)
+        f417 = _string(b, &p, end)
     else:
-        f410 = None
-    f411 = _long(b, &p, end)
-    f412 = _long(b, &p, end)
-    f413 = _string(b, &p, end)
+        f417 = None
+    f418 = _long(b, &p, end)
+    f419 = _long(b, &p, end)
+    f420 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f414 = _string(b, &p, end)
+        f421 = _string(b, &p, end)
     else:
-        f414 = None
+        f421 = None
     if _optional(b, &p, end):
-        f415 = _long(b, &p, end)
+        f422 = _long(b, &p, end)
     else:
-        f415 = None
+        f422 = None
     if _optional(b, &p, end):
-        f416 = _string(b, &p, end)
+        f423 = _string(b, &p, end)
     else:
-        f416 = None
-    f417 = _long(b, &p, end)
+        f423 = None
+    f424 = _long(b, &p, end)
     result = _new(_builder_JobCompleted)
-    result.event_id = f407
-    result.occurred_at = f408
-    result.producer = f409
-    result.causation_id = f410
-    result.batch_id = f411
-    result.job_id = f412
-    result.state = f413
-    result.attempt_id = f414
-    result.exit_code = f415
-    result.reason = f416
-    result.n_attempts = f417
+    result.event_id = f414
+    result.occurred_at = f415
+    result.producer = f416
+    result.causation_id = f417
+    result.batch_id = f418
+    result.job_id = f419
+    result.state = f420
+    result.attempt_id = f421
+    result.exit_code = f422
+    result.reason = f423
+    result.n_attempts = f424
     result.__class__ = _class_JobCompleted
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -2043,38 +2087,38 @@ def decode_JobCompleted(bytes data, Py_ssize_t offset):
 def encode_JobCompleted(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v418 = e
-        _put_string(&w, v418.event_id, 'JobCompleted.event_id')
-        _put_long(&w, v418.occurred_at, LLONG_MIN, LLONG_MAX, 'JobCompleted.occurred_at')
-        _put_string(&w, v418.producer, 'JobCompleted.producer')
-        v419 = v418.causation_id
-        if v419 is None:
+        v425 = e
+        _put_string(&w, v425.event_id, 'JobCompleted.event_id')
+        _put_long(&w, v425.occurred_at, LLONG_MIN, LLONG_MAX, 'JobCompleted.occurred_at')
+        _put_string(&w, v425.producer, 'JobCompleted.producer')
+        v426 = v425.causation_id
+        if v426 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v419, 'JobCompleted.causation_id')
-        _put_long(&w, v418.batch_id, LLONG_MIN, LLONG_MAX, 'JobCompleted.batch_id')
-        _put_long(&w, v418.job_id, -2147483648, 2147483647, 'JobCompleted.job_id')
-        _put_string(&w, v418.state, 'JobCompleted.state')
-        v420 = v418.attempt_id
-        if v420 is None:
+            _put_string(&w, v426, 'JobCompleted.causation_id')
+        _put_long(&w, v425.batch_id, LLONG_MIN, LLONG_MAX, 'JobCompleted.batch_id')
+        _put_long(&w, v425.job_id, -2147483648, 2147483647, 'JobCompleted.job_id')
+        _put_string(&w, v425.state, 'JobCompleted.state')
+        v427 = v425.attempt_id
+        if v427 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v420, 'JobCompleted.attempt_id')
-        v421 = v418.exit_code
-        if v421 is None:
+            _put_string(&w, v427, 'JobCompleted.attempt_id')
+        v428 = v425.exit_code
+        if v428 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_long(&w, v421, -2147483648, 2147483647, 'JobCompleted.exit_code')
-        v422 = v418.reason
-        if v422 is None:
+            _put_long(&w, v428, -2147483648, 2147483647, 'JobCompleted.exit_code')
+        v429 = v425.reason
+        if v429 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v422, 'JobCompleted.reason')
-        _put_long(&w, v418.n_attempts, -2147483648, 2147483647, 'JobCompleted.n_attempts')
+            _put_string(&w, v429, 'JobCompleted.reason')
+        _put_long(&w, v425.n_attempts, -2147483648, 2147483647, 'JobCompleted.n_attempts')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -2083,68 +2127,55 @@ def decode_JobCreated(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f423 = _string(b, &p, end)
-    f424 = _long(b, &p, end)
-    f425 = _string(b, &p, end)
+    f430 = _string(b, &p, end)
+    f431 = _long(b, &p, end)
+    f432 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f426 = _string(b, &p, end)
+        f433 = _string(b, &p, end)
     else:
-        f426 = None
-    f427 = _long(b, &p, end)
-    f428 = _long(b, &p, end)
-    f429 = _long(b, &p, end)
-    f430 = _long(b, &p, end)
-    a432 = []
-    while True:
-        n433 = _block(b, &p, end)
-        if n433 == 0: break
-        for i434 in range(n433):
-            x435 = _long(b, &p, end)
-            a432.append(x435)
-    f431 = tuple(a432)
-    f436 = _boolean(b, &p, end)
+        f433 = None
+    f434 = _long(b, &p, end)
+    f435 = _long(b, &p, end)
+    f436 = _long(b, &p, end)
     f437 = _long(b, &p, end)
-    f438 = _string(b, &p, end)
-    f439 = _string(b, &p, end)
-    a441 = {}
+    a439 = []
     while True:
-        n442 = _block(b, &p, end)
-        if n442 == 0: break
-        for i443 in range(n442):
-            k445 = _string(b, &p, end)
-            x444 = _string(b, &p, end)
-            a441[k445] = x444
-    f440 = a441
-    f447 = _string(b, &p, end)
+        n440 = _block(b, &p, end)
+        if n440 == 0: break
+        for i441 in range(n440):
+            x442 = _long(b, &p, end)
+            a439.append(x442)
+    f438 = tuple(a439)
+    f443 = _boolean(b, &p, end)
+    f444 = _long(b, &p, end)
+    f445 = _string(b, &p, end)
+    f446 = _string(b, &p, end)
+    a448 = {}
+    while True:
+        n449 = _block(b, &p, end)
+        if n449 == 0: break
+        for i450 in range(n449):
+            k452 = _string(b, &p, end)
+            x451 = _string(b, &p, end)
+            a448[k452] = x451
+    f447 = a448
+    f454 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f448 = _string(b, &p, end)
+        f455 = _string(b, &p, end)
     else:
-        f448 = None
-    a450 = []
+        f455 = None
+    a457 = []
     while True:
-        n451 = _block(b, &p, end)
-        if n451 == 0: break
-        for i452 in range(n451):
-            x453 = _string(b, &p, end)
-            a450.append(x453)
-    f449 = tuple(a450)
+        n458 = _block(b, &p, end)
+        if n458 == 0: break
+        for i459 in range(n458):
+            x460 = _string(b, &p, end)
+            a457.append(x460)
+    f456 = tuple(a457)
     if _optional(b, &p, end):
-        f454 = _string(b, &p, end)
+        f461 = _string(b, &p, end)
     else:
-        f454 = None
-    a456 = []
-    while True:
-        n457 = _block(b, &p, end)
-        if n457 == 0: break
-        for i458 in range(n457):
-            f460 = _string(b, &p, end)
-            f461 = _string(b, &p, end)
-            x459 = _new(_builder_EnvVar)
-            x459.name = f460
-            x459.value = f461
-            x459.__class__ = _class_EnvVar
-            a456.append(x459)
-    f455 = tuple(a456)
+        f461 = None
     a463 = []
     while True:
         n464 = _block(b, &p, end)
@@ -2152,10 +2183,10 @@ def decode_JobCreated(bytes data, Py_ssize_t offset):
         for i465 in range(n464):
             f467 = _string(b, &p, end)
             f468 = _string(b, &p, end)
-            x466 = _new(_builder_FileCopy)
-            x466.src = f467
-            x466.dst = f468
-            x466.__class__ = _class_FileCopy
+            x466 = _new(_builder_EnvVar)
+            x466.name = f467
+            x466.value = f468
+            x466.__class__ = _class_EnvVar
             a463.append(x466)
     f462 = tuple(a463)
     a470 = []
@@ -2171,107 +2202,120 @@ def decode_JobCreated(bytes data, Py_ssize_t offset):
             x473.__class__ = _class_FileCopy
             a470.append(x473)
     f469 = tuple(a470)
-    f476 = _boolean(b, &p, end)
-    if _optional(b, &p, end):
-        f477 = _float(data, &p, end, 8)
-    else:
-        f477 = None
-    f478 = _string(b, &p, end)
-    f480 = _long(b, &p, end)
-    f481 = _long(b, &p, end)
-    f482 = _long(b, &p, end)
+    a477 = []
+    while True:
+        n478 = _block(b, &p, end)
+        if n478 == 0: break
+        for i479 in range(n478):
+            f481 = _string(b, &p, end)
+            f482 = _string(b, &p, end)
+            x480 = _new(_builder_FileCopy)
+            x480.src = f481
+            x480.dst = f482
+            x480.__class__ = _class_FileCopy
+            a477.append(x480)
+    f476 = tuple(a477)
     f483 = _boolean(b, &p, end)
-    f484 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f485 = _string(b, &p, end)
+        f484 = _float(data, &p, end, 8)
     else:
-        f485 = None
-    f479 = _new(_builder_Resources)
-    f479.cores_mcpu = f480
-    f479.memory_bytes = f481
-    f479.storage_gib = f482
-    f479.preemptible = f483
-    f479.worker_type = f484
-    f479.machine_type = f485
-    f479.__class__ = _class_Resources
+        f484 = None
+    f485 = _string(b, &p, end)
+    f487 = _long(b, &p, end)
+    f488 = _long(b, &p, end)
+    f489 = _long(b, &p, end)
+    f490 = _boolean(b, &p, end)
+    f491 = _string(b, &p, end)
     if _optional(b, &p, end):
-        a487 = []
+        f492 = _string(b, &p, end)
+    else:
+        f492 = None
+    f486 = _new(_builder_Resources)
+    f486.cores_mcpu = f487
+    f486.memory_bytes = f488
+    f486.storage_gib = f489
+    f486.preemptible = f490
+    f486.worker_type = f491
+    f486.machine_type = f492
+    f486.__class__ = _class_Resources
+    if _optional(b, &p, end):
+        a494 = []
         while True:
-            n488 = _block(b, &p, end)
-            if n488 == 0: break
-            for i489 in range(n488):
-                x490 = _string(b, &p, end)
-                a487.append(x490)
-        f486 = tuple(a487)
-    else:
-        f486 = None
-    if _optional(b, &p, end):
-        f491 = _long(b, &p, end)
-    else:
-        f491 = None
-    f446 = _new(_builder_JobSpec)
-    f446.process_type = f447
-    f446.image = f448
-    f446.command = f449
-    f446.jar_url = f454
-    f446.env = f455
-    f446.input_files = f462
-    f446.output_files = f469
-    f446.always_copy_output = f476
-    f446.timeout_s = f477
-    f446.network = f478
-    f446.resources = f479
-    f446.regions = f486
-    f446.port = f491
-    f446.__class__ = _class_JobSpec
-    f492 = _string(b, &p, end)
-    if _optional(b, &p, end):
-        if _optional(b, &p, end):
-            f494 = _float(data, &p, end, 8)
-        else:
-            f494 = None
-        if _optional(b, &p, end):
-            f495 = _long(b, &p, end)
-        else:
-            f495 = None
-        if _optional(b, &p, end):
-            f496 = _long(b, &p, end)
-        else:
-            f496 = None
-        a498 = []
-        while True:
-            n499 = _block(b, &p, end)
-            if n499 == 0: break
-            for i500 in range(n499):
-                x501 = _long(b, &p, end)
-                a498.append(x501)
-        f497 = tuple(a498)
-        f493 = _new(_builder_RetryPolicy)
-        f493.oom_memory_multiplier = f494
-        f493.oom_max_memory_bytes = f495
-        f493.max_preemptions = f496
-        f493.retry_exit_codes = f497
-        f493.__class__ = _class_RetryPolicy
+            n495 = _block(b, &p, end)
+            if n495 == 0: break
+            for i496 in range(n495):
+                x497 = _string(b, &p, end)
+                a494.append(x497)
+        f493 = tuple(a494)
     else:
         f493 = None
+    if _optional(b, &p, end):
+        f498 = _long(b, &p, end)
+    else:
+        f498 = None
+    f453 = _new(_builder_JobSpec)
+    f453.process_type = f454
+    f453.image = f455
+    f453.command = f456
+    f453.jar_url = f461
+    f453.env = f462
+    f453.input_files = f469
+    f453.output_files = f476
+    f453.always_copy_output = f483
+    f453.timeout_s = f484
+    f453.network = f485
+    f453.resources = f486
+    f453.regions = f493
+    f453.port = f498
+    f453.__class__ = _class_JobSpec
+    f499 = _string(b, &p, end)
+    if _optional(b, &p, end):
+        if _optional(b, &p, end):
+            f501 = _float(data, &p, end, 8)
+        else:
+            f501 = None
+        if _optional(b, &p, end):
+            f502 = _long(b, &p, end)
+        else:
+            f502 = None
+        if _optional(b, &p, end):
+            f503 = _long(b, &p, end)
+        else:
+            f503 = None
+        a505 = []
+        while True:
+            n506 = _block(b, &p, end)
+            if n506 == 0: break
+            for i507 in range(n506):
+                x508 = _long(b, &p, end)
+                a505.append(x508)
+        f504 = tuple(a505)
+        f500 = _new(_builder_RetryPolicy)
+        f500.oom_memory_multiplier = f501
+        f500.oom_max_memory_bytes = f502
+        f500.max_preemptions = f503
+        f500.retry_exit_codes = f504
+        f500.__class__ = _class_RetryPolicy
+    else:
+        f500 = None
     result = _new(_builder_JobCreated)
-    result.event_id = f423
-    result.occurred_at = f424
-    result.producer = f425
-    result.causation_id = f426
-    result.batch_id = f427
-    result.job_id = f428
-    result.update_id = f429
-    result.job_group_id = f430
-    result.parent_ids = f431
-    result.always_run = f436
-    result.n_max_attempts = f437
-    result.user = f438
-    result.billing_project = f439
-    result.attributes = f440
-    result.spec = f446
-    result.spec_json = f492
-    result.retry_policy = f493
+    result.event_id = f430
+    result.occurred_at = f431
+    result.producer = f432
+    result.causation_id = f433
+    result.batch_id = f434
+    result.job_id = f435
+    result.update_id = f436
+    result.job_group_id = f437
+    result.parent_ids = f438
+    result.always_run = f443
+    result.n_max_attempts = f444
+    result.user = f445
+    result.billing_project = f446
+    result.attributes = f447
+    result.spec = f453
+    result.spec_json = f499
+    result.retry_policy = f500
     result.__class__ = _class_JobCreated
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -2279,170 +2323,170 @@ def decode_JobCreated(bytes data, Py_ssize_t offset):
 def encode_JobCreated(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v502 = e
-        _put_string(&w, v502.event_id, 'JobCreated.event_id')
-        _put_long(&w, v502.occurred_at, LLONG_MIN, LLONG_MAX, 'JobCreated.occurred_at')
-        _put_string(&w, v502.producer, 'JobCreated.producer')
-        v503 = v502.causation_id
-        if v503 is None:
+        v509 = e
+        _put_string(&w, v509.event_id, 'JobCreated.event_id')
+        _put_long(&w, v509.occurred_at, LLONG_MIN, LLONG_MAX, 'JobCreated.occurred_at')
+        _put_string(&w, v509.producer, 'JobCreated.producer')
+        v510 = v509.causation_id
+        if v510 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v503, 'JobCreated.causation_id')
-        _put_long(&w, v502.batch_id, LLONG_MIN, LLONG_MAX, 'JobCreated.batch_id')
-        _put_long(&w, v502.job_id, -2147483648, 2147483647, 'JobCreated.job_id')
-        _put_long(&w, v502.update_id, -2147483648, 2147483647, 'JobCreated.update_id')
-        _put_long(&w, v502.job_group_id, -2147483648, 2147483647, 'JobCreated.job_group_id')
-        v504 = v502.parent_ids
-        n505 = len(v504)
-        if n505:
-            _put_varint(&w, (<unsigned long long>n505) << 1)
-            for i506 in v504:
-                _put_long(&w, i506, -2147483648, 2147483647, 'JobCreated.parent_ids[]')
+            _put_string(&w, v510, 'JobCreated.causation_id')
+        _put_long(&w, v509.batch_id, LLONG_MIN, LLONG_MAX, 'JobCreated.batch_id')
+        _put_long(&w, v509.job_id, -2147483648, 2147483647, 'JobCreated.job_id')
+        _put_long(&w, v509.update_id, -2147483648, 2147483647, 'JobCreated.update_id')
+        _put_long(&w, v509.job_group_id, -2147483648, 2147483647, 'JobCreated.job_group_id')
+        v511 = v509.parent_ids
+        n512 = len(v511)
+        if n512:
+            _put_varint(&w, (<unsigned long long>n512) << 1)
+            for i513 in v511:
+                _put_long(&w, i513, -2147483648, 2147483647, 'JobCreated.parent_ids[]')
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 0)
-        _put_boolean(&w, v502.always_run, 'JobCreated.always_run')
-        _put_long(&w, v502.n_max_attempts, -2147483648, 2147483647, 'JobCreated.n_max_attempts')
-        _put_string(&w, v502.user, 'JobCreated.user')
-        _put_string(&w, v502.billing_project, 'JobCreated.billing_project')
-        v507 = v502.attributes
-        n508 = len(v507)
-        if n508:
-            _put_varint(&w, (<unsigned long long>n508) << 1)
-            for k510, i509 in v507.items():
-                _put_string(&w, k510, 'JobCreated.attributes key')
-                _put_string(&w, i509, 'JobCreated.attributes{}')
+        _put_boolean(&w, v509.always_run, 'JobCreated.always_run')
+        _put_long(&w, v509.n_max_attempts, -2147483648, 2147483647, 'JobCreated.n_max_attempts')
+        _put_string(&w, v509.user, 'JobCreated.user')
+        _put_string(&w, v509.billing_project, 'JobCreated.billing_project')
+        v514 = v509.attributes
+        n515 = len(v514)
+        if n515:
+            _put_varint(&w, (<unsigned long long>n515) << 1)
+            for k517, i516 in v514.items():
+                _put_string(&w, k517, 'JobCreated.attributes key')
+                _put_string(&w, i516, 'JobCreated.attributes{}')
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 0)
-        v511 = v502.spec
-        _put_string(&w, v511.process_type, 'JobCreated.spec.process_type')
-        v512 = v511.image
-        if v512 is None:
-            _put_byte(&w, 0)
-        else:
-            _put_byte(&w, 2)
-            _put_string(&w, v512, 'JobCreated.spec.image')
-        v513 = v511.command
-        n514 = len(v513)
-        if n514:
-            _put_varint(&w, (<unsigned long long>n514) << 1)
-            for i515 in v513:
-                _put_string(&w, i515, 'JobCreated.spec.command[]')
-            _put_byte(&w, 0)
-        else:
-            _put_byte(&w, 0)
-        v516 = v511.jar_url
-        if v516 is None:
+        v518 = v509.spec
+        _put_string(&w, v518.process_type, 'JobCreated.spec.process_type')
+        v519 = v518.image
+        if v519 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v516, 'JobCreated.spec.jar_url')
-        v517 = v511.env
-        n518 = len(v517)
-        if n518:
-            _put_varint(&w, (<unsigned long long>n518) << 1)
-            for i519 in v517:
-                v520 = i519
-                _put_string(&w, v520.name, 'JobCreated.spec.env[].name')
-                _put_string(&w, v520.value, 'JobCreated.spec.env[].value')
+            _put_string(&w, v519, 'JobCreated.spec.image')
+        v520 = v518.command
+        n521 = len(v520)
+        if n521:
+            _put_varint(&w, (<unsigned long long>n521) << 1)
+            for i522 in v520:
+                _put_string(&w, i522, 'JobCreated.spec.command[]')
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 0)
-        v521 = v511.input_files
-        n522 = len(v521)
-        if n522:
-            _put_varint(&w, (<unsigned long long>n522) << 1)
-            for i523 in v521:
-                v524 = i523
-                _put_string(&w, v524.src, 'JobCreated.spec.input_files[].src')
-                _put_string(&w, v524.dst, 'JobCreated.spec.input_files[].dst')
-            _put_byte(&w, 0)
-        else:
-            _put_byte(&w, 0)
-        v525 = v511.output_files
-        n526 = len(v525)
-        if n526:
-            _put_varint(&w, (<unsigned long long>n526) << 1)
-            for i527 in v525:
-                v528 = i527
-                _put_string(&w, v528.src, 'JobCreated.spec.output_files[].src')
-                _put_string(&w, v528.dst, 'JobCreated.spec.output_files[].dst')
-            _put_byte(&w, 0)
-        else:
-            _put_byte(&w, 0)
-        _put_boolean(&w, v511.always_copy_output, 'JobCreated.spec.always_copy_output')
-        v529 = v511.timeout_s
-        if v529 is None:
+        v523 = v518.jar_url
+        if v523 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_float(&w, v529, 8)
-        _put_string(&w, v511.network, 'JobCreated.spec.network')
-        v530 = v511.resources
-        _put_long(&w, v530.cores_mcpu, -2147483648, 2147483647, 'JobCreated.spec.resources.cores_mcpu')
-        _put_long(&w, v530.memory_bytes, LLONG_MIN, LLONG_MAX, 'JobCreated.spec.resources.memory_bytes')
-        _put_long(&w, v530.storage_gib, -2147483648, 2147483647, 'JobCreated.spec.resources.storage_gib')
-        _put_boolean(&w, v530.preemptible, 'JobCreated.spec.resources.preemptible')
-        _put_string(&w, v530.worker_type, 'JobCreated.spec.resources.worker_type')
-        v531 = v530.machine_type
-        if v531 is None:
+            _put_string(&w, v523, 'JobCreated.spec.jar_url')
+        v524 = v518.env
+        n525 = len(v524)
+        if n525:
+            _put_varint(&w, (<unsigned long long>n525) << 1)
+            for i526 in v524:
+                v527 = i526
+                _put_string(&w, v527.name, 'JobCreated.spec.env[].name')
+                _put_string(&w, v527.value, 'JobCreated.spec.env[].value')
             _put_byte(&w, 0)
         else:
-            _put_byte(&w, 2)
-            _put_string(&w, v531, 'JobCreated.spec.resources.machine_type')
-        v532 = v511.regions
-        if v532 is None:
+            _put_byte(&w, 0)
+        v528 = v518.input_files
+        n529 = len(v528)
+        if n529:
+            _put_varint(&w, (<unsigned long long>n529) << 1)
+            for i530 in v528:
+                v531 = i530
+                _put_string(&w, v531.src, 'JobCreated.spec.input_files[].src')
+                _put_string(&w, v531.dst, 'JobCreated.spec.input_files[].dst')
             _put_byte(&w, 0)
         else:
-            _put_byte(&w, 2)
-            v533 = v532
-            n534 = len(v533)
-            if n534:
-                _put_varint(&w, (<unsigned long long>n534) << 1)
-                for i535 in v533:
-                    _put_string(&w, i535, 'JobCreated.spec.regions[]')
-                _put_byte(&w, 0)
-            else:
-                _put_byte(&w, 0)
-        v536 = v511.port
+            _put_byte(&w, 0)
+        v532 = v518.output_files
+        n533 = len(v532)
+        if n533:
+            _put_varint(&w, (<unsigned long long>n533) << 1)
+            for i534 in v532:
+                v535 = i534
+                _put_string(&w, v535.src, 'JobCreated.spec.output_files[].src')
+                _put_string(&w, v535.dst, 'JobCreated.spec.output_files[].dst')
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 0)
+        _put_boolean(&w, v518.always_copy_output, 'JobCreated.spec.always_copy_output')
+        v536 = v518.timeout_s
         if v536 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_long(&w, v536, -2147483648, 2147483647, 'JobCreated.spec.port')
-        _put_string(&w, v502.spec_json, 'JobCreated.spec_json')
-        v537 = v502.retry_policy
-        if v537 is None:
+            _put_float(&w, v536, 8)
+        _put_string(&w, v518.network, 'JobCreated.spec.network')
+        v537 = v518.resources
+        _put_long(&w, v537.cores_mcpu, -2147483648, 2147483647, 'JobCreated.spec.resources.cores_mcpu')
+        _put_long(&w, v537.memory_bytes, LLONG_MIN, LLONG_MAX, 'JobCreated.spec.resources.memory_bytes')
+        _put_long(&w, v537.storage_gib, -2147483648, 2147483647, 'JobCreated.spec.resources.storage_gib')
+        _put_boolean(&w, v537.preemptible, 'JobCreated.spec.resources.preemptible')
+        _put_string(&w, v537.worker_type, 'JobCreated.spec.resources.worker_type')
+        v538 = v537.machine_type
+        if v538 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            v538 = v537
-            v539 = v538.oom_memory_multiplier
-            if v539 is None:
+            _put_string(&w, v538, 'JobCreated.spec.resources.machine_type')
+        v539 = v518.regions
+        if v539 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            v540 = v539
+            n541 = len(v540)
+            if n541:
+                _put_varint(&w, (<unsigned long long>n541) << 1)
+                for i542 in v540:
+                    _put_string(&w, i542, 'JobCreated.spec.regions[]')
+                _put_byte(&w, 0)
+            else:
+                _put_byte(&w, 0)
+        v543 = v518.port
+        if v543 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_long(&w, v543, -2147483648, 2147483647, 'JobCreated.spec.port')
+        _put_string(&w, v509.spec_json, 'JobCreated.spec_json')
+        v544 = v509.retry_policy
+        if v544 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            v545 = v544
+            v546 = v545.oom_memory_multiplier
+            if v546 is None:
                 _put_byte(&w, 0)
             else:
                 _put_byte(&w, 2)
-                _put_float(&w, v539, 8)
-            v540 = v538.oom_max_memory_bytes
-            if v540 is None:
+                _put_float(&w, v546, 8)
+            v547 = v545.oom_max_memory_bytes
+            if v547 is None:
                 _put_byte(&w, 0)
             else:
                 _put_byte(&w, 2)
-                _put_long(&w, v540, LLONG_MIN, LLONG_MAX, 'JobCreated.retry_policy.oom_max_memory_bytes')
-            v541 = v538.max_preemptions
-            if v541 is None:
+                _put_long(&w, v547, LLONG_MIN, LLONG_MAX, 'JobCreated.retry_policy.oom_max_memory_bytes')
+            v548 = v545.max_preemptions
+            if v548 is None:
                 _put_byte(&w, 0)
             else:
                 _put_byte(&w, 2)
-                _put_long(&w, v541, -2147483648, 2147483647, 'JobCreated.retry_policy.max_preemptions')
-            v542 = v538.retry_exit_codes
-            n543 = len(v542)
-            if n543:
-                _put_varint(&w, (<unsigned long long>n543) << 1)
-                for i544 in v542:
-                    _put_long(&w, i544, -2147483648, 2147483647, 'JobCreated.retry_policy.retry_exit_codes[]')
+                _put_long(&w, v548, -2147483648, 2147483647, 'JobCreated.retry_policy.max_preemptions')
+            v549 = v545.retry_exit_codes
+            n550 = len(v549)
+            if n550:
+                _put_varint(&w, (<unsigned long long>n550) << 1)
+                for i551 in v549:
+                    _put_long(&w, i551, -2147483648, 2147483647, 'JobCreated.retry_policy.retry_exit_codes[]')
                 _put_byte(&w, 0)
             else:
                 _put_byte(&w, 0)
@@ -2454,30 +2498,30 @@ def decode_JobCreating(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f545 = _string(b, &p, end)
-    f546 = _long(b, &p, end)
-    f547 = _string(b, &p, end)
-    if _optional(b, &p, end):
-        f548 = _string(b, &p, end)
-    else:
-        f548 = None
-    f549 = _long(b, &p, end)
-    f550 = _long(b, &p, end)
-    f551 = _string(b, &p, end)
     f552 = _string(b, &p, end)
     f553 = _long(b, &p, end)
     f554 = _string(b, &p, end)
+    if _optional(b, &p, end):
+        f555 = _string(b, &p, end)
+    else:
+        f555 = None
+    f556 = _long(b, &p, end)
+    f557 = _long(b, &p, end)
+    f558 = _string(b, &p, end)
+    f559 = _string(b, &p, end)
+    f560 = _long(b, &p, end)
+    f561 = _string(b, &p, end)
     result = _new(_builder_JobCreating)
-    result.event_id = f545
-    result.occurred_at = f546
-    result.producer = f547
-    result.causation_id = f548
-    result.batch_id = f549
-    result.job_id = f550
-    result.attempt_id = f551
-    result.instance_name = f552
-    result.scheduler_epoch = f553
-    result.user = f554
+    result.event_id = f552
+    result.occurred_at = f553
+    result.producer = f554
+    result.causation_id = f555
+    result.batch_id = f556
+    result.job_id = f557
+    result.attempt_id = f558
+    result.instance_name = f559
+    result.scheduler_epoch = f560
+    result.user = f561
     result.__class__ = _class_JobCreating
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -2485,22 +2529,22 @@ def decode_JobCreating(bytes data, Py_ssize_t offset):
 def encode_JobCreating(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v555 = e
-        _put_string(&w, v555.event_id, 'JobCreating.event_id')
-        _put_long(&w, v555.occurred_at, LLONG_MIN, LLONG_MAX, 'JobCreating.occurred_at')
-        _put_string(&w, v555.producer, 'JobCreating.producer')
-        v556 = v555.causation_id
-        if v556 is None:
+        v562 = e
+        _put_string(&w, v562.event_id, 'JobCreating.event_id')
+        _put_long(&w, v562.occurred_at, LLONG_MIN, LLONG_MAX, 'JobCreating.occurred_at')
+        _put_string(&w, v562.producer, 'JobCreating.producer')
+        v563 = v562.causation_id
+        if v563 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v556, 'JobCreating.causation_id')
-        _put_long(&w, v555.batch_id, LLONG_MIN, LLONG_MAX, 'JobCreating.batch_id')
-        _put_long(&w, v555.job_id, -2147483648, 2147483647, 'JobCreating.job_id')
-        _put_string(&w, v555.attempt_id, 'JobCreating.attempt_id')
-        _put_string(&w, v555.instance_name, 'JobCreating.instance_name')
-        _put_long(&w, v555.scheduler_epoch, LLONG_MIN, LLONG_MAX, 'JobCreating.scheduler_epoch')
-        _put_string(&w, v555.user, 'JobCreating.user')
+            _put_string(&w, v563, 'JobCreating.causation_id')
+        _put_long(&w, v562.batch_id, LLONG_MIN, LLONG_MAX, 'JobCreating.batch_id')
+        _put_long(&w, v562.job_id, -2147483648, 2147483647, 'JobCreating.job_id')
+        _put_string(&w, v562.attempt_id, 'JobCreating.attempt_id')
+        _put_string(&w, v562.instance_name, 'JobCreating.instance_name')
+        _put_long(&w, v562.scheduler_epoch, LLONG_MIN, LLONG_MAX, 'JobCreating.scheduler_epoch')
+        _put_string(&w, v562.user, 'JobCreating.user')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -2509,24 +2553,24 @@ def decode_JobGroupCancelRequested(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f557 = _string(b, &p, end)
-    f558 = _long(b, &p, end)
-    f559 = _string(b, &p, end)
+    f564 = _string(b, &p, end)
+    f565 = _long(b, &p, end)
+    f566 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f560 = _string(b, &p, end)
+        f567 = _string(b, &p, end)
     else:
-        f560 = None
-    f561 = _long(b, &p, end)
-    f562 = _long(b, &p, end)
-    f563 = _string(b, &p, end)
+        f567 = None
+    f568 = _long(b, &p, end)
+    f569 = _long(b, &p, end)
+    f570 = _string(b, &p, end)
     result = _new(_builder_JobGroupCancelRequested)
-    result.event_id = f557
-    result.occurred_at = f558
-    result.producer = f559
-    result.causation_id = f560
-    result.batch_id = f561
-    result.job_group_id = f562
-    result.user = f563
+    result.event_id = f564
+    result.occurred_at = f565
+    result.producer = f566
+    result.causation_id = f567
+    result.batch_id = f568
+    result.job_group_id = f569
+    result.user = f570
     result.__class__ = _class_JobGroupCancelRequested
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -2534,19 +2578,19 @@ def decode_JobGroupCancelRequested(bytes data, Py_ssize_t offset):
 def encode_JobGroupCancelRequested(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v564 = e
-        _put_string(&w, v564.event_id, 'JobGroupCancelRequested.event_id')
-        _put_long(&w, v564.occurred_at, LLONG_MIN, LLONG_MAX, 'JobGroupCancelRequested.occurred_at')
-        _put_string(&w, v564.producer, 'JobGroupCancelRequested.producer')
-        v565 = v564.causation_id
-        if v565 is None:
+        v571 = e
+        _put_string(&w, v571.event_id, 'JobGroupCancelRequested.event_id')
+        _put_long(&w, v571.occurred_at, LLONG_MIN, LLONG_MAX, 'JobGroupCancelRequested.occurred_at')
+        _put_string(&w, v571.producer, 'JobGroupCancelRequested.producer')
+        v572 = v571.causation_id
+        if v572 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v565, 'JobGroupCancelRequested.causation_id')
-        _put_long(&w, v564.batch_id, LLONG_MIN, LLONG_MAX, 'JobGroupCancelRequested.batch_id')
-        _put_long(&w, v564.job_group_id, -2147483648, 2147483647, 'JobGroupCancelRequested.job_group_id')
-        _put_string(&w, v564.user, 'JobGroupCancelRequested.user')
+            _put_string(&w, v572, 'JobGroupCancelRequested.causation_id')
+        _put_long(&w, v571.batch_id, LLONG_MIN, LLONG_MAX, 'JobGroupCancelRequested.batch_id')
+        _put_long(&w, v571.job_group_id, -2147483648, 2147483647, 'JobGroupCancelRequested.job_group_id')
+        _put_string(&w, v571.user, 'JobGroupCancelRequested.user')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -2555,24 +2599,24 @@ def decode_JobGroupCancelled(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f566 = _string(b, &p, end)
-    f567 = _long(b, &p, end)
-    f568 = _string(b, &p, end)
+    f573 = _string(b, &p, end)
+    f574 = _long(b, &p, end)
+    f575 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f569 = _string(b, &p, end)
+        f576 = _string(b, &p, end)
     else:
-        f569 = None
-    f570 = _long(b, &p, end)
-    f571 = _long(b, &p, end)
-    f572 = _string(b, &p, end)
+        f576 = None
+    f577 = _long(b, &p, end)
+    f578 = _long(b, &p, end)
+    f579 = _string(b, &p, end)
     result = _new(_builder_JobGroupCancelled)
-    result.event_id = f566
-    result.occurred_at = f567
-    result.producer = f568
-    result.causation_id = f569
-    result.batch_id = f570
-    result.job_group_id = f571
-    result.reason = f572
+    result.event_id = f573
+    result.occurred_at = f574
+    result.producer = f575
+    result.causation_id = f576
+    result.batch_id = f577
+    result.job_group_id = f578
+    result.reason = f579
     result.__class__ = _class_JobGroupCancelled
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -2580,19 +2624,19 @@ def decode_JobGroupCancelled(bytes data, Py_ssize_t offset):
 def encode_JobGroupCancelled(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v573 = e
-        _put_string(&w, v573.event_id, 'JobGroupCancelled.event_id')
-        _put_long(&w, v573.occurred_at, LLONG_MIN, LLONG_MAX, 'JobGroupCancelled.occurred_at')
-        _put_string(&w, v573.producer, 'JobGroupCancelled.producer')
-        v574 = v573.causation_id
-        if v574 is None:
+        v580 = e
+        _put_string(&w, v580.event_id, 'JobGroupCancelled.event_id')
+        _put_long(&w, v580.occurred_at, LLONG_MIN, LLONG_MAX, 'JobGroupCancelled.occurred_at')
+        _put_string(&w, v580.producer, 'JobGroupCancelled.producer')
+        v581 = v580.causation_id
+        if v581 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v574, 'JobGroupCancelled.causation_id')
-        _put_long(&w, v573.batch_id, LLONG_MIN, LLONG_MAX, 'JobGroupCancelled.batch_id')
-        _put_long(&w, v573.job_group_id, -2147483648, 2147483647, 'JobGroupCancelled.job_group_id')
-        _put_string(&w, v573.reason, 'JobGroupCancelled.reason')
+            _put_string(&w, v581, 'JobGroupCancelled.causation_id')
+        _put_long(&w, v580.batch_id, LLONG_MIN, LLONG_MAX, 'JobGroupCancelled.batch_id')
+        _put_long(&w, v580.job_group_id, -2147483648, 2147483647, 'JobGroupCancelled.job_group_id')
+        _put_string(&w, v580.reason, 'JobGroupCancelled.reason')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -2601,46 +2645,46 @@ def decode_JobGroupCreated(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f575 = _string(b, &p, end)
-    f576 = _long(b, &p, end)
-    f577 = _string(b, &p, end)
+    f582 = _string(b, &p, end)
+    f583 = _long(b, &p, end)
+    f584 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f578 = _string(b, &p, end)
+        f585 = _string(b, &p, end)
     else:
-        f578 = None
-    f579 = _long(b, &p, end)
-    f580 = _long(b, &p, end)
-    f581 = _long(b, &p, end)
-    f582 = _long(b, &p, end)
-    a584 = {}
+        f585 = None
+    f586 = _long(b, &p, end)
+    f587 = _long(b, &p, end)
+    f588 = _long(b, &p, end)
+    f589 = _long(b, &p, end)
+    a591 = {}
     while True:
-        n585 = _block(b, &p, end)
-        if n585 == 0: break
-        for i586 in range(n585):
-            k588 = _string(b, &p, end)
-            x587 = _string(b, &p, end)
-            a584[k588] = x587
-    f583 = a584
+        n592 = _block(b, &p, end)
+        if n592 == 0: break
+        for i593 in range(n592):
+            k595 = _string(b, &p, end)
+            x594 = _string(b, &p, end)
+            a591[k595] = x594
+    f590 = a591
     if _optional(b, &p, end):
-        f589 = _string(b, &p, end)
+        f596 = _string(b, &p, end)
     else:
-        f589 = None
+        f596 = None
     if _optional(b, &p, end):
-        f590 = _long(b, &p, end)
+        f597 = _long(b, &p, end)
     else:
-        f590 = None
+        f597 = None
     result = _new(_builder_JobGroupCreated)
-    result.event_id = f575
-    result.occurred_at = f576
-    result.producer = f577
-    result.causation_id = f578
-    result.batch_id = f579
-    result.update_id = f580
-    result.job_group_id = f581
-    result.parent_job_group_id = f582
-    result.attributes = f583
-    result.callback = f589
-    result.cancel_after_n_failures = f590
+    result.event_id = f582
+    result.occurred_at = f583
+    result.producer = f584
+    result.causation_id = f585
+    result.batch_id = f586
+    result.update_id = f587
+    result.job_group_id = f588
+    result.parent_job_group_id = f589
+    result.attributes = f590
+    result.callback = f596
+    result.cancel_after_n_failures = f597
     result.__class__ = _class_JobGroupCreated
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -2648,42 +2692,265 @@ def decode_JobGroupCreated(bytes data, Py_ssize_t offset):
 def encode_JobGroupCreated(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v591 = e
-        _put_string(&w, v591.event_id, 'JobGroupCreated.event_id')
-        _put_long(&w, v591.occurred_at, LLONG_MIN, LLONG_MAX, 'JobGroupCreated.occurred_at')
-        _put_string(&w, v591.producer, 'JobGroupCreated.producer')
-        v592 = v591.causation_id
-        if v592 is None:
+        v598 = e
+        _put_string(&w, v598.event_id, 'JobGroupCreated.event_id')
+        _put_long(&w, v598.occurred_at, LLONG_MIN, LLONG_MAX, 'JobGroupCreated.occurred_at')
+        _put_string(&w, v598.producer, 'JobGroupCreated.producer')
+        v599 = v598.causation_id
+        if v599 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v592, 'JobGroupCreated.causation_id')
-        _put_long(&w, v591.batch_id, LLONG_MIN, LLONG_MAX, 'JobGroupCreated.batch_id')
-        _put_long(&w, v591.update_id, -2147483648, 2147483647, 'JobGroupCreated.update_id')
-        _put_long(&w, v591.job_group_id, -2147483648, 2147483647, 'JobGroupCreated.job_group_id')
-        _put_long(&w, v591.parent_job_group_id, -2147483648, 2147483647, 'JobGroupCreated.parent_job_group_id')
-        v593 = v591.attributes
-        n594 = len(v593)
-        if n594:
-            _put_varint(&w, (<unsigned long long>n594) << 1)
-            for k596, i595 in v593.items():
-                _put_string(&w, k596, 'JobGroupCreated.attributes key')
-                _put_string(&w, i595, 'JobGroupCreated.attributes{}')
+            _put_string(&w, v599, 'JobGroupCreated.causation_id')
+        _put_long(&w, v598.batch_id, LLONG_MIN, LLONG_MAX, 'JobGroupCreated.batch_id')
+        _put_long(&w, v598.update_id, -2147483648, 2147483647, 'JobGroupCreated.update_id')
+        _put_long(&w, v598.job_group_id, -2147483648, 2147483647, 'JobGroupCreated.job_group_id')
+        _put_long(&w, v598.parent_job_group_id, -2147483648, 2147483647, 'JobGroupCreated.parent_job_group_id')
+        v600 = v598.attributes
+        n601 = len(v600)
+        if n601:
+            _put_varint(&w, (<unsigned long long>n601) << 1)
+            for k603, i602 in v600.items():
+                _put_string(&w, k603, 'JobGroupCreated.attributes key')
+                _put_string(&w, i602, 'JobGroupCreated.attributes{}')
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 0)
-        v597 = v591.callback
-        if v597 is None:
-            _put_byte(&w, 0)
-        else:
-            _put_byte(&w, 2)
-            _put_string(&w, v597, 'JobGroupCreated.callback')
-        v598 = v591.cancel_after_n_failures
-        if v598 is None:
+        v604 = v598.callback
+        if v604 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_long(&w, v598, -2147483648, 2147483647, 'JobGroupCreated.cancel_after_n_failures')
+            _put_string(&w, v604, 'JobGroupCreated.callback')
+        v605 = v598.cancel_after_n_failures
+        if v605 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_long(&w, v605, -2147483648, 2147483647, 'JobGroupCreated.cancel_after_n_failures')
+        return PyBytes_FromStringAndSize(w.data, w.size)
+    finally:
+        PyMem_Free(w.data)
+
+def decode_PoolScalingDecided(bytes data, Py_ssize_t offset):
+    cdef const unsigned char* b = data
+    cdef Py_ssize_t end = len(data)
+    cdef Py_ssize_t p = offset
+    f606 = _string(b, &p, end)
+    f607 = _long(b, &p, end)
+    f608 = _string(b, &p, end)
+    if _optional(b, &p, end):
+        f609 = _string(b, &p, end)
+    else:
+        f609 = None
+    f610 = _string(b, &p, end)
+    f611 = _long(b, &p, end)
+    f612 = _long(b, &p, end)
+    f613 = _long(b, &p, end)
+    if _optional(b, &p, end):
+        f614 = _string(b, &p, end)
+    else:
+        f614 = None
+    if _optional(b, &p, end):
+        f615 = _long(b, &p, end)
+    else:
+        f615 = None
+    f616 = _long(b, &p, end)
+    f617 = _long(b, &p, end)
+    f618 = _boolean(b, &p, end)
+    f619 = _long(b, &p, end)
+    f620 = _long(b, &p, end)
+    f621 = _long(b, &p, end)
+    f622 = _long(b, &p, end)
+    f623 = _long(b, &p, end)
+    f624 = _long(b, &p, end)
+    f625 = _long(b, &p, end)
+    f626 = _long(b, &p, end)
+    f627 = _long(b, &p, end)
+    f628 = _long(b, &p, end)
+    f629 = _long(b, &p, end)
+    f630 = _long(b, &p, end)
+    f631 = _long(b, &p, end)
+    a633 = []
+    while True:
+        n634 = _block(b, &p, end)
+        if n634 == 0: break
+        for i635 in range(n634):
+            f637 = _string(b, &p, end)
+            f638 = _long(b, &p, end)
+            f639 = _long(b, &p, end)
+            f640 = _long(b, &p, end)
+            f641 = _long(b, &p, end)
+            f642 = _long(b, &p, end)
+            x636 = _new(_builder_PoolWindowUser)
+            x636.user = f637
+            x636.share_mcpu = f638
+            x636.jobs_per_pass = f639
+            x636.window_jobs = f640
+            x636.n_jobs = f641
+            x636.demand_mcpu = f642
+            x636.__class__ = _class_PoolWindowUser
+            a633.append(x636)
+    f632 = tuple(a633)
+    a644 = []
+    while True:
+        n645 = _block(b, &p, end)
+        if n645 == 0: break
+        for i646 in range(n645):
+            f648 = _string(b, &p, end)
+            f649 = _long(b, &p, end)
+            f650 = _long(b, &p, end)
+            f651 = _float(data, &p, end, 8)
+            x647 = _new(_builder_PoolZoneWeight)
+            x647.zone = f648
+            x647.successes = f649
+            x647.attempts = f650
+            x647.weight = f651
+            x647.__class__ = _class_PoolZoneWeight
+            a644.append(x647)
+    f643 = tuple(a644)
+    a653 = []
+    while True:
+        n654 = _block(b, &p, end)
+        if n654 == 0: break
+        for i655 in range(n654):
+            f657 = _string(b, &p, end)
+            if _optional(b, &p, end):
+                f658 = _string(b, &p, end)
+            else:
+                f658 = None
+            f659 = _boolean(b, &p, end)
+            x656 = _new(_builder_PoolInstanceChoice)
+            x656.instance_name = f657
+            x656.zone = f658
+            x656.standing = f659
+            x656.__class__ = _class_PoolInstanceChoice
+            a653.append(x656)
+    f652 = tuple(a653)
+    result = _new(_builder_PoolScalingDecided)
+    result.event_id = f606
+    result.occurred_at = f607
+    result.producer = f608
+    result.causation_id = f609
+    result.pool = f610
+    result.requested = f611
+    result.standing_requested = f612
+    result.deleted = f613
+    result.limited_by = f614
+    result.paused_until = f615
+    result.ready_mcpu = f616
+    result.demand_mcpu = f617
+    result.demand_truncated = f618
+    result.future_mcpu = f619
+    result.window_ms = f620
+    result.free_mcpu = f621
+    result.pending_mcpu = f622
+    result.live = f623
+    result.pending = f624
+    result.inactive = f625
+    result.min_instances = f626
+    result.max_live_instances = f627
+    result.max_instances = f628
+    result.max_new_per_loop = f629
+    result.worker_cores = f630
+    result.standing_worker_cores = f631
+    result.users = f632
+    result.zones = f643
+    result.instances = f652
+    result.__class__ = _class_PoolScalingDecided
+    if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
+    return result
+
+def encode_PoolScalingDecided(e, bytes head=b''):
+    cdef _Buffer w = _start(head)
+    try:
+        v660 = e
+        _put_string(&w, v660.event_id, 'PoolScalingDecided.event_id')
+        _put_long(&w, v660.occurred_at, LLONG_MIN, LLONG_MAX, 'PoolScalingDecided.occurred_at')
+        _put_string(&w, v660.producer, 'PoolScalingDecided.producer')
+        v661 = v660.causation_id
+        if v661 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_string(&w, v661, 'PoolScalingDecided.causation_id')
+        _put_string(&w, v660.pool, 'PoolScalingDecided.pool')
+        _put_long(&w, v660.requested, -2147483648, 2147483647, 'PoolScalingDecided.requested')
+        _put_long(&w, v660.standing_requested, -2147483648, 2147483647, 'PoolScalingDecided.standing_requested')
+        _put_long(&w, v660.deleted, -2147483648, 2147483647, 'PoolScalingDecided.deleted')
+        v662 = v660.limited_by
+        if v662 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_string(&w, v662, 'PoolScalingDecided.limited_by')
+        v663 = v660.paused_until
+        if v663 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_long(&w, v663, LLONG_MIN, LLONG_MAX, 'PoolScalingDecided.paused_until')
+        _put_long(&w, v660.ready_mcpu, LLONG_MIN, LLONG_MAX, 'PoolScalingDecided.ready_mcpu')
+        _put_long(&w, v660.demand_mcpu, LLONG_MIN, LLONG_MAX, 'PoolScalingDecided.demand_mcpu')
+        _put_boolean(&w, v660.demand_truncated, 'PoolScalingDecided.demand_truncated')
+        _put_long(&w, v660.future_mcpu, LLONG_MIN, LLONG_MAX, 'PoolScalingDecided.future_mcpu')
+        _put_long(&w, v660.window_ms, LLONG_MIN, LLONG_MAX, 'PoolScalingDecided.window_ms')
+        _put_long(&w, v660.free_mcpu, LLONG_MIN, LLONG_MAX, 'PoolScalingDecided.free_mcpu')
+        _put_long(&w, v660.pending_mcpu, LLONG_MIN, LLONG_MAX, 'PoolScalingDecided.pending_mcpu')
+        _put_long(&w, v660.live, -2147483648, 2147483647, 'PoolScalingDecided.live')
+        _put_long(&w, v660.pending, -2147483648, 2147483647, 'PoolScalingDecided.pending')
+        _put_long(&w, v660.inactive, -2147483648, 2147483647, 'PoolScalingDecided.inactive')
+        _put_long(&w, v660.min_instances, -2147483648, 2147483647, 'PoolScalingDecided.min_instances')
+        _put_long(&w, v660.max_live_instances, -2147483648, 2147483647, 'PoolScalingDecided.max_live_instances')
+        _put_long(&w, v660.max_instances, -2147483648, 2147483647, 'PoolScalingDecided.max_instances')
+        _put_long(&w, v660.max_new_per_loop, -2147483648, 2147483647, 'PoolScalingDecided.max_new_per_loop')
+        _put_long(&w, v660.worker_cores, -2147483648, 2147483647, 'PoolScalingDecided.worker_cores')
+        _put_long(&w, v660.standing_worker_cores, -2147483648, 2147483647, 'PoolScalingDecided.standing_worker_cores')
+        v664 = v660.users
+        n665 = len(v664)
+        if n665:
+            _put_varint(&w, (<unsigned long long>n665) << 1)
+            for i666 in v664:
+                v667 = i666
+                _put_string(&w, v667.user, 'PoolScalingDecided.users[].user')
+                _put_long(&w, v667.share_mcpu, LLONG_MIN, LLONG_MAX, 'PoolScalingDecided.users[].share_mcpu')
+                _put_long(&w, v667.jobs_per_pass, -2147483648, 2147483647, 'PoolScalingDecided.users[].jobs_per_pass')
+                _put_long(&w, v667.window_jobs, -2147483648, 2147483647, 'PoolScalingDecided.users[].window_jobs')
+                _put_long(&w, v667.n_jobs, -2147483648, 2147483647, 'PoolScalingDecided.users[].n_jobs')
+                _put_long(&w, v667.demand_mcpu, LLONG_MIN, LLONG_MAX, 'PoolScalingDecided.users[].demand_mcpu')
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 0)
+        v668 = v660.zones
+        n669 = len(v668)
+        if n669:
+            _put_varint(&w, (<unsigned long long>n669) << 1)
+            for i670 in v668:
+                v671 = i670
+                _put_string(&w, v671.zone, 'PoolScalingDecided.zones[].zone')
+                _put_long(&w, v671.successes, -2147483648, 2147483647, 'PoolScalingDecided.zones[].successes')
+                _put_long(&w, v671.attempts, -2147483648, 2147483647, 'PoolScalingDecided.zones[].attempts')
+                _put_float(&w, v671.weight, 8)
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 0)
+        v672 = v660.instances
+        n673 = len(v672)
+        if n673:
+            _put_varint(&w, (<unsigned long long>n673) << 1)
+            for i674 in v672:
+                v675 = i674
+                _put_string(&w, v675.instance_name, 'PoolScalingDecided.instances[].instance_name')
+                v676 = v675.zone
+                if v676 is None:
+                    _put_byte(&w, 0)
+                else:
+                    _put_byte(&w, 2)
+                    _put_string(&w, v676, 'PoolScalingDecided.instances[].zone')
+                _put_boolean(&w, v675.standing, 'PoolScalingDecided.instances[].standing')
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 0)
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -2692,22 +2959,22 @@ def decode_SchedulerLeaderElected(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f599 = _string(b, &p, end)
-    f600 = _long(b, &p, end)
-    f601 = _string(b, &p, end)
+    f677 = _string(b, &p, end)
+    f678 = _long(b, &p, end)
+    f679 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f602 = _string(b, &p, end)
+        f680 = _string(b, &p, end)
     else:
-        f602 = None
-    f603 = _string(b, &p, end)
-    f604 = _long(b, &p, end)
+        f680 = None
+    f681 = _string(b, &p, end)
+    f682 = _long(b, &p, end)
     result = _new(_builder_SchedulerLeaderElected)
-    result.event_id = f599
-    result.occurred_at = f600
-    result.producer = f601
-    result.causation_id = f602
-    result.scheduler_id = f603
-    result.epoch = f604
+    result.event_id = f677
+    result.occurred_at = f678
+    result.producer = f679
+    result.causation_id = f680
+    result.scheduler_id = f681
+    result.epoch = f682
     result.__class__ = _class_SchedulerLeaderElected
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -2715,18 +2982,18 @@ def decode_SchedulerLeaderElected(bytes data, Py_ssize_t offset):
 def encode_SchedulerLeaderElected(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v605 = e
-        _put_string(&w, v605.event_id, 'SchedulerLeaderElected.event_id')
-        _put_long(&w, v605.occurred_at, LLONG_MIN, LLONG_MAX, 'SchedulerLeaderElected.occurred_at')
-        _put_string(&w, v605.producer, 'SchedulerLeaderElected.producer')
-        v606 = v605.causation_id
-        if v606 is None:
+        v683 = e
+        _put_string(&w, v683.event_id, 'SchedulerLeaderElected.event_id')
+        _put_long(&w, v683.occurred_at, LLONG_MIN, LLONG_MAX, 'SchedulerLeaderElected.occurred_at')
+        _put_string(&w, v683.producer, 'SchedulerLeaderElected.producer')
+        v684 = v683.causation_id
+        if v684 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v606, 'SchedulerLeaderElected.causation_id')
-        _put_string(&w, v605.scheduler_id, 'SchedulerLeaderElected.scheduler_id')
-        _put_long(&w, v605.epoch, LLONG_MIN, LLONG_MAX, 'SchedulerLeaderElected.epoch')
+            _put_string(&w, v684, 'SchedulerLeaderElected.causation_id')
+        _put_string(&w, v683.scheduler_id, 'SchedulerLeaderElected.scheduler_id')
+        _put_long(&w, v683.epoch, LLONG_MIN, LLONG_MAX, 'SchedulerLeaderElected.epoch')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -2742,11 +3009,11 @@ DECODERS = {
     b'\xc8\xbdm?\xd4\xa6D\x16': decode_BatchUpdateCommitted,
     b'Nh\x08\x8b\x901<\xdc': decode_BatchUpdateCreated,
     b'\xd2]X\xd3}\x87!C': decode_InstanceActivated,
-    b'\xb8w2I\xa68\x99=': decode_InstanceCreated,
-    b'n\xeb\x8b\x97\xbf\x01\x08\xa4': decode_InstanceDeactivated,
+    b'\xfd\xd7\x99\xbb\x86\xcb\x89.': decode_InstanceCreated,
+    b'\x05O\x1f\xb7\x98[\x1d\xe0': decode_InstanceDeactivated,
     b'bH-\x13\xb0\xf7gU': decode_InstanceDeleted,
     b'\x85e\xab\xa1\x01n\x82\x84': decode_InstanceHeartbeat,
-    b'\x93PF\xcc\x07-\x0f\xe2': decode_InstanceRequested,
+    b'\xe4.\x86ab\xfe\xf0^': decode_InstanceRequested,
     b'\xfd5Z\xe1\x987\xf0\x7f': decode_JobAttemptAccepted,
     b'g\xc7_\xe4\xf0b9\xc0': decode_JobAttemptCompleted,
     b'K\\L\xbb\xe4\x11\xcc\xb0': decode_JobAttemptRefused,
@@ -2760,6 +3027,7 @@ DECODERS = {
     b'\x9a\xcf\x01Z\xbd\x00\x84v': decode_JobGroupCancelRequested,
     b'\x97e\x86*3\x1a\xe5c': decode_JobGroupCancelled,
     b'\xce\xec\x0f_kR\xba\xd9': decode_JobGroupCreated,
+    b'\xa44\xa5\xf2\x89\xf6\x83I': decode_PoolScalingDecided,
     b'\xc8\x0c]/\xb2l\xe2#': decode_SchedulerLeaderElected,
 }
 ENCODERS = {
@@ -2773,11 +3041,11 @@ ENCODERS = {
     b'\xc8\xbdm?\xd4\xa6D\x16': encode_BatchUpdateCommitted,
     b'Nh\x08\x8b\x901<\xdc': encode_BatchUpdateCreated,
     b'\xd2]X\xd3}\x87!C': encode_InstanceActivated,
-    b'\xb8w2I\xa68\x99=': encode_InstanceCreated,
-    b'n\xeb\x8b\x97\xbf\x01\x08\xa4': encode_InstanceDeactivated,
+    b'\xfd\xd7\x99\xbb\x86\xcb\x89.': encode_InstanceCreated,
+    b'\x05O\x1f\xb7\x98[\x1d\xe0': encode_InstanceDeactivated,
     b'bH-\x13\xb0\xf7gU': encode_InstanceDeleted,
     b'\x85e\xab\xa1\x01n\x82\x84': encode_InstanceHeartbeat,
-    b'\x93PF\xcc\x07-\x0f\xe2': encode_InstanceRequested,
+    b'\xe4.\x86ab\xfe\xf0^': encode_InstanceRequested,
     b'\xfd5Z\xe1\x987\xf0\x7f': encode_JobAttemptAccepted,
     b'g\xc7_\xe4\xf0b9\xc0': encode_JobAttemptCompleted,
     b'K\\L\xbb\xe4\x11\xcc\xb0': encode_JobAttemptRefused,
@@ -2791,6 +3059,7 @@ ENCODERS = {
     b'\x9a\xcf\x01Z\xbd\x00\x84v': encode_JobGroupCancelRequested,
     b'\x97e\x86*3\x1a\xe5c': encode_JobGroupCancelled,
     b'\xce\xec\x0f_kR\xba\xd9': encode_JobGroupCreated,
+    b'\xa44\xa5\xf2\x89\xf6\x83I': encode_PoolScalingDecided,
     b'\xc8\x0c]/\xb2l\xe2#': encode_SchedulerLeaderElected,
 }
-SOURCE_DIGEST = '947e582bcd7ba978'
+SOURCE_DIGEST = 'bc464de0dfeb8854'

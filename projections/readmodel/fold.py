@@ -56,6 +56,7 @@ class ReadModel:
         self.prices = prices or PriceTable()
         self.rows: dict[str, dict[Key, dict[str, Any]]] = {t.name: {} for t in STATEFUL}
         self.audit: list[ops.RecordAudit] = []
+        self.pool_decisions: list[ops.RecordPoolDecision] = []  # append-only, like the audit index
         self.committed_updates: list[tuple[int, int]] = []  # for jobs of the update not held in memory
         self.new: dict[str, set[Key]] = {t.name: set() for t in STATEFUL}
         self.dirty: dict[str, set[Key]] = {t.name: set() for t in STATEFUL}
@@ -67,6 +68,7 @@ class ReadModel:
 
     def clear_changes(self) -> None:
         self.audit = []
+        self.pool_decisions = []
         self.committed_updates = []
         for name in self.new:
             self.new[name].clear()
@@ -382,6 +384,9 @@ class ReadModel:
     def _record_audit(self, op: ops.RecordAudit) -> None:
         self.audit.append(op)
 
+    def _record_pool_decision(self, op: ops.RecordPoolDecision) -> None:
+        self.pool_decisions.append(op)
+
     # --- instances --------------------------------------------------------------------------
     def _upsert_instance(self, op: ops.UpsertInstance) -> None:
         key = (op.name,)
@@ -444,4 +449,5 @@ _APPLY: dict[type, Any] = {
     ops.CompleteJob: ReadModel._complete_job,
     ops.RecordAudit: ReadModel._record_audit,
     ops.UpsertInstance: ReadModel._upsert_instance,
+    ops.RecordPoolDecision: ReadModel._record_pool_decision,
 }

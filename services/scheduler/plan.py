@@ -11,7 +11,7 @@ ready cores; users are taken largest allocation first, each from the head of the
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from events.core.explain import Explanation
@@ -72,7 +72,7 @@ def private_instance_name(key: JobKey, attempt_id: str) -> str:
 
 
 def plan_cycle(state: SchedulingState, reservations: Iterable[Reservation], now_ms: int,
-               full_pools: frozenset[str] = frozenset()) -> Plan:
+               full_pools: Collection[str] | Mapping[str, tuple[str, int]] = frozenset()) -> Plan:
     plan = Plan()
     reserved_jobs: set[JobKey] = set()
     reserved_on: dict[str, list[Demand]] = defaultdict(list)

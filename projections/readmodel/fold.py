@@ -276,7 +276,10 @@ class ReadModel:
         job = self._job(op.batch_id, op.job_id)
         attempt_key = (op.batch_id, op.job_id, op.attempt_id)
         attempt = self.get(ATTEMPTS.name, attempt_key)
-        fresh = job["state"] == "Ready" and attempt is None
+        # the worker may report an attempt before the resolver's verdict on it is in the log (both
+        # follow the same SJ): _end_attempt then recorded it unaccepted, without a scheduled_at
+        accepted_before = attempt is not None and attempt["scheduled_at"] is not None
+        fresh = job["state"] == "Ready" and not accepted_before
         booted = (not op.creating and job["state"] == "Creating" and job["current_attempt_id"] == op.attempt_id)
         if not (fresh or booted):
             return  # a re-delivered verdict: the job is past it
@@ -290,6 +293,11 @@ class ReadModel:
                 op.memory_bytes if op.memory_bytes is not None else job["memory_bytes"],
                 op.storage_gib if op.storage_gib is not None else job["storage_gib"]))
         else:
+            if not accepted_before:  # what the worker reported so far now belongs to the job
+                job["n_attempts"] += 1
+                attempt["scheduled_at"] = op.at
+                job["start_time"] = attempt["start_time"]
+                job["status"] = attempt["status"]
             attempt["instance_name"] = op.instance_name
             self._touch(ATTEMPTS.name, attempt_key)
         self._touch(JOBS.name, (op.batch_id, op.job_id))

@@ -216,6 +216,28 @@ def test_the_attempt_shows_from_its_verdict_on() -> None:
     assert log.row("jobs", B, 1)["state"] == "Running"
 
 
+def test_an_attempt_its_worker_ended_before_the_verdict_counts_once_the_verdict_lands() -> None:
+    """The core takes an SJ where it lands; the worker may run and report (an OOM kill takes a second)
+    before the resolver's verdict is in the log. The verdict then opens what the report recorded."""
+    log = Log()
+    log.batch(1)
+    log.ready(1)
+    log.schedule(1, "a1")
+    log.add(ev.JobAttemptCompleted, batch_id=B, job_id=1, attempt_id="a1", instance_name="i1", outcome="Failed",
+            exit_code=137, failure_cause="out_of_memory", out_of_memory=True, started_at=0, ended_at=1_000, steps=())
+    log.accept(1, "a1")
+    job, attempt = log.row("jobs", B, 1), log.row("attempts", B, 1, "a1")
+    assert (job["state"], job["current_attempt_id"], job["n_attempts"]) == ("Running", "a1", 1)
+    assert (attempt["scheduled_at"], attempt["outcome"], job["start_time"]) == (log.t, "Failed", 0)
+    log.add(ev.JobBecameReady, batch_id=B, job_id=1, after_attempt_id="a1", reason="retry",
+            retry_rule="oom_memory_multiplier", retry_cause="out_of_memory", memory_bytes=4 * 1024**3)
+    log.accept(1, "a1")  # a re-delivered verdict: the job is past it
+    assert (log.row("jobs", B, 1)["state"], log.row("jobs", B, 1)["n_attempts"]) == ("Ready", 1)
+    log.run(1, "a2", start=2_000, end=4_000)
+    job = log.row("jobs", B, 1)
+    assert (job["state"], job["n_attempts"], job["msec_mcpu"]) == ("Success", 2, (1_000 + 2_000) * 1000)
+
+
 def test_a_job_cancelled_after_an_ended_attempt_keeps_that_attempt_as_it_was() -> None:
     log = Log()
     log.batch(1)

@@ -59,6 +59,9 @@ def test_the_job_page_shows_each_attempts_resources_and_why_it_was_retried(
         ("462.0 MiB", "Success", "")]
     assert page.evaluate("document.querySelector('#retry-policy').textContent") == \
         "out of memory: memory \u00d7 2 up to 462.0 MiB; non-preemptible after 1 preemption(s)"
+    # thirteen columns, yet the table fits the window: times and reasons wrap in their cells
+    assert page.evaluate("document.querySelector('#attempts').getBoundingClientRect().right") <= \
+        page.evaluate("document.documentElement.clientWidth")
     page.screenshot(SCREENSHOTS / "job-retries.png")
 
     page.navigate(f"{server}/ui/batches/{retry_batch}/jobs/3")

@@ -125,3 +125,23 @@ def test_hails_client_sets_a_jobs_policy_with_the_attribute():
     assert "bunch[0].attributes.squall.retry_policy" in message and "must be a JSON object" in message
     both = docker(retry_policy={"max_preemptions": 1}, attributes={"squall.retry_policy": attribute})
     assert "not both" in refused(both)
+
+
+def test_squall_submit_sends_the_description_s_policies_as_the_front_reads_them():
+    """`squall submit`'s description (events.client's BatchBuilder): a batch default and a job's own."""
+    from events.client import ClientSettings, SquallClient
+    from services.cli.jobs import DescriptionError, build_batch
+
+    client = SquallClient(ClientSettings(api_url="http://127.0.0.1:9", token="t", billing_project="bp"))
+    description = {"retry_policy": {"max_preemptions": 1},
+                   "jobs": [{"name": "a", "image": "busybox", "command": "true", "memory": "lowmem"},
+                            {"name": "b", "image": "busybox", "command": "true", "memory": "lowmem",
+                             "retry_policy": {"oom_memory_multiplier": 2, "oom_max_memory": "1Gi"}}]}
+    builder = build_batch(client, description)
+    default = parse_batch(builder._batch_spec()).retry_policy
+    assert default == {"max_preemptions": 1}
+    assert [plan({**spec, "job_id": 1}, default) for spec in builder.specs] == [
+        RetryPolicy(max_preemptions=1, retry_exit_codes=()),
+        RetryPolicy(oom_memory_multiplier=2.0, oom_max_memory_bytes=GIB, max_preemptions=1, retry_exit_codes=())]
+    with pytest.raises(DescriptionError, match="unknown top-level key 'retry_polcy'"):
+        build_batch(client, {"retry_polcy": {}, "jobs": []})

@@ -17,8 +17,9 @@ import pytest
 from e2e_harness import StackClient, job, start_secured_stack, stop_stack
 from typer.testing import CliRunner
 
+import services.cli.replay  # noqa: F401  (registers `squall audit`)
+import services.cli.stack  # noqa: F401  (registers `squall preempt`)
 from services.cli import app
-from services.providers.local import preempt
 from tests.conftest import SecureKafka
 
 pytestmark = [pytest.mark.e2e, pytest.mark.kafka, pytest.mark.postgres, pytest.mark.podman, pytest.mark.slow]
@@ -93,7 +94,7 @@ def test_an_out_of_memory_kill_is_retried_with_twice_the_memory_set_through_hail
 
 def test_a_listed_exit_code_is_retried_with_backoff_until_it_passes(retry_stack: StackClient) -> None:
     """Exit 42 is transient (an outage until a moment the test picks); 43, not listed, is final."""
-    until = int(time.time()) + 20
+    until = int(time.time()) + 12
     flaky = ["sh", "-c", f"if [ $(date +%s) -lt {until} ]; then echo not yet; exit 42; fi; echo passed"]
     policy = {"retry_exit_codes": [42]}
     batch_id = retry_stack.submit([job(1, flaky, retry_policy=policy),
@@ -116,14 +117,16 @@ def test_a_listed_exit_code_is_retried_with_backoff_until_it_passes(retry_stack:
 
 def test_after_max_preemptions_the_job_goes_on_on_a_non_preemptible_instance(retry_stack: StackClient) -> None:
     """The batch's default policy; the worker's instance is preempted as a cloud would (the local
-    provider's simulation): the retry lands in the standard-np pool, which the autoscaler grows."""
+    provider's simulation, `squall preempt`): the retry lands in the standard-np pool, which the autoscaler grows."""
     batch_id = retry_stack.submit([job(1, ["sh", "-c", "sleep 15; echo survived"],
                                        resources={"cpu": "0.25", "memory": "standard"})],
                                   retry_policy={"max_preemptions": 1})
-    retry_stack.wait_for(lambda: retry_stack.jobs(batch_id)[1]["state"] == "Running", what="the job running")
+    retry_stack.wait_for(lambda: retry_stack.jobs(batch_id).get(1, {}).get("state") == "Running",
+                         what="the job running")  # {} until the read model has the batch
     [first] = attempts(retry_stack, batch_id)
     assert instance_pool(retry_stack, first["instance_name"]) == ("standard", True)
-    preempt(retry_stack.home, first["instance_name"])
+    result = CliRunner().invoke(app, ["preempt", first["instance_name"], "--home", str(retry_stack.home)])
+    assert result.exit_code == 0, result.output
     b = retry_stack.wait(batch_id, timeout_s=300)
     assert b["state"] == "success", b
     first, second = attempts(retry_stack, batch_id)

@@ -4,7 +4,7 @@ Inputs are the folded `SchedulingState`, the scheduler's own in-flight placement
 not yet seen back in the log: their capacity is reserved, their jobs are not ready any more) and
 the time. The output says what to place where; the caller draws attempt ids and appends events.
 
-Order follows Hail (§4.2): per pool, each user's share comes from water-filling over running and
+Order follows Hail (batch/batch/driver/instance_collection/pool.py): per pool, each user's share comes from water-filling over running and
 ready cores; users are taken largest allocation first, each from the head of their ready queue.
 """
 

@@ -294,7 +294,12 @@ def preempt(home: Path, name: str) -> None:
         raise ProviderError(f"instance {name} is not preemptible: only a preemptible instance can be preempted")
     (directory / f"{name}{PREEMPTED_SUFFIX}").write_text(f"{time.time():.3f}\n")
     command_file.unlink(missing_ok=True)  # its init is gone with it: no restart
-    pid = _find_instance_process(name)
+    try:  # its pid file first: another stack on this machine may run an instance of the same name
+        pid: int | None = int((directory / f"{name}.pid").read_text().strip())
+    except (OSError, ValueError):
+        pid = None
+    if pid is None or not _is_instance_process(pid, name):
+        pid = _find_instance_process(name)
     if pid is not None:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)

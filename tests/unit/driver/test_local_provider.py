@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -24,7 +25,13 @@ def spec(name: str) -> InstanceSpec:
 
 
 def cmdline(pid: int) -> list[str]:
-    return [a.decode() for a in Path(f"/proc/{pid}/cmdline").read_bytes().rstrip(b"\0").split(b"\0")]
+    """The process's arguments, once it has them: a child just forked reads as empty until it execs."""
+    deadline = time.monotonic() + 10
+    while True:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes().rstrip(b"\0")
+        if raw or time.monotonic() > deadline:
+            return [a.decode() for a in raw.split(b"\0")]
+        time.sleep(0.01)
 
 
 def start_by_hand(command: list[str]) -> subprocess.Popen[bytes]:

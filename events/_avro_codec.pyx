@@ -237,6 +237,8 @@ cdef object _class_PoolZoneWeight = catalog.PoolZoneWeight
 cdef object _class_ResourceUsageSummary = catalog.ResourceUsageSummary
 cdef object _class_Resources = catalog.Resources
 cdef object _class_RetryPolicy = catalog.RetryPolicy
+cdef object _class_RunningAttempt = catalog.RunningAttempt
+cdef object _class_RunningAttemptsReported = catalog.RunningAttemptsReported
 cdef object _class_SchedulerLeaderElected = catalog.SchedulerLeaderElected
 cdef object _class_StepTiming = catalog.StepTiming
 cdef object _builder_AttemptAssigned = _BUILDERS['AttemptAssigned']
@@ -277,6 +279,8 @@ cdef object _builder_PoolZoneWeight = _BUILDERS['PoolZoneWeight']
 cdef object _builder_ResourceUsageSummary = _BUILDERS['ResourceUsageSummary']
 cdef object _builder_Resources = _BUILDERS['Resources']
 cdef object _builder_RetryPolicy = _BUILDERS['RetryPolicy']
+cdef object _builder_RunningAttempt = _BUILDERS['RunningAttempt']
+cdef object _builder_RunningAttemptsReported = _BUILDERS['RunningAttemptsReported']
 cdef object _builder_SchedulerLeaderElected = _BUILDERS['SchedulerLeaderElected']
 cdef object _builder_StepTiming = _BUILDERS['StepTiming']
 
@@ -2955,7 +2959,7 @@ def encode_PoolScalingDecided(e, bytes head=b''):
     finally:
         PyMem_Free(w.data)
 
-def decode_SchedulerLeaderElected(bytes data, Py_ssize_t offset):
+def decode_RunningAttemptsReported(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
@@ -2966,15 +2970,86 @@ def decode_SchedulerLeaderElected(bytes data, Py_ssize_t offset):
         f680 = _string(b, &p, end)
     else:
         f680 = None
-    f681 = _string(b, &p, end)
-    f682 = _long(b, &p, end)
-    result = _new(_builder_SchedulerLeaderElected)
+    f681 = _long(b, &p, end)
+    f682 = _string(b, &p, end)
+    f683 = _long(b, &p, end)
+    a685 = []
+    while True:
+        n686 = _block(b, &p, end)
+        if n686 == 0: break
+        for i687 in range(n686):
+            f689 = _long(b, &p, end)
+            f690 = _string(b, &p, end)
+            x688 = _new(_builder_RunningAttempt)
+            x688.job_id = f689
+            x688.attempt_id = f690
+            x688.__class__ = _class_RunningAttempt
+            a685.append(x688)
+    f684 = tuple(a685)
+    result = _new(_builder_RunningAttemptsReported)
     result.event_id = f677
     result.occurred_at = f678
     result.producer = f679
     result.causation_id = f680
-    result.scheduler_id = f681
-    result.epoch = f682
+    result.batch_id = f681
+    result.instance_name = f682
+    result.running_at = f683
+    result.attempts = f684
+    result.__class__ = _class_RunningAttemptsReported
+    if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
+    return result
+
+def encode_RunningAttemptsReported(e, bytes head=b''):
+    cdef _Buffer w = _start(head)
+    try:
+        v691 = e
+        _put_string(&w, v691.event_id, 'RunningAttemptsReported.event_id')
+        _put_long(&w, v691.occurred_at, LLONG_MIN, LLONG_MAX, 'RunningAttemptsReported.occurred_at')
+        _put_string(&w, v691.producer, 'RunningAttemptsReported.producer')
+        v692 = v691.causation_id
+        if v692 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_string(&w, v692, 'RunningAttemptsReported.causation_id')
+        _put_long(&w, v691.batch_id, LLONG_MIN, LLONG_MAX, 'RunningAttemptsReported.batch_id')
+        _put_string(&w, v691.instance_name, 'RunningAttemptsReported.instance_name')
+        _put_long(&w, v691.running_at, LLONG_MIN, LLONG_MAX, 'RunningAttemptsReported.running_at')
+        v693 = v691.attempts
+        n694 = len(v693)
+        if n694:
+            _put_varint(&w, (<unsigned long long>n694) << 1)
+            for i695 in v693:
+                v696 = i695
+                _put_long(&w, v696.job_id, -2147483648, 2147483647, 'RunningAttemptsReported.attempts[].job_id')
+                _put_string(&w, v696.attempt_id, 'RunningAttemptsReported.attempts[].attempt_id')
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 0)
+        return PyBytes_FromStringAndSize(w.data, w.size)
+    finally:
+        PyMem_Free(w.data)
+
+def decode_SchedulerLeaderElected(bytes data, Py_ssize_t offset):
+    cdef const unsigned char* b = data
+    cdef Py_ssize_t end = len(data)
+    cdef Py_ssize_t p = offset
+    f697 = _string(b, &p, end)
+    f698 = _long(b, &p, end)
+    f699 = _string(b, &p, end)
+    if _optional(b, &p, end):
+        f700 = _string(b, &p, end)
+    else:
+        f700 = None
+    f701 = _string(b, &p, end)
+    f702 = _long(b, &p, end)
+    result = _new(_builder_SchedulerLeaderElected)
+    result.event_id = f697
+    result.occurred_at = f698
+    result.producer = f699
+    result.causation_id = f700
+    result.scheduler_id = f701
+    result.epoch = f702
     result.__class__ = _class_SchedulerLeaderElected
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -2982,18 +3057,18 @@ def decode_SchedulerLeaderElected(bytes data, Py_ssize_t offset):
 def encode_SchedulerLeaderElected(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v683 = e
-        _put_string(&w, v683.event_id, 'SchedulerLeaderElected.event_id')
-        _put_long(&w, v683.occurred_at, LLONG_MIN, LLONG_MAX, 'SchedulerLeaderElected.occurred_at')
-        _put_string(&w, v683.producer, 'SchedulerLeaderElected.producer')
-        v684 = v683.causation_id
-        if v684 is None:
+        v703 = e
+        _put_string(&w, v703.event_id, 'SchedulerLeaderElected.event_id')
+        _put_long(&w, v703.occurred_at, LLONG_MIN, LLONG_MAX, 'SchedulerLeaderElected.occurred_at')
+        _put_string(&w, v703.producer, 'SchedulerLeaderElected.producer')
+        v704 = v703.causation_id
+        if v704 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v684, 'SchedulerLeaderElected.causation_id')
-        _put_string(&w, v683.scheduler_id, 'SchedulerLeaderElected.scheduler_id')
-        _put_long(&w, v683.epoch, LLONG_MIN, LLONG_MAX, 'SchedulerLeaderElected.epoch')
+            _put_string(&w, v704, 'SchedulerLeaderElected.causation_id')
+        _put_string(&w, v703.scheduler_id, 'SchedulerLeaderElected.scheduler_id')
+        _put_long(&w, v703.epoch, LLONG_MIN, LLONG_MAX, 'SchedulerLeaderElected.epoch')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -3028,6 +3103,7 @@ DECODERS = {
     b'\x97e\x86*3\x1a\xe5c': decode_JobGroupCancelled,
     b'\xce\xec\x0f_kR\xba\xd9': decode_JobGroupCreated,
     b'\xa44\xa5\xf2\x89\xf6\x83I': decode_PoolScalingDecided,
+    b'\xc2\xe0\xcf\xc0\x88\xec\x08%': decode_RunningAttemptsReported,
     b'\xc8\x0c]/\xb2l\xe2#': decode_SchedulerLeaderElected,
 }
 ENCODERS = {
@@ -3060,6 +3136,7 @@ ENCODERS = {
     b'\x97e\x86*3\x1a\xe5c': encode_JobGroupCancelled,
     b'\xce\xec\x0f_kR\xba\xd9': encode_JobGroupCreated,
     b'\xa44\xa5\xf2\x89\xf6\x83I': encode_PoolScalingDecided,
+    b'\xc2\xe0\xcf\xc0\x88\xec\x08%': encode_RunningAttemptsReported,
     b'\xc8\x0c]/\xb2l\xe2#': encode_SchedulerLeaderElected,
 }
-SOURCE_DIGEST = 'bc464de0dfeb8854'
+SOURCE_DIGEST = '47749a3612cef384'

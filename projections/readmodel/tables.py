@@ -35,8 +35,8 @@ BATCHES = Table(
            "time_created", "retry_policy"),
     mutable=("state", "cancelled", "deleted", "n_jobs", "n_completed", "n_succeeded", "n_failed",
              "n_cancelled", "time_closed", "time_completed", "msec_mcpu", "cost", "cost_breakdown",
-             "n_committed_updates"),
-    json=frozenset({"attributes", "cost_breakdown", "retry_policy"}))
+             "n_committed_updates", "usage"),
+    json=frozenset({"attributes", "cost_breakdown", "retry_policy", "usage"}))
 
 BATCH_UPDATES = Table(
     name="batch_updates", key=("batch_id", "update_id"),
@@ -49,9 +49,9 @@ JOB_GROUPS = Table(
     fixed=("parent_job_group_id", "ancestor_ids", "update_id", "attributes", "callback",
            "cancel_after_n_failures", "time_created"),
     mutable=("cancelled", "state", "n_jobs", "n_completed", "n_succeeded", "n_failed", "n_cancelled",
-             "time_completed", "msec_mcpu", "cost", "cost_breakdown"),
+             "time_completed", "msec_mcpu", "cost", "cost_breakdown", "usage"),
     context=("ancestor_ids",),
-    json=frozenset({"attributes", "cost_breakdown"}))
+    json=frozenset({"attributes", "cost_breakdown", "usage"}))
 
 # memory_bytes and preemptible are what the job's next attempt asks for: a retry policy changes them
 JOBS = Table(
@@ -61,16 +61,16 @@ JOBS = Table(
            "retry_policy"),
     mutable=("state", "committed", "exit_code", "reason", "current_attempt_id", "n_attempts", "time_ready",
              "not_before", "start_time", "end_time", "duration_ms", "msec_mcpu", "cost", "cost_breakdown",
-             "status", "memory_bytes", "preemptible"),
+             "status", "usage", "memory_bytes", "preemptible"),
     context=("job_group_id", "update_id", "cores_mcpu", "storage_gib"),
-    json=frozenset({"attributes", "spec", "cost_breakdown", "status", "retry_policy"}))
+    json=frozenset({"attributes", "spec", "cost_breakdown", "status", "usage", "retry_policy"}))
 
 ATTEMPTS = Table(
     name="attempts", key=("batch_id", "job_id", "attempt_id"),
     fixed=(),
     mutable=("instance_name", "scheduled_at", "start_time", "end_time", "outcome", "exit_code",
              "failure_cause", "error", "reason", "cores_mcpu", "memory_bytes", "storage_gib", "msec_mcpu",
-             "cost", "status", "retry"),
+             "cost", "status", "billed_until", "billed_ms", "retry"),
     json=frozenset({"status", "retry"}))
 
 INSTANCES = Table(

@@ -1,4 +1,5 @@
-"""The batch and job pages of a batch whose jobs were retried under retry policies, in headless Chromium
+"""The batch and job pages of a batch whose jobs were retried under retry policies (with the batch's cost
+per Hail resource: issue #18's screenshot of retries and cost), in headless Chromium
 (the same server and browser as test_webui_browser.py). The read model holds what the projection made
 of the core's own decisions (webui_retry_seed.py). Screenshots: artifacts/screenshots/batch-retries.png
 and job-retries.png."""
@@ -40,8 +41,14 @@ def test_the_batch_page_shows_each_retry_with_its_reason(page: Page, server: str
         page.evaluate("document.documentElement.clientWidth")
     assert page.evaluate("document.querySelector('#batch-retry-policy').textContent") == \
         "non-preemptible after 1 preemption(s)"
-    # Cost panel: engineer "cost" adds the batch's cost breakdown by SKU to this page (issue #18's
-    # acceptance: one screenshot with the retries and the cost breakdown); its assertions go here.
+    # the same page shows what the retries cost, per Hail resource (the attempts that failed count too)
+    resources = page.evaluate("[...document.querySelectorAll('#cost-breakdown tr[data-resource]')]"
+                              ".map(r => r.dataset.resource)")
+    assert resources == ["compute/n1-nonpreemptible/1", "compute/n1-preemptible/1", "memory/n1-nonpreemptible/1",
+                         "memory/n1-preemptible/1", "service-fee/1"]  # job 3's retry runs non-preemptible
+    assert page.evaluate("document.querySelector('#cost-total').textContent").endswith(" so far")
+    shares = page.evaluate("[...document.querySelectorAll('#cost-breakdown meter')].map(m => m.value)")
+    assert abs(sum(shares) - 1) < 1e-9, shares
     shot = page.screenshot(SCREENSHOTS / "batch-retries.png")
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
 

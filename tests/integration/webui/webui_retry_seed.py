@@ -6,7 +6,8 @@ then the read-model projection's convert + fold + sink. So the UI is shown exact
 Batch RETRY_BATCH of alice ("retry-demo", default policy: non-preemptible after 1 preemption):
   job 1 Success  out of memory at 231 MiB, retried with 462 MiB (oom_memory_multiplier 2, up to 1 GiB)
   job 2 Success  exit 42 twice (retry_exit_codes [42]), then passed
-  job 3 Running  preempted on a preemptible instance, now on a non-preemptible one (max_preemptions 1)
+  job 3 Running  preempted on a preemptible instance, now on a non-preemptible one (max_preemptions 1),
+                 billed so far by its worker's billing update
   job 4 Failed   out of memory at 231 MiB and again at its cap, 462 MiB: final
 """
 
@@ -120,6 +121,9 @@ def retry_events() -> list[ev.Event]:
                                     error="instance w-hc1 was preempted", out_of_memory=False, ended_at=c.t, steps=()))
     c.t += 2_000
     c.run(3, "r-3b", "w-np1", "", "", None, LOWMEM, ends=False)
+    c.t += 60_000  # its worker's billing update: the running retry is billed as non-preemptible
+    c.append(ev.RunningAttemptsReported(**c.env("ra"), batch_id=RETRY_BATCH, instance_name="w-np1",  # type: ignore[arg-type]
+                                        running_at=c.t, attempts=(ev.RunningAttempt(job_id=3, attempt_id="r-3b"),)))
     return c.log
 
 

@@ -236,6 +236,7 @@ cdef object _class_PoolWindowUser = catalog.PoolWindowUser
 cdef object _class_PoolZoneWeight = catalog.PoolZoneWeight
 cdef object _class_ResourceUsageSummary = catalog.ResourceUsageSummary
 cdef object _class_Resources = catalog.Resources
+cdef object _class_RetryPolicy = catalog.RetryPolicy
 cdef object _class_RunningAttempt = catalog.RunningAttempt
 cdef object _class_RunningAttemptsReported = catalog.RunningAttemptsReported
 cdef object _class_SchedulerLeaderElected = catalog.SchedulerLeaderElected
@@ -277,6 +278,7 @@ cdef object _builder_PoolWindowUser = _BUILDERS['PoolWindowUser']
 cdef object _builder_PoolZoneWeight = _BUILDERS['PoolZoneWeight']
 cdef object _builder_ResourceUsageSummary = _BUILDERS['ResourceUsageSummary']
 cdef object _builder_Resources = _BUILDERS['Resources']
+cdef object _builder_RetryPolicy = _BUILDERS['RetryPolicy']
 cdef object _builder_RunningAttempt = _BUILDERS['RunningAttempt']
 cdef object _builder_RunningAttemptsReported = _BUILDERS['RunningAttemptsReported']
 cdef object _builder_SchedulerLeaderElected = _BUILDERS['SchedulerLeaderElected']
@@ -785,6 +787,35 @@ def decode_BatchCreated(bytes data, Py_ssize_t offset):
         f142 = _long(b, &p, end)
     else:
         f142 = None
+    if _optional(b, &p, end):
+        if _optional(b, &p, end):
+            f144 = _float(data, &p, end, 8)
+        else:
+            f144 = None
+        if _optional(b, &p, end):
+            f145 = _long(b, &p, end)
+        else:
+            f145 = None
+        if _optional(b, &p, end):
+            f146 = _long(b, &p, end)
+        else:
+            f146 = None
+        a148 = []
+        while True:
+            n149 = _block(b, &p, end)
+            if n149 == 0: break
+            for i150 in range(n149):
+                x151 = _long(b, &p, end)
+                a148.append(x151)
+        f147 = tuple(a148)
+        f143 = _new(_builder_RetryPolicy)
+        f143.oom_memory_multiplier = f144
+        f143.oom_max_memory_bytes = f145
+        f143.max_preemptions = f146
+        f143.retry_exit_codes = f147
+        f143.__class__ = _class_RetryPolicy
+    else:
+        f143 = None
     result = _new(_builder_BatchCreated)
     result.event_id = f127
     result.occurred_at = f128
@@ -797,6 +828,7 @@ def decode_BatchCreated(bytes data, Py_ssize_t offset):
     result.attributes = f135
     result.callback = f141
     result.cancel_after_n_failures = f142
+    result.retry_policy = f143
     result.__class__ = _class_BatchCreated
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -804,42 +836,75 @@ def decode_BatchCreated(bytes data, Py_ssize_t offset):
 def encode_BatchCreated(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v143 = e
-        _put_string(&w, v143.event_id, 'BatchCreated.event_id')
-        _put_long(&w, v143.occurred_at, LLONG_MIN, LLONG_MAX, 'BatchCreated.occurred_at')
-        _put_string(&w, v143.producer, 'BatchCreated.producer')
-        v144 = v143.causation_id
-        if v144 is None:
+        v152 = e
+        _put_string(&w, v152.event_id, 'BatchCreated.event_id')
+        _put_long(&w, v152.occurred_at, LLONG_MIN, LLONG_MAX, 'BatchCreated.occurred_at')
+        _put_string(&w, v152.producer, 'BatchCreated.producer')
+        v153 = v152.causation_id
+        if v153 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v144, 'BatchCreated.causation_id')
-        _put_long(&w, v143.batch_id, LLONG_MIN, LLONG_MAX, 'BatchCreated.batch_id')
-        _put_string(&w, v143.user, 'BatchCreated.user')
-        _put_string(&w, v143.billing_project, 'BatchCreated.billing_project')
-        _put_string(&w, v143.token, 'BatchCreated.token')
-        v145 = v143.attributes
-        n146 = len(v145)
-        if n146:
-            _put_varint(&w, (<unsigned long long>n146) << 1)
-            for k148, i147 in v145.items():
-                _put_string(&w, k148, 'BatchCreated.attributes key')
-                _put_string(&w, i147, 'BatchCreated.attributes{}')
+            _put_string(&w, v153, 'BatchCreated.causation_id')
+        _put_long(&w, v152.batch_id, LLONG_MIN, LLONG_MAX, 'BatchCreated.batch_id')
+        _put_string(&w, v152.user, 'BatchCreated.user')
+        _put_string(&w, v152.billing_project, 'BatchCreated.billing_project')
+        _put_string(&w, v152.token, 'BatchCreated.token')
+        v154 = v152.attributes
+        n155 = len(v154)
+        if n155:
+            _put_varint(&w, (<unsigned long long>n155) << 1)
+            for k157, i156 in v154.items():
+                _put_string(&w, k157, 'BatchCreated.attributes key')
+                _put_string(&w, i156, 'BatchCreated.attributes{}')
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 0)
-        v149 = v143.callback
-        if v149 is None:
-            _put_byte(&w, 0)
-        else:
-            _put_byte(&w, 2)
-            _put_string(&w, v149, 'BatchCreated.callback')
-        v150 = v143.cancel_after_n_failures
-        if v150 is None:
+        v158 = v152.callback
+        if v158 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_long(&w, v150, -2147483648, 2147483647, 'BatchCreated.cancel_after_n_failures')
+            _put_string(&w, v158, 'BatchCreated.callback')
+        v159 = v152.cancel_after_n_failures
+        if v159 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_long(&w, v159, -2147483648, 2147483647, 'BatchCreated.cancel_after_n_failures')
+        v160 = v152.retry_policy
+        if v160 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            v161 = v160
+            v162 = v161.oom_memory_multiplier
+            if v162 is None:
+                _put_byte(&w, 0)
+            else:
+                _put_byte(&w, 2)
+                _put_float(&w, v162, 8)
+            v163 = v161.oom_max_memory_bytes
+            if v163 is None:
+                _put_byte(&w, 0)
+            else:
+                _put_byte(&w, 2)
+                _put_long(&w, v163, LLONG_MIN, LLONG_MAX, 'BatchCreated.retry_policy.oom_max_memory_bytes')
+            v164 = v161.max_preemptions
+            if v164 is None:
+                _put_byte(&w, 0)
+            else:
+                _put_byte(&w, 2)
+                _put_long(&w, v164, -2147483648, 2147483647, 'BatchCreated.retry_policy.max_preemptions')
+            v165 = v161.retry_exit_codes
+            n166 = len(v165)
+            if n166:
+                _put_varint(&w, (<unsigned long long>n166) << 1)
+                for i167 in v165:
+                    _put_long(&w, i167, -2147483648, 2147483647, 'BatchCreated.retry_policy.retry_exit_codes[]')
+                _put_byte(&w, 0)
+            else:
+                _put_byte(&w, 0)
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -848,22 +913,22 @@ def decode_BatchDeleted(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f151 = _string(b, &p, end)
-    f152 = _long(b, &p, end)
-    f153 = _string(b, &p, end)
+    f168 = _string(b, &p, end)
+    f169 = _long(b, &p, end)
+    f170 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f154 = _string(b, &p, end)
+        f171 = _string(b, &p, end)
     else:
-        f154 = None
-    f155 = _long(b, &p, end)
-    f156 = _string(b, &p, end)
+        f171 = None
+    f172 = _long(b, &p, end)
+    f173 = _string(b, &p, end)
     result = _new(_builder_BatchDeleted)
-    result.event_id = f151
-    result.occurred_at = f152
-    result.producer = f153
-    result.causation_id = f154
-    result.batch_id = f155
-    result.user = f156
+    result.event_id = f168
+    result.occurred_at = f169
+    result.producer = f170
+    result.causation_id = f171
+    result.batch_id = f172
+    result.user = f173
     result.__class__ = _class_BatchDeleted
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -871,18 +936,18 @@ def decode_BatchDeleted(bytes data, Py_ssize_t offset):
 def encode_BatchDeleted(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v157 = e
-        _put_string(&w, v157.event_id, 'BatchDeleted.event_id')
-        _put_long(&w, v157.occurred_at, LLONG_MIN, LLONG_MAX, 'BatchDeleted.occurred_at')
-        _put_string(&w, v157.producer, 'BatchDeleted.producer')
-        v158 = v157.causation_id
-        if v158 is None:
+        v174 = e
+        _put_string(&w, v174.event_id, 'BatchDeleted.event_id')
+        _put_long(&w, v174.occurred_at, LLONG_MIN, LLONG_MAX, 'BatchDeleted.occurred_at')
+        _put_string(&w, v174.producer, 'BatchDeleted.producer')
+        v175 = v174.causation_id
+        if v175 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v158, 'BatchDeleted.causation_id')
-        _put_long(&w, v157.batch_id, LLONG_MIN, LLONG_MAX, 'BatchDeleted.batch_id')
-        _put_string(&w, v157.user, 'BatchDeleted.user')
+            _put_string(&w, v175, 'BatchDeleted.causation_id')
+        _put_long(&w, v174.batch_id, LLONG_MIN, LLONG_MAX, 'BatchDeleted.batch_id')
+        _put_string(&w, v174.user, 'BatchDeleted.user')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -891,30 +956,30 @@ def decode_BatchUpdateCommitted(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f159 = _string(b, &p, end)
-    f160 = _long(b, &p, end)
-    f161 = _string(b, &p, end)
+    f176 = _string(b, &p, end)
+    f177 = _long(b, &p, end)
+    f178 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f162 = _string(b, &p, end)
+        f179 = _string(b, &p, end)
     else:
-        f162 = None
-    f163 = _long(b, &p, end)
-    f164 = _long(b, &p, end)
-    f165 = _long(b, &p, end)
-    f166 = _long(b, &p, end)
-    f167 = _long(b, &p, end)
-    f168 = _long(b, &p, end)
+        f179 = None
+    f180 = _long(b, &p, end)
+    f181 = _long(b, &p, end)
+    f182 = _long(b, &p, end)
+    f183 = _long(b, &p, end)
+    f184 = _long(b, &p, end)
+    f185 = _long(b, &p, end)
     result = _new(_builder_BatchUpdateCommitted)
-    result.event_id = f159
-    result.occurred_at = f160
-    result.producer = f161
-    result.causation_id = f162
-    result.batch_id = f163
-    result.update_id = f164
-    result.n_jobs = f165
-    result.n_job_groups = f166
-    result.start_job_id = f167
-    result.start_job_group_id = f168
+    result.event_id = f176
+    result.occurred_at = f177
+    result.producer = f178
+    result.causation_id = f179
+    result.batch_id = f180
+    result.update_id = f181
+    result.n_jobs = f182
+    result.n_job_groups = f183
+    result.start_job_id = f184
+    result.start_job_group_id = f185
     result.__class__ = _class_BatchUpdateCommitted
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -922,22 +987,22 @@ def decode_BatchUpdateCommitted(bytes data, Py_ssize_t offset):
 def encode_BatchUpdateCommitted(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v169 = e
-        _put_string(&w, v169.event_id, 'BatchUpdateCommitted.event_id')
-        _put_long(&w, v169.occurred_at, LLONG_MIN, LLONG_MAX, 'BatchUpdateCommitted.occurred_at')
-        _put_string(&w, v169.producer, 'BatchUpdateCommitted.producer')
-        v170 = v169.causation_id
-        if v170 is None:
+        v186 = e
+        _put_string(&w, v186.event_id, 'BatchUpdateCommitted.event_id')
+        _put_long(&w, v186.occurred_at, LLONG_MIN, LLONG_MAX, 'BatchUpdateCommitted.occurred_at')
+        _put_string(&w, v186.producer, 'BatchUpdateCommitted.producer')
+        v187 = v186.causation_id
+        if v187 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v170, 'BatchUpdateCommitted.causation_id')
-        _put_long(&w, v169.batch_id, LLONG_MIN, LLONG_MAX, 'BatchUpdateCommitted.batch_id')
-        _put_long(&w, v169.update_id, -2147483648, 2147483647, 'BatchUpdateCommitted.update_id')
-        _put_long(&w, v169.n_jobs, -2147483648, 2147483647, 'BatchUpdateCommitted.n_jobs')
-        _put_long(&w, v169.n_job_groups, -2147483648, 2147483647, 'BatchUpdateCommitted.n_job_groups')
-        _put_long(&w, v169.start_job_id, -2147483648, 2147483647, 'BatchUpdateCommitted.start_job_id')
-        _put_long(&w, v169.start_job_group_id, -2147483648, 2147483647, 'BatchUpdateCommitted.start_job_group_id')
+            _put_string(&w, v187, 'BatchUpdateCommitted.causation_id')
+        _put_long(&w, v186.batch_id, LLONG_MIN, LLONG_MAX, 'BatchUpdateCommitted.batch_id')
+        _put_long(&w, v186.update_id, -2147483648, 2147483647, 'BatchUpdateCommitted.update_id')
+        _put_long(&w, v186.n_jobs, -2147483648, 2147483647, 'BatchUpdateCommitted.n_jobs')
+        _put_long(&w, v186.n_job_groups, -2147483648, 2147483647, 'BatchUpdateCommitted.n_job_groups')
+        _put_long(&w, v186.start_job_id, -2147483648, 2147483647, 'BatchUpdateCommitted.start_job_id')
+        _put_long(&w, v186.start_job_group_id, -2147483648, 2147483647, 'BatchUpdateCommitted.start_job_group_id')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -946,32 +1011,32 @@ def decode_BatchUpdateCreated(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f171 = _string(b, &p, end)
-    f172 = _long(b, &p, end)
-    f173 = _string(b, &p, end)
+    f188 = _string(b, &p, end)
+    f189 = _long(b, &p, end)
+    f190 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f174 = _string(b, &p, end)
+        f191 = _string(b, &p, end)
     else:
-        f174 = None
-    f175 = _long(b, &p, end)
-    f176 = _long(b, &p, end)
-    f177 = _string(b, &p, end)
-    f178 = _long(b, &p, end)
-    f179 = _long(b, &p, end)
-    f180 = _long(b, &p, end)
-    f181 = _long(b, &p, end)
+        f191 = None
+    f192 = _long(b, &p, end)
+    f193 = _long(b, &p, end)
+    f194 = _string(b, &p, end)
+    f195 = _long(b, &p, end)
+    f196 = _long(b, &p, end)
+    f197 = _long(b, &p, end)
+    f198 = _long(b, &p, end)
     result = _new(_builder_BatchUpdateCreated)
-    result.event_id = f171
-    result.occurred_at = f172
-    result.producer = f173
-    result.causation_id = f174
-    result.batch_id = f175
-    result.update_id = f176
-    result.token = f177
-    result.n_jobs = f178
-    result.n_job_groups = f179
-    result.start_job_id = f180
-    result.start_job_group_id = f181
+    result.event_id = f188
+    result.occurred_at = f189
+    result.producer = f190
+    result.causation_id = f191
+    result.batch_id = f192
+    result.update_id = f193
+    result.token = f194
+    result.n_jobs = f195
+    result.n_job_groups = f196
+    result.start_job_id = f197
+    result.start_job_group_id = f198
     result.__class__ = _class_BatchUpdateCreated
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -979,108 +1044,28 @@ def decode_BatchUpdateCreated(bytes data, Py_ssize_t offset):
 def encode_BatchUpdateCreated(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v182 = e
-        _put_string(&w, v182.event_id, 'BatchUpdateCreated.event_id')
-        _put_long(&w, v182.occurred_at, LLONG_MIN, LLONG_MAX, 'BatchUpdateCreated.occurred_at')
-        _put_string(&w, v182.producer, 'BatchUpdateCreated.producer')
-        v183 = v182.causation_id
-        if v183 is None:
+        v199 = e
+        _put_string(&w, v199.event_id, 'BatchUpdateCreated.event_id')
+        _put_long(&w, v199.occurred_at, LLONG_MIN, LLONG_MAX, 'BatchUpdateCreated.occurred_at')
+        _put_string(&w, v199.producer, 'BatchUpdateCreated.producer')
+        v200 = v199.causation_id
+        if v200 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v183, 'BatchUpdateCreated.causation_id')
-        _put_long(&w, v182.batch_id, LLONG_MIN, LLONG_MAX, 'BatchUpdateCreated.batch_id')
-        _put_long(&w, v182.update_id, -2147483648, 2147483647, 'BatchUpdateCreated.update_id')
-        _put_string(&w, v182.token, 'BatchUpdateCreated.token')
-        _put_long(&w, v182.n_jobs, -2147483648, 2147483647, 'BatchUpdateCreated.n_jobs')
-        _put_long(&w, v182.n_job_groups, -2147483648, 2147483647, 'BatchUpdateCreated.n_job_groups')
-        _put_long(&w, v182.start_job_id, -2147483648, 2147483647, 'BatchUpdateCreated.start_job_id')
-        _put_long(&w, v182.start_job_group_id, -2147483648, 2147483647, 'BatchUpdateCreated.start_job_group_id')
+            _put_string(&w, v200, 'BatchUpdateCreated.causation_id')
+        _put_long(&w, v199.batch_id, LLONG_MIN, LLONG_MAX, 'BatchUpdateCreated.batch_id')
+        _put_long(&w, v199.update_id, -2147483648, 2147483647, 'BatchUpdateCreated.update_id')
+        _put_string(&w, v199.token, 'BatchUpdateCreated.token')
+        _put_long(&w, v199.n_jobs, -2147483648, 2147483647, 'BatchUpdateCreated.n_jobs')
+        _put_long(&w, v199.n_job_groups, -2147483648, 2147483647, 'BatchUpdateCreated.n_job_groups')
+        _put_long(&w, v199.start_job_id, -2147483648, 2147483647, 'BatchUpdateCreated.start_job_id')
+        _put_long(&w, v199.start_job_group_id, -2147483648, 2147483647, 'BatchUpdateCreated.start_job_group_id')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
 
 def decode_InstanceActivated(bytes data, Py_ssize_t offset):
-    cdef const unsigned char* b = data
-    cdef Py_ssize_t end = len(data)
-    cdef Py_ssize_t p = offset
-    f184 = _string(b, &p, end)
-    f185 = _long(b, &p, end)
-    f186 = _string(b, &p, end)
-    if _optional(b, &p, end):
-        f187 = _string(b, &p, end)
-    else:
-        f187 = None
-    f188 = _string(b, &p, end)
-    f189 = _string(b, &p, end)
-    f190 = _long(b, &p, end)
-    f191 = _long(b, &p, end)
-    f192 = _long(b, &p, end)
-    f193 = _string(b, &p, end)
-    f194 = _boolean(b, &p, end)
-    if _optional(b, &p, end):
-        f195 = _string(b, &p, end)
-    else:
-        f195 = None
-    if _optional(b, &p, end):
-        f196 = _string(b, &p, end)
-    else:
-        f196 = None
-    result = _new(_builder_InstanceActivated)
-    result.event_id = f184
-    result.occurred_at = f185
-    result.producer = f186
-    result.causation_id = f187
-    result.instance_name = f188
-    result.pool = f189
-    result.cores_mcpu = f190
-    result.memory_bytes = f191
-    result.storage_gib = f192
-    result.region = f193
-    result.preemptible = f194
-    result.agent_version = f195
-    result.agent_url = f196
-    result.__class__ = _class_InstanceActivated
-    if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
-    return result
-
-def encode_InstanceActivated(e, bytes head=b''):
-    cdef _Buffer w = _start(head)
-    try:
-        v197 = e
-        _put_string(&w, v197.event_id, 'InstanceActivated.event_id')
-        _put_long(&w, v197.occurred_at, LLONG_MIN, LLONG_MAX, 'InstanceActivated.occurred_at')
-        _put_string(&w, v197.producer, 'InstanceActivated.producer')
-        v198 = v197.causation_id
-        if v198 is None:
-            _put_byte(&w, 0)
-        else:
-            _put_byte(&w, 2)
-            _put_string(&w, v198, 'InstanceActivated.causation_id')
-        _put_string(&w, v197.instance_name, 'InstanceActivated.instance_name')
-        _put_string(&w, v197.pool, 'InstanceActivated.pool')
-        _put_long(&w, v197.cores_mcpu, -2147483648, 2147483647, 'InstanceActivated.cores_mcpu')
-        _put_long(&w, v197.memory_bytes, LLONG_MIN, LLONG_MAX, 'InstanceActivated.memory_bytes')
-        _put_long(&w, v197.storage_gib, -2147483648, 2147483647, 'InstanceActivated.storage_gib')
-        _put_string(&w, v197.region, 'InstanceActivated.region')
-        _put_boolean(&w, v197.preemptible, 'InstanceActivated.preemptible')
-        v199 = v197.agent_version
-        if v199 is None:
-            _put_byte(&w, 0)
-        else:
-            _put_byte(&w, 2)
-            _put_string(&w, v199, 'InstanceActivated.agent_version')
-        v200 = v197.agent_url
-        if v200 is None:
-            _put_byte(&w, 0)
-        else:
-            _put_byte(&w, 2)
-            _put_string(&w, v200, 'InstanceActivated.agent_url')
-        return PyBytes_FromStringAndSize(w.data, w.size)
-    finally:
-        PyMem_Free(w.data)
-
-def decode_InstanceCreated(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
@@ -1093,23 +1078,103 @@ def decode_InstanceCreated(bytes data, Py_ssize_t offset):
         f204 = None
     f205 = _string(b, &p, end)
     f206 = _string(b, &p, end)
+    f207 = _long(b, &p, end)
+    f208 = _long(b, &p, end)
+    f209 = _long(b, &p, end)
+    f210 = _string(b, &p, end)
+    f211 = _boolean(b, &p, end)
     if _optional(b, &p, end):
-        f207 = _string(b, &p, end)
+        f212 = _string(b, &p, end)
     else:
-        f207 = None
+        f212 = None
     if _optional(b, &p, end):
-        f208 = _string(b, &p, end)
+        f213 = _string(b, &p, end)
     else:
-        f208 = None
-    result = _new(_builder_InstanceCreated)
+        f213 = None
+    result = _new(_builder_InstanceActivated)
     result.event_id = f201
     result.occurred_at = f202
     result.producer = f203
     result.causation_id = f204
     result.instance_name = f205
-    result.provider = f206
-    result.provider_id = f207
-    result.zone = f208
+    result.pool = f206
+    result.cores_mcpu = f207
+    result.memory_bytes = f208
+    result.storage_gib = f209
+    result.region = f210
+    result.preemptible = f211
+    result.agent_version = f212
+    result.agent_url = f213
+    result.__class__ = _class_InstanceActivated
+    if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
+    return result
+
+def encode_InstanceActivated(e, bytes head=b''):
+    cdef _Buffer w = _start(head)
+    try:
+        v214 = e
+        _put_string(&w, v214.event_id, 'InstanceActivated.event_id')
+        _put_long(&w, v214.occurred_at, LLONG_MIN, LLONG_MAX, 'InstanceActivated.occurred_at')
+        _put_string(&w, v214.producer, 'InstanceActivated.producer')
+        v215 = v214.causation_id
+        if v215 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_string(&w, v215, 'InstanceActivated.causation_id')
+        _put_string(&w, v214.instance_name, 'InstanceActivated.instance_name')
+        _put_string(&w, v214.pool, 'InstanceActivated.pool')
+        _put_long(&w, v214.cores_mcpu, -2147483648, 2147483647, 'InstanceActivated.cores_mcpu')
+        _put_long(&w, v214.memory_bytes, LLONG_MIN, LLONG_MAX, 'InstanceActivated.memory_bytes')
+        _put_long(&w, v214.storage_gib, -2147483648, 2147483647, 'InstanceActivated.storage_gib')
+        _put_string(&w, v214.region, 'InstanceActivated.region')
+        _put_boolean(&w, v214.preemptible, 'InstanceActivated.preemptible')
+        v216 = v214.agent_version
+        if v216 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_string(&w, v216, 'InstanceActivated.agent_version')
+        v217 = v214.agent_url
+        if v217 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_string(&w, v217, 'InstanceActivated.agent_url')
+        return PyBytes_FromStringAndSize(w.data, w.size)
+    finally:
+        PyMem_Free(w.data)
+
+def decode_InstanceCreated(bytes data, Py_ssize_t offset):
+    cdef const unsigned char* b = data
+    cdef Py_ssize_t end = len(data)
+    cdef Py_ssize_t p = offset
+    f218 = _string(b, &p, end)
+    f219 = _long(b, &p, end)
+    f220 = _string(b, &p, end)
+    if _optional(b, &p, end):
+        f221 = _string(b, &p, end)
+    else:
+        f221 = None
+    f222 = _string(b, &p, end)
+    f223 = _string(b, &p, end)
+    if _optional(b, &p, end):
+        f224 = _string(b, &p, end)
+    else:
+        f224 = None
+    if _optional(b, &p, end):
+        f225 = _string(b, &p, end)
+    else:
+        f225 = None
+    result = _new(_builder_InstanceCreated)
+    result.event_id = f218
+    result.occurred_at = f219
+    result.producer = f220
+    result.causation_id = f221
+    result.instance_name = f222
+    result.provider = f223
+    result.provider_id = f224
+    result.zone = f225
     result.__class__ = _class_InstanceCreated
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -1117,30 +1182,30 @@ def decode_InstanceCreated(bytes data, Py_ssize_t offset):
 def encode_InstanceCreated(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v209 = e
-        _put_string(&w, v209.event_id, 'InstanceCreated.event_id')
-        _put_long(&w, v209.occurred_at, LLONG_MIN, LLONG_MAX, 'InstanceCreated.occurred_at')
-        _put_string(&w, v209.producer, 'InstanceCreated.producer')
-        v210 = v209.causation_id
-        if v210 is None:
+        v226 = e
+        _put_string(&w, v226.event_id, 'InstanceCreated.event_id')
+        _put_long(&w, v226.occurred_at, LLONG_MIN, LLONG_MAX, 'InstanceCreated.occurred_at')
+        _put_string(&w, v226.producer, 'InstanceCreated.producer')
+        v227 = v226.causation_id
+        if v227 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v210, 'InstanceCreated.causation_id')
-        _put_string(&w, v209.instance_name, 'InstanceCreated.instance_name')
-        _put_string(&w, v209.provider, 'InstanceCreated.provider')
-        v211 = v209.provider_id
-        if v211 is None:
+            _put_string(&w, v227, 'InstanceCreated.causation_id')
+        _put_string(&w, v226.instance_name, 'InstanceCreated.instance_name')
+        _put_string(&w, v226.provider, 'InstanceCreated.provider')
+        v228 = v226.provider_id
+        if v228 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v211, 'InstanceCreated.provider_id')
-        v212 = v209.zone
-        if v212 is None:
+            _put_string(&w, v228, 'InstanceCreated.provider_id')
+        v229 = v226.zone
+        if v229 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v212, 'InstanceCreated.zone')
+            _put_string(&w, v229, 'InstanceCreated.zone')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -1149,27 +1214,27 @@ def decode_InstanceDeactivated(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f213 = _string(b, &p, end)
-    f214 = _long(b, &p, end)
-    f215 = _string(b, &p, end)
+    f230 = _string(b, &p, end)
+    f231 = _long(b, &p, end)
+    f232 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f216 = _string(b, &p, end)
+        f233 = _string(b, &p, end)
     else:
-        f216 = None
-    f217 = _string(b, &p, end)
-    f218 = _string(b, &p, end)
+        f233 = None
+    f234 = _string(b, &p, end)
+    f235 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f219 = _string(b, &p, end)
+        f236 = _string(b, &p, end)
     else:
-        f219 = None
+        f236 = None
     result = _new(_builder_InstanceDeactivated)
-    result.event_id = f213
-    result.occurred_at = f214
-    result.producer = f215
-    result.causation_id = f216
-    result.instance_name = f217
-    result.reason = f218
-    result.zone = f219
+    result.event_id = f230
+    result.occurred_at = f231
+    result.producer = f232
+    result.causation_id = f233
+    result.instance_name = f234
+    result.reason = f235
+    result.zone = f236
     result.__class__ = _class_InstanceDeactivated
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -1177,24 +1242,24 @@ def decode_InstanceDeactivated(bytes data, Py_ssize_t offset):
 def encode_InstanceDeactivated(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v220 = e
-        _put_string(&w, v220.event_id, 'InstanceDeactivated.event_id')
-        _put_long(&w, v220.occurred_at, LLONG_MIN, LLONG_MAX, 'InstanceDeactivated.occurred_at')
-        _put_string(&w, v220.producer, 'InstanceDeactivated.producer')
-        v221 = v220.causation_id
-        if v221 is None:
+        v237 = e
+        _put_string(&w, v237.event_id, 'InstanceDeactivated.event_id')
+        _put_long(&w, v237.occurred_at, LLONG_MIN, LLONG_MAX, 'InstanceDeactivated.occurred_at')
+        _put_string(&w, v237.producer, 'InstanceDeactivated.producer')
+        v238 = v237.causation_id
+        if v238 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v221, 'InstanceDeactivated.causation_id')
-        _put_string(&w, v220.instance_name, 'InstanceDeactivated.instance_name')
-        _put_string(&w, v220.reason, 'InstanceDeactivated.reason')
-        v222 = v220.zone
-        if v222 is None:
+            _put_string(&w, v238, 'InstanceDeactivated.causation_id')
+        _put_string(&w, v237.instance_name, 'InstanceDeactivated.instance_name')
+        _put_string(&w, v237.reason, 'InstanceDeactivated.reason')
+        v239 = v237.zone
+        if v239 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v222, 'InstanceDeactivated.zone')
+            _put_string(&w, v239, 'InstanceDeactivated.zone')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -1203,22 +1268,22 @@ def decode_InstanceDeleted(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f223 = _string(b, &p, end)
-    f224 = _long(b, &p, end)
-    f225 = _string(b, &p, end)
+    f240 = _string(b, &p, end)
+    f241 = _long(b, &p, end)
+    f242 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f226 = _string(b, &p, end)
+        f243 = _string(b, &p, end)
     else:
-        f226 = None
-    f227 = _string(b, &p, end)
-    f228 = _string(b, &p, end)
+        f243 = None
+    f244 = _string(b, &p, end)
+    f245 = _string(b, &p, end)
     result = _new(_builder_InstanceDeleted)
-    result.event_id = f223
-    result.occurred_at = f224
-    result.producer = f225
-    result.causation_id = f226
-    result.instance_name = f227
-    result.reason = f228
+    result.event_id = f240
+    result.occurred_at = f241
+    result.producer = f242
+    result.causation_id = f243
+    result.instance_name = f244
+    result.reason = f245
     result.__class__ = _class_InstanceDeleted
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -1226,18 +1291,18 @@ def decode_InstanceDeleted(bytes data, Py_ssize_t offset):
 def encode_InstanceDeleted(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v229 = e
-        _put_string(&w, v229.event_id, 'InstanceDeleted.event_id')
-        _put_long(&w, v229.occurred_at, LLONG_MIN, LLONG_MAX, 'InstanceDeleted.occurred_at')
-        _put_string(&w, v229.producer, 'InstanceDeleted.producer')
-        v230 = v229.causation_id
-        if v230 is None:
+        v246 = e
+        _put_string(&w, v246.event_id, 'InstanceDeleted.event_id')
+        _put_long(&w, v246.occurred_at, LLONG_MIN, LLONG_MAX, 'InstanceDeleted.occurred_at')
+        _put_string(&w, v246.producer, 'InstanceDeleted.producer')
+        v247 = v246.causation_id
+        if v247 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v230, 'InstanceDeleted.causation_id')
-        _put_string(&w, v229.instance_name, 'InstanceDeleted.instance_name')
-        _put_string(&w, v229.reason, 'InstanceDeleted.reason')
+            _put_string(&w, v247, 'InstanceDeleted.causation_id')
+        _put_string(&w, v246.instance_name, 'InstanceDeleted.instance_name')
+        _put_string(&w, v246.reason, 'InstanceDeleted.reason')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -1246,29 +1311,29 @@ def decode_InstanceHeartbeat(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f231 = _string(b, &p, end)
-    f232 = _long(b, &p, end)
-    f233 = _string(b, &p, end)
+    f248 = _string(b, &p, end)
+    f249 = _long(b, &p, end)
+    f250 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f234 = _string(b, &p, end)
+        f251 = _string(b, &p, end)
     else:
-        f234 = None
-    f235 = _string(b, &p, end)
-    a237 = []
+        f251 = None
+    f252 = _string(b, &p, end)
+    a254 = []
     while True:
-        n238 = _block(b, &p, end)
-        if n238 == 0: break
-        for i239 in range(n238):
-            x240 = _string(b, &p, end)
-            a237.append(x240)
-    f236 = tuple(a237)
+        n255 = _block(b, &p, end)
+        if n255 == 0: break
+        for i256 in range(n255):
+            x257 = _string(b, &p, end)
+            a254.append(x257)
+    f253 = tuple(a254)
     result = _new(_builder_InstanceHeartbeat)
-    result.event_id = f231
-    result.occurred_at = f232
-    result.producer = f233
-    result.causation_id = f234
-    result.instance_name = f235
-    result.running_attempt_ids = f236
+    result.event_id = f248
+    result.occurred_at = f249
+    result.producer = f250
+    result.causation_id = f251
+    result.instance_name = f252
+    result.running_attempt_ids = f253
     result.__class__ = _class_InstanceHeartbeat
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -1276,23 +1341,23 @@ def decode_InstanceHeartbeat(bytes data, Py_ssize_t offset):
 def encode_InstanceHeartbeat(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v241 = e
-        _put_string(&w, v241.event_id, 'InstanceHeartbeat.event_id')
-        _put_long(&w, v241.occurred_at, LLONG_MIN, LLONG_MAX, 'InstanceHeartbeat.occurred_at')
-        _put_string(&w, v241.producer, 'InstanceHeartbeat.producer')
-        v242 = v241.causation_id
-        if v242 is None:
+        v258 = e
+        _put_string(&w, v258.event_id, 'InstanceHeartbeat.event_id')
+        _put_long(&w, v258.occurred_at, LLONG_MIN, LLONG_MAX, 'InstanceHeartbeat.occurred_at')
+        _put_string(&w, v258.producer, 'InstanceHeartbeat.producer')
+        v259 = v258.causation_id
+        if v259 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v242, 'InstanceHeartbeat.causation_id')
-        _put_string(&w, v241.instance_name, 'InstanceHeartbeat.instance_name')
-        v243 = v241.running_attempt_ids
-        n244 = len(v243)
-        if n244:
-            _put_varint(&w, (<unsigned long long>n244) << 1)
-            for i245 in v243:
-                _put_string(&w, i245, 'InstanceHeartbeat.running_attempt_ids[]')
+            _put_string(&w, v259, 'InstanceHeartbeat.causation_id')
+        _put_string(&w, v258.instance_name, 'InstanceHeartbeat.instance_name')
+        v260 = v258.running_attempt_ids
+        n261 = len(v260)
+        if n261:
+            _put_varint(&w, (<unsigned long long>n261) << 1)
+            for i262 in v260:
+                _put_string(&w, i262, 'InstanceHeartbeat.running_attempt_ids[]')
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 0)
@@ -1304,48 +1369,48 @@ def decode_InstanceRequested(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f246 = _string(b, &p, end)
-    f247 = _long(b, &p, end)
-    f248 = _string(b, &p, end)
+    f263 = _string(b, &p, end)
+    f264 = _long(b, &p, end)
+    f265 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f249 = _string(b, &p, end)
+        f266 = _string(b, &p, end)
     else:
-        f249 = None
-    f250 = _string(b, &p, end)
-    f251 = _string(b, &p, end)
-    f252 = _string(b, &p, end)
-    f253 = _string(b, &p, end)
-    f254 = _long(b, &p, end)
-    f255 = _long(b, &p, end)
-    f256 = _long(b, &p, end)
-    f257 = _boolean(b, &p, end)
-    f258 = _string(b, &p, end)
+        f266 = None
+    f267 = _string(b, &p, end)
+    f268 = _string(b, &p, end)
+    f269 = _string(b, &p, end)
+    f270 = _string(b, &p, end)
+    f271 = _long(b, &p, end)
+    f272 = _long(b, &p, end)
+    f273 = _long(b, &p, end)
+    f274 = _boolean(b, &p, end)
+    f275 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f259 = _string(b, &p, end)
+        f276 = _string(b, &p, end)
     else:
-        f259 = None
-    f260 = _boolean(b, &p, end)
+        f276 = None
+    f277 = _boolean(b, &p, end)
     if _optional(b, &p, end):
-        f261 = _string(b, &p, end)
+        f278 = _string(b, &p, end)
     else:
-        f261 = None
+        f278 = None
     result = _new(_builder_InstanceRequested)
-    result.event_id = f246
-    result.occurred_at = f247
-    result.producer = f248
-    result.causation_id = f249
-    result.instance_name = f250
-    result.pool = f251
-    result.provider = f252
-    result.machine_type = f253
-    result.cores_mcpu = f254
-    result.memory_bytes = f255
-    result.storage_gib = f256
-    result.preemptible = f257
-    result.region = f258
-    result.job_private_for = f259
-    result.standing = f260
-    result.zone = f261
+    result.event_id = f263
+    result.occurred_at = f264
+    result.producer = f265
+    result.causation_id = f266
+    result.instance_name = f267
+    result.pool = f268
+    result.provider = f269
+    result.machine_type = f270
+    result.cores_mcpu = f271
+    result.memory_bytes = f272
+    result.storage_gib = f273
+    result.preemptible = f274
+    result.region = f275
+    result.job_private_for = f276
+    result.standing = f277
+    result.zone = f278
     result.__class__ = _class_InstanceRequested
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -1353,38 +1418,38 @@ def decode_InstanceRequested(bytes data, Py_ssize_t offset):
 def encode_InstanceRequested(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v262 = e
-        _put_string(&w, v262.event_id, 'InstanceRequested.event_id')
-        _put_long(&w, v262.occurred_at, LLONG_MIN, LLONG_MAX, 'InstanceRequested.occurred_at')
-        _put_string(&w, v262.producer, 'InstanceRequested.producer')
-        v263 = v262.causation_id
-        if v263 is None:
+        v279 = e
+        _put_string(&w, v279.event_id, 'InstanceRequested.event_id')
+        _put_long(&w, v279.occurred_at, LLONG_MIN, LLONG_MAX, 'InstanceRequested.occurred_at')
+        _put_string(&w, v279.producer, 'InstanceRequested.producer')
+        v280 = v279.causation_id
+        if v280 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v263, 'InstanceRequested.causation_id')
-        _put_string(&w, v262.instance_name, 'InstanceRequested.instance_name')
-        _put_string(&w, v262.pool, 'InstanceRequested.pool')
-        _put_string(&w, v262.provider, 'InstanceRequested.provider')
-        _put_string(&w, v262.machine_type, 'InstanceRequested.machine_type')
-        _put_long(&w, v262.cores_mcpu, -2147483648, 2147483647, 'InstanceRequested.cores_mcpu')
-        _put_long(&w, v262.memory_bytes, LLONG_MIN, LLONG_MAX, 'InstanceRequested.memory_bytes')
-        _put_long(&w, v262.storage_gib, -2147483648, 2147483647, 'InstanceRequested.storage_gib')
-        _put_boolean(&w, v262.preemptible, 'InstanceRequested.preemptible')
-        _put_string(&w, v262.region, 'InstanceRequested.region')
-        v264 = v262.job_private_for
-        if v264 is None:
+            _put_string(&w, v280, 'InstanceRequested.causation_id')
+        _put_string(&w, v279.instance_name, 'InstanceRequested.instance_name')
+        _put_string(&w, v279.pool, 'InstanceRequested.pool')
+        _put_string(&w, v279.provider, 'InstanceRequested.provider')
+        _put_string(&w, v279.machine_type, 'InstanceRequested.machine_type')
+        _put_long(&w, v279.cores_mcpu, -2147483648, 2147483647, 'InstanceRequested.cores_mcpu')
+        _put_long(&w, v279.memory_bytes, LLONG_MIN, LLONG_MAX, 'InstanceRequested.memory_bytes')
+        _put_long(&w, v279.storage_gib, -2147483648, 2147483647, 'InstanceRequested.storage_gib')
+        _put_boolean(&w, v279.preemptible, 'InstanceRequested.preemptible')
+        _put_string(&w, v279.region, 'InstanceRequested.region')
+        v281 = v279.job_private_for
+        if v281 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v264, 'InstanceRequested.job_private_for')
-        _put_boolean(&w, v262.standing, 'InstanceRequested.standing')
-        v265 = v262.zone
-        if v265 is None:
+            _put_string(&w, v281, 'InstanceRequested.job_private_for')
+        _put_boolean(&w, v279.standing, 'InstanceRequested.standing')
+        v282 = v279.zone
+        if v282 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v265, 'InstanceRequested.zone')
+            _put_string(&w, v282, 'InstanceRequested.zone')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -1393,36 +1458,36 @@ def decode_JobAttemptAccepted(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f266 = _string(b, &p, end)
-    f267 = _long(b, &p, end)
-    f268 = _string(b, &p, end)
+    f283 = _string(b, &p, end)
+    f284 = _long(b, &p, end)
+    f285 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f269 = _string(b, &p, end)
+        f286 = _string(b, &p, end)
     else:
-        f269 = None
-    f270 = _long(b, &p, end)
-    f271 = _long(b, &p, end)
-    f272 = _string(b, &p, end)
-    f273 = _string(b, &p, end)
-    f274 = _string(b, &p, end)
-    f275 = _long(b, &p, end)
-    f276 = _long(b, &p, end)
-    f277 = _long(b, &p, end)
-    f278 = _long(b, &p, end)
+        f286 = None
+    f287 = _long(b, &p, end)
+    f288 = _long(b, &p, end)
+    f289 = _string(b, &p, end)
+    f290 = _string(b, &p, end)
+    f291 = _string(b, &p, end)
+    f292 = _long(b, &p, end)
+    f293 = _long(b, &p, end)
+    f294 = _long(b, &p, end)
+    f295 = _long(b, &p, end)
     result = _new(_builder_JobAttemptAccepted)
-    result.event_id = f266
-    result.occurred_at = f267
-    result.producer = f268
-    result.causation_id = f269
-    result.batch_id = f270
-    result.job_id = f271
-    result.attempt_id = f272
-    result.instance_name = f273
-    result.state = f274
-    result.scheduler_epoch = f275
-    result.cores_mcpu = f276
-    result.memory_bytes = f277
-    result.storage_gib = f278
+    result.event_id = f283
+    result.occurred_at = f284
+    result.producer = f285
+    result.causation_id = f286
+    result.batch_id = f287
+    result.job_id = f288
+    result.attempt_id = f289
+    result.instance_name = f290
+    result.state = f291
+    result.scheduler_epoch = f292
+    result.cores_mcpu = f293
+    result.memory_bytes = f294
+    result.storage_gib = f295
     result.__class__ = _class_JobAttemptAccepted
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -1430,25 +1495,25 @@ def decode_JobAttemptAccepted(bytes data, Py_ssize_t offset):
 def encode_JobAttemptAccepted(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v279 = e
-        _put_string(&w, v279.event_id, 'JobAttemptAccepted.event_id')
-        _put_long(&w, v279.occurred_at, LLONG_MIN, LLONG_MAX, 'JobAttemptAccepted.occurred_at')
-        _put_string(&w, v279.producer, 'JobAttemptAccepted.producer')
-        v280 = v279.causation_id
-        if v280 is None:
+        v296 = e
+        _put_string(&w, v296.event_id, 'JobAttemptAccepted.event_id')
+        _put_long(&w, v296.occurred_at, LLONG_MIN, LLONG_MAX, 'JobAttemptAccepted.occurred_at')
+        _put_string(&w, v296.producer, 'JobAttemptAccepted.producer')
+        v297 = v296.causation_id
+        if v297 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v280, 'JobAttemptAccepted.causation_id')
-        _put_long(&w, v279.batch_id, LLONG_MIN, LLONG_MAX, 'JobAttemptAccepted.batch_id')
-        _put_long(&w, v279.job_id, -2147483648, 2147483647, 'JobAttemptAccepted.job_id')
-        _put_string(&w, v279.attempt_id, 'JobAttemptAccepted.attempt_id')
-        _put_string(&w, v279.instance_name, 'JobAttemptAccepted.instance_name')
-        _put_string(&w, v279.state, 'JobAttemptAccepted.state')
-        _put_long(&w, v279.scheduler_epoch, LLONG_MIN, LLONG_MAX, 'JobAttemptAccepted.scheduler_epoch')
-        _put_long(&w, v279.cores_mcpu, -2147483648, 2147483647, 'JobAttemptAccepted.cores_mcpu')
-        _put_long(&w, v279.memory_bytes, LLONG_MIN, LLONG_MAX, 'JobAttemptAccepted.memory_bytes')
-        _put_long(&w, v279.storage_gib, -2147483648, 2147483647, 'JobAttemptAccepted.storage_gib')
+            _put_string(&w, v297, 'JobAttemptAccepted.causation_id')
+        _put_long(&w, v296.batch_id, LLONG_MIN, LLONG_MAX, 'JobAttemptAccepted.batch_id')
+        _put_long(&w, v296.job_id, -2147483648, 2147483647, 'JobAttemptAccepted.job_id')
+        _put_string(&w, v296.attempt_id, 'JobAttemptAccepted.attempt_id')
+        _put_string(&w, v296.instance_name, 'JobAttemptAccepted.instance_name')
+        _put_string(&w, v296.state, 'JobAttemptAccepted.state')
+        _put_long(&w, v296.scheduler_epoch, LLONG_MIN, LLONG_MAX, 'JobAttemptAccepted.scheduler_epoch')
+        _put_long(&w, v296.cores_mcpu, -2147483648, 2147483647, 'JobAttemptAccepted.cores_mcpu')
+        _put_long(&w, v296.memory_bytes, LLONG_MIN, LLONG_MAX, 'JobAttemptAccepted.memory_bytes')
+        _put_long(&w, v296.storage_gib, -2147483648, 2147483647, 'JobAttemptAccepted.storage_gib')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -1457,100 +1522,100 @@ def decode_JobAttemptCompleted(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f281 = _string(b, &p, end)
-    f282 = _long(b, &p, end)
-    f283 = _string(b, &p, end)
+    f298 = _string(b, &p, end)
+    f299 = _long(b, &p, end)
+    f300 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f284 = _string(b, &p, end)
+        f301 = _string(b, &p, end)
     else:
-        f284 = None
-    f285 = _long(b, &p, end)
-    f286 = _long(b, &p, end)
-    f287 = _string(b, &p, end)
-    f288 = _string(b, &p, end)
-    f289 = _string(b, &p, end)
+        f301 = None
+    f302 = _long(b, &p, end)
+    f303 = _long(b, &p, end)
+    f304 = _string(b, &p, end)
+    f305 = _string(b, &p, end)
+    f306 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f290 = _long(b, &p, end)
+        f307 = _long(b, &p, end)
     else:
-        f290 = None
+        f307 = None
     if _optional(b, &p, end):
-        f291 = _string(b, &p, end)
-    else:
-        f291 = None
-    if _optional(b, &p, end):
-        f292 = _string(b, &p, end)
-    else:
-        f292 = None
-    f293 = _boolean(b, &p, end)
-    if _optional(b, &p, end):
-        f294 = _long(b, &p, end)
-    else:
-        f294 = None
-    f295 = _long(b, &p, end)
-    a297 = []
-    while True:
-        n298 = _block(b, &p, end)
-        if n298 == 0: break
-        for i299 in range(n298):
-            f301 = _string(b, &p, end)
-            f302 = _string(b, &p, end)
-            if _optional(b, &p, end):
-                f303 = _long(b, &p, end)
-            else:
-                f303 = None
-            if _optional(b, &p, end):
-                f304 = _long(b, &p, end)
-            else:
-                f304 = None
-            if _optional(b, &p, end):
-                f305 = _long(b, &p, end)
-            else:
-                f305 = None
-            f306 = _boolean(b, &p, end)
-            if _optional(b, &p, end):
-                f307 = _string(b, &p, end)
-            else:
-                f307 = None
-            x300 = _new(_builder_StepTiming)
-            x300.name = f301
-            x300.state = f302
-            x300.started_at = f303
-            x300.ended_at = f304
-            x300.exit_code = f305
-            x300.out_of_memory = f306
-            x300.error = f307
-            x300.__class__ = _class_StepTiming
-            a297.append(x300)
-    f296 = tuple(a297)
-    if _optional(b, &p, end):
-        f309 = _long(b, &p, end)
-        f310 = _long(b, &p, end)
-        f311 = _long(b, &p, end)
-        f308 = _new(_builder_ResourceUsageSummary)
-        f308.cpu_msec = f309
-        f308.max_memory_bytes = f310
-        f308.max_scratch_bytes = f311
-        f308.__class__ = _class_ResourceUsageSummary
+        f308 = _string(b, &p, end)
     else:
         f308 = None
+    if _optional(b, &p, end):
+        f309 = _string(b, &p, end)
+    else:
+        f309 = None
+    f310 = _boolean(b, &p, end)
+    if _optional(b, &p, end):
+        f311 = _long(b, &p, end)
+    else:
+        f311 = None
+    f312 = _long(b, &p, end)
+    a314 = []
+    while True:
+        n315 = _block(b, &p, end)
+        if n315 == 0: break
+        for i316 in range(n315):
+            f318 = _string(b, &p, end)
+            f319 = _string(b, &p, end)
+            if _optional(b, &p, end):
+                f320 = _long(b, &p, end)
+            else:
+                f320 = None
+            if _optional(b, &p, end):
+                f321 = _long(b, &p, end)
+            else:
+                f321 = None
+            if _optional(b, &p, end):
+                f322 = _long(b, &p, end)
+            else:
+                f322 = None
+            f323 = _boolean(b, &p, end)
+            if _optional(b, &p, end):
+                f324 = _string(b, &p, end)
+            else:
+                f324 = None
+            x317 = _new(_builder_StepTiming)
+            x317.name = f318
+            x317.state = f319
+            x317.started_at = f320
+            x317.ended_at = f321
+            x317.exit_code = f322
+            x317.out_of_memory = f323
+            x317.error = f324
+            x317.__class__ = _class_StepTiming
+            a314.append(x317)
+    f313 = tuple(a314)
+    if _optional(b, &p, end):
+        f326 = _long(b, &p, end)
+        f327 = _long(b, &p, end)
+        f328 = _long(b, &p, end)
+        f325 = _new(_builder_ResourceUsageSummary)
+        f325.cpu_msec = f326
+        f325.max_memory_bytes = f327
+        f325.max_scratch_bytes = f328
+        f325.__class__ = _class_ResourceUsageSummary
+    else:
+        f325 = None
     result = _new(_builder_JobAttemptCompleted)
-    result.event_id = f281
-    result.occurred_at = f282
-    result.producer = f283
-    result.causation_id = f284
-    result.batch_id = f285
-    result.job_id = f286
-    result.attempt_id = f287
-    result.instance_name = f288
-    result.outcome = f289
-    result.exit_code = f290
-    result.failure_cause = f291
-    result.error = f292
-    result.out_of_memory = f293
-    result.started_at = f294
-    result.ended_at = f295
-    result.steps = f296
-    result.resource_usage = f308
+    result.event_id = f298
+    result.occurred_at = f299
+    result.producer = f300
+    result.causation_id = f301
+    result.batch_id = f302
+    result.job_id = f303
+    result.attempt_id = f304
+    result.instance_name = f305
+    result.outcome = f306
+    result.exit_code = f307
+    result.failure_cause = f308
+    result.error = f309
+    result.out_of_memory = f310
+    result.started_at = f311
+    result.ended_at = f312
+    result.steps = f313
+    result.resource_usage = f325
     result.__class__ = _class_JobAttemptCompleted
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -1558,92 +1623,92 @@ def decode_JobAttemptCompleted(bytes data, Py_ssize_t offset):
 def encode_JobAttemptCompleted(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v312 = e
-        _put_string(&w, v312.event_id, 'JobAttemptCompleted.event_id')
-        _put_long(&w, v312.occurred_at, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.occurred_at')
-        _put_string(&w, v312.producer, 'JobAttemptCompleted.producer')
-        v313 = v312.causation_id
-        if v313 is None:
+        v329 = e
+        _put_string(&w, v329.event_id, 'JobAttemptCompleted.event_id')
+        _put_long(&w, v329.occurred_at, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.occurred_at')
+        _put_string(&w, v329.producer, 'JobAttemptCompleted.producer')
+        v330 = v329.causation_id
+        if v330 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v313, 'JobAttemptCompleted.causation_id')
-        _put_long(&w, v312.batch_id, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.batch_id')
-        _put_long(&w, v312.job_id, -2147483648, 2147483647, 'JobAttemptCompleted.job_id')
-        _put_string(&w, v312.attempt_id, 'JobAttemptCompleted.attempt_id')
-        _put_string(&w, v312.instance_name, 'JobAttemptCompleted.instance_name')
-        _put_string(&w, v312.outcome, 'JobAttemptCompleted.outcome')
-        v314 = v312.exit_code
-        if v314 is None:
+            _put_string(&w, v330, 'JobAttemptCompleted.causation_id')
+        _put_long(&w, v329.batch_id, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.batch_id')
+        _put_long(&w, v329.job_id, -2147483648, 2147483647, 'JobAttemptCompleted.job_id')
+        _put_string(&w, v329.attempt_id, 'JobAttemptCompleted.attempt_id')
+        _put_string(&w, v329.instance_name, 'JobAttemptCompleted.instance_name')
+        _put_string(&w, v329.outcome, 'JobAttemptCompleted.outcome')
+        v331 = v329.exit_code
+        if v331 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_long(&w, v314, -2147483648, 2147483647, 'JobAttemptCompleted.exit_code')
-        v315 = v312.failure_cause
-        if v315 is None:
+            _put_long(&w, v331, -2147483648, 2147483647, 'JobAttemptCompleted.exit_code')
+        v332 = v329.failure_cause
+        if v332 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v315, 'JobAttemptCompleted.failure_cause')
-        v316 = v312.error
-        if v316 is None:
+            _put_string(&w, v332, 'JobAttemptCompleted.failure_cause')
+        v333 = v329.error
+        if v333 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v316, 'JobAttemptCompleted.error')
-        _put_boolean(&w, v312.out_of_memory, 'JobAttemptCompleted.out_of_memory')
-        v317 = v312.started_at
-        if v317 is None:
+            _put_string(&w, v333, 'JobAttemptCompleted.error')
+        _put_boolean(&w, v329.out_of_memory, 'JobAttemptCompleted.out_of_memory')
+        v334 = v329.started_at
+        if v334 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_long(&w, v317, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.started_at')
-        _put_long(&w, v312.ended_at, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.ended_at')
-        v318 = v312.steps
-        n319 = len(v318)
-        if n319:
-            _put_varint(&w, (<unsigned long long>n319) << 1)
-            for i320 in v318:
-                v321 = i320
-                _put_string(&w, v321.name, 'JobAttemptCompleted.steps[].name')
-                _put_string(&w, v321.state, 'JobAttemptCompleted.steps[].state')
-                v322 = v321.started_at
-                if v322 is None:
+            _put_long(&w, v334, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.started_at')
+        _put_long(&w, v329.ended_at, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.ended_at')
+        v335 = v329.steps
+        n336 = len(v335)
+        if n336:
+            _put_varint(&w, (<unsigned long long>n336) << 1)
+            for i337 in v335:
+                v338 = i337
+                _put_string(&w, v338.name, 'JobAttemptCompleted.steps[].name')
+                _put_string(&w, v338.state, 'JobAttemptCompleted.steps[].state')
+                v339 = v338.started_at
+                if v339 is None:
                     _put_byte(&w, 0)
                 else:
                     _put_byte(&w, 2)
-                    _put_long(&w, v322, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.steps[].started_at')
-                v323 = v321.ended_at
-                if v323 is None:
+                    _put_long(&w, v339, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.steps[].started_at')
+                v340 = v338.ended_at
+                if v340 is None:
                     _put_byte(&w, 0)
                 else:
                     _put_byte(&w, 2)
-                    _put_long(&w, v323, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.steps[].ended_at')
-                v324 = v321.exit_code
-                if v324 is None:
+                    _put_long(&w, v340, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.steps[].ended_at')
+                v341 = v338.exit_code
+                if v341 is None:
                     _put_byte(&w, 0)
                 else:
                     _put_byte(&w, 2)
-                    _put_long(&w, v324, -2147483648, 2147483647, 'JobAttemptCompleted.steps[].exit_code')
-                _put_boolean(&w, v321.out_of_memory, 'JobAttemptCompleted.steps[].out_of_memory')
-                v325 = v321.error
-                if v325 is None:
+                    _put_long(&w, v341, -2147483648, 2147483647, 'JobAttemptCompleted.steps[].exit_code')
+                _put_boolean(&w, v338.out_of_memory, 'JobAttemptCompleted.steps[].out_of_memory')
+                v342 = v338.error
+                if v342 is None:
                     _put_byte(&w, 0)
                 else:
                     _put_byte(&w, 2)
-                    _put_string(&w, v325, 'JobAttemptCompleted.steps[].error')
+                    _put_string(&w, v342, 'JobAttemptCompleted.steps[].error')
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 0)
-        v326 = v312.resource_usage
-        if v326 is None:
+        v343 = v329.resource_usage
+        if v343 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            v327 = v326
-            _put_long(&w, v327.cpu_msec, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.resource_usage.cpu_msec')
-            _put_long(&w, v327.max_memory_bytes, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.resource_usage.max_memory_bytes')
-            _put_long(&w, v327.max_scratch_bytes, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.resource_usage.max_scratch_bytes')
+            v344 = v343
+            _put_long(&w, v344.cpu_msec, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.resource_usage.cpu_msec')
+            _put_long(&w, v344.max_memory_bytes, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.resource_usage.max_memory_bytes')
+            _put_long(&w, v344.max_scratch_bytes, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.resource_usage.max_scratch_bytes')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -1652,32 +1717,32 @@ def decode_JobAttemptRefused(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f328 = _string(b, &p, end)
-    f329 = _long(b, &p, end)
-    f330 = _string(b, &p, end)
+    f345 = _string(b, &p, end)
+    f346 = _long(b, &p, end)
+    f347 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f331 = _string(b, &p, end)
+        f348 = _string(b, &p, end)
     else:
-        f331 = None
-    f332 = _long(b, &p, end)
-    f333 = _long(b, &p, end)
-    f334 = _string(b, &p, end)
-    f335 = _string(b, &p, end)
-    f336 = _string(b, &p, end)
-    f337 = _long(b, &p, end)
-    f338 = _string(b, &p, end)
+        f348 = None
+    f349 = _long(b, &p, end)
+    f350 = _long(b, &p, end)
+    f351 = _string(b, &p, end)
+    f352 = _string(b, &p, end)
+    f353 = _string(b, &p, end)
+    f354 = _long(b, &p, end)
+    f355 = _string(b, &p, end)
     result = _new(_builder_JobAttemptRefused)
-    result.event_id = f328
-    result.occurred_at = f329
-    result.producer = f330
-    result.causation_id = f331
-    result.batch_id = f332
-    result.job_id = f333
-    result.attempt_id = f334
-    result.instance_name = f335
-    result.state = f336
-    result.scheduler_epoch = f337
-    result.reason = f338
+    result.event_id = f345
+    result.occurred_at = f346
+    result.producer = f347
+    result.causation_id = f348
+    result.batch_id = f349
+    result.job_id = f350
+    result.attempt_id = f351
+    result.instance_name = f352
+    result.state = f353
+    result.scheduler_epoch = f354
+    result.reason = f355
     result.__class__ = _class_JobAttemptRefused
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -1685,23 +1750,23 @@ def decode_JobAttemptRefused(bytes data, Py_ssize_t offset):
 def encode_JobAttemptRefused(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v339 = e
-        _put_string(&w, v339.event_id, 'JobAttemptRefused.event_id')
-        _put_long(&w, v339.occurred_at, LLONG_MIN, LLONG_MAX, 'JobAttemptRefused.occurred_at')
-        _put_string(&w, v339.producer, 'JobAttemptRefused.producer')
-        v340 = v339.causation_id
-        if v340 is None:
+        v356 = e
+        _put_string(&w, v356.event_id, 'JobAttemptRefused.event_id')
+        _put_long(&w, v356.occurred_at, LLONG_MIN, LLONG_MAX, 'JobAttemptRefused.occurred_at')
+        _put_string(&w, v356.producer, 'JobAttemptRefused.producer')
+        v357 = v356.causation_id
+        if v357 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v340, 'JobAttemptRefused.causation_id')
-        _put_long(&w, v339.batch_id, LLONG_MIN, LLONG_MAX, 'JobAttemptRefused.batch_id')
-        _put_long(&w, v339.job_id, -2147483648, 2147483647, 'JobAttemptRefused.job_id')
-        _put_string(&w, v339.attempt_id, 'JobAttemptRefused.attempt_id')
-        _put_string(&w, v339.instance_name, 'JobAttemptRefused.instance_name')
-        _put_string(&w, v339.state, 'JobAttemptRefused.state')
-        _put_long(&w, v339.scheduler_epoch, LLONG_MIN, LLONG_MAX, 'JobAttemptRefused.scheduler_epoch')
-        _put_string(&w, v339.reason, 'JobAttemptRefused.reason')
+            _put_string(&w, v357, 'JobAttemptRefused.causation_id')
+        _put_long(&w, v356.batch_id, LLONG_MIN, LLONG_MAX, 'JobAttemptRefused.batch_id')
+        _put_long(&w, v356.job_id, -2147483648, 2147483647, 'JobAttemptRefused.job_id')
+        _put_string(&w, v356.attempt_id, 'JobAttemptRefused.attempt_id')
+        _put_string(&w, v356.instance_name, 'JobAttemptRefused.instance_name')
+        _put_string(&w, v356.state, 'JobAttemptRefused.state')
+        _put_long(&w, v356.scheduler_epoch, LLONG_MIN, LLONG_MAX, 'JobAttemptRefused.scheduler_epoch')
+        _put_string(&w, v356.reason, 'JobAttemptRefused.reason')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -1710,38 +1775,38 @@ def decode_JobAttemptScheduled(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f341 = _string(b, &p, end)
-    f342 = _long(b, &p, end)
-    f343 = _string(b, &p, end)
+    f358 = _string(b, &p, end)
+    f359 = _long(b, &p, end)
+    f360 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f344 = _string(b, &p, end)
+        f361 = _string(b, &p, end)
     else:
-        f344 = None
-    f345 = _long(b, &p, end)
-    f346 = _long(b, &p, end)
-    f347 = _string(b, &p, end)
-    f348 = _string(b, &p, end)
-    f349 = _long(b, &p, end)
-    f350 = _string(b, &p, end)
-    f351 = _long(b, &p, end)
-    f352 = _long(b, &p, end)
-    f353 = _long(b, &p, end)
-    f354 = _boolean(b, &p, end)
+        f361 = None
+    f362 = _long(b, &p, end)
+    f363 = _long(b, &p, end)
+    f364 = _string(b, &p, end)
+    f365 = _string(b, &p, end)
+    f366 = _long(b, &p, end)
+    f367 = _string(b, &p, end)
+    f368 = _long(b, &p, end)
+    f369 = _long(b, &p, end)
+    f370 = _long(b, &p, end)
+    f371 = _boolean(b, &p, end)
     result = _new(_builder_JobAttemptScheduled)
-    result.event_id = f341
-    result.occurred_at = f342
-    result.producer = f343
-    result.causation_id = f344
-    result.batch_id = f345
-    result.job_id = f346
-    result.attempt_id = f347
-    result.instance_name = f348
-    result.scheduler_epoch = f349
-    result.user = f350
-    result.cores_mcpu = f351
-    result.memory_bytes = f352
-    result.storage_gib = f353
-    result.awaits_verdict = f354
+    result.event_id = f358
+    result.occurred_at = f359
+    result.producer = f360
+    result.causation_id = f361
+    result.batch_id = f362
+    result.job_id = f363
+    result.attempt_id = f364
+    result.instance_name = f365
+    result.scheduler_epoch = f366
+    result.user = f367
+    result.cores_mcpu = f368
+    result.memory_bytes = f369
+    result.storage_gib = f370
+    result.awaits_verdict = f371
     result.__class__ = _class_JobAttemptScheduled
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -1749,26 +1814,26 @@ def decode_JobAttemptScheduled(bytes data, Py_ssize_t offset):
 def encode_JobAttemptScheduled(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v355 = e
-        _put_string(&w, v355.event_id, 'JobAttemptScheduled.event_id')
-        _put_long(&w, v355.occurred_at, LLONG_MIN, LLONG_MAX, 'JobAttemptScheduled.occurred_at')
-        _put_string(&w, v355.producer, 'JobAttemptScheduled.producer')
-        v356 = v355.causation_id
-        if v356 is None:
+        v372 = e
+        _put_string(&w, v372.event_id, 'JobAttemptScheduled.event_id')
+        _put_long(&w, v372.occurred_at, LLONG_MIN, LLONG_MAX, 'JobAttemptScheduled.occurred_at')
+        _put_string(&w, v372.producer, 'JobAttemptScheduled.producer')
+        v373 = v372.causation_id
+        if v373 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v356, 'JobAttemptScheduled.causation_id')
-        _put_long(&w, v355.batch_id, LLONG_MIN, LLONG_MAX, 'JobAttemptScheduled.batch_id')
-        _put_long(&w, v355.job_id, -2147483648, 2147483647, 'JobAttemptScheduled.job_id')
-        _put_string(&w, v355.attempt_id, 'JobAttemptScheduled.attempt_id')
-        _put_string(&w, v355.instance_name, 'JobAttemptScheduled.instance_name')
-        _put_long(&w, v355.scheduler_epoch, LLONG_MIN, LLONG_MAX, 'JobAttemptScheduled.scheduler_epoch')
-        _put_string(&w, v355.user, 'JobAttemptScheduled.user')
-        _put_long(&w, v355.cores_mcpu, -2147483648, 2147483647, 'JobAttemptScheduled.cores_mcpu')
-        _put_long(&w, v355.memory_bytes, LLONG_MIN, LLONG_MAX, 'JobAttemptScheduled.memory_bytes')
-        _put_long(&w, v355.storage_gib, -2147483648, 2147483647, 'JobAttemptScheduled.storage_gib')
-        _put_boolean(&w, v355.awaits_verdict, 'JobAttemptScheduled.awaits_verdict')
+            _put_string(&w, v373, 'JobAttemptScheduled.causation_id')
+        _put_long(&w, v372.batch_id, LLONG_MIN, LLONG_MAX, 'JobAttemptScheduled.batch_id')
+        _put_long(&w, v372.job_id, -2147483648, 2147483647, 'JobAttemptScheduled.job_id')
+        _put_string(&w, v372.attempt_id, 'JobAttemptScheduled.attempt_id')
+        _put_string(&w, v372.instance_name, 'JobAttemptScheduled.instance_name')
+        _put_long(&w, v372.scheduler_epoch, LLONG_MIN, LLONG_MAX, 'JobAttemptScheduled.scheduler_epoch')
+        _put_string(&w, v372.user, 'JobAttemptScheduled.user')
+        _put_long(&w, v372.cores_mcpu, -2147483648, 2147483647, 'JobAttemptScheduled.cores_mcpu')
+        _put_long(&w, v372.memory_bytes, LLONG_MIN, LLONG_MAX, 'JobAttemptScheduled.memory_bytes')
+        _put_long(&w, v372.storage_gib, -2147483648, 2147483647, 'JobAttemptScheduled.storage_gib')
+        _put_boolean(&w, v372.awaits_verdict, 'JobAttemptScheduled.awaits_verdict')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -1777,28 +1842,28 @@ def decode_JobAttemptStarted(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f357 = _string(b, &p, end)
-    f358 = _long(b, &p, end)
-    f359 = _string(b, &p, end)
+    f374 = _string(b, &p, end)
+    f375 = _long(b, &p, end)
+    f376 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f360 = _string(b, &p, end)
+        f377 = _string(b, &p, end)
     else:
-        f360 = None
-    f361 = _long(b, &p, end)
-    f362 = _long(b, &p, end)
-    f363 = _string(b, &p, end)
-    f364 = _string(b, &p, end)
-    f365 = _long(b, &p, end)
+        f377 = None
+    f378 = _long(b, &p, end)
+    f379 = _long(b, &p, end)
+    f380 = _string(b, &p, end)
+    f381 = _string(b, &p, end)
+    f382 = _long(b, &p, end)
     result = _new(_builder_JobAttemptStarted)
-    result.event_id = f357
-    result.occurred_at = f358
-    result.producer = f359
-    result.causation_id = f360
-    result.batch_id = f361
-    result.job_id = f362
-    result.attempt_id = f363
-    result.instance_name = f364
-    result.started_at = f365
+    result.event_id = f374
+    result.occurred_at = f375
+    result.producer = f376
+    result.causation_id = f377
+    result.batch_id = f378
+    result.job_id = f379
+    result.attempt_id = f380
+    result.instance_name = f381
+    result.started_at = f382
     result.__class__ = _class_JobAttemptStarted
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -1806,21 +1871,21 @@ def decode_JobAttemptStarted(bytes data, Py_ssize_t offset):
 def encode_JobAttemptStarted(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v366 = e
-        _put_string(&w, v366.event_id, 'JobAttemptStarted.event_id')
-        _put_long(&w, v366.occurred_at, LLONG_MIN, LLONG_MAX, 'JobAttemptStarted.occurred_at')
-        _put_string(&w, v366.producer, 'JobAttemptStarted.producer')
-        v367 = v366.causation_id
-        if v367 is None:
+        v383 = e
+        _put_string(&w, v383.event_id, 'JobAttemptStarted.event_id')
+        _put_long(&w, v383.occurred_at, LLONG_MIN, LLONG_MAX, 'JobAttemptStarted.occurred_at')
+        _put_string(&w, v383.producer, 'JobAttemptStarted.producer')
+        v384 = v383.causation_id
+        if v384 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v367, 'JobAttemptStarted.causation_id')
-        _put_long(&w, v366.batch_id, LLONG_MIN, LLONG_MAX, 'JobAttemptStarted.batch_id')
-        _put_long(&w, v366.job_id, -2147483648, 2147483647, 'JobAttemptStarted.job_id')
-        _put_string(&w, v366.attempt_id, 'JobAttemptStarted.attempt_id')
-        _put_string(&w, v366.instance_name, 'JobAttemptStarted.instance_name')
-        _put_long(&w, v366.started_at, LLONG_MIN, LLONG_MAX, 'JobAttemptStarted.started_at')
+            _put_string(&w, v384, 'JobAttemptStarted.causation_id')
+        _put_long(&w, v383.batch_id, LLONG_MIN, LLONG_MAX, 'JobAttemptStarted.batch_id')
+        _put_long(&w, v383.job_id, -2147483648, 2147483647, 'JobAttemptStarted.job_id')
+        _put_string(&w, v383.attempt_id, 'JobAttemptStarted.attempt_id')
+        _put_string(&w, v383.instance_name, 'JobAttemptStarted.instance_name')
+        _put_long(&w, v383.started_at, LLONG_MIN, LLONG_MAX, 'JobAttemptStarted.started_at')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -1829,34 +1894,54 @@ def decode_JobBecameReady(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f368 = _string(b, &p, end)
-    f369 = _long(b, &p, end)
-    f370 = _string(b, &p, end)
+    f385 = _string(b, &p, end)
+    f386 = _long(b, &p, end)
+    f387 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f371 = _string(b, &p, end)
+        f388 = _string(b, &p, end)
     else:
-        f371 = None
-    f372 = _long(b, &p, end)
-    f373 = _long(b, &p, end)
+        f388 = None
+    f389 = _long(b, &p, end)
+    f390 = _long(b, &p, end)
     if _optional(b, &p, end):
-        f374 = _string(b, &p, end)
+        f391 = _string(b, &p, end)
     else:
-        f374 = None
+        f391 = None
     if _optional(b, &p, end):
-        f375 = _long(b, &p, end)
+        f392 = _long(b, &p, end)
     else:
-        f375 = None
-    f376 = _string(b, &p, end)
+        f392 = None
+    f393 = _string(b, &p, end)
+    if _optional(b, &p, end):
+        f394 = _string(b, &p, end)
+    else:
+        f394 = None
+    if _optional(b, &p, end):
+        f395 = _string(b, &p, end)
+    else:
+        f395 = None
+    if _optional(b, &p, end):
+        f396 = _long(b, &p, end)
+    else:
+        f396 = None
+    if _optional(b, &p, end):
+        f397 = _boolean(b, &p, end)
+    else:
+        f397 = None
     result = _new(_builder_JobBecameReady)
-    result.event_id = f368
-    result.occurred_at = f369
-    result.producer = f370
-    result.causation_id = f371
-    result.batch_id = f372
-    result.job_id = f373
-    result.after_attempt_id = f374
-    result.not_before = f375
-    result.reason = f376
+    result.event_id = f385
+    result.occurred_at = f386
+    result.producer = f387
+    result.causation_id = f388
+    result.batch_id = f389
+    result.job_id = f390
+    result.after_attempt_id = f391
+    result.not_before = f392
+    result.reason = f393
+    result.retry_cause = f394
+    result.retry_rule = f395
+    result.memory_bytes = f396
+    result.preemptible = f397
     result.__class__ = _class_JobBecameReady
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -1864,164 +1949,60 @@ def decode_JobBecameReady(bytes data, Py_ssize_t offset):
 def encode_JobBecameReady(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v377 = e
-        _put_string(&w, v377.event_id, 'JobBecameReady.event_id')
-        _put_long(&w, v377.occurred_at, LLONG_MIN, LLONG_MAX, 'JobBecameReady.occurred_at')
-        _put_string(&w, v377.producer, 'JobBecameReady.producer')
-        v378 = v377.causation_id
-        if v378 is None:
+        v398 = e
+        _put_string(&w, v398.event_id, 'JobBecameReady.event_id')
+        _put_long(&w, v398.occurred_at, LLONG_MIN, LLONG_MAX, 'JobBecameReady.occurred_at')
+        _put_string(&w, v398.producer, 'JobBecameReady.producer')
+        v399 = v398.causation_id
+        if v399 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v378, 'JobBecameReady.causation_id')
-        _put_long(&w, v377.batch_id, LLONG_MIN, LLONG_MAX, 'JobBecameReady.batch_id')
-        _put_long(&w, v377.job_id, -2147483648, 2147483647, 'JobBecameReady.job_id')
-        v379 = v377.after_attempt_id
-        if v379 is None:
+            _put_string(&w, v399, 'JobBecameReady.causation_id')
+        _put_long(&w, v398.batch_id, LLONG_MIN, LLONG_MAX, 'JobBecameReady.batch_id')
+        _put_long(&w, v398.job_id, -2147483648, 2147483647, 'JobBecameReady.job_id')
+        v400 = v398.after_attempt_id
+        if v400 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v379, 'JobBecameReady.after_attempt_id')
-        v380 = v377.not_before
-        if v380 is None:
+            _put_string(&w, v400, 'JobBecameReady.after_attempt_id')
+        v401 = v398.not_before
+        if v401 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_long(&w, v380, LLONG_MIN, LLONG_MAX, 'JobBecameReady.not_before')
-        _put_string(&w, v377.reason, 'JobBecameReady.reason')
+            _put_long(&w, v401, LLONG_MIN, LLONG_MAX, 'JobBecameReady.not_before')
+        _put_string(&w, v398.reason, 'JobBecameReady.reason')
+        v402 = v398.retry_cause
+        if v402 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_string(&w, v402, 'JobBecameReady.retry_cause')
+        v403 = v398.retry_rule
+        if v403 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_string(&w, v403, 'JobBecameReady.retry_rule')
+        v404 = v398.memory_bytes
+        if v404 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_long(&w, v404, LLONG_MIN, LLONG_MAX, 'JobBecameReady.memory_bytes')
+        v405 = v398.preemptible
+        if v405 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_boolean(&w, v405, 'JobBecameReady.preemptible')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
 
 def decode_JobCancelled(bytes data, Py_ssize_t offset):
-    cdef const unsigned char* b = data
-    cdef Py_ssize_t end = len(data)
-    cdef Py_ssize_t p = offset
-    f381 = _string(b, &p, end)
-    f382 = _long(b, &p, end)
-    f383 = _string(b, &p, end)
-    if _optional(b, &p, end):
-        f384 = _string(b, &p, end)
-    else:
-        f384 = None
-    f385 = _long(b, &p, end)
-    f386 = _long(b, &p, end)
-    f387 = _string(b, &p, end)
-    result = _new(_builder_JobCancelled)
-    result.event_id = f381
-    result.occurred_at = f382
-    result.producer = f383
-    result.causation_id = f384
-    result.batch_id = f385
-    result.job_id = f386
-    result.reason = f387
-    result.__class__ = _class_JobCancelled
-    if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
-    return result
-
-def encode_JobCancelled(e, bytes head=b''):
-    cdef _Buffer w = _start(head)
-    try:
-        v388 = e
-        _put_string(&w, v388.event_id, 'JobCancelled.event_id')
-        _put_long(&w, v388.occurred_at, LLONG_MIN, LLONG_MAX, 'JobCancelled.occurred_at')
-        _put_string(&w, v388.producer, 'JobCancelled.producer')
-        v389 = v388.causation_id
-        if v389 is None:
-            _put_byte(&w, 0)
-        else:
-            _put_byte(&w, 2)
-            _put_string(&w, v389, 'JobCancelled.causation_id')
-        _put_long(&w, v388.batch_id, LLONG_MIN, LLONG_MAX, 'JobCancelled.batch_id')
-        _put_long(&w, v388.job_id, -2147483648, 2147483647, 'JobCancelled.job_id')
-        _put_string(&w, v388.reason, 'JobCancelled.reason')
-        return PyBytes_FromStringAndSize(w.data, w.size)
-    finally:
-        PyMem_Free(w.data)
-
-def decode_JobCompleted(bytes data, Py_ssize_t offset):
-    cdef const unsigned char* b = data
-    cdef Py_ssize_t end = len(data)
-    cdef Py_ssize_t p = offset
-    f390 = _string(b, &p, end)
-    f391 = _long(b, &p, end)
-    f392 = _string(b, &p, end)
-    if _optional(b, &p, end):
-        f393 = _string(b, &p, end)
-    else:
-        f393 = None
-    f394 = _long(b, &p, end)
-    f395 = _long(b, &p, end)
-    f396 = _string(b, &p, end)
-    if _optional(b, &p, end):
-        f397 = _string(b, &p, end)
-    else:
-        f397 = None
-    if _optional(b, &p, end):
-        f398 = _long(b, &p, end)
-    else:
-        f398 = None
-    if _optional(b, &p, end):
-        f399 = _string(b, &p, end)
-    else:
-        f399 = None
-    f400 = _long(b, &p, end)
-    result = _new(_builder_JobCompleted)
-    result.event_id = f390
-    result.occurred_at = f391
-    result.producer = f392
-    result.causation_id = f393
-    result.batch_id = f394
-    result.job_id = f395
-    result.state = f396
-    result.attempt_id = f397
-    result.exit_code = f398
-    result.reason = f399
-    result.n_attempts = f400
-    result.__class__ = _class_JobCompleted
-    if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
-    return result
-
-def encode_JobCompleted(e, bytes head=b''):
-    cdef _Buffer w = _start(head)
-    try:
-        v401 = e
-        _put_string(&w, v401.event_id, 'JobCompleted.event_id')
-        _put_long(&w, v401.occurred_at, LLONG_MIN, LLONG_MAX, 'JobCompleted.occurred_at')
-        _put_string(&w, v401.producer, 'JobCompleted.producer')
-        v402 = v401.causation_id
-        if v402 is None:
-            _put_byte(&w, 0)
-        else:
-            _put_byte(&w, 2)
-            _put_string(&w, v402, 'JobCompleted.causation_id')
-        _put_long(&w, v401.batch_id, LLONG_MIN, LLONG_MAX, 'JobCompleted.batch_id')
-        _put_long(&w, v401.job_id, -2147483648, 2147483647, 'JobCompleted.job_id')
-        _put_string(&w, v401.state, 'JobCompleted.state')
-        v403 = v401.attempt_id
-        if v403 is None:
-            _put_byte(&w, 0)
-        else:
-            _put_byte(&w, 2)
-            _put_string(&w, v403, 'JobCompleted.attempt_id')
-        v404 = v401.exit_code
-        if v404 is None:
-            _put_byte(&w, 0)
-        else:
-            _put_byte(&w, 2)
-            _put_long(&w, v404, -2147483648, 2147483647, 'JobCompleted.exit_code')
-        v405 = v401.reason
-        if v405 is None:
-            _put_byte(&w, 0)
-        else:
-            _put_byte(&w, 2)
-            _put_string(&w, v405, 'JobCompleted.reason')
-        _put_long(&w, v401.n_attempts, -2147483648, 2147483647, 'JobCompleted.n_attempts')
-        return PyBytes_FromStringAndSize(w.data, w.size)
-    finally:
-        PyMem_Free(w.data)
-
-def decode_JobCreated(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
@@ -2034,156 +2015,314 @@ def decode_JobCreated(bytes data, Py_ssize_t offset):
         f409 = None
     f410 = _long(b, &p, end)
     f411 = _long(b, &p, end)
-    f412 = _long(b, &p, end)
-    f413 = _long(b, &p, end)
-    a415 = []
-    while True:
-        n416 = _block(b, &p, end)
-        if n416 == 0: break
-        for i417 in range(n416):
-            x418 = _long(b, &p, end)
-            a415.append(x418)
-    f414 = tuple(a415)
-    f419 = _boolean(b, &p, end)
-    f420 = _long(b, &p, end)
-    f421 = _string(b, &p, end)
-    f422 = _string(b, &p, end)
-    a424 = {}
-    while True:
-        n425 = _block(b, &p, end)
-        if n425 == 0: break
-        for i426 in range(n425):
-            k428 = _string(b, &p, end)
-            x427 = _string(b, &p, end)
-            a424[k428] = x427
-    f423 = a424
-    f430 = _string(b, &p, end)
-    if _optional(b, &p, end):
-        f431 = _string(b, &p, end)
-    else:
-        f431 = None
-    a433 = []
-    while True:
-        n434 = _block(b, &p, end)
-        if n434 == 0: break
-        for i435 in range(n434):
-            x436 = _string(b, &p, end)
-            a433.append(x436)
-    f432 = tuple(a433)
-    if _optional(b, &p, end):
-        f437 = _string(b, &p, end)
-    else:
-        f437 = None
-    a439 = []
-    while True:
-        n440 = _block(b, &p, end)
-        if n440 == 0: break
-        for i441 in range(n440):
-            f443 = _string(b, &p, end)
-            f444 = _string(b, &p, end)
-            x442 = _new(_builder_EnvVar)
-            x442.name = f443
-            x442.value = f444
-            x442.__class__ = _class_EnvVar
-            a439.append(x442)
-    f438 = tuple(a439)
-    a446 = []
-    while True:
-        n447 = _block(b, &p, end)
-        if n447 == 0: break
-        for i448 in range(n447):
-            f450 = _string(b, &p, end)
-            f451 = _string(b, &p, end)
-            x449 = _new(_builder_FileCopy)
-            x449.src = f450
-            x449.dst = f451
-            x449.__class__ = _class_FileCopy
-            a446.append(x449)
-    f445 = tuple(a446)
-    a453 = []
-    while True:
-        n454 = _block(b, &p, end)
-        if n454 == 0: break
-        for i455 in range(n454):
-            f457 = _string(b, &p, end)
-            f458 = _string(b, &p, end)
-            x456 = _new(_builder_FileCopy)
-            x456.src = f457
-            x456.dst = f458
-            x456.__class__ = _class_FileCopy
-            a453.append(x456)
-    f452 = tuple(a453)
-    f459 = _boolean(b, &p, end)
-    if _optional(b, &p, end):
-        f460 = _float(data, &p, end, 8)
-    else:
-        f460 = None
-    f461 = _string(b, &p, end)
-    f463 = _long(b, &p, end)
-    f464 = _long(b, &p, end)
-    f465 = _long(b, &p, end)
-    f466 = _boolean(b, &p, end)
-    f467 = _string(b, &p, end)
-    if _optional(b, &p, end):
-        f468 = _string(b, &p, end)
-    else:
-        f468 = None
-    f462 = _new(_builder_Resources)
-    f462.cores_mcpu = f463
-    f462.memory_bytes = f464
-    f462.storage_gib = f465
-    f462.preemptible = f466
-    f462.worker_type = f467
-    f462.machine_type = f468
-    f462.__class__ = _class_Resources
-    if _optional(b, &p, end):
-        a470 = []
-        while True:
-            n471 = _block(b, &p, end)
-            if n471 == 0: break
-            for i472 in range(n471):
-                x473 = _string(b, &p, end)
-                a470.append(x473)
-        f469 = tuple(a470)
-    else:
-        f469 = None
-    if _optional(b, &p, end):
-        f474 = _long(b, &p, end)
-    else:
-        f474 = None
-    f429 = _new(_builder_JobSpec)
-    f429.process_type = f430
-    f429.image = f431
-    f429.command = f432
-    f429.jar_url = f437
-    f429.env = f438
-    f429.input_files = f445
-    f429.output_files = f452
-    f429.always_copy_output = f459
-    f429.timeout_s = f460
-    f429.network = f461
-    f429.resources = f462
-    f429.regions = f469
-    f429.port = f474
-    f429.__class__ = _class_JobSpec
-    f475 = _string(b, &p, end)
-    result = _new(_builder_JobCreated)
+    f412 = _string(b, &p, end)
+    result = _new(_builder_JobCancelled)
     result.event_id = f406
     result.occurred_at = f407
     result.producer = f408
     result.causation_id = f409
     result.batch_id = f410
     result.job_id = f411
-    result.update_id = f412
-    result.job_group_id = f413
-    result.parent_ids = f414
-    result.always_run = f419
-    result.n_max_attempts = f420
-    result.user = f421
-    result.billing_project = f422
-    result.attributes = f423
-    result.spec = f429
-    result.spec_json = f475
+    result.reason = f412
+    result.__class__ = _class_JobCancelled
+    if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
+    return result
+
+def encode_JobCancelled(e, bytes head=b''):
+    cdef _Buffer w = _start(head)
+    try:
+        v413 = e
+        _put_string(&w, v413.event_id, 'JobCancelled.event_id')
+        _put_long(&w, v413.occurred_at, LLONG_MIN, LLONG_MAX, 'JobCancelled.occurred_at')
+        _put_string(&w, v413.producer, 'JobCancelled.producer')
+        v414 = v413.causation_id
+        if v414 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_string(&w, v414, 'JobCancelled.causation_id')
+        _put_long(&w, v413.batch_id, LLONG_MIN, LLONG_MAX, 'JobCancelled.batch_id')
+        _put_long(&w, v413.job_id, -2147483648, 2147483647, 'JobCancelled.job_id')
+        _put_string(&w, v413.reason, 'JobCancelled.reason')
+        return PyBytes_FromStringAndSize(w.data, w.size)
+    finally:
+        PyMem_Free(w.data)
+
+def decode_JobCompleted(bytes data, Py_ssize_t offset):
+    cdef const unsigned char* b = data
+    cdef Py_ssize_t end = len(data)
+    cdef Py_ssize_t p = offset
+    f415 = _string(b, &p, end)
+    f416 = _long(b, &p, end)
+    f417 = _string(b, &p, end)
+    if _optional(b, &p, end):
+        f418 = _string(b, &p, end)
+    else:
+        f418 = None
+    f419 = _long(b, &p, end)
+    f420 = _long(b, &p, end)
+    f421 = _string(b, &p, end)
+    if _optional(b, &p, end):
+        f422 = _string(b, &p, end)
+    else:
+        f422 = None
+    if _optional(b, &p, end):
+        f423 = _long(b, &p, end)
+    else:
+        f423 = None
+    if _optional(b, &p, end):
+        f424 = _string(b, &p, end)
+    else:
+        f424 = None
+    f425 = _long(b, &p, end)
+    result = _new(_builder_JobCompleted)
+    result.event_id = f415
+    result.occurred_at = f416
+    result.producer = f417
+    result.causation_id = f418
+    result.batch_id = f419
+    result.job_id = f420
+    result.state = f421
+    result.attempt_id = f422
+    result.exit_code = f423
+    result.reason = f424
+    result.n_attempts = f425
+    result.__class__ = _class_JobCompleted
+    if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
+    return result
+
+def encode_JobCompleted(e, bytes head=b''):
+    cdef _Buffer w = _start(head)
+    try:
+        v426 = e
+        _put_string(&w, v426.event_id, 'JobCompleted.event_id')
+        _put_long(&w, v426.occurred_at, LLONG_MIN, LLONG_MAX, 'JobCompleted.occurred_at')
+        _put_string(&w, v426.producer, 'JobCompleted.producer')
+        v427 = v426.causation_id
+        if v427 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_string(&w, v427, 'JobCompleted.causation_id')
+        _put_long(&w, v426.batch_id, LLONG_MIN, LLONG_MAX, 'JobCompleted.batch_id')
+        _put_long(&w, v426.job_id, -2147483648, 2147483647, 'JobCompleted.job_id')
+        _put_string(&w, v426.state, 'JobCompleted.state')
+        v428 = v426.attempt_id
+        if v428 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_string(&w, v428, 'JobCompleted.attempt_id')
+        v429 = v426.exit_code
+        if v429 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_long(&w, v429, -2147483648, 2147483647, 'JobCompleted.exit_code')
+        v430 = v426.reason
+        if v430 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_string(&w, v430, 'JobCompleted.reason')
+        _put_long(&w, v426.n_attempts, -2147483648, 2147483647, 'JobCompleted.n_attempts')
+        return PyBytes_FromStringAndSize(w.data, w.size)
+    finally:
+        PyMem_Free(w.data)
+
+def decode_JobCreated(bytes data, Py_ssize_t offset):
+    cdef const unsigned char* b = data
+    cdef Py_ssize_t end = len(data)
+    cdef Py_ssize_t p = offset
+    f431 = _string(b, &p, end)
+    f432 = _long(b, &p, end)
+    f433 = _string(b, &p, end)
+    if _optional(b, &p, end):
+        f434 = _string(b, &p, end)
+    else:
+        f434 = None
+    f435 = _long(b, &p, end)
+    f436 = _long(b, &p, end)
+    f437 = _long(b, &p, end)
+    f438 = _long(b, &p, end)
+    a440 = []
+    while True:
+        n441 = _block(b, &p, end)
+        if n441 == 0: break
+        for i442 in range(n441):
+            x443 = _long(b, &p, end)
+            a440.append(x443)
+    f439 = tuple(a440)
+    f444 = _boolean(b, &p, end)
+    f445 = _long(b, &p, end)
+    f446 = _string(b, &p, end)
+    f447 = _string(b, &p, end)
+    a449 = {}
+    while True:
+        n450 = _block(b, &p, end)
+        if n450 == 0: break
+        for i451 in range(n450):
+            k453 = _string(b, &p, end)
+            x452 = _string(b, &p, end)
+            a449[k453] = x452
+    f448 = a449
+    f455 = _string(b, &p, end)
+    if _optional(b, &p, end):
+        f456 = _string(b, &p, end)
+    else:
+        f456 = None
+    a458 = []
+    while True:
+        n459 = _block(b, &p, end)
+        if n459 == 0: break
+        for i460 in range(n459):
+            x461 = _string(b, &p, end)
+            a458.append(x461)
+    f457 = tuple(a458)
+    if _optional(b, &p, end):
+        f462 = _string(b, &p, end)
+    else:
+        f462 = None
+    a464 = []
+    while True:
+        n465 = _block(b, &p, end)
+        if n465 == 0: break
+        for i466 in range(n465):
+            f468 = _string(b, &p, end)
+            f469 = _string(b, &p, end)
+            x467 = _new(_builder_EnvVar)
+            x467.name = f468
+            x467.value = f469
+            x467.__class__ = _class_EnvVar
+            a464.append(x467)
+    f463 = tuple(a464)
+    a471 = []
+    while True:
+        n472 = _block(b, &p, end)
+        if n472 == 0: break
+        for i473 in range(n472):
+            f475 = _string(b, &p, end)
+            f476 = _string(b, &p, end)
+            x474 = _new(_builder_FileCopy)
+            x474.src = f475
+            x474.dst = f476
+            x474.__class__ = _class_FileCopy
+            a471.append(x474)
+    f470 = tuple(a471)
+    a478 = []
+    while True:
+        n479 = _block(b, &p, end)
+        if n479 == 0: break
+        for i480 in range(n479):
+            f482 = _string(b, &p, end)
+            f483 = _string(b, &p, end)
+            x481 = _new(_builder_FileCopy)
+            x481.src = f482
+            x481.dst = f483
+            x481.__class__ = _class_FileCopy
+            a478.append(x481)
+    f477 = tuple(a478)
+    f484 = _boolean(b, &p, end)
+    if _optional(b, &p, end):
+        f485 = _float(data, &p, end, 8)
+    else:
+        f485 = None
+    f486 = _string(b, &p, end)
+    f488 = _long(b, &p, end)
+    f489 = _long(b, &p, end)
+    f490 = _long(b, &p, end)
+    f491 = _boolean(b, &p, end)
+    f492 = _string(b, &p, end)
+    if _optional(b, &p, end):
+        f493 = _string(b, &p, end)
+    else:
+        f493 = None
+    f487 = _new(_builder_Resources)
+    f487.cores_mcpu = f488
+    f487.memory_bytes = f489
+    f487.storage_gib = f490
+    f487.preemptible = f491
+    f487.worker_type = f492
+    f487.machine_type = f493
+    f487.__class__ = _class_Resources
+    if _optional(b, &p, end):
+        a495 = []
+        while True:
+            n496 = _block(b, &p, end)
+            if n496 == 0: break
+            for i497 in range(n496):
+                x498 = _string(b, &p, end)
+                a495.append(x498)
+        f494 = tuple(a495)
+    else:
+        f494 = None
+    if _optional(b, &p, end):
+        f499 = _long(b, &p, end)
+    else:
+        f499 = None
+    f454 = _new(_builder_JobSpec)
+    f454.process_type = f455
+    f454.image = f456
+    f454.command = f457
+    f454.jar_url = f462
+    f454.env = f463
+    f454.input_files = f470
+    f454.output_files = f477
+    f454.always_copy_output = f484
+    f454.timeout_s = f485
+    f454.network = f486
+    f454.resources = f487
+    f454.regions = f494
+    f454.port = f499
+    f454.__class__ = _class_JobSpec
+    f500 = _string(b, &p, end)
+    if _optional(b, &p, end):
+        if _optional(b, &p, end):
+            f502 = _float(data, &p, end, 8)
+        else:
+            f502 = None
+        if _optional(b, &p, end):
+            f503 = _long(b, &p, end)
+        else:
+            f503 = None
+        if _optional(b, &p, end):
+            f504 = _long(b, &p, end)
+        else:
+            f504 = None
+        a506 = []
+        while True:
+            n507 = _block(b, &p, end)
+            if n507 == 0: break
+            for i508 in range(n507):
+                x509 = _long(b, &p, end)
+                a506.append(x509)
+        f505 = tuple(a506)
+        f501 = _new(_builder_RetryPolicy)
+        f501.oom_memory_multiplier = f502
+        f501.oom_max_memory_bytes = f503
+        f501.max_preemptions = f504
+        f501.retry_exit_codes = f505
+        f501.__class__ = _class_RetryPolicy
+    else:
+        f501 = None
+    result = _new(_builder_JobCreated)
+    result.event_id = f431
+    result.occurred_at = f432
+    result.producer = f433
+    result.causation_id = f434
+    result.batch_id = f435
+    result.job_id = f436
+    result.update_id = f437
+    result.job_group_id = f438
+    result.parent_ids = f439
+    result.always_run = f444
+    result.n_max_attempts = f445
+    result.user = f446
+    result.billing_project = f447
+    result.attributes = f448
+    result.spec = f454
+    result.spec_json = f500
+    result.retry_policy = f501
     result.__class__ = _class_JobCreated
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -2191,140 +2330,173 @@ def decode_JobCreated(bytes data, Py_ssize_t offset):
 def encode_JobCreated(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v476 = e
-        _put_string(&w, v476.event_id, 'JobCreated.event_id')
-        _put_long(&w, v476.occurred_at, LLONG_MIN, LLONG_MAX, 'JobCreated.occurred_at')
-        _put_string(&w, v476.producer, 'JobCreated.producer')
-        v477 = v476.causation_id
-        if v477 is None:
+        v510 = e
+        _put_string(&w, v510.event_id, 'JobCreated.event_id')
+        _put_long(&w, v510.occurred_at, LLONG_MIN, LLONG_MAX, 'JobCreated.occurred_at')
+        _put_string(&w, v510.producer, 'JobCreated.producer')
+        v511 = v510.causation_id
+        if v511 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v477, 'JobCreated.causation_id')
-        _put_long(&w, v476.batch_id, LLONG_MIN, LLONG_MAX, 'JobCreated.batch_id')
-        _put_long(&w, v476.job_id, -2147483648, 2147483647, 'JobCreated.job_id')
-        _put_long(&w, v476.update_id, -2147483648, 2147483647, 'JobCreated.update_id')
-        _put_long(&w, v476.job_group_id, -2147483648, 2147483647, 'JobCreated.job_group_id')
-        v478 = v476.parent_ids
-        n479 = len(v478)
-        if n479:
-            _put_varint(&w, (<unsigned long long>n479) << 1)
-            for i480 in v478:
-                _put_long(&w, i480, -2147483648, 2147483647, 'JobCreated.parent_ids[]')
+            _put_string(&w, v511, 'JobCreated.causation_id')
+        _put_long(&w, v510.batch_id, LLONG_MIN, LLONG_MAX, 'JobCreated.batch_id')
+        _put_long(&w, v510.job_id, -2147483648, 2147483647, 'JobCreated.job_id')
+        _put_long(&w, v510.update_id, -2147483648, 2147483647, 'JobCreated.update_id')
+        _put_long(&w, v510.job_group_id, -2147483648, 2147483647, 'JobCreated.job_group_id')
+        v512 = v510.parent_ids
+        n513 = len(v512)
+        if n513:
+            _put_varint(&w, (<unsigned long long>n513) << 1)
+            for i514 in v512:
+                _put_long(&w, i514, -2147483648, 2147483647, 'JobCreated.parent_ids[]')
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 0)
-        _put_boolean(&w, v476.always_run, 'JobCreated.always_run')
-        _put_long(&w, v476.n_max_attempts, -2147483648, 2147483647, 'JobCreated.n_max_attempts')
-        _put_string(&w, v476.user, 'JobCreated.user')
-        _put_string(&w, v476.billing_project, 'JobCreated.billing_project')
-        v481 = v476.attributes
-        n482 = len(v481)
-        if n482:
-            _put_varint(&w, (<unsigned long long>n482) << 1)
-            for k484, i483 in v481.items():
-                _put_string(&w, k484, 'JobCreated.attributes key')
-                _put_string(&w, i483, 'JobCreated.attributes{}')
+        _put_boolean(&w, v510.always_run, 'JobCreated.always_run')
+        _put_long(&w, v510.n_max_attempts, -2147483648, 2147483647, 'JobCreated.n_max_attempts')
+        _put_string(&w, v510.user, 'JobCreated.user')
+        _put_string(&w, v510.billing_project, 'JobCreated.billing_project')
+        v515 = v510.attributes
+        n516 = len(v515)
+        if n516:
+            _put_varint(&w, (<unsigned long long>n516) << 1)
+            for k518, i517 in v515.items():
+                _put_string(&w, k518, 'JobCreated.attributes key')
+                _put_string(&w, i517, 'JobCreated.attributes{}')
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 0)
-        v485 = v476.spec
-        _put_string(&w, v485.process_type, 'JobCreated.spec.process_type')
-        v486 = v485.image
-        if v486 is None:
-            _put_byte(&w, 0)
-        else:
-            _put_byte(&w, 2)
-            _put_string(&w, v486, 'JobCreated.spec.image')
-        v487 = v485.command
-        n488 = len(v487)
-        if n488:
-            _put_varint(&w, (<unsigned long long>n488) << 1)
-            for i489 in v487:
-                _put_string(&w, i489, 'JobCreated.spec.command[]')
-            _put_byte(&w, 0)
-        else:
-            _put_byte(&w, 0)
-        v490 = v485.jar_url
-        if v490 is None:
+        v519 = v510.spec
+        _put_string(&w, v519.process_type, 'JobCreated.spec.process_type')
+        v520 = v519.image
+        if v520 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v490, 'JobCreated.spec.jar_url')
-        v491 = v485.env
-        n492 = len(v491)
-        if n492:
-            _put_varint(&w, (<unsigned long long>n492) << 1)
-            for i493 in v491:
-                v494 = i493
-                _put_string(&w, v494.name, 'JobCreated.spec.env[].name')
-                _put_string(&w, v494.value, 'JobCreated.spec.env[].value')
+            _put_string(&w, v520, 'JobCreated.spec.image')
+        v521 = v519.command
+        n522 = len(v521)
+        if n522:
+            _put_varint(&w, (<unsigned long long>n522) << 1)
+            for i523 in v521:
+                _put_string(&w, i523, 'JobCreated.spec.command[]')
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 0)
-        v495 = v485.input_files
-        n496 = len(v495)
-        if n496:
-            _put_varint(&w, (<unsigned long long>n496) << 1)
-            for i497 in v495:
-                v498 = i497
-                _put_string(&w, v498.src, 'JobCreated.spec.input_files[].src')
-                _put_string(&w, v498.dst, 'JobCreated.spec.input_files[].dst')
-            _put_byte(&w, 0)
-        else:
-            _put_byte(&w, 0)
-        v499 = v485.output_files
-        n500 = len(v499)
-        if n500:
-            _put_varint(&w, (<unsigned long long>n500) << 1)
-            for i501 in v499:
-                v502 = i501
-                _put_string(&w, v502.src, 'JobCreated.spec.output_files[].src')
-                _put_string(&w, v502.dst, 'JobCreated.spec.output_files[].dst')
-            _put_byte(&w, 0)
-        else:
-            _put_byte(&w, 0)
-        _put_boolean(&w, v485.always_copy_output, 'JobCreated.spec.always_copy_output')
-        v503 = v485.timeout_s
-        if v503 is None:
+        v524 = v519.jar_url
+        if v524 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_float(&w, v503, 8)
-        _put_string(&w, v485.network, 'JobCreated.spec.network')
-        v504 = v485.resources
-        _put_long(&w, v504.cores_mcpu, -2147483648, 2147483647, 'JobCreated.spec.resources.cores_mcpu')
-        _put_long(&w, v504.memory_bytes, LLONG_MIN, LLONG_MAX, 'JobCreated.spec.resources.memory_bytes')
-        _put_long(&w, v504.storage_gib, -2147483648, 2147483647, 'JobCreated.spec.resources.storage_gib')
-        _put_boolean(&w, v504.preemptible, 'JobCreated.spec.resources.preemptible')
-        _put_string(&w, v504.worker_type, 'JobCreated.spec.resources.worker_type')
-        v505 = v504.machine_type
-        if v505 is None:
+            _put_string(&w, v524, 'JobCreated.spec.jar_url')
+        v525 = v519.env
+        n526 = len(v525)
+        if n526:
+            _put_varint(&w, (<unsigned long long>n526) << 1)
+            for i527 in v525:
+                v528 = i527
+                _put_string(&w, v528.name, 'JobCreated.spec.env[].name')
+                _put_string(&w, v528.value, 'JobCreated.spec.env[].value')
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 0)
+        v529 = v519.input_files
+        n530 = len(v529)
+        if n530:
+            _put_varint(&w, (<unsigned long long>n530) << 1)
+            for i531 in v529:
+                v532 = i531
+                _put_string(&w, v532.src, 'JobCreated.spec.input_files[].src')
+                _put_string(&w, v532.dst, 'JobCreated.spec.input_files[].dst')
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 0)
+        v533 = v519.output_files
+        n534 = len(v533)
+        if n534:
+            _put_varint(&w, (<unsigned long long>n534) << 1)
+            for i535 in v533:
+                v536 = i535
+                _put_string(&w, v536.src, 'JobCreated.spec.output_files[].src')
+                _put_string(&w, v536.dst, 'JobCreated.spec.output_files[].dst')
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 0)
+        _put_boolean(&w, v519.always_copy_output, 'JobCreated.spec.always_copy_output')
+        v537 = v519.timeout_s
+        if v537 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v505, 'JobCreated.spec.resources.machine_type')
-        v506 = v485.regions
-        if v506 is None:
+            _put_float(&w, v537, 8)
+        _put_string(&w, v519.network, 'JobCreated.spec.network')
+        v538 = v519.resources
+        _put_long(&w, v538.cores_mcpu, -2147483648, 2147483647, 'JobCreated.spec.resources.cores_mcpu')
+        _put_long(&w, v538.memory_bytes, LLONG_MIN, LLONG_MAX, 'JobCreated.spec.resources.memory_bytes')
+        _put_long(&w, v538.storage_gib, -2147483648, 2147483647, 'JobCreated.spec.resources.storage_gib')
+        _put_boolean(&w, v538.preemptible, 'JobCreated.spec.resources.preemptible')
+        _put_string(&w, v538.worker_type, 'JobCreated.spec.resources.worker_type')
+        v539 = v538.machine_type
+        if v539 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            v507 = v506
-            n508 = len(v507)
-            if n508:
-                _put_varint(&w, (<unsigned long long>n508) << 1)
-                for i509 in v507:
-                    _put_string(&w, i509, 'JobCreated.spec.regions[]')
+            _put_string(&w, v539, 'JobCreated.spec.resources.machine_type')
+        v540 = v519.regions
+        if v540 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            v541 = v540
+            n542 = len(v541)
+            if n542:
+                _put_varint(&w, (<unsigned long long>n542) << 1)
+                for i543 in v541:
+                    _put_string(&w, i543, 'JobCreated.spec.regions[]')
                 _put_byte(&w, 0)
             else:
                 _put_byte(&w, 0)
-        v510 = v485.port
-        if v510 is None:
+        v544 = v519.port
+        if v544 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_long(&w, v510, -2147483648, 2147483647, 'JobCreated.spec.port')
-        _put_string(&w, v476.spec_json, 'JobCreated.spec_json')
+            _put_long(&w, v544, -2147483648, 2147483647, 'JobCreated.spec.port')
+        _put_string(&w, v510.spec_json, 'JobCreated.spec_json')
+        v545 = v510.retry_policy
+        if v545 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            v546 = v545
+            v547 = v546.oom_memory_multiplier
+            if v547 is None:
+                _put_byte(&w, 0)
+            else:
+                _put_byte(&w, 2)
+                _put_float(&w, v547, 8)
+            v548 = v546.oom_max_memory_bytes
+            if v548 is None:
+                _put_byte(&w, 0)
+            else:
+                _put_byte(&w, 2)
+                _put_long(&w, v548, LLONG_MIN, LLONG_MAX, 'JobCreated.retry_policy.oom_max_memory_bytes')
+            v549 = v546.max_preemptions
+            if v549 is None:
+                _put_byte(&w, 0)
+            else:
+                _put_byte(&w, 2)
+                _put_long(&w, v549, -2147483648, 2147483647, 'JobCreated.retry_policy.max_preemptions')
+            v550 = v546.retry_exit_codes
+            n551 = len(v550)
+            if n551:
+                _put_varint(&w, (<unsigned long long>n551) << 1)
+                for i552 in v550:
+                    _put_long(&w, i552, -2147483648, 2147483647, 'JobCreated.retry_policy.retry_exit_codes[]')
+                _put_byte(&w, 0)
+            else:
+                _put_byte(&w, 0)
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -2333,32 +2505,32 @@ def decode_JobCreating(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f511 = _string(b, &p, end)
-    f512 = _long(b, &p, end)
-    f513 = _string(b, &p, end)
+    f553 = _string(b, &p, end)
+    f554 = _long(b, &p, end)
+    f555 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f514 = _string(b, &p, end)
+        f556 = _string(b, &p, end)
     else:
-        f514 = None
-    f515 = _long(b, &p, end)
-    f516 = _long(b, &p, end)
-    f517 = _string(b, &p, end)
-    f518 = _string(b, &p, end)
-    f519 = _long(b, &p, end)
-    f520 = _string(b, &p, end)
-    f521 = _boolean(b, &p, end)
+        f556 = None
+    f557 = _long(b, &p, end)
+    f558 = _long(b, &p, end)
+    f559 = _string(b, &p, end)
+    f560 = _string(b, &p, end)
+    f561 = _long(b, &p, end)
+    f562 = _string(b, &p, end)
+    f563 = _boolean(b, &p, end)
     result = _new(_builder_JobCreating)
-    result.event_id = f511
-    result.occurred_at = f512
-    result.producer = f513
-    result.causation_id = f514
-    result.batch_id = f515
-    result.job_id = f516
-    result.attempt_id = f517
-    result.instance_name = f518
-    result.scheduler_epoch = f519
-    result.user = f520
-    result.awaits_verdict = f521
+    result.event_id = f553
+    result.occurred_at = f554
+    result.producer = f555
+    result.causation_id = f556
+    result.batch_id = f557
+    result.job_id = f558
+    result.attempt_id = f559
+    result.instance_name = f560
+    result.scheduler_epoch = f561
+    result.user = f562
+    result.awaits_verdict = f563
     result.__class__ = _class_JobCreating
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -2366,211 +2538,28 @@ def decode_JobCreating(bytes data, Py_ssize_t offset):
 def encode_JobCreating(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v522 = e
-        _put_string(&w, v522.event_id, 'JobCreating.event_id')
-        _put_long(&w, v522.occurred_at, LLONG_MIN, LLONG_MAX, 'JobCreating.occurred_at')
-        _put_string(&w, v522.producer, 'JobCreating.producer')
-        v523 = v522.causation_id
-        if v523 is None:
+        v564 = e
+        _put_string(&w, v564.event_id, 'JobCreating.event_id')
+        _put_long(&w, v564.occurred_at, LLONG_MIN, LLONG_MAX, 'JobCreating.occurred_at')
+        _put_string(&w, v564.producer, 'JobCreating.producer')
+        v565 = v564.causation_id
+        if v565 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v523, 'JobCreating.causation_id')
-        _put_long(&w, v522.batch_id, LLONG_MIN, LLONG_MAX, 'JobCreating.batch_id')
-        _put_long(&w, v522.job_id, -2147483648, 2147483647, 'JobCreating.job_id')
-        _put_string(&w, v522.attempt_id, 'JobCreating.attempt_id')
-        _put_string(&w, v522.instance_name, 'JobCreating.instance_name')
-        _put_long(&w, v522.scheduler_epoch, LLONG_MIN, LLONG_MAX, 'JobCreating.scheduler_epoch')
-        _put_string(&w, v522.user, 'JobCreating.user')
-        _put_boolean(&w, v522.awaits_verdict, 'JobCreating.awaits_verdict')
+            _put_string(&w, v565, 'JobCreating.causation_id')
+        _put_long(&w, v564.batch_id, LLONG_MIN, LLONG_MAX, 'JobCreating.batch_id')
+        _put_long(&w, v564.job_id, -2147483648, 2147483647, 'JobCreating.job_id')
+        _put_string(&w, v564.attempt_id, 'JobCreating.attempt_id')
+        _put_string(&w, v564.instance_name, 'JobCreating.instance_name')
+        _put_long(&w, v564.scheduler_epoch, LLONG_MIN, LLONG_MAX, 'JobCreating.scheduler_epoch')
+        _put_string(&w, v564.user, 'JobCreating.user')
+        _put_boolean(&w, v564.awaits_verdict, 'JobCreating.awaits_verdict')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
 
 def decode_JobGroupCancelRequested(bytes data, Py_ssize_t offset):
-    cdef const unsigned char* b = data
-    cdef Py_ssize_t end = len(data)
-    cdef Py_ssize_t p = offset
-    f524 = _string(b, &p, end)
-    f525 = _long(b, &p, end)
-    f526 = _string(b, &p, end)
-    if _optional(b, &p, end):
-        f527 = _string(b, &p, end)
-    else:
-        f527 = None
-    f528 = _long(b, &p, end)
-    f529 = _long(b, &p, end)
-    f530 = _string(b, &p, end)
-    result = _new(_builder_JobGroupCancelRequested)
-    result.event_id = f524
-    result.occurred_at = f525
-    result.producer = f526
-    result.causation_id = f527
-    result.batch_id = f528
-    result.job_group_id = f529
-    result.user = f530
-    result.__class__ = _class_JobGroupCancelRequested
-    if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
-    return result
-
-def encode_JobGroupCancelRequested(e, bytes head=b''):
-    cdef _Buffer w = _start(head)
-    try:
-        v531 = e
-        _put_string(&w, v531.event_id, 'JobGroupCancelRequested.event_id')
-        _put_long(&w, v531.occurred_at, LLONG_MIN, LLONG_MAX, 'JobGroupCancelRequested.occurred_at')
-        _put_string(&w, v531.producer, 'JobGroupCancelRequested.producer')
-        v532 = v531.causation_id
-        if v532 is None:
-            _put_byte(&w, 0)
-        else:
-            _put_byte(&w, 2)
-            _put_string(&w, v532, 'JobGroupCancelRequested.causation_id')
-        _put_long(&w, v531.batch_id, LLONG_MIN, LLONG_MAX, 'JobGroupCancelRequested.batch_id')
-        _put_long(&w, v531.job_group_id, -2147483648, 2147483647, 'JobGroupCancelRequested.job_group_id')
-        _put_string(&w, v531.user, 'JobGroupCancelRequested.user')
-        return PyBytes_FromStringAndSize(w.data, w.size)
-    finally:
-        PyMem_Free(w.data)
-
-def decode_JobGroupCancelled(bytes data, Py_ssize_t offset):
-    cdef const unsigned char* b = data
-    cdef Py_ssize_t end = len(data)
-    cdef Py_ssize_t p = offset
-    f533 = _string(b, &p, end)
-    f534 = _long(b, &p, end)
-    f535 = _string(b, &p, end)
-    if _optional(b, &p, end):
-        f536 = _string(b, &p, end)
-    else:
-        f536 = None
-    f537 = _long(b, &p, end)
-    f538 = _long(b, &p, end)
-    f539 = _string(b, &p, end)
-    result = _new(_builder_JobGroupCancelled)
-    result.event_id = f533
-    result.occurred_at = f534
-    result.producer = f535
-    result.causation_id = f536
-    result.batch_id = f537
-    result.job_group_id = f538
-    result.reason = f539
-    result.__class__ = _class_JobGroupCancelled
-    if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
-    return result
-
-def encode_JobGroupCancelled(e, bytes head=b''):
-    cdef _Buffer w = _start(head)
-    try:
-        v540 = e
-        _put_string(&w, v540.event_id, 'JobGroupCancelled.event_id')
-        _put_long(&w, v540.occurred_at, LLONG_MIN, LLONG_MAX, 'JobGroupCancelled.occurred_at')
-        _put_string(&w, v540.producer, 'JobGroupCancelled.producer')
-        v541 = v540.causation_id
-        if v541 is None:
-            _put_byte(&w, 0)
-        else:
-            _put_byte(&w, 2)
-            _put_string(&w, v541, 'JobGroupCancelled.causation_id')
-        _put_long(&w, v540.batch_id, LLONG_MIN, LLONG_MAX, 'JobGroupCancelled.batch_id')
-        _put_long(&w, v540.job_group_id, -2147483648, 2147483647, 'JobGroupCancelled.job_group_id')
-        _put_string(&w, v540.reason, 'JobGroupCancelled.reason')
-        return PyBytes_FromStringAndSize(w.data, w.size)
-    finally:
-        PyMem_Free(w.data)
-
-def decode_JobGroupCreated(bytes data, Py_ssize_t offset):
-    cdef const unsigned char* b = data
-    cdef Py_ssize_t end = len(data)
-    cdef Py_ssize_t p = offset
-    f542 = _string(b, &p, end)
-    f543 = _long(b, &p, end)
-    f544 = _string(b, &p, end)
-    if _optional(b, &p, end):
-        f545 = _string(b, &p, end)
-    else:
-        f545 = None
-    f546 = _long(b, &p, end)
-    f547 = _long(b, &p, end)
-    f548 = _long(b, &p, end)
-    f549 = _long(b, &p, end)
-    a551 = {}
-    while True:
-        n552 = _block(b, &p, end)
-        if n552 == 0: break
-        for i553 in range(n552):
-            k555 = _string(b, &p, end)
-            x554 = _string(b, &p, end)
-            a551[k555] = x554
-    f550 = a551
-    if _optional(b, &p, end):
-        f556 = _string(b, &p, end)
-    else:
-        f556 = None
-    if _optional(b, &p, end):
-        f557 = _long(b, &p, end)
-    else:
-        f557 = None
-    result = _new(_builder_JobGroupCreated)
-    result.event_id = f542
-    result.occurred_at = f543
-    result.producer = f544
-    result.causation_id = f545
-    result.batch_id = f546
-    result.update_id = f547
-    result.job_group_id = f548
-    result.parent_job_group_id = f549
-    result.attributes = f550
-    result.callback = f556
-    result.cancel_after_n_failures = f557
-    result.__class__ = _class_JobGroupCreated
-    if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
-    return result
-
-def encode_JobGroupCreated(e, bytes head=b''):
-    cdef _Buffer w = _start(head)
-    try:
-        v558 = e
-        _put_string(&w, v558.event_id, 'JobGroupCreated.event_id')
-        _put_long(&w, v558.occurred_at, LLONG_MIN, LLONG_MAX, 'JobGroupCreated.occurred_at')
-        _put_string(&w, v558.producer, 'JobGroupCreated.producer')
-        v559 = v558.causation_id
-        if v559 is None:
-            _put_byte(&w, 0)
-        else:
-            _put_byte(&w, 2)
-            _put_string(&w, v559, 'JobGroupCreated.causation_id')
-        _put_long(&w, v558.batch_id, LLONG_MIN, LLONG_MAX, 'JobGroupCreated.batch_id')
-        _put_long(&w, v558.update_id, -2147483648, 2147483647, 'JobGroupCreated.update_id')
-        _put_long(&w, v558.job_group_id, -2147483648, 2147483647, 'JobGroupCreated.job_group_id')
-        _put_long(&w, v558.parent_job_group_id, -2147483648, 2147483647, 'JobGroupCreated.parent_job_group_id')
-        v560 = v558.attributes
-        n561 = len(v560)
-        if n561:
-            _put_varint(&w, (<unsigned long long>n561) << 1)
-            for k563, i562 in v560.items():
-                _put_string(&w, k563, 'JobGroupCreated.attributes key')
-                _put_string(&w, i562, 'JobGroupCreated.attributes{}')
-            _put_byte(&w, 0)
-        else:
-            _put_byte(&w, 0)
-        v564 = v558.callback
-        if v564 is None:
-            _put_byte(&w, 0)
-        else:
-            _put_byte(&w, 2)
-            _put_string(&w, v564, 'JobGroupCreated.callback')
-        v565 = v558.cancel_after_n_failures
-        if v565 is None:
-            _put_byte(&w, 0)
-        else:
-            _put_byte(&w, 2)
-            _put_long(&w, v565, -2147483648, 2147483647, 'JobGroupCreated.cancel_after_n_failures')
-        return PyBytes_FromStringAndSize(w.data, w.size)
-    finally:
-        PyMem_Free(w.data)
-
-def decode_PoolScalingDecided(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
@@ -2581,120 +2570,303 @@ def decode_PoolScalingDecided(bytes data, Py_ssize_t offset):
         f569 = _string(b, &p, end)
     else:
         f569 = None
-    f570 = _string(b, &p, end)
+    f570 = _long(b, &p, end)
     f571 = _long(b, &p, end)
-    f572 = _long(b, &p, end)
-    f573 = _long(b, &p, end)
-    if _optional(b, &p, end):
-        f574 = _string(b, &p, end)
-    else:
-        f574 = None
-    if _optional(b, &p, end):
-        f575 = _long(b, &p, end)
-    else:
-        f575 = None
-    f576 = _long(b, &p, end)
-    f577 = _long(b, &p, end)
-    f578 = _boolean(b, &p, end)
-    f579 = _long(b, &p, end)
-    f580 = _long(b, &p, end)
-    f581 = _long(b, &p, end)
-    f582 = _long(b, &p, end)
-    f583 = _long(b, &p, end)
-    f584 = _long(b, &p, end)
-    f585 = _long(b, &p, end)
-    f586 = _long(b, &p, end)
-    f587 = _long(b, &p, end)
-    f588 = _long(b, &p, end)
-    f589 = _long(b, &p, end)
-    f590 = _long(b, &p, end)
-    f591 = _long(b, &p, end)
-    a593 = []
-    while True:
-        n594 = _block(b, &p, end)
-        if n594 == 0: break
-        for i595 in range(n594):
-            f597 = _string(b, &p, end)
-            f598 = _long(b, &p, end)
-            f599 = _long(b, &p, end)
-            f600 = _long(b, &p, end)
-            f601 = _long(b, &p, end)
-            f602 = _long(b, &p, end)
-            x596 = _new(_builder_PoolWindowUser)
-            x596.user = f597
-            x596.share_mcpu = f598
-            x596.jobs_per_pass = f599
-            x596.window_jobs = f600
-            x596.n_jobs = f601
-            x596.demand_mcpu = f602
-            x596.__class__ = _class_PoolWindowUser
-            a593.append(x596)
-    f592 = tuple(a593)
-    a604 = []
-    while True:
-        n605 = _block(b, &p, end)
-        if n605 == 0: break
-        for i606 in range(n605):
-            f608 = _string(b, &p, end)
-            f609 = _long(b, &p, end)
-            f610 = _long(b, &p, end)
-            f611 = _float(data, &p, end, 8)
-            x607 = _new(_builder_PoolZoneWeight)
-            x607.zone = f608
-            x607.successes = f609
-            x607.attempts = f610
-            x607.weight = f611
-            x607.__class__ = _class_PoolZoneWeight
-            a604.append(x607)
-    f603 = tuple(a604)
-    a613 = []
-    while True:
-        n614 = _block(b, &p, end)
-        if n614 == 0: break
-        for i615 in range(n614):
-            f617 = _string(b, &p, end)
-            if _optional(b, &p, end):
-                f618 = _string(b, &p, end)
-            else:
-                f618 = None
-            f619 = _boolean(b, &p, end)
-            x616 = _new(_builder_PoolInstanceChoice)
-            x616.instance_name = f617
-            x616.zone = f618
-            x616.standing = f619
-            x616.__class__ = _class_PoolInstanceChoice
-            a613.append(x616)
-    f612 = tuple(a613)
-    result = _new(_builder_PoolScalingDecided)
+    f572 = _string(b, &p, end)
+    result = _new(_builder_JobGroupCancelRequested)
     result.event_id = f566
     result.occurred_at = f567
     result.producer = f568
     result.causation_id = f569
-    result.pool = f570
-    result.requested = f571
-    result.standing_requested = f572
-    result.deleted = f573
-    result.limited_by = f574
-    result.paused_until = f575
-    result.ready_mcpu = f576
-    result.demand_mcpu = f577
-    result.demand_truncated = f578
-    result.future_mcpu = f579
-    result.window_ms = f580
-    result.free_mcpu = f581
-    result.pending_mcpu = f582
-    result.live = f583
-    result.pending = f584
-    result.inactive = f585
-    result.min_instances = f586
-    result.max_live_instances = f587
-    result.max_instances = f588
-    result.max_new_per_loop = f589
-    result.worker_cores = f590
-    result.standing_worker_cores = f591
-    result.users = f592
-    result.zones = f603
-    result.instances = f612
+    result.batch_id = f570
+    result.job_group_id = f571
+    result.user = f572
+    result.__class__ = _class_JobGroupCancelRequested
+    if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
+    return result
+
+def encode_JobGroupCancelRequested(e, bytes head=b''):
+    cdef _Buffer w = _start(head)
+    try:
+        v573 = e
+        _put_string(&w, v573.event_id, 'JobGroupCancelRequested.event_id')
+        _put_long(&w, v573.occurred_at, LLONG_MIN, LLONG_MAX, 'JobGroupCancelRequested.occurred_at')
+        _put_string(&w, v573.producer, 'JobGroupCancelRequested.producer')
+        v574 = v573.causation_id
+        if v574 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_string(&w, v574, 'JobGroupCancelRequested.causation_id')
+        _put_long(&w, v573.batch_id, LLONG_MIN, LLONG_MAX, 'JobGroupCancelRequested.batch_id')
+        _put_long(&w, v573.job_group_id, -2147483648, 2147483647, 'JobGroupCancelRequested.job_group_id')
+        _put_string(&w, v573.user, 'JobGroupCancelRequested.user')
+        return PyBytes_FromStringAndSize(w.data, w.size)
+    finally:
+        PyMem_Free(w.data)
+
+def decode_JobGroupCancelled(bytes data, Py_ssize_t offset):
+    cdef const unsigned char* b = data
+    cdef Py_ssize_t end = len(data)
+    cdef Py_ssize_t p = offset
+    f575 = _string(b, &p, end)
+    f576 = _long(b, &p, end)
+    f577 = _string(b, &p, end)
+    if _optional(b, &p, end):
+        f578 = _string(b, &p, end)
+    else:
+        f578 = None
+    f579 = _long(b, &p, end)
+    f580 = _long(b, &p, end)
+    f581 = _string(b, &p, end)
+    result = _new(_builder_JobGroupCancelled)
+    result.event_id = f575
+    result.occurred_at = f576
+    result.producer = f577
+    result.causation_id = f578
+    result.batch_id = f579
+    result.job_group_id = f580
+    result.reason = f581
+    result.__class__ = _class_JobGroupCancelled
+    if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
+    return result
+
+def encode_JobGroupCancelled(e, bytes head=b''):
+    cdef _Buffer w = _start(head)
+    try:
+        v582 = e
+        _put_string(&w, v582.event_id, 'JobGroupCancelled.event_id')
+        _put_long(&w, v582.occurred_at, LLONG_MIN, LLONG_MAX, 'JobGroupCancelled.occurred_at')
+        _put_string(&w, v582.producer, 'JobGroupCancelled.producer')
+        v583 = v582.causation_id
+        if v583 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_string(&w, v583, 'JobGroupCancelled.causation_id')
+        _put_long(&w, v582.batch_id, LLONG_MIN, LLONG_MAX, 'JobGroupCancelled.batch_id')
+        _put_long(&w, v582.job_group_id, -2147483648, 2147483647, 'JobGroupCancelled.job_group_id')
+        _put_string(&w, v582.reason, 'JobGroupCancelled.reason')
+        return PyBytes_FromStringAndSize(w.data, w.size)
+    finally:
+        PyMem_Free(w.data)
+
+def decode_JobGroupCreated(bytes data, Py_ssize_t offset):
+    cdef const unsigned char* b = data
+    cdef Py_ssize_t end = len(data)
+    cdef Py_ssize_t p = offset
+    f584 = _string(b, &p, end)
+    f585 = _long(b, &p, end)
+    f586 = _string(b, &p, end)
+    if _optional(b, &p, end):
+        f587 = _string(b, &p, end)
+    else:
+        f587 = None
+    f588 = _long(b, &p, end)
+    f589 = _long(b, &p, end)
+    f590 = _long(b, &p, end)
+    f591 = _long(b, &p, end)
+    a593 = {}
+    while True:
+        n594 = _block(b, &p, end)
+        if n594 == 0: break
+        for i595 in range(n594):
+            k597 = _string(b, &p, end)
+            x596 = _string(b, &p, end)
+            a593[k597] = x596
+    f592 = a593
+    if _optional(b, &p, end):
+        f598 = _string(b, &p, end)
+    else:
+        f598 = None
+    if _optional(b, &p, end):
+        f599 = _long(b, &p, end)
+    else:
+        f599 = None
+    result = _new(_builder_JobGroupCreated)
+    result.event_id = f584
+    result.occurred_at = f585
+    result.producer = f586
+    result.causation_id = f587
+    result.batch_id = f588
+    result.update_id = f589
+    result.job_group_id = f590
+    result.parent_job_group_id = f591
+    result.attributes = f592
+    result.callback = f598
+    result.cancel_after_n_failures = f599
+    result.__class__ = _class_JobGroupCreated
+    if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
+    return result
+
+def encode_JobGroupCreated(e, bytes head=b''):
+    cdef _Buffer w = _start(head)
+    try:
+        v600 = e
+        _put_string(&w, v600.event_id, 'JobGroupCreated.event_id')
+        _put_long(&w, v600.occurred_at, LLONG_MIN, LLONG_MAX, 'JobGroupCreated.occurred_at')
+        _put_string(&w, v600.producer, 'JobGroupCreated.producer')
+        v601 = v600.causation_id
+        if v601 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_string(&w, v601, 'JobGroupCreated.causation_id')
+        _put_long(&w, v600.batch_id, LLONG_MIN, LLONG_MAX, 'JobGroupCreated.batch_id')
+        _put_long(&w, v600.update_id, -2147483648, 2147483647, 'JobGroupCreated.update_id')
+        _put_long(&w, v600.job_group_id, -2147483648, 2147483647, 'JobGroupCreated.job_group_id')
+        _put_long(&w, v600.parent_job_group_id, -2147483648, 2147483647, 'JobGroupCreated.parent_job_group_id')
+        v602 = v600.attributes
+        n603 = len(v602)
+        if n603:
+            _put_varint(&w, (<unsigned long long>n603) << 1)
+            for k605, i604 in v602.items():
+                _put_string(&w, k605, 'JobGroupCreated.attributes key')
+                _put_string(&w, i604, 'JobGroupCreated.attributes{}')
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 0)
+        v606 = v600.callback
+        if v606 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_string(&w, v606, 'JobGroupCreated.callback')
+        v607 = v600.cancel_after_n_failures
+        if v607 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_long(&w, v607, -2147483648, 2147483647, 'JobGroupCreated.cancel_after_n_failures')
+        return PyBytes_FromStringAndSize(w.data, w.size)
+    finally:
+        PyMem_Free(w.data)
+
+def decode_PoolScalingDecided(bytes data, Py_ssize_t offset):
+    cdef const unsigned char* b = data
+    cdef Py_ssize_t end = len(data)
+    cdef Py_ssize_t p = offset
+    f608 = _string(b, &p, end)
+    f609 = _long(b, &p, end)
+    f610 = _string(b, &p, end)
+    if _optional(b, &p, end):
+        f611 = _string(b, &p, end)
+    else:
+        f611 = None
+    f612 = _string(b, &p, end)
+    f613 = _long(b, &p, end)
+    f614 = _long(b, &p, end)
+    f615 = _long(b, &p, end)
+    if _optional(b, &p, end):
+        f616 = _string(b, &p, end)
+    else:
+        f616 = None
+    if _optional(b, &p, end):
+        f617 = _long(b, &p, end)
+    else:
+        f617 = None
+    f618 = _long(b, &p, end)
+    f619 = _long(b, &p, end)
+    f620 = _boolean(b, &p, end)
+    f621 = _long(b, &p, end)
+    f622 = _long(b, &p, end)
+    f623 = _long(b, &p, end)
+    f624 = _long(b, &p, end)
+    f625 = _long(b, &p, end)
+    f626 = _long(b, &p, end)
+    f627 = _long(b, &p, end)
+    f628 = _long(b, &p, end)
+    f629 = _long(b, &p, end)
+    f630 = _long(b, &p, end)
+    f631 = _long(b, &p, end)
+    f632 = _long(b, &p, end)
+    f633 = _long(b, &p, end)
+    a635 = []
+    while True:
+        n636 = _block(b, &p, end)
+        if n636 == 0: break
+        for i637 in range(n636):
+            f639 = _string(b, &p, end)
+            f640 = _long(b, &p, end)
+            f641 = _long(b, &p, end)
+            f642 = _long(b, &p, end)
+            f643 = _long(b, &p, end)
+            f644 = _long(b, &p, end)
+            x638 = _new(_builder_PoolWindowUser)
+            x638.user = f639
+            x638.share_mcpu = f640
+            x638.jobs_per_pass = f641
+            x638.window_jobs = f642
+            x638.n_jobs = f643
+            x638.demand_mcpu = f644
+            x638.__class__ = _class_PoolWindowUser
+            a635.append(x638)
+    f634 = tuple(a635)
+    a646 = []
+    while True:
+        n647 = _block(b, &p, end)
+        if n647 == 0: break
+        for i648 in range(n647):
+            f650 = _string(b, &p, end)
+            f651 = _long(b, &p, end)
+            f652 = _long(b, &p, end)
+            f653 = _float(data, &p, end, 8)
+            x649 = _new(_builder_PoolZoneWeight)
+            x649.zone = f650
+            x649.successes = f651
+            x649.attempts = f652
+            x649.weight = f653
+            x649.__class__ = _class_PoolZoneWeight
+            a646.append(x649)
+    f645 = tuple(a646)
+    a655 = []
+    while True:
+        n656 = _block(b, &p, end)
+        if n656 == 0: break
+        for i657 in range(n656):
+            f659 = _string(b, &p, end)
+            if _optional(b, &p, end):
+                f660 = _string(b, &p, end)
+            else:
+                f660 = None
+            f661 = _boolean(b, &p, end)
+            x658 = _new(_builder_PoolInstanceChoice)
+            x658.instance_name = f659
+            x658.zone = f660
+            x658.standing = f661
+            x658.__class__ = _class_PoolInstanceChoice
+            a655.append(x658)
+    f654 = tuple(a655)
+    result = _new(_builder_PoolScalingDecided)
+    result.event_id = f608
+    result.occurred_at = f609
+    result.producer = f610
+    result.causation_id = f611
+    result.pool = f612
+    result.requested = f613
+    result.standing_requested = f614
+    result.deleted = f615
+    result.limited_by = f616
+    result.paused_until = f617
+    result.ready_mcpu = f618
+    result.demand_mcpu = f619
+    result.demand_truncated = f620
+    result.future_mcpu = f621
+    result.window_ms = f622
+    result.free_mcpu = f623
+    result.pending_mcpu = f624
+    result.live = f625
+    result.pending = f626
+    result.inactive = f627
+    result.min_instances = f628
+    result.max_live_instances = f629
+    result.max_instances = f630
+    result.max_new_per_loop = f631
+    result.worker_cores = f632
+    result.standing_worker_cores = f633
+    result.users = f634
+    result.zones = f645
+    result.instances = f654
     result.__class__ = _class_PoolScalingDecided
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -2702,90 +2874,90 @@ def decode_PoolScalingDecided(bytes data, Py_ssize_t offset):
 def encode_PoolScalingDecided(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v620 = e
-        _put_string(&w, v620.event_id, 'PoolScalingDecided.event_id')
-        _put_long(&w, v620.occurred_at, LLONG_MIN, LLONG_MAX, 'PoolScalingDecided.occurred_at')
-        _put_string(&w, v620.producer, 'PoolScalingDecided.producer')
-        v621 = v620.causation_id
-        if v621 is None:
+        v662 = e
+        _put_string(&w, v662.event_id, 'PoolScalingDecided.event_id')
+        _put_long(&w, v662.occurred_at, LLONG_MIN, LLONG_MAX, 'PoolScalingDecided.occurred_at')
+        _put_string(&w, v662.producer, 'PoolScalingDecided.producer')
+        v663 = v662.causation_id
+        if v663 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v621, 'PoolScalingDecided.causation_id')
-        _put_string(&w, v620.pool, 'PoolScalingDecided.pool')
-        _put_long(&w, v620.requested, -2147483648, 2147483647, 'PoolScalingDecided.requested')
-        _put_long(&w, v620.standing_requested, -2147483648, 2147483647, 'PoolScalingDecided.standing_requested')
-        _put_long(&w, v620.deleted, -2147483648, 2147483647, 'PoolScalingDecided.deleted')
-        v622 = v620.limited_by
-        if v622 is None:
+            _put_string(&w, v663, 'PoolScalingDecided.causation_id')
+        _put_string(&w, v662.pool, 'PoolScalingDecided.pool')
+        _put_long(&w, v662.requested, -2147483648, 2147483647, 'PoolScalingDecided.requested')
+        _put_long(&w, v662.standing_requested, -2147483648, 2147483647, 'PoolScalingDecided.standing_requested')
+        _put_long(&w, v662.deleted, -2147483648, 2147483647, 'PoolScalingDecided.deleted')
+        v664 = v662.limited_by
+        if v664 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v622, 'PoolScalingDecided.limited_by')
-        v623 = v620.paused_until
-        if v623 is None:
+            _put_string(&w, v664, 'PoolScalingDecided.limited_by')
+        v665 = v662.paused_until
+        if v665 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_long(&w, v623, LLONG_MIN, LLONG_MAX, 'PoolScalingDecided.paused_until')
-        _put_long(&w, v620.ready_mcpu, LLONG_MIN, LLONG_MAX, 'PoolScalingDecided.ready_mcpu')
-        _put_long(&w, v620.demand_mcpu, LLONG_MIN, LLONG_MAX, 'PoolScalingDecided.demand_mcpu')
-        _put_boolean(&w, v620.demand_truncated, 'PoolScalingDecided.demand_truncated')
-        _put_long(&w, v620.future_mcpu, LLONG_MIN, LLONG_MAX, 'PoolScalingDecided.future_mcpu')
-        _put_long(&w, v620.window_ms, LLONG_MIN, LLONG_MAX, 'PoolScalingDecided.window_ms')
-        _put_long(&w, v620.free_mcpu, LLONG_MIN, LLONG_MAX, 'PoolScalingDecided.free_mcpu')
-        _put_long(&w, v620.pending_mcpu, LLONG_MIN, LLONG_MAX, 'PoolScalingDecided.pending_mcpu')
-        _put_long(&w, v620.live, -2147483648, 2147483647, 'PoolScalingDecided.live')
-        _put_long(&w, v620.pending, -2147483648, 2147483647, 'PoolScalingDecided.pending')
-        _put_long(&w, v620.inactive, -2147483648, 2147483647, 'PoolScalingDecided.inactive')
-        _put_long(&w, v620.min_instances, -2147483648, 2147483647, 'PoolScalingDecided.min_instances')
-        _put_long(&w, v620.max_live_instances, -2147483648, 2147483647, 'PoolScalingDecided.max_live_instances')
-        _put_long(&w, v620.max_instances, -2147483648, 2147483647, 'PoolScalingDecided.max_instances')
-        _put_long(&w, v620.max_new_per_loop, -2147483648, 2147483647, 'PoolScalingDecided.max_new_per_loop')
-        _put_long(&w, v620.worker_cores, -2147483648, 2147483647, 'PoolScalingDecided.worker_cores')
-        _put_long(&w, v620.standing_worker_cores, -2147483648, 2147483647, 'PoolScalingDecided.standing_worker_cores')
-        v624 = v620.users
-        n625 = len(v624)
-        if n625:
-            _put_varint(&w, (<unsigned long long>n625) << 1)
-            for i626 in v624:
-                v627 = i626
-                _put_string(&w, v627.user, 'PoolScalingDecided.users[].user')
-                _put_long(&w, v627.share_mcpu, LLONG_MIN, LLONG_MAX, 'PoolScalingDecided.users[].share_mcpu')
-                _put_long(&w, v627.jobs_per_pass, -2147483648, 2147483647, 'PoolScalingDecided.users[].jobs_per_pass')
-                _put_long(&w, v627.window_jobs, -2147483648, 2147483647, 'PoolScalingDecided.users[].window_jobs')
-                _put_long(&w, v627.n_jobs, -2147483648, 2147483647, 'PoolScalingDecided.users[].n_jobs')
-                _put_long(&w, v627.demand_mcpu, LLONG_MIN, LLONG_MAX, 'PoolScalingDecided.users[].demand_mcpu')
+            _put_long(&w, v665, LLONG_MIN, LLONG_MAX, 'PoolScalingDecided.paused_until')
+        _put_long(&w, v662.ready_mcpu, LLONG_MIN, LLONG_MAX, 'PoolScalingDecided.ready_mcpu')
+        _put_long(&w, v662.demand_mcpu, LLONG_MIN, LLONG_MAX, 'PoolScalingDecided.demand_mcpu')
+        _put_boolean(&w, v662.demand_truncated, 'PoolScalingDecided.demand_truncated')
+        _put_long(&w, v662.future_mcpu, LLONG_MIN, LLONG_MAX, 'PoolScalingDecided.future_mcpu')
+        _put_long(&w, v662.window_ms, LLONG_MIN, LLONG_MAX, 'PoolScalingDecided.window_ms')
+        _put_long(&w, v662.free_mcpu, LLONG_MIN, LLONG_MAX, 'PoolScalingDecided.free_mcpu')
+        _put_long(&w, v662.pending_mcpu, LLONG_MIN, LLONG_MAX, 'PoolScalingDecided.pending_mcpu')
+        _put_long(&w, v662.live, -2147483648, 2147483647, 'PoolScalingDecided.live')
+        _put_long(&w, v662.pending, -2147483648, 2147483647, 'PoolScalingDecided.pending')
+        _put_long(&w, v662.inactive, -2147483648, 2147483647, 'PoolScalingDecided.inactive')
+        _put_long(&w, v662.min_instances, -2147483648, 2147483647, 'PoolScalingDecided.min_instances')
+        _put_long(&w, v662.max_live_instances, -2147483648, 2147483647, 'PoolScalingDecided.max_live_instances')
+        _put_long(&w, v662.max_instances, -2147483648, 2147483647, 'PoolScalingDecided.max_instances')
+        _put_long(&w, v662.max_new_per_loop, -2147483648, 2147483647, 'PoolScalingDecided.max_new_per_loop')
+        _put_long(&w, v662.worker_cores, -2147483648, 2147483647, 'PoolScalingDecided.worker_cores')
+        _put_long(&w, v662.standing_worker_cores, -2147483648, 2147483647, 'PoolScalingDecided.standing_worker_cores')
+        v666 = v662.users
+        n667 = len(v666)
+        if n667:
+            _put_varint(&w, (<unsigned long long>n667) << 1)
+            for i668 in v666:
+                v669 = i668
+                _put_string(&w, v669.user, 'PoolScalingDecided.users[].user')
+                _put_long(&w, v669.share_mcpu, LLONG_MIN, LLONG_MAX, 'PoolScalingDecided.users[].share_mcpu')
+                _put_long(&w, v669.jobs_per_pass, -2147483648, 2147483647, 'PoolScalingDecided.users[].jobs_per_pass')
+                _put_long(&w, v669.window_jobs, -2147483648, 2147483647, 'PoolScalingDecided.users[].window_jobs')
+                _put_long(&w, v669.n_jobs, -2147483648, 2147483647, 'PoolScalingDecided.users[].n_jobs')
+                _put_long(&w, v669.demand_mcpu, LLONG_MIN, LLONG_MAX, 'PoolScalingDecided.users[].demand_mcpu')
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 0)
-        v628 = v620.zones
-        n629 = len(v628)
-        if n629:
-            _put_varint(&w, (<unsigned long long>n629) << 1)
-            for i630 in v628:
-                v631 = i630
-                _put_string(&w, v631.zone, 'PoolScalingDecided.zones[].zone')
-                _put_long(&w, v631.successes, -2147483648, 2147483647, 'PoolScalingDecided.zones[].successes')
-                _put_long(&w, v631.attempts, -2147483648, 2147483647, 'PoolScalingDecided.zones[].attempts')
-                _put_float(&w, v631.weight, 8)
+        v670 = v662.zones
+        n671 = len(v670)
+        if n671:
+            _put_varint(&w, (<unsigned long long>n671) << 1)
+            for i672 in v670:
+                v673 = i672
+                _put_string(&w, v673.zone, 'PoolScalingDecided.zones[].zone')
+                _put_long(&w, v673.successes, -2147483648, 2147483647, 'PoolScalingDecided.zones[].successes')
+                _put_long(&w, v673.attempts, -2147483648, 2147483647, 'PoolScalingDecided.zones[].attempts')
+                _put_float(&w, v673.weight, 8)
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 0)
-        v632 = v620.instances
-        n633 = len(v632)
-        if n633:
-            _put_varint(&w, (<unsigned long long>n633) << 1)
-            for i634 in v632:
-                v635 = i634
-                _put_string(&w, v635.instance_name, 'PoolScalingDecided.instances[].instance_name')
-                v636 = v635.zone
-                if v636 is None:
+        v674 = v662.instances
+        n675 = len(v674)
+        if n675:
+            _put_varint(&w, (<unsigned long long>n675) << 1)
+            for i676 in v674:
+                v677 = i676
+                _put_string(&w, v677.instance_name, 'PoolScalingDecided.instances[].instance_name')
+                v678 = v677.zone
+                if v678 is None:
                     _put_byte(&w, 0)
                 else:
                     _put_byte(&w, 2)
-                    _put_string(&w, v636, 'PoolScalingDecided.instances[].zone')
-                _put_boolean(&w, v635.standing, 'PoolScalingDecided.instances[].standing')
+                    _put_string(&w, v678, 'PoolScalingDecided.instances[].zone')
+                _put_boolean(&w, v677.standing, 'PoolScalingDecided.instances[].standing')
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 0)
@@ -2797,38 +2969,38 @@ def decode_RunningAttemptsReported(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f637 = _string(b, &p, end)
-    f638 = _long(b, &p, end)
-    f639 = _string(b, &p, end)
+    f679 = _string(b, &p, end)
+    f680 = _long(b, &p, end)
+    f681 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f640 = _string(b, &p, end)
+        f682 = _string(b, &p, end)
     else:
-        f640 = None
-    f641 = _long(b, &p, end)
-    f642 = _string(b, &p, end)
-    f643 = _long(b, &p, end)
-    a645 = []
+        f682 = None
+    f683 = _long(b, &p, end)
+    f684 = _string(b, &p, end)
+    f685 = _long(b, &p, end)
+    a687 = []
     while True:
-        n646 = _block(b, &p, end)
-        if n646 == 0: break
-        for i647 in range(n646):
-            f649 = _long(b, &p, end)
-            f650 = _string(b, &p, end)
-            x648 = _new(_builder_RunningAttempt)
-            x648.job_id = f649
-            x648.attempt_id = f650
-            x648.__class__ = _class_RunningAttempt
-            a645.append(x648)
-    f644 = tuple(a645)
+        n688 = _block(b, &p, end)
+        if n688 == 0: break
+        for i689 in range(n688):
+            f691 = _long(b, &p, end)
+            f692 = _string(b, &p, end)
+            x690 = _new(_builder_RunningAttempt)
+            x690.job_id = f691
+            x690.attempt_id = f692
+            x690.__class__ = _class_RunningAttempt
+            a687.append(x690)
+    f686 = tuple(a687)
     result = _new(_builder_RunningAttemptsReported)
-    result.event_id = f637
-    result.occurred_at = f638
-    result.producer = f639
-    result.causation_id = f640
-    result.batch_id = f641
-    result.instance_name = f642
-    result.running_at = f643
-    result.attempts = f644
+    result.event_id = f679
+    result.occurred_at = f680
+    result.producer = f681
+    result.causation_id = f682
+    result.batch_id = f683
+    result.instance_name = f684
+    result.running_at = f685
+    result.attempts = f686
     result.__class__ = _class_RunningAttemptsReported
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -2836,27 +3008,27 @@ def decode_RunningAttemptsReported(bytes data, Py_ssize_t offset):
 def encode_RunningAttemptsReported(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v651 = e
-        _put_string(&w, v651.event_id, 'RunningAttemptsReported.event_id')
-        _put_long(&w, v651.occurred_at, LLONG_MIN, LLONG_MAX, 'RunningAttemptsReported.occurred_at')
-        _put_string(&w, v651.producer, 'RunningAttemptsReported.producer')
-        v652 = v651.causation_id
-        if v652 is None:
+        v693 = e
+        _put_string(&w, v693.event_id, 'RunningAttemptsReported.event_id')
+        _put_long(&w, v693.occurred_at, LLONG_MIN, LLONG_MAX, 'RunningAttemptsReported.occurred_at')
+        _put_string(&w, v693.producer, 'RunningAttemptsReported.producer')
+        v694 = v693.causation_id
+        if v694 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v652, 'RunningAttemptsReported.causation_id')
-        _put_long(&w, v651.batch_id, LLONG_MIN, LLONG_MAX, 'RunningAttemptsReported.batch_id')
-        _put_string(&w, v651.instance_name, 'RunningAttemptsReported.instance_name')
-        _put_long(&w, v651.running_at, LLONG_MIN, LLONG_MAX, 'RunningAttemptsReported.running_at')
-        v653 = v651.attempts
-        n654 = len(v653)
-        if n654:
-            _put_varint(&w, (<unsigned long long>n654) << 1)
-            for i655 in v653:
-                v656 = i655
-                _put_long(&w, v656.job_id, -2147483648, 2147483647, 'RunningAttemptsReported.attempts[].job_id')
-                _put_string(&w, v656.attempt_id, 'RunningAttemptsReported.attempts[].attempt_id')
+            _put_string(&w, v694, 'RunningAttemptsReported.causation_id')
+        _put_long(&w, v693.batch_id, LLONG_MIN, LLONG_MAX, 'RunningAttemptsReported.batch_id')
+        _put_string(&w, v693.instance_name, 'RunningAttemptsReported.instance_name')
+        _put_long(&w, v693.running_at, LLONG_MIN, LLONG_MAX, 'RunningAttemptsReported.running_at')
+        v695 = v693.attempts
+        n696 = len(v695)
+        if n696:
+            _put_varint(&w, (<unsigned long long>n696) << 1)
+            for i697 in v695:
+                v698 = i697
+                _put_long(&w, v698.job_id, -2147483648, 2147483647, 'RunningAttemptsReported.attempts[].job_id')
+                _put_string(&w, v698.attempt_id, 'RunningAttemptsReported.attempts[].attempt_id')
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 0)
@@ -2868,22 +3040,22 @@ def decode_SchedulerLeaderElected(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f657 = _string(b, &p, end)
-    f658 = _long(b, &p, end)
-    f659 = _string(b, &p, end)
+    f699 = _string(b, &p, end)
+    f700 = _long(b, &p, end)
+    f701 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f660 = _string(b, &p, end)
+        f702 = _string(b, &p, end)
     else:
-        f660 = None
-    f661 = _string(b, &p, end)
-    f662 = _long(b, &p, end)
+        f702 = None
+    f703 = _string(b, &p, end)
+    f704 = _long(b, &p, end)
     result = _new(_builder_SchedulerLeaderElected)
-    result.event_id = f657
-    result.occurred_at = f658
-    result.producer = f659
-    result.causation_id = f660
-    result.scheduler_id = f661
-    result.epoch = f662
+    result.event_id = f699
+    result.occurred_at = f700
+    result.producer = f701
+    result.causation_id = f702
+    result.scheduler_id = f703
+    result.epoch = f704
     result.__class__ = _class_SchedulerLeaderElected
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -2891,18 +3063,18 @@ def decode_SchedulerLeaderElected(bytes data, Py_ssize_t offset):
 def encode_SchedulerLeaderElected(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v663 = e
-        _put_string(&w, v663.event_id, 'SchedulerLeaderElected.event_id')
-        _put_long(&w, v663.occurred_at, LLONG_MIN, LLONG_MAX, 'SchedulerLeaderElected.occurred_at')
-        _put_string(&w, v663.producer, 'SchedulerLeaderElected.producer')
-        v664 = v663.causation_id
-        if v664 is None:
+        v705 = e
+        _put_string(&w, v705.event_id, 'SchedulerLeaderElected.event_id')
+        _put_long(&w, v705.occurred_at, LLONG_MIN, LLONG_MAX, 'SchedulerLeaderElected.occurred_at')
+        _put_string(&w, v705.producer, 'SchedulerLeaderElected.producer')
+        v706 = v705.causation_id
+        if v706 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v664, 'SchedulerLeaderElected.causation_id')
-        _put_string(&w, v663.scheduler_id, 'SchedulerLeaderElected.scheduler_id')
-        _put_long(&w, v663.epoch, LLONG_MIN, LLONG_MAX, 'SchedulerLeaderElected.epoch')
+            _put_string(&w, v706, 'SchedulerLeaderElected.causation_id')
+        _put_string(&w, v705.scheduler_id, 'SchedulerLeaderElected.scheduler_id')
+        _put_long(&w, v705.epoch, LLONG_MIN, LLONG_MAX, 'SchedulerLeaderElected.epoch')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -2913,7 +3085,7 @@ DECODERS = {
     b'%l\x0c6\xea5\x10J': decode_BatchCancelRequested,
     b'g\xaf{4\xde\x8d~\xdd': decode_BatchCancelled,
     b'\xbd\x05\xf3\xc0\x1c)\xe3\x16': decode_BatchCompleted,
-    b'\xfd\xfb)\x87\xa2\x06s-': decode_BatchCreated,
+    b'\xb4F\xb8\x92\xfc\x05\x1a\xb2': decode_BatchCreated,
     b"\x12\x0e\x9e\xbfz\xb6<'": decode_BatchDeleted,
     b'\xc8\xbdm?\xd4\xa6D\x16': decode_BatchUpdateCommitted,
     b'Nh\x08\x8b\x901<\xdc': decode_BatchUpdateCreated,
@@ -2928,10 +3100,10 @@ DECODERS = {
     b'K\\L\xbb\xe4\x11\xcc\xb0': decode_JobAttemptRefused,
     b'\x84q\xcb5k\xab\xa6\xe7': decode_JobAttemptScheduled,
     b'\x857\xed\x00B\xb0\xe2\n': decode_JobAttemptStarted,
-    b"\xcc}\xf8\x9e\x0c'\x17u": decode_JobBecameReady,
+    b'\xf7d\x93f\x87\xediY': decode_JobBecameReady,
     b'o\xd0M\xce&\x1c3\x19': decode_JobCancelled,
     b"H\xc8\x81\xc6\xab\x8b'\xd0": decode_JobCompleted,
-    b'\x84\x01k\xca3\x1e\x16`': decode_JobCreated,
+    b'H\xaa+\xbejY4u': decode_JobCreated,
     b'\xf8r\xa3y%\xc5\xe8\xfb': decode_JobCreating,
     b'\x9a\xcf\x01Z\xbd\x00\x84v': decode_JobGroupCancelRequested,
     b'\x97e\x86*3\x1a\xe5c': decode_JobGroupCancelled,
@@ -2946,7 +3118,7 @@ ENCODERS = {
     b'%l\x0c6\xea5\x10J': encode_BatchCancelRequested,
     b'g\xaf{4\xde\x8d~\xdd': encode_BatchCancelled,
     b'\xbd\x05\xf3\xc0\x1c)\xe3\x16': encode_BatchCompleted,
-    b'\xfd\xfb)\x87\xa2\x06s-': encode_BatchCreated,
+    b'\xb4F\xb8\x92\xfc\x05\x1a\xb2': encode_BatchCreated,
     b"\x12\x0e\x9e\xbfz\xb6<'": encode_BatchDeleted,
     b'\xc8\xbdm?\xd4\xa6D\x16': encode_BatchUpdateCommitted,
     b'Nh\x08\x8b\x901<\xdc': encode_BatchUpdateCreated,
@@ -2961,10 +3133,10 @@ ENCODERS = {
     b'K\\L\xbb\xe4\x11\xcc\xb0': encode_JobAttemptRefused,
     b'\x84q\xcb5k\xab\xa6\xe7': encode_JobAttemptScheduled,
     b'\x857\xed\x00B\xb0\xe2\n': encode_JobAttemptStarted,
-    b"\xcc}\xf8\x9e\x0c'\x17u": encode_JobBecameReady,
+    b'\xf7d\x93f\x87\xediY': encode_JobBecameReady,
     b'o\xd0M\xce&\x1c3\x19': encode_JobCancelled,
     b"H\xc8\x81\xc6\xab\x8b'\xd0": encode_JobCompleted,
-    b'\x84\x01k\xca3\x1e\x16`': encode_JobCreated,
+    b'H\xaa+\xbejY4u': encode_JobCreated,
     b'\xf8r\xa3y%\xc5\xe8\xfb': encode_JobCreating,
     b'\x9a\xcf\x01Z\xbd\x00\x84v': encode_JobGroupCancelRequested,
     b'\x97e\x86*3\x1a\xe5c': encode_JobGroupCancelled,
@@ -2973,4 +3145,4 @@ ENCODERS = {
     b'\xc2\xe0\xcf\xc0\x88\xec\x08%': encode_RunningAttemptsReported,
     b'\xc8\x0c]/\xb2l\xe2#': encode_SchedulerLeaderElected,
 }
-SOURCE_DIGEST = 'ce88ecdc40eda2d8'
+SOURCE_DIGEST = '0463a66f7d53a2d5'

@@ -558,6 +558,8 @@ def status(home: Path) -> dict[str, object]:
 def _workers(home: Path) -> list[dict[str, object]]:
     """The local provider's agents: <home>/instances/<name>.pid, and <name>.restarts when the
     provider has restarted one (services/providers/local.py writes both)."""
+    from services.providers.local import metrics_url
+
     table = ProcessTable(home)
     table.run_dir = home / "instances"
     workers: list[dict[str, object]] = []
@@ -566,7 +568,8 @@ def _workers(home: Path) -> list[dict[str, object]]:
             restarts = int(json.loads((home / "instances" / f"{name}.restarts").read_text())["restarts"])
         except (OSError, ValueError, KeyError):
             restarts = 0
-        workers.append({"name": name, "pid": table.pid(name), "restarts": restarts})
+        workers.append({"name": name, "pid": table.pid(name), "restarts": restarts,
+                        "metrics": metrics_url(home, name)})
     return workers
 
 

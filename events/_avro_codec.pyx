@@ -1791,6 +1791,7 @@ def decode_JobAttemptScheduled(bytes data, Py_ssize_t offset):
     f368 = _long(b, &p, end)
     f369 = _long(b, &p, end)
     f370 = _long(b, &p, end)
+    f371 = _boolean(b, &p, end)
     result = _new(_builder_JobAttemptScheduled)
     result.event_id = f358
     result.occurred_at = f359
@@ -1805,6 +1806,7 @@ def decode_JobAttemptScheduled(bytes data, Py_ssize_t offset):
     result.cores_mcpu = f368
     result.memory_bytes = f369
     result.storage_gib = f370
+    result.awaits_verdict = f371
     result.__class__ = _class_JobAttemptScheduled
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -1812,25 +1814,26 @@ def decode_JobAttemptScheduled(bytes data, Py_ssize_t offset):
 def encode_JobAttemptScheduled(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v371 = e
-        _put_string(&w, v371.event_id, 'JobAttemptScheduled.event_id')
-        _put_long(&w, v371.occurred_at, LLONG_MIN, LLONG_MAX, 'JobAttemptScheduled.occurred_at')
-        _put_string(&w, v371.producer, 'JobAttemptScheduled.producer')
-        v372 = v371.causation_id
-        if v372 is None:
+        v372 = e
+        _put_string(&w, v372.event_id, 'JobAttemptScheduled.event_id')
+        _put_long(&w, v372.occurred_at, LLONG_MIN, LLONG_MAX, 'JobAttemptScheduled.occurred_at')
+        _put_string(&w, v372.producer, 'JobAttemptScheduled.producer')
+        v373 = v372.causation_id
+        if v373 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v372, 'JobAttemptScheduled.causation_id')
-        _put_long(&w, v371.batch_id, LLONG_MIN, LLONG_MAX, 'JobAttemptScheduled.batch_id')
-        _put_long(&w, v371.job_id, -2147483648, 2147483647, 'JobAttemptScheduled.job_id')
-        _put_string(&w, v371.attempt_id, 'JobAttemptScheduled.attempt_id')
-        _put_string(&w, v371.instance_name, 'JobAttemptScheduled.instance_name')
-        _put_long(&w, v371.scheduler_epoch, LLONG_MIN, LLONG_MAX, 'JobAttemptScheduled.scheduler_epoch')
-        _put_string(&w, v371.user, 'JobAttemptScheduled.user')
-        _put_long(&w, v371.cores_mcpu, -2147483648, 2147483647, 'JobAttemptScheduled.cores_mcpu')
-        _put_long(&w, v371.memory_bytes, LLONG_MIN, LLONG_MAX, 'JobAttemptScheduled.memory_bytes')
-        _put_long(&w, v371.storage_gib, -2147483648, 2147483647, 'JobAttemptScheduled.storage_gib')
+            _put_string(&w, v373, 'JobAttemptScheduled.causation_id')
+        _put_long(&w, v372.batch_id, LLONG_MIN, LLONG_MAX, 'JobAttemptScheduled.batch_id')
+        _put_long(&w, v372.job_id, -2147483648, 2147483647, 'JobAttemptScheduled.job_id')
+        _put_string(&w, v372.attempt_id, 'JobAttemptScheduled.attempt_id')
+        _put_string(&w, v372.instance_name, 'JobAttemptScheduled.instance_name')
+        _put_long(&w, v372.scheduler_epoch, LLONG_MIN, LLONG_MAX, 'JobAttemptScheduled.scheduler_epoch')
+        _put_string(&w, v372.user, 'JobAttemptScheduled.user')
+        _put_long(&w, v372.cores_mcpu, -2147483648, 2147483647, 'JobAttemptScheduled.cores_mcpu')
+        _put_long(&w, v372.memory_bytes, LLONG_MIN, LLONG_MAX, 'JobAttemptScheduled.memory_bytes')
+        _put_long(&w, v372.storage_gib, -2147483648, 2147483647, 'JobAttemptScheduled.storage_gib')
+        _put_boolean(&w, v372.awaits_verdict, 'JobAttemptScheduled.awaits_verdict')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -1839,28 +1842,28 @@ def decode_JobAttemptStarted(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f373 = _string(b, &p, end)
-    f374 = _long(b, &p, end)
-    f375 = _string(b, &p, end)
+    f374 = _string(b, &p, end)
+    f375 = _long(b, &p, end)
+    f376 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f376 = _string(b, &p, end)
+        f377 = _string(b, &p, end)
     else:
-        f376 = None
-    f377 = _long(b, &p, end)
+        f377 = None
     f378 = _long(b, &p, end)
-    f379 = _string(b, &p, end)
+    f379 = _long(b, &p, end)
     f380 = _string(b, &p, end)
-    f381 = _long(b, &p, end)
+    f381 = _string(b, &p, end)
+    f382 = _long(b, &p, end)
     result = _new(_builder_JobAttemptStarted)
-    result.event_id = f373
-    result.occurred_at = f374
-    result.producer = f375
-    result.causation_id = f376
-    result.batch_id = f377
-    result.job_id = f378
-    result.attempt_id = f379
-    result.instance_name = f380
-    result.started_at = f381
+    result.event_id = f374
+    result.occurred_at = f375
+    result.producer = f376
+    result.causation_id = f377
+    result.batch_id = f378
+    result.job_id = f379
+    result.attempt_id = f380
+    result.instance_name = f381
+    result.started_at = f382
     result.__class__ = _class_JobAttemptStarted
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -1868,21 +1871,21 @@ def decode_JobAttemptStarted(bytes data, Py_ssize_t offset):
 def encode_JobAttemptStarted(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v382 = e
-        _put_string(&w, v382.event_id, 'JobAttemptStarted.event_id')
-        _put_long(&w, v382.occurred_at, LLONG_MIN, LLONG_MAX, 'JobAttemptStarted.occurred_at')
-        _put_string(&w, v382.producer, 'JobAttemptStarted.producer')
-        v383 = v382.causation_id
-        if v383 is None:
+        v383 = e
+        _put_string(&w, v383.event_id, 'JobAttemptStarted.event_id')
+        _put_long(&w, v383.occurred_at, LLONG_MIN, LLONG_MAX, 'JobAttemptStarted.occurred_at')
+        _put_string(&w, v383.producer, 'JobAttemptStarted.producer')
+        v384 = v383.causation_id
+        if v384 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v383, 'JobAttemptStarted.causation_id')
-        _put_long(&w, v382.batch_id, LLONG_MIN, LLONG_MAX, 'JobAttemptStarted.batch_id')
-        _put_long(&w, v382.job_id, -2147483648, 2147483647, 'JobAttemptStarted.job_id')
-        _put_string(&w, v382.attempt_id, 'JobAttemptStarted.attempt_id')
-        _put_string(&w, v382.instance_name, 'JobAttemptStarted.instance_name')
-        _put_long(&w, v382.started_at, LLONG_MIN, LLONG_MAX, 'JobAttemptStarted.started_at')
+            _put_string(&w, v384, 'JobAttemptStarted.causation_id')
+        _put_long(&w, v383.batch_id, LLONG_MIN, LLONG_MAX, 'JobAttemptStarted.batch_id')
+        _put_long(&w, v383.job_id, -2147483648, 2147483647, 'JobAttemptStarted.job_id')
+        _put_string(&w, v383.attempt_id, 'JobAttemptStarted.attempt_id')
+        _put_string(&w, v383.instance_name, 'JobAttemptStarted.instance_name')
+        _put_long(&w, v383.started_at, LLONG_MIN, LLONG_MAX, 'JobAttemptStarted.started_at')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -1891,54 +1894,54 @@ def decode_JobBecameReady(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f384 = _string(b, &p, end)
-    f385 = _long(b, &p, end)
-    f386 = _string(b, &p, end)
+    f385 = _string(b, &p, end)
+    f386 = _long(b, &p, end)
+    f387 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f387 = _string(b, &p, end)
+        f388 = _string(b, &p, end)
     else:
-        f387 = None
-    f388 = _long(b, &p, end)
+        f388 = None
     f389 = _long(b, &p, end)
+    f390 = _long(b, &p, end)
     if _optional(b, &p, end):
-        f390 = _string(b, &p, end)
-    else:
-        f390 = None
-    if _optional(b, &p, end):
-        f391 = _long(b, &p, end)
+        f391 = _string(b, &p, end)
     else:
         f391 = None
-    f392 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f393 = _string(b, &p, end)
+        f392 = _long(b, &p, end)
     else:
-        f393 = None
+        f392 = None
+    f393 = _string(b, &p, end)
     if _optional(b, &p, end):
         f394 = _string(b, &p, end)
     else:
         f394 = None
     if _optional(b, &p, end):
-        f395 = _long(b, &p, end)
+        f395 = _string(b, &p, end)
     else:
         f395 = None
     if _optional(b, &p, end):
-        f396 = _boolean(b, &p, end)
+        f396 = _long(b, &p, end)
     else:
         f396 = None
+    if _optional(b, &p, end):
+        f397 = _boolean(b, &p, end)
+    else:
+        f397 = None
     result = _new(_builder_JobBecameReady)
-    result.event_id = f384
-    result.occurred_at = f385
-    result.producer = f386
-    result.causation_id = f387
-    result.batch_id = f388
-    result.job_id = f389
-    result.after_attempt_id = f390
-    result.not_before = f391
-    result.reason = f392
-    result.retry_cause = f393
-    result.retry_rule = f394
-    result.memory_bytes = f395
-    result.preemptible = f396
+    result.event_id = f385
+    result.occurred_at = f386
+    result.producer = f387
+    result.causation_id = f388
+    result.batch_id = f389
+    result.job_id = f390
+    result.after_attempt_id = f391
+    result.not_before = f392
+    result.reason = f393
+    result.retry_cause = f394
+    result.retry_rule = f395
+    result.memory_bytes = f396
+    result.preemptible = f397
     result.__class__ = _class_JobBecameReady
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -1946,55 +1949,55 @@ def decode_JobBecameReady(bytes data, Py_ssize_t offset):
 def encode_JobBecameReady(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v397 = e
-        _put_string(&w, v397.event_id, 'JobBecameReady.event_id')
-        _put_long(&w, v397.occurred_at, LLONG_MIN, LLONG_MAX, 'JobBecameReady.occurred_at')
-        _put_string(&w, v397.producer, 'JobBecameReady.producer')
-        v398 = v397.causation_id
-        if v398 is None:
-            _put_byte(&w, 0)
-        else:
-            _put_byte(&w, 2)
-            _put_string(&w, v398, 'JobBecameReady.causation_id')
-        _put_long(&w, v397.batch_id, LLONG_MIN, LLONG_MAX, 'JobBecameReady.batch_id')
-        _put_long(&w, v397.job_id, -2147483648, 2147483647, 'JobBecameReady.job_id')
-        v399 = v397.after_attempt_id
+        v398 = e
+        _put_string(&w, v398.event_id, 'JobBecameReady.event_id')
+        _put_long(&w, v398.occurred_at, LLONG_MIN, LLONG_MAX, 'JobBecameReady.occurred_at')
+        _put_string(&w, v398.producer, 'JobBecameReady.producer')
+        v399 = v398.causation_id
         if v399 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v399, 'JobBecameReady.after_attempt_id')
-        v400 = v397.not_before
+            _put_string(&w, v399, 'JobBecameReady.causation_id')
+        _put_long(&w, v398.batch_id, LLONG_MIN, LLONG_MAX, 'JobBecameReady.batch_id')
+        _put_long(&w, v398.job_id, -2147483648, 2147483647, 'JobBecameReady.job_id')
+        v400 = v398.after_attempt_id
         if v400 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_long(&w, v400, LLONG_MIN, LLONG_MAX, 'JobBecameReady.not_before')
-        _put_string(&w, v397.reason, 'JobBecameReady.reason')
-        v401 = v397.retry_cause
+            _put_string(&w, v400, 'JobBecameReady.after_attempt_id')
+        v401 = v398.not_before
         if v401 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v401, 'JobBecameReady.retry_cause')
-        v402 = v397.retry_rule
+            _put_long(&w, v401, LLONG_MIN, LLONG_MAX, 'JobBecameReady.not_before')
+        _put_string(&w, v398.reason, 'JobBecameReady.reason')
+        v402 = v398.retry_cause
         if v402 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v402, 'JobBecameReady.retry_rule')
-        v403 = v397.memory_bytes
+            _put_string(&w, v402, 'JobBecameReady.retry_cause')
+        v403 = v398.retry_rule
         if v403 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_long(&w, v403, LLONG_MIN, LLONG_MAX, 'JobBecameReady.memory_bytes')
-        v404 = v397.preemptible
+            _put_string(&w, v403, 'JobBecameReady.retry_rule')
+        v404 = v398.memory_bytes
         if v404 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_boolean(&w, v404, 'JobBecameReady.preemptible')
+            _put_long(&w, v404, LLONG_MIN, LLONG_MAX, 'JobBecameReady.memory_bytes')
+        v405 = v398.preemptible
+        if v405 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_boolean(&w, v405, 'JobBecameReady.preemptible')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -2003,24 +2006,24 @@ def decode_JobCancelled(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f405 = _string(b, &p, end)
-    f406 = _long(b, &p, end)
-    f407 = _string(b, &p, end)
+    f406 = _string(b, &p, end)
+    f407 = _long(b, &p, end)
+    f408 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f408 = _string(b, &p, end)
+        f409 = _string(b, &p, end)
     else:
-        f408 = None
-    f409 = _long(b, &p, end)
+        f409 = None
     f410 = _long(b, &p, end)
-    f411 = _string(b, &p, end)
+    f411 = _long(b, &p, end)
+    f412 = _string(b, &p, end)
     result = _new(_builder_JobCancelled)
-    result.event_id = f405
-    result.occurred_at = f406
-    result.producer = f407
-    result.causation_id = f408
-    result.batch_id = f409
-    result.job_id = f410
-    result.reason = f411
+    result.event_id = f406
+    result.occurred_at = f407
+    result.producer = f408
+    result.causation_id = f409
+    result.batch_id = f410
+    result.job_id = f411
+    result.reason = f412
     result.__class__ = _class_JobCancelled
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -2028,19 +2031,19 @@ def decode_JobCancelled(bytes data, Py_ssize_t offset):
 def encode_JobCancelled(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v412 = e
-        _put_string(&w, v412.event_id, 'JobCancelled.event_id')
-        _put_long(&w, v412.occurred_at, LLONG_MIN, LLONG_MAX, 'JobCancelled.occurred_at')
-        _put_string(&w, v412.producer, 'JobCancelled.producer')
-        v413 = v412.causation_id
-        if v413 is None:
+        v413 = e
+        _put_string(&w, v413.event_id, 'JobCancelled.event_id')
+        _put_long(&w, v413.occurred_at, LLONG_MIN, LLONG_MAX, 'JobCancelled.occurred_at')
+        _put_string(&w, v413.producer, 'JobCancelled.producer')
+        v414 = v413.causation_id
+        if v414 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v413, 'JobCancelled.causation_id')
-        _put_long(&w, v412.batch_id, LLONG_MIN, LLONG_MAX, 'JobCancelled.batch_id')
-        _put_long(&w, v412.job_id, -2147483648, 2147483647, 'JobCancelled.job_id')
-        _put_string(&w, v412.reason, 'JobCancelled.reason')
+            _put_string(&w, v414, 'JobCancelled.causation_id')
+        _put_long(&w, v413.batch_id, LLONG_MIN, LLONG_MAX, 'JobCancelled.batch_id')
+        _put_long(&w, v413.job_id, -2147483648, 2147483647, 'JobCancelled.job_id')
+        _put_string(&w, v413.reason, 'JobCancelled.reason')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -2049,41 +2052,41 @@ def decode_JobCompleted(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f414 = _string(b, &p, end)
-    f415 = _long(b, &p, end)
-    f416 = _string(b, &p, end)
+    f415 = _string(b, &p, end)
+    f416 = _long(b, &p, end)
+    f417 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f417 = _string(b, &p, end)
+        f418 = _string(b, &p, end)
     else:
-        f417 = None
-    f418 = _long(b, &p, end)
+        f418 = None
     f419 = _long(b, &p, end)
-    f420 = _string(b, &p, end)
+    f420 = _long(b, &p, end)
+    f421 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f421 = _string(b, &p, end)
-    else:
-        f421 = None
-    if _optional(b, &p, end):
-        f422 = _long(b, &p, end)
+        f422 = _string(b, &p, end)
     else:
         f422 = None
     if _optional(b, &p, end):
-        f423 = _string(b, &p, end)
+        f423 = _long(b, &p, end)
     else:
         f423 = None
-    f424 = _long(b, &p, end)
+    if _optional(b, &p, end):
+        f424 = _string(b, &p, end)
+    else:
+        f424 = None
+    f425 = _long(b, &p, end)
     result = _new(_builder_JobCompleted)
-    result.event_id = f414
-    result.occurred_at = f415
-    result.producer = f416
-    result.causation_id = f417
-    result.batch_id = f418
-    result.job_id = f419
-    result.state = f420
-    result.attempt_id = f421
-    result.exit_code = f422
-    result.reason = f423
-    result.n_attempts = f424
+    result.event_id = f415
+    result.occurred_at = f416
+    result.producer = f417
+    result.causation_id = f418
+    result.batch_id = f419
+    result.job_id = f420
+    result.state = f421
+    result.attempt_id = f422
+    result.exit_code = f423
+    result.reason = f424
+    result.n_attempts = f425
     result.__class__ = _class_JobCompleted
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -2091,38 +2094,38 @@ def decode_JobCompleted(bytes data, Py_ssize_t offset):
 def encode_JobCompleted(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v425 = e
-        _put_string(&w, v425.event_id, 'JobCompleted.event_id')
-        _put_long(&w, v425.occurred_at, LLONG_MIN, LLONG_MAX, 'JobCompleted.occurred_at')
-        _put_string(&w, v425.producer, 'JobCompleted.producer')
-        v426 = v425.causation_id
-        if v426 is None:
-            _put_byte(&w, 0)
-        else:
-            _put_byte(&w, 2)
-            _put_string(&w, v426, 'JobCompleted.causation_id')
-        _put_long(&w, v425.batch_id, LLONG_MIN, LLONG_MAX, 'JobCompleted.batch_id')
-        _put_long(&w, v425.job_id, -2147483648, 2147483647, 'JobCompleted.job_id')
-        _put_string(&w, v425.state, 'JobCompleted.state')
-        v427 = v425.attempt_id
+        v426 = e
+        _put_string(&w, v426.event_id, 'JobCompleted.event_id')
+        _put_long(&w, v426.occurred_at, LLONG_MIN, LLONG_MAX, 'JobCompleted.occurred_at')
+        _put_string(&w, v426.producer, 'JobCompleted.producer')
+        v427 = v426.causation_id
         if v427 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v427, 'JobCompleted.attempt_id')
-        v428 = v425.exit_code
+            _put_string(&w, v427, 'JobCompleted.causation_id')
+        _put_long(&w, v426.batch_id, LLONG_MIN, LLONG_MAX, 'JobCompleted.batch_id')
+        _put_long(&w, v426.job_id, -2147483648, 2147483647, 'JobCompleted.job_id')
+        _put_string(&w, v426.state, 'JobCompleted.state')
+        v428 = v426.attempt_id
         if v428 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_long(&w, v428, -2147483648, 2147483647, 'JobCompleted.exit_code')
-        v429 = v425.reason
+            _put_string(&w, v428, 'JobCompleted.attempt_id')
+        v429 = v426.exit_code
         if v429 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v429, 'JobCompleted.reason')
-        _put_long(&w, v425.n_attempts, -2147483648, 2147483647, 'JobCompleted.n_attempts')
+            _put_long(&w, v429, -2147483648, 2147483647, 'JobCompleted.exit_code')
+        v430 = v426.reason
+        if v430 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_string(&w, v430, 'JobCompleted.reason')
+        _put_long(&w, v426.n_attempts, -2147483648, 2147483647, 'JobCompleted.n_attempts')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -2131,195 +2134,195 @@ def decode_JobCreated(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f430 = _string(b, &p, end)
-    f431 = _long(b, &p, end)
-    f432 = _string(b, &p, end)
+    f431 = _string(b, &p, end)
+    f432 = _long(b, &p, end)
+    f433 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f433 = _string(b, &p, end)
+        f434 = _string(b, &p, end)
     else:
-        f433 = None
-    f434 = _long(b, &p, end)
+        f434 = None
     f435 = _long(b, &p, end)
     f436 = _long(b, &p, end)
     f437 = _long(b, &p, end)
-    a439 = []
+    f438 = _long(b, &p, end)
+    a440 = []
     while True:
-        n440 = _block(b, &p, end)
-        if n440 == 0: break
-        for i441 in range(n440):
-            x442 = _long(b, &p, end)
-            a439.append(x442)
-    f438 = tuple(a439)
-    f443 = _boolean(b, &p, end)
-    f444 = _long(b, &p, end)
-    f445 = _string(b, &p, end)
+        n441 = _block(b, &p, end)
+        if n441 == 0: break
+        for i442 in range(n441):
+            x443 = _long(b, &p, end)
+            a440.append(x443)
+    f439 = tuple(a440)
+    f444 = _boolean(b, &p, end)
+    f445 = _long(b, &p, end)
     f446 = _string(b, &p, end)
-    a448 = {}
+    f447 = _string(b, &p, end)
+    a449 = {}
     while True:
-        n449 = _block(b, &p, end)
-        if n449 == 0: break
-        for i450 in range(n449):
-            k452 = _string(b, &p, end)
-            x451 = _string(b, &p, end)
-            a448[k452] = x451
-    f447 = a448
-    f454 = _string(b, &p, end)
+        n450 = _block(b, &p, end)
+        if n450 == 0: break
+        for i451 in range(n450):
+            k453 = _string(b, &p, end)
+            x452 = _string(b, &p, end)
+            a449[k453] = x452
+    f448 = a449
+    f455 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f455 = _string(b, &p, end)
+        f456 = _string(b, &p, end)
     else:
-        f455 = None
-    a457 = []
+        f456 = None
+    a458 = []
     while True:
-        n458 = _block(b, &p, end)
-        if n458 == 0: break
-        for i459 in range(n458):
-            x460 = _string(b, &p, end)
-            a457.append(x460)
-    f456 = tuple(a457)
+        n459 = _block(b, &p, end)
+        if n459 == 0: break
+        for i460 in range(n459):
+            x461 = _string(b, &p, end)
+            a458.append(x461)
+    f457 = tuple(a458)
     if _optional(b, &p, end):
-        f461 = _string(b, &p, end)
+        f462 = _string(b, &p, end)
     else:
-        f461 = None
-    a463 = []
+        f462 = None
+    a464 = []
     while True:
-        n464 = _block(b, &p, end)
-        if n464 == 0: break
-        for i465 in range(n464):
-            f467 = _string(b, &p, end)
+        n465 = _block(b, &p, end)
+        if n465 == 0: break
+        for i466 in range(n465):
             f468 = _string(b, &p, end)
-            x466 = _new(_builder_EnvVar)
-            x466.name = f467
-            x466.value = f468
-            x466.__class__ = _class_EnvVar
-            a463.append(x466)
-    f462 = tuple(a463)
-    a470 = []
+            f469 = _string(b, &p, end)
+            x467 = _new(_builder_EnvVar)
+            x467.name = f468
+            x467.value = f469
+            x467.__class__ = _class_EnvVar
+            a464.append(x467)
+    f463 = tuple(a464)
+    a471 = []
     while True:
-        n471 = _block(b, &p, end)
-        if n471 == 0: break
-        for i472 in range(n471):
-            f474 = _string(b, &p, end)
+        n472 = _block(b, &p, end)
+        if n472 == 0: break
+        for i473 in range(n472):
             f475 = _string(b, &p, end)
-            x473 = _new(_builder_FileCopy)
-            x473.src = f474
-            x473.dst = f475
-            x473.__class__ = _class_FileCopy
-            a470.append(x473)
-    f469 = tuple(a470)
-    a477 = []
+            f476 = _string(b, &p, end)
+            x474 = _new(_builder_FileCopy)
+            x474.src = f475
+            x474.dst = f476
+            x474.__class__ = _class_FileCopy
+            a471.append(x474)
+    f470 = tuple(a471)
+    a478 = []
     while True:
-        n478 = _block(b, &p, end)
-        if n478 == 0: break
-        for i479 in range(n478):
-            f481 = _string(b, &p, end)
+        n479 = _block(b, &p, end)
+        if n479 == 0: break
+        for i480 in range(n479):
             f482 = _string(b, &p, end)
-            x480 = _new(_builder_FileCopy)
-            x480.src = f481
-            x480.dst = f482
-            x480.__class__ = _class_FileCopy
-            a477.append(x480)
-    f476 = tuple(a477)
-    f483 = _boolean(b, &p, end)
+            f483 = _string(b, &p, end)
+            x481 = _new(_builder_FileCopy)
+            x481.src = f482
+            x481.dst = f483
+            x481.__class__ = _class_FileCopy
+            a478.append(x481)
+    f477 = tuple(a478)
+    f484 = _boolean(b, &p, end)
     if _optional(b, &p, end):
-        f484 = _float(data, &p, end, 8)
+        f485 = _float(data, &p, end, 8)
     else:
-        f484 = None
-    f485 = _string(b, &p, end)
-    f487 = _long(b, &p, end)
+        f485 = None
+    f486 = _string(b, &p, end)
     f488 = _long(b, &p, end)
     f489 = _long(b, &p, end)
-    f490 = _boolean(b, &p, end)
-    f491 = _string(b, &p, end)
+    f490 = _long(b, &p, end)
+    f491 = _boolean(b, &p, end)
+    f492 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f492 = _string(b, &p, end)
-    else:
-        f492 = None
-    f486 = _new(_builder_Resources)
-    f486.cores_mcpu = f487
-    f486.memory_bytes = f488
-    f486.storage_gib = f489
-    f486.preemptible = f490
-    f486.worker_type = f491
-    f486.machine_type = f492
-    f486.__class__ = _class_Resources
-    if _optional(b, &p, end):
-        a494 = []
-        while True:
-            n495 = _block(b, &p, end)
-            if n495 == 0: break
-            for i496 in range(n495):
-                x497 = _string(b, &p, end)
-                a494.append(x497)
-        f493 = tuple(a494)
+        f493 = _string(b, &p, end)
     else:
         f493 = None
+    f487 = _new(_builder_Resources)
+    f487.cores_mcpu = f488
+    f487.memory_bytes = f489
+    f487.storage_gib = f490
+    f487.preemptible = f491
+    f487.worker_type = f492
+    f487.machine_type = f493
+    f487.__class__ = _class_Resources
     if _optional(b, &p, end):
-        f498 = _long(b, &p, end)
+        a495 = []
+        while True:
+            n496 = _block(b, &p, end)
+            if n496 == 0: break
+            for i497 in range(n496):
+                x498 = _string(b, &p, end)
+                a495.append(x498)
+        f494 = tuple(a495)
     else:
-        f498 = None
-    f453 = _new(_builder_JobSpec)
-    f453.process_type = f454
-    f453.image = f455
-    f453.command = f456
-    f453.jar_url = f461
-    f453.env = f462
-    f453.input_files = f469
-    f453.output_files = f476
-    f453.always_copy_output = f483
-    f453.timeout_s = f484
-    f453.network = f485
-    f453.resources = f486
-    f453.regions = f493
-    f453.port = f498
-    f453.__class__ = _class_JobSpec
-    f499 = _string(b, &p, end)
+        f494 = None
+    if _optional(b, &p, end):
+        f499 = _long(b, &p, end)
+    else:
+        f499 = None
+    f454 = _new(_builder_JobSpec)
+    f454.process_type = f455
+    f454.image = f456
+    f454.command = f457
+    f454.jar_url = f462
+    f454.env = f463
+    f454.input_files = f470
+    f454.output_files = f477
+    f454.always_copy_output = f484
+    f454.timeout_s = f485
+    f454.network = f486
+    f454.resources = f487
+    f454.regions = f494
+    f454.port = f499
+    f454.__class__ = _class_JobSpec
+    f500 = _string(b, &p, end)
     if _optional(b, &p, end):
         if _optional(b, &p, end):
-            f501 = _float(data, &p, end, 8)
-        else:
-            f501 = None
-        if _optional(b, &p, end):
-            f502 = _long(b, &p, end)
+            f502 = _float(data, &p, end, 8)
         else:
             f502 = None
         if _optional(b, &p, end):
             f503 = _long(b, &p, end)
         else:
             f503 = None
-        a505 = []
+        if _optional(b, &p, end):
+            f504 = _long(b, &p, end)
+        else:
+            f504 = None
+        a506 = []
         while True:
-            n506 = _block(b, &p, end)
-            if n506 == 0: break
-            for i507 in range(n506):
-                x508 = _long(b, &p, end)
-                a505.append(x508)
-        f504 = tuple(a505)
-        f500 = _new(_builder_RetryPolicy)
-        f500.oom_memory_multiplier = f501
-        f500.oom_max_memory_bytes = f502
-        f500.max_preemptions = f503
-        f500.retry_exit_codes = f504
-        f500.__class__ = _class_RetryPolicy
+            n507 = _block(b, &p, end)
+            if n507 == 0: break
+            for i508 in range(n507):
+                x509 = _long(b, &p, end)
+                a506.append(x509)
+        f505 = tuple(a506)
+        f501 = _new(_builder_RetryPolicy)
+        f501.oom_memory_multiplier = f502
+        f501.oom_max_memory_bytes = f503
+        f501.max_preemptions = f504
+        f501.retry_exit_codes = f505
+        f501.__class__ = _class_RetryPolicy
     else:
-        f500 = None
+        f501 = None
     result = _new(_builder_JobCreated)
-    result.event_id = f430
-    result.occurred_at = f431
-    result.producer = f432
-    result.causation_id = f433
-    result.batch_id = f434
-    result.job_id = f435
-    result.update_id = f436
-    result.job_group_id = f437
-    result.parent_ids = f438
-    result.always_run = f443
-    result.n_max_attempts = f444
-    result.user = f445
-    result.billing_project = f446
-    result.attributes = f447
-    result.spec = f453
-    result.spec_json = f499
-    result.retry_policy = f500
+    result.event_id = f431
+    result.occurred_at = f432
+    result.producer = f433
+    result.causation_id = f434
+    result.batch_id = f435
+    result.job_id = f436
+    result.update_id = f437
+    result.job_group_id = f438
+    result.parent_ids = f439
+    result.always_run = f444
+    result.n_max_attempts = f445
+    result.user = f446
+    result.billing_project = f447
+    result.attributes = f448
+    result.spec = f454
+    result.spec_json = f500
+    result.retry_policy = f501
     result.__class__ = _class_JobCreated
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -2327,170 +2330,170 @@ def decode_JobCreated(bytes data, Py_ssize_t offset):
 def encode_JobCreated(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v509 = e
-        _put_string(&w, v509.event_id, 'JobCreated.event_id')
-        _put_long(&w, v509.occurred_at, LLONG_MIN, LLONG_MAX, 'JobCreated.occurred_at')
-        _put_string(&w, v509.producer, 'JobCreated.producer')
-        v510 = v509.causation_id
-        if v510 is None:
+        v510 = e
+        _put_string(&w, v510.event_id, 'JobCreated.event_id')
+        _put_long(&w, v510.occurred_at, LLONG_MIN, LLONG_MAX, 'JobCreated.occurred_at')
+        _put_string(&w, v510.producer, 'JobCreated.producer')
+        v511 = v510.causation_id
+        if v511 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v510, 'JobCreated.causation_id')
-        _put_long(&w, v509.batch_id, LLONG_MIN, LLONG_MAX, 'JobCreated.batch_id')
-        _put_long(&w, v509.job_id, -2147483648, 2147483647, 'JobCreated.job_id')
-        _put_long(&w, v509.update_id, -2147483648, 2147483647, 'JobCreated.update_id')
-        _put_long(&w, v509.job_group_id, -2147483648, 2147483647, 'JobCreated.job_group_id')
-        v511 = v509.parent_ids
-        n512 = len(v511)
-        if n512:
-            _put_varint(&w, (<unsigned long long>n512) << 1)
-            for i513 in v511:
-                _put_long(&w, i513, -2147483648, 2147483647, 'JobCreated.parent_ids[]')
+            _put_string(&w, v511, 'JobCreated.causation_id')
+        _put_long(&w, v510.batch_id, LLONG_MIN, LLONG_MAX, 'JobCreated.batch_id')
+        _put_long(&w, v510.job_id, -2147483648, 2147483647, 'JobCreated.job_id')
+        _put_long(&w, v510.update_id, -2147483648, 2147483647, 'JobCreated.update_id')
+        _put_long(&w, v510.job_group_id, -2147483648, 2147483647, 'JobCreated.job_group_id')
+        v512 = v510.parent_ids
+        n513 = len(v512)
+        if n513:
+            _put_varint(&w, (<unsigned long long>n513) << 1)
+            for i514 in v512:
+                _put_long(&w, i514, -2147483648, 2147483647, 'JobCreated.parent_ids[]')
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 0)
-        _put_boolean(&w, v509.always_run, 'JobCreated.always_run')
-        _put_long(&w, v509.n_max_attempts, -2147483648, 2147483647, 'JobCreated.n_max_attempts')
-        _put_string(&w, v509.user, 'JobCreated.user')
-        _put_string(&w, v509.billing_project, 'JobCreated.billing_project')
-        v514 = v509.attributes
-        n515 = len(v514)
-        if n515:
-            _put_varint(&w, (<unsigned long long>n515) << 1)
-            for k517, i516 in v514.items():
-                _put_string(&w, k517, 'JobCreated.attributes key')
-                _put_string(&w, i516, 'JobCreated.attributes{}')
+        _put_boolean(&w, v510.always_run, 'JobCreated.always_run')
+        _put_long(&w, v510.n_max_attempts, -2147483648, 2147483647, 'JobCreated.n_max_attempts')
+        _put_string(&w, v510.user, 'JobCreated.user')
+        _put_string(&w, v510.billing_project, 'JobCreated.billing_project')
+        v515 = v510.attributes
+        n516 = len(v515)
+        if n516:
+            _put_varint(&w, (<unsigned long long>n516) << 1)
+            for k518, i517 in v515.items():
+                _put_string(&w, k518, 'JobCreated.attributes key')
+                _put_string(&w, i517, 'JobCreated.attributes{}')
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 0)
-        v518 = v509.spec
-        _put_string(&w, v518.process_type, 'JobCreated.spec.process_type')
-        v519 = v518.image
-        if v519 is None:
-            _put_byte(&w, 0)
-        else:
-            _put_byte(&w, 2)
-            _put_string(&w, v519, 'JobCreated.spec.image')
-        v520 = v518.command
-        n521 = len(v520)
-        if n521:
-            _put_varint(&w, (<unsigned long long>n521) << 1)
-            for i522 in v520:
-                _put_string(&w, i522, 'JobCreated.spec.command[]')
-            _put_byte(&w, 0)
-        else:
-            _put_byte(&w, 0)
-        v523 = v518.jar_url
-        if v523 is None:
+        v519 = v510.spec
+        _put_string(&w, v519.process_type, 'JobCreated.spec.process_type')
+        v520 = v519.image
+        if v520 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v523, 'JobCreated.spec.jar_url')
-        v524 = v518.env
-        n525 = len(v524)
-        if n525:
-            _put_varint(&w, (<unsigned long long>n525) << 1)
-            for i526 in v524:
-                v527 = i526
-                _put_string(&w, v527.name, 'JobCreated.spec.env[].name')
-                _put_string(&w, v527.value, 'JobCreated.spec.env[].value')
+            _put_string(&w, v520, 'JobCreated.spec.image')
+        v521 = v519.command
+        n522 = len(v521)
+        if n522:
+            _put_varint(&w, (<unsigned long long>n522) << 1)
+            for i523 in v521:
+                _put_string(&w, i523, 'JobCreated.spec.command[]')
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 0)
-        v528 = v518.input_files
-        n529 = len(v528)
-        if n529:
-            _put_varint(&w, (<unsigned long long>n529) << 1)
-            for i530 in v528:
-                v531 = i530
-                _put_string(&w, v531.src, 'JobCreated.spec.input_files[].src')
-                _put_string(&w, v531.dst, 'JobCreated.spec.input_files[].dst')
-            _put_byte(&w, 0)
-        else:
-            _put_byte(&w, 0)
-        v532 = v518.output_files
-        n533 = len(v532)
-        if n533:
-            _put_varint(&w, (<unsigned long long>n533) << 1)
-            for i534 in v532:
-                v535 = i534
-                _put_string(&w, v535.src, 'JobCreated.spec.output_files[].src')
-                _put_string(&w, v535.dst, 'JobCreated.spec.output_files[].dst')
-            _put_byte(&w, 0)
-        else:
-            _put_byte(&w, 0)
-        _put_boolean(&w, v518.always_copy_output, 'JobCreated.spec.always_copy_output')
-        v536 = v518.timeout_s
-        if v536 is None:
+        v524 = v519.jar_url
+        if v524 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_float(&w, v536, 8)
-        _put_string(&w, v518.network, 'JobCreated.spec.network')
-        v537 = v518.resources
-        _put_long(&w, v537.cores_mcpu, -2147483648, 2147483647, 'JobCreated.spec.resources.cores_mcpu')
-        _put_long(&w, v537.memory_bytes, LLONG_MIN, LLONG_MAX, 'JobCreated.spec.resources.memory_bytes')
-        _put_long(&w, v537.storage_gib, -2147483648, 2147483647, 'JobCreated.spec.resources.storage_gib')
-        _put_boolean(&w, v537.preemptible, 'JobCreated.spec.resources.preemptible')
-        _put_string(&w, v537.worker_type, 'JobCreated.spec.resources.worker_type')
-        v538 = v537.machine_type
-        if v538 is None:
+            _put_string(&w, v524, 'JobCreated.spec.jar_url')
+        v525 = v519.env
+        n526 = len(v525)
+        if n526:
+            _put_varint(&w, (<unsigned long long>n526) << 1)
+            for i527 in v525:
+                v528 = i527
+                _put_string(&w, v528.name, 'JobCreated.spec.env[].name')
+                _put_string(&w, v528.value, 'JobCreated.spec.env[].value')
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 0)
+        v529 = v519.input_files
+        n530 = len(v529)
+        if n530:
+            _put_varint(&w, (<unsigned long long>n530) << 1)
+            for i531 in v529:
+                v532 = i531
+                _put_string(&w, v532.src, 'JobCreated.spec.input_files[].src')
+                _put_string(&w, v532.dst, 'JobCreated.spec.input_files[].dst')
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 0)
+        v533 = v519.output_files
+        n534 = len(v533)
+        if n534:
+            _put_varint(&w, (<unsigned long long>n534) << 1)
+            for i535 in v533:
+                v536 = i535
+                _put_string(&w, v536.src, 'JobCreated.spec.output_files[].src')
+                _put_string(&w, v536.dst, 'JobCreated.spec.output_files[].dst')
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 0)
+        _put_boolean(&w, v519.always_copy_output, 'JobCreated.spec.always_copy_output')
+        v537 = v519.timeout_s
+        if v537 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v538, 'JobCreated.spec.resources.machine_type')
-        v539 = v518.regions
+            _put_float(&w, v537, 8)
+        _put_string(&w, v519.network, 'JobCreated.spec.network')
+        v538 = v519.resources
+        _put_long(&w, v538.cores_mcpu, -2147483648, 2147483647, 'JobCreated.spec.resources.cores_mcpu')
+        _put_long(&w, v538.memory_bytes, LLONG_MIN, LLONG_MAX, 'JobCreated.spec.resources.memory_bytes')
+        _put_long(&w, v538.storage_gib, -2147483648, 2147483647, 'JobCreated.spec.resources.storage_gib')
+        _put_boolean(&w, v538.preemptible, 'JobCreated.spec.resources.preemptible')
+        _put_string(&w, v538.worker_type, 'JobCreated.spec.resources.worker_type')
+        v539 = v538.machine_type
         if v539 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            v540 = v539
-            n541 = len(v540)
-            if n541:
-                _put_varint(&w, (<unsigned long long>n541) << 1)
-                for i542 in v540:
-                    _put_string(&w, i542, 'JobCreated.spec.regions[]')
-                _put_byte(&w, 0)
-            else:
-                _put_byte(&w, 0)
-        v543 = v518.port
-        if v543 is None:
+            _put_string(&w, v539, 'JobCreated.spec.resources.machine_type')
+        v540 = v519.regions
+        if v540 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_long(&w, v543, -2147483648, 2147483647, 'JobCreated.spec.port')
-        _put_string(&w, v509.spec_json, 'JobCreated.spec_json')
-        v544 = v509.retry_policy
+            v541 = v540
+            n542 = len(v541)
+            if n542:
+                _put_varint(&w, (<unsigned long long>n542) << 1)
+                for i543 in v541:
+                    _put_string(&w, i543, 'JobCreated.spec.regions[]')
+                _put_byte(&w, 0)
+            else:
+                _put_byte(&w, 0)
+        v544 = v519.port
         if v544 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            v545 = v544
-            v546 = v545.oom_memory_multiplier
-            if v546 is None:
-                _put_byte(&w, 0)
-            else:
-                _put_byte(&w, 2)
-                _put_float(&w, v546, 8)
-            v547 = v545.oom_max_memory_bytes
+            _put_long(&w, v544, -2147483648, 2147483647, 'JobCreated.spec.port')
+        _put_string(&w, v510.spec_json, 'JobCreated.spec_json')
+        v545 = v510.retry_policy
+        if v545 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            v546 = v545
+            v547 = v546.oom_memory_multiplier
             if v547 is None:
                 _put_byte(&w, 0)
             else:
                 _put_byte(&w, 2)
-                _put_long(&w, v547, LLONG_MIN, LLONG_MAX, 'JobCreated.retry_policy.oom_max_memory_bytes')
-            v548 = v545.max_preemptions
+                _put_float(&w, v547, 8)
+            v548 = v546.oom_max_memory_bytes
             if v548 is None:
                 _put_byte(&w, 0)
             else:
                 _put_byte(&w, 2)
-                _put_long(&w, v548, -2147483648, 2147483647, 'JobCreated.retry_policy.max_preemptions')
-            v549 = v545.retry_exit_codes
-            n550 = len(v549)
-            if n550:
-                _put_varint(&w, (<unsigned long long>n550) << 1)
-                for i551 in v549:
-                    _put_long(&w, i551, -2147483648, 2147483647, 'JobCreated.retry_policy.retry_exit_codes[]')
+                _put_long(&w, v548, LLONG_MIN, LLONG_MAX, 'JobCreated.retry_policy.oom_max_memory_bytes')
+            v549 = v546.max_preemptions
+            if v549 is None:
+                _put_byte(&w, 0)
+            else:
+                _put_byte(&w, 2)
+                _put_long(&w, v549, -2147483648, 2147483647, 'JobCreated.retry_policy.max_preemptions')
+            v550 = v546.retry_exit_codes
+            n551 = len(v550)
+            if n551:
+                _put_varint(&w, (<unsigned long long>n551) << 1)
+                for i552 in v550:
+                    _put_long(&w, i552, -2147483648, 2147483647, 'JobCreated.retry_policy.retry_exit_codes[]')
                 _put_byte(&w, 0)
             else:
                 _put_byte(&w, 0)
@@ -2502,30 +2505,32 @@ def decode_JobCreating(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f552 = _string(b, &p, end)
-    f553 = _long(b, &p, end)
-    f554 = _string(b, &p, end)
+    f553 = _string(b, &p, end)
+    f554 = _long(b, &p, end)
+    f555 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f555 = _string(b, &p, end)
+        f556 = _string(b, &p, end)
     else:
-        f555 = None
-    f556 = _long(b, &p, end)
+        f556 = None
     f557 = _long(b, &p, end)
-    f558 = _string(b, &p, end)
+    f558 = _long(b, &p, end)
     f559 = _string(b, &p, end)
-    f560 = _long(b, &p, end)
-    f561 = _string(b, &p, end)
+    f560 = _string(b, &p, end)
+    f561 = _long(b, &p, end)
+    f562 = _string(b, &p, end)
+    f563 = _boolean(b, &p, end)
     result = _new(_builder_JobCreating)
-    result.event_id = f552
-    result.occurred_at = f553
-    result.producer = f554
-    result.causation_id = f555
-    result.batch_id = f556
-    result.job_id = f557
-    result.attempt_id = f558
-    result.instance_name = f559
-    result.scheduler_epoch = f560
-    result.user = f561
+    result.event_id = f553
+    result.occurred_at = f554
+    result.producer = f555
+    result.causation_id = f556
+    result.batch_id = f557
+    result.job_id = f558
+    result.attempt_id = f559
+    result.instance_name = f560
+    result.scheduler_epoch = f561
+    result.user = f562
+    result.awaits_verdict = f563
     result.__class__ = _class_JobCreating
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -2533,22 +2538,23 @@ def decode_JobCreating(bytes data, Py_ssize_t offset):
 def encode_JobCreating(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v562 = e
-        _put_string(&w, v562.event_id, 'JobCreating.event_id')
-        _put_long(&w, v562.occurred_at, LLONG_MIN, LLONG_MAX, 'JobCreating.occurred_at')
-        _put_string(&w, v562.producer, 'JobCreating.producer')
-        v563 = v562.causation_id
-        if v563 is None:
+        v564 = e
+        _put_string(&w, v564.event_id, 'JobCreating.event_id')
+        _put_long(&w, v564.occurred_at, LLONG_MIN, LLONG_MAX, 'JobCreating.occurred_at')
+        _put_string(&w, v564.producer, 'JobCreating.producer')
+        v565 = v564.causation_id
+        if v565 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v563, 'JobCreating.causation_id')
-        _put_long(&w, v562.batch_id, LLONG_MIN, LLONG_MAX, 'JobCreating.batch_id')
-        _put_long(&w, v562.job_id, -2147483648, 2147483647, 'JobCreating.job_id')
-        _put_string(&w, v562.attempt_id, 'JobCreating.attempt_id')
-        _put_string(&w, v562.instance_name, 'JobCreating.instance_name')
-        _put_long(&w, v562.scheduler_epoch, LLONG_MIN, LLONG_MAX, 'JobCreating.scheduler_epoch')
-        _put_string(&w, v562.user, 'JobCreating.user')
+            _put_string(&w, v565, 'JobCreating.causation_id')
+        _put_long(&w, v564.batch_id, LLONG_MIN, LLONG_MAX, 'JobCreating.batch_id')
+        _put_long(&w, v564.job_id, -2147483648, 2147483647, 'JobCreating.job_id')
+        _put_string(&w, v564.attempt_id, 'JobCreating.attempt_id')
+        _put_string(&w, v564.instance_name, 'JobCreating.instance_name')
+        _put_long(&w, v564.scheduler_epoch, LLONG_MIN, LLONG_MAX, 'JobCreating.scheduler_epoch')
+        _put_string(&w, v564.user, 'JobCreating.user')
+        _put_boolean(&w, v564.awaits_verdict, 'JobCreating.awaits_verdict')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -2557,24 +2563,24 @@ def decode_JobGroupCancelRequested(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f564 = _string(b, &p, end)
-    f565 = _long(b, &p, end)
     f566 = _string(b, &p, end)
+    f567 = _long(b, &p, end)
+    f568 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f567 = _string(b, &p, end)
+        f569 = _string(b, &p, end)
     else:
-        f567 = None
-    f568 = _long(b, &p, end)
-    f569 = _long(b, &p, end)
-    f570 = _string(b, &p, end)
+        f569 = None
+    f570 = _long(b, &p, end)
+    f571 = _long(b, &p, end)
+    f572 = _string(b, &p, end)
     result = _new(_builder_JobGroupCancelRequested)
-    result.event_id = f564
-    result.occurred_at = f565
-    result.producer = f566
-    result.causation_id = f567
-    result.batch_id = f568
-    result.job_group_id = f569
-    result.user = f570
+    result.event_id = f566
+    result.occurred_at = f567
+    result.producer = f568
+    result.causation_id = f569
+    result.batch_id = f570
+    result.job_group_id = f571
+    result.user = f572
     result.__class__ = _class_JobGroupCancelRequested
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -2582,19 +2588,19 @@ def decode_JobGroupCancelRequested(bytes data, Py_ssize_t offset):
 def encode_JobGroupCancelRequested(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v571 = e
-        _put_string(&w, v571.event_id, 'JobGroupCancelRequested.event_id')
-        _put_long(&w, v571.occurred_at, LLONG_MIN, LLONG_MAX, 'JobGroupCancelRequested.occurred_at')
-        _put_string(&w, v571.producer, 'JobGroupCancelRequested.producer')
-        v572 = v571.causation_id
-        if v572 is None:
+        v573 = e
+        _put_string(&w, v573.event_id, 'JobGroupCancelRequested.event_id')
+        _put_long(&w, v573.occurred_at, LLONG_MIN, LLONG_MAX, 'JobGroupCancelRequested.occurred_at')
+        _put_string(&w, v573.producer, 'JobGroupCancelRequested.producer')
+        v574 = v573.causation_id
+        if v574 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v572, 'JobGroupCancelRequested.causation_id')
-        _put_long(&w, v571.batch_id, LLONG_MIN, LLONG_MAX, 'JobGroupCancelRequested.batch_id')
-        _put_long(&w, v571.job_group_id, -2147483648, 2147483647, 'JobGroupCancelRequested.job_group_id')
-        _put_string(&w, v571.user, 'JobGroupCancelRequested.user')
+            _put_string(&w, v574, 'JobGroupCancelRequested.causation_id')
+        _put_long(&w, v573.batch_id, LLONG_MIN, LLONG_MAX, 'JobGroupCancelRequested.batch_id')
+        _put_long(&w, v573.job_group_id, -2147483648, 2147483647, 'JobGroupCancelRequested.job_group_id')
+        _put_string(&w, v573.user, 'JobGroupCancelRequested.user')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -2603,24 +2609,24 @@ def decode_JobGroupCancelled(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f573 = _string(b, &p, end)
-    f574 = _long(b, &p, end)
     f575 = _string(b, &p, end)
+    f576 = _long(b, &p, end)
+    f577 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f576 = _string(b, &p, end)
+        f578 = _string(b, &p, end)
     else:
-        f576 = None
-    f577 = _long(b, &p, end)
-    f578 = _long(b, &p, end)
-    f579 = _string(b, &p, end)
+        f578 = None
+    f579 = _long(b, &p, end)
+    f580 = _long(b, &p, end)
+    f581 = _string(b, &p, end)
     result = _new(_builder_JobGroupCancelled)
-    result.event_id = f573
-    result.occurred_at = f574
-    result.producer = f575
-    result.causation_id = f576
-    result.batch_id = f577
-    result.job_group_id = f578
-    result.reason = f579
+    result.event_id = f575
+    result.occurred_at = f576
+    result.producer = f577
+    result.causation_id = f578
+    result.batch_id = f579
+    result.job_group_id = f580
+    result.reason = f581
     result.__class__ = _class_JobGroupCancelled
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -2628,19 +2634,19 @@ def decode_JobGroupCancelled(bytes data, Py_ssize_t offset):
 def encode_JobGroupCancelled(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v580 = e
-        _put_string(&w, v580.event_id, 'JobGroupCancelled.event_id')
-        _put_long(&w, v580.occurred_at, LLONG_MIN, LLONG_MAX, 'JobGroupCancelled.occurred_at')
-        _put_string(&w, v580.producer, 'JobGroupCancelled.producer')
-        v581 = v580.causation_id
-        if v581 is None:
+        v582 = e
+        _put_string(&w, v582.event_id, 'JobGroupCancelled.event_id')
+        _put_long(&w, v582.occurred_at, LLONG_MIN, LLONG_MAX, 'JobGroupCancelled.occurred_at')
+        _put_string(&w, v582.producer, 'JobGroupCancelled.producer')
+        v583 = v582.causation_id
+        if v583 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v581, 'JobGroupCancelled.causation_id')
-        _put_long(&w, v580.batch_id, LLONG_MIN, LLONG_MAX, 'JobGroupCancelled.batch_id')
-        _put_long(&w, v580.job_group_id, -2147483648, 2147483647, 'JobGroupCancelled.job_group_id')
-        _put_string(&w, v580.reason, 'JobGroupCancelled.reason')
+            _put_string(&w, v583, 'JobGroupCancelled.causation_id')
+        _put_long(&w, v582.batch_id, LLONG_MIN, LLONG_MAX, 'JobGroupCancelled.batch_id')
+        _put_long(&w, v582.job_group_id, -2147483648, 2147483647, 'JobGroupCancelled.job_group_id')
+        _put_string(&w, v582.reason, 'JobGroupCancelled.reason')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -2649,46 +2655,46 @@ def decode_JobGroupCreated(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f582 = _string(b, &p, end)
-    f583 = _long(b, &p, end)
     f584 = _string(b, &p, end)
+    f585 = _long(b, &p, end)
+    f586 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f585 = _string(b, &p, end)
+        f587 = _string(b, &p, end)
     else:
-        f585 = None
-    f586 = _long(b, &p, end)
-    f587 = _long(b, &p, end)
+        f587 = None
     f588 = _long(b, &p, end)
     f589 = _long(b, &p, end)
-    a591 = {}
+    f590 = _long(b, &p, end)
+    f591 = _long(b, &p, end)
+    a593 = {}
     while True:
-        n592 = _block(b, &p, end)
-        if n592 == 0: break
-        for i593 in range(n592):
-            k595 = _string(b, &p, end)
-            x594 = _string(b, &p, end)
-            a591[k595] = x594
-    f590 = a591
+        n594 = _block(b, &p, end)
+        if n594 == 0: break
+        for i595 in range(n594):
+            k597 = _string(b, &p, end)
+            x596 = _string(b, &p, end)
+            a593[k597] = x596
+    f592 = a593
     if _optional(b, &p, end):
-        f596 = _string(b, &p, end)
+        f598 = _string(b, &p, end)
     else:
-        f596 = None
+        f598 = None
     if _optional(b, &p, end):
-        f597 = _long(b, &p, end)
+        f599 = _long(b, &p, end)
     else:
-        f597 = None
+        f599 = None
     result = _new(_builder_JobGroupCreated)
-    result.event_id = f582
-    result.occurred_at = f583
-    result.producer = f584
-    result.causation_id = f585
-    result.batch_id = f586
-    result.update_id = f587
-    result.job_group_id = f588
-    result.parent_job_group_id = f589
-    result.attributes = f590
-    result.callback = f596
-    result.cancel_after_n_failures = f597
+    result.event_id = f584
+    result.occurred_at = f585
+    result.producer = f586
+    result.causation_id = f587
+    result.batch_id = f588
+    result.update_id = f589
+    result.job_group_id = f590
+    result.parent_job_group_id = f591
+    result.attributes = f592
+    result.callback = f598
+    result.cancel_after_n_failures = f599
     result.__class__ = _class_JobGroupCreated
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -2696,42 +2702,42 @@ def decode_JobGroupCreated(bytes data, Py_ssize_t offset):
 def encode_JobGroupCreated(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v598 = e
-        _put_string(&w, v598.event_id, 'JobGroupCreated.event_id')
-        _put_long(&w, v598.occurred_at, LLONG_MIN, LLONG_MAX, 'JobGroupCreated.occurred_at')
-        _put_string(&w, v598.producer, 'JobGroupCreated.producer')
-        v599 = v598.causation_id
-        if v599 is None:
+        v600 = e
+        _put_string(&w, v600.event_id, 'JobGroupCreated.event_id')
+        _put_long(&w, v600.occurred_at, LLONG_MIN, LLONG_MAX, 'JobGroupCreated.occurred_at')
+        _put_string(&w, v600.producer, 'JobGroupCreated.producer')
+        v601 = v600.causation_id
+        if v601 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v599, 'JobGroupCreated.causation_id')
-        _put_long(&w, v598.batch_id, LLONG_MIN, LLONG_MAX, 'JobGroupCreated.batch_id')
-        _put_long(&w, v598.update_id, -2147483648, 2147483647, 'JobGroupCreated.update_id')
-        _put_long(&w, v598.job_group_id, -2147483648, 2147483647, 'JobGroupCreated.job_group_id')
-        _put_long(&w, v598.parent_job_group_id, -2147483648, 2147483647, 'JobGroupCreated.parent_job_group_id')
-        v600 = v598.attributes
-        n601 = len(v600)
-        if n601:
-            _put_varint(&w, (<unsigned long long>n601) << 1)
-            for k603, i602 in v600.items():
-                _put_string(&w, k603, 'JobGroupCreated.attributes key')
-                _put_string(&w, i602, 'JobGroupCreated.attributes{}')
+            _put_string(&w, v601, 'JobGroupCreated.causation_id')
+        _put_long(&w, v600.batch_id, LLONG_MIN, LLONG_MAX, 'JobGroupCreated.batch_id')
+        _put_long(&w, v600.update_id, -2147483648, 2147483647, 'JobGroupCreated.update_id')
+        _put_long(&w, v600.job_group_id, -2147483648, 2147483647, 'JobGroupCreated.job_group_id')
+        _put_long(&w, v600.parent_job_group_id, -2147483648, 2147483647, 'JobGroupCreated.parent_job_group_id')
+        v602 = v600.attributes
+        n603 = len(v602)
+        if n603:
+            _put_varint(&w, (<unsigned long long>n603) << 1)
+            for k605, i604 in v602.items():
+                _put_string(&w, k605, 'JobGroupCreated.attributes key')
+                _put_string(&w, i604, 'JobGroupCreated.attributes{}')
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 0)
-        v604 = v598.callback
-        if v604 is None:
-            _put_byte(&w, 0)
-        else:
-            _put_byte(&w, 2)
-            _put_string(&w, v604, 'JobGroupCreated.callback')
-        v605 = v598.cancel_after_n_failures
-        if v605 is None:
+        v606 = v600.callback
+        if v606 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_long(&w, v605, -2147483648, 2147483647, 'JobGroupCreated.cancel_after_n_failures')
+            _put_string(&w, v606, 'JobGroupCreated.callback')
+        v607 = v600.cancel_after_n_failures
+        if v607 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_long(&w, v607, -2147483648, 2147483647, 'JobGroupCreated.cancel_after_n_failures')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -2740,30 +2746,28 @@ def decode_PoolScalingDecided(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f606 = _string(b, &p, end)
-    f607 = _long(b, &p, end)
     f608 = _string(b, &p, end)
-    if _optional(b, &p, end):
-        f609 = _string(b, &p, end)
-    else:
-        f609 = None
+    f609 = _long(b, &p, end)
     f610 = _string(b, &p, end)
-    f611 = _long(b, &p, end)
-    f612 = _long(b, &p, end)
+    if _optional(b, &p, end):
+        f611 = _string(b, &p, end)
+    else:
+        f611 = None
+    f612 = _string(b, &p, end)
     f613 = _long(b, &p, end)
+    f614 = _long(b, &p, end)
+    f615 = _long(b, &p, end)
     if _optional(b, &p, end):
-        f614 = _string(b, &p, end)
+        f616 = _string(b, &p, end)
     else:
-        f614 = None
+        f616 = None
     if _optional(b, &p, end):
-        f615 = _long(b, &p, end)
+        f617 = _long(b, &p, end)
     else:
-        f615 = None
-    f616 = _long(b, &p, end)
-    f617 = _long(b, &p, end)
-    f618 = _boolean(b, &p, end)
+        f617 = None
+    f618 = _long(b, &p, end)
     f619 = _long(b, &p, end)
-    f620 = _long(b, &p, end)
+    f620 = _boolean(b, &p, end)
     f621 = _long(b, &p, end)
     f622 = _long(b, &p, end)
     f623 = _long(b, &p, end)
@@ -2775,92 +2779,94 @@ def decode_PoolScalingDecided(bytes data, Py_ssize_t offset):
     f629 = _long(b, &p, end)
     f630 = _long(b, &p, end)
     f631 = _long(b, &p, end)
-    a633 = []
+    f632 = _long(b, &p, end)
+    f633 = _long(b, &p, end)
+    a635 = []
     while True:
-        n634 = _block(b, &p, end)
-        if n634 == 0: break
-        for i635 in range(n634):
-            f637 = _string(b, &p, end)
-            f638 = _long(b, &p, end)
-            f639 = _long(b, &p, end)
+        n636 = _block(b, &p, end)
+        if n636 == 0: break
+        for i637 in range(n636):
+            f639 = _string(b, &p, end)
             f640 = _long(b, &p, end)
             f641 = _long(b, &p, end)
             f642 = _long(b, &p, end)
-            x636 = _new(_builder_PoolWindowUser)
-            x636.user = f637
-            x636.share_mcpu = f638
-            x636.jobs_per_pass = f639
-            x636.window_jobs = f640
-            x636.n_jobs = f641
-            x636.demand_mcpu = f642
-            x636.__class__ = _class_PoolWindowUser
-            a633.append(x636)
-    f632 = tuple(a633)
-    a644 = []
+            f643 = _long(b, &p, end)
+            f644 = _long(b, &p, end)
+            x638 = _new(_builder_PoolWindowUser)
+            x638.user = f639
+            x638.share_mcpu = f640
+            x638.jobs_per_pass = f641
+            x638.window_jobs = f642
+            x638.n_jobs = f643
+            x638.demand_mcpu = f644
+            x638.__class__ = _class_PoolWindowUser
+            a635.append(x638)
+    f634 = tuple(a635)
+    a646 = []
     while True:
-        n645 = _block(b, &p, end)
-        if n645 == 0: break
-        for i646 in range(n645):
-            f648 = _string(b, &p, end)
-            f649 = _long(b, &p, end)
-            f650 = _long(b, &p, end)
-            f651 = _float(data, &p, end, 8)
-            x647 = _new(_builder_PoolZoneWeight)
-            x647.zone = f648
-            x647.successes = f649
-            x647.attempts = f650
-            x647.weight = f651
-            x647.__class__ = _class_PoolZoneWeight
-            a644.append(x647)
-    f643 = tuple(a644)
-    a653 = []
+        n647 = _block(b, &p, end)
+        if n647 == 0: break
+        for i648 in range(n647):
+            f650 = _string(b, &p, end)
+            f651 = _long(b, &p, end)
+            f652 = _long(b, &p, end)
+            f653 = _float(data, &p, end, 8)
+            x649 = _new(_builder_PoolZoneWeight)
+            x649.zone = f650
+            x649.successes = f651
+            x649.attempts = f652
+            x649.weight = f653
+            x649.__class__ = _class_PoolZoneWeight
+            a646.append(x649)
+    f645 = tuple(a646)
+    a655 = []
     while True:
-        n654 = _block(b, &p, end)
-        if n654 == 0: break
-        for i655 in range(n654):
-            f657 = _string(b, &p, end)
+        n656 = _block(b, &p, end)
+        if n656 == 0: break
+        for i657 in range(n656):
+            f659 = _string(b, &p, end)
             if _optional(b, &p, end):
-                f658 = _string(b, &p, end)
+                f660 = _string(b, &p, end)
             else:
-                f658 = None
-            f659 = _boolean(b, &p, end)
-            x656 = _new(_builder_PoolInstanceChoice)
-            x656.instance_name = f657
-            x656.zone = f658
-            x656.standing = f659
-            x656.__class__ = _class_PoolInstanceChoice
-            a653.append(x656)
-    f652 = tuple(a653)
+                f660 = None
+            f661 = _boolean(b, &p, end)
+            x658 = _new(_builder_PoolInstanceChoice)
+            x658.instance_name = f659
+            x658.zone = f660
+            x658.standing = f661
+            x658.__class__ = _class_PoolInstanceChoice
+            a655.append(x658)
+    f654 = tuple(a655)
     result = _new(_builder_PoolScalingDecided)
-    result.event_id = f606
-    result.occurred_at = f607
-    result.producer = f608
-    result.causation_id = f609
-    result.pool = f610
-    result.requested = f611
-    result.standing_requested = f612
-    result.deleted = f613
-    result.limited_by = f614
-    result.paused_until = f615
-    result.ready_mcpu = f616
-    result.demand_mcpu = f617
-    result.demand_truncated = f618
-    result.future_mcpu = f619
-    result.window_ms = f620
-    result.free_mcpu = f621
-    result.pending_mcpu = f622
-    result.live = f623
-    result.pending = f624
-    result.inactive = f625
-    result.min_instances = f626
-    result.max_live_instances = f627
-    result.max_instances = f628
-    result.max_new_per_loop = f629
-    result.worker_cores = f630
-    result.standing_worker_cores = f631
-    result.users = f632
-    result.zones = f643
-    result.instances = f652
+    result.event_id = f608
+    result.occurred_at = f609
+    result.producer = f610
+    result.causation_id = f611
+    result.pool = f612
+    result.requested = f613
+    result.standing_requested = f614
+    result.deleted = f615
+    result.limited_by = f616
+    result.paused_until = f617
+    result.ready_mcpu = f618
+    result.demand_mcpu = f619
+    result.demand_truncated = f620
+    result.future_mcpu = f621
+    result.window_ms = f622
+    result.free_mcpu = f623
+    result.pending_mcpu = f624
+    result.live = f625
+    result.pending = f626
+    result.inactive = f627
+    result.min_instances = f628
+    result.max_live_instances = f629
+    result.max_instances = f630
+    result.max_new_per_loop = f631
+    result.worker_cores = f632
+    result.standing_worker_cores = f633
+    result.users = f634
+    result.zones = f645
+    result.instances = f654
     result.__class__ = _class_PoolScalingDecided
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -2868,90 +2874,90 @@ def decode_PoolScalingDecided(bytes data, Py_ssize_t offset):
 def encode_PoolScalingDecided(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v660 = e
-        _put_string(&w, v660.event_id, 'PoolScalingDecided.event_id')
-        _put_long(&w, v660.occurred_at, LLONG_MIN, LLONG_MAX, 'PoolScalingDecided.occurred_at')
-        _put_string(&w, v660.producer, 'PoolScalingDecided.producer')
-        v661 = v660.causation_id
-        if v661 is None:
-            _put_byte(&w, 0)
-        else:
-            _put_byte(&w, 2)
-            _put_string(&w, v661, 'PoolScalingDecided.causation_id')
-        _put_string(&w, v660.pool, 'PoolScalingDecided.pool')
-        _put_long(&w, v660.requested, -2147483648, 2147483647, 'PoolScalingDecided.requested')
-        _put_long(&w, v660.standing_requested, -2147483648, 2147483647, 'PoolScalingDecided.standing_requested')
-        _put_long(&w, v660.deleted, -2147483648, 2147483647, 'PoolScalingDecided.deleted')
-        v662 = v660.limited_by
-        if v662 is None:
-            _put_byte(&w, 0)
-        else:
-            _put_byte(&w, 2)
-            _put_string(&w, v662, 'PoolScalingDecided.limited_by')
-        v663 = v660.paused_until
+        v662 = e
+        _put_string(&w, v662.event_id, 'PoolScalingDecided.event_id')
+        _put_long(&w, v662.occurred_at, LLONG_MIN, LLONG_MAX, 'PoolScalingDecided.occurred_at')
+        _put_string(&w, v662.producer, 'PoolScalingDecided.producer')
+        v663 = v662.causation_id
         if v663 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_long(&w, v663, LLONG_MIN, LLONG_MAX, 'PoolScalingDecided.paused_until')
-        _put_long(&w, v660.ready_mcpu, LLONG_MIN, LLONG_MAX, 'PoolScalingDecided.ready_mcpu')
-        _put_long(&w, v660.demand_mcpu, LLONG_MIN, LLONG_MAX, 'PoolScalingDecided.demand_mcpu')
-        _put_boolean(&w, v660.demand_truncated, 'PoolScalingDecided.demand_truncated')
-        _put_long(&w, v660.future_mcpu, LLONG_MIN, LLONG_MAX, 'PoolScalingDecided.future_mcpu')
-        _put_long(&w, v660.window_ms, LLONG_MIN, LLONG_MAX, 'PoolScalingDecided.window_ms')
-        _put_long(&w, v660.free_mcpu, LLONG_MIN, LLONG_MAX, 'PoolScalingDecided.free_mcpu')
-        _put_long(&w, v660.pending_mcpu, LLONG_MIN, LLONG_MAX, 'PoolScalingDecided.pending_mcpu')
-        _put_long(&w, v660.live, -2147483648, 2147483647, 'PoolScalingDecided.live')
-        _put_long(&w, v660.pending, -2147483648, 2147483647, 'PoolScalingDecided.pending')
-        _put_long(&w, v660.inactive, -2147483648, 2147483647, 'PoolScalingDecided.inactive')
-        _put_long(&w, v660.min_instances, -2147483648, 2147483647, 'PoolScalingDecided.min_instances')
-        _put_long(&w, v660.max_live_instances, -2147483648, 2147483647, 'PoolScalingDecided.max_live_instances')
-        _put_long(&w, v660.max_instances, -2147483648, 2147483647, 'PoolScalingDecided.max_instances')
-        _put_long(&w, v660.max_new_per_loop, -2147483648, 2147483647, 'PoolScalingDecided.max_new_per_loop')
-        _put_long(&w, v660.worker_cores, -2147483648, 2147483647, 'PoolScalingDecided.worker_cores')
-        _put_long(&w, v660.standing_worker_cores, -2147483648, 2147483647, 'PoolScalingDecided.standing_worker_cores')
-        v664 = v660.users
-        n665 = len(v664)
-        if n665:
-            _put_varint(&w, (<unsigned long long>n665) << 1)
-            for i666 in v664:
-                v667 = i666
-                _put_string(&w, v667.user, 'PoolScalingDecided.users[].user')
-                _put_long(&w, v667.share_mcpu, LLONG_MIN, LLONG_MAX, 'PoolScalingDecided.users[].share_mcpu')
-                _put_long(&w, v667.jobs_per_pass, -2147483648, 2147483647, 'PoolScalingDecided.users[].jobs_per_pass')
-                _put_long(&w, v667.window_jobs, -2147483648, 2147483647, 'PoolScalingDecided.users[].window_jobs')
-                _put_long(&w, v667.n_jobs, -2147483648, 2147483647, 'PoolScalingDecided.users[].n_jobs')
-                _put_long(&w, v667.demand_mcpu, LLONG_MIN, LLONG_MAX, 'PoolScalingDecided.users[].demand_mcpu')
+            _put_string(&w, v663, 'PoolScalingDecided.causation_id')
+        _put_string(&w, v662.pool, 'PoolScalingDecided.pool')
+        _put_long(&w, v662.requested, -2147483648, 2147483647, 'PoolScalingDecided.requested')
+        _put_long(&w, v662.standing_requested, -2147483648, 2147483647, 'PoolScalingDecided.standing_requested')
+        _put_long(&w, v662.deleted, -2147483648, 2147483647, 'PoolScalingDecided.deleted')
+        v664 = v662.limited_by
+        if v664 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_string(&w, v664, 'PoolScalingDecided.limited_by')
+        v665 = v662.paused_until
+        if v665 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_long(&w, v665, LLONG_MIN, LLONG_MAX, 'PoolScalingDecided.paused_until')
+        _put_long(&w, v662.ready_mcpu, LLONG_MIN, LLONG_MAX, 'PoolScalingDecided.ready_mcpu')
+        _put_long(&w, v662.demand_mcpu, LLONG_MIN, LLONG_MAX, 'PoolScalingDecided.demand_mcpu')
+        _put_boolean(&w, v662.demand_truncated, 'PoolScalingDecided.demand_truncated')
+        _put_long(&w, v662.future_mcpu, LLONG_MIN, LLONG_MAX, 'PoolScalingDecided.future_mcpu')
+        _put_long(&w, v662.window_ms, LLONG_MIN, LLONG_MAX, 'PoolScalingDecided.window_ms')
+        _put_long(&w, v662.free_mcpu, LLONG_MIN, LLONG_MAX, 'PoolScalingDecided.free_mcpu')
+        _put_long(&w, v662.pending_mcpu, LLONG_MIN, LLONG_MAX, 'PoolScalingDecided.pending_mcpu')
+        _put_long(&w, v662.live, -2147483648, 2147483647, 'PoolScalingDecided.live')
+        _put_long(&w, v662.pending, -2147483648, 2147483647, 'PoolScalingDecided.pending')
+        _put_long(&w, v662.inactive, -2147483648, 2147483647, 'PoolScalingDecided.inactive')
+        _put_long(&w, v662.min_instances, -2147483648, 2147483647, 'PoolScalingDecided.min_instances')
+        _put_long(&w, v662.max_live_instances, -2147483648, 2147483647, 'PoolScalingDecided.max_live_instances')
+        _put_long(&w, v662.max_instances, -2147483648, 2147483647, 'PoolScalingDecided.max_instances')
+        _put_long(&w, v662.max_new_per_loop, -2147483648, 2147483647, 'PoolScalingDecided.max_new_per_loop')
+        _put_long(&w, v662.worker_cores, -2147483648, 2147483647, 'PoolScalingDecided.worker_cores')
+        _put_long(&w, v662.standing_worker_cores, -2147483648, 2147483647, 'PoolScalingDecided.standing_worker_cores')
+        v666 = v662.users
+        n667 = len(v666)
+        if n667:
+            _put_varint(&w, (<unsigned long long>n667) << 1)
+            for i668 in v666:
+                v669 = i668
+                _put_string(&w, v669.user, 'PoolScalingDecided.users[].user')
+                _put_long(&w, v669.share_mcpu, LLONG_MIN, LLONG_MAX, 'PoolScalingDecided.users[].share_mcpu')
+                _put_long(&w, v669.jobs_per_pass, -2147483648, 2147483647, 'PoolScalingDecided.users[].jobs_per_pass')
+                _put_long(&w, v669.window_jobs, -2147483648, 2147483647, 'PoolScalingDecided.users[].window_jobs')
+                _put_long(&w, v669.n_jobs, -2147483648, 2147483647, 'PoolScalingDecided.users[].n_jobs')
+                _put_long(&w, v669.demand_mcpu, LLONG_MIN, LLONG_MAX, 'PoolScalingDecided.users[].demand_mcpu')
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 0)
-        v668 = v660.zones
-        n669 = len(v668)
-        if n669:
-            _put_varint(&w, (<unsigned long long>n669) << 1)
-            for i670 in v668:
-                v671 = i670
-                _put_string(&w, v671.zone, 'PoolScalingDecided.zones[].zone')
-                _put_long(&w, v671.successes, -2147483648, 2147483647, 'PoolScalingDecided.zones[].successes')
-                _put_long(&w, v671.attempts, -2147483648, 2147483647, 'PoolScalingDecided.zones[].attempts')
-                _put_float(&w, v671.weight, 8)
+        v670 = v662.zones
+        n671 = len(v670)
+        if n671:
+            _put_varint(&w, (<unsigned long long>n671) << 1)
+            for i672 in v670:
+                v673 = i672
+                _put_string(&w, v673.zone, 'PoolScalingDecided.zones[].zone')
+                _put_long(&w, v673.successes, -2147483648, 2147483647, 'PoolScalingDecided.zones[].successes')
+                _put_long(&w, v673.attempts, -2147483648, 2147483647, 'PoolScalingDecided.zones[].attempts')
+                _put_float(&w, v673.weight, 8)
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 0)
-        v672 = v660.instances
-        n673 = len(v672)
-        if n673:
-            _put_varint(&w, (<unsigned long long>n673) << 1)
-            for i674 in v672:
-                v675 = i674
-                _put_string(&w, v675.instance_name, 'PoolScalingDecided.instances[].instance_name')
-                v676 = v675.zone
-                if v676 is None:
+        v674 = v662.instances
+        n675 = len(v674)
+        if n675:
+            _put_varint(&w, (<unsigned long long>n675) << 1)
+            for i676 in v674:
+                v677 = i676
+                _put_string(&w, v677.instance_name, 'PoolScalingDecided.instances[].instance_name')
+                v678 = v677.zone
+                if v678 is None:
                     _put_byte(&w, 0)
                 else:
                     _put_byte(&w, 2)
-                    _put_string(&w, v676, 'PoolScalingDecided.instances[].zone')
-                _put_boolean(&w, v675.standing, 'PoolScalingDecided.instances[].standing')
+                    _put_string(&w, v678, 'PoolScalingDecided.instances[].zone')
+                _put_boolean(&w, v677.standing, 'PoolScalingDecided.instances[].standing')
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 0)
@@ -2963,38 +2969,38 @@ def decode_RunningAttemptsReported(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f677 = _string(b, &p, end)
-    f678 = _long(b, &p, end)
     f679 = _string(b, &p, end)
+    f680 = _long(b, &p, end)
+    f681 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f680 = _string(b, &p, end)
+        f682 = _string(b, &p, end)
     else:
-        f680 = None
-    f681 = _long(b, &p, end)
-    f682 = _string(b, &p, end)
+        f682 = None
     f683 = _long(b, &p, end)
-    a685 = []
+    f684 = _string(b, &p, end)
+    f685 = _long(b, &p, end)
+    a687 = []
     while True:
-        n686 = _block(b, &p, end)
-        if n686 == 0: break
-        for i687 in range(n686):
-            f689 = _long(b, &p, end)
-            f690 = _string(b, &p, end)
-            x688 = _new(_builder_RunningAttempt)
-            x688.job_id = f689
-            x688.attempt_id = f690
-            x688.__class__ = _class_RunningAttempt
-            a685.append(x688)
-    f684 = tuple(a685)
+        n688 = _block(b, &p, end)
+        if n688 == 0: break
+        for i689 in range(n688):
+            f691 = _long(b, &p, end)
+            f692 = _string(b, &p, end)
+            x690 = _new(_builder_RunningAttempt)
+            x690.job_id = f691
+            x690.attempt_id = f692
+            x690.__class__ = _class_RunningAttempt
+            a687.append(x690)
+    f686 = tuple(a687)
     result = _new(_builder_RunningAttemptsReported)
-    result.event_id = f677
-    result.occurred_at = f678
-    result.producer = f679
-    result.causation_id = f680
-    result.batch_id = f681
-    result.instance_name = f682
-    result.running_at = f683
-    result.attempts = f684
+    result.event_id = f679
+    result.occurred_at = f680
+    result.producer = f681
+    result.causation_id = f682
+    result.batch_id = f683
+    result.instance_name = f684
+    result.running_at = f685
+    result.attempts = f686
     result.__class__ = _class_RunningAttemptsReported
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -3002,27 +3008,27 @@ def decode_RunningAttemptsReported(bytes data, Py_ssize_t offset):
 def encode_RunningAttemptsReported(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v691 = e
-        _put_string(&w, v691.event_id, 'RunningAttemptsReported.event_id')
-        _put_long(&w, v691.occurred_at, LLONG_MIN, LLONG_MAX, 'RunningAttemptsReported.occurred_at')
-        _put_string(&w, v691.producer, 'RunningAttemptsReported.producer')
-        v692 = v691.causation_id
-        if v692 is None:
+        v693 = e
+        _put_string(&w, v693.event_id, 'RunningAttemptsReported.event_id')
+        _put_long(&w, v693.occurred_at, LLONG_MIN, LLONG_MAX, 'RunningAttemptsReported.occurred_at')
+        _put_string(&w, v693.producer, 'RunningAttemptsReported.producer')
+        v694 = v693.causation_id
+        if v694 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v692, 'RunningAttemptsReported.causation_id')
-        _put_long(&w, v691.batch_id, LLONG_MIN, LLONG_MAX, 'RunningAttemptsReported.batch_id')
-        _put_string(&w, v691.instance_name, 'RunningAttemptsReported.instance_name')
-        _put_long(&w, v691.running_at, LLONG_MIN, LLONG_MAX, 'RunningAttemptsReported.running_at')
-        v693 = v691.attempts
-        n694 = len(v693)
-        if n694:
-            _put_varint(&w, (<unsigned long long>n694) << 1)
-            for i695 in v693:
-                v696 = i695
-                _put_long(&w, v696.job_id, -2147483648, 2147483647, 'RunningAttemptsReported.attempts[].job_id')
-                _put_string(&w, v696.attempt_id, 'RunningAttemptsReported.attempts[].attempt_id')
+            _put_string(&w, v694, 'RunningAttemptsReported.causation_id')
+        _put_long(&w, v693.batch_id, LLONG_MIN, LLONG_MAX, 'RunningAttemptsReported.batch_id')
+        _put_string(&w, v693.instance_name, 'RunningAttemptsReported.instance_name')
+        _put_long(&w, v693.running_at, LLONG_MIN, LLONG_MAX, 'RunningAttemptsReported.running_at')
+        v695 = v693.attempts
+        n696 = len(v695)
+        if n696:
+            _put_varint(&w, (<unsigned long long>n696) << 1)
+            for i697 in v695:
+                v698 = i697
+                _put_long(&w, v698.job_id, -2147483648, 2147483647, 'RunningAttemptsReported.attempts[].job_id')
+                _put_string(&w, v698.attempt_id, 'RunningAttemptsReported.attempts[].attempt_id')
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 0)
@@ -3034,22 +3040,22 @@ def decode_SchedulerLeaderElected(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f697 = _string(b, &p, end)
-    f698 = _long(b, &p, end)
     f699 = _string(b, &p, end)
-    if _optional(b, &p, end):
-        f700 = _string(b, &p, end)
-    else:
-        f700 = None
+    f700 = _long(b, &p, end)
     f701 = _string(b, &p, end)
-    f702 = _long(b, &p, end)
+    if _optional(b, &p, end):
+        f702 = _string(b, &p, end)
+    else:
+        f702 = None
+    f703 = _string(b, &p, end)
+    f704 = _long(b, &p, end)
     result = _new(_builder_SchedulerLeaderElected)
-    result.event_id = f697
-    result.occurred_at = f698
-    result.producer = f699
-    result.causation_id = f700
-    result.scheduler_id = f701
-    result.epoch = f702
+    result.event_id = f699
+    result.occurred_at = f700
+    result.producer = f701
+    result.causation_id = f702
+    result.scheduler_id = f703
+    result.epoch = f704
     result.__class__ = _class_SchedulerLeaderElected
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -3057,18 +3063,18 @@ def decode_SchedulerLeaderElected(bytes data, Py_ssize_t offset):
 def encode_SchedulerLeaderElected(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v703 = e
-        _put_string(&w, v703.event_id, 'SchedulerLeaderElected.event_id')
-        _put_long(&w, v703.occurred_at, LLONG_MIN, LLONG_MAX, 'SchedulerLeaderElected.occurred_at')
-        _put_string(&w, v703.producer, 'SchedulerLeaderElected.producer')
-        v704 = v703.causation_id
-        if v704 is None:
+        v705 = e
+        _put_string(&w, v705.event_id, 'SchedulerLeaderElected.event_id')
+        _put_long(&w, v705.occurred_at, LLONG_MIN, LLONG_MAX, 'SchedulerLeaderElected.occurred_at')
+        _put_string(&w, v705.producer, 'SchedulerLeaderElected.producer')
+        v706 = v705.causation_id
+        if v706 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v704, 'SchedulerLeaderElected.causation_id')
-        _put_string(&w, v703.scheduler_id, 'SchedulerLeaderElected.scheduler_id')
-        _put_long(&w, v703.epoch, LLONG_MIN, LLONG_MAX, 'SchedulerLeaderElected.epoch')
+            _put_string(&w, v706, 'SchedulerLeaderElected.causation_id')
+        _put_string(&w, v705.scheduler_id, 'SchedulerLeaderElected.scheduler_id')
+        _put_long(&w, v705.epoch, LLONG_MIN, LLONG_MAX, 'SchedulerLeaderElected.epoch')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -3092,13 +3098,13 @@ DECODERS = {
     b'\xfd5Z\xe1\x987\xf0\x7f': decode_JobAttemptAccepted,
     b'g\xc7_\xe4\xf0b9\xc0': decode_JobAttemptCompleted,
     b'K\\L\xbb\xe4\x11\xcc\xb0': decode_JobAttemptRefused,
-    b'\x92\xe3\x98\xbeHq\x11\xb6': decode_JobAttemptScheduled,
+    b'\x84q\xcb5k\xab\xa6\xe7': decode_JobAttemptScheduled,
     b'\x857\xed\x00B\xb0\xe2\n': decode_JobAttemptStarted,
     b'\xf7d\x93f\x87\xediY': decode_JobBecameReady,
     b'o\xd0M\xce&\x1c3\x19': decode_JobCancelled,
     b"H\xc8\x81\xc6\xab\x8b'\xd0": decode_JobCompleted,
     b'H\xaa+\xbejY4u': decode_JobCreated,
-    b'\x9e\x8e\x03\xe5\xa8\xeb\xae\xf7': decode_JobCreating,
+    b'\xf8r\xa3y%\xc5\xe8\xfb': decode_JobCreating,
     b'\x9a\xcf\x01Z\xbd\x00\x84v': decode_JobGroupCancelRequested,
     b'\x97e\x86*3\x1a\xe5c': decode_JobGroupCancelled,
     b'\xce\xec\x0f_kR\xba\xd9': decode_JobGroupCreated,
@@ -3125,13 +3131,13 @@ ENCODERS = {
     b'\xfd5Z\xe1\x987\xf0\x7f': encode_JobAttemptAccepted,
     b'g\xc7_\xe4\xf0b9\xc0': encode_JobAttemptCompleted,
     b'K\\L\xbb\xe4\x11\xcc\xb0': encode_JobAttemptRefused,
-    b'\x92\xe3\x98\xbeHq\x11\xb6': encode_JobAttemptScheduled,
+    b'\x84q\xcb5k\xab\xa6\xe7': encode_JobAttemptScheduled,
     b'\x857\xed\x00B\xb0\xe2\n': encode_JobAttemptStarted,
     b'\xf7d\x93f\x87\xediY': encode_JobBecameReady,
     b'o\xd0M\xce&\x1c3\x19': encode_JobCancelled,
     b"H\xc8\x81\xc6\xab\x8b'\xd0": encode_JobCompleted,
     b'H\xaa+\xbejY4u': encode_JobCreated,
-    b'\x9e\x8e\x03\xe5\xa8\xeb\xae\xf7': encode_JobCreating,
+    b'\xf8r\xa3y%\xc5\xe8\xfb': encode_JobCreating,
     b'\x9a\xcf\x01Z\xbd\x00\x84v': encode_JobGroupCancelRequested,
     b'\x97e\x86*3\x1a\xe5c': encode_JobGroupCancelled,
     b'\xce\xec\x0f_kR\xba\xd9': encode_JobGroupCreated,
@@ -3139,4 +3145,4 @@ ENCODERS = {
     b'\xc2\xe0\xcf\xc0\x88\xec\x08%': encode_RunningAttemptsReported,
     b'\xc8\x0c]/\xb2l\xe2#': encode_SchedulerLeaderElected,
 }
-SOURCE_DIGEST = '47749a3612cef384'
+SOURCE_DIGEST = '0463a66f7d53a2d5'

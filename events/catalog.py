@@ -1233,6 +1233,7 @@ class JobAttemptScheduled:
     cores_mcpu: int
     memory_bytes: int
     storage_gib: int
+    awaits_verdict: bool
 
     def to_avro(self) -> dict[str, Any]:
         return {
@@ -1249,6 +1250,7 @@ class JobAttemptScheduled:
             'cores_mcpu': self.cores_mcpu,
             'memory_bytes': self.memory_bytes,
             'storage_gib': self.storage_gib,
+            'awaits_verdict': self.awaits_verdict,
         }
 
     @classmethod
@@ -1267,6 +1269,7 @@ class JobAttemptScheduled:
             cores_mcpu=d['cores_mcpu'],
             memory_bytes=d['memory_bytes'],
             storage_gib=d['storage_gib'],
+            awaits_verdict=d['awaits_verdict'],
         )
 
 
@@ -1554,6 +1557,7 @@ class JobCreating:
     instance_name: str
     scheduler_epoch: int
     user: str
+    awaits_verdict: bool
 
     def to_avro(self) -> dict[str, Any]:
         return {
@@ -1567,6 +1571,7 @@ class JobCreating:
             'instance_name': self.instance_name,
             'scheduler_epoch': self.scheduler_epoch,
             'user': self.user,
+            'awaits_verdict': self.awaits_verdict,
         }
 
     @classmethod
@@ -1582,6 +1587,7 @@ class JobCreating:
             instance_name=d['instance_name'],
             scheduler_epoch=d['scheduler_epoch'],
             user=d['user'],
+            awaits_verdict=d['awaits_verdict'],
         )
 
 

@@ -104,7 +104,9 @@ def _strip(rec: Any) -> Any:
 
 
 def _default(field: dict[str, Any]) -> str:
-    if "default" not in field:
+    # "squall.producer_must_set": the Avro default only fills the field in data older than it; code
+    # that makes the event must say (a forgotten value would silently mean what old data means)
+    if "default" not in field or field.get("squall.producer_must_set"):
         return ""
     d = field["default"]
     if d is None:

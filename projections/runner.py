@@ -110,6 +110,7 @@ class Runner:
         self.codec = codec or Codec()
         self.open_reader = open_reader or self._log_reader
         self.applied = 0  # records applied or quarantined by this runner (all workers)
+        self.positions: dict[TopicPartition, int] = {}  # next offset to apply, per partition a worker holds
 
     async def _log_reader(self, share: Sequence[TopicPartition]) -> PartitionReader:
         return LogReader(self.log, share)
@@ -144,6 +145,7 @@ class Runner:
         try:
             offsets = await projection.stored_offsets(share)
             await reader.seek(offsets)
+            self.positions.update(offsets)
             limits = {tp: until.get(tp, 0) for tp in share} if until is not None else {}
             while not stop.is_set():
                 if until is not None and all(offsets[tp] >= until.get(tp, 0) for tp in share):
@@ -161,9 +163,11 @@ class Runner:
                     log.warning("offsets moved under this worker (another projector?); reloading them")
                     offsets = await projection.stored_offsets(share)
                     await reader.seek(offsets)
+                    self.positions.update(offsets)
                     continue
                 for chunk in chunks:
                     offsets[(chunk.topic, chunk.partition)] = chunk.next_offset
+                    self.positions[(chunk.topic, chunk.partition)] = chunk.next_offset
         finally:
             await reader.close()
             await projection.close()

@@ -217,7 +217,8 @@ def _attempt_scheduled(s: BatchState, e: JobAttemptScheduled | JobCreating) -> N
         s.max_scheduler_epoch = e.scheduler_epoch
     if reason is not None:
         s.rejected_attempts.add(key)
-        _verdict_due(s, e, asked, reason, _requested_resources(e, job))
+        if e.awaits_verdict:  # a decision from before verdicts (v1) is judged here, in place, and that is all
+            _verdict_due(s, e, asked, reason, _requested_resources(e, job))
         return
     if fresh:
         cores, memory, storage = _requested_resources(e, job)
@@ -229,7 +230,8 @@ def _attempt_scheduled(s: BatchState, e: JobAttemptScheduled | JobCreating) -> N
         attempt.instance_name = e.instance_name
         attempt.scheduled_event_id, attempt.scheduled_at = e.event_id, e.occurred_at
     job.state = asked
-    _verdict_due(s, e, asked, None, (attempt.cores_mcpu, attempt.memory_bytes, attempt.storage_gib))
+    if e.awaits_verdict:
+        _verdict_due(s, e, asked, None, (attempt.cores_mcpu, attempt.memory_bytes, attempt.storage_gib))
     _touch_job(s, job, e)
 
 

@@ -15,10 +15,12 @@ result does not depend on string hashing: the same input always gives the same p
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from events.core.autoscale import PoolConfig
 from events.core.explain import Explanation, Reason
+from events.core.pool_fit import misfit_in_pool
 
 QUARTER_CORE_MCPU = 250
 DEFAULT_JOB_PRIVATE_LIMIT = 300  # Hail: at most 300 job-private creations per pass (GCE quota)
@@ -145,6 +147,7 @@ def match(
     *,
     full_pools: Collection[str] = (),
     job_private_limit: int = DEFAULT_JOB_PRIVATE_LIMIT,
+    pools: Sequence[PoolConfig] = (),
 ) -> MatchResult:
     """Place `ready_jobs` (already in fair-share order) on `instances`.
 
@@ -152,6 +155,8 @@ def match(
     absent from `shares` (or shares=None) is not limited; a user absent from a listed pool gets 0.
     full_pools: pools that cannot grow (at max instances), to explain waiting jobs accurately; a
     mapping pool -> (limit, its value), e.g. ("max_live_instances", 4), also names the limit.
+    pools: the configured pools; a job no worker of its pool can hold is explained as such
+    (`no_pool_fits`), not as waiting for capacity the autoscaler will never add.
     Every ready job ends up in exactly one of assignments, job_private_requests, explanations.
     """
     groups: dict[str, list[tuple[str, bool, _Group]]] = {}  # pool -> [(region, preemptible, group)]
@@ -173,6 +178,7 @@ def match(
     placed_users: set[tuple[str, str]] = set()
     failed_shapes: set[tuple[object, ...]] = set()
     no_capacity_reasons: dict[tuple[str, tuple[str, ...] | None, bool], Reason] = {}
+    misfits: dict[tuple[object, ...], str | None] = {}  # shape -> why no worker of its pool holds it
     result = MatchResult()
     assignments, explanations = result.assignments, result.explanations
     job_private_left = job_private_limit
@@ -237,6 +243,13 @@ def match(
             else:
                 slot_group.take(slot, job.cores_mcpu, job.memory_bytes, job.storage_gib)  # type: ignore[union-attr]
         if slot is None:
+            problem = misfits.get(shape, "") if pools else None
+            if problem == "":
+                problem = misfits[shape] = misfit_in_pool(job.cores_mcpu, job.memory_bytes, job.storage_gib,
+                                                          job.pool, pools)
+            if problem is not None:
+                explanations.append(_explain(job, Reason.NO_POOL_FITS, misfit=problem))
+                continue
             reason = no_capacity_reasons.get(scope_key)
             if reason is None:
                 reason = no_capacity_reasons[scope_key] = _no_capacity_reason(job, groups, full_pools)

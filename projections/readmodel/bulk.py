@@ -229,6 +229,8 @@ class BulkReadModelProjection(ReadModelProjection):
                 await self.conn.execute("UPDATE jobs SET committed = true WHERE batch_id = %s AND update_id = %s "
                                         "AND NOT committed", (batch_id, update_id))
         model.committed_updates = []
+        await sink.end_attempts(self.conn, model.ended_attempts)  # rows written (evicted) already
+        model.ended_attempts = []
 
     async def _write_rows(self, keys: dict[str, set[Key]] | None) -> None:
         """Write the held rows of `keys` (None: every held row) that are new or changed, and drop

@@ -3,7 +3,8 @@
 No I/O, no clock: everything comes from the event and its position in the log. Events the read
 models do not show (worker assignments, leader election) convert to no ops, and so do the
 scheduler's decisions (SJ, JobCreating) and refusals: an attempt exists once the resolver accepted
-its decision (JobAttemptAccepted), exactly as for every other fold. Every batch-topic
+its decision (JobAttemptAccepted), exactly as for every other fold. (Decisions from logs written
+before verdicts, `awaits_verdict` false, are taken where they land, as then.) Every batch-topic
 event but the workers' billing updates (RunningAttemptsReported: one per batch and instance every
 billing interval, telemetry rather than a decision) also yields an audit row (the audit index: job
 -> its events' positions); instance events do not (heartbeats would swamp it, and they belong to no
@@ -170,6 +171,19 @@ def _attempt_accepted(e: ev.JobAttemptAccepted) -> list[ops.Op]:
                                 e.memory_bytes, e.storage_gib, e.state == CREATING, e.occurred_at)]
 
 
+def _decided_before_verdicts(e: ev.JobAttemptScheduled | ev.JobCreating) -> list[ops.Op]:
+    """A decision written before verdicts existed gets none: it shows where it lands, as it did then
+    (the fold takes it only for a Ready job, or for the boot of the job's Creating attempt). With
+    `awaits_verdict` it shows nothing until its JobAttemptAccepted."""
+    if e.awaits_verdict:
+        return []
+    if isinstance(e, ev.JobCreating):  # it carries no resources: the job's own request
+        return [ops.ScheduleAttempt(e.batch_id, e.job_id, e.attempt_id, e.instance_name, None, None, None, True,
+                                    e.occurred_at)]
+    return [ops.ScheduleAttempt(e.batch_id, e.job_id, e.attempt_id, e.instance_name, e.cores_mcpu, e.memory_bytes,
+                                e.storage_gib, False, e.occurred_at)]
+
+
 def _attempt_started(e: ev.JobAttemptStarted) -> list[ops.Op]:
     # positional (see _POSITIONAL): batch_id, job_id, attempt_id, instance_name, started_at
     return [ops.StartAttempt(e.batch_id, e.job_id, e.attempt_id, e.instance_name, e.started_at)]
@@ -284,6 +298,8 @@ _HANDLERS: dict[type, Any] = {
     ev.JobCreated: _job_created,
     ev.JobBecameReady: _job_ready,
     ev.JobAttemptAccepted: _attempt_accepted,
+    ev.JobAttemptScheduled: _decided_before_verdicts,
+    ev.JobCreating: _decided_before_verdicts,
     ev.JobAttemptStarted: _attempt_started,
     ev.JobAttemptCompleted: _attempt_completed,
     ev.RunningAttemptsReported: _running_reported,

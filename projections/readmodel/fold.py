@@ -8,7 +8,9 @@ event after a newer one, changes nothing:
 - an attempt exists once the resolver accepted its decision (JobAttemptAccepted; whether a decision
   counts is never judged here, see events/core/decisions.py), once (its row); a retry only of the
   job's current attempt; an attempt is billed what its start, its end and the latest report of it
-  running say, settled whenever one of them changes (ledger.py), so a re-delivery bills nothing more;
+  running say, settled whenever one of them changes (ledger.py), so a re-delivery bills nothing more.
+  A decision from before verdicts (`awaits_verdict` false: logs of earlier releases) is taken where
+  it lands, by the rule of those releases: a fresh attempt of a Ready job, or the boot of a Creating one;
 - instance states only move forward (pending < active < inactive < deleted).
 Counters follow Hail: a job counts in its group and every ancestor group, and in the batch.
 """
@@ -54,6 +56,8 @@ class ReadModel:
         self.audit: list[ops.RecordAudit] = []
         self.pool_decisions: list[ops.RecordPoolDecision] = []  # append-only, like the audit index
         self.committed_updates: list[tuple[int, int]] = []  # for jobs of the update not held in memory
+        # (batch, job, attempt, at): attempts not held in memory to end as cancelled (_end_refused_attempt)
+        self.ended_attempts: list[tuple[int, int, str, int]] = []
         self.new: dict[str, set[Key]] = {t.name: set() for t in STATEFUL}
         self.dirty: dict[str, set[Key]] = {t.name: set() for t in STATEFUL}
 
@@ -66,6 +70,7 @@ class ReadModel:
         self.audit = []
         self.pool_decisions = []
         self.committed_updates = []
+        self.ended_attempts = []
         for name in self.new:
             self.new[name].clear()
             self.dirty[name].clear()
@@ -359,7 +364,9 @@ class ReadModel:
         # the core's fences: JobCancelled ends a job without an attempt (Pending or Ready); JobCompleted
         # the job whose current attempt it names (a verdict that lost to a retry of that attempt: nothing)
         if op.attempt_id is None:
-            if job["state"] not in ("Pending", "Ready"):
+            if job["state"] in ("Running", "Creating") and job["current_attempt_id"] is not None:
+                self._end_refused_attempt(job, op)
+            elif job["state"] not in ("Pending", "Ready"):
                 return
         elif job["state"] not in ("Running", "Creating") or job["current_attempt_id"] != op.attempt_id:
             return
@@ -387,6 +394,23 @@ class ReadModel:
             batch["state"] = "complete"
             batch["time_completed"] = op.at
         self._touch(BATCHES.name, (op.batch_id,))
+
+    def _end_refused_attempt(self, job: dict[str, Any], op: ops.CompleteJob) -> None:
+        """JobCancelled met a job with an attempt: an attempt taken where its decision landed, from a
+        log written before verdicts (with verdicts an attempt appears only once the core accepted it,
+        and the core cancels only jobs without one). The core refused it, as it raced the
+        cancellation, and no worker got it: end it as Hail's unschedule_job does, reason `cancelled`,
+        nothing billed; the job no longer points at it. An attempt row this batch of ops did not load
+        is ended by the sink (`ended_attempts`), so the result does not depend on how the log is cut."""
+        key = (op.batch_id, op.job_id, job["current_attempt_id"])
+        job["current_attempt_id"] = None
+        attempt = self.get(ATTEMPTS.name, key)
+        if attempt is None:
+            self.ended_attempts.append((*key, op.at))
+        elif attempt["end_time"] is None:
+            attempt["end_time"] = op.at
+            attempt["reason"] = "cancelled"
+            self._touch(ATTEMPTS.name, key)
 
     def _record_audit(self, op: ops.RecordAudit) -> None:
         self.audit.append(op)

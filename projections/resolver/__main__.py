@@ -14,9 +14,11 @@ import logging
 import os
 import socket
 import sys
+from functools import partial
 
 from events.errors import LogError
 from events.service_log import open_service_log
+from projections.lag import report_lag
 from projections.resolver.service import Resolver, ResolverSettings
 from projections.runner import tune_gc_for_batches
 from services.config import (
@@ -27,6 +29,7 @@ from services.config import (
     serve_metrics,
     stop_on_signals,
 )
+from services.metrics import set_projection_lag
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -43,7 +46,12 @@ async def serve(config: ServiceConfig, settings: ResolverSettings) -> None:
     stop = stop_on_signals()
     try:
         producer = f"resolver/{socket.gethostname()}:{os.getpid()}"
-        await Resolver(log, config.topics, producer, settings).run(stop)
+        resolver = Resolver(log, config.topics, producer, settings)
+        lag = asyncio.create_task(report_lag(log, resolver.positions, partial(set_projection_lag, "resolver"), stop))
+        try:
+            await resolver.run(stop)
+        finally:
+            lag.cancel()
     finally:
         await log.close()
 

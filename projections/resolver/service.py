@@ -50,6 +50,10 @@ class Resolver:
         self.records_processed = 0
         self.events_derived = 0
 
+    def positions(self) -> dict[TopicPartition, int]:
+        """The next offset to fold, per partition this member owns (its lag is the rest of the log)."""
+        return {tp: part.next_offset for tp, part in self.core.partitions.items()}
+
     async def run(self, stop: asyncio.Event) -> None:
         consumer = await self.log.group_consumer(group_id(self.topics), [self.topics.batch])
         log.info("resolver joined group %s on %s", group_id(self.topics), self.topics.batch)

@@ -54,6 +54,7 @@ from events.log import EventLog
 from events.publisher import Publisher
 from projections.scheduling.model import InstanceEntry, InstanceState
 from projections.scheduling.state import SchedulingState
+from services import metrics
 from services.autoscaler.decisions import DecisionLog, decision_event
 from services.autoscaler.demand import instance_statuses, pool_lookahead
 from services.autoscaler.observed import CREATE_FAILED, Observed
@@ -153,6 +154,7 @@ class Autoscaler:
             await self.provider.heal()  # before anything reads the fleet: a dead agent is back
         except ProviderError as exc:
             log.warning("restarting dead agents failed (%s); the next loop retries", exc)
+        metrics.set_instance_utilisation(instance_utilisation(state))
         await self._deactivate_preempted(state, now)
         await self._grow_and_shrink(state, now)
         await self._realize_requested(state, now)
@@ -351,3 +353,10 @@ class Autoscaler:
         if vanished:
             log.warning("%d instances vanished from the provider; deactivating them", len(vanished))
             await self._publisher.publish(vanished)
+
+
+def instance_utilisation(state: SchedulingState) -> dict[str, float]:
+    """Allocated / total cores of each active instance (held decisions count as allocated)."""
+    return {i.name: (i.cores_mcpu - i.free_cores_mcpu) / i.cores_mcpu
+            for i in state.instances.values() if i.state is InstanceState.ACTIVE and i.cores_mcpu > 0}
+

@@ -14,7 +14,8 @@ as systemd restarts it on a VM (`heal`, every autoscaler loop): the same command
 run twice. At once the first time, then after 1, 2, 4, 8 s; an agent that died 6 times without
 living a minute in between is given up: it drops out of `list`, and the autoscaler deactivates the
 instance (its jobs are retried elsewhere). An agent that exited by itself with 0 drained and
-announced its end: it stays down. Restart counts: <name>.restarts (`squall status` shows them).
+announced its end: it stays down. Restart counts: <name>.restarts (`squall status` shows them, and
+each agent's metrics endpoint: a loopback port chosen at create, in the command).
 
 Zones (optional, `--zones local-a,local-b:2`): names the autoscaler chooses between, each with an
 optional capacity (how many instances it holds at once). A create in a full zone is refused as a
@@ -36,6 +37,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -96,6 +98,8 @@ class LocalProvider:
             args += ["--database-url", c.database_url]
         if spec.preemptible:
             args.append("--preemptible")
+        # its Prometheus endpoint (MJS/MJC counters, job runtimes); kept in <name>.cmd, so a restart keeps it
+        args += ["--metrics-port", str(free_loopback_port())]
         return args + list(self._extra_args)
 
     def zones_for(self, region: str) -> list[str]:
@@ -278,6 +282,21 @@ class LocalProvider:
 
     async def close(self) -> None:
         """Leave the instances running: they belong to the fleet, not to this process."""
+
+
+def free_loopback_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def metrics_url(home: Path, name: str) -> str | None:
+    """The Prometheus endpoint of a local agent, from the command it runs with (None if unknown)."""
+    try:
+        command = json.loads((home / "instances" / f"{name}.cmd").read_text())
+        return f"http://127.0.0.1:{int(command[command.index('--metrics-port') + 1])}/metrics"
+    except (OSError, ValueError, IndexError, TypeError):
+        return None
 
 
 def preempt(home: Path, name: str) -> None:

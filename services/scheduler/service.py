@@ -183,7 +183,8 @@ class Scheduler:
         assert self.epoch is not None, "not leading"
         now = self._clock()
         with metrics.time_scheduling_cycle():
-            plan = plan_cycle(follower.state, self.reservations.values(), now, self._full_pools(follower))
+            plan = plan_cycle(follower.state, self.reservations.values(), now, self._full_pools(follower),
+                              self.settings.pools)
         metrics.set_ready_jobs(follower.state.ready_by_user())
         self.stats.passes += 1
         events: list[Event] = []
@@ -196,7 +197,7 @@ class Scheduler:
                 event_id=derived_event_id("JobAttemptScheduled", a.batch_id, a.job_id, attempt_id), occurred_at=now,
                 producer=self.producer, batch_id=a.batch_id, job_id=a.job_id, attempt_id=attempt_id,
                 instance_name=a.instance_name, scheduler_epoch=self.epoch, user=a.user, cores_mcpu=a.cores_mcpu,
-                memory_bytes=a.memory_bytes, storage_gib=a.storage_gib))
+                memory_bytes=a.memory_bytes, storage_gib=a.storage_gib, awaits_verdict=True))
             new[attempt_id] = Reservation(job.key, a.user, job.pool, a.instance_name,
                                           Demand(a.cores_mcpu, a.memory_bytes, a.storage_gib), now)
         for c in plan.creating_placements:
@@ -206,7 +207,8 @@ class Scheduler:
                 event_id=derived_event_id("JobAttemptScheduled", c.job.key[0], c.job.key[1], creating_attempt),
                 occurred_at=now, producer=self.producer, batch_id=c.job.key[0], job_id=c.job.key[1],
                 attempt_id=creating_attempt, instance_name=c.instance.name, scheduler_epoch=self.epoch,
-                user=c.job.user, cores_mcpu=d.cores_mcpu, memory_bytes=d.memory_bytes, storage_gib=d.storage_gib))
+                user=c.job.user, cores_mcpu=d.cores_mcpu, memory_bytes=d.memory_bytes, storage_gib=d.storage_gib,
+                awaits_verdict=True))
             new[creating_attempt] = Reservation(c.job.key, c.job.user, c.job.pool, c.instance.name, d, now)
         for r in plan.job_private_requests:
             attempt_id = self._new_attempt_id()
@@ -244,7 +246,7 @@ class Scheduler:
             JobCreating(
                 event_id=derived_event_id("JobCreating", r.batch_id, r.job_id, attempt_id), occurred_at=now,
                 producer=self.producer, batch_id=r.batch_id, job_id=r.job_id, attempt_id=attempt_id,
-                instance_name=name, scheduler_epoch=self.epoch or 0, user=r.user),
+                instance_name=name, scheduler_epoch=self.epoch or 0, user=r.user, awaits_verdict=True),
         ]
 
     def _full_pools(self, follower: StateFollower) -> dict[str, tuple[str, int]]:

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 from events.core.autoscale import InstanceStatus, PoolConfig, PoolSnapshot
 from events.core.matching import InstanceCapacity
+from events.core.selection import usable_mcpu
 
 PENDING, ACTIVE, DELETED = 0, 1, 2
 QUARTER_CORE_MCPU = 250
@@ -144,12 +145,11 @@ class Fleet:
             del self.free_buckets[instance.pool][instance.free_mcpu // QUARTER_CORE_MCPU][instance.index]
 
     def usable_mcpu(self, pool_name: str, job_mcpu: int) -> int:
-        """Free cores that jobs of `job_mcpu` could use: fragments smaller than a job do not count."""
+        """`selection.usable_mcpu` of the pool's active instances, from the buckets (free cores are
+        whole quarter cores: every size is a power of two times 0.25 core)."""
         buckets = self.free_buckets[pool_name]
-        return sum(
-            len(buckets[q]) * (q * QUARTER_CORE_MCPU // job_mcpu * job_mcpu)
-            for q in range(-(-job_mcpu // QUARTER_CORE_MCPU), len(buckets))
-        )
+        return usable_mcpu(((q * QUARTER_CORE_MCPU, len(buckets[q])) for q in range(1, len(buckets)) if buckets[q]),
+                           job_mcpu)
 
     def free_capacity(self, pool_name: str, min_mcpu: int, per_bucket: int) -> list[InstanceCapacity]:
         """What the matcher sees: active instances with at least `min_mcpu` free, at most `per_bucket`

@@ -131,7 +131,8 @@ class _Batch:
             sj = ev.JobAttemptScheduled(
                 event_id=self.eid("sj"), occurred_at=self.ts(), producer=PRODUCER, causation_id=ready.event_id,
                 batch_id=b, job_id=j, attempt_id=attempt_id, instance_name=instance, scheduler_epoch=1,
-                user=f"user{b % 3}", cores_mcpu=1000, memory_bytes=3_750 * 1024**2, storage_gib=0)
+                user=f"user{b % 3}", cores_mcpu=1000, memory_bytes=3_750 * 1024**2, storage_gib=0,
+                awaits_verdict=True)
             self.out.append(sj)
             self.out.append(ev.JobAttemptAccepted(  # the resolver's verdict, which the read models follow
                 event_id=self.eid("ok"), occurred_at=sj.occurred_at, producer=PRODUCER, causation_id=sj.event_id,

@@ -68,7 +68,7 @@ class _Cluster:
             memory: int, took_ms: int = 4_000, ends: bool = True) -> None:
         b = {"batch_id": RETRY_BATCH, "job_id": job_id, "attempt_id": attempt, "instance_name": instance}
         self.append(ev.JobAttemptScheduled(**self.env("sj"), **b, scheduler_epoch=1, user="alice",  # type: ignore[arg-type]
-                                           cores_mcpu=250, memory_bytes=memory, storage_gib=0))
+                                           cores_mcpu=250, memory_bytes=memory, storage_gib=0, awaits_verdict=True))
         started = self.t + 500
         self.append(ev.JobAttemptStarted(**self.env("mjs"), **b, started_at=started))  # type: ignore[arg-type]
         if ends:

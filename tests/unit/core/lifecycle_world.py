@@ -93,16 +93,17 @@ class Builder:
                                     start_job_id=start_job_id, start_job_group_id=1)
 
     def sj(self, job_id: int, attempt_id: str, epoch: int = 1, instance: str = "i-1",
-           memory_bytes: int = 2**30) -> JobAttemptScheduled:
+           awaits_verdict: bool = True, memory_bytes: int = 2**30) -> JobAttemptScheduled:
         return JobAttemptScheduled(**self._env("sj"), job_id=job_id, attempt_id=attempt_id, instance_name=instance,
                                    scheduler_epoch=epoch, user=USER, cores_mcpu=1000, memory_bytes=memory_bytes,
-                                   storage_gib=0)
+                                   storage_gib=0, awaits_verdict=awaits_verdict)
 
-    def creating(self, job_id: int, attempt_id: str, epoch: int = 1, instance: str | None = None) -> JobCreating:
+    def creating(self, job_id: int, attempt_id: str, epoch: int = 1, instance: str | None = None,
+                 awaits_verdict: bool = True) -> JobCreating:
         """The scheduler asked for a job-private instance for this attempt (named as the scheduler names it)."""
         return JobCreating(**self._env("jcr"), job_id=job_id, attempt_id=attempt_id,
                            instance_name=instance or private_instance(job_id, attempt_id), scheduler_epoch=epoch,
-                           user=USER)
+                           user=USER, awaits_verdict=awaits_verdict)
 
     def mjs(self, job_id: int, attempt_id: str, instance: str = "i-1") -> JobAttemptStarted:
         return JobAttemptStarted(**self._env("mjs"), job_id=job_id, attempt_id=attempt_id, instance_name=instance,

@@ -16,6 +16,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lifecycle_runs import ACTIONS, RETRY_ACTIONS, RetryRun, Run
+from lifecycle_world import Builder, World
 
 from events.catalog import Event, JobCreated, Resources
 from events.core.lifecycle import COMPLETE_STATES, CREATING, PENDING, READY, RUNNING, BatchState, evolve
@@ -115,3 +116,43 @@ def test_they_agree_on_what_retried_jobs_ask_for(data: st.DataObject) -> None:
         run.step(action)
     run.drive_to_quiescence()
     assert fold_and_compare(run.w.log) > 0
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_the_three_folds_agree_at_the_end_of_a_log_written_before_verdicts(data: st.DataObject) -> None:
+    """Every decision from a release before verdicts (awaits_verdict false): each fold judges it where
+    it lands. In between they may differ as that release's did (an SJ that raced a cancellation shows
+    Running until its JobCancelled), but once the batch is driven to its end they agree on every job.
+    One leader only: a deposed leader's SJ on a Ready job is fenced by the core and the scheduling
+    state, but the read model shows it as that release did (it keeps no epoch; see
+    test_a_deposed_leaders_decision_from_before_verdicts_is_shown_as_that_release_showed_it)."""
+    run = Run(data, verdicts=False, deposed_leaders=False)
+    run.setup()
+    for action in run.draw(st.lists(st.sampled_from(ACTIONS), min_size=20, max_size=80)):
+        run.step(action)
+    run.drive_to_quiescence()
+    folds = Folds()
+    for event in run.w.log:
+        folds.apply(event)
+    assert folds.core is not None and folds.core.verdicts_due == {}
+    assert folds.disagreements() == []
+
+
+def test_a_deposed_leaders_decision_from_before_verdicts_is_shown_as_that_release_showed_it() -> None:
+    """The known gap, pinned so that closing it is a visible change: in a log from before verdicts, an
+    SJ of a deposed leader (epoch 0 after 1) on a Ready job is refused by the core and the scheduling
+    state, which take the leader's later SJ; the read model, keeping no epoch, shows the deposed
+    attempt (as that release's read model did) and the job never completes there."""
+    b, w = Builder(), World()
+    w.append(b.batch(), *b.dag({1: (), 2: ()}))
+    w.settle()
+    w.append(b.sj(1, "at1", epoch=1, awaits_verdict=False), b.sj(2, "at2", epoch=0, awaits_verdict=False),
+             b.sj(2, "at3", epoch=1, awaits_verdict=False))
+    w.settle()
+    folds = Folds()
+    for event in w.log:
+        folds.apply(event)
+    assert folds.core is not None and folds.core.jobs[2].attempt is not None
+    assert folds.core.jobs[2].attempt.attempt_id == "at3"
+    assert folds.disagreements() == [("read model", 2, (RUNNING, "at3"), (RUNNING, "at2"))]

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 
 import pytest
+from prometheus_client import REGISTRY
 
 from events.catalog import (
     InstanceCreated,
@@ -20,6 +22,7 @@ from services.autoscaler.service import Autoscaler, AutoscalerSettings
 from services.providers.base import InstanceSpec, ProviderInstance, QuotaExceeded
 from services.providers.gce import GceProvider, GceSettings
 from tests.unit.driver.driver_events import (
+    accepted,
     activated,
     attempt_done,
     cancelled,
@@ -28,6 +31,7 @@ from tests.unit.driver.driver_events import (
     creating,
     ready,
     requested,
+    scheduled,
 )
 from tests.unit.driver.fake_compute import BOOTSTRAP, FakeCompute, FakeComputeServer
 
@@ -121,6 +125,41 @@ async def test_tops_up_to_the_minimum_then_grows_with_ready_demand_within_the_pe
     created_2 = next(e for e in events if isinstance(e, InstanceRequested) and e.instance_name == "standard-2")
     assert (created_2.machine_type, created_2.cores_mcpu, created_2.region) == ("n1-standard-4", 4000, "us-central1")
     await autoscaler.close()
+
+
+async def test_jobs_no_worker_of_the_pool_can_hold_are_no_demand(memory_log, topics):
+    """Before: their cores counted as ready demand, so the autoscaler started instances (4-core ones
+    here) that could never run them, for as long as they waited (for ever)."""
+    provider, clock = MemoryProvider(), Clock()
+    autoscaler, publisher = await make(memory_log, topics, provider, clock, pool=replace(POOL, min_instances=0))
+    too_big = [created(j, cores=8000) for j in range(1, 11)] + [created(11, cores=1000, memory_bytes=64 * 2**30)]
+    await publisher.publish([*too_big, *(ready(j) for j in range(1, 12))])
+    await autoscaler.loop_once()
+    assert provider.instances == {}
+    await publisher.publish([created(12, cores=4000), ready(12)])  # one that fits still gets its worker
+    await autoscaler.loop_once()
+    assert sorted(provider.instances) == ["standard-1"]
+    await autoscaler.close()
+
+
+async def test_each_active_instance_reports_its_utilisation(memory_log, topics):
+    provider, clock = MemoryProvider(), Clock()
+    autoscaler, publisher = await make(memory_log, topics, provider, clock, pool=replace(POOL, min_instances=0))
+    await publisher.publish([activated("w1", cores=4000, at=clock.now), activated("w2", cores=2000, at=clock.now)])
+    await autoscaler.loop_once()
+    await publisher.publish([created(1, cores=3000), ready(1), *placed(scheduled(1, "a1", "w1", cores=3000))])
+    await autoscaler.loop_once()
+    assert sample("squall_instance_utilisation_ratio", instance="w1") == 0.75
+    assert sample("squall_instance_utilisation_ratio", instance="w2") == 0.0
+    await autoscaler.close()
+
+
+def placed(decision):  # type: ignore[no-untyped-def]
+    return [decision, accepted(decision)]
+
+
+def sample(name: str, **labels: str) -> float | None:
+    return REGISTRY.get_sample_value(name, labels)
 
 
 async def test_a_refused_create_is_recorded_and_the_pool_waits_before_asking_again(memory_log, topics):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 
 from events.catalog import InstanceDeactivated, JobAttemptCompleted, JobBecameReady
+from events.core.autoscale import PoolConfig
+from events.core.explain import Reason
 from events.core.fairshare import UserDemand, allocate
 from projections.scheduling.model import Demand
 from projections.scheduling.state import SchedulingState
@@ -162,3 +164,16 @@ def test_a_machine_type_job_asks_for_its_own_instance_and_is_placed_when_it_is_a
     plan = plan_cycle(state, [], now_ms=0)
     assert plan.job_private_requests == [] and [(c.job.key, c.instance.name) for c in plan.creating_placements] == [
         ((1, 1), name)]
+
+
+def test_a_job_no_worker_of_its_pool_can_hold_is_explained_as_such() -> None:
+    """Before: the scheduler said no_capacity ("the autoscaler adds instances"), which it never would."""
+    pool = PoolConfig(name="standard", worker_type="standard", preemptible=True, worker_cores=2)
+    state = fold(activated("w1", cores=2000), created(1, cores=4000), ready(1), created(2, cores=2000), ready(2))
+    plan = plan_cycle(state, [], now_ms=0, pools=(pool,))
+    [explanation] = plan.explanations
+    assert (explanation.job_id, explanation.reason) == (1, Reason.NO_POOL_FITS)
+    assert "no pool can ever run this job" in explanation.message and "largest pool is standard" in explanation.message
+    assert [a.job_id for a in plan.assignments] == [2]
+    # without the pools (or with one whose workers are big enough) it waits for capacity as before
+    assert plan_cycle(state, [], now_ms=0).explanations[0].reason == Reason.NO_CAPACITY

@@ -13,7 +13,7 @@ import pytest
 
 from services.config import ServiceConfig
 from services.providers.base import InstanceSpec, ProviderError
-from services.providers.local import LocalProvider, preempt
+from services.providers.local import LocalProvider, metrics_url, preempt
 
 SLEEPER = (sys.executable, "-c", "import time; time.sleep(120)")
 GIB = 1024**3
@@ -34,6 +34,7 @@ def cmdline(pid: int) -> list[str]:
         time.sleep(0.01)
 
 
+
 def start_by_hand(command: list[str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(command)
 
@@ -44,7 +45,9 @@ async def test_create_list_delete_and_find_a_restarted_agent(tmp_path) -> None:
     provider = LocalProvider(config, SLEEPER, stop_timeout_s=5)
     created = await provider.create(spec("w1"))
     assert (tmp_path / "instances" / "w1.pid").read_text().strip() == created.provider_id
-    assert provider.command_for(spec("w1"))[len(SLEEPER):] == [
+    command = provider.command_for(spec("w1"))
+    assert command[-2] == "--metrics-port" and 1024 <= int(command[-1]) < 65536  # its own Prometheus port
+    assert command[len(SLEEPER):-2] == [
         "--instance-name", "w1", "--cores", "2", "--memory-gib", "8", "--storage-gib", "10", "--pool", "standard",
         "--region", "local", "--bootstrap", "127.0.0.1:9", "--topic-prefix", "p.", "--home", str(tmp_path),
         "--system-bucket", "sys-b", "--storage-endpoint", "http://127.0.0.1:7", "--preemptible"]
@@ -99,13 +102,15 @@ async def test_an_agent_that_dies_is_restarted_with_the_same_command_and_counted
     config = ServiceConfig(bootstrap_servers="127.0.0.1:9", database_url="", home=tmp_path, topic_prefix="p.")
     provider = LocalProvider(config, SLEEPER, stop_timeout_s=5)
     first = await provider.create(spec("w1"))
+    cmdline_of_create = cmdline(int(first.provider_id))
     assert await provider.heal() == []  # alive: nothing to do
     os.kill(int(first.provider_id), signal.SIGKILL)
     provider._children["w1"].wait()
     assert await provider.heal() == ["w1"]
     [again] = await provider.list()
     assert again.name == "w1" and again.provider_id != first.provider_id and again.status == "running"
-    assert cmdline(int(again.provider_id)) == provider.command_for(spec("w1"))
+    assert cmdline(int(again.provider_id)) == cmdline_of_create  # same flags, same metrics port
+    assert metrics_url(tmp_path, "w1") == f"http://127.0.0.1:{cmdline_of_create[-1]}/metrics"
     assert (tmp_path / "instances" / "w1.restarts").read_text() == '{"restarts": 1}'
     await provider.delete("w1")
     assert await provider.heal() == [] and await provider.list() == []

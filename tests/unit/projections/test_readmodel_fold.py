@@ -67,7 +67,8 @@ class Log:
     def schedule(self, j: int, attempt: str) -> None:
         """The scheduler's decision (SJ): nothing to show until the resolver's verdict."""
         self.add(ev.JobAttemptScheduled, batch_id=B, job_id=j, attempt_id=attempt, instance_name="i1",
-                 scheduler_epoch=1, user="u", cores_mcpu=1000, memory_bytes=2 * 1024**3, storage_gib=10)
+                 scheduler_epoch=1, user="u", cores_mcpu=1000, memory_bytes=2 * 1024**3, storage_gib=10,
+                 awaits_verdict=True)
 
     def accept(self, j: int, attempt: str) -> None:
         self.add(ev.JobAttemptAccepted, batch_id=B, job_id=j, attempt_id=attempt, instance_name="i1",
@@ -216,8 +217,6 @@ def test_the_attempt_shows_from_its_verdict_on() -> None:
     job, attempt = log.row("jobs", B, 1), log.row("attempts", B, 1, "a1")
     assert (job["state"], job["current_attempt_id"], job["n_attempts"]) == ("Running", "a1", 1)
     assert (attempt["instance_name"], attempt["scheduled_at"], attempt["end_time"]) == ("i1", log.t, None)
-    log.add(ev.JobCancelled, batch_id=B, job_id=1, reason="batch_cancelled")  # a late copy: the job runs
-    assert log.row("jobs", B, 1)["state"] == "Running"
 
 
 def test_an_attempt_its_worker_ended_before_the_verdict_counts_once_the_verdict_lands() -> None:
@@ -248,9 +247,8 @@ def test_a_job_cancelled_after_an_ended_attempt_keeps_that_attempt_as_it_was() -
     log.ready(1)
     log.run(1, "a1", outcome="Error", complete=False, cause=INSTANCE_LOST, start=0, end=1_000)
     ended = dict(log.row("attempts", B, 1, "a1"))
-    log.add(ev.JobCancelled, batch_id=B, job_id=1, reason="batch_cancelled")  # only a job without an attempt
-    assert log.row("jobs", B, 1)["state"] == "Running"
-    # the core's verdict on the ended attempt of a cancelled job
+    # the core's verdict on the ended attempt of a cancelled job (it sends no JobCancelled for a job with an
+    # attempt: that one is the core's fence too)
     log.add(ev.JobCompleted, batch_id=B, job_id=1, state="Cancelled", attempt_id="a1", exit_code=None,
             reason=INSTANCE_LOST, n_attempts=1)
     assert log.row("attempts", B, 1, "a1") == ended
@@ -268,9 +266,9 @@ def test_stale_reports_change_nothing() -> None:
     log.ready(1, after="a1")  # a retry of an attempt that is no longer current
     log.ready(1)  # the first readiness, re-derived
     log.add(ev.JobAttemptScheduled, batch_id=B, job_id=1, attempt_id="a1", instance_name="i1", scheduler_epoch=1,
-            user="u", cores_mcpu=1000, memory_bytes=1, storage_gib=0)  # an old SJ again
+            user="u", cores_mcpu=1000, memory_bytes=1, storage_gib=0, awaits_verdict=True)  # an old SJ again
     log.add(ev.JobAttemptScheduled, batch_id=B, job_id=1, attempt_id="zz", instance_name="i2", scheduler_epoch=1,
-            user="u", cores_mcpu=1000, memory_bytes=1, storage_gib=0)  # an SJ that lost a race
+            user="u", cores_mcpu=1000, memory_bytes=1, storage_gib=0, awaits_verdict=True)  # an SJ that lost a race
     log.accept(1, "a1")  # an old verdict again
     assert log.model.rows == before
 
@@ -407,3 +405,55 @@ def test_a_verdict_that_lost_to_a_retry_of_its_attempt_changes_nothing() -> None
             reason=INSTANCE_LOST, n_attempts=1)
     assert log.row("jobs", B, 1)["state"] == "Ready"
     assert counters(log.row("batches", B)) == (1, 0, 0, 0, 0)
+
+
+def legacy_sj(log: Log, j: int, attempt: str) -> None:
+    """A decision from a log written before verdicts (v1: awaits_verdict false): no verdict follows."""
+    log.add(ev.JobAttemptScheduled, batch_id=B, job_id=j, attempt_id=attempt, instance_name="i1", scheduler_epoch=1,
+            user="u", cores_mcpu=1000, memory_bytes=2 * 1024**3, storage_gib=10, awaits_verdict=False)
+
+
+def test_a_decision_from_before_verdicts_is_taken_where_it_lands() -> None:
+    log = Log()
+    log.batch(2)
+    log.ready(1)
+    legacy_sj(log, 1, "a1")
+    job = log.row("jobs", B, 1)
+    assert (job["state"], job["current_attempt_id"], job["n_attempts"]) == ("Running", "a1", 1)
+    legacy_sj(log, 1, "a2")  # the job is not Ready any more: that release's read model ignored it too
+    legacy_sj(log, 2, "b1")  # job 2 is not Ready (never made so): ignored
+    assert ("attempts", (B, 1, "a2")) not in {(t, k) for t, rows in log.model.rows.items() for k in rows}
+    assert log.row("jobs", B, 2)["state"] == "Pending"
+
+
+def test_a_decision_from_before_verdicts_that_lost_to_a_cancellation_is_ended_by_the_job_cancelled() -> None:
+    """The race the core refused (an SJ after the cancel, before its JobCancelled): the attempt it took
+    in place ends as cancelled, the job is Cancelled without it, nothing is billed. Before, the job
+    stayed Running for ever."""
+    log = Log()
+    log.batch(1)
+    log.ready(1)
+    legacy_sj(log, 1, "a1")
+    at = log.t + 5
+    log.add(ev.JobCancelled, batch_id=B, job_id=1, reason="batch_cancelled", at=at)
+    job, attempt = log.row("jobs", B, 1), log.row("attempts", B, 1, "a1")
+    assert (job["state"], job["current_attempt_id"], job["cost"]) == ("Cancelled", None, 0)
+    assert (attempt["end_time"], attempt["reason"], attempt["cost"]) == (at, "cancelled", 0)
+
+
+def test_an_attempt_row_the_chunk_did_not_load_is_ended_by_the_sink() -> None:
+    """Live, the JobCancelled may come in a later transaction than the SJ, with only the job's row
+    loaded: the fold asks the sink to end the attempt, so live and rebuilt read models agree."""
+    whole = Log()
+    whole.batch(1)
+    whole.ready(1)
+    legacy_sj(whole, 1, "a1")
+    later = ReadModel()
+    for table, rows in whole.model.rows.items():
+        for key, row in rows.items():
+            if table != "attempts":
+                later.load(table, key, dict(row))
+    later.apply_all(convert(ev.JobCancelled(event_id="c", occurred_at=5_000, producer="t", batch_id=B, job_id=1,
+                                            reason="batch_cancelled"), Position("b", 0, 99)))
+    assert later.ended_attempts == [(B, 1, "a1", 5_000)]
+    assert later.rows["jobs"][(B, 1)]["state"] == "Cancelled"

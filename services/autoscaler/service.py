@@ -36,6 +36,7 @@ from events.log import EventLog
 from events.publisher import Publisher
 from projections.scheduling.model import InstanceEntry, InstanceState
 from projections.scheduling.state import SchedulingState
+from projections.snapshots.view import ViewSnapshots
 from services.providers.base import InstanceProvider, InstanceSpec, ProviderError
 from services.scheduler.view import StateFollower
 
@@ -73,7 +74,8 @@ class AutoscalerStats:
 class Autoscaler:
     def __init__(self, log_: EventLog, publisher: Publisher, provider: InstanceProvider,
                  settings: AutoscalerSettings, *, clock: Callable[[], int] = wall_clock_ms,
-                 new_name: Callable[[str], str] = random_instance_name, view_id: str | None = None) -> None:
+                 new_name: Callable[[str], str] = random_instance_name, view_id: str | None = None,
+                 snapshots: ViewSnapshots | None = None) -> None:
         self._log = log_
         self._publisher = publisher
         self.provider = provider
@@ -81,6 +83,7 @@ class Autoscaler:
         self._clock = clock
         self._new_name = new_name
         self._view_id = view_id or secrets.token_hex(4)
+        self._snapshots = snapshots
         self._pools = {p.name: p for p in settings.pools}
         self._pool_paused_until: dict[str, int] = {}
         self._busy: set[str] = set()  # instance names with a provider call in flight
@@ -93,10 +96,11 @@ class Autoscaler:
         return f"autoscaler/{self.provider.name}"
 
     async def start(self) -> None:
-        """Fold the log up to now (a fresh private view), before the first loop."""
+        """Fold the log up to now (a fresh private view, from the newest snapshot with snapshots), before
+        the first loop."""
         topics = self._publisher.topics
         self.follower = StateFollower(self._log, topics, f"{topics.prefix}autoscaler-view.{self._view_id}",
-                                      self._publisher.codec)
+                                      self._publisher.codec, snapshots=self._snapshots)
         await self.follower.start()
         await self.follower.catch_up()
 

@@ -86,7 +86,7 @@ class StateFollower:
         woke = False
         for record in records:
             woke |= self._fold(record)
-        if self.snapshots is not None and records:
+        if self.snapshots is not None:  # also when quiet: the last records before a lull get their snapshot
             self.snapshots.schedule.folded(len(records))
             if self.snapshots.schedule.due():
                 await self.snapshots.save(self.state, self.positions)

@@ -118,3 +118,21 @@ async def test_a_new_scheduler_starts_from_its_predecessors_snapshot_and_places_
                 await task
         await fleet.close()
         await resolver.close()
+
+
+async def test_the_records_before_a_lull_get_their_snapshot_once_the_interval_passes(memory_log, topics) -> None:
+    store = MemorySnapshotStore()
+    await publish_history(memory_log, topics)
+    snapshots = ViewSnapshots(store, view_name(topics), SnapshotSettings(interval_s=0.2, max_tail_records=10**9))
+    follower = StateFollower(memory_log, topics, "test-view", CODEC, snapshots=snapshots)
+    await follower.start()
+    try:
+        await follower.catch_up(timeout_s=30)
+        deadline = time.monotonic() + 10
+        while store.views.get(view_name(topics)) is None and time.monotonic() < deadline:
+            await follower.poll(timeout_ms=50)  # nothing more arrives
+        stored = store.views.get(view_name(topics))
+        assert stored is not None, "a quiet log never got a snapshot of what was folded before it went quiet"
+        assert dict(stored.positions) == follower.positions
+    finally:
+        await follower.close()

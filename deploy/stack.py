@@ -105,12 +105,23 @@ def common_args(state: StackState, role: str) -> tuple[str, ...]:
 
 
 def write_pools(state: StackState) -> Path:
-    """The local stack's pools: small workers of each type, `workers` standard ones kept warm.
+    """The local stack's pools: small workers of each type, `workers` standard ones kept warm; or the
+    operator's own pools file (`squall up --pools FILE`), checked before any service starts.
 
     Jobs pick a pool by memory keyword and preemptibility (Hail's rule), so every type exists;
     the autoscaler starts a worker for a pool only when that pool has ready work.
     """
     import yaml
+
+    own = state.extra.get("pools_file")
+    if own:
+        from services.autoscaler.pools import PoolConfigError, load_pools
+
+        try:
+            load_pools(Path(own), "local")
+        except PoolConfigError as exc:
+            raise StackError(f"--pools: {exc}") from exc
+        return Path(own)
 
     pools = []
     for worker_type in ("standard", "highcpu", "highmem"):
@@ -170,7 +181,8 @@ def service_specs(state: StackState) -> list[ProcessSpec]:
                     with_metrics("scheduler", "--pools", pools, "--heartbeat-timeout", str(state.heartbeat_timeout_s))),
         ProcessSpec("autoscaler", SERVICE_MODULES["autoscaler"],
                     with_metrics("autoscaler", "--provider", "local", "--pools", pools, "--loop-period", "2",
-                                 *workers, *_worker_flags(state))),
+                                 *workers, *_worker_flags(state),
+                                 *(("--zones", state.extra["zones"]) if state.extra.get("zones") else ()))),
         ProcessSpec("front", SERVICE_MODULES["front"],
                     (*common_args(state, "front"), "--host", "127.0.0.1", "--port", str(state.port), "--pools", pools)),
     ]
@@ -267,14 +279,20 @@ def up(home: Path, *, bootstrap: str | None = None, database_url: str | None = N
        storage: str = "embedded", storage_endpoint: str | None = None, system_bucket: str | None = None,
        bucket: str | None = None, simulated_job_ms: int | None = None,
        kafka_credentials: Path | None = None, worker_bootstrap: str | None = None, kafka_tls_everywhere: bool = False,
-       say=print, timeout_s: float = 120.0) -> StackState:  # type: ignore[no-untyped-def]
+       say=print, timeout_s: float = 120.0, pools_file: Path | None = None,
+       zones: str | None = None) -> StackState:  # type: ignore[no-untyped-def]
     """Bring the stack up (idempotent) and return its state once the API answers. With
     `simulated_job_ms`, its workers are simulated (no podman; every job succeeds after that long).
 
     The embedded broker is always secured (SCRAM per role, TLS for workers; with
     `kafka_tls_everywhere` the services use TLS too). An external broker (`bootstrap`) is used as
     `kafka_credentials` says: a directory with admin.json (creates topics and ACLs) and <role>.json
-    for each role; without it, unauthenticated."""
+    for each role; without it, unauthenticated.
+
+    `pools_file` replaces the default pools (a PoolConfig YAML, see services/autoscaler/pools.py);
+    `zones` gives the local workers zones to be spread over (`local-a,local-b:2`: names with optional
+    capacities). Both are kept for later `up`s of the same home."""
+    _check_fleet_options(pools_file, zones)
     from deploy.postgres import create_database
     from projections.db import migrate
 
@@ -335,6 +353,10 @@ def up(home: Path, *, bootstrap: str | None = None, database_url: str | None = N
                        worker_bootstrap=worker_bootstrap or "")
     if previous:
         state.extra = dict(previous.extra)
+    if pools_file is not None:
+        state.extra["pools_file"] = str(Path(pools_file).resolve())
+    if zones is not None:
+        state.extra["zones"] = zones
     state.token = _ensure_default_user(database_url, token)
     try:
         stack_storage.prepare(endpoint, database_url, system_bucket=system_bucket, bucket=bucket, user=DEFAULT_USER)
@@ -357,6 +379,21 @@ def up(home: Path, *, bootstrap: str | None = None, database_url: str | None = N
     if dead:
         raise StackError("not running: " + ", ".join(f"{n} (log: {table.log_file(n)})" for n in dead))
     return state
+
+
+def _check_fleet_options(pools_file: Path | None, zones: str | None) -> None:
+    """Refuse a bad --pools or --zones before starting anything, naming what to fix."""
+    from services.autoscaler.pools import PoolConfigError, load_pools
+    from services.providers.base import ProviderError
+    from services.providers.local import parse_zones
+
+    try:
+        if pools_file is not None:
+            load_pools(Path(pools_file), "local")
+        if zones is not None:
+            parse_zones(zones)
+    except (PoolConfigError, ProviderError) as exc:
+        raise StackError(str(exc)) from exc
 
 
 def _admin_credentials(directory: Path | None) -> KafkaSecurity | None:

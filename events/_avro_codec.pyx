@@ -230,6 +230,10 @@ cdef object _class_JobGroupCancelRequested = catalog.JobGroupCancelRequested
 cdef object _class_JobGroupCancelled = catalog.JobGroupCancelled
 cdef object _class_JobGroupCreated = catalog.JobGroupCreated
 cdef object _class_JobSpec = catalog.JobSpec
+cdef object _class_PoolInstanceChoice = catalog.PoolInstanceChoice
+cdef object _class_PoolScalingDecided = catalog.PoolScalingDecided
+cdef object _class_PoolWindowUser = catalog.PoolWindowUser
+cdef object _class_PoolZoneWeight = catalog.PoolZoneWeight
 cdef object _class_ResourceUsageSummary = catalog.ResourceUsageSummary
 cdef object _class_Resources = catalog.Resources
 cdef object _class_SchedulerLeaderElected = catalog.SchedulerLeaderElected
@@ -265,6 +269,10 @@ cdef object _builder_JobGroupCancelRequested = _BUILDERS['JobGroupCancelRequeste
 cdef object _builder_JobGroupCancelled = _BUILDERS['JobGroupCancelled']
 cdef object _builder_JobGroupCreated = _BUILDERS['JobGroupCreated']
 cdef object _builder_JobSpec = _BUILDERS['JobSpec']
+cdef object _builder_PoolInstanceChoice = _BUILDERS['PoolInstanceChoice']
+cdef object _builder_PoolScalingDecided = _BUILDERS['PoolScalingDecided']
+cdef object _builder_PoolWindowUser = _BUILDERS['PoolWindowUser']
+cdef object _builder_PoolZoneWeight = _BUILDERS['PoolZoneWeight']
 cdef object _builder_ResourceUsageSummary = _BUILDERS['ResourceUsageSummary']
 cdef object _builder_Resources = _BUILDERS['Resources']
 cdef object _builder_SchedulerLeaderElected = _BUILDERS['SchedulerLeaderElected']
@@ -1085,6 +1093,10 @@ def decode_InstanceCreated(bytes data, Py_ssize_t offset):
         f207 = _string(b, &p, end)
     else:
         f207 = None
+    if _optional(b, &p, end):
+        f208 = _string(b, &p, end)
+    else:
+        f208 = None
     result = _new(_builder_InstanceCreated)
     result.event_id = f201
     result.occurred_at = f202
@@ -1093,6 +1105,7 @@ def decode_InstanceCreated(bytes data, Py_ssize_t offset):
     result.instance_name = f205
     result.provider = f206
     result.provider_id = f207
+    result.zone = f208
     result.__class__ = _class_InstanceCreated
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -1100,24 +1113,30 @@ def decode_InstanceCreated(bytes data, Py_ssize_t offset):
 def encode_InstanceCreated(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v208 = e
-        _put_string(&w, v208.event_id, 'InstanceCreated.event_id')
-        _put_long(&w, v208.occurred_at, LLONG_MIN, LLONG_MAX, 'InstanceCreated.occurred_at')
-        _put_string(&w, v208.producer, 'InstanceCreated.producer')
-        v209 = v208.causation_id
-        if v209 is None:
-            _put_byte(&w, 0)
-        else:
-            _put_byte(&w, 2)
-            _put_string(&w, v209, 'InstanceCreated.causation_id')
-        _put_string(&w, v208.instance_name, 'InstanceCreated.instance_name')
-        _put_string(&w, v208.provider, 'InstanceCreated.provider')
-        v210 = v208.provider_id
+        v209 = e
+        _put_string(&w, v209.event_id, 'InstanceCreated.event_id')
+        _put_long(&w, v209.occurred_at, LLONG_MIN, LLONG_MAX, 'InstanceCreated.occurred_at')
+        _put_string(&w, v209.producer, 'InstanceCreated.producer')
+        v210 = v209.causation_id
         if v210 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v210, 'InstanceCreated.provider_id')
+            _put_string(&w, v210, 'InstanceCreated.causation_id')
+        _put_string(&w, v209.instance_name, 'InstanceCreated.instance_name')
+        _put_string(&w, v209.provider, 'InstanceCreated.provider')
+        v211 = v209.provider_id
+        if v211 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_string(&w, v211, 'InstanceCreated.provider_id')
+        v212 = v209.zone
+        if v212 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_string(&w, v212, 'InstanceCreated.zone')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -1126,22 +1145,27 @@ def decode_InstanceDeactivated(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f211 = _string(b, &p, end)
-    f212 = _long(b, &p, end)
     f213 = _string(b, &p, end)
-    if _optional(b, &p, end):
-        f214 = _string(b, &p, end)
-    else:
-        f214 = None
+    f214 = _long(b, &p, end)
     f215 = _string(b, &p, end)
-    f216 = _string(b, &p, end)
+    if _optional(b, &p, end):
+        f216 = _string(b, &p, end)
+    else:
+        f216 = None
+    f217 = _string(b, &p, end)
+    f218 = _string(b, &p, end)
+    if _optional(b, &p, end):
+        f219 = _string(b, &p, end)
+    else:
+        f219 = None
     result = _new(_builder_InstanceDeactivated)
-    result.event_id = f211
-    result.occurred_at = f212
-    result.producer = f213
-    result.causation_id = f214
-    result.instance_name = f215
-    result.reason = f216
+    result.event_id = f213
+    result.occurred_at = f214
+    result.producer = f215
+    result.causation_id = f216
+    result.instance_name = f217
+    result.reason = f218
+    result.zone = f219
     result.__class__ = _class_InstanceDeactivated
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -1149,18 +1173,24 @@ def decode_InstanceDeactivated(bytes data, Py_ssize_t offset):
 def encode_InstanceDeactivated(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v217 = e
-        _put_string(&w, v217.event_id, 'InstanceDeactivated.event_id')
-        _put_long(&w, v217.occurred_at, LLONG_MIN, LLONG_MAX, 'InstanceDeactivated.occurred_at')
-        _put_string(&w, v217.producer, 'InstanceDeactivated.producer')
-        v218 = v217.causation_id
-        if v218 is None:
+        v220 = e
+        _put_string(&w, v220.event_id, 'InstanceDeactivated.event_id')
+        _put_long(&w, v220.occurred_at, LLONG_MIN, LLONG_MAX, 'InstanceDeactivated.occurred_at')
+        _put_string(&w, v220.producer, 'InstanceDeactivated.producer')
+        v221 = v220.causation_id
+        if v221 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v218, 'InstanceDeactivated.causation_id')
-        _put_string(&w, v217.instance_name, 'InstanceDeactivated.instance_name')
-        _put_string(&w, v217.reason, 'InstanceDeactivated.reason')
+            _put_string(&w, v221, 'InstanceDeactivated.causation_id')
+        _put_string(&w, v220.instance_name, 'InstanceDeactivated.instance_name')
+        _put_string(&w, v220.reason, 'InstanceDeactivated.reason')
+        v222 = v220.zone
+        if v222 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_string(&w, v222, 'InstanceDeactivated.zone')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -1169,22 +1199,22 @@ def decode_InstanceDeleted(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f219 = _string(b, &p, end)
-    f220 = _long(b, &p, end)
-    f221 = _string(b, &p, end)
-    if _optional(b, &p, end):
-        f222 = _string(b, &p, end)
-    else:
-        f222 = None
     f223 = _string(b, &p, end)
-    f224 = _string(b, &p, end)
+    f224 = _long(b, &p, end)
+    f225 = _string(b, &p, end)
+    if _optional(b, &p, end):
+        f226 = _string(b, &p, end)
+    else:
+        f226 = None
+    f227 = _string(b, &p, end)
+    f228 = _string(b, &p, end)
     result = _new(_builder_InstanceDeleted)
-    result.event_id = f219
-    result.occurred_at = f220
-    result.producer = f221
-    result.causation_id = f222
-    result.instance_name = f223
-    result.reason = f224
+    result.event_id = f223
+    result.occurred_at = f224
+    result.producer = f225
+    result.causation_id = f226
+    result.instance_name = f227
+    result.reason = f228
     result.__class__ = _class_InstanceDeleted
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -1192,18 +1222,18 @@ def decode_InstanceDeleted(bytes data, Py_ssize_t offset):
 def encode_InstanceDeleted(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v225 = e
-        _put_string(&w, v225.event_id, 'InstanceDeleted.event_id')
-        _put_long(&w, v225.occurred_at, LLONG_MIN, LLONG_MAX, 'InstanceDeleted.occurred_at')
-        _put_string(&w, v225.producer, 'InstanceDeleted.producer')
-        v226 = v225.causation_id
-        if v226 is None:
+        v229 = e
+        _put_string(&w, v229.event_id, 'InstanceDeleted.event_id')
+        _put_long(&w, v229.occurred_at, LLONG_MIN, LLONG_MAX, 'InstanceDeleted.occurred_at')
+        _put_string(&w, v229.producer, 'InstanceDeleted.producer')
+        v230 = v229.causation_id
+        if v230 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v226, 'InstanceDeleted.causation_id')
-        _put_string(&w, v225.instance_name, 'InstanceDeleted.instance_name')
-        _put_string(&w, v225.reason, 'InstanceDeleted.reason')
+            _put_string(&w, v230, 'InstanceDeleted.causation_id')
+        _put_string(&w, v229.instance_name, 'InstanceDeleted.instance_name')
+        _put_string(&w, v229.reason, 'InstanceDeleted.reason')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -1212,29 +1242,29 @@ def decode_InstanceHeartbeat(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f227 = _string(b, &p, end)
-    f228 = _long(b, &p, end)
-    f229 = _string(b, &p, end)
-    if _optional(b, &p, end):
-        f230 = _string(b, &p, end)
-    else:
-        f230 = None
     f231 = _string(b, &p, end)
-    a233 = []
+    f232 = _long(b, &p, end)
+    f233 = _string(b, &p, end)
+    if _optional(b, &p, end):
+        f234 = _string(b, &p, end)
+    else:
+        f234 = None
+    f235 = _string(b, &p, end)
+    a237 = []
     while True:
-        n234 = _block(b, &p, end)
-        if n234 == 0: break
-        for i235 in range(n234):
-            x236 = _string(b, &p, end)
-            a233.append(x236)
-    f232 = tuple(a233)
+        n238 = _block(b, &p, end)
+        if n238 == 0: break
+        for i239 in range(n238):
+            x240 = _string(b, &p, end)
+            a237.append(x240)
+    f236 = tuple(a237)
     result = _new(_builder_InstanceHeartbeat)
-    result.event_id = f227
-    result.occurred_at = f228
-    result.producer = f229
-    result.causation_id = f230
-    result.instance_name = f231
-    result.running_attempt_ids = f232
+    result.event_id = f231
+    result.occurred_at = f232
+    result.producer = f233
+    result.causation_id = f234
+    result.instance_name = f235
+    result.running_attempt_ids = f236
     result.__class__ = _class_InstanceHeartbeat
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -1242,23 +1272,23 @@ def decode_InstanceHeartbeat(bytes data, Py_ssize_t offset):
 def encode_InstanceHeartbeat(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v237 = e
-        _put_string(&w, v237.event_id, 'InstanceHeartbeat.event_id')
-        _put_long(&w, v237.occurred_at, LLONG_MIN, LLONG_MAX, 'InstanceHeartbeat.occurred_at')
-        _put_string(&w, v237.producer, 'InstanceHeartbeat.producer')
-        v238 = v237.causation_id
-        if v238 is None:
+        v241 = e
+        _put_string(&w, v241.event_id, 'InstanceHeartbeat.event_id')
+        _put_long(&w, v241.occurred_at, LLONG_MIN, LLONG_MAX, 'InstanceHeartbeat.occurred_at')
+        _put_string(&w, v241.producer, 'InstanceHeartbeat.producer')
+        v242 = v241.causation_id
+        if v242 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v238, 'InstanceHeartbeat.causation_id')
-        _put_string(&w, v237.instance_name, 'InstanceHeartbeat.instance_name')
-        v239 = v237.running_attempt_ids
-        n240 = len(v239)
-        if n240:
-            _put_varint(&w, (<unsigned long long>n240) << 1)
-            for i241 in v239:
-                _put_string(&w, i241, 'InstanceHeartbeat.running_attempt_ids[]')
+            _put_string(&w, v242, 'InstanceHeartbeat.causation_id')
+        _put_string(&w, v241.instance_name, 'InstanceHeartbeat.instance_name')
+        v243 = v241.running_attempt_ids
+        n244 = len(v243)
+        if n244:
+            _put_varint(&w, (<unsigned long long>n244) << 1)
+            for i245 in v243:
+                _put_string(&w, i245, 'InstanceHeartbeat.running_attempt_ids[]')
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 0)
@@ -1270,41 +1300,48 @@ def decode_InstanceRequested(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f242 = _string(b, &p, end)
-    f243 = _long(b, &p, end)
-    f244 = _string(b, &p, end)
-    if _optional(b, &p, end):
-        f245 = _string(b, &p, end)
-    else:
-        f245 = None
     f246 = _string(b, &p, end)
-    f247 = _string(b, &p, end)
+    f247 = _long(b, &p, end)
     f248 = _string(b, &p, end)
-    f249 = _string(b, &p, end)
-    f250 = _long(b, &p, end)
-    f251 = _long(b, &p, end)
-    f252 = _long(b, &p, end)
-    f253 = _boolean(b, &p, end)
-    f254 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f255 = _string(b, &p, end)
+        f249 = _string(b, &p, end)
     else:
-        f255 = None
+        f249 = None
+    f250 = _string(b, &p, end)
+    f251 = _string(b, &p, end)
+    f252 = _string(b, &p, end)
+    f253 = _string(b, &p, end)
+    f254 = _long(b, &p, end)
+    f255 = _long(b, &p, end)
+    f256 = _long(b, &p, end)
+    f257 = _boolean(b, &p, end)
+    f258 = _string(b, &p, end)
+    if _optional(b, &p, end):
+        f259 = _string(b, &p, end)
+    else:
+        f259 = None
+    f260 = _boolean(b, &p, end)
+    if _optional(b, &p, end):
+        f261 = _string(b, &p, end)
+    else:
+        f261 = None
     result = _new(_builder_InstanceRequested)
-    result.event_id = f242
-    result.occurred_at = f243
-    result.producer = f244
-    result.causation_id = f245
-    result.instance_name = f246
-    result.pool = f247
-    result.provider = f248
-    result.machine_type = f249
-    result.cores_mcpu = f250
-    result.memory_bytes = f251
-    result.storage_gib = f252
-    result.preemptible = f253
-    result.region = f254
-    result.job_private_for = f255
+    result.event_id = f246
+    result.occurred_at = f247
+    result.producer = f248
+    result.causation_id = f249
+    result.instance_name = f250
+    result.pool = f251
+    result.provider = f252
+    result.machine_type = f253
+    result.cores_mcpu = f254
+    result.memory_bytes = f255
+    result.storage_gib = f256
+    result.preemptible = f257
+    result.region = f258
+    result.job_private_for = f259
+    result.standing = f260
+    result.zone = f261
     result.__class__ = _class_InstanceRequested
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -1312,31 +1349,38 @@ def decode_InstanceRequested(bytes data, Py_ssize_t offset):
 def encode_InstanceRequested(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v256 = e
-        _put_string(&w, v256.event_id, 'InstanceRequested.event_id')
-        _put_long(&w, v256.occurred_at, LLONG_MIN, LLONG_MAX, 'InstanceRequested.occurred_at')
-        _put_string(&w, v256.producer, 'InstanceRequested.producer')
-        v257 = v256.causation_id
-        if v257 is None:
+        v262 = e
+        _put_string(&w, v262.event_id, 'InstanceRequested.event_id')
+        _put_long(&w, v262.occurred_at, LLONG_MIN, LLONG_MAX, 'InstanceRequested.occurred_at')
+        _put_string(&w, v262.producer, 'InstanceRequested.producer')
+        v263 = v262.causation_id
+        if v263 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v257, 'InstanceRequested.causation_id')
-        _put_string(&w, v256.instance_name, 'InstanceRequested.instance_name')
-        _put_string(&w, v256.pool, 'InstanceRequested.pool')
-        _put_string(&w, v256.provider, 'InstanceRequested.provider')
-        _put_string(&w, v256.machine_type, 'InstanceRequested.machine_type')
-        _put_long(&w, v256.cores_mcpu, -2147483648, 2147483647, 'InstanceRequested.cores_mcpu')
-        _put_long(&w, v256.memory_bytes, LLONG_MIN, LLONG_MAX, 'InstanceRequested.memory_bytes')
-        _put_long(&w, v256.storage_gib, -2147483648, 2147483647, 'InstanceRequested.storage_gib')
-        _put_boolean(&w, v256.preemptible, 'InstanceRequested.preemptible')
-        _put_string(&w, v256.region, 'InstanceRequested.region')
-        v258 = v256.job_private_for
-        if v258 is None:
+            _put_string(&w, v263, 'InstanceRequested.causation_id')
+        _put_string(&w, v262.instance_name, 'InstanceRequested.instance_name')
+        _put_string(&w, v262.pool, 'InstanceRequested.pool')
+        _put_string(&w, v262.provider, 'InstanceRequested.provider')
+        _put_string(&w, v262.machine_type, 'InstanceRequested.machine_type')
+        _put_long(&w, v262.cores_mcpu, -2147483648, 2147483647, 'InstanceRequested.cores_mcpu')
+        _put_long(&w, v262.memory_bytes, LLONG_MIN, LLONG_MAX, 'InstanceRequested.memory_bytes')
+        _put_long(&w, v262.storage_gib, -2147483648, 2147483647, 'InstanceRequested.storage_gib')
+        _put_boolean(&w, v262.preemptible, 'InstanceRequested.preemptible')
+        _put_string(&w, v262.region, 'InstanceRequested.region')
+        v264 = v262.job_private_for
+        if v264 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v258, 'InstanceRequested.job_private_for')
+            _put_string(&w, v264, 'InstanceRequested.job_private_for')
+        _put_boolean(&w, v262.standing, 'InstanceRequested.standing')
+        v265 = v262.zone
+        if v265 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_string(&w, v265, 'InstanceRequested.zone')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -1345,36 +1389,36 @@ def decode_JobAttemptAccepted(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f259 = _string(b, &p, end)
-    f260 = _long(b, &p, end)
-    f261 = _string(b, &p, end)
-    if _optional(b, &p, end):
-        f262 = _string(b, &p, end)
-    else:
-        f262 = None
-    f263 = _long(b, &p, end)
-    f264 = _long(b, &p, end)
-    f265 = _string(b, &p, end)
     f266 = _string(b, &p, end)
-    f267 = _string(b, &p, end)
-    f268 = _long(b, &p, end)
-    f269 = _long(b, &p, end)
+    f267 = _long(b, &p, end)
+    f268 = _string(b, &p, end)
+    if _optional(b, &p, end):
+        f269 = _string(b, &p, end)
+    else:
+        f269 = None
     f270 = _long(b, &p, end)
     f271 = _long(b, &p, end)
+    f272 = _string(b, &p, end)
+    f273 = _string(b, &p, end)
+    f274 = _string(b, &p, end)
+    f275 = _long(b, &p, end)
+    f276 = _long(b, &p, end)
+    f277 = _long(b, &p, end)
+    f278 = _long(b, &p, end)
     result = _new(_builder_JobAttemptAccepted)
-    result.event_id = f259
-    result.occurred_at = f260
-    result.producer = f261
-    result.causation_id = f262
-    result.batch_id = f263
-    result.job_id = f264
-    result.attempt_id = f265
-    result.instance_name = f266
-    result.state = f267
-    result.scheduler_epoch = f268
-    result.cores_mcpu = f269
-    result.memory_bytes = f270
-    result.storage_gib = f271
+    result.event_id = f266
+    result.occurred_at = f267
+    result.producer = f268
+    result.causation_id = f269
+    result.batch_id = f270
+    result.job_id = f271
+    result.attempt_id = f272
+    result.instance_name = f273
+    result.state = f274
+    result.scheduler_epoch = f275
+    result.cores_mcpu = f276
+    result.memory_bytes = f277
+    result.storage_gib = f278
     result.__class__ = _class_JobAttemptAccepted
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -1382,25 +1426,25 @@ def decode_JobAttemptAccepted(bytes data, Py_ssize_t offset):
 def encode_JobAttemptAccepted(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v272 = e
-        _put_string(&w, v272.event_id, 'JobAttemptAccepted.event_id')
-        _put_long(&w, v272.occurred_at, LLONG_MIN, LLONG_MAX, 'JobAttemptAccepted.occurred_at')
-        _put_string(&w, v272.producer, 'JobAttemptAccepted.producer')
-        v273 = v272.causation_id
-        if v273 is None:
+        v279 = e
+        _put_string(&w, v279.event_id, 'JobAttemptAccepted.event_id')
+        _put_long(&w, v279.occurred_at, LLONG_MIN, LLONG_MAX, 'JobAttemptAccepted.occurred_at')
+        _put_string(&w, v279.producer, 'JobAttemptAccepted.producer')
+        v280 = v279.causation_id
+        if v280 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v273, 'JobAttemptAccepted.causation_id')
-        _put_long(&w, v272.batch_id, LLONG_MIN, LLONG_MAX, 'JobAttemptAccepted.batch_id')
-        _put_long(&w, v272.job_id, -2147483648, 2147483647, 'JobAttemptAccepted.job_id')
-        _put_string(&w, v272.attempt_id, 'JobAttemptAccepted.attempt_id')
-        _put_string(&w, v272.instance_name, 'JobAttemptAccepted.instance_name')
-        _put_string(&w, v272.state, 'JobAttemptAccepted.state')
-        _put_long(&w, v272.scheduler_epoch, LLONG_MIN, LLONG_MAX, 'JobAttemptAccepted.scheduler_epoch')
-        _put_long(&w, v272.cores_mcpu, -2147483648, 2147483647, 'JobAttemptAccepted.cores_mcpu')
-        _put_long(&w, v272.memory_bytes, LLONG_MIN, LLONG_MAX, 'JobAttemptAccepted.memory_bytes')
-        _put_long(&w, v272.storage_gib, -2147483648, 2147483647, 'JobAttemptAccepted.storage_gib')
+            _put_string(&w, v280, 'JobAttemptAccepted.causation_id')
+        _put_long(&w, v279.batch_id, LLONG_MIN, LLONG_MAX, 'JobAttemptAccepted.batch_id')
+        _put_long(&w, v279.job_id, -2147483648, 2147483647, 'JobAttemptAccepted.job_id')
+        _put_string(&w, v279.attempt_id, 'JobAttemptAccepted.attempt_id')
+        _put_string(&w, v279.instance_name, 'JobAttemptAccepted.instance_name')
+        _put_string(&w, v279.state, 'JobAttemptAccepted.state')
+        _put_long(&w, v279.scheduler_epoch, LLONG_MIN, LLONG_MAX, 'JobAttemptAccepted.scheduler_epoch')
+        _put_long(&w, v279.cores_mcpu, -2147483648, 2147483647, 'JobAttemptAccepted.cores_mcpu')
+        _put_long(&w, v279.memory_bytes, LLONG_MIN, LLONG_MAX, 'JobAttemptAccepted.memory_bytes')
+        _put_long(&w, v279.storage_gib, -2147483648, 2147483647, 'JobAttemptAccepted.storage_gib')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -1409,100 +1453,100 @@ def decode_JobAttemptCompleted(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f274 = _string(b, &p, end)
-    f275 = _long(b, &p, end)
-    f276 = _string(b, &p, end)
-    if _optional(b, &p, end):
-        f277 = _string(b, &p, end)
-    else:
-        f277 = None
-    f278 = _long(b, &p, end)
-    f279 = _long(b, &p, end)
-    f280 = _string(b, &p, end)
     f281 = _string(b, &p, end)
-    f282 = _string(b, &p, end)
-    if _optional(b, &p, end):
-        f283 = _long(b, &p, end)
-    else:
-        f283 = None
+    f282 = _long(b, &p, end)
+    f283 = _string(b, &p, end)
     if _optional(b, &p, end):
         f284 = _string(b, &p, end)
     else:
         f284 = None
+    f285 = _long(b, &p, end)
+    f286 = _long(b, &p, end)
+    f287 = _string(b, &p, end)
+    f288 = _string(b, &p, end)
+    f289 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f285 = _string(b, &p, end)
+        f290 = _long(b, &p, end)
     else:
-        f285 = None
-    f286 = _boolean(b, &p, end)
+        f290 = None
     if _optional(b, &p, end):
-        f287 = _long(b, &p, end)
+        f291 = _string(b, &p, end)
     else:
-        f287 = None
-    f288 = _long(b, &p, end)
-    a290 = []
+        f291 = None
+    if _optional(b, &p, end):
+        f292 = _string(b, &p, end)
+    else:
+        f292 = None
+    f293 = _boolean(b, &p, end)
+    if _optional(b, &p, end):
+        f294 = _long(b, &p, end)
+    else:
+        f294 = None
+    f295 = _long(b, &p, end)
+    a297 = []
     while True:
-        n291 = _block(b, &p, end)
-        if n291 == 0: break
-        for i292 in range(n291):
-            f294 = _string(b, &p, end)
-            f295 = _string(b, &p, end)
+        n298 = _block(b, &p, end)
+        if n298 == 0: break
+        for i299 in range(n298):
+            f301 = _string(b, &p, end)
+            f302 = _string(b, &p, end)
             if _optional(b, &p, end):
-                f296 = _long(b, &p, end)
+                f303 = _long(b, &p, end)
             else:
-                f296 = None
+                f303 = None
             if _optional(b, &p, end):
-                f297 = _long(b, &p, end)
+                f304 = _long(b, &p, end)
             else:
-                f297 = None
+                f304 = None
             if _optional(b, &p, end):
-                f298 = _long(b, &p, end)
+                f305 = _long(b, &p, end)
             else:
-                f298 = None
-            f299 = _boolean(b, &p, end)
+                f305 = None
+            f306 = _boolean(b, &p, end)
             if _optional(b, &p, end):
-                f300 = _string(b, &p, end)
+                f307 = _string(b, &p, end)
             else:
-                f300 = None
-            x293 = _new(_builder_StepTiming)
-            x293.name = f294
-            x293.state = f295
-            x293.started_at = f296
-            x293.ended_at = f297
-            x293.exit_code = f298
-            x293.out_of_memory = f299
-            x293.error = f300
-            x293.__class__ = _class_StepTiming
-            a290.append(x293)
-    f289 = tuple(a290)
+                f307 = None
+            x300 = _new(_builder_StepTiming)
+            x300.name = f301
+            x300.state = f302
+            x300.started_at = f303
+            x300.ended_at = f304
+            x300.exit_code = f305
+            x300.out_of_memory = f306
+            x300.error = f307
+            x300.__class__ = _class_StepTiming
+            a297.append(x300)
+    f296 = tuple(a297)
     if _optional(b, &p, end):
-        f302 = _long(b, &p, end)
-        f303 = _long(b, &p, end)
-        f304 = _long(b, &p, end)
-        f301 = _new(_builder_ResourceUsageSummary)
-        f301.cpu_msec = f302
-        f301.max_memory_bytes = f303
-        f301.max_scratch_bytes = f304
-        f301.__class__ = _class_ResourceUsageSummary
+        f309 = _long(b, &p, end)
+        f310 = _long(b, &p, end)
+        f311 = _long(b, &p, end)
+        f308 = _new(_builder_ResourceUsageSummary)
+        f308.cpu_msec = f309
+        f308.max_memory_bytes = f310
+        f308.max_scratch_bytes = f311
+        f308.__class__ = _class_ResourceUsageSummary
     else:
-        f301 = None
+        f308 = None
     result = _new(_builder_JobAttemptCompleted)
-    result.event_id = f274
-    result.occurred_at = f275
-    result.producer = f276
-    result.causation_id = f277
-    result.batch_id = f278
-    result.job_id = f279
-    result.attempt_id = f280
-    result.instance_name = f281
-    result.outcome = f282
-    result.exit_code = f283
-    result.failure_cause = f284
-    result.error = f285
-    result.out_of_memory = f286
-    result.started_at = f287
-    result.ended_at = f288
-    result.steps = f289
-    result.resource_usage = f301
+    result.event_id = f281
+    result.occurred_at = f282
+    result.producer = f283
+    result.causation_id = f284
+    result.batch_id = f285
+    result.job_id = f286
+    result.attempt_id = f287
+    result.instance_name = f288
+    result.outcome = f289
+    result.exit_code = f290
+    result.failure_cause = f291
+    result.error = f292
+    result.out_of_memory = f293
+    result.started_at = f294
+    result.ended_at = f295
+    result.steps = f296
+    result.resource_usage = f308
     result.__class__ = _class_JobAttemptCompleted
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -1510,92 +1554,92 @@ def decode_JobAttemptCompleted(bytes data, Py_ssize_t offset):
 def encode_JobAttemptCompleted(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v305 = e
-        _put_string(&w, v305.event_id, 'JobAttemptCompleted.event_id')
-        _put_long(&w, v305.occurred_at, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.occurred_at')
-        _put_string(&w, v305.producer, 'JobAttemptCompleted.producer')
-        v306 = v305.causation_id
-        if v306 is None:
+        v312 = e
+        _put_string(&w, v312.event_id, 'JobAttemptCompleted.event_id')
+        _put_long(&w, v312.occurred_at, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.occurred_at')
+        _put_string(&w, v312.producer, 'JobAttemptCompleted.producer')
+        v313 = v312.causation_id
+        if v313 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v306, 'JobAttemptCompleted.causation_id')
-        _put_long(&w, v305.batch_id, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.batch_id')
-        _put_long(&w, v305.job_id, -2147483648, 2147483647, 'JobAttemptCompleted.job_id')
-        _put_string(&w, v305.attempt_id, 'JobAttemptCompleted.attempt_id')
-        _put_string(&w, v305.instance_name, 'JobAttemptCompleted.instance_name')
-        _put_string(&w, v305.outcome, 'JobAttemptCompleted.outcome')
-        v307 = v305.exit_code
-        if v307 is None:
+            _put_string(&w, v313, 'JobAttemptCompleted.causation_id')
+        _put_long(&w, v312.batch_id, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.batch_id')
+        _put_long(&w, v312.job_id, -2147483648, 2147483647, 'JobAttemptCompleted.job_id')
+        _put_string(&w, v312.attempt_id, 'JobAttemptCompleted.attempt_id')
+        _put_string(&w, v312.instance_name, 'JobAttemptCompleted.instance_name')
+        _put_string(&w, v312.outcome, 'JobAttemptCompleted.outcome')
+        v314 = v312.exit_code
+        if v314 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_long(&w, v307, -2147483648, 2147483647, 'JobAttemptCompleted.exit_code')
-        v308 = v305.failure_cause
-        if v308 is None:
+            _put_long(&w, v314, -2147483648, 2147483647, 'JobAttemptCompleted.exit_code')
+        v315 = v312.failure_cause
+        if v315 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v308, 'JobAttemptCompleted.failure_cause')
-        v309 = v305.error
-        if v309 is None:
+            _put_string(&w, v315, 'JobAttemptCompleted.failure_cause')
+        v316 = v312.error
+        if v316 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v309, 'JobAttemptCompleted.error')
-        _put_boolean(&w, v305.out_of_memory, 'JobAttemptCompleted.out_of_memory')
-        v310 = v305.started_at
-        if v310 is None:
+            _put_string(&w, v316, 'JobAttemptCompleted.error')
+        _put_boolean(&w, v312.out_of_memory, 'JobAttemptCompleted.out_of_memory')
+        v317 = v312.started_at
+        if v317 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_long(&w, v310, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.started_at')
-        _put_long(&w, v305.ended_at, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.ended_at')
-        v311 = v305.steps
-        n312 = len(v311)
-        if n312:
-            _put_varint(&w, (<unsigned long long>n312) << 1)
-            for i313 in v311:
-                v314 = i313
-                _put_string(&w, v314.name, 'JobAttemptCompleted.steps[].name')
-                _put_string(&w, v314.state, 'JobAttemptCompleted.steps[].state')
-                v315 = v314.started_at
-                if v315 is None:
+            _put_long(&w, v317, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.started_at')
+        _put_long(&w, v312.ended_at, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.ended_at')
+        v318 = v312.steps
+        n319 = len(v318)
+        if n319:
+            _put_varint(&w, (<unsigned long long>n319) << 1)
+            for i320 in v318:
+                v321 = i320
+                _put_string(&w, v321.name, 'JobAttemptCompleted.steps[].name')
+                _put_string(&w, v321.state, 'JobAttemptCompleted.steps[].state')
+                v322 = v321.started_at
+                if v322 is None:
                     _put_byte(&w, 0)
                 else:
                     _put_byte(&w, 2)
-                    _put_long(&w, v315, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.steps[].started_at')
-                v316 = v314.ended_at
-                if v316 is None:
+                    _put_long(&w, v322, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.steps[].started_at')
+                v323 = v321.ended_at
+                if v323 is None:
                     _put_byte(&w, 0)
                 else:
                     _put_byte(&w, 2)
-                    _put_long(&w, v316, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.steps[].ended_at')
-                v317 = v314.exit_code
-                if v317 is None:
+                    _put_long(&w, v323, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.steps[].ended_at')
+                v324 = v321.exit_code
+                if v324 is None:
                     _put_byte(&w, 0)
                 else:
                     _put_byte(&w, 2)
-                    _put_long(&w, v317, -2147483648, 2147483647, 'JobAttemptCompleted.steps[].exit_code')
-                _put_boolean(&w, v314.out_of_memory, 'JobAttemptCompleted.steps[].out_of_memory')
-                v318 = v314.error
-                if v318 is None:
+                    _put_long(&w, v324, -2147483648, 2147483647, 'JobAttemptCompleted.steps[].exit_code')
+                _put_boolean(&w, v321.out_of_memory, 'JobAttemptCompleted.steps[].out_of_memory')
+                v325 = v321.error
+                if v325 is None:
                     _put_byte(&w, 0)
                 else:
                     _put_byte(&w, 2)
-                    _put_string(&w, v318, 'JobAttemptCompleted.steps[].error')
+                    _put_string(&w, v325, 'JobAttemptCompleted.steps[].error')
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 0)
-        v319 = v305.resource_usage
-        if v319 is None:
+        v326 = v312.resource_usage
+        if v326 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            v320 = v319
-            _put_long(&w, v320.cpu_msec, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.resource_usage.cpu_msec')
-            _put_long(&w, v320.max_memory_bytes, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.resource_usage.max_memory_bytes')
-            _put_long(&w, v320.max_scratch_bytes, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.resource_usage.max_scratch_bytes')
+            v327 = v326
+            _put_long(&w, v327.cpu_msec, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.resource_usage.cpu_msec')
+            _put_long(&w, v327.max_memory_bytes, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.resource_usage.max_memory_bytes')
+            _put_long(&w, v327.max_scratch_bytes, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.resource_usage.max_scratch_bytes')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -1604,32 +1648,32 @@ def decode_JobAttemptRefused(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f321 = _string(b, &p, end)
-    f322 = _long(b, &p, end)
-    f323 = _string(b, &p, end)
-    if _optional(b, &p, end):
-        f324 = _string(b, &p, end)
-    else:
-        f324 = None
-    f325 = _long(b, &p, end)
-    f326 = _long(b, &p, end)
-    f327 = _string(b, &p, end)
     f328 = _string(b, &p, end)
-    f329 = _string(b, &p, end)
-    f330 = _long(b, &p, end)
-    f331 = _string(b, &p, end)
+    f329 = _long(b, &p, end)
+    f330 = _string(b, &p, end)
+    if _optional(b, &p, end):
+        f331 = _string(b, &p, end)
+    else:
+        f331 = None
+    f332 = _long(b, &p, end)
+    f333 = _long(b, &p, end)
+    f334 = _string(b, &p, end)
+    f335 = _string(b, &p, end)
+    f336 = _string(b, &p, end)
+    f337 = _long(b, &p, end)
+    f338 = _string(b, &p, end)
     result = _new(_builder_JobAttemptRefused)
-    result.event_id = f321
-    result.occurred_at = f322
-    result.producer = f323
-    result.causation_id = f324
-    result.batch_id = f325
-    result.job_id = f326
-    result.attempt_id = f327
-    result.instance_name = f328
-    result.state = f329
-    result.scheduler_epoch = f330
-    result.reason = f331
+    result.event_id = f328
+    result.occurred_at = f329
+    result.producer = f330
+    result.causation_id = f331
+    result.batch_id = f332
+    result.job_id = f333
+    result.attempt_id = f334
+    result.instance_name = f335
+    result.state = f336
+    result.scheduler_epoch = f337
+    result.reason = f338
     result.__class__ = _class_JobAttemptRefused
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -1637,23 +1681,23 @@ def decode_JobAttemptRefused(bytes data, Py_ssize_t offset):
 def encode_JobAttemptRefused(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v332 = e
-        _put_string(&w, v332.event_id, 'JobAttemptRefused.event_id')
-        _put_long(&w, v332.occurred_at, LLONG_MIN, LLONG_MAX, 'JobAttemptRefused.occurred_at')
-        _put_string(&w, v332.producer, 'JobAttemptRefused.producer')
-        v333 = v332.causation_id
-        if v333 is None:
+        v339 = e
+        _put_string(&w, v339.event_id, 'JobAttemptRefused.event_id')
+        _put_long(&w, v339.occurred_at, LLONG_MIN, LLONG_MAX, 'JobAttemptRefused.occurred_at')
+        _put_string(&w, v339.producer, 'JobAttemptRefused.producer')
+        v340 = v339.causation_id
+        if v340 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v333, 'JobAttemptRefused.causation_id')
-        _put_long(&w, v332.batch_id, LLONG_MIN, LLONG_MAX, 'JobAttemptRefused.batch_id')
-        _put_long(&w, v332.job_id, -2147483648, 2147483647, 'JobAttemptRefused.job_id')
-        _put_string(&w, v332.attempt_id, 'JobAttemptRefused.attempt_id')
-        _put_string(&w, v332.instance_name, 'JobAttemptRefused.instance_name')
-        _put_string(&w, v332.state, 'JobAttemptRefused.state')
-        _put_long(&w, v332.scheduler_epoch, LLONG_MIN, LLONG_MAX, 'JobAttemptRefused.scheduler_epoch')
-        _put_string(&w, v332.reason, 'JobAttemptRefused.reason')
+            _put_string(&w, v340, 'JobAttemptRefused.causation_id')
+        _put_long(&w, v339.batch_id, LLONG_MIN, LLONG_MAX, 'JobAttemptRefused.batch_id')
+        _put_long(&w, v339.job_id, -2147483648, 2147483647, 'JobAttemptRefused.job_id')
+        _put_string(&w, v339.attempt_id, 'JobAttemptRefused.attempt_id')
+        _put_string(&w, v339.instance_name, 'JobAttemptRefused.instance_name')
+        _put_string(&w, v339.state, 'JobAttemptRefused.state')
+        _put_long(&w, v339.scheduler_epoch, LLONG_MIN, LLONG_MAX, 'JobAttemptRefused.scheduler_epoch')
+        _put_string(&w, v339.reason, 'JobAttemptRefused.reason')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -1662,36 +1706,36 @@ def decode_JobAttemptScheduled(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f334 = _string(b, &p, end)
-    f335 = _long(b, &p, end)
-    f336 = _string(b, &p, end)
-    if _optional(b, &p, end):
-        f337 = _string(b, &p, end)
-    else:
-        f337 = None
-    f338 = _long(b, &p, end)
-    f339 = _long(b, &p, end)
-    f340 = _string(b, &p, end)
     f341 = _string(b, &p, end)
     f342 = _long(b, &p, end)
     f343 = _string(b, &p, end)
-    f344 = _long(b, &p, end)
+    if _optional(b, &p, end):
+        f344 = _string(b, &p, end)
+    else:
+        f344 = None
     f345 = _long(b, &p, end)
     f346 = _long(b, &p, end)
+    f347 = _string(b, &p, end)
+    f348 = _string(b, &p, end)
+    f349 = _long(b, &p, end)
+    f350 = _string(b, &p, end)
+    f351 = _long(b, &p, end)
+    f352 = _long(b, &p, end)
+    f353 = _long(b, &p, end)
     result = _new(_builder_JobAttemptScheduled)
-    result.event_id = f334
-    result.occurred_at = f335
-    result.producer = f336
-    result.causation_id = f337
-    result.batch_id = f338
-    result.job_id = f339
-    result.attempt_id = f340
-    result.instance_name = f341
-    result.scheduler_epoch = f342
-    result.user = f343
-    result.cores_mcpu = f344
-    result.memory_bytes = f345
-    result.storage_gib = f346
+    result.event_id = f341
+    result.occurred_at = f342
+    result.producer = f343
+    result.causation_id = f344
+    result.batch_id = f345
+    result.job_id = f346
+    result.attempt_id = f347
+    result.instance_name = f348
+    result.scheduler_epoch = f349
+    result.user = f350
+    result.cores_mcpu = f351
+    result.memory_bytes = f352
+    result.storage_gib = f353
     result.__class__ = _class_JobAttemptScheduled
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -1699,25 +1743,25 @@ def decode_JobAttemptScheduled(bytes data, Py_ssize_t offset):
 def encode_JobAttemptScheduled(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v347 = e
-        _put_string(&w, v347.event_id, 'JobAttemptScheduled.event_id')
-        _put_long(&w, v347.occurred_at, LLONG_MIN, LLONG_MAX, 'JobAttemptScheduled.occurred_at')
-        _put_string(&w, v347.producer, 'JobAttemptScheduled.producer')
-        v348 = v347.causation_id
-        if v348 is None:
+        v354 = e
+        _put_string(&w, v354.event_id, 'JobAttemptScheduled.event_id')
+        _put_long(&w, v354.occurred_at, LLONG_MIN, LLONG_MAX, 'JobAttemptScheduled.occurred_at')
+        _put_string(&w, v354.producer, 'JobAttemptScheduled.producer')
+        v355 = v354.causation_id
+        if v355 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v348, 'JobAttemptScheduled.causation_id')
-        _put_long(&w, v347.batch_id, LLONG_MIN, LLONG_MAX, 'JobAttemptScheduled.batch_id')
-        _put_long(&w, v347.job_id, -2147483648, 2147483647, 'JobAttemptScheduled.job_id')
-        _put_string(&w, v347.attempt_id, 'JobAttemptScheduled.attempt_id')
-        _put_string(&w, v347.instance_name, 'JobAttemptScheduled.instance_name')
-        _put_long(&w, v347.scheduler_epoch, LLONG_MIN, LLONG_MAX, 'JobAttemptScheduled.scheduler_epoch')
-        _put_string(&w, v347.user, 'JobAttemptScheduled.user')
-        _put_long(&w, v347.cores_mcpu, -2147483648, 2147483647, 'JobAttemptScheduled.cores_mcpu')
-        _put_long(&w, v347.memory_bytes, LLONG_MIN, LLONG_MAX, 'JobAttemptScheduled.memory_bytes')
-        _put_long(&w, v347.storage_gib, -2147483648, 2147483647, 'JobAttemptScheduled.storage_gib')
+            _put_string(&w, v355, 'JobAttemptScheduled.causation_id')
+        _put_long(&w, v354.batch_id, LLONG_MIN, LLONG_MAX, 'JobAttemptScheduled.batch_id')
+        _put_long(&w, v354.job_id, -2147483648, 2147483647, 'JobAttemptScheduled.job_id')
+        _put_string(&w, v354.attempt_id, 'JobAttemptScheduled.attempt_id')
+        _put_string(&w, v354.instance_name, 'JobAttemptScheduled.instance_name')
+        _put_long(&w, v354.scheduler_epoch, LLONG_MIN, LLONG_MAX, 'JobAttemptScheduled.scheduler_epoch')
+        _put_string(&w, v354.user, 'JobAttemptScheduled.user')
+        _put_long(&w, v354.cores_mcpu, -2147483648, 2147483647, 'JobAttemptScheduled.cores_mcpu')
+        _put_long(&w, v354.memory_bytes, LLONG_MIN, LLONG_MAX, 'JobAttemptScheduled.memory_bytes')
+        _put_long(&w, v354.storage_gib, -2147483648, 2147483647, 'JobAttemptScheduled.storage_gib')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -1726,28 +1770,28 @@ def decode_JobAttemptStarted(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f349 = _string(b, &p, end)
-    f350 = _long(b, &p, end)
-    f351 = _string(b, &p, end)
-    if _optional(b, &p, end):
-        f352 = _string(b, &p, end)
-    else:
-        f352 = None
-    f353 = _long(b, &p, end)
-    f354 = _long(b, &p, end)
-    f355 = _string(b, &p, end)
     f356 = _string(b, &p, end)
     f357 = _long(b, &p, end)
+    f358 = _string(b, &p, end)
+    if _optional(b, &p, end):
+        f359 = _string(b, &p, end)
+    else:
+        f359 = None
+    f360 = _long(b, &p, end)
+    f361 = _long(b, &p, end)
+    f362 = _string(b, &p, end)
+    f363 = _string(b, &p, end)
+    f364 = _long(b, &p, end)
     result = _new(_builder_JobAttemptStarted)
-    result.event_id = f349
-    result.occurred_at = f350
-    result.producer = f351
-    result.causation_id = f352
-    result.batch_id = f353
-    result.job_id = f354
-    result.attempt_id = f355
-    result.instance_name = f356
-    result.started_at = f357
+    result.event_id = f356
+    result.occurred_at = f357
+    result.producer = f358
+    result.causation_id = f359
+    result.batch_id = f360
+    result.job_id = f361
+    result.attempt_id = f362
+    result.instance_name = f363
+    result.started_at = f364
     result.__class__ = _class_JobAttemptStarted
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -1755,21 +1799,21 @@ def decode_JobAttemptStarted(bytes data, Py_ssize_t offset):
 def encode_JobAttemptStarted(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v358 = e
-        _put_string(&w, v358.event_id, 'JobAttemptStarted.event_id')
-        _put_long(&w, v358.occurred_at, LLONG_MIN, LLONG_MAX, 'JobAttemptStarted.occurred_at')
-        _put_string(&w, v358.producer, 'JobAttemptStarted.producer')
-        v359 = v358.causation_id
-        if v359 is None:
+        v365 = e
+        _put_string(&w, v365.event_id, 'JobAttemptStarted.event_id')
+        _put_long(&w, v365.occurred_at, LLONG_MIN, LLONG_MAX, 'JobAttemptStarted.occurred_at')
+        _put_string(&w, v365.producer, 'JobAttemptStarted.producer')
+        v366 = v365.causation_id
+        if v366 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v359, 'JobAttemptStarted.causation_id')
-        _put_long(&w, v358.batch_id, LLONG_MIN, LLONG_MAX, 'JobAttemptStarted.batch_id')
-        _put_long(&w, v358.job_id, -2147483648, 2147483647, 'JobAttemptStarted.job_id')
-        _put_string(&w, v358.attempt_id, 'JobAttemptStarted.attempt_id')
-        _put_string(&w, v358.instance_name, 'JobAttemptStarted.instance_name')
-        _put_long(&w, v358.started_at, LLONG_MIN, LLONG_MAX, 'JobAttemptStarted.started_at')
+            _put_string(&w, v366, 'JobAttemptStarted.causation_id')
+        _put_long(&w, v365.batch_id, LLONG_MIN, LLONG_MAX, 'JobAttemptStarted.batch_id')
+        _put_long(&w, v365.job_id, -2147483648, 2147483647, 'JobAttemptStarted.job_id')
+        _put_string(&w, v365.attempt_id, 'JobAttemptStarted.attempt_id')
+        _put_string(&w, v365.instance_name, 'JobAttemptStarted.instance_name')
+        _put_long(&w, v365.started_at, LLONG_MIN, LLONG_MAX, 'JobAttemptStarted.started_at')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -1778,34 +1822,34 @@ def decode_JobBecameReady(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f360 = _string(b, &p, end)
-    f361 = _long(b, &p, end)
-    f362 = _string(b, &p, end)
+    f367 = _string(b, &p, end)
+    f368 = _long(b, &p, end)
+    f369 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f363 = _string(b, &p, end)
+        f370 = _string(b, &p, end)
     else:
-        f363 = None
-    f364 = _long(b, &p, end)
-    f365 = _long(b, &p, end)
+        f370 = None
+    f371 = _long(b, &p, end)
+    f372 = _long(b, &p, end)
     if _optional(b, &p, end):
-        f366 = _string(b, &p, end)
+        f373 = _string(b, &p, end)
     else:
-        f366 = None
+        f373 = None
     if _optional(b, &p, end):
-        f367 = _long(b, &p, end)
+        f374 = _long(b, &p, end)
     else:
-        f367 = None
-    f368 = _string(b, &p, end)
+        f374 = None
+    f375 = _string(b, &p, end)
     result = _new(_builder_JobBecameReady)
-    result.event_id = f360
-    result.occurred_at = f361
-    result.producer = f362
-    result.causation_id = f363
-    result.batch_id = f364
-    result.job_id = f365
-    result.after_attempt_id = f366
-    result.not_before = f367
-    result.reason = f368
+    result.event_id = f367
+    result.occurred_at = f368
+    result.producer = f369
+    result.causation_id = f370
+    result.batch_id = f371
+    result.job_id = f372
+    result.after_attempt_id = f373
+    result.not_before = f374
+    result.reason = f375
     result.__class__ = _class_JobBecameReady
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -1813,31 +1857,31 @@ def decode_JobBecameReady(bytes data, Py_ssize_t offset):
 def encode_JobBecameReady(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v369 = e
-        _put_string(&w, v369.event_id, 'JobBecameReady.event_id')
-        _put_long(&w, v369.occurred_at, LLONG_MIN, LLONG_MAX, 'JobBecameReady.occurred_at')
-        _put_string(&w, v369.producer, 'JobBecameReady.producer')
-        v370 = v369.causation_id
-        if v370 is None:
+        v376 = e
+        _put_string(&w, v376.event_id, 'JobBecameReady.event_id')
+        _put_long(&w, v376.occurred_at, LLONG_MIN, LLONG_MAX, 'JobBecameReady.occurred_at')
+        _put_string(&w, v376.producer, 'JobBecameReady.producer')
+        v377 = v376.causation_id
+        if v377 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v370, 'JobBecameReady.causation_id')
-        _put_long(&w, v369.batch_id, LLONG_MIN, LLONG_MAX, 'JobBecameReady.batch_id')
-        _put_long(&w, v369.job_id, -2147483648, 2147483647, 'JobBecameReady.job_id')
-        v371 = v369.after_attempt_id
-        if v371 is None:
+            _put_string(&w, v377, 'JobBecameReady.causation_id')
+        _put_long(&w, v376.batch_id, LLONG_MIN, LLONG_MAX, 'JobBecameReady.batch_id')
+        _put_long(&w, v376.job_id, -2147483648, 2147483647, 'JobBecameReady.job_id')
+        v378 = v376.after_attempt_id
+        if v378 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v371, 'JobBecameReady.after_attempt_id')
-        v372 = v369.not_before
-        if v372 is None:
+            _put_string(&w, v378, 'JobBecameReady.after_attempt_id')
+        v379 = v376.not_before
+        if v379 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_long(&w, v372, LLONG_MIN, LLONG_MAX, 'JobBecameReady.not_before')
-        _put_string(&w, v369.reason, 'JobBecameReady.reason')
+            _put_long(&w, v379, LLONG_MIN, LLONG_MAX, 'JobBecameReady.not_before')
+        _put_string(&w, v376.reason, 'JobBecameReady.reason')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -1846,24 +1890,24 @@ def decode_JobCancelled(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f373 = _string(b, &p, end)
-    f374 = _long(b, &p, end)
-    f375 = _string(b, &p, end)
+    f380 = _string(b, &p, end)
+    f381 = _long(b, &p, end)
+    f382 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f376 = _string(b, &p, end)
+        f383 = _string(b, &p, end)
     else:
-        f376 = None
-    f377 = _long(b, &p, end)
-    f378 = _long(b, &p, end)
-    f379 = _string(b, &p, end)
+        f383 = None
+    f384 = _long(b, &p, end)
+    f385 = _long(b, &p, end)
+    f386 = _string(b, &p, end)
     result = _new(_builder_JobCancelled)
-    result.event_id = f373
-    result.occurred_at = f374
-    result.producer = f375
-    result.causation_id = f376
-    result.batch_id = f377
-    result.job_id = f378
-    result.reason = f379
+    result.event_id = f380
+    result.occurred_at = f381
+    result.producer = f382
+    result.causation_id = f383
+    result.batch_id = f384
+    result.job_id = f385
+    result.reason = f386
     result.__class__ = _class_JobCancelled
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -1871,19 +1915,19 @@ def decode_JobCancelled(bytes data, Py_ssize_t offset):
 def encode_JobCancelled(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v380 = e
-        _put_string(&w, v380.event_id, 'JobCancelled.event_id')
-        _put_long(&w, v380.occurred_at, LLONG_MIN, LLONG_MAX, 'JobCancelled.occurred_at')
-        _put_string(&w, v380.producer, 'JobCancelled.producer')
-        v381 = v380.causation_id
-        if v381 is None:
+        v387 = e
+        _put_string(&w, v387.event_id, 'JobCancelled.event_id')
+        _put_long(&w, v387.occurred_at, LLONG_MIN, LLONG_MAX, 'JobCancelled.occurred_at')
+        _put_string(&w, v387.producer, 'JobCancelled.producer')
+        v388 = v387.causation_id
+        if v388 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v381, 'JobCancelled.causation_id')
-        _put_long(&w, v380.batch_id, LLONG_MIN, LLONG_MAX, 'JobCancelled.batch_id')
-        _put_long(&w, v380.job_id, -2147483648, 2147483647, 'JobCancelled.job_id')
-        _put_string(&w, v380.reason, 'JobCancelled.reason')
+            _put_string(&w, v388, 'JobCancelled.causation_id')
+        _put_long(&w, v387.batch_id, LLONG_MIN, LLONG_MAX, 'JobCancelled.batch_id')
+        _put_long(&w, v387.job_id, -2147483648, 2147483647, 'JobCancelled.job_id')
+        _put_string(&w, v387.reason, 'JobCancelled.reason')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -1892,41 +1936,41 @@ def decode_JobCompleted(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f382 = _string(b, &p, end)
-    f383 = _long(b, &p, end)
-    f384 = _string(b, &p, end)
+    f389 = _string(b, &p, end)
+    f390 = _long(b, &p, end)
+    f391 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f385 = _string(b, &p, end)
+        f392 = _string(b, &p, end)
     else:
-        f385 = None
-    f386 = _long(b, &p, end)
-    f387 = _long(b, &p, end)
-    f388 = _string(b, &p, end)
+        f392 = None
+    f393 = _long(b, &p, end)
+    f394 = _long(b, &p, end)
+    f395 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f389 = _string(b, &p, end)
+        f396 = _string(b, &p, end)
     else:
-        f389 = None
+        f396 = None
     if _optional(b, &p, end):
-        f390 = _long(b, &p, end)
+        f397 = _long(b, &p, end)
     else:
-        f390 = None
+        f397 = None
     if _optional(b, &p, end):
-        f391 = _string(b, &p, end)
+        f398 = _string(b, &p, end)
     else:
-        f391 = None
-    f392 = _long(b, &p, end)
+        f398 = None
+    f399 = _long(b, &p, end)
     result = _new(_builder_JobCompleted)
-    result.event_id = f382
-    result.occurred_at = f383
-    result.producer = f384
-    result.causation_id = f385
-    result.batch_id = f386
-    result.job_id = f387
-    result.state = f388
-    result.attempt_id = f389
-    result.exit_code = f390
-    result.reason = f391
-    result.n_attempts = f392
+    result.event_id = f389
+    result.occurred_at = f390
+    result.producer = f391
+    result.causation_id = f392
+    result.batch_id = f393
+    result.job_id = f394
+    result.state = f395
+    result.attempt_id = f396
+    result.exit_code = f397
+    result.reason = f398
+    result.n_attempts = f399
     result.__class__ = _class_JobCompleted
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -1934,38 +1978,38 @@ def decode_JobCompleted(bytes data, Py_ssize_t offset):
 def encode_JobCompleted(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v393 = e
-        _put_string(&w, v393.event_id, 'JobCompleted.event_id')
-        _put_long(&w, v393.occurred_at, LLONG_MIN, LLONG_MAX, 'JobCompleted.occurred_at')
-        _put_string(&w, v393.producer, 'JobCompleted.producer')
-        v394 = v393.causation_id
-        if v394 is None:
+        v400 = e
+        _put_string(&w, v400.event_id, 'JobCompleted.event_id')
+        _put_long(&w, v400.occurred_at, LLONG_MIN, LLONG_MAX, 'JobCompleted.occurred_at')
+        _put_string(&w, v400.producer, 'JobCompleted.producer')
+        v401 = v400.causation_id
+        if v401 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v394, 'JobCompleted.causation_id')
-        _put_long(&w, v393.batch_id, LLONG_MIN, LLONG_MAX, 'JobCompleted.batch_id')
-        _put_long(&w, v393.job_id, -2147483648, 2147483647, 'JobCompleted.job_id')
-        _put_string(&w, v393.state, 'JobCompleted.state')
-        v395 = v393.attempt_id
-        if v395 is None:
+            _put_string(&w, v401, 'JobCompleted.causation_id')
+        _put_long(&w, v400.batch_id, LLONG_MIN, LLONG_MAX, 'JobCompleted.batch_id')
+        _put_long(&w, v400.job_id, -2147483648, 2147483647, 'JobCompleted.job_id')
+        _put_string(&w, v400.state, 'JobCompleted.state')
+        v402 = v400.attempt_id
+        if v402 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v395, 'JobCompleted.attempt_id')
-        v396 = v393.exit_code
-        if v396 is None:
+            _put_string(&w, v402, 'JobCompleted.attempt_id')
+        v403 = v400.exit_code
+        if v403 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_long(&w, v396, -2147483648, 2147483647, 'JobCompleted.exit_code')
-        v397 = v393.reason
-        if v397 is None:
+            _put_long(&w, v403, -2147483648, 2147483647, 'JobCompleted.exit_code')
+        v404 = v400.reason
+        if v404 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v397, 'JobCompleted.reason')
-        _put_long(&w, v393.n_attempts, -2147483648, 2147483647, 'JobCompleted.n_attempts')
+            _put_string(&w, v404, 'JobCompleted.reason')
+        _put_long(&w, v400.n_attempts, -2147483648, 2147483647, 'JobCompleted.n_attempts')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -1974,68 +2018,55 @@ def decode_JobCreated(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f398 = _string(b, &p, end)
-    f399 = _long(b, &p, end)
-    f400 = _string(b, &p, end)
+    f405 = _string(b, &p, end)
+    f406 = _long(b, &p, end)
+    f407 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f401 = _string(b, &p, end)
+        f408 = _string(b, &p, end)
     else:
-        f401 = None
-    f402 = _long(b, &p, end)
-    f403 = _long(b, &p, end)
-    f404 = _long(b, &p, end)
-    f405 = _long(b, &p, end)
-    a407 = []
-    while True:
-        n408 = _block(b, &p, end)
-        if n408 == 0: break
-        for i409 in range(n408):
-            x410 = _long(b, &p, end)
-            a407.append(x410)
-    f406 = tuple(a407)
-    f411 = _boolean(b, &p, end)
+        f408 = None
+    f409 = _long(b, &p, end)
+    f410 = _long(b, &p, end)
+    f411 = _long(b, &p, end)
     f412 = _long(b, &p, end)
-    f413 = _string(b, &p, end)
-    f414 = _string(b, &p, end)
-    a416 = {}
+    a414 = []
     while True:
-        n417 = _block(b, &p, end)
-        if n417 == 0: break
-        for i418 in range(n417):
-            k420 = _string(b, &p, end)
-            x419 = _string(b, &p, end)
-            a416[k420] = x419
-    f415 = a416
-    f422 = _string(b, &p, end)
+        n415 = _block(b, &p, end)
+        if n415 == 0: break
+        for i416 in range(n415):
+            x417 = _long(b, &p, end)
+            a414.append(x417)
+    f413 = tuple(a414)
+    f418 = _boolean(b, &p, end)
+    f419 = _long(b, &p, end)
+    f420 = _string(b, &p, end)
+    f421 = _string(b, &p, end)
+    a423 = {}
+    while True:
+        n424 = _block(b, &p, end)
+        if n424 == 0: break
+        for i425 in range(n424):
+            k427 = _string(b, &p, end)
+            x426 = _string(b, &p, end)
+            a423[k427] = x426
+    f422 = a423
+    f429 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f423 = _string(b, &p, end)
+        f430 = _string(b, &p, end)
     else:
-        f423 = None
-    a425 = []
+        f430 = None
+    a432 = []
     while True:
-        n426 = _block(b, &p, end)
-        if n426 == 0: break
-        for i427 in range(n426):
-            x428 = _string(b, &p, end)
-            a425.append(x428)
-    f424 = tuple(a425)
+        n433 = _block(b, &p, end)
+        if n433 == 0: break
+        for i434 in range(n433):
+            x435 = _string(b, &p, end)
+            a432.append(x435)
+    f431 = tuple(a432)
     if _optional(b, &p, end):
-        f429 = _string(b, &p, end)
+        f436 = _string(b, &p, end)
     else:
-        f429 = None
-    a431 = []
-    while True:
-        n432 = _block(b, &p, end)
-        if n432 == 0: break
-        for i433 in range(n432):
-            f435 = _string(b, &p, end)
-            f436 = _string(b, &p, end)
-            x434 = _new(_builder_EnvVar)
-            x434.name = f435
-            x434.value = f436
-            x434.__class__ = _class_EnvVar
-            a431.append(x434)
-    f430 = tuple(a431)
+        f436 = None
     a438 = []
     while True:
         n439 = _block(b, &p, end)
@@ -2043,10 +2074,10 @@ def decode_JobCreated(bytes data, Py_ssize_t offset):
         for i440 in range(n439):
             f442 = _string(b, &p, end)
             f443 = _string(b, &p, end)
-            x441 = _new(_builder_FileCopy)
-            x441.src = f442
-            x441.dst = f443
-            x441.__class__ = _class_FileCopy
+            x441 = _new(_builder_EnvVar)
+            x441.name = f442
+            x441.value = f443
+            x441.__class__ = _class_EnvVar
             a438.append(x441)
     f437 = tuple(a438)
     a445 = []
@@ -2062,77 +2093,90 @@ def decode_JobCreated(bytes data, Py_ssize_t offset):
             x448.__class__ = _class_FileCopy
             a445.append(x448)
     f444 = tuple(a445)
-    f451 = _boolean(b, &p, end)
-    if _optional(b, &p, end):
-        f452 = _float(data, &p, end, 8)
-    else:
-        f452 = None
-    f453 = _string(b, &p, end)
-    f455 = _long(b, &p, end)
-    f456 = _long(b, &p, end)
-    f457 = _long(b, &p, end)
+    a452 = []
+    while True:
+        n453 = _block(b, &p, end)
+        if n453 == 0: break
+        for i454 in range(n453):
+            f456 = _string(b, &p, end)
+            f457 = _string(b, &p, end)
+            x455 = _new(_builder_FileCopy)
+            x455.src = f456
+            x455.dst = f457
+            x455.__class__ = _class_FileCopy
+            a452.append(x455)
+    f451 = tuple(a452)
     f458 = _boolean(b, &p, end)
-    f459 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f460 = _string(b, &p, end)
+        f459 = _float(data, &p, end, 8)
     else:
-        f460 = None
-    f454 = _new(_builder_Resources)
-    f454.cores_mcpu = f455
-    f454.memory_bytes = f456
-    f454.storage_gib = f457
-    f454.preemptible = f458
-    f454.worker_type = f459
-    f454.machine_type = f460
-    f454.__class__ = _class_Resources
+        f459 = None
+    f460 = _string(b, &p, end)
+    f462 = _long(b, &p, end)
+    f463 = _long(b, &p, end)
+    f464 = _long(b, &p, end)
+    f465 = _boolean(b, &p, end)
+    f466 = _string(b, &p, end)
     if _optional(b, &p, end):
-        a462 = []
+        f467 = _string(b, &p, end)
+    else:
+        f467 = None
+    f461 = _new(_builder_Resources)
+    f461.cores_mcpu = f462
+    f461.memory_bytes = f463
+    f461.storage_gib = f464
+    f461.preemptible = f465
+    f461.worker_type = f466
+    f461.machine_type = f467
+    f461.__class__ = _class_Resources
+    if _optional(b, &p, end):
+        a469 = []
         while True:
-            n463 = _block(b, &p, end)
-            if n463 == 0: break
-            for i464 in range(n463):
-                x465 = _string(b, &p, end)
-                a462.append(x465)
-        f461 = tuple(a462)
+            n470 = _block(b, &p, end)
+            if n470 == 0: break
+            for i471 in range(n470):
+                x472 = _string(b, &p, end)
+                a469.append(x472)
+        f468 = tuple(a469)
     else:
-        f461 = None
+        f468 = None
     if _optional(b, &p, end):
-        f466 = _long(b, &p, end)
+        f473 = _long(b, &p, end)
     else:
-        f466 = None
-    f421 = _new(_builder_JobSpec)
-    f421.process_type = f422
-    f421.image = f423
-    f421.command = f424
-    f421.jar_url = f429
-    f421.env = f430
-    f421.input_files = f437
-    f421.output_files = f444
-    f421.always_copy_output = f451
-    f421.timeout_s = f452
-    f421.network = f453
-    f421.resources = f454
-    f421.regions = f461
-    f421.port = f466
-    f421.__class__ = _class_JobSpec
-    f467 = _string(b, &p, end)
+        f473 = None
+    f428 = _new(_builder_JobSpec)
+    f428.process_type = f429
+    f428.image = f430
+    f428.command = f431
+    f428.jar_url = f436
+    f428.env = f437
+    f428.input_files = f444
+    f428.output_files = f451
+    f428.always_copy_output = f458
+    f428.timeout_s = f459
+    f428.network = f460
+    f428.resources = f461
+    f428.regions = f468
+    f428.port = f473
+    f428.__class__ = _class_JobSpec
+    f474 = _string(b, &p, end)
     result = _new(_builder_JobCreated)
-    result.event_id = f398
-    result.occurred_at = f399
-    result.producer = f400
-    result.causation_id = f401
-    result.batch_id = f402
-    result.job_id = f403
-    result.update_id = f404
-    result.job_group_id = f405
-    result.parent_ids = f406
-    result.always_run = f411
-    result.n_max_attempts = f412
-    result.user = f413
-    result.billing_project = f414
-    result.attributes = f415
-    result.spec = f421
-    result.spec_json = f467
+    result.event_id = f405
+    result.occurred_at = f406
+    result.producer = f407
+    result.causation_id = f408
+    result.batch_id = f409
+    result.job_id = f410
+    result.update_id = f411
+    result.job_group_id = f412
+    result.parent_ids = f413
+    result.always_run = f418
+    result.n_max_attempts = f419
+    result.user = f420
+    result.billing_project = f421
+    result.attributes = f422
+    result.spec = f428
+    result.spec_json = f474
     result.__class__ = _class_JobCreated
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -2140,140 +2184,140 @@ def decode_JobCreated(bytes data, Py_ssize_t offset):
 def encode_JobCreated(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v468 = e
-        _put_string(&w, v468.event_id, 'JobCreated.event_id')
-        _put_long(&w, v468.occurred_at, LLONG_MIN, LLONG_MAX, 'JobCreated.occurred_at')
-        _put_string(&w, v468.producer, 'JobCreated.producer')
-        v469 = v468.causation_id
-        if v469 is None:
+        v475 = e
+        _put_string(&w, v475.event_id, 'JobCreated.event_id')
+        _put_long(&w, v475.occurred_at, LLONG_MIN, LLONG_MAX, 'JobCreated.occurred_at')
+        _put_string(&w, v475.producer, 'JobCreated.producer')
+        v476 = v475.causation_id
+        if v476 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v469, 'JobCreated.causation_id')
-        _put_long(&w, v468.batch_id, LLONG_MIN, LLONG_MAX, 'JobCreated.batch_id')
-        _put_long(&w, v468.job_id, -2147483648, 2147483647, 'JobCreated.job_id')
-        _put_long(&w, v468.update_id, -2147483648, 2147483647, 'JobCreated.update_id')
-        _put_long(&w, v468.job_group_id, -2147483648, 2147483647, 'JobCreated.job_group_id')
-        v470 = v468.parent_ids
-        n471 = len(v470)
-        if n471:
-            _put_varint(&w, (<unsigned long long>n471) << 1)
-            for i472 in v470:
-                _put_long(&w, i472, -2147483648, 2147483647, 'JobCreated.parent_ids[]')
+            _put_string(&w, v476, 'JobCreated.causation_id')
+        _put_long(&w, v475.batch_id, LLONG_MIN, LLONG_MAX, 'JobCreated.batch_id')
+        _put_long(&w, v475.job_id, -2147483648, 2147483647, 'JobCreated.job_id')
+        _put_long(&w, v475.update_id, -2147483648, 2147483647, 'JobCreated.update_id')
+        _put_long(&w, v475.job_group_id, -2147483648, 2147483647, 'JobCreated.job_group_id')
+        v477 = v475.parent_ids
+        n478 = len(v477)
+        if n478:
+            _put_varint(&w, (<unsigned long long>n478) << 1)
+            for i479 in v477:
+                _put_long(&w, i479, -2147483648, 2147483647, 'JobCreated.parent_ids[]')
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 0)
-        _put_boolean(&w, v468.always_run, 'JobCreated.always_run')
-        _put_long(&w, v468.n_max_attempts, -2147483648, 2147483647, 'JobCreated.n_max_attempts')
-        _put_string(&w, v468.user, 'JobCreated.user')
-        _put_string(&w, v468.billing_project, 'JobCreated.billing_project')
-        v473 = v468.attributes
-        n474 = len(v473)
-        if n474:
-            _put_varint(&w, (<unsigned long long>n474) << 1)
-            for k476, i475 in v473.items():
-                _put_string(&w, k476, 'JobCreated.attributes key')
-                _put_string(&w, i475, 'JobCreated.attributes{}')
+        _put_boolean(&w, v475.always_run, 'JobCreated.always_run')
+        _put_long(&w, v475.n_max_attempts, -2147483648, 2147483647, 'JobCreated.n_max_attempts')
+        _put_string(&w, v475.user, 'JobCreated.user')
+        _put_string(&w, v475.billing_project, 'JobCreated.billing_project')
+        v480 = v475.attributes
+        n481 = len(v480)
+        if n481:
+            _put_varint(&w, (<unsigned long long>n481) << 1)
+            for k483, i482 in v480.items():
+                _put_string(&w, k483, 'JobCreated.attributes key')
+                _put_string(&w, i482, 'JobCreated.attributes{}')
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 0)
-        v477 = v468.spec
-        _put_string(&w, v477.process_type, 'JobCreated.spec.process_type')
-        v478 = v477.image
-        if v478 is None:
-            _put_byte(&w, 0)
-        else:
-            _put_byte(&w, 2)
-            _put_string(&w, v478, 'JobCreated.spec.image')
-        v479 = v477.command
-        n480 = len(v479)
-        if n480:
-            _put_varint(&w, (<unsigned long long>n480) << 1)
-            for i481 in v479:
-                _put_string(&w, i481, 'JobCreated.spec.command[]')
-            _put_byte(&w, 0)
-        else:
-            _put_byte(&w, 0)
-        v482 = v477.jar_url
-        if v482 is None:
+        v484 = v475.spec
+        _put_string(&w, v484.process_type, 'JobCreated.spec.process_type')
+        v485 = v484.image
+        if v485 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v482, 'JobCreated.spec.jar_url')
-        v483 = v477.env
-        n484 = len(v483)
-        if n484:
-            _put_varint(&w, (<unsigned long long>n484) << 1)
-            for i485 in v483:
-                v486 = i485
-                _put_string(&w, v486.name, 'JobCreated.spec.env[].name')
-                _put_string(&w, v486.value, 'JobCreated.spec.env[].value')
+            _put_string(&w, v485, 'JobCreated.spec.image')
+        v486 = v484.command
+        n487 = len(v486)
+        if n487:
+            _put_varint(&w, (<unsigned long long>n487) << 1)
+            for i488 in v486:
+                _put_string(&w, i488, 'JobCreated.spec.command[]')
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 0)
-        v487 = v477.input_files
-        n488 = len(v487)
-        if n488:
-            _put_varint(&w, (<unsigned long long>n488) << 1)
-            for i489 in v487:
-                v490 = i489
-                _put_string(&w, v490.src, 'JobCreated.spec.input_files[].src')
-                _put_string(&w, v490.dst, 'JobCreated.spec.input_files[].dst')
-            _put_byte(&w, 0)
-        else:
-            _put_byte(&w, 0)
-        v491 = v477.output_files
-        n492 = len(v491)
-        if n492:
-            _put_varint(&w, (<unsigned long long>n492) << 1)
-            for i493 in v491:
-                v494 = i493
-                _put_string(&w, v494.src, 'JobCreated.spec.output_files[].src')
-                _put_string(&w, v494.dst, 'JobCreated.spec.output_files[].dst')
-            _put_byte(&w, 0)
-        else:
-            _put_byte(&w, 0)
-        _put_boolean(&w, v477.always_copy_output, 'JobCreated.spec.always_copy_output')
-        v495 = v477.timeout_s
-        if v495 is None:
+        v489 = v484.jar_url
+        if v489 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_float(&w, v495, 8)
-        _put_string(&w, v477.network, 'JobCreated.spec.network')
-        v496 = v477.resources
-        _put_long(&w, v496.cores_mcpu, -2147483648, 2147483647, 'JobCreated.spec.resources.cores_mcpu')
-        _put_long(&w, v496.memory_bytes, LLONG_MIN, LLONG_MAX, 'JobCreated.spec.resources.memory_bytes')
-        _put_long(&w, v496.storage_gib, -2147483648, 2147483647, 'JobCreated.spec.resources.storage_gib')
-        _put_boolean(&w, v496.preemptible, 'JobCreated.spec.resources.preemptible')
-        _put_string(&w, v496.worker_type, 'JobCreated.spec.resources.worker_type')
-        v497 = v496.machine_type
-        if v497 is None:
+            _put_string(&w, v489, 'JobCreated.spec.jar_url')
+        v490 = v484.env
+        n491 = len(v490)
+        if n491:
+            _put_varint(&w, (<unsigned long long>n491) << 1)
+            for i492 in v490:
+                v493 = i492
+                _put_string(&w, v493.name, 'JobCreated.spec.env[].name')
+                _put_string(&w, v493.value, 'JobCreated.spec.env[].value')
             _put_byte(&w, 0)
         else:
-            _put_byte(&w, 2)
-            _put_string(&w, v497, 'JobCreated.spec.resources.machine_type')
-        v498 = v477.regions
-        if v498 is None:
+            _put_byte(&w, 0)
+        v494 = v484.input_files
+        n495 = len(v494)
+        if n495:
+            _put_varint(&w, (<unsigned long long>n495) << 1)
+            for i496 in v494:
+                v497 = i496
+                _put_string(&w, v497.src, 'JobCreated.spec.input_files[].src')
+                _put_string(&w, v497.dst, 'JobCreated.spec.input_files[].dst')
             _put_byte(&w, 0)
         else:
-            _put_byte(&w, 2)
-            v499 = v498
-            n500 = len(v499)
-            if n500:
-                _put_varint(&w, (<unsigned long long>n500) << 1)
-                for i501 in v499:
-                    _put_string(&w, i501, 'JobCreated.spec.regions[]')
-                _put_byte(&w, 0)
-            else:
-                _put_byte(&w, 0)
-        v502 = v477.port
+            _put_byte(&w, 0)
+        v498 = v484.output_files
+        n499 = len(v498)
+        if n499:
+            _put_varint(&w, (<unsigned long long>n499) << 1)
+            for i500 in v498:
+                v501 = i500
+                _put_string(&w, v501.src, 'JobCreated.spec.output_files[].src')
+                _put_string(&w, v501.dst, 'JobCreated.spec.output_files[].dst')
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 0)
+        _put_boolean(&w, v484.always_copy_output, 'JobCreated.spec.always_copy_output')
+        v502 = v484.timeout_s
         if v502 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_long(&w, v502, -2147483648, 2147483647, 'JobCreated.spec.port')
-        _put_string(&w, v468.spec_json, 'JobCreated.spec_json')
+            _put_float(&w, v502, 8)
+        _put_string(&w, v484.network, 'JobCreated.spec.network')
+        v503 = v484.resources
+        _put_long(&w, v503.cores_mcpu, -2147483648, 2147483647, 'JobCreated.spec.resources.cores_mcpu')
+        _put_long(&w, v503.memory_bytes, LLONG_MIN, LLONG_MAX, 'JobCreated.spec.resources.memory_bytes')
+        _put_long(&w, v503.storage_gib, -2147483648, 2147483647, 'JobCreated.spec.resources.storage_gib')
+        _put_boolean(&w, v503.preemptible, 'JobCreated.spec.resources.preemptible')
+        _put_string(&w, v503.worker_type, 'JobCreated.spec.resources.worker_type')
+        v504 = v503.machine_type
+        if v504 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_string(&w, v504, 'JobCreated.spec.resources.machine_type')
+        v505 = v484.regions
+        if v505 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            v506 = v505
+            n507 = len(v506)
+            if n507:
+                _put_varint(&w, (<unsigned long long>n507) << 1)
+                for i508 in v506:
+                    _put_string(&w, i508, 'JobCreated.spec.regions[]')
+                _put_byte(&w, 0)
+            else:
+                _put_byte(&w, 0)
+        v509 = v484.port
+        if v509 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_long(&w, v509, -2147483648, 2147483647, 'JobCreated.spec.port')
+        _put_string(&w, v475.spec_json, 'JobCreated.spec_json')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -2282,30 +2326,30 @@ def decode_JobCreating(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f503 = _string(b, &p, end)
-    f504 = _long(b, &p, end)
-    f505 = _string(b, &p, end)
-    if _optional(b, &p, end):
-        f506 = _string(b, &p, end)
-    else:
-        f506 = None
-    f507 = _long(b, &p, end)
-    f508 = _long(b, &p, end)
-    f509 = _string(b, &p, end)
     f510 = _string(b, &p, end)
     f511 = _long(b, &p, end)
     f512 = _string(b, &p, end)
+    if _optional(b, &p, end):
+        f513 = _string(b, &p, end)
+    else:
+        f513 = None
+    f514 = _long(b, &p, end)
+    f515 = _long(b, &p, end)
+    f516 = _string(b, &p, end)
+    f517 = _string(b, &p, end)
+    f518 = _long(b, &p, end)
+    f519 = _string(b, &p, end)
     result = _new(_builder_JobCreating)
-    result.event_id = f503
-    result.occurred_at = f504
-    result.producer = f505
-    result.causation_id = f506
-    result.batch_id = f507
-    result.job_id = f508
-    result.attempt_id = f509
-    result.instance_name = f510
-    result.scheduler_epoch = f511
-    result.user = f512
+    result.event_id = f510
+    result.occurred_at = f511
+    result.producer = f512
+    result.causation_id = f513
+    result.batch_id = f514
+    result.job_id = f515
+    result.attempt_id = f516
+    result.instance_name = f517
+    result.scheduler_epoch = f518
+    result.user = f519
     result.__class__ = _class_JobCreating
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -2313,22 +2357,22 @@ def decode_JobCreating(bytes data, Py_ssize_t offset):
 def encode_JobCreating(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v513 = e
-        _put_string(&w, v513.event_id, 'JobCreating.event_id')
-        _put_long(&w, v513.occurred_at, LLONG_MIN, LLONG_MAX, 'JobCreating.occurred_at')
-        _put_string(&w, v513.producer, 'JobCreating.producer')
-        v514 = v513.causation_id
-        if v514 is None:
+        v520 = e
+        _put_string(&w, v520.event_id, 'JobCreating.event_id')
+        _put_long(&w, v520.occurred_at, LLONG_MIN, LLONG_MAX, 'JobCreating.occurred_at')
+        _put_string(&w, v520.producer, 'JobCreating.producer')
+        v521 = v520.causation_id
+        if v521 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v514, 'JobCreating.causation_id')
-        _put_long(&w, v513.batch_id, LLONG_MIN, LLONG_MAX, 'JobCreating.batch_id')
-        _put_long(&w, v513.job_id, -2147483648, 2147483647, 'JobCreating.job_id')
-        _put_string(&w, v513.attempt_id, 'JobCreating.attempt_id')
-        _put_string(&w, v513.instance_name, 'JobCreating.instance_name')
-        _put_long(&w, v513.scheduler_epoch, LLONG_MIN, LLONG_MAX, 'JobCreating.scheduler_epoch')
-        _put_string(&w, v513.user, 'JobCreating.user')
+            _put_string(&w, v521, 'JobCreating.causation_id')
+        _put_long(&w, v520.batch_id, LLONG_MIN, LLONG_MAX, 'JobCreating.batch_id')
+        _put_long(&w, v520.job_id, -2147483648, 2147483647, 'JobCreating.job_id')
+        _put_string(&w, v520.attempt_id, 'JobCreating.attempt_id')
+        _put_string(&w, v520.instance_name, 'JobCreating.instance_name')
+        _put_long(&w, v520.scheduler_epoch, LLONG_MIN, LLONG_MAX, 'JobCreating.scheduler_epoch')
+        _put_string(&w, v520.user, 'JobCreating.user')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -2337,24 +2381,24 @@ def decode_JobGroupCancelRequested(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f515 = _string(b, &p, end)
-    f516 = _long(b, &p, end)
-    f517 = _string(b, &p, end)
+    f522 = _string(b, &p, end)
+    f523 = _long(b, &p, end)
+    f524 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f518 = _string(b, &p, end)
+        f525 = _string(b, &p, end)
     else:
-        f518 = None
-    f519 = _long(b, &p, end)
-    f520 = _long(b, &p, end)
-    f521 = _string(b, &p, end)
+        f525 = None
+    f526 = _long(b, &p, end)
+    f527 = _long(b, &p, end)
+    f528 = _string(b, &p, end)
     result = _new(_builder_JobGroupCancelRequested)
-    result.event_id = f515
-    result.occurred_at = f516
-    result.producer = f517
-    result.causation_id = f518
-    result.batch_id = f519
-    result.job_group_id = f520
-    result.user = f521
+    result.event_id = f522
+    result.occurred_at = f523
+    result.producer = f524
+    result.causation_id = f525
+    result.batch_id = f526
+    result.job_group_id = f527
+    result.user = f528
     result.__class__ = _class_JobGroupCancelRequested
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -2362,19 +2406,19 @@ def decode_JobGroupCancelRequested(bytes data, Py_ssize_t offset):
 def encode_JobGroupCancelRequested(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v522 = e
-        _put_string(&w, v522.event_id, 'JobGroupCancelRequested.event_id')
-        _put_long(&w, v522.occurred_at, LLONG_MIN, LLONG_MAX, 'JobGroupCancelRequested.occurred_at')
-        _put_string(&w, v522.producer, 'JobGroupCancelRequested.producer')
-        v523 = v522.causation_id
-        if v523 is None:
+        v529 = e
+        _put_string(&w, v529.event_id, 'JobGroupCancelRequested.event_id')
+        _put_long(&w, v529.occurred_at, LLONG_MIN, LLONG_MAX, 'JobGroupCancelRequested.occurred_at')
+        _put_string(&w, v529.producer, 'JobGroupCancelRequested.producer')
+        v530 = v529.causation_id
+        if v530 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v523, 'JobGroupCancelRequested.causation_id')
-        _put_long(&w, v522.batch_id, LLONG_MIN, LLONG_MAX, 'JobGroupCancelRequested.batch_id')
-        _put_long(&w, v522.job_group_id, -2147483648, 2147483647, 'JobGroupCancelRequested.job_group_id')
-        _put_string(&w, v522.user, 'JobGroupCancelRequested.user')
+            _put_string(&w, v530, 'JobGroupCancelRequested.causation_id')
+        _put_long(&w, v529.batch_id, LLONG_MIN, LLONG_MAX, 'JobGroupCancelRequested.batch_id')
+        _put_long(&w, v529.job_group_id, -2147483648, 2147483647, 'JobGroupCancelRequested.job_group_id')
+        _put_string(&w, v529.user, 'JobGroupCancelRequested.user')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -2383,24 +2427,24 @@ def decode_JobGroupCancelled(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f524 = _string(b, &p, end)
-    f525 = _long(b, &p, end)
-    f526 = _string(b, &p, end)
+    f531 = _string(b, &p, end)
+    f532 = _long(b, &p, end)
+    f533 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f527 = _string(b, &p, end)
+        f534 = _string(b, &p, end)
     else:
-        f527 = None
-    f528 = _long(b, &p, end)
-    f529 = _long(b, &p, end)
-    f530 = _string(b, &p, end)
+        f534 = None
+    f535 = _long(b, &p, end)
+    f536 = _long(b, &p, end)
+    f537 = _string(b, &p, end)
     result = _new(_builder_JobGroupCancelled)
-    result.event_id = f524
-    result.occurred_at = f525
-    result.producer = f526
-    result.causation_id = f527
-    result.batch_id = f528
-    result.job_group_id = f529
-    result.reason = f530
+    result.event_id = f531
+    result.occurred_at = f532
+    result.producer = f533
+    result.causation_id = f534
+    result.batch_id = f535
+    result.job_group_id = f536
+    result.reason = f537
     result.__class__ = _class_JobGroupCancelled
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -2408,19 +2452,19 @@ def decode_JobGroupCancelled(bytes data, Py_ssize_t offset):
 def encode_JobGroupCancelled(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v531 = e
-        _put_string(&w, v531.event_id, 'JobGroupCancelled.event_id')
-        _put_long(&w, v531.occurred_at, LLONG_MIN, LLONG_MAX, 'JobGroupCancelled.occurred_at')
-        _put_string(&w, v531.producer, 'JobGroupCancelled.producer')
-        v532 = v531.causation_id
-        if v532 is None:
+        v538 = e
+        _put_string(&w, v538.event_id, 'JobGroupCancelled.event_id')
+        _put_long(&w, v538.occurred_at, LLONG_MIN, LLONG_MAX, 'JobGroupCancelled.occurred_at')
+        _put_string(&w, v538.producer, 'JobGroupCancelled.producer')
+        v539 = v538.causation_id
+        if v539 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v532, 'JobGroupCancelled.causation_id')
-        _put_long(&w, v531.batch_id, LLONG_MIN, LLONG_MAX, 'JobGroupCancelled.batch_id')
-        _put_long(&w, v531.job_group_id, -2147483648, 2147483647, 'JobGroupCancelled.job_group_id')
-        _put_string(&w, v531.reason, 'JobGroupCancelled.reason')
+            _put_string(&w, v539, 'JobGroupCancelled.causation_id')
+        _put_long(&w, v538.batch_id, LLONG_MIN, LLONG_MAX, 'JobGroupCancelled.batch_id')
+        _put_long(&w, v538.job_group_id, -2147483648, 2147483647, 'JobGroupCancelled.job_group_id')
+        _put_string(&w, v538.reason, 'JobGroupCancelled.reason')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -2429,46 +2473,46 @@ def decode_JobGroupCreated(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f533 = _string(b, &p, end)
-    f534 = _long(b, &p, end)
-    f535 = _string(b, &p, end)
+    f540 = _string(b, &p, end)
+    f541 = _long(b, &p, end)
+    f542 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f536 = _string(b, &p, end)
+        f543 = _string(b, &p, end)
     else:
-        f536 = None
-    f537 = _long(b, &p, end)
-    f538 = _long(b, &p, end)
-    f539 = _long(b, &p, end)
-    f540 = _long(b, &p, end)
-    a542 = {}
+        f543 = None
+    f544 = _long(b, &p, end)
+    f545 = _long(b, &p, end)
+    f546 = _long(b, &p, end)
+    f547 = _long(b, &p, end)
+    a549 = {}
     while True:
-        n543 = _block(b, &p, end)
-        if n543 == 0: break
-        for i544 in range(n543):
-            k546 = _string(b, &p, end)
-            x545 = _string(b, &p, end)
-            a542[k546] = x545
-    f541 = a542
+        n550 = _block(b, &p, end)
+        if n550 == 0: break
+        for i551 in range(n550):
+            k553 = _string(b, &p, end)
+            x552 = _string(b, &p, end)
+            a549[k553] = x552
+    f548 = a549
     if _optional(b, &p, end):
-        f547 = _string(b, &p, end)
+        f554 = _string(b, &p, end)
     else:
-        f547 = None
+        f554 = None
     if _optional(b, &p, end):
-        f548 = _long(b, &p, end)
+        f555 = _long(b, &p, end)
     else:
-        f548 = None
+        f555 = None
     result = _new(_builder_JobGroupCreated)
-    result.event_id = f533
-    result.occurred_at = f534
-    result.producer = f535
-    result.causation_id = f536
-    result.batch_id = f537
-    result.update_id = f538
-    result.job_group_id = f539
-    result.parent_job_group_id = f540
-    result.attributes = f541
-    result.callback = f547
-    result.cancel_after_n_failures = f548
+    result.event_id = f540
+    result.occurred_at = f541
+    result.producer = f542
+    result.causation_id = f543
+    result.batch_id = f544
+    result.update_id = f545
+    result.job_group_id = f546
+    result.parent_job_group_id = f547
+    result.attributes = f548
+    result.callback = f554
+    result.cancel_after_n_failures = f555
     result.__class__ = _class_JobGroupCreated
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -2476,42 +2520,265 @@ def decode_JobGroupCreated(bytes data, Py_ssize_t offset):
 def encode_JobGroupCreated(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v549 = e
-        _put_string(&w, v549.event_id, 'JobGroupCreated.event_id')
-        _put_long(&w, v549.occurred_at, LLONG_MIN, LLONG_MAX, 'JobGroupCreated.occurred_at')
-        _put_string(&w, v549.producer, 'JobGroupCreated.producer')
-        v550 = v549.causation_id
-        if v550 is None:
+        v556 = e
+        _put_string(&w, v556.event_id, 'JobGroupCreated.event_id')
+        _put_long(&w, v556.occurred_at, LLONG_MIN, LLONG_MAX, 'JobGroupCreated.occurred_at')
+        _put_string(&w, v556.producer, 'JobGroupCreated.producer')
+        v557 = v556.causation_id
+        if v557 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v550, 'JobGroupCreated.causation_id')
-        _put_long(&w, v549.batch_id, LLONG_MIN, LLONG_MAX, 'JobGroupCreated.batch_id')
-        _put_long(&w, v549.update_id, -2147483648, 2147483647, 'JobGroupCreated.update_id')
-        _put_long(&w, v549.job_group_id, -2147483648, 2147483647, 'JobGroupCreated.job_group_id')
-        _put_long(&w, v549.parent_job_group_id, -2147483648, 2147483647, 'JobGroupCreated.parent_job_group_id')
-        v551 = v549.attributes
-        n552 = len(v551)
-        if n552:
-            _put_varint(&w, (<unsigned long long>n552) << 1)
-            for k554, i553 in v551.items():
-                _put_string(&w, k554, 'JobGroupCreated.attributes key')
-                _put_string(&w, i553, 'JobGroupCreated.attributes{}')
+            _put_string(&w, v557, 'JobGroupCreated.causation_id')
+        _put_long(&w, v556.batch_id, LLONG_MIN, LLONG_MAX, 'JobGroupCreated.batch_id')
+        _put_long(&w, v556.update_id, -2147483648, 2147483647, 'JobGroupCreated.update_id')
+        _put_long(&w, v556.job_group_id, -2147483648, 2147483647, 'JobGroupCreated.job_group_id')
+        _put_long(&w, v556.parent_job_group_id, -2147483648, 2147483647, 'JobGroupCreated.parent_job_group_id')
+        v558 = v556.attributes
+        n559 = len(v558)
+        if n559:
+            _put_varint(&w, (<unsigned long long>n559) << 1)
+            for k561, i560 in v558.items():
+                _put_string(&w, k561, 'JobGroupCreated.attributes key')
+                _put_string(&w, i560, 'JobGroupCreated.attributes{}')
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 0)
-        v555 = v549.callback
-        if v555 is None:
-            _put_byte(&w, 0)
-        else:
-            _put_byte(&w, 2)
-            _put_string(&w, v555, 'JobGroupCreated.callback')
-        v556 = v549.cancel_after_n_failures
-        if v556 is None:
+        v562 = v556.callback
+        if v562 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_long(&w, v556, -2147483648, 2147483647, 'JobGroupCreated.cancel_after_n_failures')
+            _put_string(&w, v562, 'JobGroupCreated.callback')
+        v563 = v556.cancel_after_n_failures
+        if v563 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_long(&w, v563, -2147483648, 2147483647, 'JobGroupCreated.cancel_after_n_failures')
+        return PyBytes_FromStringAndSize(w.data, w.size)
+    finally:
+        PyMem_Free(w.data)
+
+def decode_PoolScalingDecided(bytes data, Py_ssize_t offset):
+    cdef const unsigned char* b = data
+    cdef Py_ssize_t end = len(data)
+    cdef Py_ssize_t p = offset
+    f564 = _string(b, &p, end)
+    f565 = _long(b, &p, end)
+    f566 = _string(b, &p, end)
+    if _optional(b, &p, end):
+        f567 = _string(b, &p, end)
+    else:
+        f567 = None
+    f568 = _string(b, &p, end)
+    f569 = _long(b, &p, end)
+    f570 = _long(b, &p, end)
+    f571 = _long(b, &p, end)
+    if _optional(b, &p, end):
+        f572 = _string(b, &p, end)
+    else:
+        f572 = None
+    if _optional(b, &p, end):
+        f573 = _long(b, &p, end)
+    else:
+        f573 = None
+    f574 = _long(b, &p, end)
+    f575 = _long(b, &p, end)
+    f576 = _boolean(b, &p, end)
+    f577 = _long(b, &p, end)
+    f578 = _long(b, &p, end)
+    f579 = _long(b, &p, end)
+    f580 = _long(b, &p, end)
+    f581 = _long(b, &p, end)
+    f582 = _long(b, &p, end)
+    f583 = _long(b, &p, end)
+    f584 = _long(b, &p, end)
+    f585 = _long(b, &p, end)
+    f586 = _long(b, &p, end)
+    f587 = _long(b, &p, end)
+    f588 = _long(b, &p, end)
+    f589 = _long(b, &p, end)
+    a591 = []
+    while True:
+        n592 = _block(b, &p, end)
+        if n592 == 0: break
+        for i593 in range(n592):
+            f595 = _string(b, &p, end)
+            f596 = _long(b, &p, end)
+            f597 = _long(b, &p, end)
+            f598 = _long(b, &p, end)
+            f599 = _long(b, &p, end)
+            f600 = _long(b, &p, end)
+            x594 = _new(_builder_PoolWindowUser)
+            x594.user = f595
+            x594.share_mcpu = f596
+            x594.jobs_per_pass = f597
+            x594.window_jobs = f598
+            x594.n_jobs = f599
+            x594.demand_mcpu = f600
+            x594.__class__ = _class_PoolWindowUser
+            a591.append(x594)
+    f590 = tuple(a591)
+    a602 = []
+    while True:
+        n603 = _block(b, &p, end)
+        if n603 == 0: break
+        for i604 in range(n603):
+            f606 = _string(b, &p, end)
+            f607 = _long(b, &p, end)
+            f608 = _long(b, &p, end)
+            f609 = _float(data, &p, end, 8)
+            x605 = _new(_builder_PoolZoneWeight)
+            x605.zone = f606
+            x605.successes = f607
+            x605.attempts = f608
+            x605.weight = f609
+            x605.__class__ = _class_PoolZoneWeight
+            a602.append(x605)
+    f601 = tuple(a602)
+    a611 = []
+    while True:
+        n612 = _block(b, &p, end)
+        if n612 == 0: break
+        for i613 in range(n612):
+            f615 = _string(b, &p, end)
+            if _optional(b, &p, end):
+                f616 = _string(b, &p, end)
+            else:
+                f616 = None
+            f617 = _boolean(b, &p, end)
+            x614 = _new(_builder_PoolInstanceChoice)
+            x614.instance_name = f615
+            x614.zone = f616
+            x614.standing = f617
+            x614.__class__ = _class_PoolInstanceChoice
+            a611.append(x614)
+    f610 = tuple(a611)
+    result = _new(_builder_PoolScalingDecided)
+    result.event_id = f564
+    result.occurred_at = f565
+    result.producer = f566
+    result.causation_id = f567
+    result.pool = f568
+    result.requested = f569
+    result.standing_requested = f570
+    result.deleted = f571
+    result.limited_by = f572
+    result.paused_until = f573
+    result.ready_mcpu = f574
+    result.demand_mcpu = f575
+    result.demand_truncated = f576
+    result.future_mcpu = f577
+    result.window_ms = f578
+    result.free_mcpu = f579
+    result.pending_mcpu = f580
+    result.live = f581
+    result.pending = f582
+    result.inactive = f583
+    result.min_instances = f584
+    result.max_live_instances = f585
+    result.max_instances = f586
+    result.max_new_per_loop = f587
+    result.worker_cores = f588
+    result.standing_worker_cores = f589
+    result.users = f590
+    result.zones = f601
+    result.instances = f610
+    result.__class__ = _class_PoolScalingDecided
+    if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
+    return result
+
+def encode_PoolScalingDecided(e, bytes head=b''):
+    cdef _Buffer w = _start(head)
+    try:
+        v618 = e
+        _put_string(&w, v618.event_id, 'PoolScalingDecided.event_id')
+        _put_long(&w, v618.occurred_at, LLONG_MIN, LLONG_MAX, 'PoolScalingDecided.occurred_at')
+        _put_string(&w, v618.producer, 'PoolScalingDecided.producer')
+        v619 = v618.causation_id
+        if v619 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_string(&w, v619, 'PoolScalingDecided.causation_id')
+        _put_string(&w, v618.pool, 'PoolScalingDecided.pool')
+        _put_long(&w, v618.requested, -2147483648, 2147483647, 'PoolScalingDecided.requested')
+        _put_long(&w, v618.standing_requested, -2147483648, 2147483647, 'PoolScalingDecided.standing_requested')
+        _put_long(&w, v618.deleted, -2147483648, 2147483647, 'PoolScalingDecided.deleted')
+        v620 = v618.limited_by
+        if v620 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_string(&w, v620, 'PoolScalingDecided.limited_by')
+        v621 = v618.paused_until
+        if v621 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_long(&w, v621, LLONG_MIN, LLONG_MAX, 'PoolScalingDecided.paused_until')
+        _put_long(&w, v618.ready_mcpu, LLONG_MIN, LLONG_MAX, 'PoolScalingDecided.ready_mcpu')
+        _put_long(&w, v618.demand_mcpu, LLONG_MIN, LLONG_MAX, 'PoolScalingDecided.demand_mcpu')
+        _put_boolean(&w, v618.demand_truncated, 'PoolScalingDecided.demand_truncated')
+        _put_long(&w, v618.future_mcpu, LLONG_MIN, LLONG_MAX, 'PoolScalingDecided.future_mcpu')
+        _put_long(&w, v618.window_ms, LLONG_MIN, LLONG_MAX, 'PoolScalingDecided.window_ms')
+        _put_long(&w, v618.free_mcpu, LLONG_MIN, LLONG_MAX, 'PoolScalingDecided.free_mcpu')
+        _put_long(&w, v618.pending_mcpu, LLONG_MIN, LLONG_MAX, 'PoolScalingDecided.pending_mcpu')
+        _put_long(&w, v618.live, -2147483648, 2147483647, 'PoolScalingDecided.live')
+        _put_long(&w, v618.pending, -2147483648, 2147483647, 'PoolScalingDecided.pending')
+        _put_long(&w, v618.inactive, -2147483648, 2147483647, 'PoolScalingDecided.inactive')
+        _put_long(&w, v618.min_instances, -2147483648, 2147483647, 'PoolScalingDecided.min_instances')
+        _put_long(&w, v618.max_live_instances, -2147483648, 2147483647, 'PoolScalingDecided.max_live_instances')
+        _put_long(&w, v618.max_instances, -2147483648, 2147483647, 'PoolScalingDecided.max_instances')
+        _put_long(&w, v618.max_new_per_loop, -2147483648, 2147483647, 'PoolScalingDecided.max_new_per_loop')
+        _put_long(&w, v618.worker_cores, -2147483648, 2147483647, 'PoolScalingDecided.worker_cores')
+        _put_long(&w, v618.standing_worker_cores, -2147483648, 2147483647, 'PoolScalingDecided.standing_worker_cores')
+        v622 = v618.users
+        n623 = len(v622)
+        if n623:
+            _put_varint(&w, (<unsigned long long>n623) << 1)
+            for i624 in v622:
+                v625 = i624
+                _put_string(&w, v625.user, 'PoolScalingDecided.users[].user')
+                _put_long(&w, v625.share_mcpu, LLONG_MIN, LLONG_MAX, 'PoolScalingDecided.users[].share_mcpu')
+                _put_long(&w, v625.jobs_per_pass, -2147483648, 2147483647, 'PoolScalingDecided.users[].jobs_per_pass')
+                _put_long(&w, v625.window_jobs, -2147483648, 2147483647, 'PoolScalingDecided.users[].window_jobs')
+                _put_long(&w, v625.n_jobs, -2147483648, 2147483647, 'PoolScalingDecided.users[].n_jobs')
+                _put_long(&w, v625.demand_mcpu, LLONG_MIN, LLONG_MAX, 'PoolScalingDecided.users[].demand_mcpu')
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 0)
+        v626 = v618.zones
+        n627 = len(v626)
+        if n627:
+            _put_varint(&w, (<unsigned long long>n627) << 1)
+            for i628 in v626:
+                v629 = i628
+                _put_string(&w, v629.zone, 'PoolScalingDecided.zones[].zone')
+                _put_long(&w, v629.successes, -2147483648, 2147483647, 'PoolScalingDecided.zones[].successes')
+                _put_long(&w, v629.attempts, -2147483648, 2147483647, 'PoolScalingDecided.zones[].attempts')
+                _put_float(&w, v629.weight, 8)
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 0)
+        v630 = v618.instances
+        n631 = len(v630)
+        if n631:
+            _put_varint(&w, (<unsigned long long>n631) << 1)
+            for i632 in v630:
+                v633 = i632
+                _put_string(&w, v633.instance_name, 'PoolScalingDecided.instances[].instance_name')
+                v634 = v633.zone
+                if v634 is None:
+                    _put_byte(&w, 0)
+                else:
+                    _put_byte(&w, 2)
+                    _put_string(&w, v634, 'PoolScalingDecided.instances[].zone')
+                _put_boolean(&w, v633.standing, 'PoolScalingDecided.instances[].standing')
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 0)
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -2520,22 +2787,22 @@ def decode_SchedulerLeaderElected(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f557 = _string(b, &p, end)
-    f558 = _long(b, &p, end)
-    f559 = _string(b, &p, end)
+    f635 = _string(b, &p, end)
+    f636 = _long(b, &p, end)
+    f637 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f560 = _string(b, &p, end)
+        f638 = _string(b, &p, end)
     else:
-        f560 = None
-    f561 = _string(b, &p, end)
-    f562 = _long(b, &p, end)
+        f638 = None
+    f639 = _string(b, &p, end)
+    f640 = _long(b, &p, end)
     result = _new(_builder_SchedulerLeaderElected)
-    result.event_id = f557
-    result.occurred_at = f558
-    result.producer = f559
-    result.causation_id = f560
-    result.scheduler_id = f561
-    result.epoch = f562
+    result.event_id = f635
+    result.occurred_at = f636
+    result.producer = f637
+    result.causation_id = f638
+    result.scheduler_id = f639
+    result.epoch = f640
     result.__class__ = _class_SchedulerLeaderElected
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -2543,18 +2810,18 @@ def decode_SchedulerLeaderElected(bytes data, Py_ssize_t offset):
 def encode_SchedulerLeaderElected(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v563 = e
-        _put_string(&w, v563.event_id, 'SchedulerLeaderElected.event_id')
-        _put_long(&w, v563.occurred_at, LLONG_MIN, LLONG_MAX, 'SchedulerLeaderElected.occurred_at')
-        _put_string(&w, v563.producer, 'SchedulerLeaderElected.producer')
-        v564 = v563.causation_id
-        if v564 is None:
+        v641 = e
+        _put_string(&w, v641.event_id, 'SchedulerLeaderElected.event_id')
+        _put_long(&w, v641.occurred_at, LLONG_MIN, LLONG_MAX, 'SchedulerLeaderElected.occurred_at')
+        _put_string(&w, v641.producer, 'SchedulerLeaderElected.producer')
+        v642 = v641.causation_id
+        if v642 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v564, 'SchedulerLeaderElected.causation_id')
-        _put_string(&w, v563.scheduler_id, 'SchedulerLeaderElected.scheduler_id')
-        _put_long(&w, v563.epoch, LLONG_MIN, LLONG_MAX, 'SchedulerLeaderElected.epoch')
+            _put_string(&w, v642, 'SchedulerLeaderElected.causation_id')
+        _put_string(&w, v641.scheduler_id, 'SchedulerLeaderElected.scheduler_id')
+        _put_long(&w, v641.epoch, LLONG_MIN, LLONG_MAX, 'SchedulerLeaderElected.epoch')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -2570,11 +2837,11 @@ DECODERS = {
     b'\xc8\xbdm?\xd4\xa6D\x16': decode_BatchUpdateCommitted,
     b'Nh\x08\x8b\x901<\xdc': decode_BatchUpdateCreated,
     b'\xd2]X\xd3}\x87!C': decode_InstanceActivated,
-    b'\xb8w2I\xa68\x99=': decode_InstanceCreated,
-    b'n\xeb\x8b\x97\xbf\x01\x08\xa4': decode_InstanceDeactivated,
+    b'\xfd\xd7\x99\xbb\x86\xcb\x89.': decode_InstanceCreated,
+    b'\x05O\x1f\xb7\x98[\x1d\xe0': decode_InstanceDeactivated,
     b'bH-\x13\xb0\xf7gU': decode_InstanceDeleted,
     b'\x85e\xab\xa1\x01n\x82\x84': decode_InstanceHeartbeat,
-    b'\x93PF\xcc\x07-\x0f\xe2': decode_InstanceRequested,
+    b'\xe4.\x86ab\xfe\xf0^': decode_InstanceRequested,
     b'\xfd5Z\xe1\x987\xf0\x7f': decode_JobAttemptAccepted,
     b'g\xc7_\xe4\xf0b9\xc0': decode_JobAttemptCompleted,
     b'K\\L\xbb\xe4\x11\xcc\xb0': decode_JobAttemptRefused,
@@ -2588,6 +2855,7 @@ DECODERS = {
     b'\x9a\xcf\x01Z\xbd\x00\x84v': decode_JobGroupCancelRequested,
     b'\x97e\x86*3\x1a\xe5c': decode_JobGroupCancelled,
     b'\xce\xec\x0f_kR\xba\xd9': decode_JobGroupCreated,
+    b'\xa44\xa5\xf2\x89\xf6\x83I': decode_PoolScalingDecided,
     b'\xc8\x0c]/\xb2l\xe2#': decode_SchedulerLeaderElected,
 }
 ENCODERS = {
@@ -2601,11 +2869,11 @@ ENCODERS = {
     b'\xc8\xbdm?\xd4\xa6D\x16': encode_BatchUpdateCommitted,
     b'Nh\x08\x8b\x901<\xdc': encode_BatchUpdateCreated,
     b'\xd2]X\xd3}\x87!C': encode_InstanceActivated,
-    b'\xb8w2I\xa68\x99=': encode_InstanceCreated,
-    b'n\xeb\x8b\x97\xbf\x01\x08\xa4': encode_InstanceDeactivated,
+    b'\xfd\xd7\x99\xbb\x86\xcb\x89.': encode_InstanceCreated,
+    b'\x05O\x1f\xb7\x98[\x1d\xe0': encode_InstanceDeactivated,
     b'bH-\x13\xb0\xf7gU': encode_InstanceDeleted,
     b'\x85e\xab\xa1\x01n\x82\x84': encode_InstanceHeartbeat,
-    b'\x93PF\xcc\x07-\x0f\xe2': encode_InstanceRequested,
+    b'\xe4.\x86ab\xfe\xf0^': encode_InstanceRequested,
     b'\xfd5Z\xe1\x987\xf0\x7f': encode_JobAttemptAccepted,
     b'g\xc7_\xe4\xf0b9\xc0': encode_JobAttemptCompleted,
     b'K\\L\xbb\xe4\x11\xcc\xb0': encode_JobAttemptRefused,
@@ -2619,6 +2887,7 @@ ENCODERS = {
     b'\x9a\xcf\x01Z\xbd\x00\x84v': encode_JobGroupCancelRequested,
     b'\x97e\x86*3\x1a\xe5c': encode_JobGroupCancelled,
     b'\xce\xec\x0f_kR\xba\xd9': encode_JobGroupCreated,
+    b'\xa44\xa5\xf2\x89\xf6\x83I': encode_PoolScalingDecided,
     b'\xc8\x0c]/\xb2l\xe2#': encode_SchedulerLeaderElected,
 }
-SOURCE_DIGEST = '7f3820d48f3e0e12'
+SOURCE_DIGEST = 'f945df30072b2d14'

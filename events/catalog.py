@@ -196,6 +196,90 @@ class ResourceUsageSummary:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class PoolWindowUser:
+    """One user's part of the look-ahead window."""
+
+    user: str
+    share_mcpu: int
+    jobs_per_pass: int
+    window_jobs: int
+    n_jobs: int
+    demand_mcpu: int
+
+    def to_avro(self) -> dict[str, Any]:
+        return {
+            'user': self.user,
+            'share_mcpu': self.share_mcpu,
+            'jobs_per_pass': self.jobs_per_pass,
+            'window_jobs': self.window_jobs,
+            'n_jobs': self.n_jobs,
+            'demand_mcpu': self.demand_mcpu,
+        }
+
+    @classmethod
+    def from_avro(cls, d: dict[str, Any]) -> PoolWindowUser:
+        return cls(
+            user=d['user'],
+            share_mcpu=d['share_mcpu'],
+            jobs_per_pass=d['jobs_per_pass'],
+            window_jobs=d['window_jobs'],
+            n_jobs=d['n_jobs'],
+            demand_mcpu=d['demand_mcpu'],
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PoolZoneWeight:
+    """A zone's weight from its recent creations."""
+
+    zone: str
+    successes: int
+    attempts: int
+    weight: float
+
+    def to_avro(self) -> dict[str, Any]:
+        return {
+            'zone': self.zone,
+            'successes': self.successes,
+            'attempts': self.attempts,
+            'weight': self.weight,
+        }
+
+    @classmethod
+    def from_avro(cls, d: dict[str, Any]) -> PoolZoneWeight:
+        return cls(
+            zone=d['zone'],
+            successes=d['successes'],
+            attempts=d['attempts'],
+            weight=d['weight'],
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PoolInstanceChoice:
+    """An instance requested by this decision."""
+
+    instance_name: str
+    zone: str | None = None
+    standing: bool
+
+    def to_avro(self) -> dict[str, Any]:
+        return {
+            'instance_name': self.instance_name,
+            'zone': self.zone,
+            'standing': self.standing,
+        }
+
+    @classmethod
+    def from_avro(cls, d: dict[str, Any]) -> PoolInstanceChoice:
+        return cls(
+            instance_name=d['instance_name'],
+            zone=d['zone'],
+            standing=d['standing'],
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class AttemptAssigned:
     """Derived from an accepted SJ: the worker must run this attempt."""
 
@@ -688,6 +772,7 @@ class InstanceCreated:
     instance_name: str
     provider: str
     provider_id: str | None = None
+    zone: str | None = None
 
     def to_avro(self) -> dict[str, Any]:
         return {
@@ -698,6 +783,7 @@ class InstanceCreated:
             'instance_name': self.instance_name,
             'provider': self.provider,
             'provider_id': self.provider_id,
+            'zone': self.zone,
         }
 
     @classmethod
@@ -710,6 +796,7 @@ class InstanceCreated:
             instance_name=d['instance_name'],
             provider=d['provider'],
             provider_id=d['provider_id'],
+            zone=d['zone'],
         )
 
 
@@ -727,6 +814,7 @@ class InstanceDeactivated:
     causation_id: str | None = None
     instance_name: str
     reason: str
+    zone: str | None = None
 
     def to_avro(self) -> dict[str, Any]:
         return {
@@ -736,6 +824,7 @@ class InstanceDeactivated:
             'causation_id': self.causation_id,
             'instance_name': self.instance_name,
             'reason': self.reason,
+            'zone': self.zone,
         }
 
     @classmethod
@@ -747,6 +836,7 @@ class InstanceDeactivated:
             causation_id=d['causation_id'],
             instance_name=d['instance_name'],
             reason=d['reason'],
+            zone=d['zone'],
         )
 
 
@@ -846,6 +936,8 @@ class InstanceRequested:
     preemptible: bool
     region: str
     job_private_for: str | None = None
+    standing: bool = False
+    zone: str | None = None
 
     def to_avro(self) -> dict[str, Any]:
         return {
@@ -863,6 +955,8 @@ class InstanceRequested:
             'preemptible': self.preemptible,
             'region': self.region,
             'job_private_for': self.job_private_for,
+            'standing': self.standing,
+            'zone': self.zone,
         }
 
     @classmethod
@@ -882,6 +976,8 @@ class InstanceRequested:
             preemptible=d['preemptible'],
             region=d['region'],
             job_private_for=d['job_private_for'],
+            standing=d['standing'],
+            zone=d['zone'],
         )
 
 
@@ -1556,6 +1652,112 @@ class JobGroupCreated:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class PoolScalingDecided:
+    """What the autoscaler decided for one pool in one loop, and the numbers it compared (appended when it acts or its picture changes)."""
+
+    SCHEMA_NAME: ClassVar[str] = "PoolScalingDecided"
+    TOPIC: ClassVar[str] = "instance"
+    KEY_FIELD: ClassVar[str | None] = 'pool'
+
+    event_id: str
+    occurred_at: int
+    producer: str
+    causation_id: str | None = None
+    pool: str
+    requested: int
+    standing_requested: int
+    deleted: int
+    limited_by: str | None = None
+    paused_until: int | None = None
+    ready_mcpu: int
+    demand_mcpu: int
+    demand_truncated: bool
+    future_mcpu: int
+    window_ms: int
+    free_mcpu: int
+    pending_mcpu: int
+    live: int
+    pending: int
+    inactive: int
+    min_instances: int
+    max_live_instances: int
+    max_instances: int
+    max_new_per_loop: int
+    worker_cores: int
+    standing_worker_cores: int
+    users: tuple[PoolWindowUser, ...]
+    zones: tuple[PoolZoneWeight, ...]
+    instances: tuple[PoolInstanceChoice, ...]
+
+    def to_avro(self) -> dict[str, Any]:
+        return {
+            'event_id': self.event_id,
+            'occurred_at': self.occurred_at,
+            'producer': self.producer,
+            'causation_id': self.causation_id,
+            'pool': self.pool,
+            'requested': self.requested,
+            'standing_requested': self.standing_requested,
+            'deleted': self.deleted,
+            'limited_by': self.limited_by,
+            'paused_until': self.paused_until,
+            'ready_mcpu': self.ready_mcpu,
+            'demand_mcpu': self.demand_mcpu,
+            'demand_truncated': self.demand_truncated,
+            'future_mcpu': self.future_mcpu,
+            'window_ms': self.window_ms,
+            'free_mcpu': self.free_mcpu,
+            'pending_mcpu': self.pending_mcpu,
+            'live': self.live,
+            'pending': self.pending,
+            'inactive': self.inactive,
+            'min_instances': self.min_instances,
+            'max_live_instances': self.max_live_instances,
+            'max_instances': self.max_instances,
+            'max_new_per_loop': self.max_new_per_loop,
+            'worker_cores': self.worker_cores,
+            'standing_worker_cores': self.standing_worker_cores,
+            'users': [v.to_avro() for v in self.users],
+            'zones': [v.to_avro() for v in self.zones],
+            'instances': [v.to_avro() for v in self.instances],
+        }
+
+    @classmethod
+    def from_avro(cls, d: dict[str, Any]) -> PoolScalingDecided:
+        return cls(
+            event_id=d['event_id'],
+            occurred_at=d['occurred_at'],
+            producer=d['producer'],
+            causation_id=d['causation_id'],
+            pool=d['pool'],
+            requested=d['requested'],
+            standing_requested=d['standing_requested'],
+            deleted=d['deleted'],
+            limited_by=d['limited_by'],
+            paused_until=d['paused_until'],
+            ready_mcpu=d['ready_mcpu'],
+            demand_mcpu=d['demand_mcpu'],
+            demand_truncated=d['demand_truncated'],
+            future_mcpu=d['future_mcpu'],
+            window_ms=d['window_ms'],
+            free_mcpu=d['free_mcpu'],
+            pending_mcpu=d['pending_mcpu'],
+            live=d['live'],
+            pending=d['pending'],
+            inactive=d['inactive'],
+            min_instances=d['min_instances'],
+            max_live_instances=d['max_live_instances'],
+            max_instances=d['max_instances'],
+            max_new_per_loop=d['max_new_per_loop'],
+            worker_cores=d['worker_cores'],
+            standing_worker_cores=d['standing_worker_cores'],
+            users=tuple(PoolWindowUser.from_avro(v) for v in d['users']),
+            zones=tuple(PoolZoneWeight.from_avro(v) for v in d['zones']),
+            instances=tuple(PoolInstanceChoice.from_avro(v) for v in d['instances']),
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SchedulerLeaderElected:
     """A scheduler took leadership with a higher epoch; lower epochs are fenced."""
 
@@ -1592,6 +1794,6 @@ class SchedulerLeaderElected:
         )
 
 
-Event = AttemptAssigned | AttemptKillRequested | BatchCancelRequested | BatchCancelled | BatchCompleted | BatchCreated | BatchDeleted | BatchUpdateCommitted | BatchUpdateCreated | InstanceActivated | InstanceCreated | InstanceDeactivated | InstanceDeleted | InstanceHeartbeat | InstanceRequested | JobAttemptAccepted | JobAttemptCompleted | JobAttemptRefused | JobAttemptScheduled | JobAttemptStarted | JobBecameReady | JobCancelled | JobCompleted | JobCreated | JobCreating | JobGroupCancelRequested | JobGroupCancelled | JobGroupCreated | SchedulerLeaderElected
+Event = AttemptAssigned | AttemptKillRequested | BatchCancelRequested | BatchCancelled | BatchCompleted | BatchCreated | BatchDeleted | BatchUpdateCommitted | BatchUpdateCreated | InstanceActivated | InstanceCreated | InstanceDeactivated | InstanceDeleted | InstanceHeartbeat | InstanceRequested | JobAttemptAccepted | JobAttemptCompleted | JobAttemptRefused | JobAttemptScheduled | JobAttemptStarted | JobBecameReady | JobCancelled | JobCompleted | JobCreated | JobCreating | JobGroupCancelRequested | JobGroupCancelled | JobGroupCreated | PoolScalingDecided | SchedulerLeaderElected
 
-EVENT_TYPES: dict[str, type[Event]] = {c.SCHEMA_NAME: c for c in (AttemptAssigned, AttemptKillRequested, BatchCancelRequested, BatchCancelled, BatchCompleted, BatchCreated, BatchDeleted, BatchUpdateCommitted, BatchUpdateCreated, InstanceActivated, InstanceCreated, InstanceDeactivated, InstanceDeleted, InstanceHeartbeat, InstanceRequested, JobAttemptAccepted, JobAttemptCompleted, JobAttemptRefused, JobAttemptScheduled, JobAttemptStarted, JobBecameReady, JobCancelled, JobCompleted, JobCreated, JobCreating, JobGroupCancelRequested, JobGroupCancelled, JobGroupCreated, SchedulerLeaderElected)}
+EVENT_TYPES: dict[str, type[Event]] = {c.SCHEMA_NAME: c for c in (AttemptAssigned, AttemptKillRequested, BatchCancelRequested, BatchCancelled, BatchCompleted, BatchCreated, BatchDeleted, BatchUpdateCommitted, BatchUpdateCreated, InstanceActivated, InstanceCreated, InstanceDeactivated, InstanceDeleted, InstanceHeartbeat, InstanceRequested, JobAttemptAccepted, JobAttemptCompleted, JobAttemptRefused, JobAttemptScheduled, JobAttemptStarted, JobBecameReady, JobCancelled, JobCompleted, JobCreated, JobCreating, JobGroupCancelRequested, JobGroupCancelled, JobGroupCreated, PoolScalingDecided, SchedulerLeaderElected)}

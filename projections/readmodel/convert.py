@@ -40,7 +40,19 @@ def convert_at(event: ev.Event, topic: str, partition: int, offset: int) -> list
     result: list[ops.Op] = handler(event) if handler is not None else []
     if event.TOPIC == "batch":
         result.append(_audit(event, topic, partition, offset))
+    elif cls is ev.PoolScalingDecided:
+        result.append(_pool_decision(event, topic, partition, offset))  # type: ignore[arg-type]
     return result
+
+
+def _pool_decision(e: ev.PoolScalingDecided, topic: str, partition: int, offset: int) -> ops.RecordPoolDecision:
+    """The autoscaler's decision for a pool, kept whole by its position (the pools page, `audit --pool`)."""
+    decision = e.to_avro()
+    for envelope in ("event_id", "occurred_at", "producer", "causation_id"):
+        decision.pop(envelope, None)
+    return ops.RecordPoolDecision(topic=topic, partition=partition, offset=offset, pool=e.pool,
+                                  event_id=e.event_id, occurred_at=e.occurred_at, producer=e.producer,
+                                  decision=decision)
 
 
 def _audit(event: Any, topic: str, partition: int, offset: int) -> ops.RecordAudit:
@@ -205,12 +217,13 @@ def _instance_requested(e: ev.InstanceRequested) -> list[ops.Op]:
         ("pool", e.pool), ("provider", e.provider), ("machine_type", e.machine_type),
         ("cores_mcpu", e.cores_mcpu), ("memory_bytes", e.memory_bytes), ("storage_gib", e.storage_gib),
         ("preemptible", e.preemptible), ("region", e.region), ("job_private_for", e.job_private_for),
-        ("time_requested", e.occurred_at)))]
+        ("time_requested", e.occurred_at), ("standing", e.standing), ("zone", e.zone)))]
 
 
 def _instance_created(e: ev.InstanceCreated) -> list[ops.Op]:
     return [ops.UpsertInstance(name=e.instance_name, state="pending", values=(
-        ("provider", e.provider), ("provider_id", e.provider_id), ("time_created", e.occurred_at)))]
+        ("provider", e.provider), ("provider_id", e.provider_id), ("time_created", e.occurred_at),
+        ("zone", e.zone)))]
 
 
 def _instance_activated(e: ev.InstanceActivated) -> list[ops.Op]:

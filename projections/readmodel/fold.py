@@ -56,6 +56,7 @@ class ReadModel:
         self.prices = prices or PriceTable()
         self.rows: dict[str, dict[Key, dict[str, Any]]] = {t.name: {} for t in STATEFUL}
         self.audit: list[ops.RecordAudit] = []
+        self.pool_decisions: list[ops.RecordPoolDecision] = []  # append-only, like the audit index
         self.committed_updates: list[tuple[int, int]] = []  # for jobs of the update not held in memory
         self.new: dict[str, set[Key]] = {t.name: set() for t in STATEFUL}
         self.dirty: dict[str, set[Key]] = {t.name: set() for t in STATEFUL}
@@ -67,6 +68,7 @@ class ReadModel:
 
     def clear_changes(self) -> None:
         self.audit = []
+        self.pool_decisions = []
         self.committed_updates = []
         for name in self.new:
             self.new[name].clear()
@@ -254,7 +256,10 @@ class ReadModel:
         job = self._job(op.batch_id, op.job_id)
         attempt_key = (op.batch_id, op.job_id, op.attempt_id)
         attempt = self.get(ATTEMPTS.name, attempt_key)
-        fresh = job["state"] == "Ready" and attempt is None
+        # the worker may report an attempt before the resolver's verdict on it is in the log (both
+        # follow the same SJ): _end_attempt then recorded it unaccepted, without a scheduled_at
+        accepted_before = attempt is not None and attempt["scheduled_at"] is not None
+        fresh = job["state"] == "Ready" and not accepted_before
         booted = (not op.creating and job["state"] == "Creating" and job["current_attempt_id"] == op.attempt_id)
         if not (fresh or booted):
             return  # a re-delivered verdict: the job is past it
@@ -268,6 +273,11 @@ class ReadModel:
                 op.memory_bytes if op.memory_bytes is not None else job["memory_bytes"],
                 op.storage_gib if op.storage_gib is not None else job["storage_gib"]))
         else:
+            if not accepted_before:  # what the worker reported so far now belongs to the job
+                job["n_attempts"] += 1
+                attempt["scheduled_at"] = op.at
+                job["start_time"] = attempt["start_time"]
+                job["status"] = attempt["status"]
             attempt["instance_name"] = op.instance_name
             self._touch(ATTEMPTS.name, attempt_key)
         self._touch(JOBS.name, (op.batch_id, op.job_id))
@@ -362,6 +372,9 @@ class ReadModel:
     def _record_audit(self, op: ops.RecordAudit) -> None:
         self.audit.append(op)
 
+    def _record_pool_decision(self, op: ops.RecordPoolDecision) -> None:
+        self.pool_decisions.append(op)
+
     # --- instances --------------------------------------------------------------------------
     def _upsert_instance(self, op: ops.UpsertInstance) -> None:
         key = (op.name,)
@@ -424,4 +437,5 @@ _APPLY: dict[type, Any] = {
     ops.CompleteJob: ReadModel._complete_job,
     ops.RecordAudit: ReadModel._record_audit,
     ops.UpsertInstance: ReadModel._upsert_instance,
+    ops.RecordPoolDecision: ReadModel._record_pool_decision,
 }

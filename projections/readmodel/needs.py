@@ -21,7 +21,7 @@ def keys_to_load(op_list: Iterable[ops.Op]) -> dict[str, set[Key]]:
     instances: set[Key] = set()
     for op in op_list:
         kind = type(op)
-        if kind is ops.RecordAudit:
+        if kind is ops.RecordAudit or kind is ops.RecordPoolDecision:
             continue
         if kind is ops.UpsertInstance:
             instances.add((op.name,))  # type: ignore[union-attr]

@@ -189,6 +189,20 @@ class UpsertInstance:
     heartbeat_at: int | None = None
 
 
+@dataclass(slots=True)
+class RecordPoolDecision:
+    """A PoolScalingDecided, kept as it was (append-only, keyed by its position, like RecordAudit)."""
+
+    topic: str
+    partition: int
+    offset: int
+    pool: str
+    event_id: str
+    occurred_at: int
+    producer: str
+    decision: dict[str, Any]
+
+
 Op = (CreateBatch | CreateUpdate | CommitUpdate | CreateJobGroup | CancelJobGroup | DeleteBatch
       | CompleteBatch | CreateJob | MarkJobReady | ScheduleAttempt | StartAttempt | EndAttempt
-      | CompleteJob | RecordAudit | UpsertInstance)
+      | CompleteJob | RecordAudit | UpsertInstance | RecordPoolDecision)

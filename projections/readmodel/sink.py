@@ -17,7 +17,7 @@ from projections.readmodel import ops
 from projections.readmodel.copytext import JsonMemo, rows_copy_bytes
 from projections.readmodel.fold import Key, ReadModel
 from projections.readmodel.needs import GROUPS_OF_BATCH, keys_to_load
-from projections.readmodel.tables import AUDIT, JOB_GROUPS, STATEFUL, Table
+from projections.readmodel.tables import AUDIT, JOB_GROUPS, POOL_DECISIONS, STATEFUL, Table
 
 _BY_NAME = {t.name: t for t in STATEFUL}
 # the Postgres types of each table's key columns, to UNNEST typed arrays
@@ -117,6 +117,9 @@ async def write(conn: psycopg.AsyncConnection, model: ReadModel) -> None:
     if model.audit:
         # RecordAudit's fields are named as the audit table's columns
         await _copy(conn, AUDIT, AUDIT.name, AUDIT.key + AUDIT.fixed, model.audit, attributes=True)
+    if model.pool_decisions:  # so are RecordPoolDecision's
+        await _copy(conn, POOL_DECISIONS, POOL_DECISIONS.name, POOL_DECISIONS.key + POOL_DECISIONS.fixed,
+                    model.pool_decisions, attributes=True, json_memo=json_memo)
 
 
 async def _update(conn: psycopg.AsyncConnection, model: ReadModel, table: Table, keys: set[Key],

@@ -78,13 +78,19 @@ INSTANCES = Table(
     mutable=("pool", "provider", "state", "cores_mcpu", "memory_bytes", "storage_gib", "region", "preemptible",
              "machine_type", "job_private_for", "provider_id", "agent_version", "time_requested",
              "time_created", "time_activated", "last_heartbeat", "time_deactivated", "time_deleted", "reason",
-             "agent_url"))
+             "agent_url", "zone", "standing"))
 
 AUDIT = Table(
     name="audit", key=("topic", "partition", "offset"),
     fixed=("batch_id", "job_id", "event_type", "event_id", "occurred_at", "causation_id", "producer",
            "attempt_id"),
     mutable=())
+
+POOL_DECISIONS = Table(
+    name="pool_decisions", key=("topic", "partition", "offset"),
+    fixed=("pool", "event_id", "occurred_at", "producer", "decision"),
+    mutable=(),
+    json=frozenset({"decision"}))
 
 QUARANTINE = Table(
     name="quarantine", key=("topic", "partition", "offset"),
@@ -97,6 +103,7 @@ STATEFUL = (BATCHES, BATCH_UPDATES, JOB_GROUPS, JOBS, ATTEMPTS, INSTANCES)
 PROJECTED: dict[str, tuple[str, ...]] = {
     **{t.name: t.key for t in STATEFUL},
     "audit": ("topic", "partition", "offset", "job_id"),
+    "pool_decisions": ("topic", "partition", "offset"),
     "quarantine": ("topic", "partition", "offset"),
     "projection_offsets": ("projection", "topic", "partition"),
 }

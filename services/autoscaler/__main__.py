@@ -1,9 +1,12 @@
 """python -m services.autoscaler --provider local|gce: size the worker fleet to the ready work.
 
 local: each instance is `python -m worker ...` on this machine (or `--worker-command
-"python -m services.simworker"` for simulated workers). gce: Compute Engine VMs; needs --gce-project,
---gce-zones, --gce-kafka-bootstrap (the TLS listener the VMs can reach), --worker-kafka-credentials,
-and the release they install: --gce-release-bucket (this squall's wheel is built and uploaded there).
+"python -m services.simworker"` for simulated workers); `--zones local-a,local-b:2` gives it zones
+(with capacities) to choose between. gce: Compute Engine VMs; needs --gce-project, --gce-zones,
+--gce-kafka-bootstrap (the TLS listener the VMs can reach), --worker-kafka-credentials, and the
+release they install: --gce-release-bucket (this squall's wheel is built and uploaded there).
+Either way, each new instance's zone is drawn by weight of the zones' recent creations
+(events/core/zones.py).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from services.autoscaler.service import Autoscaler, AutoscalerSettings
 from services.config import ConfigError, ServiceConfig, add_arguments, from_args, serve_metrics
 from services.providers.base import InstanceProvider, ProviderError
 from services.providers.gce_startup import WorkerBootstrap
-from services.providers.local import WORKER_COMMAND, LocalProvider
+from services.providers.local import WORKER_COMMAND, LocalProvider, parse_zones
 
 log = logging.getLogger("services.autoscaler")
 
@@ -44,6 +47,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--worker-command", default=shlex.join(WORKER_COMMAND),
                    help="local provider: the worker agent command (flags are appended)")
     p.add_argument("--worker-args", default="", help="local provider: extra flags for every worker")
+    p.add_argument("--zones", default="", help="local provider: zones to spread instances over, each with an "
+                   "optional capacity, e.g. local-a,local-b:2 (default: none)")
     p.add_argument("--worker-bootstrap", default=None,
                    help="local provider: the Kafka listener workers use (default: --bootstrap)")
     p.add_argument("--worker-kafka-credentials", type=Path, default=None,
@@ -71,7 +76,8 @@ def parser() -> argparse.ArgumentParser:
 def build_provider(args: argparse.Namespace, config: ServiceConfig) -> InstanceProvider:
     if args.provider == "local":
         return LocalProvider(config, shlex.split(args.worker_command), shlex.split(args.worker_args),
-                             worker_bootstrap=args.worker_bootstrap, worker_credentials=args.worker_kafka_credentials)
+                             zones=parse_zones(args.zones), worker_bootstrap=args.worker_bootstrap,
+                             worker_credentials=args.worker_kafka_credentials)
     from services.providers.gce import GceProvider, GceSettings
 
     zones = tuple(z.strip() for z in args.gce_zones.split(",") if z.strip())

@@ -33,6 +33,11 @@ def up(
                                             help="prefix of the stack's topics (default: as before, else squall.)"),
     workers: int = typer.Option(1, "--workers", help="local worker instances to keep running"),
     worker_cores: int = typer.Option(2, "--worker-cores"),
+    pools: Path | None = typer.Option(None, "--pools", help="pools YAML instead of the default pools (min, max "
+                                      "live and max instances, standing workers, look-ahead window; kept for "
+                                      "later ups)"),
+    zones: str | None = typer.Option(None, "--zones", help="zones for the local workers, each with an optional "
+                                     "capacity, e.g. local-a,local-b:2 (kept for later ups)"),
     storage: str = typer.Option("embedded", "--storage",
                                 help="embedded: run a GCS-API server (fake-gcs-server) in the state directory; "
                                      "gcs: real GCS with application-default credentials"),
@@ -61,7 +66,7 @@ def up(
                          storage_endpoint=storage_endpoint, system_bucket=system_bucket, bucket=bucket,
                          simulated_job_ms=simulated_workers, kafka_credentials=kafka_credentials,
                          worker_bootstrap=kafka_worker_bootstrap, kafka_tls_everywhere=kafka_tls_everywhere,
-                         say=lambda m: console.print(f"  {m}"))
+                         say=lambda m: console.print(f"  {m}"), pools_file=pools, zones=zones)
     except stack.StackError as exc:
         console.print(f"[red]squall up failed:[/red] {exc}")
         raise typer.Exit(1) from exc

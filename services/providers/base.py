@@ -25,6 +25,8 @@ class InstanceSpec:
     preemptible: bool
     region: str
     job_private_for: str | None = None
+    zone: str | None = None  # the autoscaler's choice (events.core.zones); None: the provider picks
+    standing: bool = False  # a standing worker (the autoscaler's business; providers may label it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +36,7 @@ class ProviderInstance:
     name: str
     provider_id: str  # what delete needs to find it again (pid, zone/name)
     status: str  # provider's word: running, provisioning, terminated, ...
+    zone: str | None = None  # where it was created, when the provider knows
 
 
 class ProviderError(Exception):
@@ -62,6 +65,10 @@ class ProviderUnavailable(ProviderError):
 
 class InstanceProvider(Protocol):
     name: str
+
+    def zones_for(self, region: str) -> list[str]:
+        """The zones of the region this provider may create instances in (empty: it has no zones)."""
+        ...
 
     async def create(self, spec: InstanceSpec) -> ProviderInstance:
         """Start creating the instance; returns once the provider accepted it (it may still boot)."""

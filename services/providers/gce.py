@@ -1,9 +1,11 @@
 """The GCE provider: worker VMs on Compute Engine through google-cloud-compute.
 
-create: `instances.insert` in the first usable zone of the instance's region (machine type, a
-boot disk, labels, preemptible → SPOT scheduling, metadata with the startup script and the
-worker's settings), with a request id so a retried insert is not a second VM. The operation is
-watched for `operation_wait_s`: a zone without capacity (ZONE_RESOURCE_POOL_EXHAUSTED) is
+create: `instances.insert` (machine type, a boot disk, labels, preemptible → SPOT scheduling,
+metadata with the startup script and the worker's settings) in the zone the autoscaler chose
+(`InstanceSpec.zone`, drawn by the zones' recent success: a refusal there is reported, and the
+zone's weight drops), or, when none was chosen, in the first usable zone of the instance's region,
+with a request id so a retried insert is not a second VM. The operation is watched for
+`operation_wait_s`: without a chosen zone, a zone without capacity (ZONE_RESOURCE_POOL_EXHAUSTED) is
 skipped for a while and the next zone is tried; exhausted quota (QUOTA_EXCEEDED, rate limits)
 raises QuotaExceeded for the autoscaler to retry later; an operation still running when the wait
 ends counts as accepted (the VM is booting; `list` reconciles).
@@ -95,13 +97,22 @@ class GceProvider:
 
     # ---- create ------------------------------------------------------------------------------
 
+    def zones_for(self, region: str) -> list[str]:
+        return [z for z in self.settings.zones if region_of(z) == region]
+
     async def create(self, spec: InstanceSpec) -> ProviderInstance:
+        if spec.zone is not None:  # the autoscaler chose (weighted by success): only there; a refusal is the zone's
+            if spec.zone not in self.zones_for(spec.region):
+                raise ProviderError(f"zone {spec.zone!r} is not one of region {spec.region!r}'s configured zones: "
+                                    f"{', '.join(self.zones_for(spec.region)) or 'none'} (set --gce-zones)")
+            await self._insert_in_zone(spec, spec.zone)
+            return ProviderInstance(spec.name, f"{spec.zone}/{spec.name}", "provisioning", zone=spec.zone)
         zones = self._zones_for(spec.region)
         last: ProviderError | None = None
         for zone in zones:
             try:
                 await self._insert_in_zone(spec, zone)
-                return ProviderInstance(spec.name, f"{zone}/{spec.name}", "provisioning")
+                return ProviderInstance(spec.name, f"{zone}/{spec.name}", "provisioning", zone=zone)
             except ZoneExhausted as exc:
                 log.warning("zone %s cannot hold %s now (%s); trying the next zone", zone, spec.machine_type, exc)
                 self._paused_zones[zone] = self._clock() + self.settings.exhausted_zone_pause_s

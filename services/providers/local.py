@@ -15,6 +15,12 @@ run twice. At once the first time, then after 1, 2, 4, 8 s; an agent that died 6
 living a minute in between is given up: it drops out of `list`, and the autoscaler deactivates the
 instance (its jobs are retried elsewhere). An agent that exited by itself with 0 drained and
 announced its end: it stays down. Restart counts: <name>.restarts (`squall status` shows them).
+
+Zones (optional, `--zones local-a,local-b:2`): names the autoscaler chooses between, each with an
+optional capacity (how many instances it holds at once). A create in a full zone is refused as a
+cloud zone without capacity refuses it (ZoneExhausted), so one machine shows how the autoscaler
+weighs zones by their recent success. An instance's zone is kept in <home>/instances/<name>.zone;
+an instance whose agent is being restarted still holds its place in its zone.
 """
 
 from __future__ import annotations
@@ -28,11 +34,11 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from services.config import ServiceConfig
-from services.providers.base import InstanceSpec, ProviderError, ProviderInstance
+from services.providers.base import InstanceSpec, ProviderError, ProviderInstance, ZoneExhausted
 
 log = logging.getLogger(__name__)
 
@@ -48,9 +54,12 @@ class LocalProvider:
 
     def __init__(self, config: ServiceConfig, command: Sequence[str] = WORKER_COMMAND,
                  extra_args: Sequence[str] = (), stop_timeout_s: float = 30.0,
+                 zones: Mapping[str, int | None] | None = None,
                  worker_bootstrap: str | None = None, worker_credentials: Path | None = None,
                  restart_delays_s: Sequence[float] = RESTART_DELAYS_S) -> None:
         self._config = config
+        self._zones = dict(zones or {})  # zone -> capacity (None: unlimited)
+        self._starting: dict[str, int] = {}  # zone -> creates in flight (their zone files are not written yet)
         self._command = tuple(command)
         self._extra_args = tuple(extra_args)
         # workers reach Kafka as hosts of their own would: the TLS listener, the worker principal
@@ -83,15 +92,51 @@ class LocalProvider:
             args.append("--preemptible")
         return args + list(self._extra_args)
 
+    def zones_for(self, region: str) -> list[str]:
+        """Every configured zone: they are this machine's, whatever the region is called."""
+        return list(self._zones)
+
+    def _zone_file(self, name: str) -> Path:
+        return self.dir / f"{name}.zone"
+
+    def _zone_of(self, name: str) -> str | None:
+        try:
+            return self._zone_file(name).read_text().strip() or None
+        except OSError:
+            return None
+
+    def _check_room(self, zone: str) -> None:
+        if zone not in self._zones:
+            raise ProviderError(f"unknown local zone {zone!r}; configured: {', '.join(self._zones) or 'none'} "
+                                "(set --zones)")
+        capacity = self._zones[zone]
+        if capacity is None:
+            return
+        # an instance whose agent died and is being restarted (heal) still holds its place
+        in_zone = sum(1 for f in self.dir.glob("*.zone") if self._zone_of(f.stem) == zone
+                      and (self._alive_pid(f.stem) is not None or self._command_file(f.stem).exists()))
+        if in_zone + self._starting.get(zone, 0) >= capacity:
+            raise ZoneExhausted(f"local zone {zone} is full: it holds {capacity} instance(s)")
+
     async def create(self, spec: InstanceSpec) -> ProviderInstance:
         existing = self._alive_pid(spec.name)
         if existing is not None:
-            return ProviderInstance(spec.name, str(existing), "running")
+            return ProviderInstance(spec.name, str(existing), "running", zone=self._zone_of(spec.name))
         command = self.command_for(spec)
-        process = await asyncio.to_thread(self._spawn, spec.name, command)
+        zone = spec.zone
+        if zone is not None:
+            self._check_room(zone)
+            self._starting[zone] = self._starting.get(zone, 0) + 1
+        try:
+            process = await asyncio.to_thread(self._spawn, spec.name, command)
+            if zone is not None:
+                self._zone_file(spec.name).write_text(f"{zone}\n")
+        finally:
+            if zone is not None:
+                self._starting[zone] -= 1
         self._command_file(spec.name).write_text(json.dumps(command))
-        log.info("started local instance %s (pid %d)", spec.name, process.pid)
-        return ProviderInstance(spec.name, str(process.pid), "running")
+        log.info("started local instance %s (pid %d)%s", spec.name, process.pid, f" in zone {zone}" if zone else "")
+        return ProviderInstance(spec.name, str(process.pid), "running", zone=zone)
 
     def _command_file(self, name: str) -> Path:
         return self.dir / f"{name}.cmd"
@@ -182,6 +227,7 @@ class LocalProvider:
                 while self._alive_pid(name) is not None:
                     await asyncio.sleep(0.05)
         self._pid_file(name).unlink(missing_ok=True)
+        self._zone_file(name).unlink(missing_ok=True)
         (self.dir / f"{name}.restarts").unlink(missing_ok=True)
         self._children.pop(name, None)
         self._deaths.pop(name, None)
@@ -194,11 +240,12 @@ class LocalProvider:
             name = pid_file.stem
             pid = self._alive_pid(name)
             if pid is not None:
-                found.append(ProviderInstance(name, str(pid), "running"))
+                found.append(ProviderInstance(name, str(pid), "running", zone=self._zone_of(name)))
             elif self._command_file(name).exists():  # its agent died; heal restarts it
-                found.append(ProviderInstance(name, "", "restarting"))
+                found.append(ProviderInstance(name, "", "restarting", zone=self._zone_of(name)))
             else:
                 pid_file.unlink(missing_ok=True)  # it ended for good (drained, given up, machine rebooted)
+                self._zone_file(name).unlink(missing_ok=True)
         return found
 
     def _alive_pid(self, name: str) -> int | None:
@@ -246,3 +293,19 @@ def _is_instance_process(pid: int, name: str) -> bool:
     if stat.rsplit(")", 1)[-1].split()[0] == "Z":
         return False
     return any(arg == b"--instance-name" and value == name.encode() for arg, value in zip(cmdline, cmdline[1:], strict=False))
+
+
+def parse_zones(text: str) -> dict[str, int | None]:
+    """`local-a,local-b:2` -> {"local-a": None, "local-b": 2}: zone names, each with an optional capacity."""
+    zones: dict[str, int | None] = {}
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        name, _, capacity = item.partition(":")
+        name = name.strip()
+        if not name or name in zones:
+            raise ProviderError(f"--zones {text!r}: zone names must be non-empty and distinct (e.g. local-a,local-b:2)")
+        if capacity.strip() and not capacity.strip().isdigit():
+            raise ProviderError(f"--zones {text!r}: the capacity of {name} must be a whole number, not {capacity!r}")
+        zones[name] = int(capacity) if capacity.strip() else None
+    return zones

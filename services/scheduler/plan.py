@@ -4,14 +4,14 @@ Inputs are the folded `SchedulingState`, the scheduler's own in-flight placement
 not yet seen back in the log: their capacity is reserved, their jobs are not ready any more) and
 the time. The output says what to place where; the caller draws attempt ids and appends events.
 
-Order follows Hail (§4.2): per pool, each user's share comes from water-filling over running and
+Order follows Hail (batch/batch/driver/instance_collection/pool.py): per pool, each user's share comes from water-filling over running and
 ready cores; users are taken largest allocation first, each from the head of their ready queue.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from events.core.explain import Explanation
@@ -72,7 +72,7 @@ def private_instance_name(key: JobKey, attempt_id: str) -> str:
 
 
 def plan_cycle(state: SchedulingState, reservations: Iterable[Reservation], now_ms: int,
-               full_pools: frozenset[str] = frozenset()) -> Plan:
+               full_pools: Collection[str] | Mapping[str, tuple[str, int]] = frozenset()) -> Plan:
     plan = Plan()
     reserved_jobs: set[JobKey] = set()
     reserved_on: dict[str, list[Demand]] = defaultdict(list)

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from events.catalog import Event, InstanceRequested, JobAttemptScheduled, JobBecameReady, JobCreating
-from events.core.autoscale import PoolConfig
+from events.core.autoscale import LIMIT_MAX_LIVE, PoolConfig, capacity_limit_reached
 from events.core.matching import JobPrivateRequest
 from events.envelope import derived_event_id
 from events.errors import LogError
@@ -252,7 +252,17 @@ class Scheduler:
                 instance_name=name, scheduler_epoch=self.epoch or 0, user=r.user),
         ]
 
-    def _full_pools(self, follower: StateFollower) -> frozenset[str]:
-        state = follower.state
-        return frozenset(p.name for p in self.settings.pools
-                         if sum(1 for i in state.instances.values() if i.pool == p.name and i.live) >= p.max_instances)
+    def _full_pools(self, follower: StateFollower) -> dict[str, tuple[str, int]]:
+        """Pools that cannot grow now, with the limit that binds (max_live_instances or max_instances)."""
+        live: dict[str, int] = {}
+        inactive: dict[str, int] = {}
+        for i in follower.state.instances.values():
+            if not i.deleted:
+                counts = live if i.live else inactive
+                counts[i.pool] = counts.get(i.pool, 0) + 1
+        out = {}
+        for p in self.settings.pools:
+            limit = capacity_limit_reached(p, live.get(p.name, 0), inactive.get(p.name, 0))
+            if limit is not None:
+                out[p.name] = (limit, p.live_limit if limit == LIMIT_MAX_LIVE else p.max_instances)
+        return out

@@ -2,8 +2,8 @@
 
 One heap of (time, sequence, kind, a, b) events; the sequence number breaks ties, so the run is a
 pure function of the workload and the seed. What is real: `fairshare.allocate`,
-`matching.match` and `autoscale.decide`, called exactly as the scheduler and autoscaler call
-them. What is modelled: the job lifecycle (ready → running → done; a job is ready when all its
+`matching.match`, `lookahead.lookahead` (Hail's window) and `autoscale.decide` (standing workers
+and the pool limits included), called exactly as the scheduler and autoscaler call them. What is modelled: the job lifecycle (ready → running → done; a job is ready when all its
 parents are done; a preempted attempt puts the job back at the head of its user's queue),
 runtimes drawn from the workload's distributions, boot times and preemptions. The lifecycle is
 modelled directly rather than through the events.core fold, which would cost tens of
@@ -23,8 +23,9 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from itertools import zip_longest
 
-from events.core.autoscale import decide_from_snapshots
+from events.core.autoscale import PoolSnapshot, decide_from_snapshots
 from events.core.fairshare import UserDemand, allocate
+from events.core.lookahead import Lookahead, UserQueue, enough_demand_mcpu, lookahead
 from events.core.matching import ReadyJob, match
 from services.simulator.fleet import ACTIVE, DELETED, Fleet, SimInstance
 from services.simulator.report import FairShareSample, Recorder, Report, fair_share_errors, percentiles_ms
@@ -237,18 +238,30 @@ class Simulation:
             self._make_ready(job, group, front=True)
 
     def _autoscale(self) -> None:
-        demand = {pool: sum(ready.values()) for pool, ready in self.ready_mcpu.items()}
         # The fleet keeps the counts, so the decision does not list 10,000 instances every 15 s.
         snapshots = {pool: self.fleet.snapshot(pool) for pool in self.fleet.pools}
+        demand = {pool: self._lookahead(pool, snapshots[pool]).demand_mcpu for pool in self.fleet.pools}
         decision = decide_from_snapshots(tuple(self.fleet.pools.values()), demand, snapshots, self.now)
-        for pool, count in decision.requests.items():
-            for _ in range(count):
-                instance = self.fleet.request(pool)
-                self._at(self.now + self.sim_pools[pool].boot_ms, INSTANCE_UP, instance.index)
+        for standing, requests in ((False, decision.requests), (True, decision.standing)):
+            for pool, count in requests.items():
+                for _ in range(count):
+                    instance = self.fleet.request(pool, standing)
+                    self._at(self.now + self.sim_pools[pool].boot_ms, INSTANCE_UP, instance.index)
         for name in decision.deletions:
             orphans = self.fleet.delete(self.fleet.by_name[name])
             if orphans:
                 raise AssertionError(f"autoscaler deleted {name} with running jobs")
+
+    def _lookahead(self, pool: str, snapshot: PoolSnapshot) -> Lookahead:
+        """Hail's look-ahead window over the pool's queues, as the autoscaler service computes it."""
+        config = self.fleet.pools[pool]
+        groups, job_group = self.groups, self.job_group
+        running, ready = self.running_mcpu[pool], self.ready_mcpu[pool]
+        users = {user: UserQueue(running.get(user, 0), ready.get(user, 0),
+                                 (groups[job_group[job]].cores_mcpu for job in queue))
+                 for user, queue in self.queues[pool].items() if queue}
+        enough = enough_demand_mcpu(config, snapshot.free_mcpu, snapshot.pending_mcpu or 0)
+        return lookahead(config, users, self.workload.autoscale_every_ms, enough)
 
     # -- scheduling ----------------------------------------------------------------------------
 

@@ -20,17 +20,18 @@ QUARTER_CORE_MCPU = 250
 class SimInstance:
     __slots__ = (
         "index", "name", "pool", "state", "free_mcpu", "free_memory_bytes", "free_storage_gib",
-        "jobs", "idle_since_ms", "capacity_mcpu", "capacity_view", "status_view",
+        "jobs", "idle_since_ms", "capacity_mcpu", "capacity_view", "status_view", "standing",
     )  # fmt: skip
 
-    def __init__(self, index: int, pool: PoolConfig) -> None:
+    def __init__(self, index: int, pool: PoolConfig, standing: bool = False) -> None:
         self.index = index
         self.name = f"{pool.name}-{index:06d}"
         self.pool = pool.name
         self.state = PENDING
-        self.capacity_mcpu = pool.worker_mcpu
-        self.free_mcpu = pool.worker_mcpu
-        self.free_memory_bytes = pool.worker_memory_bytes
+        self.standing = standing  # a standing worker: the pool's standing size and idle time
+        self.capacity_mcpu = pool.standing_mcpu if standing else pool.worker_mcpu
+        self.free_mcpu = self.capacity_mcpu
+        self.free_memory_bytes = pool.standing_memory_bytes if standing else pool.worker_memory_bytes
         self.free_storage_gib = pool.storage_gib
         self.jobs: dict[int, None] = {}  # running job ids, in start order
         self.idle_since_ms: int | None = None
@@ -57,17 +58,19 @@ class Fleet:
         }
         self.idle: dict[str, dict[int, SimInstance]] = {name: {} for name in self.pools}  # active, no jobs
         self.pending: dict[str, int] = dict.fromkeys(self.pools, 0)
+        self.pending_mcpu: dict[str, int] = dict.fromkeys(self.pools, 0)
         self.active_mcpu: dict[str, int] = dict.fromkeys(self.pools, 0)
         self.used_mcpu: dict[str, int] = dict.fromkeys(self.pools, 0)
         self.requested = 0
         self.deleted = 0
 
-    def request(self, pool_name: str) -> SimInstance:
-        instance = SimInstance(len(self.instances), self.pools[pool_name])
+    def request(self, pool_name: str, standing: bool = False) -> SimInstance:
+        instance = SimInstance(len(self.instances), self.pools[pool_name], standing)
         self.instances.append(instance)
         self.by_name[instance.name] = instance
         self.live[pool_name][instance.index] = instance
         self.pending[pool_name] += 1
+        self.pending_mcpu[pool_name] += instance.capacity_mcpu
         self.requested += 1
         return instance
 
@@ -76,6 +79,7 @@ class Fleet:
         instance.idle_since_ms = now_ms
         instance.changed()
         self.pending[instance.pool] -= 1
+        self.pending_mcpu[instance.pool] -= instance.capacity_mcpu
         self.idle[instance.pool][instance.index] = instance
         self._file(instance)
         self.active_mcpu[instance.pool] += instance.capacity_mcpu
@@ -87,6 +91,7 @@ class Fleet:
             self._unfile(instance)
         if instance.state == PENDING:
             self.pending[instance.pool] -= 1
+            self.pending_mcpu[instance.pool] -= instance.capacity_mcpu
         if instance.state == ACTIVE:
             self.active_mcpu[instance.pool] -= instance.capacity_mcpu
             self.used_mcpu[instance.pool] -= instance.capacity_mcpu - instance.free_mcpu
@@ -180,6 +185,7 @@ class Fleet:
             pending=self.pending[pool_name],
             free_mcpu=self.free_mcpu(pool_name),
             idle=[self._status(instance) for instance in self.idle[pool_name].values()],
+            pending_mcpu=self.pending_mcpu[pool_name],
         )
 
     def statuses(self, pool_name: str) -> Iterator[InstanceStatus]:
@@ -198,5 +204,7 @@ class Fleet:
                 free_mcpu=instance.free_mcpu if instance.state == ACTIVE else 0,
                 running_attempts=len(instance.jobs),
                 idle_since_ms=instance.idle_since_ms,
+                cores_mcpu=instance.capacity_mcpu,
+                standing=instance.standing,
             )
         return view

@@ -1,4 +1,4 @@
-"""Attempts: SJ/MJS/MJC fencing, retries of system failures with backoff, n_max_attempts (HAIL-REFERENCE §3, §7)."""
+"""Attempts: SJ/MJS/MJC fencing, retries of system failures with backoff, n_max_attempts (Hail's mark_job_complete and schedule_job in batch/sql/estimated-current.sql)."""
 
 from __future__ import annotations
 

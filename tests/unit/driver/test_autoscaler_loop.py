@@ -6,7 +6,13 @@ import itertools
 
 import pytest
 
-from events.catalog import InstanceCreated, InstanceDeactivated, InstanceDeleted, InstanceRequested
+from events.catalog import (
+    InstanceCreated,
+    InstanceDeactivated,
+    InstanceDeleted,
+    InstanceRequested,
+    PoolScalingDecided,
+)
 from events.codec import Codec
 from events.core.autoscale import PoolConfig
 from events.publisher import Publisher
@@ -39,6 +45,10 @@ class MemoryProvider:
         self.fail_next: list[Exception] = []
         self.deleted: list[str] = []
         self.status: dict[str, str] = {}  # name -> what list() reports (default running)
+        self.zones: list[str] = []  # none: the autoscaler names no zone
+
+    def zones_for(self, region: str) -> list[str]:
+        return list(self.zones)
 
     async def create(self, spec: InstanceSpec) -> ProviderInstance:
         if self.fail_next:
@@ -68,13 +78,14 @@ class Clock:
         return self.now
 
 
-async def instance_events(log, topics):  # type: ignore[no-untyped-def]
+async def instance_events(log, topics, decisions: bool = False):  # type: ignore[no-untyped-def]
+    """The instance topic's events by time; the pools' decisions (PoolScalingDecided) only when asked."""
     codec = Codec()
     out = []
     for partition, end in (await log.end_offsets(topics.instance)).items():
         out.extend(codec.decode(r.value) for r in await log.read(topics.instance, partition, 0, max_records=end,
                                                                    timeout_ms=0))
-    return sorted(out, key=lambda e: e.occurred_at)
+    return sorted((e for e in out if decisions or not isinstance(e, PoolScalingDecided)), key=lambda e: e.occurred_at)
 
 
 def names() -> object:
@@ -175,29 +186,66 @@ async def test_a_preempted_vm_is_deactivated_as_terminated(memory_log, topics):
 @pytest.mark.parametrize("exhausted", [set(), {"us-central1-a"}])
 async def test_with_the_gce_provider_it_inserts_and_deletes_the_right_vms(memory_log, topics, exhausted):
     clock = Clock()
+    zones = ("us-central1-a", "us-central1-b")
     with FakeComputeServer(FakeCompute(exhausted_zones=exhausted, fail_next_posts=1)) as server:
-        gce = GceProvider(GceSettings(project="proj", zones=("us-central1-a", "us-central1-b"),
+        gce = GceProvider(GceSettings(project="proj", zones=zones,
                                       kafka_bootstrap="10.0.0.2:9092", api_endpoint=server.endpoint,
                                       operation_poll_s=0.01, bootstrap=BOOTSTRAP))
         pool = PoolConfig(name="standard", worker_type="standard", preemptible=True, worker_cores=4, min_instances=0,
                           max_instances=2, idle_time_ms=1000, region="us-central1")
         autoscaler, publisher = await make(memory_log, topics, gce, clock, pool=pool)
         await publisher.publish([created(j, cores=2000) for j in (1, 2, 3, 4)] + [ready(j) for j in (1, 2, 3, 4)])
-        await autoscaler.loop_once()
+        for _ in range(4):  # a refusal of an exhausted zone only lowers its weight: the next loop asks again
+            await autoscaler.loop_once()
+            clock.now += 1000
         live = sorted(server.fake.instances)
-        zone = "us-central1-b" if exhausted else "us-central1-a"
-        assert live == [(zone, "standard-1"), (zone, "standard-2")]
-        assert {i["machineType"] for i in server.fake.instances.values()} == {f"zones/{zone}/machineTypes/n1-standard-4"}
+        assert len(live) == 2 and not {zone for zone, _ in live} & exhausted
+        assert {i["machineType"].rsplit("/", 1)[-1] for i in server.fake.instances.values()} == {"n1-standard-4"}
+        # each VM is in the zone its InstanceRequested names, drawn by the weights the log gave then
+        events = await instance_events(memory_log, topics)
+        requests = {e.instance_name: e for e in events if isinstance(e, InstanceRequested)}
+        assert all(requests[name].zone == zone for zone, name in live)
+        assert_zone_choices_follow_the_log(events, zones)
+        failed = [e for e in events if isinstance(e, InstanceDeactivated) and e.reason == "create_failed"]
+        assert all(e.zone in exhausted for e in failed)
+        if exhausted:  # standard-1 draws us-central1-a (a fixed hash of its name): it is refused there
+            assert [(e.instance_name, e.zone) for e in failed][:1] == [("standard-1", "us-central1-a")]
+            decided = [e for e in await instance_events(memory_log, topics, decisions=True)
+                       if isinstance(e, PoolScalingDecided)]
+            a_weight = [next(z.weight for z in d.zones if z.zone == "us-central1-a") for d in decided]
+            assert a_weight[0] == 0.5 and a_weight[-1] < 0.5  # the refusals lowered its weight
         # the jobs went elsewhere; both VMs activate and idle past 1 s: both are deleted (min 0)
         await publisher.publish([activated(n, cores=4000, at=clock.now) for _, n in live])
         await publisher.publish([cancelled(j) for j in (1, 2, 3, 4)])
         clock.now += 1000
         await autoscaler.loop_once()
         assert server.fake.instances == {}
-        assert sorted(c.path for c in server.fake.deletes()) == ["instances/standard-1", "instances/standard-2"]
-        assert {c.zone for c in server.fake.deletes()} == {zone}  # found by provider id, no zone guessing
+        assert sorted(c.path for c in server.fake.deletes()) == sorted(f"instances/{n}" for _, n in live)
+        assert {c.zone for c in server.fake.deletes()} == {z for z, _ in live}  # found by provider id
         await autoscaler.close()
         await gce.close()
+
+
+def assert_zone_choices_follow_the_log(events, zones) -> None:  # type: ignore[no-untyped-def]
+    """Replaying the instance events loop by loop (the fake clock stands still within one): every chosen
+    zone is choose_zone(weights of the outcomes of earlier loops, seed = the instance's name), and the
+    loop's PoolScalingDecided recorded those weights. The choice is a function of the log."""
+    from itertools import groupby
+
+    from events.core.zones import ZoneOutcome, ZoneWindow, choose_zone
+
+    window = ZoneWindow()
+    for _, group in groupby(events, key=lambda e: e.occurred_at):
+        loop = list(group)
+        weights = window.weights(list(zones))
+        for e in loop:
+            if isinstance(e, InstanceRequested) and e.zone is not None:
+                assert e.zone == choose_zone(weights, e.instance_name), e
+        for e in loop:
+            if isinstance(e, InstanceCreated) and e.zone is not None:
+                window.push(ZoneOutcome(e.zone, e.instance_name, True))
+            elif isinstance(e, InstanceDeactivated) and e.reason == "create_failed" and e.zone is not None:
+                window.push(ZoneOutcome(e.zone, e.instance_name, False))
 
 
 async def test_the_instance_of_a_job_cancelled_while_creating_is_deleted_before_it_boots(memory_log, topics):

@@ -57,6 +57,37 @@ async def test_create_list_delete_and_find_a_restarted_agent(tmp_path) -> None:
             restarted.kill()
 
 
+async def test_local_zones_hold_their_capacity_and_refuse_beyond_it(tmp_path) -> None:
+    import asyncio
+    from dataclasses import replace
+
+    import pytest
+
+    from services.providers.base import ProviderError, ZoneExhausted
+
+    config = ServiceConfig(bootstrap_servers="127.0.0.1:9", database_url="", home=tmp_path, topic_prefix="p.")
+    provider = LocalProvider(config, SLEEPER, stop_timeout_s=5, zones={"local-a": None, "local-b": 1})
+    assert provider.zones_for("local") == ["local-a", "local-b"]
+    try:
+        # two creates at once in a zone that holds one: exactly one gets it
+        results = await asyncio.gather(provider.create(replace(spec("b1"), zone="local-b")),
+                                       provider.create(replace(spec("b2"), zone="local-b")), return_exceptions=True)
+        assert sorted(type(r).__name__ for r in results) == ["ProviderInstance", "ZoneExhausted"]
+        assert [i.zone for i in await provider.list()] == ["local-b"]
+        made = await provider.create(replace(spec("a1"), zone="local-a"))
+        assert made.zone == "local-a" and (tmp_path / "instances" / "a1.zone").read_text().strip() == "local-a"
+        with pytest.raises(ProviderError, match="unknown local zone 'local-c'"):
+            await provider.create(replace(spec("c1"), zone="local-c"))
+        taken = next(i.name for i in await provider.list() if i.zone == "local-b")
+        await provider.delete(taken)  # room again
+        assert (await provider.create(replace(spec("b3"), zone="local-b"))).zone == "local-b"
+        with pytest.raises(ZoneExhausted, match="local zone local-b is full"):
+            await provider.create(replace(spec("b4"), zone="local-b"))
+    finally:
+        for instance in await provider.list():
+            await provider.delete(instance.name)
+
+
 async def test_an_agent_that_dies_is_restarted_with_the_same_command_and_counted(tmp_path) -> None:
     config = ServiceConfig(bootstrap_servers="127.0.0.1:9", database_url="", home=tmp_path, topic_prefix="p.")
     provider = LocalProvider(config, SLEEPER, stop_timeout_s=5)
@@ -108,3 +139,28 @@ async def test_an_agent_that_keeps_dying_is_given_up_so_its_instance_is_deactiva
             break
     assert restarts == 3
     assert await provider.list() == []
+
+
+async def test_an_instance_whose_agent_is_restarting_keeps_its_zone_and_its_place_in_it(tmp_path) -> None:
+    from dataclasses import replace
+
+    import pytest
+
+    from services.providers.base import ZoneExhausted
+
+    config = ServiceConfig(bootstrap_servers="127.0.0.1:9", database_url="", home=tmp_path, topic_prefix="p.")
+    provider = LocalProvider(config, SLEEPER, stop_timeout_s=5, zones={"local-b": 1},
+                             restart_delays_s=(60.0,))  # it stays dead for the test
+    try:
+        first = await provider.create(replace(spec("b1"), zone="local-b"))
+        os.kill(int(first.provider_id), signal.SIGKILL)
+        provider._children["b1"].wait()
+        assert await provider.heal() == []  # its restart waits out the delay
+        assert [(i.name, i.status, i.zone) for i in await provider.list()] == [("b1", "restarting", "local-b")]
+        with pytest.raises(ZoneExhausted):
+            await provider.create(replace(spec("b2"), zone="local-b"))
+        await provider.delete("b1")
+        assert (await provider.create(replace(spec("b2"), zone="local-b"))).zone == "local-b"
+    finally:
+        for instance in await provider.list():
+            await provider.delete(instance.name)

@@ -346,3 +346,18 @@ def test_redelivering_any_event_later_changes_no_row(copies: list[tuple[int, int
         position = max(where, events.index(event) + 1)
         events.insert(position, event)
     assert fold(events) == SMALL_ROWS
+
+
+def test_a_verdict_that_lost_to_a_retry_of_its_attempt_changes_nothing() -> None:
+    """Two verdicts for one attempt: a retry derived before a cancel, a Cancelled one derived after it
+    (found by tests/unit/projections/test_cancel_counters.py). The core takes whichever lands first;
+    the read model must too, or it counts a completion the core never made."""
+    log = Log()
+    log.batch(1)
+    log.ready(1)
+    log.run(1, "a1", outcome="Error", complete=False, cause=INSTANCE_LOST)
+    log.ready(1, after="a1")
+    log.add(ev.JobCompleted, batch_id=B, job_id=1, state="Cancelled", attempt_id="a1", exit_code=None,
+            reason=INSTANCE_LOST, n_attempts=1)
+    assert log.row("jobs", B, 1)["state"] == "Ready"
+    assert counters(log.row("batches", B)) == (1, 0, 0, 0, 0)

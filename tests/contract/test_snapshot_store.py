@@ -93,3 +93,28 @@ async def test_a_view_is_replaced_only_by_one_at_or_past_it(store: SnapshotStore
     assert await store.save_view("v", other_format)
     assert await store.view("v") == other_format
     assert await store.view("w") is None
+
+
+@pytest.mark.postgres
+async def test_a_read_model_database_without_the_snapshot_tables_gets_them(fresh_db: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A database migrated before the snapshots existed (every read-model migration below the
+    snapshot one, read-model data kept) upgrades in place when a fold starts with snapshots."""
+    import shutil
+
+    import psycopg
+
+    snapshot_migration = next(p for p in sorted(READMODEL_MIGRATIONS.glob("*.sql")) if "fold_snapshots" in p.name)
+    for earlier in sorted(READMODEL_MIGRATIONS.glob("*.sql")):
+        if earlier.name < snapshot_migration.name:
+            shutil.copy(earlier, tmp_path / earlier.name)
+    migrate(fresh_db, [tmp_path])
+    with psycopg.connect(fresh_db) as conn:
+        assert conn.execute("SELECT to_regclass('snapshot_views')").fetchone() == (None,)
+    assert snapshot_migration.name in migrate(fresh_db, [READMODEL_MIGRATIONS])
+    pg = PostgresSnapshotStore(fresh_db)
+    try:
+        await pg.save_view("v", ViewSnapshot("f1", {(T, 0): 5}, b"state"))
+        stored = await pg.view("v")
+        assert stored is not None and stored.blob == b"state"
+    finally:
+        await pg.close()

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import re
 import shutil
@@ -232,9 +233,15 @@ class Watch:
         await self.consumer.close()
 
 
+SPAWNED: list[subprocess.Popen[bytes]] = []  # stopped at exit, whatever path the bench took
+
+
 def spawn(module: str, args: list[str], log_path: Path) -> subprocess.Popen[bytes]:
     with open(log_path, "ab") as out:
-        return subprocess.Popen([sys.executable, "-m", module, *args], cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen([sys.executable, "-m", module, *args], cwd=REPO, stdout=out,
+                                   stderr=subprocess.STDOUT)
+    SPAWNED.append(process)
+    return process
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
@@ -427,29 +434,38 @@ def main() -> None:
     parser.add_argument("--reuse", action="store_true", help="use the log already under --topic-prefix")
     args = parser.parse_args()
 
-    workdir = Path(tempfile.mkdtemp(prefix="squall-bench-takeover-"))
-    broker = server = None
-    try:
+    signal.signal(signal.SIGTERM, on_terminate)
+    with contextlib.ExitStack() as cleanup:  # every step runs, even when one before it fails
+        workdir = Path(tempfile.mkdtemp(prefix="squall-bench-takeover-"))
+        cleanup.callback(shutil.rmtree, workdir, ignore_errors=True)
         bootstrap, url = args.bootstrap, args.database_url
         if not bootstrap:
             from deploy.kafka import KafkaBroker
 
             broker = KafkaBroker(workdir / "kafka")
+            cleanup.callback(broker.stop)
             bootstrap = broker.start()
             broker.stop_when_gone(os.getpid(), remove_data=True)
         if not url:
             from deploy.postgres import EmbeddedPostgres, create_database
 
             server = EmbeddedPostgres(workdir / "pg")
+            cleanup.callback(server.stop)
             url = create_database(server.start(), "bench")
+        cleanup.callback(stop_spawned)
         asyncio.run(bench(args, bootstrap, url, workdir))
-    finally:
-        if broker is not None:
-            broker.stop()
-        if server is not None:
-            server.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
 
+
+def on_terminate(*_: object) -> None:
+    """A killed bench still stops what it started (once: a second signal does not cut that short)."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    sys.exit(143)
+
+
+def stop_spawned() -> None:
+    for process in SPAWNED:
+        if process.poll() is None:
+            stop(process)
 
 if __name__ == "__main__":
     main()

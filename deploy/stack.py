@@ -21,7 +21,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from deploy import stack_storage, supervisor
+from deploy import stack_billing, stack_storage, supervisor
 from deploy.processes import ProcessSpec, ProcessTable
 from deploy.state_dir import secure_state_dir
 from events.errors import LogError
@@ -157,7 +157,7 @@ def job_firewall_endpoints(state: StackState) -> list[str]:
 
 
 def worker_args(state: StackState) -> str:
-    args: list[str] = []
+    args: list[str] = stack_billing.worker_args(state.extra)
     for endpoint in job_firewall_endpoints(state):
         args += ["--job-firewall-block", endpoint]
     return shlex.join(args)
@@ -175,7 +175,8 @@ def service_specs(state: StackState) -> list[ProcessSpec]:
 
     return [
         ProcessSpec("resolver", SERVICE_MODULES["resolver"], with_metrics("resolver")),
-        ProcessSpec("readmodel", SERVICE_MODULES["readmodel"], with_metrics("readmodel")),
+        ProcessSpec("readmodel", SERVICE_MODULES["readmodel"],
+                    with_metrics("readmodel", *stack_billing.price_args(state.extra))),
         ProcessSpec("callbacks", SERVICE_MODULES["callbacks"], with_metrics("callbacks")),
         ProcessSpec("scheduler", SERVICE_MODULES["scheduler"],
                     with_metrics("scheduler", "--pools", pools, "--heartbeat-timeout", str(state.heartbeat_timeout_s))),
@@ -184,7 +185,8 @@ def service_specs(state: StackState) -> list[ProcessSpec]:
                                  *workers, *_worker_flags(state),
                                  *(("--zones", state.extra["zones"]) if state.extra.get("zones") else ()))),
         ProcessSpec("front", SERVICE_MODULES["front"],
-                    (*common_args(state, "front"), "--host", "127.0.0.1", "--port", str(state.port), "--pools", pools)),
+                    (*common_args(state, "front"), "--host", "127.0.0.1", "--port", str(state.port), "--pools", pools,
+                     *stack_billing.front_args(state.extra))),
     ]
 
 
@@ -194,7 +196,8 @@ def _worker_flags(state: StackState) -> tuple[str, ...]:
     if state.simulated_job_ms is None:
         return ("--worker-args", worker_args(state))
     return ("--worker-command", shlex.join((sys.executable, "-m", "services.simworker")),
-            "--worker-args", f"--job-duration-ms {state.simulated_job_ms}")
+            "--worker-args", shlex.join(["--job-duration-ms", str(state.simulated_job_ms),
+                                         *stack_billing.worker_args(state.extra)]))
 
 
 def wait_for_http(url: str, timeout_s: float) -> bool:
@@ -279,6 +282,8 @@ def up(home: Path, *, bootstrap: str | None = None, database_url: str | None = N
        storage: str = "embedded", storage_endpoint: str | None = None, system_bucket: str | None = None,
        bucket: str | None = None, simulated_job_ms: int | None = None,
        kafka_credentials: Path | None = None, worker_bootstrap: str | None = None, kafka_tls_everywhere: bool = False,
+       prices: Path | None = None, billing_interval_s: float | None = None,
+       billing_loop_interval_s: float | None = None,
        say=print, timeout_s: float = 120.0, pools_file: Path | None = None,
        zones: str | None = None) -> StackState:  # type: ignore[no-untyped-def]
     """Bring the stack up (idempotent) and return its state once the API answers. With
@@ -287,7 +292,9 @@ def up(home: Path, *, bootstrap: str | None = None, database_url: str | None = N
     The embedded broker is always secured (SCRAM per role, TLS for workers; with
     `kafka_tls_everywhere` the services use TLS too). An external broker (`bootstrap`) is used as
     `kafka_credentials` says: a directory with admin.json (creates topics and ACLs) and <role>.json
-    for each role; without it, unauthenticated.
+    for each role; without it, unauthenticated. `prices` (the read model's price table),
+    `billing_interval_s` (workers' reports of running attempts) and `billing_loop_interval_s` (the
+    front end's billing-limit passes) are kept for later `up`s (deploy/stack_billing.py).
 
     `pools_file` replaces the default pools (a PoolConfig YAML, see services/autoscaler/pools.py);
     `zones` gives the local workers zones to be spread over (`local-a,local-b:2`: names with optional
@@ -353,6 +360,10 @@ def up(home: Path, *, bootstrap: str | None = None, database_url: str | None = N
                        worker_bootstrap=worker_bootstrap or "")
     if previous:
         state.extra = dict(previous.extra)
+    try:
+        stack_billing.configure(home, state.extra, prices, billing_interval_s, billing_loop_interval_s)
+    except stack_billing.BillingSettingsError as exc:
+        raise StackError(str(exc)) from exc
     if pools_file is not None:
         state.extra["pools_file"] = str(Path(pools_file).resolve())
     if zones is not None:

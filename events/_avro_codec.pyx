@@ -236,6 +236,8 @@ cdef object _class_PoolWindowUser = catalog.PoolWindowUser
 cdef object _class_PoolZoneWeight = catalog.PoolZoneWeight
 cdef object _class_ResourceUsageSummary = catalog.ResourceUsageSummary
 cdef object _class_Resources = catalog.Resources
+cdef object _class_RunningAttempt = catalog.RunningAttempt
+cdef object _class_RunningAttemptsReported = catalog.RunningAttemptsReported
 cdef object _class_SchedulerLeaderElected = catalog.SchedulerLeaderElected
 cdef object _class_StepTiming = catalog.StepTiming
 cdef object _builder_AttemptAssigned = _BUILDERS['AttemptAssigned']
@@ -275,6 +277,8 @@ cdef object _builder_PoolWindowUser = _BUILDERS['PoolWindowUser']
 cdef object _builder_PoolZoneWeight = _BUILDERS['PoolZoneWeight']
 cdef object _builder_ResourceUsageSummary = _BUILDERS['ResourceUsageSummary']
 cdef object _builder_Resources = _BUILDERS['Resources']
+cdef object _builder_RunningAttempt = _BUILDERS['RunningAttempt']
+cdef object _builder_RunningAttemptsReported = _BUILDERS['RunningAttemptsReported']
 cdef object _builder_SchedulerLeaderElected = _BUILDERS['SchedulerLeaderElected']
 cdef object _builder_StepTiming = _BUILDERS['StepTiming']
 
@@ -2783,7 +2787,7 @@ def encode_PoolScalingDecided(e, bytes head=b''):
     finally:
         PyMem_Free(w.data)
 
-def decode_SchedulerLeaderElected(bytes data, Py_ssize_t offset):
+def decode_RunningAttemptsReported(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
@@ -2794,15 +2798,86 @@ def decode_SchedulerLeaderElected(bytes data, Py_ssize_t offset):
         f638 = _string(b, &p, end)
     else:
         f638 = None
-    f639 = _string(b, &p, end)
-    f640 = _long(b, &p, end)
-    result = _new(_builder_SchedulerLeaderElected)
+    f639 = _long(b, &p, end)
+    f640 = _string(b, &p, end)
+    f641 = _long(b, &p, end)
+    a643 = []
+    while True:
+        n644 = _block(b, &p, end)
+        if n644 == 0: break
+        for i645 in range(n644):
+            f647 = _long(b, &p, end)
+            f648 = _string(b, &p, end)
+            x646 = _new(_builder_RunningAttempt)
+            x646.job_id = f647
+            x646.attempt_id = f648
+            x646.__class__ = _class_RunningAttempt
+            a643.append(x646)
+    f642 = tuple(a643)
+    result = _new(_builder_RunningAttemptsReported)
     result.event_id = f635
     result.occurred_at = f636
     result.producer = f637
     result.causation_id = f638
-    result.scheduler_id = f639
-    result.epoch = f640
+    result.batch_id = f639
+    result.instance_name = f640
+    result.running_at = f641
+    result.attempts = f642
+    result.__class__ = _class_RunningAttemptsReported
+    if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
+    return result
+
+def encode_RunningAttemptsReported(e, bytes head=b''):
+    cdef _Buffer w = _start(head)
+    try:
+        v649 = e
+        _put_string(&w, v649.event_id, 'RunningAttemptsReported.event_id')
+        _put_long(&w, v649.occurred_at, LLONG_MIN, LLONG_MAX, 'RunningAttemptsReported.occurred_at')
+        _put_string(&w, v649.producer, 'RunningAttemptsReported.producer')
+        v650 = v649.causation_id
+        if v650 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_string(&w, v650, 'RunningAttemptsReported.causation_id')
+        _put_long(&w, v649.batch_id, LLONG_MIN, LLONG_MAX, 'RunningAttemptsReported.batch_id')
+        _put_string(&w, v649.instance_name, 'RunningAttemptsReported.instance_name')
+        _put_long(&w, v649.running_at, LLONG_MIN, LLONG_MAX, 'RunningAttemptsReported.running_at')
+        v651 = v649.attempts
+        n652 = len(v651)
+        if n652:
+            _put_varint(&w, (<unsigned long long>n652) << 1)
+            for i653 in v651:
+                v654 = i653
+                _put_long(&w, v654.job_id, -2147483648, 2147483647, 'RunningAttemptsReported.attempts[].job_id')
+                _put_string(&w, v654.attempt_id, 'RunningAttemptsReported.attempts[].attempt_id')
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 0)
+        return PyBytes_FromStringAndSize(w.data, w.size)
+    finally:
+        PyMem_Free(w.data)
+
+def decode_SchedulerLeaderElected(bytes data, Py_ssize_t offset):
+    cdef const unsigned char* b = data
+    cdef Py_ssize_t end = len(data)
+    cdef Py_ssize_t p = offset
+    f655 = _string(b, &p, end)
+    f656 = _long(b, &p, end)
+    f657 = _string(b, &p, end)
+    if _optional(b, &p, end):
+        f658 = _string(b, &p, end)
+    else:
+        f658 = None
+    f659 = _string(b, &p, end)
+    f660 = _long(b, &p, end)
+    result = _new(_builder_SchedulerLeaderElected)
+    result.event_id = f655
+    result.occurred_at = f656
+    result.producer = f657
+    result.causation_id = f658
+    result.scheduler_id = f659
+    result.epoch = f660
     result.__class__ = _class_SchedulerLeaderElected
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -2810,18 +2885,18 @@ def decode_SchedulerLeaderElected(bytes data, Py_ssize_t offset):
 def encode_SchedulerLeaderElected(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v641 = e
-        _put_string(&w, v641.event_id, 'SchedulerLeaderElected.event_id')
-        _put_long(&w, v641.occurred_at, LLONG_MIN, LLONG_MAX, 'SchedulerLeaderElected.occurred_at')
-        _put_string(&w, v641.producer, 'SchedulerLeaderElected.producer')
-        v642 = v641.causation_id
-        if v642 is None:
+        v661 = e
+        _put_string(&w, v661.event_id, 'SchedulerLeaderElected.event_id')
+        _put_long(&w, v661.occurred_at, LLONG_MIN, LLONG_MAX, 'SchedulerLeaderElected.occurred_at')
+        _put_string(&w, v661.producer, 'SchedulerLeaderElected.producer')
+        v662 = v661.causation_id
+        if v662 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v642, 'SchedulerLeaderElected.causation_id')
-        _put_string(&w, v641.scheduler_id, 'SchedulerLeaderElected.scheduler_id')
-        _put_long(&w, v641.epoch, LLONG_MIN, LLONG_MAX, 'SchedulerLeaderElected.epoch')
+            _put_string(&w, v662, 'SchedulerLeaderElected.causation_id')
+        _put_string(&w, v661.scheduler_id, 'SchedulerLeaderElected.scheduler_id')
+        _put_long(&w, v661.epoch, LLONG_MIN, LLONG_MAX, 'SchedulerLeaderElected.epoch')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -2856,6 +2931,7 @@ DECODERS = {
     b'\x97e\x86*3\x1a\xe5c': decode_JobGroupCancelled,
     b'\xce\xec\x0f_kR\xba\xd9': decode_JobGroupCreated,
     b'\xa44\xa5\xf2\x89\xf6\x83I': decode_PoolScalingDecided,
+    b'\xc2\xe0\xcf\xc0\x88\xec\x08%': decode_RunningAttemptsReported,
     b'\xc8\x0c]/\xb2l\xe2#': decode_SchedulerLeaderElected,
 }
 ENCODERS = {
@@ -2888,6 +2964,7 @@ ENCODERS = {
     b'\x97e\x86*3\x1a\xe5c': encode_JobGroupCancelled,
     b'\xce\xec\x0f_kR\xba\xd9': encode_JobGroupCreated,
     b'\xa44\xa5\xf2\x89\xf6\x83I': encode_PoolScalingDecided,
+    b'\xc2\xe0\xcf\xc0\x88\xec\x08%': encode_RunningAttemptsReported,
     b'\xc8\x0c]/\xb2l\xe2#': encode_SchedulerLeaderElected,
 }
-SOURCE_DIGEST = 'f945df30072b2d14'
+SOURCE_DIGEST = '26ace05865ea4dfb'

@@ -280,6 +280,27 @@ class PoolInstanceChoice:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class RunningAttempt:
+    """RunningAttempt"""
+
+    job_id: int
+    attempt_id: str
+
+    def to_avro(self) -> dict[str, Any]:
+        return {
+            'job_id': self.job_id,
+            'attempt_id': self.attempt_id,
+        }
+
+    @classmethod
+    def from_avro(cls, d: dict[str, Any]) -> RunningAttempt:
+        return cls(
+            job_id=d['job_id'],
+            attempt_id=d['attempt_id'],
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class AttemptAssigned:
     """Derived from an accepted SJ: the worker must run this attempt."""
 
@@ -1758,6 +1779,49 @@ class PoolScalingDecided:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class RunningAttemptsReported:
+    """A worker's billing update (Hail's): these attempts of the batch were still running on the instance at `running_at`, so they are billed up to then. Appended every billing interval for each batch with running attempts on the instance; the attempt's MJC bills it start to end."""
+
+    SCHEMA_NAME: ClassVar[str] = "RunningAttemptsReported"
+    TOPIC: ClassVar[str] = "batch"
+    KEY_FIELD: ClassVar[str | None] = 'batch_id'
+
+    event_id: str
+    occurred_at: int
+    producer: str
+    causation_id: str | None = None
+    batch_id: int
+    instance_name: str
+    running_at: int
+    attempts: tuple[RunningAttempt, ...]
+
+    def to_avro(self) -> dict[str, Any]:
+        return {
+            'event_id': self.event_id,
+            'occurred_at': self.occurred_at,
+            'producer': self.producer,
+            'causation_id': self.causation_id,
+            'batch_id': self.batch_id,
+            'instance_name': self.instance_name,
+            'running_at': self.running_at,
+            'attempts': [v.to_avro() for v in self.attempts],
+        }
+
+    @classmethod
+    def from_avro(cls, d: dict[str, Any]) -> RunningAttemptsReported:
+        return cls(
+            event_id=d['event_id'],
+            occurred_at=d['occurred_at'],
+            producer=d['producer'],
+            causation_id=d['causation_id'],
+            batch_id=d['batch_id'],
+            instance_name=d['instance_name'],
+            running_at=d['running_at'],
+            attempts=tuple(RunningAttempt.from_avro(v) for v in d['attempts']),
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SchedulerLeaderElected:
     """A scheduler took leadership with a higher epoch; lower epochs are fenced."""
 
@@ -1794,6 +1858,6 @@ class SchedulerLeaderElected:
         )
 
 
-Event = AttemptAssigned | AttemptKillRequested | BatchCancelRequested | BatchCancelled | BatchCompleted | BatchCreated | BatchDeleted | BatchUpdateCommitted | BatchUpdateCreated | InstanceActivated | InstanceCreated | InstanceDeactivated | InstanceDeleted | InstanceHeartbeat | InstanceRequested | JobAttemptAccepted | JobAttemptCompleted | JobAttemptRefused | JobAttemptScheduled | JobAttemptStarted | JobBecameReady | JobCancelled | JobCompleted | JobCreated | JobCreating | JobGroupCancelRequested | JobGroupCancelled | JobGroupCreated | PoolScalingDecided | SchedulerLeaderElected
+Event = AttemptAssigned | AttemptKillRequested | BatchCancelRequested | BatchCancelled | BatchCompleted | BatchCreated | BatchDeleted | BatchUpdateCommitted | BatchUpdateCreated | InstanceActivated | InstanceCreated | InstanceDeactivated | InstanceDeleted | InstanceHeartbeat | InstanceRequested | JobAttemptAccepted | JobAttemptCompleted | JobAttemptRefused | JobAttemptScheduled | JobAttemptStarted | JobBecameReady | JobCancelled | JobCompleted | JobCreated | JobCreating | JobGroupCancelRequested | JobGroupCancelled | JobGroupCreated | PoolScalingDecided | RunningAttemptsReported | SchedulerLeaderElected
 
-EVENT_TYPES: dict[str, type[Event]] = {c.SCHEMA_NAME: c for c in (AttemptAssigned, AttemptKillRequested, BatchCancelRequested, BatchCancelled, BatchCompleted, BatchCreated, BatchDeleted, BatchUpdateCommitted, BatchUpdateCreated, InstanceActivated, InstanceCreated, InstanceDeactivated, InstanceDeleted, InstanceHeartbeat, InstanceRequested, JobAttemptAccepted, JobAttemptCompleted, JobAttemptRefused, JobAttemptScheduled, JobAttemptStarted, JobBecameReady, JobCancelled, JobCompleted, JobCreated, JobCreating, JobGroupCancelRequested, JobGroupCancelled, JobGroupCreated, PoolScalingDecided, SchedulerLeaderElected)}
+EVENT_TYPES: dict[str, type[Event]] = {c.SCHEMA_NAME: c for c in (AttemptAssigned, AttemptKillRequested, BatchCancelRequested, BatchCancelled, BatchCompleted, BatchCreated, BatchDeleted, BatchUpdateCommitted, BatchUpdateCreated, InstanceActivated, InstanceCreated, InstanceDeactivated, InstanceDeleted, InstanceHeartbeat, InstanceRequested, JobAttemptAccepted, JobAttemptCompleted, JobAttemptRefused, JobAttemptScheduled, JobAttemptStarted, JobBecameReady, JobCancelled, JobCompleted, JobCreated, JobCreating, JobGroupCancelRequested, JobGroupCancelled, JobGroupCreated, PoolScalingDecided, RunningAttemptsReported, SchedulerLeaderElected)}

@@ -17,6 +17,9 @@ It speaks the front end's Hail-compatible REST API. Runnable example (a local st
 
     asyncio.run(main())
 
+`await batch.estimate(duration_s=600)` instead of `submit()` answers what the batch would cost if
+each job ran that long (POST /api/v1alpha/batches/estimate), submitting nothing.
+
 Submission follows Hail's client: specs go in bunches of at most 1024 specs and under 1 MiB;
 one bunch uses create-fast, more use create + up to 6 bunches in parallel + commit. Every
 request carries idempotency tokens, so retries after a timeout or a 5xx never duplicate jobs.
@@ -220,6 +223,19 @@ class BatchBuilder:
             spec["cancel_after_n_failures"] = self.cancel_after_n_failures
         return spec
 
+    async def estimate(self, duration_s: float, job_durations_s: dict[int, float] | None = None) -> dict[str, Any]:
+        """What the batch would cost if each job ran `duration_s` (or its own entry of `job_durations_s`,
+        by job index): POST /batches/estimate for each bunch, added up. Submits nothing."""
+        overrides = job_durations_s or {}
+        parts = []
+        for bunch in _bunches([json.dumps(s, separators=(",", ":")).encode() for s in self.specs]) or [[]]:
+            ids = [json.loads(spec)["job_id"] for spec in bunch]
+            body = {"batch": self._batch_spec(), "job_groups": [], "bunch": [json.loads(spec) for spec in bunch],
+                    "duration_s": duration_s,
+                    "job_durations_s": {str(i): overrides[i] for i in ids if i in overrides}}
+            parts.append((await self.client.request("POST", "/api/v1alpha/batches/estimate", json_body=body)).json())
+        return _add_estimates(parts)
+
     async def submit(self) -> SubmittedBatch:
         """Create the batch and commit its jobs; safe to call again after an error (same tokens)."""
         bunches = _bunches([json.dumps(s, separators=(",", ":")).encode() for s in self.specs])
@@ -243,6 +259,21 @@ class BatchBuilder:
         committed = (await api.request("PATCH", f"{url}/commit")).json()
         self.start_job_id = int(committed["start_job_id"])
         return SubmittedBatch(api, batch_id)
+
+
+def _add_estimates(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """One estimate from the estimates of a batch's bunches (costs and usage add up)."""
+    by_resource: dict[str, float] = {}
+    for part in parts:
+        for entry in part["cost_breakdown"]:
+            by_resource[entry["resource"]] = by_resource.get(entry["resource"], 0.0) + entry["cost"]
+    cost = sum(part["cost"] for part in parts)
+    project = dict(parts[0]["billing_project"])
+    limit, accrued = project["limit"], project["accrued_cost"]
+    project["within_limit"] = limit is None or accrued + cost < limit
+    return {"n_jobs": sum(p["n_jobs"] for p in parts), "msec_mcpu": sum(p["msec_mcpu"] for p in parts), "cost": cost,
+            "cost_breakdown": [{"resource": r, "cost": c} for r, c in sorted(by_resource.items())],
+            "jobs": [job for p in parts for job in p["jobs"]], "billing_project": project}
 
 
 def _bunches(specs: list[bytes]) -> list[list[bytes]]:

@@ -4,8 +4,10 @@ No I/O, no clock: everything comes from the event and its position in the log. E
 models do not show (worker assignments, leader election) convert to no ops, and so do the
 scheduler's decisions (SJ, JobCreating) and refusals: an attempt exists once the resolver accepted
 its decision (JobAttemptAccepted), exactly as for every other fold. Every batch-topic
-event also yields an audit row (the audit index: job -> its events' positions); instance events
-do not (heartbeats would swamp it, and they belong to no batch).
+event but the workers' billing updates (RunningAttemptsReported: one per batch and instance every
+billing interval, telemetry rather than a decision) also yields an audit row (the audit index: job
+-> its events' positions); instance events do not (heartbeats would swamp it, and they belong to no
+batch).
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ def convert_at(event: ev.Event, topic: str, partition: int, offset: int) -> list
     cls = type(event)
     handler = _HANDLERS.get(cls)
     result: list[ops.Op] = handler(event) if handler is not None else []
-    if event.TOPIC == "batch":
+    if event.TOPIC == "batch" and cls is not ev.RunningAttemptsReported:
         result.append(_audit(event, topic, partition, offset))
     elif cls is ev.PoolScalingDecided:
         result.append(_pool_decision(event, topic, partition, offset))  # type: ignore[arg-type]
@@ -164,6 +166,11 @@ def _attempt_completed(e: ev.JobAttemptCompleted) -> list[ops.Op]:
                            e.failure_cause, e.error, e.started_at, e.ended_at, worker_status(e))]
 
 
+def _running_reported(e: ev.RunningAttemptsReported) -> list[ops.Op]:
+    return [ops.ReportRunning(e.batch_id, a.job_id, a.attempt_id, e.instance_name, e.running_at)
+            for a in e.attempts]
+
+
 def _job_completed(e: ev.JobCompleted) -> list[ops.Op]:
     # positional (see _POSITIONAL): batch_id, job_id, state, attempt_id, exit_code, reason, n_attempts, at
     return [ops.CompleteJob(e.batch_id, e.job_id, e.state, e.attempt_id, e.exit_code, e.reason, e.n_attempts,
@@ -263,6 +270,7 @@ _HANDLERS: dict[type, Any] = {
     ev.JobAttemptAccepted: _attempt_accepted,
     ev.JobAttemptStarted: _attempt_started,
     ev.JobAttemptCompleted: _attempt_completed,
+    ev.RunningAttemptsReported: _running_reported,
     ev.JobCompleted: _job_completed,
     ev.JobCancelled: _job_cancelled,
     ev.InstanceRequested: _instance_requested,

@@ -7,7 +7,8 @@ event after a newer one, changes nothing:
 - rows are created only when absent; updates are committed and jobs completed once (flags/state);
 - an attempt exists once the resolver accepted its decision (JobAttemptAccepted; whether a decision
   counts is never judged here, see events/core/decisions.py), once (its row); a retry only of the
-  job's current attempt; an attempt is billed once (its end_time);
+  job's current attempt; an attempt is billed what its start, its end and the latest report of it
+  running say, settled whenever one of them changes (ledger.py), so a re-delivery bills nothing more;
 - instance states only move forward (pending < active < inactive < deleted).
 Counters follow Hail: a job counts in its group and every ancestor group, and in the batch.
 """
@@ -18,15 +19,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from events.errors import UnprojectableEvent
-from projections.cost import (
-    AttemptUsage,
-    PriceTable,
-    add_breakdown,
-    billed_duration_ms,
-    cost_breakdown,
-    msec_mcpu,
-)
+from projections.cost import PriceTable, Pricing
 from projections.readmodel import ops
+from projections.readmodel.ledger import Ledger
 from projections.readmodel.tables import (
     ATTEMPTS,
     BATCH_UPDATES,
@@ -54,6 +49,7 @@ class ReadModel:
 
     def __init__(self, prices: PriceTable | None = None) -> None:
         self.prices = prices or PriceTable()
+        self.ledger = Ledger(Pricing(self.prices))
         self.rows: dict[str, dict[Key, dict[str, Any]]] = {t.name: {} for t in STATEFUL}
         self.audit: list[ops.RecordAudit] = []
         self.pool_decisions: list[ops.RecordPoolDecision] = []  # append-only, like the audit index
@@ -129,7 +125,7 @@ class ReadModel:
             "cancel_after_n_failures": op.cancel_after_n_failures, "time_created": op.at,
             "state": "complete", "cancelled": False, "deleted": False, "n_jobs": 0, "n_completed": 0,
             "n_succeeded": 0, "n_failed": 0, "n_cancelled": 0, "time_closed": None, "time_completed": None,
-            "msec_mcpu": 0, "cost": 0.0, "cost_breakdown": {}, "n_committed_updates": 0})
+            "msec_mcpu": 0, "cost": 0.0, "cost_breakdown": {}, "usage": {}, "n_committed_updates": 0})
         if self.get(JOB_GROUPS.name, (op.batch_id, 0)) is None:  # the root group comes with the batch
             self._insert(JOB_GROUPS.name, (op.batch_id, 0), _new_group(
                 op.batch_id, 0, None, [0], None, op.attributes, op.callback, op.cancel_after_n_failures, op.at))
@@ -231,7 +227,7 @@ class ReadModel:
             "committed": bool(update["committed"]), "exit_code": None, "reason": None,
             "current_attempt_id": None, "n_attempts": 0, "time_ready": None, "not_before": None,
             "start_time": None, "end_time": None, "duration_ms": None, "msec_mcpu": 0, "cost": 0.0,
-            "cost_breakdown": {}, "status": None})
+            "cost_breakdown": {}, "usage": {}, "status": None})
         counts = update["jobs_per_group"]
         group = str(op.job_group_id)
         counts[group] = counts.get(group, 0) + 1
@@ -291,6 +287,7 @@ class ReadModel:
         if attempt["start_time"] is None or op.started_at < attempt["start_time"]:
             attempt["start_time"] = op.started_at  # Hail keeps the earliest start
             self._touch(ATTEMPTS.name, attempt_key)
+            self.ledger.settle(self, attempt_key, attempt, job)  # what it accrued runs from the new start
         if job["current_attempt_id"] == op.attempt_id and job["state"] in ("Running", "Creating"):
             job["start_time"] = attempt["start_time"]
             self._touch(JOBS.name, (op.batch_id, op.job_id))
@@ -311,24 +308,26 @@ class ReadModel:
         attempt.update(end_time=op.ended_at, outcome=op.outcome, exit_code=op.exit_code,
                        failure_cause=op.failure_cause, error=op.error, reason=op.failure_cause or "completed",
                        status=status)
-        usage = AttemptUsage(duration_ms=billed_duration_ms(attempt["start_time"], op.ended_at),
-                             cores_mcpu=attempt["cores_mcpu"], memory_bytes=attempt["memory_bytes"],
-                             storage_gib=attempt["storage_gib"], preemptible=bool(job["preemptible"]))
-        used, breakdown = msec_mcpu(usage), cost_breakdown(usage, self.prices)
-        cost = sum(breakdown.values())
-        attempt["msec_mcpu"], attempt["cost"] = used, cost
         self._touch(ATTEMPTS.name, attempt_key)
         if job["current_attempt_id"] == op.attempt_id:
             job["status"] = status
             if job["start_time"] is None:
                 job["start_time"] = attempt["start_time"]
-        _bill(job, used, cost, breakdown)
         self._touch(JOBS.name, (op.batch_id, op.job_id))
-        for ancestor in self._group(op.batch_id, job["job_group_id"])["ancestor_ids"]:
-            _bill(self._group(op.batch_id, ancestor), used, cost, breakdown)
-            self._touch(JOB_GROUPS.name, (op.batch_id, ancestor))
-        _bill(self._batch(op.batch_id), used, cost, breakdown)
-        self._touch(BATCHES.name, (op.batch_id,))
+        self.ledger.settle(self, attempt_key, attempt, job)  # billed start to end, whatever accrued before
+
+    def _report_running(self, op: ops.ReportRunning) -> None:
+        """The worker saw the attempt running at `at`: bill it up to then (Hail's billing update). Only an
+        attempt that started and has not ended, on the instance that reports it, and only forwards."""
+        attempt_key = (op.batch_id, op.job_id, op.attempt_id)
+        attempt = self.get(ATTEMPTS.name, attempt_key)
+        if (attempt is None or attempt["start_time"] is None or attempt["end_time"] is not None
+                or attempt["instance_name"] != op.instance_name
+                or (attempt["billed_until"] is not None and op.at <= attempt["billed_until"])):
+            return
+        attempt["billed_until"] = op.at
+        self._touch(ATTEMPTS.name, attempt_key)
+        self.ledger.settle(self, attempt_key, attempt, self._job(op.batch_id, op.job_id))
 
     def _complete_job(self, op: ops.CompleteJob) -> None:
         job = self._job(op.batch_id, op.job_id)
@@ -403,7 +402,7 @@ def _new_group(batch_id: int, group_id: int, parent: int | None, ancestors: list
             "ancestor_ids": ancestors, "update_id": update_id, "attributes": attributes, "callback": callback,
             "cancel_after_n_failures": cancel_after, "time_created": at, "cancelled": False, "state": "complete",
             "n_jobs": 0, "n_completed": 0, "n_succeeded": 0, "n_failed": 0, "n_cancelled": 0,
-            "time_completed": None, "msec_mcpu": 0, "cost": 0.0, "cost_breakdown": {}}
+            "time_completed": None, "msec_mcpu": 0, "cost": 0.0, "cost_breakdown": {}, "usage": {}}
 
 
 def _new_attempt(batch_id: int, job_id: int, attempt_id: str, instance: str, scheduled_at: int | None,
@@ -412,13 +411,7 @@ def _new_attempt(batch_id: int, job_id: int, attempt_id: str, instance: str, sch
             "scheduled_at": scheduled_at, "start_time": None, "end_time": None, "outcome": None,
             "exit_code": None, "failure_cause": None, "error": None, "reason": None, "cores_mcpu": cores_mcpu,
             "memory_bytes": memory_bytes, "storage_gib": storage_gib, "msec_mcpu": 0, "cost": 0.0,
-            "status": None}
-
-
-def _bill(row: dict[str, Any], used: int, cost: float, breakdown: dict[str, float]) -> None:
-    row["msec_mcpu"] += used
-    row["cost"] += cost
-    row["cost_breakdown"] = add_breakdown(row["cost_breakdown"], breakdown)
+            "billed_until": None, "billed_ms": 0, "status": None}
 
 
 _APPLY: dict[type, Any] = {
@@ -434,6 +427,7 @@ _APPLY: dict[type, Any] = {
     ops.ScheduleAttempt: ReadModel._schedule_attempt,
     ops.StartAttempt: ReadModel._start_attempt,
     ops.EndAttempt: ReadModel._end_attempt,
+    ops.ReportRunning: ReadModel._report_running,
     ops.CompleteJob: ReadModel._complete_job,
     ops.RecordAudit: ReadModel._record_audit,
     ops.UpsertInstance: ReadModel._upsert_instance,

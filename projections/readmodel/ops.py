@@ -152,6 +152,17 @@ class EndAttempt:
 
 
 @dataclass(slots=True)
+class ReportRunning:
+    """One attempt of a worker's billing update (RunningAttemptsReported): running at `at`."""
+
+    batch_id: int
+    job_id: int
+    attempt_id: str
+    instance_name: str
+    at: int
+
+
+@dataclass(slots=True)
 class CompleteJob:
     batch_id: int
     job_id: int
@@ -205,4 +216,4 @@ class RecordPoolDecision:
 
 Op = (CreateBatch | CreateUpdate | CommitUpdate | CreateJobGroup | CancelJobGroup | DeleteBatch
       | CompleteBatch | CreateJob | MarkJobReady | ScheduleAttempt | StartAttempt | EndAttempt
-      | CompleteJob | RecordAudit | UpsertInstance | RecordPoolDecision)
+      | ReportRunning | CompleteJob | RecordAudit | UpsertInstance | RecordPoolDecision)

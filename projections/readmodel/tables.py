@@ -35,8 +35,8 @@ BATCHES = Table(
            "time_created"),
     mutable=("state", "cancelled", "deleted", "n_jobs", "n_completed", "n_succeeded", "n_failed",
              "n_cancelled", "time_closed", "time_completed", "msec_mcpu", "cost", "cost_breakdown",
-             "n_committed_updates"),
-    json=frozenset({"attributes", "cost_breakdown"}))
+             "n_committed_updates", "usage"),
+    json=frozenset({"attributes", "cost_breakdown", "usage"}))
 
 BATCH_UPDATES = Table(
     name="batch_updates", key=("batch_id", "update_id"),
@@ -49,9 +49,9 @@ JOB_GROUPS = Table(
     fixed=("parent_job_group_id", "ancestor_ids", "update_id", "attributes", "callback",
            "cancel_after_n_failures", "time_created"),
     mutable=("cancelled", "state", "n_jobs", "n_completed", "n_succeeded", "n_failed", "n_cancelled",
-             "time_completed", "msec_mcpu", "cost", "cost_breakdown"),
+             "time_completed", "msec_mcpu", "cost", "cost_breakdown", "usage"),
     context=("ancestor_ids",),
-    json=frozenset({"attributes", "cost_breakdown"}))
+    json=frozenset({"attributes", "cost_breakdown", "usage"}))
 
 JOBS = Table(
     name="jobs", key=("batch_id", "job_id"),
@@ -60,16 +60,16 @@ JOBS = Table(
            "worker_type", "time_created"),
     mutable=("state", "committed", "exit_code", "reason", "current_attempt_id", "n_attempts", "time_ready",
              "not_before", "start_time", "end_time", "duration_ms", "msec_mcpu", "cost", "cost_breakdown",
-             "status"),
+             "status", "usage"),
     context=("job_group_id", "update_id", "cores_mcpu", "memory_bytes", "storage_gib", "preemptible"),
-    json=frozenset({"attributes", "spec", "cost_breakdown", "status"}))
+    json=frozenset({"attributes", "spec", "cost_breakdown", "status", "usage"}))
 
 ATTEMPTS = Table(
     name="attempts", key=("batch_id", "job_id", "attempt_id"),
     fixed=(),
     mutable=("instance_name", "scheduled_at", "start_time", "end_time", "outcome", "exit_code",
              "failure_cause", "error", "reason", "cores_mcpu", "memory_bytes", "storage_gib", "msec_mcpu",
-             "cost", "status"),
+             "cost", "status", "billed_until", "billed_ms"),
     json=frozenset({"status"}))
 
 INSTANCES = Table(

@@ -16,6 +16,7 @@ A batch description for `squall submit` (YAML or JSON); jobs name their parents 
         command: [sh, -c, "echo world"]
         parents: [hello]
         cpu: 250m                  # also: memory, storage, env {K: V}, always_run, n_max_attempts, timeout
+        expected_duration: 10m     # only for `squall submit --estimate` (services/cli/estimate.py)
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from rich.table import Table
 
 from events.client import ApiError, BatchBuilder, JobRef, SettingsError, SquallClient, load_settings
 from services.cli import app
+from services.cli.estimate import DurationError, job_durations, parse_duration_s, print_estimate
 
 console = Console()
 T = TypeVar("T")
@@ -41,7 +43,7 @@ T = TypeVar("T")
 ApiUrl = typer.Option(None, "--api-url", help="front end URL (SQUALL_API_URL, or the local stack's)")
 Token = typer.Option(None, "--token", help="bearer token (SQUALL_TOKEN, or the local stack's)")
 _JOB_KEYS = {"name", "image", "command", "parents", "cpu", "memory", "storage", "env", "always_run",
-             "n_max_attempts", "timeout", "attributes", "network", "regions"}
+             "n_max_attempts", "timeout", "attributes", "network", "regions", "expected_duration"}
 
 
 class DescriptionError(ValueError):
@@ -122,13 +124,23 @@ def _load(file: Path) -> dict[str, Any]:
 def submit(file: Path = typer.Argument(..., help="batch description (.yaml/.yml/.json)"),
            wait: bool = typer.Option(False, "--wait", help="wait for the batch to complete"),
            billing_project: str | None = typer.Option(None, "--billing-project"),
+           estimate: bool = typer.Option(False, "--estimate", help="print what it would cost and submit nothing"),
+           duration: str | None = typer.Option(None, "--duration", help="with --estimate: how long each job runs "
+                                               "(90s, 10m, 1.5h, 2d; a job's expected_duration wins)"),
+           as_json: bool = typer.Option(False, "--json", help="with --estimate: the API's answer as JSON"),
            api_url: str | None = ApiUrl, token: str | None = Token) -> None:
-    """Submit a batch described in a YAML or JSON file; prints its id."""
+    """Submit a batch described in a YAML or JSON file; prints its id (with --estimate: its cost)."""
     try:
         description = _load(file)
     except DescriptionError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc
+    if estimate:
+        _estimate(description, duration, as_json, billing_project, api_url, token)
+        return
+    if duration is not None or as_json:
+        console.print("[red]error:[/red] --duration and --json go with --estimate")
+        raise typer.Exit(2)
 
     async def go(client: SquallClient) -> dict[str, Any] | None:
         submitted = await build_batch(client, description).submit()
@@ -138,6 +150,25 @@ def submit(file: Path = typer.Argument(..., help="batch description (.yaml/.yml/
     status = _run(api_url, token, go, billing_project)
     if status is not None and status["state"] != "success":
         raise typer.Exit(1)
+
+
+def _estimate(description: dict[str, Any], duration: str | None, as_json: bool, billing_project: str | None,
+              api_url: str | None, token: str | None) -> None:
+    try:
+        own = job_durations(description) if isinstance(description, dict) else {}
+        n_jobs = len(description.get("jobs") or []) if isinstance(description, dict) else 0
+        if duration is None and len(own) < n_jobs:
+            raise DurationError("--estimate needs --duration (how long each job runs), or an expected_duration "
+                                "on every job")
+        default = parse_duration_s(duration) if duration is not None else 0.0
+    except DurationError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    answer = _run(api_url, token, lambda c: build_batch(c, description).estimate(default, own), billing_project)
+    if as_json:
+        typer.echo(json.dumps(answer, indent=2))
+    else:
+        print_estimate(console, answer)
 
 
 @app.command("wait")

@@ -57,6 +57,12 @@ def up(
         None, "--kafka-worker-bootstrap", help="the listener workers use (default: --kafka-bootstrap)"),
     kafka_tls_everywhere: bool = typer.Option(
         False, "--kafka-tls-everywhere", help="local services use the TLS listener too (default: SCRAM on loopback)"),
+    prices: Path | None = typer.Option(
+        None, "--prices", help="YAML price table the read model bills with (projections/cost.py; kept for later ups)"),
+    billing_interval: float | None = typer.Option(
+        None, "--billing-interval", help="seconds between workers' reports that bill running attempts (default 60)"),
+    billing_loop_interval: float | None = typer.Option(
+        None, "--billing-loop-interval", help="seconds between billing-limit passes of the front end (default 10)"),
 ) -> None:
     """Start the local stack (idempotent): Kafka, PostgreSQL, the object store, services and local workers."""
     h = _home(home)
@@ -66,7 +72,9 @@ def up(
                          storage_endpoint=storage_endpoint, system_bucket=system_bucket, bucket=bucket,
                          simulated_job_ms=simulated_workers, kafka_credentials=kafka_credentials,
                          worker_bootstrap=kafka_worker_bootstrap, kafka_tls_everywhere=kafka_tls_everywhere,
-                         say=lambda m: console.print(f"  {m}"), pools_file=pools, zones=zones)
+                         prices=prices, billing_interval_s=billing_interval,
+                         billing_loop_interval_s=billing_loop_interval, say=lambda m: console.print(f"  {m}"),
+                         pools_file=pools, zones=zones)
     except stack.StackError as exc:
         console.print(f"[red]squall up failed:[/red] {exc}")
         raise typer.Exit(1) from exc

@@ -65,7 +65,8 @@ async def group_tree(conn: AsyncConnection, batch_id: int, root_id: int = 0) -> 
     """The subtree rooted at `root_id` (the batch's root group 0 by default), None if there is no such group."""
     groups = await _rows(conn, """
         SELECT batch_id, job_group_id, parent_job_group_id, ancestor_ids, attributes, cancelled, n_jobs,
-               n_completed, n_succeeded, n_failed, n_cancelled, time_created, time_completed, cost
+               n_completed, n_succeeded, n_failed, n_cancelled, time_created, time_completed, cost, cost_breakdown,
+               msec_mcpu
         FROM job_groups WHERE batch_id = %s AND %s = ANY(ancestor_ids)
         ORDER BY job_group_id LIMIT %s""", (batch_id, root_id, MAX_GROUPS + 1))
     nodes = {int(g["job_group_id"]): GroupNode(g) for g in groups[:MAX_GROUPS]}

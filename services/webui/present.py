@@ -89,6 +89,23 @@ def size(n_bytes: int | None) -> str:
     raise AssertionError("unreachable")
 
 
+_KINDS = {"compute": "CPU", "memory": "Memory", "disk": "Storage", "service-fee": "Service fee"}
+
+
+def breakdown(by_resource: dict[str, float] | None) -> list[dict[str, Any]]:
+    """A cost breakdown (Hail's resources) as rows: resource, what it is, cost, share of the total."""
+    items = sorted((by_resource or {}).items())
+    total = sum(v for _, v in items)
+    rows = []
+    for resource, dollars in items:
+        kind = _KINDS.get(resource.split("/", 1)[0], resource.split("/", 1)[0])
+        tier = ("preemptible" if "-preemptible/" in resource or "/preemptible/" in resource
+                else "non-preemptible" if "nonpreemptible" in resource else "")
+        rows.append({"resource": resource, "kind": f"{kind}, {tier}" if tier else kind, "cost": dollars,
+                     "share": dollars / total if total > 0 else 0.0})
+    return rows
+
+
 def percent(ratio: float | None) -> str:
     if ratio is None:
         return ""
@@ -103,4 +120,5 @@ FILTERS = {
     "cores": cores,
     "size": size,
     "percent": percent,
+    "breakdown": breakdown,
 }

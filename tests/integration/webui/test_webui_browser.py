@@ -9,6 +9,7 @@ artifacts/screenshots/ (batch.png is the batch page) and are kept as test artefa
 from __future__ import annotations
 
 import asyncio
+import base64
 import socket
 import threading
 import time
@@ -124,6 +125,33 @@ def test_the_batch_page_shows_its_jobs(page: Page, server: str) -> None:
     assert states == ["Success", "Running", "Ready", "Failed"]
     shot = page.screenshot(SCREENSHOTS / "batch.png")
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
+
+
+def test_the_batch_page_shows_its_cost_breakdown(page: Page, server: str) -> None:
+    """The cost panel as a user sees it: one row per Hail resource with its share drawn as a meter (the
+    stylesheet applies under the CSP), and a screenshot of the panel for review."""
+    page.navigate(f"{server}/ui/batches/1")
+    page.wait_for("document.querySelector('#cost-breakdown') !== null")
+    resources = page.evaluate("[...document.querySelectorAll('#cost-breakdown tr[data-resource]')]"
+                              ".map(r => r.dataset.resource)")
+    assert resources == ["compute/n1-preemptible/1", "disk/local-ssd/preemptible/1", "memory/n1-preemptible/1",
+                         "service-fee/1"]
+    shares = page.evaluate("[...document.querySelectorAll('#cost-breakdown meter')].map(m => m.value)")
+    assert [round(s, 3) for s in shares] == [0.496, 0.008, 0.171, 0.325] and abs(sum(shares) - 1) < 1e-9
+    assert page.evaluate("document.querySelector('#cost-breakdown meter').getBoundingClientRect().width") > 20
+    assert page.evaluate("document.querySelector('#cost-total').textContent") == "$0.0123 so far"
+    assert page.evaluate("getComputedStyle(document.querySelector('#cost-breakdown td.num')).textAlign") == "right"
+    page.evaluate("document.querySelector('#cost-breakdown').scrollIntoView()")
+    box = page.evaluate("(() => { const r = document.querySelector('#cost-breakdown').getBoundingClientRect();"
+                        " return [r.x + scrollX, r.y + scrollY, r.width, r.height]; })()")
+    data = page.send("Page.captureScreenshot", format="png", captureBeyondViewport=True,
+                     clip={"x": box[0], "y": box[1], "width": box[2], "height": box[3], "scale": 1})["data"]
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    shot = SCREENSHOTS / "batch-cost-breakdown.png"
+    shot.write_bytes(base64.b64decode(data))
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 3_000
+    page.evaluate("scrollTo(0, 0)")
+    page.screenshot(SCREENSHOTS / "batch-with-cost.png")
 
 
 def test_the_job_page_follows_a_running_log(page: Page, server: str, ui_db: UiDb) -> None:

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from starlette.testclient import TestClient
-from webui_seed import ALICE_TOKEN, BOB_TOKEN, RecordingTransport, UiDb, mounted_ui, sign_in
+from webui_seed import (
+    ALICE_TOKEN,
+    BATCH_1_BREAKDOWN,
+    BOB_TOKEN,
+    RecordingTransport,
+    UiDb,
+    mounted_ui,
+    sign_in,
+)
 
 from services.webui.session import COOKIE_NAME, csrf_token
 
@@ -153,6 +163,30 @@ def test_batch_page_shows_counters_and_the_job_table(client: TestClient) -> None
     assert '<span class="badge failed">Failed</span>' in page.text
     assert 'id="cancel-batch"' in page.text
     assert f'name="csrf" value="{csrf_token(ALICE_TOKEN)}"' in page.text
+
+
+def test_batch_page_breaks_its_cost_down_by_resource(client: TestClient) -> None:
+    """The cost panel: each Hail resource of the API's cost_breakdown, its cost and share; the batch still
+    runs, so the total is 'so far'. A job page has its own."""
+    sign_in(client)
+    page = client.get("/ui/batches/1")
+    panel = page.text[page.text.index('id="cost-breakdown"'):]
+    panel = panel[:panel.index("</section>")]
+    assert '<small id="cost-total">$0.0123 so far</small>' in panel
+    rows = re.findall(r'<tr data-resource="([^"]+)">\s*<td><code>[^<]+</code></td><td>([^<]+)</td>'
+                      r'<td class="num">([^<]+)</td>', panel)
+    assert rows == [("compute/n1-preemptible/1", "CPU, preemptible", "$0.0061"),
+                    ("disk/local-ssd/preemptible/1", "Storage, preemptible", "$0.0001"),
+                    ("memory/n1-preemptible/1", "Memory, preemptible", "$0.0021"),
+                    ("service-fee/1", "Service fee", "$0.0040")]
+    assert 'value="0.49593495934959353"' in panel  # compute's share of the total, as a <meter>
+    assert "up to their workers' latest billing report" in panel
+    job = client.get("/ui/batches/1/jobs/1").text
+    assert '<small id="cost-total">$0.0100</small>' in job and 'data-resource="service-fee/1"' in job
+    running = client.get("/ui/batches/1/jobs/2").text
+    assert '<small id="cost-total">$0.0023 so far</small>' in running
+    nothing = client.get("/ui/batches/1/jobs/3").text  # Ready: nothing billed
+    assert "Nothing billed yet" in nothing
 
 
 def test_batch_jobs_filter(client: TestClient) -> None:
@@ -356,6 +390,20 @@ def test_a_job_group_page_shows_where_it_sits_its_sub_groups_and_its_own_jobs(cl
     assert 'data-job-id="4"' in stage and 'data-job-id="3"' not in stage
     filtered = client.get("/ui/batches/1/job-groups/2", params={"q": "state = bad"}).text
     assert 'data-job-id="3"' not in filtered and "match this query" in filtered
+
+
+def test_a_job_group_page_breaks_its_cost_down_by_resource(client: TestClient) -> None:
+    """Each group has the cost panel of its own jobs and its sub-groups' (the read model's job_groups row);
+    the root group is the whole batch."""
+    sign_in(client)
+    root = client.get("/ui/batches/1/job-groups/0").text
+    panel = root[root.index('id="cost-breakdown"'):]
+    panel = panel[:panel.index("</section>")]
+    assert '<small id="cost-total">$0.0123 so far</small>' in panel
+    assert re.findall(r'data-resource="([^"]+)"', panel) == sorted(BATCH_1_BREAKDOWN)
+    assert "Core time 1m 30s." in panel
+    stage = client.get("/ui/batches/1/job-groups/3").text  # its one job failed before it was billed
+    assert '<small id="cost-total">$0.0000</small>' in stage and "Nothing billed yet: a job group" in stage
 
 
 def test_job_groups_of_missing_or_foreign_batches_are_not_found(client: TestClient) -> None:

@@ -56,6 +56,11 @@ ALICE_TOKEN = "alice-secret-token"
 BOB_TOKEN = "bob-secret-token"
 T0 = 1_764_000_000_000  # ms
 MAIN_LOG = "aligning reads...\n<script>alert('x')</script>\ndone\n"
+# what the read model bills per Hail resource (projections/cost.py): batch 1 = job 1 + job 2 (running)
+JOB_1_BREAKDOWN = {"compute/n1-preemptible/1": 0.0046, "disk/local-ssd/preemptible/1": 0.0001,
+                   "memory/n1-preemptible/1": 0.0021, "service-fee/1": 0.0032}
+BATCH_1_BREAKDOWN = {"compute/n1-preemptible/1": 0.0061, "disk/local-ssd/preemptible/1": 0.0001,
+                     "memory/n1-preemptible/1": 0.0021, "service-fee/1": 0.0040}
 
 
 def _insert(conn: psycopg.Connection, table: str, **row: object) -> None:
@@ -154,17 +159,19 @@ def seed(db: UiDb) -> None:
                     user_name=name, created_at=T0)
 
         _batch(conn, 1, "alice", attributes={"name": "nightly-align", "env": "prod"}, n_jobs=4, n_completed=2,
-               n_succeeded=1, n_failed=1, msec_mcpu=90_000_000, cost=0.0123)
+               n_succeeded=1, n_failed=1, msec_mcpu=90_000_000, cost=0.0123, cost_breakdown=BATCH_1_BREAKDOWN)
         _job(conn, 1, 1, "alice", "Success", exit_code=0, n_attempts=2, current_attempt_id="a-1b",
              start_time=T0 + 5_000, end_time=T0 + 95_000, duration_ms=90_000, cost=0.01,
-             status=job_1_status())
-        _job(conn, 1, 2, "alice", "Running", n_attempts=1, current_attempt_id="a-2", start_time=T0 + 6_000)
+             cost_breakdown=JOB_1_BREAKDOWN, status=job_1_status())
+        _job(conn, 1, 2, "alice", "Running", n_attempts=1, current_attempt_id="a-2", start_time=T0 + 6_000,
+             cost=0.0023, cost_breakdown={"compute/n1-preemptible/1": 0.0015, "service-fee/1": 0.0008})
         _job(conn, 1, 3, "alice", "Ready", parent_ids=[1], job_group_id=2)
         _job(conn, 1, 4, "alice", "Failed", exit_code=1, n_attempts=1, current_attempt_id="a-4",
              start_time=T0 + 7_000, end_time=T0 + 8_000, duration_ms=1_000, job_group_id=3)
         # Hail's counters: a group counts its own jobs and its descendants'
         for group_id, parent, ancestors, name, counts in (
-                (0, None, [0], None, dict(n_jobs=4, n_completed=2, n_succeeded=1, n_failed=1)),
+                (0, None, [0], None, dict(n_jobs=4, n_completed=2, n_succeeded=1, n_failed=1, cost=0.0123,
+                                          cost_breakdown=BATCH_1_BREAKDOWN, msec_mcpu=90_000_000)),
                 (1, 0, [1, 0], "align", dict(n_jobs=2, n_completed=1, n_failed=1)),
                 (2, 1, [2, 1, 0], "stage-1", dict(n_jobs=1)),
                 (3, 1, [3, 1, 0], "stage-2", dict(n_jobs=1, n_completed=1, n_failed=1))):

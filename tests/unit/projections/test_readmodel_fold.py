@@ -123,8 +123,12 @@ def test_job_lifecycle_states_timings_and_cost() -> None:
     prices = PriceTable()
     hours = 3_600 / 3_600_000
     assert job["cost"] == pytest.approx(hours * (prices.cpu_core_hour_preemptible + 2 * prices.memory_gib_hour_preemptible
-                                                 + 10 * prices.storage_gib_hour_preemptible))
-    assert set(job["cost_breakdown"]) == {"cpu/preemptible", "memory/preemptible", "storage/preemptible"}
+                                                 + 10 * prices.storage_gib_hour_preemptible
+                                                 + prices.service_fee_core_hour))
+    assert set(job["cost_breakdown"]) == {"compute/n1-preemptible/1", "memory/n1-preemptible/1",
+                                          "disk/local-ssd/preemptible/1", "service-fee/1"}
+    assert job["usage"] == {"compute/n1-preemptible/1": 3_600 * 1000, "memory/n1-preemptible/1": 3_600 * 2048,
+                            "disk/local-ssd/preemptible/1": 3_600 * 10 * 1024, "service-fee/1": 3_600 * 1000}
     assert job["status"]["attempt_id"] == "a1" and job["status"]["job_group_id"] == 2
     for row in (log.row("batches", B), log.row("job_groups", B, 0), log.row("job_groups", B, 2)):
         assert counters(row) == (2, 1, 1, 0, 0)

@@ -236,6 +236,7 @@ cdef object _class_PoolWindowUser = catalog.PoolWindowUser
 cdef object _class_PoolZoneWeight = catalog.PoolZoneWeight
 cdef object _class_ResourceUsageSummary = catalog.ResourceUsageSummary
 cdef object _class_Resources = catalog.Resources
+cdef object _class_RetryPolicy = catalog.RetryPolicy
 cdef object _class_RunningAttempt = catalog.RunningAttempt
 cdef object _class_RunningAttemptsReported = catalog.RunningAttemptsReported
 cdef object _class_SchedulerLeaderElected = catalog.SchedulerLeaderElected
@@ -277,6 +278,7 @@ cdef object _builder_PoolWindowUser = _BUILDERS['PoolWindowUser']
 cdef object _builder_PoolZoneWeight = _BUILDERS['PoolZoneWeight']
 cdef object _builder_ResourceUsageSummary = _BUILDERS['ResourceUsageSummary']
 cdef object _builder_Resources = _BUILDERS['Resources']
+cdef object _builder_RetryPolicy = _BUILDERS['RetryPolicy']
 cdef object _builder_RunningAttempt = _BUILDERS['RunningAttempt']
 cdef object _builder_RunningAttemptsReported = _BUILDERS['RunningAttemptsReported']
 cdef object _builder_SchedulerLeaderElected = _BUILDERS['SchedulerLeaderElected']
@@ -785,6 +787,35 @@ def decode_BatchCreated(bytes data, Py_ssize_t offset):
         f142 = _long(b, &p, end)
     else:
         f142 = None
+    if _optional(b, &p, end):
+        if _optional(b, &p, end):
+            f144 = _float(data, &p, end, 8)
+        else:
+            f144 = None
+        if _optional(b, &p, end):
+            f145 = _long(b, &p, end)
+        else:
+            f145 = None
+        if _optional(b, &p, end):
+            f146 = _long(b, &p, end)
+        else:
+            f146 = None
+        a148 = []
+        while True:
+            n149 = _block(b, &p, end)
+            if n149 == 0: break
+            for i150 in range(n149):
+                x151 = _long(b, &p, end)
+                a148.append(x151)
+        f147 = tuple(a148)
+        f143 = _new(_builder_RetryPolicy)
+        f143.oom_memory_multiplier = f144
+        f143.oom_max_memory_bytes = f145
+        f143.max_preemptions = f146
+        f143.retry_exit_codes = f147
+        f143.__class__ = _class_RetryPolicy
+    else:
+        f143 = None
     result = _new(_builder_BatchCreated)
     result.event_id = f127
     result.occurred_at = f128
@@ -797,6 +828,7 @@ def decode_BatchCreated(bytes data, Py_ssize_t offset):
     result.attributes = f135
     result.callback = f141
     result.cancel_after_n_failures = f142
+    result.retry_policy = f143
     result.__class__ = _class_BatchCreated
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -804,42 +836,75 @@ def decode_BatchCreated(bytes data, Py_ssize_t offset):
 def encode_BatchCreated(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v143 = e
-        _put_string(&w, v143.event_id, 'BatchCreated.event_id')
-        _put_long(&w, v143.occurred_at, LLONG_MIN, LLONG_MAX, 'BatchCreated.occurred_at')
-        _put_string(&w, v143.producer, 'BatchCreated.producer')
-        v144 = v143.causation_id
-        if v144 is None:
+        v152 = e
+        _put_string(&w, v152.event_id, 'BatchCreated.event_id')
+        _put_long(&w, v152.occurred_at, LLONG_MIN, LLONG_MAX, 'BatchCreated.occurred_at')
+        _put_string(&w, v152.producer, 'BatchCreated.producer')
+        v153 = v152.causation_id
+        if v153 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v144, 'BatchCreated.causation_id')
-        _put_long(&w, v143.batch_id, LLONG_MIN, LLONG_MAX, 'BatchCreated.batch_id')
-        _put_string(&w, v143.user, 'BatchCreated.user')
-        _put_string(&w, v143.billing_project, 'BatchCreated.billing_project')
-        _put_string(&w, v143.token, 'BatchCreated.token')
-        v145 = v143.attributes
-        n146 = len(v145)
-        if n146:
-            _put_varint(&w, (<unsigned long long>n146) << 1)
-            for k148, i147 in v145.items():
-                _put_string(&w, k148, 'BatchCreated.attributes key')
-                _put_string(&w, i147, 'BatchCreated.attributes{}')
+            _put_string(&w, v153, 'BatchCreated.causation_id')
+        _put_long(&w, v152.batch_id, LLONG_MIN, LLONG_MAX, 'BatchCreated.batch_id')
+        _put_string(&w, v152.user, 'BatchCreated.user')
+        _put_string(&w, v152.billing_project, 'BatchCreated.billing_project')
+        _put_string(&w, v152.token, 'BatchCreated.token')
+        v154 = v152.attributes
+        n155 = len(v154)
+        if n155:
+            _put_varint(&w, (<unsigned long long>n155) << 1)
+            for k157, i156 in v154.items():
+                _put_string(&w, k157, 'BatchCreated.attributes key')
+                _put_string(&w, i156, 'BatchCreated.attributes{}')
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 0)
-        v149 = v143.callback
-        if v149 is None:
-            _put_byte(&w, 0)
-        else:
-            _put_byte(&w, 2)
-            _put_string(&w, v149, 'BatchCreated.callback')
-        v150 = v143.cancel_after_n_failures
-        if v150 is None:
+        v158 = v152.callback
+        if v158 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_long(&w, v150, -2147483648, 2147483647, 'BatchCreated.cancel_after_n_failures')
+            _put_string(&w, v158, 'BatchCreated.callback')
+        v159 = v152.cancel_after_n_failures
+        if v159 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_long(&w, v159, -2147483648, 2147483647, 'BatchCreated.cancel_after_n_failures')
+        v160 = v152.retry_policy
+        if v160 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            v161 = v160
+            v162 = v161.oom_memory_multiplier
+            if v162 is None:
+                _put_byte(&w, 0)
+            else:
+                _put_byte(&w, 2)
+                _put_float(&w, v162, 8)
+            v163 = v161.oom_max_memory_bytes
+            if v163 is None:
+                _put_byte(&w, 0)
+            else:
+                _put_byte(&w, 2)
+                _put_long(&w, v163, LLONG_MIN, LLONG_MAX, 'BatchCreated.retry_policy.oom_max_memory_bytes')
+            v164 = v161.max_preemptions
+            if v164 is None:
+                _put_byte(&w, 0)
+            else:
+                _put_byte(&w, 2)
+                _put_long(&w, v164, -2147483648, 2147483647, 'BatchCreated.retry_policy.max_preemptions')
+            v165 = v161.retry_exit_codes
+            n166 = len(v165)
+            if n166:
+                _put_varint(&w, (<unsigned long long>n166) << 1)
+                for i167 in v165:
+                    _put_long(&w, i167, -2147483648, 2147483647, 'BatchCreated.retry_policy.retry_exit_codes[]')
+                _put_byte(&w, 0)
+            else:
+                _put_byte(&w, 0)
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -848,22 +913,22 @@ def decode_BatchDeleted(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f151 = _string(b, &p, end)
-    f152 = _long(b, &p, end)
-    f153 = _string(b, &p, end)
+    f168 = _string(b, &p, end)
+    f169 = _long(b, &p, end)
+    f170 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f154 = _string(b, &p, end)
+        f171 = _string(b, &p, end)
     else:
-        f154 = None
-    f155 = _long(b, &p, end)
-    f156 = _string(b, &p, end)
+        f171 = None
+    f172 = _long(b, &p, end)
+    f173 = _string(b, &p, end)
     result = _new(_builder_BatchDeleted)
-    result.event_id = f151
-    result.occurred_at = f152
-    result.producer = f153
-    result.causation_id = f154
-    result.batch_id = f155
-    result.user = f156
+    result.event_id = f168
+    result.occurred_at = f169
+    result.producer = f170
+    result.causation_id = f171
+    result.batch_id = f172
+    result.user = f173
     result.__class__ = _class_BatchDeleted
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -871,18 +936,18 @@ def decode_BatchDeleted(bytes data, Py_ssize_t offset):
 def encode_BatchDeleted(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v157 = e
-        _put_string(&w, v157.event_id, 'BatchDeleted.event_id')
-        _put_long(&w, v157.occurred_at, LLONG_MIN, LLONG_MAX, 'BatchDeleted.occurred_at')
-        _put_string(&w, v157.producer, 'BatchDeleted.producer')
-        v158 = v157.causation_id
-        if v158 is None:
+        v174 = e
+        _put_string(&w, v174.event_id, 'BatchDeleted.event_id')
+        _put_long(&w, v174.occurred_at, LLONG_MIN, LLONG_MAX, 'BatchDeleted.occurred_at')
+        _put_string(&w, v174.producer, 'BatchDeleted.producer')
+        v175 = v174.causation_id
+        if v175 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v158, 'BatchDeleted.causation_id')
-        _put_long(&w, v157.batch_id, LLONG_MIN, LLONG_MAX, 'BatchDeleted.batch_id')
-        _put_string(&w, v157.user, 'BatchDeleted.user')
+            _put_string(&w, v175, 'BatchDeleted.causation_id')
+        _put_long(&w, v174.batch_id, LLONG_MIN, LLONG_MAX, 'BatchDeleted.batch_id')
+        _put_string(&w, v174.user, 'BatchDeleted.user')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -891,30 +956,30 @@ def decode_BatchUpdateCommitted(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f159 = _string(b, &p, end)
-    f160 = _long(b, &p, end)
-    f161 = _string(b, &p, end)
+    f176 = _string(b, &p, end)
+    f177 = _long(b, &p, end)
+    f178 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f162 = _string(b, &p, end)
+        f179 = _string(b, &p, end)
     else:
-        f162 = None
-    f163 = _long(b, &p, end)
-    f164 = _long(b, &p, end)
-    f165 = _long(b, &p, end)
-    f166 = _long(b, &p, end)
-    f167 = _long(b, &p, end)
-    f168 = _long(b, &p, end)
+        f179 = None
+    f180 = _long(b, &p, end)
+    f181 = _long(b, &p, end)
+    f182 = _long(b, &p, end)
+    f183 = _long(b, &p, end)
+    f184 = _long(b, &p, end)
+    f185 = _long(b, &p, end)
     result = _new(_builder_BatchUpdateCommitted)
-    result.event_id = f159
-    result.occurred_at = f160
-    result.producer = f161
-    result.causation_id = f162
-    result.batch_id = f163
-    result.update_id = f164
-    result.n_jobs = f165
-    result.n_job_groups = f166
-    result.start_job_id = f167
-    result.start_job_group_id = f168
+    result.event_id = f176
+    result.occurred_at = f177
+    result.producer = f178
+    result.causation_id = f179
+    result.batch_id = f180
+    result.update_id = f181
+    result.n_jobs = f182
+    result.n_job_groups = f183
+    result.start_job_id = f184
+    result.start_job_group_id = f185
     result.__class__ = _class_BatchUpdateCommitted
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -922,22 +987,22 @@ def decode_BatchUpdateCommitted(bytes data, Py_ssize_t offset):
 def encode_BatchUpdateCommitted(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v169 = e
-        _put_string(&w, v169.event_id, 'BatchUpdateCommitted.event_id')
-        _put_long(&w, v169.occurred_at, LLONG_MIN, LLONG_MAX, 'BatchUpdateCommitted.occurred_at')
-        _put_string(&w, v169.producer, 'BatchUpdateCommitted.producer')
-        v170 = v169.causation_id
-        if v170 is None:
+        v186 = e
+        _put_string(&w, v186.event_id, 'BatchUpdateCommitted.event_id')
+        _put_long(&w, v186.occurred_at, LLONG_MIN, LLONG_MAX, 'BatchUpdateCommitted.occurred_at')
+        _put_string(&w, v186.producer, 'BatchUpdateCommitted.producer')
+        v187 = v186.causation_id
+        if v187 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v170, 'BatchUpdateCommitted.causation_id')
-        _put_long(&w, v169.batch_id, LLONG_MIN, LLONG_MAX, 'BatchUpdateCommitted.batch_id')
-        _put_long(&w, v169.update_id, -2147483648, 2147483647, 'BatchUpdateCommitted.update_id')
-        _put_long(&w, v169.n_jobs, -2147483648, 2147483647, 'BatchUpdateCommitted.n_jobs')
-        _put_long(&w, v169.n_job_groups, -2147483648, 2147483647, 'BatchUpdateCommitted.n_job_groups')
-        _put_long(&w, v169.start_job_id, -2147483648, 2147483647, 'BatchUpdateCommitted.start_job_id')
-        _put_long(&w, v169.start_job_group_id, -2147483648, 2147483647, 'BatchUpdateCommitted.start_job_group_id')
+            _put_string(&w, v187, 'BatchUpdateCommitted.causation_id')
+        _put_long(&w, v186.batch_id, LLONG_MIN, LLONG_MAX, 'BatchUpdateCommitted.batch_id')
+        _put_long(&w, v186.update_id, -2147483648, 2147483647, 'BatchUpdateCommitted.update_id')
+        _put_long(&w, v186.n_jobs, -2147483648, 2147483647, 'BatchUpdateCommitted.n_jobs')
+        _put_long(&w, v186.n_job_groups, -2147483648, 2147483647, 'BatchUpdateCommitted.n_job_groups')
+        _put_long(&w, v186.start_job_id, -2147483648, 2147483647, 'BatchUpdateCommitted.start_job_id')
+        _put_long(&w, v186.start_job_group_id, -2147483648, 2147483647, 'BatchUpdateCommitted.start_job_group_id')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -946,32 +1011,32 @@ def decode_BatchUpdateCreated(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f171 = _string(b, &p, end)
-    f172 = _long(b, &p, end)
-    f173 = _string(b, &p, end)
+    f188 = _string(b, &p, end)
+    f189 = _long(b, &p, end)
+    f190 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f174 = _string(b, &p, end)
+        f191 = _string(b, &p, end)
     else:
-        f174 = None
-    f175 = _long(b, &p, end)
-    f176 = _long(b, &p, end)
-    f177 = _string(b, &p, end)
-    f178 = _long(b, &p, end)
-    f179 = _long(b, &p, end)
-    f180 = _long(b, &p, end)
-    f181 = _long(b, &p, end)
+        f191 = None
+    f192 = _long(b, &p, end)
+    f193 = _long(b, &p, end)
+    f194 = _string(b, &p, end)
+    f195 = _long(b, &p, end)
+    f196 = _long(b, &p, end)
+    f197 = _long(b, &p, end)
+    f198 = _long(b, &p, end)
     result = _new(_builder_BatchUpdateCreated)
-    result.event_id = f171
-    result.occurred_at = f172
-    result.producer = f173
-    result.causation_id = f174
-    result.batch_id = f175
-    result.update_id = f176
-    result.token = f177
-    result.n_jobs = f178
-    result.n_job_groups = f179
-    result.start_job_id = f180
-    result.start_job_group_id = f181
+    result.event_id = f188
+    result.occurred_at = f189
+    result.producer = f190
+    result.causation_id = f191
+    result.batch_id = f192
+    result.update_id = f193
+    result.token = f194
+    result.n_jobs = f195
+    result.n_job_groups = f196
+    result.start_job_id = f197
+    result.start_job_group_id = f198
     result.__class__ = _class_BatchUpdateCreated
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -979,108 +1044,28 @@ def decode_BatchUpdateCreated(bytes data, Py_ssize_t offset):
 def encode_BatchUpdateCreated(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v182 = e
-        _put_string(&w, v182.event_id, 'BatchUpdateCreated.event_id')
-        _put_long(&w, v182.occurred_at, LLONG_MIN, LLONG_MAX, 'BatchUpdateCreated.occurred_at')
-        _put_string(&w, v182.producer, 'BatchUpdateCreated.producer')
-        v183 = v182.causation_id
-        if v183 is None:
+        v199 = e
+        _put_string(&w, v199.event_id, 'BatchUpdateCreated.event_id')
+        _put_long(&w, v199.occurred_at, LLONG_MIN, LLONG_MAX, 'BatchUpdateCreated.occurred_at')
+        _put_string(&w, v199.producer, 'BatchUpdateCreated.producer')
+        v200 = v199.causation_id
+        if v200 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v183, 'BatchUpdateCreated.causation_id')
-        _put_long(&w, v182.batch_id, LLONG_MIN, LLONG_MAX, 'BatchUpdateCreated.batch_id')
-        _put_long(&w, v182.update_id, -2147483648, 2147483647, 'BatchUpdateCreated.update_id')
-        _put_string(&w, v182.token, 'BatchUpdateCreated.token')
-        _put_long(&w, v182.n_jobs, -2147483648, 2147483647, 'BatchUpdateCreated.n_jobs')
-        _put_long(&w, v182.n_job_groups, -2147483648, 2147483647, 'BatchUpdateCreated.n_job_groups')
-        _put_long(&w, v182.start_job_id, -2147483648, 2147483647, 'BatchUpdateCreated.start_job_id')
-        _put_long(&w, v182.start_job_group_id, -2147483648, 2147483647, 'BatchUpdateCreated.start_job_group_id')
+            _put_string(&w, v200, 'BatchUpdateCreated.causation_id')
+        _put_long(&w, v199.batch_id, LLONG_MIN, LLONG_MAX, 'BatchUpdateCreated.batch_id')
+        _put_long(&w, v199.update_id, -2147483648, 2147483647, 'BatchUpdateCreated.update_id')
+        _put_string(&w, v199.token, 'BatchUpdateCreated.token')
+        _put_long(&w, v199.n_jobs, -2147483648, 2147483647, 'BatchUpdateCreated.n_jobs')
+        _put_long(&w, v199.n_job_groups, -2147483648, 2147483647, 'BatchUpdateCreated.n_job_groups')
+        _put_long(&w, v199.start_job_id, -2147483648, 2147483647, 'BatchUpdateCreated.start_job_id')
+        _put_long(&w, v199.start_job_group_id, -2147483648, 2147483647, 'BatchUpdateCreated.start_job_group_id')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
 
 def decode_InstanceActivated(bytes data, Py_ssize_t offset):
-    cdef const unsigned char* b = data
-    cdef Py_ssize_t end = len(data)
-    cdef Py_ssize_t p = offset
-    f184 = _string(b, &p, end)
-    f185 = _long(b, &p, end)
-    f186 = _string(b, &p, end)
-    if _optional(b, &p, end):
-        f187 = _string(b, &p, end)
-    else:
-        f187 = None
-    f188 = _string(b, &p, end)
-    f189 = _string(b, &p, end)
-    f190 = _long(b, &p, end)
-    f191 = _long(b, &p, end)
-    f192 = _long(b, &p, end)
-    f193 = _string(b, &p, end)
-    f194 = _boolean(b, &p, end)
-    if _optional(b, &p, end):
-        f195 = _string(b, &p, end)
-    else:
-        f195 = None
-    if _optional(b, &p, end):
-        f196 = _string(b, &p, end)
-    else:
-        f196 = None
-    result = _new(_builder_InstanceActivated)
-    result.event_id = f184
-    result.occurred_at = f185
-    result.producer = f186
-    result.causation_id = f187
-    result.instance_name = f188
-    result.pool = f189
-    result.cores_mcpu = f190
-    result.memory_bytes = f191
-    result.storage_gib = f192
-    result.region = f193
-    result.preemptible = f194
-    result.agent_version = f195
-    result.agent_url = f196
-    result.__class__ = _class_InstanceActivated
-    if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
-    return result
-
-def encode_InstanceActivated(e, bytes head=b''):
-    cdef _Buffer w = _start(head)
-    try:
-        v197 = e
-        _put_string(&w, v197.event_id, 'InstanceActivated.event_id')
-        _put_long(&w, v197.occurred_at, LLONG_MIN, LLONG_MAX, 'InstanceActivated.occurred_at')
-        _put_string(&w, v197.producer, 'InstanceActivated.producer')
-        v198 = v197.causation_id
-        if v198 is None:
-            _put_byte(&w, 0)
-        else:
-            _put_byte(&w, 2)
-            _put_string(&w, v198, 'InstanceActivated.causation_id')
-        _put_string(&w, v197.instance_name, 'InstanceActivated.instance_name')
-        _put_string(&w, v197.pool, 'InstanceActivated.pool')
-        _put_long(&w, v197.cores_mcpu, -2147483648, 2147483647, 'InstanceActivated.cores_mcpu')
-        _put_long(&w, v197.memory_bytes, LLONG_MIN, LLONG_MAX, 'InstanceActivated.memory_bytes')
-        _put_long(&w, v197.storage_gib, -2147483648, 2147483647, 'InstanceActivated.storage_gib')
-        _put_string(&w, v197.region, 'InstanceActivated.region')
-        _put_boolean(&w, v197.preemptible, 'InstanceActivated.preemptible')
-        v199 = v197.agent_version
-        if v199 is None:
-            _put_byte(&w, 0)
-        else:
-            _put_byte(&w, 2)
-            _put_string(&w, v199, 'InstanceActivated.agent_version')
-        v200 = v197.agent_url
-        if v200 is None:
-            _put_byte(&w, 0)
-        else:
-            _put_byte(&w, 2)
-            _put_string(&w, v200, 'InstanceActivated.agent_url')
-        return PyBytes_FromStringAndSize(w.data, w.size)
-    finally:
-        PyMem_Free(w.data)
-
-def decode_InstanceCreated(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
@@ -1093,23 +1078,103 @@ def decode_InstanceCreated(bytes data, Py_ssize_t offset):
         f204 = None
     f205 = _string(b, &p, end)
     f206 = _string(b, &p, end)
+    f207 = _long(b, &p, end)
+    f208 = _long(b, &p, end)
+    f209 = _long(b, &p, end)
+    f210 = _string(b, &p, end)
+    f211 = _boolean(b, &p, end)
     if _optional(b, &p, end):
-        f207 = _string(b, &p, end)
+        f212 = _string(b, &p, end)
     else:
-        f207 = None
+        f212 = None
     if _optional(b, &p, end):
-        f208 = _string(b, &p, end)
+        f213 = _string(b, &p, end)
     else:
-        f208 = None
-    result = _new(_builder_InstanceCreated)
+        f213 = None
+    result = _new(_builder_InstanceActivated)
     result.event_id = f201
     result.occurred_at = f202
     result.producer = f203
     result.causation_id = f204
     result.instance_name = f205
-    result.provider = f206
-    result.provider_id = f207
-    result.zone = f208
+    result.pool = f206
+    result.cores_mcpu = f207
+    result.memory_bytes = f208
+    result.storage_gib = f209
+    result.region = f210
+    result.preemptible = f211
+    result.agent_version = f212
+    result.agent_url = f213
+    result.__class__ = _class_InstanceActivated
+    if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
+    return result
+
+def encode_InstanceActivated(e, bytes head=b''):
+    cdef _Buffer w = _start(head)
+    try:
+        v214 = e
+        _put_string(&w, v214.event_id, 'InstanceActivated.event_id')
+        _put_long(&w, v214.occurred_at, LLONG_MIN, LLONG_MAX, 'InstanceActivated.occurred_at')
+        _put_string(&w, v214.producer, 'InstanceActivated.producer')
+        v215 = v214.causation_id
+        if v215 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_string(&w, v215, 'InstanceActivated.causation_id')
+        _put_string(&w, v214.instance_name, 'InstanceActivated.instance_name')
+        _put_string(&w, v214.pool, 'InstanceActivated.pool')
+        _put_long(&w, v214.cores_mcpu, -2147483648, 2147483647, 'InstanceActivated.cores_mcpu')
+        _put_long(&w, v214.memory_bytes, LLONG_MIN, LLONG_MAX, 'InstanceActivated.memory_bytes')
+        _put_long(&w, v214.storage_gib, -2147483648, 2147483647, 'InstanceActivated.storage_gib')
+        _put_string(&w, v214.region, 'InstanceActivated.region')
+        _put_boolean(&w, v214.preemptible, 'InstanceActivated.preemptible')
+        v216 = v214.agent_version
+        if v216 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_string(&w, v216, 'InstanceActivated.agent_version')
+        v217 = v214.agent_url
+        if v217 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_string(&w, v217, 'InstanceActivated.agent_url')
+        return PyBytes_FromStringAndSize(w.data, w.size)
+    finally:
+        PyMem_Free(w.data)
+
+def decode_InstanceCreated(bytes data, Py_ssize_t offset):
+    cdef const unsigned char* b = data
+    cdef Py_ssize_t end = len(data)
+    cdef Py_ssize_t p = offset
+    f218 = _string(b, &p, end)
+    f219 = _long(b, &p, end)
+    f220 = _string(b, &p, end)
+    if _optional(b, &p, end):
+        f221 = _string(b, &p, end)
+    else:
+        f221 = None
+    f222 = _string(b, &p, end)
+    f223 = _string(b, &p, end)
+    if _optional(b, &p, end):
+        f224 = _string(b, &p, end)
+    else:
+        f224 = None
+    if _optional(b, &p, end):
+        f225 = _string(b, &p, end)
+    else:
+        f225 = None
+    result = _new(_builder_InstanceCreated)
+    result.event_id = f218
+    result.occurred_at = f219
+    result.producer = f220
+    result.causation_id = f221
+    result.instance_name = f222
+    result.provider = f223
+    result.provider_id = f224
+    result.zone = f225
     result.__class__ = _class_InstanceCreated
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -1117,30 +1182,30 @@ def decode_InstanceCreated(bytes data, Py_ssize_t offset):
 def encode_InstanceCreated(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v209 = e
-        _put_string(&w, v209.event_id, 'InstanceCreated.event_id')
-        _put_long(&w, v209.occurred_at, LLONG_MIN, LLONG_MAX, 'InstanceCreated.occurred_at')
-        _put_string(&w, v209.producer, 'InstanceCreated.producer')
-        v210 = v209.causation_id
-        if v210 is None:
+        v226 = e
+        _put_string(&w, v226.event_id, 'InstanceCreated.event_id')
+        _put_long(&w, v226.occurred_at, LLONG_MIN, LLONG_MAX, 'InstanceCreated.occurred_at')
+        _put_string(&w, v226.producer, 'InstanceCreated.producer')
+        v227 = v226.causation_id
+        if v227 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v210, 'InstanceCreated.causation_id')
-        _put_string(&w, v209.instance_name, 'InstanceCreated.instance_name')
-        _put_string(&w, v209.provider, 'InstanceCreated.provider')
-        v211 = v209.provider_id
-        if v211 is None:
+            _put_string(&w, v227, 'InstanceCreated.causation_id')
+        _put_string(&w, v226.instance_name, 'InstanceCreated.instance_name')
+        _put_string(&w, v226.provider, 'InstanceCreated.provider')
+        v228 = v226.provider_id
+        if v228 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v211, 'InstanceCreated.provider_id')
-        v212 = v209.zone
-        if v212 is None:
+            _put_string(&w, v228, 'InstanceCreated.provider_id')
+        v229 = v226.zone
+        if v229 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v212, 'InstanceCreated.zone')
+            _put_string(&w, v229, 'InstanceCreated.zone')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -1149,27 +1214,27 @@ def decode_InstanceDeactivated(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f213 = _string(b, &p, end)
-    f214 = _long(b, &p, end)
-    f215 = _string(b, &p, end)
+    f230 = _string(b, &p, end)
+    f231 = _long(b, &p, end)
+    f232 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f216 = _string(b, &p, end)
+        f233 = _string(b, &p, end)
     else:
-        f216 = None
-    f217 = _string(b, &p, end)
-    f218 = _string(b, &p, end)
+        f233 = None
+    f234 = _string(b, &p, end)
+    f235 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f219 = _string(b, &p, end)
+        f236 = _string(b, &p, end)
     else:
-        f219 = None
+        f236 = None
     result = _new(_builder_InstanceDeactivated)
-    result.event_id = f213
-    result.occurred_at = f214
-    result.producer = f215
-    result.causation_id = f216
-    result.instance_name = f217
-    result.reason = f218
-    result.zone = f219
+    result.event_id = f230
+    result.occurred_at = f231
+    result.producer = f232
+    result.causation_id = f233
+    result.instance_name = f234
+    result.reason = f235
+    result.zone = f236
     result.__class__ = _class_InstanceDeactivated
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -1177,24 +1242,24 @@ def decode_InstanceDeactivated(bytes data, Py_ssize_t offset):
 def encode_InstanceDeactivated(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v220 = e
-        _put_string(&w, v220.event_id, 'InstanceDeactivated.event_id')
-        _put_long(&w, v220.occurred_at, LLONG_MIN, LLONG_MAX, 'InstanceDeactivated.occurred_at')
-        _put_string(&w, v220.producer, 'InstanceDeactivated.producer')
-        v221 = v220.causation_id
-        if v221 is None:
+        v237 = e
+        _put_string(&w, v237.event_id, 'InstanceDeactivated.event_id')
+        _put_long(&w, v237.occurred_at, LLONG_MIN, LLONG_MAX, 'InstanceDeactivated.occurred_at')
+        _put_string(&w, v237.producer, 'InstanceDeactivated.producer')
+        v238 = v237.causation_id
+        if v238 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v221, 'InstanceDeactivated.causation_id')
-        _put_string(&w, v220.instance_name, 'InstanceDeactivated.instance_name')
-        _put_string(&w, v220.reason, 'InstanceDeactivated.reason')
-        v222 = v220.zone
-        if v222 is None:
+            _put_string(&w, v238, 'InstanceDeactivated.causation_id')
+        _put_string(&w, v237.instance_name, 'InstanceDeactivated.instance_name')
+        _put_string(&w, v237.reason, 'InstanceDeactivated.reason')
+        v239 = v237.zone
+        if v239 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v222, 'InstanceDeactivated.zone')
+            _put_string(&w, v239, 'InstanceDeactivated.zone')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -1203,22 +1268,22 @@ def decode_InstanceDeleted(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f223 = _string(b, &p, end)
-    f224 = _long(b, &p, end)
-    f225 = _string(b, &p, end)
+    f240 = _string(b, &p, end)
+    f241 = _long(b, &p, end)
+    f242 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f226 = _string(b, &p, end)
+        f243 = _string(b, &p, end)
     else:
-        f226 = None
-    f227 = _string(b, &p, end)
-    f228 = _string(b, &p, end)
+        f243 = None
+    f244 = _string(b, &p, end)
+    f245 = _string(b, &p, end)
     result = _new(_builder_InstanceDeleted)
-    result.event_id = f223
-    result.occurred_at = f224
-    result.producer = f225
-    result.causation_id = f226
-    result.instance_name = f227
-    result.reason = f228
+    result.event_id = f240
+    result.occurred_at = f241
+    result.producer = f242
+    result.causation_id = f243
+    result.instance_name = f244
+    result.reason = f245
     result.__class__ = _class_InstanceDeleted
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -1226,18 +1291,18 @@ def decode_InstanceDeleted(bytes data, Py_ssize_t offset):
 def encode_InstanceDeleted(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v229 = e
-        _put_string(&w, v229.event_id, 'InstanceDeleted.event_id')
-        _put_long(&w, v229.occurred_at, LLONG_MIN, LLONG_MAX, 'InstanceDeleted.occurred_at')
-        _put_string(&w, v229.producer, 'InstanceDeleted.producer')
-        v230 = v229.causation_id
-        if v230 is None:
+        v246 = e
+        _put_string(&w, v246.event_id, 'InstanceDeleted.event_id')
+        _put_long(&w, v246.occurred_at, LLONG_MIN, LLONG_MAX, 'InstanceDeleted.occurred_at')
+        _put_string(&w, v246.producer, 'InstanceDeleted.producer')
+        v247 = v246.causation_id
+        if v247 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v230, 'InstanceDeleted.causation_id')
-        _put_string(&w, v229.instance_name, 'InstanceDeleted.instance_name')
-        _put_string(&w, v229.reason, 'InstanceDeleted.reason')
+            _put_string(&w, v247, 'InstanceDeleted.causation_id')
+        _put_string(&w, v246.instance_name, 'InstanceDeleted.instance_name')
+        _put_string(&w, v246.reason, 'InstanceDeleted.reason')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -1246,29 +1311,29 @@ def decode_InstanceHeartbeat(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f231 = _string(b, &p, end)
-    f232 = _long(b, &p, end)
-    f233 = _string(b, &p, end)
+    f248 = _string(b, &p, end)
+    f249 = _long(b, &p, end)
+    f250 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f234 = _string(b, &p, end)
+        f251 = _string(b, &p, end)
     else:
-        f234 = None
-    f235 = _string(b, &p, end)
-    a237 = []
+        f251 = None
+    f252 = _string(b, &p, end)
+    a254 = []
     while True:
-        n238 = _block(b, &p, end)
-        if n238 == 0: break
-        for i239 in range(n238):
-            x240 = _string(b, &p, end)
-            a237.append(x240)
-    f236 = tuple(a237)
+        n255 = _block(b, &p, end)
+        if n255 == 0: break
+        for i256 in range(n255):
+            x257 = _string(b, &p, end)
+            a254.append(x257)
+    f253 = tuple(a254)
     result = _new(_builder_InstanceHeartbeat)
-    result.event_id = f231
-    result.occurred_at = f232
-    result.producer = f233
-    result.causation_id = f234
-    result.instance_name = f235
-    result.running_attempt_ids = f236
+    result.event_id = f248
+    result.occurred_at = f249
+    result.producer = f250
+    result.causation_id = f251
+    result.instance_name = f252
+    result.running_attempt_ids = f253
     result.__class__ = _class_InstanceHeartbeat
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -1276,23 +1341,23 @@ def decode_InstanceHeartbeat(bytes data, Py_ssize_t offset):
 def encode_InstanceHeartbeat(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v241 = e
-        _put_string(&w, v241.event_id, 'InstanceHeartbeat.event_id')
-        _put_long(&w, v241.occurred_at, LLONG_MIN, LLONG_MAX, 'InstanceHeartbeat.occurred_at')
-        _put_string(&w, v241.producer, 'InstanceHeartbeat.producer')
-        v242 = v241.causation_id
-        if v242 is None:
+        v258 = e
+        _put_string(&w, v258.event_id, 'InstanceHeartbeat.event_id')
+        _put_long(&w, v258.occurred_at, LLONG_MIN, LLONG_MAX, 'InstanceHeartbeat.occurred_at')
+        _put_string(&w, v258.producer, 'InstanceHeartbeat.producer')
+        v259 = v258.causation_id
+        if v259 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v242, 'InstanceHeartbeat.causation_id')
-        _put_string(&w, v241.instance_name, 'InstanceHeartbeat.instance_name')
-        v243 = v241.running_attempt_ids
-        n244 = len(v243)
-        if n244:
-            _put_varint(&w, (<unsigned long long>n244) << 1)
-            for i245 in v243:
-                _put_string(&w, i245, 'InstanceHeartbeat.running_attempt_ids[]')
+            _put_string(&w, v259, 'InstanceHeartbeat.causation_id')
+        _put_string(&w, v258.instance_name, 'InstanceHeartbeat.instance_name')
+        v260 = v258.running_attempt_ids
+        n261 = len(v260)
+        if n261:
+            _put_varint(&w, (<unsigned long long>n261) << 1)
+            for i262 in v260:
+                _put_string(&w, i262, 'InstanceHeartbeat.running_attempt_ids[]')
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 0)
@@ -1304,48 +1369,48 @@ def decode_InstanceRequested(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f246 = _string(b, &p, end)
-    f247 = _long(b, &p, end)
-    f248 = _string(b, &p, end)
+    f263 = _string(b, &p, end)
+    f264 = _long(b, &p, end)
+    f265 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f249 = _string(b, &p, end)
+        f266 = _string(b, &p, end)
     else:
-        f249 = None
-    f250 = _string(b, &p, end)
-    f251 = _string(b, &p, end)
-    f252 = _string(b, &p, end)
-    f253 = _string(b, &p, end)
-    f254 = _long(b, &p, end)
-    f255 = _long(b, &p, end)
-    f256 = _long(b, &p, end)
-    f257 = _boolean(b, &p, end)
-    f258 = _string(b, &p, end)
+        f266 = None
+    f267 = _string(b, &p, end)
+    f268 = _string(b, &p, end)
+    f269 = _string(b, &p, end)
+    f270 = _string(b, &p, end)
+    f271 = _long(b, &p, end)
+    f272 = _long(b, &p, end)
+    f273 = _long(b, &p, end)
+    f274 = _boolean(b, &p, end)
+    f275 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f259 = _string(b, &p, end)
+        f276 = _string(b, &p, end)
     else:
-        f259 = None
-    f260 = _boolean(b, &p, end)
+        f276 = None
+    f277 = _boolean(b, &p, end)
     if _optional(b, &p, end):
-        f261 = _string(b, &p, end)
+        f278 = _string(b, &p, end)
     else:
-        f261 = None
+        f278 = None
     result = _new(_builder_InstanceRequested)
-    result.event_id = f246
-    result.occurred_at = f247
-    result.producer = f248
-    result.causation_id = f249
-    result.instance_name = f250
-    result.pool = f251
-    result.provider = f252
-    result.machine_type = f253
-    result.cores_mcpu = f254
-    result.memory_bytes = f255
-    result.storage_gib = f256
-    result.preemptible = f257
-    result.region = f258
-    result.job_private_for = f259
-    result.standing = f260
-    result.zone = f261
+    result.event_id = f263
+    result.occurred_at = f264
+    result.producer = f265
+    result.causation_id = f266
+    result.instance_name = f267
+    result.pool = f268
+    result.provider = f269
+    result.machine_type = f270
+    result.cores_mcpu = f271
+    result.memory_bytes = f272
+    result.storage_gib = f273
+    result.preemptible = f274
+    result.region = f275
+    result.job_private_for = f276
+    result.standing = f277
+    result.zone = f278
     result.__class__ = _class_InstanceRequested
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -1353,38 +1418,38 @@ def decode_InstanceRequested(bytes data, Py_ssize_t offset):
 def encode_InstanceRequested(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v262 = e
-        _put_string(&w, v262.event_id, 'InstanceRequested.event_id')
-        _put_long(&w, v262.occurred_at, LLONG_MIN, LLONG_MAX, 'InstanceRequested.occurred_at')
-        _put_string(&w, v262.producer, 'InstanceRequested.producer')
-        v263 = v262.causation_id
-        if v263 is None:
+        v279 = e
+        _put_string(&w, v279.event_id, 'InstanceRequested.event_id')
+        _put_long(&w, v279.occurred_at, LLONG_MIN, LLONG_MAX, 'InstanceRequested.occurred_at')
+        _put_string(&w, v279.producer, 'InstanceRequested.producer')
+        v280 = v279.causation_id
+        if v280 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v263, 'InstanceRequested.causation_id')
-        _put_string(&w, v262.instance_name, 'InstanceRequested.instance_name')
-        _put_string(&w, v262.pool, 'InstanceRequested.pool')
-        _put_string(&w, v262.provider, 'InstanceRequested.provider')
-        _put_string(&w, v262.machine_type, 'InstanceRequested.machine_type')
-        _put_long(&w, v262.cores_mcpu, -2147483648, 2147483647, 'InstanceRequested.cores_mcpu')
-        _put_long(&w, v262.memory_bytes, LLONG_MIN, LLONG_MAX, 'InstanceRequested.memory_bytes')
-        _put_long(&w, v262.storage_gib, -2147483648, 2147483647, 'InstanceRequested.storage_gib')
-        _put_boolean(&w, v262.preemptible, 'InstanceRequested.preemptible')
-        _put_string(&w, v262.region, 'InstanceRequested.region')
-        v264 = v262.job_private_for
-        if v264 is None:
+            _put_string(&w, v280, 'InstanceRequested.causation_id')
+        _put_string(&w, v279.instance_name, 'InstanceRequested.instance_name')
+        _put_string(&w, v279.pool, 'InstanceRequested.pool')
+        _put_string(&w, v279.provider, 'InstanceRequested.provider')
+        _put_string(&w, v279.machine_type, 'InstanceRequested.machine_type')
+        _put_long(&w, v279.cores_mcpu, -2147483648, 2147483647, 'InstanceRequested.cores_mcpu')
+        _put_long(&w, v279.memory_bytes, LLONG_MIN, LLONG_MAX, 'InstanceRequested.memory_bytes')
+        _put_long(&w, v279.storage_gib, -2147483648, 2147483647, 'InstanceRequested.storage_gib')
+        _put_boolean(&w, v279.preemptible, 'InstanceRequested.preemptible')
+        _put_string(&w, v279.region, 'InstanceRequested.region')
+        v281 = v279.job_private_for
+        if v281 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v264, 'InstanceRequested.job_private_for')
-        _put_boolean(&w, v262.standing, 'InstanceRequested.standing')
-        v265 = v262.zone
-        if v265 is None:
+            _put_string(&w, v281, 'InstanceRequested.job_private_for')
+        _put_boolean(&w, v279.standing, 'InstanceRequested.standing')
+        v282 = v279.zone
+        if v282 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v265, 'InstanceRequested.zone')
+            _put_string(&w, v282, 'InstanceRequested.zone')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -1393,36 +1458,36 @@ def decode_JobAttemptAccepted(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f266 = _string(b, &p, end)
-    f267 = _long(b, &p, end)
-    f268 = _string(b, &p, end)
+    f283 = _string(b, &p, end)
+    f284 = _long(b, &p, end)
+    f285 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f269 = _string(b, &p, end)
+        f286 = _string(b, &p, end)
     else:
-        f269 = None
-    f270 = _long(b, &p, end)
-    f271 = _long(b, &p, end)
-    f272 = _string(b, &p, end)
-    f273 = _string(b, &p, end)
-    f274 = _string(b, &p, end)
-    f275 = _long(b, &p, end)
-    f276 = _long(b, &p, end)
-    f277 = _long(b, &p, end)
-    f278 = _long(b, &p, end)
+        f286 = None
+    f287 = _long(b, &p, end)
+    f288 = _long(b, &p, end)
+    f289 = _string(b, &p, end)
+    f290 = _string(b, &p, end)
+    f291 = _string(b, &p, end)
+    f292 = _long(b, &p, end)
+    f293 = _long(b, &p, end)
+    f294 = _long(b, &p, end)
+    f295 = _long(b, &p, end)
     result = _new(_builder_JobAttemptAccepted)
-    result.event_id = f266
-    result.occurred_at = f267
-    result.producer = f268
-    result.causation_id = f269
-    result.batch_id = f270
-    result.job_id = f271
-    result.attempt_id = f272
-    result.instance_name = f273
-    result.state = f274
-    result.scheduler_epoch = f275
-    result.cores_mcpu = f276
-    result.memory_bytes = f277
-    result.storage_gib = f278
+    result.event_id = f283
+    result.occurred_at = f284
+    result.producer = f285
+    result.causation_id = f286
+    result.batch_id = f287
+    result.job_id = f288
+    result.attempt_id = f289
+    result.instance_name = f290
+    result.state = f291
+    result.scheduler_epoch = f292
+    result.cores_mcpu = f293
+    result.memory_bytes = f294
+    result.storage_gib = f295
     result.__class__ = _class_JobAttemptAccepted
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -1430,25 +1495,25 @@ def decode_JobAttemptAccepted(bytes data, Py_ssize_t offset):
 def encode_JobAttemptAccepted(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v279 = e
-        _put_string(&w, v279.event_id, 'JobAttemptAccepted.event_id')
-        _put_long(&w, v279.occurred_at, LLONG_MIN, LLONG_MAX, 'JobAttemptAccepted.occurred_at')
-        _put_string(&w, v279.producer, 'JobAttemptAccepted.producer')
-        v280 = v279.causation_id
-        if v280 is None:
+        v296 = e
+        _put_string(&w, v296.event_id, 'JobAttemptAccepted.event_id')
+        _put_long(&w, v296.occurred_at, LLONG_MIN, LLONG_MAX, 'JobAttemptAccepted.occurred_at')
+        _put_string(&w, v296.producer, 'JobAttemptAccepted.producer')
+        v297 = v296.causation_id
+        if v297 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v280, 'JobAttemptAccepted.causation_id')
-        _put_long(&w, v279.batch_id, LLONG_MIN, LLONG_MAX, 'JobAttemptAccepted.batch_id')
-        _put_long(&w, v279.job_id, -2147483648, 2147483647, 'JobAttemptAccepted.job_id')
-        _put_string(&w, v279.attempt_id, 'JobAttemptAccepted.attempt_id')
-        _put_string(&w, v279.instance_name, 'JobAttemptAccepted.instance_name')
-        _put_string(&w, v279.state, 'JobAttemptAccepted.state')
-        _put_long(&w, v279.scheduler_epoch, LLONG_MIN, LLONG_MAX, 'JobAttemptAccepted.scheduler_epoch')
-        _put_long(&w, v279.cores_mcpu, -2147483648, 2147483647, 'JobAttemptAccepted.cores_mcpu')
-        _put_long(&w, v279.memory_bytes, LLONG_MIN, LLONG_MAX, 'JobAttemptAccepted.memory_bytes')
-        _put_long(&w, v279.storage_gib, -2147483648, 2147483647, 'JobAttemptAccepted.storage_gib')
+            _put_string(&w, v297, 'JobAttemptAccepted.causation_id')
+        _put_long(&w, v296.batch_id, LLONG_MIN, LLONG_MAX, 'JobAttemptAccepted.batch_id')
+        _put_long(&w, v296.job_id, -2147483648, 2147483647, 'JobAttemptAccepted.job_id')
+        _put_string(&w, v296.attempt_id, 'JobAttemptAccepted.attempt_id')
+        _put_string(&w, v296.instance_name, 'JobAttemptAccepted.instance_name')
+        _put_string(&w, v296.state, 'JobAttemptAccepted.state')
+        _put_long(&w, v296.scheduler_epoch, LLONG_MIN, LLONG_MAX, 'JobAttemptAccepted.scheduler_epoch')
+        _put_long(&w, v296.cores_mcpu, -2147483648, 2147483647, 'JobAttemptAccepted.cores_mcpu')
+        _put_long(&w, v296.memory_bytes, LLONG_MIN, LLONG_MAX, 'JobAttemptAccepted.memory_bytes')
+        _put_long(&w, v296.storage_gib, -2147483648, 2147483647, 'JobAttemptAccepted.storage_gib')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -1457,100 +1522,100 @@ def decode_JobAttemptCompleted(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f281 = _string(b, &p, end)
-    f282 = _long(b, &p, end)
-    f283 = _string(b, &p, end)
+    f298 = _string(b, &p, end)
+    f299 = _long(b, &p, end)
+    f300 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f284 = _string(b, &p, end)
+        f301 = _string(b, &p, end)
     else:
-        f284 = None
-    f285 = _long(b, &p, end)
-    f286 = _long(b, &p, end)
-    f287 = _string(b, &p, end)
-    f288 = _string(b, &p, end)
-    f289 = _string(b, &p, end)
+        f301 = None
+    f302 = _long(b, &p, end)
+    f303 = _long(b, &p, end)
+    f304 = _string(b, &p, end)
+    f305 = _string(b, &p, end)
+    f306 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f290 = _long(b, &p, end)
+        f307 = _long(b, &p, end)
     else:
-        f290 = None
+        f307 = None
     if _optional(b, &p, end):
-        f291 = _string(b, &p, end)
-    else:
-        f291 = None
-    if _optional(b, &p, end):
-        f292 = _string(b, &p, end)
-    else:
-        f292 = None
-    f293 = _boolean(b, &p, end)
-    if _optional(b, &p, end):
-        f294 = _long(b, &p, end)
-    else:
-        f294 = None
-    f295 = _long(b, &p, end)
-    a297 = []
-    while True:
-        n298 = _block(b, &p, end)
-        if n298 == 0: break
-        for i299 in range(n298):
-            f301 = _string(b, &p, end)
-            f302 = _string(b, &p, end)
-            if _optional(b, &p, end):
-                f303 = _long(b, &p, end)
-            else:
-                f303 = None
-            if _optional(b, &p, end):
-                f304 = _long(b, &p, end)
-            else:
-                f304 = None
-            if _optional(b, &p, end):
-                f305 = _long(b, &p, end)
-            else:
-                f305 = None
-            f306 = _boolean(b, &p, end)
-            if _optional(b, &p, end):
-                f307 = _string(b, &p, end)
-            else:
-                f307 = None
-            x300 = _new(_builder_StepTiming)
-            x300.name = f301
-            x300.state = f302
-            x300.started_at = f303
-            x300.ended_at = f304
-            x300.exit_code = f305
-            x300.out_of_memory = f306
-            x300.error = f307
-            x300.__class__ = _class_StepTiming
-            a297.append(x300)
-    f296 = tuple(a297)
-    if _optional(b, &p, end):
-        f309 = _long(b, &p, end)
-        f310 = _long(b, &p, end)
-        f311 = _long(b, &p, end)
-        f308 = _new(_builder_ResourceUsageSummary)
-        f308.cpu_msec = f309
-        f308.max_memory_bytes = f310
-        f308.max_scratch_bytes = f311
-        f308.__class__ = _class_ResourceUsageSummary
+        f308 = _string(b, &p, end)
     else:
         f308 = None
+    if _optional(b, &p, end):
+        f309 = _string(b, &p, end)
+    else:
+        f309 = None
+    f310 = _boolean(b, &p, end)
+    if _optional(b, &p, end):
+        f311 = _long(b, &p, end)
+    else:
+        f311 = None
+    f312 = _long(b, &p, end)
+    a314 = []
+    while True:
+        n315 = _block(b, &p, end)
+        if n315 == 0: break
+        for i316 in range(n315):
+            f318 = _string(b, &p, end)
+            f319 = _string(b, &p, end)
+            if _optional(b, &p, end):
+                f320 = _long(b, &p, end)
+            else:
+                f320 = None
+            if _optional(b, &p, end):
+                f321 = _long(b, &p, end)
+            else:
+                f321 = None
+            if _optional(b, &p, end):
+                f322 = _long(b, &p, end)
+            else:
+                f322 = None
+            f323 = _boolean(b, &p, end)
+            if _optional(b, &p, end):
+                f324 = _string(b, &p, end)
+            else:
+                f324 = None
+            x317 = _new(_builder_StepTiming)
+            x317.name = f318
+            x317.state = f319
+            x317.started_at = f320
+            x317.ended_at = f321
+            x317.exit_code = f322
+            x317.out_of_memory = f323
+            x317.error = f324
+            x317.__class__ = _class_StepTiming
+            a314.append(x317)
+    f313 = tuple(a314)
+    if _optional(b, &p, end):
+        f326 = _long(b, &p, end)
+        f327 = _long(b, &p, end)
+        f328 = _long(b, &p, end)
+        f325 = _new(_builder_ResourceUsageSummary)
+        f325.cpu_msec = f326
+        f325.max_memory_bytes = f327
+        f325.max_scratch_bytes = f328
+        f325.__class__ = _class_ResourceUsageSummary
+    else:
+        f325 = None
     result = _new(_builder_JobAttemptCompleted)
-    result.event_id = f281
-    result.occurred_at = f282
-    result.producer = f283
-    result.causation_id = f284
-    result.batch_id = f285
-    result.job_id = f286
-    result.attempt_id = f287
-    result.instance_name = f288
-    result.outcome = f289
-    result.exit_code = f290
-    result.failure_cause = f291
-    result.error = f292
-    result.out_of_memory = f293
-    result.started_at = f294
-    result.ended_at = f295
-    result.steps = f296
-    result.resource_usage = f308
+    result.event_id = f298
+    result.occurred_at = f299
+    result.producer = f300
+    result.causation_id = f301
+    result.batch_id = f302
+    result.job_id = f303
+    result.attempt_id = f304
+    result.instance_name = f305
+    result.outcome = f306
+    result.exit_code = f307
+    result.failure_cause = f308
+    result.error = f309
+    result.out_of_memory = f310
+    result.started_at = f311
+    result.ended_at = f312
+    result.steps = f313
+    result.resource_usage = f325
     result.__class__ = _class_JobAttemptCompleted
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -1558,92 +1623,92 @@ def decode_JobAttemptCompleted(bytes data, Py_ssize_t offset):
 def encode_JobAttemptCompleted(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v312 = e
-        _put_string(&w, v312.event_id, 'JobAttemptCompleted.event_id')
-        _put_long(&w, v312.occurred_at, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.occurred_at')
-        _put_string(&w, v312.producer, 'JobAttemptCompleted.producer')
-        v313 = v312.causation_id
-        if v313 is None:
+        v329 = e
+        _put_string(&w, v329.event_id, 'JobAttemptCompleted.event_id')
+        _put_long(&w, v329.occurred_at, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.occurred_at')
+        _put_string(&w, v329.producer, 'JobAttemptCompleted.producer')
+        v330 = v329.causation_id
+        if v330 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v313, 'JobAttemptCompleted.causation_id')
-        _put_long(&w, v312.batch_id, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.batch_id')
-        _put_long(&w, v312.job_id, -2147483648, 2147483647, 'JobAttemptCompleted.job_id')
-        _put_string(&w, v312.attempt_id, 'JobAttemptCompleted.attempt_id')
-        _put_string(&w, v312.instance_name, 'JobAttemptCompleted.instance_name')
-        _put_string(&w, v312.outcome, 'JobAttemptCompleted.outcome')
-        v314 = v312.exit_code
-        if v314 is None:
+            _put_string(&w, v330, 'JobAttemptCompleted.causation_id')
+        _put_long(&w, v329.batch_id, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.batch_id')
+        _put_long(&w, v329.job_id, -2147483648, 2147483647, 'JobAttemptCompleted.job_id')
+        _put_string(&w, v329.attempt_id, 'JobAttemptCompleted.attempt_id')
+        _put_string(&w, v329.instance_name, 'JobAttemptCompleted.instance_name')
+        _put_string(&w, v329.outcome, 'JobAttemptCompleted.outcome')
+        v331 = v329.exit_code
+        if v331 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_long(&w, v314, -2147483648, 2147483647, 'JobAttemptCompleted.exit_code')
-        v315 = v312.failure_cause
-        if v315 is None:
+            _put_long(&w, v331, -2147483648, 2147483647, 'JobAttemptCompleted.exit_code')
+        v332 = v329.failure_cause
+        if v332 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v315, 'JobAttemptCompleted.failure_cause')
-        v316 = v312.error
-        if v316 is None:
+            _put_string(&w, v332, 'JobAttemptCompleted.failure_cause')
+        v333 = v329.error
+        if v333 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v316, 'JobAttemptCompleted.error')
-        _put_boolean(&w, v312.out_of_memory, 'JobAttemptCompleted.out_of_memory')
-        v317 = v312.started_at
-        if v317 is None:
+            _put_string(&w, v333, 'JobAttemptCompleted.error')
+        _put_boolean(&w, v329.out_of_memory, 'JobAttemptCompleted.out_of_memory')
+        v334 = v329.started_at
+        if v334 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_long(&w, v317, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.started_at')
-        _put_long(&w, v312.ended_at, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.ended_at')
-        v318 = v312.steps
-        n319 = len(v318)
-        if n319:
-            _put_varint(&w, (<unsigned long long>n319) << 1)
-            for i320 in v318:
-                v321 = i320
-                _put_string(&w, v321.name, 'JobAttemptCompleted.steps[].name')
-                _put_string(&w, v321.state, 'JobAttemptCompleted.steps[].state')
-                v322 = v321.started_at
-                if v322 is None:
+            _put_long(&w, v334, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.started_at')
+        _put_long(&w, v329.ended_at, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.ended_at')
+        v335 = v329.steps
+        n336 = len(v335)
+        if n336:
+            _put_varint(&w, (<unsigned long long>n336) << 1)
+            for i337 in v335:
+                v338 = i337
+                _put_string(&w, v338.name, 'JobAttemptCompleted.steps[].name')
+                _put_string(&w, v338.state, 'JobAttemptCompleted.steps[].state')
+                v339 = v338.started_at
+                if v339 is None:
                     _put_byte(&w, 0)
                 else:
                     _put_byte(&w, 2)
-                    _put_long(&w, v322, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.steps[].started_at')
-                v323 = v321.ended_at
-                if v323 is None:
+                    _put_long(&w, v339, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.steps[].started_at')
+                v340 = v338.ended_at
+                if v340 is None:
                     _put_byte(&w, 0)
                 else:
                     _put_byte(&w, 2)
-                    _put_long(&w, v323, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.steps[].ended_at')
-                v324 = v321.exit_code
-                if v324 is None:
+                    _put_long(&w, v340, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.steps[].ended_at')
+                v341 = v338.exit_code
+                if v341 is None:
                     _put_byte(&w, 0)
                 else:
                     _put_byte(&w, 2)
-                    _put_long(&w, v324, -2147483648, 2147483647, 'JobAttemptCompleted.steps[].exit_code')
-                _put_boolean(&w, v321.out_of_memory, 'JobAttemptCompleted.steps[].out_of_memory')
-                v325 = v321.error
-                if v325 is None:
+                    _put_long(&w, v341, -2147483648, 2147483647, 'JobAttemptCompleted.steps[].exit_code')
+                _put_boolean(&w, v338.out_of_memory, 'JobAttemptCompleted.steps[].out_of_memory')
+                v342 = v338.error
+                if v342 is None:
                     _put_byte(&w, 0)
                 else:
                     _put_byte(&w, 2)
-                    _put_string(&w, v325, 'JobAttemptCompleted.steps[].error')
+                    _put_string(&w, v342, 'JobAttemptCompleted.steps[].error')
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 0)
-        v326 = v312.resource_usage
-        if v326 is None:
+        v343 = v329.resource_usage
+        if v343 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            v327 = v326
-            _put_long(&w, v327.cpu_msec, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.resource_usage.cpu_msec')
-            _put_long(&w, v327.max_memory_bytes, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.resource_usage.max_memory_bytes')
-            _put_long(&w, v327.max_scratch_bytes, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.resource_usage.max_scratch_bytes')
+            v344 = v343
+            _put_long(&w, v344.cpu_msec, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.resource_usage.cpu_msec')
+            _put_long(&w, v344.max_memory_bytes, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.resource_usage.max_memory_bytes')
+            _put_long(&w, v344.max_scratch_bytes, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.resource_usage.max_scratch_bytes')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -1652,32 +1717,32 @@ def decode_JobAttemptRefused(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f328 = _string(b, &p, end)
-    f329 = _long(b, &p, end)
-    f330 = _string(b, &p, end)
+    f345 = _string(b, &p, end)
+    f346 = _long(b, &p, end)
+    f347 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f331 = _string(b, &p, end)
+        f348 = _string(b, &p, end)
     else:
-        f331 = None
-    f332 = _long(b, &p, end)
-    f333 = _long(b, &p, end)
-    f334 = _string(b, &p, end)
-    f335 = _string(b, &p, end)
-    f336 = _string(b, &p, end)
-    f337 = _long(b, &p, end)
-    f338 = _string(b, &p, end)
+        f348 = None
+    f349 = _long(b, &p, end)
+    f350 = _long(b, &p, end)
+    f351 = _string(b, &p, end)
+    f352 = _string(b, &p, end)
+    f353 = _string(b, &p, end)
+    f354 = _long(b, &p, end)
+    f355 = _string(b, &p, end)
     result = _new(_builder_JobAttemptRefused)
-    result.event_id = f328
-    result.occurred_at = f329
-    result.producer = f330
-    result.causation_id = f331
-    result.batch_id = f332
-    result.job_id = f333
-    result.attempt_id = f334
-    result.instance_name = f335
-    result.state = f336
-    result.scheduler_epoch = f337
-    result.reason = f338
+    result.event_id = f345
+    result.occurred_at = f346
+    result.producer = f347
+    result.causation_id = f348
+    result.batch_id = f349
+    result.job_id = f350
+    result.attempt_id = f351
+    result.instance_name = f352
+    result.state = f353
+    result.scheduler_epoch = f354
+    result.reason = f355
     result.__class__ = _class_JobAttemptRefused
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -1685,23 +1750,23 @@ def decode_JobAttemptRefused(bytes data, Py_ssize_t offset):
 def encode_JobAttemptRefused(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v339 = e
-        _put_string(&w, v339.event_id, 'JobAttemptRefused.event_id')
-        _put_long(&w, v339.occurred_at, LLONG_MIN, LLONG_MAX, 'JobAttemptRefused.occurred_at')
-        _put_string(&w, v339.producer, 'JobAttemptRefused.producer')
-        v340 = v339.causation_id
-        if v340 is None:
+        v356 = e
+        _put_string(&w, v356.event_id, 'JobAttemptRefused.event_id')
+        _put_long(&w, v356.occurred_at, LLONG_MIN, LLONG_MAX, 'JobAttemptRefused.occurred_at')
+        _put_string(&w, v356.producer, 'JobAttemptRefused.producer')
+        v357 = v356.causation_id
+        if v357 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v340, 'JobAttemptRefused.causation_id')
-        _put_long(&w, v339.batch_id, LLONG_MIN, LLONG_MAX, 'JobAttemptRefused.batch_id')
-        _put_long(&w, v339.job_id, -2147483648, 2147483647, 'JobAttemptRefused.job_id')
-        _put_string(&w, v339.attempt_id, 'JobAttemptRefused.attempt_id')
-        _put_string(&w, v339.instance_name, 'JobAttemptRefused.instance_name')
-        _put_string(&w, v339.state, 'JobAttemptRefused.state')
-        _put_long(&w, v339.scheduler_epoch, LLONG_MIN, LLONG_MAX, 'JobAttemptRefused.scheduler_epoch')
-        _put_string(&w, v339.reason, 'JobAttemptRefused.reason')
+            _put_string(&w, v357, 'JobAttemptRefused.causation_id')
+        _put_long(&w, v356.batch_id, LLONG_MIN, LLONG_MAX, 'JobAttemptRefused.batch_id')
+        _put_long(&w, v356.job_id, -2147483648, 2147483647, 'JobAttemptRefused.job_id')
+        _put_string(&w, v356.attempt_id, 'JobAttemptRefused.attempt_id')
+        _put_string(&w, v356.instance_name, 'JobAttemptRefused.instance_name')
+        _put_string(&w, v356.state, 'JobAttemptRefused.state')
+        _put_long(&w, v356.scheduler_epoch, LLONG_MIN, LLONG_MAX, 'JobAttemptRefused.scheduler_epoch')
+        _put_string(&w, v356.reason, 'JobAttemptRefused.reason')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -1710,36 +1775,36 @@ def decode_JobAttemptScheduled(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f341 = _string(b, &p, end)
-    f342 = _long(b, &p, end)
-    f343 = _string(b, &p, end)
+    f358 = _string(b, &p, end)
+    f359 = _long(b, &p, end)
+    f360 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f344 = _string(b, &p, end)
+        f361 = _string(b, &p, end)
     else:
-        f344 = None
-    f345 = _long(b, &p, end)
-    f346 = _long(b, &p, end)
-    f347 = _string(b, &p, end)
-    f348 = _string(b, &p, end)
-    f349 = _long(b, &p, end)
-    f350 = _string(b, &p, end)
-    f351 = _long(b, &p, end)
-    f352 = _long(b, &p, end)
-    f353 = _long(b, &p, end)
+        f361 = None
+    f362 = _long(b, &p, end)
+    f363 = _long(b, &p, end)
+    f364 = _string(b, &p, end)
+    f365 = _string(b, &p, end)
+    f366 = _long(b, &p, end)
+    f367 = _string(b, &p, end)
+    f368 = _long(b, &p, end)
+    f369 = _long(b, &p, end)
+    f370 = _long(b, &p, end)
     result = _new(_builder_JobAttemptScheduled)
-    result.event_id = f341
-    result.occurred_at = f342
-    result.producer = f343
-    result.causation_id = f344
-    result.batch_id = f345
-    result.job_id = f346
-    result.attempt_id = f347
-    result.instance_name = f348
-    result.scheduler_epoch = f349
-    result.user = f350
-    result.cores_mcpu = f351
-    result.memory_bytes = f352
-    result.storage_gib = f353
+    result.event_id = f358
+    result.occurred_at = f359
+    result.producer = f360
+    result.causation_id = f361
+    result.batch_id = f362
+    result.job_id = f363
+    result.attempt_id = f364
+    result.instance_name = f365
+    result.scheduler_epoch = f366
+    result.user = f367
+    result.cores_mcpu = f368
+    result.memory_bytes = f369
+    result.storage_gib = f370
     result.__class__ = _class_JobAttemptScheduled
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -1747,25 +1812,25 @@ def decode_JobAttemptScheduled(bytes data, Py_ssize_t offset):
 def encode_JobAttemptScheduled(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v354 = e
-        _put_string(&w, v354.event_id, 'JobAttemptScheduled.event_id')
-        _put_long(&w, v354.occurred_at, LLONG_MIN, LLONG_MAX, 'JobAttemptScheduled.occurred_at')
-        _put_string(&w, v354.producer, 'JobAttemptScheduled.producer')
-        v355 = v354.causation_id
-        if v355 is None:
+        v371 = e
+        _put_string(&w, v371.event_id, 'JobAttemptScheduled.event_id')
+        _put_long(&w, v371.occurred_at, LLONG_MIN, LLONG_MAX, 'JobAttemptScheduled.occurred_at')
+        _put_string(&w, v371.producer, 'JobAttemptScheduled.producer')
+        v372 = v371.causation_id
+        if v372 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v355, 'JobAttemptScheduled.causation_id')
-        _put_long(&w, v354.batch_id, LLONG_MIN, LLONG_MAX, 'JobAttemptScheduled.batch_id')
-        _put_long(&w, v354.job_id, -2147483648, 2147483647, 'JobAttemptScheduled.job_id')
-        _put_string(&w, v354.attempt_id, 'JobAttemptScheduled.attempt_id')
-        _put_string(&w, v354.instance_name, 'JobAttemptScheduled.instance_name')
-        _put_long(&w, v354.scheduler_epoch, LLONG_MIN, LLONG_MAX, 'JobAttemptScheduled.scheduler_epoch')
-        _put_string(&w, v354.user, 'JobAttemptScheduled.user')
-        _put_long(&w, v354.cores_mcpu, -2147483648, 2147483647, 'JobAttemptScheduled.cores_mcpu')
-        _put_long(&w, v354.memory_bytes, LLONG_MIN, LLONG_MAX, 'JobAttemptScheduled.memory_bytes')
-        _put_long(&w, v354.storage_gib, -2147483648, 2147483647, 'JobAttemptScheduled.storage_gib')
+            _put_string(&w, v372, 'JobAttemptScheduled.causation_id')
+        _put_long(&w, v371.batch_id, LLONG_MIN, LLONG_MAX, 'JobAttemptScheduled.batch_id')
+        _put_long(&w, v371.job_id, -2147483648, 2147483647, 'JobAttemptScheduled.job_id')
+        _put_string(&w, v371.attempt_id, 'JobAttemptScheduled.attempt_id')
+        _put_string(&w, v371.instance_name, 'JobAttemptScheduled.instance_name')
+        _put_long(&w, v371.scheduler_epoch, LLONG_MIN, LLONG_MAX, 'JobAttemptScheduled.scheduler_epoch')
+        _put_string(&w, v371.user, 'JobAttemptScheduled.user')
+        _put_long(&w, v371.cores_mcpu, -2147483648, 2147483647, 'JobAttemptScheduled.cores_mcpu')
+        _put_long(&w, v371.memory_bytes, LLONG_MIN, LLONG_MAX, 'JobAttemptScheduled.memory_bytes')
+        _put_long(&w, v371.storage_gib, -2147483648, 2147483647, 'JobAttemptScheduled.storage_gib')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -1774,28 +1839,28 @@ def decode_JobAttemptStarted(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f356 = _string(b, &p, end)
-    f357 = _long(b, &p, end)
-    f358 = _string(b, &p, end)
+    f373 = _string(b, &p, end)
+    f374 = _long(b, &p, end)
+    f375 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f359 = _string(b, &p, end)
+        f376 = _string(b, &p, end)
     else:
-        f359 = None
-    f360 = _long(b, &p, end)
-    f361 = _long(b, &p, end)
-    f362 = _string(b, &p, end)
-    f363 = _string(b, &p, end)
-    f364 = _long(b, &p, end)
+        f376 = None
+    f377 = _long(b, &p, end)
+    f378 = _long(b, &p, end)
+    f379 = _string(b, &p, end)
+    f380 = _string(b, &p, end)
+    f381 = _long(b, &p, end)
     result = _new(_builder_JobAttemptStarted)
-    result.event_id = f356
-    result.occurred_at = f357
-    result.producer = f358
-    result.causation_id = f359
-    result.batch_id = f360
-    result.job_id = f361
-    result.attempt_id = f362
-    result.instance_name = f363
-    result.started_at = f364
+    result.event_id = f373
+    result.occurred_at = f374
+    result.producer = f375
+    result.causation_id = f376
+    result.batch_id = f377
+    result.job_id = f378
+    result.attempt_id = f379
+    result.instance_name = f380
+    result.started_at = f381
     result.__class__ = _class_JobAttemptStarted
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -1803,21 +1868,21 @@ def decode_JobAttemptStarted(bytes data, Py_ssize_t offset):
 def encode_JobAttemptStarted(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v365 = e
-        _put_string(&w, v365.event_id, 'JobAttemptStarted.event_id')
-        _put_long(&w, v365.occurred_at, LLONG_MIN, LLONG_MAX, 'JobAttemptStarted.occurred_at')
-        _put_string(&w, v365.producer, 'JobAttemptStarted.producer')
-        v366 = v365.causation_id
-        if v366 is None:
+        v382 = e
+        _put_string(&w, v382.event_id, 'JobAttemptStarted.event_id')
+        _put_long(&w, v382.occurred_at, LLONG_MIN, LLONG_MAX, 'JobAttemptStarted.occurred_at')
+        _put_string(&w, v382.producer, 'JobAttemptStarted.producer')
+        v383 = v382.causation_id
+        if v383 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v366, 'JobAttemptStarted.causation_id')
-        _put_long(&w, v365.batch_id, LLONG_MIN, LLONG_MAX, 'JobAttemptStarted.batch_id')
-        _put_long(&w, v365.job_id, -2147483648, 2147483647, 'JobAttemptStarted.job_id')
-        _put_string(&w, v365.attempt_id, 'JobAttemptStarted.attempt_id')
-        _put_string(&w, v365.instance_name, 'JobAttemptStarted.instance_name')
-        _put_long(&w, v365.started_at, LLONG_MIN, LLONG_MAX, 'JobAttemptStarted.started_at')
+            _put_string(&w, v383, 'JobAttemptStarted.causation_id')
+        _put_long(&w, v382.batch_id, LLONG_MIN, LLONG_MAX, 'JobAttemptStarted.batch_id')
+        _put_long(&w, v382.job_id, -2147483648, 2147483647, 'JobAttemptStarted.job_id')
+        _put_string(&w, v382.attempt_id, 'JobAttemptStarted.attempt_id')
+        _put_string(&w, v382.instance_name, 'JobAttemptStarted.instance_name')
+        _put_long(&w, v382.started_at, LLONG_MIN, LLONG_MAX, 'JobAttemptStarted.started_at')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -1826,34 +1891,54 @@ def decode_JobBecameReady(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f367 = _string(b, &p, end)
-    f368 = _long(b, &p, end)
-    f369 = _string(b, &p, end)
+    f384 = _string(b, &p, end)
+    f385 = _long(b, &p, end)
+    f386 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f370 = _string(b, &p, end)
+        f387 = _string(b, &p, end)
     else:
-        f370 = None
-    f371 = _long(b, &p, end)
-    f372 = _long(b, &p, end)
+        f387 = None
+    f388 = _long(b, &p, end)
+    f389 = _long(b, &p, end)
     if _optional(b, &p, end):
-        f373 = _string(b, &p, end)
+        f390 = _string(b, &p, end)
     else:
-        f373 = None
+        f390 = None
     if _optional(b, &p, end):
-        f374 = _long(b, &p, end)
+        f391 = _long(b, &p, end)
     else:
-        f374 = None
-    f375 = _string(b, &p, end)
+        f391 = None
+    f392 = _string(b, &p, end)
+    if _optional(b, &p, end):
+        f393 = _string(b, &p, end)
+    else:
+        f393 = None
+    if _optional(b, &p, end):
+        f394 = _string(b, &p, end)
+    else:
+        f394 = None
+    if _optional(b, &p, end):
+        f395 = _long(b, &p, end)
+    else:
+        f395 = None
+    if _optional(b, &p, end):
+        f396 = _boolean(b, &p, end)
+    else:
+        f396 = None
     result = _new(_builder_JobBecameReady)
-    result.event_id = f367
-    result.occurred_at = f368
-    result.producer = f369
-    result.causation_id = f370
-    result.batch_id = f371
-    result.job_id = f372
-    result.after_attempt_id = f373
-    result.not_before = f374
-    result.reason = f375
+    result.event_id = f384
+    result.occurred_at = f385
+    result.producer = f386
+    result.causation_id = f387
+    result.batch_id = f388
+    result.job_id = f389
+    result.after_attempt_id = f390
+    result.not_before = f391
+    result.reason = f392
+    result.retry_cause = f393
+    result.retry_rule = f394
+    result.memory_bytes = f395
+    result.preemptible = f396
     result.__class__ = _class_JobBecameReady
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -1861,164 +1946,60 @@ def decode_JobBecameReady(bytes data, Py_ssize_t offset):
 def encode_JobBecameReady(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v376 = e
-        _put_string(&w, v376.event_id, 'JobBecameReady.event_id')
-        _put_long(&w, v376.occurred_at, LLONG_MIN, LLONG_MAX, 'JobBecameReady.occurred_at')
-        _put_string(&w, v376.producer, 'JobBecameReady.producer')
-        v377 = v376.causation_id
-        if v377 is None:
+        v397 = e
+        _put_string(&w, v397.event_id, 'JobBecameReady.event_id')
+        _put_long(&w, v397.occurred_at, LLONG_MIN, LLONG_MAX, 'JobBecameReady.occurred_at')
+        _put_string(&w, v397.producer, 'JobBecameReady.producer')
+        v398 = v397.causation_id
+        if v398 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v377, 'JobBecameReady.causation_id')
-        _put_long(&w, v376.batch_id, LLONG_MIN, LLONG_MAX, 'JobBecameReady.batch_id')
-        _put_long(&w, v376.job_id, -2147483648, 2147483647, 'JobBecameReady.job_id')
-        v378 = v376.after_attempt_id
-        if v378 is None:
+            _put_string(&w, v398, 'JobBecameReady.causation_id')
+        _put_long(&w, v397.batch_id, LLONG_MIN, LLONG_MAX, 'JobBecameReady.batch_id')
+        _put_long(&w, v397.job_id, -2147483648, 2147483647, 'JobBecameReady.job_id')
+        v399 = v397.after_attempt_id
+        if v399 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v378, 'JobBecameReady.after_attempt_id')
-        v379 = v376.not_before
-        if v379 is None:
+            _put_string(&w, v399, 'JobBecameReady.after_attempt_id')
+        v400 = v397.not_before
+        if v400 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_long(&w, v379, LLONG_MIN, LLONG_MAX, 'JobBecameReady.not_before')
-        _put_string(&w, v376.reason, 'JobBecameReady.reason')
+            _put_long(&w, v400, LLONG_MIN, LLONG_MAX, 'JobBecameReady.not_before')
+        _put_string(&w, v397.reason, 'JobBecameReady.reason')
+        v401 = v397.retry_cause
+        if v401 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_string(&w, v401, 'JobBecameReady.retry_cause')
+        v402 = v397.retry_rule
+        if v402 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_string(&w, v402, 'JobBecameReady.retry_rule')
+        v403 = v397.memory_bytes
+        if v403 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_long(&w, v403, LLONG_MIN, LLONG_MAX, 'JobBecameReady.memory_bytes')
+        v404 = v397.preemptible
+        if v404 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_boolean(&w, v404, 'JobBecameReady.preemptible')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
 
 def decode_JobCancelled(bytes data, Py_ssize_t offset):
-    cdef const unsigned char* b = data
-    cdef Py_ssize_t end = len(data)
-    cdef Py_ssize_t p = offset
-    f380 = _string(b, &p, end)
-    f381 = _long(b, &p, end)
-    f382 = _string(b, &p, end)
-    if _optional(b, &p, end):
-        f383 = _string(b, &p, end)
-    else:
-        f383 = None
-    f384 = _long(b, &p, end)
-    f385 = _long(b, &p, end)
-    f386 = _string(b, &p, end)
-    result = _new(_builder_JobCancelled)
-    result.event_id = f380
-    result.occurred_at = f381
-    result.producer = f382
-    result.causation_id = f383
-    result.batch_id = f384
-    result.job_id = f385
-    result.reason = f386
-    result.__class__ = _class_JobCancelled
-    if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
-    return result
-
-def encode_JobCancelled(e, bytes head=b''):
-    cdef _Buffer w = _start(head)
-    try:
-        v387 = e
-        _put_string(&w, v387.event_id, 'JobCancelled.event_id')
-        _put_long(&w, v387.occurred_at, LLONG_MIN, LLONG_MAX, 'JobCancelled.occurred_at')
-        _put_string(&w, v387.producer, 'JobCancelled.producer')
-        v388 = v387.causation_id
-        if v388 is None:
-            _put_byte(&w, 0)
-        else:
-            _put_byte(&w, 2)
-            _put_string(&w, v388, 'JobCancelled.causation_id')
-        _put_long(&w, v387.batch_id, LLONG_MIN, LLONG_MAX, 'JobCancelled.batch_id')
-        _put_long(&w, v387.job_id, -2147483648, 2147483647, 'JobCancelled.job_id')
-        _put_string(&w, v387.reason, 'JobCancelled.reason')
-        return PyBytes_FromStringAndSize(w.data, w.size)
-    finally:
-        PyMem_Free(w.data)
-
-def decode_JobCompleted(bytes data, Py_ssize_t offset):
-    cdef const unsigned char* b = data
-    cdef Py_ssize_t end = len(data)
-    cdef Py_ssize_t p = offset
-    f389 = _string(b, &p, end)
-    f390 = _long(b, &p, end)
-    f391 = _string(b, &p, end)
-    if _optional(b, &p, end):
-        f392 = _string(b, &p, end)
-    else:
-        f392 = None
-    f393 = _long(b, &p, end)
-    f394 = _long(b, &p, end)
-    f395 = _string(b, &p, end)
-    if _optional(b, &p, end):
-        f396 = _string(b, &p, end)
-    else:
-        f396 = None
-    if _optional(b, &p, end):
-        f397 = _long(b, &p, end)
-    else:
-        f397 = None
-    if _optional(b, &p, end):
-        f398 = _string(b, &p, end)
-    else:
-        f398 = None
-    f399 = _long(b, &p, end)
-    result = _new(_builder_JobCompleted)
-    result.event_id = f389
-    result.occurred_at = f390
-    result.producer = f391
-    result.causation_id = f392
-    result.batch_id = f393
-    result.job_id = f394
-    result.state = f395
-    result.attempt_id = f396
-    result.exit_code = f397
-    result.reason = f398
-    result.n_attempts = f399
-    result.__class__ = _class_JobCompleted
-    if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
-    return result
-
-def encode_JobCompleted(e, bytes head=b''):
-    cdef _Buffer w = _start(head)
-    try:
-        v400 = e
-        _put_string(&w, v400.event_id, 'JobCompleted.event_id')
-        _put_long(&w, v400.occurred_at, LLONG_MIN, LLONG_MAX, 'JobCompleted.occurred_at')
-        _put_string(&w, v400.producer, 'JobCompleted.producer')
-        v401 = v400.causation_id
-        if v401 is None:
-            _put_byte(&w, 0)
-        else:
-            _put_byte(&w, 2)
-            _put_string(&w, v401, 'JobCompleted.causation_id')
-        _put_long(&w, v400.batch_id, LLONG_MIN, LLONG_MAX, 'JobCompleted.batch_id')
-        _put_long(&w, v400.job_id, -2147483648, 2147483647, 'JobCompleted.job_id')
-        _put_string(&w, v400.state, 'JobCompleted.state')
-        v402 = v400.attempt_id
-        if v402 is None:
-            _put_byte(&w, 0)
-        else:
-            _put_byte(&w, 2)
-            _put_string(&w, v402, 'JobCompleted.attempt_id')
-        v403 = v400.exit_code
-        if v403 is None:
-            _put_byte(&w, 0)
-        else:
-            _put_byte(&w, 2)
-            _put_long(&w, v403, -2147483648, 2147483647, 'JobCompleted.exit_code')
-        v404 = v400.reason
-        if v404 is None:
-            _put_byte(&w, 0)
-        else:
-            _put_byte(&w, 2)
-            _put_string(&w, v404, 'JobCompleted.reason')
-        _put_long(&w, v400.n_attempts, -2147483648, 2147483647, 'JobCompleted.n_attempts')
-        return PyBytes_FromStringAndSize(w.data, w.size)
-    finally:
-        PyMem_Free(w.data)
-
-def decode_JobCreated(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
@@ -2031,156 +2012,314 @@ def decode_JobCreated(bytes data, Py_ssize_t offset):
         f408 = None
     f409 = _long(b, &p, end)
     f410 = _long(b, &p, end)
-    f411 = _long(b, &p, end)
-    f412 = _long(b, &p, end)
-    a414 = []
-    while True:
-        n415 = _block(b, &p, end)
-        if n415 == 0: break
-        for i416 in range(n415):
-            x417 = _long(b, &p, end)
-            a414.append(x417)
-    f413 = tuple(a414)
-    f418 = _boolean(b, &p, end)
-    f419 = _long(b, &p, end)
-    f420 = _string(b, &p, end)
-    f421 = _string(b, &p, end)
-    a423 = {}
-    while True:
-        n424 = _block(b, &p, end)
-        if n424 == 0: break
-        for i425 in range(n424):
-            k427 = _string(b, &p, end)
-            x426 = _string(b, &p, end)
-            a423[k427] = x426
-    f422 = a423
-    f429 = _string(b, &p, end)
-    if _optional(b, &p, end):
-        f430 = _string(b, &p, end)
-    else:
-        f430 = None
-    a432 = []
-    while True:
-        n433 = _block(b, &p, end)
-        if n433 == 0: break
-        for i434 in range(n433):
-            x435 = _string(b, &p, end)
-            a432.append(x435)
-    f431 = tuple(a432)
-    if _optional(b, &p, end):
-        f436 = _string(b, &p, end)
-    else:
-        f436 = None
-    a438 = []
-    while True:
-        n439 = _block(b, &p, end)
-        if n439 == 0: break
-        for i440 in range(n439):
-            f442 = _string(b, &p, end)
-            f443 = _string(b, &p, end)
-            x441 = _new(_builder_EnvVar)
-            x441.name = f442
-            x441.value = f443
-            x441.__class__ = _class_EnvVar
-            a438.append(x441)
-    f437 = tuple(a438)
-    a445 = []
-    while True:
-        n446 = _block(b, &p, end)
-        if n446 == 0: break
-        for i447 in range(n446):
-            f449 = _string(b, &p, end)
-            f450 = _string(b, &p, end)
-            x448 = _new(_builder_FileCopy)
-            x448.src = f449
-            x448.dst = f450
-            x448.__class__ = _class_FileCopy
-            a445.append(x448)
-    f444 = tuple(a445)
-    a452 = []
-    while True:
-        n453 = _block(b, &p, end)
-        if n453 == 0: break
-        for i454 in range(n453):
-            f456 = _string(b, &p, end)
-            f457 = _string(b, &p, end)
-            x455 = _new(_builder_FileCopy)
-            x455.src = f456
-            x455.dst = f457
-            x455.__class__ = _class_FileCopy
-            a452.append(x455)
-    f451 = tuple(a452)
-    f458 = _boolean(b, &p, end)
-    if _optional(b, &p, end):
-        f459 = _float(data, &p, end, 8)
-    else:
-        f459 = None
-    f460 = _string(b, &p, end)
-    f462 = _long(b, &p, end)
-    f463 = _long(b, &p, end)
-    f464 = _long(b, &p, end)
-    f465 = _boolean(b, &p, end)
-    f466 = _string(b, &p, end)
-    if _optional(b, &p, end):
-        f467 = _string(b, &p, end)
-    else:
-        f467 = None
-    f461 = _new(_builder_Resources)
-    f461.cores_mcpu = f462
-    f461.memory_bytes = f463
-    f461.storage_gib = f464
-    f461.preemptible = f465
-    f461.worker_type = f466
-    f461.machine_type = f467
-    f461.__class__ = _class_Resources
-    if _optional(b, &p, end):
-        a469 = []
-        while True:
-            n470 = _block(b, &p, end)
-            if n470 == 0: break
-            for i471 in range(n470):
-                x472 = _string(b, &p, end)
-                a469.append(x472)
-        f468 = tuple(a469)
-    else:
-        f468 = None
-    if _optional(b, &p, end):
-        f473 = _long(b, &p, end)
-    else:
-        f473 = None
-    f428 = _new(_builder_JobSpec)
-    f428.process_type = f429
-    f428.image = f430
-    f428.command = f431
-    f428.jar_url = f436
-    f428.env = f437
-    f428.input_files = f444
-    f428.output_files = f451
-    f428.always_copy_output = f458
-    f428.timeout_s = f459
-    f428.network = f460
-    f428.resources = f461
-    f428.regions = f468
-    f428.port = f473
-    f428.__class__ = _class_JobSpec
-    f474 = _string(b, &p, end)
-    result = _new(_builder_JobCreated)
+    f411 = _string(b, &p, end)
+    result = _new(_builder_JobCancelled)
     result.event_id = f405
     result.occurred_at = f406
     result.producer = f407
     result.causation_id = f408
     result.batch_id = f409
     result.job_id = f410
-    result.update_id = f411
-    result.job_group_id = f412
-    result.parent_ids = f413
-    result.always_run = f418
-    result.n_max_attempts = f419
-    result.user = f420
-    result.billing_project = f421
-    result.attributes = f422
-    result.spec = f428
-    result.spec_json = f474
+    result.reason = f411
+    result.__class__ = _class_JobCancelled
+    if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
+    return result
+
+def encode_JobCancelled(e, bytes head=b''):
+    cdef _Buffer w = _start(head)
+    try:
+        v412 = e
+        _put_string(&w, v412.event_id, 'JobCancelled.event_id')
+        _put_long(&w, v412.occurred_at, LLONG_MIN, LLONG_MAX, 'JobCancelled.occurred_at')
+        _put_string(&w, v412.producer, 'JobCancelled.producer')
+        v413 = v412.causation_id
+        if v413 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_string(&w, v413, 'JobCancelled.causation_id')
+        _put_long(&w, v412.batch_id, LLONG_MIN, LLONG_MAX, 'JobCancelled.batch_id')
+        _put_long(&w, v412.job_id, -2147483648, 2147483647, 'JobCancelled.job_id')
+        _put_string(&w, v412.reason, 'JobCancelled.reason')
+        return PyBytes_FromStringAndSize(w.data, w.size)
+    finally:
+        PyMem_Free(w.data)
+
+def decode_JobCompleted(bytes data, Py_ssize_t offset):
+    cdef const unsigned char* b = data
+    cdef Py_ssize_t end = len(data)
+    cdef Py_ssize_t p = offset
+    f414 = _string(b, &p, end)
+    f415 = _long(b, &p, end)
+    f416 = _string(b, &p, end)
+    if _optional(b, &p, end):
+        f417 = _string(b, &p, end)
+    else:
+        f417 = None
+    f418 = _long(b, &p, end)
+    f419 = _long(b, &p, end)
+    f420 = _string(b, &p, end)
+    if _optional(b, &p, end):
+        f421 = _string(b, &p, end)
+    else:
+        f421 = None
+    if _optional(b, &p, end):
+        f422 = _long(b, &p, end)
+    else:
+        f422 = None
+    if _optional(b, &p, end):
+        f423 = _string(b, &p, end)
+    else:
+        f423 = None
+    f424 = _long(b, &p, end)
+    result = _new(_builder_JobCompleted)
+    result.event_id = f414
+    result.occurred_at = f415
+    result.producer = f416
+    result.causation_id = f417
+    result.batch_id = f418
+    result.job_id = f419
+    result.state = f420
+    result.attempt_id = f421
+    result.exit_code = f422
+    result.reason = f423
+    result.n_attempts = f424
+    result.__class__ = _class_JobCompleted
+    if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
+    return result
+
+def encode_JobCompleted(e, bytes head=b''):
+    cdef _Buffer w = _start(head)
+    try:
+        v425 = e
+        _put_string(&w, v425.event_id, 'JobCompleted.event_id')
+        _put_long(&w, v425.occurred_at, LLONG_MIN, LLONG_MAX, 'JobCompleted.occurred_at')
+        _put_string(&w, v425.producer, 'JobCompleted.producer')
+        v426 = v425.causation_id
+        if v426 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_string(&w, v426, 'JobCompleted.causation_id')
+        _put_long(&w, v425.batch_id, LLONG_MIN, LLONG_MAX, 'JobCompleted.batch_id')
+        _put_long(&w, v425.job_id, -2147483648, 2147483647, 'JobCompleted.job_id')
+        _put_string(&w, v425.state, 'JobCompleted.state')
+        v427 = v425.attempt_id
+        if v427 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_string(&w, v427, 'JobCompleted.attempt_id')
+        v428 = v425.exit_code
+        if v428 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_long(&w, v428, -2147483648, 2147483647, 'JobCompleted.exit_code')
+        v429 = v425.reason
+        if v429 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_string(&w, v429, 'JobCompleted.reason')
+        _put_long(&w, v425.n_attempts, -2147483648, 2147483647, 'JobCompleted.n_attempts')
+        return PyBytes_FromStringAndSize(w.data, w.size)
+    finally:
+        PyMem_Free(w.data)
+
+def decode_JobCreated(bytes data, Py_ssize_t offset):
+    cdef const unsigned char* b = data
+    cdef Py_ssize_t end = len(data)
+    cdef Py_ssize_t p = offset
+    f430 = _string(b, &p, end)
+    f431 = _long(b, &p, end)
+    f432 = _string(b, &p, end)
+    if _optional(b, &p, end):
+        f433 = _string(b, &p, end)
+    else:
+        f433 = None
+    f434 = _long(b, &p, end)
+    f435 = _long(b, &p, end)
+    f436 = _long(b, &p, end)
+    f437 = _long(b, &p, end)
+    a439 = []
+    while True:
+        n440 = _block(b, &p, end)
+        if n440 == 0: break
+        for i441 in range(n440):
+            x442 = _long(b, &p, end)
+            a439.append(x442)
+    f438 = tuple(a439)
+    f443 = _boolean(b, &p, end)
+    f444 = _long(b, &p, end)
+    f445 = _string(b, &p, end)
+    f446 = _string(b, &p, end)
+    a448 = {}
+    while True:
+        n449 = _block(b, &p, end)
+        if n449 == 0: break
+        for i450 in range(n449):
+            k452 = _string(b, &p, end)
+            x451 = _string(b, &p, end)
+            a448[k452] = x451
+    f447 = a448
+    f454 = _string(b, &p, end)
+    if _optional(b, &p, end):
+        f455 = _string(b, &p, end)
+    else:
+        f455 = None
+    a457 = []
+    while True:
+        n458 = _block(b, &p, end)
+        if n458 == 0: break
+        for i459 in range(n458):
+            x460 = _string(b, &p, end)
+            a457.append(x460)
+    f456 = tuple(a457)
+    if _optional(b, &p, end):
+        f461 = _string(b, &p, end)
+    else:
+        f461 = None
+    a463 = []
+    while True:
+        n464 = _block(b, &p, end)
+        if n464 == 0: break
+        for i465 in range(n464):
+            f467 = _string(b, &p, end)
+            f468 = _string(b, &p, end)
+            x466 = _new(_builder_EnvVar)
+            x466.name = f467
+            x466.value = f468
+            x466.__class__ = _class_EnvVar
+            a463.append(x466)
+    f462 = tuple(a463)
+    a470 = []
+    while True:
+        n471 = _block(b, &p, end)
+        if n471 == 0: break
+        for i472 in range(n471):
+            f474 = _string(b, &p, end)
+            f475 = _string(b, &p, end)
+            x473 = _new(_builder_FileCopy)
+            x473.src = f474
+            x473.dst = f475
+            x473.__class__ = _class_FileCopy
+            a470.append(x473)
+    f469 = tuple(a470)
+    a477 = []
+    while True:
+        n478 = _block(b, &p, end)
+        if n478 == 0: break
+        for i479 in range(n478):
+            f481 = _string(b, &p, end)
+            f482 = _string(b, &p, end)
+            x480 = _new(_builder_FileCopy)
+            x480.src = f481
+            x480.dst = f482
+            x480.__class__ = _class_FileCopy
+            a477.append(x480)
+    f476 = tuple(a477)
+    f483 = _boolean(b, &p, end)
+    if _optional(b, &p, end):
+        f484 = _float(data, &p, end, 8)
+    else:
+        f484 = None
+    f485 = _string(b, &p, end)
+    f487 = _long(b, &p, end)
+    f488 = _long(b, &p, end)
+    f489 = _long(b, &p, end)
+    f490 = _boolean(b, &p, end)
+    f491 = _string(b, &p, end)
+    if _optional(b, &p, end):
+        f492 = _string(b, &p, end)
+    else:
+        f492 = None
+    f486 = _new(_builder_Resources)
+    f486.cores_mcpu = f487
+    f486.memory_bytes = f488
+    f486.storage_gib = f489
+    f486.preemptible = f490
+    f486.worker_type = f491
+    f486.machine_type = f492
+    f486.__class__ = _class_Resources
+    if _optional(b, &p, end):
+        a494 = []
+        while True:
+            n495 = _block(b, &p, end)
+            if n495 == 0: break
+            for i496 in range(n495):
+                x497 = _string(b, &p, end)
+                a494.append(x497)
+        f493 = tuple(a494)
+    else:
+        f493 = None
+    if _optional(b, &p, end):
+        f498 = _long(b, &p, end)
+    else:
+        f498 = None
+    f453 = _new(_builder_JobSpec)
+    f453.process_type = f454
+    f453.image = f455
+    f453.command = f456
+    f453.jar_url = f461
+    f453.env = f462
+    f453.input_files = f469
+    f453.output_files = f476
+    f453.always_copy_output = f483
+    f453.timeout_s = f484
+    f453.network = f485
+    f453.resources = f486
+    f453.regions = f493
+    f453.port = f498
+    f453.__class__ = _class_JobSpec
+    f499 = _string(b, &p, end)
+    if _optional(b, &p, end):
+        if _optional(b, &p, end):
+            f501 = _float(data, &p, end, 8)
+        else:
+            f501 = None
+        if _optional(b, &p, end):
+            f502 = _long(b, &p, end)
+        else:
+            f502 = None
+        if _optional(b, &p, end):
+            f503 = _long(b, &p, end)
+        else:
+            f503 = None
+        a505 = []
+        while True:
+            n506 = _block(b, &p, end)
+            if n506 == 0: break
+            for i507 in range(n506):
+                x508 = _long(b, &p, end)
+                a505.append(x508)
+        f504 = tuple(a505)
+        f500 = _new(_builder_RetryPolicy)
+        f500.oom_memory_multiplier = f501
+        f500.oom_max_memory_bytes = f502
+        f500.max_preemptions = f503
+        f500.retry_exit_codes = f504
+        f500.__class__ = _class_RetryPolicy
+    else:
+        f500 = None
+    result = _new(_builder_JobCreated)
+    result.event_id = f430
+    result.occurred_at = f431
+    result.producer = f432
+    result.causation_id = f433
+    result.batch_id = f434
+    result.job_id = f435
+    result.update_id = f436
+    result.job_group_id = f437
+    result.parent_ids = f438
+    result.always_run = f443
+    result.n_max_attempts = f444
+    result.user = f445
+    result.billing_project = f446
+    result.attributes = f447
+    result.spec = f453
+    result.spec_json = f499
+    result.retry_policy = f500
     result.__class__ = _class_JobCreated
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -2188,140 +2327,173 @@ def decode_JobCreated(bytes data, Py_ssize_t offset):
 def encode_JobCreated(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v475 = e
-        _put_string(&w, v475.event_id, 'JobCreated.event_id')
-        _put_long(&w, v475.occurred_at, LLONG_MIN, LLONG_MAX, 'JobCreated.occurred_at')
-        _put_string(&w, v475.producer, 'JobCreated.producer')
-        v476 = v475.causation_id
-        if v476 is None:
+        v509 = e
+        _put_string(&w, v509.event_id, 'JobCreated.event_id')
+        _put_long(&w, v509.occurred_at, LLONG_MIN, LLONG_MAX, 'JobCreated.occurred_at')
+        _put_string(&w, v509.producer, 'JobCreated.producer')
+        v510 = v509.causation_id
+        if v510 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v476, 'JobCreated.causation_id')
-        _put_long(&w, v475.batch_id, LLONG_MIN, LLONG_MAX, 'JobCreated.batch_id')
-        _put_long(&w, v475.job_id, -2147483648, 2147483647, 'JobCreated.job_id')
-        _put_long(&w, v475.update_id, -2147483648, 2147483647, 'JobCreated.update_id')
-        _put_long(&w, v475.job_group_id, -2147483648, 2147483647, 'JobCreated.job_group_id')
-        v477 = v475.parent_ids
-        n478 = len(v477)
-        if n478:
-            _put_varint(&w, (<unsigned long long>n478) << 1)
-            for i479 in v477:
-                _put_long(&w, i479, -2147483648, 2147483647, 'JobCreated.parent_ids[]')
+            _put_string(&w, v510, 'JobCreated.causation_id')
+        _put_long(&w, v509.batch_id, LLONG_MIN, LLONG_MAX, 'JobCreated.batch_id')
+        _put_long(&w, v509.job_id, -2147483648, 2147483647, 'JobCreated.job_id')
+        _put_long(&w, v509.update_id, -2147483648, 2147483647, 'JobCreated.update_id')
+        _put_long(&w, v509.job_group_id, -2147483648, 2147483647, 'JobCreated.job_group_id')
+        v511 = v509.parent_ids
+        n512 = len(v511)
+        if n512:
+            _put_varint(&w, (<unsigned long long>n512) << 1)
+            for i513 in v511:
+                _put_long(&w, i513, -2147483648, 2147483647, 'JobCreated.parent_ids[]')
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 0)
-        _put_boolean(&w, v475.always_run, 'JobCreated.always_run')
-        _put_long(&w, v475.n_max_attempts, -2147483648, 2147483647, 'JobCreated.n_max_attempts')
-        _put_string(&w, v475.user, 'JobCreated.user')
-        _put_string(&w, v475.billing_project, 'JobCreated.billing_project')
-        v480 = v475.attributes
-        n481 = len(v480)
-        if n481:
-            _put_varint(&w, (<unsigned long long>n481) << 1)
-            for k483, i482 in v480.items():
-                _put_string(&w, k483, 'JobCreated.attributes key')
-                _put_string(&w, i482, 'JobCreated.attributes{}')
+        _put_boolean(&w, v509.always_run, 'JobCreated.always_run')
+        _put_long(&w, v509.n_max_attempts, -2147483648, 2147483647, 'JobCreated.n_max_attempts')
+        _put_string(&w, v509.user, 'JobCreated.user')
+        _put_string(&w, v509.billing_project, 'JobCreated.billing_project')
+        v514 = v509.attributes
+        n515 = len(v514)
+        if n515:
+            _put_varint(&w, (<unsigned long long>n515) << 1)
+            for k517, i516 in v514.items():
+                _put_string(&w, k517, 'JobCreated.attributes key')
+                _put_string(&w, i516, 'JobCreated.attributes{}')
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 0)
-        v484 = v475.spec
-        _put_string(&w, v484.process_type, 'JobCreated.spec.process_type')
-        v485 = v484.image
-        if v485 is None:
-            _put_byte(&w, 0)
-        else:
-            _put_byte(&w, 2)
-            _put_string(&w, v485, 'JobCreated.spec.image')
-        v486 = v484.command
-        n487 = len(v486)
-        if n487:
-            _put_varint(&w, (<unsigned long long>n487) << 1)
-            for i488 in v486:
-                _put_string(&w, i488, 'JobCreated.spec.command[]')
-            _put_byte(&w, 0)
-        else:
-            _put_byte(&w, 0)
-        v489 = v484.jar_url
-        if v489 is None:
+        v518 = v509.spec
+        _put_string(&w, v518.process_type, 'JobCreated.spec.process_type')
+        v519 = v518.image
+        if v519 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v489, 'JobCreated.spec.jar_url')
-        v490 = v484.env
-        n491 = len(v490)
-        if n491:
-            _put_varint(&w, (<unsigned long long>n491) << 1)
-            for i492 in v490:
-                v493 = i492
-                _put_string(&w, v493.name, 'JobCreated.spec.env[].name')
-                _put_string(&w, v493.value, 'JobCreated.spec.env[].value')
+            _put_string(&w, v519, 'JobCreated.spec.image')
+        v520 = v518.command
+        n521 = len(v520)
+        if n521:
+            _put_varint(&w, (<unsigned long long>n521) << 1)
+            for i522 in v520:
+                _put_string(&w, i522, 'JobCreated.spec.command[]')
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 0)
-        v494 = v484.input_files
-        n495 = len(v494)
-        if n495:
-            _put_varint(&w, (<unsigned long long>n495) << 1)
-            for i496 in v494:
-                v497 = i496
-                _put_string(&w, v497.src, 'JobCreated.spec.input_files[].src')
-                _put_string(&w, v497.dst, 'JobCreated.spec.input_files[].dst')
-            _put_byte(&w, 0)
-        else:
-            _put_byte(&w, 0)
-        v498 = v484.output_files
-        n499 = len(v498)
-        if n499:
-            _put_varint(&w, (<unsigned long long>n499) << 1)
-            for i500 in v498:
-                v501 = i500
-                _put_string(&w, v501.src, 'JobCreated.spec.output_files[].src')
-                _put_string(&w, v501.dst, 'JobCreated.spec.output_files[].dst')
-            _put_byte(&w, 0)
-        else:
-            _put_byte(&w, 0)
-        _put_boolean(&w, v484.always_copy_output, 'JobCreated.spec.always_copy_output')
-        v502 = v484.timeout_s
-        if v502 is None:
+        v523 = v518.jar_url
+        if v523 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_float(&w, v502, 8)
-        _put_string(&w, v484.network, 'JobCreated.spec.network')
-        v503 = v484.resources
-        _put_long(&w, v503.cores_mcpu, -2147483648, 2147483647, 'JobCreated.spec.resources.cores_mcpu')
-        _put_long(&w, v503.memory_bytes, LLONG_MIN, LLONG_MAX, 'JobCreated.spec.resources.memory_bytes')
-        _put_long(&w, v503.storage_gib, -2147483648, 2147483647, 'JobCreated.spec.resources.storage_gib')
-        _put_boolean(&w, v503.preemptible, 'JobCreated.spec.resources.preemptible')
-        _put_string(&w, v503.worker_type, 'JobCreated.spec.resources.worker_type')
-        v504 = v503.machine_type
-        if v504 is None:
+            _put_string(&w, v523, 'JobCreated.spec.jar_url')
+        v524 = v518.env
+        n525 = len(v524)
+        if n525:
+            _put_varint(&w, (<unsigned long long>n525) << 1)
+            for i526 in v524:
+                v527 = i526
+                _put_string(&w, v527.name, 'JobCreated.spec.env[].name')
+                _put_string(&w, v527.value, 'JobCreated.spec.env[].value')
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 0)
+        v528 = v518.input_files
+        n529 = len(v528)
+        if n529:
+            _put_varint(&w, (<unsigned long long>n529) << 1)
+            for i530 in v528:
+                v531 = i530
+                _put_string(&w, v531.src, 'JobCreated.spec.input_files[].src')
+                _put_string(&w, v531.dst, 'JobCreated.spec.input_files[].dst')
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 0)
+        v532 = v518.output_files
+        n533 = len(v532)
+        if n533:
+            _put_varint(&w, (<unsigned long long>n533) << 1)
+            for i534 in v532:
+                v535 = i534
+                _put_string(&w, v535.src, 'JobCreated.spec.output_files[].src')
+                _put_string(&w, v535.dst, 'JobCreated.spec.output_files[].dst')
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 0)
+        _put_boolean(&w, v518.always_copy_output, 'JobCreated.spec.always_copy_output')
+        v536 = v518.timeout_s
+        if v536 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v504, 'JobCreated.spec.resources.machine_type')
-        v505 = v484.regions
-        if v505 is None:
+            _put_float(&w, v536, 8)
+        _put_string(&w, v518.network, 'JobCreated.spec.network')
+        v537 = v518.resources
+        _put_long(&w, v537.cores_mcpu, -2147483648, 2147483647, 'JobCreated.spec.resources.cores_mcpu')
+        _put_long(&w, v537.memory_bytes, LLONG_MIN, LLONG_MAX, 'JobCreated.spec.resources.memory_bytes')
+        _put_long(&w, v537.storage_gib, -2147483648, 2147483647, 'JobCreated.spec.resources.storage_gib')
+        _put_boolean(&w, v537.preemptible, 'JobCreated.spec.resources.preemptible')
+        _put_string(&w, v537.worker_type, 'JobCreated.spec.resources.worker_type')
+        v538 = v537.machine_type
+        if v538 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            v506 = v505
-            n507 = len(v506)
-            if n507:
-                _put_varint(&w, (<unsigned long long>n507) << 1)
-                for i508 in v506:
-                    _put_string(&w, i508, 'JobCreated.spec.regions[]')
+            _put_string(&w, v538, 'JobCreated.spec.resources.machine_type')
+        v539 = v518.regions
+        if v539 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            v540 = v539
+            n541 = len(v540)
+            if n541:
+                _put_varint(&w, (<unsigned long long>n541) << 1)
+                for i542 in v540:
+                    _put_string(&w, i542, 'JobCreated.spec.regions[]')
                 _put_byte(&w, 0)
             else:
                 _put_byte(&w, 0)
-        v509 = v484.port
-        if v509 is None:
+        v543 = v518.port
+        if v543 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_long(&w, v509, -2147483648, 2147483647, 'JobCreated.spec.port')
-        _put_string(&w, v475.spec_json, 'JobCreated.spec_json')
+            _put_long(&w, v543, -2147483648, 2147483647, 'JobCreated.spec.port')
+        _put_string(&w, v509.spec_json, 'JobCreated.spec_json')
+        v544 = v509.retry_policy
+        if v544 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            v545 = v544
+            v546 = v545.oom_memory_multiplier
+            if v546 is None:
+                _put_byte(&w, 0)
+            else:
+                _put_byte(&w, 2)
+                _put_float(&w, v546, 8)
+            v547 = v545.oom_max_memory_bytes
+            if v547 is None:
+                _put_byte(&w, 0)
+            else:
+                _put_byte(&w, 2)
+                _put_long(&w, v547, LLONG_MIN, LLONG_MAX, 'JobCreated.retry_policy.oom_max_memory_bytes')
+            v548 = v545.max_preemptions
+            if v548 is None:
+                _put_byte(&w, 0)
+            else:
+                _put_byte(&w, 2)
+                _put_long(&w, v548, -2147483648, 2147483647, 'JobCreated.retry_policy.max_preemptions')
+            v549 = v545.retry_exit_codes
+            n550 = len(v549)
+            if n550:
+                _put_varint(&w, (<unsigned long long>n550) << 1)
+                for i551 in v549:
+                    _put_long(&w, i551, -2147483648, 2147483647, 'JobCreated.retry_policy.retry_exit_codes[]')
+                _put_byte(&w, 0)
+            else:
+                _put_byte(&w, 0)
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -2330,30 +2502,30 @@ def decode_JobCreating(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f510 = _string(b, &p, end)
-    f511 = _long(b, &p, end)
-    f512 = _string(b, &p, end)
+    f552 = _string(b, &p, end)
+    f553 = _long(b, &p, end)
+    f554 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f513 = _string(b, &p, end)
+        f555 = _string(b, &p, end)
     else:
-        f513 = None
-    f514 = _long(b, &p, end)
-    f515 = _long(b, &p, end)
-    f516 = _string(b, &p, end)
-    f517 = _string(b, &p, end)
-    f518 = _long(b, &p, end)
-    f519 = _string(b, &p, end)
+        f555 = None
+    f556 = _long(b, &p, end)
+    f557 = _long(b, &p, end)
+    f558 = _string(b, &p, end)
+    f559 = _string(b, &p, end)
+    f560 = _long(b, &p, end)
+    f561 = _string(b, &p, end)
     result = _new(_builder_JobCreating)
-    result.event_id = f510
-    result.occurred_at = f511
-    result.producer = f512
-    result.causation_id = f513
-    result.batch_id = f514
-    result.job_id = f515
-    result.attempt_id = f516
-    result.instance_name = f517
-    result.scheduler_epoch = f518
-    result.user = f519
+    result.event_id = f552
+    result.occurred_at = f553
+    result.producer = f554
+    result.causation_id = f555
+    result.batch_id = f556
+    result.job_id = f557
+    result.attempt_id = f558
+    result.instance_name = f559
+    result.scheduler_epoch = f560
+    result.user = f561
     result.__class__ = _class_JobCreating
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -2361,210 +2533,27 @@ def decode_JobCreating(bytes data, Py_ssize_t offset):
 def encode_JobCreating(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v520 = e
-        _put_string(&w, v520.event_id, 'JobCreating.event_id')
-        _put_long(&w, v520.occurred_at, LLONG_MIN, LLONG_MAX, 'JobCreating.occurred_at')
-        _put_string(&w, v520.producer, 'JobCreating.producer')
-        v521 = v520.causation_id
-        if v521 is None:
+        v562 = e
+        _put_string(&w, v562.event_id, 'JobCreating.event_id')
+        _put_long(&w, v562.occurred_at, LLONG_MIN, LLONG_MAX, 'JobCreating.occurred_at')
+        _put_string(&w, v562.producer, 'JobCreating.producer')
+        v563 = v562.causation_id
+        if v563 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v521, 'JobCreating.causation_id')
-        _put_long(&w, v520.batch_id, LLONG_MIN, LLONG_MAX, 'JobCreating.batch_id')
-        _put_long(&w, v520.job_id, -2147483648, 2147483647, 'JobCreating.job_id')
-        _put_string(&w, v520.attempt_id, 'JobCreating.attempt_id')
-        _put_string(&w, v520.instance_name, 'JobCreating.instance_name')
-        _put_long(&w, v520.scheduler_epoch, LLONG_MIN, LLONG_MAX, 'JobCreating.scheduler_epoch')
-        _put_string(&w, v520.user, 'JobCreating.user')
+            _put_string(&w, v563, 'JobCreating.causation_id')
+        _put_long(&w, v562.batch_id, LLONG_MIN, LLONG_MAX, 'JobCreating.batch_id')
+        _put_long(&w, v562.job_id, -2147483648, 2147483647, 'JobCreating.job_id')
+        _put_string(&w, v562.attempt_id, 'JobCreating.attempt_id')
+        _put_string(&w, v562.instance_name, 'JobCreating.instance_name')
+        _put_long(&w, v562.scheduler_epoch, LLONG_MIN, LLONG_MAX, 'JobCreating.scheduler_epoch')
+        _put_string(&w, v562.user, 'JobCreating.user')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
 
 def decode_JobGroupCancelRequested(bytes data, Py_ssize_t offset):
-    cdef const unsigned char* b = data
-    cdef Py_ssize_t end = len(data)
-    cdef Py_ssize_t p = offset
-    f522 = _string(b, &p, end)
-    f523 = _long(b, &p, end)
-    f524 = _string(b, &p, end)
-    if _optional(b, &p, end):
-        f525 = _string(b, &p, end)
-    else:
-        f525 = None
-    f526 = _long(b, &p, end)
-    f527 = _long(b, &p, end)
-    f528 = _string(b, &p, end)
-    result = _new(_builder_JobGroupCancelRequested)
-    result.event_id = f522
-    result.occurred_at = f523
-    result.producer = f524
-    result.causation_id = f525
-    result.batch_id = f526
-    result.job_group_id = f527
-    result.user = f528
-    result.__class__ = _class_JobGroupCancelRequested
-    if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
-    return result
-
-def encode_JobGroupCancelRequested(e, bytes head=b''):
-    cdef _Buffer w = _start(head)
-    try:
-        v529 = e
-        _put_string(&w, v529.event_id, 'JobGroupCancelRequested.event_id')
-        _put_long(&w, v529.occurred_at, LLONG_MIN, LLONG_MAX, 'JobGroupCancelRequested.occurred_at')
-        _put_string(&w, v529.producer, 'JobGroupCancelRequested.producer')
-        v530 = v529.causation_id
-        if v530 is None:
-            _put_byte(&w, 0)
-        else:
-            _put_byte(&w, 2)
-            _put_string(&w, v530, 'JobGroupCancelRequested.causation_id')
-        _put_long(&w, v529.batch_id, LLONG_MIN, LLONG_MAX, 'JobGroupCancelRequested.batch_id')
-        _put_long(&w, v529.job_group_id, -2147483648, 2147483647, 'JobGroupCancelRequested.job_group_id')
-        _put_string(&w, v529.user, 'JobGroupCancelRequested.user')
-        return PyBytes_FromStringAndSize(w.data, w.size)
-    finally:
-        PyMem_Free(w.data)
-
-def decode_JobGroupCancelled(bytes data, Py_ssize_t offset):
-    cdef const unsigned char* b = data
-    cdef Py_ssize_t end = len(data)
-    cdef Py_ssize_t p = offset
-    f531 = _string(b, &p, end)
-    f532 = _long(b, &p, end)
-    f533 = _string(b, &p, end)
-    if _optional(b, &p, end):
-        f534 = _string(b, &p, end)
-    else:
-        f534 = None
-    f535 = _long(b, &p, end)
-    f536 = _long(b, &p, end)
-    f537 = _string(b, &p, end)
-    result = _new(_builder_JobGroupCancelled)
-    result.event_id = f531
-    result.occurred_at = f532
-    result.producer = f533
-    result.causation_id = f534
-    result.batch_id = f535
-    result.job_group_id = f536
-    result.reason = f537
-    result.__class__ = _class_JobGroupCancelled
-    if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
-    return result
-
-def encode_JobGroupCancelled(e, bytes head=b''):
-    cdef _Buffer w = _start(head)
-    try:
-        v538 = e
-        _put_string(&w, v538.event_id, 'JobGroupCancelled.event_id')
-        _put_long(&w, v538.occurred_at, LLONG_MIN, LLONG_MAX, 'JobGroupCancelled.occurred_at')
-        _put_string(&w, v538.producer, 'JobGroupCancelled.producer')
-        v539 = v538.causation_id
-        if v539 is None:
-            _put_byte(&w, 0)
-        else:
-            _put_byte(&w, 2)
-            _put_string(&w, v539, 'JobGroupCancelled.causation_id')
-        _put_long(&w, v538.batch_id, LLONG_MIN, LLONG_MAX, 'JobGroupCancelled.batch_id')
-        _put_long(&w, v538.job_group_id, -2147483648, 2147483647, 'JobGroupCancelled.job_group_id')
-        _put_string(&w, v538.reason, 'JobGroupCancelled.reason')
-        return PyBytes_FromStringAndSize(w.data, w.size)
-    finally:
-        PyMem_Free(w.data)
-
-def decode_JobGroupCreated(bytes data, Py_ssize_t offset):
-    cdef const unsigned char* b = data
-    cdef Py_ssize_t end = len(data)
-    cdef Py_ssize_t p = offset
-    f540 = _string(b, &p, end)
-    f541 = _long(b, &p, end)
-    f542 = _string(b, &p, end)
-    if _optional(b, &p, end):
-        f543 = _string(b, &p, end)
-    else:
-        f543 = None
-    f544 = _long(b, &p, end)
-    f545 = _long(b, &p, end)
-    f546 = _long(b, &p, end)
-    f547 = _long(b, &p, end)
-    a549 = {}
-    while True:
-        n550 = _block(b, &p, end)
-        if n550 == 0: break
-        for i551 in range(n550):
-            k553 = _string(b, &p, end)
-            x552 = _string(b, &p, end)
-            a549[k553] = x552
-    f548 = a549
-    if _optional(b, &p, end):
-        f554 = _string(b, &p, end)
-    else:
-        f554 = None
-    if _optional(b, &p, end):
-        f555 = _long(b, &p, end)
-    else:
-        f555 = None
-    result = _new(_builder_JobGroupCreated)
-    result.event_id = f540
-    result.occurred_at = f541
-    result.producer = f542
-    result.causation_id = f543
-    result.batch_id = f544
-    result.update_id = f545
-    result.job_group_id = f546
-    result.parent_job_group_id = f547
-    result.attributes = f548
-    result.callback = f554
-    result.cancel_after_n_failures = f555
-    result.__class__ = _class_JobGroupCreated
-    if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
-    return result
-
-def encode_JobGroupCreated(e, bytes head=b''):
-    cdef _Buffer w = _start(head)
-    try:
-        v556 = e
-        _put_string(&w, v556.event_id, 'JobGroupCreated.event_id')
-        _put_long(&w, v556.occurred_at, LLONG_MIN, LLONG_MAX, 'JobGroupCreated.occurred_at')
-        _put_string(&w, v556.producer, 'JobGroupCreated.producer')
-        v557 = v556.causation_id
-        if v557 is None:
-            _put_byte(&w, 0)
-        else:
-            _put_byte(&w, 2)
-            _put_string(&w, v557, 'JobGroupCreated.causation_id')
-        _put_long(&w, v556.batch_id, LLONG_MIN, LLONG_MAX, 'JobGroupCreated.batch_id')
-        _put_long(&w, v556.update_id, -2147483648, 2147483647, 'JobGroupCreated.update_id')
-        _put_long(&w, v556.job_group_id, -2147483648, 2147483647, 'JobGroupCreated.job_group_id')
-        _put_long(&w, v556.parent_job_group_id, -2147483648, 2147483647, 'JobGroupCreated.parent_job_group_id')
-        v558 = v556.attributes
-        n559 = len(v558)
-        if n559:
-            _put_varint(&w, (<unsigned long long>n559) << 1)
-            for k561, i560 in v558.items():
-                _put_string(&w, k561, 'JobGroupCreated.attributes key')
-                _put_string(&w, i560, 'JobGroupCreated.attributes{}')
-            _put_byte(&w, 0)
-        else:
-            _put_byte(&w, 0)
-        v562 = v556.callback
-        if v562 is None:
-            _put_byte(&w, 0)
-        else:
-            _put_byte(&w, 2)
-            _put_string(&w, v562, 'JobGroupCreated.callback')
-        v563 = v556.cancel_after_n_failures
-        if v563 is None:
-            _put_byte(&w, 0)
-        else:
-            _put_byte(&w, 2)
-            _put_long(&w, v563, -2147483648, 2147483647, 'JobGroupCreated.cancel_after_n_failures')
-        return PyBytes_FromStringAndSize(w.data, w.size)
-    finally:
-        PyMem_Free(w.data)
-
-def decode_PoolScalingDecided(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
@@ -2575,120 +2564,303 @@ def decode_PoolScalingDecided(bytes data, Py_ssize_t offset):
         f567 = _string(b, &p, end)
     else:
         f567 = None
-    f568 = _string(b, &p, end)
+    f568 = _long(b, &p, end)
     f569 = _long(b, &p, end)
-    f570 = _long(b, &p, end)
-    f571 = _long(b, &p, end)
-    if _optional(b, &p, end):
-        f572 = _string(b, &p, end)
-    else:
-        f572 = None
-    if _optional(b, &p, end):
-        f573 = _long(b, &p, end)
-    else:
-        f573 = None
-    f574 = _long(b, &p, end)
-    f575 = _long(b, &p, end)
-    f576 = _boolean(b, &p, end)
-    f577 = _long(b, &p, end)
-    f578 = _long(b, &p, end)
-    f579 = _long(b, &p, end)
-    f580 = _long(b, &p, end)
-    f581 = _long(b, &p, end)
-    f582 = _long(b, &p, end)
-    f583 = _long(b, &p, end)
-    f584 = _long(b, &p, end)
-    f585 = _long(b, &p, end)
-    f586 = _long(b, &p, end)
-    f587 = _long(b, &p, end)
-    f588 = _long(b, &p, end)
-    f589 = _long(b, &p, end)
-    a591 = []
-    while True:
-        n592 = _block(b, &p, end)
-        if n592 == 0: break
-        for i593 in range(n592):
-            f595 = _string(b, &p, end)
-            f596 = _long(b, &p, end)
-            f597 = _long(b, &p, end)
-            f598 = _long(b, &p, end)
-            f599 = _long(b, &p, end)
-            f600 = _long(b, &p, end)
-            x594 = _new(_builder_PoolWindowUser)
-            x594.user = f595
-            x594.share_mcpu = f596
-            x594.jobs_per_pass = f597
-            x594.window_jobs = f598
-            x594.n_jobs = f599
-            x594.demand_mcpu = f600
-            x594.__class__ = _class_PoolWindowUser
-            a591.append(x594)
-    f590 = tuple(a591)
-    a602 = []
-    while True:
-        n603 = _block(b, &p, end)
-        if n603 == 0: break
-        for i604 in range(n603):
-            f606 = _string(b, &p, end)
-            f607 = _long(b, &p, end)
-            f608 = _long(b, &p, end)
-            f609 = _float(data, &p, end, 8)
-            x605 = _new(_builder_PoolZoneWeight)
-            x605.zone = f606
-            x605.successes = f607
-            x605.attempts = f608
-            x605.weight = f609
-            x605.__class__ = _class_PoolZoneWeight
-            a602.append(x605)
-    f601 = tuple(a602)
-    a611 = []
-    while True:
-        n612 = _block(b, &p, end)
-        if n612 == 0: break
-        for i613 in range(n612):
-            f615 = _string(b, &p, end)
-            if _optional(b, &p, end):
-                f616 = _string(b, &p, end)
-            else:
-                f616 = None
-            f617 = _boolean(b, &p, end)
-            x614 = _new(_builder_PoolInstanceChoice)
-            x614.instance_name = f615
-            x614.zone = f616
-            x614.standing = f617
-            x614.__class__ = _class_PoolInstanceChoice
-            a611.append(x614)
-    f610 = tuple(a611)
-    result = _new(_builder_PoolScalingDecided)
+    f570 = _string(b, &p, end)
+    result = _new(_builder_JobGroupCancelRequested)
     result.event_id = f564
     result.occurred_at = f565
     result.producer = f566
     result.causation_id = f567
-    result.pool = f568
-    result.requested = f569
-    result.standing_requested = f570
-    result.deleted = f571
-    result.limited_by = f572
-    result.paused_until = f573
-    result.ready_mcpu = f574
-    result.demand_mcpu = f575
-    result.demand_truncated = f576
-    result.future_mcpu = f577
-    result.window_ms = f578
-    result.free_mcpu = f579
-    result.pending_mcpu = f580
-    result.live = f581
-    result.pending = f582
-    result.inactive = f583
-    result.min_instances = f584
-    result.max_live_instances = f585
-    result.max_instances = f586
-    result.max_new_per_loop = f587
-    result.worker_cores = f588
-    result.standing_worker_cores = f589
-    result.users = f590
-    result.zones = f601
-    result.instances = f610
+    result.batch_id = f568
+    result.job_group_id = f569
+    result.user = f570
+    result.__class__ = _class_JobGroupCancelRequested
+    if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
+    return result
+
+def encode_JobGroupCancelRequested(e, bytes head=b''):
+    cdef _Buffer w = _start(head)
+    try:
+        v571 = e
+        _put_string(&w, v571.event_id, 'JobGroupCancelRequested.event_id')
+        _put_long(&w, v571.occurred_at, LLONG_MIN, LLONG_MAX, 'JobGroupCancelRequested.occurred_at')
+        _put_string(&w, v571.producer, 'JobGroupCancelRequested.producer')
+        v572 = v571.causation_id
+        if v572 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_string(&w, v572, 'JobGroupCancelRequested.causation_id')
+        _put_long(&w, v571.batch_id, LLONG_MIN, LLONG_MAX, 'JobGroupCancelRequested.batch_id')
+        _put_long(&w, v571.job_group_id, -2147483648, 2147483647, 'JobGroupCancelRequested.job_group_id')
+        _put_string(&w, v571.user, 'JobGroupCancelRequested.user')
+        return PyBytes_FromStringAndSize(w.data, w.size)
+    finally:
+        PyMem_Free(w.data)
+
+def decode_JobGroupCancelled(bytes data, Py_ssize_t offset):
+    cdef const unsigned char* b = data
+    cdef Py_ssize_t end = len(data)
+    cdef Py_ssize_t p = offset
+    f573 = _string(b, &p, end)
+    f574 = _long(b, &p, end)
+    f575 = _string(b, &p, end)
+    if _optional(b, &p, end):
+        f576 = _string(b, &p, end)
+    else:
+        f576 = None
+    f577 = _long(b, &p, end)
+    f578 = _long(b, &p, end)
+    f579 = _string(b, &p, end)
+    result = _new(_builder_JobGroupCancelled)
+    result.event_id = f573
+    result.occurred_at = f574
+    result.producer = f575
+    result.causation_id = f576
+    result.batch_id = f577
+    result.job_group_id = f578
+    result.reason = f579
+    result.__class__ = _class_JobGroupCancelled
+    if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
+    return result
+
+def encode_JobGroupCancelled(e, bytes head=b''):
+    cdef _Buffer w = _start(head)
+    try:
+        v580 = e
+        _put_string(&w, v580.event_id, 'JobGroupCancelled.event_id')
+        _put_long(&w, v580.occurred_at, LLONG_MIN, LLONG_MAX, 'JobGroupCancelled.occurred_at')
+        _put_string(&w, v580.producer, 'JobGroupCancelled.producer')
+        v581 = v580.causation_id
+        if v581 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_string(&w, v581, 'JobGroupCancelled.causation_id')
+        _put_long(&w, v580.batch_id, LLONG_MIN, LLONG_MAX, 'JobGroupCancelled.batch_id')
+        _put_long(&w, v580.job_group_id, -2147483648, 2147483647, 'JobGroupCancelled.job_group_id')
+        _put_string(&w, v580.reason, 'JobGroupCancelled.reason')
+        return PyBytes_FromStringAndSize(w.data, w.size)
+    finally:
+        PyMem_Free(w.data)
+
+def decode_JobGroupCreated(bytes data, Py_ssize_t offset):
+    cdef const unsigned char* b = data
+    cdef Py_ssize_t end = len(data)
+    cdef Py_ssize_t p = offset
+    f582 = _string(b, &p, end)
+    f583 = _long(b, &p, end)
+    f584 = _string(b, &p, end)
+    if _optional(b, &p, end):
+        f585 = _string(b, &p, end)
+    else:
+        f585 = None
+    f586 = _long(b, &p, end)
+    f587 = _long(b, &p, end)
+    f588 = _long(b, &p, end)
+    f589 = _long(b, &p, end)
+    a591 = {}
+    while True:
+        n592 = _block(b, &p, end)
+        if n592 == 0: break
+        for i593 in range(n592):
+            k595 = _string(b, &p, end)
+            x594 = _string(b, &p, end)
+            a591[k595] = x594
+    f590 = a591
+    if _optional(b, &p, end):
+        f596 = _string(b, &p, end)
+    else:
+        f596 = None
+    if _optional(b, &p, end):
+        f597 = _long(b, &p, end)
+    else:
+        f597 = None
+    result = _new(_builder_JobGroupCreated)
+    result.event_id = f582
+    result.occurred_at = f583
+    result.producer = f584
+    result.causation_id = f585
+    result.batch_id = f586
+    result.update_id = f587
+    result.job_group_id = f588
+    result.parent_job_group_id = f589
+    result.attributes = f590
+    result.callback = f596
+    result.cancel_after_n_failures = f597
+    result.__class__ = _class_JobGroupCreated
+    if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
+    return result
+
+def encode_JobGroupCreated(e, bytes head=b''):
+    cdef _Buffer w = _start(head)
+    try:
+        v598 = e
+        _put_string(&w, v598.event_id, 'JobGroupCreated.event_id')
+        _put_long(&w, v598.occurred_at, LLONG_MIN, LLONG_MAX, 'JobGroupCreated.occurred_at')
+        _put_string(&w, v598.producer, 'JobGroupCreated.producer')
+        v599 = v598.causation_id
+        if v599 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_string(&w, v599, 'JobGroupCreated.causation_id')
+        _put_long(&w, v598.batch_id, LLONG_MIN, LLONG_MAX, 'JobGroupCreated.batch_id')
+        _put_long(&w, v598.update_id, -2147483648, 2147483647, 'JobGroupCreated.update_id')
+        _put_long(&w, v598.job_group_id, -2147483648, 2147483647, 'JobGroupCreated.job_group_id')
+        _put_long(&w, v598.parent_job_group_id, -2147483648, 2147483647, 'JobGroupCreated.parent_job_group_id')
+        v600 = v598.attributes
+        n601 = len(v600)
+        if n601:
+            _put_varint(&w, (<unsigned long long>n601) << 1)
+            for k603, i602 in v600.items():
+                _put_string(&w, k603, 'JobGroupCreated.attributes key')
+                _put_string(&w, i602, 'JobGroupCreated.attributes{}')
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 0)
+        v604 = v598.callback
+        if v604 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_string(&w, v604, 'JobGroupCreated.callback')
+        v605 = v598.cancel_after_n_failures
+        if v605 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_long(&w, v605, -2147483648, 2147483647, 'JobGroupCreated.cancel_after_n_failures')
+        return PyBytes_FromStringAndSize(w.data, w.size)
+    finally:
+        PyMem_Free(w.data)
+
+def decode_PoolScalingDecided(bytes data, Py_ssize_t offset):
+    cdef const unsigned char* b = data
+    cdef Py_ssize_t end = len(data)
+    cdef Py_ssize_t p = offset
+    f606 = _string(b, &p, end)
+    f607 = _long(b, &p, end)
+    f608 = _string(b, &p, end)
+    if _optional(b, &p, end):
+        f609 = _string(b, &p, end)
+    else:
+        f609 = None
+    f610 = _string(b, &p, end)
+    f611 = _long(b, &p, end)
+    f612 = _long(b, &p, end)
+    f613 = _long(b, &p, end)
+    if _optional(b, &p, end):
+        f614 = _string(b, &p, end)
+    else:
+        f614 = None
+    if _optional(b, &p, end):
+        f615 = _long(b, &p, end)
+    else:
+        f615 = None
+    f616 = _long(b, &p, end)
+    f617 = _long(b, &p, end)
+    f618 = _boolean(b, &p, end)
+    f619 = _long(b, &p, end)
+    f620 = _long(b, &p, end)
+    f621 = _long(b, &p, end)
+    f622 = _long(b, &p, end)
+    f623 = _long(b, &p, end)
+    f624 = _long(b, &p, end)
+    f625 = _long(b, &p, end)
+    f626 = _long(b, &p, end)
+    f627 = _long(b, &p, end)
+    f628 = _long(b, &p, end)
+    f629 = _long(b, &p, end)
+    f630 = _long(b, &p, end)
+    f631 = _long(b, &p, end)
+    a633 = []
+    while True:
+        n634 = _block(b, &p, end)
+        if n634 == 0: break
+        for i635 in range(n634):
+            f637 = _string(b, &p, end)
+            f638 = _long(b, &p, end)
+            f639 = _long(b, &p, end)
+            f640 = _long(b, &p, end)
+            f641 = _long(b, &p, end)
+            f642 = _long(b, &p, end)
+            x636 = _new(_builder_PoolWindowUser)
+            x636.user = f637
+            x636.share_mcpu = f638
+            x636.jobs_per_pass = f639
+            x636.window_jobs = f640
+            x636.n_jobs = f641
+            x636.demand_mcpu = f642
+            x636.__class__ = _class_PoolWindowUser
+            a633.append(x636)
+    f632 = tuple(a633)
+    a644 = []
+    while True:
+        n645 = _block(b, &p, end)
+        if n645 == 0: break
+        for i646 in range(n645):
+            f648 = _string(b, &p, end)
+            f649 = _long(b, &p, end)
+            f650 = _long(b, &p, end)
+            f651 = _float(data, &p, end, 8)
+            x647 = _new(_builder_PoolZoneWeight)
+            x647.zone = f648
+            x647.successes = f649
+            x647.attempts = f650
+            x647.weight = f651
+            x647.__class__ = _class_PoolZoneWeight
+            a644.append(x647)
+    f643 = tuple(a644)
+    a653 = []
+    while True:
+        n654 = _block(b, &p, end)
+        if n654 == 0: break
+        for i655 in range(n654):
+            f657 = _string(b, &p, end)
+            if _optional(b, &p, end):
+                f658 = _string(b, &p, end)
+            else:
+                f658 = None
+            f659 = _boolean(b, &p, end)
+            x656 = _new(_builder_PoolInstanceChoice)
+            x656.instance_name = f657
+            x656.zone = f658
+            x656.standing = f659
+            x656.__class__ = _class_PoolInstanceChoice
+            a653.append(x656)
+    f652 = tuple(a653)
+    result = _new(_builder_PoolScalingDecided)
+    result.event_id = f606
+    result.occurred_at = f607
+    result.producer = f608
+    result.causation_id = f609
+    result.pool = f610
+    result.requested = f611
+    result.standing_requested = f612
+    result.deleted = f613
+    result.limited_by = f614
+    result.paused_until = f615
+    result.ready_mcpu = f616
+    result.demand_mcpu = f617
+    result.demand_truncated = f618
+    result.future_mcpu = f619
+    result.window_ms = f620
+    result.free_mcpu = f621
+    result.pending_mcpu = f622
+    result.live = f623
+    result.pending = f624
+    result.inactive = f625
+    result.min_instances = f626
+    result.max_live_instances = f627
+    result.max_instances = f628
+    result.max_new_per_loop = f629
+    result.worker_cores = f630
+    result.standing_worker_cores = f631
+    result.users = f632
+    result.zones = f643
+    result.instances = f652
     result.__class__ = _class_PoolScalingDecided
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -2696,90 +2868,90 @@ def decode_PoolScalingDecided(bytes data, Py_ssize_t offset):
 def encode_PoolScalingDecided(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v618 = e
-        _put_string(&w, v618.event_id, 'PoolScalingDecided.event_id')
-        _put_long(&w, v618.occurred_at, LLONG_MIN, LLONG_MAX, 'PoolScalingDecided.occurred_at')
-        _put_string(&w, v618.producer, 'PoolScalingDecided.producer')
-        v619 = v618.causation_id
-        if v619 is None:
+        v660 = e
+        _put_string(&w, v660.event_id, 'PoolScalingDecided.event_id')
+        _put_long(&w, v660.occurred_at, LLONG_MIN, LLONG_MAX, 'PoolScalingDecided.occurred_at')
+        _put_string(&w, v660.producer, 'PoolScalingDecided.producer')
+        v661 = v660.causation_id
+        if v661 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v619, 'PoolScalingDecided.causation_id')
-        _put_string(&w, v618.pool, 'PoolScalingDecided.pool')
-        _put_long(&w, v618.requested, -2147483648, 2147483647, 'PoolScalingDecided.requested')
-        _put_long(&w, v618.standing_requested, -2147483648, 2147483647, 'PoolScalingDecided.standing_requested')
-        _put_long(&w, v618.deleted, -2147483648, 2147483647, 'PoolScalingDecided.deleted')
-        v620 = v618.limited_by
-        if v620 is None:
+            _put_string(&w, v661, 'PoolScalingDecided.causation_id')
+        _put_string(&w, v660.pool, 'PoolScalingDecided.pool')
+        _put_long(&w, v660.requested, -2147483648, 2147483647, 'PoolScalingDecided.requested')
+        _put_long(&w, v660.standing_requested, -2147483648, 2147483647, 'PoolScalingDecided.standing_requested')
+        _put_long(&w, v660.deleted, -2147483648, 2147483647, 'PoolScalingDecided.deleted')
+        v662 = v660.limited_by
+        if v662 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v620, 'PoolScalingDecided.limited_by')
-        v621 = v618.paused_until
-        if v621 is None:
+            _put_string(&w, v662, 'PoolScalingDecided.limited_by')
+        v663 = v660.paused_until
+        if v663 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_long(&w, v621, LLONG_MIN, LLONG_MAX, 'PoolScalingDecided.paused_until')
-        _put_long(&w, v618.ready_mcpu, LLONG_MIN, LLONG_MAX, 'PoolScalingDecided.ready_mcpu')
-        _put_long(&w, v618.demand_mcpu, LLONG_MIN, LLONG_MAX, 'PoolScalingDecided.demand_mcpu')
-        _put_boolean(&w, v618.demand_truncated, 'PoolScalingDecided.demand_truncated')
-        _put_long(&w, v618.future_mcpu, LLONG_MIN, LLONG_MAX, 'PoolScalingDecided.future_mcpu')
-        _put_long(&w, v618.window_ms, LLONG_MIN, LLONG_MAX, 'PoolScalingDecided.window_ms')
-        _put_long(&w, v618.free_mcpu, LLONG_MIN, LLONG_MAX, 'PoolScalingDecided.free_mcpu')
-        _put_long(&w, v618.pending_mcpu, LLONG_MIN, LLONG_MAX, 'PoolScalingDecided.pending_mcpu')
-        _put_long(&w, v618.live, -2147483648, 2147483647, 'PoolScalingDecided.live')
-        _put_long(&w, v618.pending, -2147483648, 2147483647, 'PoolScalingDecided.pending')
-        _put_long(&w, v618.inactive, -2147483648, 2147483647, 'PoolScalingDecided.inactive')
-        _put_long(&w, v618.min_instances, -2147483648, 2147483647, 'PoolScalingDecided.min_instances')
-        _put_long(&w, v618.max_live_instances, -2147483648, 2147483647, 'PoolScalingDecided.max_live_instances')
-        _put_long(&w, v618.max_instances, -2147483648, 2147483647, 'PoolScalingDecided.max_instances')
-        _put_long(&w, v618.max_new_per_loop, -2147483648, 2147483647, 'PoolScalingDecided.max_new_per_loop')
-        _put_long(&w, v618.worker_cores, -2147483648, 2147483647, 'PoolScalingDecided.worker_cores')
-        _put_long(&w, v618.standing_worker_cores, -2147483648, 2147483647, 'PoolScalingDecided.standing_worker_cores')
-        v622 = v618.users
-        n623 = len(v622)
-        if n623:
-            _put_varint(&w, (<unsigned long long>n623) << 1)
-            for i624 in v622:
-                v625 = i624
-                _put_string(&w, v625.user, 'PoolScalingDecided.users[].user')
-                _put_long(&w, v625.share_mcpu, LLONG_MIN, LLONG_MAX, 'PoolScalingDecided.users[].share_mcpu')
-                _put_long(&w, v625.jobs_per_pass, -2147483648, 2147483647, 'PoolScalingDecided.users[].jobs_per_pass')
-                _put_long(&w, v625.window_jobs, -2147483648, 2147483647, 'PoolScalingDecided.users[].window_jobs')
-                _put_long(&w, v625.n_jobs, -2147483648, 2147483647, 'PoolScalingDecided.users[].n_jobs')
-                _put_long(&w, v625.demand_mcpu, LLONG_MIN, LLONG_MAX, 'PoolScalingDecided.users[].demand_mcpu')
+            _put_long(&w, v663, LLONG_MIN, LLONG_MAX, 'PoolScalingDecided.paused_until')
+        _put_long(&w, v660.ready_mcpu, LLONG_MIN, LLONG_MAX, 'PoolScalingDecided.ready_mcpu')
+        _put_long(&w, v660.demand_mcpu, LLONG_MIN, LLONG_MAX, 'PoolScalingDecided.demand_mcpu')
+        _put_boolean(&w, v660.demand_truncated, 'PoolScalingDecided.demand_truncated')
+        _put_long(&w, v660.future_mcpu, LLONG_MIN, LLONG_MAX, 'PoolScalingDecided.future_mcpu')
+        _put_long(&w, v660.window_ms, LLONG_MIN, LLONG_MAX, 'PoolScalingDecided.window_ms')
+        _put_long(&w, v660.free_mcpu, LLONG_MIN, LLONG_MAX, 'PoolScalingDecided.free_mcpu')
+        _put_long(&w, v660.pending_mcpu, LLONG_MIN, LLONG_MAX, 'PoolScalingDecided.pending_mcpu')
+        _put_long(&w, v660.live, -2147483648, 2147483647, 'PoolScalingDecided.live')
+        _put_long(&w, v660.pending, -2147483648, 2147483647, 'PoolScalingDecided.pending')
+        _put_long(&w, v660.inactive, -2147483648, 2147483647, 'PoolScalingDecided.inactive')
+        _put_long(&w, v660.min_instances, -2147483648, 2147483647, 'PoolScalingDecided.min_instances')
+        _put_long(&w, v660.max_live_instances, -2147483648, 2147483647, 'PoolScalingDecided.max_live_instances')
+        _put_long(&w, v660.max_instances, -2147483648, 2147483647, 'PoolScalingDecided.max_instances')
+        _put_long(&w, v660.max_new_per_loop, -2147483648, 2147483647, 'PoolScalingDecided.max_new_per_loop')
+        _put_long(&w, v660.worker_cores, -2147483648, 2147483647, 'PoolScalingDecided.worker_cores')
+        _put_long(&w, v660.standing_worker_cores, -2147483648, 2147483647, 'PoolScalingDecided.standing_worker_cores')
+        v664 = v660.users
+        n665 = len(v664)
+        if n665:
+            _put_varint(&w, (<unsigned long long>n665) << 1)
+            for i666 in v664:
+                v667 = i666
+                _put_string(&w, v667.user, 'PoolScalingDecided.users[].user')
+                _put_long(&w, v667.share_mcpu, LLONG_MIN, LLONG_MAX, 'PoolScalingDecided.users[].share_mcpu')
+                _put_long(&w, v667.jobs_per_pass, -2147483648, 2147483647, 'PoolScalingDecided.users[].jobs_per_pass')
+                _put_long(&w, v667.window_jobs, -2147483648, 2147483647, 'PoolScalingDecided.users[].window_jobs')
+                _put_long(&w, v667.n_jobs, -2147483648, 2147483647, 'PoolScalingDecided.users[].n_jobs')
+                _put_long(&w, v667.demand_mcpu, LLONG_MIN, LLONG_MAX, 'PoolScalingDecided.users[].demand_mcpu')
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 0)
-        v626 = v618.zones
-        n627 = len(v626)
-        if n627:
-            _put_varint(&w, (<unsigned long long>n627) << 1)
-            for i628 in v626:
-                v629 = i628
-                _put_string(&w, v629.zone, 'PoolScalingDecided.zones[].zone')
-                _put_long(&w, v629.successes, -2147483648, 2147483647, 'PoolScalingDecided.zones[].successes')
-                _put_long(&w, v629.attempts, -2147483648, 2147483647, 'PoolScalingDecided.zones[].attempts')
-                _put_float(&w, v629.weight, 8)
+        v668 = v660.zones
+        n669 = len(v668)
+        if n669:
+            _put_varint(&w, (<unsigned long long>n669) << 1)
+            for i670 in v668:
+                v671 = i670
+                _put_string(&w, v671.zone, 'PoolScalingDecided.zones[].zone')
+                _put_long(&w, v671.successes, -2147483648, 2147483647, 'PoolScalingDecided.zones[].successes')
+                _put_long(&w, v671.attempts, -2147483648, 2147483647, 'PoolScalingDecided.zones[].attempts')
+                _put_float(&w, v671.weight, 8)
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 0)
-        v630 = v618.instances
-        n631 = len(v630)
-        if n631:
-            _put_varint(&w, (<unsigned long long>n631) << 1)
-            for i632 in v630:
-                v633 = i632
-                _put_string(&w, v633.instance_name, 'PoolScalingDecided.instances[].instance_name')
-                v634 = v633.zone
-                if v634 is None:
+        v672 = v660.instances
+        n673 = len(v672)
+        if n673:
+            _put_varint(&w, (<unsigned long long>n673) << 1)
+            for i674 in v672:
+                v675 = i674
+                _put_string(&w, v675.instance_name, 'PoolScalingDecided.instances[].instance_name')
+                v676 = v675.zone
+                if v676 is None:
                     _put_byte(&w, 0)
                 else:
                     _put_byte(&w, 2)
-                    _put_string(&w, v634, 'PoolScalingDecided.instances[].zone')
-                _put_boolean(&w, v633.standing, 'PoolScalingDecided.instances[].standing')
+                    _put_string(&w, v676, 'PoolScalingDecided.instances[].zone')
+                _put_boolean(&w, v675.standing, 'PoolScalingDecided.instances[].standing')
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 0)
@@ -2791,38 +2963,38 @@ def decode_RunningAttemptsReported(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f635 = _string(b, &p, end)
-    f636 = _long(b, &p, end)
-    f637 = _string(b, &p, end)
+    f677 = _string(b, &p, end)
+    f678 = _long(b, &p, end)
+    f679 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f638 = _string(b, &p, end)
+        f680 = _string(b, &p, end)
     else:
-        f638 = None
-    f639 = _long(b, &p, end)
-    f640 = _string(b, &p, end)
-    f641 = _long(b, &p, end)
-    a643 = []
+        f680 = None
+    f681 = _long(b, &p, end)
+    f682 = _string(b, &p, end)
+    f683 = _long(b, &p, end)
+    a685 = []
     while True:
-        n644 = _block(b, &p, end)
-        if n644 == 0: break
-        for i645 in range(n644):
-            f647 = _long(b, &p, end)
-            f648 = _string(b, &p, end)
-            x646 = _new(_builder_RunningAttempt)
-            x646.job_id = f647
-            x646.attempt_id = f648
-            x646.__class__ = _class_RunningAttempt
-            a643.append(x646)
-    f642 = tuple(a643)
+        n686 = _block(b, &p, end)
+        if n686 == 0: break
+        for i687 in range(n686):
+            f689 = _long(b, &p, end)
+            f690 = _string(b, &p, end)
+            x688 = _new(_builder_RunningAttempt)
+            x688.job_id = f689
+            x688.attempt_id = f690
+            x688.__class__ = _class_RunningAttempt
+            a685.append(x688)
+    f684 = tuple(a685)
     result = _new(_builder_RunningAttemptsReported)
-    result.event_id = f635
-    result.occurred_at = f636
-    result.producer = f637
-    result.causation_id = f638
-    result.batch_id = f639
-    result.instance_name = f640
-    result.running_at = f641
-    result.attempts = f642
+    result.event_id = f677
+    result.occurred_at = f678
+    result.producer = f679
+    result.causation_id = f680
+    result.batch_id = f681
+    result.instance_name = f682
+    result.running_at = f683
+    result.attempts = f684
     result.__class__ = _class_RunningAttemptsReported
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -2830,27 +3002,27 @@ def decode_RunningAttemptsReported(bytes data, Py_ssize_t offset):
 def encode_RunningAttemptsReported(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v649 = e
-        _put_string(&w, v649.event_id, 'RunningAttemptsReported.event_id')
-        _put_long(&w, v649.occurred_at, LLONG_MIN, LLONG_MAX, 'RunningAttemptsReported.occurred_at')
-        _put_string(&w, v649.producer, 'RunningAttemptsReported.producer')
-        v650 = v649.causation_id
-        if v650 is None:
+        v691 = e
+        _put_string(&w, v691.event_id, 'RunningAttemptsReported.event_id')
+        _put_long(&w, v691.occurred_at, LLONG_MIN, LLONG_MAX, 'RunningAttemptsReported.occurred_at')
+        _put_string(&w, v691.producer, 'RunningAttemptsReported.producer')
+        v692 = v691.causation_id
+        if v692 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v650, 'RunningAttemptsReported.causation_id')
-        _put_long(&w, v649.batch_id, LLONG_MIN, LLONG_MAX, 'RunningAttemptsReported.batch_id')
-        _put_string(&w, v649.instance_name, 'RunningAttemptsReported.instance_name')
-        _put_long(&w, v649.running_at, LLONG_MIN, LLONG_MAX, 'RunningAttemptsReported.running_at')
-        v651 = v649.attempts
-        n652 = len(v651)
-        if n652:
-            _put_varint(&w, (<unsigned long long>n652) << 1)
-            for i653 in v651:
-                v654 = i653
-                _put_long(&w, v654.job_id, -2147483648, 2147483647, 'RunningAttemptsReported.attempts[].job_id')
-                _put_string(&w, v654.attempt_id, 'RunningAttemptsReported.attempts[].attempt_id')
+            _put_string(&w, v692, 'RunningAttemptsReported.causation_id')
+        _put_long(&w, v691.batch_id, LLONG_MIN, LLONG_MAX, 'RunningAttemptsReported.batch_id')
+        _put_string(&w, v691.instance_name, 'RunningAttemptsReported.instance_name')
+        _put_long(&w, v691.running_at, LLONG_MIN, LLONG_MAX, 'RunningAttemptsReported.running_at')
+        v693 = v691.attempts
+        n694 = len(v693)
+        if n694:
+            _put_varint(&w, (<unsigned long long>n694) << 1)
+            for i695 in v693:
+                v696 = i695
+                _put_long(&w, v696.job_id, -2147483648, 2147483647, 'RunningAttemptsReported.attempts[].job_id')
+                _put_string(&w, v696.attempt_id, 'RunningAttemptsReported.attempts[].attempt_id')
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 0)
@@ -2862,22 +3034,22 @@ def decode_SchedulerLeaderElected(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f655 = _string(b, &p, end)
-    f656 = _long(b, &p, end)
-    f657 = _string(b, &p, end)
+    f697 = _string(b, &p, end)
+    f698 = _long(b, &p, end)
+    f699 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f658 = _string(b, &p, end)
+        f700 = _string(b, &p, end)
     else:
-        f658 = None
-    f659 = _string(b, &p, end)
-    f660 = _long(b, &p, end)
+        f700 = None
+    f701 = _string(b, &p, end)
+    f702 = _long(b, &p, end)
     result = _new(_builder_SchedulerLeaderElected)
-    result.event_id = f655
-    result.occurred_at = f656
-    result.producer = f657
-    result.causation_id = f658
-    result.scheduler_id = f659
-    result.epoch = f660
+    result.event_id = f697
+    result.occurred_at = f698
+    result.producer = f699
+    result.causation_id = f700
+    result.scheduler_id = f701
+    result.epoch = f702
     result.__class__ = _class_SchedulerLeaderElected
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -2885,18 +3057,18 @@ def decode_SchedulerLeaderElected(bytes data, Py_ssize_t offset):
 def encode_SchedulerLeaderElected(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v661 = e
-        _put_string(&w, v661.event_id, 'SchedulerLeaderElected.event_id')
-        _put_long(&w, v661.occurred_at, LLONG_MIN, LLONG_MAX, 'SchedulerLeaderElected.occurred_at')
-        _put_string(&w, v661.producer, 'SchedulerLeaderElected.producer')
-        v662 = v661.causation_id
-        if v662 is None:
+        v703 = e
+        _put_string(&w, v703.event_id, 'SchedulerLeaderElected.event_id')
+        _put_long(&w, v703.occurred_at, LLONG_MIN, LLONG_MAX, 'SchedulerLeaderElected.occurred_at')
+        _put_string(&w, v703.producer, 'SchedulerLeaderElected.producer')
+        v704 = v703.causation_id
+        if v704 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v662, 'SchedulerLeaderElected.causation_id')
-        _put_string(&w, v661.scheduler_id, 'SchedulerLeaderElected.scheduler_id')
-        _put_long(&w, v661.epoch, LLONG_MIN, LLONG_MAX, 'SchedulerLeaderElected.epoch')
+            _put_string(&w, v704, 'SchedulerLeaderElected.causation_id')
+        _put_string(&w, v703.scheduler_id, 'SchedulerLeaderElected.scheduler_id')
+        _put_long(&w, v703.epoch, LLONG_MIN, LLONG_MAX, 'SchedulerLeaderElected.epoch')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -2907,7 +3079,7 @@ DECODERS = {
     b'%l\x0c6\xea5\x10J': decode_BatchCancelRequested,
     b'g\xaf{4\xde\x8d~\xdd': decode_BatchCancelled,
     b'\xbd\x05\xf3\xc0\x1c)\xe3\x16': decode_BatchCompleted,
-    b'\xfd\xfb)\x87\xa2\x06s-': decode_BatchCreated,
+    b'\xb4F\xb8\x92\xfc\x05\x1a\xb2': decode_BatchCreated,
     b"\x12\x0e\x9e\xbfz\xb6<'": decode_BatchDeleted,
     b'\xc8\xbdm?\xd4\xa6D\x16': decode_BatchUpdateCommitted,
     b'Nh\x08\x8b\x901<\xdc': decode_BatchUpdateCreated,
@@ -2922,10 +3094,10 @@ DECODERS = {
     b'K\\L\xbb\xe4\x11\xcc\xb0': decode_JobAttemptRefused,
     b'\x92\xe3\x98\xbeHq\x11\xb6': decode_JobAttemptScheduled,
     b'\x857\xed\x00B\xb0\xe2\n': decode_JobAttemptStarted,
-    b"\xcc}\xf8\x9e\x0c'\x17u": decode_JobBecameReady,
+    b'\xf7d\x93f\x87\xediY': decode_JobBecameReady,
     b'o\xd0M\xce&\x1c3\x19': decode_JobCancelled,
     b"H\xc8\x81\xc6\xab\x8b'\xd0": decode_JobCompleted,
-    b'\x84\x01k\xca3\x1e\x16`': decode_JobCreated,
+    b'H\xaa+\xbejY4u': decode_JobCreated,
     b'\x9e\x8e\x03\xe5\xa8\xeb\xae\xf7': decode_JobCreating,
     b'\x9a\xcf\x01Z\xbd\x00\x84v': decode_JobGroupCancelRequested,
     b'\x97e\x86*3\x1a\xe5c': decode_JobGroupCancelled,
@@ -2940,7 +3112,7 @@ ENCODERS = {
     b'%l\x0c6\xea5\x10J': encode_BatchCancelRequested,
     b'g\xaf{4\xde\x8d~\xdd': encode_BatchCancelled,
     b'\xbd\x05\xf3\xc0\x1c)\xe3\x16': encode_BatchCompleted,
-    b'\xfd\xfb)\x87\xa2\x06s-': encode_BatchCreated,
+    b'\xb4F\xb8\x92\xfc\x05\x1a\xb2': encode_BatchCreated,
     b"\x12\x0e\x9e\xbfz\xb6<'": encode_BatchDeleted,
     b'\xc8\xbdm?\xd4\xa6D\x16': encode_BatchUpdateCommitted,
     b'Nh\x08\x8b\x901<\xdc': encode_BatchUpdateCreated,
@@ -2955,10 +3127,10 @@ ENCODERS = {
     b'K\\L\xbb\xe4\x11\xcc\xb0': encode_JobAttemptRefused,
     b'\x92\xe3\x98\xbeHq\x11\xb6': encode_JobAttemptScheduled,
     b'\x857\xed\x00B\xb0\xe2\n': encode_JobAttemptStarted,
-    b"\xcc}\xf8\x9e\x0c'\x17u": encode_JobBecameReady,
+    b'\xf7d\x93f\x87\xediY': encode_JobBecameReady,
     b'o\xd0M\xce&\x1c3\x19': encode_JobCancelled,
     b"H\xc8\x81\xc6\xab\x8b'\xd0": encode_JobCompleted,
-    b'\x84\x01k\xca3\x1e\x16`': encode_JobCreated,
+    b'H\xaa+\xbejY4u': encode_JobCreated,
     b'\x9e\x8e\x03\xe5\xa8\xeb\xae\xf7': encode_JobCreating,
     b'\x9a\xcf\x01Z\xbd\x00\x84v': encode_JobGroupCancelRequested,
     b'\x97e\x86*3\x1a\xe5c': encode_JobGroupCancelled,
@@ -2967,4 +3139,4 @@ ENCODERS = {
     b'\xc2\xe0\xcf\xc0\x88\xec\x08%': encode_RunningAttemptsReported,
     b'\xc8\x0c]/\xb2l\xe2#': encode_SchedulerLeaderElected,
 }
-SOURCE_DIGEST = '26ace05865ea4dfb'
+SOURCE_DIGEST = '47749a3612cef384'

@@ -136,6 +136,33 @@ class JobSpec:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class RetryPolicy:
+    """When a failed attempt is retried beyond Hail's rule (system failures only), and how: squall's retry_policy job-spec field (or the batch's default, or the squall.retry_policy attribute), checked by the front end."""
+
+    oom_memory_multiplier: float | None = None
+    oom_max_memory_bytes: int | None = None
+    max_preemptions: int | None = None
+    retry_exit_codes: tuple[int, ...]
+
+    def to_avro(self) -> dict[str, Any]:
+        return {
+            'oom_memory_multiplier': self.oom_memory_multiplier,
+            'oom_max_memory_bytes': self.oom_max_memory_bytes,
+            'max_preemptions': self.max_preemptions,
+            'retry_exit_codes': list(self.retry_exit_codes),
+        }
+
+    @classmethod
+    def from_avro(cls, d: dict[str, Any]) -> RetryPolicy:
+        return cls(
+            oom_memory_multiplier=d['oom_memory_multiplier'],
+            oom_max_memory_bytes=d['oom_max_memory_bytes'],
+            max_preemptions=d['max_preemptions'],
+            retry_exit_codes=tuple(d['retry_exit_codes']),
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class StepTiming:
     """StepTiming"""
 
@@ -549,6 +576,7 @@ class BatchCreated:
     attributes: dict[str, str]
     callback: str | None = None
     cancel_after_n_failures: int | None = None
+    retry_policy: RetryPolicy | None = None
 
     def to_avro(self) -> dict[str, Any]:
         return {
@@ -563,6 +591,7 @@ class BatchCreated:
             'attributes': self.attributes,
             'callback': self.callback,
             'cancel_after_n_failures': self.cancel_after_n_failures,
+            'retry_policy': (None if self.retry_policy is None else self.retry_policy.to_avro()),
         }
 
     @classmethod
@@ -579,6 +608,7 @@ class BatchCreated:
             attributes=dict(d['attributes']),
             callback=d['callback'],
             cancel_after_n_failures=d['cancel_after_n_failures'],
+            retry_policy=(None if d['retry_policy'] is None else RetryPolicy.from_avro(d['retry_policy'])),
         )
 
 
@@ -1303,6 +1333,10 @@ class JobBecameReady:
     after_attempt_id: str | None = None
     not_before: int | None = None
     reason: str
+    retry_cause: str | None = None
+    retry_rule: str | None = None
+    memory_bytes: int | None = None
+    preemptible: bool | None = None
 
     def to_avro(self) -> dict[str, Any]:
         return {
@@ -1315,6 +1349,10 @@ class JobBecameReady:
             'after_attempt_id': self.after_attempt_id,
             'not_before': self.not_before,
             'reason': self.reason,
+            'retry_cause': self.retry_cause,
+            'retry_rule': self.retry_rule,
+            'memory_bytes': self.memory_bytes,
+            'preemptible': self.preemptible,
         }
 
     @classmethod
@@ -1329,6 +1367,10 @@ class JobBecameReady:
             after_attempt_id=d['after_attempt_id'],
             not_before=d['not_before'],
             reason=d['reason'],
+            retry_cause=d['retry_cause'],
+            retry_rule=d['retry_rule'],
+            memory_bytes=d['memory_bytes'],
+            preemptible=d['preemptible'],
         )
 
 
@@ -1448,6 +1490,7 @@ class JobCreated:
     attributes: dict[str, str]
     spec: JobSpec
     spec_json: str
+    retry_policy: RetryPolicy | None = None
 
     def to_avro(self) -> dict[str, Any]:
         return {
@@ -1467,6 +1510,7 @@ class JobCreated:
             'attributes': self.attributes,
             'spec': self.spec.to_avro(),
             'spec_json': self.spec_json,
+            'retry_policy': (None if self.retry_policy is None else self.retry_policy.to_avro()),
         }
 
     @classmethod
@@ -1488,6 +1532,7 @@ class JobCreated:
             attributes=dict(d['attributes']),
             spec=JobSpec.from_avro(d['spec']),
             spec_json=d['spec_json'],
+            retry_policy=(None if d['retry_policy'] is None else RetryPolicy.from_avro(d['retry_policy'])),
         )
 
 

@@ -158,12 +158,14 @@ class SquallClient:
         raise AssertionError("unreachable")
 
     def new_batch(self, *, billing_project: str | None = None, attributes: dict[str, str] | None = None,
-                  cancel_after_n_failures: int | None = None) -> BatchBuilder:
+                  cancel_after_n_failures: int | None = None,
+                  retry_policy: dict[str, Any] | None = None) -> BatchBuilder:
+        """`retry_policy`: the default for the batch's jobs (README, "Retry policies")."""
         project = billing_project or self.settings.billing_project
         if not project:
             raise SettingsError("no billing project: pass billing_project=, set SQUALL_BILLING_PROJECT, or use "
                                 "the local stack's default")
-        return BatchBuilder(self, project, attributes or {}, cancel_after_n_failures)
+        return BatchBuilder(self, project, attributes or {}, cancel_after_n_failures, retry_policy)
 
     def batch(self, batch_id: int) -> SubmittedBatch:
         return SubmittedBatch(self, batch_id)
@@ -177,11 +179,12 @@ class BatchBuilder:
     """Jobs to submit together. Parents must be added before their children (a DAG by construction)."""
 
     def __init__(self, client: SquallClient, billing_project: str, attributes: dict[str, str],
-                 cancel_after_n_failures: int | None) -> None:
+                 cancel_after_n_failures: int | None, retry_policy: dict[str, Any] | None = None) -> None:
         self.client = client
         self.billing_project = billing_project
         self.attributes = attributes
         self.cancel_after_n_failures = cancel_after_n_failures
+        self.retry_policy = retry_policy
         self.token = secrets.token_urlsafe(32)
         self.specs: list[dict[str, Any]] = []
         self.start_job_id: int | None = None
@@ -191,7 +194,7 @@ class BatchBuilder:
                 storage: str | None = None, env: dict[str, str] | None = None, always_run: bool = False,
                 n_max_attempts: int | None = None, timeout_s: float | None = None,
                 attributes: dict[str, str] | None = None, network: str | None = None,
-                regions: Sequence[str] | None = None) -> JobRef:
+                regions: Sequence[str] | None = None, retry_policy: dict[str, Any] | None = None) -> JobRef:
         if self.start_job_id is not None:
             raise RuntimeError("this batch is already submitted; start a new batch")
         for parent in parents:
@@ -210,7 +213,7 @@ class BatchBuilder:
         if name is not None:
             attrs["name"] = name
         optional = {"attributes": attrs or None, "n_max_attempts": n_max_attempts, "timeout": timeout_s,
-                    "network": network, "regions": list(regions) if regions else None,
+                    "network": network, "regions": list(regions) if regions else None, "retry_policy": retry_policy,
                     "env": [{"name": k, "value": v} for k, v in env.items()] if env else None}
         spec.update({k: v for k, v in optional.items() if v is not None})
         self.specs.append(spec)
@@ -221,6 +224,8 @@ class BatchBuilder:
                                 "n_jobs": len(self.specs), "n_job_groups": 0, "attributes": self.attributes}
         if self.cancel_after_n_failures is not None:
             spec["cancel_after_n_failures"] = self.cancel_after_n_failures
+        if self.retry_policy is not None:
+            spec["retry_policy"] = self.retry_policy
         return spec
 
     async def estimate(self, duration_s: float, job_durations_s: dict[int, float] | None = None) -> dict[str, Any]:

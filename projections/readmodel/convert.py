@@ -90,7 +90,20 @@ def _audit_shape(cls: type) -> tuple[bool, bool, bool]:
 def _batch_created(e: ev.BatchCreated) -> list[ops.Op]:
     return [ops.CreateBatch(batch_id=e.batch_id, user=e.user, billing_project=e.billing_project,
                             token=e.token, attributes=dict(e.attributes), callback=e.callback,
-                            cancel_after_n_failures=e.cancel_after_n_failures, at=e.occurred_at)]
+                            cancel_after_n_failures=e.cancel_after_n_failures, at=e.occurred_at,
+                            retry_policy=retry_policy_json(e.retry_policy))]
+
+
+def retry_policy_json(policy: ev.RetryPolicy | None) -> dict[str, Any] | None:
+    """A retry policy as the API and the read model show it (its spec field's names; the cap in bytes)."""
+    if policy is None:
+        return None
+    shown: dict[str, Any] = {k: v for k, v in (
+        ("oom_memory_multiplier", policy.oom_memory_multiplier), ("oom_max_memory_bytes", policy.oom_max_memory_bytes),
+        ("max_preemptions", policy.max_preemptions)) if v is not None}
+    if policy.retry_exit_codes:
+        shown["retry_exit_codes"] = list(policy.retry_exit_codes)
+    return shown
 
 
 def _update_created(e: ev.BatchUpdateCreated) -> list[ops.Op]:
@@ -137,12 +150,15 @@ def _job_created(e: ev.JobCreated) -> list[ops.Op]:
     return [ops.CreateJob(  # positional (see _POSITIONAL), in the order of ops.CreateJob's fields
         e.batch_id, e.job_id, e.job_group_id, e.update_id, e.attributes.get("name"), e.user, e.billing_project,
         e.always_run, e.n_max_attempts, tuple(e.parent_ids), dict(e.attributes), spec, r.cores_mcpu,
-        r.memory_bytes, r.storage_gib, r.preemptible, r.worker_type, e.occurred_at)]
+        r.memory_bytes, r.storage_gib, r.preemptible, r.worker_type, e.occurred_at,
+        None if e.retry_policy is None else retry_policy_json(e.retry_policy))]
 
 
 def _job_ready(e: ev.JobBecameReady) -> list[ops.Op]:
-    # positional (see _POSITIONAL): batch_id, job_id, after_attempt_id, not_before, at
-    return [ops.MarkJobReady(e.batch_id, e.job_id, e.after_attempt_id, e.not_before, e.occurred_at)]
+    # positional (see _POSITIONAL): batch_id, job_id, after_attempt_id, not_before, at, retry_rule,
+    # retry_cause, memory_bytes, preemptible
+    return [ops.MarkJobReady(e.batch_id, e.job_id, e.after_attempt_id, e.not_before, e.occurred_at, e.retry_rule,
+                             e.retry_cause, e.memory_bytes, e.preemptible)]
 
 
 def _attempt_accepted(e: ev.JobAttemptAccepted) -> list[ops.Op]:

@@ -123,7 +123,7 @@ class ReadModel:
             "batch_id": op.batch_id, "user": op.user, "billing_project": op.billing_project, "token": op.token,
             "attributes": op.attributes, "callback": op.callback,
             "cancel_after_n_failures": op.cancel_after_n_failures, "time_created": op.at,
-            "state": "complete", "cancelled": False, "deleted": False, "n_jobs": 0, "n_completed": 0,
+            "retry_policy": op.retry_policy, "state": "complete", "cancelled": False, "deleted": False, "n_jobs": 0, "n_completed": 0,
             "n_succeeded": 0, "n_failed": 0, "n_cancelled": 0, "time_closed": None, "time_completed": None,
             "msec_mcpu": 0, "cost": 0.0, "cost_breakdown": {}, "usage": {}, "n_committed_updates": 0})
         if self.get(JOB_GROUPS.name, (op.batch_id, 0)) is None:  # the root group comes with the batch
@@ -223,7 +223,7 @@ class ReadModel:
             "always_run": op.always_run, "n_max_attempts": op.n_max_attempts, "parent_ids": list(op.parent_ids),
             "attributes": op.attributes, "spec": op.spec, "cores_mcpu": op.cores_mcpu,
             "memory_bytes": op.memory_bytes, "storage_gib": op.storage_gib, "preemptible": op.preemptible,
-            "worker_type": op.worker_type, "time_created": op.at, "state": "Pending",
+            "worker_type": op.worker_type, "time_created": op.at, "retry_policy": op.retry_policy, "state": "Pending",
             "committed": bool(update["committed"]), "exit_code": None, "reason": None,
             "current_attempt_id": None, "n_attempts": 0, "time_ready": None, "not_before": None,
             "start_time": None, "end_time": None, "duration_ms": None, "msec_mcpu": 0, "cost": 0.0,
@@ -241,12 +241,32 @@ class ReadModel:
         elif (state in ("Running", "Creating") and op.after_attempt_id is not None
               and op.after_attempt_id == job["current_attempt_id"]):
             job["current_attempt_id"] = None  # a retry: the current attempt ended, a new one will come
+            self._record_retry(job, op)
         else:
             return  # a duplicate, or a stale retry of an attempt that is no longer current
         job["state"] = "Ready"
         job["time_ready"] = op.at
         job["not_before"] = op.not_before
         self._touch(JOBS.name, (op.batch_id, op.job_id))
+
+    def _record_retry(self, job: dict[str, Any], op: ops.MarkJobReady) -> None:
+        """The retry's decision on the attempt it retries, and what the job's next attempts ask for."""
+        if op.memory_bytes is not None:
+            job["memory_bytes"] = op.memory_bytes
+        if op.preemptible is not None:
+            job["preemptible"] = op.preemptible
+        assert op.after_attempt_id is not None
+        attempt_key = (op.batch_id, op.job_id, op.after_attempt_id)
+        attempt = self.get(ATTEMPTS.name, attempt_key)
+        if attempt is None or op.retry_rule is None:
+            return  # a retry written before retries said why (JobBecameReady v1)
+        decision: dict[str, Any] = {"rule": op.retry_rule, "cause": op.retry_cause, "not_before": op.not_before}
+        if op.memory_bytes is not None:
+            decision["memory_bytes"] = op.memory_bytes
+        if op.preemptible is not None:
+            decision["preemptible"] = op.preemptible
+        attempt["retry"] = decision
+        self._touch(ATTEMPTS.name, attempt_key)
 
     def _schedule_attempt(self, op: ops.ScheduleAttempt) -> None:
         job = self._job(op.batch_id, op.job_id)
@@ -411,7 +431,7 @@ def _new_attempt(batch_id: int, job_id: int, attempt_id: str, instance: str, sch
             "scheduled_at": scheduled_at, "start_time": None, "end_time": None, "outcome": None,
             "exit_code": None, "failure_cause": None, "error": None, "reason": None, "cores_mcpu": cores_mcpu,
             "memory_bytes": memory_bytes, "storage_gib": storage_gib, "msec_mcpu": 0, "cost": 0.0,
-            "billed_until": None, "billed_ms": 0, "status": None}
+            "billed_until": None, "billed_ms": 0, "status": None, "retry": None}
 
 
 _APPLY: dict[type, Any] = {

@@ -33,8 +33,8 @@ def keys_to_load(op_list: Iterable[ops.Op]) -> dict[str, set[Key]]:
         job_id = getattr(op, "job_id", None)
         if job_id is not None:
             jobs.add((b, job_id))
-            attempt_id = getattr(op, "attempt_id", None)
-            if attempt_id is not None:
+            attempt_id = op.after_attempt_id if kind is ops.MarkJobReady else getattr(op, "attempt_id", None)  # type: ignore[union-attr]
+            if attempt_id is not None:  # a retry writes its decision on the attempt it retries
                 attempts.add((b, job_id, attempt_id))
     return {BATCHES.name: batches, GROUPS_OF_BATCH: batches, BATCH_UPDATES.name: updates, JOBS.name: jobs,
             ATTEMPTS.name: attempts, INSTANCES.name: instances}

@@ -25,6 +25,7 @@ class CreateBatch:
     callback: str | None
     cancel_after_n_failures: int | None
     at: int
+    retry_policy: dict[str, Any] | None = None  # the batch's default for its jobs
 
 
 @dataclass(slots=True)
@@ -99,6 +100,7 @@ class CreateJob:
     preemptible: bool
     worker_type: str | None
     at: int
+    retry_policy: dict[str, Any] | None = None
 
 
 @dataclass(slots=True)
@@ -108,6 +110,12 @@ class MarkJobReady:
     after_attempt_id: str | None  # set for a retry: only the job's current attempt may be retried
     not_before: int | None
     at: int
+    # a retry's decision (events/core/retries.py): its rule and the failure it retries, and what the
+    # job's next attempts ask for when a retry policy changed it (None: as before)
+    retry_rule: str | None = None
+    retry_cause: str | None = None
+    memory_bytes: int | None = None
+    preemptible: bool | None = None
 
 
 @dataclass(slots=True)

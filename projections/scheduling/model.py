@@ -105,6 +105,7 @@ class InstanceEntry:
     activated_at: int | None = None
     last_heartbeat_at: int | None = None
     deactivated_at: int | None = None
+    deactivation_reason: str | None = None  # e.g. `preempted`: health ends its attempts as preemptions
     deleted: bool = False  # the provider deleted it; kept only while attempts on it still need ending
     # when the last attempt left (or activation): the autoscaler's idle clock; None while busy
     idle_since: int | None = None

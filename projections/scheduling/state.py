@@ -171,6 +171,7 @@ class SchedulingState:
             self._release_private_claim(job, job.attempt_id)
         self.creating.discard(job.key)
         job.phase, job.not_before, job.attempt_id, job.held = JobPhase.READY, e.not_before, None, None
+        _apply_retry_policy(job, e)
         self._queue(job).add(job.key, job.demand.cores_mcpu)
         return True
 
@@ -372,6 +373,7 @@ class SchedulingState:
         inst = self.instances.get(e.instance_name)
         if inst is not None and inst.state is not InstanceState.INACTIVE:
             inst.state, inst.deactivated_at = InstanceState.INACTIVE, e.occurred_at
+            inst.deactivation_reason = e.reason  # the first deactivation says why
         return False
 
     def _on_instance_deleted(self, e: InstanceDeleted) -> bool:
@@ -443,6 +445,17 @@ class SchedulingState:
         for inst in list(self.instances.values()):
             if inst.deleted and inst.job_private_for and inst.job_private_for.startswith(f"{job.key[0]}:{job.key[1]}:"):
                 self._forget_if_done(inst)
+
+
+def _apply_retry_policy(job: JobEntry, e: JobBecameReady) -> None:
+    """A retry may change what the job's next attempts ask for (events/core/retries.py): more memory,
+    or non-preemptible instances only (another pool, the same worker type)."""
+    if e.memory_bytes is not None and e.memory_bytes != job.demand.memory_bytes:
+        job.demand = Demand(job.demand.cores_mcpu, e.memory_bytes, job.demand.storage_gib)
+    if e.preemptible is False and job.preemptible:
+        job.preemptible = False
+        if job.pool != JOB_PRIVATE_POOL:  # a preemptible pool is named after its worker type
+            job.pool = pool_name(job.pool, False)
 
 
 _HANDLERS: dict[type, Callable[[SchedulingState, Any], bool]] = {

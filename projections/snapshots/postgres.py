@@ -1,4 +1,4 @@
-"""The snapshot store in PostgreSQL (tables of projections/migrations/005_fold_snapshots.sql).
+"""The snapshot store in PostgreSQL (tables of projections/migrations/006_fold_snapshots.sql).
 
 One connection, opened on first use and reopened after a failure; every method is one transaction.
 Errors surface as SnapshotStoreError: a caller treats a store it cannot reach as "no snapshot" when

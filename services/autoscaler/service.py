@@ -19,7 +19,11 @@ Each loop (every `loop_period_s`, on its own folded view of the log):
    and a job-private one whose job let go of it, booted or still pending (Hail's canceller:
    Creating → MJC Cancelled, then delete the VM);
 4. reconcile (every `reconcile_interval_s`): a created instance the provider no longer lists is
-   deactivated (`does_not_exist`) so health ends its attempts.
+   deactivated (`does_not_exist`) so health ends its attempts;
+5. preemptions (every loop, before anything else): an instance the provider says it preempted is
+   deactivated with reason `preempted`, so health ends its attempts as preemptions at once (retry
+   policies count them: `max_preemptions`). Every loop, so it comes well before the instance's
+   heartbeat times out and health would call it merely `not_responding`.
 Only one autoscaler should run per cluster; it needs no leadership for safety (every action is
 idempotent by instance name), only to avoid doubled requests.
 """
@@ -54,6 +58,7 @@ from projections.snapshots.view import ViewSnapshots
 from services.autoscaler.decisions import DecisionLog, decision_event
 from services.autoscaler.demand import instance_statuses, pool_lookahead
 from services.autoscaler.observed import CREATE_FAILED, Observed, observe_before
+from services.health.detector import PREEMPTED_REASON
 from services.providers.base import InstanceProvider, InstanceSpec, ProviderError, ZoneExhausted
 from services.scheduler.view import StateFollower
 
@@ -86,6 +91,7 @@ class AutoscalerStats:
     created: int = 0
     create_failures: int = 0
     deleted: int = 0
+    preempted: int = 0
 
 
 class Autoscaler:
@@ -153,6 +159,7 @@ class Autoscaler:
             await self.provider.heal()  # before anything reads the fleet: a dead agent is back
         except ProviderError as exc:
             log.warning("restarting dead agents failed (%s); the next loop retries", exc)
+        await self._deactivate_preempted(state, now)
         await self._grow_and_shrink(state, now)
         await self._realize_requested(state, now)
         await self._delete_inactive(state, now)
@@ -307,6 +314,25 @@ class Autoscaler:
                 producer=self.producer, instance_name=inst.name, reason=reason)])
         finally:
             self._busy.discard(inst.name)
+
+    async def _deactivate_preempted(self, state: SchedulingState, now: int) -> None:
+        try:
+            names = await self.provider.preempted()
+        except ProviderError as exc:
+            log.warning("asking for preemptions failed (%s); the next loop asks again", exc)
+            return
+        preempted: list[Event] = []
+        for name in sorted(set(names)):
+            inst = state.instances.get(name)
+            if inst is None or not inst.live or name in self._busy:
+                continue
+            preempted.append(InstanceDeactivated(
+                event_id=derived_event_id("InstanceDeactivated", name, PREEMPTED_REASON), occurred_at=now,
+                producer=self.producer, instance_name=name, reason=PREEMPTED_REASON))
+        if preempted:
+            log.warning("the provider preempted %s", ", ".join(e.instance_name for e in preempted))  # type: ignore[union-attr]
+            self.stats.preempted += len(preempted)
+            await self._publisher.publish(preempted)
 
     async def _reconcile(self, state: SchedulingState, now: int) -> None:
         try:

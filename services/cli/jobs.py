@@ -15,8 +15,10 @@ A batch description for `squall submit` (YAML or JSON); jobs name their parents 
         image: busybox
         command: [sh, -c, "echo world"]
         parents: [hello]
-        cpu: 250m                  # also: memory, storage, env {K: V}, always_run, n_max_attempts, timeout
+        cpu: 250m                  # also: memory, storage, env {K: V}, always_run, n_max_attempts, timeout,
+                                   # retry_policy (its fields over the batch's)
         expected_duration: 10m     # only for `squall submit --estimate` (services/cli/estimate.py)
+    retry_policy: {oom_memory_multiplier: 2, oom_max_memory: 8Gi}   # optional: the jobs' default
 """
 
 from __future__ import annotations
@@ -43,7 +45,8 @@ T = TypeVar("T")
 ApiUrl = typer.Option(None, "--api-url", help="front end URL (SQUALL_API_URL, or the local stack's)")
 Token = typer.Option(None, "--token", help="bearer token (SQUALL_TOKEN, or the local stack's)")
 _JOB_KEYS = {"name", "image", "command", "parents", "cpu", "memory", "storage", "env", "always_run",
-             "n_max_attempts", "timeout", "attributes", "network", "regions", "expected_duration"}
+             "n_max_attempts", "timeout", "attributes", "network", "regions", "retry_policy", "expected_duration"}
+_BATCH_KEYS = ("billing_project", "attributes", "cancel_after_n_failures", "retry_policy", "jobs")
 
 
 class DescriptionError(ValueError):
@@ -67,13 +70,13 @@ def build_batch(client: SquallClient, description: dict[str, Any]) -> BatchBuild
     """A BatchBuilder from a parsed batch description (see the module docstring)."""
     if not isinstance(description, dict) or not isinstance(description.get("jobs"), list):
         raise DescriptionError("the description must be a mapping with a 'jobs' list")
-    unknown = set(description) - {"billing_project", "attributes", "jobs", "cancel_after_n_failures"}
+    unknown = set(description) - set(_BATCH_KEYS)
     if unknown:
-        raise DescriptionError(f"unknown top-level key {sorted(unknown)[0]!r}; allowed: billing_project, "
-                               "attributes, cancel_after_n_failures, jobs")
+        raise DescriptionError(f"unknown top-level key {sorted(unknown)[0]!r}; allowed: {', '.join(_BATCH_KEYS)}")
     batch = client.new_batch(billing_project=description.get("billing_project"),
                              attributes={str(k): str(v) for k, v in (description.get("attributes") or {}).items()},
-                             cancel_after_n_failures=description.get("cancel_after_n_failures"))
+                             cancel_after_n_failures=description.get("cancel_after_n_failures"),
+                             retry_policy=description.get("retry_policy"))
     by_name: dict[str, JobRef] = {}
     for i, job in enumerate(description["jobs"]):
         where = f"jobs[{i}]" + (f" ({job.get('name')})" if isinstance(job, dict) and job.get("name") else "")
@@ -96,7 +99,7 @@ def build_batch(client: SquallClient, description: dict[str, Any]) -> BatchBuild
             env={str(k): str(v) for k, v in (job.get("env") or {}).items()} or None,
             always_run=bool(job.get("always_run", False)), n_max_attempts=job.get("n_max_attempts"),
             timeout_s=job.get("timeout"), attributes=job.get("attributes"), network=job.get("network"),
-            regions=job.get("regions"))
+            regions=job.get("regions"), retry_policy=job.get("retry_policy"))
         if job.get("name"):
             if job["name"] in by_name:
                 raise DescriptionError(f"{where}: another job is already named {job['name']!r}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -141,6 +142,8 @@ def audit(
     batch_id: int | None = typer.Argument(None, help="batch id"),
     job_id: int | None = typer.Argument(None, help="job id (default: every event of the batch)"),
     at: str | None = typer.Option(None, "--at", help="as-of view: a log offset, a time in ms, or an ISO time"),
+    details: bool = typer.Option(True, "--details/--no-details",
+                                 help="read the events back from the log and say what each decision was"),
     pool: str | None = typer.Option(None, "--pool", help="instead of a batch: a pool's autoscaler decisions "
                                     "(what it requested, deleted, and why) and its instances"),
     limit: int = typer.Option(50, "--limit", help="--pool: the newest decisions, at most this many"),
@@ -173,15 +176,48 @@ def audit(
             typer.echo(f"no events for batch {batch_id}" + (f" job {job_id}" if job_id else ""), err=True)
             raise typer.Exit(1)
         shown = [e for e in entries if as_of is None or as_of.includes(e)]
+        words = _decision_words(config, shown) if details else {}
         typer.echo(f"{'POSITION':<28} {'OCCURRED_AT':<25} {'EVENT':<22} {'JOB':>6} {'ATTEMPT':<12} "
                    f"{'EVENT_ID':<26} {'CAUSE':<26} PRODUCER")
         for e in shown:
             typer.echo(f"{e.topic.rsplit('.', 1)[-1] + f'[{e.partition}]@{e.offset}':<28} {iso(e.occurred_at):<25} "
                        f"{e.event_type:<22} {e.job_id if e.job_id is not None else '-':>6} "
                        f"{e.attempt_id or '-':<12} {e.event_id:<26} {e.causation_id or '-':<26} {e.producer}")
+            said = words.get((e.topic, e.partition, e.offset, e.job_id))
+            if said:
+                typer.echo(f"    -> {said}")
         typer.echo(f"{len(shown)} event(s)" + (f" of {len(entries)} up to --at {at}" if as_of else ""))
         if as_of is not None:
             asyncio.run(_print_as_of(config, conn, batch_id, job_id, as_of, at or ""))
+
+
+def _decision_words(config: ServiceConfig, entries: list[Any]) -> dict[tuple[Any, ...], str]:
+    """What each decision among `entries` said (projections.audit.DecisionWords), read back from the log;
+    nothing (and a note) when the log cannot be read."""
+    from events.kafka_log import KafkaEventLog
+    from projections.audit import DecisionWords, read_events
+
+    async def read() -> dict[tuple[str, int, int], Any]:
+        log = await KafkaEventLog.connect(config.bootstrap_servers, client_id="squall-audit",
+                                          security=config.kafka_security)
+        try:
+            return await read_events(log, entries)
+        finally:
+            await log.close()
+
+    try:
+        events = asyncio.run(read())
+    except Exception as exc:  # the index still prints: say why the details are missing
+        typer.echo(f"(no decision details: reading the log failed: {exc}; --no-details skips them)", err=True)
+        return {}
+    words = DecisionWords()
+    out: dict[tuple[Any, ...], str] = {}
+    for e in entries:
+        event = events.get((e.topic, e.partition, e.offset))
+        said = words(event) if event is not None else None
+        if said:
+            out[(e.topic, e.partition, e.offset, e.job_id)] = said
+    return out
 
 
 async def _print_as_of(config: ServiceConfig, conn, batch_id: int, job_id: int | None, as_of, at: str) -> None:  # type: ignore[no-untyped-def]

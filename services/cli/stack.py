@@ -151,3 +151,19 @@ def demo(home: Path | None = HomeOption, timeout: float = typer.Option(600.0, "-
                   "and the always_run `cleanup` ran anyway.\n"
                   f"Next: squall batch {result.batch_id} | squall logs {result.batch_id} 6 | "
                   f"squall audit {result.batch_id} 8 | open {state.api_url}/ui")
+
+
+@app.command()
+def preempt(instance: str = typer.Argument(..., help="a preemptible local instance (squall status lists them)"),
+            home: Path | None = HomeOption) -> None:
+    """Preempt a local preemptible instance as a cloud would: it dies whole and the provider records the
+    preemption, so its jobs' attempts end `preempted` (what retry_policy.max_preemptions counts)."""
+    from services.providers.base import ProviderError
+    from services.providers.local import preempt as preempt_instance
+
+    try:
+        preempt_instance(_home(home), instance)
+    except ProviderError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    console.print(f"preempted {instance}; the autoscaler deactivates it on its next loop")

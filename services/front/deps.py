@@ -52,7 +52,7 @@ class FrontDeps:
     def __post_init__(self) -> None:
         self.pricing = Pricing(self.prices)
         self.submissions = Submissions(self.pool, self.publisher, self.clock, self.producer, self.cpu,
-                                       self.file_access)
+                                       self.file_access, self.rules.pools)
         self.reruns = Reruns(self.pool, self.publisher, self.clock, self.producer, self.rules)
         self.reads = Reads(self.pool)
         self.tokens = TokenAuth(self.pool)

@@ -22,9 +22,10 @@ _COMPLETE = ("Success", "Failed", "Error", "Cancelled")
 
 
 def explain(job: dict[str, Any], scheduler: dict[str, Any] | None, parent_states: dict[int, str],
-            now_ms: int, pools: Sequence[PoolConfig] = ()) -> dict[str, Any]:
+            now_ms: int, pools: Sequence[PoolConfig] = (), retries: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
     """{reason_code, message, source}: source is 'scheduler' or 'state'. `pools`: those the autoscaler
-    reads; a waiting job no worker of theirs can hold is told so, whatever else it waits for."""
+    reads; a waiting job no worker of theirs can hold is told so, whatever else it waits for.
+    `retries`: the job's attempts' retry decisions (shapes.retry_shown), oldest first."""
     state = job["state"]
     if state in ("Pending", "Ready"):
         problem = _misfit(job, pools)
@@ -48,8 +49,8 @@ def explain(job: dict[str, Any], scheduler: dict[str, Any] | None, parent_states
                 "updated_at": time_str(scheduler["updated_at"]), "source": "scheduler"}
     not_before = job.get("not_before")
     if not_before is not None and not_before > now_ms:
-        return _state(Reason.BACKOFF.value,
-                      f"retrying after a system failure; not before {time_str(not_before)} (backoff)")
+        why = retries[-1]["message"] if retries else "retrying after a system failure"
+        return _state(Reason.BACKOFF.value, f"{why}; not before {time_str(not_before)} (backoff)")
     return _state("waiting_for_scheduler", "the job is Ready; the scheduler has not considered it yet")
 
 

@@ -82,6 +82,12 @@ class InstanceProvider(Protocol):
         """Every instance of this cluster the provider knows, to reconcile with the log."""
         ...
 
+    async def preempted(self) -> builtins.list[str]:
+        """Names of this cluster's instances the provider preempted (its own word: a cloud's preemption
+        record, never a guess from an instance that stopped answering). A name may be repeated on
+        later calls; the autoscaler deactivates each live one once, with reason `preempted`."""
+        ...
+
     async def heal(self) -> builtins.list[str]:
         """Restart the agents of instances whose agent died, as the machine's init would; returns
         the instances restarted. (local: done here; gce: each VM's startup script does it itself.)"""

@@ -21,6 +21,11 @@ optional capacity (how many instances it holds at once). A create in a full zone
 cloud zone without capacity refuses it (ZoneExhausted), so one machine shows how the autoscaler
 weighs zones by their recent success. An instance's zone is kept in <home>/instances/<name>.zone;
 an instance whose agent is being restarted still holds its place in its zone.
+
+Preemption, simulated as a cloud does it (`preempt`, `squall preempt INSTANCE`): a preemptible
+instance dies whole — no restart, its agent killed, its containers and scratch mounts gone — and the
+provider records it (<name>.preempted), which `preempted()` reports to the autoscaler as a cloud's
+preemption notice would.
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ WORKER_COMMAND: tuple[str, ...] = (sys.executable, "-m", "worker")
 SIMULATED_WORKER_COMMAND: tuple[str, ...] = (sys.executable, "-m", "services.simworker")
 RESTART_DELAYS_S = (0.0, 1.0, 2.0, 4.0, 8.0)  # one per death in a row; one more death gives up
 STABLE_AFTER_S = 60.0
+PREEMPTED_SUFFIX = ".preempted"
 
 
 class LocalProvider:
@@ -229,8 +235,12 @@ class LocalProvider:
         self._pid_file(name).unlink(missing_ok=True)
         self._zone_file(name).unlink(missing_ok=True)
         (self.dir / f"{name}.restarts").unlink(missing_ok=True)
+        (self.dir / f"{name}{PREEMPTED_SUFFIX}").unlink(missing_ok=True)
         self._children.pop(name, None)
         self._deaths.pop(name, None)
+
+    async def preempted(self) -> list[str]:
+        return sorted(p.stem for p in self.dir.glob(f"*{PREEMPTED_SUFFIX}")) if self.dir.is_dir() else []
 
     async def list(self) -> list[ProviderInstance]:
         if not self.dir.is_dir():
@@ -241,6 +251,8 @@ class LocalProvider:
             pid = self._alive_pid(name)
             if pid is not None:
                 found.append(ProviderInstance(name, str(pid), "running", zone=self._zone_of(name)))
+            elif (self.dir / f"{name}{PREEMPTED_SUFFIX}").exists():  # `preempted()` reports it
+                found.append(ProviderInstance(name, "", "preempted", zone=self._zone_of(name)))
             elif self._command_file(name).exists():  # its agent died; heal restarts it
                 found.append(ProviderInstance(name, "", "restarting", zone=self._zone_of(name)))
             else:
@@ -266,6 +278,38 @@ class LocalProvider:
 
     async def close(self) -> None:
         """Leave the instances running: they belong to the fleet, not to this process."""
+
+
+def preempt(home: Path, name: str) -> None:
+    """Preempt the local instance `name` of the stack in `home`, as a cloud reclaims a spot VM: the
+    instance must be preemptible; it is recorded as preempted first, then dies whole (its agent is
+    killed and never restarted, its containers and scratch mounts go with it)."""
+    directory = home / "instances"
+    command_file = directory / f"{name}.cmd"
+    try:
+        command = json.loads(command_file.read_text())
+    except (OSError, ValueError) as exc:
+        raise ProviderError(f"no live local instance {name!r} under {directory}") from exc
+    if "--preemptible" not in command:
+        raise ProviderError(f"instance {name} is not preemptible: only a preemptible instance can be preempted")
+    (directory / f"{name}{PREEMPTED_SUFFIX}").write_text(f"{time.time():.3f}\n")
+    command_file.unlink(missing_ok=True)  # its init is gone with it: no restart
+    try:  # its pid file first: another stack on this machine may run an instance of the same name
+        pid: int | None = int((directory / f"{name}.pid").read_text().strip())
+    except (OSError, ValueError):
+        pid = None
+    if pid is None or not _is_instance_process(pid, name):
+        pid = _find_instance_process(name)
+    if pid is not None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    subprocess.run(["podman", "rm", "-f", "-t", "0", "--filter", f"label=squall.instance={name}"],
+                   capture_output=True, timeout=60, check=False)
+    scratch = str(directory / name)
+    for line in Path("/proc/mounts").read_text().splitlines():
+        mount_point = line.split()[1]
+        if mount_point == scratch or mount_point.startswith(scratch + "/"):
+            subprocess.run(["umount", "-l", mount_point], capture_output=True, timeout=30, check=False)
 
 
 def _exit_reason(child: subprocess.Popen[bytes] | None) -> str:

@@ -12,7 +12,14 @@ from typing import Any
 from hypothesis import strategies as st
 from lifecycle_world import PRODUCER, Builder, World
 
-from events.catalog import AttemptAssigned, AttemptKillRequested, Event, JobAttemptScheduled, JobCreating
+from events.catalog import (
+    AttemptAssigned,
+    AttemptKillRequested,
+    Event,
+    JobAttemptScheduled,
+    JobCreating,
+    RetryPolicy,
+)
 from events.core.lifecycle import (
     CANCELLED,
     COMPLETE_STATES,
@@ -28,13 +35,26 @@ from events.core.lifecycle import (
 
 OUTCOMES = [("Success", None, 0), ("Failed", "nonzero_exit", 1), ("Failed", "out_of_memory", 137),
             ("Error", "timed_out", None), ("Error", "instance_lost", None), ("Error", "worker_crashed", None),
-            ("Error", "image_pull_failed", None), ("Cancelled", "killed", None)]
+            ("Error", "image_pull_failed", None), ("Cancelled", "killed", None), ("Error", "preempted", None),
+            ("Failed", "nonzero_exit", 3)]
+# the even-numbered jobs of a run retry under this policy (no draw: the pinned runs replay as recorded)
+POLICY = RetryPolicy(oom_memory_multiplier=2.0, oom_max_memory_bytes=3 * 2**30, max_preemptions=1,
+                     retry_exit_codes=(3,))
 # weights: the common events often, cancellations rarely (one cancels most of what follows)
 ACTIONS = (["react"] * 4 + ["land"] * 4 + ["schedule"] * 4 + ["start"] * 2 + ["complete"] * 4 + ["redeliver"] * 2
            + ["stale"] * 3 + ["cancel_batch", "cancel_group"] + ["create"] * 2 + ["boot"] * 2 + ["activation_timeout"])
 
 
+# runs about retries: few cancellations, mostly failures a policy (or Hail's rule) retries
+RETRY_OUTCOMES = [("Success", None, 0), ("Failed", "out_of_memory", 137), ("Failed", "out_of_memory", 137),
+                  ("Error", "preempted", None), ("Error", "preempted", None), ("Failed", "nonzero_exit", 3),
+                  ("Error", "instance_lost", None), ("Failed", "nonzero_exit", 1)]
+RETRY_ACTIONS = [a for a in ACTIONS if a not in ("cancel_batch", "cancel_group")] + ["complete"] * 4
+
+
 class Run:
+    outcomes = OUTCOMES
+
     def __init__(self, data: st.DataObject | Scripted) -> None:
         self.data = data.replay() if isinstance(data, Scripted) else data  # an @example may run more than once
         self.b = Builder()
@@ -65,7 +85,8 @@ class Run:
                                b.update(1, n_jobs, 1, n_job_groups=2), b.group(1),
                                b.group(2, parent=1, cancel_after_n_failures=self.draw(st.none() | st.integers(1, 2)))]
         n_max = self.draw(st.integers(1, 3))
-        events += [b.job(j, parents[j], always_run=j in always, n_max_attempts=n_max, group=groups[j - 1])
+        events += [b.job(j, parents[j], always_run=j in always, n_max_attempts=n_max, group=groups[j - 1],
+                         retry_policy=POLICY if j % 2 == 0 else None)
                    for j in range(1, n_jobs + 1)]
         events.append(b.commit(1, n_jobs, 1))
         self.append(*events)
@@ -140,7 +161,7 @@ class Run:
             self.append(b.mjs(job.job_id, job.attempt.attempt_id))
         elif action == "complete" and (running := self.judged_in(RUNNING)):
             job = s.jobs[self.draw(st.sampled_from(running))]
-            outcome, cause, code = self.draw(st.sampled_from(OUTCOMES))
+            outcome, cause, code = self.draw(st.sampled_from(self.outcomes))
             self.append(b.mjc(job.job_id, job.attempt.attempt_id, outcome, cause, code))
         elif action == "redeliver":
             earlier = self.draw(st.sampled_from(self.w.log))
@@ -152,7 +173,7 @@ class Run:
                     or [(j.job_id, a) for j in s.jobs.values() if j.attempt is None for a in j.attempt_ids])
             if past:
                 job_id, attempt = self.draw(st.sampled_from(past))
-                outcome, cause, code = self.draw(st.sampled_from(OUTCOMES))
+                outcome, cause, code = self.draw(st.sampled_from(self.outcomes))
                 self.expect_no_change(self.draw(st.sampled_from([b.mjs(job_id, attempt),
                                                                  b.mjc(job_id, attempt, outcome, cause, code)])))
         elif action == "create" and (ready := self.jobs_in(READY)):
@@ -195,6 +216,11 @@ class Run:
             elif job.state in COMPLETE_STATES:
                 self.final_states[job.job_id] = job.state
             assert job.n_pending_parents >= 0
+            assert job.n_attempts <= job.n_max_attempts, "a retry went past n_max_attempts"
+            if job.overrides is not None:  # only a policy's retry changes what a job asks for
+                assert job.retry_policy is not None or (job.overrides.memory_bytes is None
+                                                        and not job.overrides.non_preemptible)
+                assert (job.overrides.memory_bytes or 0) <= POLICY.oom_max_memory_bytes, "memory past the cap"
 
     def drive_to_quiescence(self) -> None:
         for _ in range(500):
@@ -248,3 +274,9 @@ class Scripted:
 
     def __repr__(self) -> str:
         return f"Scripted({list(self.recorded)!r})"
+
+
+class RetryRun(Run):
+    """A run whose attempts mostly fail in ways a retry policy handles."""
+
+    outcomes = RETRY_OUTCOMES

@@ -22,6 +22,7 @@ from events.catalog import (
     JobGroupCreated,
     JobSpec,
     Resources,
+    RetryPolicy,
 )
 from events.core.lifecycle import BatchState, evolve, react
 
@@ -80,18 +81,21 @@ class Builder:
                                cancel_after_n_failures=cancel_after_n_failures)
 
     def job(self, job_id: int, parents: Sequence[int] = (), update_id: int = 1, always_run: bool = False,
-            n_max_attempts: int = 20, group: int = 0) -> JobCreated:
+            n_max_attempts: int = 20, group: int = 0, retry_policy: RetryPolicy | None = None,
+            spec: JobSpec = SPEC) -> JobCreated:
         return JobCreated(**self._env("jc"), job_id=job_id, update_id=update_id, job_group_id=group,
                           parent_ids=tuple(parents), always_run=always_run, n_max_attempts=n_max_attempts,
-                          user=USER, billing_project="bp", attributes={}, spec=SPEC, spec_json="{}")
+                          user=USER, billing_project="bp", attributes={}, spec=spec, spec_json="{}",
+                          retry_policy=retry_policy)
 
     def commit(self, update_id: int, n_jobs: int, start_job_id: int) -> BatchUpdateCommitted:
         return BatchUpdateCommitted(**self._env("cm"), update_id=update_id, n_jobs=n_jobs, n_job_groups=0,
                                     start_job_id=start_job_id, start_job_group_id=1)
 
-    def sj(self, job_id: int, attempt_id: str, epoch: int = 1, instance: str = "i-1") -> JobAttemptScheduled:
+    def sj(self, job_id: int, attempt_id: str, epoch: int = 1, instance: str = "i-1",
+           memory_bytes: int = 2**30) -> JobAttemptScheduled:
         return JobAttemptScheduled(**self._env("sj"), job_id=job_id, attempt_id=attempt_id, instance_name=instance,
-                                   scheduler_epoch=epoch, user=USER, cores_mcpu=1000, memory_bytes=2**30,
+                                   scheduler_epoch=epoch, user=USER, cores_mcpu=1000, memory_bytes=memory_bytes,
                                    storage_gib=0)
 
     def creating(self, job_id: int, attempt_id: str, epoch: int = 1, instance: str | None = None) -> JobCreating:

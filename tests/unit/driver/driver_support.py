@@ -232,6 +232,9 @@ class SimProvider:
     async def heal(self) -> list[str]:
         return []
 
+    async def preempted(self) -> list[str]:
+        return []
+
     async def close(self) -> None:
         pass
 

@@ -45,6 +45,7 @@ class MemoryProvider:
         self.fail_next: list[Exception] = []
         self.deleted: list[str] = []
         self.status: dict[str, str] = {}  # name -> what list() reports (default running)
+        self.preempted_names: set[str] = set()  # what preempted() reports
         self.zones: list[str] = []  # none: the autoscaler names no zone
 
     def zones_for(self, region: str) -> list[str]:
@@ -65,6 +66,9 @@ class MemoryProvider:
 
     async def heal(self) -> list[str]:
         return []
+
+    async def preempted(self) -> list[str]:
+        return sorted(self.preempted_names)
 
     async def close(self) -> None:
         pass
@@ -181,6 +185,43 @@ async def test_a_preempted_vm_is_deactivated_as_terminated(memory_log, topics):
     events = await instance_events(memory_log, topics)
     assert [(e.instance_name, e.reason) for e in events if isinstance(e, InstanceDeactivated)] == [(name, "terminated")]
     await autoscaler.close()
+
+
+async def test_an_instance_the_provider_preempted_is_deactivated_as_preempted_on_the_next_loop(memory_log, topics):
+    provider, clock = MemoryProvider(), Clock()
+    autoscaler, publisher = await make(memory_log, topics, provider, clock)
+    await autoscaler.loop_once()
+    [name] = provider.instances
+    await publisher.publish([activated(name, cores=4000, at=clock.now)])
+    provider.preempted_names = {name, "someone-elses-vm"}  # names the cluster does not know are ignored
+    await autoscaler.loop_once()
+    await autoscaler.loop_once()  # reported again: deactivated once
+    events = await instance_events(memory_log, topics)
+    assert [(e.instance_name, e.reason) for e in events if isinstance(e, InstanceDeactivated)] == [(name, "preempted")]
+    assert autoscaler.stats.preempted == 1
+    await autoscaler.close()
+
+
+async def test_the_gce_provider_reports_the_vms_gce_preempted(memory_log, topics):
+    clock = Clock()
+    with FakeComputeServer(FakeCompute()) as server:
+        gce = GceProvider(GceSettings(project="proj", zones=("us-central1-a",), kafka_bootstrap="10.0.0.2:9092",
+                                      api_endpoint=server.endpoint, operation_poll_s=0.01, bootstrap=BOOTSTRAP,
+                                      preemption_poll_s=0))
+        pool = PoolConfig(name="standard", worker_type="standard", preemptible=True, worker_cores=4, min_instances=1,
+                          max_instances=2, idle_time_ms=60_000, region="us-central1")
+        autoscaler, publisher = await make(memory_log, topics, gce, clock, pool=pool)
+        await autoscaler.loop_once()
+        [(zone, name)] = list(server.fake.instances)
+        await publisher.publish([activated(name, cores=4000, at=clock.now)])
+        assert await gce.preempted() == []
+        server.fake.preempt(zone, name)
+        assert await gce.preempted() == [name]
+        await autoscaler.loop_once()
+        events = await instance_events(memory_log, topics)
+        assert (name, "preempted") in [(e.instance_name, e.reason) for e in events if isinstance(e, InstanceDeactivated)]
+        await autoscaler.close()
+        await gce.close()
 
 
 @pytest.mark.parametrize("exhausted", [set(), {"us-central1-a"}])

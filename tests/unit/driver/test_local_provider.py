@@ -6,11 +6,14 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import pytest
+
 from services.config import ServiceConfig
-from services.providers.base import InstanceSpec
-from services.providers.local import LocalProvider
+from services.providers.base import InstanceSpec, ProviderError
+from services.providers.local import LocalProvider, preempt
 
 SLEEPER = (sys.executable, "-c", "import time; time.sleep(120)")
 GIB = 1024**3
@@ -22,7 +25,13 @@ def spec(name: str) -> InstanceSpec:
 
 
 def cmdline(pid: int) -> list[str]:
-    return [a.decode() for a in Path(f"/proc/{pid}/cmdline").read_bytes().rstrip(b"\0").split(b"\0")]
+    """The process's arguments, once it has them: a child just forked reads as empty until it execs."""
+    deadline = time.monotonic() + 10
+    while True:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes().rstrip(b"\0")
+        if raw or time.monotonic() > deadline:
+            return [a.decode() for a in raw.split(b"\0")]
+        time.sleep(0.01)
 
 
 def start_by_hand(command: list[str]) -> subprocess.Popen[bytes]:
@@ -60,8 +69,6 @@ async def test_create_list_delete_and_find_a_restarted_agent(tmp_path) -> None:
 async def test_local_zones_hold_their_capacity_and_refuse_beyond_it(tmp_path) -> None:
     import asyncio
     from dataclasses import replace
-
-    import pytest
 
     from services.providers.base import ProviderError, ZoneExhausted
 
@@ -141,10 +148,39 @@ async def test_an_agent_that_keeps_dying_is_given_up_so_its_instance_is_deactiva
     assert await provider.list() == []
 
 
+async def test_a_preempted_instance_dies_whole_and_the_provider_says_it_was_preempted(tmp_path) -> None:
+    config = ServiceConfig(bootstrap_servers="127.0.0.1:9", database_url="", home=tmp_path, topic_prefix="p.")
+    provider = LocalProvider(config, SLEEPER, stop_timeout_s=5)
+    first = await provider.create(spec("w1"))
+    assert await provider.preempted() == []
+    preempt(tmp_path, "w1")
+    assert provider._children["w1"].wait(timeout=10) == -signal.SIGKILL
+    assert await provider.preempted() == ["w1"]
+    assert [(i.name, i.status) for i in await provider.list()] == [("w1", "preempted")]
+    assert await provider.heal() == [], "a preempted machine is not brought back"
+    await provider.delete("w1")
+    assert await provider.preempted() == [] and await provider.list() == []
+    assert first.provider_id
+
+
+async def test_only_a_live_preemptible_instance_can_be_preempted(tmp_path) -> None:
+    config = ServiceConfig(bootstrap_servers="127.0.0.1:9", database_url="", home=tmp_path, topic_prefix="p.")
+    provider = LocalProvider(config, SLEEPER, stop_timeout_s=5)
+    steady = InstanceSpec(name="np1", pool="standard-np", machine_type="local-2", cores_mcpu=2000,
+                          memory_bytes=8 * GIB, storage_gib=10, preemptible=False, region="local")
+    await provider.create(steady)
+    try:
+        with pytest.raises(ProviderError, match="np1 is not preemptible"):
+            preempt(tmp_path, "np1")
+        with pytest.raises(ProviderError, match="no live local instance 'w9'"):
+            preempt(tmp_path, "w9")
+        assert await provider.preempted() == []
+    finally:
+        await provider.delete("np1")
+
+
 async def test_an_instance_whose_agent_is_restarting_keeps_its_zone_and_its_place_in_it(tmp_path) -> None:
     from dataclasses import replace
-
-    import pytest
 
     from services.providers.base import ZoneExhausted
 

@@ -168,6 +168,26 @@ def test_retry_after_a_lost_instance_bills_both_attempts() -> None:
     assert log.row("attempts", B, 1, "a2")["outcome"] == "Success"
 
 
+def test_a_retry_policys_decision_shows_on_the_attempt_it_retries_and_on_the_job() -> None:
+    log = Log()
+    log.batch(1)
+    log.ready(1)
+    log.run(1, "a1", outcome="Failed", complete=False, cause="out_of_memory", start=0, end=1_000)
+    log.add(ev.JobBecameReady, batch_id=B, job_id=1, after_attempt_id="a1", reason="retry", retry_rule="oom_memory_multiplier",
+            retry_cause="out_of_memory", memory_bytes=4 * 1024**3)
+    assert log.row("attempts", B, 1, "a1")["retry"] == {"rule": "oom_memory_multiplier", "cause": "out_of_memory",
+                                                         "not_before": None, "memory_bytes": 4 * 1024**3}
+    assert (log.row("jobs", B, 1)["memory_bytes"], log.row("jobs", B, 1)["preemptible"]) == (4 * 1024**3, True)
+    log.run(1, "a2", outcome="Error", complete=False, cause="preempted", start=2_000, end=3_000)
+    log.add(ev.JobBecameReady, batch_id=B, job_id=1, after_attempt_id="a2", not_before=5_000, reason="retry",
+            retry_rule="max_preemptions", retry_cause="preempted", memory_bytes=4 * 1024**3, preemptible=False)
+    assert log.row("attempts", B, 1, "a2")["retry"]["preemptible"] is False
+    assert log.row("jobs", B, 1)["preemptible"] is False  # its next attempts are billed as non-preemptible
+    log.add(ev.JobBecameReady, batch_id=B, job_id=1, after_attempt_id="a1", reason="retry",
+            retry_rule="system_failure", retry_cause="instance_lost")  # a stale retry changes nothing
+    assert log.row("attempts", B, 1, "a1")["retry"]["rule"] == "oom_memory_multiplier"
+
+
 def test_an_sj_that_raced_a_cancellation_shows_nothing_and_the_job_is_cancelled() -> None:
     """The lifecycle refuses an SJ for a cancelled job and derives JobCancelled; the read model never
     judges the SJ itself, so no attempt is ever opened for it, however the events are chunked."""
@@ -198,6 +218,28 @@ def test_the_attempt_shows_from_its_verdict_on() -> None:
     assert (attempt["instance_name"], attempt["scheduled_at"], attempt["end_time"]) == ("i1", log.t, None)
     log.add(ev.JobCancelled, batch_id=B, job_id=1, reason="batch_cancelled")  # a late copy: the job runs
     assert log.row("jobs", B, 1)["state"] == "Running"
+
+
+def test_an_attempt_its_worker_ended_before_the_verdict_counts_once_the_verdict_lands() -> None:
+    """The core takes an SJ where it lands; the worker may run and report (an OOM kill takes a second)
+    before the resolver's verdict is in the log. The verdict then opens what the report recorded."""
+    log = Log()
+    log.batch(1)
+    log.ready(1)
+    log.schedule(1, "a1")
+    log.add(ev.JobAttemptCompleted, batch_id=B, job_id=1, attempt_id="a1", instance_name="i1", outcome="Failed",
+            exit_code=137, failure_cause="out_of_memory", out_of_memory=True, started_at=0, ended_at=1_000, steps=())
+    log.accept(1, "a1")
+    job, attempt = log.row("jobs", B, 1), log.row("attempts", B, 1, "a1")
+    assert (job["state"], job["current_attempt_id"], job["n_attempts"]) == ("Running", "a1", 1)
+    assert (attempt["scheduled_at"], attempt["outcome"], job["start_time"]) == (log.t, "Failed", 0)
+    log.add(ev.JobBecameReady, batch_id=B, job_id=1, after_attempt_id="a1", reason="retry",
+            retry_rule="oom_memory_multiplier", retry_cause="out_of_memory", memory_bytes=4 * 1024**3)
+    log.accept(1, "a1")  # a re-delivered verdict: the job is past it
+    assert (log.row("jobs", B, 1)["state"], log.row("jobs", B, 1)["n_attempts"]) == ("Ready", 1)
+    log.run(1, "a2", start=2_000, end=4_000)
+    job = log.row("jobs", B, 1)
+    assert (job["state"], job["n_attempts"], job["msec_mcpu"]) == ("Success", 2, (1_000 + 2_000) * 1000)
 
 
 def test_a_job_cancelled_after_an_ended_attempt_keeps_that_attempt_as_it_was() -> None:

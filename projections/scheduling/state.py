@@ -138,6 +138,10 @@ class SchedulingState:
     def n_ready(self) -> int:
         return sum(len(q) for q in self.ready.values())
 
+    def retry_times(self) -> list[int]:
+        """When each ready job waiting out a retry's backoff may run (the scheduler wakes up then)."""
+        return [j.not_before for j in self.jobs.values() if j.phase is JobPhase.READY and j.not_before is not None]
+
     # ---- the fold ----------------------------------------------------------------------------
 
     def apply(self, event: Event) -> bool:

@@ -24,6 +24,8 @@ from events.codec import Codec
 from events.errors import LogError
 from events.publisher import Publisher
 from events.service_log import open_service_log
+from projections.snapshots.options import add_snapshot_arguments, open_snapshot_store, snapshot_settings
+from projections.snapshots.view import ViewSnapshots, view_name
 from services.autoscaler.pools import PoolConfigError, load_pools
 from services.autoscaler.service import Autoscaler, AutoscalerSettings
 from services.config import ConfigError, ServiceConfig, add_arguments, from_args, serve_metrics
@@ -41,6 +43,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--pools", type=Path, default=None, help="pools YAML file (default: the six standard pools)")
     p.add_argument("--region", default=None, help="region of the default pools (local: 'local')")
     p.add_argument("--loop-period", type=float, default=15.0, help="seconds between autoscaler passes")
+    add_snapshot_arguments(p)
     p.add_argument("--worker-command", default=shlex.join(WORKER_COMMAND),
                    help="local provider: the worker agent command (flags are appended)")
     p.add_argument("--worker-args", default="", help="local provider: extra flags for every worker")
@@ -130,13 +133,20 @@ def worker_bootstrap(args: argparse.Namespace) -> WorkerBootstrap:
 
 async def run(args: argparse.Namespace) -> None:
     config = from_args(args, need_database=False)
+    try:
+        snapshot_settings_ = snapshot_settings(args)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     serve_metrics(config)
     region = args.region or ("local" if args.provider == "local" else "us-central1")
     settings = AutoscalerSettings(pools=load_pools(args.pools, region), loop_period_s=args.loop_period)
     provider = build_provider(args, config)
     event_log = await open_service_log(config.bootstrap_servers, config.topics, "autoscaler", client_id="autoscaler",
                                        security=config.kafka_security)
-    autoscaler = Autoscaler(event_log, Publisher(event_log, config.topics, Codec()), provider, settings)
+    store = open_snapshot_store(args, config.database_url)
+    snapshots = ViewSnapshots(store, view_name(config.topics), snapshot_settings_) if store else None
+    autoscaler = Autoscaler(event_log, Publisher(event_log, config.topics, Codec()), provider, settings,
+                            snapshots=snapshots)
     task = asyncio.create_task(autoscaler.run())
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -147,6 +157,8 @@ async def run(args: argparse.Namespace) -> None:
     finally:
         await provider.close()
         await event_log.close()
+        if store is not None:
+            await store.close()
         log.info("autoscaler stopped: %s", autoscaler.stats)
 
 

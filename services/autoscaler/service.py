@@ -54,10 +54,11 @@ from events.log import EventLog
 from events.publisher import Publisher
 from projections.scheduling.model import InstanceEntry, InstanceState
 from projections.scheduling.state import SchedulingState
+from projections.snapshots.view import ViewSnapshots
 from services import metrics
 from services.autoscaler.decisions import DecisionLog, decision_event
 from services.autoscaler.demand import instance_statuses, pool_lookahead
-from services.autoscaler.observed import CREATE_FAILED, Observed
+from services.autoscaler.observed import CREATE_FAILED, Observed, observe_before
 from services.health.detector import PREEMPTED_REASON
 from services.providers.base import InstanceProvider, InstanceSpec, ProviderError, ZoneExhausted
 from services.scheduler.view import StateFollower
@@ -97,7 +98,8 @@ class AutoscalerStats:
 class Autoscaler:
     def __init__(self, log_: EventLog, publisher: Publisher, provider: InstanceProvider,
                  settings: AutoscalerSettings, *, clock: Callable[[], int] = wall_clock_ms,
-                 new_name: Callable[[str], str] = random_instance_name, view_id: str | None = None) -> None:
+                 new_name: Callable[[str], str] = random_instance_name, view_id: str | None = None,
+                 snapshots: ViewSnapshots | None = None) -> None:
         self._log = log_
         self._publisher = publisher
         self.provider = provider
@@ -105,6 +107,7 @@ class Autoscaler:
         self._clock = clock
         self._new_name = new_name
         self._view_id = view_id or secrets.token_hex(4)
+        self._snapshots = snapshots
         self._pools = {p.name: p for p in settings.pools}
         self._pool_paused_until: dict[str, int] = {}
         self._busy: set[str] = set()  # instance names with a provider call in flight
@@ -119,12 +122,15 @@ class Autoscaler:
         return f"autoscaler/{self.provider.name}"
 
     async def start(self) -> None:
-        """Fold the log up to now (a fresh private view), before the first loop."""
+        """Fold the log up to now (a fresh private view, from the newest snapshot with snapshots), before
+        the first loop."""
         topics = self._publisher.topics
         self.follower = StateFollower(self._log, topics, f"{topics.prefix}autoscaler-view.{self._view_id}",
-                                      self._publisher.codec)
+                                      self._publisher.codec, snapshots=self._snapshots)
         self.follower.listeners.append(self.observed)
         await self.follower.start()
+        # a view from a snapshot starts past instance events `observed` needs: those come from offset 0
+        await observe_before(self._log, topics.instance, self.follower.positions, self._publisher.codec, self.observed)
         await self.follower.catch_up()
 
     async def run(self) -> None:

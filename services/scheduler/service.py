@@ -2,7 +2,8 @@
 
 Each leadership term:
 1. claim the next epoch (SchedulerLeaderElected) and stamp every placement with it;
-2. fold the batch and instance topics from offset 0 to their end (a fresh private view);
+2. fold the batch and instance topics to their end (a fresh private view, from the newest snapshot
+   of the scheduling state when there is one, projections/snapshots/view.py);
 3. loop: fold new records; when they may have made work schedulable (a job became ready, an
    attempt ended, an instance activated) or a retry's backoff expired, run one pass and append
    its SJs (and JobCreating + InstanceRequested for job-private jobs) in one batch.
@@ -32,6 +33,7 @@ from events.errors import LogError
 from events.log import EventLog
 from events.publisher import Publisher
 from projections.scheduling.model import JOB_PRIVATE_POOL, Demand
+from projections.snapshots.view import ViewSnapshots
 from services import metrics
 from services.health.detector import HealthSettings
 from services.health.monitor import HealthMonitor
@@ -74,7 +76,7 @@ class Scheduler:
     def __init__(self, log_: EventLog, publisher: Publisher, scheduler_id: str,
                  settings: SchedulerSettings | None = None, *, clock: Callable[[], int] = wall_clock_ms,
                  new_attempt_id: Callable[[], str] = random_attempt_id,
-                 explanations: ExplanationWriter | None = None) -> None:
+                 explanations: ExplanationWriter | None = None, snapshots: ViewSnapshots | None = None) -> None:
         self._log = log_
         self._publisher = publisher
         self._topics = publisher.topics
@@ -83,6 +85,7 @@ class Scheduler:
         self._clock = clock
         self._new_attempt_id = new_attempt_id
         self._explanations = explanations
+        self._snapshots = snapshots
         self.leadership = Leadership(log_, publisher, scheduler_id, publisher.codec)
         self.reservations: dict[str, Reservation] = {}  # attempt id -> reservation
         self.follower: StateFollower | None = None
@@ -114,12 +117,14 @@ class Scheduler:
         self._backoffs.clear()
         follower = StateFollower(self._log, self._topics,
                                  f"{self._topics.prefix}scheduler-view.{self.scheduler_id}.{self.epoch}",
-                                 self._publisher.codec)
+                                 self._publisher.codec, snapshots=self._snapshots)
         follower.listeners.append(self._on_folded)
         self.follower = follower
         await follower.start()
         try:
             await follower.catch_up()
+            self._backoffs = follower.state.retry_times()  # a snapshot's retries too, not only those folded now
+            heapq.heapify(self._backoffs)
             log.info("scheduler %s (epoch %d) rebuilt its view: %d events, %d ready jobs, %d instances",
                      self.scheduler_id, self.epoch, follower.state.events_applied, follower.state.n_ready(),
                      len(follower.state.instances))

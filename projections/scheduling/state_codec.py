@@ -35,10 +35,10 @@ from projections.scheduling.state import _HANDLERS, SchedulingState
 from projections.snapshots.fingerprint import fold_fingerprint
 from projections.snapshots.sealed import SnapshotCorrupt, seal, unseal
 
-CODEC_VERSION = 1
+CODEC_VERSION = 2  # 2: legacy_epochs (decisions from before verdict events)
 
 STATE_ATTRIBUTES = ("jobs", "instances", "attempts", "ready", "running_cores", "creating", "released_private",
-                    "finished", "refused", "events_applied", "early_heartbeats", "_newest_heartbeat",
+                    "finished", "refused", "legacy_epochs", "events_applied", "early_heartbeats", "_newest_heartbeat",
                     "_prune_early_at")
 INSTANCE_FIELDS = tuple(f.name for f in dataclasses.fields(InstanceEntry))
 _PHASES = {p.value: p for p in JobPhase}
@@ -83,7 +83,7 @@ def state_to_plain(s: SchedulingState) -> tuple[Any, ...]:
     running = {pool: dict(users) for pool, users in s.running_cores.items()}
     finished = {batch: bytes(bits) for batch, bits in s.finished._bits.items()}  # noqa: SLF001
     return (jobs, instances, attempts, ready, running, s.creating, s.released_private, finished, s.refused,
-            s.events_applied, s.early_heartbeats, s._newest_heartbeat, s._prune_early_at)  # noqa: SLF001
+            s.legacy_epochs, s.events_applied, s.early_heartbeats, s._newest_heartbeat, s._prune_early_at)  # noqa: SLF001
 
 
 def _demand(d: Demand) -> tuple[int, int, int]:
@@ -91,8 +91,8 @@ def _demand(d: Demand) -> tuple[int, int, int]:
 
 
 def state_from_plain(plain: tuple[Any, ...]) -> SchedulingState:
-    (jobs, instances, attempts, ready, running, creating, released_private, finished, refused, events_applied,
-     early_heartbeats, newest_heartbeat, prune_early_at) = plain
+    (jobs, instances, attempts, ready, running, creating, released_private, finished, refused, legacy_epochs,
+     events_applied, early_heartbeats, newest_heartbeat, prune_early_at) = plain
     demands: dict[tuple[int, int, int], Demand] = {}
 
     def demand(d: tuple[int, int, int]) -> Demand:
@@ -119,6 +119,9 @@ def state_from_plain(plain: tuple[Any, ...]) -> SchedulingState:
         queue = ReadyQueue()
         queue._keys.update(tuple(k) for k in keys)  # noqa: SLF001  # sorted already; one bulk insert
         queue.cores_mcpu = cores
+        for k in queue:  # the shapes are the queued jobs' demands, already restored with the jobs
+            d = s.jobs[k].demand
+            queue.shapes[d] = queue.shapes.get(d, 0) + 1
         s.ready[tuple(key)] = queue
     for pool, users in running.items():
         s.running_cores[pool] = defaultdict(int, users)
@@ -127,6 +130,7 @@ def state_from_plain(plain: tuple[Any, ...]) -> SchedulingState:
     for batch, bits in finished.items():
         s.finished._bits[batch] = bytearray(bits)  # noqa: SLF001
     s.refused = set(refused)
+    s.legacy_epochs = {int(batch): int(epoch) for batch, epoch in dict(legacy_epochs).items()}
     s.events_applied = events_applied
     s.early_heartbeats = dict(early_heartbeats)
     s._newest_heartbeat = newest_heartbeat  # noqa: SLF001

@@ -115,7 +115,7 @@ def write_pools(state: StackState) -> Path:
 
     own = state.extra.get("pools_file")
     if own:
-        from services.autoscaler.pools import PoolConfigError, load_pools
+        from events.pools_file import PoolConfigError, load_pools
 
         try:
             load_pools(Path(own), "local")
@@ -296,7 +296,7 @@ def up(home: Path, *, bootstrap: str | None = None, database_url: str | None = N
     `billing_interval_s` (workers' reports of running attempts) and `billing_loop_interval_s` (the
     front end's billing-limit passes) are kept for later `up`s (deploy/stack_billing.py).
 
-    `pools_file` replaces the default pools (a PoolConfig YAML, see services/autoscaler/pools.py);
+    `pools_file` replaces the default pools (a PoolConfig YAML, see events/pools_file.py);
     `zones` gives the local workers zones to be spread over (`local-a,local-b:2`: names with optional
     capacities). Both are kept for later `up`s of the same home."""
     _check_fleet_options(pools_file, zones)
@@ -394,7 +394,7 @@ def up(home: Path, *, bootstrap: str | None = None, database_url: str | None = N
 
 def _check_fleet_options(pools_file: Path | None, zones: str | None) -> None:
     """Refuse a bad --pools or --zones before starting anything, naming what to fix."""
-    from services.autoscaler.pools import PoolConfigError, load_pools
+    from events.pools_file import PoolConfigError, load_pools
     from services.providers.base import ProviderError
     from services.providers.local import parse_zones
 

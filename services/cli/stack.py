@@ -10,8 +10,8 @@ from rich.console import Console
 from rich.table import Table
 
 from deploy import stack
+from events.process.config import default_home
 from services.cli import app
-from services.config import default_home
 
 console = Console()
 HomeOption = typer.Option(None, "--home", help="state directory (default $SQUALL_HOME or ~/.squall)")

@@ -24,13 +24,13 @@ from fastapi import FastAPI
 from psycopg_pool import AsyncConnectionPool
 
 from events.objectstore import ObjectStore
+from events.pools_file import PoolConfigError, load_pools
+from events.process.config import ServiceConfig, add_arguments, from_args
 from events.publisher import Publisher
 from events.service_log import open_service_log
 from projections.cost import PriceTable, PriceTableError
 from projections.db import READMODEL_MIGRATIONS, migrate
 from services import callback_policy
-from services.autoscaler.pools import PoolConfigError, load_pools
-from services.config import ServiceConfig, add_arguments, from_args
 from services.front.app import create_app
 from services.front.billing_loop import INTERVAL_S as BILLING_INTERVAL_S
 from services.front.billing_loop import run_billing_limit_loop

@@ -44,7 +44,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from services.config import ServiceConfig
+from events.process.config import ServiceConfig
 from services.providers.base import InstanceSpec, ProviderError, ProviderInstance, ZoneExhausted
 
 log = logging.getLogger(__name__)

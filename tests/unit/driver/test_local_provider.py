@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from services.config import ServiceConfig
+from events.process.config import ServiceConfig
 from services.providers.base import InstanceSpec, ProviderError
 from services.providers.local import LocalProvider, metrics_url, preempt
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from deploy.stack import StackError, _check_fleet_options
-from services.autoscaler.pools import PoolConfigError, load_pools
+from events.pools_file import PoolConfigError, load_pools
 from services.providers.base import ProviderError
 from services.providers.local import parse_zones
 

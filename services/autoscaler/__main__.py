@@ -17,6 +17,7 @@ import logging
 import shlex
 from pathlib import Path
 
+from deploy.local_fleet import ZonesError, parse_zones
 from events.codec import Codec
 from events.pools_file import PoolConfigError, load_pools
 from events.process.config import ConfigError, ServiceConfig, add_arguments, from_args, serve_metrics
@@ -29,7 +30,7 @@ from projections.snapshots.options import add_snapshot_arguments, open_snapshot_
 from services.autoscaler.service import Autoscaler, AutoscalerSettings
 from services.providers.base import InstanceProvider, ProviderError
 from services.providers.gce_startup import WorkerBootstrap
-from services.providers.local import WORKER_COMMAND, LocalProvider, parse_zones
+from services.providers.local import WORKER_COMMAND, LocalProvider
 
 log = logging.getLogger("services.autoscaler")
 
@@ -159,7 +160,7 @@ async def run(args: argparse.Namespace, stop: asyncio.Event) -> None:
 def main() -> None:
     args = parser().parse_args()
     raise SystemExit(run_process(lambda stop: run(args, stop), prog="python -m services.autoscaler",
-                                 errors=(PoolConfigError, ProviderError)))
+                                 errors=(PoolConfigError, ProviderError, ZonesError)))
 
 
 if __name__ == "__main__":

@@ -22,11 +22,12 @@ def ensure_stack_user(database_url: str, token: str, *, user: str, billing_proje
 
     async def ensure() -> str:
         async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
-            await buckets.grant(conn, bucket, user=user, system_bucket=system_bucket)
             if token and await user_for_token(conn, token) == user:  # not revoked, not expired
                 await make_operator(conn, user)  # a stack made before operators existed
-                return token
-            created = await create_user(conn, user, billing_project=billing_project, operator=True)
-            return created.token
+                working = token
+            else:
+                working = (await create_user(conn, user, billing_project=billing_project, operator=True)).token
+            await buckets.grant(conn, bucket, user=user, system_bucket=system_bucket)  # the user exists by now
+            return working
 
     return asyncio.run(ensure())

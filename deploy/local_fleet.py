@@ -17,10 +17,13 @@ class ZonesError(ValueError):
 
 
 def metrics_url(home: Path, name: str) -> str | None:
-    """The Prometheus endpoint of a local agent, from the command it runs with (None if unknown)."""
+    """The Prometheus endpoint of a local agent, from the command it runs with (None if unknown):
+    on loopback, or on the address its --metrics-host names (an agent on a host of its own)."""
     try:
         command = json.loads((home / "instances" / f"{name}.cmd").read_text())
-        return f"http://127.0.0.1:{int(command[command.index('--metrics-port') + 1])}/metrics"
+        port = int(command[command.index("--metrics-port") + 1])
+        host = command[command.index("--metrics-host") + 1] if "--metrics-host" in command else "127.0.0.1"
+        return f"http://{host}:{port}/metrics"
     except (OSError, ValueError, IndexError, TypeError):
         return None
 

@@ -65,12 +65,10 @@ def parse_until(text: str) -> dict[TopicPartition, int]:
 
 async def serve(config: ServiceConfig, schema: str, prices: PriceTable, settings: RunnerSettings,
                 shard: tuple[int, int] | None = None, until: dict[TopicPartition, int] | None = None,
-                bulk: bool = False, max_held_jobs: int = DEFAULT_MAX_HELD_JOBS,
-                stop: asyncio.Event | None = None) -> None:
+                bulk: bool = False, max_held_jobs: int = DEFAULT_MAX_HELD_JOBS, *, stop: asyncio.Event) -> None:
     migrate(config.database_url, [READMODEL_MIGRATIONS], schema=schema)
     log = await open_service_log(config.bootstrap_servers, config.topics, "readmodel", client_id="squall-readmodel",
                                  security=config.kafka_security)
-    stop = stop or asyncio.Event()
     try:
         await run_readmodel(log, config.topics, config.database_url, schema, prices, settings, stop=stop,
                             until=until, shard=shard, bulk=bulk, max_held_jobs=max_held_jobs,

@@ -7,9 +7,9 @@ from dataclasses import replace
 
 from events.codec import Codec
 from events.publisher import Publisher
+from projections.scheduling.view_snapshots import ViewSnapshots, view_name
 from projections.snapshots.schedule import SnapshotSettings
 from projections.snapshots.store import MemorySnapshotStore
-from projections.snapshots.view import ViewSnapshots, view_name
 from services.autoscaler.service import Autoscaler, AutoscalerSettings
 from services.providers.base import ZoneExhausted
 from tests.unit.driver.driver_events import created, ready

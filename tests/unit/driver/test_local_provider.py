@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from services.config import ServiceConfig
+from deploy.local_fleet import metrics_url
+from events.process.config import ServiceConfig
 from services.providers.base import InstanceSpec, ProviderError
-from services.providers.local import LocalProvider, metrics_url, preempt
+from services.providers.local import LocalProvider, preempt
 
 SLEEPER = (sys.executable, "-c", "import time; time.sleep(120)")
 GIB = 1024**3

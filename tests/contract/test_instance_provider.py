@@ -25,9 +25,9 @@ import pytest
 
 from events.codec import Codec
 from events.log import EventLog
+from events.process.config import ServiceConfig
 from events.publisher import Publisher
 from events.topics import Topics
-from services.config import ServiceConfig
 from services.providers.base import (
     InstanceProvider,
     InstanceSpec,

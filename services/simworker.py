@@ -8,7 +8,7 @@ driver's tests and benchmarks, and by the local provider when no real worker is 
     python -m services.simworker --instance-name w1 --cores 16 --memory-gib 60 --storage-gib 100 \
         --pool standard --region local --bootstrap 127.0.0.1:9092 --topic-prefix squall.
 
-A `SimFleet` runs many instances in one process over one reader of the assignments topic.
+A `SimulatedWorkerFleet` runs many instances in one process over one reader of the assignments topic.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def wall_clock_ms() -> int:
 
 
 @dataclass(frozen=True)
-class SimInstance:
+class SimulatedWorker:
     name: str
     pool: str = "standard"
     cores_mcpu: int = 16_000
@@ -67,7 +67,7 @@ class _Running:
     timer: asyncio.TimerHandle | None = field(default=None)
 
 
-class SimFleet:
+class SimulatedWorkerFleet:
     """Simulated instances sharing one log connection; see the module doc."""
 
     def __init__(self, log_: EventLog, publisher: Publisher, *, job_duration_ms: int = 0,
@@ -80,7 +80,7 @@ class SimFleet:
         self.job_duration_ms = job_duration_ms
         self.heartbeat_interval_s = heartbeat_interval_s
         self.billing_interval_s = billing_interval_s
-        self.instances: dict[str, SimInstance] = {}
+        self.instances: dict[str, SimulatedWorker] = {}
         self.running: dict[str, dict[str, _Running]] = {}  # instance -> attempt id -> running
         self._seen_attempts: set[str] = set()  # assignments are re-sent until started: run each once
         self._live_by_job: dict[tuple[int, int], str] = {}  # job -> attempt running on this fleet
@@ -91,7 +91,7 @@ class SimFleet:
         self._outbox: list[Event] = []
         self._flush_scheduled = False
 
-    async def add(self, instance: SimInstance) -> None:
+    async def add(self, instance: SimulatedWorker) -> None:
         """Announce the instance; from then on its assignments are served."""
         self.instances[instance.name] = instance
         self.running.setdefault(instance.name, {})
@@ -286,9 +286,9 @@ async def _main(args: argparse.Namespace, stop: asyncio.Event) -> None:
     event_log = await KafkaEventLog.connect(config.bootstrap_servers, client_id=f"simworker-{args.instance_name}",
                                             security=config.kafka_security)
     publisher = Publisher(event_log, config.topics, Codec())
-    fleet = SimFleet(event_log, publisher, job_duration_ms=args.job_duration_ms,
+    fleet = SimulatedWorkerFleet(event_log, publisher, job_duration_ms=args.job_duration_ms,
                      heartbeat_interval_s=args.heartbeat_interval, billing_interval_s=args.billing_interval)
-    instance = SimInstance(name=args.instance_name, pool=args.pool, cores_mcpu=int(args.cores * 1000),
+    instance = SimulatedWorker(name=args.instance_name, pool=args.pool, cores_mcpu=int(args.cores * 1000),
                            memory_bytes=int(args.memory_gib * GIB), storage_gib=args.storage_gib, region=args.region,
                            preemptible=args.preemptible)
     n_partitions = await event_log.partitions(config.topics.assignment)

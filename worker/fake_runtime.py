@@ -17,13 +17,13 @@ from worker.runtime import (
     ContainerExit,
     ContainerInfo,
     ContainerNotFound,
+    ContainerRuntimeError,
     ContainerSpec,
     ContainerSpecInvalid,
     ImageNotFound,
     ImagePullFailed,
     InvalidImageReference,
     LogSink,
-    RuntimeError_,
     UsageSample,
 )
 
@@ -116,7 +116,7 @@ class FakeRuntime:
         if spec.image not in self.images:
             raise ImageNotFound(f"image {spec.image!r} not found")
         if any(c.spec.name == spec.name for c in self.containers.values()):
-            raise RuntimeError_(f"the container name {spec.name!r} is already in use")
+            raise ContainerRuntimeError(f"the container name {spec.name!r} is already in use")
         cid = f"fake{next(self._ids):060d}"
         self.containers[cid] = _Container(id=cid, spec=spec, process=self.program(spec))
         self.created_specs.append(spec)

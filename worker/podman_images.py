@@ -11,7 +11,7 @@ from podman.errors import APIError
 
 from worker.podman_api import api_message
 from worker.podman_errors import classify_pull_error, is_invalid_reference
-from worker.runtime import InvalidImageReference, RuntimeError_
+from worker.runtime import ContainerRuntimeError, InvalidImageReference
 from worker.sandbox import ImageConfig
 
 
@@ -25,11 +25,11 @@ def inspect_image(client: Any, image: str) -> ImageConfig | None:
             raise InvalidImageReference(f"invalid image reference {image!r}: {message}")
         return None
     if response.status_code >= 300:
-        raise RuntimeError_(f"inspecting image {image!r} failed: {api_message(response)}")
+        raise ContainerRuntimeError(f"inspecting image {image!r} failed: {api_message(response)}")
     try:
         return ImageConfig.from_inspect(response.json())
     except ValueError as exc:
-        raise RuntimeError_(f"image {image!r}: {exc}") from exc
+        raise ContainerRuntimeError(f"image {image!r}: {exc}") from exc
 
 
 def pull_image(client: Any, image: str) -> None:

@@ -49,10 +49,10 @@ from worker.runtime import (
     ContainerExit,
     ContainerInfo,
     ContainerNotFound,
+    ContainerRuntimeError,
     ContainerSpec,
     ImageNotFound,
     LogSink,
-    RuntimeError_,
     RuntimeUnavailable,
     UsageSample,
 )
@@ -128,7 +128,7 @@ class PodmanRuntime:
             user_error = user_error_for(message) if user_errors else None
             if user_error is not None:
                 raise user_error from exc
-            raise RuntimeError_(f"podman API error: {message}") from exc
+            raise ContainerRuntimeError(f"podman API error: {message}") from exc
         except requests.exceptions.ConnectionError as exc:
             raise self._unavailable(exc) from exc
 
@@ -159,7 +159,7 @@ class PodmanRuntime:
             return None
         network = self.networks.by_kind(kind)
         if self._firewall is None:
-            raise RuntimeError_(f"job networks are not firewalled on this worker: refusing a {kind} network "
+            raise ContainerRuntimeError(f"job networks are not firewalled on this worker: refusing a {kind} network "
                                 "(the agent calls prepare_job_networks at start)")
         return network.name
 
@@ -194,7 +194,7 @@ class PodmanRuntime:
         if image is None:
             raise ImageNotFound(f"image {spec.image!r} not found")
         if self._slots.lease_of(spec.name) is not None and self._client.containers.exists(spec.name):
-            raise RuntimeError_(f"the container name {spec.name!r} is already in use")
+            raise ContainerRuntimeError(f"the container name {spec.name!r} is already in use")
         slot = self._slots.acquire(spec.name)
         try:
             mapping = self._slots.mapping(slot)
@@ -206,7 +206,7 @@ class PodmanRuntime:
                                              headers={"content-type": "application/json"})
             if response.status_code >= 300:
                 message = api_message(response)
-                raise user_error_for(message) or RuntimeError_(f"creating container {spec.name} failed: {message}")
+                raise user_error_for(message) or ContainerRuntimeError(f"creating container {spec.name} failed: {message}")
             container_id = str(response.json()["Id"])
         except BaseException:
             self._rootfs.teardown(slot)

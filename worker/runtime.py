@@ -18,32 +18,32 @@ LABEL_ATTEMPT = "squall.attempt"
 LABEL_STEP = "squall.step"
 
 
-class RuntimeError_(Exception):
+class ContainerRuntimeError(Exception):
     """Base of the runtime's errors (named with a trailing underscore to keep the builtin visible)."""
 
 
-class ImageNotFound(RuntimeError_):
+class ImageNotFound(ContainerRuntimeError):
     """The image does not exist locally and no registry has it: the job cannot run as written."""
 
 
-class InvalidImageReference(RuntimeError_):
+class InvalidImageReference(ContainerRuntimeError):
     """The image reference is malformed (the runtime's parser refused it): final, the user's mistake."""
 
 
-class ContainerSpecInvalid(RuntimeError_):
+class ContainerSpecInvalid(ContainerRuntimeError):
     """The runtime refused the container as specified: its executable is not in the image, its
     working directory or user does not exist, ... Final: running it again fails the same way."""
 
 
-class ImagePullFailed(RuntimeError_):
+class ImagePullFailed(ContainerRuntimeError):
     """Pulling failed for a reason that may go away (network, registry outage): a system failure."""
 
 
-class ContainerNotFound(RuntimeError_):
+class ContainerNotFound(ContainerRuntimeError):
     """The container named does not exist (any more)."""
 
 
-class RuntimeUnavailable(RuntimeError_):
+class RuntimeUnavailable(ContainerRuntimeError):
     """The container engine did not answer; the message says how to start it."""
 
 

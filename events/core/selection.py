@@ -13,7 +13,7 @@ fragments no ready job fits (a quarter core left on a busy worker) then count in
 the users served first fill the usable room before the others get theirs: in the 10,000-instance
 simulation the fair-share error once saturated reached 10 % that way, against 3 % with usable cores.
 
-This is the one selection the deployed scheduler (services/scheduler/plan.py) and the fleet
+This is the one selection the deployed scheduler (services/scheduler/scheduling_pass.py) and the fleet
 simulator (services/simulator/engine.py) both run, so the simulator's figures describe the
 deployed policy. Pure and generic over what a queue holds: the scheduler passes its job entries,
 the simulator job numbers.

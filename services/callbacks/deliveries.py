@@ -15,7 +15,7 @@ from psycopg import AsyncConnection
 
 from projections.db import READMODEL_MIGRATIONS, migrate
 from projections.readmodel.projection import NAME as READMODEL
-from services.front.server import FRONT_MIGRATIONS
+from services.front.startup import FRONT_MIGRATIONS
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 

@@ -20,7 +20,7 @@ import typer
 
 from events.process.config import default_home
 from services.front.errors import FrontError
-from services.front.server import apply_migrations
+from services.front.startup import apply_migrations
 
 T = TypeVar("T")
 

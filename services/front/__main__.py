@@ -29,12 +29,12 @@ from events.process.config import ServiceConfig, add_arguments, from_args
 from events.process.run import run_process
 from projections.cost import PriceTable, PriceTableError
 from services import callback_policy
-from services.front.app import create_app
+from services.front.asgi_app import create_app
 from services.front.billing_loop import INTERVAL_S as BILLING_INTERVAL_S
 from services.front.billing_loop import run_billing_limit_loop
 from services.front.offload import tune_gc_for_requests
-from services.front.server import is_loopback, job_data_for, running_deps
 from services.front.specs import SpecRules
+from services.front.startup import is_loopback, job_data_for, running_deps
 from services.webui.app import close_ui, create_ui
 
 

@@ -12,7 +12,7 @@ end's lifespan (services/front/__main__.py), for three reasons:
 - no new process for `squall up` to supervise.
 
 Several front replicas each run it, and that is harmless: the event id of a batch's
-BatchCancelRequested is derived from the batch id alone (services/front/plan.py), so every replica
+BatchCancelRequested is derived from the batch id alone (services/front/update_plan.py), so every replica
 (and every pass, until the read model shows the batch cancelled) appends the same event, which
 consumers recognise as one; and a cancelled batch cancels nothing more (events/core/decide.py).
 A pass that crashes between marking and appending is repaired by the next pass, because the loop

@@ -29,9 +29,9 @@ from events.publisher import Publisher
 from services.front import store
 from services.front.billing import check_under_limit
 from services.front.errors import Conflict, InvalidRequest, Unavailable
-from services.front.plan import Stamp, plan_jobs, update_committed, update_created
 from services.front.rerun_plan import RERUN_STATES, EndedJob, RerunPlan, plan_rerun
 from services.front.specs import SpecRules, UpdateRequest, parse_job
+from services.front.update_plan import Stamp, plan_jobs, update_committed, update_created
 
 TOKEN_PREFIX = "rerun-failed-"
 

@@ -8,10 +8,10 @@ from fastapi import APIRouter, Query, Request
 
 from services.callback_policy import CallbackRefused
 from services.front import openapi_schemas as schemas
-from services.front.deps import FrontDeps
 from services.front.errors import InvalidRequest
 from services.front.fields import require_object
-from services.front.http import (
+from services.front.front_deps import FrontDeps
+from services.front.route_support import (
     BatchId,
     Deps,
     JobGroupId,

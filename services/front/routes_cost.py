@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from services.front.billing import project_cost
 from services.front.errors import Forbidden
 from services.front.estimate import estimate, parse_estimate
-from services.front.http import Deps, User, json_request_body, parsed_body
+from services.front.route_support import Deps, User, json_request_body, parsed_body
 from services.front.users import is_member
 
 router = APIRouter(prefix="/api/v1alpha", tags=["cost"])

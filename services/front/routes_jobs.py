@@ -15,7 +15,7 @@ from fastapi.responses import Response
 from events.objectstore import ObjectStoreError
 from events.objectstore.layout import STEPS
 from services.front.errors import InvalidRequest, NotFound, Unavailable
-from services.front.http import BatchId, Deps, JobGroupId, JobId, User, parse_bool_param
+from services.front.route_support import BatchId, Deps, JobGroupId, JobId, User, parse_bool_param
 from services.front.shapes import job_status
 from services.front.specs import ROOT_JOB_GROUP_ID
 from services.jobdata import AttemptLocation, locate

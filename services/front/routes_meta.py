@@ -14,7 +14,7 @@ from services.front.billing import billing_projects as query_billing_projects
 from services.front.billing import parse_limit, set_limit
 from services.front.errors import Forbidden, InvalidRequest, NotFound
 from services.front.fields import require_object
-from services.front.http import BatchId, Deps, JobId, User, json_body, json_request_body
+from services.front.route_support import BatchId, Deps, JobId, User, json_body, json_request_body
 from services.front.users import billing_projects_of, is_operator
 from services.front.why import autoscaler_context, explain, job_pool
 

@@ -13,7 +13,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from services.front.fields import as_str, reject_unknown, require_object
-from services.front.http import BatchId, Deps, User, json_body
+from services.front.route_support import BatchId, Deps, User, json_body
 
 router = APIRouter(prefix="/api/v1alpha", tags=["squall"])
 

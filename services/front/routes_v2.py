@@ -11,8 +11,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from services.front.http import BatchId, Deps, JobGroupId, User, parse_bool_param
 from services.front.queries import default_batches_query
+from services.front.route_support import BatchId, Deps, JobGroupId, User, parse_bool_param
 from services.front.specs import ROOT_JOB_GROUP_ID
 
 router = APIRouter(prefix="/api/v2alpha", tags=["v2"])

@@ -23,7 +23,8 @@ from services.front.billing import check_under_limit
 from services.front.errors import Conflict, Forbidden, InvalidRequest, NotFound, Unavailable
 from services.front.job_files import FileAccess
 from services.front.offload import INLINE_EVENTS, CpuLane
-from services.front.plan import (
+from services.front.specs import ROOT_JOB_GROUP_ID, BatchRequest, GroupRequest, JobRequest, UpdateRequest
+from services.front.update_plan import (
     Stamp,
     batch_created,
     batch_deleted,
@@ -35,7 +36,6 @@ from services.front.plan import (
     update_committed,
     update_created,
 )
-from services.front.specs import ROOT_JOB_GROUP_ID, BatchRequest, GroupRequest, JobRequest, UpdateRequest
 from services.front.users import is_member
 
 Clock = Callable[[], int]

@@ -40,7 +40,7 @@ from services.health.detector import HealthSettings
 from services.health.monitor import HealthMonitor
 from services.scheduler.explanations import ExplanationWriter
 from services.scheduler.leadership import Leadership
-from services.scheduler.plan import Plan, Reservation, plan_cycle, private_instance_name
+from services.scheduler.scheduling_pass import Plan, Reservation, plan_cycle, private_instance_name
 
 log = logging.getLogger(__name__)
 

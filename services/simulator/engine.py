@@ -28,7 +28,7 @@ from events.core.lookahead import Lookahead, enough_demand_mcpu, lookahead
 from events.core.lookahead import UserQueue as PoolQueue
 from events.core.matching import ReadyJob, match
 from events.core.selection import UserQueue, select_candidates
-from services.simulator.fleet import ACTIVE, DELETED, Fleet, SimInstance
+from services.simulator.fleet import ACTIVE, DELETED, SimulatedFleet, SimulatedInstance
 from services.simulator.report import FairShareSample, Recorder, Report, fair_share_errors, percentiles_ms
 from services.simulator.workload import BatchGroup, Workload
 
@@ -44,7 +44,7 @@ class Simulation:
         self.now = 0
         self.heap: list[tuple[int, int, int, int, int]] = []
         self.sequence = 0
-        self.fleet = Fleet(tuple(p.config for p in workload.pools))
+        self.fleet = SimulatedFleet(tuple(p.config for p in workload.pools))
         self.sim_pools = {p.config.name: p for p in workload.pools}
         self.groups = workload.batch_groups
         # Per job (index = job id): its batch group, first job of its batch, unfinished parents, ready time.
@@ -52,7 +52,7 @@ class Simulation:
         self.job_base = array("q")
         self.pending_parents = array("i")
         self.ready_since = array("q")
-        self.running: dict[int, tuple[SimInstance, int]] = {}  # job -> (instance, attempt sequence)
+        self.running: dict[int, tuple[SimulatedInstance, int]] = {}  # job -> (instance, attempt sequence)
         self.queues: dict[str, dict[str, deque[int]]] = {pool: {} for pool in self.fleet.pools}
         self.ready_mcpu: dict[str, dict[str, int]] = {pool: {} for pool in self.fleet.pools}
         self.running_mcpu: dict[str, dict[str, int]] = {pool: {} for pool in self.fleet.pools}
@@ -198,7 +198,7 @@ class Simulation:
         if group.gather and job != last:
             yield last
 
-    def _start(self, job: int, group: BatchGroup, instance: SimInstance) -> None:
+    def _start(self, job: int, group: BatchGroup, instance: SimulatedInstance) -> None:
         self.fleet.start(instance, job, group.cores_mcpu, group.memory_bytes, group.storage_gib)
         self.sequence += 1
         self.running[job] = (instance, self.sequence)
@@ -227,7 +227,7 @@ class Simulation:
 
     # -- instances -----------------------------------------------------------------------------
 
-    def _instance_up(self, instance: SimInstance) -> None:
+    def _instance_up(self, instance: SimulatedInstance) -> None:
         if instance.state in (ACTIVE, DELETED):
             return
         self.fleet.activate(instance, self.now)
@@ -238,7 +238,7 @@ class Simulation:
             self._at(self.now + 1 + int(self.rng.expovariate(rate / HOUR_MS)), PREEMPT, instance.index)
         self._changed()
 
-    def _preempt(self, instance: SimInstance) -> None:
+    def _preempt(self, instance: SimulatedInstance) -> None:
         if instance.state != ACTIVE:
             return
         orphans = self.fleet.delete(instance)

@@ -18,7 +18,7 @@ PENDING, ACTIVE, DELETED = 0, 1, 2
 QUARTER_CORE_MCPU = 250
 
 
-class SimInstance:
+class SimulatedInstance:
     __slots__ = (
         "index", "name", "pool", "state", "free_mcpu", "free_memory_bytes", "free_storage_gib",
         "jobs", "idle_since_ms", "capacity_mcpu", "capacity_view", "status_view", "standing",
@@ -46,18 +46,18 @@ class SimInstance:
         self.status_view = None
 
 
-class Fleet:
+class SimulatedFleet:
     def __init__(self, pools: tuple[PoolConfig, ...]) -> None:
         self.pools = {pool.name: pool for pool in pools}
-        self.instances: list[SimInstance] = []
-        self.by_name: dict[str, SimInstance] = {}
-        self.live: dict[str, dict[int, SimInstance]] = {name: {} for name in self.pools}  # pending + active
+        self.instances: list[SimulatedInstance] = []
+        self.by_name: dict[str, SimulatedInstance] = {}
+        self.live: dict[str, dict[int, SimulatedInstance]] = {name: {} for name in self.pools}  # pending + active
         # Active instances with free cores, bucketed by free quarter-cores (index 0 unused), so a cycle
         # touches only the instances that can hold its jobs, however many 10,000s are full.
-        self.free_buckets: dict[str, list[dict[int, SimInstance]]] = {
+        self.free_buckets: dict[str, list[dict[int, SimulatedInstance]]] = {
             name: [{} for _ in range(pool.worker_cores * 4 + 1)] for name, pool in self.pools.items()
         }
-        self.idle: dict[str, dict[int, SimInstance]] = {name: {} for name in self.pools}  # active, no jobs
+        self.idle: dict[str, dict[int, SimulatedInstance]] = {name: {} for name in self.pools}  # active, no jobs
         self.pending: dict[str, int] = dict.fromkeys(self.pools, 0)
         self.pending_mcpu: dict[str, int] = dict.fromkeys(self.pools, 0)
         self.active_mcpu: dict[str, int] = dict.fromkeys(self.pools, 0)
@@ -65,8 +65,8 @@ class Fleet:
         self.requested = 0
         self.deleted = 0
 
-    def request(self, pool_name: str, standing: bool = False) -> SimInstance:
-        instance = SimInstance(len(self.instances), self.pools[pool_name], standing)
+    def request(self, pool_name: str, standing: bool = False) -> SimulatedInstance:
+        instance = SimulatedInstance(len(self.instances), self.pools[pool_name], standing)
         self.instances.append(instance)
         self.by_name[instance.name] = instance
         self.live[pool_name][instance.index] = instance
@@ -75,7 +75,7 @@ class Fleet:
         self.requested += 1
         return instance
 
-    def activate(self, instance: SimInstance, now_ms: int) -> None:
+    def activate(self, instance: SimulatedInstance, now_ms: int) -> None:
         instance.state = ACTIVE
         instance.idle_since_ms = now_ms
         instance.changed()
@@ -85,7 +85,7 @@ class Fleet:
         self._file(instance)
         self.active_mcpu[instance.pool] += instance.capacity_mcpu
 
-    def delete(self, instance: SimInstance) -> list[int]:
+    def delete(self, instance: SimulatedInstance) -> list[int]:
         """Remove the instance; returns the jobs that were running on it (they lose their attempt)."""
         orphans = list(instance.jobs)
         if instance.state == ACTIVE:
@@ -104,7 +104,7 @@ class Fleet:
         self.deleted += 1
         return orphans
 
-    def start(self, instance: SimInstance, job: int, mcpu: int, memory_bytes: int, storage_gib: int) -> None:
+    def start(self, instance: SimulatedInstance, job: int, mcpu: int, memory_bytes: int, storage_gib: int) -> None:
         self._unfile(instance)
         instance.free_mcpu -= mcpu
         instance.free_memory_bytes -= memory_bytes
@@ -120,7 +120,7 @@ class Fleet:
         self._file(instance)
 
     def finish(
-        self, instance: SimInstance, job: int, mcpu: int, memory_bytes: int, storage_gib: int, now_ms: int
+        self, instance: SimulatedInstance, job: int, mcpu: int, memory_bytes: int, storage_gib: int, now_ms: int
     ) -> None:
         del instance.jobs[job]
         instance.changed()
@@ -134,13 +134,13 @@ class Fleet:
             instance.idle_since_ms = now_ms
             self.idle[instance.pool][instance.index] = instance
 
-    def _file(self, instance: SimInstance) -> None:
+    def _file(self, instance: SimulatedInstance) -> None:
         if instance.free_mcpu >= QUARTER_CORE_MCPU:
             self.free_buckets[instance.pool][instance.free_mcpu // QUARTER_CORE_MCPU][instance.index] = (
                 instance
             )
 
-    def _unfile(self, instance: SimInstance) -> None:
+    def _unfile(self, instance: SimulatedInstance) -> None:
         if instance.free_mcpu >= QUARTER_CORE_MCPU:
             del self.free_buckets[instance.pool][instance.free_mcpu // QUARTER_CORE_MCPU][instance.index]
 
@@ -194,7 +194,7 @@ class Fleet:
             yield self._status(instance)
 
     @staticmethod
-    def _status(instance: SimInstance) -> InstanceStatus:
+    def _status(instance: SimulatedInstance) -> InstanceStatus:
         view = instance.status_view
         if view is None:
             view = instance.status_view = InstanceStatus(

@@ -5,8 +5,8 @@
 
 Shape of the run (as deployed): the scheduler is its own process (`python -m services.scheduler`);
 the lifecycle core runs as `python -m projections.resolver` when that module exists, otherwise as
-the in-process stand-in (events.core evolve + react, tests/unit/driver/driver_support.py); the
-workers are a SimFleet (MJS + MJC Success as soon as an attempt is assigned).
+the in-process stand-in (events.core evolve + react, tests/unit/scheduler_autoscaler/driver_support.py); the
+workers are a SimulatedWorkerFleet (MJS + MJC Success as soon as an attempt is assigned).
 
 Prints:
 - throughput: N no-op jobs submitted at once (batches of 1,000); jobs scheduled+completed per second
@@ -47,8 +47,8 @@ from events.kafka_log import KafkaEventLog  # noqa: E402
 from events.kafka_security import KafkaSecurity  # noqa: E402
 from events.publisher import Publisher  # noqa: E402
 from events.topics import Topics  # noqa: E402
-from services.simworker import SimFleet, SimInstance  # noqa: E402
-from tests.unit.driver.driver_support import JobDef, StandinResolver, batch_events  # noqa: E402
+from services.simworker import SimulatedWorker, SimulatedWorkerFleet  # noqa: E402
+from tests.unit.scheduler_autoscaler.driver_support import JobDef, StandinResolver, batch_events  # noqa: E402
 
 
 def now_ms() -> int:
@@ -148,7 +148,7 @@ async def bench(bootstrap: str, n_jobs: int, rate: float, n_latency_jobs: int, n
         return ["--kafka-credentials", str(auth.files[name])] if auth else []
 
     resolver: StandinResolver | None = None
-    fleet = SimFleet(log, publisher, heartbeat_interval_s=5.0)
+    fleet = SimulatedWorkerFleet(log, publisher, heartbeat_interval_s=5.0)
     try:
         profile = ["-m", "cProfile", "-o", os.environ["BENCH_PROFILE"]] if os.environ.get("BENCH_PROFILE") else []
         processes["scheduler"] = spawn([*profile, "-m", "services.scheduler", "--scheduler-id", "bench", *common,
@@ -162,7 +162,7 @@ async def bench(bootstrap: str, n_jobs: int, rate: float, n_latency_jobs: int, n
             resolver.start()
             resolver_kind = "stand-in core (in the bench process)"
         for i in range(n_instances):
-            await fleet.add(SimInstance(name=f"sim-{i}", cores_mcpu=16_000))
+            await fleet.add(SimulatedWorker(name=f"sim-{i}", cores_mcpu=16_000))
         tasks.append(asyncio.create_task(fleet.serve_all()))
         counter = CompletionCounter(log, topics, codec)
         tasks.append(asyncio.create_task(counter.run()))

@@ -38,9 +38,9 @@ from events.memory_log import MemoryEventLog  # noqa: E402
 from events.objectstore import InMemoryObjectStore  # noqa: E402
 from events.publisher import Publisher  # noqa: E402
 from events.topics import Topics  # noqa: E402
-from services.front.app import create_app  # noqa: E402
-from services.front.deps import FrontDeps  # noqa: E402
-from services.front.server import apply_migrations  # noqa: E402
+from services.front.asgi_app import create_app  # noqa: E402
+from services.front.front_deps import FrontDeps  # noqa: E402
+from services.front.startup import apply_migrations  # noqa: E402
 from services.front.users import create_user  # noqa: E402
 from services.jobdata import JobData  # noqa: E402
 

@@ -79,10 +79,10 @@ def serve(db_url: str, port: int, token_file: Path, bootstrap: str) -> None:
     from events.objectstore import InMemoryObjectStore
     from events.publisher import Publisher
     from events.topics import Topics
-    from services.front.app import create_app
-    from services.front.deps import FrontDeps
+    from services.front.asgi_app import create_app
+    from services.front.front_deps import FrontDeps
     from services.front.offload import tune_gc_for_requests
-    from services.front.server import apply_migrations
+    from services.front.startup import apply_migrations
     from services.front.users import create_user
     from services.jobdata import JobData
 

@@ -15,7 +15,13 @@ import pytest
 
 from tests.podman_support import BUSYBOX
 from worker.fake_runtime import FakeRuntime
-from worker.runtime import ContainerNotFound, ContainerRuntime, ContainerSpec, ImageNotFound, RuntimeError_
+from worker.runtime import (
+    ContainerNotFound,
+    ContainerRuntime,
+    ContainerRuntimeError,
+    ContainerSpec,
+    ImageNotFound,
+)
 
 
 @dataclass
@@ -101,7 +107,7 @@ async def test_a_second_container_with_the_same_name_is_refused(case: Case) -> N
     spec = _spec(case.image, ("true",))
     cid = await case.runtime.create(spec)
     try:
-        with pytest.raises(RuntimeError_):
+        with pytest.raises(ContainerRuntimeError):
             await case.runtime.create(spec)
     finally:
         await case.runtime.remove(cid)

@@ -1,10 +1,10 @@
 """One contract for every InstanceProvider: the in-memory fakes and the real adapters.
 
 - `memory`: tests/fakes/instance_provider.MemoryProvider (the autoscaler's unit tests);
-- `sim`: tests/unit/driver/driver_support.SimProvider (simulated workers on the in-memory log);
+- `sim`: tests/unit/scheduler_autoscaler/driver_support.SimProvider (simulated workers on the in-memory log);
 - `local`: services/providers/local.LocalProvider, spawning real processes (a stand-in agent that
   takes the worker's flags and sleeps, so no Kafka is needed);
-- `gce`: services/providers/gce.GceProvider against the fake Compute API (tests/unit/driver/fake_compute).
+- `gce`: services/providers/gce.GceProvider against the fake Compute API (tests/unit/scheduler_autoscaler/fake_compute).
 
 The protocol (services/providers/base.py) is idempotent by name: creating a name that exists, or
 deleting one that is gone, is not an error. If a behaviour passes on a fake and fails on an adapter
@@ -38,10 +38,10 @@ from services.providers.base import (
 from services.providers.gce import GceProvider, GceSettings
 from services.providers.local import LocalProvider
 from services.providers.local import preempt as preempt_local
-from services.simworker import SimFleet
+from services.simworker import SimulatedWorkerFleet
 from tests.fakes.instance_provider import MemoryProvider
-from tests.unit.driver.driver_support import SimProvider
-from tests.unit.driver.fake_compute import BOOTSTRAP, FakeCompute, FakeComputeServer
+from tests.unit.scheduler_autoscaler.driver_support import SimProvider
+from tests.unit.scheduler_autoscaler.fake_compute import BOOTSTRAP, FakeCompute, FakeComputeServer
 
 GIB = 1024**3
 SLEEPER = (sys.executable, "-c", "import time; time.sleep(120)")  # a stand-in agent: takes the flags, runs nothing
@@ -97,7 +97,7 @@ async def _memory(context: Context) -> AsyncIterator[Harness]:
 
 @contextlib.asynccontextmanager
 async def _sim(context: Context) -> AsyncIterator[Harness]:
-    provider = SimProvider(SimFleet(context.log, Publisher(context.log, context.topics, Codec())))
+    provider = SimProvider(SimulatedWorkerFleet(context.log, Publisher(context.log, context.topics, Codec())))
     yield Harness(provider, "local", [])  # simulated workers: no zones, nothing preempts them
     await provider.close()
 

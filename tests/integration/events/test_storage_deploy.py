@@ -20,7 +20,7 @@ from deploy.processes import pid_alive
 from events.objectstore.gcs import GcsObjectStore
 from events.objectstore.layout import log_key, resource_usage_key, status_key
 from services.cli import app
-from services.front.server import apply_migrations
+from services.front.startup import apply_migrations
 from services.front.users import create_user
 from services.jobdata import JobData
 

@@ -14,11 +14,11 @@ from events.log import EventLog
 from events.objectstore import ObjectStore
 from events.publisher import Publisher
 from events.topics import Topics
-from services.front.app import create_app
-from services.front.deps import FrontDeps
+from services.front.asgi_app import create_app
+from services.front.front_deps import FrontDeps
 from services.front.job_files import FileAccess
-from services.front.server import apply_migrations
 from services.front.specs import SpecRules
+from services.front.startup import apply_migrations
 from services.front.users import create_user
 from services.jobdata import AgentLogs, JobData
 

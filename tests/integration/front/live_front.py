@@ -23,8 +23,8 @@ from events.publisher import Publisher
 from events.topics import Topics
 from projections.readmodel.service import run_readmodel
 from projections.runner import RunnerSettings
-from services.front.app import create_app
-from services.front.deps import FrontDeps
+from services.front.asgi_app import create_app
+from services.front.front_deps import FrontDeps
 from services.front.job_files import FileAccess
 from services.front.specs import SpecRules
 from services.jobdata import AgentLogs, JobData

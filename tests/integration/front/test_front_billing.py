@@ -23,7 +23,7 @@ from services.front.billing_loop import (
     cancel_over_limit_batches,
     run_billing_limit_loop,
 )
-from services.front.server import apply_migrations
+from services.front.startup import apply_migrations
 from services.front.users import create_user, make_operator
 from tests.optional import import_or_skip
 

@@ -17,7 +17,7 @@ import services.cli.jobs  # noqa: F401  (registers the commands on the app)
 import services.cli.users  # noqa: F401
 from events.client import ApiError, SettingsError, SquallClient, _bunches, load_settings
 from services.cli import app
-from services.front.server import apply_migrations
+from services.front.startup import apply_migrations
 from services.front.users import create_user
 
 pytestmark = pytest.mark.postgres

@@ -21,7 +21,7 @@ from projections.cost import PriceTable, Pricing
 from projections.readmodel.service import run_readmodel
 from services.cli import app
 from services.front.billing_loop import BILLING_LIMIT_REASON, cancel_over_limit_batches
-from services.front.server import apply_migrations
+from services.front.startup import apply_migrations
 from services.front.users import create_user
 
 pytestmark = pytest.mark.postgres

@@ -20,7 +20,7 @@ from live_front import LiveFront
 
 from deploy.postgres import create_database, drop_database
 from events.topics import Topics
-from services.front.server import apply_migrations
+from services.front.startup import apply_migrations
 from services.front.users import create_user
 from tests.optional import import_or_skip
 

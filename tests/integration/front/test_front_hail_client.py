@@ -16,7 +16,7 @@ import psycopg
 import pytest
 from live_front import LiveFront
 
-from services.front.server import apply_migrations
+from services.front.startup import apply_migrations
 from services.front.users import create_user
 from tests.optional import import_or_skip
 

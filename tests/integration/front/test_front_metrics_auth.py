@@ -5,8 +5,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from services.front.app import create_app
-from services.front.server import is_loopback
+from services.front.asgi_app import create_app
+from services.front.startup import is_loopback
 
 pytestmark = pytest.mark.postgres
 

@@ -26,7 +26,7 @@ from starlette.routing import Mount, Route
 from events.memory_log import MemoryEventLog
 from events.objectstore import InMemoryObjectStore
 from events.topics import Topics
-from services.front.app import create_app
+from services.front.asgi_app import create_app
 from tests.fuzz_params import Param, encode, int_param, request_parts, sweep, text_param
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]

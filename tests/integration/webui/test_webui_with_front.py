@@ -16,10 +16,10 @@ from events.objectstore import ObjectStore
 from events.publisher import Publisher
 from events.topics import Topics
 from projections.readmodel.service import run_readmodel
-from services.front.app import create_app
-from services.front.deps import FrontDeps
+from services.front.asgi_app import create_app
+from services.front.front_deps import FrontDeps
 from services.front.job_files import FileAccess
-from services.front.server import apply_migrations
+from services.front.startup import apply_migrations
 from services.front.users import create_user
 from services.jobdata import JobData
 from services.webui import close_ui, create_ui

@@ -215,10 +215,10 @@ async def test_private_jobs_reach_only_their_own_network(firewalled, host_listen
 
 
 async def test_networked_jobs_are_refused_until_the_firewall_is_installed(podman_socket: Path) -> None:
-    from worker.runtime import RuntimeError_
+    from worker.runtime import ContainerRuntimeError
     rt = PodmanRuntime(podman_socket)
     try:
-        with pytest.raises(RuntimeError_, match="not firewalled"):
+        with pytest.raises(ContainerRuntimeError, match="not firewalled"):
             await rt.create(ContainerSpec(name=f"squall-fwtest-{uuid.uuid4().hex[:8]}", image=PYTHON,
                                           command=("true",), network="public"))
     finally:

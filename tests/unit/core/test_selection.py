@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import services.scheduler.plan
+import services.scheduler.scheduling_pass
 import services.simulator.engine
 from events.core import selection
 from events.core.fairshare import UserDemand, allocate
@@ -15,7 +15,7 @@ def queue(user: str, cores: list[int], running: int = 0) -> tuple[str, UserQueue
 
 
 def test_the_scheduler_and_the_simulator_call_the_same_selection() -> None:
-    assert services.scheduler.plan.select_candidates is selection.select_candidates
+    assert services.scheduler.scheduling_pass.select_candidates is selection.select_candidates
     assert services.simulator.engine.select_candidates is selection.select_candidates
 
 

@@ -12,9 +12,9 @@ from events.catalog import RetryPolicy
 from events.core.autoscale import PoolConfig
 from events.core.resources import GIB, MIB
 from services.front.errors import InvalidRequest
-from services.front.plan import Stamp, plan_jobs
 from services.front.specs import SpecRules, parse_batch, parse_job
 from services.front.store import BatchRow, UpdateRow
+from services.front.update_plan import Stamp, plan_jobs
 
 RULES = SpecRules()
 # the local stack's shape: 2-core workers of each type, preemptible and not

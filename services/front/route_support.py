@@ -8,8 +8,8 @@ from typing import Annotated, Any, TypeVar
 import orjson
 from fastapi import Depends, Path, Request
 
-from services.front.deps import FrontDeps
 from services.front.errors import InvalidRequest, PayloadTooLarge
+from services.front.front_deps import FrontDeps
 from services.front.offload import INLINE_BODY_BYTES
 
 T = TypeVar("T")

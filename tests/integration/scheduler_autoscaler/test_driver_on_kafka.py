@@ -38,8 +38,8 @@ from events.publisher import Publisher
 from services.autoscaler.service import Autoscaler, AutoscalerSettings
 from services.health.detector import HealthSettings
 from services.scheduler.service import Scheduler, SchedulerSettings
-from services.simworker import SimFleet, SimInstance
-from tests.unit.driver.driver_support import (
+from services.simworker import SimulatedWorker, SimulatedWorkerFleet
+from tests.unit.scheduler_autoscaler.driver_support import (
     BatchWatcher,
     HeldBootProvider,
     JobDef,
@@ -79,11 +79,11 @@ class Stack:
         self.publisher = Publisher(log, topics, Codec())
         self.resolver = ResolverProcess(log, self.publisher)
         self.watcher = BatchWatcher(log, self.publisher)
-        self.fleet = SimFleet(log, self.publisher, job_duration_ms=job_duration_ms,
+        self.fleet = SimulatedWorkerFleet(log, self.publisher, job_duration_ms=job_duration_ms,
                               heartbeat_interval_s=heartbeat_interval_s)
         self.tasks: list[asyncio.Task[None]] = []
 
-    async def start(self, instances: list[SimInstance]) -> None:
+    async def start(self, instances: list[SimulatedWorker]) -> None:
         self.resolver.start()
         self.watcher.start()
         for instance in instances:
@@ -108,7 +108,7 @@ class Stack:
 
 async def test_dag_batch_respects_dependencies_and_never_overcommits(kafka_log, topics) -> None:
     stack = Stack(kafka_log, topics, job_duration_ms=20)
-    await stack.start([SimInstance(name="w1", cores_mcpu=4000), SimInstance(name="w2", cores_mcpu=2000)])
+    await stack.start([SimulatedWorker(name="w1", cores_mcpu=4000), SimulatedWorker(name="w2", cores_mcpu=2000)])
     stack.run_scheduler(Scheduler(kafka_log, stack.publisher, "s1"))
     # 10 roots, each with 3 children, and one sink depending on every child
     jobs = [JobDef() for _ in range(10)]
@@ -133,7 +133,7 @@ async def test_dag_batch_respects_dependencies_and_never_overcommits(kafka_log, 
 
 async def test_two_users_get_their_water_filling_shares(kafka_log, topics) -> None:
     stack = Stack(kafka_log, topics, job_duration_ms=250)
-    await stack.start([SimInstance(name=f"w{i}", cores_mcpu=8000) for i in range(2)])
+    await stack.start([SimulatedWorker(name=f"w{i}", cores_mcpu=8000) for i in range(2)])
     scheduler = Scheduler(kafka_log, stack.publisher, "s1")
     stack.run_scheduler(scheduler)
     try:
@@ -172,7 +172,7 @@ def _scheduler_process(kafka_bootstrap: str, prefix: str, name: str, log_dir: Pa
 async def test_sigkilled_scheduler_is_replaced_and_every_job_finishes_once(kafka_log, kafka_bootstrap, topics,
                                                                            tmp_path) -> None:
     stack = Stack(kafka_log, topics, job_duration_ms=100)
-    await stack.start([SimInstance(name=f"w{i}", cores_mcpu=4000) for i in range(2)])
+    await stack.start([SimulatedWorker(name=f"w{i}", cores_mcpu=4000) for i in range(2)])
     first = _scheduler_process(kafka_bootstrap, topics.prefix, "A", tmp_path)
     for _ in range(600):  # A wins the first election before B even starts
         if any(isinstance(e, SchedulerLeaderElected) and e.scheduler_id == "A"
@@ -210,14 +210,14 @@ async def test_sigkilled_scheduler_is_replaced_and_every_job_finishes_once(kafka
 
 async def test_a_silent_instance_is_deactivated_and_its_jobs_retried_elsewhere(kafka_log, topics) -> None:
     stack = Stack(kafka_log, topics, job_duration_ms=3000, heartbeat_interval_s=0.3)
-    await stack.start([SimInstance(name="doomed", cores_mcpu=2000)])
+    await stack.start([SimulatedWorker(name="doomed", cores_mcpu=2000)])
     settings = SchedulerSettings(health=HealthSettings(heartbeat_timeout_ms=1500), health_interval_ms=200)
     stack.run_scheduler(Scheduler(kafka_log, stack.publisher, "s1", settings))
     try:
         await stack.publisher.publish(batch_events(1, "alice", [JobDef(), JobDef()], now_ms()))
         await wait_until(lambda: len(stack.fleet.running.get("doomed", {})) == 2, timeout_s=30)
         stack.fleet.kill("doomed")
-        await stack.fleet.add(SimInstance(name="spare", cores_mcpu=2000))
+        await stack.fleet.add(SimulatedWorker(name="spare", cores_mcpu=2000))
         await wait_until(lambda: stack.complete(1), timeout_s=60)
         events = await read_topic(kafka_log, topics.batch) + await read_topic(kafka_log, topics.instance)
         lost = [e for e in events if isinstance(e, JobAttemptCompleted) and e.failure_cause == "instance_lost"]
@@ -233,7 +233,7 @@ async def test_a_silent_instance_is_deactivated_and_its_jobs_retried_elsewhere(k
 
 async def test_cancelling_a_batch_kills_running_attempts_and_cancels_waiting_jobs(kafka_log, topics) -> None:
     stack = Stack(kafka_log, topics, job_duration_ms=60_000)
-    await stack.start([SimInstance(name="w1", cores_mcpu=4000)])
+    await stack.start([SimulatedWorker(name="w1", cores_mcpu=4000)])
     stack.run_scheduler(Scheduler(kafka_log, stack.publisher, "s1"))
     try:
         await stack.publisher.publish(batch_events(1, "alice", [JobDef() for _ in range(10)], now_ms()))
@@ -262,7 +262,7 @@ async def test_a_job_cancelled_while_creating_never_runs_and_its_vm_is_deleted(k
     pool = PoolConfig(name="standard", worker_type="standard", preemptible=True, min_instances=0)
     autoscaler = Autoscaler(kafka_log, stack.publisher, provider,
                             AutoscalerSettings(pools=(pool,), loop_period_s=0.2, reconcile_interval_s=3600))
-    await stack.start([SimInstance(name="w1", cores_mcpu=4000)])
+    await stack.start([SimulatedWorker(name="w1", cores_mcpu=4000)])
     stack.run_scheduler(Scheduler(kafka_log, stack.publisher, "s1"))
     stack.tasks.append(asyncio.create_task(autoscaler.run()))
     try:

@@ -20,8 +20,14 @@ from events.publisher import Publisher
 from services.autoscaler.service import Autoscaler, AutoscalerSettings
 from services.providers.local import SIMULATED_WORKER_COMMAND, LocalProvider
 from services.scheduler.service import Scheduler
-from tests.integration.driver.test_driver_on_kafka import read_topic
-from tests.unit.driver.driver_support import BatchWatcher, JobDef, ResolverProcess, batch_events, wait_until
+from tests.integration.scheduler_autoscaler.test_driver_on_kafka import read_topic
+from tests.unit.scheduler_autoscaler.driver_support import (
+    BatchWatcher,
+    JobDef,
+    ResolverProcess,
+    batch_events,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 

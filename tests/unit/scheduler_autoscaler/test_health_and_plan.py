@@ -11,8 +11,8 @@ from events.core.fairshare import UserDemand, allocate
 from projections.scheduling.model import Demand
 from projections.scheduling.state import SchedulingState
 from services.health.detector import HealthSettings, lost_instance_events
-from services.scheduler.plan import Reservation, plan_cycle, private_instance_name
-from tests.unit.driver.driver_events import (
+from services.scheduler.scheduling_pass import Reservation, plan_cycle, private_instance_name
+from tests.unit.scheduler_autoscaler.driver_events import (
     accepted,
     activated,
     created,

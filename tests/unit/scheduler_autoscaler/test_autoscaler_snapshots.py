@@ -13,9 +13,9 @@ from projections.snapshots.store import MemorySnapshotStore
 from services.autoscaler.service import Autoscaler, AutoscalerSettings
 from services.providers.base import ZoneExhausted
 from tests.fakes.instance_provider import MemoryProvider
-from tests.unit.driver.driver_events import created, ready
-from tests.unit.driver.test_autoscaler_decisions import POOL
-from tests.unit.driver.test_autoscaler_loop import Clock, names
+from tests.unit.scheduler_autoscaler.driver_events import created, ready
+from tests.unit.scheduler_autoscaler.test_autoscaler_decisions import POOL
+from tests.unit.scheduler_autoscaler.test_autoscaler_loop import Clock, names
 
 ALWAYS = SnapshotSettings(interval_s=0, max_tail_records=1, max_share=1.0)
 ZONES = ["zone-a", "zone-b"]

@@ -22,8 +22,8 @@ from events.core.state import CANCELLED, CREATING, SUCCESS
 from events.envelope import derived_event_id
 from events.publisher import Publisher
 from services.scheduler.service import Scheduler
-from services.simworker import SimFleet, SimInstance
-from tests.unit.driver.driver_support import (
+from services.simworker import SimulatedWorker, SimulatedWorkerFleet
+from tests.unit.scheduler_autoscaler.driver_support import (
     GIB,
     HeldBootProvider,
     JobDef,
@@ -55,8 +55,8 @@ async def test_dag_batch_runs_in_dependency_order(memory_log, topics) -> None:
     publisher = Publisher(memory_log, topics, Codec())
     resolver = StandinResolver(memory_log, publisher)
     resolver.start()
-    fleet = SimFleet(memory_log, publisher)
-    await fleet.add(SimInstance(name="w1", cores_mcpu=4000))
+    fleet = SimulatedWorkerFleet(memory_log, publisher)
+    await fleet.add(SimulatedWorker(name="w1", cores_mcpu=4000))
     serving = asyncio.create_task(fleet.serve_all())
     ids = itertools.count()
     scheduler = Scheduler(memory_log, publisher, "s1", new_attempt_id=lambda: f"a{next(ids)}")
@@ -90,8 +90,8 @@ async def test_a_job_no_instance_can_hold_waits_with_a_reason(memory_log, topics
     publisher = Publisher(memory_log, topics, Codec())
     resolver = StandinResolver(memory_log, publisher)
     resolver.start()
-    fleet = SimFleet(memory_log, publisher)
-    await fleet.add(SimInstance(name="small", cores_mcpu=2000))
+    fleet = SimulatedWorkerFleet(memory_log, publisher)
+    await fleet.add(SimulatedWorker(name="small", cores_mcpu=2000))
     scheduler = Scheduler(memory_log, publisher, "s1")
     running = asyncio.create_task(scheduler.run())
     try:
@@ -115,7 +115,7 @@ async def test_a_machine_type_job_runs_on_its_own_instance_which_goes_away_after
     publisher = Publisher(memory_log, topics, Codec())
     resolver = StandinResolver(memory_log, publisher)
     resolver.start()
-    fleet = SimFleet(memory_log, publisher, job_duration_ms=50)
+    fleet = SimulatedWorkerFleet(memory_log, publisher, job_duration_ms=50)
     provider = SimProvider(fleet)
     pool = PoolConfig(name="standard", worker_type="standard", preemptible=True, min_instances=0)
     autoscaler = Autoscaler(memory_log, publisher, provider, AutoscalerSettings(pools=(pool,), loop_period_s=0.05,
@@ -152,7 +152,7 @@ class PrivateJobStack:
         self.log, self.topics = memory_log, topics
         self.publisher = Publisher(memory_log, topics, Codec())
         self.resolver = StandinResolver(memory_log, self.publisher)
-        self.fleet = SimFleet(memory_log, self.publisher, job_duration_ms=50)
+        self.fleet = SimulatedWorkerFleet(memory_log, self.publisher, job_duration_ms=50)
         self.provider = HeldBootProvider(self.fleet)
         pool = PoolConfig(name="standard", worker_type="standard", preemptible=True, min_instances=0)
         self.autoscaler = Autoscaler(memory_log, self.publisher, self.provider,

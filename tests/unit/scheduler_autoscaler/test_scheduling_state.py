@@ -7,8 +7,8 @@ from dataclasses import asdict
 
 from projections.scheduling.model import InstanceState, JobPhase
 from projections.scheduling.state import SchedulingState
-from services.scheduler.plan import plan_cycle
-from tests.unit.driver.driver_events import (
+from services.scheduler.scheduling_pass import plan_cycle
+from tests.unit.scheduler_autoscaler.driver_events import (
     GIB,
     accepted,
     activated,

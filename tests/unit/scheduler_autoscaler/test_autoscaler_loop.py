@@ -22,7 +22,7 @@ from services.autoscaler.service import Autoscaler, AutoscalerSettings
 from services.providers.base import InstanceSpec, QuotaExceeded
 from services.providers.gce import GceProvider, GceSettings
 from tests.fakes.instance_provider import MemoryProvider
-from tests.unit.driver.driver_events import (
+from tests.unit.scheduler_autoscaler.driver_events import (
     accepted,
     activated,
     attempt_done,
@@ -34,7 +34,7 @@ from tests.unit.driver.driver_events import (
     requested,
     scheduled,
 )
-from tests.unit.driver.fake_compute import BOOTSTRAP, FakeCompute, FakeComputeServer
+from tests.unit.scheduler_autoscaler.fake_compute import BOOTSTRAP, FakeCompute, FakeComputeServer
 
 POOL = PoolConfig(name="standard", worker_type="standard", preemptible=True, worker_cores=4, storage_gib=100,
                   min_instances=1, max_instances=5, max_new_per_loop=3, idle_time_ms=10_000, region="us-central1")

@@ -28,7 +28,7 @@ from events.core.state import BatchState
 from events.log import EventLog
 from events.publisher import Publisher
 from services.providers.base import InstanceSpec, ProviderInstance
-from services.simworker import SimFleet, SimInstance
+from services.simworker import SimulatedWorker, SimulatedWorkerFleet
 
 GIB = 1024**3
 
@@ -209,7 +209,7 @@ class SimProvider:
 
     name = "sim"
 
-    def __init__(self, fleet: SimFleet) -> None:
+    def __init__(self, fleet: SimulatedWorkerFleet) -> None:
         self.fleet = fleet
         self.created: list[str] = []
 
@@ -220,7 +220,7 @@ class SimProvider:
         if spec.name in self.fleet.instances:  # idempotent by name, as every provider is
             return ProviderInstance(spec.name, spec.name, "running")
         self.created.append(spec.name)
-        await self.fleet.add(SimInstance(name=spec.name, pool=spec.pool, cores_mcpu=spec.cores_mcpu,
+        await self.fleet.add(SimulatedWorker(name=spec.name, pool=spec.pool, cores_mcpu=spec.cores_mcpu,
                                          memory_bytes=spec.memory_bytes, storage_gib=spec.storage_gib))
         return ProviderInstance(spec.name, spec.name, "running")
 
@@ -244,7 +244,7 @@ class SimProvider:
 class HeldBootProvider(SimProvider):
     """Like SimProvider, but a created VM boots (its worker activates) only when the test calls boot()."""
 
-    def __init__(self, fleet: SimFleet) -> None:
+    def __init__(self, fleet: SimulatedWorkerFleet) -> None:
         super().__init__(fleet)
         self.booting: dict[str, InstanceSpec] = {}
         self.deleted: list[str] = []
@@ -258,7 +258,7 @@ class HeldBootProvider(SimProvider):
 
     async def boot(self, name: str) -> None:
         spec = self.booting.pop(name)
-        await self.fleet.add(SimInstance(name=name, pool=spec.pool, cores_mcpu=spec.cores_mcpu,
+        await self.fleet.add(SimulatedWorker(name=name, pool=spec.pool, cores_mcpu=spec.cores_mcpu,
                                          memory_bytes=spec.memory_bytes, storage_gib=spec.storage_gib))
 
     async def list(self):  # type: ignore[no-untyped-def]

@@ -19,7 +19,7 @@ from events.publisher import Publisher
 from events.service_log import open_service_log
 from projections.cost import PriceTable
 from projections.db import READMODEL_MIGRATIONS, migrate
-from services.front.deps import FrontDeps
+from services.front.front_deps import FrontDeps
 from services.front.job_files import FileAccess
 from services.front.specs import SpecRules
 from services.jobdata import AgentLogs, JobData

@@ -19,7 +19,7 @@ from events.catalog import (
     JobCreated,
     JobCreating,
 )
-from tests.unit.driver.driver_support import job_spec
+from tests.unit.scheduler_autoscaler.driver_support import job_spec
 
 GIB = 1024**3
 

@@ -20,9 +20,9 @@ from projections.scheduling.view_snapshots import ViewSnapshots, view_name
 from projections.snapshots.schedule import SnapshotSettings
 from projections.snapshots.store import MemorySnapshotStore
 from services.scheduler.service import Scheduler
-from services.simworker import SimFleet, SimInstance
+from services.simworker import SimulatedWorker, SimulatedWorkerFleet
 from tests.fakes.streams import StreamShape, build_stream
-from tests.unit.driver.driver_support import JobDef, StandinResolver, batch_events, wait_until
+from tests.unit.scheduler_autoscaler.driver_support import JobDef, StandinResolver, batch_events, wait_until
 
 CODEC = Codec()
 ALWAYS = SnapshotSettings(interval_s=0, max_tail_records=1, max_share=1.0)
@@ -83,8 +83,8 @@ async def test_a_new_scheduler_starts_from_its_predecessors_snapshot_and_places_
     publisher = Publisher(memory_log, topics, CODEC)
     resolver = StandinResolver(memory_log, publisher)
     resolver.start()
-    fleet = SimFleet(memory_log, publisher)
-    await fleet.add(SimInstance(name="w1", cores_mcpu=4000))
+    fleet = SimulatedWorkerFleet(memory_log, publisher)
+    await fleet.add(SimulatedWorker(name="w1", cores_mcpu=4000))
     serving = asyncio.create_task(fleet.serve_all())
     schedulers: list[Scheduler] = []
     tasks: list[asyncio.Task[None]] = []

@@ -1,6 +1,6 @@
 """The front end's ASGI app: Hail Batch's /api/v1alpha REST API plus squall's own endpoints.
 
-    app = create_app(deps)     # deps: services.front.deps.FrontDeps (pool, publisher, job data, ...)
+    app = create_app(deps)     # deps: services.front.front_deps.FrontDeps (pool, publisher, job data, ...)
 
 OpenAPI is published at GET /openapi.json (interactive docs at /docs). Errors are JSON
 `{"message": ...}` with a 4xx naming the field to fix; a 5xx means a bug or an unavailable
@@ -19,8 +19,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.front import routes_batches, routes_cost, routes_jobs, routes_meta, routes_rerun, routes_v2
-from services.front.deps import FrontDeps
 from services.front.errors import Forbidden, FrontError
+from services.front.front_deps import FrontDeps
 from services.front.users import is_operator
 from services.request_input import BadInput, InputGuard
 
@@ -31,7 +31,7 @@ OPENAPI_PATH = "/openapi.json"
 
 def create_app(deps: FrontDeps, *, metrics: bool = False, metrics_need_token: bool = False) -> FastAPI:
     """`metrics`: serve GET /metrics; `metrics_need_token`: only to an operator's bearer token (the
-    metrics name users), which a front end listening beyond loopback requires (server.py)."""
+    metrics name users), which a front end listening beyond loopback requires (startup.py)."""
     app = FastAPI(title="squall front end", version="1", openapi_url=OPENAPI_PATH,
                   summary="Hail Batch's REST API (/api/v1alpha) served from an event log")
     app.state.deps = deps

@@ -6,7 +6,7 @@ import pytest
 
 from services.providers.base import InstanceSpec, ProviderError, QuotaExceeded, ZoneExhausted
 from services.providers.gce import GceProvider, GceSettings
-from tests.unit.driver.fake_compute import BOOTSTRAP, FakeCompute, FakeComputeServer
+from tests.unit.scheduler_autoscaler.fake_compute import BOOTSTRAP, FakeCompute, FakeComputeServer
 
 GIB = 1024**3
 

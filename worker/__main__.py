@@ -85,7 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--job-private-subnet", default=JobNetworks().private.subnet,
                    help="subnet of the podman network of private jobs (no egress)")
     p.add_argument("--job-firewall-block", action="append", default=[], metavar="HOST[:PORT]",
-                   help="a control-plane endpoint jobs must not reach (repeatable; a URL is accepted). The "
+                   help="a control-plane endpoint jobs must not reach (repeatable; a URL, or a NETWORK/PREFIX "
+                        "for every address in it, is accepted). The "
                         "Kafka bootstrap servers, this host's own addresses and 169.254.169.254 always are")
     add_arguments(p)
     return p

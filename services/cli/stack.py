@@ -52,6 +52,11 @@ def up(
         None, "--kafka-worker-bootstrap", help="the listener workers use (default: --kafka-bootstrap)"),
     kafka_tls_everywhere: bool = typer.Option(
         False, "--kafka-tls-everywhere", help="local services use the TLS listener too (default: SCRAM on loopback)"),
+    isolated_workers: bool | None = typer.Option(
+        None, "--isolated-workers/--shared-workers",
+        help="each local worker a host of its own: network, mount and PID namespaces on the fleet LAN "
+             "10.213.7.0/25, reaching the control plane over TCP only (default: as the stack was, else shared; "
+             "switching needs `squall down` first)"),
 ) -> None:
     """Start the local stack (idempotent): Kafka, PostgreSQL, the object store, services and local workers."""
     h = _home(home)
@@ -61,7 +66,7 @@ def up(
                          storage_endpoint=storage_endpoint, system_bucket=system_bucket, bucket=bucket,
                          simulated_job_ms=simulated_workers, kafka_credentials=kafka_credentials,
                          worker_bootstrap=kafka_worker_bootstrap, kafka_tls_everywhere=kafka_tls_everywhere,
-                         say=lambda m: console.print(f"  {m}"))
+                         isolated_workers=isolated_workers, say=lambda m: console.print(f"  {m}"))
     except stack.StackError as exc:
         console.print(f"[red]squall up failed:[/red] {exc}")
         raise typer.Exit(1) from exc
@@ -89,13 +94,14 @@ def status(home: Path | None = HomeOption, as_json: bool = typer.Option(False, "
         raise typer.Exit(3)
     console.print(f"API {info['api_url']}  token {info['token']}  billing project {info['billing_project']}  "
                   f"bucket {info['bucket']}")
-    table = Table("component", "pid", "healthy", "restarts", "lag")
+    table = Table("component", "pid", "healthy", "restarts", "lag", "host")
     for name, c in info["components"].items():  # type: ignore[attr-defined]
         table.add_row(name, str(c.get("pid") or "-"), "yes" if c.get("healthy") else "[red]no[/red]",
-                      str(c.get("restarts", "-")), str(c.get("lag", "-")))
+                      str(c.get("restarts", "-")), str(c.get("lag", "-")), "-")
     for w in info.get("workers", []):  # type: ignore[attr-defined]
+        host = f"{w['netns']} {w['address']}" if w.get("netns") else "shared"
         table.add_row(f"worker {w['name']}", str(w.get("pid") or "-"), "yes" if w.get("pid") else "[red]no[/red]",
-                      str(w.get("restarts", 0)), "-")
+                      str(w.get("restarts", 0)), "-", host)
     console.print(table)
     raise typer.Exit(0 if info.get("running") else 3)
 

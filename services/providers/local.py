@@ -15,6 +15,14 @@ run twice. At once the first time, then after 1, 2, 4, 8 s; an agent that died 6
 living a minute in between is given up: it drops out of `list`, and the autoscaler deactivates the
 instance (its jobs are retried elsewhere). An agent that exited by itself with 0 drained and
 announced its end: it stays down. Restart counts: <name>.restarts (`squall status` shows them).
+
+With `isolated` (`squall up --isolated-workers`), each instance is a worker host of its own
+(deploy/worker_hosts.py: network, mount, PID and UTS namespaces on the fleet LAN): created with the
+instance, the agent entered into it (its state directory, credentials and home as the host sees
+them; no database URL; its live-log endpoint on the host's address; the whole fleet LAN added to
+its job firewall), restarted into the same host, and destroyed with the instance. A host that is
+gone (its init killed, its namespace deleted) is a lost machine: its agent is not restarted, what
+is left of it is removed, and the instance drops out of `list`.
 """
 
 from __future__ import annotations
@@ -31,6 +39,14 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from deploy.worker_hosts import (
+    INSIDE_CREDENTIALS,
+    INSIDE_HOME,
+    WorkerGiven,
+    WorkerHosts,
+    code_paths,
+    machine_image_store,
+)
 from services.config import ServiceConfig
 from services.providers.base import InstanceSpec, ProviderError, ProviderInstance
 
@@ -49,7 +65,7 @@ class LocalProvider:
     def __init__(self, config: ServiceConfig, command: Sequence[str] = WORKER_COMMAND,
                  extra_args: Sequence[str] = (), stop_timeout_s: float = 30.0,
                  worker_bootstrap: str | None = None, worker_credentials: Path | None = None,
-                 restart_delays_s: Sequence[float] = RESTART_DELAYS_S) -> None:
+                 restart_delays_s: Sequence[float] = RESTART_DELAYS_S, isolated: bool = False) -> None:
         self._config = config
         self._command = tuple(command)
         self._extra_args = tuple(extra_args)
@@ -62,11 +78,15 @@ class LocalProvider:
         self._restart_delays_s = tuple(restart_delays_s)
         self._deaths: dict[str, tuple[int, float]] = {}  # name -> (deaths in a row, not restarted before)
         self._started_at: dict[str, float] = {}
+        self.hosts = WorkerHosts(config.home) if isolated else None
 
     def _pid_file(self, name: str) -> Path:
         return self.dir / f"{name}.pid"
 
-    def command_for(self, spec: InstanceSpec) -> list[str]:
+    def command_for(self, spec: InstanceSpec, address: str | None = None) -> list[str]:
+        """The agent's command; for an isolated worker (`address`: its host's), as its host sees it."""
+        if self.hosts is not None and address is not None:
+            return self._isolated_command(spec, address)
         c = self._config
         args = [*self._command, "--instance-name", spec.name, "--cores", str(max(1, spec.cores_mcpu // 1000)),
                 "--memory-gib", f"{spec.memory_bytes / GIB:g}", "--storage-gib", str(spec.storage_gib),
@@ -83,11 +103,41 @@ class LocalProvider:
             args.append("--preemptible")
         return args + list(self._extra_args)
 
+    def _isolated_command(self, spec: InstanceSpec, address: str) -> list[str]:
+        from deploy.fleet_lan import SUBNET
+
+        assert self.hosts is not None
+        c = self._config
+        args = [*self._command, "--instance-name", spec.name, "--cores", str(max(1, spec.cores_mcpu // 1000)),
+                "--memory-gib", f"{spec.memory_bytes / GIB:g}", "--storage-gib", str(spec.storage_gib),
+                "--pool", spec.pool, "--region", spec.region,
+                "--bootstrap", self._worker_bootstrap, "--topic-prefix", c.topic_prefix, "--home", INSIDE_HOME,
+                "--system-bucket", c.system_bucket, "--agent-host", address,
+                # jobs reach nothing on the fleet LAN: the gateway (the control plane) and the other workers
+                "--job-firewall-block", SUBNET]
+        if c.storage_endpoint:
+            args += ["--storage-endpoint", c.storage_endpoint]
+        if self._worker_credentials is not None:
+            args += ["--kafka-credentials", f"{INSIDE_CREDENTIALS}/worker.json"]
+        if spec.preemptible:
+            args.append("--preemptible")
+        return [*self.hosts.enter_command(spec.name), *args, *self._extra_args]
+
+    def _make_host(self, name: str) -> str:
+        assert self.hosts is not None
+        given = WorkerGiven(credentials=self._worker_credentials, code=code_paths(),
+                            image_store=machine_image_store())
+        try:
+            return self.hosts.create(name, given).address
+        except Exception as exc:
+            raise ProviderError(f"cannot make the worker host of {name}: {exc}") from exc
+
     async def create(self, spec: InstanceSpec) -> ProviderInstance:
         existing = self._alive_pid(spec.name)
         if existing is not None:
             return ProviderInstance(spec.name, str(existing), "running")
-        command = self.command_for(spec)
+        address = await asyncio.to_thread(self._make_host, spec.name) if self.hosts is not None else None
+        command = self.command_for(spec, address)
         process = await asyncio.to_thread(self._spawn, spec.name, command)
         self._command_file(spec.name).write_text(json.dumps(command))
         log.info("started local instance %s (pid %d)", spec.name, process.pid)
@@ -115,6 +165,7 @@ class LocalProvider:
             return []
         restarted = []
         now = time.monotonic()
+        await self._forget_lost_hosts()
         for command_file in sorted(self.dir.glob("*.cmd")):  # the instances we run and have not given up
             name = command_file.stem
             if self._alive_pid(name) is not None:
@@ -158,6 +209,25 @@ class LocalProvider:
             restarted.append(name)
         return restarted
 
+    async def _forget_lost_hosts(self) -> list[str]:
+        """Isolated instances whose host is gone are lost machines: remove what is left of each (a
+        partitioned agent still running in it dies with it) and stop tracking them."""
+        if self.hosts is None:
+            return []
+        lost = []
+        for pid_file in sorted(self.dir.glob("*.pid")):
+            name = pid_file.stem
+            if self.hosts.get(name) is None or self.hosts.alive(name):
+                continue
+            log.error("the worker host of %s is gone (its init or its network namespace); the instance is lost", name)
+            self._command_file(name).unlink(missing_ok=True)
+            await asyncio.to_thread(self.hosts.destroy, name)
+            pid_file.unlink(missing_ok=True)
+            self._children.pop(name, None)
+            self._deaths.pop(name, None)
+            lost.append(name)
+        return lost
+
     def _restart_count(self, name: str) -> int:
         try:
             return int(json.loads((self.dir / f"{name}.restarts").read_text())["restarts"])
@@ -181,6 +251,8 @@ class LocalProvider:
                     os.kill(pid, signal.SIGKILL)
                 while self._alive_pid(name) is not None:
                     await asyncio.sleep(0.05)
+        if self.hosts is not None:
+            await asyncio.to_thread(self.hosts.destroy, name)
         self._pid_file(name).unlink(missing_ok=True)
         (self.dir / f"{name}.restarts").unlink(missing_ok=True)
         self._children.pop(name, None)
@@ -189,6 +261,7 @@ class LocalProvider:
     async def list(self) -> list[ProviderInstance]:
         if not self.dir.is_dir():
             return []
+        await self._forget_lost_hosts()
         found = []
         for pid_file in sorted(self.dir.glob("*.pid")):
             name = pid_file.stem

@@ -1,4 +1,7 @@
-"""Helpers for the end-to-end suite: a running local stack and an HTTP client on its API."""
+"""Helpers for the end-to-end suite: a running local stack and an HTTP client on its API.
+
+Stacks run isolated workers (each local worker a host of its own: deploy/worker_hosts.py) unless a
+test says otherwise or SQUALL_E2E_WORKERS=shared runs the suite on workers sharing this machine."""
 
 from __future__ import annotations
 
@@ -80,8 +83,17 @@ def job(job_id: int, command: list[str], parents: list[int] | None = None, image
             "in_update_parent_ids": parents or [], "resources": {"cpu": "0.25", "memory": "lowmem"}, **extra}
 
 
+def isolated_by_default() -> bool:
+    mode = os.environ.get("SQUALL_E2E_WORKERS", "isolated")
+    if mode not in ("isolated", "shared"):
+        raise ValueError(f"SQUALL_E2E_WORKERS must be isolated or shared, not {mode!r}")
+    return mode == "isolated"
+
+
 def start_stack(kafka_bootstrap: str | None, pg_url: str | None, **kw: Any) -> StackClient:
     """A stack on the given broker and PostgreSQL server (None: its own embedded one, as `squall up`)."""
+    if kw.get("simulated_job_ms") is None:
+        kw.setdefault("isolated_workers", isolated_by_default())
     # the callback tests' receivers listen on loopback: the stack's front end and callback service
     # (which inherit this environment) must be told to allow it, as an operator would
     os.environ["SQUALL_CALLBACK_ALLOWED_NETWORKS"] = "127.0.0.1/32"
@@ -100,10 +112,17 @@ def start_secured_stack(kafka: Any, pg_url: str | None, **kw: Any) -> StackClien
 
 
 def stop_stack(client: StackClient) -> None:
-    """Stop the stack; its home (logs, journals) is kept when SQUALL_E2E_KEEP is set, for post-mortems."""
+    """Stop the stack; its home (logs, journals) is kept when SQUALL_E2E_KEEP is set, for post-mortems.
+    Its worker hosts are destroyed even if `down` fails halfway."""
+    from deploy.worker_hosts import WorkerHosts
+
     client.close()
-    stack.down(client.home, say=lambda m: None)
-    if not os.environ.get("SQUALL_E2E_KEEP"):
-        shutil.rmtree(client.home, ignore_errors=True)
+    try:
+        stack.down(client.home, say=lambda m: None)
+    finally:
+        if os.geteuid() == 0:
+            WorkerHosts(client.home).destroy_all()
+        if not os.environ.get("SQUALL_E2E_KEEP"):
+            shutil.rmtree(client.home, ignore_errors=True)
 
 

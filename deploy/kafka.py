@@ -504,21 +504,25 @@ class KafkaBroker:
 def stack_broker(home: Path, external_host: str | None = None) -> KafkaBroker:
     """The local stack's own broker (home/kafka), secured with the stack's secrets (home/kafka-auth):
     what squall up, squall kafka start and the supervisor all start. Its worker listener is on
-    `external_host` (127.0.0.1, or the fleet LAN's gateway for isolated workers); the choice is kept
-    in home/kafka/external-host, so a restart without it (the supervisor's) keeps it."""
+    `external_host` (127.0.0.1, or the fleet LAN's gateway for isolated workers); without one, on the
+    address `remember_external_host` kept once squall up started it, so the supervisor's restarts
+    keep it."""
     from deploy.kafka_auth import KafkaAuth
 
-    remembered = home / "kafka" / "external-host"
     if external_host is None:
         try:
-            external_host = remembered.read_text().strip() or "127.0.0.1"
+            external_host = (home / "kafka" / "external-host").read_text().strip() or "127.0.0.1"
         except OSError:
             external_host = "127.0.0.1"
-    else:
-        remembered.parent.mkdir(parents=True, exist_ok=True)
-        remembered.write_text(f"{external_host}\n")
     auth = KafkaAuth.load_or_create(home / "kafka-auth")
     return KafkaBroker(home / "kafka", security=auth.broker_security([external_host]))
+
+
+def remember_external_host(home: Path, host: str) -> None:
+    """The worker listener's address the stack's broker runs with, for its restarts (stack_broker)."""
+    path = home / "kafka" / "external-host"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"{host}\n")
 
 
 def _reap(pid: int) -> None:

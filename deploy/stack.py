@@ -238,7 +238,7 @@ def _embedded_kafka(home: Path, say, tls_everywhere: bool,  # type: ignore[no-un
                     worker_host: str = "127.0.0.1") -> tuple[str, str, Path]:
     """Start the stack's own broker, secured: (services' bootstrap, workers' bootstrap, credentials dir).
     Its worker listener is on `worker_host` (the fleet LAN's gateway for isolated workers)."""
-    from deploy.kafka import KafkaDeployError, stack_broker
+    from deploy.kafka import KafkaDeployError, remember_external_host, stack_broker
     from deploy.kafka_acls import ADMIN, ROLES
     from deploy.kafka_auth import KafkaAuth
 
@@ -247,6 +247,7 @@ def _embedded_kafka(home: Path, say, tls_everywhere: bool,  # type: ignore[no-un
         broker.start()
     except KafkaDeployError as exc:
         raise StackError(f"kafka did not start: {exc}") from exc
+    remember_external_host(home, worker_host)
     auth = KafkaAuth.load_or_create(home / "kafka-auth")
     credentials = home / "credentials"
     auth.write_credentials(credentials, tls_roles=(*ROLES, ADMIN) if tls_everywhere else ("worker",))

@@ -206,3 +206,20 @@ def test_a_stack_json_from_before_isolation_loads_as_shared(tmp_path: Path) -> N
     (tmp_path / "stack.json").write_text(json.dumps(data))
     loaded = StackState.load(tmp_path)
     assert loaded is not None and loaded.isolated_workers is False
+
+
+def test_the_broker_and_the_store_keep_the_address_they_serve_workers_on(tmp_path: Path) -> None:
+    """The supervisor restarts them without being told where: they must come back on the LAN."""
+    from deploy.kafka import remember_external_host, stack_broker
+    from deploy.objectstore import FakeGcsServer
+
+    (tmp_path / "kafka").mkdir()
+    assert stack_broker(tmp_path).external_bootstrap.startswith("127.0.0.1:")
+    remember_external_host(tmp_path, GATEWAY)
+    assert stack_broker(tmp_path).external_bootstrap.startswith(f"{GATEWAY}:")
+    assert stack_broker(tmp_path, "127.0.0.1").external_bootstrap.startswith("127.0.0.1:")  # asked: as asked
+    store = FakeGcsServer(tmp_path / "storage", host=GATEWAY)
+    store.data_dir.mkdir()
+    assert store.endpoint.startswith(f"http://{GATEWAY}:")
+    store.host_file.write_text(f"{GATEWAY}\n")  # what start() records
+    assert FakeGcsServer(tmp_path / "storage").endpoint == store.endpoint

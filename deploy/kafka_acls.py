@@ -18,6 +18,9 @@ ACLs stop at the topic: a worker may append any event to the batch topic, so the
 fence what a worker reports by attempt id. Nobody but the administrator may create, delete or alter
 topics, read the quarantine, or touch another role's consumer groups.
 
+The autoscaler's writes to the instance topic are its instances' events and its pools'
+PoolScalingDecided (keyed by pool); every role that folds that topic reads the decisions with it.
+
     acls = stack_acls(Topics(prefix="squall."))                  # every role's bindings
     await apply_acls(admin_bootstrap, admin_security, acls)        # idempotent
     print(kafka_acls_commands(acls, "broker:9092", "admin.properties"))  # for an operator's cluster

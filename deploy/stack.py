@@ -23,7 +23,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from deploy import isolation, stack_storage, supervisor
+from deploy import isolation, stack_billing, stack_storage, supervisor
 from deploy.processes import ProcessSpec, ProcessTable
 from deploy.state_dir import secure_state_dir
 from events.errors import LogError
@@ -108,12 +108,23 @@ def common_args(state: StackState, role: str) -> tuple[str, ...]:
 
 
 def write_pools(state: StackState) -> Path:
-    """The local stack's pools: small workers of each type, `workers` standard ones kept warm.
+    """The local stack's pools: small workers of each type, `workers` standard ones kept warm; or the
+    operator's own pools file (`squall up --pools FILE`), checked before any service starts.
 
     Jobs pick a pool by memory keyword and preemptibility (Hail's rule), so every type exists;
     the autoscaler starts a worker for a pool only when that pool has ready work.
     """
     import yaml
+
+    own = state.extra.get("pools_file")
+    if own:
+        from services.autoscaler.pools import PoolConfigError, load_pools
+
+        try:
+            load_pools(Path(own), "local")
+        except PoolConfigError as exc:
+            raise StackError(f"--pools: {exc}") from exc
+        return Path(own)
 
     pools = []
     for worker_type in ("standard", "highcpu", "highmem"):
@@ -149,7 +160,7 @@ def job_firewall_endpoints(state: StackState) -> list[str]:
 
 
 def worker_args(state: StackState) -> str:
-    args: list[str] = []
+    args: list[str] = stack_billing.worker_args(state.extra)
     for endpoint in job_firewall_endpoints(state):
         args += ["--job-firewall-block", endpoint]
     return shlex.join(args)
@@ -167,16 +178,19 @@ def service_specs(state: StackState) -> list[ProcessSpec]:
 
     return [
         ProcessSpec("resolver", SERVICE_MODULES["resolver"], with_metrics("resolver")),
-        ProcessSpec("readmodel", SERVICE_MODULES["readmodel"], with_metrics("readmodel")),
+        ProcessSpec("readmodel", SERVICE_MODULES["readmodel"],
+                    with_metrics("readmodel", *stack_billing.price_args(state.extra))),
         ProcessSpec("callbacks", SERVICE_MODULES["callbacks"], with_metrics("callbacks")),
         ProcessSpec("scheduler", SERVICE_MODULES["scheduler"],
                     with_metrics("scheduler", "--pools", pools, "--heartbeat-timeout", str(state.heartbeat_timeout_s))),
         ProcessSpec("autoscaler", SERVICE_MODULES["autoscaler"],
                     with_metrics("autoscaler", "--provider", "local", "--pools", pools, "--loop-period", "2",
                                  *workers, *_worker_flags(state),
+                                 *(("--zones", state.extra["zones"]) if state.extra.get("zones") else ()),
                                  *(("--isolated-workers",) if state.isolated_workers else ()))),
         ProcessSpec("front", SERVICE_MODULES["front"],
-                    (*common_args(state, "front"), "--host", "127.0.0.1", "--port", str(state.port), "--pools", pools)),
+                    (*common_args(state, "front"), "--host", "127.0.0.1", "--port", str(state.port), "--pools", pools,
+                     *stack_billing.front_args(state.extra))),
     ]
 
 
@@ -186,7 +200,8 @@ def _worker_flags(state: StackState) -> tuple[str, ...]:
     if state.simulated_job_ms is None:
         return ("--worker-args", worker_args(state))
     return ("--worker-command", shlex.join((sys.executable, "-m", "services.simworker")),
-            "--worker-args", f"--job-duration-ms {state.simulated_job_ms}")
+            "--worker-args", shlex.join(["--job-duration-ms", str(state.simulated_job_ms),
+                                         *stack_billing.worker_args(state.extra)]))
 
 
 def wait_for_http(url: str, timeout_s: float) -> bool:
@@ -274,7 +289,11 @@ def up(home: Path, *, bootstrap: str | None = None, database_url: str | None = N
        storage: str = "embedded", storage_endpoint: str | None = None, system_bucket: str | None = None,
        bucket: str | None = None, simulated_job_ms: int | None = None,
        kafka_credentials: Path | None = None, worker_bootstrap: str | None = None, kafka_tls_everywhere: bool = False,
-       isolated_workers: bool | None = None, say=print, timeout_s: float = 120.0) -> StackState:  # type: ignore[no-untyped-def]
+       isolated_workers: bool | None = None,
+       prices: Path | None = None, billing_interval_s: float | None = None,
+       billing_loop_interval_s: float | None = None,
+       say=print, timeout_s: float = 120.0, pools_file: Path | None = None,
+       zones: str | None = None) -> StackState:  # type: ignore[no-untyped-def]
     """Bring the stack up (idempotent) and return its state once the API answers. With
     `simulated_job_ms`, its workers are simulated (no podman; every job succeeds after that long).
     With `isolated_workers` each local worker is a host of its own (deploy/isolation.py; None: as
@@ -284,7 +303,14 @@ def up(home: Path, *, bootstrap: str | None = None, database_url: str | None = N
     The embedded broker is always secured (SCRAM per role, TLS for workers; with
     `kafka_tls_everywhere` the services use TLS too). An external broker (`bootstrap`) is used as
     `kafka_credentials` says: a directory with admin.json (creates topics and ACLs) and <role>.json
-    for each role; without it, unauthenticated."""
+    for each role; without it, unauthenticated. `prices` (the read model's price table),
+    `billing_interval_s` (workers' reports of running attempts) and `billing_loop_interval_s` (the
+    front end's billing-limit passes) are kept for later `up`s (deploy/stack_billing.py).
+
+    `pools_file` replaces the default pools (a PoolConfig YAML, see services/autoscaler/pools.py);
+    `zones` gives the local workers zones to be spread over (`local-a,local-b:2`: names with optional
+    capacities). Both are kept for later `up`s of the same home."""
+    _check_fleet_options(pools_file, zones)
     from deploy.postgres import create_database
     from projections.db import migrate
 
@@ -354,6 +380,14 @@ def up(home: Path, *, bootstrap: str | None = None, database_url: str | None = N
         _isolation(_publish_worker_ports, state)
     if previous:
         state.extra = dict(previous.extra)
+    try:
+        stack_billing.configure(home, state.extra, prices, billing_interval_s, billing_loop_interval_s)
+    except stack_billing.BillingSettingsError as exc:
+        raise StackError(str(exc)) from exc
+    if pools_file is not None:
+        state.extra["pools_file"] = str(Path(pools_file).resolve())
+    if zones is not None:
+        state.extra["zones"] = zones
     state.token = _ensure_default_user(database_url, token)
     try:
         stack_storage.prepare(endpoint, database_url, system_bucket=system_bucket, bucket=bucket, user=DEFAULT_USER)
@@ -401,6 +435,21 @@ def _publish_worker_ports(state: StackState) -> None:
     if state.embedded_storage and state.storage_endpoint:
         ports.append(int(urlparse(state.storage_endpoint).port or 80))
     isolation.hold_lan(Path(state.home), ports)
+
+
+def _check_fleet_options(pools_file: Path | None, zones: str | None) -> None:
+    """Refuse a bad --pools or --zones before starting anything, naming what to fix."""
+    from services.autoscaler.pools import PoolConfigError, load_pools
+    from services.providers.base import ProviderError
+    from services.providers.local import parse_zones
+
+    try:
+        if pools_file is not None:
+            load_pools(Path(pools_file), "local")
+        if zones is not None:
+            parse_zones(zones)
+    except (PoolConfigError, ProviderError) as exc:
+        raise StackError(str(exc)) from exc
 
 
 def _admin_credentials(directory: Path | None) -> KafkaSecurity | None:
@@ -557,6 +606,8 @@ def _workers(home: Path) -> list[dict[str, object]]:
     """The local provider's agents: <home>/instances/<name>.pid, and <name>.restarts when the
     provider has restarted one (services/providers/local.py writes both); for isolated workers, their
     host (netns, address, init pid; None for a worker sharing this machine's network)."""
+    from services.providers.local import metrics_url
+
     table = ProcessTable(home)
     table.run_dir = home / "instances"
     hosts = isolation.worker_hosts_status(home)
@@ -569,7 +620,7 @@ def _workers(home: Path) -> list[dict[str, object]]:
         host = hosts.get(name, {})
         workers.append({"name": name, "pid": table.pid(name), "netns": host.get("netns"),
                         "address": host.get("address"), "host_init_pid": host.get("init_pid"),
-                        "restarts": restarts})
+                        "restarts": restarts, "metrics": metrics_url(home, name)})
     return workers
 
 

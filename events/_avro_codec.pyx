@@ -230,8 +230,15 @@ cdef object _class_JobGroupCancelRequested = catalog.JobGroupCancelRequested
 cdef object _class_JobGroupCancelled = catalog.JobGroupCancelled
 cdef object _class_JobGroupCreated = catalog.JobGroupCreated
 cdef object _class_JobSpec = catalog.JobSpec
+cdef object _class_PoolInstanceChoice = catalog.PoolInstanceChoice
+cdef object _class_PoolScalingDecided = catalog.PoolScalingDecided
+cdef object _class_PoolWindowUser = catalog.PoolWindowUser
+cdef object _class_PoolZoneWeight = catalog.PoolZoneWeight
 cdef object _class_ResourceUsageSummary = catalog.ResourceUsageSummary
 cdef object _class_Resources = catalog.Resources
+cdef object _class_RetryPolicy = catalog.RetryPolicy
+cdef object _class_RunningAttempt = catalog.RunningAttempt
+cdef object _class_RunningAttemptsReported = catalog.RunningAttemptsReported
 cdef object _class_SchedulerLeaderElected = catalog.SchedulerLeaderElected
 cdef object _class_StepTiming = catalog.StepTiming
 cdef object _builder_AttemptAssigned = _BUILDERS['AttemptAssigned']
@@ -265,8 +272,15 @@ cdef object _builder_JobGroupCancelRequested = _BUILDERS['JobGroupCancelRequeste
 cdef object _builder_JobGroupCancelled = _BUILDERS['JobGroupCancelled']
 cdef object _builder_JobGroupCreated = _BUILDERS['JobGroupCreated']
 cdef object _builder_JobSpec = _BUILDERS['JobSpec']
+cdef object _builder_PoolInstanceChoice = _BUILDERS['PoolInstanceChoice']
+cdef object _builder_PoolScalingDecided = _BUILDERS['PoolScalingDecided']
+cdef object _builder_PoolWindowUser = _BUILDERS['PoolWindowUser']
+cdef object _builder_PoolZoneWeight = _BUILDERS['PoolZoneWeight']
 cdef object _builder_ResourceUsageSummary = _BUILDERS['ResourceUsageSummary']
 cdef object _builder_Resources = _BUILDERS['Resources']
+cdef object _builder_RetryPolicy = _BUILDERS['RetryPolicy']
+cdef object _builder_RunningAttempt = _BUILDERS['RunningAttempt']
+cdef object _builder_RunningAttemptsReported = _BUILDERS['RunningAttemptsReported']
 cdef object _builder_SchedulerLeaderElected = _BUILDERS['SchedulerLeaderElected']
 cdef object _builder_StepTiming = _BUILDERS['StepTiming']
 
@@ -773,6 +787,35 @@ def decode_BatchCreated(bytes data, Py_ssize_t offset):
         f142 = _long(b, &p, end)
     else:
         f142 = None
+    if _optional(b, &p, end):
+        if _optional(b, &p, end):
+            f144 = _float(data, &p, end, 8)
+        else:
+            f144 = None
+        if _optional(b, &p, end):
+            f145 = _long(b, &p, end)
+        else:
+            f145 = None
+        if _optional(b, &p, end):
+            f146 = _long(b, &p, end)
+        else:
+            f146 = None
+        a148 = []
+        while True:
+            n149 = _block(b, &p, end)
+            if n149 == 0: break
+            for i150 in range(n149):
+                x151 = _long(b, &p, end)
+                a148.append(x151)
+        f147 = tuple(a148)
+        f143 = _new(_builder_RetryPolicy)
+        f143.oom_memory_multiplier = f144
+        f143.oom_max_memory_bytes = f145
+        f143.max_preemptions = f146
+        f143.retry_exit_codes = f147
+        f143.__class__ = _class_RetryPolicy
+    else:
+        f143 = None
     result = _new(_builder_BatchCreated)
     result.event_id = f127
     result.occurred_at = f128
@@ -785,6 +828,7 @@ def decode_BatchCreated(bytes data, Py_ssize_t offset):
     result.attributes = f135
     result.callback = f141
     result.cancel_after_n_failures = f142
+    result.retry_policy = f143
     result.__class__ = _class_BatchCreated
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -792,42 +836,75 @@ def decode_BatchCreated(bytes data, Py_ssize_t offset):
 def encode_BatchCreated(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v143 = e
-        _put_string(&w, v143.event_id, 'BatchCreated.event_id')
-        _put_long(&w, v143.occurred_at, LLONG_MIN, LLONG_MAX, 'BatchCreated.occurred_at')
-        _put_string(&w, v143.producer, 'BatchCreated.producer')
-        v144 = v143.causation_id
-        if v144 is None:
+        v152 = e
+        _put_string(&w, v152.event_id, 'BatchCreated.event_id')
+        _put_long(&w, v152.occurred_at, LLONG_MIN, LLONG_MAX, 'BatchCreated.occurred_at')
+        _put_string(&w, v152.producer, 'BatchCreated.producer')
+        v153 = v152.causation_id
+        if v153 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v144, 'BatchCreated.causation_id')
-        _put_long(&w, v143.batch_id, LLONG_MIN, LLONG_MAX, 'BatchCreated.batch_id')
-        _put_string(&w, v143.user, 'BatchCreated.user')
-        _put_string(&w, v143.billing_project, 'BatchCreated.billing_project')
-        _put_string(&w, v143.token, 'BatchCreated.token')
-        v145 = v143.attributes
-        n146 = len(v145)
-        if n146:
-            _put_varint(&w, (<unsigned long long>n146) << 1)
-            for k148, i147 in v145.items():
-                _put_string(&w, k148, 'BatchCreated.attributes key')
-                _put_string(&w, i147, 'BatchCreated.attributes{}')
+            _put_string(&w, v153, 'BatchCreated.causation_id')
+        _put_long(&w, v152.batch_id, LLONG_MIN, LLONG_MAX, 'BatchCreated.batch_id')
+        _put_string(&w, v152.user, 'BatchCreated.user')
+        _put_string(&w, v152.billing_project, 'BatchCreated.billing_project')
+        _put_string(&w, v152.token, 'BatchCreated.token')
+        v154 = v152.attributes
+        n155 = len(v154)
+        if n155:
+            _put_varint(&w, (<unsigned long long>n155) << 1)
+            for k157, i156 in v154.items():
+                _put_string(&w, k157, 'BatchCreated.attributes key')
+                _put_string(&w, i156, 'BatchCreated.attributes{}')
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 0)
-        v149 = v143.callback
-        if v149 is None:
-            _put_byte(&w, 0)
-        else:
-            _put_byte(&w, 2)
-            _put_string(&w, v149, 'BatchCreated.callback')
-        v150 = v143.cancel_after_n_failures
-        if v150 is None:
+        v158 = v152.callback
+        if v158 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_long(&w, v150, -2147483648, 2147483647, 'BatchCreated.cancel_after_n_failures')
+            _put_string(&w, v158, 'BatchCreated.callback')
+        v159 = v152.cancel_after_n_failures
+        if v159 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_long(&w, v159, -2147483648, 2147483647, 'BatchCreated.cancel_after_n_failures')
+        v160 = v152.retry_policy
+        if v160 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            v161 = v160
+            v162 = v161.oom_memory_multiplier
+            if v162 is None:
+                _put_byte(&w, 0)
+            else:
+                _put_byte(&w, 2)
+                _put_float(&w, v162, 8)
+            v163 = v161.oom_max_memory_bytes
+            if v163 is None:
+                _put_byte(&w, 0)
+            else:
+                _put_byte(&w, 2)
+                _put_long(&w, v163, LLONG_MIN, LLONG_MAX, 'BatchCreated.retry_policy.oom_max_memory_bytes')
+            v164 = v161.max_preemptions
+            if v164 is None:
+                _put_byte(&w, 0)
+            else:
+                _put_byte(&w, 2)
+                _put_long(&w, v164, -2147483648, 2147483647, 'BatchCreated.retry_policy.max_preemptions')
+            v165 = v161.retry_exit_codes
+            n166 = len(v165)
+            if n166:
+                _put_varint(&w, (<unsigned long long>n166) << 1)
+                for i167 in v165:
+                    _put_long(&w, i167, -2147483648, 2147483647, 'BatchCreated.retry_policy.retry_exit_codes[]')
+                _put_byte(&w, 0)
+            else:
+                _put_byte(&w, 0)
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -836,22 +913,22 @@ def decode_BatchDeleted(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f151 = _string(b, &p, end)
-    f152 = _long(b, &p, end)
-    f153 = _string(b, &p, end)
+    f168 = _string(b, &p, end)
+    f169 = _long(b, &p, end)
+    f170 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f154 = _string(b, &p, end)
+        f171 = _string(b, &p, end)
     else:
-        f154 = None
-    f155 = _long(b, &p, end)
-    f156 = _string(b, &p, end)
+        f171 = None
+    f172 = _long(b, &p, end)
+    f173 = _string(b, &p, end)
     result = _new(_builder_BatchDeleted)
-    result.event_id = f151
-    result.occurred_at = f152
-    result.producer = f153
-    result.causation_id = f154
-    result.batch_id = f155
-    result.user = f156
+    result.event_id = f168
+    result.occurred_at = f169
+    result.producer = f170
+    result.causation_id = f171
+    result.batch_id = f172
+    result.user = f173
     result.__class__ = _class_BatchDeleted
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -859,18 +936,18 @@ def decode_BatchDeleted(bytes data, Py_ssize_t offset):
 def encode_BatchDeleted(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v157 = e
-        _put_string(&w, v157.event_id, 'BatchDeleted.event_id')
-        _put_long(&w, v157.occurred_at, LLONG_MIN, LLONG_MAX, 'BatchDeleted.occurred_at')
-        _put_string(&w, v157.producer, 'BatchDeleted.producer')
-        v158 = v157.causation_id
-        if v158 is None:
+        v174 = e
+        _put_string(&w, v174.event_id, 'BatchDeleted.event_id')
+        _put_long(&w, v174.occurred_at, LLONG_MIN, LLONG_MAX, 'BatchDeleted.occurred_at')
+        _put_string(&w, v174.producer, 'BatchDeleted.producer')
+        v175 = v174.causation_id
+        if v175 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v158, 'BatchDeleted.causation_id')
-        _put_long(&w, v157.batch_id, LLONG_MIN, LLONG_MAX, 'BatchDeleted.batch_id')
-        _put_string(&w, v157.user, 'BatchDeleted.user')
+            _put_string(&w, v175, 'BatchDeleted.causation_id')
+        _put_long(&w, v174.batch_id, LLONG_MIN, LLONG_MAX, 'BatchDeleted.batch_id')
+        _put_string(&w, v174.user, 'BatchDeleted.user')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -879,30 +956,30 @@ def decode_BatchUpdateCommitted(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f159 = _string(b, &p, end)
-    f160 = _long(b, &p, end)
-    f161 = _string(b, &p, end)
+    f176 = _string(b, &p, end)
+    f177 = _long(b, &p, end)
+    f178 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f162 = _string(b, &p, end)
+        f179 = _string(b, &p, end)
     else:
-        f162 = None
-    f163 = _long(b, &p, end)
-    f164 = _long(b, &p, end)
-    f165 = _long(b, &p, end)
-    f166 = _long(b, &p, end)
-    f167 = _long(b, &p, end)
-    f168 = _long(b, &p, end)
+        f179 = None
+    f180 = _long(b, &p, end)
+    f181 = _long(b, &p, end)
+    f182 = _long(b, &p, end)
+    f183 = _long(b, &p, end)
+    f184 = _long(b, &p, end)
+    f185 = _long(b, &p, end)
     result = _new(_builder_BatchUpdateCommitted)
-    result.event_id = f159
-    result.occurred_at = f160
-    result.producer = f161
-    result.causation_id = f162
-    result.batch_id = f163
-    result.update_id = f164
-    result.n_jobs = f165
-    result.n_job_groups = f166
-    result.start_job_id = f167
-    result.start_job_group_id = f168
+    result.event_id = f176
+    result.occurred_at = f177
+    result.producer = f178
+    result.causation_id = f179
+    result.batch_id = f180
+    result.update_id = f181
+    result.n_jobs = f182
+    result.n_job_groups = f183
+    result.start_job_id = f184
+    result.start_job_group_id = f185
     result.__class__ = _class_BatchUpdateCommitted
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -910,22 +987,22 @@ def decode_BatchUpdateCommitted(bytes data, Py_ssize_t offset):
 def encode_BatchUpdateCommitted(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v169 = e
-        _put_string(&w, v169.event_id, 'BatchUpdateCommitted.event_id')
-        _put_long(&w, v169.occurred_at, LLONG_MIN, LLONG_MAX, 'BatchUpdateCommitted.occurred_at')
-        _put_string(&w, v169.producer, 'BatchUpdateCommitted.producer')
-        v170 = v169.causation_id
-        if v170 is None:
+        v186 = e
+        _put_string(&w, v186.event_id, 'BatchUpdateCommitted.event_id')
+        _put_long(&w, v186.occurred_at, LLONG_MIN, LLONG_MAX, 'BatchUpdateCommitted.occurred_at')
+        _put_string(&w, v186.producer, 'BatchUpdateCommitted.producer')
+        v187 = v186.causation_id
+        if v187 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v170, 'BatchUpdateCommitted.causation_id')
-        _put_long(&w, v169.batch_id, LLONG_MIN, LLONG_MAX, 'BatchUpdateCommitted.batch_id')
-        _put_long(&w, v169.update_id, -2147483648, 2147483647, 'BatchUpdateCommitted.update_id')
-        _put_long(&w, v169.n_jobs, -2147483648, 2147483647, 'BatchUpdateCommitted.n_jobs')
-        _put_long(&w, v169.n_job_groups, -2147483648, 2147483647, 'BatchUpdateCommitted.n_job_groups')
-        _put_long(&w, v169.start_job_id, -2147483648, 2147483647, 'BatchUpdateCommitted.start_job_id')
-        _put_long(&w, v169.start_job_group_id, -2147483648, 2147483647, 'BatchUpdateCommitted.start_job_group_id')
+            _put_string(&w, v187, 'BatchUpdateCommitted.causation_id')
+        _put_long(&w, v186.batch_id, LLONG_MIN, LLONG_MAX, 'BatchUpdateCommitted.batch_id')
+        _put_long(&w, v186.update_id, -2147483648, 2147483647, 'BatchUpdateCommitted.update_id')
+        _put_long(&w, v186.n_jobs, -2147483648, 2147483647, 'BatchUpdateCommitted.n_jobs')
+        _put_long(&w, v186.n_job_groups, -2147483648, 2147483647, 'BatchUpdateCommitted.n_job_groups')
+        _put_long(&w, v186.start_job_id, -2147483648, 2147483647, 'BatchUpdateCommitted.start_job_id')
+        _put_long(&w, v186.start_job_group_id, -2147483648, 2147483647, 'BatchUpdateCommitted.start_job_group_id')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -934,32 +1011,32 @@ def decode_BatchUpdateCreated(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f171 = _string(b, &p, end)
-    f172 = _long(b, &p, end)
-    f173 = _string(b, &p, end)
+    f188 = _string(b, &p, end)
+    f189 = _long(b, &p, end)
+    f190 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f174 = _string(b, &p, end)
+        f191 = _string(b, &p, end)
     else:
-        f174 = None
-    f175 = _long(b, &p, end)
-    f176 = _long(b, &p, end)
-    f177 = _string(b, &p, end)
-    f178 = _long(b, &p, end)
-    f179 = _long(b, &p, end)
-    f180 = _long(b, &p, end)
-    f181 = _long(b, &p, end)
+        f191 = None
+    f192 = _long(b, &p, end)
+    f193 = _long(b, &p, end)
+    f194 = _string(b, &p, end)
+    f195 = _long(b, &p, end)
+    f196 = _long(b, &p, end)
+    f197 = _long(b, &p, end)
+    f198 = _long(b, &p, end)
     result = _new(_builder_BatchUpdateCreated)
-    result.event_id = f171
-    result.occurred_at = f172
-    result.producer = f173
-    result.causation_id = f174
-    result.batch_id = f175
-    result.update_id = f176
-    result.token = f177
-    result.n_jobs = f178
-    result.n_job_groups = f179
-    result.start_job_id = f180
-    result.start_job_group_id = f181
+    result.event_id = f188
+    result.occurred_at = f189
+    result.producer = f190
+    result.causation_id = f191
+    result.batch_id = f192
+    result.update_id = f193
+    result.token = f194
+    result.n_jobs = f195
+    result.n_job_groups = f196
+    result.start_job_id = f197
+    result.start_job_group_id = f198
     result.__class__ = _class_BatchUpdateCreated
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -967,108 +1044,28 @@ def decode_BatchUpdateCreated(bytes data, Py_ssize_t offset):
 def encode_BatchUpdateCreated(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v182 = e
-        _put_string(&w, v182.event_id, 'BatchUpdateCreated.event_id')
-        _put_long(&w, v182.occurred_at, LLONG_MIN, LLONG_MAX, 'BatchUpdateCreated.occurred_at')
-        _put_string(&w, v182.producer, 'BatchUpdateCreated.producer')
-        v183 = v182.causation_id
-        if v183 is None:
+        v199 = e
+        _put_string(&w, v199.event_id, 'BatchUpdateCreated.event_id')
+        _put_long(&w, v199.occurred_at, LLONG_MIN, LLONG_MAX, 'BatchUpdateCreated.occurred_at')
+        _put_string(&w, v199.producer, 'BatchUpdateCreated.producer')
+        v200 = v199.causation_id
+        if v200 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v183, 'BatchUpdateCreated.causation_id')
-        _put_long(&w, v182.batch_id, LLONG_MIN, LLONG_MAX, 'BatchUpdateCreated.batch_id')
-        _put_long(&w, v182.update_id, -2147483648, 2147483647, 'BatchUpdateCreated.update_id')
-        _put_string(&w, v182.token, 'BatchUpdateCreated.token')
-        _put_long(&w, v182.n_jobs, -2147483648, 2147483647, 'BatchUpdateCreated.n_jobs')
-        _put_long(&w, v182.n_job_groups, -2147483648, 2147483647, 'BatchUpdateCreated.n_job_groups')
-        _put_long(&w, v182.start_job_id, -2147483648, 2147483647, 'BatchUpdateCreated.start_job_id')
-        _put_long(&w, v182.start_job_group_id, -2147483648, 2147483647, 'BatchUpdateCreated.start_job_group_id')
+            _put_string(&w, v200, 'BatchUpdateCreated.causation_id')
+        _put_long(&w, v199.batch_id, LLONG_MIN, LLONG_MAX, 'BatchUpdateCreated.batch_id')
+        _put_long(&w, v199.update_id, -2147483648, 2147483647, 'BatchUpdateCreated.update_id')
+        _put_string(&w, v199.token, 'BatchUpdateCreated.token')
+        _put_long(&w, v199.n_jobs, -2147483648, 2147483647, 'BatchUpdateCreated.n_jobs')
+        _put_long(&w, v199.n_job_groups, -2147483648, 2147483647, 'BatchUpdateCreated.n_job_groups')
+        _put_long(&w, v199.start_job_id, -2147483648, 2147483647, 'BatchUpdateCreated.start_job_id')
+        _put_long(&w, v199.start_job_group_id, -2147483648, 2147483647, 'BatchUpdateCreated.start_job_group_id')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
 
 def decode_InstanceActivated(bytes data, Py_ssize_t offset):
-    cdef const unsigned char* b = data
-    cdef Py_ssize_t end = len(data)
-    cdef Py_ssize_t p = offset
-    f184 = _string(b, &p, end)
-    f185 = _long(b, &p, end)
-    f186 = _string(b, &p, end)
-    if _optional(b, &p, end):
-        f187 = _string(b, &p, end)
-    else:
-        f187 = None
-    f188 = _string(b, &p, end)
-    f189 = _string(b, &p, end)
-    f190 = _long(b, &p, end)
-    f191 = _long(b, &p, end)
-    f192 = _long(b, &p, end)
-    f193 = _string(b, &p, end)
-    f194 = _boolean(b, &p, end)
-    if _optional(b, &p, end):
-        f195 = _string(b, &p, end)
-    else:
-        f195 = None
-    if _optional(b, &p, end):
-        f196 = _string(b, &p, end)
-    else:
-        f196 = None
-    result = _new(_builder_InstanceActivated)
-    result.event_id = f184
-    result.occurred_at = f185
-    result.producer = f186
-    result.causation_id = f187
-    result.instance_name = f188
-    result.pool = f189
-    result.cores_mcpu = f190
-    result.memory_bytes = f191
-    result.storage_gib = f192
-    result.region = f193
-    result.preemptible = f194
-    result.agent_version = f195
-    result.agent_url = f196
-    result.__class__ = _class_InstanceActivated
-    if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
-    return result
-
-def encode_InstanceActivated(e, bytes head=b''):
-    cdef _Buffer w = _start(head)
-    try:
-        v197 = e
-        _put_string(&w, v197.event_id, 'InstanceActivated.event_id')
-        _put_long(&w, v197.occurred_at, LLONG_MIN, LLONG_MAX, 'InstanceActivated.occurred_at')
-        _put_string(&w, v197.producer, 'InstanceActivated.producer')
-        v198 = v197.causation_id
-        if v198 is None:
-            _put_byte(&w, 0)
-        else:
-            _put_byte(&w, 2)
-            _put_string(&w, v198, 'InstanceActivated.causation_id')
-        _put_string(&w, v197.instance_name, 'InstanceActivated.instance_name')
-        _put_string(&w, v197.pool, 'InstanceActivated.pool')
-        _put_long(&w, v197.cores_mcpu, -2147483648, 2147483647, 'InstanceActivated.cores_mcpu')
-        _put_long(&w, v197.memory_bytes, LLONG_MIN, LLONG_MAX, 'InstanceActivated.memory_bytes')
-        _put_long(&w, v197.storage_gib, -2147483648, 2147483647, 'InstanceActivated.storage_gib')
-        _put_string(&w, v197.region, 'InstanceActivated.region')
-        _put_boolean(&w, v197.preemptible, 'InstanceActivated.preemptible')
-        v199 = v197.agent_version
-        if v199 is None:
-            _put_byte(&w, 0)
-        else:
-            _put_byte(&w, 2)
-            _put_string(&w, v199, 'InstanceActivated.agent_version')
-        v200 = v197.agent_url
-        if v200 is None:
-            _put_byte(&w, 0)
-        else:
-            _put_byte(&w, 2)
-            _put_string(&w, v200, 'InstanceActivated.agent_url')
-        return PyBytes_FromStringAndSize(w.data, w.size)
-    finally:
-        PyMem_Free(w.data)
-
-def decode_InstanceCreated(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
@@ -1081,18 +1078,103 @@ def decode_InstanceCreated(bytes data, Py_ssize_t offset):
         f204 = None
     f205 = _string(b, &p, end)
     f206 = _string(b, &p, end)
+    f207 = _long(b, &p, end)
+    f208 = _long(b, &p, end)
+    f209 = _long(b, &p, end)
+    f210 = _string(b, &p, end)
+    f211 = _boolean(b, &p, end)
     if _optional(b, &p, end):
-        f207 = _string(b, &p, end)
+        f212 = _string(b, &p, end)
     else:
-        f207 = None
-    result = _new(_builder_InstanceCreated)
+        f212 = None
+    if _optional(b, &p, end):
+        f213 = _string(b, &p, end)
+    else:
+        f213 = None
+    result = _new(_builder_InstanceActivated)
     result.event_id = f201
     result.occurred_at = f202
     result.producer = f203
     result.causation_id = f204
     result.instance_name = f205
-    result.provider = f206
-    result.provider_id = f207
+    result.pool = f206
+    result.cores_mcpu = f207
+    result.memory_bytes = f208
+    result.storage_gib = f209
+    result.region = f210
+    result.preemptible = f211
+    result.agent_version = f212
+    result.agent_url = f213
+    result.__class__ = _class_InstanceActivated
+    if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
+    return result
+
+def encode_InstanceActivated(e, bytes head=b''):
+    cdef _Buffer w = _start(head)
+    try:
+        v214 = e
+        _put_string(&w, v214.event_id, 'InstanceActivated.event_id')
+        _put_long(&w, v214.occurred_at, LLONG_MIN, LLONG_MAX, 'InstanceActivated.occurred_at')
+        _put_string(&w, v214.producer, 'InstanceActivated.producer')
+        v215 = v214.causation_id
+        if v215 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_string(&w, v215, 'InstanceActivated.causation_id')
+        _put_string(&w, v214.instance_name, 'InstanceActivated.instance_name')
+        _put_string(&w, v214.pool, 'InstanceActivated.pool')
+        _put_long(&w, v214.cores_mcpu, -2147483648, 2147483647, 'InstanceActivated.cores_mcpu')
+        _put_long(&w, v214.memory_bytes, LLONG_MIN, LLONG_MAX, 'InstanceActivated.memory_bytes')
+        _put_long(&w, v214.storage_gib, -2147483648, 2147483647, 'InstanceActivated.storage_gib')
+        _put_string(&w, v214.region, 'InstanceActivated.region')
+        _put_boolean(&w, v214.preemptible, 'InstanceActivated.preemptible')
+        v216 = v214.agent_version
+        if v216 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_string(&w, v216, 'InstanceActivated.agent_version')
+        v217 = v214.agent_url
+        if v217 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_string(&w, v217, 'InstanceActivated.agent_url')
+        return PyBytes_FromStringAndSize(w.data, w.size)
+    finally:
+        PyMem_Free(w.data)
+
+def decode_InstanceCreated(bytes data, Py_ssize_t offset):
+    cdef const unsigned char* b = data
+    cdef Py_ssize_t end = len(data)
+    cdef Py_ssize_t p = offset
+    f218 = _string(b, &p, end)
+    f219 = _long(b, &p, end)
+    f220 = _string(b, &p, end)
+    if _optional(b, &p, end):
+        f221 = _string(b, &p, end)
+    else:
+        f221 = None
+    f222 = _string(b, &p, end)
+    f223 = _string(b, &p, end)
+    if _optional(b, &p, end):
+        f224 = _string(b, &p, end)
+    else:
+        f224 = None
+    if _optional(b, &p, end):
+        f225 = _string(b, &p, end)
+    else:
+        f225 = None
+    result = _new(_builder_InstanceCreated)
+    result.event_id = f218
+    result.occurred_at = f219
+    result.producer = f220
+    result.causation_id = f221
+    result.instance_name = f222
+    result.provider = f223
+    result.provider_id = f224
+    result.zone = f225
     result.__class__ = _class_InstanceCreated
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -1100,24 +1182,30 @@ def decode_InstanceCreated(bytes data, Py_ssize_t offset):
 def encode_InstanceCreated(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v208 = e
-        _put_string(&w, v208.event_id, 'InstanceCreated.event_id')
-        _put_long(&w, v208.occurred_at, LLONG_MIN, LLONG_MAX, 'InstanceCreated.occurred_at')
-        _put_string(&w, v208.producer, 'InstanceCreated.producer')
-        v209 = v208.causation_id
-        if v209 is None:
+        v226 = e
+        _put_string(&w, v226.event_id, 'InstanceCreated.event_id')
+        _put_long(&w, v226.occurred_at, LLONG_MIN, LLONG_MAX, 'InstanceCreated.occurred_at')
+        _put_string(&w, v226.producer, 'InstanceCreated.producer')
+        v227 = v226.causation_id
+        if v227 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v209, 'InstanceCreated.causation_id')
-        _put_string(&w, v208.instance_name, 'InstanceCreated.instance_name')
-        _put_string(&w, v208.provider, 'InstanceCreated.provider')
-        v210 = v208.provider_id
-        if v210 is None:
+            _put_string(&w, v227, 'InstanceCreated.causation_id')
+        _put_string(&w, v226.instance_name, 'InstanceCreated.instance_name')
+        _put_string(&w, v226.provider, 'InstanceCreated.provider')
+        v228 = v226.provider_id
+        if v228 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v210, 'InstanceCreated.provider_id')
+            _put_string(&w, v228, 'InstanceCreated.provider_id')
+        v229 = v226.zone
+        if v229 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_string(&w, v229, 'InstanceCreated.zone')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -1126,22 +1214,27 @@ def decode_InstanceDeactivated(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f211 = _string(b, &p, end)
-    f212 = _long(b, &p, end)
-    f213 = _string(b, &p, end)
+    f230 = _string(b, &p, end)
+    f231 = _long(b, &p, end)
+    f232 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f214 = _string(b, &p, end)
+        f233 = _string(b, &p, end)
     else:
-        f214 = None
-    f215 = _string(b, &p, end)
-    f216 = _string(b, &p, end)
+        f233 = None
+    f234 = _string(b, &p, end)
+    f235 = _string(b, &p, end)
+    if _optional(b, &p, end):
+        f236 = _string(b, &p, end)
+    else:
+        f236 = None
     result = _new(_builder_InstanceDeactivated)
-    result.event_id = f211
-    result.occurred_at = f212
-    result.producer = f213
-    result.causation_id = f214
-    result.instance_name = f215
-    result.reason = f216
+    result.event_id = f230
+    result.occurred_at = f231
+    result.producer = f232
+    result.causation_id = f233
+    result.instance_name = f234
+    result.reason = f235
+    result.zone = f236
     result.__class__ = _class_InstanceDeactivated
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -1149,18 +1242,24 @@ def decode_InstanceDeactivated(bytes data, Py_ssize_t offset):
 def encode_InstanceDeactivated(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v217 = e
-        _put_string(&w, v217.event_id, 'InstanceDeactivated.event_id')
-        _put_long(&w, v217.occurred_at, LLONG_MIN, LLONG_MAX, 'InstanceDeactivated.occurred_at')
-        _put_string(&w, v217.producer, 'InstanceDeactivated.producer')
-        v218 = v217.causation_id
-        if v218 is None:
+        v237 = e
+        _put_string(&w, v237.event_id, 'InstanceDeactivated.event_id')
+        _put_long(&w, v237.occurred_at, LLONG_MIN, LLONG_MAX, 'InstanceDeactivated.occurred_at')
+        _put_string(&w, v237.producer, 'InstanceDeactivated.producer')
+        v238 = v237.causation_id
+        if v238 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v218, 'InstanceDeactivated.causation_id')
-        _put_string(&w, v217.instance_name, 'InstanceDeactivated.instance_name')
-        _put_string(&w, v217.reason, 'InstanceDeactivated.reason')
+            _put_string(&w, v238, 'InstanceDeactivated.causation_id')
+        _put_string(&w, v237.instance_name, 'InstanceDeactivated.instance_name')
+        _put_string(&w, v237.reason, 'InstanceDeactivated.reason')
+        v239 = v237.zone
+        if v239 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_string(&w, v239, 'InstanceDeactivated.zone')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -1169,22 +1268,22 @@ def decode_InstanceDeleted(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f219 = _string(b, &p, end)
-    f220 = _long(b, &p, end)
-    f221 = _string(b, &p, end)
+    f240 = _string(b, &p, end)
+    f241 = _long(b, &p, end)
+    f242 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f222 = _string(b, &p, end)
+        f243 = _string(b, &p, end)
     else:
-        f222 = None
-    f223 = _string(b, &p, end)
-    f224 = _string(b, &p, end)
+        f243 = None
+    f244 = _string(b, &p, end)
+    f245 = _string(b, &p, end)
     result = _new(_builder_InstanceDeleted)
-    result.event_id = f219
-    result.occurred_at = f220
-    result.producer = f221
-    result.causation_id = f222
-    result.instance_name = f223
-    result.reason = f224
+    result.event_id = f240
+    result.occurred_at = f241
+    result.producer = f242
+    result.causation_id = f243
+    result.instance_name = f244
+    result.reason = f245
     result.__class__ = _class_InstanceDeleted
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -1192,18 +1291,18 @@ def decode_InstanceDeleted(bytes data, Py_ssize_t offset):
 def encode_InstanceDeleted(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v225 = e
-        _put_string(&w, v225.event_id, 'InstanceDeleted.event_id')
-        _put_long(&w, v225.occurred_at, LLONG_MIN, LLONG_MAX, 'InstanceDeleted.occurred_at')
-        _put_string(&w, v225.producer, 'InstanceDeleted.producer')
-        v226 = v225.causation_id
-        if v226 is None:
+        v246 = e
+        _put_string(&w, v246.event_id, 'InstanceDeleted.event_id')
+        _put_long(&w, v246.occurred_at, LLONG_MIN, LLONG_MAX, 'InstanceDeleted.occurred_at')
+        _put_string(&w, v246.producer, 'InstanceDeleted.producer')
+        v247 = v246.causation_id
+        if v247 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v226, 'InstanceDeleted.causation_id')
-        _put_string(&w, v225.instance_name, 'InstanceDeleted.instance_name')
-        _put_string(&w, v225.reason, 'InstanceDeleted.reason')
+            _put_string(&w, v247, 'InstanceDeleted.causation_id')
+        _put_string(&w, v246.instance_name, 'InstanceDeleted.instance_name')
+        _put_string(&w, v246.reason, 'InstanceDeleted.reason')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -1212,29 +1311,29 @@ def decode_InstanceHeartbeat(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f227 = _string(b, &p, end)
-    f228 = _long(b, &p, end)
-    f229 = _string(b, &p, end)
+    f248 = _string(b, &p, end)
+    f249 = _long(b, &p, end)
+    f250 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f230 = _string(b, &p, end)
+        f251 = _string(b, &p, end)
     else:
-        f230 = None
-    f231 = _string(b, &p, end)
-    a233 = []
+        f251 = None
+    f252 = _string(b, &p, end)
+    a254 = []
     while True:
-        n234 = _block(b, &p, end)
-        if n234 == 0: break
-        for i235 in range(n234):
-            x236 = _string(b, &p, end)
-            a233.append(x236)
-    f232 = tuple(a233)
+        n255 = _block(b, &p, end)
+        if n255 == 0: break
+        for i256 in range(n255):
+            x257 = _string(b, &p, end)
+            a254.append(x257)
+    f253 = tuple(a254)
     result = _new(_builder_InstanceHeartbeat)
-    result.event_id = f227
-    result.occurred_at = f228
-    result.producer = f229
-    result.causation_id = f230
-    result.instance_name = f231
-    result.running_attempt_ids = f232
+    result.event_id = f248
+    result.occurred_at = f249
+    result.producer = f250
+    result.causation_id = f251
+    result.instance_name = f252
+    result.running_attempt_ids = f253
     result.__class__ = _class_InstanceHeartbeat
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -1242,23 +1341,23 @@ def decode_InstanceHeartbeat(bytes data, Py_ssize_t offset):
 def encode_InstanceHeartbeat(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v237 = e
-        _put_string(&w, v237.event_id, 'InstanceHeartbeat.event_id')
-        _put_long(&w, v237.occurred_at, LLONG_MIN, LLONG_MAX, 'InstanceHeartbeat.occurred_at')
-        _put_string(&w, v237.producer, 'InstanceHeartbeat.producer')
-        v238 = v237.causation_id
-        if v238 is None:
+        v258 = e
+        _put_string(&w, v258.event_id, 'InstanceHeartbeat.event_id')
+        _put_long(&w, v258.occurred_at, LLONG_MIN, LLONG_MAX, 'InstanceHeartbeat.occurred_at')
+        _put_string(&w, v258.producer, 'InstanceHeartbeat.producer')
+        v259 = v258.causation_id
+        if v259 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v238, 'InstanceHeartbeat.causation_id')
-        _put_string(&w, v237.instance_name, 'InstanceHeartbeat.instance_name')
-        v239 = v237.running_attempt_ids
-        n240 = len(v239)
-        if n240:
-            _put_varint(&w, (<unsigned long long>n240) << 1)
-            for i241 in v239:
-                _put_string(&w, i241, 'InstanceHeartbeat.running_attempt_ids[]')
+            _put_string(&w, v259, 'InstanceHeartbeat.causation_id')
+        _put_string(&w, v258.instance_name, 'InstanceHeartbeat.instance_name')
+        v260 = v258.running_attempt_ids
+        n261 = len(v260)
+        if n261:
+            _put_varint(&w, (<unsigned long long>n261) << 1)
+            for i262 in v260:
+                _put_string(&w, i262, 'InstanceHeartbeat.running_attempt_ids[]')
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 0)
@@ -1270,41 +1369,48 @@ def decode_InstanceRequested(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f242 = _string(b, &p, end)
-    f243 = _long(b, &p, end)
-    f244 = _string(b, &p, end)
+    f263 = _string(b, &p, end)
+    f264 = _long(b, &p, end)
+    f265 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f245 = _string(b, &p, end)
+        f266 = _string(b, &p, end)
     else:
-        f245 = None
-    f246 = _string(b, &p, end)
-    f247 = _string(b, &p, end)
-    f248 = _string(b, &p, end)
-    f249 = _string(b, &p, end)
-    f250 = _long(b, &p, end)
-    f251 = _long(b, &p, end)
-    f252 = _long(b, &p, end)
-    f253 = _boolean(b, &p, end)
-    f254 = _string(b, &p, end)
+        f266 = None
+    f267 = _string(b, &p, end)
+    f268 = _string(b, &p, end)
+    f269 = _string(b, &p, end)
+    f270 = _string(b, &p, end)
+    f271 = _long(b, &p, end)
+    f272 = _long(b, &p, end)
+    f273 = _long(b, &p, end)
+    f274 = _boolean(b, &p, end)
+    f275 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f255 = _string(b, &p, end)
+        f276 = _string(b, &p, end)
     else:
-        f255 = None
+        f276 = None
+    f277 = _boolean(b, &p, end)
+    if _optional(b, &p, end):
+        f278 = _string(b, &p, end)
+    else:
+        f278 = None
     result = _new(_builder_InstanceRequested)
-    result.event_id = f242
-    result.occurred_at = f243
-    result.producer = f244
-    result.causation_id = f245
-    result.instance_name = f246
-    result.pool = f247
-    result.provider = f248
-    result.machine_type = f249
-    result.cores_mcpu = f250
-    result.memory_bytes = f251
-    result.storage_gib = f252
-    result.preemptible = f253
-    result.region = f254
-    result.job_private_for = f255
+    result.event_id = f263
+    result.occurred_at = f264
+    result.producer = f265
+    result.causation_id = f266
+    result.instance_name = f267
+    result.pool = f268
+    result.provider = f269
+    result.machine_type = f270
+    result.cores_mcpu = f271
+    result.memory_bytes = f272
+    result.storage_gib = f273
+    result.preemptible = f274
+    result.region = f275
+    result.job_private_for = f276
+    result.standing = f277
+    result.zone = f278
     result.__class__ = _class_InstanceRequested
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -1312,31 +1418,38 @@ def decode_InstanceRequested(bytes data, Py_ssize_t offset):
 def encode_InstanceRequested(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v256 = e
-        _put_string(&w, v256.event_id, 'InstanceRequested.event_id')
-        _put_long(&w, v256.occurred_at, LLONG_MIN, LLONG_MAX, 'InstanceRequested.occurred_at')
-        _put_string(&w, v256.producer, 'InstanceRequested.producer')
-        v257 = v256.causation_id
-        if v257 is None:
+        v279 = e
+        _put_string(&w, v279.event_id, 'InstanceRequested.event_id')
+        _put_long(&w, v279.occurred_at, LLONG_MIN, LLONG_MAX, 'InstanceRequested.occurred_at')
+        _put_string(&w, v279.producer, 'InstanceRequested.producer')
+        v280 = v279.causation_id
+        if v280 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v257, 'InstanceRequested.causation_id')
-        _put_string(&w, v256.instance_name, 'InstanceRequested.instance_name')
-        _put_string(&w, v256.pool, 'InstanceRequested.pool')
-        _put_string(&w, v256.provider, 'InstanceRequested.provider')
-        _put_string(&w, v256.machine_type, 'InstanceRequested.machine_type')
-        _put_long(&w, v256.cores_mcpu, -2147483648, 2147483647, 'InstanceRequested.cores_mcpu')
-        _put_long(&w, v256.memory_bytes, LLONG_MIN, LLONG_MAX, 'InstanceRequested.memory_bytes')
-        _put_long(&w, v256.storage_gib, -2147483648, 2147483647, 'InstanceRequested.storage_gib')
-        _put_boolean(&w, v256.preemptible, 'InstanceRequested.preemptible')
-        _put_string(&w, v256.region, 'InstanceRequested.region')
-        v258 = v256.job_private_for
-        if v258 is None:
+            _put_string(&w, v280, 'InstanceRequested.causation_id')
+        _put_string(&w, v279.instance_name, 'InstanceRequested.instance_name')
+        _put_string(&w, v279.pool, 'InstanceRequested.pool')
+        _put_string(&w, v279.provider, 'InstanceRequested.provider')
+        _put_string(&w, v279.machine_type, 'InstanceRequested.machine_type')
+        _put_long(&w, v279.cores_mcpu, -2147483648, 2147483647, 'InstanceRequested.cores_mcpu')
+        _put_long(&w, v279.memory_bytes, LLONG_MIN, LLONG_MAX, 'InstanceRequested.memory_bytes')
+        _put_long(&w, v279.storage_gib, -2147483648, 2147483647, 'InstanceRequested.storage_gib')
+        _put_boolean(&w, v279.preemptible, 'InstanceRequested.preemptible')
+        _put_string(&w, v279.region, 'InstanceRequested.region')
+        v281 = v279.job_private_for
+        if v281 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v258, 'InstanceRequested.job_private_for')
+            _put_string(&w, v281, 'InstanceRequested.job_private_for')
+        _put_boolean(&w, v279.standing, 'InstanceRequested.standing')
+        v282 = v279.zone
+        if v282 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_string(&w, v282, 'InstanceRequested.zone')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -1345,36 +1458,36 @@ def decode_JobAttemptAccepted(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f259 = _string(b, &p, end)
-    f260 = _long(b, &p, end)
-    f261 = _string(b, &p, end)
+    f283 = _string(b, &p, end)
+    f284 = _long(b, &p, end)
+    f285 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f262 = _string(b, &p, end)
+        f286 = _string(b, &p, end)
     else:
-        f262 = None
-    f263 = _long(b, &p, end)
-    f264 = _long(b, &p, end)
-    f265 = _string(b, &p, end)
-    f266 = _string(b, &p, end)
-    f267 = _string(b, &p, end)
-    f268 = _long(b, &p, end)
-    f269 = _long(b, &p, end)
-    f270 = _long(b, &p, end)
-    f271 = _long(b, &p, end)
+        f286 = None
+    f287 = _long(b, &p, end)
+    f288 = _long(b, &p, end)
+    f289 = _string(b, &p, end)
+    f290 = _string(b, &p, end)
+    f291 = _string(b, &p, end)
+    f292 = _long(b, &p, end)
+    f293 = _long(b, &p, end)
+    f294 = _long(b, &p, end)
+    f295 = _long(b, &p, end)
     result = _new(_builder_JobAttemptAccepted)
-    result.event_id = f259
-    result.occurred_at = f260
-    result.producer = f261
-    result.causation_id = f262
-    result.batch_id = f263
-    result.job_id = f264
-    result.attempt_id = f265
-    result.instance_name = f266
-    result.state = f267
-    result.scheduler_epoch = f268
-    result.cores_mcpu = f269
-    result.memory_bytes = f270
-    result.storage_gib = f271
+    result.event_id = f283
+    result.occurred_at = f284
+    result.producer = f285
+    result.causation_id = f286
+    result.batch_id = f287
+    result.job_id = f288
+    result.attempt_id = f289
+    result.instance_name = f290
+    result.state = f291
+    result.scheduler_epoch = f292
+    result.cores_mcpu = f293
+    result.memory_bytes = f294
+    result.storage_gib = f295
     result.__class__ = _class_JobAttemptAccepted
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -1382,25 +1495,25 @@ def decode_JobAttemptAccepted(bytes data, Py_ssize_t offset):
 def encode_JobAttemptAccepted(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v272 = e
-        _put_string(&w, v272.event_id, 'JobAttemptAccepted.event_id')
-        _put_long(&w, v272.occurred_at, LLONG_MIN, LLONG_MAX, 'JobAttemptAccepted.occurred_at')
-        _put_string(&w, v272.producer, 'JobAttemptAccepted.producer')
-        v273 = v272.causation_id
-        if v273 is None:
+        v296 = e
+        _put_string(&w, v296.event_id, 'JobAttemptAccepted.event_id')
+        _put_long(&w, v296.occurred_at, LLONG_MIN, LLONG_MAX, 'JobAttemptAccepted.occurred_at')
+        _put_string(&w, v296.producer, 'JobAttemptAccepted.producer')
+        v297 = v296.causation_id
+        if v297 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v273, 'JobAttemptAccepted.causation_id')
-        _put_long(&w, v272.batch_id, LLONG_MIN, LLONG_MAX, 'JobAttemptAccepted.batch_id')
-        _put_long(&w, v272.job_id, -2147483648, 2147483647, 'JobAttemptAccepted.job_id')
-        _put_string(&w, v272.attempt_id, 'JobAttemptAccepted.attempt_id')
-        _put_string(&w, v272.instance_name, 'JobAttemptAccepted.instance_name')
-        _put_string(&w, v272.state, 'JobAttemptAccepted.state')
-        _put_long(&w, v272.scheduler_epoch, LLONG_MIN, LLONG_MAX, 'JobAttemptAccepted.scheduler_epoch')
-        _put_long(&w, v272.cores_mcpu, -2147483648, 2147483647, 'JobAttemptAccepted.cores_mcpu')
-        _put_long(&w, v272.memory_bytes, LLONG_MIN, LLONG_MAX, 'JobAttemptAccepted.memory_bytes')
-        _put_long(&w, v272.storage_gib, -2147483648, 2147483647, 'JobAttemptAccepted.storage_gib')
+            _put_string(&w, v297, 'JobAttemptAccepted.causation_id')
+        _put_long(&w, v296.batch_id, LLONG_MIN, LLONG_MAX, 'JobAttemptAccepted.batch_id')
+        _put_long(&w, v296.job_id, -2147483648, 2147483647, 'JobAttemptAccepted.job_id')
+        _put_string(&w, v296.attempt_id, 'JobAttemptAccepted.attempt_id')
+        _put_string(&w, v296.instance_name, 'JobAttemptAccepted.instance_name')
+        _put_string(&w, v296.state, 'JobAttemptAccepted.state')
+        _put_long(&w, v296.scheduler_epoch, LLONG_MIN, LLONG_MAX, 'JobAttemptAccepted.scheduler_epoch')
+        _put_long(&w, v296.cores_mcpu, -2147483648, 2147483647, 'JobAttemptAccepted.cores_mcpu')
+        _put_long(&w, v296.memory_bytes, LLONG_MIN, LLONG_MAX, 'JobAttemptAccepted.memory_bytes')
+        _put_long(&w, v296.storage_gib, -2147483648, 2147483647, 'JobAttemptAccepted.storage_gib')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -1409,100 +1522,100 @@ def decode_JobAttemptCompleted(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f274 = _string(b, &p, end)
-    f275 = _long(b, &p, end)
-    f276 = _string(b, &p, end)
+    f298 = _string(b, &p, end)
+    f299 = _long(b, &p, end)
+    f300 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f277 = _string(b, &p, end)
-    else:
-        f277 = None
-    f278 = _long(b, &p, end)
-    f279 = _long(b, &p, end)
-    f280 = _string(b, &p, end)
-    f281 = _string(b, &p, end)
-    f282 = _string(b, &p, end)
-    if _optional(b, &p, end):
-        f283 = _long(b, &p, end)
-    else:
-        f283 = None
-    if _optional(b, &p, end):
-        f284 = _string(b, &p, end)
-    else:
-        f284 = None
-    if _optional(b, &p, end):
-        f285 = _string(b, &p, end)
-    else:
-        f285 = None
-    f286 = _boolean(b, &p, end)
-    if _optional(b, &p, end):
-        f287 = _long(b, &p, end)
-    else:
-        f287 = None
-    f288 = _long(b, &p, end)
-    a290 = []
-    while True:
-        n291 = _block(b, &p, end)
-        if n291 == 0: break
-        for i292 in range(n291):
-            f294 = _string(b, &p, end)
-            f295 = _string(b, &p, end)
-            if _optional(b, &p, end):
-                f296 = _long(b, &p, end)
-            else:
-                f296 = None
-            if _optional(b, &p, end):
-                f297 = _long(b, &p, end)
-            else:
-                f297 = None
-            if _optional(b, &p, end):
-                f298 = _long(b, &p, end)
-            else:
-                f298 = None
-            f299 = _boolean(b, &p, end)
-            if _optional(b, &p, end):
-                f300 = _string(b, &p, end)
-            else:
-                f300 = None
-            x293 = _new(_builder_StepTiming)
-            x293.name = f294
-            x293.state = f295
-            x293.started_at = f296
-            x293.ended_at = f297
-            x293.exit_code = f298
-            x293.out_of_memory = f299
-            x293.error = f300
-            x293.__class__ = _class_StepTiming
-            a290.append(x293)
-    f289 = tuple(a290)
-    if _optional(b, &p, end):
-        f302 = _long(b, &p, end)
-        f303 = _long(b, &p, end)
-        f304 = _long(b, &p, end)
-        f301 = _new(_builder_ResourceUsageSummary)
-        f301.cpu_msec = f302
-        f301.max_memory_bytes = f303
-        f301.max_scratch_bytes = f304
-        f301.__class__ = _class_ResourceUsageSummary
+        f301 = _string(b, &p, end)
     else:
         f301 = None
+    f302 = _long(b, &p, end)
+    f303 = _long(b, &p, end)
+    f304 = _string(b, &p, end)
+    f305 = _string(b, &p, end)
+    f306 = _string(b, &p, end)
+    if _optional(b, &p, end):
+        f307 = _long(b, &p, end)
+    else:
+        f307 = None
+    if _optional(b, &p, end):
+        f308 = _string(b, &p, end)
+    else:
+        f308 = None
+    if _optional(b, &p, end):
+        f309 = _string(b, &p, end)
+    else:
+        f309 = None
+    f310 = _boolean(b, &p, end)
+    if _optional(b, &p, end):
+        f311 = _long(b, &p, end)
+    else:
+        f311 = None
+    f312 = _long(b, &p, end)
+    a314 = []
+    while True:
+        n315 = _block(b, &p, end)
+        if n315 == 0: break
+        for i316 in range(n315):
+            f318 = _string(b, &p, end)
+            f319 = _string(b, &p, end)
+            if _optional(b, &p, end):
+                f320 = _long(b, &p, end)
+            else:
+                f320 = None
+            if _optional(b, &p, end):
+                f321 = _long(b, &p, end)
+            else:
+                f321 = None
+            if _optional(b, &p, end):
+                f322 = _long(b, &p, end)
+            else:
+                f322 = None
+            f323 = _boolean(b, &p, end)
+            if _optional(b, &p, end):
+                f324 = _string(b, &p, end)
+            else:
+                f324 = None
+            x317 = _new(_builder_StepTiming)
+            x317.name = f318
+            x317.state = f319
+            x317.started_at = f320
+            x317.ended_at = f321
+            x317.exit_code = f322
+            x317.out_of_memory = f323
+            x317.error = f324
+            x317.__class__ = _class_StepTiming
+            a314.append(x317)
+    f313 = tuple(a314)
+    if _optional(b, &p, end):
+        f326 = _long(b, &p, end)
+        f327 = _long(b, &p, end)
+        f328 = _long(b, &p, end)
+        f325 = _new(_builder_ResourceUsageSummary)
+        f325.cpu_msec = f326
+        f325.max_memory_bytes = f327
+        f325.max_scratch_bytes = f328
+        f325.__class__ = _class_ResourceUsageSummary
+    else:
+        f325 = None
     result = _new(_builder_JobAttemptCompleted)
-    result.event_id = f274
-    result.occurred_at = f275
-    result.producer = f276
-    result.causation_id = f277
-    result.batch_id = f278
-    result.job_id = f279
-    result.attempt_id = f280
-    result.instance_name = f281
-    result.outcome = f282
-    result.exit_code = f283
-    result.failure_cause = f284
-    result.error = f285
-    result.out_of_memory = f286
-    result.started_at = f287
-    result.ended_at = f288
-    result.steps = f289
-    result.resource_usage = f301
+    result.event_id = f298
+    result.occurred_at = f299
+    result.producer = f300
+    result.causation_id = f301
+    result.batch_id = f302
+    result.job_id = f303
+    result.attempt_id = f304
+    result.instance_name = f305
+    result.outcome = f306
+    result.exit_code = f307
+    result.failure_cause = f308
+    result.error = f309
+    result.out_of_memory = f310
+    result.started_at = f311
+    result.ended_at = f312
+    result.steps = f313
+    result.resource_usage = f325
     result.__class__ = _class_JobAttemptCompleted
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -1510,92 +1623,92 @@ def decode_JobAttemptCompleted(bytes data, Py_ssize_t offset):
 def encode_JobAttemptCompleted(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v305 = e
-        _put_string(&w, v305.event_id, 'JobAttemptCompleted.event_id')
-        _put_long(&w, v305.occurred_at, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.occurred_at')
-        _put_string(&w, v305.producer, 'JobAttemptCompleted.producer')
-        v306 = v305.causation_id
-        if v306 is None:
+        v329 = e
+        _put_string(&w, v329.event_id, 'JobAttemptCompleted.event_id')
+        _put_long(&w, v329.occurred_at, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.occurred_at')
+        _put_string(&w, v329.producer, 'JobAttemptCompleted.producer')
+        v330 = v329.causation_id
+        if v330 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v306, 'JobAttemptCompleted.causation_id')
-        _put_long(&w, v305.batch_id, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.batch_id')
-        _put_long(&w, v305.job_id, -2147483648, 2147483647, 'JobAttemptCompleted.job_id')
-        _put_string(&w, v305.attempt_id, 'JobAttemptCompleted.attempt_id')
-        _put_string(&w, v305.instance_name, 'JobAttemptCompleted.instance_name')
-        _put_string(&w, v305.outcome, 'JobAttemptCompleted.outcome')
-        v307 = v305.exit_code
-        if v307 is None:
+            _put_string(&w, v330, 'JobAttemptCompleted.causation_id')
+        _put_long(&w, v329.batch_id, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.batch_id')
+        _put_long(&w, v329.job_id, -2147483648, 2147483647, 'JobAttemptCompleted.job_id')
+        _put_string(&w, v329.attempt_id, 'JobAttemptCompleted.attempt_id')
+        _put_string(&w, v329.instance_name, 'JobAttemptCompleted.instance_name')
+        _put_string(&w, v329.outcome, 'JobAttemptCompleted.outcome')
+        v331 = v329.exit_code
+        if v331 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_long(&w, v307, -2147483648, 2147483647, 'JobAttemptCompleted.exit_code')
-        v308 = v305.failure_cause
-        if v308 is None:
+            _put_long(&w, v331, -2147483648, 2147483647, 'JobAttemptCompleted.exit_code')
+        v332 = v329.failure_cause
+        if v332 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v308, 'JobAttemptCompleted.failure_cause')
-        v309 = v305.error
-        if v309 is None:
+            _put_string(&w, v332, 'JobAttemptCompleted.failure_cause')
+        v333 = v329.error
+        if v333 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v309, 'JobAttemptCompleted.error')
-        _put_boolean(&w, v305.out_of_memory, 'JobAttemptCompleted.out_of_memory')
-        v310 = v305.started_at
-        if v310 is None:
+            _put_string(&w, v333, 'JobAttemptCompleted.error')
+        _put_boolean(&w, v329.out_of_memory, 'JobAttemptCompleted.out_of_memory')
+        v334 = v329.started_at
+        if v334 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_long(&w, v310, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.started_at')
-        _put_long(&w, v305.ended_at, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.ended_at')
-        v311 = v305.steps
-        n312 = len(v311)
-        if n312:
-            _put_varint(&w, (<unsigned long long>n312) << 1)
-            for i313 in v311:
-                v314 = i313
-                _put_string(&w, v314.name, 'JobAttemptCompleted.steps[].name')
-                _put_string(&w, v314.state, 'JobAttemptCompleted.steps[].state')
-                v315 = v314.started_at
-                if v315 is None:
+            _put_long(&w, v334, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.started_at')
+        _put_long(&w, v329.ended_at, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.ended_at')
+        v335 = v329.steps
+        n336 = len(v335)
+        if n336:
+            _put_varint(&w, (<unsigned long long>n336) << 1)
+            for i337 in v335:
+                v338 = i337
+                _put_string(&w, v338.name, 'JobAttemptCompleted.steps[].name')
+                _put_string(&w, v338.state, 'JobAttemptCompleted.steps[].state')
+                v339 = v338.started_at
+                if v339 is None:
                     _put_byte(&w, 0)
                 else:
                     _put_byte(&w, 2)
-                    _put_long(&w, v315, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.steps[].started_at')
-                v316 = v314.ended_at
-                if v316 is None:
+                    _put_long(&w, v339, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.steps[].started_at')
+                v340 = v338.ended_at
+                if v340 is None:
                     _put_byte(&w, 0)
                 else:
                     _put_byte(&w, 2)
-                    _put_long(&w, v316, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.steps[].ended_at')
-                v317 = v314.exit_code
-                if v317 is None:
+                    _put_long(&w, v340, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.steps[].ended_at')
+                v341 = v338.exit_code
+                if v341 is None:
                     _put_byte(&w, 0)
                 else:
                     _put_byte(&w, 2)
-                    _put_long(&w, v317, -2147483648, 2147483647, 'JobAttemptCompleted.steps[].exit_code')
-                _put_boolean(&w, v314.out_of_memory, 'JobAttemptCompleted.steps[].out_of_memory')
-                v318 = v314.error
-                if v318 is None:
+                    _put_long(&w, v341, -2147483648, 2147483647, 'JobAttemptCompleted.steps[].exit_code')
+                _put_boolean(&w, v338.out_of_memory, 'JobAttemptCompleted.steps[].out_of_memory')
+                v342 = v338.error
+                if v342 is None:
                     _put_byte(&w, 0)
                 else:
                     _put_byte(&w, 2)
-                    _put_string(&w, v318, 'JobAttemptCompleted.steps[].error')
+                    _put_string(&w, v342, 'JobAttemptCompleted.steps[].error')
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 0)
-        v319 = v305.resource_usage
-        if v319 is None:
+        v343 = v329.resource_usage
+        if v343 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            v320 = v319
-            _put_long(&w, v320.cpu_msec, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.resource_usage.cpu_msec')
-            _put_long(&w, v320.max_memory_bytes, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.resource_usage.max_memory_bytes')
-            _put_long(&w, v320.max_scratch_bytes, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.resource_usage.max_scratch_bytes')
+            v344 = v343
+            _put_long(&w, v344.cpu_msec, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.resource_usage.cpu_msec')
+            _put_long(&w, v344.max_memory_bytes, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.resource_usage.max_memory_bytes')
+            _put_long(&w, v344.max_scratch_bytes, LLONG_MIN, LLONG_MAX, 'JobAttemptCompleted.resource_usage.max_scratch_bytes')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -1604,32 +1717,32 @@ def decode_JobAttemptRefused(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f321 = _string(b, &p, end)
-    f322 = _long(b, &p, end)
-    f323 = _string(b, &p, end)
+    f345 = _string(b, &p, end)
+    f346 = _long(b, &p, end)
+    f347 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f324 = _string(b, &p, end)
+        f348 = _string(b, &p, end)
     else:
-        f324 = None
-    f325 = _long(b, &p, end)
-    f326 = _long(b, &p, end)
-    f327 = _string(b, &p, end)
-    f328 = _string(b, &p, end)
-    f329 = _string(b, &p, end)
-    f330 = _long(b, &p, end)
-    f331 = _string(b, &p, end)
+        f348 = None
+    f349 = _long(b, &p, end)
+    f350 = _long(b, &p, end)
+    f351 = _string(b, &p, end)
+    f352 = _string(b, &p, end)
+    f353 = _string(b, &p, end)
+    f354 = _long(b, &p, end)
+    f355 = _string(b, &p, end)
     result = _new(_builder_JobAttemptRefused)
-    result.event_id = f321
-    result.occurred_at = f322
-    result.producer = f323
-    result.causation_id = f324
-    result.batch_id = f325
-    result.job_id = f326
-    result.attempt_id = f327
-    result.instance_name = f328
-    result.state = f329
-    result.scheduler_epoch = f330
-    result.reason = f331
+    result.event_id = f345
+    result.occurred_at = f346
+    result.producer = f347
+    result.causation_id = f348
+    result.batch_id = f349
+    result.job_id = f350
+    result.attempt_id = f351
+    result.instance_name = f352
+    result.state = f353
+    result.scheduler_epoch = f354
+    result.reason = f355
     result.__class__ = _class_JobAttemptRefused
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -1637,23 +1750,23 @@ def decode_JobAttemptRefused(bytes data, Py_ssize_t offset):
 def encode_JobAttemptRefused(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v332 = e
-        _put_string(&w, v332.event_id, 'JobAttemptRefused.event_id')
-        _put_long(&w, v332.occurred_at, LLONG_MIN, LLONG_MAX, 'JobAttemptRefused.occurred_at')
-        _put_string(&w, v332.producer, 'JobAttemptRefused.producer')
-        v333 = v332.causation_id
-        if v333 is None:
+        v356 = e
+        _put_string(&w, v356.event_id, 'JobAttemptRefused.event_id')
+        _put_long(&w, v356.occurred_at, LLONG_MIN, LLONG_MAX, 'JobAttemptRefused.occurred_at')
+        _put_string(&w, v356.producer, 'JobAttemptRefused.producer')
+        v357 = v356.causation_id
+        if v357 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v333, 'JobAttemptRefused.causation_id')
-        _put_long(&w, v332.batch_id, LLONG_MIN, LLONG_MAX, 'JobAttemptRefused.batch_id')
-        _put_long(&w, v332.job_id, -2147483648, 2147483647, 'JobAttemptRefused.job_id')
-        _put_string(&w, v332.attempt_id, 'JobAttemptRefused.attempt_id')
-        _put_string(&w, v332.instance_name, 'JobAttemptRefused.instance_name')
-        _put_string(&w, v332.state, 'JobAttemptRefused.state')
-        _put_long(&w, v332.scheduler_epoch, LLONG_MIN, LLONG_MAX, 'JobAttemptRefused.scheduler_epoch')
-        _put_string(&w, v332.reason, 'JobAttemptRefused.reason')
+            _put_string(&w, v357, 'JobAttemptRefused.causation_id')
+        _put_long(&w, v356.batch_id, LLONG_MIN, LLONG_MAX, 'JobAttemptRefused.batch_id')
+        _put_long(&w, v356.job_id, -2147483648, 2147483647, 'JobAttemptRefused.job_id')
+        _put_string(&w, v356.attempt_id, 'JobAttemptRefused.attempt_id')
+        _put_string(&w, v356.instance_name, 'JobAttemptRefused.instance_name')
+        _put_string(&w, v356.state, 'JobAttemptRefused.state')
+        _put_long(&w, v356.scheduler_epoch, LLONG_MIN, LLONG_MAX, 'JobAttemptRefused.scheduler_epoch')
+        _put_string(&w, v356.reason, 'JobAttemptRefused.reason')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -1662,36 +1775,38 @@ def decode_JobAttemptScheduled(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f334 = _string(b, &p, end)
-    f335 = _long(b, &p, end)
-    f336 = _string(b, &p, end)
+    f358 = _string(b, &p, end)
+    f359 = _long(b, &p, end)
+    f360 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f337 = _string(b, &p, end)
+        f361 = _string(b, &p, end)
     else:
-        f337 = None
-    f338 = _long(b, &p, end)
-    f339 = _long(b, &p, end)
-    f340 = _string(b, &p, end)
-    f341 = _string(b, &p, end)
-    f342 = _long(b, &p, end)
-    f343 = _string(b, &p, end)
-    f344 = _long(b, &p, end)
-    f345 = _long(b, &p, end)
-    f346 = _long(b, &p, end)
+        f361 = None
+    f362 = _long(b, &p, end)
+    f363 = _long(b, &p, end)
+    f364 = _string(b, &p, end)
+    f365 = _string(b, &p, end)
+    f366 = _long(b, &p, end)
+    f367 = _string(b, &p, end)
+    f368 = _long(b, &p, end)
+    f369 = _long(b, &p, end)
+    f370 = _long(b, &p, end)
+    f371 = _boolean(b, &p, end)
     result = _new(_builder_JobAttemptScheduled)
-    result.event_id = f334
-    result.occurred_at = f335
-    result.producer = f336
-    result.causation_id = f337
-    result.batch_id = f338
-    result.job_id = f339
-    result.attempt_id = f340
-    result.instance_name = f341
-    result.scheduler_epoch = f342
-    result.user = f343
-    result.cores_mcpu = f344
-    result.memory_bytes = f345
-    result.storage_gib = f346
+    result.event_id = f358
+    result.occurred_at = f359
+    result.producer = f360
+    result.causation_id = f361
+    result.batch_id = f362
+    result.job_id = f363
+    result.attempt_id = f364
+    result.instance_name = f365
+    result.scheduler_epoch = f366
+    result.user = f367
+    result.cores_mcpu = f368
+    result.memory_bytes = f369
+    result.storage_gib = f370
+    result.awaits_verdict = f371
     result.__class__ = _class_JobAttemptScheduled
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -1699,25 +1814,26 @@ def decode_JobAttemptScheduled(bytes data, Py_ssize_t offset):
 def encode_JobAttemptScheduled(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v347 = e
-        _put_string(&w, v347.event_id, 'JobAttemptScheduled.event_id')
-        _put_long(&w, v347.occurred_at, LLONG_MIN, LLONG_MAX, 'JobAttemptScheduled.occurred_at')
-        _put_string(&w, v347.producer, 'JobAttemptScheduled.producer')
-        v348 = v347.causation_id
-        if v348 is None:
+        v372 = e
+        _put_string(&w, v372.event_id, 'JobAttemptScheduled.event_id')
+        _put_long(&w, v372.occurred_at, LLONG_MIN, LLONG_MAX, 'JobAttemptScheduled.occurred_at')
+        _put_string(&w, v372.producer, 'JobAttemptScheduled.producer')
+        v373 = v372.causation_id
+        if v373 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v348, 'JobAttemptScheduled.causation_id')
-        _put_long(&w, v347.batch_id, LLONG_MIN, LLONG_MAX, 'JobAttemptScheduled.batch_id')
-        _put_long(&w, v347.job_id, -2147483648, 2147483647, 'JobAttemptScheduled.job_id')
-        _put_string(&w, v347.attempt_id, 'JobAttemptScheduled.attempt_id')
-        _put_string(&w, v347.instance_name, 'JobAttemptScheduled.instance_name')
-        _put_long(&w, v347.scheduler_epoch, LLONG_MIN, LLONG_MAX, 'JobAttemptScheduled.scheduler_epoch')
-        _put_string(&w, v347.user, 'JobAttemptScheduled.user')
-        _put_long(&w, v347.cores_mcpu, -2147483648, 2147483647, 'JobAttemptScheduled.cores_mcpu')
-        _put_long(&w, v347.memory_bytes, LLONG_MIN, LLONG_MAX, 'JobAttemptScheduled.memory_bytes')
-        _put_long(&w, v347.storage_gib, -2147483648, 2147483647, 'JobAttemptScheduled.storage_gib')
+            _put_string(&w, v373, 'JobAttemptScheduled.causation_id')
+        _put_long(&w, v372.batch_id, LLONG_MIN, LLONG_MAX, 'JobAttemptScheduled.batch_id')
+        _put_long(&w, v372.job_id, -2147483648, 2147483647, 'JobAttemptScheduled.job_id')
+        _put_string(&w, v372.attempt_id, 'JobAttemptScheduled.attempt_id')
+        _put_string(&w, v372.instance_name, 'JobAttemptScheduled.instance_name')
+        _put_long(&w, v372.scheduler_epoch, LLONG_MIN, LLONG_MAX, 'JobAttemptScheduled.scheduler_epoch')
+        _put_string(&w, v372.user, 'JobAttemptScheduled.user')
+        _put_long(&w, v372.cores_mcpu, -2147483648, 2147483647, 'JobAttemptScheduled.cores_mcpu')
+        _put_long(&w, v372.memory_bytes, LLONG_MIN, LLONG_MAX, 'JobAttemptScheduled.memory_bytes')
+        _put_long(&w, v372.storage_gib, -2147483648, 2147483647, 'JobAttemptScheduled.storage_gib')
+        _put_boolean(&w, v372.awaits_verdict, 'JobAttemptScheduled.awaits_verdict')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -1726,28 +1842,28 @@ def decode_JobAttemptStarted(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f349 = _string(b, &p, end)
-    f350 = _long(b, &p, end)
-    f351 = _string(b, &p, end)
+    f374 = _string(b, &p, end)
+    f375 = _long(b, &p, end)
+    f376 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f352 = _string(b, &p, end)
+        f377 = _string(b, &p, end)
     else:
-        f352 = None
-    f353 = _long(b, &p, end)
-    f354 = _long(b, &p, end)
-    f355 = _string(b, &p, end)
-    f356 = _string(b, &p, end)
-    f357 = _long(b, &p, end)
+        f377 = None
+    f378 = _long(b, &p, end)
+    f379 = _long(b, &p, end)
+    f380 = _string(b, &p, end)
+    f381 = _string(b, &p, end)
+    f382 = _long(b, &p, end)
     result = _new(_builder_JobAttemptStarted)
-    result.event_id = f349
-    result.occurred_at = f350
-    result.producer = f351
-    result.causation_id = f352
-    result.batch_id = f353
-    result.job_id = f354
-    result.attempt_id = f355
-    result.instance_name = f356
-    result.started_at = f357
+    result.event_id = f374
+    result.occurred_at = f375
+    result.producer = f376
+    result.causation_id = f377
+    result.batch_id = f378
+    result.job_id = f379
+    result.attempt_id = f380
+    result.instance_name = f381
+    result.started_at = f382
     result.__class__ = _class_JobAttemptStarted
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -1755,21 +1871,21 @@ def decode_JobAttemptStarted(bytes data, Py_ssize_t offset):
 def encode_JobAttemptStarted(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v358 = e
-        _put_string(&w, v358.event_id, 'JobAttemptStarted.event_id')
-        _put_long(&w, v358.occurred_at, LLONG_MIN, LLONG_MAX, 'JobAttemptStarted.occurred_at')
-        _put_string(&w, v358.producer, 'JobAttemptStarted.producer')
-        v359 = v358.causation_id
-        if v359 is None:
+        v383 = e
+        _put_string(&w, v383.event_id, 'JobAttemptStarted.event_id')
+        _put_long(&w, v383.occurred_at, LLONG_MIN, LLONG_MAX, 'JobAttemptStarted.occurred_at')
+        _put_string(&w, v383.producer, 'JobAttemptStarted.producer')
+        v384 = v383.causation_id
+        if v384 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v359, 'JobAttemptStarted.causation_id')
-        _put_long(&w, v358.batch_id, LLONG_MIN, LLONG_MAX, 'JobAttemptStarted.batch_id')
-        _put_long(&w, v358.job_id, -2147483648, 2147483647, 'JobAttemptStarted.job_id')
-        _put_string(&w, v358.attempt_id, 'JobAttemptStarted.attempt_id')
-        _put_string(&w, v358.instance_name, 'JobAttemptStarted.instance_name')
-        _put_long(&w, v358.started_at, LLONG_MIN, LLONG_MAX, 'JobAttemptStarted.started_at')
+            _put_string(&w, v384, 'JobAttemptStarted.causation_id')
+        _put_long(&w, v383.batch_id, LLONG_MIN, LLONG_MAX, 'JobAttemptStarted.batch_id')
+        _put_long(&w, v383.job_id, -2147483648, 2147483647, 'JobAttemptStarted.job_id')
+        _put_string(&w, v383.attempt_id, 'JobAttemptStarted.attempt_id')
+        _put_string(&w, v383.instance_name, 'JobAttemptStarted.instance_name')
+        _put_long(&w, v383.started_at, LLONG_MIN, LLONG_MAX, 'JobAttemptStarted.started_at')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -1778,34 +1894,54 @@ def decode_JobBecameReady(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f360 = _string(b, &p, end)
-    f361 = _long(b, &p, end)
-    f362 = _string(b, &p, end)
+    f385 = _string(b, &p, end)
+    f386 = _long(b, &p, end)
+    f387 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f363 = _string(b, &p, end)
+        f388 = _string(b, &p, end)
     else:
-        f363 = None
-    f364 = _long(b, &p, end)
-    f365 = _long(b, &p, end)
+        f388 = None
+    f389 = _long(b, &p, end)
+    f390 = _long(b, &p, end)
     if _optional(b, &p, end):
-        f366 = _string(b, &p, end)
+        f391 = _string(b, &p, end)
     else:
-        f366 = None
+        f391 = None
     if _optional(b, &p, end):
-        f367 = _long(b, &p, end)
+        f392 = _long(b, &p, end)
     else:
-        f367 = None
-    f368 = _string(b, &p, end)
+        f392 = None
+    f393 = _string(b, &p, end)
+    if _optional(b, &p, end):
+        f394 = _string(b, &p, end)
+    else:
+        f394 = None
+    if _optional(b, &p, end):
+        f395 = _string(b, &p, end)
+    else:
+        f395 = None
+    if _optional(b, &p, end):
+        f396 = _long(b, &p, end)
+    else:
+        f396 = None
+    if _optional(b, &p, end):
+        f397 = _boolean(b, &p, end)
+    else:
+        f397 = None
     result = _new(_builder_JobBecameReady)
-    result.event_id = f360
-    result.occurred_at = f361
-    result.producer = f362
-    result.causation_id = f363
-    result.batch_id = f364
-    result.job_id = f365
-    result.after_attempt_id = f366
-    result.not_before = f367
-    result.reason = f368
+    result.event_id = f385
+    result.occurred_at = f386
+    result.producer = f387
+    result.causation_id = f388
+    result.batch_id = f389
+    result.job_id = f390
+    result.after_attempt_id = f391
+    result.not_before = f392
+    result.reason = f393
+    result.retry_cause = f394
+    result.retry_rule = f395
+    result.memory_bytes = f396
+    result.preemptible = f397
     result.__class__ = _class_JobBecameReady
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -1813,31 +1949,55 @@ def decode_JobBecameReady(bytes data, Py_ssize_t offset):
 def encode_JobBecameReady(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v369 = e
-        _put_string(&w, v369.event_id, 'JobBecameReady.event_id')
-        _put_long(&w, v369.occurred_at, LLONG_MIN, LLONG_MAX, 'JobBecameReady.occurred_at')
-        _put_string(&w, v369.producer, 'JobBecameReady.producer')
-        v370 = v369.causation_id
-        if v370 is None:
+        v398 = e
+        _put_string(&w, v398.event_id, 'JobBecameReady.event_id')
+        _put_long(&w, v398.occurred_at, LLONG_MIN, LLONG_MAX, 'JobBecameReady.occurred_at')
+        _put_string(&w, v398.producer, 'JobBecameReady.producer')
+        v399 = v398.causation_id
+        if v399 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v370, 'JobBecameReady.causation_id')
-        _put_long(&w, v369.batch_id, LLONG_MIN, LLONG_MAX, 'JobBecameReady.batch_id')
-        _put_long(&w, v369.job_id, -2147483648, 2147483647, 'JobBecameReady.job_id')
-        v371 = v369.after_attempt_id
-        if v371 is None:
+            _put_string(&w, v399, 'JobBecameReady.causation_id')
+        _put_long(&w, v398.batch_id, LLONG_MIN, LLONG_MAX, 'JobBecameReady.batch_id')
+        _put_long(&w, v398.job_id, -2147483648, 2147483647, 'JobBecameReady.job_id')
+        v400 = v398.after_attempt_id
+        if v400 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v371, 'JobBecameReady.after_attempt_id')
-        v372 = v369.not_before
-        if v372 is None:
+            _put_string(&w, v400, 'JobBecameReady.after_attempt_id')
+        v401 = v398.not_before
+        if v401 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_long(&w, v372, LLONG_MIN, LLONG_MAX, 'JobBecameReady.not_before')
-        _put_string(&w, v369.reason, 'JobBecameReady.reason')
+            _put_long(&w, v401, LLONG_MIN, LLONG_MAX, 'JobBecameReady.not_before')
+        _put_string(&w, v398.reason, 'JobBecameReady.reason')
+        v402 = v398.retry_cause
+        if v402 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_string(&w, v402, 'JobBecameReady.retry_cause')
+        v403 = v398.retry_rule
+        if v403 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_string(&w, v403, 'JobBecameReady.retry_rule')
+        v404 = v398.memory_bytes
+        if v404 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_long(&w, v404, LLONG_MIN, LLONG_MAX, 'JobBecameReady.memory_bytes')
+        v405 = v398.preemptible
+        if v405 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_boolean(&w, v405, 'JobBecameReady.preemptible')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -1846,24 +2006,24 @@ def decode_JobCancelled(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f373 = _string(b, &p, end)
-    f374 = _long(b, &p, end)
-    f375 = _string(b, &p, end)
+    f406 = _string(b, &p, end)
+    f407 = _long(b, &p, end)
+    f408 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f376 = _string(b, &p, end)
+        f409 = _string(b, &p, end)
     else:
-        f376 = None
-    f377 = _long(b, &p, end)
-    f378 = _long(b, &p, end)
-    f379 = _string(b, &p, end)
+        f409 = None
+    f410 = _long(b, &p, end)
+    f411 = _long(b, &p, end)
+    f412 = _string(b, &p, end)
     result = _new(_builder_JobCancelled)
-    result.event_id = f373
-    result.occurred_at = f374
-    result.producer = f375
-    result.causation_id = f376
-    result.batch_id = f377
-    result.job_id = f378
-    result.reason = f379
+    result.event_id = f406
+    result.occurred_at = f407
+    result.producer = f408
+    result.causation_id = f409
+    result.batch_id = f410
+    result.job_id = f411
+    result.reason = f412
     result.__class__ = _class_JobCancelled
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -1871,19 +2031,19 @@ def decode_JobCancelled(bytes data, Py_ssize_t offset):
 def encode_JobCancelled(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v380 = e
-        _put_string(&w, v380.event_id, 'JobCancelled.event_id')
-        _put_long(&w, v380.occurred_at, LLONG_MIN, LLONG_MAX, 'JobCancelled.occurred_at')
-        _put_string(&w, v380.producer, 'JobCancelled.producer')
-        v381 = v380.causation_id
-        if v381 is None:
+        v413 = e
+        _put_string(&w, v413.event_id, 'JobCancelled.event_id')
+        _put_long(&w, v413.occurred_at, LLONG_MIN, LLONG_MAX, 'JobCancelled.occurred_at')
+        _put_string(&w, v413.producer, 'JobCancelled.producer')
+        v414 = v413.causation_id
+        if v414 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v381, 'JobCancelled.causation_id')
-        _put_long(&w, v380.batch_id, LLONG_MIN, LLONG_MAX, 'JobCancelled.batch_id')
-        _put_long(&w, v380.job_id, -2147483648, 2147483647, 'JobCancelled.job_id')
-        _put_string(&w, v380.reason, 'JobCancelled.reason')
+            _put_string(&w, v414, 'JobCancelled.causation_id')
+        _put_long(&w, v413.batch_id, LLONG_MIN, LLONG_MAX, 'JobCancelled.batch_id')
+        _put_long(&w, v413.job_id, -2147483648, 2147483647, 'JobCancelled.job_id')
+        _put_string(&w, v413.reason, 'JobCancelled.reason')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -1892,41 +2052,41 @@ def decode_JobCompleted(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f382 = _string(b, &p, end)
-    f383 = _long(b, &p, end)
-    f384 = _string(b, &p, end)
+    f415 = _string(b, &p, end)
+    f416 = _long(b, &p, end)
+    f417 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f385 = _string(b, &p, end)
+        f418 = _string(b, &p, end)
     else:
-        f385 = None
-    f386 = _long(b, &p, end)
-    f387 = _long(b, &p, end)
-    f388 = _string(b, &p, end)
+        f418 = None
+    f419 = _long(b, &p, end)
+    f420 = _long(b, &p, end)
+    f421 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f389 = _string(b, &p, end)
+        f422 = _string(b, &p, end)
     else:
-        f389 = None
+        f422 = None
     if _optional(b, &p, end):
-        f390 = _long(b, &p, end)
+        f423 = _long(b, &p, end)
     else:
-        f390 = None
+        f423 = None
     if _optional(b, &p, end):
-        f391 = _string(b, &p, end)
+        f424 = _string(b, &p, end)
     else:
-        f391 = None
-    f392 = _long(b, &p, end)
+        f424 = None
+    f425 = _long(b, &p, end)
     result = _new(_builder_JobCompleted)
-    result.event_id = f382
-    result.occurred_at = f383
-    result.producer = f384
-    result.causation_id = f385
-    result.batch_id = f386
-    result.job_id = f387
-    result.state = f388
-    result.attempt_id = f389
-    result.exit_code = f390
-    result.reason = f391
-    result.n_attempts = f392
+    result.event_id = f415
+    result.occurred_at = f416
+    result.producer = f417
+    result.causation_id = f418
+    result.batch_id = f419
+    result.job_id = f420
+    result.state = f421
+    result.attempt_id = f422
+    result.exit_code = f423
+    result.reason = f424
+    result.n_attempts = f425
     result.__class__ = _class_JobCompleted
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -1934,38 +2094,38 @@ def decode_JobCompleted(bytes data, Py_ssize_t offset):
 def encode_JobCompleted(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v393 = e
-        _put_string(&w, v393.event_id, 'JobCompleted.event_id')
-        _put_long(&w, v393.occurred_at, LLONG_MIN, LLONG_MAX, 'JobCompleted.occurred_at')
-        _put_string(&w, v393.producer, 'JobCompleted.producer')
-        v394 = v393.causation_id
-        if v394 is None:
+        v426 = e
+        _put_string(&w, v426.event_id, 'JobCompleted.event_id')
+        _put_long(&w, v426.occurred_at, LLONG_MIN, LLONG_MAX, 'JobCompleted.occurred_at')
+        _put_string(&w, v426.producer, 'JobCompleted.producer')
+        v427 = v426.causation_id
+        if v427 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v394, 'JobCompleted.causation_id')
-        _put_long(&w, v393.batch_id, LLONG_MIN, LLONG_MAX, 'JobCompleted.batch_id')
-        _put_long(&w, v393.job_id, -2147483648, 2147483647, 'JobCompleted.job_id')
-        _put_string(&w, v393.state, 'JobCompleted.state')
-        v395 = v393.attempt_id
-        if v395 is None:
+            _put_string(&w, v427, 'JobCompleted.causation_id')
+        _put_long(&w, v426.batch_id, LLONG_MIN, LLONG_MAX, 'JobCompleted.batch_id')
+        _put_long(&w, v426.job_id, -2147483648, 2147483647, 'JobCompleted.job_id')
+        _put_string(&w, v426.state, 'JobCompleted.state')
+        v428 = v426.attempt_id
+        if v428 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v395, 'JobCompleted.attempt_id')
-        v396 = v393.exit_code
-        if v396 is None:
+            _put_string(&w, v428, 'JobCompleted.attempt_id')
+        v429 = v426.exit_code
+        if v429 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_long(&w, v396, -2147483648, 2147483647, 'JobCompleted.exit_code')
-        v397 = v393.reason
-        if v397 is None:
+            _put_long(&w, v429, -2147483648, 2147483647, 'JobCompleted.exit_code')
+        v430 = v426.reason
+        if v430 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v397, 'JobCompleted.reason')
-        _put_long(&w, v393.n_attempts, -2147483648, 2147483647, 'JobCompleted.n_attempts')
+            _put_string(&w, v430, 'JobCompleted.reason')
+        _put_long(&w, v426.n_attempts, -2147483648, 2147483647, 'JobCompleted.n_attempts')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -1974,165 +2134,195 @@ def decode_JobCreated(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f398 = _string(b, &p, end)
-    f399 = _long(b, &p, end)
-    f400 = _string(b, &p, end)
+    f431 = _string(b, &p, end)
+    f432 = _long(b, &p, end)
+    f433 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f401 = _string(b, &p, end)
+        f434 = _string(b, &p, end)
     else:
-        f401 = None
-    f402 = _long(b, &p, end)
-    f403 = _long(b, &p, end)
-    f404 = _long(b, &p, end)
-    f405 = _long(b, &p, end)
-    a407 = []
+        f434 = None
+    f435 = _long(b, &p, end)
+    f436 = _long(b, &p, end)
+    f437 = _long(b, &p, end)
+    f438 = _long(b, &p, end)
+    a440 = []
     while True:
-        n408 = _block(b, &p, end)
-        if n408 == 0: break
-        for i409 in range(n408):
-            x410 = _long(b, &p, end)
-            a407.append(x410)
-    f406 = tuple(a407)
-    f411 = _boolean(b, &p, end)
-    f412 = _long(b, &p, end)
-    f413 = _string(b, &p, end)
-    f414 = _string(b, &p, end)
-    a416 = {}
+        n441 = _block(b, &p, end)
+        if n441 == 0: break
+        for i442 in range(n441):
+            x443 = _long(b, &p, end)
+            a440.append(x443)
+    f439 = tuple(a440)
+    f444 = _boolean(b, &p, end)
+    f445 = _long(b, &p, end)
+    f446 = _string(b, &p, end)
+    f447 = _string(b, &p, end)
+    a449 = {}
     while True:
-        n417 = _block(b, &p, end)
-        if n417 == 0: break
-        for i418 in range(n417):
-            k420 = _string(b, &p, end)
-            x419 = _string(b, &p, end)
-            a416[k420] = x419
-    f415 = a416
-    f422 = _string(b, &p, end)
+        n450 = _block(b, &p, end)
+        if n450 == 0: break
+        for i451 in range(n450):
+            k453 = _string(b, &p, end)
+            x452 = _string(b, &p, end)
+            a449[k453] = x452
+    f448 = a449
+    f455 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f423 = _string(b, &p, end)
+        f456 = _string(b, &p, end)
     else:
-        f423 = None
-    a425 = []
+        f456 = None
+    a458 = []
     while True:
-        n426 = _block(b, &p, end)
-        if n426 == 0: break
-        for i427 in range(n426):
-            x428 = _string(b, &p, end)
-            a425.append(x428)
-    f424 = tuple(a425)
+        n459 = _block(b, &p, end)
+        if n459 == 0: break
+        for i460 in range(n459):
+            x461 = _string(b, &p, end)
+            a458.append(x461)
+    f457 = tuple(a458)
     if _optional(b, &p, end):
-        f429 = _string(b, &p, end)
+        f462 = _string(b, &p, end)
     else:
-        f429 = None
-    a431 = []
+        f462 = None
+    a464 = []
     while True:
-        n432 = _block(b, &p, end)
-        if n432 == 0: break
-        for i433 in range(n432):
-            f435 = _string(b, &p, end)
-            f436 = _string(b, &p, end)
-            x434 = _new(_builder_EnvVar)
-            x434.name = f435
-            x434.value = f436
-            x434.__class__ = _class_EnvVar
-            a431.append(x434)
-    f430 = tuple(a431)
-    a438 = []
+        n465 = _block(b, &p, end)
+        if n465 == 0: break
+        for i466 in range(n465):
+            f468 = _string(b, &p, end)
+            f469 = _string(b, &p, end)
+            x467 = _new(_builder_EnvVar)
+            x467.name = f468
+            x467.value = f469
+            x467.__class__ = _class_EnvVar
+            a464.append(x467)
+    f463 = tuple(a464)
+    a471 = []
     while True:
-        n439 = _block(b, &p, end)
-        if n439 == 0: break
-        for i440 in range(n439):
-            f442 = _string(b, &p, end)
-            f443 = _string(b, &p, end)
-            x441 = _new(_builder_FileCopy)
-            x441.src = f442
-            x441.dst = f443
-            x441.__class__ = _class_FileCopy
-            a438.append(x441)
-    f437 = tuple(a438)
-    a445 = []
+        n472 = _block(b, &p, end)
+        if n472 == 0: break
+        for i473 in range(n472):
+            f475 = _string(b, &p, end)
+            f476 = _string(b, &p, end)
+            x474 = _new(_builder_FileCopy)
+            x474.src = f475
+            x474.dst = f476
+            x474.__class__ = _class_FileCopy
+            a471.append(x474)
+    f470 = tuple(a471)
+    a478 = []
     while True:
-        n446 = _block(b, &p, end)
-        if n446 == 0: break
-        for i447 in range(n446):
-            f449 = _string(b, &p, end)
-            f450 = _string(b, &p, end)
-            x448 = _new(_builder_FileCopy)
-            x448.src = f449
-            x448.dst = f450
-            x448.__class__ = _class_FileCopy
-            a445.append(x448)
-    f444 = tuple(a445)
-    f451 = _boolean(b, &p, end)
+        n479 = _block(b, &p, end)
+        if n479 == 0: break
+        for i480 in range(n479):
+            f482 = _string(b, &p, end)
+            f483 = _string(b, &p, end)
+            x481 = _new(_builder_FileCopy)
+            x481.src = f482
+            x481.dst = f483
+            x481.__class__ = _class_FileCopy
+            a478.append(x481)
+    f477 = tuple(a478)
+    f484 = _boolean(b, &p, end)
     if _optional(b, &p, end):
-        f452 = _float(data, &p, end, 8)
+        f485 = _float(data, &p, end, 8)
     else:
-        f452 = None
-    f453 = _string(b, &p, end)
-    f455 = _long(b, &p, end)
-    f456 = _long(b, &p, end)
-    f457 = _long(b, &p, end)
-    f458 = _boolean(b, &p, end)
-    f459 = _string(b, &p, end)
+        f485 = None
+    f486 = _string(b, &p, end)
+    f488 = _long(b, &p, end)
+    f489 = _long(b, &p, end)
+    f490 = _long(b, &p, end)
+    f491 = _boolean(b, &p, end)
+    f492 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f460 = _string(b, &p, end)
+        f493 = _string(b, &p, end)
     else:
-        f460 = None
-    f454 = _new(_builder_Resources)
-    f454.cores_mcpu = f455
-    f454.memory_bytes = f456
-    f454.storage_gib = f457
-    f454.preemptible = f458
-    f454.worker_type = f459
-    f454.machine_type = f460
-    f454.__class__ = _class_Resources
+        f493 = None
+    f487 = _new(_builder_Resources)
+    f487.cores_mcpu = f488
+    f487.memory_bytes = f489
+    f487.storage_gib = f490
+    f487.preemptible = f491
+    f487.worker_type = f492
+    f487.machine_type = f493
+    f487.__class__ = _class_Resources
     if _optional(b, &p, end):
-        a462 = []
+        a495 = []
         while True:
-            n463 = _block(b, &p, end)
-            if n463 == 0: break
-            for i464 in range(n463):
-                x465 = _string(b, &p, end)
-                a462.append(x465)
-        f461 = tuple(a462)
+            n496 = _block(b, &p, end)
+            if n496 == 0: break
+            for i497 in range(n496):
+                x498 = _string(b, &p, end)
+                a495.append(x498)
+        f494 = tuple(a495)
     else:
-        f461 = None
+        f494 = None
     if _optional(b, &p, end):
-        f466 = _long(b, &p, end)
+        f499 = _long(b, &p, end)
     else:
-        f466 = None
-    f421 = _new(_builder_JobSpec)
-    f421.process_type = f422
-    f421.image = f423
-    f421.command = f424
-    f421.jar_url = f429
-    f421.env = f430
-    f421.input_files = f437
-    f421.output_files = f444
-    f421.always_copy_output = f451
-    f421.timeout_s = f452
-    f421.network = f453
-    f421.resources = f454
-    f421.regions = f461
-    f421.port = f466
-    f421.__class__ = _class_JobSpec
-    f467 = _string(b, &p, end)
+        f499 = None
+    f454 = _new(_builder_JobSpec)
+    f454.process_type = f455
+    f454.image = f456
+    f454.command = f457
+    f454.jar_url = f462
+    f454.env = f463
+    f454.input_files = f470
+    f454.output_files = f477
+    f454.always_copy_output = f484
+    f454.timeout_s = f485
+    f454.network = f486
+    f454.resources = f487
+    f454.regions = f494
+    f454.port = f499
+    f454.__class__ = _class_JobSpec
+    f500 = _string(b, &p, end)
+    if _optional(b, &p, end):
+        if _optional(b, &p, end):
+            f502 = _float(data, &p, end, 8)
+        else:
+            f502 = None
+        if _optional(b, &p, end):
+            f503 = _long(b, &p, end)
+        else:
+            f503 = None
+        if _optional(b, &p, end):
+            f504 = _long(b, &p, end)
+        else:
+            f504 = None
+        a506 = []
+        while True:
+            n507 = _block(b, &p, end)
+            if n507 == 0: break
+            for i508 in range(n507):
+                x509 = _long(b, &p, end)
+                a506.append(x509)
+        f505 = tuple(a506)
+        f501 = _new(_builder_RetryPolicy)
+        f501.oom_memory_multiplier = f502
+        f501.oom_max_memory_bytes = f503
+        f501.max_preemptions = f504
+        f501.retry_exit_codes = f505
+        f501.__class__ = _class_RetryPolicy
+    else:
+        f501 = None
     result = _new(_builder_JobCreated)
-    result.event_id = f398
-    result.occurred_at = f399
-    result.producer = f400
-    result.causation_id = f401
-    result.batch_id = f402
-    result.job_id = f403
-    result.update_id = f404
-    result.job_group_id = f405
-    result.parent_ids = f406
-    result.always_run = f411
-    result.n_max_attempts = f412
-    result.user = f413
-    result.billing_project = f414
-    result.attributes = f415
-    result.spec = f421
-    result.spec_json = f467
+    result.event_id = f431
+    result.occurred_at = f432
+    result.producer = f433
+    result.causation_id = f434
+    result.batch_id = f435
+    result.job_id = f436
+    result.update_id = f437
+    result.job_group_id = f438
+    result.parent_ids = f439
+    result.always_run = f444
+    result.n_max_attempts = f445
+    result.user = f446
+    result.billing_project = f447
+    result.attributes = f448
+    result.spec = f454
+    result.spec_json = f500
+    result.retry_policy = f501
     result.__class__ = _class_JobCreated
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -2140,140 +2330,173 @@ def decode_JobCreated(bytes data, Py_ssize_t offset):
 def encode_JobCreated(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v468 = e
-        _put_string(&w, v468.event_id, 'JobCreated.event_id')
-        _put_long(&w, v468.occurred_at, LLONG_MIN, LLONG_MAX, 'JobCreated.occurred_at')
-        _put_string(&w, v468.producer, 'JobCreated.producer')
-        v469 = v468.causation_id
-        if v469 is None:
+        v510 = e
+        _put_string(&w, v510.event_id, 'JobCreated.event_id')
+        _put_long(&w, v510.occurred_at, LLONG_MIN, LLONG_MAX, 'JobCreated.occurred_at')
+        _put_string(&w, v510.producer, 'JobCreated.producer')
+        v511 = v510.causation_id
+        if v511 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v469, 'JobCreated.causation_id')
-        _put_long(&w, v468.batch_id, LLONG_MIN, LLONG_MAX, 'JobCreated.batch_id')
-        _put_long(&w, v468.job_id, -2147483648, 2147483647, 'JobCreated.job_id')
-        _put_long(&w, v468.update_id, -2147483648, 2147483647, 'JobCreated.update_id')
-        _put_long(&w, v468.job_group_id, -2147483648, 2147483647, 'JobCreated.job_group_id')
-        v470 = v468.parent_ids
-        n471 = len(v470)
-        if n471:
-            _put_varint(&w, (<unsigned long long>n471) << 1)
-            for i472 in v470:
-                _put_long(&w, i472, -2147483648, 2147483647, 'JobCreated.parent_ids[]')
+            _put_string(&w, v511, 'JobCreated.causation_id')
+        _put_long(&w, v510.batch_id, LLONG_MIN, LLONG_MAX, 'JobCreated.batch_id')
+        _put_long(&w, v510.job_id, -2147483648, 2147483647, 'JobCreated.job_id')
+        _put_long(&w, v510.update_id, -2147483648, 2147483647, 'JobCreated.update_id')
+        _put_long(&w, v510.job_group_id, -2147483648, 2147483647, 'JobCreated.job_group_id')
+        v512 = v510.parent_ids
+        n513 = len(v512)
+        if n513:
+            _put_varint(&w, (<unsigned long long>n513) << 1)
+            for i514 in v512:
+                _put_long(&w, i514, -2147483648, 2147483647, 'JobCreated.parent_ids[]')
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 0)
-        _put_boolean(&w, v468.always_run, 'JobCreated.always_run')
-        _put_long(&w, v468.n_max_attempts, -2147483648, 2147483647, 'JobCreated.n_max_attempts')
-        _put_string(&w, v468.user, 'JobCreated.user')
-        _put_string(&w, v468.billing_project, 'JobCreated.billing_project')
-        v473 = v468.attributes
-        n474 = len(v473)
-        if n474:
-            _put_varint(&w, (<unsigned long long>n474) << 1)
-            for k476, i475 in v473.items():
-                _put_string(&w, k476, 'JobCreated.attributes key')
-                _put_string(&w, i475, 'JobCreated.attributes{}')
+        _put_boolean(&w, v510.always_run, 'JobCreated.always_run')
+        _put_long(&w, v510.n_max_attempts, -2147483648, 2147483647, 'JobCreated.n_max_attempts')
+        _put_string(&w, v510.user, 'JobCreated.user')
+        _put_string(&w, v510.billing_project, 'JobCreated.billing_project')
+        v515 = v510.attributes
+        n516 = len(v515)
+        if n516:
+            _put_varint(&w, (<unsigned long long>n516) << 1)
+            for k518, i517 in v515.items():
+                _put_string(&w, k518, 'JobCreated.attributes key')
+                _put_string(&w, i517, 'JobCreated.attributes{}')
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 0)
-        v477 = v468.spec
-        _put_string(&w, v477.process_type, 'JobCreated.spec.process_type')
-        v478 = v477.image
-        if v478 is None:
-            _put_byte(&w, 0)
-        else:
-            _put_byte(&w, 2)
-            _put_string(&w, v478, 'JobCreated.spec.image')
-        v479 = v477.command
-        n480 = len(v479)
-        if n480:
-            _put_varint(&w, (<unsigned long long>n480) << 1)
-            for i481 in v479:
-                _put_string(&w, i481, 'JobCreated.spec.command[]')
-            _put_byte(&w, 0)
-        else:
-            _put_byte(&w, 0)
-        v482 = v477.jar_url
-        if v482 is None:
+        v519 = v510.spec
+        _put_string(&w, v519.process_type, 'JobCreated.spec.process_type')
+        v520 = v519.image
+        if v520 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v482, 'JobCreated.spec.jar_url')
-        v483 = v477.env
-        n484 = len(v483)
-        if n484:
-            _put_varint(&w, (<unsigned long long>n484) << 1)
-            for i485 in v483:
-                v486 = i485
-                _put_string(&w, v486.name, 'JobCreated.spec.env[].name')
-                _put_string(&w, v486.value, 'JobCreated.spec.env[].value')
+            _put_string(&w, v520, 'JobCreated.spec.image')
+        v521 = v519.command
+        n522 = len(v521)
+        if n522:
+            _put_varint(&w, (<unsigned long long>n522) << 1)
+            for i523 in v521:
+                _put_string(&w, i523, 'JobCreated.spec.command[]')
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 0)
-        v487 = v477.input_files
-        n488 = len(v487)
-        if n488:
-            _put_varint(&w, (<unsigned long long>n488) << 1)
-            for i489 in v487:
-                v490 = i489
-                _put_string(&w, v490.src, 'JobCreated.spec.input_files[].src')
-                _put_string(&w, v490.dst, 'JobCreated.spec.input_files[].dst')
-            _put_byte(&w, 0)
-        else:
-            _put_byte(&w, 0)
-        v491 = v477.output_files
-        n492 = len(v491)
-        if n492:
-            _put_varint(&w, (<unsigned long long>n492) << 1)
-            for i493 in v491:
-                v494 = i493
-                _put_string(&w, v494.src, 'JobCreated.spec.output_files[].src')
-                _put_string(&w, v494.dst, 'JobCreated.spec.output_files[].dst')
-            _put_byte(&w, 0)
-        else:
-            _put_byte(&w, 0)
-        _put_boolean(&w, v477.always_copy_output, 'JobCreated.spec.always_copy_output')
-        v495 = v477.timeout_s
-        if v495 is None:
+        v524 = v519.jar_url
+        if v524 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_float(&w, v495, 8)
-        _put_string(&w, v477.network, 'JobCreated.spec.network')
-        v496 = v477.resources
-        _put_long(&w, v496.cores_mcpu, -2147483648, 2147483647, 'JobCreated.spec.resources.cores_mcpu')
-        _put_long(&w, v496.memory_bytes, LLONG_MIN, LLONG_MAX, 'JobCreated.spec.resources.memory_bytes')
-        _put_long(&w, v496.storage_gib, -2147483648, 2147483647, 'JobCreated.spec.resources.storage_gib')
-        _put_boolean(&w, v496.preemptible, 'JobCreated.spec.resources.preemptible')
-        _put_string(&w, v496.worker_type, 'JobCreated.spec.resources.worker_type')
-        v497 = v496.machine_type
-        if v497 is None:
+            _put_string(&w, v524, 'JobCreated.spec.jar_url')
+        v525 = v519.env
+        n526 = len(v525)
+        if n526:
+            _put_varint(&w, (<unsigned long long>n526) << 1)
+            for i527 in v525:
+                v528 = i527
+                _put_string(&w, v528.name, 'JobCreated.spec.env[].name')
+                _put_string(&w, v528.value, 'JobCreated.spec.env[].value')
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 0)
+        v529 = v519.input_files
+        n530 = len(v529)
+        if n530:
+            _put_varint(&w, (<unsigned long long>n530) << 1)
+            for i531 in v529:
+                v532 = i531
+                _put_string(&w, v532.src, 'JobCreated.spec.input_files[].src')
+                _put_string(&w, v532.dst, 'JobCreated.spec.input_files[].dst')
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 0)
+        v533 = v519.output_files
+        n534 = len(v533)
+        if n534:
+            _put_varint(&w, (<unsigned long long>n534) << 1)
+            for i535 in v533:
+                v536 = i535
+                _put_string(&w, v536.src, 'JobCreated.spec.output_files[].src')
+                _put_string(&w, v536.dst, 'JobCreated.spec.output_files[].dst')
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 0)
+        _put_boolean(&w, v519.always_copy_output, 'JobCreated.spec.always_copy_output')
+        v537 = v519.timeout_s
+        if v537 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v497, 'JobCreated.spec.resources.machine_type')
-        v498 = v477.regions
-        if v498 is None:
+            _put_float(&w, v537, 8)
+        _put_string(&w, v519.network, 'JobCreated.spec.network')
+        v538 = v519.resources
+        _put_long(&w, v538.cores_mcpu, -2147483648, 2147483647, 'JobCreated.spec.resources.cores_mcpu')
+        _put_long(&w, v538.memory_bytes, LLONG_MIN, LLONG_MAX, 'JobCreated.spec.resources.memory_bytes')
+        _put_long(&w, v538.storage_gib, -2147483648, 2147483647, 'JobCreated.spec.resources.storage_gib')
+        _put_boolean(&w, v538.preemptible, 'JobCreated.spec.resources.preemptible')
+        _put_string(&w, v538.worker_type, 'JobCreated.spec.resources.worker_type')
+        v539 = v538.machine_type
+        if v539 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            v499 = v498
-            n500 = len(v499)
-            if n500:
-                _put_varint(&w, (<unsigned long long>n500) << 1)
-                for i501 in v499:
-                    _put_string(&w, i501, 'JobCreated.spec.regions[]')
+            _put_string(&w, v539, 'JobCreated.spec.resources.machine_type')
+        v540 = v519.regions
+        if v540 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            v541 = v540
+            n542 = len(v541)
+            if n542:
+                _put_varint(&w, (<unsigned long long>n542) << 1)
+                for i543 in v541:
+                    _put_string(&w, i543, 'JobCreated.spec.regions[]')
                 _put_byte(&w, 0)
             else:
                 _put_byte(&w, 0)
-        v502 = v477.port
-        if v502 is None:
+        v544 = v519.port
+        if v544 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_long(&w, v502, -2147483648, 2147483647, 'JobCreated.spec.port')
-        _put_string(&w, v468.spec_json, 'JobCreated.spec_json')
+            _put_long(&w, v544, -2147483648, 2147483647, 'JobCreated.spec.port')
+        _put_string(&w, v510.spec_json, 'JobCreated.spec_json')
+        v545 = v510.retry_policy
+        if v545 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            v546 = v545
+            v547 = v546.oom_memory_multiplier
+            if v547 is None:
+                _put_byte(&w, 0)
+            else:
+                _put_byte(&w, 2)
+                _put_float(&w, v547, 8)
+            v548 = v546.oom_max_memory_bytes
+            if v548 is None:
+                _put_byte(&w, 0)
+            else:
+                _put_byte(&w, 2)
+                _put_long(&w, v548, LLONG_MIN, LLONG_MAX, 'JobCreated.retry_policy.oom_max_memory_bytes')
+            v549 = v546.max_preemptions
+            if v549 is None:
+                _put_byte(&w, 0)
+            else:
+                _put_byte(&w, 2)
+                _put_long(&w, v549, -2147483648, 2147483647, 'JobCreated.retry_policy.max_preemptions')
+            v550 = v546.retry_exit_codes
+            n551 = len(v550)
+            if n551:
+                _put_varint(&w, (<unsigned long long>n551) << 1)
+                for i552 in v550:
+                    _put_long(&w, i552, -2147483648, 2147483647, 'JobCreated.retry_policy.retry_exit_codes[]')
+                _put_byte(&w, 0)
+            else:
+                _put_byte(&w, 0)
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -2282,30 +2505,32 @@ def decode_JobCreating(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f503 = _string(b, &p, end)
-    f504 = _long(b, &p, end)
-    f505 = _string(b, &p, end)
+    f553 = _string(b, &p, end)
+    f554 = _long(b, &p, end)
+    f555 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f506 = _string(b, &p, end)
+        f556 = _string(b, &p, end)
     else:
-        f506 = None
-    f507 = _long(b, &p, end)
-    f508 = _long(b, &p, end)
-    f509 = _string(b, &p, end)
-    f510 = _string(b, &p, end)
-    f511 = _long(b, &p, end)
-    f512 = _string(b, &p, end)
+        f556 = None
+    f557 = _long(b, &p, end)
+    f558 = _long(b, &p, end)
+    f559 = _string(b, &p, end)
+    f560 = _string(b, &p, end)
+    f561 = _long(b, &p, end)
+    f562 = _string(b, &p, end)
+    f563 = _boolean(b, &p, end)
     result = _new(_builder_JobCreating)
-    result.event_id = f503
-    result.occurred_at = f504
-    result.producer = f505
-    result.causation_id = f506
-    result.batch_id = f507
-    result.job_id = f508
-    result.attempt_id = f509
-    result.instance_name = f510
-    result.scheduler_epoch = f511
-    result.user = f512
+    result.event_id = f553
+    result.occurred_at = f554
+    result.producer = f555
+    result.causation_id = f556
+    result.batch_id = f557
+    result.job_id = f558
+    result.attempt_id = f559
+    result.instance_name = f560
+    result.scheduler_epoch = f561
+    result.user = f562
+    result.awaits_verdict = f563
     result.__class__ = _class_JobCreating
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -2313,22 +2538,23 @@ def decode_JobCreating(bytes data, Py_ssize_t offset):
 def encode_JobCreating(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v513 = e
-        _put_string(&w, v513.event_id, 'JobCreating.event_id')
-        _put_long(&w, v513.occurred_at, LLONG_MIN, LLONG_MAX, 'JobCreating.occurred_at')
-        _put_string(&w, v513.producer, 'JobCreating.producer')
-        v514 = v513.causation_id
-        if v514 is None:
+        v564 = e
+        _put_string(&w, v564.event_id, 'JobCreating.event_id')
+        _put_long(&w, v564.occurred_at, LLONG_MIN, LLONG_MAX, 'JobCreating.occurred_at')
+        _put_string(&w, v564.producer, 'JobCreating.producer')
+        v565 = v564.causation_id
+        if v565 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v514, 'JobCreating.causation_id')
-        _put_long(&w, v513.batch_id, LLONG_MIN, LLONG_MAX, 'JobCreating.batch_id')
-        _put_long(&w, v513.job_id, -2147483648, 2147483647, 'JobCreating.job_id')
-        _put_string(&w, v513.attempt_id, 'JobCreating.attempt_id')
-        _put_string(&w, v513.instance_name, 'JobCreating.instance_name')
-        _put_long(&w, v513.scheduler_epoch, LLONG_MIN, LLONG_MAX, 'JobCreating.scheduler_epoch')
-        _put_string(&w, v513.user, 'JobCreating.user')
+            _put_string(&w, v565, 'JobCreating.causation_id')
+        _put_long(&w, v564.batch_id, LLONG_MIN, LLONG_MAX, 'JobCreating.batch_id')
+        _put_long(&w, v564.job_id, -2147483648, 2147483647, 'JobCreating.job_id')
+        _put_string(&w, v564.attempt_id, 'JobCreating.attempt_id')
+        _put_string(&w, v564.instance_name, 'JobCreating.instance_name')
+        _put_long(&w, v564.scheduler_epoch, LLONG_MIN, LLONG_MAX, 'JobCreating.scheduler_epoch')
+        _put_string(&w, v564.user, 'JobCreating.user')
+        _put_boolean(&w, v564.awaits_verdict, 'JobCreating.awaits_verdict')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -2337,24 +2563,24 @@ def decode_JobGroupCancelRequested(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f515 = _string(b, &p, end)
-    f516 = _long(b, &p, end)
-    f517 = _string(b, &p, end)
+    f566 = _string(b, &p, end)
+    f567 = _long(b, &p, end)
+    f568 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f518 = _string(b, &p, end)
+        f569 = _string(b, &p, end)
     else:
-        f518 = None
-    f519 = _long(b, &p, end)
-    f520 = _long(b, &p, end)
-    f521 = _string(b, &p, end)
+        f569 = None
+    f570 = _long(b, &p, end)
+    f571 = _long(b, &p, end)
+    f572 = _string(b, &p, end)
     result = _new(_builder_JobGroupCancelRequested)
-    result.event_id = f515
-    result.occurred_at = f516
-    result.producer = f517
-    result.causation_id = f518
-    result.batch_id = f519
-    result.job_group_id = f520
-    result.user = f521
+    result.event_id = f566
+    result.occurred_at = f567
+    result.producer = f568
+    result.causation_id = f569
+    result.batch_id = f570
+    result.job_group_id = f571
+    result.user = f572
     result.__class__ = _class_JobGroupCancelRequested
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -2362,19 +2588,19 @@ def decode_JobGroupCancelRequested(bytes data, Py_ssize_t offset):
 def encode_JobGroupCancelRequested(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v522 = e
-        _put_string(&w, v522.event_id, 'JobGroupCancelRequested.event_id')
-        _put_long(&w, v522.occurred_at, LLONG_MIN, LLONG_MAX, 'JobGroupCancelRequested.occurred_at')
-        _put_string(&w, v522.producer, 'JobGroupCancelRequested.producer')
-        v523 = v522.causation_id
-        if v523 is None:
+        v573 = e
+        _put_string(&w, v573.event_id, 'JobGroupCancelRequested.event_id')
+        _put_long(&w, v573.occurred_at, LLONG_MIN, LLONG_MAX, 'JobGroupCancelRequested.occurred_at')
+        _put_string(&w, v573.producer, 'JobGroupCancelRequested.producer')
+        v574 = v573.causation_id
+        if v574 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v523, 'JobGroupCancelRequested.causation_id')
-        _put_long(&w, v522.batch_id, LLONG_MIN, LLONG_MAX, 'JobGroupCancelRequested.batch_id')
-        _put_long(&w, v522.job_group_id, -2147483648, 2147483647, 'JobGroupCancelRequested.job_group_id')
-        _put_string(&w, v522.user, 'JobGroupCancelRequested.user')
+            _put_string(&w, v574, 'JobGroupCancelRequested.causation_id')
+        _put_long(&w, v573.batch_id, LLONG_MIN, LLONG_MAX, 'JobGroupCancelRequested.batch_id')
+        _put_long(&w, v573.job_group_id, -2147483648, 2147483647, 'JobGroupCancelRequested.job_group_id')
+        _put_string(&w, v573.user, 'JobGroupCancelRequested.user')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -2383,24 +2609,24 @@ def decode_JobGroupCancelled(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f524 = _string(b, &p, end)
-    f525 = _long(b, &p, end)
-    f526 = _string(b, &p, end)
+    f575 = _string(b, &p, end)
+    f576 = _long(b, &p, end)
+    f577 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f527 = _string(b, &p, end)
+        f578 = _string(b, &p, end)
     else:
-        f527 = None
-    f528 = _long(b, &p, end)
-    f529 = _long(b, &p, end)
-    f530 = _string(b, &p, end)
+        f578 = None
+    f579 = _long(b, &p, end)
+    f580 = _long(b, &p, end)
+    f581 = _string(b, &p, end)
     result = _new(_builder_JobGroupCancelled)
-    result.event_id = f524
-    result.occurred_at = f525
-    result.producer = f526
-    result.causation_id = f527
-    result.batch_id = f528
-    result.job_group_id = f529
-    result.reason = f530
+    result.event_id = f575
+    result.occurred_at = f576
+    result.producer = f577
+    result.causation_id = f578
+    result.batch_id = f579
+    result.job_group_id = f580
+    result.reason = f581
     result.__class__ = _class_JobGroupCancelled
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -2408,19 +2634,19 @@ def decode_JobGroupCancelled(bytes data, Py_ssize_t offset):
 def encode_JobGroupCancelled(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v531 = e
-        _put_string(&w, v531.event_id, 'JobGroupCancelled.event_id')
-        _put_long(&w, v531.occurred_at, LLONG_MIN, LLONG_MAX, 'JobGroupCancelled.occurred_at')
-        _put_string(&w, v531.producer, 'JobGroupCancelled.producer')
-        v532 = v531.causation_id
-        if v532 is None:
+        v582 = e
+        _put_string(&w, v582.event_id, 'JobGroupCancelled.event_id')
+        _put_long(&w, v582.occurred_at, LLONG_MIN, LLONG_MAX, 'JobGroupCancelled.occurred_at')
+        _put_string(&w, v582.producer, 'JobGroupCancelled.producer')
+        v583 = v582.causation_id
+        if v583 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v532, 'JobGroupCancelled.causation_id')
-        _put_long(&w, v531.batch_id, LLONG_MIN, LLONG_MAX, 'JobGroupCancelled.batch_id')
-        _put_long(&w, v531.job_group_id, -2147483648, 2147483647, 'JobGroupCancelled.job_group_id')
-        _put_string(&w, v531.reason, 'JobGroupCancelled.reason')
+            _put_string(&w, v583, 'JobGroupCancelled.causation_id')
+        _put_long(&w, v582.batch_id, LLONG_MIN, LLONG_MAX, 'JobGroupCancelled.batch_id')
+        _put_long(&w, v582.job_group_id, -2147483648, 2147483647, 'JobGroupCancelled.job_group_id')
+        _put_string(&w, v582.reason, 'JobGroupCancelled.reason')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -2429,46 +2655,46 @@ def decode_JobGroupCreated(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f533 = _string(b, &p, end)
-    f534 = _long(b, &p, end)
-    f535 = _string(b, &p, end)
+    f584 = _string(b, &p, end)
+    f585 = _long(b, &p, end)
+    f586 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f536 = _string(b, &p, end)
+        f587 = _string(b, &p, end)
     else:
-        f536 = None
-    f537 = _long(b, &p, end)
-    f538 = _long(b, &p, end)
-    f539 = _long(b, &p, end)
-    f540 = _long(b, &p, end)
-    a542 = {}
+        f587 = None
+    f588 = _long(b, &p, end)
+    f589 = _long(b, &p, end)
+    f590 = _long(b, &p, end)
+    f591 = _long(b, &p, end)
+    a593 = {}
     while True:
-        n543 = _block(b, &p, end)
-        if n543 == 0: break
-        for i544 in range(n543):
-            k546 = _string(b, &p, end)
-            x545 = _string(b, &p, end)
-            a542[k546] = x545
-    f541 = a542
+        n594 = _block(b, &p, end)
+        if n594 == 0: break
+        for i595 in range(n594):
+            k597 = _string(b, &p, end)
+            x596 = _string(b, &p, end)
+            a593[k597] = x596
+    f592 = a593
     if _optional(b, &p, end):
-        f547 = _string(b, &p, end)
+        f598 = _string(b, &p, end)
     else:
-        f547 = None
+        f598 = None
     if _optional(b, &p, end):
-        f548 = _long(b, &p, end)
+        f599 = _long(b, &p, end)
     else:
-        f548 = None
+        f599 = None
     result = _new(_builder_JobGroupCreated)
-    result.event_id = f533
-    result.occurred_at = f534
-    result.producer = f535
-    result.causation_id = f536
-    result.batch_id = f537
-    result.update_id = f538
-    result.job_group_id = f539
-    result.parent_job_group_id = f540
-    result.attributes = f541
-    result.callback = f547
-    result.cancel_after_n_failures = f548
+    result.event_id = f584
+    result.occurred_at = f585
+    result.producer = f586
+    result.causation_id = f587
+    result.batch_id = f588
+    result.update_id = f589
+    result.job_group_id = f590
+    result.parent_job_group_id = f591
+    result.attributes = f592
+    result.callback = f598
+    result.cancel_after_n_failures = f599
     result.__class__ = _class_JobGroupCreated
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -2476,42 +2702,336 @@ def decode_JobGroupCreated(bytes data, Py_ssize_t offset):
 def encode_JobGroupCreated(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v549 = e
-        _put_string(&w, v549.event_id, 'JobGroupCreated.event_id')
-        _put_long(&w, v549.occurred_at, LLONG_MIN, LLONG_MAX, 'JobGroupCreated.occurred_at')
-        _put_string(&w, v549.producer, 'JobGroupCreated.producer')
-        v550 = v549.causation_id
-        if v550 is None:
+        v600 = e
+        _put_string(&w, v600.event_id, 'JobGroupCreated.event_id')
+        _put_long(&w, v600.occurred_at, LLONG_MIN, LLONG_MAX, 'JobGroupCreated.occurred_at')
+        _put_string(&w, v600.producer, 'JobGroupCreated.producer')
+        v601 = v600.causation_id
+        if v601 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v550, 'JobGroupCreated.causation_id')
-        _put_long(&w, v549.batch_id, LLONG_MIN, LLONG_MAX, 'JobGroupCreated.batch_id')
-        _put_long(&w, v549.update_id, -2147483648, 2147483647, 'JobGroupCreated.update_id')
-        _put_long(&w, v549.job_group_id, -2147483648, 2147483647, 'JobGroupCreated.job_group_id')
-        _put_long(&w, v549.parent_job_group_id, -2147483648, 2147483647, 'JobGroupCreated.parent_job_group_id')
-        v551 = v549.attributes
-        n552 = len(v551)
-        if n552:
-            _put_varint(&w, (<unsigned long long>n552) << 1)
-            for k554, i553 in v551.items():
-                _put_string(&w, k554, 'JobGroupCreated.attributes key')
-                _put_string(&w, i553, 'JobGroupCreated.attributes{}')
+            _put_string(&w, v601, 'JobGroupCreated.causation_id')
+        _put_long(&w, v600.batch_id, LLONG_MIN, LLONG_MAX, 'JobGroupCreated.batch_id')
+        _put_long(&w, v600.update_id, -2147483648, 2147483647, 'JobGroupCreated.update_id')
+        _put_long(&w, v600.job_group_id, -2147483648, 2147483647, 'JobGroupCreated.job_group_id')
+        _put_long(&w, v600.parent_job_group_id, -2147483648, 2147483647, 'JobGroupCreated.parent_job_group_id')
+        v602 = v600.attributes
+        n603 = len(v602)
+        if n603:
+            _put_varint(&w, (<unsigned long long>n603) << 1)
+            for k605, i604 in v602.items():
+                _put_string(&w, k605, 'JobGroupCreated.attributes key')
+                _put_string(&w, i604, 'JobGroupCreated.attributes{}')
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 0)
-        v555 = v549.callback
-        if v555 is None:
-            _put_byte(&w, 0)
-        else:
-            _put_byte(&w, 2)
-            _put_string(&w, v555, 'JobGroupCreated.callback')
-        v556 = v549.cancel_after_n_failures
-        if v556 is None:
+        v606 = v600.callback
+        if v606 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_long(&w, v556, -2147483648, 2147483647, 'JobGroupCreated.cancel_after_n_failures')
+            _put_string(&w, v606, 'JobGroupCreated.callback')
+        v607 = v600.cancel_after_n_failures
+        if v607 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_long(&w, v607, -2147483648, 2147483647, 'JobGroupCreated.cancel_after_n_failures')
+        return PyBytes_FromStringAndSize(w.data, w.size)
+    finally:
+        PyMem_Free(w.data)
+
+def decode_PoolScalingDecided(bytes data, Py_ssize_t offset):
+    cdef const unsigned char* b = data
+    cdef Py_ssize_t end = len(data)
+    cdef Py_ssize_t p = offset
+    f608 = _string(b, &p, end)
+    f609 = _long(b, &p, end)
+    f610 = _string(b, &p, end)
+    if _optional(b, &p, end):
+        f611 = _string(b, &p, end)
+    else:
+        f611 = None
+    f612 = _string(b, &p, end)
+    f613 = _long(b, &p, end)
+    f614 = _long(b, &p, end)
+    f615 = _long(b, &p, end)
+    if _optional(b, &p, end):
+        f616 = _string(b, &p, end)
+    else:
+        f616 = None
+    if _optional(b, &p, end):
+        f617 = _long(b, &p, end)
+    else:
+        f617 = None
+    f618 = _long(b, &p, end)
+    f619 = _long(b, &p, end)
+    f620 = _boolean(b, &p, end)
+    f621 = _long(b, &p, end)
+    f622 = _long(b, &p, end)
+    f623 = _long(b, &p, end)
+    f624 = _long(b, &p, end)
+    f625 = _long(b, &p, end)
+    f626 = _long(b, &p, end)
+    f627 = _long(b, &p, end)
+    f628 = _long(b, &p, end)
+    f629 = _long(b, &p, end)
+    f630 = _long(b, &p, end)
+    f631 = _long(b, &p, end)
+    f632 = _long(b, &p, end)
+    f633 = _long(b, &p, end)
+    a635 = []
+    while True:
+        n636 = _block(b, &p, end)
+        if n636 == 0: break
+        for i637 in range(n636):
+            f639 = _string(b, &p, end)
+            f640 = _long(b, &p, end)
+            f641 = _long(b, &p, end)
+            f642 = _long(b, &p, end)
+            f643 = _long(b, &p, end)
+            f644 = _long(b, &p, end)
+            x638 = _new(_builder_PoolWindowUser)
+            x638.user = f639
+            x638.share_mcpu = f640
+            x638.jobs_per_pass = f641
+            x638.window_jobs = f642
+            x638.n_jobs = f643
+            x638.demand_mcpu = f644
+            x638.__class__ = _class_PoolWindowUser
+            a635.append(x638)
+    f634 = tuple(a635)
+    a646 = []
+    while True:
+        n647 = _block(b, &p, end)
+        if n647 == 0: break
+        for i648 in range(n647):
+            f650 = _string(b, &p, end)
+            f651 = _long(b, &p, end)
+            f652 = _long(b, &p, end)
+            f653 = _float(data, &p, end, 8)
+            x649 = _new(_builder_PoolZoneWeight)
+            x649.zone = f650
+            x649.successes = f651
+            x649.attempts = f652
+            x649.weight = f653
+            x649.__class__ = _class_PoolZoneWeight
+            a646.append(x649)
+    f645 = tuple(a646)
+    a655 = []
+    while True:
+        n656 = _block(b, &p, end)
+        if n656 == 0: break
+        for i657 in range(n656):
+            f659 = _string(b, &p, end)
+            if _optional(b, &p, end):
+                f660 = _string(b, &p, end)
+            else:
+                f660 = None
+            f661 = _boolean(b, &p, end)
+            x658 = _new(_builder_PoolInstanceChoice)
+            x658.instance_name = f659
+            x658.zone = f660
+            x658.standing = f661
+            x658.__class__ = _class_PoolInstanceChoice
+            a655.append(x658)
+    f654 = tuple(a655)
+    result = _new(_builder_PoolScalingDecided)
+    result.event_id = f608
+    result.occurred_at = f609
+    result.producer = f610
+    result.causation_id = f611
+    result.pool = f612
+    result.requested = f613
+    result.standing_requested = f614
+    result.deleted = f615
+    result.limited_by = f616
+    result.paused_until = f617
+    result.ready_mcpu = f618
+    result.demand_mcpu = f619
+    result.demand_truncated = f620
+    result.future_mcpu = f621
+    result.window_ms = f622
+    result.free_mcpu = f623
+    result.pending_mcpu = f624
+    result.live = f625
+    result.pending = f626
+    result.inactive = f627
+    result.min_instances = f628
+    result.max_live_instances = f629
+    result.max_instances = f630
+    result.max_new_per_loop = f631
+    result.worker_cores = f632
+    result.standing_worker_cores = f633
+    result.users = f634
+    result.zones = f645
+    result.instances = f654
+    result.__class__ = _class_PoolScalingDecided
+    if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
+    return result
+
+def encode_PoolScalingDecided(e, bytes head=b''):
+    cdef _Buffer w = _start(head)
+    try:
+        v662 = e
+        _put_string(&w, v662.event_id, 'PoolScalingDecided.event_id')
+        _put_long(&w, v662.occurred_at, LLONG_MIN, LLONG_MAX, 'PoolScalingDecided.occurred_at')
+        _put_string(&w, v662.producer, 'PoolScalingDecided.producer')
+        v663 = v662.causation_id
+        if v663 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_string(&w, v663, 'PoolScalingDecided.causation_id')
+        _put_string(&w, v662.pool, 'PoolScalingDecided.pool')
+        _put_long(&w, v662.requested, -2147483648, 2147483647, 'PoolScalingDecided.requested')
+        _put_long(&w, v662.standing_requested, -2147483648, 2147483647, 'PoolScalingDecided.standing_requested')
+        _put_long(&w, v662.deleted, -2147483648, 2147483647, 'PoolScalingDecided.deleted')
+        v664 = v662.limited_by
+        if v664 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_string(&w, v664, 'PoolScalingDecided.limited_by')
+        v665 = v662.paused_until
+        if v665 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_long(&w, v665, LLONG_MIN, LLONG_MAX, 'PoolScalingDecided.paused_until')
+        _put_long(&w, v662.ready_mcpu, LLONG_MIN, LLONG_MAX, 'PoolScalingDecided.ready_mcpu')
+        _put_long(&w, v662.demand_mcpu, LLONG_MIN, LLONG_MAX, 'PoolScalingDecided.demand_mcpu')
+        _put_boolean(&w, v662.demand_truncated, 'PoolScalingDecided.demand_truncated')
+        _put_long(&w, v662.future_mcpu, LLONG_MIN, LLONG_MAX, 'PoolScalingDecided.future_mcpu')
+        _put_long(&w, v662.window_ms, LLONG_MIN, LLONG_MAX, 'PoolScalingDecided.window_ms')
+        _put_long(&w, v662.free_mcpu, LLONG_MIN, LLONG_MAX, 'PoolScalingDecided.free_mcpu')
+        _put_long(&w, v662.pending_mcpu, LLONG_MIN, LLONG_MAX, 'PoolScalingDecided.pending_mcpu')
+        _put_long(&w, v662.live, -2147483648, 2147483647, 'PoolScalingDecided.live')
+        _put_long(&w, v662.pending, -2147483648, 2147483647, 'PoolScalingDecided.pending')
+        _put_long(&w, v662.inactive, -2147483648, 2147483647, 'PoolScalingDecided.inactive')
+        _put_long(&w, v662.min_instances, -2147483648, 2147483647, 'PoolScalingDecided.min_instances')
+        _put_long(&w, v662.max_live_instances, -2147483648, 2147483647, 'PoolScalingDecided.max_live_instances')
+        _put_long(&w, v662.max_instances, -2147483648, 2147483647, 'PoolScalingDecided.max_instances')
+        _put_long(&w, v662.max_new_per_loop, -2147483648, 2147483647, 'PoolScalingDecided.max_new_per_loop')
+        _put_long(&w, v662.worker_cores, -2147483648, 2147483647, 'PoolScalingDecided.worker_cores')
+        _put_long(&w, v662.standing_worker_cores, -2147483648, 2147483647, 'PoolScalingDecided.standing_worker_cores')
+        v666 = v662.users
+        n667 = len(v666)
+        if n667:
+            _put_varint(&w, (<unsigned long long>n667) << 1)
+            for i668 in v666:
+                v669 = i668
+                _put_string(&w, v669.user, 'PoolScalingDecided.users[].user')
+                _put_long(&w, v669.share_mcpu, LLONG_MIN, LLONG_MAX, 'PoolScalingDecided.users[].share_mcpu')
+                _put_long(&w, v669.jobs_per_pass, -2147483648, 2147483647, 'PoolScalingDecided.users[].jobs_per_pass')
+                _put_long(&w, v669.window_jobs, -2147483648, 2147483647, 'PoolScalingDecided.users[].window_jobs')
+                _put_long(&w, v669.n_jobs, -2147483648, 2147483647, 'PoolScalingDecided.users[].n_jobs')
+                _put_long(&w, v669.demand_mcpu, LLONG_MIN, LLONG_MAX, 'PoolScalingDecided.users[].demand_mcpu')
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 0)
+        v670 = v662.zones
+        n671 = len(v670)
+        if n671:
+            _put_varint(&w, (<unsigned long long>n671) << 1)
+            for i672 in v670:
+                v673 = i672
+                _put_string(&w, v673.zone, 'PoolScalingDecided.zones[].zone')
+                _put_long(&w, v673.successes, -2147483648, 2147483647, 'PoolScalingDecided.zones[].successes')
+                _put_long(&w, v673.attempts, -2147483648, 2147483647, 'PoolScalingDecided.zones[].attempts')
+                _put_float(&w, v673.weight, 8)
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 0)
+        v674 = v662.instances
+        n675 = len(v674)
+        if n675:
+            _put_varint(&w, (<unsigned long long>n675) << 1)
+            for i676 in v674:
+                v677 = i676
+                _put_string(&w, v677.instance_name, 'PoolScalingDecided.instances[].instance_name')
+                v678 = v677.zone
+                if v678 is None:
+                    _put_byte(&w, 0)
+                else:
+                    _put_byte(&w, 2)
+                    _put_string(&w, v678, 'PoolScalingDecided.instances[].zone')
+                _put_boolean(&w, v677.standing, 'PoolScalingDecided.instances[].standing')
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 0)
+        return PyBytes_FromStringAndSize(w.data, w.size)
+    finally:
+        PyMem_Free(w.data)
+
+def decode_RunningAttemptsReported(bytes data, Py_ssize_t offset):
+    cdef const unsigned char* b = data
+    cdef Py_ssize_t end = len(data)
+    cdef Py_ssize_t p = offset
+    f679 = _string(b, &p, end)
+    f680 = _long(b, &p, end)
+    f681 = _string(b, &p, end)
+    if _optional(b, &p, end):
+        f682 = _string(b, &p, end)
+    else:
+        f682 = None
+    f683 = _long(b, &p, end)
+    f684 = _string(b, &p, end)
+    f685 = _long(b, &p, end)
+    a687 = []
+    while True:
+        n688 = _block(b, &p, end)
+        if n688 == 0: break
+        for i689 in range(n688):
+            f691 = _long(b, &p, end)
+            f692 = _string(b, &p, end)
+            x690 = _new(_builder_RunningAttempt)
+            x690.job_id = f691
+            x690.attempt_id = f692
+            x690.__class__ = _class_RunningAttempt
+            a687.append(x690)
+    f686 = tuple(a687)
+    result = _new(_builder_RunningAttemptsReported)
+    result.event_id = f679
+    result.occurred_at = f680
+    result.producer = f681
+    result.causation_id = f682
+    result.batch_id = f683
+    result.instance_name = f684
+    result.running_at = f685
+    result.attempts = f686
+    result.__class__ = _class_RunningAttemptsReported
+    if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
+    return result
+
+def encode_RunningAttemptsReported(e, bytes head=b''):
+    cdef _Buffer w = _start(head)
+    try:
+        v693 = e
+        _put_string(&w, v693.event_id, 'RunningAttemptsReported.event_id')
+        _put_long(&w, v693.occurred_at, LLONG_MIN, LLONG_MAX, 'RunningAttemptsReported.occurred_at')
+        _put_string(&w, v693.producer, 'RunningAttemptsReported.producer')
+        v694 = v693.causation_id
+        if v694 is None:
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 2)
+            _put_string(&w, v694, 'RunningAttemptsReported.causation_id')
+        _put_long(&w, v693.batch_id, LLONG_MIN, LLONG_MAX, 'RunningAttemptsReported.batch_id')
+        _put_string(&w, v693.instance_name, 'RunningAttemptsReported.instance_name')
+        _put_long(&w, v693.running_at, LLONG_MIN, LLONG_MAX, 'RunningAttemptsReported.running_at')
+        v695 = v693.attempts
+        n696 = len(v695)
+        if n696:
+            _put_varint(&w, (<unsigned long long>n696) << 1)
+            for i697 in v695:
+                v698 = i697
+                _put_long(&w, v698.job_id, -2147483648, 2147483647, 'RunningAttemptsReported.attempts[].job_id')
+                _put_string(&w, v698.attempt_id, 'RunningAttemptsReported.attempts[].attempt_id')
+            _put_byte(&w, 0)
+        else:
+            _put_byte(&w, 0)
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -2520,22 +3040,22 @@ def decode_SchedulerLeaderElected(bytes data, Py_ssize_t offset):
     cdef const unsigned char* b = data
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t p = offset
-    f557 = _string(b, &p, end)
-    f558 = _long(b, &p, end)
-    f559 = _string(b, &p, end)
+    f699 = _string(b, &p, end)
+    f700 = _long(b, &p, end)
+    f701 = _string(b, &p, end)
     if _optional(b, &p, end):
-        f560 = _string(b, &p, end)
+        f702 = _string(b, &p, end)
     else:
-        f560 = None
-    f561 = _string(b, &p, end)
-    f562 = _long(b, &p, end)
+        f702 = None
+    f703 = _string(b, &p, end)
+    f704 = _long(b, &p, end)
     result = _new(_builder_SchedulerLeaderElected)
-    result.event_id = f557
-    result.occurred_at = f558
-    result.producer = f559
-    result.causation_id = f560
-    result.scheduler_id = f561
-    result.epoch = f562
+    result.event_id = f699
+    result.occurred_at = f700
+    result.producer = f701
+    result.causation_id = f702
+    result.scheduler_id = f703
+    result.epoch = f704
     result.__class__ = _class_SchedulerLeaderElected
     if p != end: raise ValueError(str(end - p) + ' bytes left after the record')
     return result
@@ -2543,18 +3063,18 @@ def decode_SchedulerLeaderElected(bytes data, Py_ssize_t offset):
 def encode_SchedulerLeaderElected(e, bytes head=b''):
     cdef _Buffer w = _start(head)
     try:
-        v563 = e
-        _put_string(&w, v563.event_id, 'SchedulerLeaderElected.event_id')
-        _put_long(&w, v563.occurred_at, LLONG_MIN, LLONG_MAX, 'SchedulerLeaderElected.occurred_at')
-        _put_string(&w, v563.producer, 'SchedulerLeaderElected.producer')
-        v564 = v563.causation_id
-        if v564 is None:
+        v705 = e
+        _put_string(&w, v705.event_id, 'SchedulerLeaderElected.event_id')
+        _put_long(&w, v705.occurred_at, LLONG_MIN, LLONG_MAX, 'SchedulerLeaderElected.occurred_at')
+        _put_string(&w, v705.producer, 'SchedulerLeaderElected.producer')
+        v706 = v705.causation_id
+        if v706 is None:
             _put_byte(&w, 0)
         else:
             _put_byte(&w, 2)
-            _put_string(&w, v564, 'SchedulerLeaderElected.causation_id')
-        _put_string(&w, v563.scheduler_id, 'SchedulerLeaderElected.scheduler_id')
-        _put_long(&w, v563.epoch, LLONG_MIN, LLONG_MAX, 'SchedulerLeaderElected.epoch')
+            _put_string(&w, v706, 'SchedulerLeaderElected.causation_id')
+        _put_string(&w, v705.scheduler_id, 'SchedulerLeaderElected.scheduler_id')
+        _put_long(&w, v705.epoch, LLONG_MIN, LLONG_MAX, 'SchedulerLeaderElected.epoch')
         return PyBytes_FromStringAndSize(w.data, w.size)
     finally:
         PyMem_Free(w.data)
@@ -2565,29 +3085,31 @@ DECODERS = {
     b'%l\x0c6\xea5\x10J': decode_BatchCancelRequested,
     b'g\xaf{4\xde\x8d~\xdd': decode_BatchCancelled,
     b'\xbd\x05\xf3\xc0\x1c)\xe3\x16': decode_BatchCompleted,
-    b'\xfd\xfb)\x87\xa2\x06s-': decode_BatchCreated,
+    b'\xb4F\xb8\x92\xfc\x05\x1a\xb2': decode_BatchCreated,
     b"\x12\x0e\x9e\xbfz\xb6<'": decode_BatchDeleted,
     b'\xc8\xbdm?\xd4\xa6D\x16': decode_BatchUpdateCommitted,
     b'Nh\x08\x8b\x901<\xdc': decode_BatchUpdateCreated,
     b'\xd2]X\xd3}\x87!C': decode_InstanceActivated,
-    b'\xb8w2I\xa68\x99=': decode_InstanceCreated,
-    b'n\xeb\x8b\x97\xbf\x01\x08\xa4': decode_InstanceDeactivated,
+    b'\xfd\xd7\x99\xbb\x86\xcb\x89.': decode_InstanceCreated,
+    b'\x05O\x1f\xb7\x98[\x1d\xe0': decode_InstanceDeactivated,
     b'bH-\x13\xb0\xf7gU': decode_InstanceDeleted,
     b'\x85e\xab\xa1\x01n\x82\x84': decode_InstanceHeartbeat,
-    b'\x93PF\xcc\x07-\x0f\xe2': decode_InstanceRequested,
+    b'\xe4.\x86ab\xfe\xf0^': decode_InstanceRequested,
     b'\xfd5Z\xe1\x987\xf0\x7f': decode_JobAttemptAccepted,
     b'g\xc7_\xe4\xf0b9\xc0': decode_JobAttemptCompleted,
     b'K\\L\xbb\xe4\x11\xcc\xb0': decode_JobAttemptRefused,
-    b'\x92\xe3\x98\xbeHq\x11\xb6': decode_JobAttemptScheduled,
+    b'\x84q\xcb5k\xab\xa6\xe7': decode_JobAttemptScheduled,
     b'\x857\xed\x00B\xb0\xe2\n': decode_JobAttemptStarted,
-    b"\xcc}\xf8\x9e\x0c'\x17u": decode_JobBecameReady,
+    b'\xf7d\x93f\x87\xediY': decode_JobBecameReady,
     b'o\xd0M\xce&\x1c3\x19': decode_JobCancelled,
     b"H\xc8\x81\xc6\xab\x8b'\xd0": decode_JobCompleted,
-    b'\x84\x01k\xca3\x1e\x16`': decode_JobCreated,
-    b'\x9e\x8e\x03\xe5\xa8\xeb\xae\xf7': decode_JobCreating,
+    b'H\xaa+\xbejY4u': decode_JobCreated,
+    b'\xf8r\xa3y%\xc5\xe8\xfb': decode_JobCreating,
     b'\x9a\xcf\x01Z\xbd\x00\x84v': decode_JobGroupCancelRequested,
     b'\x97e\x86*3\x1a\xe5c': decode_JobGroupCancelled,
     b'\xce\xec\x0f_kR\xba\xd9': decode_JobGroupCreated,
+    b'\xa44\xa5\xf2\x89\xf6\x83I': decode_PoolScalingDecided,
+    b'\xc2\xe0\xcf\xc0\x88\xec\x08%': decode_RunningAttemptsReported,
     b'\xc8\x0c]/\xb2l\xe2#': decode_SchedulerLeaderElected,
 }
 ENCODERS = {
@@ -2596,29 +3118,31 @@ ENCODERS = {
     b'%l\x0c6\xea5\x10J': encode_BatchCancelRequested,
     b'g\xaf{4\xde\x8d~\xdd': encode_BatchCancelled,
     b'\xbd\x05\xf3\xc0\x1c)\xe3\x16': encode_BatchCompleted,
-    b'\xfd\xfb)\x87\xa2\x06s-': encode_BatchCreated,
+    b'\xb4F\xb8\x92\xfc\x05\x1a\xb2': encode_BatchCreated,
     b"\x12\x0e\x9e\xbfz\xb6<'": encode_BatchDeleted,
     b'\xc8\xbdm?\xd4\xa6D\x16': encode_BatchUpdateCommitted,
     b'Nh\x08\x8b\x901<\xdc': encode_BatchUpdateCreated,
     b'\xd2]X\xd3}\x87!C': encode_InstanceActivated,
-    b'\xb8w2I\xa68\x99=': encode_InstanceCreated,
-    b'n\xeb\x8b\x97\xbf\x01\x08\xa4': encode_InstanceDeactivated,
+    b'\xfd\xd7\x99\xbb\x86\xcb\x89.': encode_InstanceCreated,
+    b'\x05O\x1f\xb7\x98[\x1d\xe0': encode_InstanceDeactivated,
     b'bH-\x13\xb0\xf7gU': encode_InstanceDeleted,
     b'\x85e\xab\xa1\x01n\x82\x84': encode_InstanceHeartbeat,
-    b'\x93PF\xcc\x07-\x0f\xe2': encode_InstanceRequested,
+    b'\xe4.\x86ab\xfe\xf0^': encode_InstanceRequested,
     b'\xfd5Z\xe1\x987\xf0\x7f': encode_JobAttemptAccepted,
     b'g\xc7_\xe4\xf0b9\xc0': encode_JobAttemptCompleted,
     b'K\\L\xbb\xe4\x11\xcc\xb0': encode_JobAttemptRefused,
-    b'\x92\xe3\x98\xbeHq\x11\xb6': encode_JobAttemptScheduled,
+    b'\x84q\xcb5k\xab\xa6\xe7': encode_JobAttemptScheduled,
     b'\x857\xed\x00B\xb0\xe2\n': encode_JobAttemptStarted,
-    b"\xcc}\xf8\x9e\x0c'\x17u": encode_JobBecameReady,
+    b'\xf7d\x93f\x87\xediY': encode_JobBecameReady,
     b'o\xd0M\xce&\x1c3\x19': encode_JobCancelled,
     b"H\xc8\x81\xc6\xab\x8b'\xd0": encode_JobCompleted,
-    b'\x84\x01k\xca3\x1e\x16`': encode_JobCreated,
-    b'\x9e\x8e\x03\xe5\xa8\xeb\xae\xf7': encode_JobCreating,
+    b'H\xaa+\xbejY4u': encode_JobCreated,
+    b'\xf8r\xa3y%\xc5\xe8\xfb': encode_JobCreating,
     b'\x9a\xcf\x01Z\xbd\x00\x84v': encode_JobGroupCancelRequested,
     b'\x97e\x86*3\x1a\xe5c': encode_JobGroupCancelled,
     b'\xce\xec\x0f_kR\xba\xd9': encode_JobGroupCreated,
+    b'\xa44\xa5\xf2\x89\xf6\x83I': encode_PoolScalingDecided,
+    b'\xc2\xe0\xcf\xc0\x88\xec\x08%': encode_RunningAttemptsReported,
     b'\xc8\x0c]/\xb2l\xe2#': encode_SchedulerLeaderElected,
 }
-SOURCE_DIGEST = '7f3820d48f3e0e12'
+SOURCE_DIGEST = '0463a66f7d53a2d5'

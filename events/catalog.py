@@ -136,6 +136,33 @@ class JobSpec:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class RetryPolicy:
+    """When a failed attempt is retried beyond Hail's rule (system failures only), and how: squall's retry_policy job-spec field (or the batch's default, or the squall.retry_policy attribute), checked by the front end."""
+
+    oom_memory_multiplier: float | None = None
+    oom_max_memory_bytes: int | None = None
+    max_preemptions: int | None = None
+    retry_exit_codes: tuple[int, ...]
+
+    def to_avro(self) -> dict[str, Any]:
+        return {
+            'oom_memory_multiplier': self.oom_memory_multiplier,
+            'oom_max_memory_bytes': self.oom_max_memory_bytes,
+            'max_preemptions': self.max_preemptions,
+            'retry_exit_codes': list(self.retry_exit_codes),
+        }
+
+    @classmethod
+    def from_avro(cls, d: dict[str, Any]) -> RetryPolicy:
+        return cls(
+            oom_memory_multiplier=d['oom_memory_multiplier'],
+            oom_max_memory_bytes=d['oom_max_memory_bytes'],
+            max_preemptions=d['max_preemptions'],
+            retry_exit_codes=tuple(d['retry_exit_codes']),
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class StepTiming:
     """StepTiming"""
 
@@ -192,6 +219,111 @@ class ResourceUsageSummary:
             cpu_msec=d['cpu_msec'],
             max_memory_bytes=d['max_memory_bytes'],
             max_scratch_bytes=d['max_scratch_bytes'],
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PoolWindowUser:
+    """One user's part of the look-ahead window."""
+
+    user: str
+    share_mcpu: int
+    jobs_per_pass: int
+    window_jobs: int
+    n_jobs: int
+    demand_mcpu: int
+
+    def to_avro(self) -> dict[str, Any]:
+        return {
+            'user': self.user,
+            'share_mcpu': self.share_mcpu,
+            'jobs_per_pass': self.jobs_per_pass,
+            'window_jobs': self.window_jobs,
+            'n_jobs': self.n_jobs,
+            'demand_mcpu': self.demand_mcpu,
+        }
+
+    @classmethod
+    def from_avro(cls, d: dict[str, Any]) -> PoolWindowUser:
+        return cls(
+            user=d['user'],
+            share_mcpu=d['share_mcpu'],
+            jobs_per_pass=d['jobs_per_pass'],
+            window_jobs=d['window_jobs'],
+            n_jobs=d['n_jobs'],
+            demand_mcpu=d['demand_mcpu'],
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PoolZoneWeight:
+    """A zone's weight from its recent creations."""
+
+    zone: str
+    successes: int
+    attempts: int
+    weight: float
+
+    def to_avro(self) -> dict[str, Any]:
+        return {
+            'zone': self.zone,
+            'successes': self.successes,
+            'attempts': self.attempts,
+            'weight': self.weight,
+        }
+
+    @classmethod
+    def from_avro(cls, d: dict[str, Any]) -> PoolZoneWeight:
+        return cls(
+            zone=d['zone'],
+            successes=d['successes'],
+            attempts=d['attempts'],
+            weight=d['weight'],
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PoolInstanceChoice:
+    """An instance requested by this decision."""
+
+    instance_name: str
+    zone: str | None = None
+    standing: bool
+
+    def to_avro(self) -> dict[str, Any]:
+        return {
+            'instance_name': self.instance_name,
+            'zone': self.zone,
+            'standing': self.standing,
+        }
+
+    @classmethod
+    def from_avro(cls, d: dict[str, Any]) -> PoolInstanceChoice:
+        return cls(
+            instance_name=d['instance_name'],
+            zone=d['zone'],
+            standing=d['standing'],
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunningAttempt:
+    """RunningAttempt"""
+
+    job_id: int
+    attempt_id: str
+
+    def to_avro(self) -> dict[str, Any]:
+        return {
+            'job_id': self.job_id,
+            'attempt_id': self.attempt_id,
+        }
+
+    @classmethod
+    def from_avro(cls, d: dict[str, Any]) -> RunningAttempt:
+        return cls(
+            job_id=d['job_id'],
+            attempt_id=d['attempt_id'],
         )
 
 
@@ -444,6 +576,7 @@ class BatchCreated:
     attributes: dict[str, str]
     callback: str | None = None
     cancel_after_n_failures: int | None = None
+    retry_policy: RetryPolicy | None = None
 
     def to_avro(self) -> dict[str, Any]:
         return {
@@ -458,6 +591,7 @@ class BatchCreated:
             'attributes': self.attributes,
             'callback': self.callback,
             'cancel_after_n_failures': self.cancel_after_n_failures,
+            'retry_policy': (None if self.retry_policy is None else self.retry_policy.to_avro()),
         }
 
     @classmethod
@@ -474,6 +608,7 @@ class BatchCreated:
             attributes=dict(d['attributes']),
             callback=d['callback'],
             cancel_after_n_failures=d['cancel_after_n_failures'],
+            retry_policy=(None if d['retry_policy'] is None else RetryPolicy.from_avro(d['retry_policy'])),
         )
 
 
@@ -688,6 +823,7 @@ class InstanceCreated:
     instance_name: str
     provider: str
     provider_id: str | None = None
+    zone: str | None = None
 
     def to_avro(self) -> dict[str, Any]:
         return {
@@ -698,6 +834,7 @@ class InstanceCreated:
             'instance_name': self.instance_name,
             'provider': self.provider,
             'provider_id': self.provider_id,
+            'zone': self.zone,
         }
 
     @classmethod
@@ -710,6 +847,7 @@ class InstanceCreated:
             instance_name=d['instance_name'],
             provider=d['provider'],
             provider_id=d['provider_id'],
+            zone=d['zone'],
         )
 
 
@@ -727,6 +865,7 @@ class InstanceDeactivated:
     causation_id: str | None = None
     instance_name: str
     reason: str
+    zone: str | None = None
 
     def to_avro(self) -> dict[str, Any]:
         return {
@@ -736,6 +875,7 @@ class InstanceDeactivated:
             'causation_id': self.causation_id,
             'instance_name': self.instance_name,
             'reason': self.reason,
+            'zone': self.zone,
         }
 
     @classmethod
@@ -747,6 +887,7 @@ class InstanceDeactivated:
             causation_id=d['causation_id'],
             instance_name=d['instance_name'],
             reason=d['reason'],
+            zone=d['zone'],
         )
 
 
@@ -846,6 +987,8 @@ class InstanceRequested:
     preemptible: bool
     region: str
     job_private_for: str | None = None
+    standing: bool = False
+    zone: str | None = None
 
     def to_avro(self) -> dict[str, Any]:
         return {
@@ -863,6 +1006,8 @@ class InstanceRequested:
             'preemptible': self.preemptible,
             'region': self.region,
             'job_private_for': self.job_private_for,
+            'standing': self.standing,
+            'zone': self.zone,
         }
 
     @classmethod
@@ -882,6 +1027,8 @@ class InstanceRequested:
             preemptible=d['preemptible'],
             region=d['region'],
             job_private_for=d['job_private_for'],
+            standing=d['standing'],
+            zone=d['zone'],
         )
 
 
@@ -1086,6 +1233,7 @@ class JobAttemptScheduled:
     cores_mcpu: int
     memory_bytes: int
     storage_gib: int
+    awaits_verdict: bool
 
     def to_avro(self) -> dict[str, Any]:
         return {
@@ -1102,6 +1250,7 @@ class JobAttemptScheduled:
             'cores_mcpu': self.cores_mcpu,
             'memory_bytes': self.memory_bytes,
             'storage_gib': self.storage_gib,
+            'awaits_verdict': self.awaits_verdict,
         }
 
     @classmethod
@@ -1120,6 +1269,7 @@ class JobAttemptScheduled:
             cores_mcpu=d['cores_mcpu'],
             memory_bytes=d['memory_bytes'],
             storage_gib=d['storage_gib'],
+            awaits_verdict=d['awaits_verdict'],
         )
 
 
@@ -1186,6 +1336,10 @@ class JobBecameReady:
     after_attempt_id: str | None = None
     not_before: int | None = None
     reason: str
+    retry_cause: str | None = None
+    retry_rule: str | None = None
+    memory_bytes: int | None = None
+    preemptible: bool | None = None
 
     def to_avro(self) -> dict[str, Any]:
         return {
@@ -1198,6 +1352,10 @@ class JobBecameReady:
             'after_attempt_id': self.after_attempt_id,
             'not_before': self.not_before,
             'reason': self.reason,
+            'retry_cause': self.retry_cause,
+            'retry_rule': self.retry_rule,
+            'memory_bytes': self.memory_bytes,
+            'preemptible': self.preemptible,
         }
 
     @classmethod
@@ -1212,6 +1370,10 @@ class JobBecameReady:
             after_attempt_id=d['after_attempt_id'],
             not_before=d['not_before'],
             reason=d['reason'],
+            retry_cause=d['retry_cause'],
+            retry_rule=d['retry_rule'],
+            memory_bytes=d['memory_bytes'],
+            preemptible=d['preemptible'],
         )
 
 
@@ -1331,6 +1493,7 @@ class JobCreated:
     attributes: dict[str, str]
     spec: JobSpec
     spec_json: str
+    retry_policy: RetryPolicy | None = None
 
     def to_avro(self) -> dict[str, Any]:
         return {
@@ -1350,6 +1513,7 @@ class JobCreated:
             'attributes': self.attributes,
             'spec': self.spec.to_avro(),
             'spec_json': self.spec_json,
+            'retry_policy': (None if self.retry_policy is None else self.retry_policy.to_avro()),
         }
 
     @classmethod
@@ -1371,6 +1535,7 @@ class JobCreated:
             attributes=dict(d['attributes']),
             spec=JobSpec.from_avro(d['spec']),
             spec_json=d['spec_json'],
+            retry_policy=(None if d['retry_policy'] is None else RetryPolicy.from_avro(d['retry_policy'])),
         )
 
 
@@ -1392,6 +1557,7 @@ class JobCreating:
     instance_name: str
     scheduler_epoch: int
     user: str
+    awaits_verdict: bool
 
     def to_avro(self) -> dict[str, Any]:
         return {
@@ -1405,6 +1571,7 @@ class JobCreating:
             'instance_name': self.instance_name,
             'scheduler_epoch': self.scheduler_epoch,
             'user': self.user,
+            'awaits_verdict': self.awaits_verdict,
         }
 
     @classmethod
@@ -1420,6 +1587,7 @@ class JobCreating:
             instance_name=d['instance_name'],
             scheduler_epoch=d['scheduler_epoch'],
             user=d['user'],
+            awaits_verdict=d['awaits_verdict'],
         )
 
 
@@ -1556,6 +1724,155 @@ class JobGroupCreated:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class PoolScalingDecided:
+    """What the autoscaler decided for one pool in one loop, and the numbers it compared (appended when it acts or its picture changes)."""
+
+    SCHEMA_NAME: ClassVar[str] = "PoolScalingDecided"
+    TOPIC: ClassVar[str] = "instance"
+    KEY_FIELD: ClassVar[str | None] = 'pool'
+
+    event_id: str
+    occurred_at: int
+    producer: str
+    causation_id: str | None = None
+    pool: str
+    requested: int
+    standing_requested: int
+    deleted: int
+    limited_by: str | None = None
+    paused_until: int | None = None
+    ready_mcpu: int
+    demand_mcpu: int
+    demand_truncated: bool
+    future_mcpu: int
+    window_ms: int
+    free_mcpu: int
+    pending_mcpu: int
+    live: int
+    pending: int
+    inactive: int
+    min_instances: int
+    max_live_instances: int
+    max_instances: int
+    max_new_per_loop: int
+    worker_cores: int
+    standing_worker_cores: int
+    users: tuple[PoolWindowUser, ...]
+    zones: tuple[PoolZoneWeight, ...]
+    instances: tuple[PoolInstanceChoice, ...]
+
+    def to_avro(self) -> dict[str, Any]:
+        return {
+            'event_id': self.event_id,
+            'occurred_at': self.occurred_at,
+            'producer': self.producer,
+            'causation_id': self.causation_id,
+            'pool': self.pool,
+            'requested': self.requested,
+            'standing_requested': self.standing_requested,
+            'deleted': self.deleted,
+            'limited_by': self.limited_by,
+            'paused_until': self.paused_until,
+            'ready_mcpu': self.ready_mcpu,
+            'demand_mcpu': self.demand_mcpu,
+            'demand_truncated': self.demand_truncated,
+            'future_mcpu': self.future_mcpu,
+            'window_ms': self.window_ms,
+            'free_mcpu': self.free_mcpu,
+            'pending_mcpu': self.pending_mcpu,
+            'live': self.live,
+            'pending': self.pending,
+            'inactive': self.inactive,
+            'min_instances': self.min_instances,
+            'max_live_instances': self.max_live_instances,
+            'max_instances': self.max_instances,
+            'max_new_per_loop': self.max_new_per_loop,
+            'worker_cores': self.worker_cores,
+            'standing_worker_cores': self.standing_worker_cores,
+            'users': [v.to_avro() for v in self.users],
+            'zones': [v.to_avro() for v in self.zones],
+            'instances': [v.to_avro() for v in self.instances],
+        }
+
+    @classmethod
+    def from_avro(cls, d: dict[str, Any]) -> PoolScalingDecided:
+        return cls(
+            event_id=d['event_id'],
+            occurred_at=d['occurred_at'],
+            producer=d['producer'],
+            causation_id=d['causation_id'],
+            pool=d['pool'],
+            requested=d['requested'],
+            standing_requested=d['standing_requested'],
+            deleted=d['deleted'],
+            limited_by=d['limited_by'],
+            paused_until=d['paused_until'],
+            ready_mcpu=d['ready_mcpu'],
+            demand_mcpu=d['demand_mcpu'],
+            demand_truncated=d['demand_truncated'],
+            future_mcpu=d['future_mcpu'],
+            window_ms=d['window_ms'],
+            free_mcpu=d['free_mcpu'],
+            pending_mcpu=d['pending_mcpu'],
+            live=d['live'],
+            pending=d['pending'],
+            inactive=d['inactive'],
+            min_instances=d['min_instances'],
+            max_live_instances=d['max_live_instances'],
+            max_instances=d['max_instances'],
+            max_new_per_loop=d['max_new_per_loop'],
+            worker_cores=d['worker_cores'],
+            standing_worker_cores=d['standing_worker_cores'],
+            users=tuple(PoolWindowUser.from_avro(v) for v in d['users']),
+            zones=tuple(PoolZoneWeight.from_avro(v) for v in d['zones']),
+            instances=tuple(PoolInstanceChoice.from_avro(v) for v in d['instances']),
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunningAttemptsReported:
+    """A worker's billing update (Hail's): these attempts of the batch were still running on the instance at `running_at`, so they are billed up to then. Appended every billing interval for each batch with running attempts on the instance; the attempt's MJC bills it start to end."""
+
+    SCHEMA_NAME: ClassVar[str] = "RunningAttemptsReported"
+    TOPIC: ClassVar[str] = "batch"
+    KEY_FIELD: ClassVar[str | None] = 'batch_id'
+
+    event_id: str
+    occurred_at: int
+    producer: str
+    causation_id: str | None = None
+    batch_id: int
+    instance_name: str
+    running_at: int
+    attempts: tuple[RunningAttempt, ...]
+
+    def to_avro(self) -> dict[str, Any]:
+        return {
+            'event_id': self.event_id,
+            'occurred_at': self.occurred_at,
+            'producer': self.producer,
+            'causation_id': self.causation_id,
+            'batch_id': self.batch_id,
+            'instance_name': self.instance_name,
+            'running_at': self.running_at,
+            'attempts': [v.to_avro() for v in self.attempts],
+        }
+
+    @classmethod
+    def from_avro(cls, d: dict[str, Any]) -> RunningAttemptsReported:
+        return cls(
+            event_id=d['event_id'],
+            occurred_at=d['occurred_at'],
+            producer=d['producer'],
+            causation_id=d['causation_id'],
+            batch_id=d['batch_id'],
+            instance_name=d['instance_name'],
+            running_at=d['running_at'],
+            attempts=tuple(RunningAttempt.from_avro(v) for v in d['attempts']),
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SchedulerLeaderElected:
     """A scheduler took leadership with a higher epoch; lower epochs are fenced."""
 
@@ -1592,6 +1909,6 @@ class SchedulerLeaderElected:
         )
 
 
-Event = AttemptAssigned | AttemptKillRequested | BatchCancelRequested | BatchCancelled | BatchCompleted | BatchCreated | BatchDeleted | BatchUpdateCommitted | BatchUpdateCreated | InstanceActivated | InstanceCreated | InstanceDeactivated | InstanceDeleted | InstanceHeartbeat | InstanceRequested | JobAttemptAccepted | JobAttemptCompleted | JobAttemptRefused | JobAttemptScheduled | JobAttemptStarted | JobBecameReady | JobCancelled | JobCompleted | JobCreated | JobCreating | JobGroupCancelRequested | JobGroupCancelled | JobGroupCreated | SchedulerLeaderElected
+Event = AttemptAssigned | AttemptKillRequested | BatchCancelRequested | BatchCancelled | BatchCompleted | BatchCreated | BatchDeleted | BatchUpdateCommitted | BatchUpdateCreated | InstanceActivated | InstanceCreated | InstanceDeactivated | InstanceDeleted | InstanceHeartbeat | InstanceRequested | JobAttemptAccepted | JobAttemptCompleted | JobAttemptRefused | JobAttemptScheduled | JobAttemptStarted | JobBecameReady | JobCancelled | JobCompleted | JobCreated | JobCreating | JobGroupCancelRequested | JobGroupCancelled | JobGroupCreated | PoolScalingDecided | RunningAttemptsReported | SchedulerLeaderElected
 
-EVENT_TYPES: dict[str, type[Event]] = {c.SCHEMA_NAME: c for c in (AttemptAssigned, AttemptKillRequested, BatchCancelRequested, BatchCancelled, BatchCompleted, BatchCreated, BatchDeleted, BatchUpdateCommitted, BatchUpdateCreated, InstanceActivated, InstanceCreated, InstanceDeactivated, InstanceDeleted, InstanceHeartbeat, InstanceRequested, JobAttemptAccepted, JobAttemptCompleted, JobAttemptRefused, JobAttemptScheduled, JobAttemptStarted, JobBecameReady, JobCancelled, JobCompleted, JobCreated, JobCreating, JobGroupCancelRequested, JobGroupCancelled, JobGroupCreated, SchedulerLeaderElected)}
+EVENT_TYPES: dict[str, type[Event]] = {c.SCHEMA_NAME: c for c in (AttemptAssigned, AttemptKillRequested, BatchCancelRequested, BatchCancelled, BatchCompleted, BatchCreated, BatchDeleted, BatchUpdateCommitted, BatchUpdateCreated, InstanceActivated, InstanceCreated, InstanceDeactivated, InstanceDeleted, InstanceHeartbeat, InstanceRequested, JobAttemptAccepted, JobAttemptCompleted, JobAttemptRefused, JobAttemptScheduled, JobAttemptStarted, JobBecameReady, JobCancelled, JobCompleted, JobCreated, JobCreating, JobGroupCancelRequested, JobGroupCancelled, JobGroupCreated, PoolScalingDecided, RunningAttemptsReported, SchedulerLeaderElected)}

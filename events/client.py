@@ -17,6 +17,9 @@ It speaks the front end's Hail-compatible REST API. Runnable example (a local st
 
     asyncio.run(main())
 
+`await batch.estimate(duration_s=600)` instead of `submit()` answers what the batch would cost if
+each job ran that long (POST /api/v1alpha/batches/estimate), submitting nothing.
+
 Submission follows Hail's client: specs go in bunches of at most 1024 specs and under 1 MiB;
 one bunch uses create-fast, more use create + up to 6 bunches in parallel + commit. Every
 request carries idempotency tokens, so retries after a timeout or a 5xx never duplicate jobs.
@@ -155,12 +158,14 @@ class SquallClient:
         raise AssertionError("unreachable")
 
     def new_batch(self, *, billing_project: str | None = None, attributes: dict[str, str] | None = None,
-                  cancel_after_n_failures: int | None = None) -> BatchBuilder:
+                  cancel_after_n_failures: int | None = None,
+                  retry_policy: dict[str, Any] | None = None) -> BatchBuilder:
+        """`retry_policy`: the default for the batch's jobs (README, "Retry policies")."""
         project = billing_project or self.settings.billing_project
         if not project:
             raise SettingsError("no billing project: pass billing_project=, set SQUALL_BILLING_PROJECT, or use "
                                 "the local stack's default")
-        return BatchBuilder(self, project, attributes or {}, cancel_after_n_failures)
+        return BatchBuilder(self, project, attributes or {}, cancel_after_n_failures, retry_policy)
 
     def batch(self, batch_id: int) -> SubmittedBatch:
         return SubmittedBatch(self, batch_id)
@@ -174,11 +179,12 @@ class BatchBuilder:
     """Jobs to submit together. Parents must be added before their children (a DAG by construction)."""
 
     def __init__(self, client: SquallClient, billing_project: str, attributes: dict[str, str],
-                 cancel_after_n_failures: int | None) -> None:
+                 cancel_after_n_failures: int | None, retry_policy: dict[str, Any] | None = None) -> None:
         self.client = client
         self.billing_project = billing_project
         self.attributes = attributes
         self.cancel_after_n_failures = cancel_after_n_failures
+        self.retry_policy = retry_policy
         self.token = secrets.token_urlsafe(32)
         self.specs: list[dict[str, Any]] = []
         self.start_job_id: int | None = None
@@ -188,7 +194,7 @@ class BatchBuilder:
                 storage: str | None = None, env: dict[str, str] | None = None, always_run: bool = False,
                 n_max_attempts: int | None = None, timeout_s: float | None = None,
                 attributes: dict[str, str] | None = None, network: str | None = None,
-                regions: Sequence[str] | None = None) -> JobRef:
+                regions: Sequence[str] | None = None, retry_policy: dict[str, Any] | None = None) -> JobRef:
         if self.start_job_id is not None:
             raise RuntimeError("this batch is already submitted; start a new batch")
         for parent in parents:
@@ -207,7 +213,7 @@ class BatchBuilder:
         if name is not None:
             attrs["name"] = name
         optional = {"attributes": attrs or None, "n_max_attempts": n_max_attempts, "timeout": timeout_s,
-                    "network": network, "regions": list(regions) if regions else None,
+                    "network": network, "regions": list(regions) if regions else None, "retry_policy": retry_policy,
                     "env": [{"name": k, "value": v} for k, v in env.items()] if env else None}
         spec.update({k: v for k, v in optional.items() if v is not None})
         self.specs.append(spec)
@@ -218,7 +224,22 @@ class BatchBuilder:
                                 "n_jobs": len(self.specs), "n_job_groups": 0, "attributes": self.attributes}
         if self.cancel_after_n_failures is not None:
             spec["cancel_after_n_failures"] = self.cancel_after_n_failures
+        if self.retry_policy is not None:
+            spec["retry_policy"] = self.retry_policy
         return spec
+
+    async def estimate(self, duration_s: float, job_durations_s: dict[int, float] | None = None) -> dict[str, Any]:
+        """What the batch would cost if each job ran `duration_s` (or its own entry of `job_durations_s`,
+        by job index): POST /batches/estimate for each bunch, added up. Submits nothing."""
+        overrides = job_durations_s or {}
+        parts = []
+        for bunch in _bunches([json.dumps(s, separators=(",", ":")).encode() for s in self.specs]) or [[]]:
+            ids = [json.loads(spec)["job_id"] for spec in bunch]
+            body = {"batch": self._batch_spec(), "job_groups": [], "bunch": [json.loads(spec) for spec in bunch],
+                    "duration_s": duration_s,
+                    "job_durations_s": {str(i): overrides[i] for i in ids if i in overrides}}
+            parts.append((await self.client.request("POST", "/api/v1alpha/batches/estimate", json_body=body)).json())
+        return _add_estimates(parts)
 
     async def submit(self) -> SubmittedBatch:
         """Create the batch and commit its jobs; safe to call again after an error (same tokens)."""
@@ -243,6 +264,21 @@ class BatchBuilder:
         committed = (await api.request("PATCH", f"{url}/commit")).json()
         self.start_job_id = int(committed["start_job_id"])
         return SubmittedBatch(api, batch_id)
+
+
+def _add_estimates(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """One estimate from the estimates of a batch's bunches (costs and usage add up)."""
+    by_resource: dict[str, float] = {}
+    for part in parts:
+        for entry in part["cost_breakdown"]:
+            by_resource[entry["resource"]] = by_resource.get(entry["resource"], 0.0) + entry["cost"]
+    cost = sum(part["cost"] for part in parts)
+    project = dict(parts[0]["billing_project"])
+    limit, accrued = project["limit"], project["accrued_cost"]
+    project["within_limit"] = limit is None or accrued + cost < limit
+    return {"n_jobs": sum(p["n_jobs"] for p in parts), "msec_mcpu": sum(p["msec_mcpu"] for p in parts), "cost": cost,
+            "cost_breakdown": [{"resource": r, "cost": c} for r, c in sorted(by_resource.items())],
+            "jobs": [job for p in parts for job in p["jobs"]], "billing_project": project}
 
 
 def _bunches(specs: list[bytes]) -> list[list[bytes]]:

@@ -104,7 +104,9 @@ def _strip(rec: Any) -> Any:
 
 
 def _default(field: dict[str, Any]) -> str:
-    if "default" not in field:
+    # "squall.producer_must_set": the Avro default only fills the field in data older than it; code
+    # that makes the event must say (a forgotten value would silently mean what old data means)
+    if "default" not in field or field.get("squall.producer_must_set"):
         return ""
     d = field["default"]
     if d is None:
@@ -119,7 +121,7 @@ def _class_source(gen: _Gen, rec: dict[str, Any], event: bool, topic: str | None
     doc = rec.get("doc", name).replace('"""', "'")
     lines = ["@dataclass(frozen=True, slots=True, kw_only=True)", f"class {name}:", f'    """{doc}"""', ""]
     if event:
-        key = _TOPIC_KEYS[topic] if topic else None
+        key = rec.get("squall.key", _TOPIC_KEYS[topic]) if topic else None  # a schema may name its own key
         lines += [f'    SCHEMA_NAME: ClassVar[str] = "{name}"', f'    TOPIC: ClassVar[str] = "{topic}"',
                   f"    KEY_FIELD: ClassVar[str | None] = {key!r}", ""]
     for f in rec["fields"]:

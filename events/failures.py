@@ -1,7 +1,8 @@
 """Failure cause codes carried in `JobAttemptCompleted.failure_cause`, and which are the system's fault.
 
 Workers and the driver report causes; the core decides: a system failure with attempts left returns
-the job to Ready for a new attempt (with backoff); a user failure or a non-retryable error is final.
+the job to Ready for a new attempt (with backoff); a user failure or a non-retryable error is final,
+unless the job's retry policy says otherwise (events/core/retries.py: out of memory, listed exit codes).
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ from typing import Final
 
 # the user's process: outcome Failed, never retried
 NONZERO_EXIT: Final = "nonzero_exit"
-OUT_OF_MEMORY: Final = "out_of_memory"  # exit 137 with the OOM flag; still the user's failure (Hail: Failed)
+# exit 137 with the OOM flag; the user's failure (Hail: Failed), retried with more memory only under a retry policy
+OUT_OF_MEMORY: Final = "out_of_memory"
 INPUT_NOT_FOUND: Final = "input_not_found"  # an input_files gs:// object (or prefix) does not exist
 
 # the job cannot run as specified: outcome Error, never retried
@@ -35,6 +37,9 @@ CANCELLED_WHILE_CREATING: Final = "cancelled"
 
 # the system's fault: outcome Error, retried with a new attempt while attempts remain
 INSTANCE_LOST: Final = "instance_lost"
+# the provider reclaimed the preemptible instance (its own word: the cloud's preemption notice, the
+# local provider's simulated one), as opposed to an instance that merely went silent (instance_lost)
+PREEMPTED: Final = "preempted"
 WORKER_CRASHED: Final = "worker_crashed"
 IMAGE_PULL_FAILED: Final = "image_pull_failed"  # transient registry/network trouble
 INTERNAL_ERROR: Final = "internal_error"
@@ -42,7 +47,7 @@ INTERNAL_ERROR: Final = "internal_error"
 # a missing object is input_not_found, refused credentials input_failed / output_failed)
 STORAGE_UNAVAILABLE: Final = "storage_unavailable"
 
-SYSTEM_FAILURES: Final = frozenset({INSTANCE_LOST, WORKER_CRASHED, IMAGE_PULL_FAILED, INTERNAL_ERROR,
+SYSTEM_FAILURES: Final = frozenset({INSTANCE_LOST, PREEMPTED, WORKER_CRASHED, IMAGE_PULL_FAILED, INTERNAL_ERROR,
                                     STORAGE_UNAVAILABLE})
 
 # what the API shows as the error's short form, Hail's wording where Hail has one
@@ -55,6 +60,7 @@ SHORT_ERRORS: Final = {
     STORAGE_QUOTA_EXCEEDED: "storage quota exceeded",
     TOO_MANY_ATTEMPTS: "too many attempts",
     INSTANCE_LOST: "instance lost",
+    PREEMPTED: "preempted",
     WORKER_CRASHED: "worker crashed",
     INPUT_NOT_FOUND: "input not found",
     STORAGE_UNAVAILABLE: "storage unavailable",

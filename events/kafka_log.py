@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import itertools
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -81,6 +81,23 @@ class KafkaGroupConsumer:
 
     def assignment(self) -> set[tuple[str, int]]:
         return {(tp.topic, tp.partition) for tp in self._consumer.assignment()}
+
+    async def close(self) -> None:
+        await self._consumer.stop()
+
+
+class KafkaAssignedConsumer:
+    """events.log.AssignedConsumer over an AIOKafkaConsumer without a group."""
+
+    def __init__(self, consumer: AIOKafkaConsumer) -> None:
+        self._consumer = consumer
+
+    async def getmany(self, timeout_ms: int = 1000, max_records: int | None = None) -> list[Record]:
+        try:
+            batches = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
+        except KafkaError as exc:
+            raise _failure(f"consuming failed: {exc!r}", exc) from exc
+        return [_record(r) for tp in sorted(batches, key=lambda t: (t.topic, t.partition)) for r in batches[tp]]
 
     async def close(self) -> None:
         await self._consumer.stop()
@@ -317,6 +334,27 @@ class KafkaEventLog:
                 await consumer.stop()
             raise _failure(f"joining consumer group {group_id!r} on {list(topics)} failed: {exc!r}", exc) from exc
         return KafkaGroupConsumer(consumer)
+
+    async def assigned_consumer(self, start_offsets: Mapping[tuple[str, int], int]) -> KafkaAssignedConsumer:
+        """A consumer without a group (no join, no coordinator): assigned these partitions, each
+        positioned at its offset."""
+        for topic in {t for t, _ in start_offsets}:
+            await self._wait_partitions(topic)  # an unknown or forbidden topic is an error, not silence
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap, client_id=f"{self.client_id}-assigned", group_id=None,
+            enable_auto_commit=False, isolation_level="read_committed", auto_offset_reset="earliest",
+            fetch_max_wait_ms=100, **self.security.client_kwargs())
+        try:
+            await consumer.start()
+            tps = {TopicPartition(t, p): offset for (t, p), offset in start_offsets.items()}
+            consumer.assign(list(tps))
+            for tp, offset in tps.items():
+                consumer.seek(tp, offset)
+        except KafkaError as exc:
+            with contextlib.suppress(Exception):
+                await consumer.stop()
+            raise _failure(f"reading {sorted(start_offsets)} failed: {exc!r}", exc) from exc
+        return KafkaAssignedConsumer(consumer)
 
     async def close(self) -> None:
         for client in (self._producer, self._reader, self._admin):

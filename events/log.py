@@ -7,11 +7,13 @@ Semantics every adapter must honour (tests/contract/test_event_log.py runs over 
   `partition_for`), and keep their order there.
 - `read` returns records of one partition from an offset, in offset order.
 - A group consumer commits offsets only when told (`commit`), after the effect is stored.
+- An assigned consumer reads the partitions it is given from the offsets it is given, with no group:
+  a private view that starts where its snapshot ends (projections/snapshots).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -71,6 +73,16 @@ class GroupConsumer(Protocol):
     async def close(self) -> None: ...
 
 
+class AssignedConsumer(Protocol):
+    """Reads fixed partitions from given offsets: no group, nothing committed."""
+
+    async def getmany(self, timeout_ms: int = 1000, max_records: int | None = None) -> list[Record]:
+        """Next records of its partitions (ordered within each partition); [] on timeout."""
+        ...
+
+    async def close(self) -> None: ...
+
+
 class EventLog(Protocol):
     async def create_topics(self, specs: Sequence[TopicSpec]) -> None:
         """Create the topics that do not exist yet (idempotent)."""
@@ -97,6 +109,10 @@ class EventLog(Protocol):
 
     async def group_consumer(self, group_id: str, topics: Sequence[str]) -> GroupConsumer:
         """Join a consumer group; it resumes from the group's committed offsets (or the start)."""
+        ...
+
+    async def assigned_consumer(self, start_offsets: Mapping[tuple[str, int], int]) -> AssignedConsumer:
+        """Read exactly these (topic, partition)s, each from its offset (the next record to fold)."""
         ...
 
     async def close(self) -> None: ...

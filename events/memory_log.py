@@ -121,6 +121,14 @@ class MemoryEventLog:
         group.generation += 1
         return member
 
+    async def assigned_consumer(self, start_offsets: Mapping[tuple[str, int], int]) -> MemoryAssignedConsumer:
+        self._check_open()
+        for topic, partition in start_offsets:
+            parts = self._topic(topic)
+            if not 0 <= partition < len(parts):
+                raise LogError(f"topic {topic!r} has no partition {partition} (it has {len(parts)})")
+        return MemoryAssignedConsumer(self, dict(start_offsets))
+
     async def close(self) -> None:
         self._closed = True
         await self._notify()
@@ -235,3 +243,33 @@ class MemoryGroupConsumer:
         self._group.members.remove(self)
         self._group.generation += 1
         await self._log._notify()
+
+
+class MemoryAssignedConsumer:
+    """Reads fixed partitions from given offsets (events.log.AssignedConsumer)."""
+
+    def __init__(self, log: MemoryEventLog, positions: dict[tuple[str, int], int]) -> None:
+        self._log = log
+        self._positions = positions
+        self._closed = False
+
+    def _pending(self) -> bool:
+        return any(len(self._log._partitions[t][p]) > pos for (t, p), pos in self._positions.items())
+
+    async def getmany(self, timeout_ms: int = 1000, max_records: int | None = None) -> list[Record]:
+        if self._closed:
+            raise LogError("this consumer is closed")
+        await self._log._wait_for(lambda: self._closed or self._pending(), timeout_ms)
+        budget = max_records if max_records is not None else 10_000
+        out: list[Record] = []
+        for (t, p), pos in sorted(self._positions.items()):
+            if budget <= 0:
+                break
+            taken = self._log._partitions[t][p][pos:pos + budget]
+            out.extend(taken)
+            budget -= len(taken)
+            self._positions[(t, p)] = pos + len(taken)
+        return out
+
+    async def close(self) -> None:
+        self._closed = True

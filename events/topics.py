@@ -31,7 +31,9 @@ class Topics:
     """The log's topics for one squall installation.
 
     batch:      keyed by batch_id — every batch/job event, so one job's transitions are totally ordered.
-    instance:   keyed by instance name — requested/created/activated/deactivated/deleted.
+    instance:   keyed by instance name — requested/created/activated/deactivated/deleted; and the
+                autoscaler's PoolScalingDecided, keyed by pool (so its readers must not assume an
+                instance_name on every event of this topic).
     heartbeat:  keyed by instance name — liveness only (compacted: the newest per instance is kept).
     assignment: keyed by instance name — what a worker must run or kill; a worker reads one partition.
     control:    one partition — scheduler leader election (epochs).

@@ -15,8 +15,10 @@ from typing import Any
 
 import psycopg
 
+from events import catalog as ev
 from events.catalog import Event
 from events.codec import Codec
+from events.core.retries import describe_retry
 from events.errors import DecodeError
 from events.log import EventLog, Position
 from projections.cost import PriceTable
@@ -117,6 +119,57 @@ async def as_of(log: EventLog, conn: psycopg.Connection, batch_id: int, at: AsOf
         if event is not None:
             model.apply_all(convert(event, Position(entry.topic, entry.partition, entry.offset)))
     return model, entries
+
+
+class DecisionWords:
+    """What the decisions among a job's events said, in words (`squall audit` prints them under each
+    event): the placement's resources, how an attempt ended, why it was retried and with what, how
+    the job ended. Fed the events in log order, it remembers each attempt's memory and exit code."""
+
+    def __init__(self) -> None:
+        self._memory: dict[tuple[int, str], int] = {}
+        self._exit_code: dict[tuple[int, str], int | None] = {}
+
+    def __call__(self, e: Event) -> str | None:
+        if isinstance(e, ev.JobCreated) and e.retry_policy is not None:
+            return "retry policy: " + _policy_words(e.retry_policy)
+        if isinstance(e, ev.JobAttemptAccepted):
+            self._memory[(e.job_id, e.attempt_id)] = e.memory_bytes
+            return (f"accepted ({e.state}) on {e.instance_name}: {e.cores_mcpu} mCPU, {_size(e.memory_bytes)}, "
+                    f"{e.storage_gib} GiB storage")
+        if isinstance(e, ev.JobAttemptRefused):
+            return f"refused: {e.reason}"
+        if isinstance(e, ev.JobAttemptCompleted):
+            self._exit_code[(e.job_id, e.attempt_id)] = e.exit_code
+            ended = f"ended {e.outcome}" + (f" ({e.failure_cause})" if e.failure_cause else "")
+            return ended + (f", exit code {e.exit_code}" if e.exit_code is not None else "")
+        if isinstance(e, ev.JobBecameReady) and e.after_attempt_id is not None:
+            if e.retry_rule is None:  # written before retries said why
+                return "retry of a system failure"
+            key = (e.job_id, e.after_attempt_id)
+            return f"retry ({e.retry_rule}): " + describe_retry(
+                e.retry_rule, e.retry_cause, exit_code=self._exit_code.get(key), memory_bytes=e.memory_bytes,
+                previous_memory_bytes=self._memory.get(key), preemptible=e.preemptible)
+        if isinstance(e, ev.JobCompleted):
+            return f"completed {e.state} after {e.n_attempts} attempt(s)" + (f": {e.reason}" if e.reason else "")
+        return None
+
+
+def _policy_words(p: ev.RetryPolicy) -> str:
+    parts = []
+    if p.oom_memory_multiplier is not None:
+        parts.append(f"out of memory: memory x {p.oom_memory_multiplier:g} up to {_size(p.oom_max_memory_bytes)}")
+    if p.max_preemptions is not None:
+        parts.append(f"non-preemptible after {p.max_preemptions} preemption(s)")
+    if p.retry_exit_codes:
+        parts.append("exit codes " + ", ".join(map(str, p.retry_exit_codes)) + " retried")
+    return "; ".join(parts) or "none"
+
+
+def _size(n: int | None) -> str:
+    if n is None:
+        return "?"
+    return f"{n / 2**30:.2f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"
 
 
 def iso(ms: int | None) -> str:

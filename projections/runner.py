@@ -78,10 +78,23 @@ class Projection:
 @dataclass
 class RunnerSettings:
     max_batch: int = 5_000        # records per transaction (over all of a worker's partitions)
-    workers: int = 2              # parallel workers; partitions are dealt round-robin
+    workers: int = 2              # parallel workers; same-numbered partitions are dealt round-robin
     idle_sleep_s: float = 0.05    # pause when every partition is caught up
     read_timeout_ms: int = 200
     publish_quarantine: bool = True  # replay quarantines into its table only, never the topic again
+
+
+def same_numbered(partitions: Sequence[TopicPartition]) -> list[list[TopicPartition]]:
+    """The partitions grouped by number, each group to be dealt to one worker (and one shard).
+
+    Topics keyed alike are co-partitioned: the instance topic and the heartbeat topic are both keyed
+    by instance name, so partition p of each holds the same instances. Two workers folding them
+    apart would both insert an instance's row (a unique violation) and overwrite each other's
+    columns; one worker folding both orders them on one model."""
+    groups: dict[int, list[TopicPartition]] = {}
+    for topic, partition in partitions:
+        groups.setdefault(partition, []).append((topic, partition))
+    return [groups[p] for p in sorted(groups)]
 
 
 class Runner:
@@ -97,6 +110,7 @@ class Runner:
         self.codec = codec or Codec()
         self.open_reader = open_reader or self._log_reader
         self.applied = 0  # records applied or quarantined by this runner (all workers)
+        self.positions: dict[TopicPartition, int] = {}  # next offset to apply, per partition a worker holds
 
     async def _log_reader(self, share: Sequence[TopicPartition]) -> PartitionReader:
         return LogReader(self.log, share)
@@ -107,15 +121,15 @@ class Runner:
     async def run(self, stop: asyncio.Event | None = None, until: dict[TopicPartition, int] | None = None,
                   shard: tuple[int, int] | None = None) -> None:
         """Process until `stop` is set, or (with `until`) until every partition reached its offset.
-        `shard` (index, count): only every count-th partition from index, to spread partitions over
-        processes (each process then deals its share among its workers)."""
+        `shard` (index, count): only every count-th group of same-numbered partitions from index, to
+        spread partitions over processes (each process then deals its share among its workers)."""
         stop = stop or asyncio.Event()
-        partitions = await self.partitions()
+        groups = same_numbered(await self.partitions())
         if shard is not None:
             index, count = shard
-            partitions = partitions[index::count]
-        n = max(1, min(self.settings.workers, len(partitions)))
-        shares = [partitions[i::n] for i in range(n)]
+            groups = groups[index::count]
+        n = max(1, min(self.settings.workers, len(groups)))
+        shares = [[tp for group in groups[i::n] for tp in group] for i in range(n)]
         workers = [asyncio.create_task(self._worker(share, stop, until)) for share in shares]
         try:
             await asyncio.gather(*workers)
@@ -131,6 +145,7 @@ class Runner:
         try:
             offsets = await projection.stored_offsets(share)
             await reader.seek(offsets)
+            self.positions.update(offsets)
             limits = {tp: until.get(tp, 0) for tp in share} if until is not None else {}
             while not stop.is_set():
                 if until is not None and all(offsets[tp] >= until.get(tp, 0) for tp in share):
@@ -148,9 +163,11 @@ class Runner:
                     log.warning("offsets moved under this worker (another projector?); reloading them")
                     offsets = await projection.stored_offsets(share)
                     await reader.seek(offsets)
+                    self.positions.update(offsets)
                     continue
                 for chunk in chunks:
                     offsets[(chunk.topic, chunk.partition)] = chunk.next_offset
+                    self.positions[(chunk.topic, chunk.partition)] = chunk.next_offset
         finally:
             await reader.close()
             await projection.close()

@@ -38,6 +38,8 @@ from events.envelope import derived_event_id
 from events.failures import KILLED
 from events.log import EventLog
 from events.publisher import Publisher
+from events.running_reports import DEFAULT_INTERVAL_S as DEFAULT_BILLING_INTERVAL_S
+from events.running_reports import running_reports
 
 log = logging.getLogger(__name__)
 GIB = 1024**3
@@ -69,13 +71,15 @@ class SimFleet:
     """Simulated instances sharing one log connection; see the module doc."""
 
     def __init__(self, log_: EventLog, publisher: Publisher, *, job_duration_ms: int = 0,
-                 heartbeat_interval_s: float = 5.0, clock: Callable[[], int] = wall_clock_ms) -> None:
+                 heartbeat_interval_s: float = 5.0, billing_interval_s: float = DEFAULT_BILLING_INTERVAL_S,
+                 clock: Callable[[], int] = wall_clock_ms) -> None:
         self._log = log_
         self._publisher = publisher
         self._codec = publisher.codec
         self._clock = clock
         self.job_duration_ms = job_duration_ms
         self.heartbeat_interval_s = heartbeat_interval_s
+        self.billing_interval_s = billing_interval_s
         self.instances: dict[str, SimInstance] = {}
         self.running: dict[str, dict[str, _Running]] = {}  # instance -> attempt id -> running
         self._seen_attempts: set[str] = set()  # assignments are re-sent until started: run each once
@@ -142,6 +146,7 @@ class SimFleet:
         topic = self._publisher.topics.assignment
         consumer = await self._log.group_consumer(group_id or f"{topic}.simfleet-{uuid.uuid4().hex[:8]}", [topic])
         self._tasks.append(asyncio.create_task(self._heartbeats()))
+        self._tasks.append(asyncio.create_task(self._billing_reports()))
         try:
             while True:
                 for record in await consumer.getmany(timeout_ms=200, max_records=5000):
@@ -155,6 +160,7 @@ class SimFleet:
         (taken before the instance announced itself, so no assignment can slip in between)."""
         topic = self._publisher.topics.assignment
         self._tasks.append(asyncio.create_task(self._heartbeats()))
+        self._tasks.append(asyncio.create_task(self._billing_reports()))
         while name in self.instances:
             records = await self._log.read(topic, partition, offset, timeout_ms=500)
             for record in records:
@@ -231,6 +237,17 @@ class SimFleet:
                 instance_name=name, running_attempt_ids=tuple(self.running.get(name, {})))
                 for name in list(self.instances)])
 
+    async def _billing_reports(self) -> None:
+        """Every billing interval, what each instance runs, as the worker agent reports it; through the
+        outbox, so a report never precedes the MJS it follows."""
+        while True:
+            await asyncio.sleep(self.billing_interval_s)
+            now = self._clock()
+            for name in list(self.instances):
+                started = [r.attempt for r in self.running.get(name, {}).values()]
+                self._outbox.extend(running_reports(name, started, now, f"simworker/{name}"))
+            await self._flush()
+
     async def close(self) -> None:
         for task in self._tasks:
             task.cancel()
@@ -254,6 +271,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--preemptible", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--job-duration-ms", type=int, default=0, help="how long each simulated job runs")
     parser.add_argument("--heartbeat-interval", type=float, default=5.0, help="seconds between heartbeats")
+    parser.add_argument("--billing-interval", type=float, default=DEFAULT_BILLING_INTERVAL_S,
+                        help="seconds between reports of the running attempts (they bill them while they run)")
     parser.add_argument("--drain-timeout", type=float, default=60.0, help="seconds running attempts get at shutdown")
     return parser
 
@@ -268,7 +287,7 @@ async def _main(args: argparse.Namespace) -> None:
                                             security=config.kafka_security)
     publisher = Publisher(event_log, config.topics, Codec())
     fleet = SimFleet(event_log, publisher, job_duration_ms=args.job_duration_ms,
-                     heartbeat_interval_s=args.heartbeat_interval)
+                     heartbeat_interval_s=args.heartbeat_interval, billing_interval_s=args.billing_interval)
     stop = stop_on_signals()
     instance = SimInstance(name=args.instance_name, pool=args.pool, cores_mcpu=int(args.cores * 1000),
                            memory_bytes=int(args.memory_gib * GIB), storage_gib=args.storage_gib, region=args.region,

@@ -26,6 +26,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from events.running_reports import DEFAULT_INTERVAL_S as DEFAULT_BILLING_INTERVAL_S
 from services.config import (
     ConfigError,
     ServiceConfig,
@@ -65,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preemptible", action="store_true")
     p.add_argument("--podman-socket", type=Path, default=DEFAULT_SOCKET, help="podman API unix socket")
     p.add_argument("--heartbeat-interval", type=float, default=5.0, help="seconds between heartbeats")
+    p.add_argument("--billing-interval", type=float, default=DEFAULT_BILLING_INTERVAL_S,
+                   help="seconds between reports of the running attempts, which bill them while they run")
     p.add_argument("--drain-timeout", type=float, default=60.0, help="seconds running attempts get at shutdown")
     p.add_argument("--pids-limit", type=int, default=WorkerLimits.pids_limit, help="max processes per job")
     p.add_argument("--java-home", type=Path, default=None,
@@ -173,7 +176,8 @@ async def run_agent_with(args: argparse.Namespace, config: ServiceConfig, runtim
     settings = AgentSettings(
         instance_name=args.instance_name, cores=args.cores, memory_bytes=int(args.memory_gib * GIB),
         storage_gib=args.storage_gib, pool=args.pool, region=args.region, preemptible=args.preemptible,
-        heartbeat_interval_s=args.heartbeat_interval, drain_timeout_s=args.drain_timeout)
+        heartbeat_interval_s=args.heartbeat_interval, billing_interval_s=args.billing_interval,
+        drain_timeout_s=args.drain_timeout)
     services.jvm = build_jvm_pool(args, runtime, state_dir, config)
     try:
         await Agent(settings, log, config.topics, services, journal, endpoint=endpoint).run(stop)

@@ -6,7 +6,8 @@ Lifecycle (`Agent.run(stop)`):
    that were assigned but never started. No attempt is ever started twice.
 2. start the agent's HTTP endpoint (live logs, worker/agent_http.py) and put its fresh secret in
    squall's bucket; append InstanceActivated with the instance's resources and the endpoint's URL;
-   heartbeat every `heartbeat_interval_s` (each beat also retries shipping records the store refused).
+   heartbeat every `heartbeat_interval_s` (each beat also retries shipping records the store refused);
+   every `billing_interval_s`, report the attempts it runs, per batch, for billing (events/running_reports.py).
 3. read ONLY partition_for(instance_name) of the worker-assignments topic, from the offset the
    journal holds, keeping only this instance's entries. AttemptAssigned runs when its mCPU fit
    (FIFO weighted semaphore over cores x 1000); AttemptKillRequested kills it (Cancelled, killed).
@@ -42,6 +43,7 @@ from events.log import EventLog, partition_for
 from events.objectstore import ObjectStoreError
 from events.objectstore.layout import agent_secret_key
 from events.publisher import Publisher
+from events.running_reports import DEFAULT_INTERVAL_S, running_reports
 from events.topics import Topics
 from services import metrics
 from worker.agent_http import AgentEndpoint
@@ -68,6 +70,7 @@ class AgentSettings:
     region: str = "local"
     preemptible: bool = False
     heartbeat_interval_s: float = 5.0
+    billing_interval_s: float = DEFAULT_INTERVAL_S
     drain_timeout_s: float = 60.0
     read_timeout_ms: int = 500
     agent_version: str | None = None
@@ -124,6 +127,7 @@ class Agent:
         self._draining = False
         self._stopping = asyncio.Event()
         self._unshipped: dict[str, AttemptRecord] = {}  # completed, but the store refused some records
+        self._started: set[str] = set()  # running attempts whose MJS is in the log (billing reports them)
 
     # lifecycle ---------------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
@@ -133,6 +137,7 @@ class Agent:
         agent_url = await self._start_endpoint(stop)
         await self._publish_forever([self._activated(agent_url)])
         heartbeat = asyncio.create_task(self._heartbeat_loop())
+        billing = asyncio.create_task(self._billing_loop())
         try:
             await self._read_loop(stop)
         finally:
@@ -140,7 +145,8 @@ class Agent:
             if self.services.jvm is not None:
                 await self.services.jvm.close()
             heartbeat.cancel()
-            await asyncio.gather(heartbeat, return_exceptions=True)
+            billing.cancel()
+            await asyncio.gather(heartbeat, billing, return_exceptions=True)
             await self._publish_forever([InstanceDeactivated(
                 event_id=self.clock.new_id(), occurred_at=self.clock.now_ms(), producer=self.settings.producer,
                 instance_name=self.settings.instance_name, reason="drained")])
@@ -183,6 +189,18 @@ class Agent:
                     instance_name=self.settings.instance_name, running_attempt_ids=tuple(running))])
             except Exception:  # a missed heartbeat is retried by the next one
                 log.warning("heartbeat failed", exc_info=True)
+
+    async def _billing_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.billing_interval_s)
+            started = [self.attempts[k].a for k in sorted(self._started) if k in self.attempts]
+            if not started:
+                continue
+            try:
+                await self.publisher.publish(running_reports(self.settings.instance_name, started,
+                                                             self.clock.now_ms(), self.settings.producer))
+            except Exception:  # the next report bills up to its own time anyway
+                log.warning("billing report failed", exc_info=True)
 
     async def _read_loop(self, stop: asyncio.Event) -> None:
         topic = self.topics.assignment
@@ -274,10 +292,12 @@ class Agent:
             self.journal.started(k, self.clock.now_ms())  # before any container exists
         started_at = record.started_at or self.clock.now_ms()
         mjs = asyncio.create_task(self._publish_forever([started_event(a, started_at, self.settings.producer)]))
+        mjs.add_done_callback(lambda done: self._started.add(k) if not done.cancelled() and done.result() else None)
         try:
             outcome = await attempt.run(started_at, existing_main_container=existing_main)
         finally:
             await mjs  # MJS precedes MJC in the job's partition
+            self._started.discard(k)  # ended: its MJC bills it start to end
         return outcome
 
     async def _complete(self, record: AttemptRecord, attempt: Attempt | None, outcome: AttemptOutcome) -> None:

@@ -1,4 +1,4 @@
-"""Warm JVMs in containers for `process_type = "jvm"` jobs (Hail's JVM pool, HAIL-REFERENCE §6).
+"""Warm JVMs in containers for `process_type = "jvm"` jobs (Hail's JVM pool, batch/batch/worker/worker.py).
 
 Each JVM is a long-lived container running worker/jvm/JVMEntryway.java on a unix socket. The
 host's JDK is bind-mounted read-only (no JRE in the job images), with the few host files it needs

@@ -1,4 +1,4 @@
-"""The attempt's status document (Hail's worker status, STATUS_FORMAT_VERSION 5; HAIL-REFERENCE §1.4).
+"""The attempt's status document (Hail's worker status, STATUS_FORMAT_VERSION 5 in batch/batch/worker/worker.py).
 
 Written to status_key(...) in squall's bucket at the end of each step (state "running", the ended
 steps' timings) and when the attempt ends; the front end serves it as the job's `status` until

@@ -1,7 +1,7 @@
 """One container step of an attempt (the main step; a future JVM step reuses the shape):
 pull, create, start, stream the log, sample usage, and end by exit, timeout or kill.
 
-States and causes follow Hail (HAIL-REFERENCE §6): exit 0 -> succeeded; non-zero -> failed
+States and causes follow Hail's worker (hail-is/hail batch/batch/worker/worker.py): exit 0 -> succeeded; non-zero -> failed
 (OOM included, flagged); timeout -> error "timed out"; image missing, a malformed image reference or
 a spec the runtime refuses (no such executable, working directory or user) -> error, never retried;
 kill -> cancelled.

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Provision rootful podman for squall workers on Debian 12 (run as root; idempotent).
 #
-# What it does (see ../../../shared/INFRA.md and PODMAN-NOTES.md for why each fix exists):
+# What it does (each step's comment below says which failure on these machines it fixes):
 #   1. installs podman (with Recommends: crun, conmon, netavark, iptables) and mmdebstrap;
 #   2. empties cgroup2 of controllers (crun refuses hybrid mode otherwise) or falls back to runc;
 #   3. writes containers.conf with rlimits no higher than this process's hard limits;

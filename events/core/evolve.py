@@ -59,10 +59,12 @@ from events.core.state import (
     Completion,
     Job,
     JobGroup,
+    RetryOverrides,
     Update,
     Verdict,
 )
 from events.envelope import derived_event_id
+from events.failures import PREEMPTED
 
 RETRY = "retry"
 PARENTS_COMPLETE = "parents_complete"
@@ -123,7 +125,8 @@ def _job_created(s: BatchState, e: JobCreated) -> None:
             or e.job_group_id not in s.groups):
         return
     s.jobs[e.job_id] = Job(e.job_id, e.update_id, e.job_group_id, e.always_run, e.n_max_attempts,
-                           e.parent_ids, s.specs.share(e.spec), e.event_id, e.occurred_at)
+                           e.parent_ids, s.specs.share(e.spec), e.event_id, e.occurred_at,
+                           s.specs.share_policy(e.retry_policy))
     update.n_jobs_created += 1
 
 
@@ -175,6 +178,12 @@ def _job_became_ready(s: BatchState, e: JobBecameReady) -> None:
         job.attempt = None
         job.completion = None
         job.not_before = e.not_before
+        if e.memory_bytes is not None or e.preemptible is False:  # a retry policy changed what it asks for
+            overrides = _overrides(job)
+            if e.memory_bytes is not None:
+                overrides.memory_bytes = e.memory_bytes
+            if e.preemptible is False:
+                overrides.non_preemptible = True
     elif job.state != PENDING or job.n_pending_parents != 0:
         return
     job.state = READY
@@ -208,7 +217,8 @@ def _attempt_scheduled(s: BatchState, e: JobAttemptScheduled | JobCreating) -> N
         s.max_scheduler_epoch = e.scheduler_epoch
     if reason is not None:
         s.rejected_attempts.add(key)
-        _verdict_due(s, e, asked, reason, _requested_resources(e, job))
+        if e.awaits_verdict:  # a decision from before verdicts (v1) is judged here, in place, and that is all
+            _verdict_due(s, e, asked, reason, _requested_resources(e, job))
         return
     if fresh:
         cores, memory, storage = _requested_resources(e, job)
@@ -220,7 +230,8 @@ def _attempt_scheduled(s: BatchState, e: JobAttemptScheduled | JobCreating) -> N
         attempt.instance_name = e.instance_name
         attempt.scheduled_event_id, attempt.scheduled_at = e.event_id, e.occurred_at
     job.state = asked
-    _verdict_due(s, e, asked, None, (attempt.cores_mcpu, attempt.memory_bytes, attempt.storage_gib))
+    if e.awaits_verdict:
+        _verdict_due(s, e, asked, None, (attempt.cores_mcpu, attempt.memory_bytes, attempt.storage_gib))
     _touch_job(s, job, e)
 
 
@@ -245,7 +256,10 @@ def _requested_resources(e: JobAttemptScheduled | JobCreating, job: Job) -> tupl
     if isinstance(e, JobAttemptScheduled):
         return e.cores_mcpu, e.memory_bytes, e.storage_gib
     r = job.spec.resources if job.spec else None  # JobCreating carries none: the job's own request
-    return (r.cores_mcpu, r.memory_bytes, r.storage_gib) if r else (0, 0, 0)
+    if r is None:
+        return (0, 0, 0)
+    memory = job.overrides.memory_bytes if job.overrides and job.overrides.memory_bytes is not None else None
+    return (r.cores_mcpu, r.memory_bytes if memory is None else memory, r.storage_gib)
 
 
 def _attempt_started(s: BatchState, e: JobAttemptStarted) -> None:
@@ -268,6 +282,8 @@ def _attempt_completed(s: BatchState, e: JobAttemptCompleted) -> None:
         return  # stale attempt, or a duplicate report
     job.completion = Completion(e.attempt_id, e.outcome, e.exit_code, e.failure_cause, e.ended_at,
                                 e.event_id, e.occurred_at)
+    if e.failure_cause == PREEMPTED:  # counted once: a completion is accepted once per attempt
+        _overrides(job).n_preemptions += 1
     _touch_job(s, job, e)
 
 
@@ -371,6 +387,12 @@ def _batch_completed(s: BatchState, e: BatchCompleted) -> None:
 
 
 # --- bookkeeping --------------------------------------------------------------------------------
+
+def _overrides(job: Job) -> RetryOverrides:
+    if job.overrides is None:
+        job.overrides = RetryOverrides()
+    return job.overrides
+
 
 def _touch_job(s: BatchState, job: Job, e: Event) -> None:
     job.cause_id, job.cause_at = e.event_id, e.occurred_at

@@ -69,7 +69,7 @@ def describe(reason: Reason, detail: dict[str, Any]) -> str:
         if reason is Reason.POOL_AT_MAX:
             return (
                 f"no instance in {where} has {need} free, and the pool is at its maximum number of "
-                "instances; the job waits for running jobs to finish"
+                f"instances{_limit(d)}; the job waits for running jobs to finish"
             )
         return f"no instance in {where} has {need} free; the autoscaler adds instances for ready jobs"
     if reason is Reason.JOB_PRIVATE_REQUESTED:
@@ -103,6 +103,13 @@ def creating(batch_id: int, job_id: int, machine_type: str) -> Explanation:
     return Explanation(
         batch_id=batch_id, job_id=job_id, reason=Reason.CREATING, detail=(("machine_type", machine_type),)
     )
+
+
+def _limit(d: dict[str, Any]) -> str:
+    """Which of the pool's limits binds, when the scheduler said (POOL_AT_MAX's `limit`, `limit_value`)."""
+    if not d.get("limit"):
+        return ""
+    return f" ({d['limit']} = {d['limit_value']})" if d.get("limit_value") is not None else f" ({d['limit']})"
 
 
 def _cores(mcpu: int) -> str:

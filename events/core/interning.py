@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from events.catalog import JobSpec
+from events.catalog import JobSpec, RetryPolicy
 
 
 class SpecInterner:
@@ -31,3 +31,7 @@ class SpecInterner:
                        output_files=spec.output_files, always_copy_output=spec.always_copy_output,
                        timeout_s=spec.timeout_s, network=one(spec.network), resources=one(spec.resources),
                        regions=one(spec.regions), port=spec.port)
+
+    def share_policy(self, policy: RetryPolicy | None) -> RetryPolicy | None:
+        """A batch's jobs mostly carry its default retry policy: one copy."""
+        return None if policy is None else self._one(policy)

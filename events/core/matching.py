@@ -15,10 +15,12 @@ result does not depend on string hashing: the same input always gives the same p
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from events.core.autoscale import PoolConfig
 from events.core.explain import Explanation, Reason
+from events.core.pool_fit import misfit_in_pool
 
 QUARTER_CORE_MCPU = 250
 DEFAULT_JOB_PRIVATE_LIMIT = 300  # Hail: at most 300 job-private creations per pass (GCE quota)
@@ -145,12 +147,16 @@ def match(
     *,
     full_pools: Collection[str] = (),
     job_private_limit: int = DEFAULT_JOB_PRIVATE_LIMIT,
+    pools: Sequence[PoolConfig] = (),
 ) -> MatchResult:
     """Place `ready_jobs` (already in fair-share order) on `instances`.
 
     shares: pool → user → mCPU the user may start in this cycle (from `fairshare.allocate`). A pool
     absent from `shares` (or shares=None) is not limited; a user absent from a listed pool gets 0.
-    full_pools: pools that cannot grow (at max instances), to explain waiting jobs accurately.
+    full_pools: pools that cannot grow (at max instances), to explain waiting jobs accurately; a
+    mapping pool -> (limit, its value), e.g. ("max_live_instances", 4), also names the limit.
+    pools: the configured pools; a job no worker of its pool can hold is explained as such
+    (`no_pool_fits`), not as waiting for capacity the autoscaler will never add.
     Every ready job ends up in exactly one of assignments, job_private_requests, explanations.
     """
     groups: dict[str, list[tuple[str, bool, _Group]]] = {}  # pool -> [(region, preemptible, group)]
@@ -172,9 +178,11 @@ def match(
     placed_users: set[tuple[str, str]] = set()
     failed_shapes: set[tuple[object, ...]] = set()
     no_capacity_reasons: dict[tuple[str, tuple[str, ...] | None, bool], Reason] = {}
+    misfits: dict[tuple[object, ...], str | None] = {}  # shape -> why no worker of its pool holds it
     result = MatchResult()
     assignments, explanations = result.assignments, result.explanations
     job_private_left = job_private_limit
+    over_share: list[tuple[int, ReadyJob]] = []  # (index in explanations, job) cut by its user's share
 
     for job in ready_jobs:
         if job.not_before is not None and job.not_before > now_ms:
@@ -204,6 +212,7 @@ def match(
             over = job.cores_mcpu > left and (left <= 0 or user_key in placed_users)
             if user_key in stopped_users or over:
                 stopped_users.add(user_key)
+                over_share.append((len(explanations), job))
                 explanations.append(
                     _explain(
                         job,
@@ -234,9 +243,17 @@ def match(
             else:
                 slot_group.take(slot, job.cores_mcpu, job.memory_bytes, job.storage_gib)  # type: ignore[union-attr]
         if slot is None:
+            problem = misfits.get(shape, "") if pools else None
+            if problem == "":
+                problem = misfits[shape] = misfit_in_pool(job.cores_mcpu, job.memory_bytes, job.storage_gib,
+                                                          job.pool, pools)
+            if problem is not None:
+                explanations.append(_explain(job, Reason.NO_POOL_FITS, misfit=problem))
+                continue
             reason = no_capacity_reasons.get(scope_key)
             if reason is None:
                 reason = no_capacity_reasons[scope_key] = _no_capacity_reason(job, groups, full_pools)
+            limit = full_pools.get(job.pool) if reason is Reason.POOL_AT_MAX and isinstance(full_pools, Mapping) else None
             explanations.append(
                 _explain(
                     job,
@@ -246,6 +263,7 @@ def match(
                     cores_mcpu=job.cores_mcpu,
                     memory_bytes=job.memory_bytes,
                     storage_gib=job.storage_gib,
+                    **({"limit": limit[0], "limit_value": limit[1]} if limit else {}),
                 )
             )
             continue
@@ -263,6 +281,22 @@ def match(
                 job.storage_gib,
             )
         )
+    # A job cut by its share that no instance could hold now anyway waits for capacity, not for
+    # other users: say so (and which limit stops the pool growing), as the user can act on that.
+    fits: dict[tuple[object, ...], bool] = {}
+    for index, job in over_share:
+        scope_key = (job.pool, job.regions, job.preemptible)
+        shape = (scope_key, job.cores_mcpu, job.memory_bytes, job.storage_gib)
+        if shape not in fits:
+            fits[shape] = any(group.best_fit(job.cores_mcpu, job.memory_bytes, job.storage_gib) is not None
+                              for group in _groups_for(groups.get(job.pool, ()), job))
+        if not fits[shape]:
+            reason = _no_capacity_reason(job, groups, full_pools)
+            limit = full_pools.get(job.pool) if reason is Reason.POOL_AT_MAX and isinstance(full_pools, Mapping) else None
+            explanations[index] = _explain(
+                job, reason, pool=job.pool, regions=job.regions, cores_mcpu=job.cores_mcpu,
+                memory_bytes=job.memory_bytes, storage_gib=job.storage_gib,
+                **({"limit": limit[0], "limit_value": limit[1]} if limit else {}))
     return result
 
 

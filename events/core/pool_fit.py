@@ -22,19 +22,32 @@ def misfit(cores_mcpu: int, memory_bytes: int, storage_gib: int, worker_type: st
     the largest pool, in words a user can act on."""
     if machine_type or not pools:
         return None
-    own_name = pool_name(worker_type, preemptible)
-    own = next((p for p in pools if p.name == own_name), None)
-    if own is not None and (cores_mcpu <= own.worker_mcpu and memory_bytes <= own.worker_memory_bytes
-                            and storage_gib <= own.storage_gib):
+    missing = f"no pool runs {worker_type} {'preemptible' if preemptible else 'non-preemptible'} jobs"
+    return misfit_in_pool(cores_mcpu, memory_bytes, storage_gib, pool_name(worker_type, preemptible), pools, missing)
+
+
+def misfit_in_pool(cores_mcpu: int, memory_bytes: int, storage_gib: int, pool: str, pools: Sequence[PoolConfig],
+                   missing: str | None = None) -> str | None:
+    """`misfit` for a job whose pool is known by name (the scheduler's and the autoscaler's view)."""
+    if not pools:
+        return None
+    own = next((p for p in pools if p.name == pool), None)
+    if own is not None and worker_fits(own, cores_mcpu, memory_bytes, storage_gib):
         return None
     largest = max(pools, key=lambda p: (p.worker_mcpu, p.worker_memory_bytes, p.storage_gib))  # first of equals
     needs = f"{_cores(cores_mcpu)} cores, {memory_bytes / GIB:.1f} GiB memory and {storage_gib} GiB storage"
     if own is None:
-        where = f"no pool runs {worker_type} {'preemptible' if preemptible else 'non-preemptible'} jobs"
+        where = missing or f"no pool {pool} is configured"
     else:
         where = f"a worker of pool {own.name}, where it would run, has {_worker(own)}"
     return (f"no pool can ever run this job: it needs {needs}; {where}. The largest pool is {largest.name} "
             f"({_worker(largest)} per worker); ask for less, or for the memory keyword of a bigger worker type")
+
+
+def worker_fits(pool: PoolConfig, cores_mcpu: int, memory_bytes: int, storage_gib: int) -> bool:
+    """Whether one worker of `pool`, empty, holds a job of this size."""
+    return (cores_mcpu <= pool.worker_mcpu and memory_bytes <= pool.worker_memory_bytes
+            and storage_gib <= pool.storage_gib)
 
 
 def _worker(pool: PoolConfig) -> str:

@@ -39,8 +39,8 @@ from events.catalog import (
     JobCompleted,
     JobGroupCancelled,
 )
-from events.core.backoff import retry_not_before
 from events.core.evolve import PARENTS_COMPLETE, RETRY
+from events.core.retries import decide_retry
 from events.core.state import (
     CANCELLED,
     COMPLETE_STATES,
@@ -196,22 +196,24 @@ def _verdict(s: BatchState, v: Verdict, producer: str) -> JobAttemptAccepted | J
 
 
 def _completion_verdict(s: BatchState, job: Job, done: Completion, producer: str) -> Event:
-    """An accepted MJC decides the job: final, or (a system failure with attempts left) a retry."""
-    system_failure = done.outcome != SUCCESS and is_system_failure(done.failure_cause)
-    if not system_failure:
-        final = done.outcome if done.outcome in COMPLETE_STATES else ERROR
-        # cancelled while Creating: say why, as JobCancelled would have (the attempt keeps `cancelled`)
-        reason = _group_reason(s, job) if done.failure_cause == CANCELLED_WHILE_CREATING else done.failure_cause
-        return _job_completed(s, job, done, producer, final, reason)
-    if s.is_job_cancelled(job):
-        return _job_completed(s, job, done, producer, CANCELLED, done.failure_cause)
-    if job.n_attempts >= job.n_max_attempts:
+    """An accepted MJC decides the job: a retry (events/core/retries.py: a system failure with attempts
+    left, or what the job's retry policy retries), or the end of the job."""
+    retry = decide_retry(job, done, s.is_job_cancelled(job))
+    if retry is not None:
+        return JobBecameReady(
+            event_id=derived_event_id("JobBecameReady", s.batch_id, job.job_id, RETRY, done.attempt_id),
+            occurred_at=done.occurred_at, producer=producer, causation_id=done.event_id, batch_id=s.batch_id,
+            job_id=job.job_id, after_attempt_id=done.attempt_id, not_before=retry.not_before, reason=RETRY,
+            retry_cause=done.failure_cause, retry_rule=retry.rule, memory_bytes=retry.memory_bytes,
+            preemptible=retry.preemptible)
+    if done.outcome != SUCCESS and is_system_failure(done.failure_cause):
+        if s.is_job_cancelled(job):
+            return _job_completed(s, job, done, producer, CANCELLED, done.failure_cause)
         return _job_completed(s, job, done, producer, ERROR, TOO_MANY_ATTEMPTS)
-    return JobBecameReady(
-        event_id=derived_event_id("JobBecameReady", s.batch_id, job.job_id, RETRY, done.attempt_id),
-        occurred_at=done.occurred_at, producer=producer, causation_id=done.event_id, batch_id=s.batch_id,
-        job_id=job.job_id, after_attempt_id=done.attempt_id,
-        not_before=retry_not_before(done.ended_at, job.n_attempts, done.attempt_id), reason=RETRY)
+    final = done.outcome if done.outcome in COMPLETE_STATES else ERROR
+    # cancelled while Creating: say why, as JobCancelled would have (the attempt keeps `cancelled`)
+    reason = _group_reason(s, job) if done.failure_cause == CANCELLED_WHILE_CREATING else done.failure_cause
+    return _job_completed(s, job, done, producer, final, reason)
 
 
 def _creating_cancelled(s: BatchState, job: Job, attempt: Attempt, producer: str) -> JobAttemptCompleted:

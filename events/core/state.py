@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from events.catalog import JobSpec
+from events.catalog import JobSpec, RetryPolicy
 from events.core.decisions import DecisionKey
 from events.core.interning import SpecInterner
 
@@ -255,6 +255,21 @@ class Verdict:
         return tuple(getattr(self, s) for s in self.__slots__)
 
 
+class RetryOverrides:
+    """What the job's retries changed (events/core/retries.py): the memory and preemptibility its next
+    attempts ask for, and how often its attempts were preempted. None on a job until one matters."""
+
+    __slots__ = ("memory_bytes", "non_preemptible", "n_preemptions")
+
+    def __init__(self) -> None:
+        self.memory_bytes: int | None = None  # None: the spec's
+        self.non_preemptible = False
+        self.n_preemptions = 0
+
+    def snapshot(self) -> tuple[Any, ...]:
+        return (self.memory_bytes, self.non_preemptible, self.n_preemptions)
+
+
 class Job:
     """One job. `cause_id`/`cause_at` name the event that last moved it, so reactions carry the
     trigger's time and id (never a clock)."""
@@ -277,6 +292,8 @@ class Job:
         "completion",
         "not_before",
         "exit_code",
+        "retry_policy",
+        "overrides",
         "cause_id",
         "cause_at",
     )
@@ -292,6 +309,7 @@ class Job:
         spec: JobSpec | None,
         cause_id: str,
         cause_at: int,
+        retry_policy: RetryPolicy | None = None,
     ) -> None:
         self.job_id = job_id
         self.update_id = update_id
@@ -310,6 +328,8 @@ class Job:
         self.completion: Completion | None = None
         self.not_before: int | None = None
         self.exit_code: int | None = None
+        self.retry_policy = retry_policy  # shared by the batch's jobs that have the same one
+        self.overrides: RetryOverrides | None = None
         self.cause_id = cause_id
         self.cause_at = cause_at
 
@@ -340,6 +360,8 @@ class Job:
             self.completion.snapshot() if self.completion else None,
             self.not_before,
             self.exit_code,
+            self.retry_policy,
+            self.overrides.snapshot() if self.overrides else None,
         )
 
 

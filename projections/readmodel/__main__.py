@@ -12,12 +12,14 @@ import asyncio
 import json
 import logging
 import sys
+from functools import partial
 
 from events.errors import LogError
 from events.service_log import open_service_log
 from projections.cost import PriceTable
 from projections.db import READMODEL_MIGRATIONS, migrate
 from projections.readmodel.bulk import BULK_FAILED, DEFAULT_MAX_HELD_JOBS, BulkRebuildFailed
+from projections.readmodel.projection import NAME
 from projections.readmodel.service import run_readmodel
 from projections.runner import RunnerSettings, TopicPartition, tune_gc_for_batches
 from services.config import (
@@ -28,6 +30,7 @@ from services.config import (
     serve_metrics,
     stop_on_signals,
 )
+from services.metrics import set_projection_lag
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -77,7 +80,8 @@ async def serve(config: ServiceConfig, schema: str, prices: PriceTable, settings
     stop = stop_on_signals()
     try:
         await run_readmodel(log, config.topics, config.database_url, schema, prices, settings, stop=stop,
-                            until=until, shard=shard, bulk=bulk, max_held_jobs=max_held_jobs)
+                            until=until, shard=shard, bulk=bulk, max_held_jobs=max_held_jobs,
+                            lag_report=partial(set_projection_lag, NAME) if until is None else None)
     finally:
         await log.close()
 

@@ -9,7 +9,7 @@ again from scratch. So this projection, with the same convert and the same fold:
   rebuild ends or when the row is evicted to keep memory bounded (`max_held_jobs`; an evicted
   row is loaded back, by primary key, if a later event touches it, and then written back as an
   update, exactly as the live sink does);
-- COPYs the audit rows as they come, into a table that has no index yet;
+- COPYs the audit rows (and the pools' decisions) as they come, into tables that have no index yet;
 - writes into UNLOGGED tables whose secondary indexes are built once at the end
   (`prepare_schema` / `finish_schema`: the index definitions are read back from the catalogue,
   so they are whatever the migrations made).
@@ -44,6 +44,7 @@ from projections.readmodel.tables import (
     BATCHES,
     JOB_GROUPS,
     JOBS,
+    POOL_DECISIONS,
     PROJECTED,
     STATEFUL,
 )
@@ -219,11 +220,17 @@ class BulkReadModelProjection(ReadModelProjection):
         if model.audit:
             await sink._copy(self.conn, AUDIT, AUDIT.name, AUDIT.key + AUDIT.fixed, model.audit, attributes=True)
             model.audit = []
+        if model.pool_decisions:  # append-only like the audit rows (the autoscaler's decisions)
+            await sink._copy(self.conn, POOL_DECISIONS, POOL_DECISIONS.name, POOL_DECISIONS.key + POOL_DECISIONS.fixed,
+                             model.pool_decisions, attributes=True)
+            model.pool_decisions = []
         for batch_id, update_id in model.committed_updates:
             if batch_id in self.evicted_batches:  # jobs of the update that were written already
                 await self.conn.execute("UPDATE jobs SET committed = true WHERE batch_id = %s AND update_id = %s "
                                         "AND NOT committed", (batch_id, update_id))
         model.committed_updates = []
+        await sink.end_attempts(self.conn, model.ended_attempts)  # rows written (evicted) already
+        model.ended_attempts = []
 
     async def _write_rows(self, keys: dict[str, set[Key]] | None) -> None:
         """Write the held rows of `keys` (None: every held row) that are new or changed, and drop

@@ -3,9 +3,12 @@
 No I/O, no clock: everything comes from the event and its position in the log. Events the read
 models do not show (worker assignments, leader election) convert to no ops, and so do the
 scheduler's decisions (SJ, JobCreating) and refusals: an attempt exists once the resolver accepted
-its decision (JobAttemptAccepted), exactly as for every other fold. Every batch-topic
-event also yields an audit row (the audit index: job -> its events' positions); instance events
-do not (heartbeats would swamp it, and they belong to no batch).
+its decision (JobAttemptAccepted), exactly as for every other fold. (Decisions from logs written
+before verdicts, `awaits_verdict` false, are taken where they land, as then.) Every batch-topic
+event but the workers' billing updates (RunningAttemptsReported: one per batch and instance every
+billing interval, telemetry rather than a decision) also yields an audit row (the audit index: job
+-> its events' positions); instance events do not (heartbeats would swamp it, and they belong to no
+batch).
 """
 
 from __future__ import annotations
@@ -38,9 +41,21 @@ def convert_at(event: ev.Event, topic: str, partition: int, offset: int) -> list
     cls = type(event)
     handler = _HANDLERS.get(cls)
     result: list[ops.Op] = handler(event) if handler is not None else []
-    if event.TOPIC == "batch":
+    if event.TOPIC == "batch" and cls is not ev.RunningAttemptsReported:
         result.append(_audit(event, topic, partition, offset))
+    elif cls is ev.PoolScalingDecided:
+        result.append(_pool_decision(event, topic, partition, offset))  # type: ignore[arg-type]
     return result
+
+
+def _pool_decision(e: ev.PoolScalingDecided, topic: str, partition: int, offset: int) -> ops.RecordPoolDecision:
+    """The autoscaler's decision for a pool, kept whole by its position (the pools page, `audit --pool`)."""
+    decision = e.to_avro()
+    for envelope in ("event_id", "occurred_at", "producer", "causation_id"):
+        decision.pop(envelope, None)
+    return ops.RecordPoolDecision(topic=topic, partition=partition, offset=offset, pool=e.pool,
+                                  event_id=e.event_id, occurred_at=e.occurred_at, producer=e.producer,
+                                  decision=decision)
 
 
 def _audit(event: Any, topic: str, partition: int, offset: int) -> ops.RecordAudit:
@@ -76,7 +91,20 @@ def _audit_shape(cls: type) -> tuple[bool, bool, bool]:
 def _batch_created(e: ev.BatchCreated) -> list[ops.Op]:
     return [ops.CreateBatch(batch_id=e.batch_id, user=e.user, billing_project=e.billing_project,
                             token=e.token, attributes=dict(e.attributes), callback=e.callback,
-                            cancel_after_n_failures=e.cancel_after_n_failures, at=e.occurred_at)]
+                            cancel_after_n_failures=e.cancel_after_n_failures, at=e.occurred_at,
+                            retry_policy=retry_policy_json(e.retry_policy))]
+
+
+def retry_policy_json(policy: ev.RetryPolicy | None) -> dict[str, Any] | None:
+    """A retry policy as the API and the read model show it (its spec field's names; the cap in bytes)."""
+    if policy is None:
+        return None
+    shown: dict[str, Any] = {k: v for k, v in (
+        ("oom_memory_multiplier", policy.oom_memory_multiplier), ("oom_max_memory_bytes", policy.oom_max_memory_bytes),
+        ("max_preemptions", policy.max_preemptions)) if v is not None}
+    if policy.retry_exit_codes:
+        shown["retry_exit_codes"] = list(policy.retry_exit_codes)
+    return shown
 
 
 def _update_created(e: ev.BatchUpdateCreated) -> list[ops.Op]:
@@ -123,12 +151,15 @@ def _job_created(e: ev.JobCreated) -> list[ops.Op]:
     return [ops.CreateJob(  # positional (see _POSITIONAL), in the order of ops.CreateJob's fields
         e.batch_id, e.job_id, e.job_group_id, e.update_id, e.attributes.get("name"), e.user, e.billing_project,
         e.always_run, e.n_max_attempts, tuple(e.parent_ids), dict(e.attributes), spec, r.cores_mcpu,
-        r.memory_bytes, r.storage_gib, r.preemptible, r.worker_type, e.occurred_at)]
+        r.memory_bytes, r.storage_gib, r.preemptible, r.worker_type, e.occurred_at,
+        None if e.retry_policy is None else retry_policy_json(e.retry_policy))]
 
 
 def _job_ready(e: ev.JobBecameReady) -> list[ops.Op]:
-    # positional (see _POSITIONAL): batch_id, job_id, after_attempt_id, not_before, at
-    return [ops.MarkJobReady(e.batch_id, e.job_id, e.after_attempt_id, e.not_before, e.occurred_at)]
+    # positional (see _POSITIONAL): batch_id, job_id, after_attempt_id, not_before, at, retry_rule,
+    # retry_cause, memory_bytes, preemptible
+    return [ops.MarkJobReady(e.batch_id, e.job_id, e.after_attempt_id, e.not_before, e.occurred_at, e.retry_rule,
+                             e.retry_cause, e.memory_bytes, e.preemptible)]
 
 
 def _attempt_accepted(e: ev.JobAttemptAccepted) -> list[ops.Op]:
@@ -138,6 +169,19 @@ def _attempt_accepted(e: ev.JobAttemptAccepted) -> list[ops.Op]:
     # storage_gib, creating, at
     return [ops.ScheduleAttempt(e.batch_id, e.job_id, e.attempt_id, e.instance_name, e.cores_mcpu,
                                 e.memory_bytes, e.storage_gib, e.state == CREATING, e.occurred_at)]
+
+
+def _decided_before_verdicts(e: ev.JobAttemptScheduled | ev.JobCreating) -> list[ops.Op]:
+    """A decision written before verdicts existed gets none: it shows where it lands, as it did then
+    (the fold takes it only for a Ready job, or for the boot of the job's Creating attempt). With
+    `awaits_verdict` it shows nothing until its JobAttemptAccepted."""
+    if e.awaits_verdict:
+        return []
+    if isinstance(e, ev.JobCreating):  # it carries no resources: the job's own request
+        return [ops.ScheduleAttempt(e.batch_id, e.job_id, e.attempt_id, e.instance_name, None, None, None, True,
+                                    e.occurred_at)]
+    return [ops.ScheduleAttempt(e.batch_id, e.job_id, e.attempt_id, e.instance_name, e.cores_mcpu, e.memory_bytes,
+                                e.storage_gib, False, e.occurred_at)]
 
 
 def _attempt_started(e: ev.JobAttemptStarted) -> list[ops.Op]:
@@ -150,6 +194,11 @@ def _attempt_completed(e: ev.JobAttemptCompleted) -> list[ops.Op]:
     # failure_cause, error, started_at, ended_at, status
     return [ops.EndAttempt(e.batch_id, e.job_id, e.attempt_id, e.instance_name, e.outcome, e.exit_code,
                            e.failure_cause, e.error, e.started_at, e.ended_at, worker_status(e))]
+
+
+def _running_reported(e: ev.RunningAttemptsReported) -> list[ops.Op]:
+    return [ops.ReportRunning(e.batch_id, a.job_id, a.attempt_id, e.instance_name, e.running_at)
+            for a in e.attempts]
 
 
 def _job_completed(e: ev.JobCompleted) -> list[ops.Op]:
@@ -205,12 +254,13 @@ def _instance_requested(e: ev.InstanceRequested) -> list[ops.Op]:
         ("pool", e.pool), ("provider", e.provider), ("machine_type", e.machine_type),
         ("cores_mcpu", e.cores_mcpu), ("memory_bytes", e.memory_bytes), ("storage_gib", e.storage_gib),
         ("preemptible", e.preemptible), ("region", e.region), ("job_private_for", e.job_private_for),
-        ("time_requested", e.occurred_at)))]
+        ("time_requested", e.occurred_at), ("standing", e.standing), ("zone", e.zone)))]
 
 
 def _instance_created(e: ev.InstanceCreated) -> list[ops.Op]:
     return [ops.UpsertInstance(name=e.instance_name, state="pending", values=(
-        ("provider", e.provider), ("provider_id", e.provider_id), ("time_created", e.occurred_at)))]
+        ("provider", e.provider), ("provider_id", e.provider_id), ("time_created", e.occurred_at),
+        ("zone", e.zone)))]
 
 
 def _instance_activated(e: ev.InstanceActivated) -> list[ops.Op]:
@@ -248,8 +298,11 @@ _HANDLERS: dict[type, Any] = {
     ev.JobCreated: _job_created,
     ev.JobBecameReady: _job_ready,
     ev.JobAttemptAccepted: _attempt_accepted,
+    ev.JobAttemptScheduled: _decided_before_verdicts,
+    ev.JobCreating: _decided_before_verdicts,
     ev.JobAttemptStarted: _attempt_started,
     ev.JobAttemptCompleted: _attempt_completed,
+    ev.RunningAttemptsReported: _running_reported,
     ev.JobCompleted: _job_completed,
     ev.JobCancelled: _job_cancelled,
     ev.InstanceRequested: _instance_requested,

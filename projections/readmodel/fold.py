@@ -7,7 +7,10 @@ event after a newer one, changes nothing:
 - rows are created only when absent; updates are committed and jobs completed once (flags/state);
 - an attempt exists once the resolver accepted its decision (JobAttemptAccepted; whether a decision
   counts is never judged here, see events/core/decisions.py), once (its row); a retry only of the
-  job's current attempt; an attempt is billed once (its end_time);
+  job's current attempt; an attempt is billed what its start, its end and the latest report of it
+  running say, settled whenever one of them changes (ledger.py), so a re-delivery bills nothing more.
+  A decision from before verdicts (`awaits_verdict` false: logs of earlier releases) is taken where
+  it lands, by the rule of those releases: a fresh attempt of a Ready job, or the boot of a Creating one;
 - instance states only move forward (pending < active < inactive < deleted).
 Counters follow Hail: a job counts in its group and every ancestor group, and in the batch.
 """
@@ -18,15 +21,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from events.errors import UnprojectableEvent
-from projections.cost import (
-    AttemptUsage,
-    PriceTable,
-    add_breakdown,
-    billed_duration_ms,
-    cost_breakdown,
-    msec_mcpu,
-)
+from projections.cost import PriceTable, Pricing
 from projections.readmodel import ops
+from projections.readmodel.ledger import Ledger
 from projections.readmodel.tables import (
     ATTEMPTS,
     BATCH_UPDATES,
@@ -54,9 +51,13 @@ class ReadModel:
 
     def __init__(self, prices: PriceTable | None = None) -> None:
         self.prices = prices or PriceTable()
+        self.ledger = Ledger(Pricing(self.prices))
         self.rows: dict[str, dict[Key, dict[str, Any]]] = {t.name: {} for t in STATEFUL}
         self.audit: list[ops.RecordAudit] = []
+        self.pool_decisions: list[ops.RecordPoolDecision] = []  # append-only, like the audit index
         self.committed_updates: list[tuple[int, int]] = []  # for jobs of the update not held in memory
+        # (batch, job, attempt, at): attempts not held in memory to end as cancelled (_end_refused_attempt)
+        self.ended_attempts: list[tuple[int, int, str, int]] = []
         self.new: dict[str, set[Key]] = {t.name: set() for t in STATEFUL}
         self.dirty: dict[str, set[Key]] = {t.name: set() for t in STATEFUL}
 
@@ -67,7 +68,9 @@ class ReadModel:
 
     def clear_changes(self) -> None:
         self.audit = []
+        self.pool_decisions = []
         self.committed_updates = []
+        self.ended_attempts = []
         for name in self.new:
             self.new[name].clear()
             self.dirty[name].clear()
@@ -125,9 +128,9 @@ class ReadModel:
             "batch_id": op.batch_id, "user": op.user, "billing_project": op.billing_project, "token": op.token,
             "attributes": op.attributes, "callback": op.callback,
             "cancel_after_n_failures": op.cancel_after_n_failures, "time_created": op.at,
-            "state": "complete", "cancelled": False, "deleted": False, "n_jobs": 0, "n_completed": 0,
+            "retry_policy": op.retry_policy, "state": "complete", "cancelled": False, "deleted": False, "n_jobs": 0, "n_completed": 0,
             "n_succeeded": 0, "n_failed": 0, "n_cancelled": 0, "time_closed": None, "time_completed": None,
-            "msec_mcpu": 0, "cost": 0.0, "cost_breakdown": {}, "n_committed_updates": 0})
+            "msec_mcpu": 0, "cost": 0.0, "cost_breakdown": {}, "usage": {}, "n_committed_updates": 0})
         if self.get(JOB_GROUPS.name, (op.batch_id, 0)) is None:  # the root group comes with the batch
             self._insert(JOB_GROUPS.name, (op.batch_id, 0), _new_group(
                 op.batch_id, 0, None, [0], None, op.attributes, op.callback, op.cancel_after_n_failures, op.at))
@@ -225,11 +228,11 @@ class ReadModel:
             "always_run": op.always_run, "n_max_attempts": op.n_max_attempts, "parent_ids": list(op.parent_ids),
             "attributes": op.attributes, "spec": op.spec, "cores_mcpu": op.cores_mcpu,
             "memory_bytes": op.memory_bytes, "storage_gib": op.storage_gib, "preemptible": op.preemptible,
-            "worker_type": op.worker_type, "time_created": op.at, "state": "Pending",
+            "worker_type": op.worker_type, "time_created": op.at, "retry_policy": op.retry_policy, "state": "Pending",
             "committed": bool(update["committed"]), "exit_code": None, "reason": None,
             "current_attempt_id": None, "n_attempts": 0, "time_ready": None, "not_before": None,
             "start_time": None, "end_time": None, "duration_ms": None, "msec_mcpu": 0, "cost": 0.0,
-            "cost_breakdown": {}, "status": None})
+            "cost_breakdown": {}, "usage": {}, "status": None})
         counts = update["jobs_per_group"]
         group = str(op.job_group_id)
         counts[group] = counts.get(group, 0) + 1
@@ -243,6 +246,7 @@ class ReadModel:
         elif (state in ("Running", "Creating") and op.after_attempt_id is not None
               and op.after_attempt_id == job["current_attempt_id"]):
             job["current_attempt_id"] = None  # a retry: the current attempt ended, a new one will come
+            self._record_retry(job, op)
         else:
             return  # a duplicate, or a stale retry of an attempt that is no longer current
         job["state"] = "Ready"
@@ -250,11 +254,33 @@ class ReadModel:
         job["not_before"] = op.not_before
         self._touch(JOBS.name, (op.batch_id, op.job_id))
 
+    def _record_retry(self, job: dict[str, Any], op: ops.MarkJobReady) -> None:
+        """The retry's decision on the attempt it retries, and what the job's next attempts ask for."""
+        if op.memory_bytes is not None:
+            job["memory_bytes"] = op.memory_bytes
+        if op.preemptible is not None:
+            job["preemptible"] = op.preemptible
+        assert op.after_attempt_id is not None
+        attempt_key = (op.batch_id, op.job_id, op.after_attempt_id)
+        attempt = self.get(ATTEMPTS.name, attempt_key)
+        if attempt is None or op.retry_rule is None:
+            return  # a retry written before retries said why (JobBecameReady v1)
+        decision: dict[str, Any] = {"rule": op.retry_rule, "cause": op.retry_cause, "not_before": op.not_before}
+        if op.memory_bytes is not None:
+            decision["memory_bytes"] = op.memory_bytes
+        if op.preemptible is not None:
+            decision["preemptible"] = op.preemptible
+        attempt["retry"] = decision
+        self._touch(ATTEMPTS.name, attempt_key)
+
     def _schedule_attempt(self, op: ops.ScheduleAttempt) -> None:
         job = self._job(op.batch_id, op.job_id)
         attempt_key = (op.batch_id, op.job_id, op.attempt_id)
         attempt = self.get(ATTEMPTS.name, attempt_key)
-        fresh = job["state"] == "Ready" and attempt is None
+        # the worker may report an attempt before the resolver's verdict on it is in the log (both
+        # follow the same SJ): _end_attempt then recorded it unaccepted, without a scheduled_at
+        accepted_before = attempt is not None and attempt["scheduled_at"] is not None
+        fresh = job["state"] == "Ready" and not accepted_before
         booted = (not op.creating and job["state"] == "Creating" and job["current_attempt_id"] == op.attempt_id)
         if not (fresh or booted):
             return  # a re-delivered verdict: the job is past it
@@ -268,6 +294,11 @@ class ReadModel:
                 op.memory_bytes if op.memory_bytes is not None else job["memory_bytes"],
                 op.storage_gib if op.storage_gib is not None else job["storage_gib"]))
         else:
+            if not accepted_before:  # what the worker reported so far now belongs to the job
+                job["n_attempts"] += 1
+                attempt["scheduled_at"] = op.at
+                job["start_time"] = attempt["start_time"]
+                job["status"] = attempt["status"]
             attempt["instance_name"] = op.instance_name
             self._touch(ATTEMPTS.name, attempt_key)
         self._touch(JOBS.name, (op.batch_id, op.job_id))
@@ -281,6 +312,7 @@ class ReadModel:
         if attempt["start_time"] is None or op.started_at < attempt["start_time"]:
             attempt["start_time"] = op.started_at  # Hail keeps the earliest start
             self._touch(ATTEMPTS.name, attempt_key)
+            self.ledger.settle(self, attempt_key, attempt, job)  # what it accrued runs from the new start
         if job["current_attempt_id"] == op.attempt_id and job["state"] in ("Running", "Creating"):
             job["start_time"] = attempt["start_time"]
             self._touch(JOBS.name, (op.batch_id, op.job_id))
@@ -301,24 +333,26 @@ class ReadModel:
         attempt.update(end_time=op.ended_at, outcome=op.outcome, exit_code=op.exit_code,
                        failure_cause=op.failure_cause, error=op.error, reason=op.failure_cause or "completed",
                        status=status)
-        usage = AttemptUsage(duration_ms=billed_duration_ms(attempt["start_time"], op.ended_at),
-                             cores_mcpu=attempt["cores_mcpu"], memory_bytes=attempt["memory_bytes"],
-                             storage_gib=attempt["storage_gib"], preemptible=bool(job["preemptible"]))
-        used, breakdown = msec_mcpu(usage), cost_breakdown(usage, self.prices)
-        cost = sum(breakdown.values())
-        attempt["msec_mcpu"], attempt["cost"] = used, cost
         self._touch(ATTEMPTS.name, attempt_key)
         if job["current_attempt_id"] == op.attempt_id:
             job["status"] = status
             if job["start_time"] is None:
                 job["start_time"] = attempt["start_time"]
-        _bill(job, used, cost, breakdown)
         self._touch(JOBS.name, (op.batch_id, op.job_id))
-        for ancestor in self._group(op.batch_id, job["job_group_id"])["ancestor_ids"]:
-            _bill(self._group(op.batch_id, ancestor), used, cost, breakdown)
-            self._touch(JOB_GROUPS.name, (op.batch_id, ancestor))
-        _bill(self._batch(op.batch_id), used, cost, breakdown)
-        self._touch(BATCHES.name, (op.batch_id,))
+        self.ledger.settle(self, attempt_key, attempt, job)  # billed start to end, whatever accrued before
+
+    def _report_running(self, op: ops.ReportRunning) -> None:
+        """The worker saw the attempt running at `at`: bill it up to then (Hail's billing update). Only an
+        attempt that started and has not ended, on the instance that reports it, and only forwards."""
+        attempt_key = (op.batch_id, op.job_id, op.attempt_id)
+        attempt = self.get(ATTEMPTS.name, attempt_key)
+        if (attempt is None or attempt["start_time"] is None or attempt["end_time"] is not None
+                or attempt["instance_name"] != op.instance_name
+                or (attempt["billed_until"] is not None and op.at <= attempt["billed_until"])):
+            return
+        attempt["billed_until"] = op.at
+        self._touch(ATTEMPTS.name, attempt_key)
+        self.ledger.settle(self, attempt_key, attempt, self._job(op.batch_id, op.job_id))
 
     def _complete_job(self, op: ops.CompleteJob) -> None:
         job = self._job(op.batch_id, op.job_id)
@@ -330,7 +364,9 @@ class ReadModel:
         # the core's fences: JobCancelled ends a job without an attempt (Pending or Ready); JobCompleted
         # the job whose current attempt it names (a verdict that lost to a retry of that attempt: nothing)
         if op.attempt_id is None:
-            if job["state"] not in ("Pending", "Ready"):
+            if job["state"] in ("Running", "Creating") and job["current_attempt_id"] is not None:
+                self._end_refused_attempt(job, op)
+            elif job["state"] not in ("Pending", "Ready"):
                 return
         elif job["state"] not in ("Running", "Creating") or job["current_attempt_id"] != op.attempt_id:
             return
@@ -359,8 +395,28 @@ class ReadModel:
             batch["time_completed"] = op.at
         self._touch(BATCHES.name, (op.batch_id,))
 
+    def _end_refused_attempt(self, job: dict[str, Any], op: ops.CompleteJob) -> None:
+        """JobCancelled met a job with an attempt: an attempt taken where its decision landed, from a
+        log written before verdicts (with verdicts an attempt appears only once the core accepted it,
+        and the core cancels only jobs without one). The core refused it, as it raced the
+        cancellation, and no worker got it: end it as Hail's unschedule_job does, reason `cancelled`,
+        nothing billed; the job no longer points at it. An attempt row this batch of ops did not load
+        is ended by the sink (`ended_attempts`), so the result does not depend on how the log is cut."""
+        key = (op.batch_id, op.job_id, job["current_attempt_id"])
+        job["current_attempt_id"] = None
+        attempt = self.get(ATTEMPTS.name, key)
+        if attempt is None:
+            self.ended_attempts.append((*key, op.at))
+        elif attempt["end_time"] is None:
+            attempt["end_time"] = op.at
+            attempt["reason"] = "cancelled"
+            self._touch(ATTEMPTS.name, key)
+
     def _record_audit(self, op: ops.RecordAudit) -> None:
         self.audit.append(op)
+
+    def _record_pool_decision(self, op: ops.RecordPoolDecision) -> None:
+        self.pool_decisions.append(op)
 
     # --- instances --------------------------------------------------------------------------
     def _upsert_instance(self, op: ops.UpsertInstance) -> None:
@@ -390,7 +446,7 @@ def _new_group(batch_id: int, group_id: int, parent: int | None, ancestors: list
             "ancestor_ids": ancestors, "update_id": update_id, "attributes": attributes, "callback": callback,
             "cancel_after_n_failures": cancel_after, "time_created": at, "cancelled": False, "state": "complete",
             "n_jobs": 0, "n_completed": 0, "n_succeeded": 0, "n_failed": 0, "n_cancelled": 0,
-            "time_completed": None, "msec_mcpu": 0, "cost": 0.0, "cost_breakdown": {}}
+            "time_completed": None, "msec_mcpu": 0, "cost": 0.0, "cost_breakdown": {}, "usage": {}}
 
 
 def _new_attempt(batch_id: int, job_id: int, attempt_id: str, instance: str, scheduled_at: int | None,
@@ -399,13 +455,7 @@ def _new_attempt(batch_id: int, job_id: int, attempt_id: str, instance: str, sch
             "scheduled_at": scheduled_at, "start_time": None, "end_time": None, "outcome": None,
             "exit_code": None, "failure_cause": None, "error": None, "reason": None, "cores_mcpu": cores_mcpu,
             "memory_bytes": memory_bytes, "storage_gib": storage_gib, "msec_mcpu": 0, "cost": 0.0,
-            "status": None}
-
-
-def _bill(row: dict[str, Any], used: int, cost: float, breakdown: dict[str, float]) -> None:
-    row["msec_mcpu"] += used
-    row["cost"] += cost
-    row["cost_breakdown"] = add_breakdown(row["cost_breakdown"], breakdown)
+            "billed_until": None, "billed_ms": 0, "status": None, "retry": None}
 
 
 _APPLY: dict[type, Any] = {
@@ -421,7 +471,9 @@ _APPLY: dict[type, Any] = {
     ops.ScheduleAttempt: ReadModel._schedule_attempt,
     ops.StartAttempt: ReadModel._start_attempt,
     ops.EndAttempt: ReadModel._end_attempt,
+    ops.ReportRunning: ReadModel._report_running,
     ops.CompleteJob: ReadModel._complete_job,
     ops.RecordAudit: ReadModel._record_audit,
     ops.UpsertInstance: ReadModel._upsert_instance,
+    ops.RecordPoolDecision: ReadModel._record_pool_decision,
 }

@@ -21,7 +21,7 @@ def keys_to_load(op_list: Iterable[ops.Op]) -> dict[str, set[Key]]:
     instances: set[Key] = set()
     for op in op_list:
         kind = type(op)
-        if kind is ops.RecordAudit:
+        if kind is ops.RecordAudit or kind is ops.RecordPoolDecision:
             continue
         if kind is ops.UpsertInstance:
             instances.add((op.name,))  # type: ignore[union-attr]
@@ -33,8 +33,8 @@ def keys_to_load(op_list: Iterable[ops.Op]) -> dict[str, set[Key]]:
         job_id = getattr(op, "job_id", None)
         if job_id is not None:
             jobs.add((b, job_id))
-            attempt_id = getattr(op, "attempt_id", None)
-            if attempt_id is not None:
+            attempt_id = op.after_attempt_id if kind is ops.MarkJobReady else getattr(op, "attempt_id", None)  # type: ignore[union-attr]
+            if attempt_id is not None:  # a retry writes its decision on the attempt it retries
                 attempts.add((b, job_id, attempt_id))
     return {BATCHES.name: batches, GROUPS_OF_BATCH: batches, BATCH_UPDATES.name: updates, JOBS.name: jobs,
             ATTEMPTS.name: attempts, INSTANCES.name: instances}

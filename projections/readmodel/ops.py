@@ -25,6 +25,7 @@ class CreateBatch:
     callback: str | None
     cancel_after_n_failures: int | None
     at: int
+    retry_policy: dict[str, Any] | None = None  # the batch's default for its jobs
 
 
 @dataclass(slots=True)
@@ -99,6 +100,7 @@ class CreateJob:
     preemptible: bool
     worker_type: str | None
     at: int
+    retry_policy: dict[str, Any] | None = None
 
 
 @dataclass(slots=True)
@@ -108,6 +110,12 @@ class MarkJobReady:
     after_attempt_id: str | None  # set for a retry: only the job's current attempt may be retried
     not_before: int | None
     at: int
+    # a retry's decision (events/core/retries.py): its rule and the failure it retries, and what the
+    # job's next attempts ask for when a retry policy changed it (None: as before)
+    retry_rule: str | None = None
+    retry_cause: str | None = None
+    memory_bytes: int | None = None
+    preemptible: bool | None = None
 
 
 @dataclass(slots=True)
@@ -152,6 +160,17 @@ class EndAttempt:
 
 
 @dataclass(slots=True)
+class ReportRunning:
+    """One attempt of a worker's billing update (RunningAttemptsReported): running at `at`."""
+
+    batch_id: int
+    job_id: int
+    attempt_id: str
+    instance_name: str
+    at: int
+
+
+@dataclass(slots=True)
 class CompleteJob:
     batch_id: int
     job_id: int
@@ -189,6 +208,20 @@ class UpsertInstance:
     heartbeat_at: int | None = None
 
 
+@dataclass(slots=True)
+class RecordPoolDecision:
+    """A PoolScalingDecided, kept as it was (append-only, keyed by its position, like RecordAudit)."""
+
+    topic: str
+    partition: int
+    offset: int
+    pool: str
+    event_id: str
+    occurred_at: int
+    producer: str
+    decision: dict[str, Any]
+
+
 Op = (CreateBatch | CreateUpdate | CommitUpdate | CreateJobGroup | CancelJobGroup | DeleteBatch
       | CompleteBatch | CreateJob | MarkJobReady | ScheduleAttempt | StartAttempt | EndAttempt
-      | CompleteJob | RecordAudit | UpsertInstance)
+      | ReportRunning | CompleteJob | RecordAudit | UpsertInstance | RecordPoolDecision)

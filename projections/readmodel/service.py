@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from events.kafka_log import KafkaEventLog
 from events.log import EventLog
 from events.topics import Topics
 from projections.cost import PriceTable
+from projections.lag import report_lag
 from projections.reader import KafkaPartitionReader, PartitionReader
 from projections.readmodel.bulk import DEFAULT_MAX_HELD_JOBS, BulkReadModelProjection
 from projections.readmodel.projection import NAME, ReadModelProjection
@@ -44,12 +45,21 @@ async def run_readmodel(log: EventLog, topics: Topics, database_url: str, schema
                         prices: PriceTable | None = None, settings: RunnerSettings | None = None,
                         stop: asyncio.Event | None = None, until: dict[TopicPartition, int] | None = None,
                         shard: tuple[int, int] | None = None, bulk: bool = False,
-                        max_held_jobs: int = DEFAULT_MAX_HELD_JOBS) -> Runner:
+                        max_held_jobs: int = DEFAULT_MAX_HELD_JOBS,
+                        lag_report: Callable[[int], None] | None = None) -> Runner:
     """Fold until `stop` (or `until`). `bulk`: in rebuild mode, which needs `until` and a fresh
-    schema prepared by `bulk.prepare_schema`; it raises `bulk.BulkRebuildFailed` on poison."""
+    schema prepared by `bulk.prepare_schema`; it raises `bulk.BulkRebuildFailed` on poison.
+    `lag_report`: called every few seconds with the events not yet applied (projections.lag)."""
     if bulk and until is None:
         raise ValueError("rebuild mode (bulk) needs the offsets to stop at (until)")
     runner = readmodel_runner(log, topics, database_url, schema, prices, settings, bulk_until=until if bulk else None,
                               max_held_jobs=max_held_jobs)
-    await runner.run(stop=stop, until=until, shard=shard)
+    stop = stop or asyncio.Event()
+    lag = (asyncio.create_task(report_lag(log, lambda: runner.positions, lag_report, stop))
+           if lag_report is not None else None)
+    try:
+        await runner.run(stop=stop, until=until, shard=shard)
+    finally:
+        if lag is not None:
+            lag.cancel()
     return runner

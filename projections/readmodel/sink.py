@@ -17,7 +17,7 @@ from projections.readmodel import ops
 from projections.readmodel.copytext import JsonMemo, rows_copy_bytes
 from projections.readmodel.fold import Key, ReadModel
 from projections.readmodel.needs import GROUPS_OF_BATCH, keys_to_load
-from projections.readmodel.tables import AUDIT, JOB_GROUPS, STATEFUL, Table
+from projections.readmodel.tables import AUDIT, JOB_GROUPS, POOL_DECISIONS, STATEFUL, Table
 
 _BY_NAME = {t.name: t for t in STATEFUL}
 # the Postgres types of each table's key columns, to UNNEST typed arrays
@@ -114,9 +114,20 @@ async def write(conn: psycopg.AsyncConnection, model: ReadModel) -> None:
     for batch_id, update_id in model.committed_updates:  # jobs of the update this batch did not hold
         await conn.execute("UPDATE jobs SET committed = true WHERE batch_id = %s AND update_id = %s AND NOT committed",
                            (batch_id, update_id))
+    await end_attempts(conn, model.ended_attempts)
     if model.audit:
         # RecordAudit's fields are named as the audit table's columns
         await _copy(conn, AUDIT, AUDIT.name, AUDIT.key + AUDIT.fixed, model.audit, attributes=True)
+    if model.pool_decisions:  # so are RecordPoolDecision's
+        await _copy(conn, POOL_DECISIONS, POOL_DECISIONS.name, POOL_DECISIONS.key + POOL_DECISIONS.fixed,
+                    model.pool_decisions, attributes=True, json_memo=json_memo)
+
+
+async def end_attempts(conn: psycopg.AsyncConnection, ended: Sequence[tuple[int, int, str, int]]) -> None:
+    """End as cancelled the attempts the fold refused without holding their rows (fold.ended_attempts)."""
+    for batch_id, job_id, attempt_id, at in ended:
+        await conn.execute("UPDATE attempts SET end_time = %s, reason = 'cancelled' WHERE batch_id = %s "
+                           "AND job_id = %s AND attempt_id = %s AND end_time IS NULL", (at, batch_id, job_id, attempt_id))
 
 
 async def _update(conn: psycopg.AsyncConnection, model: ReadModel, table: Table, keys: set[Key],

@@ -32,11 +32,11 @@ class Table:
 BATCHES = Table(
     name="batches", key=("batch_id",),
     fixed=("user", "billing_project", "token", "attributes", "callback", "cancel_after_n_failures",
-           "time_created"),
+           "time_created", "retry_policy"),
     mutable=("state", "cancelled", "deleted", "n_jobs", "n_completed", "n_succeeded", "n_failed",
              "n_cancelled", "time_closed", "time_completed", "msec_mcpu", "cost", "cost_breakdown",
-             "n_committed_updates"),
-    json=frozenset({"attributes", "cost_breakdown"}))
+             "n_committed_updates", "usage"),
+    json=frozenset({"attributes", "cost_breakdown", "retry_policy", "usage"}))
 
 BATCH_UPDATES = Table(
     name="batch_updates", key=("batch_id", "update_id"),
@@ -49,28 +49,29 @@ JOB_GROUPS = Table(
     fixed=("parent_job_group_id", "ancestor_ids", "update_id", "attributes", "callback",
            "cancel_after_n_failures", "time_created"),
     mutable=("cancelled", "state", "n_jobs", "n_completed", "n_succeeded", "n_failed", "n_cancelled",
-             "time_completed", "msec_mcpu", "cost", "cost_breakdown"),
+             "time_completed", "msec_mcpu", "cost", "cost_breakdown", "usage"),
     context=("ancestor_ids",),
-    json=frozenset({"attributes", "cost_breakdown"}))
+    json=frozenset({"attributes", "cost_breakdown", "usage"}))
 
+# memory_bytes and preemptible are what the job's next attempt asks for: a retry policy changes them
 JOBS = Table(
     name="jobs", key=("batch_id", "job_id"),
     fixed=("job_group_id", "update_id", "name", "user", "billing_project", "always_run", "n_max_attempts",
-           "parent_ids", "attributes", "spec", "cores_mcpu", "memory_bytes", "storage_gib", "preemptible",
-           "worker_type", "time_created"),
+           "parent_ids", "attributes", "spec", "cores_mcpu", "storage_gib", "worker_type", "time_created",
+           "retry_policy"),
     mutable=("state", "committed", "exit_code", "reason", "current_attempt_id", "n_attempts", "time_ready",
              "not_before", "start_time", "end_time", "duration_ms", "msec_mcpu", "cost", "cost_breakdown",
-             "status"),
-    context=("job_group_id", "update_id", "cores_mcpu", "memory_bytes", "storage_gib", "preemptible"),
-    json=frozenset({"attributes", "spec", "cost_breakdown", "status"}))
+             "status", "usage", "memory_bytes", "preemptible"),
+    context=("job_group_id", "update_id", "cores_mcpu", "storage_gib"),
+    json=frozenset({"attributes", "spec", "cost_breakdown", "status", "usage", "retry_policy"}))
 
 ATTEMPTS = Table(
     name="attempts", key=("batch_id", "job_id", "attempt_id"),
     fixed=(),
     mutable=("instance_name", "scheduled_at", "start_time", "end_time", "outcome", "exit_code",
              "failure_cause", "error", "reason", "cores_mcpu", "memory_bytes", "storage_gib", "msec_mcpu",
-             "cost", "status"),
-    json=frozenset({"status"}))
+             "cost", "status", "billed_until", "billed_ms", "retry"),
+    json=frozenset({"status", "retry"}))
 
 INSTANCES = Table(
     name="instances", key=("name",),
@@ -78,13 +79,19 @@ INSTANCES = Table(
     mutable=("pool", "provider", "state", "cores_mcpu", "memory_bytes", "storage_gib", "region", "preemptible",
              "machine_type", "job_private_for", "provider_id", "agent_version", "time_requested",
              "time_created", "time_activated", "last_heartbeat", "time_deactivated", "time_deleted", "reason",
-             "agent_url"))
+             "agent_url", "zone", "standing"))
 
 AUDIT = Table(
     name="audit", key=("topic", "partition", "offset"),
     fixed=("batch_id", "job_id", "event_type", "event_id", "occurred_at", "causation_id", "producer",
            "attempt_id"),
     mutable=())
+
+POOL_DECISIONS = Table(
+    name="pool_decisions", key=("topic", "partition", "offset"),
+    fixed=("pool", "event_id", "occurred_at", "producer", "decision"),
+    mutable=(),
+    json=frozenset({"decision"}))
 
 QUARANTINE = Table(
     name="quarantine", key=("topic", "partition", "offset"),
@@ -97,6 +104,7 @@ STATEFUL = (BATCHES, BATCH_UPDATES, JOB_GROUPS, JOBS, ATTEMPTS, INSTANCES)
 PROJECTED: dict[str, tuple[str, ...]] = {
     **{t.name: t.key for t in STATEFUL},
     "audit": ("topic", "partition", "offset", "job_id"),
+    "pool_decisions": ("topic", "partition", "offset"),
     "quarantine": ("topic", "partition", "offset"),
     "projection_offsets": ("projection", "topic", "partition"),
 }

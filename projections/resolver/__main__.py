@@ -3,7 +3,8 @@
 Folds the batch topic with the lifecycle core and appends what it derives (jobs ready, cancelled
 or completed, batches cancelled or completed, attempts assigned to workers or to be killed).
 Run one or more: members of the consumer group "<prefix>resolver" share the partitions. It may
-be killed at any moment; the next owner of a partition rebuilds it from the log.
+be killed at any moment; the next owner of a partition rebuilds it from the partition's snapshot
+(with --database-url) and the log after it, or from the whole log.
 """
 
 from __future__ import annotations
@@ -14,11 +15,16 @@ import logging
 import os
 import socket
 import sys
+from functools import partial
 
 from events.errors import LogError
 from events.service_log import open_service_log
+from projections.lag import report_lag
 from projections.resolver.service import Resolver, ResolverSettings
+from projections.resolver.snapshots import ResolverSnapshots
 from projections.runner import tune_gc_for_batches
+from projections.snapshots.options import add_snapshot_arguments, open_snapshot_store, snapshot_settings
+from projections.snapshots.schedule import SnapshotSettings
 from services.config import (
     ConfigError,
     ServiceConfig,
@@ -27,6 +33,7 @@ from services.config import (
     serve_metrics,
     stop_on_signals,
 )
+from services.metrics import set_projection_lag
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -34,18 +41,29 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add_arguments(parser)
     parser.add_argument("--max-records", type=int, default=ResolverSettings.max_records,
                         help="records folded between two appends")
+    add_snapshot_arguments(parser)
     return parser.parse_args(argv)
 
 
-async def serve(config: ServiceConfig, settings: ResolverSettings) -> None:
+async def serve(config: ServiceConfig, settings: ResolverSettings, args: argparse.Namespace,
+                snapshot_settings_: SnapshotSettings) -> None:
     log = await open_service_log(config.bootstrap_servers, config.topics, "resolver", client_id="squall-resolver",
                                  security=config.kafka_security)
+    store = open_snapshot_store(args, config.database_url)
+    snapshots = ResolverSnapshots(store, snapshot_settings_) if store is not None else None
     stop = stop_on_signals()
     try:
         producer = f"resolver/{socket.gethostname()}:{os.getpid()}"
-        await Resolver(log, config.topics, producer, settings).run(stop)
+        resolver = Resolver(log, config.topics, producer, settings, snapshots=snapshots)
+        lag = asyncio.create_task(report_lag(log, resolver.positions, partial(set_projection_lag, "resolver"), stop))
+        try:
+            await resolver.run(stop)
+        finally:
+            lag.cancel()
     finally:
         await log.close()
+        if store is not None:
+            await store.close()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,10 +77,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.max_records < 1:
         print("error: --max-records must be at least 1", file=sys.stderr)
         return 2
+    try:
+        snapshots = snapshot_settings(args)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     serve_metrics(config)
     tune_gc_for_batches(young=50_000)  # the state is millions of long-lived objects: collect young ones less often
     try:
-        asyncio.run(serve(config, ResolverSettings(max_records=args.max_records)))
+        asyncio.run(serve(config, ResolverSettings(max_records=args.max_records), args, snapshots))
     except LogError as exc:  # e.g. a topic it rebuilds from may delete records
         print(f"error: {exc}", file=sys.stderr)
         return 2

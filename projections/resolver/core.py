@@ -10,6 +10,12 @@ To avoid deriving the same event twice while it travels, derived batch events ar
 flight" (by event id) until the log hands them back. Assignment events never come back (other
 topic), so recent ones are remembered in a bounded set; a repeat after that (a restart, or
 eviction) is harmless: same event id, and the worker runs an attempt at most once.
+
+Snapshots (projections/resolver/snapshots.py drives them): a partition can start from a snapshot
+(`begin_restore`) instead of offset 0; `take_changes` hands over the batches evolved since the last
+snapshot; a quiescent batch (complete, nothing left to derive) leaves memory once stored (`evict`) and
+is brought back (`adopt`) before an event for it is folded. The caller finds which batches to bring
+back with `wanted_batches` over records decoded once (`decode`).
 """
 
 from __future__ import annotations
@@ -31,6 +37,27 @@ TopicPartition = tuple[str, int]
 MAX_REMEMBERED_ASSIGNMENTS = 200_000
 
 
+class IdBitmap:
+    """A set of small non-negative ints (batch ids are dense) at one bit each."""
+
+    __slots__ = ("_bits",)
+
+    def __init__(self) -> None:
+        self._bits = bytearray()
+
+    def add(self, n: int) -> None:
+        byte = n >> 3
+        if byte >= len(self._bits):
+            self._bits.extend(bytes(max(byte + 1 - len(self._bits), len(self._bits))))  # grow geometrically
+        self._bits[byte] |= 1 << (n & 7)
+
+    def __contains__(self, n: object) -> bool:
+        if not isinstance(n, int) or n < 0:
+            return False
+        byte = n >> 3
+        return byte < len(self._bits) and bool(self._bits[byte] & (1 << (n & 7)))
+
+
 @dataclass
 class PartitionState:
     """One owned partition: its batches, folded up to next_offset, and what we await from it."""
@@ -40,6 +67,23 @@ class PartitionState:
     dirty: set[int] = field(default_factory=set)  # batch ids evolve touched since the last reaction
     in_flight: set[str] = field(default_factory=set)  # derived event ids appended, not yet read back
     undecodable: set[int] = field(default_factory=set)  # offsets skipped while rebuilding
+    changed: set[int] = field(default_factory=set)  # batch ids evolved since the last snapshot took them
+    # batches brought back from a snapshot row written further on than we have folded (another owner's):
+    # their events below that offset are in the state already
+    covered: dict[int, int] = field(default_factory=dict)
+    # restored from a snapshot: any batch not in memory may have a stored row (a previous owner may have
+    # dropped it); folded from offset 0: only the batches this owner dropped have (trustworthy) rows
+    restored: bool = False
+    evicted: IdBitmap = field(default_factory=IdBitmap)
+
+
+@dataclass(slots=True)
+class Incoming:
+    """A record and its event, decoded once (event None: undecodable, `error` says why)."""
+
+    record: Record
+    event: Event | None
+    error: str | None = None
 
 
 @dataclass
@@ -72,16 +116,23 @@ class ResolverCore:
     def begin_rebuild(self, tp: TopicPartition) -> None:
         self.partitions[tp] = PartitionState()
 
+    def begin_restore(self, tp: TopicPartition, next_offset: int, batches: dict[int, BatchState]) -> None:
+        """Take ownership from a snapshot: `batches` (the active ones) are the fold up to next_offset."""
+        self.partitions[tp] = PartitionState(next_offset=next_offset, batches=batches, restored=True)
+
     def fold_rebuilt(self, tp: TopicPartition, records: Iterable[Record]) -> None:
+        self.fold_rebuilt_decoded(tp, self.decode(records))
+
+    def fold_rebuilt_decoded(self, tp: TopicPartition, incoming: Iterable[Incoming]) -> None:
         part = self.partitions[tp]
-        for record in records:
+        for item in incoming:
+            record, event = item.record, item.event
             part.next_offset = record.offset + 1
-            try:
-                event = self.codec.decode(record.value)
-            except DecodeError:
+            if event is None:
                 part.undecodable.add(record.offset)  # quarantined when the group consumer delivers it
                 continue
-            self._evolve(part, event)
+            if not self._covered(part, event, record.offset):
+                self._evolve(part, event)
 
     def finish_rebuild(self, tp: TopicPartition) -> list[Event]:
         part = self.partitions[tp]
@@ -98,9 +149,13 @@ class ResolverCore:
     def step(self, records: Sequence[Record]) -> StepResult:
         """Fold new records (of owned partitions, in order per partition), then react once per
         touched batch. Records below a partition's next_offset were folded by the rebuild already."""
+        return self.step_decoded(self.decode(records))
+
+    def step_decoded(self, incoming: Sequence[Incoming]) -> StepResult:
         result = StepResult()
         touched: dict[TopicPartition, PartitionState] = {}
-        for record in records:
+        for item in incoming:
+            record = item.record
             tp = (record.topic, record.partition)
             part = self.partitions.get(tp)
             if part is None:
@@ -112,7 +167,7 @@ class ResolverCore:
                 continue
             part.next_offset = record.offset + 1
             result.offsets[tp] = part.next_offset
-            problem = self._apply(part, record)
+            problem = self._apply(part, item)
             if problem is not None:
                 result.quarantined.append(problem)
             touched[tp] = part
@@ -120,20 +175,22 @@ class ResolverCore:
             result.derived += self._react(part)
         return result
 
-    def _apply(self, part: PartitionState, record: Record) -> Quarantined | None:
-        try:
-            event = self.codec.decode(record.value)
-        except DecodeError as exc:
-            return self._quarantine(record, f"cannot decode: {exc}")
+    def _apply(self, part: PartitionState, item: Incoming) -> Quarantined | None:
+        record, event = item.record, item.event
+        if event is None:
+            return self._quarantine(record, f"cannot decode: {item.error}")
         if type(event) not in BATCH_LIFECYCLE_EVENTS:
             return self._quarantine(record, f"{event.SCHEMA_NAME} does not belong on the batch topic", event)
         batch_id: int = event.batch_id  # type: ignore[union-attr]
         if batch_id not in part.batches and event.SCHEMA_NAME != "BatchCreated":
             part.in_flight.discard(event.event_id)
             return self._quarantine(record, f"batch {batch_id} was never created", event)
+        if self._covered(part, event, record.offset):
+            return None
         try:
             self._evolve(part, event)
         except UnprojectableEvent as exc:  # what the event says is impossible: keep the evidence, go on
+            part.changed.add(batch_id)  # evolve may have changed part of the batch before it refused
             return self._quarantine(record, f"cannot apply: {exc}", event)
         return None  # anything else evolve raises is a bug: it crashes the resolver, loudly
 
@@ -143,7 +200,23 @@ class ResolverCore:
         if state is not None:
             part.batches[batch_id] = state
             part.dirty.add(batch_id)
+            part.changed.add(batch_id)
         part.in_flight.discard(event.event_id)
+
+    @staticmethod
+    def _covered(part: PartitionState, event: Event, offset: int) -> bool:
+        """True for an event a batch brought back from a snapshot holds already."""
+        if not part.covered:
+            return False
+        batch_id = getattr(event, "batch_id", None)
+        below = part.covered.get(batch_id)  # type: ignore[arg-type]
+        if below is None:
+            return False
+        if offset < below:
+            part.in_flight.discard(event.event_id)
+            return True
+        del part.covered[batch_id]  # type: ignore[arg-type]  # past it: the batch folds as any other
+        return False
 
     def _react(self, part: PartitionState) -> list[Event]:
         out: list[Event] = []
@@ -173,6 +246,75 @@ class ResolverCore:
         log.error("quarantined %s[%d]@%d: %s", record.topic, record.partition, record.offset, reason)
         name = event.SCHEMA_NAME if event is not None else self.codec.event_name_of(record.value)
         return Quarantined(record, reason, name)
+
+    # --- snapshots ----------------------------------------------------------------------------
+    def decode(self, records: Iterable[Record]) -> list[Incoming]:
+        out: list[Incoming] = []
+        decode = self.codec.decode
+        for record in records:
+            try:
+                out.append(Incoming(record, decode(record.value)))
+            except DecodeError as exc:
+                out.append(Incoming(record, None, str(exc)))
+        return out
+
+    def wanted_batches(self, incoming: Iterable[Incoming]) -> dict[TopicPartition, set[int]]:
+        """Batches named by records still to fold in owned partitions that are not in memory: the
+        caller brings back those a snapshot holds (`adopt`) before folding the records."""
+        wanted: dict[TopicPartition, set[int]] = {}
+        for item in incoming:
+            event = item.event
+            if event is None or type(event) not in BATCH_LIFECYCLE_EVENTS:
+                continue
+            record = item.record
+            part = self.partitions.get((record.topic, record.partition))
+            if part is None or record.offset < part.next_offset:
+                continue
+            batch_id: int = event.batch_id  # type: ignore[union-attr]
+            if batch_id not in part.batches and (part.restored or batch_id in part.evicted):
+                wanted.setdefault((record.topic, record.partition), set()).add(batch_id)
+        return wanted
+
+    def adopt(self, tp: TopicPartition, batch_id: int, state: BatchState, as_of: int) -> None:
+        """Bring back a batch from its snapshot row: the fold of its events below `as_of`."""
+        part = self.partitions[tp]
+        part.batches[batch_id] = state
+        if as_of > part.next_offset:
+            part.covered[batch_id] = as_of
+
+    def take_changes(self, tp: TopicPartition) -> tuple[int, dict[int, BatchState]]:
+        """(next_offset, the batches evolved since the last call): what a snapshot must write."""
+        part = self.partitions[tp]
+        changed = {b: part.batches[b] for b in sorted(part.changed) if b in part.batches}
+        part.changed = set()
+        return part.next_offset, changed
+
+    def keep_changes(self, tp: TopicPartition, batch_ids: Iterable[int]) -> None:
+        """A snapshot taken with `take_changes` was not stored: the next one writes them again."""
+        part = self.partitions.get(tp)
+        if part is not None:
+            part.changed.update(b for b in batch_ids if b in part.batches)
+
+    def is_quiescent(self, state: BatchState) -> bool:
+        """Complete, every update committed, its completion and verdicts in the log, nothing to derive:
+        only an event of someone else (a late duplicate, a new update) can change it now."""
+        return (state.closed and state.complete and state.completed_n_jobs == state.n_jobs
+                and not state.verdicts_due and all(u.committed for u in state.updates.values())
+                and not react(state, self.producer, everything=True))
+
+    def evict(self, tp: TopicPartition, batch_ids: Iterable[int]) -> int:
+        """Drop stored quiescent batches from memory (unless evolved since they were stored)."""
+        part = self.partitions.get(tp)
+        if part is None:
+            return 0
+        n = 0
+        for batch_id in batch_ids:
+            if batch_id not in part.changed and part.batches.pop(batch_id, None) is not None:
+                part.dirty.discard(batch_id)
+                part.covered.pop(batch_id, None)
+                part.evicted.add(batch_id)
+                n += 1
+        return n
 
     # --- inspection ---------------------------------------------------------------------------
     def batch(self, batch_id: int) -> BatchState | None:

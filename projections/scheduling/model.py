@@ -62,6 +62,9 @@ class JobEntry:
     attempt_id: str | None = None  # the current attempt (accepted, or held awaiting its verdict)
     attempt_ids: tuple[str, ...] = ()  # every attempt accepted (or held) so far: repeats are told by them
     held: Hold | None = None
+    # its current attempt was taken where its decision landed: a decision written before verdicts
+    # (awaits_verdict false), which no verdict follows (see SchedulingState._take_in_place)
+    in_place: bool = False
 
     # where the job is as far as the verdicts go (a held decision may still be refused): the core's
     # fences on the other events of the job are checked against these
@@ -105,6 +108,7 @@ class InstanceEntry:
     activated_at: int | None = None
     last_heartbeat_at: int | None = None
     deactivated_at: int | None = None
+    deactivation_reason: str | None = None  # e.g. `preempted`: health ends its attempts as preemptions
     deleted: bool = False  # the provider deleted it; kept only while attempts on it still need ending
     # when the last attempt left (or activation): the autoscaler's idle clock; None while busy
     idle_since: int | None = None

@@ -6,27 +6,36 @@ from collections.abc import Iterator
 
 from sortedcontainers import SortedSet
 
-from projections.scheduling.model import JobKey
+from projections.scheduling.model import Demand, JobKey
 
 
 class ReadyQueue:
-    """An ordered set of job keys with the sum of their cores (a fair-share input)."""
+    """An ordered set of job keys with the sum of their cores (a fair-share input) and how many jobs
+    ask for each demand (a few shapes per queue), so the autoscaler can leave out the demand of jobs
+    no worker of the pool can hold without walking the queue."""
 
-    __slots__ = ("_keys", "cores_mcpu")
+    __slots__ = ("_keys", "cores_mcpu", "shapes")
 
     def __init__(self) -> None:
         self._keys: SortedSet = SortedSet()
         self.cores_mcpu = 0
+        self.shapes: dict[Demand, int] = {}
 
-    def add(self, key: JobKey, cores_mcpu: int) -> None:
+    def add(self, key: JobKey, demand: Demand) -> None:
         if key not in self._keys:
             self._keys.add(key)
-            self.cores_mcpu += cores_mcpu
+            self.cores_mcpu += demand.cores_mcpu
+            self.shapes[demand] = self.shapes.get(demand, 0) + 1
 
-    def discard(self, key: JobKey, cores_mcpu: int) -> bool:
+    def discard(self, key: JobKey, demand: Demand) -> bool:
         if key in self._keys:
             self._keys.remove(key)
-            self.cores_mcpu -= cores_mcpu
+            self.cores_mcpu -= demand.cores_mcpu
+            left = self.shapes[demand] - 1
+            if left:
+                self.shapes[demand] = left
+            else:
+                del self.shapes[demand]
             return True
         return False
 

@@ -9,6 +9,8 @@ the events themselves. It answers what the scheduler and autoscaler ask each cyc
 
 Whether a scheduling decision (SJ or JobCreating) counts is the resolver's call, published as
 JobAttemptAccepted / JobAttemptRefused (events/core/decisions.py); this fold follows the verdicts.
+Decisions written before verdicts existed (`awaits_verdict` false: logs of earlier releases) get
+none; they are taken where they land, by the rule this fold used then (`_take_in_place`).
 Between a decision and its verdict the decision is *held*: the job leaves the ready queue and the
 attempt takes capacity, so no pass places the job twice or over-commits an instance, whoever
 appended the decision (this scheduler, a deposed one, the one before a take-over). A refusal puts
@@ -88,6 +90,7 @@ class SchedulingState:
         self.released_private: set[str] = set()
         self.finished = JobIdBitmap()  # every job that completed: 1 bit each, so copies of old events stay inert
         self.refused: set[DecisionKey] = set()  # the decisions the resolver refused (rare): repeats are ignored
+        self.legacy_epochs: dict[int, int] = {}  # batch -> newest epoch of its decisions from before verdicts
         self.events_applied = 0
         # heartbeats have a topic of their own, so a refold may meet an instance's (compacted, newest)
         # heartbeat before the instance: kept until the instance appears, pruned by event time
@@ -135,6 +138,10 @@ class SchedulingState:
     def n_ready(self) -> int:
         return sum(len(q) for q in self.ready.values())
 
+    def retry_times(self) -> list[int]:
+        """When each ready job waiting out a retry's backoff may run (the scheduler wakes up then)."""
+        return [j.not_before for j in self.jobs.values() if j.phase is JobPhase.READY and j.not_before is not None]
+
     # ---- the fold ----------------------------------------------------------------------------
 
     def apply(self, event: Event) -> bool:
@@ -167,7 +174,9 @@ class SchedulingState:
             self._release_private_claim(job, job.attempt_id)
         self.creating.discard(job.key)
         job.phase, job.not_before, job.attempt_id, job.held = JobPhase.READY, e.not_before, None, None
-        self._queue(job).add(job.key, job.demand.cores_mcpu)
+        job.in_place = False
+        _apply_retry_policy(job, e)
+        self._queue(job).add(job.key, job.demand)
         return True
 
     # ---- scheduling decisions and their verdicts (events/core/decisions.py) -----------------------
@@ -181,13 +190,15 @@ class SchedulingState:
             if creating:  # it completed already (JobCreated always comes first): nobody will use the instance
                 self.released_private.add(f"{e.batch_id}:{e.job_id}:{e.attempt_id}")
             return False
+        if not e.awaits_verdict:
+            return self._take_in_place(job, e)
         key = decision_key(e.job_id, e.attempt_id, CREATING if creating else RUNNING, e.scheduler_epoch)
         waiting = job.attempt_id if job.phase is JobPhase.CREATING else None
         if job.held is not None or is_repeat(key, job.attempt_ids, self.refused, waiting):
             return False  # one decision is held at a time; any other is settled by its own verdict
         if e.attempt_id not in job.attempt_ids and job.phase is JobPhase.READY:
             job.held = Hold(key, JobPhase.READY)
-            self._queue(job).discard(job.key, job.demand.cores_mcpu)
+            self._queue(job).discard(job.key, job.demand)
             job.attempt_ids = (*job.attempt_ids, e.attempt_id)
         elif not creating and waiting == e.attempt_id:  # its job-private instance booted
             job.held = Hold(key, JobPhase.CREATING)
@@ -198,6 +209,37 @@ class SchedulingState:
         else:
             self._place(job, e.attempt_id, e.instance_name, Demand(e.cores_mcpu, e.memory_bytes, e.storage_gib),
                         held=True)
+        return False
+
+    def _take_in_place(self, job: JobEntry, e: JobAttemptScheduled | JobCreating) -> bool:
+        """A decision written before verdicts: no verdict will come, so it counts or not here, by the
+        rule this fold had then (a deposed leader's decision is fenced by the batch's newest epoch;
+        a fresh attempt needs the job Ready, a boot its Creating attempt). Where the core judged a
+        race with a cancellation otherwise, its JobCancelled ends the job (`_on_job_finished`)."""
+        newest = self.legacy_epochs.get(e.batch_id, 0)
+        if e.scheduler_epoch < newest or job.held is not None:
+            fresh, boot = False, False
+        else:
+            self.legacy_epochs[e.batch_id] = e.scheduler_epoch
+            fresh = job.phase is JobPhase.READY and e.attempt_id not in job.attempt_ids
+            boot = (isinstance(e, JobAttemptScheduled) and job.phase is JobPhase.CREATING
+                    and job.attempt_id == e.attempt_id)
+        if isinstance(e, JobCreating):
+            if not fresh:
+                if job.attempt_id != e.attempt_id:  # refused: nobody will use the instance asked for it
+                    self._release_private_claim(job, e.attempt_id)
+                return False
+            self._queue(job).discard(job.key, job.demand)
+            job.attempt_ids = (*job.attempt_ids, e.attempt_id)
+            self._place(job, e.attempt_id, None, job.demand, held=False, in_place=True)
+            return False
+        if fresh:
+            self._queue(job).discard(job.key, job.demand)
+            job.attempt_ids = (*job.attempt_ids, e.attempt_id)
+        elif not boot:
+            return False
+        self._place(job, e.attempt_id, e.instance_name, Demand(e.cores_mcpu, e.memory_bytes, e.storage_gib),
+                    held=False, in_place=True)
         return False
 
     def _on_accepted(self, e: JobAttemptAccepted) -> bool:
@@ -222,7 +264,7 @@ class SchedulingState:
         if not placed_from:
             return False  # already past it
         if job.phase is JobPhase.READY:
-            self._queue(job).discard(job.key, job.demand.cores_mcpu)
+            self._queue(job).discard(job.key, job.demand)
         if e.attempt_id not in job.attempt_ids:
             job.attempt_ids = (*job.attempt_ids, e.attempt_id)
         self._place(job, e.attempt_id, e.instance_name if e.state == RUNNING else None,
@@ -241,9 +283,11 @@ class SchedulingState:
             self.released_private.add(f"{e.batch_id}:{e.job_id}:{e.attempt_id}")
         return freed
 
-    def _place(self, job: JobEntry, attempt_id: str, instance_name: str | None, demand: Demand, held: bool) -> None:
+    def _place(self, job: JobEntry, attempt_id: str, instance_name: str | None, demand: Demand, held: bool,
+               in_place: bool = False) -> None:
         """The job's attempt waits for its job-private instance (no instance yet) or runs on one."""
         job.attempt_id = attempt_id
+        job.in_place = in_place
         if instance_name is None:
             job.phase = JobPhase.CREATING
             self.creating.add(job.key)
@@ -272,7 +316,7 @@ class SchedulingState:
         self.creating.discard(job.key)
         job.attempt_ids = tuple(a for a in job.attempt_ids if a != attempt_id)
         job.phase, job.attempt_id = JobPhase.READY, None
-        self._queue(job).add(job.key, job.demand.cores_mcpu)
+        self._queue(job).add(job.key, job.demand)
 
     def _on_attempt_completed(self, e: JobAttemptCompleted) -> bool:
         freed = self._release_attempt(e.attempt_id, ended_at=e.ended_at)
@@ -294,13 +338,15 @@ class SchedulingState:
         # the core's fences: JobCancelled ends a job without an attempt, JobCompleted the job whose
         # current attempt it names (a verdict that lost to a retry of that attempt changes nothing)
         if isinstance(e, JobCancelled):
-            if job.settled_phase not in (JobPhase.PENDING, JobPhase.READY):
+            # (an attempt taken in place, from before verdicts, may be one the core refused: it
+            # raced the cancellation; that release ended it here too)
+            if job.settled_phase not in (JobPhase.PENDING, JobPhase.READY) and not job.in_place:
                 return False
         elif job.settled_attempt != e.attempt_id or job.settled_phase not in _ATTEMPT_PHASES:
             return False
         del self.jobs[job.key]
         self.finished.add(e.batch_id, e.job_id)
-        self._queue(job).discard(job.key, job.demand.cores_mcpu)
+        self._queue(job).discard(job.key, job.demand)
         if job.attempt_id is not None:
             self._release_private_claim(job, job.attempt_id)
         if job.key in self.creating:
@@ -368,6 +414,7 @@ class SchedulingState:
         inst = self.instances.get(e.instance_name)
         if inst is not None and inst.state is not InstanceState.INACTIVE:
             inst.state, inst.deactivated_at = InstanceState.INACTIVE, e.occurred_at
+            inst.deactivation_reason = e.reason  # the first deactivation says why
         return False
 
     def _on_instance_deleted(self, e: InstanceDeleted) -> bool:
@@ -439,6 +486,17 @@ class SchedulingState:
         for inst in list(self.instances.values()):
             if inst.deleted and inst.job_private_for and inst.job_private_for.startswith(f"{job.key[0]}:{job.key[1]}:"):
                 self._forget_if_done(inst)
+
+
+def _apply_retry_policy(job: JobEntry, e: JobBecameReady) -> None:
+    """A retry may change what the job's next attempts ask for (events/core/retries.py): more memory,
+    or non-preemptible instances only (another pool, the same worker type)."""
+    if e.memory_bytes is not None and e.memory_bytes != job.demand.memory_bytes:
+        job.demand = Demand(job.demand.cores_mcpu, e.memory_bytes, job.demand.storage_gib)
+    if e.preemptible is False and job.preemptible:
+        job.preemptible = False
+        if job.pool != JOB_PRIVATE_POOL:  # a preemptible pool is named after its worker type
+            job.pool = pool_name(job.pool, False)
 
 
 _HANDLERS: dict[type, Callable[[SchedulingState, Any], bool]] = {

@@ -1,9 +1,12 @@
 """python -m services.autoscaler --provider local|gce: size the worker fleet to the ready work.
 
 local: each instance is `python -m worker ...` on this machine (or `--worker-command
-"python -m services.simworker"` for simulated workers). gce: Compute Engine VMs; needs --gce-project,
---gce-zones, --gce-kafka-bootstrap (the TLS listener the VMs can reach), --worker-kafka-credentials,
-and the release they install: --gce-release-bucket (this squall's wheel is built and uploaded there).
+"python -m services.simworker"` for simulated workers); `--zones local-a,local-b:2` gives it zones
+(with capacities) to choose between. gce: Compute Engine VMs; needs --gce-project, --gce-zones,
+--gce-kafka-bootstrap (the TLS listener the VMs can reach), --worker-kafka-credentials, and the
+release they install: --gce-release-bucket (this squall's wheel is built and uploaded there).
+Either way, each new instance's zone is drawn by weight of the zones' recent creations
+(events/core/zones.py).
 """
 
 from __future__ import annotations
@@ -21,12 +24,14 @@ from events.codec import Codec
 from events.errors import LogError
 from events.publisher import Publisher
 from events.service_log import open_service_log
+from projections.snapshots.options import add_snapshot_arguments, open_snapshot_store, snapshot_settings
+from projections.snapshots.view import ViewSnapshots, view_name
 from services.autoscaler.pools import PoolConfigError, load_pools
 from services.autoscaler.service import Autoscaler, AutoscalerSettings
 from services.config import ConfigError, ServiceConfig, add_arguments, from_args, serve_metrics
 from services.providers.base import InstanceProvider, ProviderError
 from services.providers.gce_startup import WorkerBootstrap
-from services.providers.local import WORKER_COMMAND, LocalProvider
+from services.providers.local import WORKER_COMMAND, LocalProvider, parse_zones
 
 log = logging.getLogger("services.autoscaler")
 
@@ -38,9 +43,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--pools", type=Path, default=None, help="pools YAML file (default: the six standard pools)")
     p.add_argument("--region", default=None, help="region of the default pools (local: 'local')")
     p.add_argument("--loop-period", type=float, default=15.0, help="seconds between autoscaler passes")
+    add_snapshot_arguments(p)
     p.add_argument("--worker-command", default=shlex.join(WORKER_COMMAND),
                    help="local provider: the worker agent command (flags are appended)")
     p.add_argument("--worker-args", default="", help="local provider: extra flags for every worker")
+    p.add_argument("--zones", default="", help="local provider: zones to spread instances over, each with an "
+                   "optional capacity, e.g. local-a,local-b:2 (default: none)")
     p.add_argument("--worker-bootstrap", default=None,
                    help="local provider: the Kafka listener workers use (default: --bootstrap)")
     p.add_argument("--isolated-workers", action="store_true",
@@ -71,8 +79,8 @@ def parser() -> argparse.ArgumentParser:
 def build_provider(args: argparse.Namespace, config: ServiceConfig) -> InstanceProvider:
     if args.provider == "local":
         return LocalProvider(config, shlex.split(args.worker_command), shlex.split(args.worker_args),
-                             worker_bootstrap=args.worker_bootstrap, worker_credentials=args.worker_kafka_credentials,
-                             isolated=args.isolated_workers)
+                             zones=parse_zones(args.zones), worker_bootstrap=args.worker_bootstrap,
+                             worker_credentials=args.worker_kafka_credentials, isolated=args.isolated_workers)
     from services.providers.gce import GceProvider, GceSettings
 
     zones = tuple(z.strip() for z in args.gce_zones.split(",") if z.strip())
@@ -128,13 +136,20 @@ def worker_bootstrap(args: argparse.Namespace) -> WorkerBootstrap:
 
 async def run(args: argparse.Namespace) -> None:
     config = from_args(args, need_database=False)
+    try:
+        snapshot_settings_ = snapshot_settings(args)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     serve_metrics(config)
     region = args.region or ("local" if args.provider == "local" else "us-central1")
     settings = AutoscalerSettings(pools=load_pools(args.pools, region), loop_period_s=args.loop_period)
     provider = build_provider(args, config)
     event_log = await open_service_log(config.bootstrap_servers, config.topics, "autoscaler", client_id="autoscaler",
                                        security=config.kafka_security)
-    autoscaler = Autoscaler(event_log, Publisher(event_log, config.topics, Codec()), provider, settings)
+    store = open_snapshot_store(args, config.database_url)
+    snapshots = ViewSnapshots(store, view_name(config.topics), snapshot_settings_) if store else None
+    autoscaler = Autoscaler(event_log, Publisher(event_log, config.topics, Codec()), provider, settings,
+                            snapshots=snapshots)
     task = asyncio.create_task(autoscaler.run())
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -145,6 +160,8 @@ async def run(args: argparse.Namespace) -> None:
     finally:
         await provider.close()
         await event_log.close()
+        if store is not None:
+            await store.close()
         log.info("autoscaler stopped: %s", autoscaler.stats)
 
 

@@ -2,7 +2,8 @@
 
 A billing project's limit is in USD; once the project's accrued cost reaches it, the front end
 answers 403 to new batches and updates in it and cancels its running batches (Hail's billing
-limit; services/front/billing.py). Accrued cost counts attempts once they end.
+limit; services/front/billing.py). Accrued cost counts running attempts up to their workers'
+latest billing report, and ended ones start to end.
 """
 
 from __future__ import annotations

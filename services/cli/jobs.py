@@ -15,7 +15,10 @@ A batch description for `squall submit` (YAML or JSON); jobs name their parents 
         image: busybox
         command: [sh, -c, "echo world"]
         parents: [hello]
-        cpu: 250m                  # also: memory, storage, env {K: V}, always_run, n_max_attempts, timeout
+        cpu: 250m                  # also: memory, storage, env {K: V}, always_run, n_max_attempts, timeout,
+                                   # retry_policy (its fields over the batch's)
+        expected_duration: 10m     # only for `squall submit --estimate` (services/cli/estimate.py)
+    retry_policy: {oom_memory_multiplier: 2, oom_max_memory: 8Gi}   # optional: the jobs' default
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from rich.table import Table
 
 from events.client import ApiError, BatchBuilder, JobRef, SettingsError, SquallClient, load_settings
 from services.cli import app
+from services.cli.estimate import DurationError, job_durations, parse_duration_s, print_estimate
 
 console = Console()
 T = TypeVar("T")
@@ -41,7 +45,8 @@ T = TypeVar("T")
 ApiUrl = typer.Option(None, "--api-url", help="front end URL (SQUALL_API_URL, or the local stack's)")
 Token = typer.Option(None, "--token", help="bearer token (SQUALL_TOKEN, or the local stack's)")
 _JOB_KEYS = {"name", "image", "command", "parents", "cpu", "memory", "storage", "env", "always_run",
-             "n_max_attempts", "timeout", "attributes", "network", "regions"}
+             "n_max_attempts", "timeout", "attributes", "network", "regions", "retry_policy", "expected_duration"}
+_BATCH_KEYS = ("billing_project", "attributes", "cancel_after_n_failures", "retry_policy", "jobs")
 
 
 class DescriptionError(ValueError):
@@ -65,13 +70,13 @@ def build_batch(client: SquallClient, description: dict[str, Any]) -> BatchBuild
     """A BatchBuilder from a parsed batch description (see the module docstring)."""
     if not isinstance(description, dict) or not isinstance(description.get("jobs"), list):
         raise DescriptionError("the description must be a mapping with a 'jobs' list")
-    unknown = set(description) - {"billing_project", "attributes", "jobs", "cancel_after_n_failures"}
+    unknown = set(description) - set(_BATCH_KEYS)
     if unknown:
-        raise DescriptionError(f"unknown top-level key {sorted(unknown)[0]!r}; allowed: billing_project, "
-                               "attributes, cancel_after_n_failures, jobs")
+        raise DescriptionError(f"unknown top-level key {sorted(unknown)[0]!r}; allowed: {', '.join(_BATCH_KEYS)}")
     batch = client.new_batch(billing_project=description.get("billing_project"),
                              attributes={str(k): str(v) for k, v in (description.get("attributes") or {}).items()},
-                             cancel_after_n_failures=description.get("cancel_after_n_failures"))
+                             cancel_after_n_failures=description.get("cancel_after_n_failures"),
+                             retry_policy=description.get("retry_policy"))
     by_name: dict[str, JobRef] = {}
     for i, job in enumerate(description["jobs"]):
         where = f"jobs[{i}]" + (f" ({job.get('name')})" if isinstance(job, dict) and job.get("name") else "")
@@ -94,7 +99,7 @@ def build_batch(client: SquallClient, description: dict[str, Any]) -> BatchBuild
             env={str(k): str(v) for k, v in (job.get("env") or {}).items()} or None,
             always_run=bool(job.get("always_run", False)), n_max_attempts=job.get("n_max_attempts"),
             timeout_s=job.get("timeout"), attributes=job.get("attributes"), network=job.get("network"),
-            regions=job.get("regions"))
+            regions=job.get("regions"), retry_policy=job.get("retry_policy"))
         if job.get("name"):
             if job["name"] in by_name:
                 raise DescriptionError(f"{where}: another job is already named {job['name']!r}")
@@ -122,13 +127,23 @@ def _load(file: Path) -> dict[str, Any]:
 def submit(file: Path = typer.Argument(..., help="batch description (.yaml/.yml/.json)"),
            wait: bool = typer.Option(False, "--wait", help="wait for the batch to complete"),
            billing_project: str | None = typer.Option(None, "--billing-project"),
+           estimate: bool = typer.Option(False, "--estimate", help="print what it would cost and submit nothing"),
+           duration: str | None = typer.Option(None, "--duration", help="with --estimate: how long each job runs "
+                                               "(90s, 10m, 1.5h, 2d; a job's expected_duration wins)"),
+           as_json: bool = typer.Option(False, "--json", help="with --estimate: the API's answer as JSON"),
            api_url: str | None = ApiUrl, token: str | None = Token) -> None:
-    """Submit a batch described in a YAML or JSON file; prints its id."""
+    """Submit a batch described in a YAML or JSON file; prints its id (with --estimate: its cost)."""
     try:
         description = _load(file)
     except DescriptionError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc
+    if estimate:
+        _estimate(description, duration, as_json, billing_project, api_url, token)
+        return
+    if duration is not None or as_json:
+        console.print("[red]error:[/red] --duration and --json go with --estimate")
+        raise typer.Exit(2)
 
     async def go(client: SquallClient) -> dict[str, Any] | None:
         submitted = await build_batch(client, description).submit()
@@ -138,6 +153,25 @@ def submit(file: Path = typer.Argument(..., help="batch description (.yaml/.yml/
     status = _run(api_url, token, go, billing_project)
     if status is not None and status["state"] != "success":
         raise typer.Exit(1)
+
+
+def _estimate(description: dict[str, Any], duration: str | None, as_json: bool, billing_project: str | None,
+              api_url: str | None, token: str | None) -> None:
+    try:
+        own = job_durations(description) if isinstance(description, dict) else {}
+        n_jobs = len(description.get("jobs") or []) if isinstance(description, dict) else 0
+        if duration is None and len(own) < n_jobs:
+            raise DurationError("--estimate needs --duration (how long each job runs), or an expected_duration "
+                                "on every job")
+        default = parse_duration_s(duration) if duration is not None else 0.0
+    except DurationError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    answer = _run(api_url, token, lambda c: build_batch(c, description).estimate(default, own), billing_project)
+    if as_json:
+        typer.echo(json.dumps(answer, indent=2))
+    else:
+        print_estimate(console, answer)
 
 
 @app.command("wait")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -138,18 +139,32 @@ async def _replay(config: ServiceConfig, schema: str, verify: bool, live_schema:
 
 @app.command()
 def audit(
-    batch_id: int = typer.Argument(..., help="batch id"),
+    batch_id: int | None = typer.Argument(None, help="batch id"),
     job_id: int | None = typer.Argument(None, help="job id (default: every event of the batch)"),
     at: str | None = typer.Option(None, "--at", help="as-of view: a log offset, a time in ms, or an ISO time"),
+    details: bool = typer.Option(True, "--details/--no-details",
+                                 help="read the events back from the log and say what each decision was"),
+    pool: str | None = typer.Option(None, "--pool", help="instead of a batch: a pool's autoscaler decisions "
+                                    "(what it requested, deleted, and why) and its instances"),
+    limit: int = typer.Option(50, "--limit", help="--pool: the newest decisions, at most this many"),
     schema: str = typer.Option("public", "--schema", help="schema of the read models"),
     bootstrap: str | None = BootstrapOption, database_url: str | None = DatabaseOption,
     topic_prefix: str | None = PrefixOption, home: Path | None = HomeOption,
     kafka_credentials: Path | None = CredentialsOption,
 ) -> None:
-    """Print a batch's (or job's) event history with offsets, causes and timestamps; --at adds an as-of view."""
+    """Print a batch's (or job's) event history with offsets, causes and timestamps; --at adds an as-of view.
+    With --pool, the autoscaler's decisions for that pool instead."""
     from projections.audit import history, iso, parse_as_of
     from projections.db import connect
 
+    if pool is not None:
+        if batch_id is not None:
+            raise typer.BadParameter("give a batch id or --pool, not both")
+        with connect(_database_url(database_url, home), schema=schema) as conn:
+            _print_pool_audit(conn, pool, limit)
+        return
+    if batch_id is None:
+        raise typer.BadParameter("give a batch id (and optionally a job id), or --pool NAME")
     try:
         as_of = parse_as_of(at) if at is not None else None
     except ValueError as exc:
@@ -161,15 +176,48 @@ def audit(
             typer.echo(f"no events for batch {batch_id}" + (f" job {job_id}" if job_id else ""), err=True)
             raise typer.Exit(1)
         shown = [e for e in entries if as_of is None or as_of.includes(e)]
+        words = _decision_words(config, shown) if details else {}
         typer.echo(f"{'POSITION':<28} {'OCCURRED_AT':<25} {'EVENT':<22} {'JOB':>6} {'ATTEMPT':<12} "
                    f"{'EVENT_ID':<26} {'CAUSE':<26} PRODUCER")
         for e in shown:
             typer.echo(f"{e.topic.rsplit('.', 1)[-1] + f'[{e.partition}]@{e.offset}':<28} {iso(e.occurred_at):<25} "
                        f"{e.event_type:<22} {e.job_id if e.job_id is not None else '-':>6} "
                        f"{e.attempt_id or '-':<12} {e.event_id:<26} {e.causation_id or '-':<26} {e.producer}")
+            said = words.get((e.topic, e.partition, e.offset, e.job_id))
+            if said:
+                typer.echo(f"    -> {said}")
         typer.echo(f"{len(shown)} event(s)" + (f" of {len(entries)} up to --at {at}" if as_of else ""))
         if as_of is not None:
             asyncio.run(_print_as_of(config, conn, batch_id, job_id, as_of, at or ""))
+
+
+def _decision_words(config: ServiceConfig, entries: list[Any]) -> dict[tuple[Any, ...], str]:
+    """What each decision among `entries` said (projections.audit.DecisionWords), read back from the log;
+    nothing (and a note) when the log cannot be read."""
+    from events.kafka_log import KafkaEventLog
+    from projections.audit import DecisionWords, read_events
+
+    async def read() -> dict[tuple[str, int, int], Any]:
+        log = await KafkaEventLog.connect(config.bootstrap_servers, client_id="squall-audit",
+                                          security=config.kafka_security)
+        try:
+            return await read_events(log, entries)
+        finally:
+            await log.close()
+
+    try:
+        events = asyncio.run(read())
+    except Exception as exc:  # the index still prints: say why the details are missing
+        typer.echo(f"(no decision details: reading the log failed: {exc}; --no-details skips them)", err=True)
+        return {}
+    words = DecisionWords()
+    out: dict[tuple[Any, ...], str] = {}
+    for e in entries:
+        event = events.get((e.topic, e.partition, e.offset))
+        said = words(event) if event is not None else None
+        if said:
+            out[(e.topic, e.partition, e.offset, e.job_id)] = said
+    return out
 
 
 async def _print_as_of(config: ServiceConfig, conn, batch_id: int, job_id: int | None, as_of, at: str) -> None:  # type: ignore[no-untyped-def]
@@ -195,6 +243,32 @@ async def _print_as_of(config: ServiceConfig, conn, batch_id: int, job_id: int |
     for jid, row in jobs:
         typer.echo(f"  job {jid:>6}: {row['state']:<9} attempts={row['n_attempts']} attempt={row['current_attempt_id']} "
                    f"exit_code={row['exit_code']} start={iso(row['start_time'])} end={iso(row['end_time'])}")
+
+
+def _print_pool_audit(conn, pool: str, limit: int) -> None:  # type: ignore[no-untyped-def]
+    from events.core.autoscale_explain import describe_pool_decision, zone_summary
+    from projections.audit import iso
+
+    rows = conn.execute('SELECT topic, "partition", "offset", occurred_at, producer, decision FROM pool_decisions '
+                        'WHERE pool = %s ORDER BY occurred_at DESC, "offset" DESC LIMIT %s', (pool, limit)).fetchall()
+    instances = conn.execute("SELECT name, state, cores_mcpu, zone, standing, reason, time_requested FROM instances "
+                             "WHERE pool = %s ORDER BY time_requested NULLS LAST, name", (pool,)).fetchall()
+    if not rows and not instances:
+        typer.echo(f"no decisions and no instances for pool {pool!r}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"pool {pool}: {len(rows)} decision(s), newest first")
+    for topic, partition, offset, occurred_at, producer, decision in rows:
+        typer.echo(f"{iso(occurred_at)}  {topic.rsplit('.', 1)[-1]}[{partition}]@{offset}  {producer}")
+        typer.echo(f"    {describe_pool_decision(decision)}")
+        for choice in decision.get("instances", ()):
+            typer.echo(f"    -> {choice['instance_name']}" + (f" in {choice['zone']}" if choice.get("zone") else "")
+                       + (" (standing)" if choice.get("standing") else ""))
+        if decision.get("zones"):
+            typer.echo(f"    zones: {zone_summary(decision)}")
+    typer.echo(f"\n{'INSTANCE':<34} {'STATE':<9} {'CORES':>5} {'ZONE':<16} {'STANDING':<8} {'REQUESTED':<25} REASON")
+    for name, state, cores, zone, standing, reason, requested in instances:
+        typer.echo(f"{name:<34} {state:<9} {(cores or 0) // 1000:>5} {zone or '-':<16} {'yes' if standing else 'no':<8} "
+                   f"{iso(requested):<25} {reason or '-'}")
 
 
 @quarantine_app.command("list")

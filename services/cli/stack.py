@@ -33,6 +33,11 @@ def up(
                                             help="prefix of the stack's topics (default: as before, else squall.)"),
     workers: int = typer.Option(1, "--workers", help="local worker instances to keep running"),
     worker_cores: int = typer.Option(2, "--worker-cores"),
+    pools: Path | None = typer.Option(None, "--pools", help="pools YAML instead of the default pools (min, max "
+                                      "live and max instances, standing workers, look-ahead window; kept for "
+                                      "later ups)"),
+    zones: str | None = typer.Option(None, "--zones", help="zones for the local workers, each with an optional "
+                                     "capacity, e.g. local-a,local-b:2 (kept for later ups)"),
     storage: str = typer.Option("embedded", "--storage",
                                 help="embedded: run a GCS-API server (fake-gcs-server) in the state directory; "
                                      "gcs: real GCS with application-default credentials"),
@@ -57,6 +62,12 @@ def up(
         help="each local worker a host of its own: network, mount and PID namespaces on the fleet LAN "
              "10.213.7.0/25, reaching the control plane over TCP only (default: as the stack was, else shared; "
              "switching needs `squall down` first)"),
+    prices: Path | None = typer.Option(
+        None, "--prices", help="YAML price table the read model bills with (projections/cost.py; kept for later ups)"),
+    billing_interval: float | None = typer.Option(
+        None, "--billing-interval", help="seconds between workers' reports that bill running attempts (default 60)"),
+    billing_loop_interval: float | None = typer.Option(
+        None, "--billing-loop-interval", help="seconds between billing-limit passes of the front end (default 10)"),
 ) -> None:
     """Start the local stack (idempotent): Kafka, PostgreSQL, the object store, services and local workers."""
     h = _home(home)
@@ -66,7 +77,9 @@ def up(
                          storage_endpoint=storage_endpoint, system_bucket=system_bucket, bucket=bucket,
                          simulated_job_ms=simulated_workers, kafka_credentials=kafka_credentials,
                          worker_bootstrap=kafka_worker_bootstrap, kafka_tls_everywhere=kafka_tls_everywhere,
-                         isolated_workers=isolated_workers, say=lambda m: console.print(f"  {m}"))
+                         isolated_workers=isolated_workers, prices=prices, billing_interval_s=billing_interval,
+                         billing_loop_interval_s=billing_loop_interval, say=lambda m: console.print(f"  {m}"),
+                         pools_file=pools, zones=zones)
     except stack.StackError as exc:
         console.print(f"[red]squall up failed:[/red] {exc}")
         raise typer.Exit(1) from exc
@@ -144,3 +157,19 @@ def demo(home: Path | None = HomeOption, timeout: float = typer.Option(600.0, "-
                   "and the always_run `cleanup` ran anyway.\n"
                   f"Next: squall batch {result.batch_id} | squall logs {result.batch_id} 6 | "
                   f"squall audit {result.batch_id} 8 | open {state.api_url}/ui")
+
+
+@app.command()
+def preempt(instance: str = typer.Argument(..., help="a preemptible local instance (squall status lists them)"),
+            home: Path | None = HomeOption) -> None:
+    """Preempt a local preemptible instance as a cloud would: it dies whole and the provider records the
+    preemption, so its jobs' attempts end `preempted` (what retry_policy.max_preemptions counts)."""
+    from services.providers.base import ProviderError
+    from services.providers.local import preempt as preempt_instance
+
+    try:
+        preempt_instance(_home(home), instance)
+    except ProviderError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    console.print(f"preempted {instance}; the autoscaler deactivates it on its next loop")

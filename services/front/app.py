@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from services.front import routes_batches, routes_jobs, routes_meta, routes_rerun, routes_v2
+from services.front import routes_batches, routes_cost, routes_jobs, routes_meta, routes_rerun, routes_v2
 from services.front.deps import FrontDeps
 from services.front.errors import Forbidden, FrontError
 from services.front.users import is_operator
@@ -40,6 +40,7 @@ def create_app(deps: FrontDeps, *, metrics: bool = False, metrics_need_token: bo
     app.include_router(routes_meta.router)
     app.include_router(routes_v2.router)
     app.include_router(routes_rerun.router)
+    app.include_router(routes_cost.router)
     app.add_exception_handler(FrontError, _front_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]

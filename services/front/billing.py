@@ -4,12 +4,14 @@ A project's `limit` (USD, NULL = none) is the front's own truth (`front_billing_
 migration 003). Its `accrued_cost` is the sum of the read model's `batches.cost` over every batch
 of the project, deleted ones included (their cost was spent all the same).
 
-That cost lags: the read model bills an attempt when it *ends* (its JobAttemptCompleted carries
-the usage), so attempts still running count nothing yet. A project can therefore overshoot its
-limit by what its running attempts cost before they end; Hail, which bills running attempts every
-few seconds, overshoots less. Once accrued cost reaches the limit, new batches and updates in the
-project get 403 (`check_under_limit`) and the billing-limit loop (services/front/billing_loop.py)
-cancels its running batches.
+Running attempts count: every billing interval (60 s by default, Hail's) each worker reports the
+attempts it runs and the read model bills them up to then (projections/readmodel/ledger.py), and
+bills each attempt start to end when it ends. So accrued cost trails what the project's running
+attempts have used by at most one billing interval (plus the projector's lag). Once accrued cost
+reaches the limit, new batches and updates in the project get 403 (`check_under_limit`) and the
+billing-limit loop (services/front/billing_loop.py) cancels its running batches: the project
+overshoots by at most what its running attempts cost in one billing interval, one loop interval
+and the time their kill takes.
 """
 
 from __future__ import annotations

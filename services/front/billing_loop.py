@@ -19,8 +19,9 @@ A pass that crashes between marking and appending is repaired by the next pass, 
 selects from the read model, which only shows a batch cancelled once the event is in the log.
 
 "Running" is Hail's: a committed batch not yet complete (read-model state 'running'), neither
-cancelled nor deleted. Accrued cost lags running attempts (services/front/billing.py), so the
-loop acts once the attempts that crossed the limit have ended.
+cancelled nor deleted. Accrued cost includes running attempts up to their workers' latest billing
+report (services/front/billing.py), so the loop stops a project while its jobs still run, within
+one billing interval of it reaching its limit plus one loop interval (`--billing-loop-interval`).
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from psycopg_pool import AsyncConnectionPool
 
 from events.publisher import Publisher
+from projections.cost import PriceTable, Pricing
 from services.callback_policy import Resolver, system_resolver
 from services.front.auth import TokenAuth
 from services.front.job_files import FileAccess
@@ -46,10 +47,12 @@ class FrontDeps:
     max_body_bytes: int = MAX_BODY_BYTES
     cpu: CpuLane = field(default_factory=CpuLane)
     resolver: Resolver = system_resolver  # host names of callback URLs (tests give a fake DNS)
+    prices: PriceTable = field(default_factory=PriceTable)  # the read model's (estimates price as it bills)
 
     def __post_init__(self) -> None:
+        self.pricing = Pricing(self.prices)
         self.submissions = Submissions(self.pool, self.publisher, self.clock, self.producer, self.cpu,
-                                       self.file_access)
+                                       self.file_access, self.rules.pools)
         self.reruns = Reruns(self.pool, self.publisher, self.clock, self.producer, self.rules)
         self.reads = Reads(self.pool)
         self.tokens = TokenAuth(self.pool)

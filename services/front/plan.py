@@ -19,8 +19,10 @@ from events.catalog import (
     JobGroupCancelRequested,
     JobGroupCreated,
 )
+from events.core.autoscale import PoolConfig
 from events.envelope import derived_event_id
 from services.front.errors import Conflict, InvalidRequest
+from services.front.retry_policy import as_event_policy, effective_policy
 from services.front.specs import MAX_JOB_GROUPS_DEPTH, BatchRequest, GroupRequest, JobRequest
 from services.front.store import BatchRow, GroupRow, UpdateRow
 
@@ -38,7 +40,8 @@ def batch_created(batch: BatchRow, spec: BatchRequest, stamp: Stamp) -> BatchCre
         event_id=derived_event_id("BatchCreated", batch.batch_id), occurred_at=batch.time_created,
         producer=stamp.producer, batch_id=batch.batch_id, user=batch.user_name,
         billing_project=batch.billing_project, token=batch.token, attributes=spec.attributes,
-        callback=spec.callback, cancel_after_n_failures=spec.cancel_after_n_failures)
+        callback=spec.callback, cancel_after_n_failures=spec.cancel_after_n_failures,
+        retry_policy=as_event_policy(spec.retry_policy))
 
 
 def update_created(update: UpdateRow, stamp: Stamp) -> BatchUpdateCreated:
@@ -126,8 +129,9 @@ def plan_groups(update: UpdateRow, groups: Sequence[GroupRequest], existing: Map
 
 
 def plan_jobs(update: UpdateRow, batch: BatchRow, jobs: Sequence[JobRequest], stamp: Stamp,
-              field: str = "bunch") -> list[JobCreated]:
-    """JobCreated events with absolute ids; checks ids fall in the update's block and parents exist."""
+              field: str = "bunch", pools: Sequence[PoolConfig] = ()) -> list[JobCreated]:
+    """JobCreated events with absolute ids; checks ids fall in the update's block and parents exist, and
+    gives each job its retry policy: its own over the batch's default, checked against `pools`."""
     events = []
     for i, job in enumerate(jobs):
         where = f"{field}[{i}]"
@@ -157,5 +161,6 @@ def plan_jobs(update: UpdateRow, batch: BatchRow, jobs: Sequence[JobRequest], st
             producer=stamp.producer, batch_id=update.batch_id, job_id=job_id, update_id=update.update_id,
             job_group_id=group_id, parent_ids=tuple(sorted(set(parents))), always_run=job.always_run,
             n_max_attempts=job.n_max_attempts, user=batch.user_name, billing_project=batch.billing_project,
-            attributes=job.attributes, spec=job.spec, spec_json=job.spec_json))
+            attributes=job.attributes, spec=job.spec, spec_json=job.spec_json,
+            retry_policy=effective_policy(where, batch.retry_policy, job.retry_policy, job.spec.resources, pools)))
     return events

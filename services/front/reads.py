@@ -143,6 +143,13 @@ class Reads:
                                 Condition(params={"b": batch_id, "j": job_id}))
         return rows[0] if rows else None
 
+    async def pool_decision(self, pool: str) -> dict[str, Any] | None:
+        """The autoscaler's latest decision for a pool (the read model's pool_decisions)."""
+        async with self.pool.connection() as conn:
+            rows = await _fetch(conn, 'SELECT pool, occurred_at, decision FROM pool_decisions WHERE pool = %(p)s '
+                                      'ORDER BY occurred_at DESC, "offset" DESC LIMIT 1', Condition(params={"p": pool}))
+        return rows[0] if rows else None
+
     async def parent_states(self, batch_id: int, parent_ids: list[int]) -> dict[int, str]:
         async with self.pool.connection() as conn:
             cur = await conn.execute("SELECT job_id, state FROM jobs WHERE batch_id = %s AND job_id = ANY(%s)",

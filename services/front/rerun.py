@@ -63,8 +63,8 @@ class Reruns:
             spec = UpdateRequest(token or _derived_token(plan), len(jobs), 0)
             await check_under_limit(conn, batch.billing_project)
             update = await store.reserve_update(conn, batch, spec, stamp.occurred_at)
-            events: list[Event] = [update_created(update, stamp), *plan_jobs(update, batch, jobs, stamp, field="rerun"),
-                      update_committed(update, stamp)]
+            copies = plan_jobs(update, batch, jobs, stamp, field="rerun", pools=self.rules.pools)
+            events: list[Event] = [update_created(update, stamp), *copies, update_committed(update, stamp)]
             try:
                 await self.publisher.publish(events)
             except LogError as exc:

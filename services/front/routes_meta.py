@@ -16,7 +16,7 @@ from services.front.errors import Forbidden, InvalidRequest, NotFound
 from services.front.fields import require_object
 from services.front.http import BatchId, Deps, JobId, User, json_body, json_request_body
 from services.front.users import billing_projects_of, is_operator
-from services.front.why import explain
+from services.front.why import autoscaler_context, explain, job_pool
 
 router = APIRouter(tags=["meta"])
 
@@ -88,9 +88,17 @@ async def audit(batch_id: BatchId, job_id: JobId, user: User, deps: Deps) -> dic
 
 @router.get("/api/v1alpha/squall/batches/{batch_id}/jobs/{job_id}/why", tags=["squall"])
 async def why(batch_id: BatchId, job_id: JobId, user: User, deps: Deps) -> dict[str, Any]:
-    """Why the job is (not) running: the scheduler's latest explanation, or one from the job's state."""
+    """Why the job is (not) running: the scheduler's latest explanation, or one from the job's state; why
+    each of its attempts that was retried was (`retries`: rule, cause, what changed, in words); for a Ready
+    job also the autoscaler's last decision for its pool (`autoscaler`, null if it has made none)."""
     row = await deps.reads.job_row(user, batch_id, job_id)
     explanation = await deps.reads.explanation(batch_id, job_id)
     parents = await deps.reads.parent_states(batch_id, list(row["parent_ids"])) if row["state"] == "Pending" else {}
-    return {"batch_id": batch_id, "job_id": job_id, "state": row["state"],
-            **explain(row, explanation, parents, deps.clock(), deps.rules.pools)}
+    retries = [{"attempt_id": a["attempt_id"], **a["retry"]} for a in await deps.reads.attempts(user, batch_id, job_id)
+               or () if a["retry"] is not None]
+    answer = {"batch_id": batch_id, "job_id": job_id, "state": row["state"],
+              **explain(row, explanation, parents, deps.clock(), deps.rules.pools, retries), "retries": retries}
+    pool = job_pool(row) if row["state"] == "Ready" else None
+    if pool is not None:
+        answer["autoscaler"] = autoscaler_context(await deps.reads.pool_decision(pool))
+    return answer

@@ -26,11 +26,13 @@ from psycopg_pool import AsyncConnectionPool
 from events.objectstore import ObjectStore
 from events.publisher import Publisher
 from events.service_log import open_service_log
+from projections.cost import PriceTable, PriceTableError
 from projections.db import READMODEL_MIGRATIONS, migrate
 from services import callback_policy
 from services.autoscaler.pools import PoolConfigError, load_pools
 from services.config import ServiceConfig, add_arguments, from_args
 from services.front.app import create_app
+from services.front.billing_loop import INTERVAL_S as BILLING_INTERVAL_S
 from services.front.billing_loop import run_billing_limit_loop
 from services.front.deps import FrontDeps
 from services.front.job_files import FileAccess
@@ -57,7 +59,7 @@ def file_access_for(config: ServiceConfig, store: ObjectStore) -> FileAccess:
 
 @asynccontextmanager
 async def running_deps(config: ServiceConfig, rules: SpecRules, pool_size: int = 10,
-                       store: ObjectStore | None = None) -> AsyncIterator[FrontDeps]:
+                       store: ObjectStore | None = None, prices: PriceTable | None = None) -> AsyncIterator[FrontDeps]:
     await asyncio.to_thread(apply_migrations, config.database_url)
     log = await open_service_log(config.bootstrap_servers, config.topics, "front", client_id="squall-front",
                                  security=config.kafka_security)
@@ -68,7 +70,7 @@ async def running_deps(config: ServiceConfig, rules: SpecRules, pool_size: int =
         await pool.open(wait=True)
         yield FrontDeps(pool=pool, publisher=Publisher(log, config.topics), job_data=job_data,
                         file_access=file_access_for(config, store), rules=rules,
-                        default_region=rules.supported_regions[0])
+                        default_region=rules.supported_regions[0], prices=prices or PriceTable())
     finally:
         await job_data.close()
         await pool.close()
@@ -85,7 +87,8 @@ def is_loopback(host: str) -> bool:
         return False  # a name: it may resolve to anything
 
 
-def build_app(config: ServiceConfig, rules: SpecRules, *, metrics_need_token: bool = False) -> FastAPI:
+def build_app(config: ServiceConfig, rules: SpecRules, *, metrics_need_token: bool = False,
+              prices: PriceTable | None = None, billing_interval_s: float = BILLING_INTERVAL_S) -> FastAPI:
     """An app whose lifespan connects to Kafka and PostgreSQL (for uvicorn), with the web UI at /ui."""
     import httpx
 
@@ -98,12 +101,13 @@ def build_app(config: ServiceConfig, rules: SpecRules, *, metrics_need_token: bo
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with running_deps(config, rules, store=store) as deps:
+        async with running_deps(config, rules, store=store, prices=prices) as deps:
             app.state.deps = deps
             tune_gc_for_requests()  # start-up's heap is frozen: no collection stalls requests over it
             # Hail's billing-limit loop (see services/front/billing_loop.py for why it lives here)
             stop = asyncio.Event()
-            billing = asyncio.create_task(run_billing_limit_loop(deps.pool, deps.submissions, stop=stop),
+            billing = asyncio.create_task(run_billing_limit_loop(deps.pool, deps.submissions, stop=stop,
+                                                                 interval_s=billing_interval_s),
                                           name="billing-limit-loop")
             try:
                 yield
@@ -129,6 +133,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--pools", type=Path, default=None,
                         help="the autoscaler's pools YAML: a job no worker of them can hold is refused "
                              "(default: the six standard pools)")
+    parser.add_argument("--prices", type=Path, default=None,
+                        help="the read model's YAML price table (projections/cost.py), for estimates")
+    parser.add_argument("--billing-loop-interval", type=float, default=BILLING_INTERVAL_S,
+                        help="seconds between passes that cancel the running batches of projects over their limit")
     add_arguments(parser)
     callback_policy.add_arguments(parser)
     args = parser.parse_args(argv)
@@ -146,6 +154,13 @@ def main(argv: list[str] | None = None) -> None:
     except PoolConfigError as exc:
         parser.error(str(exc))
     rules = SpecRules(supported_regions=regions, callbacks=callbacks, pools=pools)
+    try:
+        prices = PriceTable.from_yaml(args.prices) if args.prices else PriceTable()
+    except PriceTableError as exc:
+        parser.error(str(exc))
+    if not args.billing_loop_interval > 0:
+        parser.error("--billing-loop-interval must be a positive number of seconds")
     # the metrics name users: beyond loopback, only an operator's token reads them
-    app = build_app(config, rules, metrics_need_token=not is_loopback(args.host))
+    app = build_app(config, rules, metrics_need_token=not is_loopback(args.host), prices=prices,
+                    billing_interval_s=args.billing_loop_interval)
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")

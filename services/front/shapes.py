@@ -8,6 +8,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from events.core.retries import describe_retry
+
 
 def time_str(ms: int | None) -> str | None:
     if ms is None:
@@ -134,7 +136,7 @@ def job_status(row: dict[str, Any], status: dict[str, Any] | None) -> dict[str, 
     spec.setdefault("n_max_attempts", row["n_max_attempts"])
     spec.setdefault("always_run", row["always_run"])
     return {**job_entry(row), "spec": spec, "attributes": row["attributes"] or {}, "status": status,
-            "inst_coll": row["worker_type"]}
+            "inst_coll": row["worker_type"], "retry_policy": row.get("retry_policy")}
 
 
 def attempt_entry(row: dict[str, Any]) -> dict[str, Any]:
@@ -150,4 +152,20 @@ def attempt_entry(row: dict[str, Any]) -> dict[str, Any]:
         "duration": humanize_ms(duration_ms),
         "duration_ms": duration_ms,
         "reason": row["reason"],
+        # squall's: what the attempt had, and the retry decided after it (events/core/retries.py)
+        "cores_mcpu": row.get("cores_mcpu"),
+        "memory_bytes": row.get("memory_bytes"),
+        "storage_gib": row.get("storage_gib"),
+        "retry": retry_shown(row),
     }
+
+
+def retry_shown(row: dict[str, Any]) -> dict[str, Any] | None:
+    """An attempt's retry decision with its words, or None if it was not retried."""
+    decision = row.get("retry")
+    if not decision:
+        return None
+    message = describe_retry(decision["rule"], decision.get("cause"), exit_code=row.get("exit_code"),
+                             memory_bytes=decision.get("memory_bytes"), previous_memory_bytes=row.get("memory_bytes"),
+                             preemptible=decision.get("preemptible"))
+    return {**decision, "message": message}

@@ -35,6 +35,8 @@ from services.front.fields import (
 )
 from services.front.job_files import check_job_files
 from services.front.pool_check import check_fits_a_pool
+from services.front.retry_policy import PolicyFields
+from services.front.retry_policy import from_spec as retry_policy_from_spec
 
 ROOT_JOB_GROUP_ID: Final = 0
 MAX_JOB_GROUPS_DEPTH: Final = 2
@@ -45,7 +47,7 @@ MAX_JOBS_PER_UPDATE: Final = 10_000_000
 MAX_SPECS_PER_REQUEST: Final = 1024
 
 BATCH_FIELDS: Final = frozenset(("billing_project", "token", "n_jobs", "n_job_groups", "attributes", "callback",
-                                 "cancel_after_n_failures"))
+                                 "cancel_after_n_failures", "retry_policy"))
 UPDATE_FIELDS: Final = frozenset(("token", "n_jobs", "n_job_groups"))
 GROUP_FIELDS: Final = frozenset(("job_group_id", "attributes", "callback", "cancel_after_n_failures",
                        "absolute_parent_id", "in_update_parent_id"))
@@ -54,7 +56,7 @@ JOB_FIELDS: Final = frozenset((
     "absolute_job_group_id", "in_update_job_group_id", "always_run", "n_max_attempts", "always_copy_output",
     "attributes", "env", "input_files", "output_files", "cloudfuse", "gcsfuse", "resources", "network",
     "port", "timeout", "secrets", "service_account", "regions", "requester_pays_project", "user_code",
-    "mount_tokens", "unconfined", "command", "image", "pvc_size",
+    "mount_tokens", "unconfined", "command", "image", "pvc_size", "retry_policy",
 ))
 NETWORKS: Final = ("public", "private")
 _DOCKER_FIELDS: Final = frozenset(("type", "image", "command", "mount_docker_socket"))
@@ -74,6 +76,7 @@ class BatchRequest:
     attributes: dict[str, str]
     callback: str | None
     cancel_after_n_failures: int | None
+    retry_policy: PolicyFields | None = None  # the default for the batch's jobs (services/front/retry_policy.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +108,7 @@ class JobRequest:
     attributes: dict[str, str]
     spec: JobSpec
     spec_json: str
+    retry_policy: PolicyFields | None = None  # the job's own fields; its batch's default is merged when planned
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +136,7 @@ def parse_batch(body: Any, callbacks: CallbackPolicy = CallbackPolicy()) -> Batc
     reject_unknown("batch", obj, BATCH_FIELDS)
     cancel_after = obj.get("cancel_after_n_failures")
     callback = obj.get("callback")
+    attributes = as_attributes("batch.attributes", obj.get("attributes") or {})
     return BatchRequest(
         billing_project=as_str("batch.billing_project", require_present("batch", obj, "billing_project"),
                                nonempty=True, max_len=100),
@@ -140,10 +145,11 @@ def parse_batch(body: Any, callbacks: CallbackPolicy = CallbackPolicy()) -> Batc
                       maximum=MAX_JOBS_PER_UPDATE),
         n_job_groups=as_int("batch.n_job_groups", obj.get("n_job_groups") or 0, minimum=0,
                             maximum=MAX_JOBS_PER_UPDATE),
-        attributes=as_attributes("batch.attributes", obj.get("attributes") or {}),
+        attributes=attributes,
         callback=None if callback is None else _callback("batch.callback", callback, callbacks),
         cancel_after_n_failures=None if cancel_after is None
         else as_int("batch.cancel_after_n_failures", cancel_after, minimum=1),
+        retry_policy=retry_policy_from_spec("batch", obj, attributes),
     )
 
 
@@ -312,6 +318,7 @@ def parse_job(field: str, body: Any, rules: SpecRules) -> JobRequest:
         attributes=attributes,
         spec=spec,
         spec_json=orjson.dumps(obj).decode(),
+        retry_policy=retry_policy_from_spec(field, obj, attributes),
     )
 
 

@@ -7,6 +7,7 @@ checks and reservations are atomic. Appending events happens outside these trans
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
@@ -30,6 +31,7 @@ class BatchRow:
     n_reserved_jobs: int
     n_reserved_job_groups: int
     n_committed_jobs: int
+    retry_policy: dict[str, Any] | None = None  # the default for the batch's jobs (services/front/retry_policy.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,9 +60,10 @@ async def insert_batch(conn: AsyncConnection, user: str, spec: BatchRequest, now
     """The batch for (user, token): created now, or the one a previous try created (False)."""
     cur = conn.cursor(row_factory=dict_row)
     await cur.execute(
-        "INSERT INTO front_batches (user_name, billing_project, token, attributes, time_created) "
-        "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (user_name, token) DO NOTHING RETURNING *",
-        (user, spec.billing_project, spec.token, Jsonb(spec.attributes), now_ms))
+        "INSERT INTO front_batches (user_name, billing_project, token, attributes, time_created, retry_policy) "
+        "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (user_name, token) DO NOTHING RETURNING *",
+        (user, spec.billing_project, spec.token, Jsonb(spec.attributes), now_ms,
+         None if spec.retry_policy is None else Jsonb(spec.retry_policy)))
     row = await cur.fetchone()
     if row is not None:
         await conn.execute(

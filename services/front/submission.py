@@ -15,6 +15,7 @@ from typing import Any
 from psycopg_pool import AsyncConnectionPool
 
 from events.catalog import Event, JobCreated
+from events.core.autoscale import PoolConfig
 from events.errors import LogError
 from events.publisher import Publisher
 from services.front import store
@@ -42,13 +43,15 @@ Clock = Callable[[], int]
 
 class Submissions:
     def __init__(self, pool: AsyncConnectionPool, publisher: Publisher, clock: Clock, producer: str,
-                 cpu: CpuLane | None = None, files: FileAccess | None = None) -> None:
+                 cpu: CpuLane | None = None, files: FileAccess | None = None,
+                 pools: tuple[PoolConfig, ...] = ()) -> None:
         self.pool = pool
         self.publisher = publisher
         self.clock = clock
         self.producer = producer
         self.cpu = cpu or CpuLane()
         self.files = files or FileAccess()
+        self.pools = pools  # what retry policies are checked against (a retry must fit a worker)
 
     async def _check_files(self, conn: Any, user: str, billing_project: str, jobs: list[JobRequest]) -> None:
         """Every bucket the jobs name is granted (services/front/job_files.py)."""
@@ -67,7 +70,8 @@ class Submissions:
 
     async def _plan_jobs(self, update: store.UpdateRow, batch: store.BatchRow, jobs: list[JobRequest],
                          stamp: Stamp) -> list[JobCreated]:
-        return await self.cpu.run_if(len(jobs) > INLINE_EVENTS, plan_jobs, update, batch, jobs, stamp)
+        return await self.cpu.run_if(len(jobs) > INLINE_EVENTS, plan_jobs, update, batch, jobs, stamp, "bunch",
+                                     self.pools)
 
     # -- batches ------------------------------------------------------------------------------
 

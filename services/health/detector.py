@@ -7,6 +7,11 @@ accepted after the instance was already inactive — ends with an MJC (outcome E
 `instance_lost`), so the lifecycle core gives the job a new attempt while attempts remain. A
 worker that was merely slow and reports later is fenced by the attempt id.
 
+An instance its provider preempted (deactivated with reason `preempted` by the autoscaler, which
+asks the provider every loop) is gone with its containers: its attempts end at once, without the
+drain grace, with cause `preempted`, which retry policies count (`max_preemptions`). Only the
+provider's word makes a preemption: an instance that merely went silent stays `instance_lost`.
+
 Event ids are derived from the instance and attempt, so a health check that runs twice (or a
 new leader re-deriving after a crash) appends recognisably identical events.
 """
@@ -17,13 +22,14 @@ from dataclasses import dataclass
 
 from events.catalog import Event, InstanceDeactivated, JobAttemptCompleted
 from events.envelope import derived_event_id
-from events.failures import INSTANCE_LOST
+from events.failures import INSTANCE_LOST, PREEMPTED
 from projections.scheduling.model import InstanceEntry, InstanceState
 from projections.scheduling.state import SchedulingState
 
 PRODUCER = "health"
 NOT_RESPONDING = "not_responding"
 ACTIVATION_TIMEOUT = "activation_timeout"
+PREEMPTED_REASON = "preempted"  # InstanceDeactivated.reason when the provider preempted the instance
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +50,8 @@ def lost_instance_events(state: SchedulingState, now_ms: int, settings: HealthSe
                 event_id=derived_event_id("InstanceDeactivated", inst.name, reason), occurred_at=now_ms,
                 producer=PRODUCER, instance_name=inst.name, reason=reason))
             events.extend(_end_attempts(state, inst, now_ms, reason))
+        elif inst.state is InstanceState.INACTIVE and inst.deactivation_reason == PREEMPTED_REASON:
+            events.extend(_end_attempts(state, inst, now_ms, PREEMPTED_REASON))  # nothing left to drain
         elif inst.state is InstanceState.INACTIVE and inst.deactivated_at is not None \
                 and now_ms - inst.deactivated_at >= settings.drain_grace_ms:
             events.extend(_end_attempts(state, inst, now_ms, "deactivated"))
@@ -69,10 +77,12 @@ def _end_attempts(state: SchedulingState, inst: InstanceEntry, now_ms: int, reas
     waiting = state.private_job_waiting(inst)  # a Creating job whose instance will never come
     if waiting is not None and waiting.attempt_id is not None and waiting.held is None:
         ended.append((waiting.key[0], waiting.key[1], waiting.attempt_id))
+    preempted = reason == PREEMPTED_REASON
     return [JobAttemptCompleted(
         event_id=derived_event_id("JobAttemptCompleted", "health", batch_id, job_id, attempt_id),
         occurred_at=now_ms, producer=PRODUCER, batch_id=batch_id, job_id=job_id, attempt_id=attempt_id,
-        instance_name=inst.name, outcome="Error", exit_code=None, failure_cause=INSTANCE_LOST,
-        error=f"instance {inst.name} was lost ({reason})", out_of_memory=False, started_at=None,
-        ended_at=now_ms, steps=(), resource_usage=None)
+        instance_name=inst.name, outcome="Error", exit_code=None,
+        failure_cause=PREEMPTED if preempted else INSTANCE_LOST,
+        error=f"instance {inst.name} was preempted" if preempted else f"instance {inst.name} was lost ({reason})",
+        out_of_memory=False, started_at=None, ended_at=now_ms, steps=(), resource_usage=None)
         for batch_id, job_id, attempt_id in ended]

@@ -25,6 +25,8 @@ class InstanceSpec:
     preemptible: bool
     region: str
     job_private_for: str | None = None
+    zone: str | None = None  # the autoscaler's choice (events.core.zones); None: the provider picks
+    standing: bool = False  # a standing worker (the autoscaler's business; providers may label it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +36,7 @@ class ProviderInstance:
     name: str
     provider_id: str  # what delete needs to find it again (pid, zone/name)
     status: str  # provider's word: running, provisioning, terminated, ...
+    zone: str | None = None  # where it was created, when the provider knows
 
 
 class ProviderError(Exception):
@@ -63,6 +66,10 @@ class ProviderUnavailable(ProviderError):
 class InstanceProvider(Protocol):
     name: str
 
+    def zones_for(self, region: str) -> list[str]:
+        """The zones of the region this provider may create instances in (empty: it has no zones)."""
+        ...
+
     async def create(self, spec: InstanceSpec) -> ProviderInstance:
         """Start creating the instance; returns once the provider accepted it (it may still boot)."""
         ...
@@ -73,6 +80,12 @@ class InstanceProvider(Protocol):
 
     async def list(self) -> list[ProviderInstance]:
         """Every instance of this cluster the provider knows, to reconcile with the log."""
+        ...
+
+    async def preempted(self) -> builtins.list[str]:
+        """Names of this cluster's instances the provider preempted (its own word: a cloud's preemption
+        record, never a guess from an instance that stopped answering). A name may be repeated on
+        later calls; the autoscaler deactivates each live one once, with reason `preempted`."""
         ...
 
     async def heal(self) -> builtins.list[str]:

@@ -1,15 +1,19 @@
 """The GCE provider: worker VMs on Compute Engine through google-cloud-compute.
 
-create: `instances.insert` in the first usable zone of the instance's region (machine type, a
-boot disk, labels, preemptible → SPOT scheduling, metadata with the startup script and the
-worker's settings), with a request id so a retried insert is not a second VM. The operation is
-watched for `operation_wait_s`: a zone without capacity (ZONE_RESOURCE_POOL_EXHAUSTED) is
+create: `instances.insert` (machine type, a boot disk, labels, preemptible → SPOT scheduling,
+metadata with the startup script and the worker's settings) in the zone the autoscaler chose
+(`InstanceSpec.zone`, drawn by the zones' recent success: a refusal there is reported, and the
+zone's weight drops), or, when none was chosen, in the first usable zone of the instance's region,
+with a request id so a retried insert is not a second VM. The operation is watched for
+`operation_wait_s`: without a chosen zone, a zone without capacity (ZONE_RESOURCE_POOL_EXHAUSTED) is
 skipped for a while and the next zone is tried; exhausted quota (QUOTA_EXCEEDED, rate limits)
 raises QuotaExceeded for the autoscaler to retry later; an operation still running when the wait
 ends counts as accepted (the VM is booting; `list` reconciles).
 
 delete: `instances.delete` (a 404 means already gone). list: `instances.list` per zone, filtered
-by the cluster label. The client can be pointed at any endpoint (tests use a local fake).
+by the cluster label. preempted: the zones' `compute.instances.preempted` operations, GCE's own record
+of each spot VM it reclaimed (at most every `preemption_poll_s`, as Hail reads its activity logs every
+15 s). The client can be pointed at any endpoint (tests use a local fake).
 """
 
 from __future__ import annotations
@@ -67,6 +71,7 @@ class GceSettings:
     operation_poll_s: float = 1.0
     transient_retries: int = 3
     exhausted_zone_pause_s: float = 300.0
+    preemption_poll_s: float = 15.0
 
 
 def region_of(zone: str) -> str:
@@ -92,16 +97,26 @@ class GceProvider:
         self._operations = compute_v1.ZoneOperationsClient(credentials=creds, client_options=options)
         self._clock = clock
         self._paused_zones: dict[str, float] = {}  # zone -> until (monotonic s)
+        self._preemptions_polled: float | None = None
 
     # ---- create ------------------------------------------------------------------------------
 
+    def zones_for(self, region: str) -> list[str]:
+        return [z for z in self.settings.zones if region_of(z) == region]
+
     async def create(self, spec: InstanceSpec) -> ProviderInstance:
+        if spec.zone is not None:  # the autoscaler chose (weighted by success): only there; a refusal is the zone's
+            if spec.zone not in self.zones_for(spec.region):
+                raise ProviderError(f"zone {spec.zone!r} is not one of region {spec.region!r}'s configured zones: "
+                                    f"{', '.join(self.zones_for(spec.region)) or 'none'} (set --gce-zones)")
+            await self._insert_in_zone(spec, spec.zone)
+            return ProviderInstance(spec.name, f"{spec.zone}/{spec.name}", "provisioning", zone=spec.zone)
         zones = self._zones_for(spec.region)
         last: ProviderError | None = None
         for zone in zones:
             try:
                 await self._insert_in_zone(spec, zone)
-                return ProviderInstance(spec.name, f"{zone}/{spec.name}", "provisioning")
+                return ProviderInstance(spec.name, f"{zone}/{spec.name}", "provisioning", zone=zone)
             except ZoneExhausted as exc:
                 log.warning("zone %s cannot hold %s now (%s); trying the next zone", zone, spec.machine_type, exc)
                 self._paused_zones[zone] = self._clock() + self.settings.exhausted_zone_pause_s
@@ -227,6 +242,22 @@ class GceProvider:
             found.extend(ProviderInstance(i.name, f"{zone}/{i.name}", i.status.lower()) for i in instances)
         return found
 
+    async def preempted(self) -> builtins.list[str]:
+        now = self._clock()
+        if self._preemptions_polled is not None and now - self._preemptions_polled < self.settings.preemption_poll_s:
+            return []
+        self._preemptions_polled = now
+        names: list[str] = []
+        for zone in self.settings.zones:
+            request = compute_v1.ListZoneOperationsRequest(project=self.settings.project, zone=zone,
+                                                           filter='operationType = "compute.instances.preempted"')
+            try:
+                operations = await asyncio.to_thread(_list_all_operations, self._operations, request)
+            except gexc.GoogleAPICallError as exc:
+                raise _classify(exc, f"list preemptions in {zone}") from exc
+            names.extend(op.target_link.rsplit("/", 1)[-1] for op in operations if op.target_link)
+        return names
+
     async def heal(self) -> builtins.list[str]:
         return []  # a VM restarts its own agent (gce_startup.py); one that is gone is reconciled
 
@@ -237,6 +268,11 @@ class GceProvider:
 
 def _list_all(client: compute_v1.InstancesClient, request: compute_v1.ListInstancesRequest) -> list[compute_v1.Instance]:
     return list(client.list(request=request))  # the pager fetches every page
+
+
+def _list_all_operations(client: compute_v1.ZoneOperationsClient,
+                         request: compute_v1.ListZoneOperationsRequest) -> list[compute_v1.Operation]:
+    return list(client.list(request=request))
 
 
 def _label(value: str) -> str:

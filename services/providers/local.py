@@ -14,7 +14,19 @@ as systemd restarts it on a VM (`heal`, every autoscaler loop): the same command
 run twice. At once the first time, then after 1, 2, 4, 8 s; an agent that died 6 times without
 living a minute in between is given up: it drops out of `list`, and the autoscaler deactivates the
 instance (its jobs are retried elsewhere). An agent that exited by itself with 0 drained and
-announced its end: it stays down. Restart counts: <name>.restarts (`squall status` shows them).
+announced its end: it stays down. Restart counts: <name>.restarts (`squall status` shows them, and
+each agent's metrics endpoint: a loopback port chosen at create, in the command).
+
+Zones (optional, `--zones local-a,local-b:2`): names the autoscaler chooses between, each with an
+optional capacity (how many instances it holds at once). A create in a full zone is refused as a
+cloud zone without capacity refuses it (ZoneExhausted), so one machine shows how the autoscaler
+weighs zones by their recent success. An instance's zone is kept in <home>/instances/<name>.zone;
+an instance whose agent is being restarted still holds its place in its zone.
+
+Preemption, simulated as a cloud does it (`preempt`, `squall preempt INSTANCE`): a preemptible
+instance dies whole — no restart, its agent killed, its containers and scratch mounts gone — and the
+provider records it (<name>.preempted), which `preempted()` reports to the autoscaler as a cloud's
+preemption notice would.
 
 With `isolated` (`squall up --isolated-workers`), each instance is a worker host of its own
 (deploy/worker_hosts.py: network, mount, PID and UTS namespaces on the fleet LAN): created with the
@@ -22,7 +34,8 @@ instance, the agent entered into it (its state directory, credentials and home a
 them; no database URL; its live-log endpoint on the host's address; the whole fleet LAN added to
 its job firewall), restarted into the same host, and destroyed with the instance. A host that is
 gone (its init killed, its namespace deleted) is a lost machine: its agent is not restarted, what
-is left of it is removed, and the instance drops out of `list`.
+is left of it is removed, and the instance drops out of `list`. Preempting one destroys its host
+whole. An isolated agent serves no metrics endpoint (it would listen on its host's loopback).
 """
 
 from __future__ import annotations
@@ -33,10 +46,11 @@ import json
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from deploy.worker_hosts import (
@@ -48,7 +62,7 @@ from deploy.worker_hosts import (
     machine_image_store,
 )
 from services.config import ServiceConfig
-from services.providers.base import InstanceSpec, ProviderError, ProviderInstance
+from services.providers.base import InstanceSpec, ProviderError, ProviderInstance, ZoneExhausted
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +71,7 @@ WORKER_COMMAND: tuple[str, ...] = (sys.executable, "-m", "worker")
 SIMULATED_WORKER_COMMAND: tuple[str, ...] = (sys.executable, "-m", "services.simworker")
 RESTART_DELAYS_S = (0.0, 1.0, 2.0, 4.0, 8.0)  # one per death in a row; one more death gives up
 STABLE_AFTER_S = 60.0
+PREEMPTED_SUFFIX = ".preempted"
 
 
 class LocalProvider:
@@ -64,9 +79,12 @@ class LocalProvider:
 
     def __init__(self, config: ServiceConfig, command: Sequence[str] = WORKER_COMMAND,
                  extra_args: Sequence[str] = (), stop_timeout_s: float = 30.0,
+                 zones: Mapping[str, int | None] | None = None,
                  worker_bootstrap: str | None = None, worker_credentials: Path | None = None,
                  restart_delays_s: Sequence[float] = RESTART_DELAYS_S, isolated: bool = False) -> None:
         self._config = config
+        self._zones = dict(zones or {})  # zone -> capacity (None: unlimited)
+        self._starting: dict[str, int] = {}  # zone -> creates in flight (their zone files are not written yet)
         self._command = tuple(command)
         self._extra_args = tuple(extra_args)
         # workers reach Kafka as hosts of their own would: the TLS listener, the worker principal
@@ -101,6 +119,8 @@ class LocalProvider:
             args += ["--database-url", c.database_url]
         if spec.preemptible:
             args.append("--preemptible")
+        # its Prometheus endpoint (MJS/MJC counters, job runtimes); kept in <name>.cmd, so a restart keeps it
+        args += ["--metrics-port", str(free_loopback_port())]
         return args + list(self._extra_args)
 
     def _isolated_command(self, spec: InstanceSpec, address: str) -> list[str]:
@@ -132,16 +152,52 @@ class LocalProvider:
         except Exception as exc:
             raise ProviderError(f"cannot make the worker host of {name}: {exc}") from exc
 
+    def zones_for(self, region: str) -> list[str]:
+        """Every configured zone: they are this machine's, whatever the region is called."""
+        return list(self._zones)
+
+    def _zone_file(self, name: str) -> Path:
+        return self.dir / f"{name}.zone"
+
+    def _zone_of(self, name: str) -> str | None:
+        try:
+            return self._zone_file(name).read_text().strip() or None
+        except OSError:
+            return None
+
+    def _check_room(self, zone: str) -> None:
+        if zone not in self._zones:
+            raise ProviderError(f"unknown local zone {zone!r}; configured: {', '.join(self._zones) or 'none'} "
+                                "(set --zones)")
+        capacity = self._zones[zone]
+        if capacity is None:
+            return
+        # an instance whose agent died and is being restarted (heal) still holds its place
+        in_zone = sum(1 for f in self.dir.glob("*.zone") if self._zone_of(f.stem) == zone
+                      and (self._alive_pid(f.stem) is not None or self._command_file(f.stem).exists()))
+        if in_zone + self._starting.get(zone, 0) >= capacity:
+            raise ZoneExhausted(f"local zone {zone} is full: it holds {capacity} instance(s)")
+
     async def create(self, spec: InstanceSpec) -> ProviderInstance:
         existing = self._alive_pid(spec.name)
         if existing is not None:
-            return ProviderInstance(spec.name, str(existing), "running")
-        address = await asyncio.to_thread(self._make_host, spec.name) if self.hosts is not None else None
-        command = self.command_for(spec, address)
-        process = await asyncio.to_thread(self._spawn, spec.name, command)
+            return ProviderInstance(spec.name, str(existing), "running", zone=self._zone_of(spec.name))
+        zone = spec.zone
+        if zone is not None:
+            self._check_room(zone)
+            self._starting[zone] = self._starting.get(zone, 0) + 1
+        try:
+            address = await asyncio.to_thread(self._make_host, spec.name) if self.hosts is not None else None
+            command = self.command_for(spec, address)
+            process = await asyncio.to_thread(self._spawn, spec.name, command)
+            if zone is not None:
+                self._zone_file(spec.name).write_text(f"{zone}\n")
+        finally:
+            if zone is not None:
+                self._starting[zone] -= 1
         self._command_file(spec.name).write_text(json.dumps(command))
-        log.info("started local instance %s (pid %d)", spec.name, process.pid)
-        return ProviderInstance(spec.name, str(process.pid), "running")
+        log.info("started local instance %s (pid %d)%s", spec.name, process.pid, f" in zone {zone}" if zone else "")
+        return ProviderInstance(spec.name, str(process.pid), "running", zone=zone)
 
     def _command_file(self, name: str) -> Path:
         return self.dir / f"{name}.cmd"
@@ -223,6 +279,7 @@ class LocalProvider:
             self._command_file(name).unlink(missing_ok=True)
             await asyncio.to_thread(self.hosts.destroy, name)
             pid_file.unlink(missing_ok=True)
+            self._zone_file(name).unlink(missing_ok=True)
             self._children.pop(name, None)
             self._deaths.pop(name, None)
             lost.append(name)
@@ -254,9 +311,14 @@ class LocalProvider:
         if self.hosts is not None:
             await asyncio.to_thread(self.hosts.destroy, name)
         self._pid_file(name).unlink(missing_ok=True)
+        self._zone_file(name).unlink(missing_ok=True)
         (self.dir / f"{name}.restarts").unlink(missing_ok=True)
+        (self.dir / f"{name}{PREEMPTED_SUFFIX}").unlink(missing_ok=True)
         self._children.pop(name, None)
         self._deaths.pop(name, None)
+
+    async def preempted(self) -> list[str]:
+        return sorted(p.stem for p in self.dir.glob(f"*{PREEMPTED_SUFFIX}")) if self.dir.is_dir() else []
 
     async def list(self) -> list[ProviderInstance]:
         if not self.dir.is_dir():
@@ -267,11 +329,14 @@ class LocalProvider:
             name = pid_file.stem
             pid = self._alive_pid(name)
             if pid is not None:
-                found.append(ProviderInstance(name, str(pid), "running"))
+                found.append(ProviderInstance(name, str(pid), "running", zone=self._zone_of(name)))
+            elif (self.dir / f"{name}{PREEMPTED_SUFFIX}").exists():  # `preempted()` reports it
+                found.append(ProviderInstance(name, "", "preempted", zone=self._zone_of(name)))
             elif self._command_file(name).exists():  # its agent died; heal restarts it
-                found.append(ProviderInstance(name, "", "restarting"))
+                found.append(ProviderInstance(name, "", "restarting", zone=self._zone_of(name)))
             else:
                 pid_file.unlink(missing_ok=True)  # it ended for good (drained, given up, machine rebooted)
+                self._zone_file(name).unlink(missing_ok=True)
         return found
 
     def _alive_pid(self, name: str) -> int | None:
@@ -292,6 +357,57 @@ class LocalProvider:
 
     async def close(self) -> None:
         """Leave the instances running: they belong to the fleet, not to this process."""
+
+
+def free_loopback_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def metrics_url(home: Path, name: str) -> str | None:
+    """The Prometheus endpoint of a local agent, from the command it runs with (None if unknown)."""
+    try:
+        command = json.loads((home / "instances" / f"{name}.cmd").read_text())
+        return f"http://127.0.0.1:{int(command[command.index('--metrics-port') + 1])}/metrics"
+    except (OSError, ValueError, IndexError, TypeError):
+        return None
+
+
+def preempt(home: Path, name: str) -> None:
+    """Preempt the local instance `name` of the stack in `home`, as a cloud reclaims a spot VM: the
+    instance must be preemptible; it is recorded as preempted first, then dies whole (its agent is
+    killed and never restarted, its containers and scratch mounts go with it)."""
+    directory = home / "instances"
+    command_file = directory / f"{name}.cmd"
+    try:
+        command = json.loads(command_file.read_text())
+    except (OSError, ValueError) as exc:
+        raise ProviderError(f"no live local instance {name!r} under {directory}") from exc
+    if "--preemptible" not in command:
+        raise ProviderError(f"instance {name} is not preemptible: only a preemptible instance can be preempted")
+    (directory / f"{name}{PREEMPTED_SUFFIX}").write_text(f"{time.time():.3f}\n")
+    command_file.unlink(missing_ok=True)  # its init is gone with it: no restart
+    try:  # its pid file first: another stack on this machine may run an instance of the same name
+        pid: int | None = int((directory / f"{name}.pid").read_text().strip())
+    except (OSError, ValueError):
+        pid = None
+    if pid is None or not _is_instance_process(pid, name):
+        pid = _find_instance_process(name)
+    if pid is not None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    hosts = WorkerHosts(home)
+    if hosts.get(name) is not None:  # an isolated worker: its host dies whole (containers, mounts, network)
+        hosts.destroy(name)
+        return
+    subprocess.run(["podman", "rm", "-f", "-t", "0", "--filter", f"label=squall.instance={name}"],
+                   capture_output=True, timeout=60, check=False)
+    scratch = str(directory / name)
+    for line in Path("/proc/mounts").read_text().splitlines():
+        mount_point = line.split()[1]
+        if mount_point == scratch or mount_point.startswith(scratch + "/"):
+            subprocess.run(["umount", "-l", mount_point], capture_output=True, timeout=30, check=False)
 
 
 def _exit_reason(child: subprocess.Popen[bytes] | None) -> str:
@@ -319,3 +435,19 @@ def _is_instance_process(pid: int, name: str) -> bool:
     if stat.rsplit(")", 1)[-1].split()[0] == "Z":
         return False
     return any(arg == b"--instance-name" and value == name.encode() for arg, value in zip(cmdline, cmdline[1:], strict=False))
+
+
+def parse_zones(text: str) -> dict[str, int | None]:
+    """`local-a,local-b:2` -> {"local-a": None, "local-b": 2}: zone names, each with an optional capacity."""
+    zones: dict[str, int | None] = {}
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        name, _, capacity = item.partition(":")
+        name = name.strip()
+        if not name or name in zones:
+            raise ProviderError(f"--zones {text!r}: zone names must be non-empty and distinct (e.g. local-a,local-b:2)")
+        if capacity.strip() and not capacity.strip().isdigit():
+            raise ProviderError(f"--zones {text!r}: the capacity of {name} must be a whole number, not {capacity!r}")
+        zones[name] = int(capacity) if capacity.strip() else None
+    return zones

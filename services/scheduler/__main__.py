@@ -20,6 +20,8 @@ from events.codec import Codec
 from events.errors import LogError
 from events.publisher import Publisher
 from events.service_log import open_service_log
+from projections.snapshots.options import add_snapshot_arguments, open_snapshot_store, snapshot_settings
+from projections.snapshots.view import ViewSnapshots, view_name
 from services.autoscaler.pools import PoolConfigError, load_pools
 from services.config import ConfigError, add_arguments, from_args, serve_metrics
 from services.health.detector import HealthSettings
@@ -42,11 +44,16 @@ def parser() -> argparse.ArgumentParser:
                    help="seconds without a heartbeat before an instance is deactivated (not_responding)")
     p.add_argument("--activation-timeout", type=float, default=300.0,
                    help="seconds a requested instance may take to activate")
+    add_snapshot_arguments(p)
     return p
 
 
 async def run(args: argparse.Namespace) -> None:
     config = from_args(args, need_database=False)
+    try:
+        snapshot_settings_ = snapshot_settings(args)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     serve_metrics(config)
     settings = SchedulerSettings(
         pools=load_pools(args.pools, args.region), job_private_region=args.region, provider=args.provider,
@@ -57,8 +64,10 @@ async def run(args: argparse.Namespace) -> None:
     explanations = ExplanationWriter(config.database_url) if config.database_url else None
     if explanations is not None:
         await explanations.start()
+    store = open_snapshot_store(args, config.database_url)
+    snapshots = ViewSnapshots(store, view_name(config.topics), snapshot_settings_) if store else None
     scheduler = Scheduler(event_log, Publisher(event_log, config.topics, Codec()), args.scheduler_id, settings,
-                          explanations=explanations)
+                          explanations=explanations, snapshots=snapshots)
     task = asyncio.create_task(scheduler.run())
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -69,6 +78,8 @@ async def run(args: argparse.Namespace) -> None:
     finally:
         if explanations is not None:
             await explanations.close()
+        if store is not None:
+            await store.close()
         await event_log.close()
         log.info("scheduler %s stopped after %d passes, %d placements", args.scheduler_id,
                  scheduler.stats.passes, scheduler.stats.placed)

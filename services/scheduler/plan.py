@@ -4,18 +4,19 @@ Inputs are the folded `SchedulingState`, the scheduler's own in-flight placement
 not yet seen back in the log: their capacity is reserved, their jobs are not ready any more) and
 the time. The output says what to place where; the caller draws attempt ids and appends events.
 
-Order follows Hail (§4.2): per pool, each user's share comes from water-filling over running and
-ready cores; users are taken largest allocation first, each from the head of their ready queue.
+Which ready jobs go to the matcher, and in what order, is `events.core.selection.select_candidates`
+(Hail's order), the same function the fleet simulator runs.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import islice
 
+from events.core.autoscale import PoolConfig
 from events.core.explain import Explanation
-from events.core.fairshare import UserDemand, allocate
 from events.core.matching import (
     Assignment,
     InstanceCapacity,
@@ -23,6 +24,7 @@ from events.core.matching import (
     ReadyJob,
     match,
 )
+from events.core.selection import MIN_JOBS_PER_USER, UserQueue, select_candidates, usable_mcpu
 from projections.scheduling.model import (
     JOB_PRIVATE_POOL,
     Demand,
@@ -32,9 +34,6 @@ from projections.scheduling.model import (
     JobKey,
 )
 from projections.scheduling.state import SchedulingState
-
-MIN_JOBS_PER_USER = 20  # Hail looks at no fewer than 20 jobs of a user per pass
-MAX_JOBS_PER_USER = 5_000  # keeps one pass short when a queue is huge
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +71,8 @@ def private_instance_name(key: JobKey, attempt_id: str) -> str:
 
 
 def plan_cycle(state: SchedulingState, reservations: Iterable[Reservation], now_ms: int,
-               full_pools: frozenset[str] = frozenset()) -> Plan:
+               full_pools: Collection[str] | Mapping[str, tuple[str, int]] = frozenset(),
+               pools: Sequence[PoolConfig] = ()) -> Plan:
     plan = Plan()
     reserved_jobs: set[JobKey] = set()
     reserved_on: dict[str, list[Demand]] = defaultdict(list)
@@ -84,26 +84,26 @@ def plan_cycle(state: SchedulingState, reservations: Iterable[Reservation], now_
             reserved_cores[(r.pool, r.user)] += r.demand.cores_mcpu
 
     instances = [_capacity(i, reserved_on.get(i.name, ())) for i in state.active_instances()]
-    free_by_pool: dict[str, int] = defaultdict(int)
+    free_by_pool: dict[str, list[tuple[int, int]]] = defaultdict(list)
     for cap in instances:
-        free_by_pool[cap.pool] += max(0, cap.free_mcpu)
+        free_by_pool[cap.pool].append((cap.free_mcpu, 1))
 
     ready_jobs: list[ReadyJob] = []
     for pool in sorted({p for p, _ in state.ready}):
         if pool == JOB_PRIVATE_POOL:
-            ready_jobs.extend(_head_jobs(state, pool, None, reserved_jobs, now_ms))
+            ready_jobs.extend(_head_jobs(state, pool, reserved_jobs, now_ms))
             continue
-        demands = {}
+        queues = {}
         for user, (running, ready) in state.user_cores(pool).items():
             in_flight = reserved_cores.get((pool, user), 0)
-            demands[user] = UserDemand(running_mcpu=running + in_flight, ready_mcpu=max(0, ready - in_flight))
-        shares = allocate(demands, free_by_pool.get(pool, 0))
-        plan.shares[pool] = shares
-        for user in sorted(shares, key=lambda u: (-shares[u], u)):
-            if demands[user].ready_mcpu > 0:
-                ready_jobs.extend(_head_jobs(state, pool, user, reserved_jobs, now_ms, shares[user]))
+            queues[user] = UserQueue(running + in_flight, max(0, ready - in_flight),
+                                     _schedulable(state, pool, user, reserved_jobs, now_ms))
+        smallest = min((d.cores_mcpu for _, queue in state.ready_queues(pool) for d in queue.shapes), default=0)
+        selection = select_candidates(queues, usable_mcpu(free_by_pool.get(pool, ()), smallest), _cores)
+        plan.shares[pool] = selection.shares
+        ready_jobs.extend(_ready_job(job) for job in selection.candidates)
 
-    result = match(ready_jobs, instances, plan.shares, now_ms, full_pools=full_pools)
+    result = match(ready_jobs, instances, plan.shares, now_ms, full_pools=full_pools, pools=pools)
     plan.assignments = result.assignments
     plan.job_private_requests = result.job_private_requests
     plan.explanations = result.explanations
@@ -111,25 +111,30 @@ def plan_cycle(state: SchedulingState, reservations: Iterable[Reservation], now_
     return plan
 
 
-def _head_jobs(state: SchedulingState, pool: str, user: str | None, reserved: set[JobKey], now_ms: int,
-               share_mcpu: int = 0) -> list[ReadyJob]:
-    """The front of one user's queue (all users for job-private): the jobs that fit the share, plus
-    the next one (so the matcher can say why it waits), and at least MIN_JOBS_PER_USER."""
-    out: list[ReadyJob] = []
-    queues = [(user, state.ready[(pool, user)])] if user is not None else list(state.ready_queues(pool))
+def _head_jobs(state: SchedulingState, pool: str, reserved: set[JobKey], now_ms: int) -> list[ReadyJob]:
+    """The job-private pool has no shares (each job gets a machine of its own): the head of every
+    user's queue, MIN_JOBS_PER_USER jobs each."""
+    return [_ready_job(job) for _, queue in state.ready_queues(pool)
+            for job in islice(_eligible(state, queue, reserved, now_ms), MIN_JOBS_PER_USER)]
+
+
+def _schedulable(state: SchedulingState, pool: str, user: str, reserved: set[JobKey],
+                 now_ms: int) -> Iterator[JobEntry]:
+    """One user's ready queue, head first, without jobs placed in flight or still in backoff."""
+    return _eligible(state, state.ready.get((pool, user), ()), reserved, now_ms)
+
+
+def _eligible(state: SchedulingState, queue: Iterable[JobKey], reserved: set[JobKey],
+              now_ms: int) -> Iterator[JobEntry]:
     jobs = state.jobs
-    for _, queue in queues:
-        budget, taken = share_mcpu, 0
-        for key in queue:
-            job = jobs[key]
-            if key in reserved or (job.not_before is not None and job.not_before > now_ms):
-                continue
-            out.append(_ready_job(job))
-            taken += 1
-            budget -= job.demand.cores_mcpu
-            if taken >= MAX_JOBS_PER_USER or (budget < 0 and taken >= MIN_JOBS_PER_USER):
-                break
-    return out
+    for key in queue:
+        job = jobs[key]
+        if key not in reserved and (job.not_before is None or job.not_before <= now_ms):
+            yield job
+
+
+def _cores(job: JobEntry) -> int:
+    return job.demand.cores_mcpu
 
 
 def _ready_job(job: JobEntry) -> ReadyJob:

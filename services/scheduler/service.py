@@ -2,7 +2,8 @@
 
 Each leadership term:
 1. claim the next epoch (SchedulerLeaderElected) and stamp every placement with it;
-2. fold the batch and instance topics from offset 0 to their end (a fresh private view);
+2. fold the batch and instance topics to their end (a fresh private view, from the newest snapshot
+   of the scheduling state when there is one, projections/snapshots/view.py);
 3. loop: fold new records; when they may have made work schedulable (a job became ready, an
    attempt ended, an instance activated) or a retry's backoff expired, run one pass and append
    its SJs (and JobCreating + InstanceRequested for job-private jobs) in one batch.
@@ -25,13 +26,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from events.catalog import Event, InstanceRequested, JobAttemptScheduled, JobBecameReady, JobCreating
-from events.core.autoscale import PoolConfig
+from events.core.autoscale import LIMIT_MAX_LIVE, PoolConfig, capacity_limit_reached
 from events.core.matching import JobPrivateRequest
 from events.envelope import derived_event_id
 from events.errors import LogError
 from events.log import EventLog
 from events.publisher import Publisher
 from projections.scheduling.model import JOB_PRIVATE_POOL, Demand
+from projections.snapshots.view import ViewSnapshots
 from services import metrics
 from services.health.detector import HealthSettings
 from services.health.monitor import HealthMonitor
@@ -74,7 +76,7 @@ class Scheduler:
     def __init__(self, log_: EventLog, publisher: Publisher, scheduler_id: str,
                  settings: SchedulerSettings | None = None, *, clock: Callable[[], int] = wall_clock_ms,
                  new_attempt_id: Callable[[], str] = random_attempt_id,
-                 explanations: ExplanationWriter | None = None) -> None:
+                 explanations: ExplanationWriter | None = None, snapshots: ViewSnapshots | None = None) -> None:
         self._log = log_
         self._publisher = publisher
         self._topics = publisher.topics
@@ -83,6 +85,7 @@ class Scheduler:
         self._clock = clock
         self._new_attempt_id = new_attempt_id
         self._explanations = explanations
+        self._snapshots = snapshots
         self.leadership = Leadership(log_, publisher, scheduler_id, publisher.codec)
         self.reservations: dict[str, Reservation] = {}  # attempt id -> reservation
         self.follower: StateFollower | None = None
@@ -114,12 +117,14 @@ class Scheduler:
         self._backoffs.clear()
         follower = StateFollower(self._log, self._topics,
                                  f"{self._topics.prefix}scheduler-view.{self.scheduler_id}.{self.epoch}",
-                                 self._publisher.codec)
+                                 self._publisher.codec, snapshots=self._snapshots)
         follower.listeners.append(self._on_folded)
         self.follower = follower
         await follower.start()
         try:
             await follower.catch_up()
+            self._backoffs = follower.state.retry_times()  # a snapshot's retries too, not only those folded now
+            heapq.heapify(self._backoffs)
             log.info("scheduler %s (epoch %d) rebuilt its view: %d events, %d ready jobs, %d instances",
                      self.scheduler_id, self.epoch, follower.state.events_applied, follower.state.n_ready(),
                      len(follower.state.instances))
@@ -183,7 +188,8 @@ class Scheduler:
         assert self.epoch is not None, "not leading"
         now = self._clock()
         with metrics.time_scheduling_cycle():
-            plan = plan_cycle(follower.state, self.reservations.values(), now, self._full_pools(follower))
+            plan = plan_cycle(follower.state, self.reservations.values(), now, self._full_pools(follower),
+                              self.settings.pools)
         metrics.set_ready_jobs(follower.state.ready_by_user())
         self.stats.passes += 1
         events: list[Event] = []
@@ -196,7 +202,7 @@ class Scheduler:
                 event_id=derived_event_id("JobAttemptScheduled", a.batch_id, a.job_id, attempt_id), occurred_at=now,
                 producer=self.producer, batch_id=a.batch_id, job_id=a.job_id, attempt_id=attempt_id,
                 instance_name=a.instance_name, scheduler_epoch=self.epoch, user=a.user, cores_mcpu=a.cores_mcpu,
-                memory_bytes=a.memory_bytes, storage_gib=a.storage_gib))
+                memory_bytes=a.memory_bytes, storage_gib=a.storage_gib, awaits_verdict=True))
             new[attempt_id] = Reservation(job.key, a.user, job.pool, a.instance_name,
                                           Demand(a.cores_mcpu, a.memory_bytes, a.storage_gib), now)
         for c in plan.creating_placements:
@@ -206,7 +212,8 @@ class Scheduler:
                 event_id=derived_event_id("JobAttemptScheduled", c.job.key[0], c.job.key[1], creating_attempt),
                 occurred_at=now, producer=self.producer, batch_id=c.job.key[0], job_id=c.job.key[1],
                 attempt_id=creating_attempt, instance_name=c.instance.name, scheduler_epoch=self.epoch,
-                user=c.job.user, cores_mcpu=d.cores_mcpu, memory_bytes=d.memory_bytes, storage_gib=d.storage_gib))
+                user=c.job.user, cores_mcpu=d.cores_mcpu, memory_bytes=d.memory_bytes, storage_gib=d.storage_gib,
+                awaits_verdict=True))
             new[creating_attempt] = Reservation(c.job.key, c.job.user, c.job.pool, c.instance.name, d, now)
         for r in plan.job_private_requests:
             attempt_id = self._new_attempt_id()
@@ -244,10 +251,20 @@ class Scheduler:
             JobCreating(
                 event_id=derived_event_id("JobCreating", r.batch_id, r.job_id, attempt_id), occurred_at=now,
                 producer=self.producer, batch_id=r.batch_id, job_id=r.job_id, attempt_id=attempt_id,
-                instance_name=name, scheduler_epoch=self.epoch or 0, user=r.user),
+                instance_name=name, scheduler_epoch=self.epoch or 0, user=r.user, awaits_verdict=True),
         ]
 
-    def _full_pools(self, follower: StateFollower) -> frozenset[str]:
-        state = follower.state
-        return frozenset(p.name for p in self.settings.pools
-                         if sum(1 for i in state.instances.values() if i.pool == p.name and i.live) >= p.max_instances)
+    def _full_pools(self, follower: StateFollower) -> dict[str, tuple[str, int]]:
+        """Pools that cannot grow now, with the limit that binds (max_live_instances or max_instances)."""
+        live: dict[str, int] = {}
+        inactive: dict[str, int] = {}
+        for i in follower.state.instances.values():
+            if not i.deleted:
+                counts = live if i.live else inactive
+                counts[i.pool] = counts.get(i.pool, 0) + 1
+        out = {}
+        for p in self.settings.pools:
+            limit = capacity_limit_reached(p, live.get(p.name, 0), inactive.get(p.name, 0))
+            if limit is not None:
+                out[p.name] = (limit, p.live_limit if limit == LIMIT_MAX_LIVE else p.max_instances)
+        return out

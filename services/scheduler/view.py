@@ -1,8 +1,10 @@
-"""Keep a SchedulingState up to date from the log: replay from offset 0, then tail.
+"""Keep a SchedulingState up to date from the log: start from the newest snapshot (or offset 0), fold
+the tail, then follow the log.
 
-A private consumer group (unique id, never committed) subscribed to the batch, instance and heartbeat topics
-starts every partition at the earliest offset, so one `getmany` loop serves both the rebuild and
-the tail. Only the event types the fold uses are decoded: the fingerprint names the type first.
+A consumer without a group is assigned every partition of the batch, instance and heartbeat topics,
+each from the position the snapshot covers (0 without one), so one `getmany` loop serves both the
+rebuild and the tail. Only the event types the fold uses are decoded: the fingerprint names the type
+first. With snapshots (projections/snapshots/view.py), `poll` stores one whenever it is due.
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ from collections.abc import Callable
 from events.catalog import Event
 from events.codec import Codec
 from events.errors import DecodeError
-from events.log import EventLog, GroupConsumer, Record
+from events.log import AssignedConsumer, EventLog, Record
 from events.topics import Topics
 from projections.scheduling.state import FOLDED_EVENT_NAMES, SchedulingState
+from projections.snapshots.view import ViewSnapshots
 
 log = logging.getLogger(__name__)
 
@@ -26,20 +29,34 @@ Listener = Callable[[Event, bool], None]
 class StateFollower:
     """Folds the batch, instance and heartbeat topics into `state`; `listeners` see every folded event."""
 
-    def __init__(self, log_: EventLog, topics: Topics, group_id: str, codec: Codec | None = None,
-                 state: SchedulingState | None = None) -> None:
+    def __init__(self, log_: EventLog, topics: Topics, name: str, codec: Codec | None = None,
+                 state: SchedulingState | None = None, snapshots: ViewSnapshots | None = None) -> None:
         self._log = log_
         self._topics = topics
-        self._group_id = group_id
+        self.name = name  # for logs: which view this is
         self._codec = codec or Codec()
         self.state = state or SchedulingState()
+        self.snapshots = snapshots
         self.listeners: list[Listener] = []
-        self._consumer: GroupConsumer | None = None
+        self._consumer: AssignedConsumer | None = None
         self.positions: dict[tuple[str, int], int] = {}
         self.n_skipped_undecodable = 0
 
     async def start(self) -> None:
-        self._consumer = await self._log.group_consumer(self._group_id, list(self._topics.fold_topics))
+        """Position on every partition: where the newest snapshot ends (its state becomes ours), or 0."""
+        start: dict[tuple[str, int], int] = {}
+        if self.snapshots is not None:
+            loaded = await self.snapshots.load()
+            if loaded is not None:
+                self.state, start = loaded
+        positions = {}
+        for topic in self._topics.fold_topics:
+            for partition in range(await self._log.partitions(topic)):
+                positions[(topic, partition)] = start.get((topic, partition), 0)
+        self.positions = positions
+        self._consumer = await self._log.assigned_consumer(positions)
+        if start:
+            log.info("view %s starts from a snapshot at %d records folded", self.name, sum(start.values()))
 
     async def catch_up(self, timeout_s: float | None = None) -> None:
         """Fold everything appended before this call (the rebuild after becoming leader).
@@ -69,6 +86,10 @@ class StateFollower:
         woke = False
         for record in records:
             woke |= self._fold(record)
+        if self.snapshots is not None:  # also when quiet: the last records before a lull get their snapshot
+            self.snapshots.schedule.folded(len(records))
+            if self.snapshots.schedule.due():
+                await self.snapshots.save(self.state, self.positions)
         return woke
 
     def _fold(self, record: Record) -> bool:

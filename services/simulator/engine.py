@@ -1,9 +1,10 @@
 """The discrete-event simulation: the real fair share, matcher and autoscaler over simulated time.
 
 One heap of (time, sequence, kind, a, b) events; the sequence number breaks ties, so the run is a
-pure function of the workload and the seed. What is real: `fairshare.allocate`,
-`matching.match` and `autoscale.decide`, called exactly as the scheduler and autoscaler call
-them. What is modelled: the job lifecycle (ready → running → done; a job is ready when all its
+pure function of the workload and the seed. What is real: `selection.select_candidates` (fair
+share and candidate order), `matching.match`, `lookahead.lookahead` (Hail's window) and
+`autoscale.decide` (standing workers and the pool limits included), called exactly as the scheduler
+and autoscaler call them. What is modelled: the job lifecycle (ready → running → done; a job is ready when all its
 parents are done; a preempted attempt puts the job back at the head of its user's queue),
 runtimes drawn from the workload's distributions, boot times and preemptions. The lifecycle is
 modelled directly rather than through the events.core fold, which would cost tens of
@@ -21,11 +22,12 @@ import time
 from array import array
 from collections import deque
 from collections.abc import Callable, Iterator
-from itertools import zip_longest
 
-from events.core.autoscale import decide_from_snapshots
-from events.core.fairshare import UserDemand, allocate
+from events.core.autoscale import PoolSnapshot, decide_from_snapshots
+from events.core.lookahead import Lookahead, enough_demand_mcpu, lookahead
+from events.core.lookahead import UserQueue as PoolQueue
 from events.core.matching import ReadyJob, match
+from events.core.selection import UserQueue, select_candidates
 from services.simulator.fleet import ACTIVE, DELETED, Fleet, SimInstance
 from services.simulator.report import FairShareSample, Recorder, Report, fair_share_errors, percentiles_ms
 from services.simulator.workload import BatchGroup, Workload
@@ -59,6 +61,8 @@ class Simulation:
         # pool. (A user whose queue empties causes no such lag: others take its cores as they free up.)
         self.demand_changed_ms: dict[str, int] = dict.fromkeys(self.fleet.pools, 0)
         self.ready_job_cache: dict[int, ReadyJob] = {}
+        # per pool, how many ready jobs ask for each size: the smallest one sets the usable free cores
+        self.ready_sizes: dict[str, dict[int, int]] = {pool: {} for pool in self.fleet.pools}
         self.done = 0
         self.events = 0
         self.cycle_pending = False
@@ -172,7 +176,17 @@ class Simulation:
             queue.append(job)
         ready = self.ready_mcpu[group.pool]
         ready[group.user] = ready.get(group.user, 0) + group.cores_mcpu
+        sizes = self.ready_sizes[group.pool]
+        sizes[group.cores_mcpu] = sizes.get(group.cores_mcpu, 0) + 1
         self._changed()
+
+    def _unready_size(self, pool: str, cores_mcpu: int) -> None:
+        sizes = self.ready_sizes[pool]
+        left = sizes[cores_mcpu] - 1
+        if left:
+            sizes[cores_mcpu] = left
+        else:
+            del sizes[cores_mcpu]
 
     def _children(self, job: int, group: BatchGroup) -> Iterator[int]:
         base = self.job_base[job]
@@ -237,18 +251,30 @@ class Simulation:
             self._make_ready(job, group, front=True)
 
     def _autoscale(self) -> None:
-        demand = {pool: sum(ready.values()) for pool, ready in self.ready_mcpu.items()}
         # The fleet keeps the counts, so the decision does not list 10,000 instances every 15 s.
         snapshots = {pool: self.fleet.snapshot(pool) for pool in self.fleet.pools}
+        demand = {pool: self._lookahead(pool, snapshots[pool]).demand_mcpu for pool in self.fleet.pools}
         decision = decide_from_snapshots(tuple(self.fleet.pools.values()), demand, snapshots, self.now)
-        for pool, count in decision.requests.items():
-            for _ in range(count):
-                instance = self.fleet.request(pool)
-                self._at(self.now + self.sim_pools[pool].boot_ms, INSTANCE_UP, instance.index)
+        for standing, requests in ((False, decision.requests), (True, decision.standing)):
+            for pool, count in requests.items():
+                for _ in range(count):
+                    instance = self.fleet.request(pool, standing)
+                    self._at(self.now + self.sim_pools[pool].boot_ms, INSTANCE_UP, instance.index)
         for name in decision.deletions:
             orphans = self.fleet.delete(self.fleet.by_name[name])
             if orphans:
                 raise AssertionError(f"autoscaler deleted {name} with running jobs")
+
+    def _lookahead(self, pool: str, snapshot: PoolSnapshot) -> Lookahead:
+        """Hail's look-ahead window over the pool's queues, as the autoscaler service computes it."""
+        config = self.fleet.pools[pool]
+        groups, job_group = self.groups, self.job_group
+        running, ready = self.running_mcpu[pool], self.ready_mcpu[pool]
+        users = {user: PoolQueue(running.get(user, 0), ready.get(user, 0),
+                                 (groups[job_group[job]].cores_mcpu for job in queue))
+                 for user, queue in self.queues[pool].items() if queue}
+        enough = enough_demand_mcpu(config, snapshot.free_mcpu, snapshot.pending_mcpu or 0)
+        return lookahead(config, users, self.workload.autoscale_every_ms, enough)
 
     # -- scheduling ----------------------------------------------------------------------------
 
@@ -262,57 +288,43 @@ class Simulation:
 
     def _schedule_pool(self, pool: str) -> None:
         queues = self.queues[pool]
-        heads = [self.groups[self.job_group[queue[0]]].cores_mcpu for queue in queues.values() if queue]
-        if not heads or self.fleet.free_mcpu(pool) < min(heads):
+        sizes = self.ready_sizes[pool]
+        if not sizes:
             return
-        smallest = min(heads)
-        usable = self.fleet.usable_mcpu(pool, smallest)
-        if usable == 0:
-            return
+        free = self.fleet.usable_mcpu(pool, min(sizes))  # the shared rule (selection.usable_mcpu) over the buckets
+        if free == 0:
+            return  # no ready job of this pool fits anywhere: the pass would place nothing
         ready, running = self.ready_mcpu[pool], self.running_mcpu[pool]
-        demand = {
-            user: UserDemand(running.get(user, 0), ready[user]) for user, queue in queues.items() if queue
-        }
-        shares = allocate(demand, usable)
-        # Each user's slice of its queue head: whole jobs within its share. A user whose share is
-        # smaller than its next job still gets that one job, so users with big jobs are not starved
-        # (the next cycle's allocation sees the cores it took).
-        slices: list[list[int]] = []
         groups, job_group = self.groups, self.job_group
-        for user in sorted(shares, key=lambda u: (-shares[u], u)):
-            share, queue, cores = shares[user], queues[user], 0
-            taken: list[int] = []
-            while queue and share > 0:
-                next_cores = groups[job_group[queue[0]]].cores_mcpu
-                if taken and cores + next_cores > share:
-                    break
-                taken.append(queue.popleft())
-                cores += next_cores
-            if taken:
-                slices.append(taken)
-        # Every candidate is within its user's share, so their order only matters for packing: the
-        # biggest jobs first (first-fit decreasing), so small jobs do not fragment the room big ones need.
-        candidates = _round_robin(slices)
-        candidates.sort(key=lambda job: -groups[job_group[job]].cores_mcpu)
+        users = set(running) | {user for user, queue in queues.items() if queue}
+        selection = select_candidates(
+            {user: UserQueue(running.get(user, 0), ready.get(user, 0), queues.get(user, ())) for user in users},
+            free, lambda job: groups[job_group[job]].cores_mcpu)
+        candidates = selection.candidates
+        if not candidates:
+            return
+        taken = {user: [queues[user].popleft() for _ in range(n)] for user, n in selection.taken.items()}
         cache = self.ready_job_cache
         ready_jobs = [cache.get(job) or self._ready_job(job) for job in candidates]
+        smallest = min(groups[job_group[job]].cores_mcpu for job in candidates)
         instances = self.fleet.free_capacity(pool, smallest, per_bucket=len(candidates))
-        result = match(ready_jobs, instances, {pool: shares}, self.now)
+        result = match(ready_jobs, instances, {pool: selection.shares}, self.now)
         placed = set()
         by_name = self.fleet.by_name
-        cache = self.ready_job_cache
         for assignment in result.assignments:
             job = assignment.job_id
             placed.add(job)
             del cache[job]
-            group = self.groups[self.job_group[job]]
+            group = groups[job_group[job]]
             ready[group.user] -= group.cores_mcpu
+            self._unready_size(pool, group.cores_mcpu)
             self._start(job, group, by_name[assignment.instance_name])
         self.recorder.placements += len(result.assignments)
-        for taken in reversed(slices):  # unplaced jobs go back to the head of their queue, in order
-            for job in reversed(taken):
+        for user, jobs in taken.items():  # unplaced jobs go back to the head of their queue, in order
+            queue = queues[user]
+            for job in reversed(jobs):
                 if job not in placed:
-                    queues[self.groups[self.job_group[job]].user].appendleft(job)
+                    queue.appendleft(job)
 
     def _ready_job(self, job: int) -> ReadyJob:
         group = self.groups[self.job_group[job]]
@@ -408,11 +420,6 @@ class Simulation:
             "simulated_events_per_s": round(self.events / wall_s) if wall_s else 0,
         }
         return Report(results=results, timing=timing)
-
-
-def _round_robin(slices: list[list[int]]) -> list[int]:
-    """Interleave users' slices: the first job of each user, then the second of each, ..."""
-    return [job for round_ in zip_longest(*slices) for job in round_ if job is not None]
 
 
 def simulate(

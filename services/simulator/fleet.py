@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 from events.core.autoscale import InstanceStatus, PoolConfig, PoolSnapshot
 from events.core.matching import InstanceCapacity
+from events.core.selection import usable_mcpu
 
 PENDING, ACTIVE, DELETED = 0, 1, 2
 QUARTER_CORE_MCPU = 250
@@ -20,17 +21,18 @@ QUARTER_CORE_MCPU = 250
 class SimInstance:
     __slots__ = (
         "index", "name", "pool", "state", "free_mcpu", "free_memory_bytes", "free_storage_gib",
-        "jobs", "idle_since_ms", "capacity_mcpu", "capacity_view", "status_view",
+        "jobs", "idle_since_ms", "capacity_mcpu", "capacity_view", "status_view", "standing",
     )  # fmt: skip
 
-    def __init__(self, index: int, pool: PoolConfig) -> None:
+    def __init__(self, index: int, pool: PoolConfig, standing: bool = False) -> None:
         self.index = index
         self.name = f"{pool.name}-{index:06d}"
         self.pool = pool.name
         self.state = PENDING
-        self.capacity_mcpu = pool.worker_mcpu
-        self.free_mcpu = pool.worker_mcpu
-        self.free_memory_bytes = pool.worker_memory_bytes
+        self.standing = standing  # a standing worker: the pool's standing size and idle time
+        self.capacity_mcpu = pool.standing_mcpu if standing else pool.worker_mcpu
+        self.free_mcpu = self.capacity_mcpu
+        self.free_memory_bytes = pool.standing_memory_bytes if standing else pool.worker_memory_bytes
         self.free_storage_gib = pool.storage_gib
         self.jobs: dict[int, None] = {}  # running job ids, in start order
         self.idle_since_ms: int | None = None
@@ -57,17 +59,19 @@ class Fleet:
         }
         self.idle: dict[str, dict[int, SimInstance]] = {name: {} for name in self.pools}  # active, no jobs
         self.pending: dict[str, int] = dict.fromkeys(self.pools, 0)
+        self.pending_mcpu: dict[str, int] = dict.fromkeys(self.pools, 0)
         self.active_mcpu: dict[str, int] = dict.fromkeys(self.pools, 0)
         self.used_mcpu: dict[str, int] = dict.fromkeys(self.pools, 0)
         self.requested = 0
         self.deleted = 0
 
-    def request(self, pool_name: str) -> SimInstance:
-        instance = SimInstance(len(self.instances), self.pools[pool_name])
+    def request(self, pool_name: str, standing: bool = False) -> SimInstance:
+        instance = SimInstance(len(self.instances), self.pools[pool_name], standing)
         self.instances.append(instance)
         self.by_name[instance.name] = instance
         self.live[pool_name][instance.index] = instance
         self.pending[pool_name] += 1
+        self.pending_mcpu[pool_name] += instance.capacity_mcpu
         self.requested += 1
         return instance
 
@@ -76,6 +80,7 @@ class Fleet:
         instance.idle_since_ms = now_ms
         instance.changed()
         self.pending[instance.pool] -= 1
+        self.pending_mcpu[instance.pool] -= instance.capacity_mcpu
         self.idle[instance.pool][instance.index] = instance
         self._file(instance)
         self.active_mcpu[instance.pool] += instance.capacity_mcpu
@@ -87,6 +92,7 @@ class Fleet:
             self._unfile(instance)
         if instance.state == PENDING:
             self.pending[instance.pool] -= 1
+            self.pending_mcpu[instance.pool] -= instance.capacity_mcpu
         if instance.state == ACTIVE:
             self.active_mcpu[instance.pool] -= instance.capacity_mcpu
             self.used_mcpu[instance.pool] -= instance.capacity_mcpu - instance.free_mcpu
@@ -139,12 +145,11 @@ class Fleet:
             del self.free_buckets[instance.pool][instance.free_mcpu // QUARTER_CORE_MCPU][instance.index]
 
     def usable_mcpu(self, pool_name: str, job_mcpu: int) -> int:
-        """Free cores that jobs of `job_mcpu` could use: fragments smaller than a job do not count."""
+        """`selection.usable_mcpu` of the pool's active instances, from the buckets (free cores are
+        whole quarter cores: every size is a power of two times 0.25 core)."""
         buckets = self.free_buckets[pool_name]
-        return sum(
-            len(buckets[q]) * (q * QUARTER_CORE_MCPU // job_mcpu * job_mcpu)
-            for q in range(-(-job_mcpu // QUARTER_CORE_MCPU), len(buckets))
-        )
+        return usable_mcpu(((q * QUARTER_CORE_MCPU, len(buckets[q])) for q in range(1, len(buckets)) if buckets[q]),
+                           job_mcpu)
 
     def free_capacity(self, pool_name: str, min_mcpu: int, per_bucket: int) -> list[InstanceCapacity]:
         """What the matcher sees: active instances with at least `min_mcpu` free, at most `per_bucket`
@@ -180,6 +185,7 @@ class Fleet:
             pending=self.pending[pool_name],
             free_mcpu=self.free_mcpu(pool_name),
             idle=[self._status(instance) for instance in self.idle[pool_name].values()],
+            pending_mcpu=self.pending_mcpu[pool_name],
         )
 
     def statuses(self, pool_name: str) -> Iterator[InstanceStatus]:
@@ -198,5 +204,7 @@ class Fleet:
                 free_mcpu=instance.free_mcpu if instance.state == ACTIVE else 0,
                 running_attempts=len(instance.jobs),
                 idle_since_ms=instance.idle_since_ms,
+                cores_mcpu=instance.capacity_mcpu,
+                standing=instance.standing,
             )
         return view

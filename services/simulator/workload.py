@@ -6,6 +6,8 @@
     pools:
       - {name: standard, initial_instances: 4, max_instances: 8, boot_s: 90,
          preemptions_per_instance_hour: 0.1}
+      # also: min_instances, max_live_instances, standing_worker_cores, standing_worker_idle_time_s,
+      # scheduling_window_s (Hail's look-ahead), max_new_per_loop, idle_time_s, worker_cores
     users:
       - name: alice
         batches:
@@ -169,9 +171,19 @@ def _pool(raw: Any, where: str) -> SimPool:
         storage_gib=_int(spec.get("storage_gib", 375), f"{where}.storage_gib"),
         min_instances=_int(spec.get("min_instances", 0), f"{where}.min_instances"),
         max_instances=_int(spec.get("max_instances", 6250), f"{where}.max_instances"),
+        max_live_instances=(None if spec.get("max_live_instances") is None
+                            else _int(spec["max_live_instances"], f"{where}.max_live_instances")),
         max_new_per_loop=_int(spec.get("max_new_per_loop", 10), f"{where}.max_new_per_loop"),
         idle_time_ms=int(_number(spec.get("idle_time_s", 30), f"{where}.idle_time_s") * 1000),
+        standing_worker_cores=(None if spec.get("standing_worker_cores") is None
+                               else _int(spec["standing_worker_cores"], f"{where}.standing_worker_cores", minimum=1)),
+        standing_worker_idle_time_ms=int(_number(spec.get("standing_worker_idle_time_s", 7200),
+                                                 f"{where}.standing_worker_idle_time_s") * 1000),
+        scheduling_window_ms=int(_number(spec.get("scheduling_window_s", 150), f"{where}.scheduling_window_s") * 1000),
     )
+    problems = config.problems()
+    if problems:
+        raise WorkloadError(f"{where}: " + "; ".join(problems))
     return SimPool(
         config=config,
         initial_instances=_int(spec.get("initial_instances", 0), f"{where}.initial_instances"),

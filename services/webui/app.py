@@ -305,10 +305,13 @@ def create_ui(database_url: str, job_data: JobData, api_base: str = "/api/v1alph
               name="batch"),
         Route("/batches/{batch_id:int}/cancel", cancel_batch, methods=["POST"], name="cancel_batch"),
         Route("/batches/{batch_id:int}/rerun-failed", rerun_failed, methods=["POST"], name="rerun_failed"),
+        Route("/batches/{batch_id:int}/job-groups/{job_group_id:int}",
+              signed_in(pages.job_group, q=QUERY, last_job_id=JOB_ID), name="job_group"),
         Route("/batches/{batch_id:int}/jobs/{job_id:int}", signed_in(pages.job, attempt_id=ATTEMPT_ID), name="job"),
         Route("/batches/{batch_id:int}/jobs/{job_id:int}/log/{step}",
               signed_in(pages.job_log, attempt_id=ATTEMPT_ID, tail=IntParam(0, 2**62)), name="job_log"),
         Route("/instances", signed_in(pages.instances, deleted=TextParam(max_len=8)), name="instances"),
+        Route("/pools/{pool}", signed_in(pages.pool), name="pool"),
         Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),
     ]
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error})

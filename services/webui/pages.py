@@ -1,4 +1,5 @@
-"""The UI's pages, one handler each: batches, a batch, a job (and its raw log), instances and pools.
+"""The UI's pages, one handler each: batches, a batch, a job group, a job (and its raw log), instances
+and pools.
 
 Handlers take a `Visit` (the signed-in user, a read-model connection, the request) and return a
 rendered template; they only read. A batch that is not the user's is a 404, as in the API.
@@ -12,8 +13,9 @@ from starlette.exceptions import HTTPException
 from starlette.responses import PlainTextResponse, Response
 
 from services.front.errors import InvalidRequest
+from services.front.why import autoscaler_context, job_pool
 from services.jobdata import locate
-from services.webui import blobs, present, readmodels
+from services.webui import blobs, job_groups, pools, present, readmodels
 from services.webui.charts import line_chart
 from services.webui.steps import steps_from_status
 
@@ -59,10 +61,34 @@ async def batch(visit: Visit) -> Response:
     except InvalidRequest as exc:
         jobs, next_after, error = [], None, str(exc)
     counts = await readmodels.job_state_counts(visit.conn, row["batch_id"])
+    groups = await job_groups.group_tree(visit.conn, row["batch_id"])
     return visit.render("batch.html", status_code=400 if error else 200, batch=row, jobs=jobs, q=q,
-                        next_after=next_after, query_error=error, state_counts=counts,
+                        next_after=next_after, query_error=error, state_counts=counts, groups=groups,
+                        paged=last_job_id is not None,
                         cancel_outcome=visit.query["cancel"], rerun_outcome=visit.query["rerun"],
                         cancellable=row["state"] != "complete" and not row["cancelled"])
+
+
+async def job_group(visit: Visit) -> Response:
+    """One job group: where it sits (its ancestors), its counts, its sub-groups nested, and its own jobs
+    (paged and searchable as on the batch page)."""
+    row = await _users_batch(visit)
+    group_id = visit.request.path_params["job_group_id"]
+    node = await job_groups.group_tree(visit.conn, row["batch_id"], group_id)
+    crumbs = await job_groups.ancestors(visit.conn, row["batch_id"], group_id)
+    if node is None or crumbs is None:
+        raise HTTPException(404, f"job group {row['batch_id']}/{group_id} not found")
+    q = visit.query["q"] or ""
+    last_job_id = visit.query["last_job_id"]
+    try:
+        jobs, next_after = await readmodels.list_jobs(visit.conn, row["batch_id"], q, last_job_id,
+                                                        visit.ui.page_size, visit.ui.query_version,
+                                                        job_group_id=group_id)
+        error = None
+    except InvalidRequest as exc:
+        jobs, next_after, error = [], None, str(exc)
+    return visit.render("job_group.html", status_code=400 if error else 200, batch=row, group=node, crumbs=crumbs,
+                        jobs=jobs, q=q, next_after=next_after, query_error=error, paged=last_job_id is not None)
 
 
 async def _users_job(visit: Visit) -> tuple[dict, dict]:
@@ -127,13 +153,17 @@ async def job(visit: Visit) -> Response:
                 logs[step] = log
         charts = await _usage_charts(visit, batch_id, job_id, attempt["attempt_id"])
     status = _attempt_status(job_row, attempt)
-    explanation = None
+    explanation = autoscaler = None
     if job_row["state"] in ("Pending", "Ready"):
         explanation = await readmodels.scheduling_explanation(visit.conn, batch_id, job_id)
+    pool_of_job = job_pool(job_row) if job_row["state"] == "Ready" else None
+    if pool_of_job is not None:
+        autoscaler = autoscaler_context(await pools.latest_decision(visit.conn, pool_of_job))
     return visit.render(
         "job.html", batch=row, job=job_row, attempts=attempts, attempt=attempt, logs=logs, charts=charts,
         steps=steps_from_status(status), audit=await readmodels.audit_trail(visit.conn, batch_id, job_id),
-        explanation=explanation, live=job_row["state"] in present.LIVE_JOB_STATES, log_tail_bytes=blobs.LOG_TAIL_BYTES)
+        explanation=explanation, autoscaler=autoscaler, live=job_row["state"] in present.LIVE_JOB_STATES,
+        log_tail_bytes=blobs.LOG_TAIL_BYTES)
 
 
 async def job_log(visit: Visit) -> Response:
@@ -170,5 +200,18 @@ async def instances(visit: Visit) -> Response:
                                     f"{visit.user} --operator")
     show_deleted = visit.query["deleted"] == "1"
     rows = await readmodels.list_instances(visit.conn, include_deleted=show_deleted)
-    return visit.render("instances.html", instances=rows, pools=readmodels.summarise_pools(rows),
-                        show_deleted=show_deleted)
+    overview = pools.pool_overview(readmodels.summarise_pools(rows), rows, await pools.latest_decisions(visit.conn))
+    return visit.render("instances.html", instances=rows, pools=overview, show_deleted=show_deleted)
+
+
+async def pool(visit: Visit) -> Response:
+    """A pool's autoscaler decisions, newest first: what it asked for, deleted, and why."""
+    if not visit.operator:
+        return visit.render("error.html", status_code=403, status=403,
+                            message=f"Pools are for operators; {visit.user} is not one.")
+    name = visit.request.path_params["pool"]
+    history = await pools.decision_history(visit.conn, name)
+    instances = [i for i in await readmodels.list_instances(visit.conn) if i["pool"] == name]
+    if not history and not instances:
+        raise HTTPException(404, f"no pool {name!r}: the autoscaler has decided nothing about it and it has no instances")
+    return visit.render("pool.html", pool=name, history=history, instances=instances)

@@ -9,6 +9,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from events.core.retries import describe_retry
+
 LIVE_JOB_STATES = frozenset({"Pending", "Ready", "Creating", "Running"})
 TERMINAL_JOB_STATES = frozenset({"Success", "Failed", "Error", "Cancelled"})
 
@@ -89,10 +91,54 @@ def size(n_bytes: int | None) -> str:
     raise AssertionError("unreachable")
 
 
+_KINDS = {"compute": "CPU", "memory": "Memory", "disk": "Storage", "service-fee": "Service fee"}
+
+
+def breakdown(by_resource: dict[str, float] | None) -> list[dict[str, Any]]:
+    """A cost breakdown (Hail's resources) as rows: resource, what it is, cost, share of the total."""
+    items = sorted((by_resource or {}).items())
+    total = sum(v for _, v in items)
+    rows = []
+    for resource, dollars in items:
+        kind = _KINDS.get(resource.split("/", 1)[0], resource.split("/", 1)[0])
+        tier = ("preemptible" if "-preemptible/" in resource or "/preemptible/" in resource
+                else "non-preemptible" if "nonpreemptible" in resource else "")
+        rows.append({"resource": resource, "kind": f"{kind}, {tier}" if tier else kind, "cost": dollars,
+                     "share": dollars / total if total > 0 else 0.0})
+    return rows
+
+
 def percent(ratio: float | None) -> str:
     if ratio is None:
         return ""
     return f"{100 * ratio:.0f}%"
+
+
+def retry_words(attempt: dict[str, Any] | None) -> str:
+    """Why an attempt (a row with its `retry` decision, exit code and memory) was retried, in words."""
+    decision = (attempt or {}).get("retry")
+    if not decision:
+        return ""
+    assert attempt is not None
+    return describe_retry(decision["rule"], decision.get("cause"), exit_code=attempt.get("exit_code"),
+                          memory_bytes=decision.get("memory_bytes"), previous_memory_bytes=attempt.get("memory_bytes"),
+                          preemptible=decision.get("preemptible"))
+
+
+def retry_policy(policy: dict[str, Any] | None) -> str:
+    """A job's (or a batch's default) retry policy as the read model keeps it, in words."""
+    if not policy:
+        return ""
+    parts = []
+    if policy.get("oom_memory_multiplier") is not None:
+        cap = policy.get("oom_max_memory_bytes")
+        parts.append(f"out of memory: memory \u00d7 {policy['oom_memory_multiplier']:g}"
+                     + (f" up to {size(cap)}" if cap is not None else ""))
+    if policy.get("max_preemptions") is not None:
+        parts.append(f"non-preemptible after {policy['max_preemptions']} preemption(s)")
+    if policy.get("retry_exit_codes"):
+        parts.append("exit codes " + ", ".join(str(c) for c in policy["retry_exit_codes"]) + " retried")
+    return "; ".join(parts)
 
 
 FILTERS = {
@@ -103,4 +149,7 @@ FILTERS = {
     "cores": cores,
     "size": size,
     "percent": percent,
+    "breakdown": breakdown,
+    "retry_words": retry_words,
+    "retry_policy": retry_policy,
 }

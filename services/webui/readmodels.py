@@ -53,6 +53,22 @@ _RERUN_COLUMNS = """
 """
 
 
+# The retried attempts of a job, oldest first, each with what its words need (present.retry_words).
+_RETRIES_COLUMN = """
+    (SELECT jsonb_agg(jsonb_build_object('attempt_id', a.attempt_id, 'retry', a.retry, 'exit_code', a.exit_code,
+                                         'memory_bytes', a.memory_bytes)
+                      ORDER BY a.scheduled_at NULLS LAST, a.start_time NULLS LAST, a.attempt_id)
+     FROM attempts a WHERE a.batch_id = j.batch_id AND a.job_id = j.job_id AND a.retry IS NOT NULL) AS retries
+"""
+
+
+# The name of a job's group (None for the root group and unnamed groups): the batch page's Group column.
+_GROUP_NAME = """
+    (SELECT coalesce(g.attributes->>'name', 'group ' || g.job_group_id) FROM job_groups g
+     WHERE g.batch_id = j.batch_id AND g.job_group_id = j.job_group_id AND j.job_group_id <> 0) AS group_name
+"""
+
+
 async def list_batches(conn: AsyncConnection, user: str, q: str = "", last_batch_id: int | None = None,
                        limit: int = PAGE_SIZE, version: int = CURRENT_QUERY_VERSION) -> tuple[list[Row], int | None]:
     """The user's visible batches, newest first, one page; and the id to continue after (None at the end).
@@ -76,16 +92,20 @@ async def get_batch(conn: AsyncConnection, user: str, batch_id: int) -> Row | No
 
 
 async def list_jobs(conn: AsyncConnection, batch_id: int, q: str = "", last_job_id: int | None = None,
-                    limit: int = PAGE_SIZE, version: int = CURRENT_QUERY_VERSION) -> tuple[list[Row], int | None]:
-    """A batch's committed jobs by id, one page (the caller has checked the batch is the user's)."""
+                    limit: int = PAGE_SIZE, version: int = CURRENT_QUERY_VERSION,
+                    job_group_id: int | None = None) -> tuple[list[Row], int | None]:
+    """A batch's committed jobs by id, one page (the caller has checked the batch is the user's); with
+    `job_group_id`, only the jobs of that group itself (not of its sub-groups)."""
     cond = job_condition(q, version)
     cond.add("j.batch_id = {b} AND j.committed", False, b=batch_id)
+    if job_group_id is not None:
+        cond.add("j.job_group_id = {g}", False, g=job_group_id)
     if last_job_id is not None:
         cond.add("j.job_id > {last}", False, last=last_job_id)
     rows = await _rows(conn, f"""
         SELECT j.batch_id, j.job_id, j.job_group_id, j.name, j.state, j.exit_code, j.reason, j.start_time,
                j.end_time, j.duration_ms, j.cost, j.msec_mcpu, j.n_attempts, j.always_run, j.cores_mcpu,
-               j.memory_bytes, {_RERUN_COLUMNS}
+               j.memory_bytes, {_RERUN_COLUMNS}, {_RETRIES_COLUMN}, {_GROUP_NAME}
         FROM jobs j WHERE {cond.where()} ORDER BY j.job_id LIMIT {int(limit) + 1}""", cond.params)
     return _page(rows, limit, "job_id")
 
@@ -104,8 +124,10 @@ async def get_job(conn: AsyncConnection, batch_id: int, job_id: int) -> Row | No
 async def list_attempts(conn: AsyncConnection, batch_id: int, job_id: int) -> list[Row]:
     """Attempts in the order they were scheduled (an unscheduled one, if any, last)."""
     return await _rows(conn, """
-        SELECT * FROM attempts WHERE batch_id = %s AND job_id = %s
-        ORDER BY scheduled_at NULLS LAST, start_time NULLS LAST, attempt_id""", (batch_id, job_id))
+        SELECT a.*, i.preemptible AS instance_preemptible
+        FROM attempts a LEFT JOIN instances i ON i.name = a.instance_name
+        WHERE a.batch_id = %s AND a.job_id = %s
+        ORDER BY a.scheduled_at NULLS LAST, a.start_time NULLS LAST, a.attempt_id""", (batch_id, job_id))
 
 
 async def audit_trail(conn: AsyncConnection, batch_id: int, job_id: int) -> list[Row]:

@@ -107,7 +107,7 @@ class Driver:
                     follow.append(JobAttemptScheduled(
                         event_id=f"sj{attempt}", occurred_at=T0, producer="sched", batch_id=e.batch_id,
                         job_id=e.job_id, attempt_id=f"a{attempt}", instance_name="i-1", scheduler_epoch=1,
-                        user="u", cores_mcpu=250, memory_bytes=2**30, storage_gib=0))
+                        user="u", cores_mcpu=250, memory_bytes=2**30, storage_gib=0, awaits_verdict=True))
                 elif e.SCHEMA_NAME == "AttemptAssigned":
                     common = {"occurred_at": T0, "producer": "worker", "batch_id": e.batch_id, "job_id": e.job_id,
                               "attempt_id": e.attempt_id, "instance_name": e.instance_name}

@@ -165,6 +165,30 @@ async def test_group_members_split_partitions_without_overlap(event_log: EventLo
     await b.close()
 
 
+async def test_an_assigned_consumer_reads_its_partitions_from_the_given_offsets(event_log: EventLog,
+                                                                                topics: Topics) -> None:
+    await event_log.append([Message(topics.control, str(i).encode(), key=b"control") for i in range(10)])
+    keys = [f"b{i}".encode() for i in range(30)]
+    await event_log.append([Message(topics.batch, k, key=k) for k in keys])
+    start = {(topics.control, 0): 7, **{(topics.batch, p): 0 for p in range(topics.batch_partitions)}}
+    consumer = await event_log.assigned_consumer(start)
+    got = await consume(consumer, 3 + 30)
+    assert [r.value for r in got if r.topic == topics.control] == [b"7", b"8", b"9"]
+    assert sorted(r.value for r in got if r.topic == topics.batch) == sorted(keys)
+    for p in range(topics.batch_partitions):  # in offset order within each partition
+        offsets = [r.offset for r in got if r.topic == topics.batch and r.partition == p]
+        assert offsets == sorted(offsets)
+
+    await event_log.append([Message(topics.control, b"10", key=b"control")])
+    assert [r.value for r in await consume(consumer, 1)] == [b"10"]  # and follows the tail
+    await consumer.close()
+
+
+async def test_an_assigned_consumer_of_a_missing_topic_is_an_error(event_log: EventLog, topics: Topics) -> None:
+    with pytest.raises(LogError, match="does not exist"):
+        await event_log.assigned_consumer({(f"{topics.prefix}missing", 0): 0})
+
+
 async def test_topics_are_created_with_their_explicit_settings(event_log: EventLog, topics: Topics) -> None:
     """Every topic carries squall's retention, never the cluster's default (Kafka's: 7 days)."""
     configs = await event_log.topic_configs([s.name for s in topics.specs()])

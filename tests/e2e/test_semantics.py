@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import re
 import time
+from pathlib import Path
 
+import httpx
 import pytest
 from e2e_harness import StackClient, job
+from prometheus_client.parser import text_string_to_metric_families
 
+from deploy import stack
 from services.demo import EXPECTED_STATES, run_demo
 
 pytestmark = [pytest.mark.e2e, pytest.mark.kafka, pytest.mark.postgres, pytest.mark.podman]
@@ -87,3 +92,78 @@ def test_a_batch_callback_is_posted_its_status_when_it_completes(e2e_stack: Stac
         server.shutdown()
     assert len(posts) == 1
     assert (posts[0]["id"], posts[0]["complete"], posts[0]["state"], posts[0]["n_succeeded"]) == (batch_id, True, "success", 1)
+
+
+def _documented_metrics() -> dict[str, str]:
+    """name -> type, from the table in docs/METRICS.md."""
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "METRICS.md").read_text()
+    rows = re.findall(r"^\| `(squall_[a-z_]+)` \| (counter|gauge|histogram) \|", doc, flags=re.MULTILINE)
+    return dict(rows)
+
+
+def _scrape_all(e2e_stack: StackClient) -> dict[str, list[tuple[dict[str, str], float]]]:
+    """Every sample of every squall process (front, services, worker agents): name -> [(labels, value)]."""
+    status = stack.status(e2e_stack.home)
+    urls = [f"{e2e_stack.state.api_url}/metrics"]
+    urls += [c["metrics"] for name, c in status["components"].items() if name != "front" and c.get("metrics")]
+    urls += [w["metrics"] for w in status["workers"] if w.get("metrics")]
+    samples: dict[str, list[tuple[dict[str, str], float]]] = {}
+    for url in urls:
+        try:
+            text = httpx.get(url, headers={"Authorization": f"Bearer {e2e_stack.state.token}"}, timeout=5).text
+        except httpx.HTTPError:
+            continue  # a worker that just went away
+        for family in text_string_to_metric_families(text):
+            for s in family.samples:
+                samples.setdefault(s.name, []).append((s.labels, s.value))
+    return samples
+
+
+def _without_value(documented: dict[str, str], samples: dict[str, list[tuple[dict[str, str], float]]]) -> list[str]:
+    """The documented metrics no process gave a value: a counter that never counted, a histogram that
+    observed nothing, a gauge never set (an unlabelled family with no sample set is not exposed)."""
+    missing = []
+    for name, kind in documented.items():
+        if kind == "counter":
+            ok = any(v > 0 for _, v in samples.get(name, ()))
+        elif kind == "histogram":
+            ok = any(v > 0 for _, v in samples.get(f"{name}_count", ()))
+        else:
+            ok = bool(samples.get(name))
+        if not ok:
+            missing.append(name)
+    return missing
+
+
+def test_every_documented_metric_takes_a_value(e2e_stack: StackClient) -> None:
+    """Every metric docs/METRICS.md lists is set by some process during a run: one batch with a
+    callback and a job that runs, and a request to the API. (Before: the utilisation and lag gauges
+    were documented but nothing set them, and the test only looked for their names.)"""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    documented = _documented_metrics()
+    assert len(documented) >= 10, documented
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+            json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        batch_id = e2e_stack.submit([job(1, ["sh", "-c", "sleep 1"])],
+                                    callback=f"http://127.0.0.1:{server.server_address[1]}/done")
+        assert e2e_stack.wait(batch_id)["state"] == "success"
+        deadline = time.monotonic() + 60  # the lag gauges are sampled every 5 s, utilisation every loop
+        while missing := _without_value(documented, _scrape_all(e2e_stack)):
+            assert time.monotonic() < deadline, f"documented metrics no process gave a value: {missing}"
+            time.sleep(1)
+    finally:
+        server.shutdown()

@@ -33,6 +33,8 @@ class StreamShape:
     p_fail: float = 0.05       # the main container exits non-zero
     p_cancel: float = 0.03     # the job is cancelled before it runs
     p_parent: float = 0.3      # a job depends on an earlier job of its batch
+    report_every_ms: int = 0   # > 0: workers' billing updates (RunningAttemptsReported) this often while
+    #                            an attempt runs, and a late one after a lost attempt's MJC (ignored)
     start_ms: int = 1_760_000_000_000
 
 
@@ -129,7 +131,8 @@ class _Batch:
             sj = ev.JobAttemptScheduled(
                 event_id=self.eid("sj"), occurred_at=self.ts(), producer=PRODUCER, causation_id=ready.event_id,
                 batch_id=b, job_id=j, attempt_id=attempt_id, instance_name=instance, scheduler_epoch=1,
-                user=f"user{b % 3}", cores_mcpu=1000, memory_bytes=3_750 * 1024**2, storage_gib=0)
+                user=f"user{b % 3}", cores_mcpu=1000, memory_bytes=3_750 * 1024**2, storage_gib=0,
+                awaits_verdict=True)
             self.out.append(sj)
             self.out.append(ev.JobAttemptAccepted(  # the resolver's verdict, which the read models follow
                 event_id=self.eid("ok"), occurred_at=sj.occurred_at, producer=PRODUCER, causation_id=sj.event_id,
@@ -140,6 +143,9 @@ class _Batch:
                                                  batch_id=b, job_id=j, attempt_id=attempt_id,
                                                  instance_name=instance, started_at=started))
             ended = self.ts(5000)
+            if shape.report_every_ms:
+                for at in range(started + shape.report_every_ms, ended, shape.report_every_ms):
+                    self.out.append(self._report(instance, j, attempt_id, at))
             lost = rng.random() < shape.p_retry and attempt < 3
             failed = not lost and rng.random() < shape.p_fail
             outcome, cause, code = ("Error", INSTANCE_LOST, None) if lost else (
@@ -151,6 +157,8 @@ class _Batch:
                 steps=(ev.StepTiming(name="main", state="succeeded" if outcome == "Success" else "failed",
                                      started_at=started, ended_at=ended, exit_code=code),))
             self.out.append(mjc)
+            if lost and shape.report_every_ms:  # the lost worker's report, late: the attempt ended already
+                self.out.append(self._report(instance, j, attempt_id, ended + 1))
             if lost:
                 ready = ev.JobBecameReady(event_id=self.eid("jr"), occurred_at=self.ts(), producer=PRODUCER,
                                           causation_id=mjc.event_id, batch_id=b, job_id=j,
@@ -162,6 +170,12 @@ class _Batch:
                                             attempt_id=attempt_id, exit_code=code, reason=cause,
                                             n_attempts=attempt))
             return outcome
+
+
+    def _report(self, instance: str, j: int, attempt_id: str, at: int) -> ev.RunningAttemptsReported:
+        return ev.RunningAttemptsReported(
+            event_id=self.eid("rr"), occurred_at=at, producer=PRODUCER, batch_id=self.b, instance_name=instance,
+            running_at=at, attempts=(ev.RunningAttempt(job_id=j, attempt_id=attempt_id),))
 
 
 def instance_events(rng: random.Random, names: list[str], t0: int, heartbeats: int = 3) -> list[ev.Event]:

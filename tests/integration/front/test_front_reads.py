@@ -132,6 +132,25 @@ async def test_pending_job_has_no_attempts_and_why_names_parents(front):
     assert (why["reason_code"], why["source"]) == ("no_capacity", "scheduler")
 
 
+async def test_why_of_a_ready_job_tells_what_the_autoscaler_decided_for_its_pool(front):
+    batch_id = await _batch_with_jobs(front, 1)
+    await _seed_jobs(front, batch_id, ["Ready"])
+    why = (await front.client.get(f"/api/v1alpha/squall/batches/{batch_id}/jobs/1/why")).json()
+    assert why["autoscaler"] is None  # it has decided nothing about pool standard yet
+    decision = {"pool": "standard", "requested": 0, "standing_requested": 0, "deleted": 0,
+                "limited_by": "max_live_instances", "paused_until": None, "ready_mcpu": 9000, "demand_mcpu": 9000,
+                "demand_truncated": False, "future_mcpu": 160000, "window_ms": 150000, "free_mcpu": 0,
+                "pending_mcpu": 0, "live": 2, "pending": 0, "inactive": 0, "min_instances": 0,
+                "max_live_instances": 2, "max_instances": 4, "max_new_per_loop": 10, "worker_cores": 4,
+                "standing_worker_cores": 4, "users": [], "zones": [], "instances": []}
+    await front.sql("INSERT INTO pool_decisions VALUES ('i', 0, 1, 'standard', 'e1', 2000, 'autoscaler/x', %s)",
+                    (json.dumps(decision),))
+    why = (await front.client.get(f"/api/v1alpha/squall/batches/{batch_id}/jobs/1/why")).json()
+    auto = why["autoscaler"]
+    assert (auto["pool"], auto["limited_by"], auto["max_live_instances"]) == ("standard", "max_live_instances", 2)
+    assert auto["waiting"].startswith("the autoscaler cannot add instances: the pool is at max_live_instances")
+
+
 async def test_audit_lists_a_jobs_events_in_log_order(front):
     batch_id = await _batch_with_jobs(front, 1)
     await _seed_jobs(front, batch_id, ["Success"])

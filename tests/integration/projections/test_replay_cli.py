@@ -26,12 +26,39 @@ async def build_live(bootstrap: str, topics: Topics, url: str) -> None:
     try:
         await log.create_topics(topics.specs())
         events = build_stream(StreamShape(n_batches=3, jobs_per_batch=10, n_instances=2), seed=4).events
-        await Publisher(log, topics).publish(events)
+        await Publisher(log, topics).publish(events + autoscaler_events())
         await log.append([Message(topics.batch, b"garbage", key=b"1")])
         until = {(t, p): e for t in topics.fold_topics for p, e in (await log.end_offsets(t)).items()}
         await run_readmodel(log, topics, url, until=until)
     finally:
         await log.close()
+
+
+def autoscaler_events() -> list:
+    """A standing worker requested in zone z-a for pool `spot`, and the decision that asked for it."""
+    from events.catalog import (
+        InstanceCreated,
+        InstanceRequested,
+        PoolInstanceChoice,
+        PoolScalingDecided,
+        PoolZoneWeight,
+    )
+
+    decision = PoolScalingDecided(
+        event_id="psd-1", occurred_at=5_000, producer="autoscaler/test", pool="spot", requested=0,
+        standing_requested=1, deleted=0, limited_by=None, paused_until=None, ready_mcpu=0, demand_mcpu=0,
+        demand_truncated=False, future_mcpu=160_000, window_ms=150_000, free_mcpu=0, pending_mcpu=0, live=0,
+        pending=0, inactive=0, min_instances=1, max_live_instances=4, max_instances=5, max_new_per_loop=10,
+        worker_cores=16, standing_worker_cores=2, users=(),
+        zones=(PoolZoneWeight(zone="z-a", successes=0, attempts=0, weight=0.5),),
+        instances=(PoolInstanceChoice(instance_name="spot-standing-1", zone="z-a", standing=True),))
+    requested = InstanceRequested(
+        event_id="ir-s1", occurred_at=5_000, producer="autoscaler/test", instance_name="spot-standing-1", pool="spot",
+        provider="local", machine_type="n1-standard-2", cores_mcpu=2000, memory_bytes=2**33, storage_gib=10,
+        preemptible=True, region="local", standing=True, zone="z-a")
+    created = InstanceCreated(event_id="ic-s1", occurred_at=5_100, producer="autoscaler/test",
+                              instance_name="spot-standing-1", provider="local", provider_id="1", zone="z-a")
+    return [decision, requested, created]
 
 
 def test_replay_audit_and_quarantine_commands(kafka_bootstrap: str, topics: Topics, readmodel_db: str) -> None:
@@ -63,6 +90,14 @@ def test_replay_audit_and_quarantine_commands(kafka_bootstrap: str, topics: Topi
     as_of = cli.invoke(app, ["audit", "2", "3", "--at", first_offset, *env])
     assert as_of.exit_code == 0, as_of.output
     assert "job      3: Pending" in as_of.output  # as of its JobCreated
+
+    pool = cli.invoke(app, ["audit", "--pool", "spot", *env])  # verified by replay above, like every table
+    assert pool.exit_code == 0, pool.output
+    assert "requested 1 standing worker(s) of 2 cores to keep min_instances 1, in zone(s) z-a" in pool.output
+    assert "-> spot-standing-1 in z-a (standing)" in pool.output and "z-a: 0/0 ok, weight 0.50" in pool.output
+    assert any(line.split()[:5] == ["spot-standing-1", "pending", "2", "z-a", "yes"] for line in pool.output.splitlines())
+    assert cli.invoke(app, ["audit", "--pool", "nope", *env]).exit_code == 1
+    assert cli.invoke(app, ["audit", *env]).exit_code == 2  # neither a batch nor a pool
 
     quarantined = cli.invoke(app, ["quarantine", "list", "--database-url", readmodel_db])
     assert quarantined.exit_code == 0

@@ -9,6 +9,7 @@ artifacts/screenshots/ (batch.png is the batch page) and are kept as test artefa
 from __future__ import annotations
 
 import asyncio
+import base64
 import socket
 import threading
 import time
@@ -126,6 +127,33 @@ def test_the_batch_page_shows_its_jobs(page: Page, server: str) -> None:
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
 
 
+def test_the_batch_page_shows_its_cost_breakdown(page: Page, server: str) -> None:
+    """The cost panel as a user sees it: one row per Hail resource with its share drawn as a meter (the
+    stylesheet applies under the CSP), and a screenshot of the panel for review."""
+    page.navigate(f"{server}/ui/batches/1")
+    page.wait_for("document.querySelector('#cost-breakdown') !== null")
+    resources = page.evaluate("[...document.querySelectorAll('#cost-breakdown tr[data-resource]')]"
+                              ".map(r => r.dataset.resource)")
+    assert resources == ["compute/n1-preemptible/1", "disk/local-ssd/preemptible/1", "memory/n1-preemptible/1",
+                         "service-fee/1"]
+    shares = page.evaluate("[...document.querySelectorAll('#cost-breakdown meter')].map(m => m.value)")
+    assert [round(s, 3) for s in shares] == [0.496, 0.008, 0.171, 0.325] and abs(sum(shares) - 1) < 1e-9
+    assert page.evaluate("document.querySelector('#cost-breakdown meter').getBoundingClientRect().width") > 20
+    assert page.evaluate("document.querySelector('#cost-total').textContent") == "$0.0123 so far"
+    assert page.evaluate("getComputedStyle(document.querySelector('#cost-breakdown td.num')).textAlign") == "right"
+    page.evaluate("document.querySelector('#cost-breakdown').scrollIntoView()")
+    box = page.evaluate("(() => { const r = document.querySelector('#cost-breakdown').getBoundingClientRect();"
+                        " return [r.x + scrollX, r.y + scrollY, r.width, r.height]; })()")
+    data = page.send("Page.captureScreenshot", format="png", captureBeyondViewport=True,
+                     clip={"x": box[0], "y": box[1], "width": box[2], "height": box[3], "scale": 1})["data"]
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    shot = SCREENSHOTS / "batch-cost-breakdown.png"
+    shot.write_bytes(base64.b64decode(data))
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 3_000
+    page.evaluate("scrollTo(0, 0)")
+    page.screenshot(SCREENSHOTS / "batch-with-cost.png")
+
+
 def test_the_job_page_follows_a_running_log(page: Page, server: str, ui_db: UiDb) -> None:
     page.navigate(f"{server}/ui/batches/1/jobs/2")
     assert page.evaluate("document.querySelector('#log-main').textContent") == "step 1 of 3\n"
@@ -157,10 +185,39 @@ def test_cancel_reaches_the_api_with_the_users_token(page: Page, server: str, re
     page.screenshot(SCREENSHOTS / "batch-cancel-requested.png")
 
 
+def test_the_batch_page_nests_its_jobs_under_their_job_groups(page: Page, server: str) -> None:
+    page.navigate(f"{server}/ui/batches/1")
+    page.wait_for("document.querySelectorAll('#job-groups li.job-group').length === 3")
+    nesting = page.evaluate("""[...document.querySelectorAll('#job-groups li.job-group')].map(li =>
+        [li.dataset.groupId, li.parentElement.closest('li.job-group')?.dataset.groupId ?? null,
+         li.dataset.state, [...li.querySelectorAll(':scope > details > table tr.group-job')].map(tr => tr.dataset.groupJobId)])""")
+    assert nesting == [["1", None, "failure", []], ["2", "1", "running", ["3"]], ["3", "1", "failure", ["4"]]]
+    # every group shows its counts; the failed stage is open, so its failed job shows without a click
+    assert page.evaluate("document.querySelector('li[data-group-id=\"3\"] > details').open") is True
+    counts = page.evaluate("document.querySelector('li[data-group-id=\"1\"] .group-counts').textContent")
+    assert "2 jobs" in counts and "1 ready" in counts and "1 failed" in counts
+    shot = page.screenshot(SCREENSHOTS / "batch-job-groups.png")
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
+    page.evaluate("document.querySelector('li[data-group-id=\"3\"] > details > summary > a').click()")
+    page.wait_for("location.pathname === '/ui/batches/1/job-groups/3' && document.readyState === 'complete'")
+    assert page.evaluate("[...document.querySelectorAll('#jobs tr.job')].map(tr => tr.dataset.jobId)") == ["4"]
+    assert "align" in page.evaluate("document.querySelector('#crumbs').textContent")
+    page.screenshot(SCREENSHOTS / "job-group.png")
+
+
+def test_the_pool_page_shows_the_autoscalers_decisions(page: Page, server: str) -> None:
+    page.navigate(f"{server}/ui/pools/standard")
+    rows = page.evaluate("[...document.querySelectorAll('#decisions tbody tr')].map(tr => tr.cells[4].textContent)")
+    assert rows == ["max_live_instances", ""]
+    assert "local-b: 0/1 ok" in page.evaluate("document.querySelector('#zone-weights').textContent")
+    page.screenshot(SCREENSHOTS / "pool.png")
+
+
 def test_no_page_breaks_its_content_security_policy(page: Page, server: str) -> None:
     """Every page works under the UI's CSP: nothing on it is blocked and its stylesheet applies (its
     script runs too: test_the_job_page_follows_a_running_log needs it)."""
-    for path in ("/ui/batches", "/ui/batches/1", "/ui/batches/1/jobs/1", "/ui/batches/1/jobs/2", "/ui/instances",
+    for path in ("/ui/batches", "/ui/batches/1", "/ui/batches/1/jobs/1", "/ui/batches/1/jobs/2",
+                 "/ui/batches/1/jobs/3", "/ui/batches/1/job-groups/3", "/ui/instances", "/ui/pools/standard",
                  "/ui/batches/999"):
         page.navigate(f"{server}{path}")
         assert page.evaluate("window.__cspViolations") == [], path

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from starlette.testclient import TestClient
-from webui_seed import ALICE_TOKEN, BOB_TOKEN, RecordingTransport, UiDb, mounted_ui, sign_in
+from webui_seed import (
+    ALICE_TOKEN,
+    BATCH_1_BREAKDOWN,
+    BOB_TOKEN,
+    RecordingTransport,
+    UiDb,
+    mounted_ui,
+    sign_in,
+)
 
 from services.webui.session import COOKIE_NAME, csrf_token
 
@@ -153,6 +163,30 @@ def test_batch_page_shows_counters_and_the_job_table(client: TestClient) -> None
     assert '<span class="badge failed">Failed</span>' in page.text
     assert 'id="cancel-batch"' in page.text
     assert f'name="csrf" value="{csrf_token(ALICE_TOKEN)}"' in page.text
+
+
+def test_batch_page_breaks_its_cost_down_by_resource(client: TestClient) -> None:
+    """The cost panel: each Hail resource of the API's cost_breakdown, its cost and share; the batch still
+    runs, so the total is 'so far'. A job page has its own."""
+    sign_in(client)
+    page = client.get("/ui/batches/1")
+    panel = page.text[page.text.index('id="cost-breakdown"'):]
+    panel = panel[:panel.index("</section>")]
+    assert '<small id="cost-total">$0.0123 so far</small>' in panel
+    rows = re.findall(r'<tr data-resource="([^"]+)">\s*<td><code>[^<]+</code></td><td>([^<]+)</td>'
+                      r'<td class="num">([^<]+)</td>', panel)
+    assert rows == [("compute/n1-preemptible/1", "CPU, preemptible", "$0.0061"),
+                    ("disk/local-ssd/preemptible/1", "Storage, preemptible", "$0.0001"),
+                    ("memory/n1-preemptible/1", "Memory, preemptible", "$0.0021"),
+                    ("service-fee/1", "Service fee", "$0.0040")]
+    assert 'value="0.49593495934959353"' in panel  # compute's share of the total, as a <meter>
+    assert "up to their workers' latest billing report" in panel
+    job = client.get("/ui/batches/1/jobs/1").text
+    assert '<small id="cost-total">$0.0100</small>' in job and 'data-resource="service-fee/1"' in job
+    running = client.get("/ui/batches/1/jobs/2").text
+    assert '<small id="cost-total">$0.0023 so far</small>' in running
+    nothing = client.get("/ui/batches/1/jobs/3").text  # Ready: nothing billed
+    assert "Nothing billed yet" in nothing
 
 
 def test_batch_jobs_filter(client: TestClient) -> None:
@@ -323,6 +357,95 @@ def test_every_signed_in_page_shows_who_is_signed_in(client: TestClient) -> None
         page = client.get(path)
         assert page.status_code == 200, path
         assert '<span class="who" id="signed-in-user">bob</span>' in page.text, path
+
+
+# --- job groups ---------------------------------------------------------------------------------
+
+def test_the_batch_page_nests_jobs_under_their_job_groups(client: TestClient) -> None:
+    sign_in(client)
+    page = client.get("/ui/batches/1").text
+    tree = page[page.index('id="job-groups"'):page.index("<h2>Jobs")]
+    # align holds stage-1 and stage-2, each with its own job and Hail's counts (descendants included)
+    assert tree.index('data-group-id="1"') < tree.index('data-group-id="2"') < tree.index('data-group-id="3"')
+    align = tree[tree.index('data-group-id="1"'):tree.index('data-group-id="2"')]
+    assert "align" in align and "2 jobs" in align and "1 ready" in align and "1 failed" in align
+    assert 'data-state="failure"' in align
+    stage_2 = tree[tree.index('data-group-id="3"'):]
+    assert "stage-2" in stage_2 and 'data-group-job-id="4"' in stage_2 and "exit 1" in stage_2
+    assert 'data-group-job-id="1"' not in tree, "root jobs are listed with the batch's jobs"
+    assert 'href="/ui/batches/1/job-groups/3"' in tree
+
+
+def test_a_job_group_page_shows_where_it_sits_its_sub_groups_and_its_own_jobs(client: TestClient) -> None:
+    sign_in(client)
+    align = client.get("/ui/batches/1/job-groups/1")
+    assert align.status_code == 200
+    assert 'href="/ui/batches/1">Batch 1</a>' in align.text and ">align <small>" in align.text
+    assert 'data-group-id="2"' in align.text and 'data-group-id="3"' in align.text
+    assert "No jobs directly in this group" in align.text  # its jobs are in its stages
+    stage = client.get("/ui/batches/1/job-groups/3").text
+    start = stage.index('id="crumbs"')
+    crumbs = stage[start:stage.index("</nav>", start)]
+    assert 'href="/ui/batches/1/job-groups/1">align</a>' in crumbs and "stage-2" in crumbs
+    assert 'data-job-id="4"' in stage and 'data-job-id="3"' not in stage
+    filtered = client.get("/ui/batches/1/job-groups/2", params={"q": "state = bad"}).text
+    assert 'data-job-id="3"' not in filtered and "match this query" in filtered
+
+
+def test_a_job_group_page_breaks_its_cost_down_by_resource(client: TestClient) -> None:
+    """Each group has the cost panel of its own jobs and its sub-groups' (the read model's job_groups row);
+    the root group is the whole batch."""
+    sign_in(client)
+    root = client.get("/ui/batches/1/job-groups/0").text
+    panel = root[root.index('id="cost-breakdown"'):]
+    panel = panel[:panel.index("</section>")]
+    assert '<small id="cost-total">$0.0123 so far</small>' in panel
+    assert re.findall(r'data-resource="([^"]+)"', panel) == sorted(BATCH_1_BREAKDOWN)
+    assert "Core time 1m 30s." in panel
+    stage = client.get("/ui/batches/1/job-groups/3").text  # its one job failed before it was billed
+    assert '<small id="cost-total">$0.0000</small>' in stage and "Nothing billed yet: a job group" in stage
+
+
+def test_job_groups_of_missing_or_foreign_batches_are_not_found(client: TestClient) -> None:
+    sign_in(client)
+    assert client.get("/ui/batches/1/job-groups/99").status_code == 404
+    assert client.get("/ui/batches/3/job-groups/0").status_code == 404  # bob's batch
+
+
+# --- pools --------------------------------------------------------------------------------------
+
+def test_the_pools_page_shows_the_autoscalers_last_decision_and_why(client: TestClient) -> None:
+    sign_in(client)
+    page = client.get("/ui/instances").text
+    start = page.index('data-pool="standard"')
+    row = page[start:page.index("</tr>", page.index('data-pool-decision="standard"'))]  # the pool and its decision
+    assert "1 / 2 / 3" in row and "max_live_instances" in row  # limits, and the one that held it back
+    assert "12 / 12" in row  # look-ahead demand / ready cores
+    assert "local-a 0.67" in row and "local-b 0.33" in row  # zone weights from recent creations
+    assert "the pool is at max_live_instances (2 pending or active)" in row
+    assert '<td class="standing">1' in row  # w-2
+    assert "standing</small>" in page and "local-b" in page
+
+
+def test_a_pools_history_is_its_decisions_newest_first(client: TestClient) -> None:
+    sign_in(client)
+    page = client.get("/ui/pools/standard")
+    assert page.status_code == 200
+    table = page.text[page.text.index('id="decisions"'):]
+    assert table.index("max_live_instances") < table.index("to keep min_instances 1")
+    assert "w-2 in local-a (standing)" in table and "instance-events[1]@1" in table
+    assert "alice: 3 of 45000 jobs" in page.text
+    assert client.get("/ui/pools/nope").status_code == 404
+    sign_in(client, BOB_TOKEN)
+    assert client.get("/ui/pools/standard").status_code == 403
+
+
+def test_a_ready_jobs_page_says_what_the_autoscaler_decided_for_its_pool(client: TestClient) -> None:
+    sign_in(client)
+    page = client.get("/ui/batches/1/jobs/3").text  # Ready, pool standard (preemptible)
+    why = page[page.index('id="why-autoscaler"'):]
+    assert "the pool is at max_live_instances (2 pending or active)" in why
+    assert 'href="/ui/pools/standard"' in why
 
 
 # --- security headers ----------------------------------------------------------------------------

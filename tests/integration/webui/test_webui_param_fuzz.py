@@ -34,6 +34,7 @@ VALID: dict[str, list[str]] = {
     "q": ["job_id=", "has:", "a=", "user:", "billing_project:", "running", "!success"],
     "last_batch_id": ["3", "0"], "last_job_id": ["0", "1"], "tail": ["5", "0"],
     "attempt_id": ["a-1a", "a-1b", "a-2"], "next": ["/ui/batches"], "cancel": ["requested"], "deleted": ["1", "0"],
+    "job_group_id": ["0", "1", "2"], "pool": ["standard", "highmem-np"], "rerun": ["requested"],
 }
 
 

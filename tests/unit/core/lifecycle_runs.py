@@ -12,7 +12,14 @@ from typing import Any
 from hypothesis import strategies as st
 from lifecycle_world import PRODUCER, Builder, World
 
-from events.catalog import AttemptAssigned, AttemptKillRequested, Event, JobAttemptScheduled, JobCreating
+from events.catalog import (
+    AttemptAssigned,
+    AttemptKillRequested,
+    Event,
+    JobAttemptScheduled,
+    JobCreating,
+    RetryPolicy,
+)
 from events.core.lifecycle import (
     CANCELLED,
     COMPLETE_STATES,
@@ -28,15 +35,33 @@ from events.core.lifecycle import (
 
 OUTCOMES = [("Success", None, 0), ("Failed", "nonzero_exit", 1), ("Failed", "out_of_memory", 137),
             ("Error", "timed_out", None), ("Error", "instance_lost", None), ("Error", "worker_crashed", None),
-            ("Error", "image_pull_failed", None), ("Cancelled", "killed", None)]
+            ("Error", "image_pull_failed", None), ("Cancelled", "killed", None), ("Error", "preempted", None),
+            ("Failed", "nonzero_exit", 3)]
+# the even-numbered jobs of a run retry under this policy (no draw: the pinned runs replay as recorded)
+POLICY = RetryPolicy(oom_memory_multiplier=2.0, oom_max_memory_bytes=3 * 2**30, max_preemptions=1,
+                     retry_exit_codes=(3,))
 # weights: the common events often, cancellations rarely (one cancels most of what follows)
 ACTIONS = (["react"] * 4 + ["land"] * 4 + ["schedule"] * 4 + ["start"] * 2 + ["complete"] * 4 + ["redeliver"] * 2
            + ["stale"] * 3 + ["cancel_batch", "cancel_group"] + ["create"] * 2 + ["boot"] * 2 + ["activation_timeout"])
 
 
+# runs about retries: few cancellations, mostly failures a policy (or Hail's rule) retries
+RETRY_OUTCOMES = [("Success", None, 0), ("Failed", "out_of_memory", 137), ("Failed", "out_of_memory", 137),
+                  ("Error", "preempted", None), ("Error", "preempted", None), ("Failed", "nonzero_exit", 3),
+                  ("Error", "instance_lost", None), ("Failed", "nonzero_exit", 1)]
+RETRY_ACTIONS = [a for a in ACTIONS if a not in ("cancel_batch", "cancel_group")] + ["complete"] * 4
+
+
 class Run:
-    def __init__(self, data: st.DataObject | Scripted) -> None:
+    outcomes = OUTCOMES
+
+    def __init__(self, data: st.DataObject | Scripted, verdicts: bool = True, deposed_leaders: bool = True) -> None:
+        """`verdicts` False: a log written before verdicts existed (every decision v1: awaits_verdict
+        false), which every fold takes where it lands. `deposed_leaders` False: every decision carries
+        the newest scheduler epoch."""
         self.data = data.replay() if isinstance(data, Scripted) else data  # an @example may run more than once
+        self.verdicts = verdicts
+        self.deposed_leaders = deposed_leaders
         self.b = Builder()
         self.w = World()
         self.in_flight: list[Event] = []  # derived batch events not yet in the log
@@ -65,7 +90,8 @@ class Run:
                                b.update(1, n_jobs, 1, n_job_groups=2), b.group(1),
                                b.group(2, parent=1, cancel_after_n_failures=self.draw(st.none() | st.integers(1, 2)))]
         n_max = self.draw(st.integers(1, 3))
-        events += [b.job(j, parents[j], always_run=j in always, n_max_attempts=n_max, group=groups[j - 1])
+        events += [b.job(j, parents[j], always_run=j in always, n_max_attempts=n_max, group=groups[j - 1],
+                         retry_policy=POLICY if j % 2 == 0 else None)
                    for j in range(1, n_jobs + 1)]
         events.append(b.commit(1, n_jobs, 1))
         self.append(*events)
@@ -86,7 +112,10 @@ class Run:
                 new = [v for k, v in self.s.verdicts_due.items() if k not in due_before]
                 assert len(new) <= 1 and all(k in self.s.verdicts_due for k in due_before)
                 moved = (job.state, job.attempt) != before[:2]
-                assert moved == any(v.reason is None for v in new), "a decision moved the job without a verdict"
+                if self.verdicts:
+                    assert moved == any(v.reason is None for v in new), "a decision moved the job without a verdict"
+                else:
+                    assert not new, "a decision from before verdicts got one"
             self.check_invariants()
 
     def react(self) -> None:
@@ -132,15 +161,17 @@ class Run:
         elif action == "schedule" and (ready := self.jobs_in(READY)):
             job_id = self.draw(st.sampled_from(ready))
             self.epoch += self.draw(st.sampled_from([0, 0, 0, 1]))
-            epoch = self.epoch - self.draw(st.sampled_from([0, 0, 0, 1]))  # sometimes a deposed leader
+            epoch = self.epoch
+            if self.deposed_leaders:
+                epoch -= self.draw(st.sampled_from([0, 0, 0, 1]))  # sometimes a deposed leader
             self.n_attempts += 1
-            self.append(b.sj(job_id, f"at{self.n_attempts}", epoch=epoch))
+            self.append(b.sj(job_id, f"at{self.n_attempts}", epoch=epoch, awaits_verdict=self.verdicts))
         elif action == "start" and (running := self.judged_in(RUNNING)):
             job = s.jobs[self.draw(st.sampled_from(running))]
             self.append(b.mjs(job.job_id, job.attempt.attempt_id))
         elif action == "complete" and (running := self.judged_in(RUNNING)):
             job = s.jobs[self.draw(st.sampled_from(running))]
-            outcome, cause, code = self.draw(st.sampled_from(OUTCOMES))
+            outcome, cause, code = self.draw(st.sampled_from(self.outcomes))
             self.append(b.mjc(job.job_id, job.attempt.attempt_id, outcome, cause, code))
         elif action == "redeliver":
             earlier = self.draw(st.sampled_from(self.w.log))
@@ -152,15 +183,17 @@ class Run:
                     or [(j.job_id, a) for j in s.jobs.values() if j.attempt is None for a in j.attempt_ids])
             if past:
                 job_id, attempt = self.draw(st.sampled_from(past))
-                outcome, cause, code = self.draw(st.sampled_from(OUTCOMES))
+                outcome, cause, code = self.draw(st.sampled_from(self.outcomes))
                 self.expect_no_change(self.draw(st.sampled_from([b.mjs(job_id, attempt),
                                                                  b.mjc(job_id, attempt, outcome, cause, code)])))
         elif action == "create" and (ready := self.jobs_in(READY)):
             self.n_attempts += 1
-            self.append(b.creating(self.draw(st.sampled_from(ready)), f"at{self.n_attempts}", epoch=self.epoch))
+            self.append(b.creating(self.draw(st.sampled_from(ready)), f"at{self.n_attempts}", epoch=self.epoch,
+                                   awaits_verdict=self.verdicts))
         elif action == "boot" and (creating := self.jobs_in(CREATING)):
             job = s.jobs[self.draw(st.sampled_from(creating))]  # its instance activated: the same attempt there
-            self.append(b.sj(job.job_id, job.attempt.attempt_id, epoch=self.epoch, instance=job.attempt.instance_name))
+            self.append(b.sj(job.job_id, job.attempt.attempt_id, epoch=self.epoch, instance=job.attempt.instance_name,
+                             awaits_verdict=self.verdicts))
         elif action == "activation_timeout" and (creating := self.judged_in(CREATING)):
             job = s.jobs[self.draw(st.sampled_from(creating))]  # health: the instance never came
             self.append(b.mjc(job.job_id, job.attempt.attempt_id, "Error", "instance_lost", None,
@@ -195,6 +228,11 @@ class Run:
             elif job.state in COMPLETE_STATES:
                 self.final_states[job.job_id] = job.state
             assert job.n_pending_parents >= 0
+            assert job.n_attempts <= job.n_max_attempts, "a retry went past n_max_attempts"
+            if job.overrides is not None:  # only a policy's retry changes what a job asks for
+                assert job.retry_policy is not None or (job.overrides.memory_bytes is None
+                                                        and not job.overrides.non_preemptible)
+                assert (job.overrides.memory_bytes or 0) <= POLICY.oom_max_memory_bytes, "memory past the cap"
 
     def drive_to_quiescence(self) -> None:
         for _ in range(500):
@@ -209,10 +247,10 @@ class Run:
                 job = self.s.jobs[job_id]
                 if job.completion is None:
                     self.append(self.b.sj(job_id, job.attempt.attempt_id, epoch=self.epoch,
-                                          instance=job.attempt.instance_name))
+                                          instance=job.attempt.instance_name, awaits_verdict=self.verdicts))
             for job_id in ready:
                 self.n_attempts += 1
-                self.append(self.b.sj(job_id, f"at{self.n_attempts}", epoch=self.epoch))
+                self.append(self.b.sj(job_id, f"at{self.n_attempts}", epoch=self.epoch, awaits_verdict=self.verdicts))
             for job_id in running:
                 job = self.s.jobs[job_id]
                 if job.completion is None:
@@ -248,3 +286,9 @@ class Scripted:
 
     def __repr__(self) -> str:
         return f"Scripted({list(self.recorded)!r})"
+
+
+class RetryRun(Run):
+    """A run whose attempts mostly fail in ways a retry policy handles."""
+
+    outcomes = RETRY_OUTCOMES

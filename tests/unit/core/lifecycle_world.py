@@ -22,6 +22,7 @@ from events.catalog import (
     JobGroupCreated,
     JobSpec,
     Resources,
+    RetryPolicy,
 )
 from events.core.lifecycle import BatchState, evolve, react
 
@@ -80,25 +81,29 @@ class Builder:
                                cancel_after_n_failures=cancel_after_n_failures)
 
     def job(self, job_id: int, parents: Sequence[int] = (), update_id: int = 1, always_run: bool = False,
-            n_max_attempts: int = 20, group: int = 0) -> JobCreated:
+            n_max_attempts: int = 20, group: int = 0, retry_policy: RetryPolicy | None = None,
+            spec: JobSpec = SPEC) -> JobCreated:
         return JobCreated(**self._env("jc"), job_id=job_id, update_id=update_id, job_group_id=group,
                           parent_ids=tuple(parents), always_run=always_run, n_max_attempts=n_max_attempts,
-                          user=USER, billing_project="bp", attributes={}, spec=SPEC, spec_json="{}")
+                          user=USER, billing_project="bp", attributes={}, spec=spec, spec_json="{}",
+                          retry_policy=retry_policy)
 
     def commit(self, update_id: int, n_jobs: int, start_job_id: int) -> BatchUpdateCommitted:
         return BatchUpdateCommitted(**self._env("cm"), update_id=update_id, n_jobs=n_jobs, n_job_groups=0,
                                     start_job_id=start_job_id, start_job_group_id=1)
 
-    def sj(self, job_id: int, attempt_id: str, epoch: int = 1, instance: str = "i-1") -> JobAttemptScheduled:
+    def sj(self, job_id: int, attempt_id: str, epoch: int = 1, instance: str = "i-1",
+           awaits_verdict: bool = True, memory_bytes: int = 2**30) -> JobAttemptScheduled:
         return JobAttemptScheduled(**self._env("sj"), job_id=job_id, attempt_id=attempt_id, instance_name=instance,
-                                   scheduler_epoch=epoch, user=USER, cores_mcpu=1000, memory_bytes=2**30,
-                                   storage_gib=0)
+                                   scheduler_epoch=epoch, user=USER, cores_mcpu=1000, memory_bytes=memory_bytes,
+                                   storage_gib=0, awaits_verdict=awaits_verdict)
 
-    def creating(self, job_id: int, attempt_id: str, epoch: int = 1, instance: str | None = None) -> JobCreating:
+    def creating(self, job_id: int, attempt_id: str, epoch: int = 1, instance: str | None = None,
+                 awaits_verdict: bool = True) -> JobCreating:
         """The scheduler asked for a job-private instance for this attempt (named as the scheduler names it)."""
         return JobCreating(**self._env("jcr"), job_id=job_id, attempt_id=attempt_id,
                            instance_name=instance or private_instance(job_id, attempt_id), scheduler_epoch=epoch,
-                           user=USER)
+                           user=USER, awaits_verdict=awaits_verdict)
 
     def mjs(self, job_id: int, attempt_id: str, instance: str = "i-1") -> JobAttemptStarted:
         return JobAttemptStarted(**self._env("mjs"), job_id=job_id, attempt_id=attempt_id, instance_name=instance,

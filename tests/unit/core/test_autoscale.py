@@ -65,9 +65,11 @@ def test_requests_are_capped_per_loop_and_by_max_instances():
     assert decide([POOL], {"standard": 1_000_000}, at_max, NOW).requests == {}
 
 
-def test_pools_are_topped_up_to_their_minimum():
+def test_pools_are_topped_up_to_their_minimum_with_standing_workers():
     pool = replace(POOL, min_instances=3)
-    assert decide([pool], {}, [active("a", running=1)], NOW).requests == {"standard": 2}
+    decision = decide([pool], {}, [active("a", running=1)], NOW)
+    assert (decision.requests, decision.standing) == ({}, {"standard": 2})
+    assert decision.verdicts["standard"].standing_requested == 2
 
 
 def test_idle_instances_are_deleted_after_the_idle_time_oldest_first():
@@ -122,7 +124,7 @@ def test_never_deletes_running_instances_nor_breaks_limits(instances, ready, min
     assert all(
         by_name[name].running_attempts == 0 and not by_name[name].pending for name in decision.deletions
     )
-    requested = decision.requests.get("standard", 0)
+    requested = decision.requests.get("standard", 0) + decision.standing.get("standard", 0)
     assert 0 <= requested <= pool.max_new_per_loop
     assert len(instances) + requested <= max(max_instances, len(instances))
     assert len(instances) - len(decision.deletions) >= min(min_instances, len(instances))

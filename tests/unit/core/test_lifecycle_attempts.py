@@ -1,4 +1,4 @@
-"""Attempts: SJ/MJS/MJC fencing, retries of system failures with backoff, n_max_attempts (HAIL-REFERENCE §3, §7)."""
+"""Attempts: SJ/MJS/MJC fencing, retries of system failures with backoff, n_max_attempts (Hail's mark_job_complete and schedule_job in batch/sql/estimated-current.sql)."""
 
 from __future__ import annotations
 
@@ -191,7 +191,7 @@ def test_job_private_attempt_goes_creating_then_running_with_the_same_attempt_id
     b, w = ready_job()
     creating = JobCreating(event_id="jcr", occurred_at=b.clock.tick(), producer="sched", batch_id=b.batch_id,
                            job_id=1, attempt_id="p1", instance_name="job-private-1", scheduler_epoch=1,
-                           user="alice")
+                           user="alice", awaits_verdict=True)
     w.append(creating)
     assert w.job_state(1) == CREATING and of_type(w.settle(), AttemptAssigned) == []
     assert unchanged_by(w, b.sj(1, "other"))

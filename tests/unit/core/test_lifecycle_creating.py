@@ -1,6 +1,6 @@
 """A job cancelled while Creating (its job-private instance still booting) is cancelled outright.
 
-Hail (HAIL-REFERENCE §3.4, §4.3, §5.4): the canceller moves a Creating job to Cancelled with an MJC
+Hail (batch/batch/driver/canceller.py, job.py): the canceller moves a Creating job to Cancelled with an MJC
 (no attempt runs, attempt reason `cancelled`) and then deletes its VM; SJ refuses a cancelled job.
 Here react derives that MJC, its verdict completes the job, and evolve fences an SJ that would
 place the attempt on the booted instance after all — in every order a log may deliver them.

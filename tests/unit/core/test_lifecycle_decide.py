@@ -1,4 +1,4 @@
-"""decide(state, command): the front end's commands against Hail's validation rules (API.md, HAIL-REFERENCE §1.2-1.3)."""
+"""decide(state, command): the front end's commands against Hail's validation rules (batch/batch/front_end/validate.py, front_end.py)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Readiness, cancellation, counters and batch completion: Hail's rules (HAIL-REFERENCE §2, §3.5)."""
+"""Readiness, cancellation, counters and batch completion: Hail's rules (batch/sql/estimated-current.sql)."""
 
 from __future__ import annotations
 

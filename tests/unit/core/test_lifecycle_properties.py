@@ -24,7 +24,14 @@ from hypothesis import strategies as st
 from lifecycle_runs import ACTIONS, Pick, Run, Scripted
 from lifecycle_world import PRODUCER
 
-from events.catalog import BatchCompleted, BatchCreated, Event, JobCreating
+from events.catalog import (
+    BatchCompleted,
+    BatchCreated,
+    Event,
+    JobAttemptAccepted,
+    JobAttemptRefused,
+    JobCreating,
+)
 from events.core.lifecycle import fold, react
 
 
@@ -92,3 +99,22 @@ def test_react_is_a_function_of_the_state_not_of_the_history(data):
     first, second = fold(run.w.log), fold(list(run.w.log))
     assert first is not None and second is not None
     assert react(first, PRODUCER, everything=True) == react(second, PRODUCER, everything=True)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_a_log_written_before_verdicts_keeps_every_invariant_and_rebuilds_to_the_same_state(data):
+    """The same runs with every decision from a release before verdicts (awaits_verdict false): the
+    core judges each where it lands, as that release did, and owes no verdict on any."""
+    run = Run(data, verdicts=False)
+    run.setup()
+    for action in run.draw(st.lists(st.sampled_from(ACTIONS), min_size=20, max_size=80)):
+        run.step(action)
+    run.drive_to_quiescence()
+    s = run.s
+    assert s.complete and s.n_completed == s.n_jobs
+    assert s.verdicts_due == {}
+    assert not any(isinstance(e, JobAttemptAccepted | JobAttemptRefused) for e in run.w.log)
+    rebuilt = fold(run.w.log)
+    assert rebuilt is not None and rebuilt.snapshot() == s.snapshot()
+    assert react(rebuilt, PRODUCER, everything=True) == []

@@ -92,7 +92,8 @@ def test_a_share_smaller_than_one_job_still_starts_one_job():
     shares = {"standard": {"a": 334, "b": 333, "c": 333}}
     result = match(jobs, [instance("i", 1_000)], shares, NOW)
     assert placements(result) == {1: "i"}
-    assert reasons(result) == {2: Reason.NO_CAPACITY, 3: Reason.NO_CAPACITY, 4: Reason.OVER_FAIR_SHARE}
+    # a's next job is over its share, but nothing is left for anyone: it waits for capacity, as b's and c's do
+    assert reasons(result) == {2: Reason.NO_CAPACITY, 3: Reason.NO_CAPACITY, 4: Reason.NO_CAPACITY}
 
 
 def test_pools_without_shares_are_not_limited_and_users_without_share_get_none():
@@ -122,6 +123,18 @@ def test_full_pools_are_explained_as_at_maximum():
     result = match([job(1, 2000), job(2, 2000)], [instance("i", 2_000)], None, NOW, full_pools={"standard"})
     assert placements(result) == {1: "i"}
     assert reasons(result) == {2: Reason.POOL_AT_MAX}
+
+
+def test_a_full_pool_names_the_limit_that_holds_it_not_fair_share():
+    # nothing free: every share is 0, yet the reason is capacity (and which limit stops growth)
+    full = [instance("i", 0)]
+    result = match([job(1), job(2, user="bob")], full, {"standard": {"alice": 0, "bob": 0}}, NOW,
+                   full_pools={"standard": ("max_live_instances", 4)})
+    assert reasons(result) == {1: Reason.POOL_AT_MAX, 2: Reason.POOL_AT_MAX}
+    message = result.explanations[0].message
+    assert "maximum number of instances (max_live_instances = 4)" in message
+    growing = match([job(1)], full, {"standard": {"alice": 0}}, NOW)
+    assert reasons(growing) == {1: Reason.NO_CAPACITY}
 
 
 def test_same_input_gives_the_same_placements():

@@ -1,4 +1,4 @@
-"""The pure core performs no I/O and reads no clock or randomness (DESIGN.md, STYLE.md 1-2).
+"""The pure core performs no I/O and reads no clock or randomness (the core's rule: decisions are functions of the log alone).
 
 Two proofs: importing every events.core module in a fresh interpreter pulls in none of the I/O
 libraries, and no module of events/core calls a clock, a random generator or a uuid.

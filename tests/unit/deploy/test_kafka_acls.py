@@ -51,3 +51,13 @@ def test_the_same_table_as_kafka_acls_commands_for_an_operators_cluster() -> Non
            "--resource-pattern-type prefixed" in text
     assert "--operation DescribeConfigs --topic p.scheduler-control" in text
     assert len(text.splitlines()) == len(role_acls(T, "scheduler"))
+
+
+def test_the_autoscaler_appends_its_pool_decisions_and_every_fold_of_the_instance_topic_reads_them() -> None:
+    from events.catalog import InstanceRequested, PoolScalingDecided
+
+    for event in (PoolScalingDecided, InstanceRequested):  # what the autoscaler appends
+        topic = T.for_event_topic(event.TOPIC)
+        assert ("topic", topic, "write") in ops("autoscaler"), event.SCHEMA_NAME
+        for reader in ("readmodel", "scheduler", "autoscaler"):  # they fold the instance topic
+            assert ("topic", topic, "read") in ops(reader), (event.SCHEMA_NAME, reader)

@@ -40,15 +40,18 @@ def ready(job: int, batch: int = 1, not_before: int | None = None, at: int = 0,
 
 
 def scheduled(job: int, attempt: str, instance: str, batch: int = 1, epoch: int = 1, cores: int = 1000,
-              memory: int = GIB, storage: int = 0, user: str = "alice") -> JobAttemptScheduled:
+              memory: int = GIB, storage: int = 0, user: str = "alice", awaits_verdict: bool = True) -> JobAttemptScheduled:
     return JobAttemptScheduled(event_id=f"sj{attempt}", occurred_at=0, producer="t", batch_id=batch, job_id=job,
                                attempt_id=attempt, instance_name=instance, scheduler_epoch=epoch, user=user,
-                               cores_mcpu=cores, memory_bytes=memory, storage_gib=storage)
+                               cores_mcpu=cores, memory_bytes=memory, storage_gib=storage,
+                               awaits_verdict=awaits_verdict)
 
 
-def creating(job: int, attempt: str, instance: str, batch: int = 1, epoch: int = 1) -> JobCreating:
+def creating(job: int, attempt: str, instance: str, batch: int = 1, epoch: int = 1,
+             awaits_verdict: bool = True) -> JobCreating:
     return JobCreating(event_id=f"cr{attempt}", occurred_at=0, producer="t", batch_id=batch, job_id=job,
-                       attempt_id=attempt, instance_name=instance, scheduler_epoch=epoch, user="alice")
+                       attempt_id=attempt, instance_name=instance, scheduler_epoch=epoch, user="alice",
+                       awaits_verdict=awaits_verdict)
 
 
 def accepted(decision: JobAttemptScheduled | JobCreating) -> JobAttemptAccepted:

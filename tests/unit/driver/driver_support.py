@@ -213,6 +213,9 @@ class SimProvider:
         self.fleet = fleet
         self.created: list[str] = []
 
+    def zones_for(self, region: str) -> list[str]:
+        return []
+
     async def create(self, spec):  # type: ignore[no-untyped-def]
         self.created.append(spec.name)
         await self.fleet.add(SimInstance(name=spec.name, pool=spec.pool, cores_mcpu=spec.cores_mcpu,
@@ -227,6 +230,9 @@ class SimProvider:
         return []
 
     async def heal(self) -> list[str]:
+        return []
+
+    async def preempted(self) -> list[str]:
         return []
 
     async def close(self) -> None:

@@ -8,6 +8,9 @@ are DONE after `polls_until_done` GETs. Failures are scripted per zone:
 - `quota_exceeded`: inserts end in an operation error QUOTA_EXCEEDED;
 - `fail_next_posts`: the next N POSTs answer HTTP 503 (a transient backend error).
 
+`preempt(zone, name)` does what GCE does to a spot VM it reclaims with termination action DELETE: the
+VM is gone, and a `compute.instances.preempted` operation records it (listed by zone operations).
+
 Every request is recorded in `calls` so tests can assert what the provider sent.
 """
 
@@ -82,7 +85,20 @@ class FakeCompute:
                 return self._delete(zone, rest.split("/", 1)[1])
             if method == "GET" and rest.startswith("operations/"):
                 return self._poll(rest.split("/", 1)[1])
+            if method == "GET" and rest == "operations":
+                items = [{k: v for k, v in op.items() if not k.startswith("_")} for op in self.operations.values()
+                         if op["zone"] == zone and _operation_matches(op, query)]
+                return 200, {"kind": "compute#operationList", "items": items}
         return 404, _error(404, "notFound", f"unsupported {method} {parsed.path}")
+
+    def preempt(self, zone: str, name: str) -> None:
+        with self.lock:
+            del self.instances[(zone, name)]
+            op_id = next(self._ids)
+            self.operations[f"systemevent-{op_id}"] = {
+                "kind": "compute#operation", "id": str(op_id), "name": f"systemevent-{op_id}", "zone": zone,
+                "operationType": "compute.instances.preempted", "status": "DONE", "progress": 100,
+                "targetLink": f"https://www.googleapis.com/compute/v1/projects/p/zones/{zone}/instances/{name}"}
 
     def _insert(self, zone: str, body: dict[str, Any], request_id: str) -> tuple[int, dict[str, Any]]:
         if self.fail_next_posts > 0:
@@ -144,6 +160,15 @@ def _matches(instance: dict[str, Any], query: dict[str, list[str]]) -> bool:
     for text in query.get("filter", []):
         found = re.fullmatch(r"labels\.(\S+)\s*=\s*(\S+)", text.strip())
         if found and instance.get("labels", {}).get(found[1]) != found[2]:
+            return False
+    return True
+
+
+def _operation_matches(op: dict[str, Any], query: dict[str, list[str]]) -> bool:
+    """The one operations filter the provider sends: operationType = "TYPE"."""
+    for text in query.get("filter", []):
+        found = re.fullmatch(r'operationType\s*=\s*"?([^"\s]+)"?', text.strip())
+        if found and op.get("operationType") != found[1]:
             return False
     return True
 

@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 
 import pytest
+from prometheus_client import REGISTRY
 
-from events.catalog import InstanceCreated, InstanceDeactivated, InstanceDeleted, InstanceRequested
+from events.catalog import (
+    InstanceCreated,
+    InstanceDeactivated,
+    InstanceDeleted,
+    InstanceRequested,
+    PoolScalingDecided,
+)
 from events.codec import Codec
 from events.core.autoscale import PoolConfig
 from events.publisher import Publisher
@@ -14,6 +22,7 @@ from services.autoscaler.service import Autoscaler, AutoscalerSettings
 from services.providers.base import InstanceSpec, ProviderInstance, QuotaExceeded
 from services.providers.gce import GceProvider, GceSettings
 from tests.unit.driver.driver_events import (
+    accepted,
     activated,
     attempt_done,
     cancelled,
@@ -22,6 +31,7 @@ from tests.unit.driver.driver_events import (
     creating,
     ready,
     requested,
+    scheduled,
 )
 from tests.unit.driver.fake_compute import BOOTSTRAP, FakeCompute, FakeComputeServer
 
@@ -39,6 +49,11 @@ class MemoryProvider:
         self.fail_next: list[Exception] = []
         self.deleted: list[str] = []
         self.status: dict[str, str] = {}  # name -> what list() reports (default running)
+        self.preempted_names: set[str] = set()  # what preempted() reports
+        self.zones: list[str] = []  # none: the autoscaler names no zone
+
+    def zones_for(self, region: str) -> list[str]:
+        return list(self.zones)
 
     async def create(self, spec: InstanceSpec) -> ProviderInstance:
         if self.fail_next:
@@ -56,6 +71,9 @@ class MemoryProvider:
     async def heal(self) -> list[str]:
         return []
 
+    async def preempted(self) -> list[str]:
+        return sorted(self.preempted_names)
+
     async def close(self) -> None:
         pass
 
@@ -68,13 +86,14 @@ class Clock:
         return self.now
 
 
-async def instance_events(log, topics):  # type: ignore[no-untyped-def]
+async def instance_events(log, topics, decisions: bool = False):  # type: ignore[no-untyped-def]
+    """The instance topic's events by time; the pools' decisions (PoolScalingDecided) only when asked."""
     codec = Codec()
     out = []
     for partition, end in (await log.end_offsets(topics.instance)).items():
         out.extend(codec.decode(r.value) for r in await log.read(topics.instance, partition, 0, max_records=end,
                                                                    timeout_ms=0))
-    return sorted(out, key=lambda e: e.occurred_at)
+    return sorted((e for e in out if decisions or not isinstance(e, PoolScalingDecided)), key=lambda e: e.occurred_at)
 
 
 def names() -> object:
@@ -106,6 +125,41 @@ async def test_tops_up_to_the_minimum_then_grows_with_ready_demand_within_the_pe
     created_2 = next(e for e in events if isinstance(e, InstanceRequested) and e.instance_name == "standard-2")
     assert (created_2.machine_type, created_2.cores_mcpu, created_2.region) == ("n1-standard-4", 4000, "us-central1")
     await autoscaler.close()
+
+
+async def test_jobs_no_worker_of_the_pool_can_hold_are_no_demand(memory_log, topics):
+    """Before: their cores counted as ready demand, so the autoscaler started instances (4-core ones
+    here) that could never run them, for as long as they waited (for ever)."""
+    provider, clock = MemoryProvider(), Clock()
+    autoscaler, publisher = await make(memory_log, topics, provider, clock, pool=replace(POOL, min_instances=0))
+    too_big = [created(j, cores=8000) for j in range(1, 11)] + [created(11, cores=1000, memory_bytes=64 * 2**30)]
+    await publisher.publish([*too_big, *(ready(j) for j in range(1, 12))])
+    await autoscaler.loop_once()
+    assert provider.instances == {}
+    await publisher.publish([created(12, cores=4000), ready(12)])  # one that fits still gets its worker
+    await autoscaler.loop_once()
+    assert sorted(provider.instances) == ["standard-1"]
+    await autoscaler.close()
+
+
+async def test_each_active_instance_reports_its_utilisation(memory_log, topics):
+    provider, clock = MemoryProvider(), Clock()
+    autoscaler, publisher = await make(memory_log, topics, provider, clock, pool=replace(POOL, min_instances=0))
+    await publisher.publish([activated("w1", cores=4000, at=clock.now), activated("w2", cores=2000, at=clock.now)])
+    await autoscaler.loop_once()
+    await publisher.publish([created(1, cores=3000), ready(1), *placed(scheduled(1, "a1", "w1", cores=3000))])
+    await autoscaler.loop_once()
+    assert sample("squall_instance_utilisation_ratio", instance="w1") == 0.75
+    assert sample("squall_instance_utilisation_ratio", instance="w2") == 0.0
+    await autoscaler.close()
+
+
+def placed(decision):  # type: ignore[no-untyped-def]
+    return [decision, accepted(decision)]
+
+
+def sample(name: str, **labels: str) -> float | None:
+    return REGISTRY.get_sample_value(name, labels)
 
 
 async def test_a_refused_create_is_recorded_and_the_pool_waits_before_asking_again(memory_log, topics):
@@ -172,32 +226,106 @@ async def test_a_preempted_vm_is_deactivated_as_terminated(memory_log, topics):
     await autoscaler.close()
 
 
+async def test_an_instance_the_provider_preempted_is_deactivated_as_preempted_on_the_next_loop(memory_log, topics):
+    provider, clock = MemoryProvider(), Clock()
+    autoscaler, publisher = await make(memory_log, topics, provider, clock)
+    await autoscaler.loop_once()
+    [name] = provider.instances
+    await publisher.publish([activated(name, cores=4000, at=clock.now)])
+    provider.preempted_names = {name, "someone-elses-vm"}  # names the cluster does not know are ignored
+    await autoscaler.loop_once()
+    await autoscaler.loop_once()  # reported again: deactivated once
+    events = await instance_events(memory_log, topics)
+    assert [(e.instance_name, e.reason) for e in events if isinstance(e, InstanceDeactivated)] == [(name, "preempted")]
+    assert autoscaler.stats.preempted == 1
+    await autoscaler.close()
+
+
+async def test_the_gce_provider_reports_the_vms_gce_preempted(memory_log, topics):
+    clock = Clock()
+    with FakeComputeServer(FakeCompute()) as server:
+        gce = GceProvider(GceSettings(project="proj", zones=("us-central1-a",), kafka_bootstrap="10.0.0.2:9092",
+                                      api_endpoint=server.endpoint, operation_poll_s=0.01, bootstrap=BOOTSTRAP,
+                                      preemption_poll_s=0))
+        pool = PoolConfig(name="standard", worker_type="standard", preemptible=True, worker_cores=4, min_instances=1,
+                          max_instances=2, idle_time_ms=60_000, region="us-central1")
+        autoscaler, publisher = await make(memory_log, topics, gce, clock, pool=pool)
+        await autoscaler.loop_once()
+        [(zone, name)] = list(server.fake.instances)
+        await publisher.publish([activated(name, cores=4000, at=clock.now)])
+        assert await gce.preempted() == []
+        server.fake.preempt(zone, name)
+        assert await gce.preempted() == [name]
+        await autoscaler.loop_once()
+        events = await instance_events(memory_log, topics)
+        assert (name, "preempted") in [(e.instance_name, e.reason) for e in events if isinstance(e, InstanceDeactivated)]
+        await autoscaler.close()
+        await gce.close()
+
+
 @pytest.mark.parametrize("exhausted", [set(), {"us-central1-a"}])
 async def test_with_the_gce_provider_it_inserts_and_deletes_the_right_vms(memory_log, topics, exhausted):
     clock = Clock()
+    zones = ("us-central1-a", "us-central1-b")
     with FakeComputeServer(FakeCompute(exhausted_zones=exhausted, fail_next_posts=1)) as server:
-        gce = GceProvider(GceSettings(project="proj", zones=("us-central1-a", "us-central1-b"),
+        gce = GceProvider(GceSettings(project="proj", zones=zones,
                                       kafka_bootstrap="10.0.0.2:9092", api_endpoint=server.endpoint,
                                       operation_poll_s=0.01, bootstrap=BOOTSTRAP))
         pool = PoolConfig(name="standard", worker_type="standard", preemptible=True, worker_cores=4, min_instances=0,
                           max_instances=2, idle_time_ms=1000, region="us-central1")
         autoscaler, publisher = await make(memory_log, topics, gce, clock, pool=pool)
         await publisher.publish([created(j, cores=2000) for j in (1, 2, 3, 4)] + [ready(j) for j in (1, 2, 3, 4)])
-        await autoscaler.loop_once()
+        for _ in range(4):  # a refusal of an exhausted zone only lowers its weight: the next loop asks again
+            await autoscaler.loop_once()
+            clock.now += 1000
         live = sorted(server.fake.instances)
-        zone = "us-central1-b" if exhausted else "us-central1-a"
-        assert live == [(zone, "standard-1"), (zone, "standard-2")]
-        assert {i["machineType"] for i in server.fake.instances.values()} == {f"zones/{zone}/machineTypes/n1-standard-4"}
+        assert len(live) == 2 and not {zone for zone, _ in live} & exhausted
+        assert {i["machineType"].rsplit("/", 1)[-1] for i in server.fake.instances.values()} == {"n1-standard-4"}
+        # each VM is in the zone its InstanceRequested names, drawn by the weights the log gave then
+        events = await instance_events(memory_log, topics)
+        requests = {e.instance_name: e for e in events if isinstance(e, InstanceRequested)}
+        assert all(requests[name].zone == zone for zone, name in live)
+        assert_zone_choices_follow_the_log(events, zones)
+        failed = [e for e in events if isinstance(e, InstanceDeactivated) and e.reason == "create_failed"]
+        assert all(e.zone in exhausted for e in failed)
+        if exhausted:  # standard-1 draws us-central1-a (a fixed hash of its name): it is refused there
+            assert [(e.instance_name, e.zone) for e in failed][:1] == [("standard-1", "us-central1-a")]
+            decided = [e for e in await instance_events(memory_log, topics, decisions=True)
+                       if isinstance(e, PoolScalingDecided)]
+            a_weight = [next(z.weight for z in d.zones if z.zone == "us-central1-a") for d in decided]
+            assert a_weight[0] == 0.5 and a_weight[-1] < 0.5  # the refusals lowered its weight
         # the jobs went elsewhere; both VMs activate and idle past 1 s: both are deleted (min 0)
         await publisher.publish([activated(n, cores=4000, at=clock.now) for _, n in live])
         await publisher.publish([cancelled(j) for j in (1, 2, 3, 4)])
         clock.now += 1000
         await autoscaler.loop_once()
         assert server.fake.instances == {}
-        assert sorted(c.path for c in server.fake.deletes()) == ["instances/standard-1", "instances/standard-2"]
-        assert {c.zone for c in server.fake.deletes()} == {zone}  # found by provider id, no zone guessing
+        assert sorted(c.path for c in server.fake.deletes()) == sorted(f"instances/{n}" for _, n in live)
+        assert {c.zone for c in server.fake.deletes()} == {z for z, _ in live}  # found by provider id
         await autoscaler.close()
         await gce.close()
+
+
+def assert_zone_choices_follow_the_log(events, zones) -> None:  # type: ignore[no-untyped-def]
+    """Replaying the instance events loop by loop (the fake clock stands still within one): every chosen
+    zone is choose_zone(weights of the outcomes of earlier loops, seed = the instance's name), and the
+    loop's PoolScalingDecided recorded those weights. The choice is a function of the log."""
+    from itertools import groupby
+
+    from events.core.zones import ZoneOutcome, ZoneWindow, choose_zone
+
+    window = ZoneWindow()
+    for _, group in groupby(events, key=lambda e: e.occurred_at):
+        loop = list(group)
+        weights = window.weights(list(zones))
+        for e in loop:
+            if isinstance(e, InstanceRequested) and e.zone is not None:
+                assert e.zone == choose_zone(weights, e.instance_name), e
+        for e in loop:
+            if isinstance(e, InstanceCreated) and e.zone is not None:
+                window.push(ZoneOutcome(e.zone, e.instance_name, True))
+            elif isinstance(e, InstanceDeactivated) and e.reason == "create_failed" and e.zone is not None:
+                window.push(ZoneOutcome(e.zone, e.instance_name, False))
 
 
 async def test_the_instance_of_a_job_cancelled_while_creating_is_deleted_before_it_boots(memory_log, topics):

@@ -201,7 +201,8 @@ class PrivateJobStack:
         assignments = await read_all(self.log, self.topics.assignment)
         assert [e for e in assignments if isinstance(e, AttemptAssigned)] == [], "the job was handed to a worker"
         assert self.fleet.completed.get(name, 0) == 0
-        instance = [e for e in await read_all(self.log, self.topics.instance) if e.instance_name == name]
+        instance = [e for e in await read_all(self.log, self.topics.instance)
+                    if getattr(e, "instance_name", None) == name]  # pools' decisions name no instance
         assert [(type(e).__name__, e.reason) for e in instance if isinstance(e, InstanceDeleted)] == [
             (InstanceDeleted.__name__, "job_complete")]
         state = self.scheduler.follower.state if self.scheduler.follower else None

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from events.catalog import InstanceDeactivated, JobAttemptCompleted
+import dataclasses
+
+from events.catalog import InstanceDeactivated, JobAttemptCompleted, JobBecameReady
+from events.core.autoscale import PoolConfig
+from events.core.explain import Reason
 from events.core.fairshare import UserDemand, allocate
 from projections.scheduling.model import Demand
 from projections.scheduling.state import SchedulingState
@@ -90,6 +94,35 @@ def test_attempts_left_on_a_deactivated_instance_end_after_the_drain_grace() -> 
     assert isinstance(ended, JobAttemptCompleted) and ended.attempt_id == "a1"
 
 
+def test_attempts_on_a_preempted_instance_end_at_once_as_preempted() -> None:
+    """The provider's word (the autoscaler deactivates with reason `preempted`): nothing to drain, and
+    the cause is what retry policies count as a preemption."""
+    sj = scheduled(1, "a1", "w1")
+    state = fold(activated("w1"), created(1), ready(1), sj, accepted(sj), deactivated("w1", at=100, reason="preempted"))
+    [ended] = lost_instance_events(state, 100, SETTINGS)
+    assert isinstance(ended, JobAttemptCompleted)
+    assert (ended.attempt_id, ended.outcome, ended.failure_cause) == ("a1", "Error", "preempted")
+    assert ended.error == "instance w1 was preempted"
+
+
+def test_a_retry_that_must_run_non_preemptible_waits_in_the_np_pool_with_its_new_memory() -> None:
+    sj = scheduled(1, "a1", "w1")
+    state = fold(activated("w1"), created(1), ready(1), sj, accepted(sj))
+    retry = JobBecameReady(event_id="r", occurred_at=5, producer="t", batch_id=1, job_id=1, after_attempt_id="a1",
+                           reason="retry", retry_rule="max_preemptions", retry_cause="preempted",
+                           memory_bytes=8 * 2**30, preemptible=False)
+    state.apply(retry)
+    job = state.jobs[(1, 1)]
+    assert (job.pool, job.preemptible, job.demand.memory_bytes) == ("standard-np", False, 8 * 2**30)
+    assert [key for key in state.ready[("standard-np", "alice")]] == [(1, 1)]
+    assert not state.ready.get(("standard", "alice"))
+    plan = plan_cycle(state, [], 10)  # w1 is preemptible: the job waits for a non-preemptible instance
+    assert plan.assignments == []
+    state.apply(dataclasses.replace(activated("np1", pool="standard-np", at=6), preemptible=False))
+    [placed] = plan_cycle(state, [], 10).assignments
+    assert (placed.instance_name, placed.memory_bytes) == ("np1", 8 * 2**30)
+
+
 # ---- one scheduling pass -------------------------------------------------------------------------
 
 def test_reservations_keep_a_pass_from_overcommitting_an_instance() -> None:
@@ -131,3 +164,16 @@ def test_a_machine_type_job_asks_for_its_own_instance_and_is_placed_when_it_is_a
     plan = plan_cycle(state, [], now_ms=0)
     assert plan.job_private_requests == [] and [(c.job.key, c.instance.name) for c in plan.creating_placements] == [
         ((1, 1), name)]
+
+
+def test_a_job_no_worker_of_its_pool_can_hold_is_explained_as_such() -> None:
+    """Before: the scheduler said no_capacity ("the autoscaler adds instances"), which it never would."""
+    pool = PoolConfig(name="standard", worker_type="standard", preemptible=True, worker_cores=2)
+    state = fold(activated("w1", cores=2000), created(1, cores=4000), ready(1), created(2, cores=2000), ready(2))
+    plan = plan_cycle(state, [], now_ms=0, pools=(pool,))
+    [explanation] = plan.explanations
+    assert (explanation.job_id, explanation.reason) == (1, Reason.NO_POOL_FITS)
+    assert "no pool can ever run this job" in explanation.message and "largest pool is standard" in explanation.message
+    assert [a.job_id for a in plan.assignments] == [2]
+    # without the pools (or with one whose workers are big enough) it waits for capacity as before
+    assert plan_cycle(state, [], now_ms=0).explanations[0].reason == Reason.NO_CAPACITY

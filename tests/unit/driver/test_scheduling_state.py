@@ -239,6 +239,27 @@ def test_released_claims_go_with_their_instance_and_pool_jobs_make_none() -> Non
     assert PRIVATE not in state.instances and state.released_private == set()
 
 
+def test_copies_of_old_events_leave_the_view_alone() -> None:
+    """The log may hold a derived event twice (a resolver that crashed after appending): a copy of a
+    job's first JobBecameReady must not free its running attempt, a copy of a retry must not requeue a
+    job that moved on, and a copy of JobCreated must not bring back a finished job. (Each placement is
+    followed by the resolver's acceptance, as in the log.)"""
+    first = scheduled(1, "a1", "w1")
+    state = fold(activated("w1"), created(1), ready(1), first, accepted(first))
+    state.apply(ready(1))  # a copy, while a1 runs
+    assert state.jobs[(1, 1)].phase is JobPhase.RUNNING and state.instances["w1"].free_cores_mcpu == 3000
+    state.apply(attempt_done(1, "a1", "w1", outcome="Error"))
+    state.apply(ready(1, at=1, after="a1"))
+    second = scheduled(1, "a2", "w1")
+    state.apply(second)
+    state.apply(accepted(second))
+    state.apply(ready(1, at=1, after="a1"))  # a copy of the retry of a1, while a2 runs
+    assert state.jobs[(1, 1)].attempt_id == "a2" and state.running_cores["standard"]["alice"] == 1000
+    state.apply(completed(1, attempt="a2"))
+    state.apply(created(1))
+    assert (1, 1) not in state.jobs
+
+
 # --- copies of old events (re-deliveries) change nothing, as in the core -------------------------------
 
 def test_copies_of_old_readiness_and_creation_do_not_bring_a_job_back() -> None:

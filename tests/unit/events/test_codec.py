@@ -57,7 +57,7 @@ def test_unknown_fingerprint_names_it() -> None:
 
 @pytest.mark.parametrize("cut", [1, 2, 10, 100])
 def test_truncated_body_is_corrupt_event(cut: int) -> None:
-    with pytest.raises(CorruptEvent, match="JobCreated v1"):
+    with pytest.raises(CorruptEvent, match="JobCreated v2"):
         CODEC.decode(_valid()[:-cut])
 
 

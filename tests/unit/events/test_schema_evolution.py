@@ -33,6 +33,10 @@ def _v1() -> dict[str, Any]:
     return copy.deepcopy(load_registry().versions[EVENT][0].raw)
 
 
+def _latest() -> dict[str, Any]:
+    return copy.deepcopy(load_registry().versions[EVENT][-1].raw)
+
+
 def _with_v2(tmp_path: Path, v2: dict[str, Any]) -> Path:
     root = tmp_path / "schemas"
     shutil.copytree(SCHEMAS_DIR, root)
@@ -67,7 +71,7 @@ def test_a_removed_field_without_default_is_caught_forward() -> None:
 
 
 def test_a_new_optional_field_is_compatible_and_old_bytes_decode(tmp_path: Path) -> None:
-    v2 = _v1()
+    v2 = _latest()  # the next version adds to the current one
     v2["fields"].append({"name": "priority", "type": ["null", "int"], "default": None})
     root = _with_v2(tmp_path, v2)
     assert registry_problems(root)[EVENT] == []

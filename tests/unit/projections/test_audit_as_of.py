@@ -32,3 +32,23 @@ def test_includes_up_to_and_including_the_point() -> None:
 def test_iso_has_milliseconds_and_z() -> None:
     assert iso(1_764_075_600_123) == "2025-11-25T13:00:00.123Z"
     assert iso(None) == "-"
+
+
+def test_decision_words_say_why_an_attempt_was_retried_and_with_what() -> None:
+    from events import catalog as ev
+    from projections.audit import DecisionWords
+
+    env = {"occurred_at": 1, "producer": "p", "batch_id": 1, "job_id": 2}
+    words = DecisionWords()
+    assert words(ev.JobAttemptAccepted(event_id="a", **env, attempt_id="x1", instance_name="i1", state="Running",
+                                       scheduler_epoch=1, cores_mcpu=250, memory_bytes=231 * 2**20, storage_gib=0)) \
+        == "accepted (Running) on i1: 250 mCPU, 231 MiB, 0 GiB storage"
+    assert words(ev.JobAttemptCompleted(event_id="c", **env, attempt_id="x1", instance_name="i1", outcome="Failed",
+                                        exit_code=137, failure_cause="out_of_memory", out_of_memory=True,
+                                        ended_at=2, steps=())) == "ended Failed (out_of_memory), exit code 137"
+    retry = ev.JobBecameReady(event_id="r", **env, after_attempt_id="x1", reason="retry",
+                              retry_rule="oom_memory_multiplier", retry_cause="out_of_memory",
+                              memory_bytes=462 * 2**20)
+    assert words(retry) == ("retry (oom_memory_multiplier): out of memory at 231 MiB: retried at once with 462 MiB "
+                            "(retry_policy.oom_memory_multiplier)")
+    assert words(ev.JobBecameReady(event_id="p", **env, reason="parents_complete")) is None

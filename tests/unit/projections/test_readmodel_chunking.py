@@ -27,7 +27,7 @@ from events.log import Position  # noqa: E402
 from projections.readmodel.convert import convert  # noqa: E402
 from projections.readmodel.fold import ReadModel  # noqa: E402
 from projections.readmodel.needs import GROUPS_OF_BATCH, keys_to_load  # noqa: E402
-from projections.readmodel.tables import JOB_GROUPS, JOBS, STATEFUL  # noqa: E402
+from projections.readmodel.tables import ATTEMPTS, JOB_GROUPS, JOBS, STATEFUL  # noqa: E402
 
 _BY_NAME = {t.name: t for t in STATEFUL}
 Rows = dict[str, dict[tuple[Any, ...], dict[str, Any]]]
@@ -64,6 +64,10 @@ class TableStore:
             for (b, _), job in self.rows[JOBS.name].items():
                 if b == batch_id and job["update_id"] == update_id:
                     job["committed"] = True
+        for batch_id, job_id, attempt_id, at in model.ended_attempts:  # and of attempts it did not hold
+            attempt = self.rows[ATTEMPTS.name].get((batch_id, job_id, attempt_id))
+            if attempt is not None and attempt["end_time"] is None:
+                attempt.update(end_time=at, reason="cancelled")
 
 
 def fold_in_chunks(log: list[Event], cuts: set[int]) -> Rows:
@@ -85,8 +89,8 @@ def whole_fold(log: list[Event]) -> Rows:
     return model.rows
 
 
-def _random_log(data: st.DataObject) -> list[Event]:
-    run = Run(data)
+def _random_log(data: st.DataObject, verdicts: bool = True) -> list[Event]:
+    run = Run(data, verdicts)
     run.setup()
     for action in run.draw(st.lists(st.sampled_from(ACTIONS), min_size=10, max_size=60)):
         run.step(action)
@@ -126,3 +130,35 @@ def test_an_sj_that_raced_the_cancellation_looks_the_same_however_the_log_is_cut
     assert whole["attempts"] == {} and whole["jobs"][(7, 1)]["current_attempt_id"] is None
     for cut in range(1, len(raced.log)):
         assert fold_in_chunks(raced.log, {cut}) == whole, cut
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_any_chunking_of_a_log_written_before_verdicts_gives_the_rows_of_one_whole_fold(data: st.DataObject) -> None:
+    """Decisions from before verdicts are taken where they land (and one that raced a cancellation is
+    ended by the JobCancelled, its row loaded or not): still independent of the cuts."""
+    log = _random_log(data, verdicts=False)
+    whole = whole_fold(log)
+    assert fold_in_chunks(log, set(range(1, len(log)))) == whole, "one event per transaction"
+    cuts = data.draw(st.sets(st.integers(1, max(1, len(log) - 1))), label="cuts")
+    assert fold_in_chunks(log, cuts) == whole, f"cut at {sorted(cuts)}"
+
+
+def test_an_sj_from_before_verdicts_that_raced_the_cancellation_ends_however_the_log_is_cut() -> None:
+    """The same race in a log written before verdicts: that release's read model took the SJ (the job
+    was Ready), and the JobCancelled ends that attempt as cancelled. Before this, live folds whose
+    chunk did not hold the attempt's row kept it open, and the job stayed Running."""
+    b, w = Builder(), World()
+    w.append(b.batch(), *b.dag({1: ()}))
+    w.settle()
+    w.append(b.cancel())
+    w.settle()
+    log = list(w.log)
+    cancelled_at = next(i for i, e in enumerate(log) if e.SCHEMA_NAME == "JobCancelled")
+    raced = [*log[:cancelled_at], b.sj(1, "a1", awaits_verdict=False), *log[cancelled_at:]]
+    whole = whole_fold(raced)
+    job, attempt = whole["jobs"][(7, 1)], whole["attempts"][(7, 1, "a1")]
+    assert (job["state"], job["current_attempt_id"]) == ("Cancelled", None)
+    assert (attempt["reason"], attempt["end_time"]) == ("cancelled", raced[cancelled_at + 1].occurred_at)
+    for cut in range(1, len(raced)):
+        assert fold_in_chunks(raced, {cut}) == whole, cut

@@ -86,9 +86,10 @@ def test_batch_events(event: ev.Event, expected: ops.Op) -> None:
 
 
 @pytest.mark.parametrize("decision", [
-    ev.JobCreating(**ENV, batch_id=1, job_id=2, attempt_id="a1", instance_name="i", scheduler_epoch=1, user="u"),
+    ev.JobCreating(**ENV, batch_id=1, job_id=2, attempt_id="a1", instance_name="i", scheduler_epoch=1, user="u",
+                   awaits_verdict=True),
     ev.JobAttemptScheduled(**ENV, batch_id=1, job_id=2, attempt_id="a1", instance_name="i", scheduler_epoch=1,
-                           user="u", cores_mcpu=500, memory_bytes=10, storage_gib=1),
+                           user="u", cores_mcpu=500, memory_bytes=10, storage_gib=1, awaits_verdict=True),
     ev.JobAttemptRefused(**ENV, batch_id=1, job_id=2, attempt_id="a1", instance_name="i", state="Running",
                          scheduler_epoch=1, reason="cancelled"),
 ])

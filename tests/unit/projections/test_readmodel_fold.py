@@ -67,7 +67,8 @@ class Log:
     def schedule(self, j: int, attempt: str) -> None:
         """The scheduler's decision (SJ): nothing to show until the resolver's verdict."""
         self.add(ev.JobAttemptScheduled, batch_id=B, job_id=j, attempt_id=attempt, instance_name="i1",
-                 scheduler_epoch=1, user="u", cores_mcpu=1000, memory_bytes=2 * 1024**3, storage_gib=10)
+                 scheduler_epoch=1, user="u", cores_mcpu=1000, memory_bytes=2 * 1024**3, storage_gib=10,
+                 awaits_verdict=True)
 
     def accept(self, j: int, attempt: str) -> None:
         self.add(ev.JobAttemptAccepted, batch_id=B, job_id=j, attempt_id=attempt, instance_name="i1",
@@ -123,8 +124,12 @@ def test_job_lifecycle_states_timings_and_cost() -> None:
     prices = PriceTable()
     hours = 3_600 / 3_600_000
     assert job["cost"] == pytest.approx(hours * (prices.cpu_core_hour_preemptible + 2 * prices.memory_gib_hour_preemptible
-                                                 + 10 * prices.storage_gib_hour_preemptible))
-    assert set(job["cost_breakdown"]) == {"cpu/preemptible", "memory/preemptible", "storage/preemptible"}
+                                                 + 10 * prices.storage_gib_hour_preemptible
+                                                 + prices.service_fee_core_hour))
+    assert set(job["cost_breakdown"]) == {"compute/n1-preemptible/1", "memory/n1-preemptible/1",
+                                          "disk/local-ssd/preemptible/1", "service-fee/1"}
+    assert job["usage"] == {"compute/n1-preemptible/1": 3_600 * 1000, "memory/n1-preemptible/1": 3_600 * 2048,
+                            "disk/local-ssd/preemptible/1": 3_600 * 10 * 1024, "service-fee/1": 3_600 * 1000}
     assert job["status"]["attempt_id"] == "a1" and job["status"]["job_group_id"] == 2
     for row in (log.row("batches", B), log.row("job_groups", B, 0), log.row("job_groups", B, 2)):
         assert counters(row) == (2, 1, 1, 0, 0)
@@ -164,6 +169,26 @@ def test_retry_after_a_lost_instance_bills_both_attempts() -> None:
     assert log.row("attempts", B, 1, "a2")["outcome"] == "Success"
 
 
+def test_a_retry_policys_decision_shows_on_the_attempt_it_retries_and_on_the_job() -> None:
+    log = Log()
+    log.batch(1)
+    log.ready(1)
+    log.run(1, "a1", outcome="Failed", complete=False, cause="out_of_memory", start=0, end=1_000)
+    log.add(ev.JobBecameReady, batch_id=B, job_id=1, after_attempt_id="a1", reason="retry", retry_rule="oom_memory_multiplier",
+            retry_cause="out_of_memory", memory_bytes=4 * 1024**3)
+    assert log.row("attempts", B, 1, "a1")["retry"] == {"rule": "oom_memory_multiplier", "cause": "out_of_memory",
+                                                         "not_before": None, "memory_bytes": 4 * 1024**3}
+    assert (log.row("jobs", B, 1)["memory_bytes"], log.row("jobs", B, 1)["preemptible"]) == (4 * 1024**3, True)
+    log.run(1, "a2", outcome="Error", complete=False, cause="preempted", start=2_000, end=3_000)
+    log.add(ev.JobBecameReady, batch_id=B, job_id=1, after_attempt_id="a2", not_before=5_000, reason="retry",
+            retry_rule="max_preemptions", retry_cause="preempted", memory_bytes=4 * 1024**3, preemptible=False)
+    assert log.row("attempts", B, 1, "a2")["retry"]["preemptible"] is False
+    assert log.row("jobs", B, 1)["preemptible"] is False  # its next attempts are billed as non-preemptible
+    log.add(ev.JobBecameReady, batch_id=B, job_id=1, after_attempt_id="a1", reason="retry",
+            retry_rule="system_failure", retry_cause="instance_lost")  # a stale retry changes nothing
+    assert log.row("attempts", B, 1, "a1")["retry"]["rule"] == "oom_memory_multiplier"
+
+
 def test_an_sj_that_raced_a_cancellation_shows_nothing_and_the_job_is_cancelled() -> None:
     """The lifecycle refuses an SJ for a cancelled job and derives JobCancelled; the read model never
     judges the SJ itself, so no attempt is ever opened for it, however the events are chunked."""
@@ -192,8 +217,28 @@ def test_the_attempt_shows_from_its_verdict_on() -> None:
     job, attempt = log.row("jobs", B, 1), log.row("attempts", B, 1, "a1")
     assert (job["state"], job["current_attempt_id"], job["n_attempts"]) == ("Running", "a1", 1)
     assert (attempt["instance_name"], attempt["scheduled_at"], attempt["end_time"]) == ("i1", log.t, None)
-    log.add(ev.JobCancelled, batch_id=B, job_id=1, reason="batch_cancelled")  # a late copy: the job runs
-    assert log.row("jobs", B, 1)["state"] == "Running"
+
+
+def test_an_attempt_its_worker_ended_before_the_verdict_counts_once_the_verdict_lands() -> None:
+    """The core takes an SJ where it lands; the worker may run and report (an OOM kill takes a second)
+    before the resolver's verdict is in the log. The verdict then opens what the report recorded."""
+    log = Log()
+    log.batch(1)
+    log.ready(1)
+    log.schedule(1, "a1")
+    log.add(ev.JobAttemptCompleted, batch_id=B, job_id=1, attempt_id="a1", instance_name="i1", outcome="Failed",
+            exit_code=137, failure_cause="out_of_memory", out_of_memory=True, started_at=0, ended_at=1_000, steps=())
+    log.accept(1, "a1")
+    job, attempt = log.row("jobs", B, 1), log.row("attempts", B, 1, "a1")
+    assert (job["state"], job["current_attempt_id"], job["n_attempts"]) == ("Running", "a1", 1)
+    assert (attempt["scheduled_at"], attempt["outcome"], job["start_time"]) == (log.t, "Failed", 0)
+    log.add(ev.JobBecameReady, batch_id=B, job_id=1, after_attempt_id="a1", reason="retry",
+            retry_rule="oom_memory_multiplier", retry_cause="out_of_memory", memory_bytes=4 * 1024**3)
+    log.accept(1, "a1")  # a re-delivered verdict: the job is past it
+    assert (log.row("jobs", B, 1)["state"], log.row("jobs", B, 1)["n_attempts"]) == ("Ready", 1)
+    log.run(1, "a2", start=2_000, end=4_000)
+    job = log.row("jobs", B, 1)
+    assert (job["state"], job["n_attempts"], job["msec_mcpu"]) == ("Success", 2, (1_000 + 2_000) * 1000)
 
 
 def test_a_job_cancelled_after_an_ended_attempt_keeps_that_attempt_as_it_was() -> None:
@@ -202,9 +247,8 @@ def test_a_job_cancelled_after_an_ended_attempt_keeps_that_attempt_as_it_was() -
     log.ready(1)
     log.run(1, "a1", outcome="Error", complete=False, cause=INSTANCE_LOST, start=0, end=1_000)
     ended = dict(log.row("attempts", B, 1, "a1"))
-    log.add(ev.JobCancelled, batch_id=B, job_id=1, reason="batch_cancelled")  # only a job without an attempt
-    assert log.row("jobs", B, 1)["state"] == "Running"
-    # the core's verdict on the ended attempt of a cancelled job
+    # the core's verdict on the ended attempt of a cancelled job (it sends no JobCancelled for a job with an
+    # attempt: that one is the core's fence too)
     log.add(ev.JobCompleted, batch_id=B, job_id=1, state="Cancelled", attempt_id="a1", exit_code=None,
             reason=INSTANCE_LOST, n_attempts=1)
     assert log.row("attempts", B, 1, "a1") == ended
@@ -222,9 +266,9 @@ def test_stale_reports_change_nothing() -> None:
     log.ready(1, after="a1")  # a retry of an attempt that is no longer current
     log.ready(1)  # the first readiness, re-derived
     log.add(ev.JobAttemptScheduled, batch_id=B, job_id=1, attempt_id="a1", instance_name="i1", scheduler_epoch=1,
-            user="u", cores_mcpu=1000, memory_bytes=1, storage_gib=0)  # an old SJ again
+            user="u", cores_mcpu=1000, memory_bytes=1, storage_gib=0, awaits_verdict=True)  # an old SJ again
     log.add(ev.JobAttemptScheduled, batch_id=B, job_id=1, attempt_id="zz", instance_name="i2", scheduler_epoch=1,
-            user="u", cores_mcpu=1000, memory_bytes=1, storage_gib=0)  # an SJ that lost a race
+            user="u", cores_mcpu=1000, memory_bytes=1, storage_gib=0, awaits_verdict=True)  # an SJ that lost a race
     log.accept(1, "a1")  # an old verdict again
     assert log.model.rows == before
 
@@ -346,3 +390,70 @@ def test_redelivering_any_event_later_changes_no_row(copies: list[tuple[int, int
         position = max(where, events.index(event) + 1)
         events.insert(position, event)
     assert fold(events) == SMALL_ROWS
+
+
+def test_a_verdict_that_lost_to_a_retry_of_its_attempt_changes_nothing() -> None:
+    """Two verdicts for one attempt: a retry derived before a cancel, a Cancelled one derived after it
+    (found by tests/unit/projections/test_cancel_counters.py). The core takes whichever lands first;
+    the read model must too, or it counts a completion the core never made."""
+    log = Log()
+    log.batch(1)
+    log.ready(1)
+    log.run(1, "a1", outcome="Error", complete=False, cause=INSTANCE_LOST)
+    log.ready(1, after="a1")
+    log.add(ev.JobCompleted, batch_id=B, job_id=1, state="Cancelled", attempt_id="a1", exit_code=None,
+            reason=INSTANCE_LOST, n_attempts=1)
+    assert log.row("jobs", B, 1)["state"] == "Ready"
+    assert counters(log.row("batches", B)) == (1, 0, 0, 0, 0)
+
+
+def legacy_sj(log: Log, j: int, attempt: str) -> None:
+    """A decision from a log written before verdicts (v1: awaits_verdict false): no verdict follows."""
+    log.add(ev.JobAttemptScheduled, batch_id=B, job_id=j, attempt_id=attempt, instance_name="i1", scheduler_epoch=1,
+            user="u", cores_mcpu=1000, memory_bytes=2 * 1024**3, storage_gib=10, awaits_verdict=False)
+
+
+def test_a_decision_from_before_verdicts_is_taken_where_it_lands() -> None:
+    log = Log()
+    log.batch(2)
+    log.ready(1)
+    legacy_sj(log, 1, "a1")
+    job = log.row("jobs", B, 1)
+    assert (job["state"], job["current_attempt_id"], job["n_attempts"]) == ("Running", "a1", 1)
+    legacy_sj(log, 1, "a2")  # the job is not Ready any more: that release's read model ignored it too
+    legacy_sj(log, 2, "b1")  # job 2 is not Ready (never made so): ignored
+    assert ("attempts", (B, 1, "a2")) not in {(t, k) for t, rows in log.model.rows.items() for k in rows}
+    assert log.row("jobs", B, 2)["state"] == "Pending"
+
+
+def test_a_decision_from_before_verdicts_that_lost_to_a_cancellation_is_ended_by_the_job_cancelled() -> None:
+    """The race the core refused (an SJ after the cancel, before its JobCancelled): the attempt it took
+    in place ends as cancelled, the job is Cancelled without it, nothing is billed. Before, the job
+    stayed Running for ever."""
+    log = Log()
+    log.batch(1)
+    log.ready(1)
+    legacy_sj(log, 1, "a1")
+    at = log.t + 5
+    log.add(ev.JobCancelled, batch_id=B, job_id=1, reason="batch_cancelled", at=at)
+    job, attempt = log.row("jobs", B, 1), log.row("attempts", B, 1, "a1")
+    assert (job["state"], job["current_attempt_id"], job["cost"]) == ("Cancelled", None, 0)
+    assert (attempt["end_time"], attempt["reason"], attempt["cost"]) == (at, "cancelled", 0)
+
+
+def test_an_attempt_row_the_chunk_did_not_load_is_ended_by_the_sink() -> None:
+    """Live, the JobCancelled may come in a later transaction than the SJ, with only the job's row
+    loaded: the fold asks the sink to end the attempt, so live and rebuilt read models agree."""
+    whole = Log()
+    whole.batch(1)
+    whole.ready(1)
+    legacy_sj(whole, 1, "a1")
+    later = ReadModel()
+    for table, rows in whole.model.rows.items():
+        for key, row in rows.items():
+            if table != "attempts":
+                later.load(table, key, dict(row))
+    later.apply_all(convert(ev.JobCancelled(event_id="c", occurred_at=5_000, producer="t", batch_id=B, job_id=1,
+                                            reason="batch_cancelled"), Position("b", 0, 99)))
+    assert later.ended_attempts == [(B, 1, "a1", 5_000)]
+    assert later.rows["jobs"][(B, 1)]["state"] == "Cancelled"

@@ -18,6 +18,7 @@ from projections.runner import (
     Runner,
     RunnerSettings,
     TopicPartition,
+    same_numbered,
 )
 
 
@@ -152,3 +153,34 @@ async def test_a_worker_that_fails_stops_the_other_workers(memory_log: MemoryEve
     except RuntimeError as exc:
         assert "went away" in str(exc)
     assert sorted(closed) == ["blocks", "fails"]  # the sibling was cancelled and closed, not orphaned
+
+
+class ShareRecorder(MemoryProjection):
+    """Records the partitions its worker was dealt (the runner asks each worker's projection for their offsets)."""
+
+    def __init__(self, store: dict, shares: list[set[TopicPartition]]) -> None:
+        super().__init__(store)
+        self.shares = shares
+
+    async def stored_offsets(self, partitions: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
+        self.shares.append(set(partitions))
+        return await super().stored_offsets(partitions)
+
+
+async def test_co_partitioned_topics_go_to_one_worker(memory_log: MemoryEventLog, topics: Topics) -> None:
+    """The instance and heartbeat topics are both keyed by instance name: partition p of each goes to the
+    same worker (and shard), or two workers would both insert an instance's read-model row."""
+    fold = [topics.batch, topics.instance, topics.heartbeat]  # created by the memory_log fixture
+    shares: list[set[TopicPartition]] = []
+
+    async def open_projection() -> Projection:
+        return ShareRecorder(new_store(), shares)
+
+    runner = Runner(memory_log, fold, open_projection, topics.quarantine, RunnerSettings(workers=3))
+    await runner.run(until={})
+    assert len(shares) == 3 and sum(map(len, shares)) == topics.batch_partitions + 2 * topics.instance_partitions
+    for p in range(topics.instance_partitions):
+        assert [s for s in shares if (topics.instance, p) in s] == [s for s in shares if (topics.heartbeat, p) in s]
+    assert [len(g) for g in same_numbered(await runner.partitions())] == [3, 3, 3, 3, 1, 1, 1, 1]
+    # a shard (a replay process) gets whole groups too
+    assert same_numbered([("b", 0), ("i", 0), ("b", 1), ("i", 1), ("b", 2)])[1::2] == [[("b", 1), ("i", 1)]]

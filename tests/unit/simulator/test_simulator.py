@@ -120,6 +120,10 @@ def test_the_autoscaler_grows_an_empty_pool_and_deletes_idle_instances():
             "give jobs: N or fanout",
         ),
         ({"scheduler": {"cycle_ms": 0}}, r"scheduler.cycle_ms: expected an integer >= 1"),
+        ({"pools": [{"name": "standard", "min_instances": 3, "max_live_instances": 2, "max_instances": 4}]},
+         r"pools\[0\]: need 0 <= min_instances <= max_live_instances <= max_instances"),
+        ({"pools": [{"name": "standard", "standing_worker_cores": 32}]},
+         r"pools\[0\]: standing_worker_cores must be between 1 and worker_cores"),
     ],
 )
 def test_workload_mistakes_name_the_field(change, message):
@@ -145,10 +149,11 @@ def test_the_fleets_running_counts_agree_with_listing_every_instance():
             for pool in self.fleet.pools:
                 listed = PoolSnapshot.of(self.fleet.statuses(pool))
                 kept = self.fleet.snapshot(pool)
-                assert (kept.live, kept.pending, kept.free_mcpu) == (
+                assert (kept.live, kept.pending, kept.free_mcpu, kept.pending_mcpu) == (
                     listed.live,
                     listed.pending,
                     listed.free_mcpu,
+                    listed.pending_mcpu,
                 )
                 assert sorted(i.name for i in kept.idle) == sorted(i.name for i in listed.idle)
                 Checked.checks += 1
@@ -164,3 +169,26 @@ def test_long_runs_can_report_progress():
     lines: list[str] = []
     Simulation(load_workload(SMALL)).run(progress=lines.append, progress_every_s=0.0)
     assert lines and "jobs done" in lines[0]
+
+
+def test_standing_workers_and_max_live_instances_shape_the_simulated_fleet():
+    from services.simulator import Simulation
+
+    w = workload(pools=[{"name": "standard", "initial_instances": 0, "min_instances": 1, "standing_worker_cores": 4,
+                         "max_live_instances": 3, "max_instances": 6, "boot_s": 30, "idle_time_s": 30}],
+                 users=[{"name": "u", "batches": [{"jobs": 200, "start_s": 300,
+                                                          "runtime": {"dist": "constant", "s": 60}}]}])
+    peak = []
+
+    class Watched(Simulation):
+        def _autoscale(self) -> None:
+            super()._autoscale()
+            live = list(self.fleet.live["standard"].values())
+            peak.append(len(live))
+            assert len(live) <= 3, "max_live_instances"
+
+    sim = Watched(w)
+    sim.run()
+    first = sim.fleet.instances[0]
+    assert first.standing and first.capacity_mcpu == 4_000  # the minimum came first, as a small standing worker
+    assert max(peak) == 3 and sum(1 for i in sim.fleet.instances if not i.standing) >= 2

@@ -55,6 +55,7 @@ class AgentHarness:
     scratch_mode: str = "directory"
     limits: WorkerLimits = field(default_factory=WorkerLimits)
     drain_timeout_s: float = 30.0
+    billing_interval_s: float = 60.0
     store: ObjectStore = field(default_factory=InMemoryObjectStore)  # squall's bucket and the users'
     system_bucket: str = SYSTEM_BUCKET
     data_bucket: str = DATA_BUCKET
@@ -79,7 +80,7 @@ class AgentHarness:
             files=JobFiles(SharedStore(self.store)), records=self.records, clock=SystemClock(), limits=self.limits)
         settings = AgentSettings(instance_name=self.instance_name, cores=self.cores, memory_bytes=8 << 30,
                                  storage_gib=10, heartbeat_interval_s=0.2, drain_timeout_s=self.drain_timeout_s,
-                                 read_timeout_ms=100)
+                                 read_timeout_ms=100, billing_interval_s=self.billing_interval_s)
         self.agent = Agent(settings, self.log, self.topics, services, self.journal, endpoint=self.endpoint)
         return self.agent
 

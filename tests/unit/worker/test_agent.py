@@ -15,6 +15,7 @@ from events.catalog import (
     InstanceHeartbeat,
     JobAttemptCompleted,
     JobAttemptStarted,
+    RunningAttemptsReported,
 )
 from events.envelope import derived_event_id
 from events.log import partition_for
@@ -107,6 +108,36 @@ async def test_heartbeats_list_running_attempts(harness: AgentHarness) -> None:
         lambda evs: any(isinstance(e, InstanceHeartbeat) and "hb1" in e.running_attempt_ids for e in evs),
         topic=harness.topics.heartbeat)
     assert any(isinstance(e, InstanceHeartbeat) for e in events)
+    await harness.shutdown()
+
+
+async def test_billing_reports_name_started_attempts_per_batch_until_they_end(harness: AgentHarness) -> None:
+    """Hail's billing update: while attempts run, the worker reports them (per batch, on the batch topic,
+    after their MJS and before their MJC); an attempt still waiting for cores is not reported."""
+    harness.cores, harness.billing_interval_s = 1, 0.2
+    await harness.start()
+    one = assignment("w-unit", ("sleep", "1.5"), batch_id=7, job_id=1, attempt_id="r1", cores_mcpu=500)
+    two = assignment("w-unit", ("sleep", "1.5"), batch_id=8, job_id=3, attempt_id="r2", cores_mcpu=500)
+    waiting = assignment("w-unit", ("true",), batch_id=7, job_id=2, attempt_id="r3", cores_mcpu=1000)
+    await harness.assign(one, two, waiting)
+    events = await harness.wait_for(lambda evs: len(mjcs(evs)) == 3, timeout_s=20)
+    reports = [e for e in events if isinstance(e, RunningAttemptsReported)]
+    assert {r.batch_id for r in reports} == {7, 8}
+    named = {(r.batch_id, a.job_id, a.attempt_id) for r in reports for a in r.attempts}
+    assert named >= {(7, 1, "r1"), (8, 3, "r2")}  # r3 waited for cores meanwhile: named only once it started
+    r3_started = next(e for e in events if isinstance(e, JobAttemptStarted) and e.attempt_id == "r3").started_at
+    assert all(r.running_at >= r3_started for r in reports if any(a.attempt_id == "r3" for a in r.attempts))
+    assert any(r.running_at < r3_started for r in reports)  # and there were reports while it waited
+    for r in reports:
+        assert r.instance_name == "w-unit" and r.running_at == r.occurred_at
+        assert r.event_id == derived_event_id("RunningAttemptsReported", "w-unit", r.batch_id, r.running_at)
+        for a in r.attempts:  # in the batch's partition, between the attempt's MJS and MJC
+            mjs = next(e for e in events if isinstance(e, JobAttemptStarted) and e.attempt_id == a.attempt_id)
+            mjc = next(e for e in mjcs(events) if e.attempt_id == a.attempt_id)
+            assert events.index(mjs) < events.index(r) < events.index(mjc)
+            assert mjs.started_at <= r.running_at <= mjc.ended_at
+    per_batch = [[r.running_at for r in reports if r.batch_id == b] for b in (7, 8)]
+    assert all(times and times == sorted(times) for times in per_batch)
     await harness.shutdown()
 
 

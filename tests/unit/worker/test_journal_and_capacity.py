@@ -34,7 +34,9 @@ def test_a_torn_last_line_is_ignored_but_corruption_elsewhere_is_not(tmp_path: P
     j.close()
     with open(tmp_path / "journal.jsonl", "a") as f:
         f.write('{"t": "started", "ke')
-    assert key_of(a) in Journal(tmp_path).attempts
+    torn = Journal(tmp_path)
+    assert key_of(a) in torn.attempts
+    torn.close()
     (tmp_path / "journal.jsonl").write_text('{"t": "offset", "next": 1}\nnot json\n{"t": "offset", "next": 2}\n')
     with pytest.raises(JournalCorrupt, match="journal.jsonl:2"):
         Journal(tmp_path)
@@ -87,4 +89,6 @@ def test_an_attempt_finished_before_a_restart_is_never_accepted_again(tmp_path) 
     restarted.record_read([(5, a)], [], 6)  # the same assignment, re-sent later in the log
     assert k not in restarted.attempts
     restarted.close()
-    assert k in Journal(tmp_path).done  # and it survives a second compaction
+    again = Journal(tmp_path)
+    assert k in again.done  # and it survives a second compaction
+    again.close()

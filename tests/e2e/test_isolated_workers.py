@@ -19,7 +19,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
-from e2e_harness import StackClient, job, start_secured_stack, stop_stack
+from e2e_harness import StackClient, isolation_unavailable, job, start_secured_stack, stop_stack
 from typer.testing import CliRunner
 
 import services.cli.stack  # noqa: F401  (registers `squall status` on the app)
@@ -57,6 +57,9 @@ def workers_up(client: StackClient, n: int) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def isolated(secure_kafka: SecureKafka, pg_url: str, podman_ready: None) -> Iterator[StackClient]:
+    reason = isolation_unavailable()
+    if reason is not None:
+        pytest.skip(reason)
     client = start_secured_stack(secure_kafka, pg_url, workers=2, worker_cores=2, isolated_workers=True)
     records = []
     try:

@@ -8,8 +8,10 @@ no IPv6 (no link-local addresses either), and is firewalled on the machine by th
 - from the LAN the machine answers only on the gateway's TCP ports its holders publish (the Kafka
   listener workers use, the object store), and to connections it opened itself (the front end
   asking a worker's live-log endpoint); everything else is rejected at once (`refused` counter);
-- the LAN's traffic to the rest of the world is NATed (a worker host's egress, as a VM's), except to
-  the metadata range and the job networks, which are rejected.
+- nothing from the LAN is routed anywhere (`forward`: rejected and counted): the hosts reach the
+  machine's published ports and each other, and no other network, so a worker host (and its jobs)
+  send nothing beyond the one private /24 the stack made. Images come from the machine's store
+  (deploy/worker_hosts.py), not from a registry the host would pull from.
 
 The LAN is shared by every stack on the machine and kept while anyone holds it: a process (a test
 session that runs a broker on the gateway) or a stack (`squall up --isolated-workers`, until its
@@ -33,12 +35,13 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from deploy.processes import ProcessTable
+
 BRIDGE = "squall-fleet0"
 SUBNET = "10.213.7.0/25"
 GATEWAY = "10.213.7.1"
 NFT_TABLE = "squall_fleet"
 DEFAULT_STATE_ROOT = Path("/run/squall/fleet")
-REFUSED_DESTINATIONS = ("169.254.0.0/16", "127.0.0.0/8", "10.213.7.128/25")
 REJECT = "reject with icmpx admin-prohibited"
 STARTING_GRACE_S = 600.0  # a stack being brought up holds the LAN before its stack.json exists
 
@@ -81,12 +84,17 @@ class Holder:
         return cls(f"stack-{digest}", tuple(sorted(set(ports))), home=str(home.resolve()), since=time.time())
 
     def alive(self) -> bool:
-        """A process holds while it runs; a stack until its `squall down` (or its home is gone)."""
+        """A process holds while it runs; a stack from `squall up` until its `squall down`, or until
+        none of its processes runs any more (a stack killed without `squall down`)."""
         if self.pid is not None:
             return process_start_time(self.pid) == self.start
         if self.home is None:
             return False
-        return (Path(self.home) / "stack.json").exists() or time.time() - self.since < STARTING_GRACE_S
+        if time.time() - self.since < STARTING_GRACE_S:
+            return True
+        # a stack.json alone is not a running stack: one killed with its machine session leaves it
+        home = Path(self.home)
+        return (home / "stack.json").exists() and stack_processes_run(home)
 
     def to_json(self) -> str:
         return json.dumps({"key": self.key, "ports": self.ports, "pid": self.pid, "start": self.start,
@@ -97,6 +105,12 @@ class Holder:
         d = json.loads(text)
         return cls(d["key"], tuple(d.get("ports") or ()), d.get("pid"), d.get("start"), d.get("home"),
                    float(d.get("since") or 0.0))
+
+
+def stack_processes_run(home: Path) -> bool:
+    """Any of the stack's own processes (supervisor, services: <home>/run/*.pid) still runs."""
+    table = ProcessTable(home)
+    return any(table.pid(name) is not None for name in table.names())
 
 
 def host_addresses() -> list[str]:
@@ -112,7 +126,6 @@ def render_rules(ports: Iterable[int]) -> str:
         raise ValueError(f"not TCP ports: {elements}")
     bridge = json.dumps(BRIDGE)
     port_set = f" elements = {{ {', '.join(map(str, elements))} }};" if elements else ""
-    refused = ", ".join(REFUSED_DESTINATIONS)
     return (f"table inet {NFT_TABLE}\ndelete table inet {NFT_TABLE}\ntable inet {NFT_TABLE} {{\n"
             f"  set gateway_ports {{ type inet_service;{port_set} }}\n"
             "  counter refused { }\n"
@@ -121,10 +134,8 @@ def render_rules(ports: Iterable[int]) -> str:
             f"    iifname {bridge} ip daddr {GATEWAY} tcp dport @gateway_ports accept\n"
             f"    iifname {bridge} counter name refused {REJECT}\n  }}\n"
             "  chain forward {\n    type filter hook forward priority filter - 10; policy accept;\n"
-            f"    iifname {bridge} ip daddr {{ {refused} }} counter name refused {REJECT}\n"
-            f"    iifname {bridge} meta nfproto ipv6 counter name refused {REJECT}\n  }}\n"
-            "  chain postrouting {\n    type nat hook postrouting priority srcnat; policy accept;\n"
-            f"    ip saddr {SUBNET} oifname != {bridge} masquerade\n  }}\n}}\n")
+            f"    iifname {bridge} counter name refused {REJECT}\n"
+            f"    oifname {bridge} counter name refused {REJECT}\n  }}\n}}\n")
 
 
 def run(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -215,7 +226,6 @@ class FleetLan:
             run("ip", "link", "set", BRIDGE, "addrgenmode", "none")  # no IPv6 link-local address
             run("ip", "addr", "add", f"{GATEWAY}/{SUBNET.split('/')[1]}", "dev", BRIDGE)
             run("ip", "link", "set", BRIDGE, "up")
-            Path("/proc/sys/net/ipv4/ip_forward").write_text("1\n")  # the hosts' egress (netavark does the same)
         except BaseException:
             run("ip", "link", "del", BRIDGE, check=False)
             raise

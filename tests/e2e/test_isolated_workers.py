@@ -33,6 +33,7 @@ from worker.job_networks import JobNetworks
 pytestmark = [pytest.mark.e2e, pytest.mark.kafka, pytest.mark.postgres, pytest.mark.podman]
 
 PYTHON = "localhost/debian-python3:bookworm"
+OUTSIDE = "192.0.2.1"  # TEST-NET-1 (RFC 5737): routed nowhere, so a probe of it never reaches anyone
 PROBE = """
 import errno, json, socket, sys
 out = {}
@@ -148,7 +149,8 @@ def test_a_worker_reaches_the_control_plane_on_its_published_ports_only(isolated
     refused_before = FleetLan().refused_count()
     targets = [("kafka", kafka_host, int(kafka_port)), ("store", store.hostname, store.port),
                ("front_on_gateway", GATEWAY, s.port), ("front_on_loopback", "127.0.0.1", s.port),
-               ("unpublished_on_gateway", GATEWAY, unpublished.getsockname()[1])]
+               ("unpublished_on_gateway", GATEWAY, unpublished.getsockname()[1]),
+               ("beyond_the_machine", OUTSIDE, 80)]
     try:
         name = WorkerHosts(isolated.home).ours()[0].instance
         result = inside(isolated, name, "/usr/bin/python3", "-c", PROBE, json.dumps(targets))
@@ -161,7 +163,9 @@ def test_a_worker_reaches_the_control_plane_on_its_published_ports_only(isolated
     # the machine's firewall answers everything else on the gateway at once; loopback is the host's own
     assert reached["front_on_gateway"] == reached["unpublished_on_gateway"] == "EHOSTUNREACH", reached
     assert reached["front_on_loopback"] == "ECONNREFUSED", reached
-    assert FleetLan().refused_count() >= refused_before + 2
+    # nothing is routed beyond the LAN: refused on the machine, never NATed out (that would time out)
+    assert reached["beyond_the_machine"] == "EHOSTUNREACH", reached
+    assert FleetLan().refused_count() >= refused_before + 3
 
 
 def _accept_until(server: socket.socket, stop: threading.Event) -> None:
@@ -182,7 +186,8 @@ def test_jobs_on_an_isolated_worker_reach_none_of_the_control_plane(isolated: St
     job_gateway = str(next(ipaddress.ip_network(JobNetworks().by_kind(network).subnet).hosts()))
     targets = [("kafka", kafka_host, int(kafka_port)), ("store", store.hostname, store.port),
                ("gateway_any_port", GATEWAY, 22), ("metadata", "169.254.169.254", 80),
-               ("worker_via_job_gateway", job_gateway, 22)]  # whichever worker host runs the job
+               ("worker_via_job_gateway", job_gateway, 22),  # whichever worker host runs the job
+               ("beyond_the_machine", OUTSIDE, 80)]
     for w in WorkerHosts(isolated.home).ours():  # the workers' live-log endpoints
         port = int((isolated.home / "instances" / w.instance / "agent-port").read_text())
         targets.append((f"agent {w.instance}", w.address, port))

@@ -40,7 +40,7 @@ def test_the_lan_is_the_lower_half_of_the_subnet_and_leases_never_the_gateway() 
     assert addresses[0] == "10.213.7.2"
 
 
-def test_the_lan_rules_open_only_the_published_ports_and_nat_the_rest() -> None:
+def test_the_lan_rules_open_only_the_published_ports_and_route_nothing() -> None:
     rules = render_rules([9093, 4443, 9093])
     assert "elements = { 4443, 9093 };" in rules
     assert f'iifname "{BRIDGE}" ip daddr {GATEWAY} tcp dport @gateway_ports accept' in rules
@@ -49,8 +49,11 @@ def test_the_lan_rules_open_only_the_published_ports_and_nat_the_rest() -> None:
     start = lines.index("chain input {")
     assert lines[start + 2].endswith("ct state established,related accept")
     assert lines[start + 4] == f'iifname "{BRIDGE}" counter name refused reject with icmpx admin-prohibited'
-    assert "169.254.0.0/16" in rules and "10.213.7.128/25" in rules
-    assert f'ip saddr {SUBNET} oifname != "{BRIDGE}" masquerade' in rules
+    # nothing is routed from the LAN or into it: the hosts reach no network beyond it, no NAT out
+    forward = lines[lines.index("chain forward {"):]
+    assert forward[2] == f'iifname "{BRIDGE}" counter name refused reject with icmpx admin-prohibited'
+    assert forward[3] == f'oifname "{BRIDGE}" counter name refused reject with icmpx admin-prohibited'
+    assert "masquerade" not in rules and "nat" not in rules
     assert rules.startswith("table inet squall_fleet\ndelete table inet squall_fleet\n")  # atomic replace
     assert "elements" not in render_rules([]).split("gateway_ports", 1)[1].split("}", 1)[0]
     with pytest.raises(ValueError):
@@ -69,7 +72,12 @@ def test_holders_round_trip_and_know_when_they_are_gone(tmp_path: Path) -> None:
     old = Holder(stack_holder.key, home=str(home), since=time.time() - 3600)
     assert not old.alive()
     (home / "stack.json").write_text("{}")
-    assert old.alive()
+    assert not old.alive()  # a stack.json its killed stack left behind holds nothing
+    (home / "run").mkdir()
+    (home / "run" / "front.pid").write_text(str(os.getpid()))
+    assert old.alive()  # one of its processes runs: the stack holds the LAN
+    (home / "run" / "front.pid").write_text("999999999")
+    assert not old.alive()
     assert Holder.stack(home).key == stack_holder.key  # one holder per stack, whatever its ports
 
 

@@ -79,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scratch-mode", choices=("loop", "directory"), default="loop",
                    help="loop: an ext4 image per attempt enforces the storage quota; directory: no quota")
     p.add_argument("--agent-host", default="127.0.0.1", help="address the live-log endpoint listens on")
+    p.add_argument("--metrics-host", default="127.0.0.1",
+                   help="address the Prometheus endpoint (--metrics-port) listens on: a host's own address where "
+                        "the machine's scrapers reach it from outside (an isolated worker's LAN address)")
     p.add_argument("--agent-port", type=int, default=0,
                    help="its port (0: the one this instance used last time if free, else any)")
     p.add_argument("--agent-url", default=None,
@@ -195,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"python -m worker: {exc}", file=sys.stderr)
         return 2
-    serve_metrics(config)
+    serve_metrics(config, args.metrics_host)
     from events.errors import LogError
 
     try:

@@ -35,7 +35,8 @@ them; no database URL; its live-log endpoint on the host's address; the whole fl
 its job firewall), restarted into the same host, and destroyed with the instance. A host that is
 gone (its init killed, its namespace deleted) is a lost machine: its agent is not restarted, what
 is left of it is removed, and the instance drops out of `list`. Preempting one destroys its host
-whole. An isolated agent serves no metrics endpoint (it would listen on its host's loopback).
+whole. An isolated agent serves its metrics on its host's address (ISOLATED_METRICS_PORT: the host
+has the port space to itself), where the machine scrapes it as it asks the live-log endpoint.
 """
 
 from __future__ import annotations
@@ -72,6 +73,7 @@ SIMULATED_WORKER_COMMAND: tuple[str, ...] = (sys.executable, "-m", "services.sim
 RESTART_DELAYS_S = (0.0, 1.0, 2.0, 4.0, 8.0)  # one per death in a row; one more death gives up
 STABLE_AFTER_S = 60.0
 PREEMPTED_SUFFIX = ".preempted"
+ISOLATED_METRICS_PORT = 9464  # an isolated agent's Prometheus port, on its host's LAN address
 
 
 class LocalProvider:
@@ -133,6 +135,7 @@ class LocalProvider:
                 "--pool", spec.pool, "--region", spec.region,
                 "--bootstrap", self._worker_bootstrap, "--topic-prefix", c.topic_prefix, "--home", INSIDE_HOME,
                 "--system-bucket", c.system_bucket, "--agent-host", address,
+                "--metrics-host", address, "--metrics-port", str(ISOLATED_METRICS_PORT),
                 # jobs reach nothing on the fleet LAN: the gateway (the control plane) and the other workers
                 "--job-firewall-block", SUBNET]
         if c.storage_endpoint:
@@ -366,10 +369,13 @@ def free_loopback_port() -> int:
 
 
 def metrics_url(home: Path, name: str) -> str | None:
-    """The Prometheus endpoint of a local agent, from the command it runs with (None if unknown)."""
+    """The Prometheus endpoint of a local agent, from the command it runs with (None if unknown):
+    on loopback, or on its host's address for an isolated agent (--metrics-host)."""
     try:
         command = json.loads((home / "instances" / f"{name}.cmd").read_text())
-        return f"http://127.0.0.1:{int(command[command.index('--metrics-port') + 1])}/metrics"
+        port = int(command[command.index("--metrics-port") + 1])
+        host = command[command.index("--metrics-host") + 1] if "--metrics-host" in command else "127.0.0.1"
+        return f"http://{host}:{port}/metrics"
     except (OSError, ValueError, IndexError, TypeError):
         return None
 

@@ -27,7 +27,7 @@ from deploy.worker_hosts import (
 )
 from services.config import ServiceConfig
 from services.providers.base import InstanceSpec
-from services.providers.local import LocalProvider
+from services.providers.local import ISOLATED_METRICS_PORT, LocalProvider, metrics_url
 from worker.job_firewall import Endpoint, FirewallPolicy, render, resolve_endpoints
 
 
@@ -192,6 +192,11 @@ def test_the_local_provider_runs_an_isolated_agent_as_its_host_sees_it(tmp_path:
     assert flags["--bootstrap"] == f"{GATEWAY}:9093" and flags["--job-firewall-block"] == SUBNET
     assert "--database-url" not in agent and str(tmp_path) not in " ".join(agent)  # nothing of $SQUALL_HOME
     assert agent[-3:] == ["--preemptible", "--pids-limit", "64"]
+    # its Prometheus endpoint on its host's address, where `squall status` (and a scraper) finds it
+    assert flags["--metrics-host"] == "10.213.7.9" and flags["--metrics-port"] == str(ISOLATED_METRICS_PORT)
+    (tmp_path / "instances").mkdir(exist_ok=True)
+    (tmp_path / "instances" / "w1.cmd").write_text(json.dumps(command))
+    assert metrics_url(tmp_path, "w1") == f"http://10.213.7.9:{ISOLATED_METRICS_PORT}/metrics"
 
 
 def test_isolated_workers_refuse_endpoints_on_the_machines_loopback() -> None:

@@ -172,8 +172,13 @@ def _populate_dev(dev: str) -> None:
         path = os.path.join(dev, name)
         os.makedirs(os.path.dirname(path), exist_ok=True)
         os.mknod(path, stat.S_IMODE(st.st_mode) | stat.S_IFCHR, st.st_rdev)
+        # mknod applies the umask: /dev/null would be 0644, and a job's runtime in a user namespace
+        # (crun opening it for the container's stdio) is refused it ("failed open()ing /dev/null")
+        os.chmod(path, stat.S_IMODE(st.st_mode))
     for n in range(LOOP_DEVICES):
-        os.mknod(os.path.join(dev, f"loop{n}"), 0o660 | stat.S_IFBLK, os.makedev(7, n))
+        loop = os.path.join(dev, f"loop{n}")
+        os.mknod(loop, 0o660 | stat.S_IFBLK, os.makedev(7, n))
+        os.chmod(loop, 0o660)
     for name, link in (("ptmx", "pts/ptmx"), ("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
                        ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")):
         os.symlink(link, os.path.join(dev, name))

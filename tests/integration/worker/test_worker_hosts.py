@@ -92,6 +92,9 @@ print(json.dumps({{"home": os.path.exists({str(hosts.home)!r}), "repo": sorted(o
     assert seen["init"] == ["deploy.host_init", "init"] and len(seen["pids"]) <= 4  # init, probe (+ its shell)
     assert set(seen["root"]) <= {"bin", "dev", "etc", "lib", "lib32", "lib64", "libx32", "proc", "root", "run",
                                  "sbin", "sys", "tmp", "usr", "var", "work"}
+    # its device nodes have the machine's modes, whatever the umask (a 0644 /dev/null broke jobs)
+    modes = inside(hosts, "stat", "-c", "%n %a", "/dev/null", "/dev/zero", "/dev/urandom", "/dev/loop0").stdout
+    assert modes.split("\n")[:4] == ["/dev/null 666", "/dev/zero 666", "/dev/urandom 666", "/dev/loop0 660"], modes
 
 
 def test_the_way_in_behaves_as_the_command_it_runs(host: tuple[WorkerHosts, HostRecord]) -> None:

@@ -5,11 +5,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help venv setup podman kafka-jars test test-unit lint bench demo up down status clean
+.PHONY: help venv setup podman kafka-jars test test-unit test-fast lint bench demo up down status clean
 
 help:
 	@echo "make demo   - set everything up, start the local stack (squall up) and run the demo batch"
 	@echo "make test   - lint, then the whole test suite (unit, contract, integration with real Kafka/Postgres/podman, e2e)"
+	@echo "make test-fast - unit and in-memory contract tests: no Kafka, PostgreSQL or podman (~70 s)"
 	@echo "make lint   - ruff and mypy"
 	@echo "make bench  - every benchmark, printing numbers"
 
@@ -39,6 +40,11 @@ test: setup lint
 
 test-unit: venv
 	$(PY) -m pytest -q -p no:cacheprovider tests/unit
+
+# the developer's loop: no Kafka, PostgreSQL or podman (a test reaching one without its marker fails)
+test-fast: venv
+	SQUALL_TEST_FAST=1 $(PY) -m pytest -q -p no:cacheprovider tests/unit tests/contract \
+		-m "not kafka and not postgres and not podman and not e2e"
 
 lint: venv
 	$(VENV)/bin/ruff check .

@@ -19,6 +19,7 @@ into the tree (pin a case that once failed with @example instead).
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 import tempfile
@@ -43,6 +44,30 @@ from events.topics import Topics
 
 settings.register_profile("squall", print_blob=True, database=InMemoryExampleDatabase())
 settings.load_profile("squall")
+FAST = os.environ.get("SQUALL_TEST_FAST") == "1"  # `make test-fast`: no servers
+# what `make test-fast` promises not to start (each has its marker: kafka, postgres, podman)
+SERVER_FIXTURES = {"kafka_bootstrap": "kafka", "secure_kafka": "kafka", "pg_url": "postgres",
+                   "podman_socket": "podman", "podman_ready": "podman"}
+
+UNIT = Path(__file__).parent / "unit"
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Under `make test-fast` (which deselects the kafka/postgres/podman markers), a test that still
+    reaches a server lacks its marker: fail it, naming the marker, rather than start the server."""
+    if FAST:
+        for fixture, marker in SERVER_FIXTURES.items():
+            if fixture in getattr(item, "fixturenames", ()) and item.get_closest_marker(marker) is None:
+                pytest.fail(f"{item.nodeid} uses {fixture} without @pytest.mark.{marker}: add the marker")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """Before the first unit test, collect what the integration suites left (a podman client's
+    socket, a Popen): pytest reports such a finaliser's warning at the next test's setup, and in
+    tests/unit a warning is an error, so an integration suite's leak would fail a pure test."""
+    if nextitem is not None and nextitem.path.is_relative_to(UNIT) and not item.path.is_relative_to(UNIT):
+        gc.collect()
 
 
 @pytest.fixture(scope="session")

@@ -117,7 +117,8 @@ def parse_size_bytes(field: str, value: Any) -> int:
     number, prefix, binary = found.groups()
     base = 1024 if binary else 1000
     exponent = _SIZE_EXPONENT[prefix] if prefix else 0
-    return math.ceil(float(number) * base**exponent)
+    scale: int = base**exponent  # (int ** int is typed Any: a negative exponent would give a float)
+    return math.ceil(float(number) * scale)
 
 
 def parse_storage_gib(value: Any) -> int:

@@ -34,6 +34,7 @@ from events.errors import UnprojectableEvent
 from projections.cost import PriceTable
 from projections.db import connect
 from projections.readmodel import ops, sink
+from projections.readmodel.copytext import JsonMemo
 from projections.readmodel.fold import COMPLETE_STATES, Key, ReadModel
 from projections.readmodel.needs import GROUPS_OF_BATCH, keys_to_load
 from projections.readmodel.projection import ReadModelProjection
@@ -236,7 +237,7 @@ class BulkReadModelProjection(ReadModelProjection):
         """Write the held rows of `keys` (None: every held row) that are new or changed, and drop
         them from memory."""
         model = self.model
-        memo = sink.JsonMemo()
+        memo = JsonMemo()
         for table in STATEFUL:
             held = model.rows[table.name]
             chosen = set(held) if keys is None else keys.get(table.name, set())

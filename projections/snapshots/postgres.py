@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
+from typing import TypeVar
 
 import psycopg
 
@@ -23,6 +24,8 @@ from projections.snapshots.store import (
     ViewSnapshot,
     dominates,
 )
+
+T = TypeVar("T")
 
 _UPSERT_ROW = """
     INSERT INTO snapshot_batches (topic, batch_id, partition, format, as_of, quiescent, state)
@@ -56,7 +59,7 @@ class PostgresSnapshotStore:
                 raise SnapshotStoreError(f"cannot connect to the snapshot store: {exc!r}") from exc
         return self._conn
 
-    async def _run(self, work):  # type: ignore[no-untyped-def]
+    async def _run(self, work: Callable[[psycopg.AsyncConnection], Awaitable[T]]) -> T:
         conn = await self._connection()
         try:
             async with conn.transaction():
@@ -72,7 +75,7 @@ class PostgresSnapshotStore:
                 "SELECT format, next_offset FROM snapshot_partitions WHERE topic = %s AND partition = %s",
                 (topic, partition))).fetchone()
             return PartitionMark(row[0], row[1]) if row else None
-        return await self._run(work)  # type: ignore[no-any-return]
+        return await self._run(work)
 
     async def active_batches(self, topic: str, partition: int) -> list[BatchRow]:
         async def work(conn: psycopg.AsyncConnection) -> list[BatchRow]:
@@ -80,7 +83,7 @@ class PostgresSnapshotStore:
                 "SELECT batch_id, format, as_of, quiescent, state FROM snapshot_batches "
                 "WHERE topic = %s AND partition = %s AND NOT quiescent ORDER BY batch_id", (topic, partition))
             return [BatchRow(r[0], r[1], r[2], r[3], bytes(r[4])) for r in await cur.fetchall()]
-        return await self._run(work)  # type: ignore[no-any-return]
+        return await self._run(work)
 
     async def batches(self, topic: str, batch_ids: Collection[int]) -> list[BatchRow]:
         if not batch_ids:
@@ -91,7 +94,7 @@ class PostgresSnapshotStore:
                 "SELECT batch_id, format, as_of, quiescent, state FROM snapshot_batches "
                 "WHERE topic = %s AND batch_id = ANY(%s) ORDER BY batch_id", (topic, sorted(set(batch_ids))))
             return [BatchRow(r[0], r[1], r[2], r[3], bytes(r[4])) for r in await cur.fetchall()]
-        return await self._run(work)  # type: ignore[no-any-return]
+        return await self._run(work)
 
     async def save_partition(self, topic: str, partition: int, mark: PartitionMark,
                              rows: Sequence[BatchRow]) -> None:
@@ -108,14 +111,14 @@ class PostgresSnapshotStore:
             row = await (await conn.execute("SELECT format, positions FROM snapshot_views WHERE name = %s",
                                             (name,))).fetchone()
             return ViewSnapshot(row[0], _positions(row[1]), b"") if row else None
-        return await self._run(work)  # type: ignore[no-any-return]
+        return await self._run(work)
 
     async def view(self, name: str) -> ViewSnapshot | None:
         async def work(conn: psycopg.AsyncConnection) -> ViewSnapshot | None:
             row = await (await conn.execute("SELECT format, positions, state FROM snapshot_views WHERE name = %s",
                                             (name,))).fetchone()
             return ViewSnapshot(row[0], _positions(row[1]), bytes(row[2])) if row else None
-        return await self._run(work)  # type: ignore[no-any-return]
+        return await self._run(work)
 
     async def save_view(self, name: str, snapshot: ViewSnapshot) -> bool:
         async def work(conn: psycopg.AsyncConnection) -> bool:
@@ -131,7 +134,7 @@ class PostgresSnapshotStore:
                 "state = EXCLUDED.state, written_at = now()",
                 (name, snapshot.format, positions, snapshot.blob))
             return True
-        return await self._run(work)  # type: ignore[no-any-return]
+        return await self._run(work)
 
     async def close(self) -> None:
         if self._conn is not None:

@@ -107,7 +107,8 @@ PY
 }
 
 agent_command() {
-  local preemptible=()
+  local preemptible=() port
+  port=$(attr_or squall-agent-port 5000)  # the live-log endpoint the front end reaches
   [ "$(attr_or squall-preemptible false)" = true ] && preemptible=(--preemptible)
   AGENT=("${SQUALL_PYTHON:-$OPT/bin/python}" -m worker
     --instance-name "$NAME" --cores "$(attr squall-cores)" --memory-gib "$(attr squall-memory-gib)"
@@ -116,7 +117,8 @@ agent_command() {
     --bootstrap "$(attr squall-kafka-bootstrap)" --kafka-credentials "$ETC/kafka-credentials.json"
     --topic-prefix "$(attr squall-topic-prefix)" --home "$VAR"
     --system-bucket "$(attr_or squall-system-bucket squall-system)"
-    --agent-host 0.0.0.0 --agent-port 5000 --agent-url "http://$(md instance/network-interfaces/0/ip):5000")
+    --agent-host "$(attr_or squall-agent-host 0.0.0.0)" --agent-port "$port"
+    --agent-url "http://$(md instance/network-interfaces/0/ip):$port")
   # a GCS-API server other than Google's (tests, an on-premise store); unset: real GCS
   local storage
   storage=$(attr_or squall-storage-endpoint "")

@@ -25,10 +25,11 @@ import services.cli.replay  # noqa: F401  (registers `squall audit`)
 from events.core.zones import ZoneWeight, choose_zone
 from services.cli import app
 from tests.conftest import SecureKafka
+from tests.optional import import_or_skip
 
 pytestmark = [pytest.mark.e2e, pytest.mark.kafka, pytest.mark.postgres, pytest.mark.podman, pytest.mark.slow]
 
-aioclient = pytest.importorskip("hailtop.batch_client.aioclient", reason="pip install --no-deps hail==0.2.139")
+aioclient = import_or_skip("hailtop.batch_client.aioclient", "pip install --no-deps hail==0.2.139 (make venv does)")
 
 ZONES = "local-a,local-b:0,local-c:0"  # b and c hold no instance: every creation there is refused
 POOLS = """

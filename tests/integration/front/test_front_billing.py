@@ -25,6 +25,7 @@ from services.front.billing_loop import (
 )
 from services.front.server import apply_migrations
 from services.front.users import create_user, make_operator
+from tests.optional import import_or_skip
 
 pytestmark = pytest.mark.postgres
 
@@ -254,7 +255,7 @@ def test_cli_errors_are_clear_and_exit_2(fresh_db, tmp_path: Path):
 @pytest.mark.hail
 async def test_hail_client_sees_the_limit_and_is_refused_over_it(fresh_db, topics, tmp_path: Path,
                                                                  storage_endpoint: str):
-    aioclient = pytest.importorskip("hailtop.batch_client.aioclient", reason="pip install --no-deps hail==0.2.139")
+    aioclient = import_or_skip("hailtop.batch_client.aioclient", "pip install --no-deps hail==0.2.139 (make venv does)")
     import aiohttp
     from hailtop.aiocloud.common import Session
     from live_front import LiveFront

@@ -22,8 +22,9 @@ from deploy.postgres import create_database, drop_database
 from events.topics import Topics
 from services.front.server import apply_migrations
 from services.front.users import create_user
+from tests.optional import import_or_skip
 
-schemathesis = pytest.importorskip("schemathesis")
+schemathesis = import_or_skip("schemathesis", "pip install -e '.[dev]' (make venv does)")
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 

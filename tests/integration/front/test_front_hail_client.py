@@ -18,10 +18,11 @@ from live_front import LiveFront
 
 from services.front.server import apply_migrations
 from services.front.users import create_user
+from tests.optional import import_or_skip
 
 pytestmark = [pytest.mark.hail, pytest.mark.postgres]
 
-aioclient = pytest.importorskip("hailtop.batch_client.aioclient", reason="pip install --no-deps hail==0.2.139")
+aioclient = import_or_skip("hailtop.batch_client.aioclient", "pip install --no-deps hail==0.2.139 (make venv does)")
 
 
 async def _token(url: str) -> str:

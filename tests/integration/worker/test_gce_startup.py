@@ -15,6 +15,7 @@ import base64
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -27,9 +28,11 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 import pytest
+from google.auth.credentials import AnonymousCredentials
+from google.cloud import storage
 
 from deploy.kafka_acls import apply_acls, stack_acls
-from deploy.release import DirectoryStore, Release, publish_release
+from deploy.release import DirectoryStore, GcsReleaseStore, Release, publish_release
 from events.catalog import InstanceActivated
 from events.codec import Codec
 from events.kafka_log import KafkaEventLog
@@ -79,7 +82,7 @@ class Handler(BaseHTTPRequestHandler):
                 return
             key = path.removeprefix("/computeMetadata/v1/")
             values = {"instance/name": g.name, "instance/zone": f"projects/1234/zones/{ZONE}",
-                      "project/project-id": PROJECT,
+                      "project/project-id": PROJECT, "instance/network-interfaces/0/ip": "127.0.0.1",
                       "instance/service-accounts/default/token": json.dumps({"access_token": TOKEN})}
             if key.startswith("instance/attributes/"):
                 value = g.attributes.get(key.removeprefix("instance/attributes/"))
@@ -131,17 +134,17 @@ def release(tmp_path_factory: pytest.TempPathFactory) -> tuple[Release, Path]:
 
 
 def boot_metadata(fake: FakeGoogle, url: str, release: Release, kafka: SecureKafka, topics: Topics,
-                  bootstrap: str) -> None:
+                  bootstrap: str, storage: str | None = None, system_bucket: str = "squall-system") -> None:
     worker = kafka.client("worker", tls=True)
     assert worker.ca_file is not None and worker.password is not None
     fake.secret = worker.password
     fake.attributes = worker_metadata(
         cores=1, memory_gib=2, storage_gib=5, pool="standard", region="us-central1", preemptible=True,
-        kafka_bootstrap=bootstrap, topic_prefix=topics.prefix, job_private_for=None,
+        kafka_bootstrap=bootstrap, topic_prefix=topics.prefix, job_private_for=None, system_bucket=system_bucket,
         bootstrap=WorkerBootstrap(wheel_url=release.url, wheel_sha256=release.sha256,
                                   kafka_ca_pem=Path(worker.ca_file).read_text(), kafka_password_secret=SECRET,
                                   pip_args="--no-deps",  # this machine's venv has the dependencies
-                                  endpoints={"storage": url, "secrets": url, "compute": url}))
+                                  endpoints={"storage": storage or url, "secrets": url, "compute": url}))
 
 
 def script_env(tmp_path: Path, url: str, **extra: str) -> dict[str, str]:
@@ -220,10 +223,15 @@ def test_a_wheel_that_does_not_match_its_sha256_is_not_installed(tmp_path: Path,
 @pytest.mark.kafka
 @pytest.mark.podman
 def test_the_vm_boots_its_worker_into_the_secured_fleet_and_deletes_itself_when_done(
-        tmp_path: Path, google, release, secure_kafka: SecureKafka, podman_socket: Path) -> None:  # type: ignore[no-untyped-def]
+        tmp_path: Path, google, secure_kafka: SecureKafka, podman_socket: Path,  # type: ignore[no-untyped-def]
+        storage_endpoint: str) -> None:
     fake, url = google
-    published, store_root = release
-    fake.store_root = store_root
+    gcs = storage.Client(credentials=AnonymousCredentials(), project="squall",
+                         client_options={"api_endpoint": storage_endpoint})
+    release_bucket, system_bucket = (f"t-{uuid.uuid4().hex[:16]}" for _ in range(2))
+    for bucket in (release_bucket, system_bucket):
+        gcs.create_bucket(bucket)
+    published = publish_release(GcsReleaseStore(storage_endpoint), release_bucket)
     topics = Topics(prefix=f"g{uuid.uuid4().hex[:8]}.")
     admin = secure_kafka.client("admin")
 
@@ -236,7 +244,13 @@ def test_the_vm_boots_its_worker_into_the_secured_fleet_and_deletes_itself_when_
         await apply_acls(secure_kafka.bootstrap, admin, stack_acls(topics))
 
     asyncio.run(prepare())
-    boot_metadata(fake, url, published, secure_kafka, topics, secure_kafka.external_bootstrap)
+    boot_metadata(fake, url, published, secure_kafka, topics, secure_kafka.external_bootstrap,
+                  storage=storage_endpoint, system_bucket=system_bucket)
+    # the agent's live-log endpoint: on loopback and a free port here (a VM serves 0.0.0.0:5000)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        agent_port = probe.getsockname()[1]
+    fake.attributes.update({"squall-agent-host": "127.0.0.1", "squall-agent-port": str(agent_port)})
     script = tmp_path / "startup.sh"
     script.write_text(STARTUP_SCRIPT)
     # the VM's python gets this machine's dependencies (its venv installed the wheel --no-deps)

@@ -305,11 +305,11 @@ class WorkerHosts:
         netns = host_name(self.home, instance)
         with self.registry.host_lock(netns):
             record = self.registry.load(netns)
-            if record is None:
-                return False
-            self._destroy_locked(record)
-            (self.registry.dir / f"{netns}.lock").unlink(missing_ok=True)  # a host of this name is new again
-            return True
+            if record is not None:
+                self._destroy_locked(record)
+            # a host of this name is new again (and asking after one already gone leaves no lock file)
+            (self.registry.dir / f"{netns}.lock").unlink(missing_ok=True)
+            return record is not None
 
     def destroy_all(self) -> list[str]:
         gone = []

@@ -180,6 +180,8 @@ def test_the_sweep_removes_hosts_of_vanished_stacks_and_unclaimed_namespaces(lan
         subprocess.run(["ip", "link", "del", orphan_link], capture_output=True)
         shutil.rmtree(live_home, ignore_errors=True)
     assert_gone(kept)
+    # destroying a host that is already gone (the provider deleting a lost instance) leaves nothing
+    assert live.destroy("w1") is False and not (HostRegistry().dir / f"{kept.netns}.lock").exists()
 
 
 def test_a_lost_namespace_is_a_lost_host(host: tuple[WorkerHosts, HostRecord]) -> None:

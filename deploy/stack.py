@@ -22,6 +22,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from deploy import isolation, stack_billing, stack_storage, supervisor
 from deploy.processes import ProcessSpec, ProcessTable
@@ -45,6 +46,15 @@ SERVICE_MODULES = {
 
 class StackError(RuntimeError):
     """The stack could not be brought up; the message says which part and where its log is."""
+
+
+class StackUser(Protocol):
+    """Makes the stack's one user exist, as an operator granted the data bucket, and returns a token
+    that works for it (the given one if it still does). The front's tables are the services' to write:
+    `squall up` passes services/front/stack_user.py's `ensure_stack_user`."""
+
+    def __call__(self, database_url: str, token: str, *, user: str, billing_project: str, bucket: str,
+                 system_bucket: str) -> str: ...
 
 
 @dataclass
@@ -118,7 +128,7 @@ def write_pools(state: StackState) -> Path:
 
     own = state.extra.get("pools_file")
     if own:
-        from services.autoscaler.pools import PoolConfigError, load_pools
+        from events.pools_file import PoolConfigError, load_pools
 
         try:
             load_pools(Path(own), "local")
@@ -293,7 +303,7 @@ def up(home: Path, *, bootstrap: str | None = None, database_url: str | None = N
        prices: Path | None = None, billing_interval_s: float | None = None,
        billing_loop_interval_s: float | None = None,
        say=print, timeout_s: float = 120.0, pools_file: Path | None = None,
-       zones: str | None = None) -> StackState:  # type: ignore[no-untyped-def]
+       zones: str | None = None, ensure_user: StackUser) -> StackState:  # type: ignore[no-untyped-def]
     """Bring the stack up (idempotent) and return its state once the API answers. With
     `simulated_job_ms`, its workers are simulated (no podman; every job succeeds after that long).
     With `isolated_workers` each local worker is a host of its own (deploy/isolation.py; None: as
@@ -307,7 +317,7 @@ def up(home: Path, *, bootstrap: str | None = None, database_url: str | None = N
     `billing_interval_s` (workers' reports of running attempts) and `billing_loop_interval_s` (the
     front end's billing-limit passes) are kept for later `up`s (deploy/stack_billing.py).
 
-    `pools_file` replaces the default pools (a PoolConfig YAML, see services/autoscaler/pools.py);
+    `pools_file` replaces the default pools (a PoolConfig YAML, see events/pools_file.py);
     `zones` gives the local workers zones to be spread over (`local-a,local-b:2`: names with optional
     capacities). Both are kept for later `up`s of the same home."""
     _check_fleet_options(pools_file, zones)
@@ -388,12 +398,13 @@ def up(home: Path, *, bootstrap: str | None = None, database_url: str | None = N
         state.extra["pools_file"] = str(Path(pools_file).resolve())
     if zones is not None:
         state.extra["zones"] = zones
-    state.token = _ensure_default_user(database_url, token)
     try:
-        stack_storage.prepare(endpoint, database_url, system_bucket=system_bucket, bucket=bucket, user=DEFAULT_USER)
+        stack_storage.prepare(endpoint, system_bucket=system_bucket, bucket=bucket)
         stack_storage.migrate_local_blobs(home, endpoint, system_bucket, say)
     except stack_storage.StorageSetupError as exc:
         raise StackError(str(exc)) from exc
+    state.token = ensure_user(database_url, token, user=DEFAULT_USER, billing_project=DEFAULT_BILLING_PROJECT,
+                              bucket=bucket, system_bucket=system_bucket)
     specs = service_specs(state)  # picks the metrics ports, so save after
     state.save()
 
@@ -439,16 +450,15 @@ def _publish_worker_ports(state: StackState) -> None:
 
 def _check_fleet_options(pools_file: Path | None, zones: str | None) -> None:
     """Refuse a bad --pools or --zones before starting anything, naming what to fix."""
-    from services.autoscaler.pools import PoolConfigError, load_pools
-    from services.providers.base import ProviderError
-    from services.providers.local import parse_zones
+    from deploy.local_fleet import ZonesError, parse_zones
+    from events.pools_file import PoolConfigError, load_pools
 
     try:
         if pools_file is not None:
             load_pools(Path(pools_file), "local")
         if zones is not None:
             parse_zones(zones)
-    except (PoolConfigError, ProviderError) as exc:
+    except (PoolConfigError, ZonesError) as exc:
         raise StackError(str(exc)) from exc
 
 
@@ -475,25 +485,6 @@ def _port_taken_by_other(state: StackState) -> bool:
         return False
     with socket.socket() as s:
         return s.connect_ex(("127.0.0.1", state.port)) == 0
-
-
-def _ensure_default_user(database_url: str, token: str) -> str:
-    """The default user and billing project exist; returns a token that works for them (the old one
-    if it still does, so `squall up` twice keeps the token users already copied)."""
-    import psycopg
-
-    from services.front.users import create_user, make_operator, user_for_token
-
-    async def ensure() -> str:
-        async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
-            if token and await user_for_token(conn, token) == DEFAULT_USER:  # not revoked, not expired
-                await make_operator(conn, DEFAULT_USER)  # a stack made before operators existed
-                return token
-            # the one user of a local stack runs it, so it sees the fleet too
-            created = await create_user(conn, DEFAULT_USER, billing_project=DEFAULT_BILLING_PROJECT, operator=True)
-            return created.token
-
-    return asyncio.run(ensure())
 
 
 def down(home: Path, say=print) -> None:  # type: ignore[no-untyped-def]
@@ -606,7 +597,7 @@ def _workers(home: Path) -> list[dict[str, object]]:
     """The local provider's agents: <home>/instances/<name>.pid, and <name>.restarts when the
     provider has restarted one (services/providers/local.py writes both); for isolated workers, their
     host (netns, address, init pid; None for a worker sharing this machine's network)."""
-    from services.providers.local import metrics_url
+    from deploy.local_fleet import metrics_url
 
     table = ProcessTable(home)
     table.run_dir = home / "instances"

@@ -78,17 +78,14 @@ def embedded_status(home: Path) -> dict[str, object]:
     return {"pid": server.pid(), "healthy": server.is_running(), "endpoint": server.endpoint}
 
 
-def prepare(endpoint: str | None, database_url: str, *, system_bucket: str, bucket: str, user: str) -> None:
-    """Create squall's bucket and the user's bucket, and grant the latter to the user."""
-    asyncio.run(_prepare(endpoint, database_url, system_bucket, bucket, user))
+def prepare(endpoint: str | None, *, system_bucket: str, bucket: str) -> None:
+    """Create squall's bucket and the user's bucket (`squall up`'s StackUser grants the latter)."""
+    asyncio.run(_prepare(endpoint, system_bucket, bucket))
 
 
-async def _prepare(endpoint: str | None, database_url: str, system_bucket: str, bucket: str, user: str) -> None:
-    import psycopg
-
+async def _prepare(endpoint: str | None, system_bucket: str, bucket: str) -> None:
     from events.objectstore import ObjectStoreError
     from events.objectstore.gcs import GcsObjectStore
-    from services.front import buckets
 
     store = GcsObjectStore(endpoint=endpoint, retry_deadline_s=10)
     try:
@@ -99,8 +96,6 @@ async def _prepare(endpoint: str | None, database_url: str, system_bucket: str, 
         raise StorageSetupError(f"creating buckets {system_bucket} and {bucket} in {where} failed: {exc}") from exc
     finally:
         await store.close()
-    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
-        await buckets.grant(conn, bucket, user=user, system_bucket=system_bucket)
 
 
 def migrate_local_blobs(home: Path, endpoint: str | None, system_bucket: str,

@@ -258,7 +258,7 @@ class SimFleet:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from services.config import add_arguments
+    from events.process.config import add_arguments
 
     parser = argparse.ArgumentParser(prog="python -m services.simworker", description=__doc__.split("\n\n")[0])
     add_arguments(parser)
@@ -277,10 +277,10 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-async def _main(args: argparse.Namespace) -> None:
+async def _main(args: argparse.Namespace, stop: asyncio.Event) -> None:
     from events.kafka_log import KafkaEventLog
     from events.log import partition_for
-    from services.config import from_args, stop_on_signals
+    from events.process.config import from_args
 
     config = from_args(args, need_database=False)
     event_log = await KafkaEventLog.connect(config.bootstrap_servers, client_id=f"simworker-{args.instance_name}",
@@ -288,7 +288,6 @@ async def _main(args: argparse.Namespace) -> None:
     publisher = Publisher(event_log, config.topics, Codec())
     fleet = SimFleet(event_log, publisher, job_duration_ms=args.job_duration_ms,
                      heartbeat_interval_s=args.heartbeat_interval, billing_interval_s=args.billing_interval)
-    stop = stop_on_signals()
     instance = SimInstance(name=args.instance_name, pool=args.pool, cores_mcpu=int(args.cores * 1000),
                            memory_bytes=int(args.memory_gib * GIB), storage_gib=args.storage_gib, region=args.region,
                            preemptible=args.preemptible)
@@ -310,8 +309,10 @@ async def _main(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    asyncio.run(_main(_parser().parse_args()))
+    from events.process.run import run_process
+
+    args = _parser().parse_args()
+    raise SystemExit(run_process(lambda stop: _main(args, stop), prog="python -m services.simworker"))
 
 
 if __name__ == "__main__":

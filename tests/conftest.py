@@ -41,6 +41,7 @@ from events.kafka_security import KafkaSecurity
 from events.memory_log import MemoryEventLog
 from events.objectstore import InMemoryObjectStore
 from events.topics import Topics
+from tests.podman_support import job_networks, podman, podman_socket  # noqa: F401  (fixtures, for every directory)
 
 settings.register_profile("squall", print_blob=True, database=InMemoryExampleDatabase())
 settings.load_profile("squall")

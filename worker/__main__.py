@@ -26,15 +26,9 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from events.process.config import ConfigError, ServiceConfig, add_arguments, from_args, serve_metrics
+from events.process.run import run_process
 from events.running_reports import DEFAULT_INTERVAL_S as DEFAULT_BILLING_INTERVAL_S
-from services.config import (
-    ConfigError,
-    ServiceConfig,
-    add_arguments,
-    from_args,
-    serve_metrics,
-    stop_on_signals,
-)
 from worker.agent import Agent, AgentSettings
 from worker.agent_http import AgentEndpoint, bind, new_secret
 from worker.attempt import AttemptServices, WorkerLimits
@@ -142,8 +136,7 @@ async def connect_log(args: argparse.Namespace, config: ServiceConfig, stop: asy
         delay = min(delay * 2, 10.0)
 
 
-async def run_agent(args: argparse.Namespace, config: ServiceConfig) -> None:
-    stop = stop_on_signals()
+async def run_agent(args: argparse.Namespace, config: ServiceConfig, stop: asyncio.Event) -> None:
     # first: a misconfigured worker stops before it touches podman
     log = await connect_log(args, config, stop)
     if log is None:
@@ -192,22 +185,15 @@ async def run_agent_with(args: argparse.Namespace, config: ServiceConfig, runtim
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         config = from_args(args, need_database=False)
     except ConfigError as exc:
         print(f"python -m worker: {exc}", file=sys.stderr)
         return 2
     serve_metrics(config, args.metrics_host)
-    from events.errors import LogError
-
-    try:
-        asyncio.run(run_agent(args, config))
-    except (LogError, UsernsConfigError, FirewallError, JobNetworkError, ValueError) as exc:
     # cannot reach or trust the log, or the sandbox is not set up: say why (the supervisor restarts us)
-        print(f"python -m worker: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    return run_process(lambda stop: run_agent(args, config, stop), prog="python -m worker",
+                       errors=(UsernsConfigError, FirewallError, JobNetworkError, ValueError))
 
 
 if __name__ == "__main__":

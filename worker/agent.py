@@ -42,10 +42,10 @@ from events.errors import DecodeError
 from events.log import EventLog, partition_for
 from events.objectstore import ObjectStoreError
 from events.objectstore.layout import agent_secret_key
+from events.process import metrics
 from events.publisher import Publisher
 from events.running_reports import DEFAULT_INTERVAL_S, running_reports
 from events.topics import Topics
-from services import metrics
 from worker.agent_http import AgentEndpoint
 from worker.attempt import Attempt, AttemptOutcome, AttemptServices
 from worker.capacity import WeightedSemaphore

@@ -174,6 +174,10 @@ class FakeRuntime:
         c.killed = True
         c.task.cancel()
         await asyncio.gather(c.task, return_exceptions=True)
+        if c.exit is None:  # killed before its task's first step, so _run never began: it still ends killed
+            now = self._clock_ms()
+            c.exit = ContainerExit(exit_code=KILLED_EXIT, out_of_memory=False, started_at_ms=now, finished_at_ms=now)
+            c.changed.set()
 
     async def usage(self, container_id: str) -> UsageSample | None:
         c = self.containers.get(container_id)

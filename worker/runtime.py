@@ -1,8 +1,8 @@
 """The container runtime the worker drives: a small Protocol, a real adapter (podman) and a fake.
 
 Everything the attempt needs from a container engine is here, in squall's words, so the attempt
-logic never imports podman. Both adapters pass tests/unit/worker/contract and
-tests/integration/worker/test_runtime_contract.py.
+logic never imports podman. Both adapters pass the one contract suite,
+tests/contract/test_container_runtime.py (podman under the `podman` marker).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ submit, and behind "why" for a job that got in anyway (submitted before the pool
 A job runs only in the pool its worker type and preemptibility name (`resources.pool_name`), on one
 worker: it fits when that pool exists and one of its workers has the cores, memory and storage the
 job asks for. A job-private job (machine_type) gets a machine of its own and always fits. The pools
-are the ones the autoscaler and the scheduler read (services/autoscaler/pools.py), so a job is
+are the ones the autoscaler and the scheduler read (events/pools_file.py), so a job is
 refused exactly when no instance the autoscaler could ever start would take it.
 """
 

@@ -10,11 +10,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import sys
 from functools import partial
 
-from events.errors import LogError
+from events.process.config import ConfigError, ServiceConfig, add_arguments, from_args, serve_metrics
+from events.process.metrics import set_projection_lag
+from events.process.run import run_process
 from events.service_log import open_service_log
 from projections.cost import PriceTable
 from projections.db import READMODEL_MIGRATIONS, migrate
@@ -22,15 +23,6 @@ from projections.readmodel.bulk import BULK_FAILED, DEFAULT_MAX_HELD_JOBS, BulkR
 from projections.readmodel.projection import NAME
 from projections.readmodel.service import run_readmodel
 from projections.runner import RunnerSettings, TopicPartition, tune_gc_for_batches
-from services.config import (
-    ConfigError,
-    ServiceConfig,
-    add_arguments,
-    from_args,
-    serve_metrics,
-    stop_on_signals,
-)
-from services.metrics import set_projection_lag
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -73,11 +65,10 @@ def parse_until(text: str) -> dict[TopicPartition, int]:
 
 async def serve(config: ServiceConfig, schema: str, prices: PriceTable, settings: RunnerSettings,
                 shard: tuple[int, int] | None = None, until: dict[TopicPartition, int] | None = None,
-                bulk: bool = False, max_held_jobs: int = DEFAULT_MAX_HELD_JOBS) -> None:
+                bulk: bool = False, max_held_jobs: int = DEFAULT_MAX_HELD_JOBS, *, stop: asyncio.Event) -> None:
     migrate(config.database_url, [READMODEL_MIGRATIONS], schema=schema)
     log = await open_service_log(config.bootstrap_servers, config.topics, "readmodel", client_id="squall-readmodel",
                                  security=config.kafka_security)
-    stop = stop_on_signals()
     try:
         await run_readmodel(log, config.topics, config.database_url, schema, prices, settings, stop=stop,
                             until=until, shard=shard, bulk=bulk, max_held_jobs=max_held_jobs,
@@ -88,7 +79,6 @@ async def serve(config: ServiceConfig, schema: str, prices: PriceTable, settings
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         config = from_args(args)
         prices = PriceTable.from_yaml(args.prices) if args.prices else PriceTable()
@@ -104,14 +94,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     tune_gc_for_batches()
     try:
-        asyncio.run(serve(config, args.schema, prices, settings, args.shard, until, args.bulk, args.max_held_jobs))
+        return run_process(lambda stop: serve(config, args.schema, prices, settings, args.shard, until, args.bulk,
+                                              args.max_held_jobs, stop=stop), prog="python -m projections.readmodel")
     except BulkRebuildFailed as exc:
         print(f"rebuild mode cannot apply this log: {exc}", file=sys.stderr)
         return BULK_FAILED
-    except LogError as exc:  # e.g. a topic it rebuilds from may delete records
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
 
 
 if __name__ == "__main__":

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 import socket
 import sys
 from functools import partial
 
-from events.errors import LogError
+from events.process.config import ConfigError, ServiceConfig, add_arguments, from_args, serve_metrics
+from events.process.metrics import set_projection_lag
+from events.process.run import run_process
 from events.service_log import open_service_log
 from projections.lag import report_lag
 from projections.resolver.service import Resolver, ResolverSettings
@@ -25,15 +26,6 @@ from projections.resolver.snapshots import ResolverSnapshots
 from projections.runner import tune_gc_for_batches
 from projections.snapshots.options import add_snapshot_arguments, open_snapshot_store, snapshot_settings
 from projections.snapshots.schedule import SnapshotSettings
-from services.config import (
-    ConfigError,
-    ServiceConfig,
-    add_arguments,
-    from_args,
-    serve_metrics,
-    stop_on_signals,
-)
-from services.metrics import set_projection_lag
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -46,12 +38,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 async def serve(config: ServiceConfig, settings: ResolverSettings, args: argparse.Namespace,
-                snapshot_settings_: SnapshotSettings) -> None:
+                snapshot_settings_: SnapshotSettings, stop: asyncio.Event) -> None:
     log = await open_service_log(config.bootstrap_servers, config.topics, "resolver", client_id="squall-resolver",
                                  security=config.kafka_security)
     store = open_snapshot_store(args, config.database_url)
     snapshots = ResolverSnapshots(store, snapshot_settings_) if store is not None else None
-    stop = stop_on_signals()
     try:
         producer = f"resolver/{socket.gethostname()}:{os.getpid()}"
         resolver = Resolver(log, config.topics, producer, settings, snapshots=snapshots)
@@ -68,7 +59,6 @@ async def serve(config: ServiceConfig, settings: ResolverSettings, args: argpars
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         config = from_args(args, need_database=False)
     except ConfigError as exc:
@@ -84,12 +74,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     serve_metrics(config)
     tune_gc_for_batches(young=50_000)  # the state is millions of long-lived objects: collect young ones less often
-    try:
-        asyncio.run(serve(config, ResolverSettings(max_records=args.max_records), args, snapshots))
-    except LogError as exc:  # e.g. a topic it rebuilds from may delete records
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    return run_process(lambda stop: serve(config, ResolverSettings(max_records=args.max_records), args, snapshots, stop),
+                       prog="python -m projections.resolver")
 
 
 if __name__ == "__main__":

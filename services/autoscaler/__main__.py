@@ -13,25 +13,24 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
 import shlex
-import signal
-import sys
 from pathlib import Path
 
+from deploy.local_fleet import ZonesError, parse_zones
 from events.codec import Codec
-from events.errors import LogError
+from events.pools_file import PoolConfigError, load_pools
+from events.process.config import ConfigError, ServiceConfig, add_arguments, from_args, serve_metrics
+from events.process.run import run_process
+from events.process.signals import cancel_when_stopped
 from events.publisher import Publisher
 from events.service_log import open_service_log
+from projections.scheduling.view_snapshots import ViewSnapshots, view_name
 from projections.snapshots.options import add_snapshot_arguments, open_snapshot_store, snapshot_settings
-from projections.snapshots.view import ViewSnapshots, view_name
-from services.autoscaler.pools import PoolConfigError, load_pools
 from services.autoscaler.service import Autoscaler, AutoscalerSettings
-from services.config import ConfigError, ServiceConfig, add_arguments, from_args, serve_metrics
 from services.providers.base import InstanceProvider, ProviderError
 from services.providers.gce_startup import WorkerBootstrap
-from services.providers.local import WORKER_COMMAND, LocalProvider, parse_zones
+from services.providers.local import WORKER_COMMAND, LocalProvider
 
 log = logging.getLogger("services.autoscaler")
 
@@ -134,7 +133,7 @@ def worker_bootstrap(args: argparse.Namespace) -> WorkerBootstrap:
         raise ConfigError(f"the VMs' bootstrap: {exc}") from exc
 
 
-async def run(args: argparse.Namespace) -> None:
+async def run(args: argparse.Namespace, stop: asyncio.Event) -> None:
     config = from_args(args, need_database=False)
     try:
         snapshot_settings_ = snapshot_settings(args)
@@ -151,12 +150,8 @@ async def run(args: argparse.Namespace) -> None:
     autoscaler = Autoscaler(event_log, Publisher(event_log, config.topics, Codec()), provider, settings,
                             snapshots=snapshots)
     task = asyncio.create_task(autoscaler.run())
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, task.cancel)
     try:
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await cancel_when_stopped(task, stop)
     finally:
         await provider.close()
         await event_log.close()
@@ -166,12 +161,9 @@ async def run(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    try:
-        asyncio.run(run(parser().parse_args()))
-    except (ConfigError, PoolConfigError, ProviderError, LogError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
+    args = parser().parse_args()
+    raise SystemExit(run_process(lambda stop: run(args, stop), prog="python -m services.autoscaler",
+                                 errors=(PoolConfigError, ProviderError, ZonesError)))
 
 
 if __name__ == "__main__":

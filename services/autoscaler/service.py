@@ -51,17 +51,17 @@ from events.core.autoscale import PoolConfig, PoolSnapshot, decide_from_snapshot
 from events.core.zones import ZoneWeight, choose_zone
 from events.envelope import derived_event_id
 from events.log import EventLog
+from events.process import metrics
 from events.publisher import Publisher
+from projections.scheduling.follower import StateFollower
 from projections.scheduling.model import InstanceEntry, InstanceState
 from projections.scheduling.state import SchedulingState
-from projections.snapshots.view import ViewSnapshots
-from services import metrics
+from projections.scheduling.view_snapshots import ViewSnapshots
 from services.autoscaler.decisions import DecisionLog, decision_event
 from services.autoscaler.demand import instance_statuses, pool_lookahead
 from services.autoscaler.observed import CREATE_FAILED, Observed, observe_before
 from services.health.detector import PREEMPTED_REASON
 from services.providers.base import InstanceProvider, InstanceSpec, ProviderError, ZoneExhausted
-from services.scheduler.view import StateFollower
 
 log = logging.getLogger(__name__)
 _ALPHABET = string.ascii_lowercase + string.digits

@@ -8,22 +8,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import sys
 
-from events.errors import LogError
+from events.process.config import ConfigError, ServiceConfig, add_arguments, from_args, serve_metrics
+from events.process.run import run_process
 from events.service_log import open_service_log
 from services import callback_policy
 from services.callbacks.deliveries import apply_migrations
 from services.callbacks.service import CallbackService, CallbackSettings
-from services.config import (
-    ConfigError,
-    ServiceConfig,
-    add_arguments,
-    from_args,
-    serve_metrics,
-    stop_on_signals,
-)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -33,11 +25,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-async def serve(config: ServiceConfig, settings: CallbackSettings) -> None:
+async def serve(config: ServiceConfig, settings: CallbackSettings, stop: asyncio.Event) -> None:
     apply_migrations(config.database_url)
     log = await open_service_log(config.bootstrap_servers, config.topics, "callbacks", client_id="squall-callbacks",
                                  security=config.kafka_security, read_only=True)  # it only reads the log
-    stop = stop_on_signals()
     try:
         await CallbackService(log, config.topics, config.database_url, settings).run(stop)
     finally:
@@ -46,7 +37,6 @@ async def serve(config: ServiceConfig, settings: CallbackSettings) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         config = from_args(args)
         settings = CallbackSettings(policy=callback_policy.CallbackPolicy.parse(args.callback_allowed_networks))
@@ -54,12 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     serve_metrics(config)
-    try:
-        asyncio.run(serve(config, settings))
-    except LogError as exc:  # e.g. a topic it rebuilds from may delete records
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    return run_process(lambda stop: serve(config, settings, stop), prog="python -m services.callbacks")
 
 
 if __name__ == "__main__":

@@ -23,8 +23,8 @@ from psycopg_pool import AsyncConnectionPool
 from events.codec import Codec
 from events.errors import DecodeError
 from events.log import EventLog, GroupConsumer, Record
+from events.process import metrics
 from events.topics import Topics
-from services import metrics
 from services.callback_policy import CallbackPolicy, CallbackRefused, Resolver
 from services.callbacks import deliveries
 from services.callbacks.deliveries import DueCallback

@@ -15,10 +15,10 @@ from pathlib import Path
 import psycopg
 import typer
 
+from events.process.config import DEFAULT_SYSTEM_BUCKET
 from services.cli import app
 from services.cli.front_db import DATABASE_URL_OPTION, run_on_front_db
 from services.cli.users import user_app
-from services.config import DEFAULT_SYSTEM_BUCKET
 from services.front import buckets, credentials
 
 bucket_app = typer.Typer(no_args_is_help=True, help="Buckets users' jobs may name in input_files/output_files.")

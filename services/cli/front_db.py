@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import psycopg
 import typer
 
-from services.config import default_home
+from events.process.config import default_home
 from services.front.errors import FrontError
 from services.front.server import apply_migrations
 

@@ -9,8 +9,8 @@ import typer
 
 from deploy.kafka import KafkaBroker, KafkaDeployError, stack_broker
 from deploy.postgres import EmbeddedPostgres, PostgresDeployError
+from events.process.config import default_home
 from services.cli import app
-from services.config import default_home
 
 kafka_app = typer.Typer(no_args_is_help=True, help="The local Apache Kafka broker (single-node KRaft).")
 postgres_app = typer.Typer(no_args_is_help=True, help="The local embedded PostgreSQL server.")

@@ -14,8 +14,8 @@ from typing import Any
 
 import typer
 
+from events.process.config import ConfigError, ServiceConfig, default_home, from_args
 from services.cli import app
-from services.config import ConfigError, ServiceConfig, default_home, from_args
 
 BootstrapOption = typer.Option(None, "--bootstrap", envvar="SQUALL_KAFKA_BOOTSTRAP", help="Kafka bootstrap servers")
 DatabaseOption = typer.Option(None, "--database-url", envvar="SQUALL_DATABASE_URL", help="postgresql:// URL")

@@ -10,8 +10,9 @@ from rich.console import Console
 from rich.table import Table
 
 from deploy import stack
+from events.process.config import default_home
 from services.cli import app
-from services.config import default_home
+from services.front.stack_user import ensure_stack_user
 
 console = Console()
 HomeOption = typer.Option(None, "--home", help="state directory (default $SQUALL_HOME or ~/.squall)")
@@ -79,7 +80,7 @@ def up(
                          worker_bootstrap=kafka_worker_bootstrap, kafka_tls_everywhere=kafka_tls_everywhere,
                          isolated_workers=isolated_workers, prices=prices, billing_interval_s=billing_interval,
                          billing_loop_interval_s=billing_loop_interval, say=lambda m: console.print(f"  {m}"),
-                         pools_file=pools, zones=zones)
+                         pools_file=pools, zones=zones, ensure_user=ensure_stack_user)
     except stack.StackError as exc:
         console.print(f"[red]squall up failed:[/red] {exc}")
         raise typer.Exit(1) from exc

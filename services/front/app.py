@@ -48,7 +48,7 @@ def create_app(deps: FrontDeps, *, metrics: bool = False, metrics_need_token: bo
     app.add_exception_handler(psycopg.OperationalError, _database_down)  # type: ignore[arg-type]
     app.add_middleware(InputGuard)  # NUL, non-UTF-8 and over-long URLs: 4xx before any route
     if metrics:
-        from services.metrics import add_metrics
+        from events.process.metrics import add_metrics
 
         add_metrics(app, authorize=_operator_only if metrics_need_token else None)
     app.add_middleware(_NoSniff)

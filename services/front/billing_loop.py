@@ -2,7 +2,7 @@
 
 Hail runs this in its batch driver ("Another loop runs every 10 s and cancels every running batch
 whose billing project has reached its limit"). In squall it runs as a background task of the front
-end's lifespan (services/front/server.py), for three reasons:
+end's lifespan (services/front/__main__.py), for three reasons:
 
 - a cancel is a front-end write: it marks the batch cancelled in the front's own tables (so no
   update or commit slips in afterwards) and appends BatchCancelRequested. The loop calls exactly

@@ -1,6 +1,6 @@
 """Refuse at submit a job no worker of the configured pools can hold (it would wait for ever while the
 autoscaler started instances too small for it). The rule is the core's (events/core/pool_fit.py); the
-pools are the ones the autoscaler reads (`--pools`, services/autoscaler/pools.py)."""
+pools are the ones the autoscaler reads (`--pools`, events/pools_file.py)."""
 
 from __future__ import annotations
 

@@ -3,6 +3,8 @@
 Adapters: `local` (worker agent processes on this machine) and `gce` (Compute Engine VMs). Both
 are idempotent by instance name: creating a name that exists, or deleting one that is gone, is
 not an error — the autoscaler may retry after a crash without knowing how far it got.
+Both adapters and the tests' in-memory providers pass one contract suite,
+tests/contract/test_instance_provider.py.
 """
 
 from __future__ import annotations

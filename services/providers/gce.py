@@ -239,7 +239,7 @@ class GceProvider:
                 instances = await asyncio.to_thread(_list_all, self._instances, request)
             except gexc.GoogleAPICallError as exc:
                 raise _classify(exc, f"list instances in {zone}") from exc
-            found.extend(ProviderInstance(i.name, f"{zone}/{i.name}", i.status.lower()) for i in instances)
+            found.extend(ProviderInstance(i.name, f"{zone}/{i.name}", i.status.lower(), zone=zone) for i in instances)
         return found
 
     async def preempted(self) -> builtins.list[str]:

@@ -62,7 +62,7 @@ from deploy.worker_hosts import (
     code_paths,
     machine_image_store,
 )
-from services.config import ServiceConfig
+from events.process.config import ServiceConfig
 from services.providers.base import InstanceSpec, ProviderError, ProviderInstance, ZoneExhausted
 
 log = logging.getLogger(__name__)
@@ -368,18 +368,6 @@ def free_loopback_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def metrics_url(home: Path, name: str) -> str | None:
-    """The Prometheus endpoint of a local agent, from the command it runs with (None if unknown):
-    on loopback, or on its host's address for an isolated agent (--metrics-host)."""
-    try:
-        command = json.loads((home / "instances" / f"{name}.cmd").read_text())
-        port = int(command[command.index("--metrics-port") + 1])
-        host = command[command.index("--metrics-host") + 1] if "--metrics-host" in command else "127.0.0.1"
-        return f"http://{host}:{port}/metrics"
-    except (OSError, ValueError, IndexError, TypeError):
-        return None
-
-
 def preempt(home: Path, name: str) -> None:
     """Preempt the local instance `name` of the stack in `home`, as a cloud reclaims a spot VM: the
     instance must be preemptible; it is recorded as preempted first, then dies whole (its agent is
@@ -441,19 +429,3 @@ def _is_instance_process(pid: int, name: str) -> bool:
     if stat.rsplit(")", 1)[-1].split()[0] == "Z":
         return False
     return any(arg == b"--instance-name" and value == name.encode() for arg, value in zip(cmdline, cmdline[1:], strict=False))
-
-
-def parse_zones(text: str) -> dict[str, int | None]:
-    """`local-a,local-b:2` -> {"local-a": None, "local-b": 2}: zone names, each with an optional capacity."""
-    zones: dict[str, int | None] = {}
-    for item in (part.strip() for part in text.split(",")):
-        if not item:
-            continue
-        name, _, capacity = item.partition(":")
-        name = name.strip()
-        if not name or name in zones:
-            raise ProviderError(f"--zones {text!r}: zone names must be non-empty and distinct (e.g. local-a,local-b:2)")
-        if capacity.strip() and not capacity.strip().isdigit():
-            raise ProviderError(f"--zones {text!r}: the capacity of {name} must be a whole number, not {capacity!r}")
-        zones[name] = int(capacity) if capacity.strip() else None
-    return zones

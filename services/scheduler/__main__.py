@@ -8,22 +8,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
 import os
-import signal
 import socket
-import sys
 from pathlib import Path
 
 from events.codec import Codec
-from events.errors import LogError
+from events.pools_file import PoolConfigError, load_pools
+from events.process.config import ConfigError, add_arguments, from_args, serve_metrics
+from events.process.run import run_process
+from events.process.signals import cancel_when_stopped
 from events.publisher import Publisher
 from events.service_log import open_service_log
+from projections.scheduling.view_snapshots import ViewSnapshots, view_name
 from projections.snapshots.options import add_snapshot_arguments, open_snapshot_store, snapshot_settings
-from projections.snapshots.view import ViewSnapshots, view_name
-from services.autoscaler.pools import PoolConfigError, load_pools
-from services.config import ConfigError, add_arguments, from_args, serve_metrics
 from services.health.detector import HealthSettings
 from services.providers.base import ProviderError
 from services.scheduler.explanations import ExplanationWriter
@@ -48,7 +46,7 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-async def run(args: argparse.Namespace) -> None:
+async def run(args: argparse.Namespace, stop: asyncio.Event) -> None:
     config = from_args(args, need_database=False)
     try:
         snapshot_settings_ = snapshot_settings(args)
@@ -69,12 +67,8 @@ async def run(args: argparse.Namespace) -> None:
     scheduler = Scheduler(event_log, Publisher(event_log, config.topics, Codec()), args.scheduler_id, settings,
                           explanations=explanations, snapshots=snapshots)
     task = asyncio.create_task(scheduler.run())
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, task.cancel)
     try:
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await cancel_when_stopped(task, stop)
     finally:
         if explanations is not None:
             await explanations.close()
@@ -86,12 +80,9 @@ async def run(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    try:
-        asyncio.run(run(parser().parse_args()))
-    except (ConfigError, PoolConfigError, ProviderError, LogError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
+    args = parser().parse_args()
+    raise SystemExit(run_process(lambda stop: run(args, stop), prog="python -m services.scheduler",
+                                 errors=(PoolConfigError, ProviderError)))
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 Each leadership term:
 1. claim the next epoch (SchedulerLeaderElected) and stamp every placement with it;
 2. fold the batch and instance topics to their end (a fresh private view, from the newest snapshot
-   of the scheduling state when there is one, projections/snapshots/view.py);
+   of the scheduling state when there is one, projections/scheduling/view_snapshots.py);
 3. loop: fold new records; when they may have made work schedulable (a job became ready, an
    attempt ended, an instance activated) or a retry's backoff expired, run one pass and append
    its SJs (and JobCreating + InstanceRequested for job-private jobs) in one batch.
@@ -31,16 +31,16 @@ from events.core.matching import JobPrivateRequest
 from events.envelope import derived_event_id
 from events.errors import LogError
 from events.log import EventLog
+from events.process import metrics
 from events.publisher import Publisher
+from projections.scheduling.follower import StateFollower
 from projections.scheduling.model import JOB_PRIVATE_POOL, Demand
-from projections.snapshots.view import ViewSnapshots
-from services import metrics
+from projections.scheduling.view_snapshots import ViewSnapshots
 from services.health.detector import HealthSettings
 from services.health.monitor import HealthMonitor
 from services.scheduler.explanations import ExplanationWriter
 from services.scheduler.leadership import Leadership
 from services.scheduler.plan import Plan, Reservation, plan_cycle, private_instance_name
-from services.scheduler.view import StateFollower
 
 log = logging.getLogger(__name__)
 

@@ -108,7 +108,7 @@ def serve(db_url: str, port: int, token_file: Path, bootstrap: str) -> None:
             out = sorted(bursts, reverse=True)[:5]
             bursts.clear()
             return {"longest_ms": [round(b * 1000, 1) for b in out]}
-        tune_gc_for_requests()  # as services/front/server.py does once start-up is done
+        tune_gc_for_requests()  # as services/front/__main__.py does once start-up is done
         server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
                                                lifespan="off"))
         await server.serve()

@@ -42,6 +42,7 @@ from deploy.kafka import KafkaBroker  # noqa: E402
 from deploy.kafka_auth import KafkaAuth  # noqa: E402
 from deploy.postgres import EmbeddedPostgres, create_database  # noqa: E402
 from deploy.worker_hosts import WorkerHosts  # noqa: E402
+from services.front.stack_user import ensure_stack_user  # noqa: E402
 
 SMALL = {"cpu": "0.25", "memory": "standard"}  # the standard pool: the warm workers
 
@@ -131,7 +132,7 @@ def bring_up(mode: str, broker: KafkaBroker, credentials: Path, pg_url: str, wor
     state = stack.up(home, bootstrap=broker.bootstrap, database_url=db, port=stack.free_port(),
                      topic_prefix=f"b{uuid.uuid4().hex[:8]}.", workers=workers, worker_cores=2,
                      kafka_credentials=credentials, worker_bootstrap=broker.external_bootstrap,
-                     isolated_workers=mode == "isolated", say=lambda m: None)
+                     isolated_workers=mode == "isolated", say=lambda m: None, ensure_user=ensure_stack_user)
     client = Client(state)
     ready_s = workers_ready(home, workers)
     client.wait(client.submit([spec(1, ["true"])]))  # warm-up: images inspected, job networks made

@@ -21,6 +21,7 @@ import httpx
 
 from deploy import stack
 from deploy.postgres import create_database
+from services.front.stack_user import ensure_stack_user
 
 
 class StackClient:
@@ -123,7 +124,8 @@ def start_stack(kafka_bootstrap: str | None, pg_url: str | None, **kw: Any) -> S
     home = Path(tempfile.mkdtemp(prefix="squall-e2e-"))
     db = create_database(pg_url, f"e2e_{uuid.uuid4().hex[:12]}") if pg_url else None
     state = stack.up(home, bootstrap=kafka_bootstrap, database_url=db, port=stack.free_port(),
-                     topic_prefix=f"e{uuid.uuid4().hex[:10]}.", say=lambda m: None, **kw)
+                     topic_prefix=f"e{uuid.uuid4().hex[:10]}.", say=lambda m: None,
+                     ensure_user=ensure_stack_user, **kw)
     return StackClient(state)
 
 

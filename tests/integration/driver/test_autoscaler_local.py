@@ -15,9 +15,9 @@ import pytest
 from events.catalog import InstanceCreated, InstanceDeleted, InstanceRequested
 from events.codec import Codec
 from events.core.autoscale import PoolConfig
+from events.process.config import ServiceConfig
 from events.publisher import Publisher
 from services.autoscaler.service import Autoscaler, AutoscalerSettings
-from services.config import ServiceConfig
 from services.providers.local import SIMULATED_WORKER_COMMAND, LocalProvider
 from services.scheduler.service import Scheduler
 from tests.integration.driver.test_driver_on_kafka import read_topic

@@ -14,8 +14,8 @@ from front_specs import batch, job
 from deploy.stack import StackState, write_pools
 from events.log import EventLog
 from events.objectstore import InMemoryObjectStore
+from events.pools_file import load_pools
 from events.topics import Topics
-from services.autoscaler.pools import load_pools
 from services.front.specs import SpecRules
 
 pytestmark = pytest.mark.postgres

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.worker.conftest import PYTHON
+from tests.podman_support import PYTHON
 from worker.job_firewall import Endpoint, JobFirewall
 from worker.job_networks import JobNetworks
 from worker.podman_runtime import PodmanRuntime

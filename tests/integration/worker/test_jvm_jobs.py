@@ -11,7 +11,7 @@ import pytest
 
 from events import failures
 from events.objectstore.layout import log_key
-from tests.integration.worker.conftest import PYTHON
+from tests.podman_support import PYTHON
 from tests.unit.worker.factories import MIB, assignment
 from worker.attempt import Attempt, AttemptServices
 from worker.clock import SystemClock

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from events import failures
-from tests.integration.worker.conftest import BUSYBOX, PYTHON
 from tests.integration.worker.test_attempt_limits import main_log, run
+from tests.podman_support import BUSYBOX, PYTHON
 from tests.unit.worker.factories import MIB, assignment
 from worker.attempt import Attempt, AttemptServices
 from worker.cgroups import ContainerCgroup

@@ -1,5 +1,5 @@
 """A job no worker of the configured pools can hold is told apart (events/core/pool_fit.py), on the
-local stack's own pools (deploy/stack.py writes them; services/autoscaler/pools.py reads them)."""
+local stack's own pools (deploy/stack.py writes them; events/pools_file.py reads them)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from deploy.stack import StackState, write_pools
 from events.core.autoscale import default_pools
 from events.core.pool_fit import misfit
 from events.core.resources import GIB, MIB, ResourceDefaults, resolve_resources
-from services.autoscaler.pools import load_pools
+from events.pools_file import load_pools
 
 
 def local_pools(tmp_path: Path):  # type: ignore[no-untyped-def]

@@ -16,6 +16,7 @@ import pytest
 from deploy import isolation
 from deploy.fleet_lan import BRIDGE, GATEWAY, SUBNET, Holder, host_addresses, render_rules
 from deploy.host_root import DISK_DIRS, Bind, HostRoot, plan_mounts, prepare_disk
+from deploy.local_fleet import metrics_url
 from deploy.stack import StackState
 from deploy.worker_hosts import (
     INSIDE_CREDENTIALS,
@@ -25,9 +26,9 @@ from deploy.worker_hosts import (
     code_paths,
     host_name,
 )
-from services.config import ServiceConfig
+from events.process.config import ServiceConfig
 from services.providers.base import InstanceSpec
-from services.providers.local import ISOLATED_METRICS_PORT, LocalProvider, metrics_url
+from services.providers.local import ISOLATED_METRICS_PORT, LocalProvider
 from worker.job_firewall import Endpoint, FirewallPolicy, render, resolve_endpoints
 
 

@@ -217,6 +217,8 @@ class SimProvider:
         return []
 
     async def create(self, spec):  # type: ignore[no-untyped-def]
+        if spec.name in self.fleet.instances:  # idempotent by name, as every provider is
+            return ProviderInstance(spec.name, spec.name, "running")
         self.created.append(spec.name)
         await self.fleet.add(SimInstance(name=spec.name, pool=spec.pool, cores_mcpu=spec.cores_mcpu,
                                          memory_bytes=spec.memory_bytes, storage_gib=spec.storage_gib))
@@ -227,7 +229,7 @@ class SimProvider:
             await self.fleet.drain(name, quiet_s=0)
 
     async def list(self):  # type: ignore[no-untyped-def]
-        return []
+        return [ProviderInstance(name, name, "running") for name in self.fleet.instances]
 
     async def heal(self) -> list[str]:
         return []
@@ -248,6 +250,8 @@ class HeldBootProvider(SimProvider):
         self.deleted: list[str] = []
 
     async def create(self, spec):  # type: ignore[no-untyped-def]
+        if spec.name in self.booting or spec.name in self.fleet.instances:
+            return ProviderInstance(spec.name, spec.name, "provisioning" if spec.name in self.booting else "running")
         self.created.append(spec.name)
         self.booting[spec.name] = spec
         return ProviderInstance(spec.name, spec.name, "provisioning")
@@ -256,6 +260,9 @@ class HeldBootProvider(SimProvider):
         spec = self.booting.pop(name)
         await self.fleet.add(SimInstance(name=name, pool=spec.pool, cores_mcpu=spec.cores_mcpu,
                                          memory_bytes=spec.memory_bytes, storage_gib=spec.storage_gib))
+
+    async def list(self):  # type: ignore[no-untyped-def]
+        return [*await super().list(), *(ProviderInstance(n, n, "provisioning") for n in self.booting)]
 
     async def delete(self, name, provider_id=None):  # type: ignore[no-untyped-def]
         self.deleted.append(name)

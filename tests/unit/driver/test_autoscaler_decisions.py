@@ -9,8 +9,9 @@ from events.catalog import InstanceCreated, InstanceDeactivated, InstanceRequest
 from events.core.autoscale import PoolConfig
 from events.core.autoscale_explain import describe_pool_decision, waiting_on_pool
 from services.providers.base import QuotaExceeded, ZoneExhausted
+from tests.fakes.instance_provider import MemoryProvider
 from tests.unit.driver.driver_events import activated, created, ready, scheduled
-from tests.unit.driver.test_autoscaler_loop import Clock, MemoryProvider, instance_events, make
+from tests.unit.driver.test_autoscaler_loop import Clock, instance_events, make
 
 POOL = PoolConfig(name="standard", worker_type="standard", preemptible=True, worker_cores=4, storage_gib=100,
                   min_instances=1, standing_worker_cores=1, max_live_instances=3, max_instances=4,

@@ -19,8 +19,9 @@ from events.codec import Codec
 from events.core.autoscale import PoolConfig
 from events.publisher import Publisher
 from services.autoscaler.service import Autoscaler, AutoscalerSettings
-from services.providers.base import InstanceSpec, ProviderInstance, QuotaExceeded
+from services.providers.base import InstanceSpec, QuotaExceeded
 from services.providers.gce import GceProvider, GceSettings
+from tests.fakes.instance_provider import MemoryProvider
 from tests.unit.driver.driver_events import (
     accepted,
     activated,
@@ -37,45 +38,6 @@ from tests.unit.driver.fake_compute import BOOTSTRAP, FakeCompute, FakeComputeSe
 
 POOL = PoolConfig(name="standard", worker_type="standard", preemptible=True, worker_cores=4, storage_gib=100,
                   min_instances=1, max_instances=5, max_new_per_loop=3, idle_time_ms=10_000, region="us-central1")
-
-
-class MemoryProvider:
-    """An honest in-memory InstanceProvider; `fail_next` makes the next creates raise it."""
-
-    name = "memory"
-
-    def __init__(self) -> None:
-        self.instances: dict[str, InstanceSpec] = {}
-        self.fail_next: list[Exception] = []
-        self.deleted: list[str] = []
-        self.status: dict[str, str] = {}  # name -> what list() reports (default running)
-        self.preempted_names: set[str] = set()  # what preempted() reports
-        self.zones: list[str] = []  # none: the autoscaler names no zone
-
-    def zones_for(self, region: str) -> list[str]:
-        return list(self.zones)
-
-    async def create(self, spec: InstanceSpec) -> ProviderInstance:
-        if self.fail_next:
-            raise self.fail_next.pop(0)
-        self.instances[spec.name] = spec
-        return ProviderInstance(spec.name, f"mem/{spec.name}", "running")
-
-    async def delete(self, name: str, provider_id: str | None = None) -> None:
-        self.instances.pop(name, None)
-        self.deleted.append(name)
-
-    async def list(self) -> list[ProviderInstance]:
-        return [ProviderInstance(n, f"mem/{n}", self.status.get(n, "running")) for n in self.instances]
-
-    async def heal(self) -> list[str]:
-        return []
-
-    async def preempted(self) -> list[str]:
-        return sorted(self.preempted_names)
-
-    async def close(self) -> None:
-        pass
 
 
 class Clock:
@@ -184,7 +146,10 @@ async def test_idle_instances_go_after_their_idle_time_but_never_below_the_minim
     autoscaler, publisher = await make(memory_log, topics, provider, clock, pool=POOL)
     await publisher.publish([requested(n, cores=4000, at=clock.now) for n in ("a", "b", "c")]
                             + [activated(n, cores=4000, at=clock.now) for n in ("a", "b", "c")])
-    provider.instances.update({n: None for n in ("a", "b", "c")})  # type: ignore[misc]
+    for n in ("a", "b", "c"):  # the machines the log speaks of exist at the provider
+        await provider.create(InstanceSpec(name=n, pool=POOL.name, machine_type="n1-standard-4", cores_mcpu=4000,
+                                           memory_bytes=15 * 2**30, storage_gib=100, preemptible=True,
+                                           region=POOL.region))
     clock.now += 9_999
     await autoscaler.loop_once()
     assert provider.deleted == []

@@ -7,14 +7,15 @@ from dataclasses import replace
 
 from events.codec import Codec
 from events.publisher import Publisher
+from projections.scheduling.view_snapshots import ViewSnapshots, view_name
 from projections.snapshots.schedule import SnapshotSettings
 from projections.snapshots.store import MemorySnapshotStore
-from projections.snapshots.view import ViewSnapshots, view_name
 from services.autoscaler.service import Autoscaler, AutoscalerSettings
 from services.providers.base import ZoneExhausted
+from tests.fakes.instance_provider import MemoryProvider
 from tests.unit.driver.driver_events import created, ready
 from tests.unit.driver.test_autoscaler_decisions import POOL
-from tests.unit.driver.test_autoscaler_loop import Clock, MemoryProvider, names
+from tests.unit.driver.test_autoscaler_loop import Clock, names
 
 ALWAYS = SnapshotSettings(interval_s=0, max_tail_records=1, max_share=1.0)
 ZONES = ["zone-a", "zone-b"]

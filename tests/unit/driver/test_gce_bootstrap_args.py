@@ -8,8 +8,8 @@ import pytest
 
 from deploy.tls import CertificateAuthority
 from events.kafka_security import KafkaSecurity
+from events.process.config import ConfigError
 from services.autoscaler.__main__ import parser, worker_bootstrap
-from services.config import ConfigError
 
 
 def args(tmp_path: Path, *extra: str):  # type: ignore[no-untyped-def]

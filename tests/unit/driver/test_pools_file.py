@@ -6,10 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from deploy.local_fleet import ZonesError, parse_zones
 from deploy.stack import StackError, _check_fleet_options
-from services.autoscaler.pools import PoolConfigError, load_pools
-from services.providers.base import ProviderError
-from services.providers.local import parse_zones
+from events.pools_file import PoolConfigError, load_pools
 
 GOOD = """
 pools:
@@ -67,7 +66,7 @@ def test_local_zones_and_their_capacities() -> None:
     assert parse_zones("local-a, local-b:2,") == {"local-a": None, "local-b": 2}
     assert parse_zones("") == {}
     for bad in ("a,a", "a:two", ":3"):
-        with pytest.raises(ProviderError, match="--zones"):
+        with pytest.raises(ZonesError, match="--zones"):
             parse_zones(bad)
 
 

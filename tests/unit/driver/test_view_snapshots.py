@@ -14,12 +14,12 @@ import pytest
 
 from events.codec import Codec
 from events.publisher import Publisher
+from projections.scheduling.follower import StateFollower
 from projections.scheduling.state_codec import state_to_plain
+from projections.scheduling.view_snapshots import ViewSnapshots, view_name
 from projections.snapshots.schedule import SnapshotSettings
 from projections.snapshots.store import MemorySnapshotStore
-from projections.snapshots.view import ViewSnapshots, view_name
 from services.scheduler.service import Scheduler
-from services.scheduler.view import StateFollower
 from services.simworker import SimFleet, SimInstance
 from tests.fakes.streams import StreamShape, build_stream
 from tests.unit.driver.driver_support import JobDef, StandinResolver, batch_events, wait_until

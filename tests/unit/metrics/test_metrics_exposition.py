@@ -1,4 +1,4 @@
-"""services.metrics: each helper moves the documented metric, and the exposition carries the names."""
+"""events.process.metrics: each helper moves the documented metric, and the exposition carries the names."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from events.catalog import (
     JobCompleted,
     StepTiming,
 )
-from services.metrics import UNMATCHED_ROUTE, SquallMetrics, add_metrics, start_metrics_server
+from events.process.metrics import UNMATCHED_ROUTE, SquallMetrics, add_metrics, start_metrics_server
 
 ENVELOPE = {"occurred_at": 1_000, "producer": "test", "batch_id": 1, "job_id": 2}
 

@@ -18,9 +18,9 @@ from events import catalog as ev
 from events.catalog import Event
 from projections.scheduling.state import SchedulingState
 from projections.scheduling.state_codec import decode_state, encode_state, state_to_plain
+from projections.scheduling.view_snapshots import ViewSnapshots
 from projections.snapshots.schedule import SnapshotSettings
 from projections.snapshots.store import MemorySnapshotStore
-from projections.snapshots.view import ViewSnapshots
 from tests.unit.snapshots.history import history
 
 P = "test"

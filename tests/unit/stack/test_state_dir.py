@@ -10,6 +10,7 @@ import pytest
 
 from deploy import stack
 from deploy.state_dir import STATE_SUBDIRS, secure_state_dir
+from services.front.stack_user import ensure_stack_user
 
 
 def _mode(path: Path) -> int:
@@ -55,5 +56,5 @@ def test_squall_up_secures_an_existing_home_before_anything_else(tmp_path: Path)
     # an unreachable database stops `up` right after its first step; the home must be secured by then
     with pytest.raises(Exception):  # noqa: B017  (whatever psycopg raises for a closed port)
         stack.up(home, bootstrap="127.0.0.1:1", database_url="postgresql://nobody@127.0.0.1:1/none",
-                 say=lambda m: None, timeout_s=1)
+                 say=lambda m: None, timeout_s=1, ensure_user=ensure_stack_user)
     assert _mode(home) == _mode(home / "blobs") == 0o700

@@ -20,9 +20,7 @@ Every process takes the same flags (or SQUALL_* environment variables, read only
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
-import signal
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -115,16 +113,6 @@ def from_args(args: argparse.Namespace, need_database: bool = True) -> ServiceCo
 def serve_metrics(config: ServiceConfig, addr: str = "127.0.0.1") -> None:
     """Start the Prometheus endpoint when --metrics-port asks for one (on loopback unless told)."""
     if config.metrics_port:
-        from services.metrics import start_metrics_server
+        from events.process.metrics import start_metrics_server
 
         start_metrics_server(config.metrics_port, addr=addr)
-
-
-def stop_on_signals() -> asyncio.Event:
-    """An event set by SIGTERM or SIGINT, for a process's main loop to finish its step and return
-    (call it from inside the running event loop)."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    return stop

@@ -4,7 +4,7 @@ the tail, then follow the log.
 A consumer without a group is assigned every partition of the batch, instance and heartbeat topics,
 each from the position the snapshot covers (0 without one), so one `getmany` loop serves both the
 rebuild and the tail. Only the event types the fold uses are decoded: the fingerprint names the type
-first. With snapshots (projections/snapshots/view.py), `poll` stores one whenever it is due.
+first. With snapshots (projections/scheduling/view_snapshots.py), `poll` stores one whenever it is due.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from events.errors import DecodeError
 from events.log import AssignedConsumer, EventLog, Record
 from events.topics import Topics
 from projections.scheduling.state import FOLDED_EVENT_NAMES, SchedulingState
-from projections.snapshots.view import ViewSnapshots
+from projections.scheduling.view_snapshots import ViewSnapshots
 
 log = logging.getLogger(__name__)
 

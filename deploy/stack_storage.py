@@ -37,14 +37,16 @@ class StorageSetupError(RuntimeError):
     """The object store could not be set up; the message says what to do."""
 
 
-def _server(home: Path):  # type: ignore[no-untyped-def]
+def _server(home: Path, host: str | None = None):  # type: ignore[no-untyped-def]
     from deploy.objectstore import FakeGcsServer
 
-    return FakeGcsServer(home / STORAGE_DIR)
+    return FakeGcsServer(home / STORAGE_DIR, host=host)
 
 
-def resolve(home: Path, *, mode: str, endpoint: str | None, previous: Any) -> tuple[str | None, bool]:
-    """(endpoint, embedded) for this `squall up`; starts the embedded server when that is the choice."""
+def resolve(home: Path, *, mode: str, endpoint: str | None, previous: Any,
+            host: str | None = None) -> tuple[str | None, bool]:
+    """(endpoint, embedded) for this `squall up`; starts the embedded server when that is the choice,
+    listening on `host` (default: loopback, or where it listened before)."""
     if mode not in ("embedded", "gcs"):
         raise StorageSetupError(f"--storage must be embedded or gcs, not {mode!r}")
     if endpoint is None and mode == "embedded" and previous is not None and not getattr(previous, "embedded_storage",
@@ -59,7 +61,7 @@ def resolve(home: Path, *, mode: str, endpoint: str | None, previous: Any) -> tu
     from deploy.objectstore import ObjectStoreDeployError
 
     try:
-        return _server(home).start(), True
+        return _server(home, host).start(), True
     except ObjectStoreDeployError as exc:
         raise StorageSetupError(str(exc)) from exc
 

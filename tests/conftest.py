@@ -3,7 +3,9 @@ started lazily once per session by the project's own deploy/ code.
 
 Only tests that ask for them (directly or through kafka_log / fresh_db / gcs_store) start them, so
 unit tests never pay for a JVM. The shared broker accepts anyone (fast, and most tests are not about
-security); `secure_kafka` is a second broker secured exactly as `squall up` secures its own. Point at
+security); `secure_kafka` is a second broker secured exactly as `squall up` secures its own, its
+worker listener on the fleet LAN's gateway (deploy/fleet_lan.py, held for the session) so isolated
+workers reach it as they reach `squall up --isolated-workers`'s broker. Point at
 servers you already run instead with
   SQUALL_TEST_KAFKA_BOOTSTRAP=127.0.0.1:9092   SQUALL_TEST_DATABASE_URL=postgresql://...
   SQUALL_TEST_STORAGE_ENDPOINT=http://127.0.0.1:PORT
@@ -102,11 +104,25 @@ class SecureKafka:
 
 @pytest.fixture(scope="session")
 def secure_kafka() -> Iterator[SecureKafka]:
-    """Started only by tests that ask for it (security tests, the e2e suite)."""
+    """Started only by tests that ask for it (security tests, the e2e suite). Its TLS listener for
+    workers is on the fleet LAN's gateway when this machine lets us make the LAN (root), else on
+    loopback (isolated workers then cannot run, and say why)."""
+    from deploy.fleet_lan import GATEWAY, FleetLan, FleetLanError, Holder
+
     data_dir = Path(tempfile.mkdtemp(prefix="squall-test-secure-kafka-"))
     auth = KafkaAuth.load_or_create(data_dir / "auth")
-    broker = KafkaBroker(data_dir / "kafka", security=auth.broker_security(["127.0.0.1"]))
+    lan: FleetLan | None = FleetLan()
+    holder = Holder.process()
     try:
+        lan.acquire(holder)  # type: ignore[union-attr]
+    except FleetLanError:
+        lan = None
+    broker = KafkaBroker(data_dir / "kafka", security=auth.broker_security([GATEWAY if lan else "127.0.0.1"]))
+    try:
+        if lan is not None:  # the one port the machine answers isolated workers on for this broker
+            broker.data_dir.mkdir(parents=True, exist_ok=True)
+            holder = Holder.process(ports=[int(broker.external_bootstrap.rsplit(":", 1)[1])])
+            lan.acquire(holder)
         broker.start()
         broker.stop_when_gone(os.getpid(), remove_data=True)
         auth.write_credentials(data_dir / "credentials", tls_roles={"worker"})
@@ -114,6 +130,8 @@ def secure_kafka() -> Iterator[SecureKafka]:
     finally:
         broker.stop()
         shutil.rmtree(data_dir, ignore_errors=True)
+        if lan is not None:
+            lan.release(holder)
 
 
 @pytest.fixture(scope="session")

@@ -73,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scratch-mode", choices=("loop", "directory"), default="loop",
                    help="loop: an ext4 image per attempt enforces the storage quota; directory: no quota")
     p.add_argument("--agent-host", default="127.0.0.1", help="address the live-log endpoint listens on")
+    p.add_argument("--metrics-host", default="127.0.0.1",
+                   help="address the Prometheus endpoint (--metrics-port) listens on: a host's own address where "
+                        "the machine's scrapers reach it from outside (an isolated worker's LAN address)")
     p.add_argument("--agent-port", type=int, default=0,
                    help="its port (0: the one this instance used last time if free, else any)")
     p.add_argument("--agent-url", default=None,
@@ -82,7 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--job-private-subnet", default=JobNetworks().private.subnet,
                    help="subnet of the podman network of private jobs (no egress)")
     p.add_argument("--job-firewall-block", action="append", default=[], metavar="HOST[:PORT]",
-                   help="a control-plane endpoint jobs must not reach (repeatable; a URL is accepted). The "
+                   help="a control-plane endpoint jobs must not reach (repeatable; a URL, or a NETWORK/PREFIX "
+                        "for every address in it, is accepted). The "
                         "Kafka bootstrap servers, this host's own addresses and 169.254.169.254 always are")
     add_arguments(p)
     return p
@@ -186,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"python -m worker: {exc}", file=sys.stderr)
         return 2
-    serve_metrics(config)
+    serve_metrics(config, args.metrics_host)
     # cannot reach or trust the log, or the sandbox is not set up: say why (the supervisor restarts us)
     return run_process(lambda stop: run_agent(args, config, stop), prog="python -m worker",
                        errors=(UsernsConfigError, FirewallError, JobNetworkError, ValueError))

@@ -5,7 +5,8 @@ From the job bridges (worker/job_networks.py) a packet may not reach:
   0.0.0.0): everything arriving from a job bridge at the host's INPUT hook is rejected;
 - the metadata server 169.254.169.254 (it hands out the instance's credentials);
 - the control plane: the broker, the object store, the front end and worker HTTP endpoints, as
-  ADDRESS[:PORT] entries the worker is configured with (a port blocks that port, none the address);
+  ADDRESS[:PORT] entries the worker is configured with (a port blocks that port, none the address;
+  a NETWORK/PREFIX every address in it, e.g. the fleet LAN of an isolated worker);
 - from a no-egress (private) network, anything outside it.
 Rejections are ICMP admin-prohibited, so a job's connect() fails at once with "No route to host"
 rather than hanging; named counters (host, metadata, control_plane, no_egress) count them.
@@ -37,7 +38,6 @@ METADATA_ADDRESSES = ("169.254.169.254",)
 DEFAULT_STATE_ROOT = Path("/run/squall/job-firewall")
 REJECT = "reject with icmpx admin-prohibited"
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 class FirewallError(RuntimeError):
@@ -46,14 +46,14 @@ class FirewallError(RuntimeError):
 
 @dataclass(frozen=True, order=True)
 class Endpoint:
-    """An address to block, on one port or (port None) on every port."""
+    """An address (or a NETWORK/PREFIX) to block, on one port or (port None) on every port."""
 
     address: str
     port: int | None = None
 
     @property
-    def ip(self) -> IPAddress:
-        return ipaddress.ip_address(self.address)
+    def version(self) -> int:
+        return ipaddress.ip_network(self.address, strict=False).version
 
 
 def parse_endpoint(text: str) -> tuple[str, int | None]:
@@ -79,6 +79,14 @@ def resolve_endpoints(texts: Iterable[str]) -> list[Endpoint]:
     out: set[Endpoint] = set()
     for text in texts:
         host, port = parse_endpoint(text)
+        if "/" in host:
+            if port is not None:
+                raise ValueError(f"a network blocks every port: {text!r}")
+            try:
+                out.add(Endpoint(str(ipaddress.ip_network(host, strict=False))))
+            except ValueError as exc:
+                raise ValueError(f"not a network (ADDRESS/PREFIX): {text!r}") from exc
+            continue
         try:
             addresses = {str(ipaddress.ip_address(host))}
         except ValueError:
@@ -126,8 +134,8 @@ def render(policy: FirewallPolicy) -> str:
     metadata = [Endpoint(a) for a in METADATA_ADDRESSES]
     whole = [e for e in policy.blocked if e.port is None]
     ports = [e for e in policy.blocked if e.port is not None]
-    v4 = lambda es: [e for e in es if e.ip.version == 4]  # noqa: E731
-    v6 = lambda es: [e for e in es if e.ip.version == 6]  # noqa: E731
+    v4 = lambda es: [e for e in es if e.version == 4]  # noqa: E731
+    v6 = lambda es: [e for e in es if e.version == 6]  # noqa: E731
     ifaces = ", ".join(json.dumps(i) for i in sorted(set(policy.interfaces)))
     out = [f"table inet {TABLE}\n", f"delete table inet {TABLE}\n", f"table inet {TABLE} {{\n",
            f"  set job_ifaces {{ type ifname; elements = {{ {ifaces} }}; }}\n",

@@ -110,9 +110,9 @@ def from_args(args: argparse.Namespace, need_database: bool = True) -> ServiceCo
                          system_bucket=bucket, kafka_security=security)
 
 
-def serve_metrics(config: ServiceConfig) -> None:
-    """Start the Prometheus endpoint when --metrics-port asks for one."""
+def serve_metrics(config: ServiceConfig, addr: str = "127.0.0.1") -> None:
+    """Start the Prometheus endpoint when --metrics-port asks for one (on loopback unless told)."""
     if config.metrics_port:
         from events.process.metrics import start_metrics_server
 
-        start_metrics_server(config.metrics_port)
+        start_metrics_server(config.metrics_port, addr=addr)

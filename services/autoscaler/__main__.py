@@ -50,6 +50,9 @@ def parser() -> argparse.ArgumentParser:
                    "optional capacity, e.g. local-a,local-b:2 (default: none)")
     p.add_argument("--worker-bootstrap", default=None,
                    help="local provider: the Kafka listener workers use (default: --bootstrap)")
+    p.add_argument("--isolated-workers", action="store_true",
+                   help="local provider: each worker a host of its own (network, mount, PID namespaces on the "
+                        "fleet LAN; deploy/worker_hosts.py)")
     p.add_argument("--worker-kafka-credentials", type=Path, default=None,
                    help="the worker principal's credentials file (local: passed to each worker; gce: the CA "
                         "and password the VMs receive)")
@@ -76,7 +79,7 @@ def build_provider(args: argparse.Namespace, config: ServiceConfig) -> InstanceP
     if args.provider == "local":
         return LocalProvider(config, shlex.split(args.worker_command), shlex.split(args.worker_args),
                              zones=parse_zones(args.zones), worker_bootstrap=args.worker_bootstrap,
-                             worker_credentials=args.worker_kafka_credentials)
+                             worker_credentials=args.worker_kafka_credentials, isolated=args.isolated_workers)
     from services.providers.gce import GceProvider, GceSettings
 
     zones = tuple(z.strip() for z in args.gce_zones.split(",") if z.strip())

@@ -58,6 +58,11 @@ def up(
         None, "--kafka-worker-bootstrap", help="the listener workers use (default: --kafka-bootstrap)"),
     kafka_tls_everywhere: bool = typer.Option(
         False, "--kafka-tls-everywhere", help="local services use the TLS listener too (default: SCRAM on loopback)"),
+    isolated_workers: bool | None = typer.Option(
+        None, "--isolated-workers/--shared-workers",
+        help="each local worker a host of its own: network, mount and PID namespaces on the fleet LAN "
+             "10.213.7.0/25, reaching the control plane over TCP only (default: as the stack was, else shared; "
+             "switching needs `squall down` first)"),
     prices: Path | None = typer.Option(
         None, "--prices", help="YAML price table the read model bills with (projections/cost.py; kept for later ups)"),
     billing_interval: float | None = typer.Option(
@@ -73,7 +78,7 @@ def up(
                          storage_endpoint=storage_endpoint, system_bucket=system_bucket, bucket=bucket,
                          simulated_job_ms=simulated_workers, kafka_credentials=kafka_credentials,
                          worker_bootstrap=kafka_worker_bootstrap, kafka_tls_everywhere=kafka_tls_everywhere,
-                         prices=prices, billing_interval_s=billing_interval,
+                         isolated_workers=isolated_workers, prices=prices, billing_interval_s=billing_interval,
                          billing_loop_interval_s=billing_loop_interval, say=lambda m: console.print(f"  {m}"),
                          pools_file=pools, zones=zones, ensure_user=ensure_stack_user)
     except stack.StackError as exc:
@@ -103,13 +108,14 @@ def status(home: Path | None = HomeOption, as_json: bool = typer.Option(False, "
         raise typer.Exit(3)
     console.print(f"API {info['api_url']}  token {info['token']}  billing project {info['billing_project']}  "
                   f"bucket {info['bucket']}")
-    table = Table("component", "pid", "healthy", "restarts", "lag")
+    table = Table("component", "pid", "healthy", "restarts", "lag", "host")
     for name, c in info["components"].items():  # type: ignore[attr-defined]
         table.add_row(name, str(c.get("pid") or "-"), "yes" if c.get("healthy") else "[red]no[/red]",
-                      str(c.get("restarts", "-")), str(c.get("lag", "-")))
+                      str(c.get("restarts", "-")), str(c.get("lag", "-")), "-")
     for w in info.get("workers", []):  # type: ignore[attr-defined]
+        host = f"{w['netns']} {w['address']}" if w.get("netns") else "shared"
         table.add_row(f"worker {w['name']}", str(w.get("pid") or "-"), "yes" if w.get("pid") else "[red]no[/red]",
-                      str(w.get("restarts", 0)), "-")
+                      str(w.get("restarts", 0)), "-", host)
     console.print(table)
     raise typer.Exit(0 if info.get("running") else 3)
 

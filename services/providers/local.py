@@ -27,6 +27,16 @@ Preemption, simulated as a cloud does it (`preempt`, `squall preempt INSTANCE`):
 instance dies whole — no restart, its agent killed, its containers and scratch mounts gone — and the
 provider records it (<name>.preempted), which `preempted()` reports to the autoscaler as a cloud's
 preemption notice would.
+
+With `isolated` (`squall up --isolated-workers`), each instance is a worker host of its own
+(deploy/worker_hosts.py: network, mount, PID and UTS namespaces on the fleet LAN): created with the
+instance, the agent entered into it (its state directory, credentials and home as the host sees
+them; no database URL; its live-log endpoint on the host's address; the whole fleet LAN added to
+its job firewall), restarted into the same host, and destroyed with the instance. A host that is
+gone (its init killed, its namespace deleted) is a lost machine: its agent is not restarted, what
+is left of it is removed, and the instance drops out of `list`. Preempting one destroys its host
+whole. An isolated agent serves its metrics on its host's address (ISOLATED_METRICS_PORT: the host
+has the port space to itself), where the machine scrapes it as it asks the live-log endpoint.
 """
 
 from __future__ import annotations
@@ -44,6 +54,14 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from deploy.worker_hosts import (
+    INSIDE_CREDENTIALS,
+    INSIDE_HOME,
+    WorkerGiven,
+    WorkerHosts,
+    code_paths,
+    machine_image_store,
+)
 from events.process.config import ServiceConfig
 from services.providers.base import InstanceSpec, ProviderError, ProviderInstance, ZoneExhausted
 
@@ -55,6 +73,7 @@ SIMULATED_WORKER_COMMAND: tuple[str, ...] = (sys.executable, "-m", "services.sim
 RESTART_DELAYS_S = (0.0, 1.0, 2.0, 4.0, 8.0)  # one per death in a row; one more death gives up
 STABLE_AFTER_S = 60.0
 PREEMPTED_SUFFIX = ".preempted"
+ISOLATED_METRICS_PORT = 9464  # an isolated agent's Prometheus port, on its host's LAN address
 
 
 class LocalProvider:
@@ -64,7 +83,7 @@ class LocalProvider:
                  extra_args: Sequence[str] = (), stop_timeout_s: float = 30.0,
                  zones: Mapping[str, int | None] | None = None,
                  worker_bootstrap: str | None = None, worker_credentials: Path | None = None,
-                 restart_delays_s: Sequence[float] = RESTART_DELAYS_S) -> None:
+                 restart_delays_s: Sequence[float] = RESTART_DELAYS_S, isolated: bool = False) -> None:
         self._config = config
         self._zones = dict(zones or {})  # zone -> capacity (None: unlimited)
         self._starting: dict[str, int] = {}  # zone -> creates in flight (their zone files are not written yet)
@@ -79,11 +98,15 @@ class LocalProvider:
         self._restart_delays_s = tuple(restart_delays_s)
         self._deaths: dict[str, tuple[int, float]] = {}  # name -> (deaths in a row, not restarted before)
         self._started_at: dict[str, float] = {}
+        self.hosts = WorkerHosts(config.home) if isolated else None
 
     def _pid_file(self, name: str) -> Path:
         return self.dir / f"{name}.pid"
 
-    def command_for(self, spec: InstanceSpec) -> list[str]:
+    def command_for(self, spec: InstanceSpec, address: str | None = None) -> list[str]:
+        """The agent's command; for an isolated worker (`address`: its host's), as its host sees it."""
+        if self.hosts is not None and address is not None:
+            return self._isolated_command(spec, address)
         c = self._config
         args = [*self._command, "--instance-name", spec.name, "--cores", str(max(1, spec.cores_mcpu // 1000)),
                 "--memory-gib", f"{spec.memory_bytes / GIB:g}", "--storage-gib", str(spec.storage_gib),
@@ -101,6 +124,36 @@ class LocalProvider:
         # its Prometheus endpoint (MJS/MJC counters, job runtimes); kept in <name>.cmd, so a restart keeps it
         args += ["--metrics-port", str(free_loopback_port())]
         return args + list(self._extra_args)
+
+    def _isolated_command(self, spec: InstanceSpec, address: str) -> list[str]:
+        from deploy.fleet_lan import SUBNET
+
+        assert self.hosts is not None
+        c = self._config
+        args = [*self._command, "--instance-name", spec.name, "--cores", str(max(1, spec.cores_mcpu // 1000)),
+                "--memory-gib", f"{spec.memory_bytes / GIB:g}", "--storage-gib", str(spec.storage_gib),
+                "--pool", spec.pool, "--region", spec.region,
+                "--bootstrap", self._worker_bootstrap, "--topic-prefix", c.topic_prefix, "--home", INSIDE_HOME,
+                "--system-bucket", c.system_bucket, "--agent-host", address,
+                "--metrics-host", address, "--metrics-port", str(ISOLATED_METRICS_PORT),
+                # jobs reach nothing on the fleet LAN: the gateway (the control plane) and the other workers
+                "--job-firewall-block", SUBNET]
+        if c.storage_endpoint:
+            args += ["--storage-endpoint", c.storage_endpoint]
+        if self._worker_credentials is not None:
+            args += ["--kafka-credentials", f"{INSIDE_CREDENTIALS}/worker.json"]
+        if spec.preemptible:
+            args.append("--preemptible")
+        return [*self.hosts.enter_command(spec.name), *args, *self._extra_args]
+
+    def _make_host(self, name: str) -> str:
+        assert self.hosts is not None
+        given = WorkerGiven(credentials=self._worker_credentials, code=code_paths(),
+                            image_store=machine_image_store())
+        try:
+            return self.hosts.create(name, given).address
+        except Exception as exc:
+            raise ProviderError(f"cannot make the worker host of {name}: {exc}") from exc
 
     def zones_for(self, region: str) -> list[str]:
         """Every configured zone: they are this machine's, whatever the region is called."""
@@ -132,12 +185,13 @@ class LocalProvider:
         existing = self._alive_pid(spec.name)
         if existing is not None:
             return ProviderInstance(spec.name, str(existing), "running", zone=self._zone_of(spec.name))
-        command = self.command_for(spec)
         zone = spec.zone
         if zone is not None:
             self._check_room(zone)
             self._starting[zone] = self._starting.get(zone, 0) + 1
         try:
+            address = await asyncio.to_thread(self._make_host, spec.name) if self.hosts is not None else None
+            command = self.command_for(spec, address)
             process = await asyncio.to_thread(self._spawn, spec.name, command)
             if zone is not None:
                 self._zone_file(spec.name).write_text(f"{zone}\n")
@@ -170,6 +224,7 @@ class LocalProvider:
             return []
         restarted = []
         now = time.monotonic()
+        await self._forget_lost_hosts()
         for command_file in sorted(self.dir.glob("*.cmd")):  # the instances we run and have not given up
             name = command_file.stem
             if self._alive_pid(name) is not None:
@@ -213,6 +268,26 @@ class LocalProvider:
             restarted.append(name)
         return restarted
 
+    async def _forget_lost_hosts(self) -> list[str]:
+        """Isolated instances whose host is gone are lost machines: remove what is left of each (a
+        partitioned agent still running in it dies with it) and stop tracking them."""
+        if self.hosts is None:
+            return []
+        lost = []
+        for pid_file in sorted(self.dir.glob("*.pid")):
+            name = pid_file.stem
+            if self.hosts.get(name) is None or self.hosts.alive(name):
+                continue
+            log.error("the worker host of %s is gone (its init or its network namespace); the instance is lost", name)
+            self._command_file(name).unlink(missing_ok=True)
+            await asyncio.to_thread(self.hosts.destroy, name)
+            pid_file.unlink(missing_ok=True)
+            self._zone_file(name).unlink(missing_ok=True)
+            self._children.pop(name, None)
+            self._deaths.pop(name, None)
+            lost.append(name)
+        return lost
+
     def _restart_count(self, name: str) -> int:
         try:
             return int(json.loads((self.dir / f"{name}.restarts").read_text())["restarts"])
@@ -236,6 +311,8 @@ class LocalProvider:
                     os.kill(pid, signal.SIGKILL)
                 while self._alive_pid(name) is not None:
                     await asyncio.sleep(0.05)
+        if self.hosts is not None:
+            await asyncio.to_thread(self.hosts.destroy, name)
         self._pid_file(name).unlink(missing_ok=True)
         self._zone_file(name).unlink(missing_ok=True)
         (self.dir / f"{name}.restarts").unlink(missing_ok=True)
@@ -249,6 +326,7 @@ class LocalProvider:
     async def list(self) -> list[ProviderInstance]:
         if not self.dir.is_dir():
             return []
+        await self._forget_lost_hosts()
         found = []
         for pid_file in sorted(self.dir.glob("*.pid")):
             name = pid_file.stem
@@ -313,6 +391,10 @@ def preempt(home: Path, name: str) -> None:
     if pid is not None:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
+    hosts = WorkerHosts(home)
+    if hosts.get(name) is not None:  # an isolated worker: its host dies whole (containers, mounts, network)
+        hosts.destroy(name)
+        return
     subprocess.run(["podman", "rm", "-f", "-t", "0", "--filter", f"label=squall.instance={name}"],
                    capture_output=True, timeout=60, check=False)
     scratch = str(directory / name)

@@ -1,9 +1,16 @@
-"""Helpers for the end-to-end suite: a running local stack and an HTTP client on its API."""
+"""Helpers for the end-to-end suite: a running local stack and an HTTP client on its API.
+
+Stacks run isolated workers (each local worker a host of its own: deploy/worker_hosts.py) unless a
+test says otherwise or SQUALL_E2E_WORKERS=shared runs the suite on workers sharing this machine.
+Where the kernel cannot make worker hosts (not root, no namespaces, no ip/nft) the suite falls back
+to shared workers and the isolation tests skip, saying why; never under CI=true, where they fail."""
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
+import subprocess
 import tempfile
 import time
 import uuid
@@ -81,8 +88,36 @@ def job(job_id: int, command: list[str], parents: list[int] | None = None, image
             "in_update_parent_ids": parents or [], "resources": {"cpu": "0.25", "memory": "lowmem"}, **extra}
 
 
+@functools.cache
+def isolation_unavailable() -> str | None:
+    """Why this machine cannot make worker hosts, or None. Under CI=true always None: there the
+    isolation tests must run (and fail loudly if the machine cannot), never skip."""
+    if os.environ.get("CI") == "true":
+        return None
+    if os.geteuid() != 0:
+        return "isolated workers need root (network namespaces, a bridge, nftables)"
+    missing = [tool for tool in ("ip", "nft", "unshare") if shutil.which(tool) is None]
+    if missing:
+        return f"isolated workers need {', '.join(missing)} on PATH"
+    try:  # the four namespaces a worker host is made of
+        probe = subprocess.run(["unshare", "--net", "--mount", "--pid", "--uts", "--fork", "true"],
+                               capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"cannot make namespaces: {exc}"
+    return None if probe.returncode == 0 else f"the kernel refuses new namespaces: {probe.stderr.strip()}"
+
+
+def isolated_by_default() -> bool:
+    mode = os.environ.get("SQUALL_E2E_WORKERS", "isolated")
+    if mode not in ("isolated", "shared"):
+        raise ValueError(f"SQUALL_E2E_WORKERS must be isolated or shared, not {mode!r}")
+    return mode == "isolated" and isolation_unavailable() is None
+
+
 def start_stack(kafka_bootstrap: str | None, pg_url: str | None, **kw: Any) -> StackClient:
     """A stack on the given broker and PostgreSQL server (None: its own embedded one, as `squall up`)."""
+    if kw.get("simulated_job_ms") is None:
+        kw.setdefault("isolated_workers", isolated_by_default())
     # the callback tests' receivers listen on loopback: the stack's front end and callback service
     # (which inherit this environment) must be told to allow it, as an operator would
     os.environ["SQUALL_CALLBACK_ALLOWED_NETWORKS"] = "127.0.0.1/32"
@@ -102,10 +137,17 @@ def start_secured_stack(kafka: Any, pg_url: str | None, **kw: Any) -> StackClien
 
 
 def stop_stack(client: StackClient) -> None:
-    """Stop the stack; its home (logs, journals) is kept when SQUALL_E2E_KEEP is set, for post-mortems."""
+    """Stop the stack; its home (logs, journals) is kept when SQUALL_E2E_KEEP is set, for post-mortems.
+    Its worker hosts are destroyed even if `down` fails halfway."""
+    from deploy.worker_hosts import WorkerHosts
+
     client.close()
-    stack.down(client.home, say=lambda m: None)
-    if not os.environ.get("SQUALL_E2E_KEEP"):
-        shutil.rmtree(client.home, ignore_errors=True)
+    try:
+        stack.down(client.home, say=lambda m: None)
+    finally:
+        if os.geteuid() == 0:
+            WorkerHosts(client.home).destroy_all()
+        if not os.environ.get("SQUALL_E2E_KEEP"):
+            shutil.rmtree(client.home, ignore_errors=True)
 
 

@@ -145,9 +145,12 @@ def test_a_running_jobs_log_line_is_served_within_a_second(e2e_stack: StackClien
 
 def test_status_answers_the_bucket_and_the_storage_endpoint(e2e_stack: StackClient) -> None:
     from deploy import stack
+    from deploy.fleet_lan import GATEWAY
 
     info = stack.status(Path(e2e_stack.state.home))
     assert info["bucket"] == f"gs://{e2e_stack.state.bucket}"
-    assert str(info["storage_endpoint"]).startswith("http://127.0.0.1:")
+    # isolated workers reach the embedded store on the fleet LAN's gateway; shared ones on loopback
+    host = GATEWAY if e2e_stack.state.isolated_workers else "127.0.0.1"
+    assert str(info["storage_endpoint"]).startswith(f"http://{host}:")
     assert info["components"]["storage"]["healthy"] is True  # type: ignore[index]
     assert json.dumps(info)  # what `squall status --json` prints

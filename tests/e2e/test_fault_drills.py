@@ -100,7 +100,7 @@ def drill_stack(podman_ready: None) -> Iterator[StackClient]:
 def test_every_component_killed_in_turn_mid_batch_comes_back_and_every_job_ends_once(
         drill_stack: StackClient) -> None:
     client = drill_stack
-    starts = ContainerStarts()
+    starts = ContainerStarts(client.home)
     receiver = CallbackReceiver()
     try:
         batch_id = client.submit(drill_batch(), callback=receiver.url)

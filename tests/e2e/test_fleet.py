@@ -13,6 +13,8 @@ import pytest
 from drills import lose_instance
 from e2e_harness import StackClient, job, start_secured_stack, stop_stack
 
+from deploy.fleet_lan import link_exists, process_start_time
+from deploy.worker_hosts import WorkerHosts
 from services.front.users import create_user
 from tests.conftest import SecureKafka
 
@@ -49,6 +51,7 @@ def test_a_job_on_a_lost_instance_gets_a_new_attempt_and_succeeds(fleet_stack: S
     first = fleet_stack.wait_for(lambda: attempts_of(fleet_stack, batch_id)[:1], what="an attempt")[0]
     instance = first["instance_name"]
     fleet_stack.wait_for(lambda: fleet_stack.jobs(batch_id)[1]["state"] == "Running", what="job running")
+    host = WorkerHosts(fleet_stack.home).get(instance)  # an isolated worker's host: its namespace is deleted
     lose_instance(fleet_stack.home, instance)  # the whole instance dies: agent, containers, disks
     b = fleet_stack.wait(batch_id, timeout_s=240)
     assert b["state"] == "success"
@@ -57,6 +60,11 @@ def test_a_job_on_a_lost_instance_gets_a_new_attempt_and_succeeds(fleet_stack: S
     assert attempts[0]["attempt_id"] == first["attempt_id"] and attempts[1]["instance_name"] != instance
     log = fleet_stack.http.get(f"/batches/{batch_id}/jobs/1/log/main").text
     assert "finished" in log
+    if host is not None:  # the provider found the host gone and removed what was left of it
+        fleet_stack.wait_for(lambda: WorkerHosts(fleet_stack.home).get(instance) is None, timeout_s=60,
+                             what="the lost host's remains removed")
+        assert not link_exists(host.netns) and process_start_time(host.init_pid or 0) != host.init_start
+        assert not (fleet_stack.home / "instances" / f"{instance}.cmd").exists()  # its agent is not restarted
 
 
 def test_two_users_share_the_fleet(fleet_stack: StackClient) -> None:

@@ -51,10 +51,16 @@ def region_misfit(regions: Sequence[str] | None, worker_type: str, preemptible: 
     regions exclude its pool's region would wait for ever while the autoscaler started instances it
     may not use. A job-private job gets a machine in its first region and always fits; a job with
     no regions runs anywhere."""
-    if machine_type or not pools or regions is None:
+    if machine_type:
         return None
-    name = pool_name(worker_type, preemptible)
-    own = next((p for p in pools if p.name == name), None)
+    return region_misfit_in_pool(regions, pool_name(worker_type, preemptible), pools)
+
+
+def region_misfit_in_pool(regions: Sequence[str] | None, pool: str, pools: Sequence[PoolConfig]) -> str | None:
+    """`region_misfit` for a job whose pool is known by name (the scheduler's view, for `why`)."""
+    if not pools or regions is None:
+        return None
+    own = next((p for p in pools if p.name == pool), None)
     if own is None or own.region in regions:
         return None  # a missing pool is `misfit`'s to explain
     served = sorted({p.region for p in pools})

@@ -7,7 +7,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from events.core.autoscale import default_pools
-from events.core.locality import DUAL_REGIONS, MULTI_REGIONS, location_serves, locality_problem, remote_buckets
+from events.core.locality import (
+    DUAL_REGIONS,
+    MULTI_REGIONS,
+    locality_problem,
+    location_serves,
+    remote_buckets,
+)
 from events.core.pool_fit import region_misfit
 
 CONTINENTS = {"us": ["us-central1", "us-east1", "us-east4", "us-west1", "us-west2"],

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -39,6 +38,7 @@ from services.providers.gce import GceProvider, GceSettings
 from services.providers.local import LocalProvider
 from services.providers.local import preempt as preempt_local
 from services.simworker import SimulatedWorkerFleet
+from tests.eventually import eventually
 from tests.fakes.instance_provider import MemoryProvider
 from tests.unit.scheduler_autoscaler.driver_support import SimProvider
 from tests.unit.scheduler_autoscaler.fake_compute import BOOTSTRAP, FakeCompute, FakeComputeServer
@@ -148,14 +148,6 @@ async def _gce(context: Context) -> AsyncIterator[Harness]:
 
 async def listed(provider: InstanceProvider) -> dict[str, tuple[str, str, str | None]]:
     return {i.name: (i.provider_id, i.status, i.zone) for i in await provider.list()}
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], timeout_s: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not true within {timeout_s}s")
-        await asyncio.sleep(0.05)
 
 
 async def test_create_returns_the_instance_and_list_shows_it_by_the_same_id(harness: Harness) -> None:

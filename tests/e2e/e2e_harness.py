@@ -22,6 +22,7 @@ import httpx
 from deploy import stack
 from deploy.postgres import create_database
 from services.front.stack_user import ensure_stack_user
+from tests.eventually import eventually_sync
 
 
 class StackClient:
@@ -67,16 +68,7 @@ class StackClient:
         raise AssertionError(f"batch {batch_id} not complete after {timeout_s}s: {self.batch(batch_id)}")
 
     def wait_for(self, predicate, timeout_s: float = 120.0, what: str = "condition"):  # type: ignore[no-untyped-def]
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            try:
-                value = predicate()
-                if value:
-                    return value
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.3)
-        raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+        return eventually_sync(predicate, timeout_s=timeout_s, interval_s=0.3, what=what, ignoring=(httpx.HTTPError,))
 
     def close(self) -> None:
         self.http.close()

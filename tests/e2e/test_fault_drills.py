@@ -124,7 +124,9 @@ def test_every_component_killed_in_turn_mid_batch_comes_back_and_every_job_ends_
             client.wait_for(lambda before=before: client.batch(batch_id)["n_completed"] > before,
                             timeout_s=180, what=f"progress after {name} came back")
         batch = client.wait(batch_id, timeout_s=400)
-        client.wait_for(lambda: receiver.posts, timeout_s=60, what="the batch's callback")
+        # as long as every recovery above: one run in three missed a 60 s wait here with the batch done
+        # (not traced; perhaps the callbacks service rejoining its group after the broker, killed last)
+        client.wait_for(lambda: receiver.posts, timeout_s=180, what="the batch's callback")
     finally:
         starts.stop()
         receiver.close()

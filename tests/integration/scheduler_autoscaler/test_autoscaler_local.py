@@ -20,13 +20,13 @@ from events.publisher import Publisher
 from services.autoscaler.service import Autoscaler, AutoscalerSettings
 from services.providers.local import SIMULATED_WORKER_COMMAND, LocalProvider
 from services.scheduler.service import Scheduler
+from tests.eventually import eventually
 from tests.integration.scheduler_autoscaler.test_driver_on_kafka import read_topic
 from tests.unit.scheduler_autoscaler.driver_support import (
     BatchWatcher,
     JobDef,
     ResolverProcess,
     batch_events,
-    wait_until,
 )
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
@@ -50,15 +50,15 @@ async def test_scales_up_for_demand_and_back_down_to_the_minimum(kafka_log, kafk
              asyncio.create_task(Scheduler(kafka_log, publisher, "s1").run())]
     try:
         # from nothing to the pool's minimum, with no work at all
-        await wait_until(lambda: len(provider._children) == 1 and autoscaler.stats.created == 1, timeout_s=30)
+        await eventually(lambda: len(provider._children) == 1 and autoscaler.stats.created == 1, timeout_s=30)
         assert len(await provider.list()) == 1
         # 12 one-core jobs of 1.5 s: more than 3 two-core workers can hold, so the pool grows to its max
         await publisher.publish(batch_events(1, "alice", [JobDef() for _ in range(12)], int(time.time() * 1000)))
-        await wait_until(lambda: len([i for i in autoscaler.follower.state.active_instances()]) == 3, timeout_s=60)
+        await eventually(lambda: len([i for i in autoscaler.follower.state.active_instances()]) == 3, timeout_s=60)
         assert autoscaler.stats.requested == 3
-        await wait_until(lambda: 1 in watcher.complete, timeout_s=90)
+        await eventually(lambda: 1 in watcher.complete, timeout_s=90)
         # idle for 2 s: back to the minimum, never below
-        await wait_until(lambda: autoscaler.stats.deleted == 2, timeout_s=60)
+        await eventually(lambda: autoscaler.stats.deleted == 2, timeout_s=60)
         await asyncio.sleep(3 * 0.5 + 2.0)
         assert autoscaler.stats.deleted == 2
         assert len(await provider.list()) == 1

@@ -39,6 +39,7 @@ from services.autoscaler.service import Autoscaler, AutoscalerSettings
 from services.health.detector import HealthSettings
 from services.scheduler.service import Scheduler, SchedulerSettings
 from services.simworker import SimulatedWorker, SimulatedWorkerFleet
+from tests.eventually import eventually
 from tests.unit.scheduler_autoscaler.driver_support import (
     BatchWatcher,
     HeldBootProvider,
@@ -47,7 +48,6 @@ from tests.unit.scheduler_autoscaler.driver_support import (
     batch_events,
     fold_batches,
     job_spec,
-    wait_until,
 )
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
@@ -117,7 +117,7 @@ async def test_dag_batch_respects_dependencies_and_never_overcommits(kafka_log, 
     jobs.append(JobDef(parents=tuple(range(11, 41))))
     try:
         await stack.publisher.publish(batch_events(1, "alice", jobs, now_ms()))
-        await wait_until(lambda: stack.complete(1), timeout_s=60)
+        await eventually(lambda: stack.complete(1), timeout_s=60)
         events = await read_topic(kafka_log, topics.batch)
         sj_at = {e.job_id: i for i, e in enumerate(events) if isinstance(e, JobAttemptScheduled)}
         done_at = {e.job_id: i for i, e in enumerate(events) if isinstance(e, JobCompleted)}
@@ -139,7 +139,7 @@ async def test_two_users_get_their_water_filling_shares(kafka_log, topics) -> No
     try:
         # alice fills the cluster first; bob arrives later with as much work
         await stack.publisher.publish(batch_events(1, "alice", [JobDef() for _ in range(400)], now_ms()))
-        await wait_until(lambda: stack.fleet.running_mcpu_by_user().get("alice", 0) >= 16_000, timeout_s=30)
+        await eventually(lambda: stack.fleet.running_mcpu_by_user().get("alice", 0) >= 16_000, timeout_s=30)
         await stack.publisher.publish(batch_events(2, "bob", [JobDef() for _ in range(400)], now_ms()))
         await asyncio.sleep(1.0)  # alice's head start drains as her jobs finish
         used = {"alice": 0, "bob": 0}  # core-samples: time-weighted use over a 3 s window
@@ -154,7 +154,7 @@ async def test_two_users_get_their_water_filling_shares(kafka_log, topics) -> No
         alice_target = target["alice"] / 16_000
         alice_share = used["alice"] / (used["alice"] + used["bob"])
         assert abs(alice_share - alice_target) <= 0.05, f"alice got {alice_share:.3f}, target {alice_target:.3f}"
-        await wait_until(lambda: stack.complete(1, 2), timeout_s=60)
+        await eventually(lambda: stack.complete(1, 2), timeout_s=60)
         assert max(stack.fleet.max_concurrent_mcpu.values()) <= 8000
         assert stack.fleet.double_runs == []
     finally:
@@ -183,11 +183,11 @@ async def test_sigkilled_scheduler_is_replaced_and_every_job_finishes_once(kafka
     n_jobs = 300
     try:
         await stack.publisher.publish(batch_events(1, "alice", [JobDef() for _ in range(n_jobs)], now_ms()))
-        await wait_until(lambda: stack.watcher.n_completed.get(1, 0) >= n_jobs // 4, timeout_s=60)
+        await eventually(lambda: stack.watcher.n_completed.get(1, 0) >= n_jobs // 4, timeout_s=60)
         first.send_signal(signal.SIGKILL)
         first.wait()
         assert not stack.complete(1), "the batch finished before the kill: make it bigger"
-        await wait_until(lambda: stack.complete(1), timeout_s=90)
+        await eventually(lambda: stack.complete(1), timeout_s=90)
         events = await read_topic(kafka_log, topics.batch)
         states = {e.job_id: e.state for e in events if isinstance(e, JobCompleted)}
         assert states == dict.fromkeys(range(1, n_jobs + 1), SUCCESS)
@@ -215,10 +215,10 @@ async def test_a_silent_instance_is_deactivated_and_its_jobs_retried_elsewhere(k
     stack.run_scheduler(Scheduler(kafka_log, stack.publisher, "s1", settings))
     try:
         await stack.publisher.publish(batch_events(1, "alice", [JobDef(), JobDef()], now_ms()))
-        await wait_until(lambda: len(stack.fleet.running.get("doomed", {})) == 2, timeout_s=30)
+        await eventually(lambda: len(stack.fleet.running.get("doomed", {})) == 2, timeout_s=30)
         stack.fleet.kill("doomed")
         await stack.fleet.add(SimulatedWorker(name="spare", cores_mcpu=2000))
-        await wait_until(lambda: stack.complete(1), timeout_s=60)
+        await eventually(lambda: stack.complete(1), timeout_s=60)
         events = await read_topic(kafka_log, topics.batch) + await read_topic(kafka_log, topics.instance)
         lost = [e for e in events if isinstance(e, JobAttemptCompleted) and e.failure_cause == "instance_lost"]
         assert sorted(e.job_id for e in lost) == [1, 2] and {e.producer for e in lost} == {"health"}
@@ -237,11 +237,11 @@ async def test_cancelling_a_batch_kills_running_attempts_and_cancels_waiting_job
     stack.run_scheduler(Scheduler(kafka_log, stack.publisher, "s1"))
     try:
         await stack.publisher.publish(batch_events(1, "alice", [JobDef() for _ in range(10)], now_ms()))
-        await wait_until(lambda: len(stack.fleet.running["w1"]) == 4, timeout_s=30)
+        await eventually(lambda: len(stack.fleet.running["w1"]) == 4, timeout_s=30)
         await stack.publisher.publish([BatchCancelRequested(event_id="cancel-1", occurred_at=now_ms(),
                                                             producer="test/front", batch_id=1, user="alice",
                                                             reason="cancel")])
-        await wait_until(lambda: stack.complete(1), timeout_s=30)
+        await eventually(lambda: stack.complete(1), timeout_s=30)
         events = await read_topic(kafka_log, topics.batch)
         killed = [e for e in events if isinstance(e, JobAttemptCompleted) and e.outcome == "Cancelled"]
         assert len(killed) == 4 and {e.failure_cause for e in killed} == {"killed"}
@@ -271,7 +271,7 @@ async def test_a_job_cancelled_while_creating_never_runs_and_its_vm_is_deleted(k
         def private_vms() -> list[str]:
             return [n for n in provider.booting if n.startswith("job-1-1-")]
 
-        await wait_until(lambda: len(private_vms()) == 1 and len(stack.fleet.running["w1"]) == 1, timeout_s=30)
+        await eventually(lambda: len(private_vms()) == 1 and len(stack.fleet.running["w1"]) == 1, timeout_s=30)
         [name] = private_vms()
 
         async def creating_in_log() -> bool:
@@ -284,7 +284,7 @@ async def test_a_job_cancelled_while_creating_never_runs_and_its_vm_is_deleted(k
         await stack.publisher.publish([BatchCancelRequested(event_id="cancel-1", occurred_at=now_ms(),
                                                             producer="test/front", batch_id=1, user="alice",
                                                             reason="cancel")])
-        await wait_until(lambda: stack.complete(1) and name in provider.deleted, timeout_s=30)
+        await eventually(lambda: stack.complete(1) and name in provider.deleted, timeout_s=30)
 
         events = await read_topic(kafka_log, topics.batch)
         job1 = [e for e in events if getattr(e, "job_id", None) == 1]

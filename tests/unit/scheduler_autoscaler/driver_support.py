@@ -195,15 +195,6 @@ class StandinResolver:
                 await self._task
 
 
-async def wait_until(predicate, timeout_s: float = 30.0, interval_s: float = 0.05) -> None:  # type: ignore[no-untyped-def]
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while not predicate():
-        if loop.time() > deadline:
-            raise TimeoutError(f"condition not met within {timeout_s}s")
-        await asyncio.sleep(interval_s)
-
-
 class SimProvider:
     """An InstanceProvider whose instances are simulated workers that boot at once."""
 

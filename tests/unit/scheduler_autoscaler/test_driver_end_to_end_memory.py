@@ -23,6 +23,7 @@ from events.envelope import derived_event_id
 from events.publisher import Publisher
 from services.scheduler.service import Scheduler
 from services.simworker import SimulatedWorker, SimulatedWorkerFleet
+from tests.eventually import eventually
 from tests.unit.scheduler_autoscaler.driver_support import (
     GIB,
     HeldBootProvider,
@@ -31,7 +32,6 @@ from tests.unit.scheduler_autoscaler.driver_support import (
     StandinResolver,
     batch_events,
     job_spec,
-    wait_until,
 )
 
 
@@ -65,7 +65,7 @@ async def test_dag_batch_runs_in_dependency_order(memory_log, topics) -> None:
     jobs = [JobDef(), JobDef(parents=(1,)), JobDef(parents=(1,)), JobDef(parents=(2, 3)), JobDef()]
     try:
         await publisher.publish(batch_events(1, "alice", jobs, now_ms()))
-        await wait_until(lambda: 1 in resolver.batches and resolver.batches[1].complete, timeout_s=20)
+        await eventually(lambda: 1 in resolver.batches and resolver.batches[1].complete, timeout_s=20)
         events = await read_all(memory_log, topics.batch)
         order = [e.job_id for e in events if isinstance(e, JobAttemptScheduled)]
         completed = {e.job_id: e.state for e in events if isinstance(e, JobCompleted)}
@@ -96,7 +96,7 @@ async def test_a_job_no_instance_can_hold_waits_with_a_reason(memory_log, topics
     running = asyncio.create_task(scheduler.run())
     try:
         await publisher.publish(batch_events(7, "bob", [JobDef(spec=job_spec(cores_mcpu=2000, memory_bytes=500 * GIB))], now_ms()))
-        await wait_until(lambda: scheduler.stats.passes > 0 and scheduler.follower is not None
+        await eventually(lambda: scheduler.stats.passes > 0 and scheduler.follower is not None
                          and scheduler.follower.state.n_ready() == 1)
         plan = await scheduler.run_pass(scheduler.follower)
         assert plan.assignments == []
@@ -125,11 +125,11 @@ async def test_a_machine_type_job_runs_on_its_own_instance_which_goes_away_after
     try:
         spec = job_spec(cores_mcpu=8000, machine_type="n1-highmem-8")
         await publisher.publish(batch_events(3, "carol", [JobDef(spec=spec)], now_ms()))
-        await wait_until(lambda: 3 in resolver.batches and resolver.batches[3].complete, timeout_s=20)
+        await eventually(lambda: 3 in resolver.batches and resolver.batches[3].complete, timeout_s=20)
         assert resolver.batches[3].jobs[1].state == SUCCESS
         [name] = provider.created
         assert name.startswith("job-3-1-") and fleet.completed[name] == 1
-        await wait_until(lambda: name not in fleet.instances, timeout_s=10)  # deleted once its job finished
+        await eventually(lambda: name not in fleet.instances, timeout_s=10)  # deleted once its job finished
         events = await read_all(memory_log, topics.batch)
         kinds = [type(e).__name__ for e in events if getattr(e, "job_id", None) == 1]
         assert kinds.index("JobCreating") < kinds.index("JobAttemptScheduled") < kinds.index("JobAttemptCompleted")
@@ -167,7 +167,7 @@ class PrivateJobStack:
                                                         self.scheduler.run())]
         spec = job_spec(cores_mcpu=8000, machine_type="n1-highmem-8")
         await self.publisher.publish(batch_events(batch_id, "dave", [JobDef(spec=spec)], now_ms()))
-        await wait_until(lambda: len(self.provider.booting) == 1 and batch_id in self.resolver.batches
+        await eventually(lambda: len(self.provider.booting) == 1 and batch_id in self.resolver.batches
                          and self.resolver.batches[batch_id].jobs[1].state == CREATING, timeout_s=20)
         [name] = self.provider.booting
         return name
@@ -187,9 +187,9 @@ class PrivateJobStack:
     async def check_cancelled_without_running(self, batch_id: int, name: str) -> list:  # type: ignore[type-arg]
         """What Hail's canceller leaves: the job Cancelled by an MJC of its Creating attempt, nothing ever
         assigned or run, the instance deleted. Returns the batch log."""
-        await wait_until(lambda: batch_id in self.resolver.batches and self.resolver.batches[batch_id].complete,
+        await eventually(lambda: batch_id in self.resolver.batches and self.resolver.batches[batch_id].complete,
                          timeout_s=20)
-        await wait_until(lambda: name in self.provider.deleted, timeout_s=20)
+        await eventually(lambda: name in self.provider.deleted, timeout_s=20)
         events = await read_all(self.log, self.topics.batch)
         mine = [e for e in events if getattr(e, "batch_id", None) == batch_id and getattr(e, "job_id", None) == 1]
         [ended] = [e for e in mine if isinstance(e, JobAttemptCompleted)]
@@ -238,13 +238,13 @@ async def test_an_instance_booting_as_its_job_is_cancelled_is_not_used(memory_lo
             event_id=derived_event_id("BatchCancelled", 5), occurred_at=cancel.occurred_at, producer="test/resolver",
             causation_id=cancel.event_id, batch_id=5, reason="requested")])
         await stack.provider.boot(name)
-        await wait_until(lambda: stack.scheduler.stats.placed >= 1, timeout_s=20)  # the SJ the core will refuse
+        await eventually(lambda: stack.scheduler.stats.placed >= 1, timeout_s=20)  # the SJ the core will refuse
         stack.resolver = StandinResolver(memory_log, stack.publisher)  # rebuilds from the log, then reacts
         stack.resolver.start()
         events = await stack.check_cancelled_without_running(5, name)
         [sj] = [e for e in events if isinstance(e, JobAttemptScheduled)]
         assert sj.instance_name == name and stack.resolver.batches[5].jobs[1].attempt_ids == (sj.attempt_id,)
-        await wait_until(lambda: name not in stack.fleet.instances, timeout_s=10)
+        await eventually(lambda: name not in stack.fleet.instances, timeout_s=10)
         assert_read_model_shows_cancelled(events, 5)
     finally:
         await stack.close()

@@ -21,8 +21,9 @@ from projections.snapshots.schedule import SnapshotSettings
 from projections.snapshots.store import MemorySnapshotStore
 from services.scheduler.service import Scheduler
 from services.simworker import SimulatedWorker, SimulatedWorkerFleet
+from tests.eventually import eventually
 from tests.fakes.streams import StreamShape, build_stream
-from tests.unit.scheduler_autoscaler.driver_support import JobDef, StandinResolver, batch_events, wait_until
+from tests.unit.scheduler_autoscaler.driver_support import JobDef, StandinResolver, batch_events
 
 CODEC = Codec()
 ALWAYS = SnapshotSettings(interval_s=0, max_tail_records=1, max_share=1.0)
@@ -99,17 +100,17 @@ async def test_a_new_scheduler_starts_from_its_predecessors_snapshot_and_places_
     try:
         first = start_scheduler()
         await publisher.publish(batch_events(1, "alice", [JobDef(), JobDef()], int(time.time() * 1000)))
-        await wait_until(lambda: 1 in resolver.batches and resolver.batches[1].complete, timeout_s=20)
-        await wait_until(lambda: store.views.get(view_name(topics)) is not None)
+        await eventually(lambda: 1 in resolver.batches and resolver.batches[1].complete, timeout_s=20)
+        await eventually(lambda: store.views.get(view_name(topics)) is not None)
         tasks[0].cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await tasks[0]
         second = start_scheduler()
-        await wait_until(lambda: second.leading.is_set(), timeout_s=20)
+        await eventually(lambda: second.leading.is_set(), timeout_s=20)
         assert second.follower is not None and second.follower.snapshots is not None
         assert second.follower.snapshots.restored, "the new leader started from the snapshot"
         await publisher.publish(batch_events(2, "bob", [JobDef()], int(time.time() * 1000)))
-        await wait_until(lambda: 2 in resolver.batches and resolver.batches[2].complete, timeout_s=20)
+        await eventually(lambda: 2 in resolver.batches and resolver.batches[2].complete, timeout_s=20)
         assert second.stats.placed >= 1 and second.epoch == 2 and first.epoch == 1
     finally:
         for task in (*tasks, serving):

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from events.core.autoscale import PoolConfig
 from events.core.explain import Explanation, Reason
-from events.core.pool_fit import misfit_in_pool
+from events.core.pool_fit import misfit_in_pool, region_misfit_in_pool
 
 QUARTER_CORE_MCPU = 250
 DEFAULT_JOB_PRIVATE_LIMIT = 300  # Hail: at most 300 job-private creations per pass (GCE quota)
@@ -245,8 +245,9 @@ def match(
         if slot is None:
             problem = misfits.get(shape, "") if pools else None
             if problem == "":
-                problem = misfits[shape] = misfit_in_pool(job.cores_mcpu, job.memory_bytes, job.storage_gib,
-                                                          job.pool, pools)
+                problem = misfits[shape] = (
+                    misfit_in_pool(job.cores_mcpu, job.memory_bytes, job.storage_gib, job.pool, pools)
+                    or region_misfit_in_pool(job.regions, job.pool, pools))
             if problem is not None:
                 explanations.append(_explain(job, Reason.NO_POOL_FITS, misfit=problem))
                 continue

@@ -44,6 +44,30 @@ def misfit_in_pool(cores_mcpu: int, memory_bytes: int, storage_gib: int, pool: s
             f"({_worker(largest)} per worker); ask for less, or for the memory keyword of a bigger worker type")
 
 
+def region_misfit(regions: Sequence[str] | None, worker_type: str, preemptible: bool, pools: Sequence[PoolConfig],
+                  machine_type: str | None = None) -> str | None:
+    """None when the job's pool runs in one of the job's regions; else why not. Each pool runs in one
+    region (PoolConfig.region) and the autoscaler starts a pool's instances there, so a job whose
+    regions exclude its pool's region would wait for ever while the autoscaler started instances it
+    may not use. A job-private job gets a machine in its first region and always fits; a job with
+    no regions runs anywhere."""
+    if machine_type:
+        return None
+    return region_misfit_in_pool(regions, pool_name(worker_type, preemptible), pools)
+
+
+def region_misfit_in_pool(regions: Sequence[str] | None, pool: str, pools: Sequence[PoolConfig]) -> str | None:
+    """`region_misfit` for a job whose pool is known by name (the scheduler's view, for `why`)."""
+    if not pools or regions is None:
+        return None
+    own = next((p for p in pools if p.name == pool), None)
+    if own is None or own.region in regions:
+        return None  # a missing pool is `misfit`'s to explain
+    served = sorted({p.region for p in pools})
+    return (f"no pool can ever run this job in its regions ({', '.join(regions)}): pool {own.name}, where it "
+            f"would run, is in region {own.region}; the pools serve {', '.join(served)}")
+
+
 def worker_fits(pool: PoolConfig, cores_mcpu: int, memory_bytes: int, storage_gib: int) -> bool:
     """Whether one worker of `pool`, empty, holds a job of this size."""
     return (cores_mcpu <= pool.worker_mcpu and memory_bytes <= pool.worker_memory_bytes

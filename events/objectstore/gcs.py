@@ -145,6 +145,16 @@ class GcsObjectStore:
                     pass  # it exists (ours, or for real GCS possibly someone else's: a later write says)
         await self._call(create)
 
+    async def bucket_location(self, bucket: str) -> str:
+        check_bucket_name(bucket)
+
+        def location() -> str:
+            assert self._client is not None
+            with _mapped(f"reading the location of gs://{bucket}"):
+                found = self._client.get_bucket(bucket, timeout=self._timeout, retry=self._retry)
+                return str(found.location or "")
+        return await self._call(location)
+
     async def put(self, bucket: str, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
         def put() -> None:
             with _mapped(f"writing gs://{bucket}/{key}"):

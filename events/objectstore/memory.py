@@ -16,12 +16,15 @@ from events.objectstore.localfiles import open_regular_file, replacing
 from events.objectstore.names import check_bucket_name, check_object_name
 from events.objectstore.protocol import DEFAULT_CHUNK_BYTES, ObjectInfo
 
+DEFAULT_LOCATION = "US-CENTRAL1"  # as fake-gcs-server and GCS itself default to
+
 
 class InMemoryObjectStore:
     def __init__(self) -> None:
         self._buckets: dict[str, dict[str, tuple[bytes, int]]] = {}
         self._generations = itertools.count(1)
         self.outage = False
+        self.locations: dict[str, str] = {}  # bucket -> location; unset: DEFAULT_LOCATION
         self.calls = 0  # every operation, for tests that count round trips
 
     def _enter(self) -> None:
@@ -46,6 +49,11 @@ class InMemoryObjectStore:
         self._enter()
         check_bucket_name(bucket)
         self._buckets.setdefault(bucket, {})
+
+    async def bucket_location(self, bucket: str) -> str:
+        self._enter()
+        self._bucket(bucket)
+        return self.locations.get(bucket, DEFAULT_LOCATION)
 
     async def put(self, bucket: str, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
         self._enter()

@@ -39,6 +39,10 @@ class ObjectStore(Protocol):
         """Create the bucket; an existing bucket is fine."""
         ...
 
+    async def bucket_location(self, bucket: str) -> str:
+        """The bucket's GCS location (`US-CENTRAL1`, `US`, `NAM4`, ...); a missing bucket raises ObjectNotFound."""
+        ...
+
     async def put(self, bucket: str, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
         """Write the whole object (replacing any previous one)."""
         ...

@@ -27,10 +27,15 @@ def instance_statuses(state: SchedulingState, pools: Mapping[str, PoolConfig],
 
 
 def _cores_in_order(state: SchedulingState, queue: ReadyQueue, pool: PoolConfig) -> Iterator[int]:
+    """The look-ahead's jobs: those a worker of the pool can hold, in a region they allow (the pool's
+    one region: an instance there would never take a job whose regions exclude it; the front refuses
+    such jobs at submit, `why` explains one queued before the pools moved)."""
     jobs = state.jobs
     for key in queue:
-        d = jobs[key].demand
-        if worker_fits(pool, d.cores_mcpu, d.memory_bytes, d.storage_gib):
+        j = jobs[key]
+        d = j.demand
+        if (worker_fits(pool, d.cores_mcpu, d.memory_bytes, d.storage_gib)
+                and (j.regions is None or pool.region in j.regions)):
             yield d.cores_mcpu
 
 

@@ -77,6 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--regions", default="local",
                         help="comma-separated supported regions; the first is the default region")
+    parser.add_argument("--data-locality", choices=("refuse", "warn", "off"), default="refuse",
+                        help="a job with regions whose gs:// inputs are in a bucket outside them: refused with a 400 "
+                             "(refuse), accepted with the attribute squall.locality_warning (warn), or not checked")
     parser.add_argument("--pools", type=Path, default=None,
                         help="the autoscaler's pools YAML: a job no worker of them can hold is refused "
                              "(default: the six standard pools)")
@@ -99,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         pools = load_pools(args.pools, region=regions[0])
     except PoolConfigError as exc:
         parser.error(str(exc))
-    rules = SpecRules(supported_regions=regions, callbacks=callbacks, pools=pools)
+    rules = SpecRules(supported_regions=regions, callbacks=callbacks, pools=pools, data_locality=args.data_locality)
     try:
         prices = PriceTable.from_yaml(args.prices) if args.prices else PriceTable()
     except PriceTableError as exc:

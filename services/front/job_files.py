@@ -14,7 +14,7 @@ Two checks, both 400s that name the job and the field:
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -22,6 +22,7 @@ from events.catalog import FileCopy, JobSpec
 from events.objectstore import InvalidObjectName, ObjectStore, parse_gs_url
 from services.front import buckets, credentials
 from services.front.errors import InvalidRequest
+from services.front.locality import BucketLocations
 
 IO = PurePosixPath("/io")
 DEFAULT_SYSTEM_BUCKET = "squall-system"
@@ -87,6 +88,9 @@ class FileAccess:
 
     system_bucket: str = DEFAULT_SYSTEM_BUCKET
     store: ObjectStore | None = None
+    # data locality (services/front/locality.py): where buckets are, and refuse | warn | off
+    locations: BucketLocations | None = field(default=None, compare=False)
+    locality: str = "refuse"
 
     async def check(self, conn: Any, user: str, billing_project: str, specs: Sequence[tuple[int, JobSpec]],
                     field: str = "bunch") -> None:

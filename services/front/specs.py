@@ -116,6 +116,7 @@ class SpecRules:
     """Deployment settings the checks depend on."""
 
     supported_regions: tuple[str, ...] = ("local",)
+    data_locality: str = "refuse"  # inputs outside a job's regions: refuse | warn | off (services/front/locality.py)
     resource_defaults: ResourceDefaults = ResourceDefaults()
     callbacks: CallbackPolicy = CallbackPolicy()  # where callback URLs may point
     pools: tuple[PoolConfig, ...] = DEFAULT_POOLS  # a job no worker of these can hold is refused
@@ -303,7 +304,7 @@ def parse_job(field: str, body: Any, rules: SpecRules) -> JobRequest:
         regions=regions,
         port=port,
     )
-    check_fits_a_pool(field, resources, rules.pools)
+    check_fits_a_pool(field, resources, rules.pools, regions)
     obj["n_max_attempts"] = DEFAULT_N_MAX_ATTEMPTS if n_max_attempts is None else n_max_attempts
     obj["network"] = network
     return JobRequest(

@@ -21,6 +21,7 @@ from projections.cost import PriceTable
 from projections.db import READMODEL_MIGRATIONS, migrate
 from services.front.front_deps import FrontDeps
 from services.front.job_files import FileAccess
+from services.front.locality import BucketLocations
 from services.front.specs import SpecRules
 from services.jobdata import AgentLogs, JobData
 
@@ -36,9 +37,10 @@ def job_data_for(config: ServiceConfig, store: ObjectStore) -> JobData:
     return JobData(store, config.system_bucket, AgentLogs(store, config.system_bucket))
 
 
-def file_access_for(config: ServiceConfig, store: ObjectStore) -> FileAccess:
+def file_access_for(config: ServiceConfig, store: ObjectStore, locality: str = "refuse") -> FileAccess:
     # real GCS: users copy with their own keys, which the front end publishes for the workers
-    return FileAccess(config.system_bucket, store if config.storage_endpoint is None else None)
+    return FileAccess(config.system_bucket, store if config.storage_endpoint is None else None,
+                      locations=BucketLocations(store), locality=locality)
 
 
 @asynccontextmanager
@@ -53,7 +55,7 @@ async def running_deps(config: ServiceConfig, rules: SpecRules, pool_size: int =
     try:
         await pool.open(wait=True)
         yield FrontDeps(pool=pool, publisher=Publisher(log, config.topics), job_data=job_data,
-                        file_access=file_access_for(config, store), rules=rules,
+                        file_access=file_access_for(config, store, rules.data_locality), rules=rules,
                         default_region=rules.supported_regions[0], prices=prices or PriceTable())
     finally:
         await job_data.close()

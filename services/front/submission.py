@@ -22,6 +22,7 @@ from services.front import store
 from services.front.billing import check_under_limit
 from services.front.errors import Conflict, Forbidden, InvalidRequest, NotFound, Unavailable
 from services.front.job_files import FileAccess
+from services.front.locality import WARNING_ATTRIBUTE, check_locality
 from services.front.offload import INLINE_EVENTS, CpuLane
 from services.front.specs import ROOT_JOB_GROUP_ID, BatchRequest, GroupRequest, JobRequest, UpdateRequest
 from services.front.update_plan import (
@@ -54,8 +55,13 @@ class Submissions:
         self.pools = pools  # what retry policies are checked against (a retry must fit a worker)
 
     async def _check_files(self, conn: Any, user: str, billing_project: str, jobs: list[JobRequest]) -> None:
-        """Every bucket the jobs name is granted (services/front/job_files.py)."""
+        """Every bucket the jobs name is granted (services/front/job_files.py), and their inputs are in
+        one of their regions (services/front/locality.py: refused, or a warning attribute)."""
         await self.files.check(conn, user, billing_project, [(i, j.spec) for i, j in enumerate(jobs)])
+        warnings = await check_locality(self.files.locations, self.files.locality,
+                                        [(i, j.job_id, j.spec) for i, j in enumerate(jobs)])
+        for i, warning in warnings.items():
+            jobs[i].attributes[WARNING_ATTRIBUTE] = warning
 
     def _stamp(self) -> Stamp:
         return Stamp(producer=self.producer, occurred_at=self.clock())

@@ -149,6 +149,14 @@ async def test_missing_objects_and_buckets_raise_object_not_found(store: ObjectS
     assert await store.exists("no-such-bucket-squall-test", "x") is False
 
 
+async def test_a_buckets_location_is_gcs_default_and_a_missing_bucket_has_none(store: ObjectStore,
+                                                                                 bucket: str) -> None:
+    """GCS's default location (fake-gcs-server reports it for every bucket); data locality reads it."""
+    assert await store.bucket_location(bucket) == "US-CENTRAL1"
+    with pytest.raises(ObjectNotFound):
+        await store.bucket_location(f"{bucket}-absent")
+
+
 async def test_exists_and_delete_and_deleting_twice_is_fine(store: ObjectStore, bucket: str) -> None:
     await store.put(bucket, "k", b"v")
     assert await store.exists(bucket, "k") is True

@@ -119,6 +119,17 @@ def test_a_missing_input_fails_the_job_as_the_users_error(e2e_stack: StackClient
     assert len(attempts) == 1  # a user error: not retried
 
 
+def test_a_job_with_regions_reads_a_bucket_the_front_located_in_the_store(e2e_stack: StackClient) -> None:
+    """Data locality (#18 item 4) on the stack: the front reads the bucket's location from the
+    stack's fake-gcs-server (US-CENTRAL1), which serves the stack's region `local`, so the job runs."""
+    bucket, key = e2e_stack.state.bucket, f"loc-{uuid.uuid4().hex[:8]}/in.txt"
+    _store_call(e2e_stack, lambda st: st.put(bucket, key, b"near\n"))
+    batch_id = e2e_stack.submit([job(1, ["cat", "/io/in.txt"], regions=["local"],
+                                     **_files(inputs=[(f"gs://{bucket}/{key}", "/io/in.txt")]))])
+    assert e2e_stack.wait(batch_id)["state"] == "success", e2e_stack.jobs(batch_id)
+    assert e2e_stack.http.get(f"/batches/{batch_id}/jobs/1/log/main").text == "near\n"
+
+
 def test_a_running_jobs_log_line_is_served_within_a_second(e2e_stack: StackClient) -> None:
     command = ["python3", "-c", "import time; print(repr(time.time()), flush=True); time.sleep(60)"]
     batch_id = e2e_stack.submit([job(1, command, image="localhost/debian-python3:bookworm")])

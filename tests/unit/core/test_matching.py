@@ -5,6 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from events.core.autoscale import default_pools
 from events.core.explain import Reason
 from events.core.matching import InstanceCapacity, ReadyJob, match
 
@@ -67,6 +68,17 @@ def test_pool_region_and_preemptible_are_respected():
     result = match(jobs, instances, None, NOW)
     assert placements(result) == {1: "hm", 2: "eu", 3: "np"}
     assert reasons(result) == {4: Reason.NO_INSTANCES}
+
+
+def test_why_says_a_job_whose_regions_no_pool_serves_can_never_run():
+    """One that got in anyway (submitted before the pools moved): the front refuses such jobs now
+    (events/core/pool_fit.py region_misfit), and `why` must not promise capacity for it."""
+    pools = default_pools("us-central1")
+    result = match([job(1, regions=("us-east1",)), job(2, regions=("us-central1", "us-east1"))],
+                   [], None, NOW, pools=pools)
+    assert reasons(result) == {1: Reason.NO_POOL_FITS, 2: Reason.NO_INSTANCES}
+    assert "in its regions (us-east1)" in result.explanations[0].message
+    assert "is in region us-central1" in result.explanations[0].message
 
 
 def test_a_job_in_backoff_waits_and_says_until_when():

@@ -33,10 +33,10 @@ def test_full_job_spec_as_the_hail_client_sends_it():
         resources={"cpu": "250m", "memory": "lowmem", "storage": "10Gi"}, attributes={"name": "x"},
         input_files=[{"from": "gs://in-bucket/a", "to": "/io/a"}],
         output_files=[{"from": "/io/b", "to": "gs://out-bucket/b"}],
-        regions=["us-east1"], network="private", user_code="print(1)", mount_tokens=False), RULES)
+        regions=["us-central1", "us-east1"], network="private", user_code="print(1)", mount_tokens=False), RULES)
     assert job.spec.env[0].name == "A" and job.spec.port == 8080 and job.spec.timeout_s == 30.0
     assert job.spec.resources.cores_mcpu == 250 and job.spec.resources.worker_type == "highcpu"
-    assert job.spec.input_files[0].src == "gs://in-bucket/a" and job.spec.regions == ("us-east1",)
+    assert job.spec.input_files[0].src == "gs://in-bucket/a" and job.spec.regions == ("us-central1", "us-east1")
     assert job.attributes == {"name": "x"} and job.always_run and job.n_max_attempts == 3
 
 

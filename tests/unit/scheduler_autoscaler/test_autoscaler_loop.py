@@ -104,6 +104,24 @@ async def test_jobs_no_worker_of_the_pool_can_hold_are_no_demand(memory_log, top
     await autoscaler.close()
 
 
+async def test_jobs_whose_regions_exclude_the_pools_region_are_no_demand(memory_log, topics):
+    """A pool runs in one region; an instance there never takes a job whose regions exclude it (the
+    matcher filters by region), so such a job (queued before the pools moved: the front refuses new
+    ones) starts no instance, and a job allowing the pool's region gets one there."""
+    provider, clock = MemoryProvider(), Clock()
+    autoscaler, publisher = await make(memory_log, topics, provider, clock, pool=replace(POOL, min_instances=0))
+    await publisher.publish([*(created(j, cores=4000, regions=("europe-west1",)) for j in range(1, 6)),
+                             *(ready(j) for j in range(1, 6))])
+    await autoscaler.loop_once()
+    assert provider.instances == {}
+    await publisher.publish([created(6, cores=4000, regions=("europe-west1", "us-central1")), ready(6)])
+    await autoscaler.loop_once()
+    assert sorted(provider.instances) == ["standard-1"]
+    [request] = [e for e in await instance_events(memory_log, topics) if isinstance(e, InstanceRequested)]
+    assert request.region == "us-central1"
+    await autoscaler.close()
+
+
 async def test_each_active_instance_reports_its_utilisation(memory_log, topics):
     provider, clock = MemoryProvider(), Clock()
     autoscaler, publisher = await make(memory_log, topics, provider, clock, pool=replace(POOL, min_instances=0))

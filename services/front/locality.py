@@ -21,7 +21,6 @@ from events.objectstore import (
     ObjectNotFound,
     ObjectStore,
     ObjectStoreError,
-    StoreUnavailable,
     parse_gs_url,
 )
 from services.front.errors import InvalidRequest, Unavailable
@@ -58,12 +57,10 @@ class BucketLocations:
             location = await self.store.bucket_location(bucket)
         except ObjectNotFound:
             raise InvalidRequest(field, f"bucket {bucket!r} does not exist") from None
-        except StoreUnavailable as exc:
-            raise Unavailable(f"could not read the location of bucket {bucket!r} ({exc}); retry") from None
         except AccessDenied as exc:
             raise InvalidRequest(field, f"squall may not read the location of bucket {bucket!r} ({exc}); "
                                         "grant squall's service account storage.buckets.get on it") from None
-        except ObjectStoreError as exc:
+        except ObjectStoreError as exc:  # StoreUnavailable, and any other failure of the store
             raise Unavailable(f"could not read the location of bucket {bucket!r} ({exc}); retry") from None
         if len(self._cache) >= self.max_entries:
             self._cache.clear()

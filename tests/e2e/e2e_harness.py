@@ -12,7 +12,6 @@ import os
 import shutil
 import subprocess
 import tempfile
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -56,16 +55,14 @@ class StackClient:
                 return out
 
     def wait(self, batch_id: int, timeout_s: float = 240.0) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            try:
-                b = self.batch(batch_id)
-                if b["complete"]:
-                    return b
-            except httpx.HTTPError:
-                pass  # the front end may be restarting in a drill
-            time.sleep(0.5)
-        raise AssertionError(f"batch {batch_id} not complete after {timeout_s}s: {self.batch(batch_id)}")
+        def complete() -> dict[str, Any] | None:
+            b = self.batch(batch_id)
+            return b if b["complete"] else None
+        try:  # (the front end may be restarting in a drill: an HTTP error is not yet)
+            return eventually_sync(complete, timeout_s=timeout_s, interval_s=0.5, what=f"batch {batch_id} to complete",
+                                   ignoring=(httpx.HTTPError,))
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}: {self.batch(batch_id)}") from None
 
     def wait_for(self, predicate, timeout_s: float = 120.0, what: str = "condition"):  # type: ignore[no-untyped-def]
         return eventually_sync(predicate, timeout_s=timeout_s, interval_s=0.3, what=what, ignoring=(httpx.HTTPError,))

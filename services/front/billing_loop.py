@@ -14,7 +14,8 @@ end's lifespan (services/front/__main__.py), for three reasons:
 Several front replicas each run it, and that is harmless: the event id of a batch's
 BatchCancelRequested is derived from the batch id alone (services/front/update_plan.py), so every replica
 (and every pass, until the read model shows the batch cancelled) appends the same event, which
-consumers recognise as one; and a cancelled batch cancels nothing more (events/core/decide.py).
+consumers recognise as one; and a cancelled batch cancels nothing more (the resolver folds a repeated
+cancel as one).
 A pass that crashes between marking and appending is repaired by the next pass, because the loop
 selects from the read model, which only shows a batch cancelled once the event is in the log.
 

@@ -17,6 +17,7 @@ import orjson
 from events.catalog import EnvVar, FileCopy, JobSpec, Resources
 from events.core.autoscale import DEFAULT_POOLS, PoolConfig
 from events.core.resources import ResourceDefaults, ResourceError, resolve_resources
+from events.core.state import ROOT_JOB_GROUP_ID
 from events.image_reference import InvalidImageReference, check_image
 from services.callback_policy import CallbackPolicy, CallbackRefused
 from services.front.errors import InvalidRequest, PayloadTooLarge
@@ -38,8 +39,6 @@ from services.front.pool_check import check_fits_a_pool
 from services.front.retry_policy import PolicyFields
 from services.front.retry_policy import from_spec as retry_policy_from_spec
 
-ROOT_JOB_GROUP_ID: Final = 0
-MAX_JOB_GROUPS_DEPTH: Final = 2
 DEFAULT_N_MAX_ATTEMPTS: Final = 20
 MAX_JOBS_PER_UPDATE: Final = 10_000_000
 # Job and job-group specs in one request: Hail's client sends bunches of at most 1,024 specs (and

@@ -6,54 +6,14 @@ checks and reservations are atomic. Appending events happens outside these trans
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
-
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from services.front.errors import Conflict, InvalidRequest, NotFound
+from services.front.rows import BatchRow, GroupRow, UpdateRow
 from services.front.specs import ROOT_JOB_GROUP_ID, BatchRequest, UpdateRequest
-
-
-@dataclass(frozen=True, slots=True)
-class BatchRow:
-    batch_id: int
-    user_name: str
-    billing_project: str
-    token: str
-    attributes: dict[str, str]
-    time_created: int
-    cancelled: bool
-    deleted: bool
-    n_updates: int
-    n_reserved_jobs: int
-    n_reserved_job_groups: int
-    n_committed_jobs: int
-    retry_policy: dict[str, Any] | None = None  # the default for the batch's jobs (services/front/retry_policy.py)
-
-
-@dataclass(frozen=True, slots=True)
-class UpdateRow:
-    batch_id: int
-    update_id: int
-    token: str
-    n_jobs: int
-    n_job_groups: int
-    start_job_id: int
-    start_job_group_id: int
-    time_created: int
-    committed: bool
-    time_committed: int | None
-
-
-@dataclass(frozen=True, slots=True)
-class GroupRow:
-    job_group_id: int
-    parent_job_group_id: int | None
-    depth: int
-    cancelled: bool
+from services.front.update_plan import next_update
 
 
 async def insert_batch(conn: AsyncConnection, user: str, spec: BatchRequest, now_ms: int) -> tuple[BatchRow, bool]:
@@ -100,13 +60,7 @@ async def reserve_update(conn: AsyncConnection, batch: BatchRow, spec: UpdateReq
     existing = await cur.fetchone()
     if existing is not None:
         return _same_update(UpdateRow(**existing), spec)
-    if batch.cancelled:
-        raise Conflict(f"batch {batch.batch_id} is cancelled: it accepts no new updates")
-    update = UpdateRow(
-        batch_id=batch.batch_id, update_id=batch.n_updates + 1, token=spec.token, n_jobs=spec.n_jobs,
-        n_job_groups=spec.n_job_groups, start_job_id=batch.n_reserved_jobs + 1,
-        start_job_group_id=batch.n_reserved_job_groups + 1, time_created=now_ms, committed=False,
-        time_committed=None)
+    update = next_update(batch, spec, now_ms)
     await conn.execute(
         "INSERT INTO front_updates (batch_id, update_id, token, n_jobs, n_job_groups, start_job_id, "
         "start_job_group_id, time_created) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",

@@ -20,7 +20,7 @@ from events.errors import LogError
 from events.publisher import Publisher
 from services.front import store
 from services.front.billing import check_under_limit
-from services.front.errors import Conflict, Forbidden, InvalidRequest, NotFound, Unavailable
+from services.front.errors import Forbidden, InvalidRequest, NotFound, Unavailable
 from services.front.job_files import FileAccess
 from services.front.locality import WARNING_ATTRIBUTE, check_locality
 from services.front.offload import INLINE_EVENTS, CpuLane
@@ -31,6 +31,8 @@ from services.front.update_plan import (
     batch_deleted,
     cancel_requested,
     check_commit_counts,
+    check_committable,
+    check_open,
     group_cancel_requested,
     plan_groups,
     plan_jobs,
@@ -174,7 +176,7 @@ class Submissions:
         first_new = update.start_job_group_id + groups[0].job_group_id - 1 if groups else None
         if first_new in existing:  # a resend: every group of a bunch is recorded together
             return
-        _refuse_if_closed(batch, update)
+        check_open(batch, update)
         events, rows = plan_groups(update, groups, existing, stamp)
         await self._append(events)
         async with self.pool.connection() as conn, conn.transaction():
@@ -191,7 +193,7 @@ class Submissions:
             if await store.job_range_state(conn, update, first, last):
                 return  # a resent bunch: its events are already in the log
             await self._check_files(conn, user, batch.billing_project, jobs)
-            _refuse_if_closed(batch, update)
+            check_open(batch, update)
             events = await self._plan_jobs(update, batch, jobs, stamp)
             await _check_parents_in_log(conn, batch_id, jobs)
         await self._append(events)
@@ -207,8 +209,7 @@ class Submissions:
             update = await store.get_update(conn, batch_id, update_id)
             if update.committed:
                 return _commit_answer(update)
-            if batch.cancelled:
-                raise Conflict(f"batch {batch_id} is cancelled: its update {update_id} cannot be committed")
+            check_committable(batch, update)
             check_commit_counts(update, *await store.received_counts(conn, update))
             await self._append([update_committed(update, stamp)])
             await store.mark_committed(conn, update, stamp.occurred_at)
@@ -243,14 +244,6 @@ class Submissions:
             batch = await store.batch_for_user(conn, batch_id, user, lock=True)
             await store.mark_cancelled(conn, batch_id, deleted=True)
         await self._append([cancel_requested(batch, "delete", stamp), batch_deleted(batch, stamp)])
-
-
-def _refuse_if_closed(batch: store.BatchRow, update: store.UpdateRow) -> None:
-    if update.committed:
-        raise Conflict(f"update {update.update_id} of batch {batch.batch_id} is already committed; "
-                       "create a new update to add jobs")
-    if batch.cancelled:
-        raise Conflict(f"batch {batch.batch_id} is cancelled: it accepts no new jobs or job groups")
 
 
 async def _check_parents_in_log(conn: Any, batch_id: int, jobs: list[JobRequest], field: str = "bunch") -> None:

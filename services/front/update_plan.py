@@ -20,11 +20,12 @@ from events.catalog import (
     JobGroupCreated,
 )
 from events.core.autoscale import PoolConfig
+from events.core.state import MAX_JOB_GROUP_DEPTH
 from events.envelope import derived_event_id
 from services.front.errors import Conflict, InvalidRequest
 from services.front.retry_policy import as_event_policy, effective_policy
-from services.front.specs import MAX_JOB_GROUPS_DEPTH, BatchRequest, GroupRequest, JobRequest
-from services.front.store import BatchRow, GroupRow, UpdateRow
+from services.front.rows import BatchRow, GroupRow, UpdateRow
+from services.front.specs import BatchRequest, GroupRequest, JobRequest, UpdateRequest
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +79,33 @@ def batch_deleted(batch: BatchRow, stamp: Stamp) -> BatchDeleted:
                         producer=stamp.producer, batch_id=batch.batch_id, user=batch.user_name)
 
 
+def next_update(batch: BatchRow, spec: UpdateRequest, now_ms: int) -> UpdateRow:
+    """The update `spec` opens on `batch`: the next update id and the next blocks of job and group ids.
+    `batch` must be current (the store reads it locked), so blocks never overlap."""
+    if batch.cancelled:
+        raise Conflict(f"batch {batch.batch_id} is cancelled: it accepts no new updates")
+    return UpdateRow(
+        batch_id=batch.batch_id, update_id=batch.n_updates + 1, token=spec.token, n_jobs=spec.n_jobs,
+        n_job_groups=spec.n_job_groups, start_job_id=batch.n_reserved_jobs + 1,
+        start_job_group_id=batch.n_reserved_job_groups + 1, time_created=now_ms, committed=False,
+        time_committed=None)
+
+
+def check_open(batch: BatchRow, update: UpdateRow) -> None:
+    """Jobs and groups are added only to an uncommitted update of a batch not cancelled."""
+    if update.committed:
+        raise Conflict(f"update {update.update_id} of batch {batch.batch_id} is already committed; "
+                       "create a new update to add jobs")
+    if batch.cancelled:
+        raise Conflict(f"batch {batch.batch_id} is cancelled: it accepts no new jobs or job groups")
+
+
+def check_committable(batch: BatchRow, update: UpdateRow) -> None:
+    """A cancelled batch commits nothing (the caller has already answered a repeated commit)."""
+    if batch.cancelled:
+        raise Conflict(f"batch {batch.batch_id} is cancelled: its update {update.update_id} cannot be committed")
+
+
 def check_commit_counts(update: UpdateRow, n_jobs_received: int, n_groups_received: int) -> None:
     """Hail's commit check, with Hail's message."""
     if n_jobs_received != update.n_jobs:
@@ -112,8 +140,8 @@ def plan_groups(update: UpdateRow, groups: Sequence[GroupRequest], existing: Map
             raise InvalidRequest(f"{where}", f"parent job group {parent_id} does not exist (yet); submit parents first")
         if parent.cancelled:
             raise Conflict(f"{where}: parent job group {parent_id} is cancelled; no groups can be added under it")
-        if parent.depth + 1 > MAX_JOB_GROUPS_DEPTH:
-            raise InvalidRequest(f"{where}", f"job groups nest at most {MAX_JOB_GROUPS_DEPTH} deep under the root; "
+        if parent.depth + 1 > MAX_JOB_GROUP_DEPTH:
+            raise InvalidRequest(f"{where}", f"job groups nest at most {MAX_JOB_GROUP_DEPTH} deep under the root; "
                                              f"group {parent_id} is already at depth {parent.depth}")
         row = GroupRow(job_group_id=absolute_id, parent_job_group_id=parent_id, depth=parent.depth + 1,
                        cancelled=False)

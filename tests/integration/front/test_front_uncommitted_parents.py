@@ -4,8 +4,8 @@ Hail inserts a bunch's jobs when it arrives, committed or not, and at commit cou
 parents by their rows: a parent whose row exists (its bunch arrived, its update not yet committed)
 is pending, so the child waits for it; a parent with no row yet counts as neither pending nor
 succeeded. squall does the first the same way (the resolver links a child to a parent it has seen,
-committed or not) and refuses the second with a 400, as squall's pure core already does
-(events/core/decide.py: "parent job N does not exist"): before, the child ran at once and its
+committed or not) and refuses the second with a 400 (services/front/submission.py,
+`_check_parents_in_log`): before, the child ran at once and its
 parent, committed later, ran after it.
 """
 

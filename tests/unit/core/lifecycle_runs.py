@@ -10,7 +10,8 @@ from collections.abc import Callable
 from typing import Any
 
 from hypothesis import strategies as st
-from lifecycle_world import PRODUCER, Builder, World
+from lifecycle_world import PRODUCER, USER, Builder, World
+from memory_front import MemoryFront, job_body
 
 from events.catalog import (
     AttemptAssigned,
@@ -32,14 +33,16 @@ from events.core.lifecycle import (
     BatchState,
     react,
 )
+from services.front.errors import Conflict
 
 OUTCOMES = [("Success", None, 0), ("Failed", "nonzero_exit", 1), ("Failed", "out_of_memory", 137),
             ("Error", "timed_out", None), ("Error", "instance_lost", None), ("Error", "worker_crashed", None),
             ("Error", "image_pull_failed", None), ("Cancelled", "killed", None), ("Error", "preempted", None),
             ("Failed", "nonzero_exit", 3)]
 # the even-numbered jobs of a run retry under this policy (no draw: the pinned runs replay as recorded)
-POLICY = RetryPolicy(oom_memory_multiplier=2.0, oom_max_memory_bytes=3 * 2**30, max_preemptions=1,
+POLICY = RetryPolicy(oom_memory_multiplier=2.0, oom_max_memory_bytes=8 * 2**30, max_preemptions=1,
                      retry_exit_codes=(3,))
+POLICY_SPEC = {"oom_memory_multiplier": 2, "oom_max_memory": "8Gi", "max_preemptions": 1, "retry_exit_codes": [3]}
 # weights: the common events often, cancellations rarely (one cancels most of what follows)
 ACTIONS = (["react"] * 4 + ["land"] * 4 + ["schedule"] * 4 + ["start"] * 2 + ["complete"] * 4 + ["redeliver"] * 2
            + ["stale"] * 3 + ["cancel_batch", "cancel_group"] + ["create"] * 2 + ["boot"] * 2 + ["activation_timeout"])
@@ -55,14 +58,16 @@ RETRY_ACTIONS = [a for a in ACTIONS if a not in ("cancel_batch", "cancel_group")
 class Run:
     outcomes = OUTCOMES
 
-    def __init__(self, data: st.DataObject | Scripted, verdicts: bool = True, deposed_leaders: bool = True) -> None:
+    def __init__(self, data: st.DataObject | Scripted, verdicts: bool = True, deposed_leaders: bool = True,
+                 builder: Builder | None = None) -> None:
         """`verdicts` False: a log written before verdicts existed (every decision v1: awaits_verdict
         false), which every fold takes where it lands. `deposed_leaders` False: every decision carries
-        the newest scheduler epoch."""
+        the newest scheduler epoch. `builder`: the other producers' events, for another batch id."""
         self.data = data.replay() if isinstance(data, Scripted) else data  # an @example may run more than once
         self.verdicts = verdicts
         self.deposed_leaders = deposed_leaders
-        self.b = Builder()
+        self.b = builder or Builder()
+        self.front = MemoryFront(self.b.batch_id, USER, PRODUCER, self.b.clock)
         self.w = World()
         self.in_flight: list[Event] = []  # derived batch events not yet in the log
         self.in_flight_ids: set[str] = set()
@@ -80,20 +85,43 @@ class Run:
         return self.data.draw(strategy)
 
     def setup(self) -> None:
+        """The batch, two nested groups and its jobs, submitted through the front's own parser and
+        planner (memory_front.py) as Hail's client would: one update, committed."""
         n_jobs = self.draw(st.integers(1, 9))
         parents = {j: tuple(sorted(self.draw(st.sets(st.integers(1, j - 1), max_size=3)))) if j > 1 else ()
                    for j in range(1, n_jobs + 1)}
         always = self.draw(st.sets(st.integers(1, n_jobs), max_size=3))
         groups = [self.draw(st.integers(0, 2)) for _ in range(n_jobs)]
-        b = self.b
-        events: list[Event] = [b.batch(self.draw(st.none() | st.integers(1, 3))),
-                               b.update(1, n_jobs, 1, n_job_groups=2), b.group(1),
-                               b.group(2, parent=1, cancel_after_n_failures=self.draw(st.none() | st.integers(1, 2)))]
+        front = self.front
+        events = front.create_batch({"billing_project": "bp", "token": "tok", "n_jobs": n_jobs,
+                                     "cancel_after_n_failures": self.draw(st.none() | st.integers(1, 3))})
+        update_id, created = front.create_update({"token": "u1", "n_jobs": n_jobs, "n_job_groups": 2})
+        events += created
+        events += front.add_groups(update_id, [
+            {"job_group_id": 1, "absolute_parent_id": 0},
+            {"job_group_id": 2, "in_update_parent_id": 1,
+             "cancel_after_n_failures": self.draw(st.none() | st.integers(1, 2))}])
         n_max = self.draw(st.integers(1, 3))
-        events += [b.job(j, parents[j], always_run=j in always, n_max_attempts=n_max, group=groups[j - 1],
-                         retry_policy=POLICY if j % 2 == 0 else None)
-                   for j in range(1, n_jobs + 1)]
-        events.append(b.commit(1, n_jobs, 1))
+        events += front.add_jobs(update_id, [
+            job_body(j, in_update_parents=parents[j], always_run=j in always, n_max_attempts=n_max,
+                     **({"group": 0} if groups[j - 1] == 0 else {"in_update_group": groups[j - 1]}),
+                     retry_policy=POLICY_SPEC if j % 2 == 0 else None)
+            for j in range(1, n_jobs + 1)])
+        events += front.commit(update_id)
+        self.append(*events)
+
+    def add_update(self, n_jobs: int) -> None:
+        """A later update through the front: a chain of `n_jobs` jobs, the first a child of job 1. The
+        front refuses it (409, nothing appended) if the batch was cancelled."""
+        try:
+            update_id, events = self.front.create_update({"token": f"u{len(self.front.updates) + 1}",
+                                                          "n_jobs": n_jobs})
+        except Conflict:
+            assert self.s.cancelled
+            return
+        events += self.front.add_jobs(update_id, [job_body(1, parents=(1,))] + [
+            job_body(j, in_update_parents=(j - 1,)) for j in range(2, n_jobs + 1)])
+        events += self.front.commit(update_id)
         self.append(*events)
 
     # --- producers ------------------------------------------------------------------------------
@@ -199,9 +227,9 @@ class Run:
             self.append(b.mjc(job.job_id, job.attempt.attempt_id, "Error", "instance_lost", None,
                               instance=job.attempt.instance_name))
         elif action == "cancel_batch":
-            self.append(b.cancel())
+            self.append(*self.front.cancel_batch())
         elif action == "cancel_group":
-            self.append(b.cancel_group(self.draw(st.integers(1, 2))))
+            self.append(*self.front.cancel_group(self.draw(st.integers(1, 2))))
 
     def expect_no_change(self, event: Event) -> None:
         before, due = self.s.snapshot(), list(self.s.verdicts_due)

@@ -35,16 +35,14 @@ class BatchBuilder(Builder):
 
 
 def batch_run(data: st.DataObject, batch_id: int) -> list[Event]:
-    run = Run(data)
-    run.b = BatchBuilder(batch_id=batch_id)
+    run = Run(data, builder=BatchBuilder(batch_id=batch_id))
     run.setup()
     for action in data.draw(st.lists(st.sampled_from(ACTIONS), min_size=5, max_size=40)):
         run.step(action)
     if data.draw(st.booleans()):
         run.drive_to_quiescence()
         if data.draw(st.booleans()):  # a new update to the completed batch
-            start = run.s.next_job_id()
-            run.append(*run.b.dag({start: (), start + 1: (start,)}, update_id=2, start_job_id=start))
+            run.add_update(2)
             run.drive_to_quiescence()
     return run.w.log
 

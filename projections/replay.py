@@ -6,8 +6,9 @@
 The comparison is at one position of the log: a REPEATABLE READ snapshot of the live schema is
 taken first, its stored offsets are where the replay stops, and the live rows are read from that
 same snapshot, so a live projector that keeps running does not make differences appear.
-Only projection tables are compared (tables.PROJECTED); the scheduler's explanations cache, the
-front end's own tables and schema_migrations are not projections.
+Only projection tables are compared row for row (tables.PROJECTED); the scheduler's explanations
+cache and schema_migrations are not projections. The front end's own tables are not either, but
+they must hold every fact the log holds: front_check.py checks that, one way.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ from events.log import EventLog
 from events.topics import Topics
 from projections.cost import PriceTable
 from projections.db import READMODEL_MIGRATIONS, check_schema_name, connect, drop_schema, migrate
+from projections.differences import Difference
+from projections.front_check import check_front_tables, has_front_tables
 from projections.readmodel.bulk import (
     BULK_FAILED,
     DEFAULT_MAX_HELD_JOBS,
@@ -51,20 +54,6 @@ PROJECTIONS = (READMODEL,)  # every projection `squall replay` can rebuild
 DEFAULT_SCRATCH = "replay_readmodel"
 
 
-@dataclass(frozen=True)
-class Difference:
-    table: str
-    key: tuple[Any, ...]
-    kind: str  # "only live" | "only replay" | "differs"
-    columns: tuple[tuple[str, Any, Any], ...] = ()  # (column, live, replay) for "differs"
-
-    def __str__(self) -> str:
-        where = f"{self.table} {self.key}"
-        if self.kind != "differs":
-            return f"{where}: {self.kind}"
-        return f"{where}: " + "; ".join(f"{c} live={a!r} replay={b!r}" for c, a, b in self.columns)
-
-
 @dataclass
 class ReplayResult:
     schema: str
@@ -74,6 +63,7 @@ class ReplayResult:
     differences: list[Difference] = field(default_factory=list)
     rows_compared: int = 0
     mode: str = "live"  # "bulk": rebuild mode; "live": the live, transactional projection
+    front_checked: bool = False  # the front's tables were checked against the log (front_check.py)
 
 
 async def rebuild(log: EventLog, topics: Topics, database_url: str, schema: str = DEFAULT_SCRATCH,
@@ -187,6 +177,11 @@ async def replay_and_verify(log: EventLog, topics: Topics, database_url: str, li
                                    bulk=bulk)
             with connect(database_url, schema=schema) as scratch:
                 result.differences, result.rows_compared = compare(live, scratch, max_differences)
+    # the front's tables against the log, read now rather than in the snapshot (front_check.py says why)
+    with connect(database_url, schema=live_schema) as live:
+        result.front_checked = has_front_tables(live)
+        if result.front_checked:
+            result.differences += check_front_tables(live, schema, max_differences - len(result.differences))
     return result
 
 

@@ -114,6 +114,8 @@ def replay(
         typer.echo(f"{len(result.differences)} difference(s){more} between {live_schema} and {schema}")
         raise typer.Exit(1)
     typer.echo(f"no differences: {result.rows_compared} rows compared ({live_schema} vs {schema})")
+    if result.front_checked:
+        typer.echo("the front's tables hold every batch, update, job group and job of the log")
 
 
 async def _replay(config: ServiceConfig, schema: str, verify: bool, live_schema: str, prices,  # type: ignore[no-untyped-def]

@@ -154,6 +154,8 @@ def test_every_component_killed_in_turn_mid_batch_comes_back_and_every_job_ends_
                              "--kafka-credentials", str(client.state.credentials_file("admin"))],
                             capture_output=True, text=True, timeout=300)
     assert verify.returncode == 0, verify.stdout + verify.stderr
+    # the front was killed mid-batch too: its tables still hold every fact the log does
+    assert "the front's tables hold every batch" in verify.stdout, verify.stdout
 
 
 def test_squall_down_is_not_undone_by_the_supervisor(podman_ready: None, pg_url: str) -> None:

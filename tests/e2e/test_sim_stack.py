@@ -130,6 +130,7 @@ def test_replay_verifies_after_batches_cancelled_at_once_and_one_cancelled_mid_r
     result = CliRunner().invoke(app, ["replay", "--all", "--verify", "--home", str(client.home)])
     assert result.exit_code == 0, result.output
     assert "no differences" in result.output
+    assert "the front's tables hold every batch, update, job group and job of the log" in result.output
 
 
 

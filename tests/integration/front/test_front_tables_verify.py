@@ -42,12 +42,11 @@ async def test_replay_verify_finds_a_fact_of_the_log_the_front_lost(fresh_db, ka
 
         until = {(t, p): e for t in topics.fold_topics for p, e in (await kafka_log.end_offsets(t)).items()}
         await run_readmodel(kafka_log, topics, fresh_db, until=until)
-        cli = CliRunner()
         args = ["replay", "--verify", "--bootstrap", kafka_bootstrap, "--database-url", fresh_db,
                 "--topic-prefix", topics.prefix]
 
-        def verify():
-            return asyncio.to_thread(cli.invoke, app, args)
+        def verify(args: list[str] = args):
+            return asyncio.to_thread(CliRunner().invoke, app, args)
 
         clean = await verify()
         assert clean.exit_code == 0, clean.output

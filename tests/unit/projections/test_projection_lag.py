@@ -6,6 +6,7 @@ import asyncio
 
 from events.log import Message
 from projections.lag import report_lag
+from tests.eventually import eventually
 
 
 async def test_the_lag_is_the_log_end_minus_the_positions_summed_over_owned_partitions(memory_log, topics) -> None:
@@ -16,21 +17,26 @@ async def test_the_lag_is_the_log_end_minus_the_positions_summed_over_owned_part
     reported: list[int] = []
     stop = asyncio.Event()
     task = asyncio.create_task(report_lag(memory_log, lambda: owned, reported.append, stop, every_s=0.01))
-    await asyncio.sleep(0.05)
-    assert reported[-1] == 40
+    await eventually(lambda: reported and reported[-1] == 40, what="the whole log reported as lag")
     owned.update({(batch, p): end for p, end in ends.items() if p % 2 == 0})  # half the partitions caught up
     owned[(batch, 1)] = ends[1] + 5  # a position read past the end offsets we got: never negative
-    await asyncio.sleep(0.05)
-    assert reported[-1] == sum(end for p, end in ends.items() if p % 2 == 1 and p != 1)
+    behind = sum(end for p, end in ends.items() if p % 2 == 1 and p != 1)
+    await eventually(lambda: reported[-1] == behind, what=f"a lag of {behind}")
     stop.set()
     await asyncio.wait_for(task, 1)
 
 
 async def test_nothing_is_reported_before_the_process_owns_a_partition(memory_log, topics) -> None:
     reported: list[int] = []
+    looked: list[int] = []
+
+    def owned() -> dict:
+        looked.append(1)
+        return {}
+
     stop = asyncio.Event()
-    task = asyncio.create_task(report_lag(memory_log, dict, reported.append, stop, every_s=0.01))
-    await asyncio.sleep(0.05)
+    task = asyncio.create_task(report_lag(memory_log, owned, reported.append, stop, every_s=0.01))
+    await eventually(lambda: len(looked) >= 3, what="three rounds of the reporter")  # it looked, and said nothing
     stop.set()
     await asyncio.wait_for(task, 1)
     assert reported == []

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.eventually import eventually
 from tests.unit.worker.factories import assignment
 from worker.capacity import CapacityExceeded, WeightedSemaphore
 from worker.journal import Journal, JournalCorrupt, key_of
@@ -54,8 +55,8 @@ async def test_semaphore_is_fifo_and_a_cancelled_waiter_gives_way() -> None:
     cancel = asyncio.Event()
     big = asyncio.create_task(take("big", 1000, cancel))
     small = asyncio.create_task(take("small", 250))
-    await asyncio.sleep(0.01)
-    assert order == []  # small fits but must not overtake big (FIFO)
+    await eventually(lambda: len(sem._waiters) == 2, what="both takers queued")
+    assert order == []  # small fits but must not overtake big (FIFO): both queue, neither holds
     cancel.set()
     await asyncio.gather(big, small)
     assert order == ["small"] and sem.available == 0

@@ -171,6 +171,15 @@ class Run:
             self.appended_derived.add(e.event_id)
             self.append(e)
 
+    def asks(self, job_id: int) -> int:
+        """The memory a scheduler places the job with: what a retry policy raised it to, else its own
+        request (a boot of a Creating attempt sends the attempt's, which it keeps)."""
+        job = self.s.jobs[job_id]
+        if job.overrides is not None and job.overrides.memory_bytes is not None:
+            return job.overrides.memory_bytes
+        assert job.spec is not None
+        return job.spec.resources.memory_bytes
+
     def jobs_in(self, *states: str) -> list[int]:
         return sorted(j.job_id for j in self.s.jobs.values() if j.state in states)
 
@@ -193,7 +202,8 @@ class Run:
             if self.deposed_leaders:
                 epoch -= self.draw(st.sampled_from([0, 0, 0, 1]))  # sometimes a deposed leader
             self.n_attempts += 1
-            self.append(b.sj(job_id, f"at{self.n_attempts}", epoch=epoch, awaits_verdict=self.verdicts))
+            self.append(b.sj(job_id, f"at{self.n_attempts}", epoch=epoch, awaits_verdict=self.verdicts,
+                             memory_bytes=self.asks(job_id)))
         elif action == "start" and (running := self.judged_in(RUNNING)):
             job = s.jobs[self.draw(st.sampled_from(running))]
             self.append(b.mjs(job.job_id, job.attempt.attempt_id))
@@ -221,6 +231,7 @@ class Run:
         elif action == "boot" and (creating := self.jobs_in(CREATING)):
             job = s.jobs[self.draw(st.sampled_from(creating))]  # its instance activated: the same attempt there
             self.append(b.sj(job.job_id, job.attempt.attempt_id, epoch=self.epoch, instance=job.attempt.instance_name,
+                             memory_bytes=job.attempt.memory_bytes,
                              awaits_verdict=self.verdicts))
         elif action == "activation_timeout" and (creating := self.judged_in(CREATING)):
             job = s.jobs[self.draw(st.sampled_from(creating))]  # health: the instance never came
@@ -275,10 +286,12 @@ class Run:
                 job = self.s.jobs[job_id]
                 if job.completion is None:
                     self.append(self.b.sj(job_id, job.attempt.attempt_id, epoch=self.epoch,
+                                          memory_bytes=job.attempt.memory_bytes,
                                           instance=job.attempt.instance_name, awaits_verdict=self.verdicts))
             for job_id in ready:
                 self.n_attempts += 1
-                self.append(self.b.sj(job_id, f"at{self.n_attempts}", epoch=self.epoch, awaits_verdict=self.verdicts))
+                self.append(self.b.sj(job_id, f"at{self.n_attempts}", epoch=self.epoch, awaits_verdict=self.verdicts,
+                                      memory_bytes=self.asks(job_id)))
             for job_id in running:
                 job = self.s.jobs[job_id]
                 if job.completion is None:

@@ -69,8 +69,8 @@ class _Failing(BaseHTTPRequestHandler):
 @pytest.fixture
 def failing_endpoint() -> Iterator[str]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Failing)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+    thread.start()  # (a short poll: shutdown() waits out one)
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:

@@ -39,14 +39,20 @@ async def insert_batch(conn: AsyncConnection, user: str, spec: BatchRequest, now
 
 async def batch_for_user(conn: AsyncConnection, batch_id: int, user: str, *, lock: bool = False,
                          include_deleted: bool = False) -> BatchRow:
-    """The caller's batch, or NotFound (also for other users' batches: existence is not leaked)."""
+    """The caller's batch, or NotFound (also for other users' batches: existence is not leaked).
+
+    Cancelled if a user cancelled it (the front's flag) or the log did on its own: Hail's
+    cancel_after_n_failures cancels the root group, which the read model shows, and a batch so
+    cancelled refuses updates and commits as one a user cancelled does."""
     cur = conn.cursor(row_factory=dict_row)
-    await cur.execute("SELECT * FROM front_batches WHERE batch_id = %s" + (" FOR UPDATE" if lock else ""),
-                      (batch_id,))
+    await cur.execute("SELECT f.*, COALESCE(b.cancelled, false) AS cancelled_in_log FROM front_batches f "
+                      "LEFT JOIN batches b ON b.batch_id = f.batch_id WHERE f.batch_id = %s"
+                      + (" FOR UPDATE OF f" if lock else ""), (batch_id,))
     row = await cur.fetchone()
     if row is None or row["user_name"] != user or (row["deleted"] and not include_deleted):
         raise NotFound(f"batch {batch_id} not found")
-    return BatchRow(**row)
+    cancelled_in_log = row.pop("cancelled_in_log")
+    return BatchRow(**{**row, "cancelled": row["cancelled"] or cancelled_in_log})
 
 
 async def reserve_update(conn: AsyncConnection, batch: BatchRow, spec: UpdateRequest, now_ms: int) -> UpdateRow:
@@ -159,9 +165,13 @@ async def mark_committed(conn: AsyncConnection, update: UpdateRow, now_ms: int) 
 
 
 async def groups_of(conn: AsyncConnection, batch_id: int) -> dict[int, GroupRow]:
+    """The batch's groups; a group is cancelled if a user cancelled it or the log did (its
+    cancel_after_n_failures, shown by the read model), as for the batch in `batch_for_user`."""
     cur = conn.cursor(row_factory=dict_row)
-    await cur.execute("SELECT job_group_id, parent_job_group_id, depth, cancelled FROM front_job_groups "
-                      "WHERE batch_id = %s", (batch_id,))
+    await cur.execute("SELECT f.job_group_id, f.parent_job_group_id, f.depth, "
+                      "f.cancelled OR COALESCE(g.cancelled, false) AS cancelled FROM front_job_groups f "
+                      "LEFT JOIN job_groups g ON g.batch_id = f.batch_id AND g.job_group_id = f.job_group_id "
+                      "WHERE f.batch_id = %s", (batch_id,))
     return {r["job_group_id"]: GroupRow(**r) for r in await cur.fetchall()}
 
 

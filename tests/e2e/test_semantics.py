@@ -66,6 +66,18 @@ def test_a_cancelled_batch_refuses_updates(e2e_stack: StackClient) -> None:
     e2e_stack.wait(batch_id)
 
 
+def test_a_batch_its_failures_cancelled_refuses_updates(e2e_stack: StackClient) -> None:
+    """cancel_after_n_failures cancels the batch in the log (no user asked): the front refuses an
+    update to it as to a batch a user cancelled, as Hail does (services/front/store.py)."""
+    batch_id = e2e_stack.submit([job(1, ["false"]), job(2, ["sleep", "60"])], cancel_after_n_failures=1)
+    done = e2e_stack.wait(batch_id)
+    # job 2 was cancelled by the batch's cancellation, which the log holds before it
+    assert (done["n_failed"], done["n_cancelled"]) == (1, 1), done
+    resp = e2e_stack.http.post(f"/batches/{batch_id}/update-fast", json={
+        "update": {"token": "u2", "n_jobs": 1, "n_job_groups": 0}, "bunch": [job(1, ["true"])], "job_groups": []})
+    assert resp.status_code == 400 and "is cancelled" in resp.json()["message"], resp.text
+
+
 def test_a_batch_callback_is_posted_its_status_when_it_completes(e2e_stack: StackClient) -> None:
     import json
     import threading

@@ -92,7 +92,7 @@ def scheduled(b: int, j: int, attempt: str, instance: str, t: int, epoch: int = 
     return ev.JobAttemptScheduled(
         event_id=derived_event_id("JobAttemptScheduled", b, j, attempt), occurred_at=t, producer=P, batch_id=b,
         job_id=j, attempt_id=attempt, instance_name=instance, scheduler_epoch=epoch, user=f"user{b % 5}",
-        cores_mcpu=1000, memory_bytes=SPEC.resources.memory_bytes, storage_gib=0)
+        cores_mcpu=1000, memory_bytes=SPEC.resources.memory_bytes, storage_gib=0, awaits_verdict=True)
 
 
 def job_life(b: int, j: int, instance: str, t: int) -> list[ev.Event]:

@@ -258,8 +258,7 @@ def _requested_resources(e: JobAttemptScheduled | JobCreating, job: Job) -> tupl
     r = job.spec.resources if job.spec else None  # JobCreating carries none: the job's own request
     if r is None:
         return (0, 0, 0)
-    memory = job.overrides.memory_bytes if job.overrides and job.overrides.memory_bytes is not None else None
-    return (r.cores_mcpu, r.memory_bytes if memory is None else memory, r.storage_gib)
+    return (r.cores_mcpu, job.requested_memory_bytes, r.storage_gib)
 
 
 def _attempt_started(s: BatchState, e: JobAttemptStarted) -> None:

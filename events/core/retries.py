@@ -95,9 +95,7 @@ def _attempt_memory(job: Job) -> int:
     """The memory the failed attempt had (its placement's), else what the job asks for now."""
     if job.attempt is not None and job.attempt.memory_bytes > 0:
         return job.attempt.memory_bytes
-    if job.overrides is not None and job.overrides.memory_bytes is not None:
-        return job.overrides.memory_bytes
-    return job.spec.resources.memory_bytes if job.spec is not None else 0
+    return job.requested_memory_bytes
 
 
 def _non_preemptible(job: Job) -> bool:

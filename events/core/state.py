@@ -341,6 +341,14 @@ class Job:
     def n_attempts(self) -> int:
         return len(self.attempt_ids)
 
+    @property
+    def requested_memory_bytes(self) -> int:
+        """The memory the job asks for now: what a retry policy raised it to, else its own request (0
+        once its spec is dropped)."""
+        if self.overrides is not None and self.overrides.memory_bytes is not None:
+            return self.overrides.memory_bytes
+        return self.spec.resources.memory_bytes if self.spec is not None else 0
+
     def snapshot(self) -> tuple[Any, ...]:
         """The facts about the job (not the bookkeeping of which event moved it last)."""
         return (

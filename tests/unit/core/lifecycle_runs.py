@@ -171,15 +171,6 @@ class Run:
             self.appended_derived.add(e.event_id)
             self.append(e)
 
-    def asks(self, job_id: int) -> int:
-        """The memory a scheduler places the job with: what a retry policy raised it to, else its own
-        request (a boot of a Creating attempt sends the attempt's, which it keeps)."""
-        job = self.s.jobs[job_id]
-        if job.overrides is not None and job.overrides.memory_bytes is not None:
-            return job.overrides.memory_bytes
-        assert job.spec is not None
-        return job.spec.resources.memory_bytes
-
     def jobs_in(self, *states: str) -> list[int]:
         return sorted(j.job_id for j in self.s.jobs.values() if j.state in states)
 
@@ -203,7 +194,7 @@ class Run:
                 epoch -= self.draw(st.sampled_from([0, 0, 0, 1]))  # sometimes a deposed leader
             self.n_attempts += 1
             self.append(b.sj(job_id, f"at{self.n_attempts}", epoch=epoch, awaits_verdict=self.verdicts,
-                             memory_bytes=self.asks(job_id)))
+                             memory_bytes=self.s.jobs[job_id].requested_memory_bytes))
         elif action == "start" and (running := self.judged_in(RUNNING)):
             job = s.jobs[self.draw(st.sampled_from(running))]
             self.append(b.mjs(job.job_id, job.attempt.attempt_id))
@@ -291,7 +282,7 @@ class Run:
             for job_id in ready:
                 self.n_attempts += 1
                 self.append(self.b.sj(job_id, f"at{self.n_attempts}", epoch=self.epoch, awaits_verdict=self.verdicts,
-                                      memory_bytes=self.asks(job_id)))
+                                      memory_bytes=self.s.jobs[job_id].requested_memory_bytes))
             for job_id in running:
                 job = self.s.jobs[job_id]
                 if job.completion is None:

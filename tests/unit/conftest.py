@@ -10,14 +10,10 @@ from pathlib import Path
 import pytest
 
 UNIT = Path(__file__).parent
-WARNINGS_ARE_ERRORS = pytest.mark.filterwarnings(
-    "error",
-    # starlette's TestClient warns that it will want httpx2: nothing of ours to change
-    "ignore:Using `httpx` with `starlette.testclient` is deprecated",
-)
+LEAKS_ARE_ERRORS = pytest.mark.filterwarnings("error::ResourceWarning")  # over pyproject's filters
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.path.is_relative_to(UNIT):  # (a conftest's hook sees every collected item)
-            item.add_marker(WARNINGS_ARE_ERRORS)
+            item.add_marker(LEAKS_ARE_ERRORS)

@@ -46,7 +46,7 @@ from projections.readmodel.bulk import (
 from projections.readmodel.projection import NAME as READMODEL
 from projections.readmodel.service import run_readmodel
 from projections.readmodel.tables import PROJECTED
-from projections.runner import RunnerSettings, TopicPartition
+from projections.runner import RunnerSettings, TopicPartition, log_end
 
 logger = logging.getLogger(__name__)
 
@@ -82,10 +82,7 @@ async def rebuild(log: EventLog, topics: Topics, database_url: str, schema: str 
     if schema == "public" and not in_place:
         raise ValueError("replay builds into a scratch schema, never 'public'; pass another --schema")
     if until is None:
-        until = {}
-        for topic in topics.fold_topics:
-            for partition, end in (await log.end_offsets(topic)).items():
-                until[(topic, partition)] = end
+        until = await log_end(log, topics)
     settings = settings or RunnerSettings()
     settings.publish_quarantine = False  # the live projector published them when it first met them
     started = time.perf_counter()

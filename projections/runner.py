@@ -23,11 +23,18 @@ from events.catalog import Event
 from events.codec import Codec
 from events.errors import DecodeError
 from events.log import EventLog, Message, Record
+from events.topics import Topics
 from projections.reader import LogReader, PartitionReader
 
 log = logging.getLogger(__name__)
 
 TopicPartition = tuple[str, int]
+
+
+async def log_end(log: EventLog, topics: Topics) -> dict[TopicPartition, int]:
+    """Where the log ends now, per partition of the topics the projections fold: an `until` that
+    folds everything appended so far."""
+    return {(t, p): end for t in topics.fold_topics for p, end in (await log.end_offsets(t)).items()}
 
 
 class PoisonError(Exception):

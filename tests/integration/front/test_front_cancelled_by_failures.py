@@ -14,13 +14,13 @@ from events.catalog import BatchCancelled, JobGroupCancelled
 from events.envelope import derived_event_id
 from events.publisher import Publisher
 from projections.readmodel.service import run_readmodel
+from projections.runner import log_end
 
 REASON = "cancel_after_n_failures"  # events/core/react.py's CANCEL_AFTER_N_FAILURES
 
 
 async def fold_into_read_model(front: Front) -> None:
-    until = {(t, p): e for t in front.topics.fold_topics for p, e in (await front.log.end_offsets(t)).items()}
-    await run_readmodel(front.log, front.topics, front.deps.pool.conninfo, until=until)
+    await run_readmodel(front.log, front.topics, front.deps.pool.conninfo, until=await log_end(front.log, front.topics))
 
 
 async def cancelled_by_the_log(front: Front, batch_id: int, job_group_id: int) -> None:

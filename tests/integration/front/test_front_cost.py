@@ -19,6 +19,7 @@ from events import catalog as ev
 from events.publisher import Publisher
 from projections.cost import PriceTable, Pricing
 from projections.readmodel.service import run_readmodel
+from projections.runner import log_end
 from services.cli import app
 from services.front.billing_loop import BILLING_LIMIT_REASON, cancel_over_limit_batches
 from services.front.startup import apply_migrations
@@ -181,7 +182,7 @@ async def test_a_project_is_stopped_within_one_billing_interval_of_reaching_its_
             event_id=f"rr{n}", occurred_at=t0 + n * interval_ms, producer="worker/w1", batch_id=batch_id,
             instance_name="w1", running_at=t0 + n * interval_ms,
             attempts=(ev.RunningAttempt(job_id=1, attempt_id="a1"),))])
-        await run_readmodel(front.log, front.topics, front.deps.pool.conninfo, until=await _ends(front))
+        await run_readmodel(front.log, front.topics, front.deps.pool.conninfo, until=await log_end(front.log, front.topics))
         accrued = (await front.sql("SELECT cost FROM batches WHERE batch_id = %s", (batch_id,)))[0][0]
         assert accrued == pytest.approx(n * per_interval)  # the batch's cost rises while the job runs
         if await cancel_over_limit_batches(front.pool, front.deps.submissions):
@@ -191,7 +192,3 @@ async def test_a_project_is_stopped_within_one_billing_interval_of_reaching_its_
     assert limit <= stopped_at < limit + per_interval
     cancels = [e for e in await front.events() if isinstance(e, ev.BatchCancelRequested)]
     assert [(c.batch_id, c.reason) for c in cancels] == [(batch_id, BILLING_LIMIT_REASON)]
-
-
-async def _ends(front) -> dict[tuple[str, int], int]:  # type: ignore[no-untyped-def]
-    return {(t, p): e for t in front.topics.fold_topics for p, e in (await front.log.end_offsets(t)).items()}

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 import services.cli.replay  # noqa: F401  (registers the commands)
 from projections.readmodel.service import run_readmodel
+from projections.runner import log_end
 from services.cli import app
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
@@ -40,8 +41,7 @@ async def test_replay_verify_finds_a_fact_of_the_log_the_front_lost(fresh_db, ka
                                                  "job_groups": []})).json()["id"]
         assert (await front.client.delete(f"/api/v1alpha/batches/{deleted}")).status_code == 200
 
-        until = {(t, p): e for t in topics.fold_topics for p, e in (await kafka_log.end_offsets(t)).items()}
-        await run_readmodel(kafka_log, topics, fresh_db, until=until)
+        await run_readmodel(kafka_log, topics, fresh_db, until=await log_end(kafka_log, topics))
         args = ["replay", "--verify", "--bootstrap", kafka_bootstrap, "--database-url", fresh_db,
                 "--topic-prefix", topics.prefix]
 

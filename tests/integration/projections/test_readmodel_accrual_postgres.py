@@ -20,7 +20,7 @@ from projections.readmodel.convert import convert
 from projections.readmodel.fold import ReadModel
 from projections.readmodel.service import run_readmodel
 from projections.replay import replay_and_verify
-from projections.runner import RunnerSettings
+from projections.runner import RunnerSettings, log_end
 from tests.fakes.streams import StreamShape, build_stream
 
 pytestmark = pytest.mark.postgres
@@ -37,10 +37,6 @@ def prefix_with_running_attempts(seed: int = 5) -> list[ev.Event]:
     return events[: reports[int(len(reports) * 0.6)] + 1]
 
 
-async def ends(log: EventLog, topics: Topics) -> dict[tuple[str, int], int]:
-    return {(t, p): e for t in topics.fold_topics for p, e in (await log.end_offsets(t)).items()}
-
-
 def rows_of(url: str, table: str, schema: str = "public") -> list[dict[str, Any]]:
     with psycopg.connect(url, options=f"-c search_path={schema}") as conn:
         cur = conn.execute(f"SELECT * FROM {table}")
@@ -54,7 +50,7 @@ async def test_running_cost_replays_exactly(kafka_log: EventLog, topics: Topics,
     events = prefix_with_running_attempts()
     await Publisher(kafka_log, topics).publish(events)
     await run_readmodel(kafka_log, topics, readmodel_db, prices=PRICES,
-                        settings=RunnerSettings(max_batch=17, workers=3), until=await ends(kafka_log, topics))
+                        settings=RunnerSettings(max_batch=17, workers=3), until=await log_end(kafka_log, topics))
     running = [a for a in rows_of(readmodel_db, "attempts") if a["start_time"] is not None and a["end_time"] is None]
     assert running and all(a["billed_ms"] == a["billed_until"] - a["start_time"] > 0 for a in running
                            if a["billed_until"] is not None)
@@ -88,7 +84,7 @@ async def test_rebuild_mode_loads_back_running_attempts_it_wrote_and_dropped(mem
 
     await Publisher(memory_log, topics).publish(prefix_with_running_attempts(seed=8))
     await run_readmodel(memory_log, topics, readmodel_db, prices=PRICES, settings=RunnerSettings(max_batch=50),
-                        until=await ends(memory_log, topics))
+                        until=await log_end(memory_log, topics))
     result = await rebuild(memory_log, topics, readmodel_db, "replay_small", prices=PRICES, max_held_jobs=6,
                            settings=RunnerSettings(max_batch=30))
     assert result.mode == "bulk"

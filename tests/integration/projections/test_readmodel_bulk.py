@@ -15,15 +15,15 @@ from events.topics import Topics
 from projections.db import connect
 from projections.readmodel.service import run_readmodel
 from projections.replay import compare, rebuild, replay_and_verify
-from projections.runner import RunnerSettings
-from tests.integration.projections.test_readmodel_postgres import SHAPE, ends, publish_stream
+from projections.runner import RunnerSettings, log_end
+from tests.integration.projections.test_readmodel_postgres import SHAPE, publish_stream
 
 pytestmark = pytest.mark.postgres
 
 
 async def build_live(log: EventLog, topics: Topics, url: str) -> None:
     await run_readmodel(log, topics, url, settings=RunnerSettings(max_batch=50, workers=2),
-                        until=await ends(log, topics))
+                        until=await log_end(log, topics))
 
 
 def index_definitions(url: str, schema: str) -> list[str]:
@@ -41,7 +41,7 @@ async def test_rebuild_mode_builds_the_rows_of_the_live_projection(memory_log: E
     events = await publish_stream(memory_log, topics)
     await Publisher(memory_log, topics).publish([e for e in events if getattr(e, "batch_id", None) == 1])
     await build_live(memory_log, topics, readmodel_db)
-    result = await rebuild(memory_log, topics, readmodel_db, "bulk_scratch", until=await ends(memory_log, topics),
+    result = await rebuild(memory_log, topics, readmodel_db, "bulk_scratch", until=await log_end(memory_log, topics),
                            settings=RunnerSettings(max_batch=97, workers=2), max_held_jobs=max_held_jobs)
     assert result.mode == "bulk"
     with connect(readmodel_db) as live, connect(readmodel_db, schema="bulk_scratch") as rebuilt:
@@ -88,5 +88,5 @@ async def test_rebuild_mode_in_two_processes_equals_the_live_projection(kafka_lo
     result = await replay_and_verify(kafka_log, topics, readmodel_db, processes=2)
     assert result.mode == "bulk"
     assert result.differences == []
-    assert result.events == sum((await ends(kafka_log, topics)).values())
+    assert result.events == sum((await log_end(kafka_log, topics)).values())
     assert index_definitions(readmodel_db, result.schema) == index_definitions(readmodel_db, "public")

@@ -25,8 +25,7 @@ from events.topics import Topics
 from projections.db import connect
 from projections.readmodel.service import run_readmodel
 from projections.replay import compare, rebuild
-from projections.runner import RunnerSettings
-from tests.integration.projections.test_readmodel_postgres import ends
+from projections.runner import RunnerSettings, log_end
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "unit" / "core"))  # the lifecycle builder
 from lifecycle_world import Builder, World  # noqa: E402
@@ -58,7 +57,7 @@ async def publish_legacy_log(log: EventLog, topics: Topics) -> dict:
 async def test_a_log_from_before_verdicts_projects_live_and_in_bulk_to_that_releases_rows(
         memory_log: EventLog, topics: Topics, readmodel_db: str) -> None:
     legacy = await publish_legacy_log(memory_log, topics)
-    until = await ends(memory_log, topics)
+    until = await log_end(memory_log, topics)
     await run_readmodel(memory_log, topics, readmodel_db, settings=RunnerSettings(max_batch=1, workers=1),
                         until=until)
     with psycopg.connect(readmodel_db) as conn:

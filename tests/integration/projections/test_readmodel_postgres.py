@@ -21,16 +21,12 @@ from projections.readmodel.fold import ReadModel
 from projections.readmodel.service import run_readmodel
 from projections.readmodel.tables import STATEFUL
 from projections.replay import replay_and_verify
-from projections.runner import RunnerSettings
+from projections.runner import RunnerSettings, log_end
 from tests.fakes.streams import StreamShape, build_stream
 
 pytestmark = pytest.mark.postgres
 
 SHAPE = StreamShape(n_batches=6, jobs_per_batch=40, n_instances=3, p_retry=0.1, p_fail=0.1, p_cancel=0.05)
-
-
-async def ends(log: EventLog, topics: Topics) -> dict[tuple[str, int], int]:
-    return {(t, p): e for t in topics.fold_topics for p, e in (await log.end_offsets(t)).items()}
 
 
 def table_rows(url: str, schema: str = "public") -> dict[str, dict[tuple[Any, ...], dict[str, Any]]]:
@@ -54,7 +50,7 @@ async def test_tables_equal_the_pure_fold_for_any_chunking(memory_log: EventLog,
                                                            readmodel_db: str) -> None:
     await publish_stream(memory_log, topics)
     await run_readmodel(memory_log, topics, readmodel_db, settings=RunnerSettings(max_batch=37, workers=3),
-                        until=await ends(memory_log, topics))
+                        until=await log_end(memory_log, topics))
     model = ReadModel()  # the same records, folded in log order without a database
     codec = Codec()
     for topic in topics.fold_topics:
@@ -67,7 +63,7 @@ async def test_tables_equal_the_pure_fold_for_any_chunking(memory_log: EventLog,
         for key, row in model.rows[table.name].items():
             assert {c: stored[table.name][key][c] for c in row} == row, (table.name, key)
     with psycopg.connect(readmodel_db) as conn:
-        n_batch_events = sum(e for (t, _), e in (await ends(memory_log, topics)).items() if t == topics.batch)
+        n_batch_events = sum(e for (t, _), e in (await log_end(memory_log, topics)).items() if t == topics.batch)
         assert conn.execute("SELECT count(*) FROM audit").fetchone() == (n_batch_events,)
 
 
@@ -75,9 +71,9 @@ async def test_replay_verify_on_a_live_built_database_finds_no_difference(kafka_
                                                                            readmodel_db: str) -> None:
     await publish_stream(kafka_log, topics)
     live = RunnerSettings(max_batch=50, workers=2)
-    await run_readmodel(kafka_log, topics, readmodel_db, settings=live, until=await ends(kafka_log, topics))
+    await run_readmodel(kafka_log, topics, readmodel_db, settings=live, until=await log_end(kafka_log, topics))
     result = await replay_and_verify(kafka_log, topics, readmodel_db)
-    assert result.events == sum((await ends(kafka_log, topics)).values())
+    assert result.events == sum((await log_end(kafka_log, topics)).values())
     assert result.rows_compared > 1000
     assert result.differences == []
     # a difference, once introduced, is reported with the column and both values
@@ -97,7 +93,7 @@ async def test_poison_is_quarantined_and_the_projection_keeps_going(memory_log: 
     ])
     orphan = ev.JobBecameReady(event_id="x", occurred_at=1, producer="t", batch_id=999_999, job_id=1, reason="r")
     await Publisher(memory_log, topics).publish([orphan])  # a job the log never created
-    await run_readmodel(memory_log, topics, readmodel_db, until=await ends(memory_log, topics))
+    await run_readmodel(memory_log, topics, readmodel_db, until=await log_end(memory_log, topics))
     with psycopg.connect(readmodel_db) as conn:
         reasons = [r for (r,) in conn.execute("SELECT reason FROM quarantine ORDER BY reason")]
         assert len(reasons) == 3
@@ -151,6 +147,6 @@ async def test_a_bug_in_the_fold_stops_the_projection_and_quarantines_nothing(me
     monkeypatch.setattr(ReadModel, "_mark_ready", broken)
     monkeypatch.setitem(fold_module._APPLY, ops.MarkJobReady, broken)
     with pytest.raises(KeyError, match="time_ready"):
-        await run_readmodel(memory_log, topics, readmodel_db, until=await ends(memory_log, topics))
+        await run_readmodel(memory_log, topics, readmodel_db, until=await log_end(memory_log, topics))
     with psycopg.connect(readmodel_db) as conn:
         assert conn.execute("SELECT count(*) FROM quarantine").fetchone() == (0,)

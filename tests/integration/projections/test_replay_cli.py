@@ -15,6 +15,7 @@ from events.log import Message
 from events.publisher import Publisher
 from events.topics import Topics
 from projections.readmodel.service import run_readmodel
+from projections.runner import log_end
 from services.cli import app
 from tests.fakes.streams import StreamShape, build_stream
 
@@ -28,8 +29,7 @@ async def build_live(bootstrap: str, topics: Topics, url: str) -> None:
         events = build_stream(StreamShape(n_batches=3, jobs_per_batch=10, n_instances=2), seed=4).events
         await Publisher(log, topics).publish(events + autoscaler_events())
         await log.append([Message(topics.batch, b"garbage", key=b"1")])
-        until = {(t, p): e for t in topics.fold_topics for p, e in (await log.end_offsets(t)).items()}
-        await run_readmodel(log, topics, url, until=until)
+        await run_readmodel(log, topics, url, until=await log_end(log, topics))
     finally:
         await log.close()
 

@@ -27,7 +27,6 @@ import os
 import resource
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -38,10 +37,14 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-import yaml
-
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+import httpx  # noqa: E402
+import yaml  # noqa: E402
+
+from deploy.stack import free_port  # noqa: E402
+
 IMAGE = "localhost/busybox:latest"
 TCK = os.sysconf("SC_CLK_TCK")
 # podman's cgroup parent with the cgroupfs manager: conmon/ (every conmon) and libpod-<id> (containers)
@@ -108,12 +111,6 @@ def cgroup_cpu(sub: str = "") -> float:
 def children_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def squall(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
